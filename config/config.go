@@ -1,0 +1,342 @@
+// Package config is Ponder's one configuration struct. Values come from, in
+// rising order of precedence: defaults, an optional YAML or JSON file
+// (ponder.yaml in the working directory, or --config), PONDER_* environment
+// variables, and command-line flags. Load validates the result once, with
+// errors that name the setting to change.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is everything Ponder can be told. The env tag names the PONDER_*
+// variable that sets a field.
+type Config struct {
+	// DataDir holds traces, the document store, plugins and eval runs.
+	DataDir string `json:"data_dir" env:"PONDER_DATA_DIR"`
+	Log     Log    `json:"log"`
+	LLM     LLM    `json:"llm"`
+	Server  Server `json:"server"`
+	Search  Search `json:"search"`
+	Tools   Tools  `json:"tools"`
+	// Retrieval configures document stores and embedders.
+	Retrieval Retrieval `json:"retrieval"`
+	Plugins   Plugins   `json:"plugins"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `json:"level" env:"PONDER_LOG_LEVEL"`   // trace, debug, info, warn, error
+	Format string `json:"format" env:"PONDER_LOG_FORMAT"` // auto (console on a TTY, else JSON), console, json
+}
+
+// LLM configures the OpenAI-compatible endpoint of the policy.
+type LLM struct {
+	BaseURL     string        `json:"base_url" env:"PONDER_LLM_BASE_URL"`
+	APIKey      string        `json:"api_key" env:"PONDER_LLM_API_KEY"`
+	Model       string        `json:"model" env:"PONDER_LLM_MODEL"`
+	Temperature float64       `json:"temperature" env:"PONDER_LLM_TEMPERATURE"`
+	MaxTokens   int           `json:"max_tokens" env:"PONDER_LLM_MAX_TOKENS"`
+	Timeout     time.Duration `json:"timeout" env:"PONDER_LLM_TIMEOUT"`
+	MaxRetries  int           `json:"max_retries" env:"PONDER_LLM_MAX_RETRIES"`
+	// Concurrency bounds concurrent requests to the endpoint.
+	Concurrency int `json:"concurrency" env:"PONDER_LLM_CONCURRENCY"`
+	// N says whether the endpoint honours n > 1: "auto" (try, fall back to
+	// sequential requests), "yes", "no".
+	N string `json:"n" env:"PONDER_LLM_N"`
+	// EmbeddingModel is the model of /v1/embeddings (empty: lexical only).
+	EmbeddingModel string `json:"embedding_model" env:"PONDER_EMBEDDING_MODEL"`
+}
+
+// Server configures `ponder serve`.
+type Server struct {
+	Addr string `json:"addr" env:"PONDER_ADDR"`
+	// Token is required as a bearer token on every HTTP request when set;
+	// it must be set when Addr is not a loopback address.
+	Token          string   `json:"token" env:"PONDER_TOKEN"`
+	AllowedOrigins []string `json:"allowed_origins" env:"PONDER_ALLOWED_ORIGINS"`
+	AllowedHosts   []string `json:"allowed_hosts" env:"PONDER_ALLOWED_HOSTS"`
+	MaxBodyBytes   int64    `json:"max_body_bytes" env:"PONDER_MAX_BODY_BYTES"`
+	// RateLimit is requests per second per client (0: none).
+	RateLimit    float64       `json:"rate_limit" env:"PONDER_RATE_LIMIT"`
+	SessionTTL   time.Duration `json:"session_ttl" env:"PONDER_SESSION_TTL"`
+	MaxSessions  int           `json:"max_sessions" env:"PONDER_MAX_SESSIONS"`
+	TracesKept   int           `json:"traces_kept" env:"PONDER_TRACES_KEPT"`
+	RecordPrompt bool          `json:"record_prompts" env:"PONDER_RECORD_PROMPTS"`
+}
+
+// Search holds defaults for searches.
+type Search struct {
+	Strategy     string        `json:"strategy" env:"PONDER_STRATEGY"`
+	Pack         string        `json:"pack" env:"PONDER_PACK"`
+	BudgetCalls  int64         `json:"budget_calls" env:"PONDER_BUDGET_CALLS"`
+	BudgetTokens int64         `json:"budget_tokens" env:"PONDER_BUDGET_TOKENS"`
+	Timeout      time.Duration `json:"timeout" env:"PONDER_TIMEOUT"`
+}
+
+// Tools configures the tools of tools/.
+type Tools struct {
+	// Sandbox configures the python tool.
+	Sandbox Sandbox `json:"sandbox"`
+	// MCPServers are external MCP servers whose tools Ponder offers.
+	MCPServers []MCPServer `json:"mcp_servers"`
+}
+
+// Sandbox configures sandboxed code execution.
+type Sandbox struct {
+	Timeout      time.Duration `json:"timeout" env:"PONDER_SANDBOX_TIMEOUT"`
+	MemoryMB     int           `json:"memory_mb" env:"PONDER_SANDBOX_MEMORY_MB"`
+	CPUSeconds   int           `json:"cpu_seconds" env:"PONDER_SANDBOX_CPU_SECONDS"`
+	OutputBytes  int           `json:"output_bytes" env:"PONDER_SANDBOX_OUTPUT_BYTES"`
+	Python       string        `json:"python" env:"PONDER_SANDBOX_PYTHON"`
+	Bubblewrap   string        `json:"bwrap" env:"PONDER_SANDBOX_BWRAP"`
+}
+
+// MCPServer is one external MCP server: a command (stdio) or a URL.
+type MCPServer struct {
+	Name    string            `json:"name"`
+	Command string            `json:"command,omitempty"`
+	Args    []string          `json:"args,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	URL     string            `json:"url,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Bearer  string            `json:"bearer,omitempty"`
+	Timeout time.Duration     `json:"timeout,omitempty"`
+}
+
+// Retrieval configures document stores.
+type Retrieval struct {
+	// Backend is "embedded" (default) or "qdrant".
+	Backend       string `json:"backend" env:"PONDER_RETRIEVAL_BACKEND"`
+	QdrantURL     string `json:"qdrant_url" env:"PONDER_QDRANT_URL"`
+	QdrantAPIKey  string `json:"qdrant_api_key" env:"PONDER_QDRANT_API_KEY"`
+	Collection    string `json:"collection" env:"PONDER_COLLECTION"`
+	MaxFileBytes  int64  `json:"max_file_bytes" env:"PONDER_MAX_FILE_BYTES"`
+	ChunkChars    int    `json:"chunk_chars" env:"PONDER_CHUNK_CHARS"`
+	ChunkOverlap  int    `json:"chunk_overlap" env:"PONDER_CHUNK_OVERLAP"`
+	EmbedURL      string `json:"embed_url" env:"PONDER_EMBED_URL"`
+	EmbedAPIKey   string `json:"embed_api_key" env:"PONDER_EMBED_API_KEY"`
+	EmbedModel    string `json:"embed_model" env:"PONDER_EMBED_MODEL"`
+	EmbedDim      int    `json:"embed_dim" env:"PONDER_EMBED_DIM"`
+}
+
+// Plugins configures out-of-process plugins.
+type Plugins struct {
+	// Dirs are searched for plugins in addition to DataDir/plugins.
+	Dirs []string `json:"dirs" env:"PONDER_PLUGIN_DIRS"`
+	// Start is "lazy" (on first use, default) or "eager" (at start-up).
+	Start       string        `json:"start" env:"PONDER_PLUGIN_START"`
+	CallTimeout time.Duration `json:"call_timeout" env:"PONDER_PLUGIN_CALL_TIMEOUT"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	data := "ponder-data"
+	if h, err := os.UserHomeDir(); err == nil {
+		data = filepath.Join(h, ".local", "share", "ponder")
+	}
+	return Config{
+		DataDir: data,
+		Log:     Log{Level: "info", Format: "auto"},
+		LLM: LLM{Model: "default", Temperature: 0.7, Timeout: 120 * time.Second, MaxRetries: 4,
+			Concurrency: 8, N: "auto"},
+		Server: Server{Addr: "127.0.0.1:7800", MaxBodyBytes: 4 << 20, SessionTTL: time.Hour, MaxSessions: 1000,
+			TracesKept: 200},
+		Search: Search{Strategy: "cot", Pack: "generic", BudgetCalls: 64, Timeout: 10 * time.Minute},
+		Tools: Tools{Sandbox: Sandbox{Timeout: 10 * time.Second, MemoryMB: 512, CPUSeconds: 10, OutputBytes: 64 << 10,
+			Python: "python3", Bubblewrap: "bwrap"}},
+		Retrieval: Retrieval{Backend: "embedded", Collection: "docs", MaxFileBytes: 50 << 20, ChunkChars: 1200, ChunkOverlap: 150},
+		Plugins:   Plugins{Start: "lazy", CallTimeout: 30 * time.Second},
+	}
+}
+
+// Load builds the configuration: defaults, then the file at path (or
+// ./ponder.yaml when path is empty and it exists), then the environment.
+// Flags are applied by the caller afterwards, followed by Validate.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path == "" {
+		if _, err := os.Stat("ponder.yaml"); err == nil {
+			path = "ponder.yaml"
+		}
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config file: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(b, &c); err != nil {
+			return c, fmt.Errorf("config file %s: %v", path, err)
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "PONDER_") {
+			env[k] = v
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&c).Elem(), env); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func applyEnv(v reflect.Value, env map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f, fv := t.Field(i), v.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			if err := applyEnv(fv, env); err != nil {
+				return err
+			}
+			continue
+		}
+		name := f.Tag.Get("env")
+		raw, ok := env[name]
+		if name == "" || !ok {
+			continue
+		}
+		if err := setField(fv, raw); err != nil {
+			return fmt.Errorf("%s=%q: %v", name, raw, err)
+		}
+	}
+	return nil
+}
+
+func setField(fv reflect.Value, raw string) error {
+	switch fv.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("want a duration like 30s")
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(raw)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want an integer")
+		}
+		fv.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return fmt.Errorf("want a number")
+		}
+		fv.SetFloat(f)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("want true or false")
+		}
+		fv.SetBool(b)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(raw, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		fv.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+// Validate checks the configuration once, naming the setting to change.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("log.level (--log-level, PONDER_LOG_LEVEL): want trace, debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "console", "json":
+	default:
+		bad("log.format (PONDER_LOG_FORMAT): want auto, console or json, got %q", c.Log.Format)
+	}
+	if c.LLM.BaseURL != "" {
+		if u, err := url.Parse(c.LLM.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("llm.base_url (--llm-url, PONDER_LLM_BASE_URL): want an http(s) URL such as http://127.0.0.1:8000/v1, got %q", c.LLM.BaseURL)
+		}
+	}
+	if c.LLM.Concurrency < 1 {
+		bad("llm.concurrency (PONDER_LLM_CONCURRENCY): want at least 1, got %d", c.LLM.Concurrency)
+	}
+	if c.LLM.Timeout <= 0 {
+		bad("llm.timeout (PONDER_LLM_TIMEOUT): want a positive duration, got %s", c.LLM.Timeout)
+	}
+	if c.LLM.MaxRetries < 0 {
+		bad("llm.max_retries (PONDER_LLM_MAX_RETRIES): want 0 or more, got %d", c.LLM.MaxRetries)
+	}
+	switch c.LLM.N {
+	case "auto", "yes", "no":
+	default:
+		bad("llm.n (PONDER_LLM_N): want auto, yes or no, got %q", c.LLM.N)
+	}
+	if c.LLM.Temperature < 0 || c.LLM.Temperature > 2 {
+		bad("llm.temperature (PONDER_LLM_TEMPERATURE): want 0 to 2, got %v", c.LLM.Temperature)
+	}
+	host, _, err := net.SplitHostPort(c.Server.Addr)
+	if err != nil {
+		bad("server.addr (--addr, PONDER_ADDR): want host:port such as 127.0.0.1:7800, got %q", c.Server.Addr)
+	} else if !IsLoopback(host) && c.Server.Token == "" {
+		bad("server.addr %q is reachable from other machines: set server.token (PONDER_TOKEN) so requests need a bearer token, or bind 127.0.0.1", c.Server.Addr)
+	}
+	if c.Server.MaxBodyBytes <= 0 {
+		bad("server.max_body_bytes (PONDER_MAX_BODY_BYTES): want a positive size, got %d", c.Server.MaxBodyBytes)
+	}
+	if c.Search.BudgetCalls < 0 {
+		bad("search.budget_calls (--budget-calls, PONDER_BUDGET_CALLS): want a positive number, got %d", c.Search.BudgetCalls)
+	}
+	if c.Search.BudgetTokens < 0 {
+		bad("search.budget_tokens (--budget-tokens, PONDER_BUDGET_TOKENS): want a positive number, got %d", c.Search.BudgetTokens)
+	}
+	if c.Search.Timeout < 0 {
+		bad("search.timeout (--timeout, PONDER_TIMEOUT): want a positive duration, got %s", c.Search.Timeout)
+	}
+	switch c.Retrieval.Backend {
+	case "embedded", "qdrant":
+	default:
+		bad("retrieval.backend (PONDER_RETRIEVAL_BACKEND): want embedded or qdrant, got %q", c.Retrieval.Backend)
+	}
+	if c.Retrieval.Backend == "qdrant" && c.Retrieval.QdrantURL == "" {
+		bad("retrieval.backend is qdrant but retrieval.qdrant_url (PONDER_QDRANT_URL) is empty")
+	}
+	switch c.Plugins.Start {
+	case "lazy", "eager":
+	default:
+		bad("plugins.start (PONDER_PLUGIN_START): want lazy or eager, got %q", c.Plugins.Start)
+	}
+	if c.DataDir == "" {
+		bad("data_dir (--data-dir, PONDER_DATA_DIR) is empty")
+	}
+	return errors.Join(errs...)
+}
+
+// IsLoopback reports whether host (a name or an address) is a loopback one.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,171 @@
+package core
+
+import (
+	"regexp"
+	"strings"
+)
+
+// ExtractBoxed returns the content of the last \boxed{...} in text, with
+// nested braces balanced.
+func ExtractBoxed(text string) (string, bool) {
+	i := strings.LastIndex(text, `\boxed`)
+	if i < 0 {
+		return "", false
+	}
+	rest := text[i+len(`\boxed`):]
+	rest = strings.TrimLeft(rest, " ")
+	if !strings.HasPrefix(rest, "{") {
+		return "", false
+	}
+	depth := 0
+	for j, r := range rest {
+		switch r {
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				return strings.TrimSpace(rest[1:j]), true
+			}
+		}
+	}
+	return "", false
+}
+
+var (
+	answerLine = regexp.MustCompile(`(?i)(?:final answer|answer)\s*(?:is)?\s*[:=]?\s*(.+)`)
+	hashAnswer = regexp.MustCompile(`####\s*(.+)`)
+	numberRe   = regexp.MustCompile(`-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?`)
+)
+
+// ExtractAnswer finds a final answer in text: \boxed{...}, then "#### x",
+// then the last "answer: x" line. It does not fall back to the last number
+// in the text: a step that states no answer has none.
+func ExtractAnswer(text string) (string, bool) {
+	if b, ok := ExtractBoxed(text); ok {
+		return b, true
+	}
+	if m := hashAnswer.FindAllStringSubmatch(text, -1); len(m) > 0 {
+		return cleanAnswer(m[len(m)-1][1]), true
+	}
+	if m := answerLine.FindAllStringSubmatch(text, -1); len(m) > 0 {
+		a := cleanAnswer(m[len(m)-1][1])
+		if a != "" {
+			return a, true
+		}
+	}
+	return "", false
+}
+
+func cleanAnswer(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimRight(strings.TrimSpace(s), ".")
+}
+
+// ExtractNumber returns the first number in s in canonical form: commas,
+// dollar signs and trailing zeros after a decimal point removed.
+func ExtractNumber(s string) (string, bool) {
+	m := numberRe.FindString(s)
+	if m == "" {
+		return "", false
+	}
+	m = strings.NewReplacer(",", "", "$", "").Replace(m)
+	if strings.Contains(m, ".") && !strings.Contains(m, "/") {
+		m = strings.TrimRight(strings.TrimRight(m, "0"), ".")
+	}
+	if m == "-0" {
+		m = "0"
+	}
+	return m, true
+}
+
+// GenericPack poses any problem: solve step by step and box the answer.
+// Answers are compared as numbers when they are numbers, else as trimmed
+// lower-case text.
+type GenericPack struct{}
+
+var _ Pack = GenericPack{}
+
+// Name implements Pack.
+func (GenericPack) Name() string { return "generic" }
+
+const genericSystem = "You are a careful problem solver. Reason step by step. " +
+	"When you reach the final answer, write it as \\boxed{ANSWER}."
+
+// Instructions of the generic pack's prompts.
+const (
+	SolveInstruction = "Solve the problem step by step, one step per line, then give the final answer as \\boxed{ANSWER}."
+	StepInstruction  = "Write only the next step. If it completes the solution, end it with the final answer as \\boxed{ANSWER}."
+)
+
+// LayoutPrompt lays out a prompt the way every built-in pack does, so that
+// one parser (tasks.ParsePrompt) reads them all:
+//
+//	Problem:
+//	<problem>
+//
+//	Steps so far:
+//	Step 1: <step>
+//	...
+//
+//	<instruction>
+func LayoutPrompt(system, problem string, steps []string, instruction string) []Message {
+	var b strings.Builder
+	b.WriteString("Problem:\n" + problem + "\n\n")
+	if len(steps) > 0 {
+		b.WriteString("Steps so far:\n")
+		for i, s := range steps {
+			b.WriteString("Step " + itoa(i+1) + ": " + s + "\n")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString(instruction)
+	return []Message{{Role: "system", Content: system}, {Role: "user", Content: b.String()}}
+}
+
+// SolvePrompt implements Pack.
+func (GenericPack) SolvePrompt(problem string) []Message {
+	return LayoutPrompt(genericSystem, problem, nil, SolveInstruction)
+}
+
+// StepPrompt implements Pack.
+func (GenericPack) StepPrompt(problem string, steps []string) []Message {
+	return LayoutPrompt(genericSystem, problem, steps, StepInstruction)
+}
+
+// ExtractAnswer implements Pack.
+func (GenericPack) ExtractAnswer(text string) (string, bool) { return ExtractAnswer(text) }
+
+// Normalize implements Pack.
+func (GenericPack) Normalize(a string) string {
+	a = strings.TrimSpace(a)
+	if n, ok := ExtractNumber(a); ok && len(n) >= len(strings.Trim(a, "$., ")) - 1 {
+		return n
+	}
+	return strings.ToLower(strings.Join(strings.Fields(a), " "))
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	neg := i < 0
+	if neg {
+		i = -i
+	}
+	var b [20]byte
+	p := len(b)
+	for i > 0 {
+		p--
+		b[p] = byte('0' + i%10)
+		i /= 10
+	}
+	if neg {
+		p--
+		b[p] = '-'
+	}
+	return string(b[p:])
+}

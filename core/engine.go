@@ -1,0 +1,362 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Task is one request to reason: the problem, how to search, and with what.
+type Task struct {
+	Problem  string `json:"problem"`
+	Pack     string `json:"pack,omitempty"`     // task pack: generic, gsm8k, math, game24, ...
+	Truth    string `json:"truth,omitempty"`    // ground truth, when known (evaluation)
+	Strategy string `json:"strategy,omitempty"` // default: the engine's default strategy
+	Params   Params `json:"params,omitempty"`
+	Limits   Limits `json:"limits,omitempty"`
+	// Tools names the tools a search may call (none when empty).
+	Tools      []string `json:"tools,omitempty"`
+	Collection string   `json:"collection,omitempty"`
+	Session    string   `json:"session,omitempty"`
+	Model      string   `json:"model,omitempty"` // upstream model override
+	Seed       int64    `json:"seed,omitempty"`
+}
+
+// StopReason says why a run ended.
+type StopReason string
+
+// Stop reasons.
+const (
+	StopDone      StopReason = "done"
+	StopBudget    StopReason = "budget"
+	StopTimeout   StopReason = "timeout"
+	StopCancelled StopReason = "cancelled"
+	StopError     StopReason = "error"
+	StopRunning   StopReason = "running" // only in live traces
+)
+
+// Result is what Solve returns.
+type Result struct {
+	TraceID  string     `json:"trace_id"`
+	Answer   string     `json:"answer"`
+	Strategy string     `json:"strategy"`
+	BestPath []Node     `json:"best_path"`
+	Score    *float64   `json:"score,omitempty"`
+	Usage    Usage      `json:"usage"`
+	Stopped  StopReason `json:"stopped_reason"`
+	Error    string     `json:"error,omitempty"`
+	// Trace is the full run; nil only when the task was rejected before
+	// the search began.
+	Trace *Trace `json:"-"`
+}
+
+// EngineOptions configure an Engine. The zero value is valid.
+type EngineOptions struct {
+	// Concurrency bounds concurrent LLM requests across all runs (default 8).
+	Concurrency int
+	// Limiter, when set, is used instead of a new one of Concurrency slots.
+	Limiter *Limiter
+	// DefaultStrategy is used when a task names none (default "cot").
+	DefaultStrategy string
+	// DefaultLimits apply to fields a task leaves zero.
+	DefaultLimits Limits
+	// Packs resolves task packs by name. Nil means only the generic pack.
+	Packs func(name string) (Pack, error)
+	// Tools are the tools tasks may allow.
+	Tools Toolbox
+	// Retriever grounds tasks that name a collection.
+	Retriever Retriever
+	// RecordPrompts keeps full prompts and responses in traces.
+	RecordPrompts bool
+	// OnStart is called when a run begins (live trace viewers, sessions);
+	// OnEnd when its trace is final (trace stores). Both must not block.
+	OnStart func(id string, task Task, tr *Tracer)
+	OnEnd   func(t *Trace)
+	Logger  zerolog.Logger
+}
+
+// Engine runs tasks. It is safe for concurrent use.
+type Engine struct {
+	policy  Policy
+	reg     *Registry
+	opts    EngineOptions
+	limiter *Limiter
+}
+
+// NewEngine returns an engine that asks policy and finds strategies in reg.
+func NewEngine(policy Policy, reg *Registry, opts *EngineOptions) *Engine {
+	var o EngineOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.DefaultStrategy == "" {
+		o.DefaultStrategy = "cot"
+	}
+	lim := o.Limiter
+	if lim == nil {
+		lim = NewLimiter(o.Concurrency)
+	}
+	return &Engine{policy: policy, reg: reg, opts: o, limiter: lim}
+}
+
+// Registry returns the engine's registry.
+func (e *Engine) Registry() *Registry { return e.reg }
+
+// Limiter returns the engine's LLM concurrency limiter.
+func (e *Engine) Limiter() *Limiter { return e.limiter }
+
+// Tools returns the engine's toolbox (may be nil).
+func (e *Engine) Tools() Toolbox { return e.opts.Tools }
+
+// ErrInvalidTask is wrapped by errors that reject a task before it runs.
+var ErrInvalidTask = errors.New("invalid task")
+
+// prepared is a validated task ready to run.
+type prepared struct {
+	task     Task
+	spec     StrategySpec
+	strategy Strategy
+	pack     Pack
+	params   Params
+}
+
+// Prepare validates a task without running it: strategy and parameters,
+// budget, pack and tools. Solve calls it first, so a bad task is rejected
+// before any LLM call.
+func (e *Engine) prepare(t Task) (*prepared, error) {
+	t.Problem = strings.TrimSpace(t.Problem)
+	if t.Problem == "" {
+		return nil, fmt.Errorf("%w: the problem is empty", ErrInvalidTask)
+	}
+	if t.Strategy == "" {
+		t.Strategy = e.opts.DefaultStrategy
+	}
+	if t.Pack == "" {
+		t.Pack = "generic"
+	}
+	t.Limits = mergeLimits(t.Limits, e.opts.DefaultLimits)
+	if err := t.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidTask, err)
+	}
+	spec, err := e.reg.Strategy(t.Strategy)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidTask, err)
+	}
+	params, err := Resolve(spec.Params, t.Params)
+	if err != nil {
+		return nil, fmt.Errorf("%w: strategy %s: %v", ErrInvalidTask, spec.Name, err)
+	}
+	strat, err := spec.New(params)
+	if err != nil {
+		return nil, fmt.Errorf("%w: strategy %s: %v", ErrInvalidTask, spec.Name, err)
+	}
+	pack, err := e.pack(t.Pack)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidTask, err)
+	}
+	for _, name := range t.Tools {
+		if e.opts.Tools == nil {
+			return nil, fmt.Errorf("%w: tool %q: no tools are configured", ErrInvalidTask, name)
+		}
+		if _, ok := e.opts.Tools.Tool(name); !ok {
+			return nil, fmt.Errorf("%w: unknown tool %q", ErrInvalidTask, name)
+		}
+	}
+	if t.Collection != "" && e.opts.Retriever == nil {
+		return nil, fmt.Errorf("%w: collection %q: no document store is configured", ErrInvalidTask, t.Collection)
+	}
+	return &prepared{task: t, spec: spec, strategy: strat, pack: pack, params: params}, nil
+}
+
+// Validate reports whether t would be accepted by Solve.
+func (e *Engine) Validate(t Task) error {
+	_, err := e.prepare(t)
+	return err
+}
+
+func (e *Engine) pack(name string) (Pack, error) {
+	if e.opts.Packs != nil {
+		return e.opts.Packs(name)
+	}
+	if name == "generic" {
+		return GenericPack{}, nil
+	}
+	return nil, fmt.Errorf("unknown task pack %q", name)
+}
+
+func mergeLimits(l, d Limits) Limits {
+	if l.LLMCalls == 0 {
+		l.LLMCalls = d.LLMCalls
+	}
+	if l.Tokens == 0 {
+		l.Tokens = d.Tokens
+	}
+	if l.PromptTokens == 0 {
+		l.PromptTokens = d.PromptTokens
+	}
+	if l.OutputTokens == 0 {
+		l.OutputTokens = d.OutputTokens
+	}
+	if l.ToolCalls == 0 {
+		l.ToolCalls = d.ToolCalls
+	}
+	if l.WallTime == 0 {
+		l.WallTime = d.WallTime
+	}
+	if l.Nodes == 0 {
+		l.Nodes = d.Nodes
+	}
+	if l.Depth == 0 {
+		l.Depth = d.Depth
+	}
+	return l
+}
+
+// Solve runs t to completion, to the end of its budget, or until ctx ends.
+// A task that cannot run (unknown strategy, bad parameter, empty problem)
+// returns an error wrapping ErrInvalidTask and no LLM call is made. Every
+// other failure (LLM faults, budget, timeout, cancellation) is reported in
+// the Result with the best answer found so far, and a nil error.
+func (e *Engine) Solve(ctx context.Context, t Task) (Result, error) {
+	p, err := e.prepare(t)
+	if err != nil {
+		return Result{}, err
+	}
+	tr := NewTracer(e.opts.RecordPrompts)
+	id := NewTraceID()
+	budget := NewBudget(p.task.Limits)
+	if e.opts.OnStart != nil {
+		e.opts.OnStart(id, p.task, tr)
+	}
+	started := time.Now()
+	res, trace := e.run(ctx, p, budget, tr, nil)
+	res.TraceID = id
+	trace.ID = id
+	trace.Started = started
+	tr.Close()
+	if e.opts.OnEnd != nil {
+		e.opts.OnEnd(trace)
+	}
+	res.Trace = trace
+	e.opts.Logger.Info().Str("trace", id).Str("strategy", p.spec.Name).Str("stopped", string(res.Stopped)).
+		Int64("llm_calls", res.Usage.LLMCalls).Float64("wall_ms", res.Usage.WallMS).Msg("solve finished")
+	return res, nil
+}
+
+// run executes a prepared task on a budget and tracer; parentEnv is set for
+// nested searches.
+func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Tracer, parentEnv *Env) (Result, *Trace) {
+	if d, ok := budget.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
+	kind := Tree
+	if k, ok := strategyShapes.Load(p.spec.Name); ok {
+		kind = k.(StructureKind)
+	}
+	st := NewStructure(kind, p.task.Problem, tr)
+	env := &Env{
+		Task:      p.task,
+		Params:    p.params,
+		Structure: st,
+		Pack:      p.pack,
+		Budget:    budget,
+		Tracer:    tr,
+		engine:    e,
+		parent:    parentEnv,
+		Logger:    e.opts.Logger.With().Str("strategy", p.spec.Name).Logger(),
+	}
+	tr.Record(OpStart, nil, map[string]any{"strategy": p.spec.Name, "pack": p.pack.Name()})
+	out, runErr := safeRun(ctx, p.strategy, env)
+	res := Result{Strategy: p.spec.Name, Answer: out.Answer, Score: out.Score}
+	if out.Best > 0 {
+		res.BestPath = st.Path(out.Best)
+	}
+	res.Stopped, res.Error = classify(ctx, runErr)
+	res.Usage = budget.Used()
+	tr.Record(OpEnd, nil, map[string]any{"stopped": string(res.Stopped), "answer": res.Answer})
+	trace := &Trace{
+		Schema:    TraceSchema,
+		Problem:   p.task.Problem,
+		Pack:      p.pack.Name(),
+		Strategy:  p.spec.Name,
+		Params:    jsonSafe(p.params),
+		Limits:    p.task.Limits,
+		Ended:     time.Now(),
+		Status:    res.Stopped,
+		Error:     res.Error,
+		Answer:    res.Answer,
+		Usage:     res.Usage,
+		Structure: st,
+	}
+	for _, n := range res.BestPath {
+		trace.BestPath = append(trace.BestPath, n.ID)
+	}
+	if parentEnv == nil {
+		trace.Events = tr.Since(0)
+	}
+	return res, trace
+}
+
+// jsonSafe turns durations into strings so params round-trip through JSON.
+func jsonSafe(p Params) Params {
+	out := make(Params, len(p))
+	for k, v := range p {
+		if d, ok := v.(time.Duration); ok {
+			out[k] = d.String()
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func safeRun(ctx context.Context, s Strategy, env *Env) (out Outcome, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			env.Logger.Error().Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("strategy panicked")
+			err = fmt.Errorf("strategy panicked: %v", r)
+		}
+	}()
+	return s.Run(ctx, env)
+}
+
+// classify maps a strategy's error to a stop reason. The context is checked
+// first: a search cancelled mid-call reports "cancelled", not the LLM error
+// the cancellation caused.
+func classify(ctx context.Context, err error) (StopReason, string) {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return StopCancelled, "cancelled"
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return StopTimeout, "wall time limit reached"
+	case err == nil:
+		return StopDone, ""
+	case errors.Is(err, ErrBudgetExhausted):
+		return StopBudget, err.Error()
+	case errors.Is(err, context.Canceled):
+		return StopCancelled, "cancelled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return StopTimeout, err.Error()
+	default:
+		return StopError, err.Error()
+	}
+}
+
+// strategyShapes lets a strategy ask for a graph or chain structure instead
+// of the default tree (see SetShape).
+var strategyShapes sync.Map
+
+// SetShape declares the structure kind a strategy grows. Call it from the
+// package that registers the strategy.
+func SetShape(strategy string, k StructureKind) { strategyShapes.Store(strategy, k) }

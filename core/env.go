@@ -1,0 +1,240 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Env is what a strategy works with during one run: the task, its
+// structure, the metered policy, evaluators, tools, retriever, budget and
+// tracer. Strategies call its methods rather than the underlying parts, so
+// every call is budgeted, limited and traced.
+type Env struct {
+	Task      Task
+	Params    Params
+	Structure *Structure
+	Pack      Pack
+	Budget    *Budget
+	Tracer    *Tracer
+	Logger    zerolog.Logger
+
+	engine *Engine
+	parent *Env
+	seeds  atomic.Int64
+}
+
+// Policy returns the metered policy: calls through it are charged, limited
+// and traced like Complete.
+func (e *Env) Policy() Policy { return PolicyFunc(e.Complete) }
+
+// Complete sends req to the policy, charged to the budget, within the LLM
+// concurrency limit, recorded in the trace.
+func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, error) {
+	if req.N < 1 {
+		req.N = 1
+	}
+	if err := ctx.Err(); err != nil {
+		return Completion{}, err
+	}
+	if err := e.Budget.ReserveCalls(int64(req.N)); err != nil {
+		return Completion{}, err
+	}
+	if e.engine.policy == nil {
+		e.Budget.RefundCalls(int64(req.N))
+		return Completion{}, fmt.Errorf("%w: no LLM is configured", ErrLLMUnavailable)
+	}
+	if err := e.engine.limiter.Acquire(ctx); err != nil {
+		e.Budget.RefundCalls(int64(req.N))
+		return Completion{}, err
+	}
+	start := time.Now()
+	c, err := e.engine.policy.Complete(ctx, req)
+	e.engine.limiter.Release()
+	ms := float64(time.Since(start).Microseconds()) / 1000
+	data := map[string]any{"purpose": req.Purpose, "n": req.N, "ms": ms}
+	if err != nil {
+		e.Budget.RefundCalls(int64(req.N))
+		data["error"] = err.Error()
+		e.Tracer.Record(OpLLMCall, nil, data)
+		return Completion{}, fmt.Errorf("llm call (%s): %w", req.Purpose, err)
+	}
+	if got := len(c.Choices); got < req.N {
+		e.Budget.RefundCalls(int64(req.N - got))
+	}
+	e.Budget.AddTokens(c.PromptTokens, c.CompletionTokens)
+	data["prompt_tokens"] = c.PromptTokens
+	data["completion_tokens"] = c.CompletionTokens
+	if c.Model != "" {
+		data["model"] = c.Model
+	}
+	if e.Tracer.RecordPrompts() {
+		data["messages"] = req.Messages
+		texts := make([]string, len(c.Choices))
+		for i, ch := range c.Choices {
+			texts[i] = ch.Text
+		}
+		data["responses"] = texts
+	}
+	e.Tracer.Record(OpLLMCall, nil, data)
+	return c, nil
+}
+
+// Seed returns a seed derived from the task's seed and parts (a node id, a
+// sample index), so that samples differ from each other but a run with the
+// same seed asks the same questions.
+func (e *Env) Seed(parts ...int64) int64 {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, v := range append([]int64{e.Task.Seed}, parts...) {
+		for i := range b {
+			b[i] = byte(v >> (8 * i))
+		}
+		h.Write(b[:])
+	}
+	return int64(h.Sum64() >> 1)
+}
+
+// NextSeed returns a fresh seed (for samples whose order does not matter).
+func (e *Env) NextSeed() int64 { return e.Seed(-1, e.seeds.Add(1)) }
+
+// Evaluator builds the named evaluator with params.
+func (e *Env) Evaluator(name string, p Params) (Evaluator, error) {
+	return e.engine.reg.Evaluator(name, p)
+}
+
+// AddNode charges a node to the budget and adds it to the structure.
+func (e *Env) AddNode(parents []NodeID, n Node) (NodeID, error) {
+	depth := 0
+	for _, p := range parents {
+		if pn, ok := e.Structure.Node(p); ok && pn.Depth+1 > depth {
+			depth = pn.Depth + 1
+		}
+	}
+	if err := e.Budget.ReserveNode(depth); err != nil {
+		return 0, err
+	}
+	return e.Structure.Add(parents, n)
+}
+
+// Tools returns the specs of the tools this task may call.
+func (e *Env) Tools() []ToolSpec {
+	var out []ToolSpec
+	tb := e.engine.opts.Tools
+	if tb == nil {
+		return nil
+	}
+	for _, name := range e.Task.Tools {
+		if t, ok := tb.Tool(name); ok {
+			out = append(out, t.Spec())
+		}
+	}
+	return out
+}
+
+// CallTool runs a tool the task allows, charged and traced. A tool that ran
+// and failed returns a result with IsError; the error is for calls that
+// could not run (not allowed, budget, cancelled).
+func (e *Env) CallTool(ctx context.Context, call ToolCall) (ToolResult, error) {
+	allowed := false
+	for _, name := range e.Task.Tools {
+		allowed = allowed || name == call.Name
+	}
+	tb := e.engine.opts.Tools
+	if !allowed || tb == nil {
+		return ToolResult{}, fmt.Errorf("tool %q is not allowed for this task", call.Name)
+	}
+	t, ok := tb.Tool(call.Name)
+	if !ok {
+		return ToolResult{}, fmt.Errorf("unknown tool %q", call.Name)
+	}
+	if err := e.Budget.ReserveToolCall(); err != nil {
+		return ToolResult{}, err
+	}
+	start := time.Now()
+	res, err := t.Call(ctx, call.Arguments)
+	data := map[string]any{"tool": call.Name, "args": json.RawMessage(call.Arguments), "ms": float64(time.Since(start).Microseconds()) / 1000}
+	if err != nil {
+		data["error"] = err.Error()
+	} else {
+		data["is_error"] = res.IsError
+		data["result"] = res.Text
+	}
+	e.Tracer.Record(OpToolCall, nil, data)
+	if err != nil {
+		return ToolResult{}, fmt.Errorf("tool %s: %w", call.Name, err)
+	}
+	return res, nil
+}
+
+// Retrieve asks the retriever for chunks of the task's collection (unless
+// req names another), traced.
+func (e *Env) Retrieve(ctx context.Context, req RetrieveRequest) ([]Chunk, error) {
+	r := e.engine.opts.Retriever
+	if r == nil {
+		return nil, fmt.Errorf("retrieve: no document store is configured")
+	}
+	if req.Collection == "" {
+		req.Collection = e.Task.Collection
+	}
+	start := time.Now()
+	chunks, err := r.Retrieve(ctx, req)
+	data := map[string]any{"query": req.Query, "collection": req.Collection, "k": req.K, "ms": float64(time.Since(start).Microseconds()) / 1000}
+	if err != nil {
+		data["error"] = err.Error()
+	} else {
+		data["chunks"] = len(chunks)
+	}
+	e.Tracer.Record(OpRetrieve, nil, data)
+	if err != nil {
+		return nil, fmt.Errorf("retrieve from %q: %w", req.Collection, err)
+	}
+	return chunks, nil
+}
+
+// SolveSub solves sub as a nested search owned by node: its structure
+// becomes node's Sub, its budget is carved from this run's (sub.Limits
+// bound it further), and its events are recorded in this run's trace under
+// node's scope.
+func (e *Env) SolveSub(ctx context.Context, node NodeID, sub Task) (Result, error) {
+	if sub.Pack == "" {
+		sub.Pack = e.Task.Pack
+	}
+	if sub.Seed == 0 {
+		sub.Seed = e.Seed(int64(node), -7)
+	}
+	if sub.Model == "" {
+		sub.Model = e.Task.Model
+	}
+	if sub.Tools == nil {
+		sub.Tools = e.Task.Tools
+	}
+	if sub.Collection == "" {
+		sub.Collection = e.Task.Collection
+	}
+	p, err := e.engine.prepare(sub)
+	if err != nil {
+		return Result{}, err
+	}
+	budget := e.Budget.Carve(sub.Limits)
+	tr := e.Tracer.Scope(node)
+	e.Tracer.Record(OpSubSearch, []NodeID{node}, map[string]any{"strategy": p.spec.Name})
+	res, trace := e.engine.run(ctx, p, budget, tr, e)
+	if err := e.Structure.Update(node, func(n *Node) {
+		n.Sub = trace.Structure
+		if n.Meta == nil {
+			n.Meta = map[string]any{}
+		}
+		n.Meta["sub_strategy"] = p.spec.Name
+		n.Meta["sub_stopped"] = string(res.Stopped)
+		n.Usage = n.Usage.Add(res.Usage)
+	}); err != nil {
+		return res, err
+	}
+	return res, nil
+}

@@ -1,0 +1,317 @@
+package core
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// NodeID identifies a node inside one Structure. The root is always 0.
+type NodeID int
+
+// NodeKind says what a node holds.
+type NodeKind string
+
+// Node kinds of the blueprint.
+const (
+	KindProblem    NodeKind = "problem"     // the root: the task's problem statement
+	KindStep       NodeKind = "step"        // an intermediate reasoning step
+	KindAnswer     NodeKind = "answer"      // a step that states a final answer
+	KindToolCall   NodeKind = "tool-call"   // a request to run a tool
+	KindToolResult NodeKind = "tool-result" // what the tool returned
+	KindRetrieval  NodeKind = "retrieval"   // chunks retrieved from a document store
+	KindSubProblem NodeKind = "sub-problem" // a node whose content is solved by a nested structure
+	KindAggregate  NodeKind = "aggregate"   // a merge of several nodes (graphs)
+)
+
+// StructureKind is the shape of a reasoning structure.
+type StructureKind string
+
+// Structure kinds of the blueprint.
+const (
+	Chain StructureKind = "chain"
+	Tree  StructureKind = "tree"
+	Graph StructureKind = "graph"
+)
+
+// Score names used in Node.Scores. Evaluators may add others.
+const (
+	ScoreValue    = "value"    // value model estimate of a partial solution, in [-1, 1]
+	ScorePRM      = "prm"      // process reward of the step, in [-1, 1]
+	ScoreORM      = "orm"      // outcome reward of a final answer, in [-1, 1]
+	ScoreVerifier = "verifier" // programmatic check: 1 correct, -1 wrong
+)
+
+// Node is one reasoning step. Nodes are values: Structure hands out copies,
+// and changes go through Structure.Update so that concurrent strategies and
+// the tracer see a consistent state.
+type Node struct {
+	ID       NodeID             `json:"id"`
+	Parents  []NodeID           `json:"parents,omitempty"`
+	Children []NodeID           `json:"children,omitempty"`
+	Kind     NodeKind           `json:"kind"`
+	Content  string             `json:"content"`
+	Answer   string             `json:"answer,omitempty"`
+	Terminal bool               `json:"terminal,omitempty"`
+	Depth    int                `json:"depth"`
+	Scores   map[string]float64 `json:"scores,omitempty"`
+	Value    float64            `json:"value"`
+	Visits   int                `json:"visits"`
+	Pruned   bool               `json:"pruned,omitempty"`
+	Usage    Usage              `json:"usage"`
+	Meta     map[string]any     `json:"meta,omitempty"`
+	Sub      *Structure         `json:"sub,omitempty"`
+	// CreatedMS is milliseconds since the trace started.
+	CreatedMS float64 `json:"created_ms"`
+}
+
+// Score returns the node's most authoritative score: a verifier's verdict
+// beats an outcome reward, which beats a process reward, which beats a value
+// estimate.
+func (n Node) Score() (float64, bool) {
+	for _, k := range []string{ScoreVerifier, ScoreORM, ScorePRM, ScoreValue} {
+		if v, ok := n.Scores[k]; ok {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+func (n Node) clone() Node {
+	c := n
+	c.Parents = append([]NodeID(nil), n.Parents...)
+	c.Children = append([]NodeID(nil), n.Children...)
+	if n.Scores != nil {
+		c.Scores = make(map[string]float64, len(n.Scores))
+		for k, v := range n.Scores {
+			c.Scores[k] = v
+		}
+	}
+	if n.Meta != nil {
+		c.Meta = make(map[string]any, len(n.Meta))
+		for k, v := range n.Meta {
+			c.Meta[k] = v
+		}
+	}
+	return c
+}
+
+// Structure is a reasoning structure: a chain, tree or graph of nodes rooted
+// at the problem. A node may own a nested Structure (Node.Sub). It is safe for
+// concurrent use.
+type Structure struct {
+	mu     sync.RWMutex
+	kind   StructureKind
+	nodes  []*Node
+	tracer *Tracer
+	start  time.Time
+}
+
+// NewStructure returns a structure of the given kind whose root holds the
+// problem. Changes are recorded on tr when it is not nil.
+func NewStructure(kind StructureKind, problem string, tr *Tracer) *Structure {
+	s := &Structure{kind: kind, tracer: tr, start: time.Now()}
+	if tr != nil {
+		s.start = tr.start
+	}
+	root := &Node{ID: 0, Kind: KindProblem, Content: problem}
+	s.nodes = []*Node{root}
+	tr.emit(Event{Op: OpNode, Nodes: []NodeID{0}, Node: ptr(root.clone())})
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Kind reports the structure's shape.
+func (s *Structure) Kind() StructureKind { return s.kind }
+
+// Tracer returns the tracer that records this structure's changes (may be nil).
+func (s *Structure) Tracer() *Tracer { return s.tracer }
+
+// Len is the number of nodes, the root included.
+func (s *Structure) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.nodes)
+}
+
+// Add appends n as a child of parents and returns its id. A chain accepts
+// one child per node, a tree one parent per node; a graph accepts several
+// parents (aggregation).
+func (s *Structure) Add(parents []NodeID, n Node) (NodeID, error) {
+	s.mu.Lock()
+	if len(parents) == 0 {
+		s.mu.Unlock()
+		return 0, fmt.Errorf("add node: no parent given")
+	}
+	if len(parents) > 1 && s.kind != Graph {
+		s.mu.Unlock()
+		return 0, fmt.Errorf("add node: a %s node has one parent, got %d", s.kind, len(parents))
+	}
+	depth := 0
+	for _, p := range parents {
+		if int(p) < 0 || int(p) >= len(s.nodes) {
+			s.mu.Unlock()
+			return 0, fmt.Errorf("add node: parent %d does not exist", p)
+		}
+		if s.kind == Chain && len(s.nodes[p].Children) > 0 {
+			s.mu.Unlock()
+			return 0, fmt.Errorf("add node: chain node %d already has a successor", p)
+		}
+		if d := s.nodes[p].Depth + 1; d > depth {
+			depth = d
+		}
+	}
+	n.ID = NodeID(len(s.nodes))
+	n.Parents = append([]NodeID(nil), parents...)
+	n.Children = nil
+	n.Depth = depth
+	n.CreatedMS = sinceMS(s.start)
+	if n.Kind == "" {
+		n.Kind = KindStep
+	}
+	stored := n.clone()
+	s.nodes = append(s.nodes, &stored)
+	for _, p := range parents {
+		s.nodes[p].Children = append(s.nodes[p].Children, n.ID)
+	}
+	snap := stored.clone()
+	snap.Sub = nil // nested structures are traced by their own scoped events
+	s.mu.Unlock()
+	s.tracer.emit(Event{Op: OpNode, Nodes: []NodeID{n.ID}, Node: &snap})
+	return n.ID, nil
+}
+
+// Node returns a copy of node id.
+func (s *Structure) Node(id NodeID) (Node, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		return Node{}, false
+	}
+	return s.nodes[id].clone(), true
+}
+
+// MustNode is Node for ids the caller obtained from this structure.
+func (s *Structure) MustNode(id NodeID) Node {
+	n, ok := s.Node(id)
+	if !ok {
+		panic(fmt.Sprintf("core: node %d does not exist", id))
+	}
+	return n
+}
+
+// Update applies fn to node id under the structure's lock and records the
+// change. fn must not call back into the structure.
+func (s *Structure) Update(id NodeID, fn func(*Node)) error {
+	s.mu.Lock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		s.mu.Unlock()
+		return fmt.Errorf("update node: node %d does not exist", id)
+	}
+	n := s.nodes[id]
+	parents, children, nid, depth := n.Parents, n.Children, n.ID, n.Depth
+	fn(n)
+	// Identity and links are the structure's to manage.
+	n.ID, n.Parents, n.Children, n.Depth = nid, parents, children, depth
+	snap := n.clone()
+	snap.Sub = nil
+	s.mu.Unlock()
+	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
+	return nil
+}
+
+// Children returns copies of the children of id, in creation order.
+func (s *Structure) Children(id NodeID) []Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		return nil
+	}
+	out := make([]Node, 0, len(s.nodes[id].Children))
+	for _, c := range s.nodes[id].Children {
+		out = append(out, s.nodes[c].clone())
+	}
+	return out
+}
+
+// Path returns the nodes from the root to id, following first parents.
+func (s *Structure) Path(id NodeID) []Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		return nil
+	}
+	var rev []Node
+	for cur := s.nodes[id]; ; cur = s.nodes[cur.Parents[0]] {
+		rev = append(rev, cur.clone())
+		if len(cur.Parents) == 0 {
+			break
+		}
+	}
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	return rev
+}
+
+// Nodes returns a snapshot of every node.
+func (s *Structure) Nodes() []Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Node, len(s.nodes))
+	for i, n := range s.nodes {
+		out[i] = n.clone()
+	}
+	return out
+}
+
+// Leaves returns the ids of unpruned nodes without children.
+func (s *Structure) Leaves() []NodeID {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []NodeID
+	for _, n := range s.nodes {
+		if len(n.Children) == 0 && !n.Pruned {
+			out = append(out, n.ID)
+		}
+	}
+	return out
+}
+
+// structureDoc is the JSON form of a Structure (see docs/trace.schema.json).
+type structureDoc struct {
+	Kind  StructureKind `json:"kind"`
+	Nodes []Node        `json:"nodes"`
+}
+
+// MarshalJSON writes a consistent snapshot of the structure, nested
+// structures included.
+func (s *Structure) MarshalJSON() ([]byte, error) {
+	return json.Marshal(structureDoc{Kind: s.kind, Nodes: s.Nodes()})
+}
+
+// UnmarshalJSON reads a structure written by MarshalJSON (for replay and
+// for viewing saved traces).
+func (s *Structure) UnmarshalJSON(b []byte) error {
+	var d structureDoc
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	sort.Slice(d.Nodes, func(i, j int) bool { return d.Nodes[i].ID < d.Nodes[j].ID })
+	s.kind = d.Kind
+	s.nodes = make([]*Node, len(d.Nodes))
+	for i := range d.Nodes {
+		if int(d.Nodes[i].ID) != i {
+			return fmt.Errorf("structure: node ids must be 0..%d, found %d", len(d.Nodes)-1, d.Nodes[i].ID)
+		}
+		s.nodes[i] = &d.Nodes[i]
+	}
+	return nil
+}
+
+func sinceMS(t time.Time) float64 {
+	return float64(time.Since(t).Microseconds()) / 1000
+}

@@ -1,0 +1,186 @@
+package core
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// TraceSchema names the version of the trace document (docs/trace.schema.json).
+const TraceSchema = "ponder.trace/v1"
+
+// Operation names recorded in trace events.
+const (
+	OpNode        = "node"      // a node was added (Event.Node holds it)
+	OpUpdate      = "update"    // a node changed (Event.Node holds its new state)
+	OpGenerate    = "generate"  // operators of the blueprint
+	OpRefine      = "refine"    //
+	OpAggregate   = "aggregate" //
+	OpPrune       = "prune"     //
+	OpRestructure = "restructure"
+	OpSelect      = "select"
+	OpBacktrack   = "backtrack"
+	OpEvaluate    = "evaluate"
+	OpLLMCall     = "llm_call"  // one request to the policy
+	OpToolCall    = "tool_call" // one tool call
+	OpRetrieve    = "retrieve"  // one retrieval
+	OpSubSearch   = "sub_search"
+	OpStart       = "start"
+	OpEnd         = "end"
+	OpInfo        = "info" // free-form strategy notes (iteration counters, ...)
+)
+
+// Event is one entry of a trace. Scope is the path of node ids that own the
+// nested structure the event happened in (empty for the top structure).
+type Event struct {
+	Seq    int64          `json:"seq"`
+	TimeMS float64        `json:"t_ms"`
+	Op     string         `json:"op"`
+	Scope  []NodeID       `json:"scope,omitempty"`
+	Nodes  []NodeID       `json:"nodes,omitempty"`
+	Node   *Node          `json:"node,omitempty"`
+	Data   map[string]any `json:"data,omitempty"`
+}
+
+// Tracer records the events of one run. Sub-tracers (Scope) share the log.
+// Readers poll with Since and wait on Changed, so a slow reader (a browser
+// on server-sent events) never blocks the search.
+type Tracer struct {
+	log   *eventLog
+	scope []NodeID
+	start time.Time
+}
+
+type eventLog struct {
+	mu      sync.Mutex
+	events  []Event
+	changed chan struct{}
+	closed  bool
+	prompts bool
+}
+
+// NewTracer returns a tracer. recordPrompts keeps full prompts and responses
+// of LLM calls in the trace (the trace is the user's own data, not a log).
+func NewTracer(recordPrompts bool) *Tracer {
+	return &Tracer{log: &eventLog{changed: make(chan struct{}), prompts: recordPrompts}, start: time.Now()}
+}
+
+// Scope returns a tracer for the structure nested in node id.
+func (t *Tracer) Scope(id NodeID) *Tracer {
+	if t == nil {
+		return nil
+	}
+	s := append(append([]NodeID(nil), t.scope...), id)
+	return &Tracer{log: t.log, scope: s, start: t.start}
+}
+
+// RecordPrompts reports whether full prompts belong in the trace.
+func (t *Tracer) RecordPrompts() bool { return t != nil && t.log.prompts }
+
+// Start is when the trace began.
+func (t *Tracer) Start() time.Time { return t.start }
+
+// Record appends an event for op on nodes with optional data.
+func (t *Tracer) Record(op string, nodes []NodeID, data map[string]any) {
+	t.emit(Event{Op: op, Nodes: nodes, Data: data})
+}
+
+func (t *Tracer) emit(e Event) {
+	if t == nil {
+		return
+	}
+	e.TimeMS = sinceMS(t.start)
+	if len(t.scope) > 0 {
+		e.Scope = t.scope
+	}
+	l := t.log
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	e.Seq = int64(len(l.events)) + 1
+	l.events = append(l.events, e)
+	ch := l.changed
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	close(ch)
+}
+
+// Since returns the events with Seq > seq.
+func (t *Tracer) Since(seq int64) []Event {
+	l := t.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq < 0 {
+		seq = 0
+	}
+	if seq >= int64(len(l.events)) {
+		return nil
+	}
+	return append([]Event(nil), l.events[seq:]...)
+}
+
+// Changed returns a channel closed at the next event (or at Close).
+func (t *Tracer) Changed() <-chan struct{} {
+	l := t.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return l.changed
+}
+
+// Done reports whether the run has ended (Close was called).
+func (t *Tracer) Done() bool {
+	t.log.mu.Lock()
+	defer t.log.mu.Unlock()
+	return t.log.closed
+}
+
+// Close ends the log: later events are dropped and waiters wake.
+func (t *Tracer) Close() {
+	l := t.log
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	ch := l.changed
+	l.mu.Unlock()
+	close(ch)
+}
+
+// Trace is the versioned document of one run (docs/trace.schema.json):
+// enough to replay the run and to draw its structure.
+type Trace struct {
+	Schema        string         `json:"schema"`
+	ID            string         `json:"id"`
+	Problem       string         `json:"problem"`
+	Pack          string         `json:"pack"`
+	Strategy      string         `json:"strategy"`
+	Params        Params         `json:"params"`
+	Limits        Limits         `json:"limits"`
+	Started       time.Time      `json:"started"`
+	Ended         time.Time      `json:"ended"`
+	Status        StopReason     `json:"status"`
+	Error         string         `json:"error,omitempty"`
+	Answer        string         `json:"answer"`
+	BestPath      []NodeID       `json:"best_path"`
+	Usage         Usage          `json:"usage"`
+	Structure     *Structure     `json:"structure"`
+	Events        []Event        `json:"events"`
+	Meta          map[string]any `json:"meta,omitempty"`
+}
+
+// NewTraceID returns a random 16-hex-digit id.
+func NewTraceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
