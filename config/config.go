@@ -95,12 +95,12 @@ type Tools struct {
 
 // Sandbox configures sandboxed code execution.
 type Sandbox struct {
-	Timeout      time.Duration `json:"timeout" env:"PONDER_SANDBOX_TIMEOUT"`
-	MemoryMB     int           `json:"memory_mb" env:"PONDER_SANDBOX_MEMORY_MB"`
-	CPUSeconds   int           `json:"cpu_seconds" env:"PONDER_SANDBOX_CPU_SECONDS"`
-	OutputBytes  int           `json:"output_bytes" env:"PONDER_SANDBOX_OUTPUT_BYTES"`
-	Python       string        `json:"python" env:"PONDER_SANDBOX_PYTHON"`
-	Bubblewrap   string        `json:"bwrap" env:"PONDER_SANDBOX_BWRAP"`
+	Timeout     time.Duration `json:"timeout" env:"PONDER_SANDBOX_TIMEOUT"`
+	MemoryMB    int           `json:"memory_mb" env:"PONDER_SANDBOX_MEMORY_MB"`
+	CPUSeconds  int           `json:"cpu_seconds" env:"PONDER_SANDBOX_CPU_SECONDS"`
+	OutputBytes int           `json:"output_bytes" env:"PONDER_SANDBOX_OUTPUT_BYTES"`
+	Python      string        `json:"python" env:"PONDER_SANDBOX_PYTHON"`
+	Bubblewrap  string        `json:"bwrap" env:"PONDER_SANDBOX_BWRAP"`
 }
 
 // MCPServer is one external MCP server: a command (stdio) or a URL.
@@ -118,17 +118,17 @@ type MCPServer struct {
 // Retrieval configures document stores.
 type Retrieval struct {
 	// Backend is "embedded" (default) or "qdrant".
-	Backend       string `json:"backend" env:"PONDER_RETRIEVAL_BACKEND"`
-	QdrantURL     string `json:"qdrant_url" env:"PONDER_QDRANT_URL"`
-	QdrantAPIKey  string `json:"qdrant_api_key" env:"PONDER_QDRANT_API_KEY"`
-	Collection    string `json:"collection" env:"PONDER_COLLECTION"`
-	MaxFileBytes  int64  `json:"max_file_bytes" env:"PONDER_MAX_FILE_BYTES"`
-	ChunkChars    int    `json:"chunk_chars" env:"PONDER_CHUNK_CHARS"`
-	ChunkOverlap  int    `json:"chunk_overlap" env:"PONDER_CHUNK_OVERLAP"`
-	EmbedURL      string `json:"embed_url" env:"PONDER_EMBED_URL"`
-	EmbedAPIKey   string `json:"embed_api_key" env:"PONDER_EMBED_API_KEY"`
-	EmbedModel    string `json:"embed_model" env:"PONDER_EMBED_MODEL"`
-	EmbedDim      int    `json:"embed_dim" env:"PONDER_EMBED_DIM"`
+	Backend      string `json:"backend" env:"PONDER_RETRIEVAL_BACKEND"`
+	QdrantURL    string `json:"qdrant_url" env:"PONDER_QDRANT_URL"`
+	QdrantAPIKey string `json:"qdrant_api_key" env:"PONDER_QDRANT_API_KEY"`
+	Collection   string `json:"collection" env:"PONDER_COLLECTION"`
+	MaxFileBytes int64  `json:"max_file_bytes" env:"PONDER_MAX_FILE_BYTES"`
+	ChunkChars   int    `json:"chunk_chars" env:"PONDER_CHUNK_CHARS"`
+	ChunkOverlap int    `json:"chunk_overlap" env:"PONDER_CHUNK_OVERLAP"`
+	EmbedURL     string `json:"embed_url" env:"PONDER_EMBED_URL"`
+	EmbedAPIKey  string `json:"embed_api_key" env:"PONDER_EMBED_API_KEY"`
+	EmbedModel   string `json:"embed_model" env:"PONDER_EMBED_MODEL"`
+	EmbedDim     int    `json:"embed_dim" env:"PONDER_EMBED_DIM"`
 }
 
 // Plugins configures out-of-process plugins.

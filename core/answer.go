@@ -142,7 +142,7 @@ func (GenericPack) ExtractAnswer(text string) (string, bool) { return ExtractAns
 // Normalize implements Pack.
 func (GenericPack) Normalize(a string) string {
 	a = strings.TrimSpace(a)
-	if n, ok := ExtractNumber(a); ok && len(n) >= len(strings.Trim(a, "$., ")) - 1 {
+	if n, ok := ExtractNumber(a); ok && len(n) >= len(strings.Trim(a, "$., "))-1 {
 		return n
 	}
 	return strings.ToLower(strings.Join(strings.Fields(a), " "))

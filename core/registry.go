@@ -284,11 +284,11 @@ type StrategySpec struct {
 
 // EvaluatorSpec registers an evaluator by name.
 type EvaluatorSpec struct {
-	Name    string                              `json:"name"`
-	Summary string                              `json:"summary"`
-	Params  []ParamSpec                         `json:"params"`
-	Source  string                              `json:"source"`
-	New     func(p Params) (Evaluator, error)   `json:"-"`
+	Name    string                            `json:"name"`
+	Summary string                            `json:"summary"`
+	Params  []ParamSpec                       `json:"params"`
+	Source  string                            `json:"source"`
+	New     func(p Params) (Evaluator, error) `json:"-"`
 }
 
 // Registry holds strategies and evaluators by name. Build one per server (or

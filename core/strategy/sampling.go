@@ -19,7 +19,7 @@ var temperatureParam = core.ParamSpec{Name: "temperature", Type: core.ParamFloat
 
 var perRequestParam = core.ParamSpec{Name: "per_request", Type: core.ParamInt, Default: int64(1),
 	Description: "samples asked per request (the OpenAI n); requests run in parallel up to the LLM concurrency limit",
-	Min: core.Bound(1), Max: core.Bound(128)}
+	Min:         core.Bound(1), Max: core.Bound(128)}
 
 // sampleSolutions asks for k complete solutions below the root in
 // ceil(k/per) concurrent requests. Sample i carries Meta "sample" = i so
