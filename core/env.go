@@ -45,6 +45,9 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	if err := e.Budget.ReserveCalls(int64(req.N)); err != nil {
 		return Completion{}, err
 	}
+	if req.Model == "" {
+		req.Model = e.Task.Model
+	}
 	if e.engine.policy == nil {
 		e.Budget.RefundCalls(int64(req.N))
 		return Completion{}, fmt.Errorf("%w: no LLM is configured", ErrLLMUnavailable)

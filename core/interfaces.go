@@ -18,7 +18,9 @@ type Message struct {
 
 // CompletionRequest asks the policy for N samples continuing Messages.
 type CompletionRequest struct {
-	Messages    []Message  `json:"messages"`
+	Messages []Message `json:"messages"`
+	// Model overrides the policy's default model (empty: the default).
+	Model       string     `json:"model,omitempty"`
 	N           int        `json:"n"`
 	Temperature *float64   `json:"temperature,omitempty"`
 	MaxTokens   int        `json:"max_tokens,omitempty"`
