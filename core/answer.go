@@ -33,7 +33,7 @@ func ExtractBoxed(text string) (string, bool) {
 }
 
 var (
-	answerLine = regexp.MustCompile(`(?i)(?:final answer|answer)\s*(?:is)?\s*[:=]?\s*(.+)`)
+	answerLine = regexp.MustCompile(`(?i)\banswer\s*(?:is\s*:?|[:=])\s*(.+)`)
 	hashAnswer = regexp.MustCompile(`####\s*(.+)`)
 	numberRe   = regexp.MustCompile(`-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?`)
 )

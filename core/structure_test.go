@@ -1,0 +1,129 @@
+package core_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+func TestStructureShapes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		kind    core.StructureKind
+		adds    [][]core.NodeID // parents of each new node, in order
+		wantErr []string        // "" for success
+	}{
+		{"chain grows one successor", core.Chain, [][]core.NodeID{{0}, {1}, {0}}, []string{"", "", "already has a successor"}},
+		{"tree branches", core.Tree, [][]core.NodeID{{0}, {0}, {1}, {1, 2}}, []string{"", "", "", "one parent"}},
+		{"graph aggregates", core.Graph, [][]core.NodeID{{0}, {0}, {1, 2}}, []string{"", "", ""}},
+		{"missing parent", core.Tree, [][]core.NodeID{{5}}, []string{"does not exist"}},
+		{"no parent", core.Graph, [][]core.NodeID{{}}, []string{"no parent"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := core.NewStructure(tt.kind, "problem", nil)
+			for i, parents := range tt.adds {
+				_, err := s.Add(parents, core.Node{Content: "x"})
+				if tt.wantErr[i] == "" && err != nil {
+					t.Fatalf("add #%d: %v", i, err)
+				}
+				if tt.wantErr[i] != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr[i])) {
+					t.Fatalf("add #%d: err = %v, want %q", i, err, tt.wantErr[i])
+				}
+			}
+		})
+	}
+}
+
+func TestStructurePathDepthAndUpdate(t *testing.T) {
+	t.Parallel()
+	s := core.NewStructure(core.Graph, "p", nil)
+	a, _ := s.Add([]core.NodeID{0}, core.Node{Content: "a"})
+	b, _ := s.Add([]core.NodeID{0}, core.Node{Content: "b"})
+	c, _ := s.Add([]core.NodeID{a}, core.Node{Content: "c"})
+	agg, _ := s.Add([]core.NodeID{b, c}, core.Node{Content: "merge", Kind: core.KindAggregate})
+	if n := s.MustNode(agg); n.Depth != 3 {
+		t.Fatalf("aggregate depth = %d, want 1 + deepest parent (2)", n.Depth)
+	}
+	var got []string
+	for _, n := range s.Path(agg) {
+		got = append(got, n.Content)
+	}
+	if strings.Join(got, ">") != "p>b>merge" {
+		t.Fatalf("path follows first parents: got %v", got)
+	}
+	// Update may not rewire the structure.
+	_ = s.Update(c, func(n *core.Node) { n.ID = 99; n.Parents = nil; n.Value = 0.5 })
+	n := s.MustNode(c)
+	if n.ID != c || len(n.Parents) != 1 || n.Value != 0.5 {
+		t.Fatalf("update rewired the node: %+v", n)
+	}
+	// Copies are independent of the structure.
+	n.Scores = map[string]float64{"value": 1}
+	if _, ok := s.MustNode(c).Score(); ok {
+		t.Fatal("changing a copy changed the structure")
+	}
+	if leaves := s.Leaves(); len(leaves) != 1 || leaves[0] != agg {
+		t.Fatalf("leaves = %v, want [%d]", leaves, agg)
+	}
+}
+
+func TestNodeScorePrecedence(t *testing.T) {
+	t.Parallel()
+	n := core.Node{Scores: map[string]float64{core.ScoreValue: 0.1, core.ScorePRM: 0.2}}
+	if s, _ := n.Score(); s != 0.2 {
+		t.Fatalf("score = %v, want the PRM's over the value's", s)
+	}
+	n.Scores[core.ScoreVerifier] = -1
+	if s, _ := n.Score(); s != -1 {
+		t.Fatalf("score = %v, want the verifier's", s)
+	}
+}
+
+func TestExtractAnswer(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{`so \boxed{72}.`, "72"},
+		{`\boxed{\frac{1}{2}} and later \boxed{\left( 3, \frac{\pi}{2} \right)}`, `\left( 3, \frac{\pi}{2} \right)`},
+		{"work\n#### 1,234", "1,234"},
+		{"The final answer is 18.", "18"},
+		{"no answer here 12", ""},
+	}
+	for _, tt := range tests {
+		got, _ := core.ExtractAnswer(tt.in)
+		if got != tt.want {
+			t.Errorf("ExtractAnswer(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	nums := []struct{ in, want string }{{"$1,234.50", "1234.5"}, {"-3", "-3"}, {"7/2 cups", "7/2"}, {"10.0", "10"}}
+	for _, tt := range nums {
+		if got, _ := core.ExtractNumber(tt.in); got != tt.want {
+			t.Errorf("ExtractNumber(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestResolveParams(t *testing.T) {
+	t.Parallel()
+	specs := []core.ParamSpec{
+		{Name: "k", Type: core.ParamInt, Default: int64(4), Min: core.Bound(1)},
+		{Name: "c1", Type: core.ParamFloat, Default: 1.25, Min: core.Bound(0)},
+		{Name: "rule", Type: core.ParamString, Default: "x1", Enum: []string{"x1", "visits", "q"}},
+		{Name: "rollouts", Type: core.ParamBool},
+	}
+	p, err := core.Resolve(specs, core.Params{"k": "16", "rollouts": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Int("k") != 16 || p.Float("c1") != 1.25 || p.String("rule") != "x1" || !p.Bool("rollouts") {
+		t.Fatalf("resolved = %v", p)
+	}
+	for _, bad := range []core.Params{{"k": "-1"}, {"c1": "-0.5"}, {"rule": "best"}, {"k": 1.5}, {"zz": 1}} {
+		if _, err := core.Resolve(specs, bad); err == nil {
+			t.Errorf("Resolve(%v) accepted bad input", bad)
+		}
+	}
+}
