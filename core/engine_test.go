@@ -253,6 +253,13 @@ func TestTraceMatchesSchema(t *testing.T) {
 	if scoped == 0 {
 		t.Fatal("no events recorded in the nested scope")
 	}
+	replayed, err := core.Replay(core.Tree, back.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub := replayed.MustNode(1).Sub; sub == nil || sub.Len() != 3 {
+		t.Fatalf("replay lost the nested structure: %+v", replayed.Nodes())
+	}
 }
 
 func compileTraceSchema(t *testing.T) *jsonschema.Schema {
@@ -275,4 +282,23 @@ func compileTraceSchema(t *testing.T) *jsonschema.Schema {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func TestReplayRebuildsTheStructureFromEvents(t *testing.T) {
+	t.Parallel()
+	pol := &countingPolicy{reply: answerAfter(4)}
+	eng := core.NewEngine(pol, testRegistry(), nil)
+	res, err := eng.Solve(t.Context(), core.Task{Problem: "p", Strategy: "chain", Params: core.Params{"steps": 6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := core.Replay(core.Tree, res.Trace.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(res.Trace.Structure)
+	gotJSON, _ := json.Marshal(got)
+	if string(want) != string(gotJSON) {
+		t.Fatalf("replayed structure differs:\n got %s\nwant %s", gotJSON, want)
+	}
 }

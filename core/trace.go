@@ -3,6 +3,7 @@ package core
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -183,4 +184,69 @@ func NewTraceID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// Replay rebuilds a run's structure, nested structures included, from its
+// events alone: node events add nodes, update events replace their state.
+// It is how live viewers draw a run that has not finished, and a test that
+// the trace holds everything needed to redraw it.
+func Replay(kind StructureKind, events []Event) (*Structure, error) {
+	root := &Structure{kind: kind}
+	scopes := map[string]*Structure{"": root}
+	var key func(scope []NodeID) string
+	key = func(scope []NodeID) string {
+		var b []byte
+		for _, id := range scope {
+			b = append(b, itoa(int(id))...)
+			b = append(b, '/')
+		}
+		return string(b)
+	}
+	for _, e := range events {
+		if e.Node == nil || (e.Op != OpNode && e.Op != OpUpdate) {
+			continue
+		}
+		k := key(e.Scope)
+		s, ok := scopes[k]
+		if !ok {
+			parent, ok := scopes[key(e.Scope[:len(e.Scope)-1])]
+			if !ok {
+				return nil, fmt.Errorf("replay: event %d is in an unknown scope %v", e.Seq, e.Scope)
+			}
+			owner := e.Scope[len(e.Scope)-1]
+			if int(owner) >= len(parent.nodes) {
+				return nil, fmt.Errorf("replay: event %d: scope owner %d does not exist", e.Seq, owner)
+			}
+			s = &Structure{kind: Tree}
+			parent.nodes[owner].Sub = s
+			scopes[k] = s
+		}
+		n := e.Node.clone()
+		switch e.Op {
+		case OpNode:
+			if int(n.ID) != len(s.nodes) {
+				return nil, fmt.Errorf("replay: event %d adds node %d, want %d", e.Seq, n.ID, len(s.nodes))
+			}
+			// Children arrive with their own events.
+			n.Children = nil
+			s.nodes = append(s.nodes, &n)
+			for _, p := range n.Parents {
+				if int(p) >= len(s.nodes) {
+					return nil, fmt.Errorf("replay: event %d: parent %d does not exist", e.Seq, p)
+				}
+				s.nodes[p].Children = append(s.nodes[p].Children, n.ID)
+			}
+		case OpUpdate:
+			if int(n.ID) >= len(s.nodes) {
+				return nil, fmt.Errorf("replay: event %d updates missing node %d", e.Seq, n.ID)
+			}
+			old := s.nodes[n.ID]
+			n.Children, n.Sub = old.Children, old.Sub
+			*old = n
+		}
+	}
+	if len(root.nodes) == 0 {
+		return nil, fmt.Errorf("replay: no node events")
+	}
+	return root, nil
 }

@@ -1,0 +1,308 @@
+// Package traces keeps the traces of reasoning runs: live ones in memory
+// (their tracers, for viewers that follow them) and finished ones as JSON
+// files under a directory, newest first, bounded in number.
+//
+//	st, err := traces.Open(filepath.Join(dataDir, "traces"), 200)
+//	eng := core.NewEngine(policy, reg, &core.EngineOptions{OnStart: st.Start, OnEnd: st.Finish})
+//	...
+//	t, err := st.Get(id) // live (rebuilt from its events) or finished (from disk)
+package traces
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// Summary describes one run for lists.
+type Summary struct {
+	ID       string          `json:"id"`
+	Strategy string          `json:"strategy"`
+	Pack     string          `json:"pack"`
+	Problem  string          `json:"problem"` // first 200 characters
+	Status   core.StopReason `json:"status"`
+	Answer   string          `json:"answer"`
+	Usage    core.Usage      `json:"usage"`
+	Started  time.Time       `json:"started"`
+	Session  string          `json:"session,omitempty"`
+}
+
+// ErrNotFound is returned for unknown trace ids.
+var ErrNotFound = errors.New("trace not found")
+
+var validID = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+type live struct {
+	sum    Summary
+	task   core.Task
+	tracer *core.Tracer
+}
+
+// Store holds live and finished traces. It is safe for concurrent use.
+type Store struct {
+	dir  string
+	keep int
+	log  zerolog.Logger
+
+	mu       sync.Mutex
+	live     map[string]*live
+	finished map[string]Summary
+	// subscribers are told when a run starts or finishes (runs lists).
+	changed chan struct{}
+}
+
+// Options configure a Store.
+type Options struct {
+	Logger zerolog.Logger
+}
+
+// Open returns a store writing finished traces under dir (created if
+// missing) and keeping the newest keep of them (keep <= 0: 200). With dir
+// "" nothing is written: finished runs stay listed but Get fails for them.
+func Open(dir string, keep int, opts *Options) (*Store, error) {
+	if keep <= 0 {
+		keep = 200
+	}
+	s := &Store{dir: dir, keep: keep, live: map[string]*live{}, finished: map[string]Summary{}, changed: make(chan struct{})}
+	if opts != nil {
+		s.log = opts.Logger
+	} else {
+		s.log = zerolog.Nop()
+	}
+	if dir == "" {
+		return s, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("trace store %s: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("trace store %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		id, ok := traceFileID(e.Name())
+		if !ok {
+			continue
+		}
+		t, err := ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			s.log.Warn().Str("file", e.Name()).Err(err).Msg("skipping unreadable trace")
+			continue
+		}
+		s.finished[id] = summarize(t, "")
+	}
+	return s, nil
+}
+
+func traceFileID(name string) (string, bool) {
+	if filepath.Ext(name) != ".json" {
+		return "", false
+	}
+	id := name[:len(name)-len(".json")]
+	return id, validID.MatchString(id)
+}
+
+// Start registers a live run (core.EngineOptions.OnStart).
+func (s *Store) Start(id string, task core.Task, tr *core.Tracer) {
+	s.mu.Lock()
+	s.live[id] = &live{
+		sum: Summary{ID: id, Strategy: task.Strategy, Pack: task.Pack, Problem: clip(task.Problem, 200),
+			Status: core.StopRunning, Started: tr.Start(), Session: task.Session},
+		task: task, tracer: tr,
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+// Finish stores a finished trace (core.EngineOptions.OnEnd): written to disk
+// atomically, then the oldest beyond the limit are removed.
+func (s *Store) Finish(t *core.Trace) {
+	s.mu.Lock()
+	session := ""
+	if l, ok := s.live[t.ID]; ok {
+		session = l.task.Session
+	}
+	delete(s.live, t.ID)
+	s.finished[t.ID] = summarize(t, session)
+	evict := s.evictLocked()
+	s.notifyLocked()
+	s.mu.Unlock()
+	if s.dir == "" {
+		return
+	}
+	if err := WriteFile(filepath.Join(s.dir, t.ID+".json"), t); err != nil {
+		s.log.Error().Err(err).Str("trace", t.ID).Msg("trace not saved")
+	}
+	for _, id := range evict {
+		_ = os.Remove(filepath.Join(s.dir, id+".json"))
+	}
+}
+
+func (s *Store) evictLocked() []string {
+	if len(s.finished) <= s.keep {
+		return nil
+	}
+	all := make([]Summary, 0, len(s.finished))
+	for _, v := range s.finished {
+		all = append(all, v)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Started.After(all[j].Started) })
+	var out []string
+	for _, v := range all[s.keep:] {
+		delete(s.finished, v.ID)
+		out = append(out, v.ID)
+	}
+	return out
+}
+
+func (s *Store) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Changed returns a channel closed when a run starts or finishes.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// List returns every run, live and finished, newest first.
+func (s *Store) List() []Summary {
+	s.mu.Lock()
+	out := make([]Summary, 0, len(s.live)+len(s.finished))
+	for _, l := range s.live {
+		sum := l.sum
+		if evs := l.tracer.Since(0); len(evs) > 0 {
+			sum.Usage.Nodes = int64(countNodes(evs))
+		}
+		out = append(out, sum)
+	}
+	for _, v := range s.finished {
+		out = append(out, v)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Started.Equal(out[j].Started) {
+			return out[i].Started.After(out[j].Started)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Live returns the tracer of a running run.
+func (s *Store) Live(id string) (*core.Tracer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.live[id]
+	if !ok {
+		return nil, false
+	}
+	return l.tracer, true
+}
+
+// Get returns a trace: a running one rebuilt from its events so far (status
+// "running"), or a finished one read from disk.
+func (s *Store) Get(id string) (*core.Trace, error) {
+	if !validID.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
+	}
+	s.mu.Lock()
+	l, isLive := s.live[id]
+	_, isDone := s.finished[id]
+	s.mu.Unlock()
+	if isLive {
+		evs := l.tracer.Since(0)
+		st, err := core.Replay(core.Tree, evs)
+		if err != nil {
+			st = core.NewStructure(core.Tree, l.task.Problem, nil)
+		}
+		return &core.Trace{Schema: core.TraceSchema, ID: id, Problem: l.task.Problem, Pack: l.task.Pack,
+			Strategy: l.task.Strategy, Params: l.task.Params, Limits: l.task.Limits, Started: l.sum.Started,
+			Status: core.StopRunning, Structure: st, Events: evs}, nil
+	}
+	if !isDone || s.dir == "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return ReadFile(filepath.Join(s.dir, id+".json"))
+}
+
+// ReadFile reads a trace document written by WriteFile (or `ponder solve
+// --trace`).
+func ReadFile(path string) (*core.Trace, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read trace: %w", err)
+	}
+	var t core.Trace
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("read trace %s: not a Ponder trace: %v", path, err)
+	}
+	if t.Schema != core.TraceSchema {
+		return nil, fmt.Errorf("read trace %s: schema %q, want %q", path, t.Schema, core.TraceSchema)
+	}
+	return &t, nil
+}
+
+// WriteFile writes t to path atomically (temporary file, fsync, rename), so
+// a crash never leaves a half-written trace.
+func WriteFile(path string, t *core.Trace) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encode trace %s: %w", t.ID, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".trace-*")
+	if err != nil {
+		return fmt.Errorf("write trace: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write trace %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write trace %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write trace %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return fmt.Errorf("write trace %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func summarize(t *core.Trace, session string) Summary {
+	return Summary{ID: t.ID, Strategy: t.Strategy, Pack: t.Pack, Problem: clip(t.Problem, 200), Status: t.Status,
+		Answer: t.Answer, Usage: t.Usage, Started: t.Started, Session: session}
+}
+
+func countNodes(evs []core.Event) int {
+	n := 0
+	for _, e := range evs {
+		if e.Op == core.OpNode && len(e.Scope) == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
