@@ -360,3 +360,15 @@ var strategyShapes sync.Map
 // SetShape declares the structure kind a strategy grows. Call it from the
 // package that registers the strategy.
 func SetShape(strategy string, k StructureKind) { strategyShapes.Store(strategy, k) }
+
+// WithPolicy returns an engine that asks p instead of the engine's policy
+// and shares everything else (registry, limiter, options): for requests
+// that bring their own model, such as an MCP client's sampling.
+func (e *Engine) WithPolicy(p Policy) *Engine {
+	c := *e
+	c.policy = p
+	return &c
+}
+
+// HasPolicy reports whether the engine has a policy to ask.
+func (e *Engine) HasPolicy() bool { return e.policy != nil }

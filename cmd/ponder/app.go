@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm"
 	"github.com/ponder-rlm/ponder/standard"
+	"github.com/ponder-rlm/ponder/traces"
 )
 
 // app is Ponder wired together from a configuration: the one place where
@@ -25,6 +27,7 @@ type app struct {
 
 	tools     core.Toolbox
 	retriever core.Retriever
+	traces    *traces.Store
 	engOpts   core.EngineOptions
 
 	closers []func() error
@@ -57,6 +60,15 @@ func newApp(ctx context.Context, cfg config.Config, log zerolog.Logger) (*app, e
 		Packs:           standard.Packs,
 		RecordPrompts:   cfg.Server.RecordPrompt,
 		Logger:          log,
+	}
+	if cfg.DataDir != "" {
+		st, err := traces.Open(filepath.Join(cfg.DataDir, "traces"), cfg.Server.TracesKept, &traces.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		a.traces = st
+		a.engOpts.OnStart = st.Start
+		a.engOpts.OnEnd = st.Finish
 	}
 	for _, hook := range appHooks {
 		if err := hook(ctx, a); err != nil {
