@@ -1,0 +1,243 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// Options configures a Client. The zero value (or nil) gives defaults.
+type Options struct {
+	// Logger receives debug events (model, n, tokens, latency, attempt).
+	// The zero value logs nothing.
+	Logger zerolog.Logger
+	// HTTPClient sends the requests; nil means a fresh http.Client. Its
+	// Transport is wrapped, never modified. Leave its Timeout at zero: the
+	// client bounds each attempt with config.LLM.Timeout.
+	HTTPClient *http.Client
+	// Sleep waits d between attempts, returning early with ctx.Err() when
+	// ctx is done; nil means a real timer. Tests pass a fake.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Client is a core.Policy over an OpenAI-compatible endpoint. It is safe for
+// concurrent use.
+type Client struct {
+	cfg   config.LLM
+	api   *openai.Client
+	url   string // BaseURL without credentials, for messages
+	log   zerolog.Logger
+	sleep func(ctx context.Context, d time.Duration) error
+
+	// noN is set once the endpoint rejected or ignored n > 1 (mode "auto").
+	noN atomic.Bool
+}
+
+var _ core.Policy = (*Client)(nil)
+
+// New returns a client for the endpoint cfg describes. cfg.BaseURL is
+// required and includes the API prefix (http://127.0.0.1:8000/v1).
+func New(cfg config.LLM, opts *Options) (*Client, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if cfg.BaseURL == "" {
+		return nil, errors.New("llm base url is empty: set PONDER_LLM_BASE_URL or --llm-url (e.g. http://127.0.0.1:8000/v1)")
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("llm base url is not an http(s) url: set PONDER_LLM_BASE_URL or --llm-url to one such as http://127.0.0.1:8000/v1")
+	}
+	switch cfg.N {
+	case "":
+		cfg.N = "auto"
+	case "auto", "yes", "no":
+	default:
+		return nil, fmt.Errorf("llm n mode %q is unknown: set PONDER_LLM_N to auto, yes or no", cfg.N)
+	}
+	if cfg.MaxRetries < 0 {
+		return nil, fmt.Errorf("llm max retries is %d: set PONDER_LLM_MAX_RETRIES to 0 or more", cfg.MaxRetries)
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("llm timeout is %s: set PONDER_LLM_TIMEOUT to a positive duration", cfg.Timeout)
+	}
+
+	hc := &http.Client{}
+	if o.HTTPClient != nil {
+		copied := *o.HTTPClient
+		hc = &copied
+	}
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = &transport{base: base}
+
+	oc := openai.DefaultConfig(cfg.APIKey)
+	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	oc.HTTPClient = hc
+
+	sleep := o.Sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	return &Client{
+		cfg:   cfg,
+		api:   openai.NewClientWithConfig(oc),
+		url:   strings.TrimRight(u.Redacted(), "/"),
+		log:   o.Logger,
+		sleep: sleep,
+	}, nil
+}
+
+// Complete asks the endpoint for req.N samples (at least one). When the
+// endpoint does not honour n, the missing samples come from sequential
+// requests with n=1 (and seed+i when req.Seed is set). If a sequential
+// request fails after some samples arrived, Complete returns those samples
+// and no error; callers see fewer choices than they asked for.
+func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+	n := max(req.N, 1)
+	base := c.chatRequest(req)
+	wantLogprobs := req.Logprobs
+	var out core.Completion
+
+	mode := c.cfg.N
+	rejected := false // the n request failed in a way n may explain
+	if n > 1 && (mode == "yes" || (mode == "auto" && !c.noN.Load())) {
+		r := base
+		r.N = n
+		resp, err := c.chat(ctx, r, n)
+		switch {
+		case err == nil:
+			add(&out, resp, n, wantLogprobs)
+			if mode == "yes" {
+				return out, nil
+			}
+			if len(resp.Choices) < n {
+				c.noN.Store(true)
+				c.log.Debug().Str("model", r.Model).Int("n", n).Int("choices", len(resp.Choices)).
+					Msg("llm endpoint ignored n; sending sequential requests from now on")
+			}
+		case mode == "auto" && rejectsRequest(err):
+			rejected = true
+		default:
+			return core.Completion{}, err
+		}
+	}
+
+	for i := len(out.Choices); i < n; i++ {
+		r := base
+		if base.Seed != nil {
+			s := *base.Seed + i
+			r.Seed = &s
+		}
+		resp, err := c.chat(ctx, r, 1)
+		if err != nil {
+			if ctx.Err() != nil || len(out.Choices) == 0 {
+				return core.Completion{}, err
+			}
+			c.log.Debug().Err(err).Int("n", n).Int("choices", len(out.Choices)).
+				Msg("llm sequential sample failed; returning the samples so far")
+			return out, nil
+		}
+		if rejected {
+			rejected = false
+			c.noN.Store(true)
+			c.log.Debug().Str("model", r.Model).Int("n", n).
+				Msg("llm endpoint rejected n; sending sequential requests from now on")
+		}
+		add(&out, resp, 1, wantLogprobs)
+	}
+	return out, nil
+}
+
+// Models lists the ids of the models the endpoint serves (GET /models).
+func (c *Client) Models(ctx context.Context) ([]string, error) {
+	var list openai.ModelsList
+	err := c.do(ctx, "models", "", nil, func(ctx context.Context) error {
+		var err error
+		list, err = c.api.ListModels(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(list.Models))
+	for _, m := range list.Models {
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
+}
+
+// chat sends one chat completion request with retries and checks that the
+// answer has choices.
+func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int) (openai.ChatCompletionResponse, error) {
+	var patch map[string]any
+	if r.Temperature == 0 {
+		// go-openai omits a zero temperature, which servers read as their
+		// default (often 1); greedy decoding must say 0 explicitly.
+		patch = map[string]any{"temperature": 0}
+	}
+	var resp openai.ChatCompletionResponse
+	start := time.Now()
+	err := c.do(ctx, "chat", r.Model, patch, func(ctx context.Context) error {
+		var err error
+		resp, err = c.api.CreateChatCompletion(ctx, r)
+		return err
+	})
+	if err != nil {
+		return resp, err
+	}
+	if len(resp.Choices) == 0 {
+		return resp, &llmError{
+			msg:  fmt.Sprintf("%v: %s sent an answer without choices: check the server's logs and that PONDER_LLM_BASE_URL points at an openai-compatible api", core.ErrLLMBadResponse, c.url),
+			errs: []error{core.ErrLLMBadResponse},
+		}
+	}
+	c.log.Debug().Str("model", r.Model).Int("n", n).Int("choices", len(resp.Choices)).
+		Int("prompt_tokens", resp.Usage.PromptTokens).Int("completion_tokens", resp.Usage.CompletionTokens).
+		Dur("latency", time.Since(start)).Msg("llm completion")
+	return resp, nil
+}
+
+// add appends up to limit choices of resp to out and sums the usage.
+func add(out *core.Completion, resp openai.ChatCompletionResponse, limit int, logprobs bool) {
+	for i, ch := range resp.Choices {
+		if i == limit {
+			break
+		}
+		out.Choices = append(out.Choices, choiceFrom(ch, logprobs))
+	}
+	out.PromptTokens += int64(resp.Usage.PromptTokens)
+	out.CompletionTokens += int64(resp.Usage.CompletionTokens)
+	if out.Model == "" {
+		out.Model = resp.Model
+	}
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,126 @@
+package llm
+
+import (
+	"encoding/json"
+	"strings"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// emptySchema stands in for a tool without a schema: servers want an object.
+var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
+
+// chatRequest maps req to a chat completion request with n left at 1.
+func (c *Client) chatRequest(req core.CompletionRequest) openai.ChatCompletionRequest {
+	r := openai.ChatCompletionRequest{
+		Model:    req.Model,
+		Messages: make([]openai.ChatCompletionMessage, 0, len(req.Messages)),
+		Stop:     req.Stop,
+		LogProbs: req.Logprobs,
+	}
+	if r.Model == "" {
+		r.Model = c.cfg.Model
+	}
+	temp := c.cfg.Temperature
+	if req.Temperature != nil {
+		temp = *req.Temperature
+	}
+	r.Temperature = float32(temp)
+	maxTokens := c.cfg.MaxTokens
+	if req.MaxTokens > 0 {
+		maxTokens = req.MaxTokens
+	}
+	if reasoningModel(r.Model) {
+		// go-openai refuses max_tokens for these models before sending.
+		r.MaxCompletionTokens = maxTokens
+	} else {
+		r.MaxTokens = maxTokens
+	}
+	if req.Seed != nil {
+		s := int(*req.Seed)
+		r.Seed = &s
+	}
+	for _, m := range req.Messages {
+		om := openai.ChatCompletionMessage{Role: m.Role, Content: m.Content, ToolCallID: m.ToolCallID}
+		for _, tc := range m.ToolCalls {
+			args := string(tc.Arguments)
+			if args == "" {
+				args = "{}"
+			}
+			om.ToolCalls = append(om.ToolCalls, openai.ToolCall{
+				ID:       tc.ID,
+				Type:     openai.ToolTypeFunction,
+				Function: openai.FunctionCall{Name: tc.Name, Arguments: args},
+			})
+		}
+		r.Messages = append(r.Messages, om)
+	}
+	for _, t := range req.Tools {
+		schema := t.Schema
+		if len(schema) == 0 {
+			schema = emptySchema
+		}
+		r.Tools = append(r.Tools, openai.Tool{
+			Type: openai.ToolTypeFunction,
+			Function: &openai.FunctionDefinition{
+				Name:        t.Name,
+				Description: t.Description,
+				Parameters:  schema,
+			},
+		})
+	}
+	return r
+}
+
+// reasoningModel reports whether go-openai treats model as an OpenAI
+// reasoning model (o1, o3, o4, gpt-5, gpt-6), which must not get max_tokens.
+func reasoningModel(model string) bool {
+	for _, p := range []string{"o1", "o3", "o4", "gpt-5", "gpt-6"} {
+		if strings.HasPrefix(model, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// choiceFrom maps one response choice. Logprob is the sum of the token
+// logprobs when they were asked for and the server sent them.
+func choiceFrom(ch openai.ChatCompletionChoice, logprobs bool) core.Choice {
+	out := core.Choice{Text: ch.Message.Content, FinishReason: string(ch.FinishReason)}
+	if logprobs && ch.LogProbs != nil && len(ch.LogProbs.Content) > 0 {
+		var sum float64
+		for _, lp := range ch.LogProbs.Content {
+			sum += lp.LogProb
+		}
+		out.Logprob = &sum
+	}
+	for _, tc := range ch.Message.ToolCalls {
+		out.ToolCalls = append(out.ToolCalls, core.ToolCall{
+			ID:        tc.ID,
+			Name:      tc.Function.Name,
+			Arguments: rawArgs(tc.Function.Arguments),
+		})
+	}
+	if fc := ch.Message.FunctionCall; fc != nil && len(out.ToolCalls) == 0 {
+		out.ToolCalls = append(out.ToolCalls, core.ToolCall{Name: fc.Name, Arguments: rawArgs(fc.Arguments)})
+	}
+	return out
+}
+
+// rawArgs keeps the arguments a model wrote as JSON. Empty arguments become
+// {}; text that is not JSON becomes a JSON string, so that the call can be
+// marshalled and the tool can report the bad input.
+func rawArgs(s string) json.RawMessage {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return json.RawMessage("{}")
+	case json.Valid([]byte(s)):
+		return json.RawMessage(s)
+	default:
+		b, _ := json.Marshal(s)
+		return b
+	}
+}

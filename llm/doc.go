@@ -1,0 +1,36 @@
+// Package llm adapts any OpenAI-compatible chat completions endpoint (vLLM,
+// llama.cpp, Ollama, SGLang, LiteLLM, OpenAI itself, Ponder's simulator) to
+// core.Policy.
+//
+// A Client maps a core.CompletionRequest to one chat completion request, or
+// to several when the endpoint does not honour n (config.LLM.N "no", or
+// "auto" after the endpoint rejected or ignored n once). It retries 429, 5xx,
+// network errors and per-attempt timeouts with exponential backoff and full
+// jitter, honouring Retry-After, and classifies what it cannot recover from
+// with core's sentinels: core.ErrLLMAuth, core.ErrLLMUnavailable,
+// core.ErrLLMRateLimited and core.ErrLLMBadResponse. Cancelling the context
+// stops a call at once, backoff included.
+//
+// Usage:
+//
+//	c, err := llm.New(config.LLM{
+//		BaseURL:    "http://127.0.0.1:8000/v1", // includes the /v1 prefix
+//		Model:      "qwen2.5-7b-instruct",
+//		Timeout:    2 * time.Minute, // per attempt
+//		MaxRetries: 4,
+//		N:          "auto",
+//	}, &llm.Options{Logger: log})
+//	if err != nil {
+//		return err
+//	}
+//	out, err := c.Complete(ctx, core.CompletionRequest{
+//		Messages: []core.Message{{Role: "user", Content: "2+2?"}},
+//		N:        4,
+//	})
+//	if errors.Is(err, core.ErrLLMAuth) {
+//		// tell the user to fix PONDER_LLM_API_KEY
+//	}
+//
+// The client logs at debug level only, and never logs the API key or
+// prompts.
+package llm

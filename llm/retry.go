@@ -1,0 +1,344 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+const (
+	backoffBase   = 500 * time.Millisecond
+	backoffCap    = 30 * time.Second
+	maxRetryAfter = 5 * time.Minute // longer Retry-After values are cut to this
+)
+
+// attempt is what one try learns from the transport: go-openai's errors do
+// not carry response headers, so the transport records them here. It also
+// carries fields to set in the JSON body that go-openai cannot express.
+type attempt struct {
+	patch         map[string]any
+	status        int
+	retryAfter    time.Duration
+	hasRetryAfter bool
+}
+
+type attemptKey struct{}
+
+// transport records the status and Retry-After of each response in the
+// request's attempt, and applies the attempt's body patch.
+type transport struct{ base http.RoundTripper }
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	a, _ := req.Context().Value(attemptKey{}).(*attempt)
+	if a == nil {
+		return t.base.RoundTrip(req)
+	}
+	if len(a.patch) > 0 && req.Body != nil && req.Body != http.NoBody {
+		patched, err := patchBody(req, a.patch)
+		if err != nil {
+			return nil, err
+		}
+		req = patched
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	a.status = resp.StatusCode
+	a.retryAfter, a.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return resp, nil
+}
+
+// patchBody returns a copy of req whose JSON object body has the fields of
+// patch set.
+func patchBody(req *http.Request, patch map[string]any) (*http.Request, error) {
+	b, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var body map[string]any
+	if err := json.Unmarshal(b, &body); err != nil {
+		return nil, fmt.Errorf("patch request body: %w", err)
+	}
+	for k, v := range patch {
+		body[k] = v
+	}
+	if b, err = json.Marshal(body); err != nil {
+		return nil, fmt.Errorf("patch request body: %w", err)
+	}
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(bytes.NewReader(b))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	out.ContentLength = int64(len(b))
+	return out, nil
+}
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		d = time.Duration(s * float64(time.Second))
+		if s > maxRetryAfter.Seconds() {
+			d = maxRetryAfter
+		}
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = max(t.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return min(d, maxRetryAfter), true
+}
+
+// backoff is the wait before retry i (0-based): exponential with full
+// jitter.
+func backoff(i int) time.Duration {
+	ceil := backoffCap
+	if i < 16 {
+		ceil = min(backoffBase<<i, backoffCap)
+	}
+	return rand.N(ceil + 1)
+}
+
+// do runs fn until it succeeds, fails for good, or ctx is done, retrying
+// retryable failures up to cfg.MaxRetries times. Each try gets cfg.Timeout.
+func (c *Client) do(ctx context.Context, op, model string, patch map[string]any, fn func(ctx context.Context) error) error {
+	for i := 0; ; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a := &attempt{patch: patch}
+		actx := context.WithValue(ctx, attemptKey{}, a)
+		cancel := context.CancelFunc(func() {})
+		if c.cfg.Timeout > 0 {
+			actx, cancel = context.WithTimeout(actx, c.cfg.Timeout)
+		}
+		start := time.Now()
+		err := fn(actx)
+		timedOut := err != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		retry, ferr := c.classify(err, a, timedOut, i+1, model)
+		ev := c.log.Debug().Str("op", op).Str("model", model).Int("attempt", i+1).Int("status", a.status).
+			Dur("latency", time.Since(start)).Str("error", ferr.Error())
+		if !retry || i >= c.cfg.MaxRetries {
+			ev.Msg("llm request failed")
+			return ferr
+		}
+		d := backoff(i)
+		if a.hasRetryAfter {
+			d = a.retryAfter
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			ev.Dur("backoff", d).Msg("llm request failed; the next try would start after the deadline")
+			return ferr
+		}
+		ev.Dur("backoff", d).Msg("llm request failed; retrying")
+		if err := c.sleep(ctx, d); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
+}
+
+// classify says whether err is worth another try and turns it into the
+// error to return when no try is left: one line, wrapping a core sentinel,
+// saying what to change, and never holding the API key.
+func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, model string) (retry bool, _ error) {
+	if timedOut {
+		// No cause: the caller's own deadline did not pass, and errors.Is
+		// must not say it did.
+		return true, newError(core.ErrLLMUnavailable, nil,
+			"%s did not answer within %s (%s): raise PONDER_LLM_TIMEOUT or check the server's load",
+			c.url, c.cfg.Timeout, plural(attempts, "attempt"))
+	}
+	if status, msg, ok := httpError(err); ok {
+		if status == 0 {
+			status = a.status
+		}
+		detail := c.detail(msg)
+		switch {
+		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+			return false, newError(core.ErrLLMAuth, err, "%s answered %d%s: check PONDER_LLM_API_KEY", c.url, status, detail)
+		case status == http.StatusTooManyRequests:
+			return true, newError(core.ErrLLMRateLimited, err,
+				"%s answered 429 after %s%s: lower PONDER_LLM_CONCURRENCY or raise PONDER_LLM_MAX_RETRIES",
+				c.url, plural(attempts, "attempt"), detail)
+		case status == http.StatusRequestTimeout || status >= 500:
+			return true, newError(core.ErrLLMUnavailable, err, "%s answered %d after %s%s: check the server's logs",
+				c.url, status, plural(attempts, "attempt"), detail)
+		case status == http.StatusNotFound:
+			return false, newError(core.ErrLLMUnavailable, err,
+				"%s answered 404%s: check that PONDER_LLM_BASE_URL includes the api prefix (such as /v1) and PONDER_LLM_MODEL names a served model",
+				c.url, detail)
+		default:
+			return false, newError(nil, err, "llm rejected the request: %s answered %d%s: check the model and the request settings",
+				c.url, status, detail)
+		}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return !dnsErr.IsNotFound, newError(core.ErrLLMUnavailable, err,
+			"cannot resolve the host of %s: fix PONDER_LLM_BASE_URL or --llm-url", c.url)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true, newError(core.ErrLLMUnavailable, err,
+			"cannot connect to %s (connection refused, %s): start the server or fix PONDER_LLM_BASE_URL or --llm-url",
+			c.url, plural(attempts, "attempt"))
+	}
+	var urlErr *url.Error
+	var netErr net.Error
+	if errors.As(err, &urlErr) || errors.As(err, &netErr) || errors.Is(err, syscall.ECONNRESET) {
+		return true, newError(core.ErrLLMUnavailable, err, "request to %s failed (%s): %s: check the server and PONDER_LLM_BASE_URL",
+			c.url, plural(attempts, "attempt"), c.clean(innerText(err)))
+	}
+	if a.status >= 200 && a.status < 300 {
+		return false, newError(core.ErrLLMBadResponse, err,
+			"%s sent an answer that is not valid json (%s): check that PONDER_LLM_BASE_URL points at an openai-compatible api",
+			c.url, c.clean(err.Error()))
+	}
+	// Refused before sending (go-openai's checks of the model's parameters).
+	return false, newError(nil, err, "llm request is invalid for model %q: %s: check the model and the request settings",
+		model, c.clean(err.Error()))
+}
+
+// rejectsRequest reports whether err is the server refusing the request as
+// invalid (400, 422), as servers that do not support n > 1 do.
+func rejectsRequest(err error) bool {
+	status, _, ok := httpError(err)
+	return ok && (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity)
+}
+
+// httpError finds the status and message of an error response.
+func httpError(err error) (status int, msg string, ok bool) {
+	var reqErr *openai.RequestError
+	if errors.As(err, &reqErr) {
+		return reqErr.HTTPStatusCode, bodyMessage(reqErr.Body), true
+	}
+	var apiErr *openai.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.HTTPStatusCode, apiErr.Message, true
+	}
+	return 0, "", false
+}
+
+// bodyMessage digs the message out of an error body in the shapes servers
+// use ({"error":{"message"}}, {"error":"..."}, {"message"}, {"detail"}),
+// falling back to the body itself.
+func bodyMessage(b []byte) string {
+	var v struct {
+		Error   json.RawMessage `json:"error"`
+		Message string          `json:"message"`
+		Detail  any             `json:"detail"`
+	}
+	if json.Unmarshal(b, &v) == nil {
+		var nested struct {
+			Message string `json:"message"`
+		}
+		var s string
+		switch {
+		case json.Unmarshal(v.Error, &nested) == nil && nested.Message != "":
+			return nested.Message
+		case json.Unmarshal(v.Error, &s) == nil && s != "":
+			return s
+		case v.Message != "":
+			return v.Message
+		case v.Detail != nil:
+			if s, ok := v.Detail.(string); ok {
+				return s
+			}
+			d, _ := json.Marshal(v.Detail)
+			return string(d)
+		}
+	}
+	return string(b)
+}
+
+// innerText is the text of the error beneath a *url.Error, which repeats
+// the whole URL.
+func innerText(err error) string {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) && urlErr.Err != nil {
+		return urlErr.Err.Error()
+	}
+	return err.Error()
+}
+
+// clean makes server or library text safe for a one-line message: no API
+// key, no newlines, bounded length.
+func (c *Client) clean(s string) string {
+	if c.cfg.APIKey != "" {
+		s = strings.ReplaceAll(s, c.cfg.APIKey, "[redacted]")
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
+	}
+	return s
+}
+
+// detail is clean(s) in parentheses after a space, or "" when s is empty.
+func (c *Client) detail(s string) string {
+	if s = c.clean(s); s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
+
+// llmError is a classified failure: its own one-line message, unwrapping
+// to a core sentinel and to the underlying error.
+type llmError struct {
+	msg  string
+	errs []error
+}
+
+func (e *llmError) Error() string   { return e.msg }
+func (e *llmError) Unwrap() []error { return e.errs }
+
+func newError(sentinel, cause error, format string, args ...any) error {
+	e := &llmError{msg: fmt.Sprintf(format, args...)}
+	if sentinel != nil {
+		e.msg = sentinel.Error() + ": " + e.msg
+		e.errs = append(e.errs, sentinel)
+	}
+	if cause != nil {
+		e.errs = append(e.errs, cause)
+	}
+	return e
+}
