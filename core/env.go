@@ -84,7 +84,7 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 		}
 		data["responses"] = texts
 	}
-	e.Tracer.Record(OpLLMCall, nil, data)
+	c.TraceSeq = e.Tracer.emit(Event{Op: OpLLMCall, Data: data})
 	return c, nil
 }
 

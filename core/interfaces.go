@@ -47,6 +47,10 @@ type Completion struct {
 	PromptTokens     int64    `json:"prompt_tokens"`
 	CompletionTokens int64    `json:"completion_tokens"`
 	Model            string   `json:"model,omitempty"`
+	// TraceSeq is the seq of the llm_call event Env.Complete recorded for
+	// this call (0 when untraced): nodes point at the call that made them
+	// with Node.Meta "llm_call", evaluate events with data "llm_calls".
+	TraceSeq int64 `json:"-"`
 }
 
 // Policy proposes reasoning steps: an LLM behind any API, a plugin, or an

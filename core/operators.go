@@ -83,6 +83,7 @@ func Generate(ctx context.Context, env *Env, parent NodeID, k int, o GenerateOpt
 		if ch.Logprob != nil {
 			n.Meta = map[string]any{"logprob": *ch.Logprob}
 		}
+		n.Meta = linkCall(n.Meta, c.TraceSeq)
 		id, err := env.AddNode([]NodeID{parent}, n)
 		if err != nil {
 			return ids, fmt.Errorf("generate from node %d: %w", parent, err)
@@ -104,7 +105,7 @@ func Refine(ctx context.Context, env *Env, id NodeID, msgs []Message) (NodeID, e
 	if len(c.Choices) == 0 {
 		return 0, fmt.Errorf("refine node %d: %w: no choices", id, ErrLLMBadResponse)
 	}
-	n := Node{Kind: KindStep, Content: c.Choices[0].Text, Meta: map[string]any{"refines": int(id)},
+	n := Node{Kind: KindStep, Content: c.Choices[0].Text, Meta: linkCall(map[string]any{"refines": int(id)}, c.TraceSeq),
 		Usage: Usage{LLMCalls: 1, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens}}
 	if a, ok := env.Pack.ExtractAnswer(n.Content); ok {
 		n.Kind, n.Answer, n.Terminal = KindAnswer, a, true
@@ -127,7 +128,7 @@ func Aggregate(ctx context.Context, env *Env, ids []NodeID, msgs []Message) (Nod
 	if len(c.Choices) == 0 {
 		return 0, fmt.Errorf("aggregate %v: %w: no choices", ids, ErrLLMBadResponse)
 	}
-	n := Node{Kind: KindAggregate, Content: c.Choices[0].Text,
+	n := Node{Kind: KindAggregate, Content: c.Choices[0].Text, Meta: linkCall(nil, c.TraceSeq),
 		Usage: Usage{LLMCalls: 1, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens}}
 	if a, ok := env.Pack.ExtractAnswer(n.Content); ok {
 		n.Answer, n.Terminal = a, true
@@ -226,7 +227,23 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 	if path == nil {
 		return Evaluation{}, fmt.Errorf("evaluate: node %d does not exist", id)
 	}
-	e, err := ev.Evaluate(ctx, EvalRequest{Task: env.Task, Path: path, Policy: env.Policy()})
+	// The evaluator's LLM calls are listed in the evaluate event, so a
+	// viewer can show the prompt that scored the node.
+	var callsMu sync.Mutex
+	var calls []int64
+	pol := PolicyFunc(func(ctx context.Context, req CompletionRequest) (Completion, error) {
+		c, err := env.Complete(ctx, req)
+		if c.TraceSeq > 0 {
+			callsMu.Lock()
+			calls = append(calls, c.TraceSeq)
+			callsMu.Unlock()
+		}
+		return c, err
+	})
+	e, err := ev.Evaluate(ctx, EvalRequest{Task: env.Task, Path: path, Policy: pol})
+	callsMu.Lock()
+	seqs := calls
+	callsMu.Unlock()
 	if err == nil && (math.IsNaN(e.Score) || e.Score < -1 || e.Score > 1) {
 		err = fmt.Errorf("score %v is outside [-1, 1]", e.Score)
 	}
@@ -241,7 +258,11 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 			}
 			n.Meta["eval_error"] = msg
 		})
-		env.Tracer.Record(OpEvaluate, []NodeID{id}, map[string]any{"error": msg})
+		data := map[string]any{"error": msg}
+		if len(seqs) > 0 {
+			data["llm_calls"] = seqs
+		}
+		env.Tracer.Record(OpEvaluate, []NodeID{id}, data)
 		return Evaluation{}, fmt.Errorf("evaluate node %d: %w: %v", id, ErrUnscored, err)
 	}
 	if e.Kind == "" {
@@ -262,6 +283,9 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 	data := map[string]any{"kind": e.Kind, "score": e.Score}
 	if e.Correct != nil {
 		data["correct"] = *e.Correct
+	}
+	if len(seqs) > 0 {
+		data["llm_calls"] = seqs
 	}
 	env.Tracer.Record(OpEvaluate, []NodeID{id}, data)
 	return e, nil
@@ -288,6 +312,18 @@ func EvaluateAll(ctx context.Context, env *Env, ev Evaluator, ids []NodeID) ([]E
 	}
 	wg.Wait()
 	return evs, oks, errors.Join(errs...)
+}
+
+// linkCall records in meta the seq of the llm_call event that made a node.
+func linkCall(meta map[string]any, seq int64) map[string]any {
+	if seq <= 0 {
+		return meta
+	}
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["llm_call"] = seq
+	return meta
 }
 
 func finite(f float64) any {

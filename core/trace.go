@@ -87,9 +87,9 @@ func (t *Tracer) Record(op string, nodes []NodeID, data map[string]any) {
 	t.emit(Event{Op: op, Nodes: nodes, Data: data})
 }
 
-func (t *Tracer) emit(e Event) {
+func (t *Tracer) emit(e Event) int64 {
 	if t == nil {
-		return
+		return 0
 	}
 	e.TimeMS = sinceMS(t.start)
 	if len(t.scope) > 0 {
@@ -99,7 +99,7 @@ func (t *Tracer) emit(e Event) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return
+		return 0
 	}
 	e.Seq = int64(len(l.events)) + 1
 	l.events = append(l.events, e)
@@ -107,6 +107,7 @@ func (t *Tracer) emit(e Event) {
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
 	close(ch)
+	return e.Seq
 }
 
 // Since returns the events with Seq > seq.
