@@ -1,0 +1,402 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/html"
+)
+
+// Extracted is a document's text with the structure the chunker follows.
+type Extracted struct {
+	Text  string
+	Title string
+	// Type is the document type: md, txt, html, pdf, or the source
+	// language (go, py, ...).
+	Type string
+	// Heads are the section headings, in order; a heading's Start..End is
+	// its line in Text.
+	Heads []Head
+	// Breaks are offsets in Text where a paragraph or block ends: the
+	// preferred places to cut chunks.
+	Breaks []int
+	// Pages are the offsets where pages 2, 3, ... start (PDF).
+	Pages []int
+}
+
+// Head is one heading.
+type Head struct {
+	Start, End int
+	Level      int
+	Text       string
+}
+
+// ErrUnsupported marks files whose type ingest does not read.
+var ErrUnsupported = errors.New("unsupported file type")
+
+// ErrMalformed marks files that could not be parsed.
+var ErrMalformed = errors.New("malformed file")
+
+// sourceExts maps source-file extensions to their type.
+var sourceExts = map[string]string{
+	".go": "go", ".py": "py", ".js": "js", ".mjs": "js", ".ts": "ts", ".tsx": "ts", ".jsx": "js", ".java": "java",
+	".kt": "kotlin", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".cs": "csharp", ".rs": "rust",
+	".rb": "ruby", ".php": "php", ".swift": "swift", ".scala": "scala", ".sh": "sh", ".bash": "sh", ".sql": "sql",
+	".proto": "proto", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json", ".ini": "ini", ".cfg": "ini",
+	".lua": "lua", ".r": "r", ".pl": "perl", ".ex": "elixir", ".exs": "elixir", ".hs": "haskell", ".ml": "ocaml",
+	".tf": "terraform", ".css": "css", ".scss": "css", ".vue": "vue", ".svelte": "svelte", ".dart": "dart", ".zig": "zig",
+	".make": "make", ".mk": "make", ".dockerfile": "docker", ".gradle": "gradle", ".xml": "xml", ".csv": "csv",
+}
+
+var plainNames = map[string]string{"makefile": "make", "dockerfile": "docker", "readme": "txt", "license": "txt"}
+
+// TypeOf returns the document type of a file name, or "" if unsupported.
+func TypeOf(name string) string {
+	ext := strings.ToLower(filepath.Ext(name))
+	switch ext {
+	case ".md", ".markdown", ".mdx":
+		return "md"
+	case ".txt", ".text", ".rst", ".adoc", ".org", ".log":
+		return "txt"
+	case ".html", ".htm", ".xhtml":
+		return "html"
+	case ".pdf":
+		return "pdf"
+	}
+	if t, ok := sourceExts[ext]; ok {
+		return t
+	}
+	return plainNames[strings.ToLower(filepath.Base(name))]
+}
+
+// IsBinary reports whether data looks like a binary file: a NUL byte in its
+// first 8 KiB.
+func IsBinary(data []byte) bool {
+	return bytes.IndexByte(data[:min(len(data), 8192)], 0) >= 0
+}
+
+// Extract reads the text and structure of a document named name (its
+// extension picks the reader). PDFs are read with poppler's pdftotext.
+func Extract(ctx context.Context, name string, data []byte) (Extracted, error) {
+	typ := TypeOf(name)
+	base := filepath.Base(name)
+	var ex Extracted
+	switch typ {
+	case "":
+		return ex, fmt.Errorf("%w %q (ingest reads .md .txt .html .pdf and source files)", ErrUnsupported, filepath.Ext(name))
+	case "pdf":
+		var err error
+		if ex, err = extractPDF(ctx, data); err != nil {
+			return ex, err
+		}
+	default:
+		if IsBinary(data) {
+			return ex, fmt.Errorf("%w: binary content (a NUL byte) in a .%s file", ErrMalformed, typ)
+		}
+		text := string(data)
+		if !utf8.ValidString(text) {
+			text = strings.ToValidUTF8(text, "\uFFFD")
+		}
+		text = strings.ReplaceAll(text, "\r\n", "\n")
+		switch typ {
+		case "md":
+			ex = extractMarkdown(text)
+		case "html":
+			ex = extractHTML(text)
+		default:
+			ex = Extracted{Text: text, Breaks: blankLines(text)}
+		}
+	}
+	ex.Type = typ
+	if ex.Title == "" && len(ex.Heads) > 0 {
+		ex.Title = ex.Heads[0].Text
+	}
+	if ex.Title == "" {
+		ex.Title = base
+	}
+	return ex, nil
+}
+
+// blankLines returns the offsets just after each run of blank lines.
+func blankLines(text string) []int {
+	var out []int
+	i := 0
+	for {
+		j := strings.Index(text[i:], "\n\n")
+		if j < 0 {
+			return out
+		}
+		k := i + j + 1
+		for k < len(text) && (text[k] == '\n' || text[k] == ' ' || text[k] == '\t') {
+			k++
+		}
+		out = append(out, k)
+		i = k
+		if i >= len(text) {
+			return out
+		}
+	}
+}
+
+var (
+	atxHeading = regexp.MustCompile(`^(#{1,6})[ \t]+(.+?)[ \t#]*$`)
+	fence      = regexp.MustCompile("^\\s{0,3}(```|~~~)")
+	frontTitle = regexp.MustCompile(`(?m)^title:\s*["']?(.+?)["']?\s*$`)
+)
+
+func extractMarkdown(text string) Extracted {
+	ex := Extracted{Text: text}
+	off, skipTo := 0, 0
+	// YAML front matter: its title names the document; it is not text.
+	if strings.HasPrefix(text, "---\n") {
+		if end := strings.Index(text[4:], "\n---"); end >= 0 {
+			if m := frontTitle.FindStringSubmatch(text[4 : 4+end]); m != nil {
+				ex.Title = m[1]
+			}
+			skipTo = 4 + end + len("\n---")
+		}
+	}
+	inFence := false
+	prevLine, prevStart, prevBlank := "", 0, true
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 64<<10), len(text)+1)
+	for sc.Scan() {
+		line := sc.Text()
+		start := off
+		off += len(line) + 1
+		end := min(off-1, len(text))
+		if start < skipTo {
+			continue
+		}
+		if fence.MatchString(line) {
+			inFence = !inFence
+			if !inFence {
+				ex.Breaks = append(ex.Breaks, min(off, len(text)))
+			}
+			prevBlank = false
+			prevLine = ""
+			continue
+		}
+		if inFence {
+			continue
+		}
+		if strings.TrimSpace(line) == "" {
+			if !prevBlank {
+				ex.Breaks = append(ex.Breaks, min(off, len(text)))
+			}
+			prevBlank = true
+			prevLine = ""
+			continue
+		}
+		if m := atxHeading.FindStringSubmatch(line); m != nil {
+			ex.Heads = append(ex.Heads, Head{Start: start, End: end, Level: len(m[1]), Text: strings.TrimSpace(m[2])})
+			if len(m[1]) == 1 && ex.Title == "" {
+				ex.Title = strings.TrimSpace(m[2])
+			}
+		} else if prevLine != "" && (isRule(line, '=') || isRule(line, '-')) {
+			// Setext heading: the previous line underlined.
+			lvl := 1
+			if line[0] == '-' || strings.TrimSpace(line)[0] == '-' {
+				lvl = 2
+			}
+			ex.Heads = append(ex.Heads, Head{Start: prevStart, End: end, Level: lvl, Text: strings.TrimSpace(prevLine)})
+			if lvl == 1 && ex.Title == "" {
+				ex.Title = strings.TrimSpace(prevLine)
+			}
+			prevLine = ""
+			prevBlank = false
+			continue
+		}
+		prevLine, prevStart, prevBlank = line, start, false
+	}
+	return ex
+}
+
+func isRule(line string, c byte) bool {
+	t := strings.TrimSpace(line)
+	if len(t) < 2 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] != c {
+			return false
+		}
+	}
+	return true
+}
+
+// extractHTML turns HTML into text: headings and blocks become lines and
+// paragraph breaks; scripts, styles and navigation are dropped.
+func extractHTML(src string) Extracted {
+	var ex Extracted
+	var b strings.Builder
+	z := html.NewTokenizer(strings.NewReader(src))
+	skip := 0
+	pre := 0
+	var title strings.Builder
+	inTitle := false
+	headLevel, headStart := 0, 0
+	lastSpace := true
+	breakPara := func() {
+		s := b.String()
+		if len(s) == 0 || strings.HasSuffix(s, "\n\n") {
+			return
+		}
+		if strings.HasSuffix(s, "\n") {
+			b.WriteString("\n")
+		} else {
+			b.WriteString("\n\n")
+		}
+		ex.Breaks = append(ex.Breaks, b.Len())
+		lastSpace = true
+	}
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			ex.Text = strings.TrimRight(b.String(), "\n ") + "\n"
+			ex.Title = strings.TrimSpace(title.String())
+			return ex
+		case html.StartTagToken, html.EndTagToken, html.SelfClosingTagToken:
+			name, _ := z.TagName()
+			tag := string(name)
+			start := tt == html.StartTagToken
+			switch tag {
+			case "script", "style", "noscript", "template", "svg", "nav", "iframe", "object":
+				if tt == html.SelfClosingTagToken {
+					continue
+				}
+				if start {
+					skip++
+				} else if skip > 0 {
+					skip--
+				}
+				continue
+			case "title":
+				inTitle = start
+				continue
+			case "pre":
+				if start {
+					pre++
+				} else if pre > 0 {
+					pre--
+				}
+				breakPara()
+			case "h1", "h2", "h3", "h4", "h5", "h6":
+				if start {
+					breakPara()
+					headLevel, headStart = int(tag[1]-'0'), b.Len()
+				} else if headLevel > 0 {
+					text := strings.TrimSpace(b.String()[headStart:])
+					if text != "" {
+						ex.Heads = append(ex.Heads, Head{Start: headStart, End: b.Len(), Level: headLevel, Text: text})
+					}
+					headLevel = 0
+					breakPara()
+				}
+			case "br":
+				b.WriteString("\n")
+				lastSpace = true
+			case "p", "div", "li", "tr", "section", "article", "blockquote", "table", "ul", "ol", "dl", "dt", "dd",
+				"header", "footer", "main", "aside", "figure", "figcaption", "hr", "form":
+				breakPara()
+			case "td", "th":
+				if !lastSpace {
+					b.WriteString(" ")
+					lastSpace = true
+				}
+			}
+		case html.TextToken:
+			if skip > 0 {
+				continue
+			}
+			t := html.UnescapeString(string(z.Text()))
+			if inTitle {
+				title.WriteString(t)
+				continue
+			}
+			if pre > 0 {
+				b.WriteString(t)
+				lastSpace = strings.HasSuffix(t, "\n") || strings.HasSuffix(t, " ")
+				continue
+			}
+			for _, f := range strings.FieldsFunc(t, func(r rune) bool { return r == ' ' || r == '\n' || r == '\t' || r == '\r' }) {
+				if !lastSpace {
+					b.WriteString(" ")
+				}
+				b.WriteString(f)
+				lastSpace = false
+			}
+			if len(t) > 0 && strings.ContainsAny(t[len(t)-1:], " \n\t\r") {
+				lastSpace = true
+				if b.Len() > 0 && !strings.HasSuffix(b.String(), " ") && !strings.HasSuffix(b.String(), "\n") {
+					b.WriteString(" ")
+				}
+			}
+		}
+	}
+}
+
+// PDFToText is the pdftotext binary (poppler-utils); tests may point it
+// elsewhere.
+var PDFToText = "pdftotext"
+
+func extractPDF(ctx context.Context, data []byte) (Extracted, error) {
+	if !bytes.HasPrefix(bytes.TrimLeft(data[:min(len(data), 1024)], "\x00\t\r\n "), []byte("%PDF-")) {
+		return Extracted{}, fmt.Errorf("%w: not a PDF (no %%PDF- header)", ErrMalformed)
+	}
+	bin, err := exec.LookPath(PDFToText)
+	if err != nil {
+		return Extracted{}, fmt.Errorf("reading PDFs needs pdftotext: install poppler-utils (apt-get install poppler-utils, or run scripts/deps.sh)")
+	}
+	cmd := exec.CommandContext(ctx, bin, "-enc", "UTF-8", "-q", "-", "-")
+	cmd.Stdin = bytes.NewReader(data)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return Extracted{}, ctx.Err()
+		}
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i]
+		}
+		return Extracted{}, fmt.Errorf("%w: pdftotext: %s", ErrMalformed, msg)
+	}
+	text := strings.ToValidUTF8(out.String(), "\uFFFD")
+	ex := Extracted{}
+	var b strings.Builder
+	pages := strings.Split(text, "\f")
+	for i, p := range pages {
+		if i > 0 && strings.TrimSpace(p) != "" {
+			ex.Pages = append(ex.Pages, b.Len())
+		}
+		b.WriteString(p)
+		if i < len(pages)-1 && !strings.HasSuffix(p, "\n\n") {
+			b.WriteString("\n\n")
+		}
+	}
+	ex.Text = b.String()
+	ex.Breaks = blankLines(ex.Text)
+	// The first short line of the first page is usually the title.
+	for _, line := range strings.Split(strings.TrimSpace(ex.Text), "\n") {
+		if l := strings.TrimSpace(line); l != "" {
+			if len(l) <= 120 {
+				ex.Title = l
+			}
+			break
+		}
+	}
+	return ex, nil
+}

@@ -1,0 +1,534 @@
+// Package ingest reads documents (.md, .txt, .html, .pdf and source files)
+// from files, folders, globs or stdin, chunks them by structure, embeds them
+// when an embedder is configured, and stores them in a retrieval.Store.
+//
+//	ing := ingest.New(store, &ingest.Options{Collection: "docs"})
+//	sum, err := ing.Run(ctx, []string{"./docs", "notes/*.md"}, nil)
+//	for _, f := range sum.Files {
+//		fmt.Println(f.Path, f.Status, f.Reason)
+//	}
+//
+// Bad files (unreadable, binary, empty, too large, malformed) are skipped
+// with a reason and never stop the run; re-ingesting an unchanged file is a
+// no-op, and a changed one replaces its chunks.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/retrieval"
+)
+
+// Options configure an Ingester. The zero value is valid.
+type Options struct {
+	// Collection to ingest into (default "docs").
+	Collection string
+	Chunk      ChunkOptions
+	// MaxFileBytes skips larger files (default 50 MiB).
+	MaxFileBytes int64
+	// Embedder, when set, adds dense vectors (else lexical only).
+	Embedder retrieval.Embedder
+	// BatchBytes: documents are stored in transactions of about this many
+	// bytes of text (default 4 MiB).
+	BatchBytes int
+	// Workers read and chunk files in parallel (default GOMAXPROCS).
+	Workers int
+	// StdinName names the document read from "-" (default "stdin.txt");
+	// its extension picks the reader.
+	StdinName string
+	// OnFile is called after each file is read (before it is stored).
+	OnFile func(f FileResult)
+	// OnStored is called after each batch is durably stored, with the
+	// sources it held.
+	OnStored func(sources []string)
+	Logger   zerolog.Logger
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Status of one file.
+type Status string
+
+// File statuses.
+const (
+	Added     Status = "added"
+	Updated   Status = "updated"
+	Unchanged Status = "unchanged"
+	Skipped   Status = "skipped"
+	Failed    Status = "failed" // read fine but could not be stored
+)
+
+// FileResult is what happened to one file.
+type FileResult struct {
+	Path   string `json:"path"`
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	Bytes  int64  `json:"bytes"`
+	Chunks int    `json:"chunks,omitempty"`
+}
+
+// Summary is the outcome of a run.
+type Summary struct {
+	Collection string       `json:"collection"`
+	Files      []FileResult `json:"files"`
+	Added      int          `json:"added"`
+	Updated    int          `json:"updated"`
+	Unchanged  int          `json:"unchanged"`
+	Skipped    int          `json:"skipped"`
+	Failed     int          `json:"failed"`
+	Chunks     int          `json:"chunks"`
+	Bytes      int64        `json:"bytes"`
+	Seconds    float64      `json:"seconds"`
+}
+
+// Ingester ingests documents into one collection of a store.
+type Ingester struct {
+	store retrieval.Store
+	o     Options
+}
+
+// New returns an Ingester writing to store.
+func New(store retrieval.Store, o *Options) *Ingester {
+	var opt Options
+	if o != nil {
+		opt = *o
+	}
+	if opt.Collection == "" {
+		opt.Collection = "docs"
+	}
+	opt.Chunk = opt.Chunk.norm()
+	if opt.MaxFileBytes <= 0 {
+		opt.MaxFileBytes = 50 << 20
+	}
+	if opt.BatchBytes <= 0 {
+		opt.BatchBytes = 4 << 20
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opt.StdinName == "" {
+		opt.StdinName = "stdin.txt"
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Ingester{store: store, o: opt}
+}
+
+// Params fingerprints the settings that shape chunks: a document ingested
+// with other settings is re-ingested even if its bytes did not change.
+func (in *Ingester) Params() string {
+	model := ""
+	if in.o.Embedder != nil {
+		model = in.o.Embedder.Model()
+	}
+	return fmt.Sprintf("v1 size=%d overlap=%d embed=%s", in.o.Chunk.Size, in.o.Chunk.Overlap, model)
+}
+
+// input is one thing to read: a file path, or stdin.
+type input struct {
+	path  string // absolute path, or StdinName for stdin
+	stdin io.Reader
+}
+
+// Expand turns the command line's paths into files: folders are walked
+// (hidden entries and node_modules skipped), globs expanded ("**" matches
+// any depth), "-" is stdin. Paths that match nothing are reported as
+// skipped.
+func Expand(paths []string) (files []string, missing []FileResult) {
+	seen := map[string]bool{}
+	add := func(p string) {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if !seen[p] {
+			seen[p] = true
+			files = append(files, p)
+		}
+	}
+	for _, p := range paths {
+		if p == "-" {
+			if !seen["-"] {
+				seen["-"] = true
+				files = append(files, "-")
+			}
+			continue
+		}
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && st.IsDir():
+			_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					missing = append(missing, FileResult{Path: path, Status: Skipped, Reason: "unreadable: " + errText(err)})
+					return nil
+				}
+				name := d.Name()
+				if path != p && (strings.HasPrefix(name, ".") || name == "node_modules") {
+					if d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				if d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0 && !d.IsDir() {
+					add(path)
+				}
+				return nil
+			})
+		case err == nil:
+			add(p)
+		case strings.ContainsAny(p, "*?["):
+			matches, gerr := glob(p)
+			if gerr != nil {
+				missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: "bad pattern: " + gerr.Error()})
+				continue
+			}
+			if len(matches) == 0 {
+				missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: "no file matches this pattern"})
+			}
+			for _, m := range matches {
+				if st, err := os.Stat(m); err == nil && !st.IsDir() {
+					add(m)
+				}
+			}
+		default:
+			missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: "unreadable: " + errText(err)})
+		}
+	}
+	return files, missing
+}
+
+// glob is filepath.Glob with "**" matching any number of folders.
+func glob(pattern string) ([]string, error) {
+	i := strings.Index(pattern, "**")
+	if i < 0 {
+		return filepath.Glob(pattern)
+	}
+	root := filepath.Clean(pattern[:i])
+	if pattern[:i] == "" {
+		root = "."
+	}
+	rest := strings.TrimLeft(pattern[i+2:], string(filepath.Separator))
+	if _, err := filepath.Match(rest, ""); err != nil {
+		return nil, err
+	}
+	var out []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		// Match the tail of the path against the rest of the pattern.
+		parts := strings.Split(rel, string(filepath.Separator))
+		for j := range parts {
+			if ok, _ := filepath.Match(rest, filepath.Join(parts[j:]...)); ok {
+				out = append(out, path)
+				break
+			}
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out, err
+}
+
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// readResult is a file read and chunked by a worker.
+type readResult struct {
+	FileResult
+	doc *retrieval.Document
+}
+
+// Run ingests paths (see Expand); stdin is read for "-". It returns the
+// summary and an error only when the run could not go on (the store
+// failed, ctx ended); bad files are skipped with a reason in the summary.
+func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (Summary, error) {
+	start := time.Now()
+	sum := Summary{Collection: in.o.Collection, Files: []FileResult{}}
+	spec := retrieval.CollectionSpec{Name: in.o.Collection}
+	if in.o.Embedder != nil {
+		spec.Model = in.o.Embedder.Model()
+		if spec.Dim = in.o.Embedder.Dim(); spec.Dim == 0 {
+			// Learn the dimension from the endpoint before writing anything.
+			v, err := in.o.Embedder.Embed(ctx, []string{"dimension probe"})
+			if err != nil {
+				return sum, fmt.Errorf("embedder: %w", err)
+			}
+			if len(v) != 1 || len(v[0]) == 0 {
+				return sum, fmt.Errorf("embedder %s returned no vector", spec.Model)
+			}
+			spec.Dim = len(v[0])
+		}
+	}
+	if _, err := in.store.EnsureCollection(ctx, spec); err != nil {
+		return sum, err
+	}
+	files, missing := Expand(paths)
+	results := append([]FileResult(nil), missing...)
+
+	jobs := make(chan input)
+	out := make(chan readResult)
+	var wg sync.WaitGroup
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range in.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				r := in.read(wctx, j)
+				select {
+				case out <- r:
+				case <-wctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for _, f := range files {
+			j := input{path: f}
+			if f == "-" {
+				j = input{path: in.o.StdinName, stdin: stdin}
+				if stdin == nil {
+					j.stdin = strings.NewReader("")
+				}
+			}
+			select {
+			case jobs <- j:
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+
+	var batch []readResult
+	batchBytes := 0
+	var runErr error
+	flush := func() {
+		if len(batch) == 0 || runErr != nil {
+			return
+		}
+		docs := make([]retrieval.Document, len(batch))
+		srcs := make([]string, len(batch))
+		for i, r := range batch {
+			docs[i] = *r.doc
+			srcs[i] = r.doc.Source
+		}
+		err := in.store.Put(ctx, in.o.Collection, docs)
+		for _, r := range batch {
+			if err != nil {
+				r.Status, r.Reason = Failed, "not stored: "+err.Error()
+			}
+			results = append(results, r.FileResult)
+		}
+		if err != nil {
+			runErr = err
+		} else if in.o.OnStored != nil {
+			in.o.OnStored(srcs)
+		}
+		batch, batchBytes = nil, 0
+	}
+	for r := range out {
+		if in.o.OnFile != nil {
+			in.o.OnFile(r.FileResult)
+		}
+		if r.doc == nil || runErr != nil {
+			if runErr != nil && r.doc != nil {
+				r.Status, r.Reason = Failed, "not stored: an earlier batch failed"
+			}
+			results = append(results, r.FileResult)
+			continue
+		}
+		if in.o.Embedder != nil {
+			if err := in.embed(ctx, r.doc); err != nil {
+				r.Status, r.Reason, r.doc = Failed, "embedding failed: "+err.Error(), nil
+				results = append(results, r.FileResult)
+				runErr = fmt.Errorf("embed %s: %w", r.Path, err)
+				cancel()
+				continue
+			}
+		}
+		batch = append(batch, r)
+		for _, c := range r.doc.Chunks {
+			batchBytes += len(c.Text)
+		}
+		if batchBytes >= in.o.BatchBytes || len(batch) >= 512 {
+			flush()
+			if runErr != nil {
+				cancel()
+			}
+		}
+	}
+	flush()
+	if runErr == nil && ctx.Err() != nil {
+		runErr = ctx.Err()
+	}
+	sort.SliceStable(results, func(i, j int) bool { return results[i].Path < results[j].Path })
+	sum.Files = results
+	for _, r := range results {
+		switch r.Status {
+		case Added:
+			sum.Added++
+		case Updated:
+			sum.Updated++
+		case Unchanged:
+			sum.Unchanged++
+		case Skipped:
+			sum.Skipped++
+		case Failed:
+			sum.Failed++
+		}
+		if r.Status == Added || r.Status == Updated {
+			sum.Chunks += r.Chunks
+			sum.Bytes += r.Bytes
+		}
+	}
+	sum.Seconds = time.Since(start).Seconds()
+	return sum, runErr
+}
+
+func (in *Ingester) embed(ctx context.Context, d *retrieval.Document) error {
+	texts := make([]string, len(d.Chunks))
+	for i, c := range d.Chunks {
+		texts[i] = embedText(d.Title, c)
+	}
+	vecs, err := in.o.Embedder.Embed(ctx, texts)
+	if err != nil {
+		return err
+	}
+	if len(vecs) != len(texts) {
+		return fmt.Errorf("embedder returned %d vectors for %d texts", len(vecs), len(texts))
+	}
+	for i := range d.Chunks {
+		d.Chunks[i].Vector = vecs[i]
+	}
+	return nil
+}
+
+// embedText is what is embedded for a chunk: its heading trail gives the
+// model the context the chunk's text may leave implicit.
+func embedText(title string, c retrieval.Chunk) string {
+	trail := c.Headings
+	if len(trail) == 0 && title != "" {
+		trail = []string{title}
+	}
+	if len(trail) == 0 {
+		return c.Text
+	}
+	return strings.Join(trail, " > ") + "\n" + c.Text
+}
+
+// read loads, checks and chunks one input.
+func (in *Ingester) read(ctx context.Context, j input) readResult {
+	r := readResult{FileResult: FileResult{Path: j.path}}
+	skip := func(format string, a ...any) readResult {
+		r.Status, r.Reason = Skipped, fmt.Sprintf(format, a...)
+		return r
+	}
+	var data []byte
+	if j.stdin != nil {
+		b, err := io.ReadAll(io.LimitReader(j.stdin, in.o.MaxFileBytes+1))
+		if err != nil {
+			return skip("unreadable: %v", err)
+		}
+		data = b
+	} else {
+		st, err := os.Stat(j.path)
+		if err != nil {
+			return skip("unreadable: %s", errText(err))
+		}
+		if st.Size() > in.o.MaxFileBytes {
+			r.Bytes = st.Size()
+			return skip("too large: %d bytes, limit %d (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", st.Size(), in.o.MaxFileBytes)
+		}
+		if TypeOf(j.path) == "" {
+			r.Bytes = st.Size()
+			return skip("unsupported file type %q (ingest reads .md .txt .html .pdf and source files)", filepath.Ext(j.path))
+		}
+		f, err := os.Open(j.path)
+		if err != nil {
+			return skip("unreadable: %s", errText(err))
+		}
+		data, err = io.ReadAll(io.LimitReader(f, in.o.MaxFileBytes+1))
+		f.Close()
+		if err != nil {
+			return skip("unreadable: %s", errText(err))
+		}
+	}
+	r.Bytes = int64(len(data))
+	if int64(len(data)) > in.o.MaxFileBytes {
+		return skip("too large: more than %d bytes (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", in.o.MaxFileBytes)
+	}
+	if len(strings.TrimSpace(string(data[:min(len(data), 4096)]))) == 0 && len(strings.TrimSpace(string(data))) == 0 {
+		return skip("empty")
+	}
+	hash := retrieval.HashBytes(data)
+	params := in.Params()
+	have, err := in.store.Documents(ctx, in.o.Collection, []string{j.path})
+	if err != nil {
+		r.Status, r.Reason = Failed, "store lookup failed: "+err.Error()
+		return r
+	}
+	old, exists := have[j.path]
+	if exists && old.Hash == hash && old.Params == params {
+		r.Status, r.Chunks = Unchanged, old.Chunks
+		return r
+	}
+	ex, err := Extract(ctx, j.path, data)
+	if err != nil {
+		if errors.Is(err, ErrUnsupported) {
+			return skip("unsupported file type %q (ingest reads .md .txt .html .pdf and source files)", filepath.Ext(j.path))
+		}
+		if errors.Is(err, ErrMalformed) {
+			return skip("%s", strings.TrimPrefix(err.Error(), ErrMalformed.Error()+": "))
+		}
+		return skip("%v", err)
+	}
+	if strings.TrimSpace(ex.Text) == "" {
+		return skip("empty: no text found")
+	}
+	chunks := Chunk(ex, in.o.Chunk)
+	if len(chunks) == 0 {
+		return skip("empty: no text found")
+	}
+	now := in.o.Now().UTC()
+	doc := &retrieval.Document{Source: j.path, Hash: hash, Params: params, Title: ex.Title, Bytes: int64(len(data)),
+		IngestedAt: now, Meta: map[string]string{"type": ex.Type}}
+	for i := range chunks {
+		chunks[i].Title = ex.Title
+		chunks[i].Source = j.path
+		chunks[i].DocHash = hash
+		chunks[i].IngestedAt = now
+		chunks[i].ID = retrieval.ChunkID(j.path, hash, i)
+	}
+	doc.Chunks = chunks
+	r.doc = doc
+	r.Chunks = len(chunks)
+	r.Status = Added
+	if exists {
+		r.Status = Updated
+	}
+	return r
+}

@@ -1,0 +1,252 @@
+package ingest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/retrieval"
+	"github.com/ponder-rlm/ponder/retrieval/embedded"
+)
+
+func openStore(t *testing.T) *embedded.Store {
+	t.Helper()
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// copyDocs copies testdata/docs into a temporary folder.
+func copyDocs(t *testing.T) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir("testdata/docs", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("testdata/docs", p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func byPath(sum Summary) map[string]FileResult {
+	m := map[string]FileResult{}
+	for _, f := range sum.Files {
+		m[filepath.Base(f.Path)] = f
+	}
+	return m
+}
+
+func TestIngestFolder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := copyDocs(t)
+	// Bad inputs next to good ones.
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("blob.txt", []byte("abc\x00\x01\x02 binary"))
+	write("empty.md", []byte("  \n\n"))
+	write("broken.pdf", []byte("%PDF-1.4\nthis is not really a pdf\n"))
+	write("fake.pdf", []byte("plain words, no header"))
+	write("huge.txt", []byte(strings.Repeat("big ", 3000)))
+	write("image.png", []byte("\x89PNG...."))
+	write(".hidden.md", []byte("# hidden\nsecret"))
+	if err := os.Symlink(filepath.Join(dir, "gone.md"), filepath.Join(dir, "dangling.md")); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	var stored []string
+	ing := New(st, &Options{Collection: "docs", MaxFileBytes: 10000, OnStored: func(s []string) { stored = append(stored, s...) }})
+	sum, err := ing.Run(ctx, []string{dir}, nil)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	files := byPath(sum)
+	for name, want := range map[string]struct {
+		status Status
+		reason string
+	}{
+		"guide.md":     {Added, ""},
+		"notes.txt":    {Added, ""},
+		"page.html":    {Added, ""},
+		"handbook.pdf": {Added, ""},
+		"beacon.go":    {Added, ""},
+		"blob.txt":     {Skipped, "binary"},
+		"empty.md":     {Skipped, "empty"},
+		"broken.pdf":   {Skipped, "pdftotext"},
+		"fake.pdf":     {Skipped, "not a PDF"},
+		"huge.txt":     {Skipped, "too large"},
+		"image.png":    {Skipped, "unsupported file type"},
+		"dangling.md":  {Skipped, "unreadable"},
+	} {
+		f, ok := files[name]
+		if !ok {
+			t.Errorf("%s: missing from the summary", name)
+			continue
+		}
+		if f.Status != want.status || !strings.Contains(f.Reason, want.reason) {
+			t.Errorf("%s: %s %q, want %s containing %q", name, f.Status, f.Reason, want.status, want.reason)
+		}
+	}
+	if _, ok := files[".hidden.md"]; ok {
+		t.Error("hidden file was ingested")
+	}
+	if sum.Added != 5 || sum.Skipped != 7 || len(stored) != 5 {
+		t.Errorf("summary added %d skipped %d stored %d: %+v", sum.Added, sum.Skipped, len(stored), sum)
+	}
+	for q, want := range map[string]string{
+		"admin console port":                 "guide.md",
+		"emergency radio frequency":          "handbook.pdf",
+		"telescope upgrade budget owner":     "notes.txt",
+		"cafeteria lunch":                    "page.html",
+		"how often does the beacon transmit": "beacon.go",
+	} {
+		hits, err := st.Search(ctx, "docs", retrieval.Query{Text: q, K: 1})
+		if err != nil || len(hits) == 0 || filepath.Base(hits[0].Source) != want {
+			t.Errorf("search %q: %+v %v, want %s first", q, hits, err, want)
+		}
+	}
+	hits, _ := st.Search(ctx, "docs", retrieval.Query{Text: "admin console port 7443", K: 1})
+	h := hits[0]
+	if h.Title != "Orion Operations Guide" || !slices.Equal(h.Headings, []string{"Orion Operations Guide", "Network", "Ports"}) || h.Meta["type"] != "md" {
+		t.Errorf("guide chunk metadata: title %q headings %q meta %v", h.Title, h.Headings, h.Meta)
+	}
+	src, _ := os.ReadFile(filepath.Join(dir, "guide.md"))
+	if string(src[h.Start:h.End]) != h.Text || !filepath.IsAbs(h.Source) {
+		t.Errorf("offsets %d..%d do not locate the chunk in the file, or source %q is not absolute", h.Start, h.End, h.Source)
+	}
+	hits, _ = st.Search(ctx, "docs", retrieval.Query{Text: "emergency radio frequency", K: 1})
+	if hits[0].Meta["page"] != "2" || hits[0].Title != "Orion Field Handbook" {
+		t.Errorf("pdf chunk: page %q title %q", hits[0].Meta["page"], hits[0].Title)
+	}
+	if hits, _ := st.Search(ctx, "docs", retrieval.Query{Text: "secret do not index", K: 3}); len(hits) != 0 {
+		t.Errorf("script or hidden text was indexed: %+v", hits)
+	}
+
+	// Re-ingesting unchanged files is a no-op; a changed one replaces its chunks.
+	write("notes.txt", []byte("The budget owner for the telescope upgrade is now Omar Reyes.\n"))
+	stored = nil
+	sum, err = ing.Run(ctx, []string{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = byPath(sum)
+	if files["guide.md"].Status != Unchanged || files["notes.txt"].Status != Updated || sum.Unchanged != 4 || sum.Updated != 1 ||
+		!slices.Equal(stored, []string{filepath.Join(dir, "notes.txt")}) {
+		t.Fatalf("second run: %+v, stored %v", sum, stored)
+	}
+	hits, _ = st.Search(ctx, "docs", retrieval.Query{Text: "telescope budget owner", K: 5})
+	if len(hits) != 1 || !strings.Contains(hits[0].Text, "Omar Reyes") {
+		t.Fatalf("after the change: %+v", hits)
+	}
+}
+
+func TestIngestGlobAndStdin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := copyDocs(t)
+	st := openStore(t)
+	ing := New(st, &Options{Collection: "g", StdinName: "pasted.md"})
+	sum, err := ing.Run(ctx, []string{filepath.Join(dir, "**", "*.go"), filepath.Join(dir, "*.txt"), "-", filepath.Join(dir, "nothing*.md")},
+		strings.NewReader("# Pasted\n\nThe pasted note mentions the word aardvark.\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := byPath(sum)
+	if files["beacon.go"].Status != Added || files["notes.txt"].Status != Added || files["pasted.md"].Status != Added ||
+		files["nothing*.md"].Reason != "no file matches this pattern" || sum.Added != 3 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	hits, err := st.Search(ctx, "g", retrieval.Query{Text: "aardvark", K: 1})
+	if err != nil || len(hits) != 1 || hits[0].Source != "pasted.md" || hits[0].Title != "Pasted" {
+		t.Fatalf("stdin document: %+v %v", hits, err)
+	}
+}
+
+func TestChunkSizesAndOverlap(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("# Big\n\n")
+	for i := range 60 {
+		b.WriteString("Sentence number ")
+		b.WriteString(strings.Repeat("x", i%7+1))
+		b.WriteString(" talks about nothing in particular. ")
+		if i%10 == 9 {
+			b.WriteString("\n\n")
+		}
+	}
+	b.WriteString("\n## Small\n\nTiny section.\n")
+	ex := extractMarkdown(b.String())
+	ex.Type = "md"
+	chunks := Chunk(ex, ChunkOptions{Size: 300, Overlap: 60})
+	if len(chunks) < 8 {
+		t.Fatalf("%d chunks, want many", len(chunks))
+	}
+	text := b.String()
+	for i, c := range chunks {
+		if len(c.Text) > 300 {
+			t.Errorf("chunk %d has %d bytes > 300", i, len(c.Text))
+		}
+		if text[c.Start:c.End] != c.Text || c.Ordinal != i {
+			t.Errorf("chunk %d: offsets or ordinal wrong", i)
+		}
+		if i > 0 && c.Headings[len(c.Headings)-1] == "Big" && chunks[i-1].End <= c.Start {
+			t.Errorf("chunk %d does not overlap the one before (%d..%d after ..%d)", i, c.Start, c.End, chunks[i-1].End)
+		}
+	}
+	last := chunks[len(chunks)-1]
+	if last.Text != "## Small\n\nTiny section." || !slices.Equal(last.Headings, []string{"Big", "Small"}) {
+		t.Errorf("last chunk %q headings %q", last.Text, last.Headings)
+	}
+}
+
+func TestExtractHTMLAndMarkdown(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, file, in string
+		title          string
+		heads          []string
+		has, hasNot    string
+	}{
+		{"setext", "a.md", "Top\n===\n\nintro\n\nSub\n---\n\nbody\n", "Top", []string{"Top", "Sub"}, "body", ""},
+		{"fenced", "b.md", "# T\n\n```\n# not heading\n```\n", "T", []string{"T"}, "# not heading", ""},
+		{"html", "c.html", "<title>X</title><h2>Part</h2><p>a&lt;b</p><script>hidden()</script>", "X", []string{"Part"}, "a<b", "hidden"},
+		{"txt", "d.txt", "just text\n\nmore", "d.txt", nil, "more", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ex, err := Extract(context.Background(), tc.file, []byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var heads []string
+			for _, h := range ex.Heads {
+				heads = append(heads, h.Text)
+			}
+			if ex.Title != tc.title || !slices.Equal(heads, tc.heads) || !strings.Contains(ex.Text, tc.has) ||
+				(tc.hasNot != "" && strings.Contains(ex.Text, tc.hasNot)) {
+				t.Fatalf("got title %q heads %q text %q", ex.Title, heads, ex.Text)
+			}
+		})
+	}
+}
