@@ -277,7 +277,7 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		Logger:    e.opts.Logger.With().Str("strategy", p.spec.Name).Logger(),
 	}
 	tr.Record(OpStart, nil, map[string]any{"strategy": p.spec.Name, "pack": p.pack.Name()})
-	out, runErr := safeRun(ctx, p.strategy, env)
+	out, runErr := groundAndRun(ctx, p.strategy, env) // grounds on Task.Collection first (ground.go)
 	res := Result{Strategy: p.spec.Name, Answer: out.Answer, Score: out.Score}
 	if out.Best > 0 {
 		res.BestPath = st.Path(out.Best)
