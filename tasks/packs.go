@@ -28,6 +28,7 @@ func init() {
 	Register(core.GenericPack{})
 	Register(GSM8K{})
 	Register(MATH{})
+	Register(Game24{})
 }
 
 // Get returns the pack registered under name.

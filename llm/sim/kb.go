@@ -1,0 +1,297 @@
+package sim
+
+import (
+	"hash/fnv"
+	"math/big"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/rs/zerolog"
+)
+
+// problem is what the simulator knows about one problem: its truth, the
+// reference steps of a correct solution and the wrong answers it gives.
+type problem struct {
+	pack  core.Pack // gsm8k, math or generic (problems outside the data)
+	text  string
+	truth string
+	// steps are the reference steps; the last one, written with an answer,
+	// ends in "The answer is \boxed{...}".
+	steps       []string
+	distractors []string // wrong answers, most frequent first
+	accuracy    float64  // probability a whole solution is right
+}
+
+// kb indexes the benchmark problems by their text. It loads once, on first
+// use.
+type kb struct {
+	dir  string
+	log  zerolog.Logger
+	once sync.Once
+	byPr map[string]tasks.Item
+}
+
+func problemKey(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func (k *kb) load() {
+	k.byPr = map[string]tasks.Item{}
+	if k.dir == "" {
+		return
+	}
+	for _, name := range []string{"gsm8k", "math500"} {
+		items, skipped, err := tasks.LoadDataset(k.dir, name)
+		if err != nil {
+			k.log.Warn().Err(err).Str("dataset", name).Msg("sim: dataset not loaded; its problems get generic answers")
+			continue
+		}
+		for _, it := range items {
+			k.byPr[problemKey(it.Problem)] = it
+		}
+		k.log.Debug().Str("dataset", name).Int("problems", len(items)).Int("skipped", len(skipped)).Msg("sim: dataset indexed")
+	}
+}
+
+// item returns the benchmark item whose problem is text.
+func (k *kb) item(text string) (tasks.Item, bool) {
+	k.once.Do(k.load)
+	it, ok := k.byPr[problemKey(text)]
+	return it, ok
+}
+
+// problemFor builds the simulator's view of a problem: from the data when
+// it is a GSM8K or MATH-500 problem, else a generic problem whose answer is
+// the sum of the numbers in it.
+func (s *Server) problemFor(text string) *problem {
+	p := &problem{text: text}
+	if it, ok := s.kb.item(text); ok && it.Pack == "gsm8k" {
+		p.pack, p.truth = tasks.GSM8K{}, it.Truth
+		p.steps = gsm8kSteps(it.Solution)
+	} else if ok && it.Pack == "math" {
+		p.pack, p.truth = tasks.MATH{}, it.Truth
+		p.steps = mathSteps(it.Solution)
+	} else {
+		p.pack = core.GenericPack{}
+		p.truth, p.steps = genericSolution(text)
+	}
+	p.distractors = distractors(p.pack, p.truth, text)
+	p.accuracy = s.problemAccuracy(text)
+	return p
+}
+
+// problemAccuracy spreads Accuracy over problems: uniform in Accuracy ± s,
+// s = min(Spread, Accuracy, 1 - Accuracy), so the mean stays Accuracy.
+func (s *Server) problemAccuracy(text string) float64 {
+	a := s.opts.Accuracy
+	sp := min(s.opts.Spread, a, 1-a)
+	if sp <= 0 {
+		return a
+	}
+	u := float64(hashString("difficulty", problemKey(text))%1_000_000) / 1e6
+	return a + sp*(2*u-1)
+}
+
+var calcAnnotation = regexp.MustCompile(`<<[^>]*>>`)
+
+func gsm8kSteps(solution string) []string {
+	var out []string
+	for _, l := range strings.Split(calcAnnotation.ReplaceAllString(solution, ""), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"Work through the quantities in the problem."}
+	}
+	return out
+}
+
+var (
+	asyBlock = regexp.MustCompile(`(?s)\[asy\].*?\[/asy\]`)
+)
+
+// mathSteps cuts a MATH solution into at most three steps, without its
+// \boxed (the simulator adds the final answer itself).
+func mathSteps(solution string) []string {
+	s := unbox(asyBlock.ReplaceAllString(solution, ""))
+	var paras []string
+	for _, p := range strings.Split(s, "\n\n") {
+		if p = strings.Join(strings.Fields(p), " "); p != "" {
+			paras = append(paras, p)
+		}
+	}
+	if len(paras) == 0 {
+		return []string{"Set up the problem."}
+	}
+	n := min(3, len(paras))
+	out := make([]string, n)
+	for i, p := range paras {
+		j := i * n / len(paras)
+		out[j] = strings.TrimSpace(out[j] + " " + p)
+	}
+	return out
+}
+
+// unbox replaces every \boxed{x} in s by x.
+func unbox(s string) string {
+	for {
+		i := strings.Index(s, `\boxed`)
+		if i < 0 {
+			return s
+		}
+		rest := strings.TrimLeft(s[i+len(`\boxed`):], " ")
+		if !strings.HasPrefix(rest, "{") {
+			s = s[:i] + rest
+			continue
+		}
+		depth, end := 0, -1
+		for j, r := range rest {
+			if r == '{' {
+				depth++
+			} else if r == '}' {
+				if depth--; depth == 0 {
+					end = j
+					break
+				}
+			}
+		}
+		if end < 0 {
+			return s[:i] + rest
+		}
+		s = s[:i] + rest[1:end] + rest[end+1:]
+	}
+}
+
+var numberRe = regexp.MustCompile(`\d[\d,]*(?:\.\d+)?`)
+
+// genericSolution answers a problem outside the data: the sum of its
+// numbers (or a number derived from its text when it has none).
+func genericSolution(text string) (truth string, steps []string) {
+	nums := problemNumbers(text)
+	if len(nums) == 0 {
+		n := 2 + hashString("generic", problemKey(text))%97
+		return big.NewRat(int64(n), 1).RatString(), []string{"Consider what the problem asks.", "Counting the cases gives " + big.NewRat(int64(n), 1).RatString() + "."}
+	}
+	sum := new(big.Rat)
+	var terms []string
+	for _, n := range nums {
+		sum.Add(sum, n)
+		terms = append(terms, tasks.FormatRat(n))
+	}
+	if len(terms) > 6 {
+		terms = terms[:6]
+		sum = new(big.Rat)
+		for _, n := range nums[:6] {
+			sum.Add(sum, n)
+		}
+	}
+	steps = []string{
+		"The quantities in the problem are " + strings.Join(terms, ", ") + ".",
+		"Combining them: " + strings.Join(terms, " + ") + " = " + tasks.FormatRat(sum) + ".",
+	}
+	return tasks.FormatRat(sum), steps
+}
+
+func problemNumbers(text string) []*big.Rat {
+	var out []*big.Rat
+	for _, m := range numberRe.FindAllString(text, -1) {
+		if r, ok := new(big.Rat).SetString(strings.ReplaceAll(m, ",", "")); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// distractorWeights are the shares of the wrong answers among wrong
+// samples: one common mistake, several rarer ones.
+var distractorWeights = []float64{0.35, 0.25, 0.18, 0.12, 0.10}
+
+// distractors returns up to five plausible wrong answers for a problem,
+// in a fixed per-problem order: the truth off by one or two, doubled or
+// halved, times ten, a number from the problem. Non-numeric (LaTeX) truths
+// get a number inside them changed.
+func distractors(pack core.Pack, truth, text string) []string {
+	key := pack.Normalize(truth)
+	seen := map[string]bool{key: true}
+	var out []string
+	add := func(s string) {
+		if k := pack.Normalize(s); s != "" && !seen[k] {
+			seen[k] = true
+			out = append(out, s)
+		}
+	}
+	rng := rand.New(rand.NewPCG(hashString("distractors", problemKey(text)), 7))
+	if t, ok := new(big.Rat).SetString(strings.ReplaceAll(strings.TrimSpace(truth), ",", "")); ok {
+		one, two, ten := big.NewRat(1, 1), big.NewRat(2, 1), big.NewRat(10, 1)
+		cands := []*big.Rat{
+			new(big.Rat).Add(t, one), new(big.Rat).Sub(t, one), new(big.Rat).Mul(t, two),
+			new(big.Rat).Quo(t, two), new(big.Rat).Add(t, two), new(big.Rat).Add(t, ten),
+			new(big.Rat).Mul(t, ten), new(big.Rat).Sub(t, two),
+		}
+		for _, n := range problemNumbers(text) {
+			cands = append(cands, n)
+		}
+		rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+		for _, c := range cands {
+			if t.Sign() >= 0 && c.Sign() < 0 || (t.IsInt() && !c.IsInt()) {
+				continue
+			}
+			add(tasks.FormatRat(c))
+		}
+	} else {
+		locs := numberRe.FindAllStringIndex(truth, -1)
+		var cands []string
+		for _, l := range locs {
+			n, ok := new(big.Int).SetString(strings.ReplaceAll(truth[l[0]:l[1]], ",", ""), 10)
+			if !ok {
+				continue
+			}
+			for _, d := range []*big.Int{new(big.Int).Add(n, big.NewInt(1)), new(big.Int).Mul(n, big.NewInt(2)), new(big.Int).Add(n, big.NewInt(2))} {
+				cands = append(cands, truth[:l[0]]+d.String()+truth[l[1]:])
+			}
+			if n.Sign() > 0 {
+				cands = append(cands, truth[:l[0]]+new(big.Int).Sub(n, big.NewInt(1)).String()+truth[l[1]:])
+			}
+		}
+		cands = append(cands, "-"+truth, truth+"+1", `\frac{`+truth+`}{2}`, "2"+truth)
+		rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+		for _, c := range cands {
+			add(c)
+		}
+	}
+	if len(out) > len(distractorWeights) {
+		out = out[:len(distractorWeights)]
+	}
+	if len(out) == 0 {
+		out = []string{truth + "1"}
+	}
+	return out
+}
+
+// wrongAnswer draws a distractor by distractorWeights.
+func (p *problem) wrongAnswer(rng *rand.Rand) string {
+	total := 0.0
+	for i := range p.distractors {
+		total += distractorWeights[i]
+	}
+	u := rng.Float64() * total
+	for i, d := range p.distractors {
+		u -= distractorWeights[i]
+		if u < 0 {
+			return d
+		}
+	}
+	return p.distractors[len(p.distractors)-1]
+}
+
+func hashString(parts ...string) uint64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}

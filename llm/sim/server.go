@@ -1,0 +1,464 @@
+package sim
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// Server is the simulator: an http.Handler serving the OpenAI endpoints
+// the rest of Ponder uses. It is safe for concurrent use.
+type Server struct {
+	opts Options
+	kb   *kb
+	mux  *http.ServeMux
+
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	requests atomic.Int64 // numbers requests for fault injection
+
+	mu       sync.Mutex
+	counters map[uint64]int64 // unseeded requests per prompt
+	stats    Stats
+}
+
+// Stats counts what a Server has answered.
+type Stats struct {
+	// Requests counts chat completion and embedding requests, faults
+	// included.
+	Requests int64 `json:"requests"`
+	// Kinds counts chat completions by prompt kind (tasks.Kind, or "chat"
+	// for prompts no pack built).
+	Kinds map[string]int64 `json:"kinds"`
+	// Faults counts injected faults: "429", "500", "timeout", "malformed".
+	Faults           map[string]int64 `json:"faults"`
+	Choices          int64            `json:"choices"`
+	PromptTokens     int64            `json:"prompt_tokens"`
+	CompletionTokens int64            `json:"completion_tokens"`
+}
+
+// maxCounters bounds the per-prompt counters of unseeded requests; past
+// it they start again from zero.
+const maxCounters = 1 << 20
+
+// New returns a simulator configured by opts (see Options for defaults).
+// Benchmark data loads on the first request that needs it.
+func New(opts Options) (*Server, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:     o,
+		kb:       &kb{dir: o.DataDir, log: o.Logger},
+		mux:      http.NewServeMux(),
+		closed:   make(chan struct{}),
+		counters: map[uint64]int64{},
+		stats:    Stats{Kinds: map[string]int64{}, Faults: map[string]int64{}},
+	}
+	s.mux.HandleFunc("POST /v1/chat/completions", s.chat)
+	s.mux.HandleFunc("POST /v1/embeddings", s.embeddings)
+	s.mux.HandleFunc("GET /v1/models", s.models)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s, nil
+}
+
+// Options returns the options in effect, defaults filled in.
+func (s *Server) Options() Options { return s.opts }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Serve answers requests on ln until ctx ends, then shuts down: hanging
+// requests (RateTimeout) are released and the others get 5 s to finish.
+// It closes ln and returns nil after a shutdown caused by ctx.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.Close()
+		return fmt.Errorf("sim: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		return fmt.Errorf("sim: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close releases requests hanging on an injected timeout; later ones are
+// answered 503. It does not close listeners (Serve and httptest do).
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return nil
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.stats
+	out.Kinds, out.Faults = map[string]int64{}, map[string]int64{}
+	for k, v := range s.stats.Kinds {
+		out.Kinds[k] = v
+	}
+	for k, v := range s.stats.Faults {
+		out.Faults[k] = v
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, typ, msg string) {
+	var e apiError
+	e.Error.Message, e.Error.Type = msg, typ
+	writeJSON(w, status, e)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<20))
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// inject waits the configured latency and plays this request's fault, if
+// it draws one. It reports whether the request was answered.
+func (s *Server) inject(w http.ResponseWriter, r *http.Request, stream bool) bool {
+	n := s.requests.Add(1)
+	rng := rand.New(rand.NewPCG(uint64(s.opts.Seed), uint64(n)^0x9e3779b97f4a7c15))
+	u := rng.Float64()
+	delay := s.opts.Latency
+	if s.opts.Jitter > 0 {
+		delay += time.Duration(rng.Int64N(int64(s.opts.Jitter)))
+	}
+	s.count(func(st *Stats) { st.Requests++ })
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return true
+		case <-s.closed:
+			writeError(w, http.StatusServiceUnavailable, "server_error", "simulator closed")
+			return true
+		}
+	}
+	o := s.opts
+	fault := ""
+	switch {
+	case u < o.Rate429:
+		fault = "429"
+	case u < o.Rate429+o.Rate500:
+		fault = "500"
+	case u < o.Rate429+o.Rate500+o.RateTimeout:
+		fault = "timeout"
+	case u < o.Rate429+o.Rate500+o.RateTimeout+o.RateMalformed:
+		fault = "malformed"
+	default:
+		return false
+	}
+	s.count(func(st *Stats) { st.Faults[fault]++ })
+	s.opts.Logger.Debug().Str("path", r.URL.Path).Str("fault", fault).Msg("sim: injected fault")
+	switch fault {
+	case "429":
+		w.Header().Set("Retry-After", strconv.Itoa(rng.IntN(2)))
+		writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", "simulated rate limit")
+	case "500":
+		writeError(w, http.StatusInternalServerError, "server_error", "simulated server error")
+	case "timeout":
+		select {
+		case <-r.Context().Done():
+		case <-s.closed:
+			writeError(w, http.StatusServiceUnavailable, "server_error", "simulator closed")
+		}
+	default:
+		if stream {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: {\"id\": \"chatcmpl-sim\", \"choices\": [{\n\n")
+		} else {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"index": 0, "message": {`)
+		}
+	}
+	return true
+}
+
+func (s *Server) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+func hashMessages(msgs []core.Message) uint64 {
+	h := fnv.New64a()
+	for _, m := range msgs {
+		h.Write([]byte(m.Role))
+		h.Write([]byte{0})
+		h.Write([]byte(m.Content))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// sampleRNG is the randomness of one sample: a hash of the options' seed,
+// the messages, the request's seed (or counter) and the choice index.
+func (s *Server) sampleRNG(msgs uint64, seeded bool, seed int64, choice int, stream uint64) *rand.Rand {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, v := range []uint64{uint64(s.opts.Seed), msgs, uint64(seed), uint64(choice), stream} {
+		binary.LittleEndian.PutUint64(b[:], v)
+		h.Write(b[:])
+	}
+	if seeded {
+		h.Write([]byte{1})
+	}
+	x := h.Sum64()
+	return rand.New(rand.NewPCG(x, x^0xda942042e4dd58b5))
+}
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	var req chatRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if s.inject(w, r, req.Stream) {
+		return
+	}
+	n := 1
+	if req.N != nil {
+		n = *req.N
+	}
+	switch {
+	case len(req.Messages) == 0:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "messages must not be empty")
+		return
+	case n < 1 || n > 128:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "n must be in 1..128")
+		return
+	case req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2):
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "temperature must be in [0, 2]")
+		return
+	}
+	msgs := make([]core.Message, len(req.Messages))
+	for i, m := range req.Messages {
+		msgs[i] = core.Message{Role: m.Role, Content: string(m.Content)}
+	}
+	mh := hashMessages(msgs)
+
+	// Which randomness: temperature 0 is greedy (choice 0 of seed 0), a
+	// seed fixes the samples, no seed counts requests per prompt.
+	greedy := req.Temperature != nil && *req.Temperature == 0
+	seeded, seed := true, int64(0)
+	switch {
+	case greedy:
+	case req.Seed != nil:
+		seed = *req.Seed
+	default:
+		seeded = false
+		s.mu.Lock()
+		if len(s.counters) >= maxCounters {
+			clear(s.counters)
+		}
+		seed = s.counters[mh]
+		s.counters[mh]++
+		s.mu.Unlock()
+	}
+	maxTokens := 0
+	if req.MaxCompletionTokens != nil {
+		maxTokens = *req.MaxCompletionTokens
+	}
+	if req.MaxTokens != nil {
+		maxTokens = *req.MaxTokens
+	}
+
+	gen, kind := s.plan(msgs)
+	type out struct {
+		text, reason string
+		toks         []string
+		lp           *logprobs
+	}
+	outs := make([]out, n)
+	completion := 0
+	for i := range outs {
+		idx := i
+		if greedy {
+			idx = 0
+		}
+		smp := gen(s.sampleRNG(mh, seeded, seed, idx, 0))
+		text, toks, reason := finish(smp.text, req.Stop, maxTokens)
+		o := out{text: text, reason: reason, toks: toks}
+		if req.Logprobs {
+			o.lp = tokenLogprobs(toks, smp.good, req.TopLogprobs, s.sampleRNG(mh, seeded, seed, idx, 1))
+		}
+		outs[i] = o
+		completion += len(toks)
+	}
+	use := usage{PromptTokens: promptTokens(req.Messages), CompletionTokens: completion}
+	use.TotalTokens = use.PromptTokens + use.CompletionTokens
+	s.count(func(st *Stats) {
+		st.Kinds[kind]++
+		st.Choices += int64(n)
+		st.PromptTokens += int64(use.PromptTokens)
+		st.CompletionTokens += int64(use.CompletionTokens)
+	})
+	s.opts.Logger.Debug().Str("kind", kind).Int("n", n).Int64("seed", seed).Bool("seeded", seeded).
+		Int("prompt_tokens", use.PromptTokens).Int("completion_tokens", use.CompletionTokens).Msg("sim: chat completion")
+
+	model := req.Model
+	if model == "" {
+		model = s.opts.Models[0]
+	}
+	id := fmt.Sprintf("chatcmpl-%016x", mh^uint64(seed))
+	created := time.Now().Unix()
+	if !req.Stream {
+		resp := chatResponse{ID: id, Object: "chat.completion", Created: created, Model: model,
+			SystemFingerprint: "ponder-sim", Usage: use}
+		for i, o := range outs {
+			resp.Choices = append(resp.Choices, choice{Index: i, Message: respMessage{Role: "assistant", Content: o.text},
+				FinishReason: o.reason, Logprobs: o.lp})
+		}
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	send := func(c chunk) bool {
+		b, _ := json.Marshal(c)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return r.Context().Err() == nil
+	}
+	base := chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, SystemFingerprint: "ponder-sim"}
+	for i, o := range outs {
+		c := base
+		c.Choices = []streamChoice{{Index: i, Delta: delta{Role: "assistant"}}}
+		if !send(c) {
+			return
+		}
+		for k, t := range o.toks {
+			c := base
+			sc := streamChoice{Index: i, Delta: delta{Content: t}}
+			if o.lp != nil {
+				sc.Logprobs = &logprobs{Content: o.lp.Content[k : k+1]}
+			}
+			c.Choices = []streamChoice{sc}
+			if !send(c) {
+				return
+			}
+		}
+		reason := o.reason
+		c = base
+		c.Choices = []streamChoice{{Index: i, FinishReason: &reason}}
+		if !send(c) {
+			return
+		}
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		c := base
+		c.Choices = []streamChoice{}
+		c.Usage = &use
+		if !send(c) {
+			return
+		}
+	}
+	io.WriteString(w, "data: [DONE]\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+}
+
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	var req embeddingRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if s.inject(w, r, false) {
+		return
+	}
+	inputs, err := embeddingInputs(req.Input)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	dim := s.opts.EmbeddingDim
+	if req.Dimensions != 0 {
+		dim = req.Dimensions
+	}
+	if dim < 1 || dim > 65536 {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "dimensions must be in 1..65536")
+		return
+	}
+	if req.EncodingFormat != "" && req.EncodingFormat != "float" && req.EncodingFormat != "base64" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "encoding_format must be float or base64")
+		return
+	}
+	model := req.Model
+	if model == "" {
+		model = DefaultEmbeddingModel
+	}
+	resp := embeddingResponse{Object: "list", Model: model}
+	for i, in := range inputs {
+		v := Embed(in, dim)
+		e := embedding{Object: "embedding", Index: i, Embedding: v}
+		if req.EncodingFormat == "base64" {
+			e.Embedding = base64Floats(v)
+		}
+		resp.Data = append(resp.Data, e)
+		resp.Usage.PromptTokens += CountTokens(in)
+	}
+	resp.Usage.TotalTokens = resp.Usage.PromptTokens
+	s.count(func(st *Stats) { st.PromptTokens += int64(resp.Usage.PromptTokens) })
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
+	list := modelList{Object: "list"}
+	for _, m := range s.opts.Models {
+		list.Data = append(list.Data, modelEntry{ID: m, Object: "model", Created: 1735689600, OwnedBy: "ponder-sim"})
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+var _ http.Handler = (*Server)(nil)
