@@ -1,0 +1,223 @@
+package plugins
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/sdk"
+)
+
+// ManifestFile is the name of a plugin's manifest inside its directory.
+const ManifestFile = "manifest.json"
+
+// Manifest describes one installed plugin. `ponder plugins install` writes
+// it next to the binary from what the plugin describes and the binary's
+// checksum; the host reads it at start-up, so plugins are listed and
+// registered without being started, and refuses to start a binary whose
+// sha256 differs.
+type Manifest struct {
+	Name            string          `json:"name"`
+	Kind            sdk.Kind        `json:"kind"`
+	Version         string          `json:"version"`
+	ProtocolVersion int             `json:"protocol_version"`
+	// Binary is the executable's file name inside the plugin directory.
+	Binary string `json:"binary"`
+	// SHA256 is the hex sha256 of Binary, checked before every start.
+	SHA256  string           `json:"sha256"`
+	Summary string           `json:"summary,omitempty"`
+	Params  []core.ParamSpec `json:"params,omitempty"`
+	Tool    *core.ToolSpec   `json:"tool,omitempty"`
+	Shape   string           `json:"shape,omitempty"`
+	// Args are passed to the binary (rarely needed).
+	Args        []string  `json:"args,omitempty"`
+	InstalledAt time.Time `json:"installed_at"`
+
+	// Dir is the directory the manifest was read from (not stored).
+	Dir string `json:"-"`
+}
+
+// Path is the binary's absolute path.
+func (m Manifest) Path() string { return filepath.Join(m.Dir, m.Binary) }
+
+// Validate checks a manifest's fields, naming the one to fix.
+func (m Manifest) Validate() error {
+	if err := sdk.ValidName(m.Name); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	switch m.Kind {
+	case sdk.KindTool, sdk.KindEvaluator, sdk.KindStrategy:
+	default:
+		return fmt.Errorf("manifest of %s: kind must be tool, evaluator or strategy, got %q", m.Name, m.Kind)
+	}
+	if m.ProtocolVersion != sdk.ProtocolVersion {
+		return fmt.Errorf("plugin %s speaks plugin protocol %d but this Ponder speaks %d: rebuild it against the current sdk and install it again",
+			m.Name, m.ProtocolVersion, sdk.ProtocolVersion)
+	}
+	if m.Binary == "" || m.Binary != filepath.Base(m.Binary) || m.Binary == "." || m.Binary == ".." {
+		return fmt.Errorf("manifest of %s: binary must be a file name inside the plugin directory, got %q", m.Name, m.Binary)
+	}
+	if b, err := hex.DecodeString(m.SHA256); err != nil || len(b) != sha256.Size {
+		return fmt.Errorf("manifest of %s: sha256 must be 64 hex digits, got %q", m.Name, m.SHA256)
+	}
+	if m.Kind == sdk.KindTool && (m.Tool == nil || m.Tool.Name != m.Name) {
+		return fmt.Errorf("manifest of %s: a tool plugin needs its tool spec with the same name", m.Name)
+	}
+	if _, err := core.Resolve(m.Params, nil); err != nil {
+		return fmt.Errorf("manifest of %s: params: %w", m.Name, err)
+	}
+	return nil
+}
+
+// ReadManifest reads dir/manifest.json.
+func ReadManifest(dir string) (Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return Manifest{}, fmt.Errorf("read plugin manifest: %w", err)
+	}
+	var m Manifest
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&m); err != nil {
+		return Manifest{}, fmt.Errorf("plugin manifest %s: %v", filepath.Join(dir, ManifestFile), err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Manifest{}, err
+	}
+	m.Dir = abs
+	// Defaults come back from JSON as float64; store them typed like
+	// built-in specs.
+	for i, p := range m.Params {
+		if p.Default == nil {
+			continue
+		}
+		rv, err := core.Resolve([]core.ParamSpec{{Name: p.Name, Type: p.Type, Enum: p.Enum}}, core.Params{p.Name: p.Default})
+		if err != nil {
+			return Manifest{}, fmt.Errorf("plugin manifest %s: param %s default: %w", m.Name, p.Name, err)
+		}
+		m.Params[i].Default = rv[p.Name]
+		if d, ok := rv[p.Name].(time.Duration); ok {
+			m.Params[i].Default = d.String()
+		}
+	}
+	if err := m.Validate(); err != nil {
+		return Manifest{}, fmt.Errorf("%s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// WriteManifest writes m to m.Dir/manifest.json atomically.
+func WriteManifest(m Manifest) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(m.Dir, ManifestFile), append(b, '\n'), 0o644)
+}
+
+// ErrChecksum is wrapped when a plugin binary's sha256 differs from its
+// manifest.
+var ErrChecksum = errors.New("checksum mismatch")
+
+// FileSHA256 returns the hex sha256 of the file at path.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// VerifyChecksum checks m's binary against its manifest.
+func VerifyChecksum(m Manifest) error {
+	sum, err := FileSHA256(m.Path())
+	if err != nil {
+		return fmt.Errorf("plugin %s: %w", m.Name, err)
+	}
+	if sum != m.SHA256 {
+		return fmt.Errorf("plugin %s: %w: %s has sha256 %s…, the manifest says %s…; refusing to start it (reinstall with `ponder plugins install`)",
+			m.Name, ErrChecksum, m.Path(), sum[:12], m.SHA256[:min(12, len(m.SHA256))])
+	}
+	return nil
+}
+
+// Discover reads the manifest of every plugin directory under dirs (each
+// plugin is a subdirectory holding manifest.json and its binary). A
+// directory that does not exist is skipped. Bad manifests and duplicate
+// names are returned as problems; the first plugin of a name wins.
+func Discover(dirs []string) (found []Manifest, problems []error) {
+	seen := map[string]string{}
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			problems = append(problems, fmt.Errorf("plugin directory %s: %w", dir, err))
+			continue
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			sub := filepath.Join(dir, e.Name())
+			if _, err := os.Stat(filepath.Join(sub, ManifestFile)); err != nil {
+				continue
+			}
+			m, err := ReadManifest(sub)
+			if err != nil {
+				problems = append(problems, err)
+				continue
+			}
+			if prev, dup := seen[m.Name]; dup {
+				problems = append(problems, fmt.Errorf("plugin %s in %s ignored: already found in %s", m.Name, sub, prev))
+				continue
+			}
+			seen[m.Name] = sub
+			found = append(found, m)
+		}
+	}
+	return found, problems
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

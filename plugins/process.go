@@ -1,0 +1,449 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/sdk"
+)
+
+// State is where a plugin process stands.
+type State string
+
+// Plugin states.
+const (
+	StateStopped  State = "stopped"  // installed, not started (lazy start)
+	StateRunning  State = "running"  // started and answering
+	StateCrashed  State = "crashed"  // exited or was killed; restarted on next use
+	StateFailed   State = "failed"   // the last start failed (see Status.Error)
+	StateDisabled State = "disabled" // refused for good (bad checksum, protocol)
+	StateClosed   State = "closed"   // the manager shut down
+)
+
+// Process is one plugin binary, started on demand, watched, restarted
+// with backoff after a crash and stopped with the manager.
+type Process struct {
+	m    Manifest
+	opts *Options
+	log  zerolog.Logger
+
+	mu        sync.Mutex
+	client    *plugin.Client
+	remote    *sdk.Remote
+	state     State
+	pid       int
+	starts    int
+	crashes   int // consecutive
+	lastCrash time.Time
+	startedAt time.Time
+	lastErr   error
+	stopWatch chan struct{}
+	watchDone chan struct{}
+}
+
+// Status is a snapshot of a Process for listings.
+type Status struct {
+	Name     string   `json:"name"`
+	Kind     sdk.Kind `json:"kind"`
+	Version  string   `json:"version"`
+	State    State    `json:"state"`
+	PID      int      `json:"pid,omitempty"`
+	Starts   int      `json:"starts"`
+	Restarts int      `json:"restarts"`
+	Dir      string   `json:"dir"`
+	Error    string   `json:"error,omitempty"`
+}
+
+func newProcess(m Manifest, opts *Options) *Process {
+	return &Process{m: m, opts: opts, log: opts.Logger.With().Str("plugin", m.Name).Logger(), state: StateStopped}
+}
+
+// Manifest returns the plugin's manifest.
+func (p *Process) Manifest() Manifest { return p.m }
+
+// Status reports the process's state.
+func (p *Process) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Status{Name: p.m.Name, Kind: p.m.Kind, Version: p.m.Version, State: p.state, Starts: p.starts,
+		Restarts: max(0, p.starts-1), Dir: p.m.Dir}
+	if p.state == StateRunning {
+		s.PID = p.pid
+	}
+	if p.lastErr != nil && p.state != StateRunning {
+		s.Error = p.lastErr.Error()
+	}
+	return s
+}
+
+// backoff is how long to wait after the n-th consecutive crash before the
+// next start: the first restart is immediate, then 200 ms doubling up to
+// 30 s.
+func backoff(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	d := 200 * time.Millisecond << min(n-2, 8)
+	return min(d, 30*time.Second)
+}
+
+// Remote returns a connection to the running plugin, starting it (again)
+// when needed.
+func (p *Process) Remote(ctx context.Context) (*sdk.Remote, error) {
+	for {
+		p.mu.Lock()
+		switch p.state {
+		case StateClosed:
+			p.mu.Unlock()
+			return nil, fmt.Errorf("plugin %s: ponder is shutting down", p.m.Name)
+		case StateDisabled:
+			err := p.lastErr
+			p.mu.Unlock()
+			return nil, err
+		case StateRunning:
+			if !p.client.Exited() {
+				r := p.remote
+				p.mu.Unlock()
+				return r, nil
+			}
+			p.noteCrashLocked(p.remote, errors.New("the plugin process exited"))
+		}
+		wait := time.Duration(0)
+		if p.crashes > 0 {
+			wait = backoff(p.crashes) - time.Since(p.lastCrash)
+		}
+		if wait <= 0 {
+			err := p.startLocked(ctx)
+			r := p.remote
+			p.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		}
+		p.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("plugin %s: waiting %s to restart after a crash: %w", p.m.Name, wait.Round(time.Millisecond), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// startLocked starts the plugin process; p.mu is held.
+func (p *Process) startLocked(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			p.lastErr = err
+			if p.state != StateDisabled {
+				p.state = StateFailed
+				p.crashes++
+				p.lastCrash = time.Now()
+			}
+			p.log.Warn().Err(err).Msg("plugin did not start")
+		}
+	}()
+	if err := VerifyChecksum(p.m); err != nil {
+		if errors.Is(err, ErrChecksum) {
+			p.state = StateDisabled
+		}
+		return err
+	}
+	client, rpc, err := launch(p.opts, p.m.Name, p.m.Path(), p.m.Dir, p.m.Args, p.m.SHA256)
+	if err != nil {
+		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrProtocol) {
+			p.state = StateDisabled
+		}
+		return err
+	}
+	remote, err := sdk.Dispense(rpc, p.m.Kind)
+	if err != nil {
+		client.Kill()
+		return fmt.Errorf("plugin %s: %w", p.m.Name, err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
+	desc, err := remote.Describe(dctx)
+	cancel()
+	if err != nil {
+		client.Kill()
+		return fmt.Errorf("plugin %s: %w", p.m.Name, err)
+	}
+	if desc.Name != p.m.Name || desc.Kind != p.m.Kind {
+		client.Kill()
+		p.state = StateDisabled
+		return fmt.Errorf("plugin %s: the binary says it is %s %q, its manifest says %s %q: reinstall it", p.m.Name, desc.Kind, desc.Name, p.m.Kind, p.m.Name)
+	}
+	if p.m.Kind == sdk.KindTool && desc.Tool != nil {
+		remote.Tool() // spec cached by Describe
+	}
+	p.client, p.remote = client, remote
+	p.state, p.starts, p.startedAt, p.lastErr = StateRunning, p.starts+1, time.Now(), nil
+	if rc := client.ReattachConfig(); rc != nil {
+		p.pid = rc.Pid
+	}
+	p.log.Info().Int("pid", p.pid).Int("starts", p.starts).Str("version", desc.Version).Msg("plugin started")
+	if p.opts.HealthInterval > 0 {
+		p.stopWatch, p.watchDone = make(chan struct{}), make(chan struct{})
+		go p.watch(client, remote, rpc, p.stopWatch, p.watchDone)
+	}
+	return nil
+}
+
+var versionRE = regexp.MustCompile(`Plugin version: (\d+)`)
+
+// launch starts the binary at path after checking it against sha (hex)
+// and completes the handshake. name labels its log lines and errors.
+func launch(opts *Options, name, path, dir string, args []string, sha string) (*plugin.Client, plugin.ClientProtocol, error) {
+	sum, err := hex.DecodeString(sha)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugin %s: bad sha256 %q", name, sha)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Dir = dir
+	cmd.Env = childEnv(os.Environ(), opts.Env)
+	cmd.SysProcAttr = childProcAttr()
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: sdk.PluginSet()},
+		Cmd:              cmd,
+		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     opts.StartTimeout,
+		Logger:           &hcLogger{log: opts.Logger, plugin: name},
+		Stderr:           newStderrRelay(opts.Logger, name),
+		SkipHostEnv:      true,
+	})
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, nil, startError(opts, name, path, err)
+	}
+	return client, rpc, nil
+}
+
+// startError turns go-plugin's start errors into ones that say what to do.
+func startError(opts *Options, name, path string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "checksums did not match"):
+		return fmt.Errorf("plugin %s: %w: %s changed since it was installed; refusing to start it (reinstall with `ponder plugins install`)", name, ErrChecksum, path)
+	case strings.Contains(msg, "Incompatible API version"):
+		got := "another"
+		if m := versionRE.FindStringSubmatch(msg); m != nil {
+			got = m[1]
+		}
+		return fmt.Errorf("plugin %s: %w: it speaks plugin protocol %s, this Ponder speaks %d: rebuild it against the current sdk",
+			name, ErrProtocol, got, sdk.ProtocolVersion)
+	case strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "plugin exited before we could connect"):
+		return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake (%s)", name, ErrNotPlugin, path, firstLine(msg))
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake within %s", name, ErrNotPlugin, path, opts.StartTimeout)
+	}
+	return fmt.Errorf("plugin %s: start %s: %w", name, path, err)
+}
+
+// Errors of plugins that cannot be used.
+var (
+	ErrNotPlugin = errors.New("not a Ponder plugin")
+	ErrProtocol  = errors.New("plugin protocol version mismatch")
+)
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// watch pings the plugin every HealthInterval; a plugin that does not
+// answer within CallTimeout is killed and counted as crashed. In eager
+// mode a crashed plugin is restarted here, after its backoff.
+func (p *Process) watch(client *plugin.Client, remote *sdk.Remote, rpc plugin.ClientProtocol, stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(p.opts.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if client.Exited() {
+			p.crashed(remote, errors.New("the plugin process exited"))
+			p.restartEager(stop)
+			return
+		}
+		pong := make(chan error, 1)
+		go func() { pong <- rpc.Ping() }()
+		select {
+		case <-stop:
+			return
+		case err := <-pong:
+			if err != nil {
+				p.crashed(remote, fmt.Errorf("health check failed: %w", err))
+				p.restartEager(stop)
+				return
+			}
+		case <-time.After(p.opts.CallTimeout):
+			p.crashed(remote, fmt.Errorf("health check got no answer within %s", p.opts.CallTimeout))
+			p.restartEager(stop)
+			return
+		}
+	}
+}
+
+func (p *Process) restartEager(chan struct{}) {
+	if !p.opts.Eager {
+		return
+	}
+	p.mu.Lock()
+	wait := backoff(p.crashes)
+	p.mu.Unlock()
+	select {
+	case <-p.opts.done:
+		return
+	case <-time.After(wait):
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.StartTimeout)
+	defer cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == StateCrashed || p.state == StateFailed {
+		_ = p.startLocked(ctx) // logs its own failure; the next call retries
+	}
+}
+
+// crashed records that remote's process died or was killed, and kills it
+// for good. Calls made on an older incarnation are ignored.
+func (p *Process) crashed(remote *sdk.Remote, reason error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.noteCrashLocked(remote, reason)
+}
+
+func (p *Process) noteCrashLocked(remote *sdk.Remote, reason error) {
+	if p.remote != remote || p.state != StateRunning {
+		return
+	}
+	p.forceKillLocked()
+	if time.Since(p.startedAt) > time.Minute {
+		p.crashes = 0
+	}
+	p.crashes++
+	p.lastCrash = time.Now()
+	p.state = StateCrashed
+	p.lastErr = reason
+	p.log.Warn().Err(reason).Int("crashes", p.crashes).Dur("restart_in", backoff(p.crashes)).Msg("plugin crashed; it is restarted on next use")
+}
+
+// forceKillLocked kills the process at once (a hung or crashed plugin gets
+// no graceful shutdown).
+func (p *Process) forceKillLocked() {
+	if p.client == nil {
+		return
+	}
+	if p.stopWatch != nil {
+		close(p.stopWatch)
+		p.stopWatch = nil
+	}
+	if !p.client.Exited() && p.pid > 0 {
+		killNow(p.pid)
+	}
+	p.client.Kill()
+	p.client, p.remote = nil, nil
+}
+
+// close stops the process gracefully (go-plugin asks it to exit and kills
+// it after 2 s).
+func (p *Process) close() {
+	p.mu.Lock()
+	client, stop, done := p.client, p.stopWatch, p.watchDone
+	p.client, p.remote, p.stopWatch = nil, nil, nil
+	p.state = StateClosed
+	p.mu.Unlock()
+	if stop != nil {
+		close(stop)
+	}
+	if client != nil {
+		client.Kill()
+	}
+	if done != nil {
+		<-done
+	}
+}
+
+// call runs fn on the plugin with a per-call timeout (0: none). A plugin
+// that crashed during the call, or did not answer in time, is killed and
+// restarted on next use; the error names the plugin either way.
+func (p *Process) call(ctx context.Context, timeout time.Duration, what string, fn func(context.Context, *sdk.Remote) error) error {
+	r, err := p.Remote(ctx)
+	if err != nil {
+		return err
+	}
+	cctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err = fn(cctx, r)
+	if err == nil {
+		return nil
+	}
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("plugin %s: %s: %w", p.m.Name, what, ctx.Err())
+	case cctx.Err() != nil:
+		p.crashed(r, fmt.Errorf("%s did not answer within %s", what, timeout))
+		return fmt.Errorf("plugin %s: %s did not answer within %s; the plugin was stopped and will be restarted: %w",
+			p.m.Name, what, timeout, context.DeadlineExceeded)
+	case errors.Is(err, sdk.ErrUnavailable) || p.exited(r):
+		p.crashed(r, fmt.Errorf("crashed during %s: %v", what, err))
+		return fmt.Errorf("plugin %s crashed during %s (it will be restarted): %w", p.m.Name, what, err)
+	}
+	return fmt.Errorf("plugin %s: %w", p.m.Name, err)
+}
+
+func (p *Process) exited(r *sdk.Remote) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.remote == r && p.client != nil && p.client.Exited()
+}
+
+// childEnv is the plugin's environment: the host's, less anything that
+// looks like a secret (Ponder's own settings, keys, tokens, passwords),
+// plus extra.
+func childEnv(environ, extra []string) []string {
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		u := strings.ToUpper(k)
+		if strings.HasPrefix(u, "PONDER_") || strings.HasPrefix(u, "PLUGIN_") {
+			continue
+		}
+		secret := false
+		for _, s := range []string{"KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"} {
+			secret = secret || strings.Contains(u, s)
+		}
+		if !secret {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
+}

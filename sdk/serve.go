@@ -1,0 +1,48 @@
+package sdk
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/rs/zerolog"
+)
+
+// Serve runs p as a plugin until the host stops it; call it from main. A
+// binary run by hand (not by Ponder) prints how to install it and exits
+// with status 1, as does a Plugin that fails Validate.
+func Serve(p Plugin) {
+	if err := p.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		self := filepath.Base(os.Args[0])
+		fmt.Fprintf(os.Stderr, "%s is a Ponder %s plugin: it runs under Ponder, not by hand.\n"+
+			"Install it with:  ponder plugins install %s\nCheck it with:    ponder plugins check %s\n",
+			self, p.Kind(), os.Args[0], os.Args[0])
+		os.Exit(1)
+	}
+	plugin.Serve(ServeConfig(p))
+}
+
+// ServeConfig is the go-plugin configuration Serve uses, for tests that
+// serve a plugin in-process (plugin.ServeConfig.Test).
+func ServeConfig(p Plugin) *plugin.ServeConfig {
+	return &plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{string(p.Kind()): &goPlugin{kind: p.Kind(), impl: p}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+		// go-plugin's own messages, as JSON lines the host relays.
+		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
+	}
+}
+
+// Logger returns a logger for plugin code: JSON lines on stderr, which the
+// host relays into its own log with the plugin's name. Never write to
+// stdout: go-plugin uses it for the handshake.
+func Logger() zerolog.Logger {
+	return zerolog.New(os.Stderr).With().Timestamp().Logger()
+}
