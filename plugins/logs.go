@@ -127,22 +127,22 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	}
 	ev.Msg(msg)
 }
-func (h *hcLogger) Trace(msg string, args ...any)   { h.Log(hclog.Trace, msg, args...) }
-func (h *hcLogger) Debug(msg string, args ...any)   { h.Log(hclog.Debug, msg, args...) }
-func (h *hcLogger) Info(msg string, args ...any)    { h.Log(hclog.Info, msg, args...) }
-func (h *hcLogger) Warn(msg string, args ...any)    { h.Log(hclog.Warn, msg, args...) }
-func (h *hcLogger) Error(msg string, args ...any)   { h.Log(hclog.Error, msg, args...) }
-func (h *hcLogger) IsTrace() bool                   { return false }
-func (h *hcLogger) IsDebug() bool                   { return h.log.GetLevel() <= zerolog.DebugLevel }
-func (h *hcLogger) IsInfo() bool                    { return true }
-func (h *hcLogger) IsWarn() bool                    { return true }
-func (h *hcLogger) IsError() bool                   { return true }
-func (h *hcLogger) ImpliedArgs() []any              { return h.args }
-func (h *hcLogger) Name() string                    { return h.plugin }
-func (h *hcLogger) Named(string) hclog.Logger       { return h }
-func (h *hcLogger) ResetNamed(string) hclog.Logger  { return h }
-func (h *hcLogger) SetLevel(hclog.Level)            {}
-func (h *hcLogger) GetLevel() hclog.Level           { return hclog.Off }
+func (h *hcLogger) Trace(msg string, args ...any)  { h.Log(hclog.Trace, msg, args...) }
+func (h *hcLogger) Debug(msg string, args ...any)  { h.Log(hclog.Debug, msg, args...) }
+func (h *hcLogger) Info(msg string, args ...any)   { h.Log(hclog.Info, msg, args...) }
+func (h *hcLogger) Warn(msg string, args ...any)   { h.Log(hclog.Warn, msg, args...) }
+func (h *hcLogger) Error(msg string, args ...any)  { h.Log(hclog.Error, msg, args...) }
+func (h *hcLogger) IsTrace() bool                  { return false }
+func (h *hcLogger) IsDebug() bool                  { return h.log.GetLevel() <= zerolog.DebugLevel }
+func (h *hcLogger) IsInfo() bool                   { return true }
+func (h *hcLogger) IsWarn() bool                   { return true }
+func (h *hcLogger) IsError() bool                  { return true }
+func (h *hcLogger) ImpliedArgs() []any             { return h.args }
+func (h *hcLogger) Name() string                   { return h.plugin }
+func (h *hcLogger) Named(string) hclog.Logger      { return h }
+func (h *hcLogger) ResetNamed(string) hclog.Logger { return h }
+func (h *hcLogger) SetLevel(hclog.Level)           {}
+func (h *hcLogger) GetLevel() hclog.Level          { return hclog.Off }
 func (h *hcLogger) With(args ...any) hclog.Logger {
 	return &hcLogger{log: h.log, plugin: h.plugin, args: append(append([]any(nil), h.args...), args...)}
 }

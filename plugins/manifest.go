@@ -26,10 +26,10 @@ const ManifestFile = "manifest.json"
 // registered without being started, and refuses to start a binary whose
 // sha256 differs.
 type Manifest struct {
-	Name            string          `json:"name"`
-	Kind            sdk.Kind        `json:"kind"`
-	Version         string          `json:"version"`
-	ProtocolVersion int             `json:"protocol_version"`
+	Name            string   `json:"name"`
+	Kind            sdk.Kind `json:"kind"`
+	Version         string   `json:"version"`
+	ProtocolVersion int      `json:"protocol_version"`
 	// Binary is the executable's file name inside the plugin directory.
 	Binary string `json:"binary"`
 	// SHA256 is the hex sha256 of Binary, checked before every start.

@@ -92,10 +92,12 @@ func (policyHost) AddNode(context.Context, []NodeID, Node) (NodeID, error) {
 func (policyHost) UpdateNode(context.Context, NodeID, NodeUpdate) (Node, error) {
 	return Node{}, notAllowed("update node")
 }
-func (policyHost) Node(context.Context, NodeID) (Node, error)       { return Node{}, notAllowed("node") }
-func (policyHost) Path(context.Context, NodeID) ([]Node, error)     { return nil, notAllowed("path") }
-func (policyHost) Children(context.Context, NodeID) ([]Node, error) { return nil, notAllowed("children") }
-func (policyHost) Prune(context.Context, ...NodeID) error           { return notAllowed("prune") }
+func (policyHost) Node(context.Context, NodeID) (Node, error)   { return Node{}, notAllowed("node") }
+func (policyHost) Path(context.Context, NodeID) ([]Node, error) { return nil, notAllowed("path") }
+func (policyHost) Children(context.Context, NodeID) ([]Node, error) {
+	return nil, notAllowed("children")
+}
+func (policyHost) Prune(context.Context, ...NodeID) error { return notAllowed("prune") }
 func (policyHost) Evaluate(context.Context, string, Params, NodeID) (Evaluation, error) {
 	return Evaluation{}, notAllowed("evaluate")
 }
