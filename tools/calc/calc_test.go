@@ -1,0 +1,263 @@
+package calc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func TestEval(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		expr, want string
+	}{
+		{"1+2*3", "7"},
+		{"(1+2)*3", "9"},
+		{"0.1+0.2", "3/10"},
+		{"2^100", "1267650600228229401496703205376"},
+		{"2**100", "1267650600228229401496703205376"},
+		{"2^3^2", "512"},
+		{"-2^2", "-4"},
+		{"(-2)^2", "4"},
+		{"2^-2", "1/4"},
+		{"(2/3)^-3", "27/8"},
+		{"4^(1/2)", "2"},
+		{"(27/8)^(2/3)", "9/4"},
+		{"1/3 + 1/6", "1/2"},
+		{"7 % 3", "1"},
+		{"-7 % 3", "2"},
+		{"7 % -3", "-2"},
+		{"7 // 2", "3"},
+		{"-7 // 2", "-4"},
+		{"5!", "120"},
+		{"3!!", "720"},
+		{"factorial(20)", "2432902008176640000"},
+		{"comb(52, 5)", "2598960"},
+		{"binomial(10, 0)", "1"},
+		{"perm(5, 2)", "20"},
+		{"comb(3, 5)", "0"},
+		{"gcd(12, 18, 27)", "3"},
+		{"lcm(4, 6, 10)", "60"},
+		{"sqrt(144/25)", "12/5"},
+		{"cbrt(-27)", "-3"},
+		{"root(1024, 10)", "2"},
+		{"isqrt(99)", "9"},
+		{"floor(-7/2)", "-4"},
+		{"ceil(-7/2)", "-3"},
+		{"round(5/2)", "3"},
+		{"round(-5/2)", "-3"},
+		{"trunc(-7/2)", "-3"},
+		{"abs(-3/4)", "3/4"},
+		{"min(3, 1/2, 2)", "1/2"},
+		{"max(3, 1/2, 2)", "3"},
+		{"mod(10, 4)", "2"},
+		{"numerator(6/8)", "3"},
+		{"denominator(6/8)", "4"},
+		{"1.5e3", "1500"},
+		{"2.5E-1", "1/4"},
+		{"1_000_000 * 3", "3000000"},
+		{"12 × 3 ÷ 4 − 1", "8"},
+		{"  ( ( 1 ) ) ", "1"},
+		{"sign(-5)", "-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			v, err := Eval(tt.expr, nil)
+			if err != nil {
+				t.Fatalf("Eval(%q): %v", tt.expr, err)
+			}
+			if got := Format(v); got != tt.want {
+				t.Errorf("Eval(%q) = %s, want %s", tt.expr, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEvalErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		expr string
+		want error
+		msg  string
+	}{
+		{"1/0", ErrDivByZero, "offset 1"},
+		{"5 % 0", ErrDivByZero, ""},
+		{"0^-1", ErrDivByZero, ""},
+		{"2^(10^9)", ErrTooLarge, "bits"},
+		{"10^10^10", ErrTooLarge, ""},
+		{"99999999!", ErrTooLarge, ""},
+		{"factorial(-1)", ErrDomain, ""},
+		{"factorial(1/2)", ErrDomain, "integer"},
+		{"sqrt(2)", ErrNotExact, "irrational"},
+		{"sqrt(-4)", ErrDomain, ""},
+		{"2^(1/2)", ErrNotExact, ""},
+		{"pi * 2", ErrNotExact, "exact"},
+		{"sin(1)", ErrNotExact, "python"},
+		{"foo(1)", ErrUnknownIdent, "known"},
+		{"x + 1", ErrUnknownIdent, ""},
+		{"1 +", ErrSyntax, "end of expression"},
+		{"(1 + 2", ErrSyntax, "want )"},
+		{"1 2", ErrSyntax, "unexpected"},
+		{"1..2", ErrSyntax, "bad number"},
+		{"1 $ 2", ErrSyntax, "offset 2"},
+		{"", ErrSyntax, ""},
+		{"gcd(1/2, 3)", ErrDomain, ""},
+		{"abs(1, 2)", ErrSyntax, "takes 1"},
+		{strings.Repeat("(", 300) + "1" + strings.Repeat(")", 300), ErrTooLarge, "nested"},
+		{strings.Repeat("1+", 6000) + "1", ErrTooLarge, "bytes"},
+		{"comb(10^9, 10^8)", ErrTooLarge, ""},
+	}
+	for _, tt := range tests {
+		name := tt.expr
+		if len(name) > 30 {
+			name = name[:30]
+		}
+		t.Run(name, func(t *testing.T) {
+			_, err := Eval(tt.expr, nil)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Eval(%q) error = %v, want %v", tt.expr, err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("Eval(%q) error %q does not say %q", tt.expr, err, tt.msg)
+			}
+		})
+	}
+}
+
+func TestMaxBits(t *testing.T) {
+	t.Parallel()
+	o := &Options{MaxBits: 64}
+	if _, err := Eval("2^63", o); err != nil {
+		t.Errorf("2^63 within 64 bits: %v", err)
+	}
+	if _, err := Eval("2^64", o); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("2^64 over 64 bits: err = %v", err)
+	}
+	if _, err := Eval("2^40 * 2^40", o); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("product over 64 bits: err = %v", err)
+	}
+	if _, err := Eval("21!", o); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("21! over 64 bits: err = %v", err)
+	}
+}
+
+func TestDecimal(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		expr, want string
+		exact      bool
+	}{
+		{"5/4", "1.25", true},
+		{"1/3", "0.33333333333333333333", false},
+		{"-1/8", "-0.125", true},
+		{"1/30000", "0.000033333333333333333333", false},
+		{"7", "7", true},
+	}
+	for _, tt := range tests {
+		v, err := Eval(tt.expr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, exact := Decimal(v, 20)
+		if got != tt.want || exact != tt.exact {
+			t.Errorf("Decimal(%s) = %s, %v; want %s, %v", tt.expr, got, exact, tt.want, tt.exact)
+		}
+	}
+}
+
+func TestTool(t *testing.T) {
+	t.Parallel()
+	tool := New(nil)
+	tests := []struct {
+		args, want string
+		isErr      bool
+	}{
+		{`{"expression":"2^100"}`, "1267650600228229401496703205376", false},
+		{`{"expression":"1/3"}`, "1/3 ≈ 0.33333333333333333333", false},
+		{`{"expression":"3/8"}`, "3/8 = 0.375", false},
+		{`{"expression":"1/0"}`, "calc: division by zero at offset 1", true},
+		{`{"expression":`, "calc: arguments:", true},
+	}
+	for _, tt := range tests {
+		res, err := tool.Call(context.Background(), json.RawMessage(tt.args))
+		if err != nil {
+			t.Fatalf("Call(%s): %v", tt.args, err)
+		}
+		if !strings.HasPrefix(res.Text, tt.want) || res.IsError != tt.isErr {
+			t.Errorf("Call(%s) = %q (error %v), want %q (error %v)", tt.args, res.Text, res.IsError, tt.want, tt.isErr)
+		}
+	}
+}
+
+// TestAgainstInt64 checks random integer expressions against int64
+// arithmetic where it does not overflow.
+func TestAgainstInt64(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 2000; i++ {
+		a, b, c := r.Int64N(2000)-1000, r.Int64N(2000)-1000, r.Int64N(50)+1
+		expr := fmt.Sprintf("(%d) * (%d) - (%d) // %d + (%d) %% %d", a, b, a, c, b, c)
+		want := a*b - floorDiv(a, c) + pyMod(b, c)
+		v, err := Eval(expr, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		if got := Format(v); got != fmt.Sprint(want) {
+			t.Fatalf("%s = %s, want %d", expr, got, want)
+		}
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func pyMod(a, b int64) int64 { return a - b*floorDiv(a, b) }
+
+func ExampleEval() {
+	v, err := Eval("(1/3 + 1/6) * 2^10", nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(Format(v))
+	v, _ = Eval("0.1 + 0.2", nil)
+	fmt.Println(Format(v))
+	// Output:
+	// 512
+	// 3/10
+}
+
+// BenchmarkEval10k evaluates 10,000 mixed expressions per iteration.
+func BenchmarkEval10k(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	forms := []string{
+		"(%d + %d) * %d / 7",
+		"%d^3 - %d^2 + %d",
+		"gcd(%d, %d) + lcm(%d, 12)",
+		"(%d/3 + %d/5) * %d.25",
+		"comb(%d, 3) + %d %% 7 - %d // 3",
+	}
+	exprs := make([]string, 10000)
+	for i := range exprs {
+		f := forms[i%len(forms)]
+		exprs[i] = fmt.Sprintf(f, r.IntN(1000)+1, r.IntN(1000)+1, r.IntN(1000)+1)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, e := range exprs {
+			if _, err := Eval(e, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e4, "ns/expr")
+}

@@ -1,0 +1,369 @@
+// Package tools is Ponder's tool registry: the tools a reasoning step may
+// call (sandboxed Python, exact arithmetic, the tools of external MCP
+// servers), each with a name, a description and a JSON Schema of its
+// arguments. The Registry implements core.Toolbox; every tool it hands out
+// validates its arguments against the schema (an error names the failing
+// field), runs under a per-tool timeout and has its text output capped.
+//
+//	reg := tools.NewRegistry(nil)
+//	if err := reg.Register(calc.New(nil), nil); err != nil { ... }
+//	res, err := reg.Call(ctx, "calc", json.RawMessage(`{"expression":"2^100"}`))
+//	// res.Text == "1267650600228229401496703205376"
+//
+// A tool that ran and failed returns a result with IsError (bad arguments
+// included, so a policy can read what to fix); a Go error means the call
+// could not run at all (unknown tool, cancelled context).
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout   = 30 * time.Second
+	DefaultMaxOutput = 64 << 10
+)
+
+// Options configure a Registry. The zero value is valid.
+type Options struct {
+	// Timeout bounds a call of a tool registered without its own timeout
+	// (default 30s).
+	Timeout time.Duration
+	// MaxOutput caps the text of a result in bytes (default 64 KiB).
+	MaxOutput int
+	Logger    zerolog.Logger
+}
+
+// ToolOptions override the registry's options for one tool.
+type ToolOptions struct {
+	Timeout   time.Duration
+	MaxOutput int
+}
+
+// ErrUnknownTool is wrapped when a tool name is not registered.
+var ErrUnknownTool = errors.New("unknown tool")
+
+// ErrInvalidArguments is wrapped by argument validation errors.
+var ErrInvalidArguments = errors.New("invalid arguments")
+
+// Registry holds tools by name. It is safe for concurrent use.
+type Registry struct {
+	opts  Options
+	mu    sync.RWMutex
+	tools map[string]*guarded
+}
+
+var _ core.Toolbox = (*Registry)(nil)
+
+// NewRegistry returns an empty registry.
+func NewRegistry(opts *Options) *Registry {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxOutput <= 0 {
+		o.MaxOutput = DefaultMaxOutput
+	}
+	return &Registry{opts: o, tools: map[string]*guarded{}}
+}
+
+// Register adds t under its spec's name. It fails on an empty or
+// duplicate name and on a schema that does not compile.
+func (r *Registry) Register(t core.Tool, o *ToolOptions) error {
+	spec := t.Spec()
+	if spec.Name == "" {
+		return errors.New("register tool: empty name")
+	}
+	if strings.ContainsAny(spec.Name, " \t\n") {
+		return fmt.Errorf("register tool %q: the name has white space", spec.Name)
+	}
+	g := &guarded{tool: t, spec: spec, timeout: r.opts.Timeout, maxOutput: r.opts.MaxOutput, log: r.opts.Logger}
+	if o != nil && o.Timeout > 0 {
+		g.timeout = o.Timeout
+	}
+	if o != nil && o.MaxOutput > 0 {
+		g.maxOutput = o.MaxOutput
+	}
+	if len(bytes.TrimSpace(spec.Schema)) > 0 {
+		sch, err := CompileSchema(spec.Schema)
+		if err != nil {
+			return fmt.Errorf("register tool %s: %w", spec.Name, err)
+		}
+		g.schema = sch
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.tools[spec.Name]; dup {
+		return fmt.Errorf("register tool %s: a tool of that name is already registered", spec.Name)
+	}
+	r.tools[spec.Name] = g
+	return nil
+}
+
+// Tool implements core.Toolbox. The tool returned validates arguments,
+// applies the timeout and caps the output.
+func (r *Registry) Tool(name string) (core.Tool, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	g, ok := r.tools[name]
+	if !ok {
+		return nil, false
+	}
+	return g, true
+}
+
+// Names lists the registered tools, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.tools))
+	for k := range r.tools {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Specs implements core.Toolbox: every tool's spec, sorted by name.
+func (r *Registry) Specs() []core.ToolSpec {
+	names := r.Names()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]core.ToolSpec, 0, len(names))
+	for _, n := range names {
+		if g, ok := r.tools[n]; ok {
+			out = append(out, g.spec)
+		}
+	}
+	return out
+}
+
+// Call runs the named tool with args.
+func (r *Registry) Call(ctx context.Context, name string, args json.RawMessage) (core.ToolResult, error) {
+	t, ok := r.Tool(name)
+	if !ok {
+		return core.ToolResult{}, fmt.Errorf("%w %q (known: %s)", ErrUnknownTool, name, strings.Join(r.Names(), ", "))
+	}
+	return t.Call(ctx, args)
+}
+
+// Close closes every registered tool that holds resources (io.Closer),
+// and reports the errors together.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for name, g := range r.tools {
+		if c, ok := g.tool.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close tool %s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// guarded wraps a tool with validation, a timeout and an output cap.
+type guarded struct {
+	tool      core.Tool
+	spec      core.ToolSpec
+	schema    *jsonschema.Schema
+	timeout   time.Duration
+	maxOutput int
+	log       zerolog.Logger
+}
+
+func (g *guarded) Spec() core.ToolSpec { return g.spec }
+
+func (g *guarded) Call(ctx context.Context, args json.RawMessage) (core.ToolResult, error) {
+	if err := ctx.Err(); err != nil {
+		return core.ToolResult{}, err
+	}
+	if len(bytes.TrimSpace(args)) == 0 {
+		args = json.RawMessage("{}")
+	}
+	if g.schema != nil {
+		if err := ValidateArgs(g.schema, args); err != nil {
+			return core.ToolResult{Text: fmt.Sprintf("%s: %v", g.spec.Name, err), IsError: true}, nil
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	start := time.Now()
+	res, err := g.tool.Call(cctx, args)
+	if err != nil {
+		if ctx.Err() != nil {
+			return core.ToolResult{}, ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) || cctx.Err() != nil {
+			return core.ToolResult{Text: fmt.Sprintf("%s: timed out after %s", g.spec.Name, g.timeout), IsError: true}, nil
+		}
+		return core.ToolResult{}, err
+	}
+	res.Text = CapText(res.Text, g.maxOutput)
+	g.log.Debug().Str("tool", g.spec.Name).Bool("is_error", res.IsError).Dur("took", time.Since(start)).Msg("tool call")
+	return res, nil
+}
+
+// Unwrap returns the tool as registered.
+func (g *guarded) Unwrap() core.Tool { return g.tool }
+
+// CapText cuts s to at most max bytes on a rune boundary, saying how much
+// was cut.
+func CapText(s string, max int) string {
+	if max <= 0 || len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("\n[output truncated: %d more bytes]", len(s)-cut)
+}
+
+// CompileSchema compiles a JSON Schema of tool arguments. Remote
+// references are not fetched.
+func CompileSchema(schema json.RawMessage) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
+	if err != nil {
+		return nil, fmt.Errorf("schema is not JSON: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	c.UseLoader(noLoader{})
+	const loc = "ponder:tool-arguments.json"
+	if err := c.AddResource(loc, doc); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	sch, err := c.Compile(loc)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	return sch, nil
+}
+
+var defaultPrinter = message.NewPrinter(language.English)
+
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("schema reference %s is not fetched", url)
+}
+
+// ValidateArgs checks args against sch. The error names the failing
+// argument: `argument "code": missing`, `argument "timeout": got string,
+// want number`.
+func ValidateArgs(sch *jsonschema.Schema, args json.RawMessage) error {
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
+	if err != nil {
+		return fmt.Errorf("%w: the arguments are not JSON: %v", ErrInvalidArguments, err)
+	}
+	err = sch.Validate(v)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("%w: %v", ErrInvalidArguments, err)
+	}
+	var msgs []string
+	seen := map[string]bool{}
+	for _, leaf := range leaves(ve) {
+		m := describe(leaf)
+		if !seen[m] {
+			seen[m] = true
+			msgs = append(msgs, m)
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidArguments, strings.Join(msgs, "; "))
+}
+
+func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(e.Causes) == 0 {
+		return []*jsonschema.ValidationError{e}
+	}
+	var out []*jsonschema.ValidationError
+	for _, c := range e.Causes {
+		out = append(out, leaves(c)...)
+	}
+	return out
+}
+
+func describe(e *jsonschema.ValidationError) string {
+	field := strings.Join(e.InstanceLocation, ".")
+	switch k := e.ErrorKind.(type) {
+	case *kind.Required:
+		var names []string
+		for _, m := range k.Missing {
+			names = append(names, joinField(field, m))
+		}
+		return fmt.Sprintf("argument %s: missing", quoteAll(names))
+	case *kind.AdditionalProperties:
+		var names []string
+		for _, p := range k.Properties {
+			names = append(names, joinField(field, p))
+		}
+		return fmt.Sprintf("argument %s: not accepted", quoteAll(names))
+	case *kind.Type:
+		return fmt.Sprintf("argument %s: got %s, want %s", fieldName(field), k.Got, strings.Join(k.Want, " or "))
+	}
+	msg := e.ErrorKind.LocalizedString(defaultPrinter)
+	return fmt.Sprintf("argument %s: %s", fieldName(field), msg)
+}
+
+func joinField(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
+}
+
+func fieldName(f string) string {
+	if f == "" {
+		return "object"
+	}
+	return fmt.Sprintf("%q", f)
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// Func is a tool made of a spec and a function.
+type Func struct {
+	ToolSpec core.ToolSpec
+	Fn       func(ctx context.Context, args json.RawMessage) (core.ToolResult, error)
+}
+
+// Spec implements core.Tool.
+func (f Func) Spec() core.ToolSpec { return f.ToolSpec }
+
+// Call implements core.Tool.
+func (f Func) Call(ctx context.Context, args json.RawMessage) (core.ToolResult, error) {
+	return f.Fn(ctx, args)
+}
