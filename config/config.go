@@ -91,6 +91,13 @@ type Tools struct {
 	Sandbox Sandbox `json:"sandbox"`
 	// MCPServers are external MCP servers whose tools Ponder offers.
 	MCPServers []MCPServer `json:"mcp_servers"`
+	// Timeout bounds one call of a tool that has no timeout of its own
+	// (calc; MCP servers without a timeout).
+	Timeout time.Duration `json:"timeout" env:"PONDER_TOOLS_TIMEOUT"`
+	// MaxOutputBytes caps the text a tool call returns to a search.
+	MaxOutputBytes int `json:"max_output_bytes" env:"PONDER_TOOLS_MAX_OUTPUT_BYTES"`
+	// Disabled names built-in tools to leave out: python, calc.
+	Disabled []string `json:"disabled" env:"PONDER_TOOLS_DISABLED"`
 }
 
 // Sandbox configures sandboxed code execution.
@@ -101,6 +108,18 @@ type Sandbox struct {
 	OutputBytes int           `json:"output_bytes" env:"PONDER_SANDBOX_OUTPUT_BYTES"`
 	Python      string        `json:"python" env:"PONDER_SANDBOX_PYTHON"`
 	Bubblewrap  string        `json:"bwrap" env:"PONDER_SANDBOX_BWRAP"`
+	// MaxProcs limits processes and threads in one sandbox; TmpMB is the
+	// size of its writable /tmp; OpenFiles limits its file descriptors.
+	MaxProcs  int `json:"max_procs" env:"PONDER_SANDBOX_MAX_PROCS"`
+	TmpMB     int `json:"tmp_mb" env:"PONDER_SANDBOX_TMP_MB"`
+	OpenFiles int `json:"open_files" env:"PONDER_SANDBOX_OPEN_FILES"`
+	// ReadOnlyPaths are host paths bound read-only into the sandbox (a
+	// virtual environment's packages, data files).
+	ReadOnlyPaths []string `json:"read_only_paths" env:"PONDER_SANDBOX_READ_ONLY_PATHS"`
+	// MaxParallel bounds concurrent sandboxes (0: the number of CPUs);
+	// MaxSessions bounds persistent python sessions.
+	MaxParallel int `json:"max_parallel" env:"PONDER_SANDBOX_MAX_PARALLEL"`
+	MaxSessions int `json:"max_sessions" env:"PONDER_SANDBOX_MAX_SESSIONS"`
 }
 
 // MCPServer is one external MCP server: a command (stdio) or a URL.
@@ -113,6 +132,8 @@ type MCPServer struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	Bearer  string            `json:"bearer,omitempty"`
 	Timeout time.Duration     `json:"timeout,omitempty"`
+	// Tools, when set, are the only tools of the server that Ponder offers.
+	Tools []string `json:"tools,omitempty"`
 }
 
 // Retrieval configures document stores.
@@ -155,7 +176,8 @@ func Default() Config {
 			TracesKept: 200},
 		Search: Search{Strategy: "cot", Pack: "generic", BudgetCalls: 64, Timeout: 10 * time.Minute},
 		Tools: Tools{Sandbox: Sandbox{Timeout: 10 * time.Second, MemoryMB: 512, CPUSeconds: 10, OutputBytes: 64 << 10,
-			Python: "python3", Bubblewrap: "bwrap"}},
+			Python: "python3", Bubblewrap: "bwrap", MaxProcs: 16, TmpMB: 64, OpenFiles: 64, MaxSessions: 16},
+			Timeout: 30 * time.Second, MaxOutputBytes: 64 << 10},
 		Retrieval: Retrieval{Backend: "embedded", Collection: "docs", MaxFileBytes: 50 << 20, ChunkChars: 1200, ChunkOverlap: 150},
 		Plugins:   Plugins{Start: "lazy", CallTimeout: 30 * time.Second},
 	}
