@@ -372,3 +372,16 @@ func (e *Engine) WithPolicy(p Policy) *Engine {
 
 // HasPolicy reports whether the engine has a policy to ask.
 func (e *Engine) HasPolicy() bool { return e.policy != nil }
+
+// WithOnStart returns an engine that also calls f when a run starts, after
+// EngineOptions.OnStart, and shares everything else: for a request that
+// follows its own run live, such as a server streaming search progress.
+func (e *Engine) WithOnStart(f func(id string, task Task, tr *Tracer)) *Engine {
+	c := *e
+	if prev := e.opts.OnStart; prev != nil {
+		c.opts.OnStart = func(id string, t Task, tr *Tracer) { prev(id, t, tr); f(id, t, tr) }
+	} else {
+		c.opts.OnStart = f
+	}
+	return &c
+}
