@@ -68,12 +68,26 @@ type Server struct {
 	AllowedOrigins []string `json:"allowed_origins" env:"PONDER_ALLOWED_ORIGINS"`
 	AllowedHosts   []string `json:"allowed_hosts" env:"PONDER_ALLOWED_HOSTS"`
 	MaxBodyBytes   int64    `json:"max_body_bytes" env:"PONDER_MAX_BODY_BYTES"`
-	// RateLimit is requests per second per client (0: none).
-	RateLimit    float64       `json:"rate_limit" env:"PONDER_RATE_LIMIT"`
-	SessionTTL   time.Duration `json:"session_ttl" env:"PONDER_SESSION_TTL"`
-	MaxSessions  int           `json:"max_sessions" env:"PONDER_MAX_SESSIONS"`
-	TracesKept   int           `json:"traces_kept" env:"PONDER_TRACES_KEPT"`
-	RecordPrompt bool          `json:"record_prompts" env:"PONDER_RECORD_PROMPTS"`
+	// RateLimit is requests per second per client (0: none); RateBurst is
+	// how many a client may send at once (default 2 × RateLimit).
+	RateLimit float64 `json:"rate_limit" env:"PONDER_RATE_LIMIT"`
+	RateBurst int     `json:"rate_burst" env:"PONDER_RATE_BURST"`
+	// SessionTTL, MaxSessions, SessionMaxTurns and SessionMaxBytes bound the
+	// reasoning sessions (solve's session argument): idle ones expire, the
+	// least recently used go beyond MaxSessions, and the oldest turns of a
+	// session go beyond its turn and byte caps.
+	SessionTTL      time.Duration `json:"session_ttl" env:"PONDER_SESSION_TTL"`
+	MaxSessions     int           `json:"max_sessions" env:"PONDER_MAX_SESSIONS"`
+	SessionMaxTurns int           `json:"session_max_turns" env:"PONDER_SESSION_MAX_TURNS"`
+	SessionMaxBytes int           `json:"session_max_bytes" env:"PONDER_SESSION_MAX_BYTES"`
+	// SamplingConcurrency bounds concurrent sampling/createMessage requests
+	// to one MCP client (its own model as the policy).
+	SamplingConcurrency int `json:"sampling_concurrency" env:"PONDER_SAMPLING_CONCURRENCY"`
+	// ShutdownTimeout bounds how long shutdown waits for running requests
+	// once their searches are cancelled.
+	ShutdownTimeout time.Duration `json:"shutdown_timeout" env:"PONDER_SHUTDOWN_TIMEOUT"`
+	TracesKept      int           `json:"traces_kept" env:"PONDER_TRACES_KEPT"`
+	RecordPrompt    bool          `json:"record_prompts" env:"PONDER_RECORD_PROMPTS"`
 }
 
 // Search holds defaults for searches.
@@ -172,8 +186,9 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "auto"},
 		LLM: LLM{Model: "default", Temperature: 0.7, Timeout: 120 * time.Second, MaxRetries: 4,
 			Concurrency: 8, N: "auto"},
-		Server: Server{Addr: "127.0.0.1:7800", MaxBodyBytes: 4 << 20, SessionTTL: time.Hour, MaxSessions: 1000,
-			TracesKept: 200},
+		Server: Server{Addr: "127.0.0.1:7800", MaxBodyBytes: 4 << 20, RateLimit: 50, RateBurst: 100,
+			SessionTTL: time.Hour, MaxSessions: 1000, SessionMaxTurns: 20, SessionMaxBytes: 64 << 10,
+			SamplingConcurrency: 4, ShutdownTimeout: 10 * time.Second, TracesKept: 200},
 		Search: Search{Strategy: "cot", Pack: "generic", BudgetCalls: 64, Timeout: 10 * time.Minute},
 		Tools: Tools{Sandbox: Sandbox{Timeout: 10 * time.Second, MemoryMB: 512, CPUSeconds: 10, OutputBytes: 64 << 10,
 			Python: "python3", Bubblewrap: "bwrap", MaxProcs: 16, TmpMB: 64, OpenFiles: 64, MaxSessions: 16},
@@ -325,6 +340,19 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes <= 0 {
 		bad("server.max_body_bytes (PONDER_MAX_BODY_BYTES): want a positive size, got %d", c.Server.MaxBodyBytes)
+	}
+	if c.Server.RateLimit < 0 || c.Server.RateBurst < 0 {
+		bad("server.rate_limit and server.rate_burst (PONDER_RATE_LIMIT, PONDER_RATE_BURST): want 0 (no limit) or more, got %v and %d", c.Server.RateLimit, c.Server.RateBurst)
+	}
+	if c.Server.SessionTTL <= 0 || c.Server.MaxSessions < 1 || c.Server.SessionMaxTurns < 1 || c.Server.SessionMaxBytes < 1 {
+		bad("server.session_ttl, max_sessions, session_max_turns, session_max_bytes (PONDER_SESSION_TTL, PONDER_MAX_SESSIONS, PONDER_SESSION_MAX_TURNS, PONDER_SESSION_MAX_BYTES): want positive values, got %s, %d, %d, %d",
+			c.Server.SessionTTL, c.Server.MaxSessions, c.Server.SessionMaxTurns, c.Server.SessionMaxBytes)
+	}
+	if c.Server.SamplingConcurrency < 1 {
+		bad("server.sampling_concurrency (PONDER_SAMPLING_CONCURRENCY): want at least 1, got %d", c.Server.SamplingConcurrency)
+	}
+	if c.Server.ShutdownTimeout <= 0 {
+		bad("server.shutdown_timeout (PONDER_SHUTDOWN_TIMEOUT): want a positive duration, got %s", c.Server.ShutdownTimeout)
 	}
 	if c.Search.BudgetCalls < 0 {
 		bad("search.budget_calls (--budget-calls, PONDER_BUDGET_CALLS): want a positive number, got %d", c.Search.BudgetCalls)
