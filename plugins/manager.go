@@ -287,6 +287,33 @@ func (m *Manager) strategySpec(p *Process) core.StrategySpec {
 // refuses a call, the plugin has BudgetGrace to return before the host
 // cancels the run and answers with the best answer in the structure.
 func (s *Strategy) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	return runStrategy(ctx, env, s.p.m.Name, s.params, s.p.opts.BudgetGrace,
+		func(ctx context.Context, h sdk.Host, req sdk.RunRequest) (core.Outcome, error) {
+			var out core.Outcome
+			err := s.p.call(ctx, 0, "run", func(ctx context.Context, r *sdk.Remote) error {
+				var err error
+				out, err = r.Strategy().Run(ctx, h, req)
+				return err
+			})
+			return out, err
+		})
+}
+
+// HostStrategy adapts any sdk.Strategy (a remote one, or one in-process in
+// tests) to core.Strategy with the host semantics of a strategy plugin: it
+// searches through the run's Env and is stopped grace after the budget
+// refused a call.
+func HostStrategy(name string, s sdk.Strategy, params core.Params, grace time.Duration) core.Strategy {
+	if grace <= 0 {
+		grace = 2 * time.Second
+	}
+	return core.StrategyFunc(func(ctx context.Context, env *core.Env) (core.Outcome, error) {
+		return runStrategy(ctx, env, name, params, grace, s.Run)
+	})
+}
+
+func runStrategy(ctx context.Context, env *core.Env, name string, params core.Params, grace time.Duration,
+	run func(context.Context, sdk.Host, sdk.RunRequest) (core.Outcome, error)) (core.Outcome, error) {
 	h := newEnvHost(env)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -300,7 +327,7 @@ func (s *Strategy) Run(ctx context.Context, env *core.Env) (core.Outcome, error)
 			return
 		case <-h.exhausted:
 		}
-		t := time.NewTimer(s.p.opts.BudgetGrace)
+		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-done:
@@ -309,22 +336,17 @@ func (s *Strategy) Run(ctx context.Context, env *core.Env) (core.Outcome, error)
 			cancel()
 		}
 	}()
-	var out core.Outcome
-	err := s.p.call(runCtx, 0, "run", func(ctx context.Context, r *sdk.Remote) error {
-		var err error
-		out, err = r.Strategy().Run(ctx, h, sdk.RunRequest{Task: env.Task, Params: s.params, Limits: env.Budget.Limits()})
-		return err
-	})
+	out, err := run(runCtx, h, sdk.RunRequest{Task: env.Task, Params: params, Limits: env.Budget.Limits()})
 	close(done)
 	<-enforcerDone
 	if stopped.Load() {
-		env.Logger.Warn().Str("plugin", s.p.m.Name).Dur("grace", s.p.opts.BudgetGrace).Msg("strategy plugin ignored the spent budget; stopped by the host")
+		env.Logger.Warn().Str("plugin", name).Dur("grace", grace).Msg("strategy plugin ignored the spent budget; stopped by the host")
 		return bestSoFar(env), fmt.Errorf("plugin %s kept running %s after the budget was spent; stopped by the host: %w",
-			s.p.m.Name, s.p.opts.BudgetGrace, core.ErrBudgetExhausted)
+			name, grace, core.ErrBudgetExhausted)
 	}
 	if out.Best != 0 {
 		if _, ok := env.Structure.Node(out.Best); !ok {
-			env.Logger.Warn().Str("plugin", s.p.m.Name).Int("best", int(out.Best)).Msg("strategy plugin named a node that does not exist")
+			env.Logger.Warn().Str("plugin", name).Int("best", int(out.Best)).Msg("strategy plugin named a node that does not exist")
 			out.Best = 0
 		}
 	}
