@@ -77,7 +77,10 @@ func Tool(t testing.TB, p sdk.Plugin) sdk.Tool { t.Helper(); return Connect(t, p
 
 // Evaluator serves an evaluator plugin in-process and returns it as the
 // host sees it.
-func Evaluator(t testing.TB, p sdk.Plugin) sdk.Evaluator { t.Helper(); return Connect(t, p).Evaluator() }
+func Evaluator(t testing.TB, p sdk.Plugin) sdk.Evaluator {
+	t.Helper()
+	return Connect(t, p).Evaluator()
+}
 
 // SolveOptions configure Solve. Policy is required.
 type SolveOptions struct {

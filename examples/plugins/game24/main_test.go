@@ -21,10 +21,10 @@ func TestCheck(t *testing.T) {
 		{[]int64{3, 3, 8, 8}, "8 / (3 - 8 / 3)", true}, // needs exact rationals
 		{[]int64{1, 2, 3, 4}, "1 * 2 * 3 * 4", true},
 		{[]int64{1, 2, 3, 4}, "(1 + 2 + 3) * 4 = 24", true},
-		{[]int64{4, 9, 10, 13}, "13 + 9 + 10 - 4", false},      // 28
-		{[]int64{4, 9, 10, 13}, "(13 - 9) * 6", false},         // wrong numbers
+		{[]int64{4, 9, 10, 13}, "13 + 9 + 10 - 4", false},         // 28
+		{[]int64{4, 9, 10, 13}, "(13 - 9) * 6", false},            // wrong numbers
 		{[]int64{4, 9, 10, 13}, "(13 - 9) * (10 - 4) * 1", false}, // extra number
-		{[]int64{1, 2, 3, 4}, "4 / (1 - 1)", false},            // division by zero
+		{[]int64{1, 2, 3, 4}, "4 / (1 - 1)", false},               // division by zero
 		{[]int64{1, 2, 3, 4}, "((((1+2", false},
 		{[]int64{1, 2, 3, 4}, "rm -rf /", false},
 		{[]int64{3, 3, 8, 8}, "8 × (3 − 8 ÷ 3)", false}, // unicode operators, 8/3 != 24
