@@ -164,6 +164,10 @@ type Retrieval struct {
 	EmbedAPIKey  string `json:"embed_api_key" env:"PONDER_EMBED_API_KEY"`
 	EmbedModel   string `json:"embed_model" env:"PONDER_EMBED_MODEL"`
 	EmbedDim     int    `json:"embed_dim" env:"PONDER_EMBED_DIM"`
+	// TopK is how many chunks a retrieval returns by default.
+	TopK int `json:"top_k" env:"PONDER_RETRIEVAL_TOP_K"`
+	// LockTimeout bounds the wait for the embedded store's file lock.
+	LockTimeout time.Duration `json:"lock_timeout" env:"PONDER_RETRIEVAL_LOCK_TIMEOUT"`
 }
 
 // Plugins configures out-of-process plugins.
@@ -193,8 +197,9 @@ func Default() Config {
 		Tools: Tools{Sandbox: Sandbox{Timeout: 10 * time.Second, MemoryMB: 512, CPUSeconds: 10, OutputBytes: 64 << 10,
 			Python: "python3", Bubblewrap: "bwrap", MaxProcs: 16, TmpMB: 64, OpenFiles: 64, MaxSessions: 16},
 			Timeout: 30 * time.Second, MaxOutputBytes: 64 << 10},
-		Retrieval: Retrieval{Backend: "embedded", Collection: "docs", MaxFileBytes: 50 << 20, ChunkChars: 1200, ChunkOverlap: 150},
-		Plugins:   Plugins{Start: "lazy", CallTimeout: 30 * time.Second},
+		Retrieval: Retrieval{Backend: "embedded", Collection: "docs", MaxFileBytes: 50 << 20, ChunkChars: 1200, ChunkOverlap: 150,
+			TopK: 5, LockTimeout: 2 * time.Second},
+		Plugins: Plugins{Start: "lazy", CallTimeout: 30 * time.Second},
 	}
 }
 
@@ -370,6 +375,16 @@ func (c Config) Validate() error {
 	}
 	if c.Retrieval.Backend == "qdrant" && c.Retrieval.QdrantURL == "" {
 		bad("retrieval.backend is qdrant but retrieval.qdrant_url (PONDER_QDRANT_URL) is empty")
+	}
+	if c.Retrieval.ChunkChars < 64 || c.Retrieval.ChunkOverlap < 0 || c.Retrieval.ChunkOverlap > c.Retrieval.ChunkChars/2 {
+		bad("retrieval.chunk_chars (PONDER_CHUNK_CHARS) must be at least 64 and retrieval.chunk_overlap (PONDER_CHUNK_OVERLAP) 0 to half of it, got %d and %d",
+			c.Retrieval.ChunkChars, c.Retrieval.ChunkOverlap)
+	}
+	if c.Retrieval.MaxFileBytes <= 0 {
+		bad("retrieval.max_file_bytes (PONDER_MAX_FILE_BYTES): want a positive size, got %d", c.Retrieval.MaxFileBytes)
+	}
+	if c.Retrieval.TopK < 1 || c.Retrieval.TopK > 50 {
+		bad("retrieval.top_k (PONDER_RETRIEVAL_TOP_K): want 1 to 50, got %d", c.Retrieval.TopK)
 	}
 	switch c.Plugins.Start {
 	case "lazy", "eager":
