@@ -30,5 +30,18 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# Regenerate the plugin protocol's Go code (sdk/internal/pb) with pinned
+# generators: buf v1.75.0, protoc-gen-go v1.36.12, protoc-gen-go-grpc v1.6.1.
+proto:
+	$(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0 generate --template proto/buf.gen.yaml
+
+# Build the example plugins into bin/plugins (install them with
+# `ponder plugins install bin/plugins/NAME`).
+examples:
+	@mkdir -p bin/plugins
+	$(GO) build -o bin/plugins/wordcount ./examples/plugins/wordcount
+	$(GO) build -o bin/plugins/game24-verifier ./examples/plugins/game24
+	$(GO) build -o bin/plugins/beam-lite ./examples/plugins/beam
+
 clean:
 	rm -rf bin

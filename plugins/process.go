@@ -195,7 +195,7 @@ func (p *Process) startLocked(ctx context.Context) (err error) {
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
-	p.log.Info().Int("pid", p.pid).Int("starts", p.starts).Str("version", desc.Version).Msg("plugin started")
+	p.log.Debug().Int("pid", p.pid).Int("starts", p.starts).Str("version", desc.Version).Msg("plugin started")
 	if p.opts.HealthInterval > 0 {
 		p.stopWatch, p.watchDone = make(chan struct{}), make(chan struct{})
 		go p.watch(client, remote, rpc, p.stopWatch, p.watchDone)

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/plugins"
+	"github.com/ponder-rlm/ponder/sdk"
+	"github.com/ponder-rlm/ponder/tools"
+)
+
+// pluginDirFlag is --plugin-dir (a persistent flag of the root command):
+// more directories to load plugins from, searched before the configured
+// ones and the data dir.
+var pluginDirFlag []string
+
+func init() {
+	extraCommands = append(extraCommands, newPluginsCmd)
+	appHooks = append(appHooks, pluginsHook)
+}
+
+// pluginDirs lists where plugins are found: --plugin-dir, then
+// plugins.dirs (PONDER_PLUGIN_DIRS), then DataDir/plugins, where
+// `ponder plugins install` puts them. The first plugin of a name wins.
+func pluginDirs(cfg config.Config) []string {
+	dirs := append([]string(nil), pluginDirFlag...)
+	dirs = append(dirs, cfg.Plugins.Dirs...)
+	return append(dirs, installDir(cfg))
+}
+
+func installDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "plugins") }
+
+func pluginOptions(cfg config.Config, log zerolog.Logger) *plugins.Options {
+	return &plugins.Options{Dirs: pluginDirs(cfg), Eager: cfg.Plugins.Start == "eager", CallTimeout: cfg.Plugins.CallTimeout, Logger: log}
+}
+
+// pluginsHook discovers the installed plugins and adds them to the app:
+// strategies and evaluators to the registry (Source = plugin name), tools
+// to the toolbox. Plugins start on first use (or now, with
+// plugins.start: eager) and are stopped when the app closes.
+func pluginsHook(ctx context.Context, a *app) error {
+	mgr := plugins.New(pluginOptions(a.cfg, a.log))
+	a.closers = append(a.closers, mgr.Close)
+	mgr.Load() // problems are logged; good plugins still load
+	mgr.Register(a.reg)
+	if ts := mgr.Tools(); len(ts) > 0 {
+		if err := addPluginTools(a, ts); err != nil {
+			return err
+		}
+	}
+	if a.cfg.Plugins.Start == "eager" {
+		if err := mgr.Start(ctx); err != nil {
+			a.log.Warn().Err(err).Msg("plugins that did not start are retried on first use")
+		}
+	}
+	return nil
+}
+
+// addPluginTools registers plugin tools in the app's toolbox: the tools
+// registry when there is one (Register), else a toolbox of their own.
+func addPluginTools(a *app, ts []core.Tool) error {
+	switch tb := a.tools.(type) {
+	case nil:
+		// No toolbox yet: start the tools registry, which the tools hook
+		// (when it runs later) should register into rather than replace.
+		reg := tools.NewRegistry(&tools.Options{Logger: a.log})
+		a.tools = reg
+		registerPluginTools(a, reg, ts)
+	case *tools.Registry:
+		registerPluginTools(a, tb, ts)
+	case *toolList:
+		tb.add(ts)
+	default:
+		l := &toolList{base: tb, byName: map[string]core.Tool{}}
+		l.add(ts)
+		a.tools = l
+	}
+	return nil
+}
+
+// registerPluginTools adds plugin tools to the tools registry, which
+// validates their arguments against the schema from the manifest and caps
+// their output; the plugin's own call timeout still applies.
+func registerPluginTools(a *app, reg *tools.Registry, ts []core.Tool) {
+	for _, t := range ts {
+		if err := reg.Register(t, &tools.ToolOptions{Timeout: a.cfg.Plugins.CallTimeout}); err != nil {
+			a.log.Warn().Err(err).Str("plugin", t.Spec().Name).Msg("plugin tool not added")
+		}
+	}
+}
+
+// toolList is a toolbox of plugin tools, in front of another toolbox
+// (tools of the base win on a name clash).
+type toolList struct {
+	base   core.Toolbox
+	byName map[string]core.Tool
+	order  []string
+}
+
+func (l *toolList) add(ts []core.Tool) {
+	for _, t := range ts {
+		name := t.Spec().Name
+		if _, dup := l.byName[name]; dup {
+			continue
+		}
+		if l.base != nil {
+			if _, clash := l.base.Tool(name); clash {
+				continue
+			}
+		}
+		l.byName[name] = t
+		l.order = append(l.order, name)
+	}
+}
+
+// Tool implements core.Toolbox.
+func (l *toolList) Tool(name string) (core.Tool, bool) {
+	if l.base != nil {
+		if t, ok := l.base.Tool(name); ok {
+			return t, true
+		}
+	}
+	t, ok := l.byName[name]
+	return t, ok
+}
+
+// Specs implements core.Toolbox.
+func (l *toolList) Specs() []core.ToolSpec {
+	var out []core.ToolSpec
+	if l.base != nil {
+		out = l.base.Specs()
+	}
+	for _, n := range l.order {
+		out = append(out, l.byName[n].Spec())
+	}
+	return out
+}
+
+func newPluginsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "List, check, install and remove plugins (tools, evaluators and strategies in their own processes)",
+		Long: "Plugins add tools, evaluators and search strategies to Ponder as separate programs built with the\n" +
+			"Go SDK (github.com/ponder-rlm/ponder/sdk). They live in DATA_DIR/plugins, in plugins.dirs\n" +
+			"(PONDER_PLUGIN_DIRS) and in --plugin-dir; each is checked against its sha256 before it starts.\n" +
+			"See docs/plugins.md.",
+	}
+	cmd.AddCommand(newPluginsListCmd(), newPluginsCheckCmd(), newPluginsInstallCmd(), newPluginsRemoveCmd())
+	return cmd
+}
+
+// pluginRow is one line of `ponder plugins list`.
+type pluginRow struct {
+	Name    string   `json:"name"`
+	Kind    sdk.Kind `json:"kind"`
+	Version string   `json:"version"`
+	State   string   `json:"state"`
+	Dir     string   `json:"dir"`
+	Summary string   `json:"summary,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+func newPluginsListCmd() *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List installed plugins: name, kind, version and state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			found, problems := plugins.Discover(pluginDirs(cfg))
+			var rows []pluginRow
+			for _, m := range found {
+				row := pluginRow{Name: m.Name, Kind: m.Kind, Version: m.Version, Dir: m.Dir, Summary: m.Summary, State: "ready"}
+				if err := plugins.VerifyChecksum(m); err != nil {
+					row.State, row.Error = "refused", oneLine(err)
+					if errors.Is(err, plugins.ErrChecksum) {
+						row.State = "checksum mismatch"
+					}
+				}
+				rows = append(rows, row)
+			}
+			for _, p := range problems {
+				rows = append(rows, pluginRow{Name: "?", State: "invalid", Error: oneLine(p)})
+			}
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				if rows == nil {
+					rows = []pluginRow{}
+				}
+				return enc.Encode(map[string]any{"plugins": rows, "dirs": pluginDirs(cfg)})
+			}
+			if len(rows) == 0 {
+				fmt.Fprintf(w, "no plugins installed (searched %v); install one with `ponder plugins install PATH`\n", pluginDirs(cfg))
+				return nil
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSTATE\tDIR")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Version, r.State, r.Dir)
+			}
+			tw.Flush()
+			for _, r := range rows {
+				if r.Error != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", r.Name, r.Error)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the plugins as JSON")
+	return cmd
+}
+
+func newPluginsCheckCmd() *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "check PATH|NAME",
+		Short: "Check a plugin binary or an installed plugin: checksum, handshake, describe and a test call",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			target := args[0]
+			if _, err := os.Stat(target); err != nil {
+				// Not a path: an installed plugin's name.
+				found, _ := plugins.Discover(pluginDirs(cfg))
+				for _, m := range found {
+					if m.Name == target {
+						target = m.Dir
+					}
+				}
+				if target == args[0] {
+					return usageError("plugin %q: no such file and no installed plugin of that name (see `ponder plugins list`)", args[0])
+				}
+			}
+			log := newLogger(cfg.Log, cmd.ErrOrStderr())
+			rep, err := plugins.Check(cmd.Context(), target, pluginOptions(cfg, log))
+			if err != nil {
+				return fmt.Errorf("check failed: %w", err)
+			}
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			m := rep.Manifest
+			fmt.Fprintf(w, "binary     %s (sha256 %s)\n", m.Path(), m.SHA256)
+			if rep.Installed {
+				fmt.Fprintf(w, "checksum   matches the manifest\n")
+			} else {
+				fmt.Fprintf(w, "checksum   not installed (install with `ponder plugins install %s`)\n", args[0])
+			}
+			fmt.Fprintf(w, "handshake  ok: protocol %d, ready in %.1f ms\n", m.ProtocolVersion, rep.ReadyMS)
+			fmt.Fprintf(w, "describe   %s %q version %s: %s\n", m.Kind, m.Name, m.Version, m.Summary)
+			for _, p := range m.Params {
+				fmt.Fprintf(w, "           param %s (%s, default %v): %s\n", p.Name, p.Type, p.Default, p.Description)
+			}
+			fmt.Fprintf(w, "test call  %s\n", rep.TestCall)
+			fmt.Fprintln(w, "ok")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newPluginsInstallCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "install PATH",
+		Short: "Install a plugin binary: copy it into the plugin directory and write its manifest with its sha256",
+		Example: `  go build -o bin/plugins/wordcount ./examples/plugins/wordcount
+  ponder plugins install bin/plugins/wordcount`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if dir == "" {
+				dir = installDir(cfg)
+				if err := ensureDataDir(cfg.DataDir); err != nil {
+					return err
+				}
+			}
+			log := newLogger(cfg.Log, cmd.ErrOrStderr())
+			m, err := plugins.Install(cmd.Context(), args[0], dir, pluginOptions(cfg, log))
+			if err != nil {
+				return fmt.Errorf("install failed: %w", err)
+			}
+			printInstalled(cmd.OutOrStdout(), m)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "plugin directory to install into (default DATA_DIR/plugins)")
+	return cmd
+}
+
+func printInstalled(w io.Writer, m plugins.Manifest) {
+	fmt.Fprintf(w, "installed %s %s (%s) in %s\nsha256 %s\n", m.Name, m.Version, m.Kind, m.Dir, m.SHA256)
+	switch m.Kind {
+	case sdk.KindStrategy:
+		fmt.Fprintf(w, "use it:  ponder solve --strategy %s \"PROBLEM\"\n", m.Name)
+	case sdk.KindTool:
+		fmt.Fprintf(w, "use it:  ponder solve --tools %s \"PROBLEM\"\n", m.Name)
+	case sdk.KindEvaluator:
+		fmt.Fprintf(w, "use it:  as an evaluator parameter of a strategy, e.g. --param evaluator=%s\n", m.Name)
+	}
+}
+
+func newPluginsRemoveCmd() *cobra.Command {
+	var dir string
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove an installed plugin",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if dir == "" {
+				dir = installDir(cfg)
+			}
+			if err := plugins.Remove(dir, args[0]); err != nil {
+				return usageError("%v", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
+			return nil
+		},
+	}
+}
