@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/retrieval/embedded"
+)
+
+// docsFolder copies the ingest fixtures (Markdown, PDF, HTML, text, Go)
+// into a fresh folder.
+func docsFolder(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "retrieval", "ingest", "testdata", "docs")
+	dst := filepath.Join(t.TempDir(), "docs")
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestDocumentsEndToEnd is the new user's path: ingest a folder of
+// Markdown and PDF files, search it, and solve a question whose answer is
+// only in those files against the simulator, with the chunk in the trace.
+func TestDocumentsEndToEnd(t *testing.T) {
+	t.Parallel()
+	docs := docsFolder(t)
+	os.WriteFile(filepath.Join(docs, "junk.bin.txt"), []byte("\x00\x01binary"), 0o644)
+	data := "PONDER_DATA_DIR=" + t.TempDir()
+	llmURL := "PONDER_LLM_BASE_URL=" + simtest.Start(t, sim.Options{Seed: 1})
+
+	r := runPonder(t, "", []string{data}, "ingest", "--json", docs)
+	var sum struct {
+		Added, Skipped int
+		Files          []struct{ Path, Status, Reason string }
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &sum) != nil || sum.Added != 5 || sum.Skipped != 1 {
+		t.Fatalf("ingest: code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, f := range sum.Files {
+		if strings.HasSuffix(f.Path, "junk.bin.txt") && (f.Status != "skipped" || !strings.Contains(f.Reason, "binary")) {
+			t.Fatalf("binary file: %+v", f)
+		}
+	}
+	r = runPonder(t, "", []string{data}, "ingest", docs)
+	if r.code != 0 || !strings.Contains(r.stdout, "0 added, 0 updated, 5 unchanged") {
+		t.Fatalf("re-ingest is not a no-op: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+
+	r = runPonder(t, "", []string{data}, "search", "--json", "--k", "2", "emergency radio frequency")
+	var found searchOutput
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &found) != nil || len(found.Chunks) != 2 ||
+		!strings.HasSuffix(found.Chunks[0].Source, "handbook.pdf") || found.Chunks[0].Meta["page"] != "2" ||
+		!strings.Contains(found.Chunks[0].Text, "146.520 MHz") {
+		t.Fatalf("search: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", []string{data}, "search", "--filter", "type=md", "admin console port")
+	if r.code != 0 || !strings.Contains(r.stdout, "guide.md") || !strings.Contains(r.stdout, "Network › Ports") {
+		t.Fatalf("human search: %s %s", r.stdout, r.stderr)
+	}
+
+	trace := filepath.Join(t.TempDir(), "trace.json")
+	r = runPonder(t, "", []string{data, llmURL}, "solve", "--collection", "docs", "--json", "--trace", trace,
+		"What is the emergency radio frequency of Orion station?")
+	var out solveOutput
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || !strings.Contains(out.Answer, "146.520 MHz") {
+		t.Fatalf("solve: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(out.BestPath[len(out.BestPath)-1].Content, "handbook.pdf") {
+		t.Fatalf("the answer does not cite its source: %+v", out.BestPath)
+	}
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr core.Trace
+	if err := json.Unmarshal(b, &tr); err != nil {
+		t.Fatal(err)
+	}
+	root := tr.Structure.MustNode(0)
+	retrieved, _ := root.Meta["retrieved"].([]any)
+	if len(retrieved) == 0 || !strings.Contains(retrieved[0].(map[string]any)["text"].(string), "146.520 MHz") {
+		t.Fatalf("retrieved chunk not in the trace: %v", root.Meta)
+	}
+
+	r = runPonder(t, "", []string{data}, "docs", "delete", "--source", filepath.Join(docs, "handbook.pdf"))
+	if r.code != 0 {
+		t.Fatalf("docs delete: %s %s", r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", []string{data}, "search", "--json", "emergency radio frequency")
+	if strings.Contains(r.stdout, "handbook.pdf") {
+		t.Fatalf("deleted document still found: %s", r.stdout)
+	}
+	r = runPonder(t, "", []string{data}, "collections", "list", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"documents": 4`) {
+		t.Fatalf("collections list: %s %s", r.stdout, r.stderr)
+	}
+	if r = runPonder(t, "", []string{data}, "collections", "delete", "docs"); r.code != 0 {
+		t.Fatalf("collections delete: %s", r.stderr)
+	}
+	r = runPonder(t, "", []string{data}, "search", "anything")
+	if r.code == 0 || !strings.Contains(r.stderr, "ponder ingest --collection docs") {
+		t.Fatalf("search of a deleted collection: %d %s", r.code, r.stderr)
+	}
+}
+
+func TestDocumentCommandsBadInput(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	data := "PONDER_DATA_DIR=" + dataDir
+	// A store held by another process: a clear error after the lock timeout.
+	st, err := embedded.Open(filepath.Join(dataDir, "retrieval", "store.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runPonder(t, "", []string{data, "PONDER_RETRIEVAL_LOCK_TIMEOUT=100ms"}, "search", "x")
+	st.Close()
+	if r.code == 0 || !strings.Contains(r.stderr, "in use by another ponder process") {
+		t.Fatalf("locked store: %d %s", r.code, r.stderr)
+	}
+	// A damaged store file.
+	bad := t.TempDir()
+	os.MkdirAll(filepath.Join(bad, "retrieval"), 0o700)
+	os.WriteFile(filepath.Join(bad, "retrieval", "store.db"), []byte(strings.Repeat("garbage!", 2048)), 0o600)
+	r = runPonder(t, "", []string{"PONDER_DATA_DIR=" + bad}, "collections", "list")
+	if r.code == 0 || !strings.Contains(r.stderr, "damaged") {
+		t.Fatalf("damaged store: %d %s", r.code, r.stderr)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"nothing to ingest", []string{"ingest", "/does/not/exist.md"}, "no document could be ingested"},
+		{"bad collection name", []string{"ingest", "--collection", "a b", "x.md"}, "collection name"},
+		{"bad k", []string{"search", "--k", "0", "x"}, "--k must be 1 to 50"},
+		{"bad filter", []string{"search", "--filter", "nope", "x"}, "want key=value"},
+		{"bad mode", []string{"search", "--mode", "fuzzy", "x"}, "--mode"},
+		{"delete without source", []string{"docs", "delete"}, "--source is required"},
+		{"unknown collection", []string{"collections", "delete", "nope"}, "no such collection"},
+		{"solve with unknown collection", []string{"solve", "--llm-url", "http://127.0.0.1:9/v1", "--collection", "nope", "q?"}, "no such collection"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runPonder(t, "", nil, tc.args...)
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 3 {
+				t.Fatalf("code %d, stderr %q, want a short error containing %q", r.code, r.stderr, tc.want)
+			}
+		})
+	}
+}
