@@ -125,8 +125,15 @@ func (s *Store) Start(id string, task core.Task, tr *core.Tracer) {
 }
 
 // Finish stores a finished trace (core.EngineOptions.OnEnd): written to disk
-// atomically, then the oldest beyond the limit are removed.
+// atomically, then the oldest beyond the limit are removed. The run stays
+// live until its file is written, so readers told of the change (Changed)
+// always find it.
 func (s *Store) Finish(t *core.Trace) {
+	if s.dir != "" {
+		if err := WriteFile(filepath.Join(s.dir, t.ID+".json"), t); err != nil {
+			s.log.Error().Err(err).Str("trace", t.ID).Msg("trace not saved")
+		}
+	}
 	s.mu.Lock()
 	session := ""
 	if l, ok := s.live[t.ID]; ok {
@@ -139,9 +146,6 @@ func (s *Store) Finish(t *core.Trace) {
 	s.mu.Unlock()
 	if s.dir == "" {
 		return
-	}
-	if err := WriteFile(filepath.Join(s.dir, t.ID+".json"), t); err != nil {
-		s.log.Error().Err(err).Str("trace", t.ID).Msg("trace not saved")
 	}
 	for _, id := range evict {
 		_ = os.Remove(filepath.Join(s.dir, id+".json"))
@@ -236,6 +240,29 @@ func (s *Store) Get(id string) (*core.Trace, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return ReadFile(filepath.Join(s.dir, id+".json"))
+}
+
+// Raw returns the stored JSON document of a finished trace as written, for
+// viewers that serve it without decoding it. Running traces have none: use
+// Get.
+func (s *Store) Raw(id string) ([]byte, error) {
+	if !validID.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
+	}
+	s.mu.Lock()
+	_, isDone := s.finished[id]
+	s.mu.Unlock()
+	if !isDone || s.dir == "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id) // evicted meanwhile
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read trace %s: %w", id, err)
+	}
+	return b, nil
 }
 
 // ReadFile reads a trace document written by WriteFile (or `ponder solve
