@@ -48,6 +48,7 @@ func Chunk(ex Extracted, o ChunkOptions) []retrieval.Chunk {
 	type section struct {
 		start, end int
 		trail      []string
+		headEnd    int // end of the heading line the section starts with
 	}
 	var secs []section
 	var trail []Head
@@ -58,25 +59,25 @@ func Chunk(ex Extracted, o ChunkOptions) []retrieval.Chunk {
 		}
 		return out
 	}
-	pos := 0
+	pos, headEnd := 0, -1
 	for _, h := range ex.Heads {
 		if h.Start > pos {
-			secs = append(secs, section{pos, h.Start, trailText()})
+			secs = append(secs, section{pos, h.Start, trailText(), headEnd})
 		}
 		for len(trail) > 0 && trail[len(trail)-1].Level >= h.Level {
 			trail = trail[:len(trail)-1]
 		}
 		trail = append(trail, h)
-		pos = h.Start
+		pos, headEnd = h.Start, h.End
 	}
-	secs = append(secs, section{pos, len(ex.Text), trailText()})
+	secs = append(secs, section{pos, len(ex.Text), trailText(), headEnd})
 	// Pages are structure too: no chunk spans two pages.
 	if len(ex.Pages) > 0 {
 		var split []section
 		for _, s := range secs {
 			for _, p := range ex.Pages {
 				if p > s.start && p < s.end {
-					split = append(split, section{s.start, p, s.trail})
+					split = append(split, section{s.start, p, s.trail, s.headEnd})
 					s.start = p
 				}
 			}
@@ -86,6 +87,11 @@ func Chunk(ex Extracted, o ChunkOptions) []retrieval.Chunk {
 	}
 	var out []retrieval.Chunk
 	for _, s := range secs {
+		// A heading with no text under it is a chunk of its own only in
+		// the trail of the sections below it.
+		if s.headEnd > s.start && s.headEnd <= s.end && strings.TrimSpace(ex.Text[s.headEnd:s.end]) == "" {
+			continue
+		}
 		for _, r := range splitRange(ex.Text, s.start, s.end, ex.Breaks, o) {
 			text := ex.Text[r[0]:r[1]]
 			c := retrieval.Chunk{Ordinal: len(out), Text: text, Headings: s.trail, Start: r[0], End: r[1],
