@@ -14,6 +14,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/server/ui"
+	"github.com/ponder-rlm/ponder/server/ui/uitest"
 	"github.com/ponder-rlm/ponder/traces"
 )
 
@@ -87,7 +88,7 @@ func BenchmarkRender10k(b *testing.B) {
 	srv := httptest.NewServer(http.StripPrefix("/ui", ui.Handler(st, &ui.Options{Done: done})))
 	defer srv.Close()
 	defer close(done)
-	br := newBrowser(b, 1440, 900)
+	br := uitest.NewBrowser(b, 1440, 900)
 	nav := 0 // every load is a new URL, so it is a real navigation
 	for _, mode := range []string{"all", "auto"} {
 		b.Run(mode, func(b *testing.B) {
@@ -100,17 +101,17 @@ func BenchmarkRender10k(b *testing.B) {
 			for b.Loop() {
 				i++
 				nav++
-				br.do(b, chromedp.Navigate(fmt.Sprintf("%s/ui/?%s=%d#run=%s%s", srv.URL, mode, nav, t.ID, depth)))
-				br.waitFor(b, "the big tree", `document.body.dataset.state === "ready"`)
-				ms, err := strconv.ParseFloat(eval[string](b, br, `document.getElementById("tree").dataset.renderMs`), 64)
+				br.Do(b, chromedp.Navigate(fmt.Sprintf("%s/ui/?%s=%d#run=%s%s", srv.URL, mode, nav, t.ID, depth)))
+				br.WaitFor(b, "the big tree", `document.body.dataset.state === "ready"`)
+				ms, err := strconv.ParseFloat(uitest.Eval[string](b, br, `document.getElementById("tree").dataset.renderMs`), 64)
 				if err != nil {
 					b.Fatal(err)
 				}
 				total += ms
 			}
-			b.Logf("%s: %s", mode, eval[string](b, br, `document.getElementById("tree").dataset.timing`))
-			shown := eval[string](b, br, `document.getElementById("tree").dataset.shown`)
-			nodes := eval[string](b, br, `document.getElementById("tree").dataset.nodes`)
+			b.Logf("%s: %s", mode, uitest.Eval[string](b, br, `document.getElementById("tree").dataset.timing`))
+			shown := uitest.Eval[string](b, br, `document.getElementById("tree").dataset.shown`)
+			nodes := uitest.Eval[string](b, br, `document.getElementById("tree").dataset.nodes`)
 			if nodes != "10000" {
 				b.Fatalf("page has %s nodes, want 10000", nodes)
 			}
@@ -145,22 +146,22 @@ func TestLargeTraceStaysUsable(t *testing.T) {
 	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
 	defer srv.Close()
 	defer close(done)
-	br := newBrowser(t, 1280, 800)
-	br.do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
-	br.waitFor(t, "the big tree", `document.body.dataset.state === "ready"`)
-	shown := eval[int](t, br, `+document.getElementById("tree").dataset.shown`)
+	br := uitest.NewBrowser(t, 1280, 800)
+	br.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	br.WaitFor(t, "the big tree", `document.body.dataset.state === "ready"`)
+	shown := uitest.Eval[int](t, br, `+document.getElementById("tree").dataset.shown`)
 	if shown >= 10000 || shown < 100 {
 		t.Fatalf("a 10,000-node run opens with %d nodes shown, want it collapsed by depth", shown)
 	}
-	if eval[int](t, br, `document.querySelectorAll("#nodes .node").length`) > shown {
+	if uitest.Eval[int](t, br, `document.querySelectorAll("#nodes .node").length`) > shown {
 		t.Fatal("more circles than shown nodes")
 	}
-	br.do(t, chromedp.SendKeys(chromedp.ID("search"), marker+"\n"))
+	br.Do(t, chromedp.SendKeys(chromedp.ID("search"), marker+"\n"))
 	key := strconv.Itoa(int(deep.ID))
-	br.waitFor(t, "the deep match", fmt.Sprintf(`document.getElementById("details").dataset.node === %q && document.querySelector('#nodes circle[data-key="%s"]') !== null`, key, key))
-	if d := eval[string](t, br, `document.getElementById("details").textContent`); !strings.Contains(d, marker) {
+	br.WaitFor(t, "the deep match", fmt.Sprintf(`document.getElementById("details").dataset.node === %q && document.querySelector('#nodes circle[data-key="%s"]') !== null`, key, key))
+	if d := uitest.Eval[string](t, br, `document.getElementById("details").textContent`); !strings.Contains(d, marker) {
 		t.Fatalf("details of the match lack its text:\n%.400s", d)
 	}
-	br.do(t, chromedp.Click(chromedp.ID("fit")), chromedp.Click(chromedp.CSS(`#nodes circle[data-key="0"]`)))
-	br.waitFor(t, "the root's details", `document.getElementById("details").dataset.node === "0"`)
+	br.Do(t, chromedp.Click(chromedp.ID("fit")), chromedp.Click(chromedp.CSS(`#nodes circle[data-key="0"]`)))
+	br.WaitFor(t, "the root's details", `document.getElementById("details").dataset.node === "0"`)
 }

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/server/ui/uitest"
+	"github.com/ponder-rlm/ponder/traces"
+)
+
+// solvedTrace runs `ponder solve --trace` on the simulator and returns the
+// data dir, the trace file and the trace.
+func solvedTrace(t *testing.T) (string, string, *core.Trace) {
+	t.Helper()
+	data := t.TempDir()
+	file := filepath.Join(t.TempDir(), "run.json")
+	env := []string{"PONDER_LLM_BASE_URL=" + simtest.Start(t, sim.Options{Seed: 3}), "PONDER_DATA_DIR=" + data}
+	r := runPonder(t, "", env, "solve", "--strategy", "self-consistency", "--param", "k=4", "--trace", file,
+		"Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?")
+	if r.code != 0 {
+		t.Fatalf("solve: exit %d: %s", r.code, r.stderr)
+	}
+	tr, err := traces.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, file, tr
+}
+
+func TestTraceListAndGet(t *testing.T) {
+	t.Parallel()
+	data, file, tr := solvedTrace(t)
+	env := []string{"PONDER_DATA_DIR=" + data}
+	r := runPonder(t, "", env, "trace", "list", "--json")
+	var list []traces.Summary
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil {
+		t.Fatalf("trace list --json: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if len(list) != 1 || list[0].ID != tr.ID || list[0].Strategy != "self-consistency" || list[0].Answer != tr.Answer {
+		t.Fatalf("trace list: %+v, want trace %s", list, tr.ID)
+	}
+	if r := runPonder(t, "", env, "trace", "list"); r.code != 0 || !strings.Contains(r.stdout, tr.ID) || !strings.Contains(r.stdout, "self-consistency") {
+		t.Fatalf("trace list: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", env, "trace", "get", tr.ID)
+	var got core.Trace
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &got) != nil || got.ID != tr.ID || got.Structure.Len() != tr.Structure.Len() {
+		t.Fatalf("trace get: exit %d: %.300s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trace", "get", "0123456789abcdef"}, "is not in"},
+		{[]string{"trace", "view", "no-such-file.json"}, "no such file, and not a trace id"},
+		{[]string{"trace", "view", "0123456789abcdef"}, "see `ponder trace list`"},
+		{[]string{"trace", "view", "--addr", "256.0.0.1:1", file}, "pick another --addr"},
+	} {
+		r := runPonder(t, "", env, tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("ponder %s: exit %d, stderr %q; want 2 and one line with %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.want)
+		}
+	}
+}
+
+// viewer runs `ponder trace view args` and returns the URL it printed.
+func viewer(t *testing.T, env []string, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(ponderBin, append([]string{"trace", "view"}, args...)...)
+	cmd.Env = append(append(cleanEnv(), "PONDER_LOG_LEVEL=warn"), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("trace view printed no URL: %v", err)
+	}
+	u, ok := strings.CutPrefix(strings.TrimSpace(line), "Trace viewer: ")
+	if !ok {
+		t.Fatalf("trace view printed %q", line)
+	}
+	go io.Copy(io.Discard, out)
+	return u, cmd
+}
+
+// `ponder trace view FILE` shows a saved trace in the browser, and only to
+// whoever has the URL it printed.
+func TestTraceViewShowsASavedTrace(t *testing.T) {
+	t.Parallel()
+	b := uitest.NewBrowser(t, 1280, 800)
+	_, file, tr := solvedTrace(t)
+	url, cmd := viewer(t, []string{"PONDER_DATA_DIR=" + t.TempDir()}, file)
+	if !strings.Contains(url, "?token=") || !strings.HasSuffix(url, "#run="+tr.ID) {
+		t.Fatalf("URL %q lacks the token or the run", url)
+	}
+	base := url[:strings.Index(url, "/ui/")]
+	resp, err := http.Get(base + "/ui/api/runs/" + tr.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the token the trace answers %s", resp.Status)
+	}
+
+	b.Do(t, chromedp.Navigate(url))
+	b.WaitFor(t, "the saved tree", fmt.Sprintf(`document.body.dataset.state === "ready" && document.querySelectorAll("#nodes .node").length === %d`, tr.Structure.Len()))
+	if got := uitest.Eval[string](t, b, `location.search`); got != "" {
+		t.Errorf("the token stays in the address bar: %q", got)
+	}
+	if got := uitest.Eval[string](t, b, `document.getElementById("run-answer").textContent`); got != tr.Answer {
+		t.Errorf("answer shows %q, trace says %q", got, tr.Answer)
+	}
+	b.Do(t, chromedp.Click(chromedp.CSS(`#nodes circle[data-key="1"]`)))
+	b.WaitFor(t, "node 1's details", `document.getElementById("details").dataset.node === "1"`)
+	n1 := tr.Structure.MustNode(1)
+	if d := uitest.Eval[string](t, b, `document.getElementById("details").textContent`); !strings.Contains(d, strings.TrimSpace(n1.Content)) || !strings.Contains(d, "made this node") {
+		t.Errorf("node 1's details lack its text or its LLM call:\n%.600s", d)
+	}
+	b.Screenshot(t, "trace-view.png")
+
+	// Ctrl-C stops it promptly, open event streams notwithstanding.
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("trace view exited with %v after Ctrl-C", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("trace view still running 10s after Ctrl-C")
+	}
+}
