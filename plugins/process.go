@@ -147,6 +147,12 @@ func (p *Process) Remote(ctx context.Context) (*sdk.Remote, error) {
 // startLocked starts the plugin process; p.mu is held.
 func (p *Process) startLocked(ctx context.Context) (err error) {
 	defer func() {
+		if err != nil && ctx.Err() != nil {
+			// The caller gave up while the plugin started: not the
+			// plugin's failure.
+			p.state = StateStopped
+			return
+		}
 		if err != nil {
 			p.lastErr = err
 			if p.state != StateDisabled {
@@ -203,7 +209,7 @@ func (p *Process) startLocked(ctx context.Context) (err error) {
 	return nil
 }
 
-var versionRE = regexp.MustCompile(`Plugin version: (\d+)`)
+var versionRE = regexp.MustCompile(`(?i)plugin version: (\d+)`)
 
 // launch starts the binary at path after checking it against sha (hex)
 // and completes the handshake. name labels its log lines and errors.
@@ -239,19 +245,20 @@ func launch(opts *Options, name, path, dir string, args []string, sha string) (*
 // startError turns go-plugin's start errors into ones that say what to do.
 func startError(opts *Options, name, path string, err error) error {
 	msg := err.Error()
+	low := strings.ToLower(msg)
 	switch {
-	case strings.Contains(msg, "checksums did not match"):
+	case strings.Contains(low, "checksums did not match"):
 		return fmt.Errorf("plugin %s: %w: %s changed since it was installed; refusing to start it (reinstall with `ponder plugins install`)", name, ErrChecksum, path)
-	case strings.Contains(msg, "Incompatible API version"):
+	case strings.Contains(low, "incompatible api version"):
 		got := "another"
 		if m := versionRE.FindStringSubmatch(msg); m != nil {
 			got = m[1]
 		}
 		return fmt.Errorf("plugin %s: %w: it speaks plugin protocol %s, this Ponder speaks %d: rebuild it against the current sdk",
 			name, ErrProtocol, got, sdk.ProtocolVersion)
-	case strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "plugin exited before we could connect"):
+	case strings.Contains(low, "unrecognized remote plugin message"), strings.Contains(low, "plugin exited before we could connect"):
 		return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake (%s)", name, ErrNotPlugin, path, firstLine(msg))
-	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+	case strings.Contains(low, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake within %s", name, ErrNotPlugin, path, opts.StartTimeout)
 	}
 	return fmt.Errorf("plugin %s: start %s: %w", name, path, err)

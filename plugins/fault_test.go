@@ -1,0 +1,295 @@
+package plugins
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/sdk"
+)
+
+func TestCrashMidCallRestarts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	if res, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil || res.Text != "hi" {
+		t.Fatalf("first call: %+v, %v", res, err)
+	}
+	p, _ := m.Plugin("echo")
+	pid := p.Status().PID
+	_, err := callEcho(t, m, "echo", `{"crash":true}`)
+	if err == nil || !strings.Contains(err.Error(), "plugin echo crashed") {
+		t.Fatalf("crash: error %v, want one naming the plugin", err)
+	}
+	if st := p.Status(); st.State != StateCrashed {
+		t.Fatalf("state after crash %s", st.State)
+	}
+	waitGone(t, pid)
+	res, err := callEcho(t, m, "echo", `{"text":"again"}`)
+	if err != nil || res.Text != "again" {
+		t.Fatalf("call after crash: %+v, %v", res, err)
+	}
+	if st := p.Status(); st.Starts != 2 || st.Restarts != 1 || st.PID == pid {
+		t.Fatalf("status after restart %+v (old pid %d)", st, pid)
+	}
+}
+
+func TestHangTimesOutKillsRestarts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: 300 * time.Millisecond})
+	if _, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.Plugin("echo")
+	pid := p.Status().PID
+	start := time.Now()
+	_, err := callEcho(t, m, "echo", `{"hang":true}`)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "plugin echo") || !strings.Contains(err.Error(), "did not answer within") {
+		t.Fatalf("hang: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("hang took %s to fail", d)
+	}
+	waitGone(t, pid)
+	if res, err := callEcho(t, m, "echo", `{"text":"back"}`); err != nil || res.Text != "back" {
+		t.Fatalf("after hang: %+v, %v", res, err)
+	}
+	if st := p.Status(); st.Starts != 2 {
+		t.Fatalf("starts %d, want 2", st.Starts)
+	}
+}
+
+func TestCallerCancellationPropagates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	tool := m.Tools()[0]
+	if _, err := tool.Call(context.Background(), []byte(`{"text":"warm"}`)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	start := time.Now()
+	_, err := tool.Call(ctx, []byte(`{"hang":true}`))
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 2*time.Second {
+		t.Fatalf("cancelled call: %v after %s", err, time.Since(start))
+	}
+	// The caller cancelled: the plugin is not blamed, and still serves.
+	p, _ := m.Plugin("echo")
+	if st := p.Status(); st.State != StateRunning || st.Starts != 1 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestChecksumMismatchRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	man := installMode(t, dir, "echo", sdk.KindTool, "tool")
+	// Install a real copy, then change it after the manifest was written.
+	bin := man.Path()
+	self, _ := os.Executable()
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(bin)
+	if err := os.WriteFile(bin, append(b, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	_, err = callEcho(t, m, "echo", `{"text":"hi"}`)
+	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "refusing to start") {
+		t.Fatalf("tampered binary: %v", err)
+	}
+	p, _ := m.Plugin("echo")
+	if st := p.Status(); st.State != StateDisabled || st.Starts != 0 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestRefusedBinariesHostKeepsRunning(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	installMode(t, dir, "old", sdk.KindTool, "wrong-protocol")
+	installMode(t, dir, "chatty", sdk.KindTool, "not-plugin")
+	installMode(t, dir, "liar", sdk.KindTool, "tool") // describes itself as echo
+	// A system binary that is no plugin at all.
+	echoBin, err := exec.LookPath("echo")
+	if err != nil {
+		t.Skip("no echo binary")
+	}
+	sys := installMode(t, dir, "sysecho", sdk.KindTool, "x")
+	os.Remove(sys.Path())
+	if err := os.Symlink(echoBin, sys.Path()); err != nil {
+		t.Fatal(err)
+	}
+	sys.SHA256, _ = FileSHA256(echoBin)
+	if err := WriteManifest(sys); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestManager(t, Options{Dirs: []string{dir}, StartTimeout: 2 * time.Second})
+	cases := []struct {
+		name string
+		want error
+		text string
+	}{
+		{"old", ErrProtocol, "speaks plugin protocol 2, this Ponder speaks 1"},
+		{"chatty", ErrNotPlugin, "did not answer the plugin handshake"},
+		{"sysecho", ErrNotPlugin, "did not answer the plugin handshake"},
+		{"liar", nil, `the binary says it is tool "echo", its manifest says tool "liar"`},
+	}
+	for _, c := range cases {
+		_, err := callEcho(t, m, c.name, `{"text":"hi"}`)
+		if err == nil || (c.want != nil && !errors.Is(err, c.want)) || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("%s: %v, want %v containing %q", c.name, err, c.want, c.text)
+		}
+		if !strings.Contains(err.Error(), "plugin "+c.name) {
+			t.Errorf("%s: error does not name the plugin: %v", c.name, err)
+		}
+	}
+	if res, err := callEcho(t, m, "echo", `{"text":"still here"}`); err != nil || res.Text != "still here" {
+		t.Fatalf("good plugin after bad ones: %+v, %v", res, err)
+	}
+}
+
+func TestMalformedStderrIsRelayedNotFatal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool-noisy")
+	var logs syncBuffer
+	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
+	if res, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil || res.Text != "hi" {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(logs.String(), "hello from the plugin") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	out := logs.String()
+	for _, want := range []string{`"plugin":"echo"`, `"message":"hello from the plugin"`, `"level":"warn"`, `"k":"v"`, "plain text line"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("relayed log lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestStrategyOverBudgetStoppedByHost(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "greedy", sdk.KindStrategy, "strategy-greedy")
+	m := newTestManager(t, Options{Dirs: []string{dir}, BudgetGrace: 300 * time.Millisecond})
+	reg := core.NewRegistry()
+	if errs := m.Register(reg); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var calls int64
+	policy := core.PolicyFunc(func(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+		calls++
+		return core.Completion{Choices: []core.Choice{{Text: "The answer is 7."}}}, nil
+	})
+	eng := core.NewEngine(policy, reg, &core.EngineOptions{Concurrency: 1})
+	start := time.Now()
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "What is 3 + 4?", Strategy: "greedy", Limits: core.Limits{LLMCalls: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopBudget || !strings.Contains(res.Error, "stopped by the host") {
+		t.Fatalf("stopped %s: %s", res.Stopped, res.Error)
+	}
+	if res.Usage.LLMCalls > 3 || calls > 3 {
+		t.Fatalf("%d calls charged, %d made; budget 3", res.Usage.LLMCalls, calls)
+	}
+	if res.Answer != "7" {
+		t.Fatalf("best so far %q, want 7", res.Answer)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stopping took %s", d)
+	}
+}
+
+func TestStrategyRunsThroughHost(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "one-shot", sdk.KindStrategy, "strategy")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	reg := core.NewRegistry()
+	m.Register(reg)
+	spec, err := reg.Strategy("one-shot")
+	if err != nil || spec.Source != "one-shot" {
+		t.Fatalf("%+v, %v", spec, err)
+	}
+	policy := core.PolicyFunc(func(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{Choices: []core.Choice{{Text: "3 + 4 = 7. The answer is 7."}}, PromptTokens: 5, CompletionTokens: 7}, nil
+	})
+	eng := core.NewEngine(policy, reg, nil)
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "What is 3 + 4?", Strategy: "one-shot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answer != "7" || res.Stopped != core.StopDone || res.Usage.LLMCalls != 1 || res.Usage.CompletionTokens != 7 {
+		t.Fatalf("%+v", res)
+	}
+	if len(res.BestPath) != 2 || res.BestPath[1].Scores[core.ScoreValue] != 0.25 {
+		t.Fatalf("best path %+v", res.BestPath)
+	}
+	var info bool
+	for _, e := range res.Trace.Events {
+		info = info || (e.Op == core.OpInfo && e.Data["note"] == "one shot" && e.Data["source"] == "plugin")
+	}
+	if !info {
+		t.Fatal("the plugin's trace event is missing")
+	}
+}
+
+// TestNoOrphans: a host that gets SIGTERM stops its plugins; a host that
+// is SIGKILLed takes them down too (parent-death signal).
+func TestNoOrphans(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			installMode(t, dir, "echo", sdk.KindTool, "tool")
+			self, _ := os.Executable()
+			host := exec.Command(self, modeFlag+"host")
+			host.Env = append(os.Environ(), "PLUGIN_TEST_DIR="+dir)
+			out, err := host.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			host.Stderr = &stderr
+			if err := host.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line, err := bufio.NewReader(out).ReadString('\n')
+			if err != nil {
+				host.Process.Kill()
+				t.Fatalf("host: %v\n%s", err, stderr.String())
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(line))
+			if err != nil || !alive(pid) {
+				host.Process.Kill()
+				t.Fatalf("plugin pid %q: %v", line, err)
+			}
+			host.Process.Signal(sig)
+			host.Wait()
+			waitGone(t, pid)
+		})
+	}
+}

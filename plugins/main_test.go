@@ -1,0 +1,220 @@
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/sdk"
+)
+
+// The fault suite runs real plugin subprocesses: this test binary re-execs
+// itself with --ponder-test-plugin=MODE and serves the plugin MODE names
+// (see servePlugin), so no separate build is needed.
+
+const modeFlag = "--ponder-test-plugin="
+
+func TestMain(m *testing.M) {
+	for _, a := range os.Args[1:] {
+		if mode, ok := strings.CutPrefix(a, modeFlag); ok {
+			servePlugin(mode)
+			return
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// echoTool answers {"text": X} with X; {"crash": true} exits the process
+// mid-call and {"hang": true} never answers.
+type echoTool struct{}
+
+func (echoTool) Spec() sdk.ToolSpec {
+	return sdk.ToolSpec{Name: "echo", Description: "echoes text", Schema: json.RawMessage(`{"type":"object"}`)}
+}
+
+func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult, error) {
+	var in struct {
+		Text  string `json:"text"`
+		Crash bool   `json:"crash"`
+		Hang  bool   `json:"hang"`
+	}
+	if err := json.Unmarshal(args, &in); err != nil {
+		return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
+	}
+	switch {
+	case in.Crash:
+		os.Exit(3)
+	case in.Hang:
+		select {} // ignores ctx on purpose
+	}
+	return sdk.ToolResult{Text: in.Text}, nil
+}
+
+func servePlugin(mode string) {
+	switch mode {
+	case "tool":
+		sdk.Serve(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: echoTool{}})
+	case "tool-noisy":
+		// Lines go-plugin's own parser would panic on, then a normal log.
+		fmt.Fprintln(os.Stderr, `{"@message": 1, "@level": 5, "@timestamp": 7}`)
+		fmt.Fprintln(os.Stderr, `{"@timestamp": "yesterday"}`)
+		fmt.Fprintln(os.Stderr, "plain text line")
+		l := sdk.Logger()
+		l.Warn().Str("k", "v").Msg("hello from the plugin")
+		sdk.Serve(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: echoTool{}})
+	case "evaluator":
+		sdk.Serve(sdk.Plugin{Name: "half", Version: "0.1.0", Evaluator: sdk.EvaluatorFunc(
+			func(ctx context.Context, req sdk.EvalRequest) (sdk.Evaluation, error) {
+				return sdk.Evaluation{Score: 0.5, Kind: core.ScoreValue}, nil
+			})})
+	case "strategy":
+		sdk.Serve(sdk.Plugin{Name: "one-shot", Version: "0.1.0", Strategy: sdk.StrategyFunc(oneShot)})
+	case "strategy-greedy":
+		sdk.Serve(sdk.Plugin{Name: "greedy", Version: "0.1.0", Strategy: sdk.StrategyFunc(greedy)})
+	case "wrong-protocol":
+		cfg := sdk.ServeConfig(sdk.Plugin{Name: "echo", Tool: echoTool{}})
+		cfg.HandshakeConfig.ProtocolVersion = sdk.ProtocolVersion + 1
+		plugin.Serve(cfg)
+	case "not-plugin":
+		fmt.Println("hello, I am not a plugin")
+	case "host":
+		runHost()
+	default:
+		fmt.Fprintln(os.Stderr, "unknown test plugin mode", mode)
+		os.Exit(2)
+	}
+}
+
+// oneShot generates one whole solution and answers with it.
+func oneShot(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome, error) {
+	nodes, err := host.Generate(ctx, 0, 1, sdk.GenerateOptions{Whole: true})
+	if err != nil {
+		return sdk.Outcome{}, err
+	}
+	if len(nodes) == 0 || nodes[0].Answer == "" {
+		return sdk.Outcome{}, fmt.Errorf("no answer")
+	}
+	if _, err := host.UpdateNode(ctx, nodes[0].ID, sdk.NodeUpdate{Scores: map[string]float64{core.ScoreValue: 0.25}}); err != nil {
+		return sdk.Outcome{}, err
+	}
+	if err := host.Trace(ctx, core.OpInfo, []sdk.NodeID{nodes[0].ID}, map[string]any{"note": "one shot"}); err != nil {
+		return sdk.Outcome{}, err
+	}
+	return sdk.Outcome{Answer: nodes[0].Answer, Best: nodes[0].ID}, nil
+}
+
+// greedy adds answer nodes and keeps asking the policy, ignoring every
+// error, the budget's included: the host must stop it.
+func greedy(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome, error) {
+	for {
+		nodes, _ := host.Generate(context.Background(), 0, 1, sdk.GenerateOptions{Whole: true})
+		_ = nodes
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runHost is a Ponder stand-in for the shutdown tests: it starts the tool
+// plugin, prints its pid and waits for SIGTERM, then closes the manager.
+func runHost() {
+	dir := os.Getenv("PLUGIN_TEST_DIR")
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	m := New(&Options{Dirs: []string{dir}})
+	m.Load()
+	p, _ := m.Plugin("echo")
+	if _, err := p.Remote(context.Background()); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(p.Status().PID)
+	<-sigs
+	m.Close()
+}
+
+// installMode lays out a plugin directory whose binary is this test
+// binary (a symlink) serving mode, with a manifest as install writes.
+func installMode(t testing.TB, root, name string, kind sdk.Kind, mode string) Manifest {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(self, filepath.Join(dir, "plugin")); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := FileSHA256(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Manifest{Name: name, Kind: kind, Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion, Binary: "plugin", SHA256: sum,
+		Args: []string{modeFlag + mode}, Dir: dir}
+	if kind == sdk.KindTool {
+		m.Tool = &core.ToolSpec{Name: name, Description: "echoes text", Schema: json.RawMessage(`{"type":"object"}`)}
+	}
+	if err := WriteManifest(m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newTestManager(t testing.TB, o Options) *Manager {
+	t.Helper()
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 5 * time.Second
+	}
+	m := New(&o)
+	t.Cleanup(func() { m.Close() })
+	if errs := m.Load(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return m
+}
+
+func callEcho(t testing.TB, m *Manager, name, args string) (core.ToolResult, error) {
+	t.Helper()
+	for _, tl := range m.Tools() {
+		if tl.Spec().Name == name {
+			return tl.Call(context.Background(), json.RawMessage(args))
+		}
+	}
+	t.Fatalf("no tool %s", name)
+	return core.ToolResult{}, nil
+}
+
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	// A zombie still answers signal 0; read its state.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] != "Z"
+}
+
+func waitGone(t testing.TB, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin process %d is still running", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
