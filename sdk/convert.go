@@ -185,6 +185,9 @@ func completionRequestToPB(r CompletionRequest) *pb.CompletionRequest {
 }
 
 func completionRequestFromPB(r *pb.CompletionRequest) (CompletionRequest, error) {
+	if r == nil {
+		r = &pb.CompletionRequest{}
+	}
 	msgs, err := messagesFromPB(r.GetMessages())
 	if err != nil {
 		return CompletionRequest{}, err
@@ -215,6 +218,9 @@ func completionToPB(c Completion) *pb.Completion {
 }
 
 func completionFromPB(c *pb.Completion) (Completion, error) {
+	if c == nil {
+		c = &pb.Completion{}
+	}
 	out := Completion{PromptTokens: c.GetPromptTokens(), CompletionTokens: c.GetCompletionTokens(), Model: c.GetModel()}
 	for _, ch := range c.GetChoices() {
 		calls, err := toolCallsFromPB(ch.GetToolCalls())
@@ -327,6 +333,9 @@ func evaluationToPB(e Evaluation) *pb.Evaluation {
 }
 
 func evaluationFromPB(e *pb.Evaluation) (Evaluation, error) {
+	if e == nil {
+		return Evaluation{}, fmt.Errorf("no evaluation in the reply")
+	}
 	s := e.GetScore()
 	if math.IsNaN(s) || s < -1 || s > 1 {
 		return Evaluation{}, fmt.Errorf("score %v is outside [-1, 1]", s)

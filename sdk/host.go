@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/sdk/internal/pb"
@@ -40,7 +42,7 @@ func (h *hostSessions) id() (uint32, error) {
 		h.brokerID = h.broker.NextId()
 		srv := &hostServer{sessions: h}
 		go h.broker.AcceptAndServe(h.brokerID, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(opts...)
+			s := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(recoverUnary))...)
 			pb.RegisterHostServer(s, srv)
 			return s
 		})
@@ -70,6 +72,17 @@ func (h *hostSessions) get(session uint64) (Host, error) {
 		return nil, toStatus(fmt.Errorf("session %d: %w", session, ErrSessionOver))
 	}
 	return host, nil
+}
+
+// recoverUnary keeps a bug in a Host handler, whatever a plugin sent,
+// from taking the host down: the call fails with INTERNAL.
+func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = status.Errorf(codes.Internal, "host: %s panicked: %v", info.FullMethod, r)
+		}
+	}()
+	return handler(ctx, req)
 }
 
 // policyHost offers only Complete: what an evaluator may use.

@@ -303,8 +303,18 @@ func (p Plugin) Validate() error {
 	default:
 		return fmt.Errorf("sdk: Plugin.Shape: want tree, chain or graph, got %q", p.Shape)
 	}
-	if _, err := core.Resolve(p.Params, nil); err != nil {
-		return fmt.Errorf("sdk: Plugin.Params defaults: %w", err)
+	seen := map[string]bool{}
+	for _, ps := range p.Params {
+		if err := ValidName(ps.Name); err != nil || seen[ps.Name] {
+			return fmt.Errorf("sdk: Plugin.Params: parameter %q: want a unique lower-case name", ps.Name)
+		}
+		seen[ps.Name] = true
+		if ps.Default == nil {
+			continue
+		}
+		if _, err := core.Resolve([]ParamSpec{ps}, Params{ps.Name: ps.Default}); err != nil {
+			return fmt.Errorf("sdk: Plugin.Params: default of %s: %w", ps.Name, err)
+		}
 	}
 	return nil
 }
