@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/server/ui/uitest"
 )
 
@@ -84,8 +85,30 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	// The nested search's nodes carry their own LLM calls.
 	b.Do(t, chromedp.Click(chromedp.CSS(`#nodes circle[data-key="2/1"]`)))
 	b.WaitFor(t, "nested node details", `document.getElementById("details").dataset.node === "2/1"`)
-	if d := uitest.Eval[string](t, b, `document.getElementById("details").textContent`); !strings.Contains(d, "sub-problem: how many clips in May?") || !strings.Contains(d, "nested search") {
+	if d := uitest.Eval[string](t, b, `document.getElementById("details").textContent`); !strings.Contains(d, "sub-problem: what is half of 48?") || !strings.Contains(d, "nested search") {
 		t.Errorf("nested node details:\n%s", d)
+	}
+
+	// Tool calls show their arguments and result; retrieval nodes their
+	// chunks and sources.
+	for _, n := range res.Trace.Structure.Nodes() {
+		var want []string
+		switch n.Kind {
+		case core.KindToolResult:
+			want = []string{"Tool call", "calc", `"expression": "48 + 48 / 2"`, "result", "72"}
+		case core.KindRetrieval:
+			want = []string{"Retrieved chunks", "clips-guide.md", "Clip shop", "score"}
+		default:
+			continue
+		}
+		b.Do(t, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#nodes circle[data-key="%d"]`, n.ID))))
+		b.WaitFor(t, string(n.Kind)+" details", fmt.Sprintf(`document.getElementById("details").dataset.node === "%d"`, n.ID))
+		d := uitest.Eval[string](t, b, `document.getElementById("details").textContent`)
+		for _, w := range want {
+			if !strings.Contains(d, w) {
+				t.Errorf("%s node details lack %q:\n%.800s", n.Kind, w, d)
+			}
+		}
 	}
 
 	// Search by text finds the node and selects it.
@@ -94,7 +117,13 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	// Collapsing by depth hides the deeper nodes.
 	b.Do(t, chromedp.SetValue(chromedp.ID("depth"), "1"))
 	uitest.Eval[chromedp.Void](t, b, `document.getElementById("depth").dispatchEvent(new Event("change"))`)
-	b.WaitFor(t, "depth 1", `document.querySelectorAll("#nodes .node").length === 4`)
+	depth1 := 0
+	for _, n := range res.Trace.Structure.Nodes() {
+		if n.Depth <= 1 {
+			depth1++
+		}
+	}
+	b.WaitFor(t, "depth 1", fmt.Sprintf(`document.querySelectorAll("#nodes .node").length === %d`, depth1))
 	b.Do(t, chromedp.SetValue(chromedp.ID("depth"), "all"))
 	uitest.Eval[chromedp.Void](t, b, `document.getElementById("depth").dispatchEvent(new Event("change"))`)
 
@@ -103,13 +132,22 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	b.Do(t, chromedp.Click(chromedp.CSS(`#event-spacer .ev[data-seq="2"]`)))
 	b.WaitFor(t, "event details", `document.querySelector("#details h2").textContent.startsWith("Event #2")`)
 
-	// A screenshot for the record, with a best-path answer selected.
-	best := res.Trace.BestPath[len(res.Trace.BestPath)-1]
+	b.Screenshot(t, "viewer-live-run.png")
+
+	// A second run: the page follows it. Its screenshot, with the answer
+	// on the best path selected, is the README's (go test -run Browser
+	// ./server/ui -update rewrites docs/img/viewer.png).
+	wait2 := r.solve(t, "A baker sold 48 muffins in the morning and half as many in the afternoon. How many muffins did she sell in all?")
+	res2 := wait2()
+	b.WaitFor(t, "the second run", fmt.Sprintf(`document.getElementById("tree").dataset.run === %q && document.getElementById("tree").dataset.source === "trace"`, res2.TraceID))
+	best := res2.Trace.BestPath[len(res2.Trace.BestPath)-1]
 	b.Do(t, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#nodes circle[data-key="%d"]`, best))))
 	b.WaitFor(t, "best node details", fmt.Sprintf(`document.getElementById("details").dataset.node === "%d"`, best))
 	uitest.Eval[chromedp.Void](t, b, `document.getElementById("search").value = ""; document.getElementById("search").dispatchEvent(new Event("input"))`)
+	b.Do(t, chromedp.Click(chromedp.ID("subs")))
+	b.WaitFor(t, "the nested search", fmt.Sprintf(`document.querySelectorAll("#nodes .node").length === %d`, all))
 	b.Do(t, chromedp.Sleep(300*time.Millisecond))
-	png := b.Screenshot(t, "viewer-live-run.png")
+	png := b.Screenshot(t, "viewer.png")
 	if *update {
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", "viewer.png"), png, 0o644); err != nil {
 			t.Fatal(err)

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sort"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +16,13 @@ import (
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm"
+	"github.com/ponder-rlm/ponder/retrieval"
+	"github.com/ponder-rlm/ponder/retrieval/embedded"
+	"github.com/ponder-rlm/ponder/retrieval/ingest"
 	"github.com/ponder-rlm/ponder/server/ui"
 	"github.com/ponder-rlm/ponder/standard"
+	"github.com/ponder-rlm/ponder/tools"
+	"github.com/ponder-rlm/ponder/tools/calc"
 	"github.com/ponder-rlm/ponder/traces"
 )
 
@@ -99,7 +105,7 @@ func (f *fakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 		case strings.Contains(p, "Step 1:") || strings.Contains(p, "sub-problem"):
 			text = fmt.Sprintf("So the total is 48 + 24 = \\boxed{%d}", 72-(call+i)%3)
 		default:
-			text = fmt.Sprintf("Option %d.%d: May is half of April, so 48 / 2 = 24 clips.", call, i)
+			text = fmt.Sprintf("Option %d.%d: the second amount is half of 48, which is 24.", call, i)
 		}
 		choices = append(choices, choice{Index: i, Message: map[string]string{"role": "assistant", "content": text}, FinishReason: "stop"})
 	}
@@ -149,7 +155,25 @@ func treeStrategy(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		}
 		leaves = append(leaves, kids...)
 	}
-	if _, err := env.SolveSub(ctx, first[1], core.Task{Problem: "sub-problem: how many clips in May?", Strategy: "cot"}); err != nil {
+	if _, err := env.SolveSub(ctx, first[1], core.Task{Problem: "sub-problem: what is half of 48?", Strategy: "cot"}); err != nil {
+		return core.Outcome{}, err
+	}
+	// A tool call and its result, as PAL records them.
+	args := json.RawMessage(`{"expression":"48 + 48 / 2"}`)
+	call, err := env.AddNode([]core.NodeID{first[2]}, core.Node{Kind: core.KindToolCall, Content: "48 + 48 / 2",
+		Meta: map[string]any{"tool": "calc", "arguments": args}})
+	if err != nil {
+		return core.Outcome{}, err
+	}
+	res, err := env.CallTool(ctx, core.ToolCall{Name: "calc", Arguments: args})
+	if err != nil {
+		return core.Outcome{}, err
+	}
+	if _, err := env.AddNode([]core.NodeID{call}, core.Node{Kind: core.KindToolResult, Content: res.Text}); err != nil {
+		return core.Outcome{}, err
+	}
+	// Passages retrieved from the task's collection.
+	if _, _, err := core.RetrieveNode(ctx, env, 0, core.RetrieveRequest{Query: "how are clips sold", K: 2}); err != nil {
 		return core.Outcome{}, err
 	}
 	core.Prune(env, first[2])
@@ -183,11 +207,16 @@ func newRig(t *testing.T, open int) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	toolbox := tools.NewRegistry(nil)
+	if err := toolbox.Register(calc.New(nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toolbox.Close() })
 	reg := standard.Registry()
 	reg.RegisterStrategy(core.StrategySpec{Name: "viewer-test", Summary: "test tree",
 		New: func(core.Params) (core.Strategy, error) { return core.StrategyFunc(treeStrategy), nil }})
 	eng := core.NewEngine(pol, reg, &core.EngineOptions{OnStart: st.Start, OnEnd: st.Finish, RecordPrompts: true,
-		Packs: standard.Packs, Concurrency: 4})
+		Packs: standard.Packs, Concurrency: 4, Tools: toolbox, Retriever: docs(t)})
 	r := &rig{store: st, eng: eng, llm: f, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	h := ui.Handler(st, &ui.Options{Done: r.done, Heartbeat: 500 * time.Millisecond})
@@ -199,6 +228,26 @@ func newRig(t *testing.T, open int) *rig {
 	return r
 }
 
+// docs is a real document store holding one guide, for retrieval.
+func docs(t *testing.T) core.Retriever {
+	t.Helper()
+	dir := t.TempDir()
+	guide := filepath.Join(dir, "clips-guide.md")
+	if err := os.WriteFile(guide, []byte("# Clip shop\n\n## Sales\n\nClips are sold to friends, one clip per friend.\n\n"+
+		"## Packing\n\nClips come in boxes of 12.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(filepath.Join(dir, "store.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := ingest.New(st, &ingest.Options{Collection: "docs"}).Run(t.Context(), []string{guide}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return retrieval.NewRetriever(st, &retrieval.RetrieverOptions{Collection: "docs"})
+}
+
 // solve starts a search in the background and returns a function that
 // waits for its result.
 func (r *rig) solve(t *testing.T, problem string) func() core.Result {
@@ -206,7 +255,8 @@ func (r *rig) solve(t *testing.T, problem string) func() core.Result {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan core.Result, 1)
 	go func() {
-		res, err := r.eng.Solve(ctx, core.Task{Problem: problem, Strategy: "viewer-test", Pack: "gsm8k"})
+		res, err := r.eng.Solve(ctx, core.Task{Problem: problem, Strategy: "viewer-test", Pack: "gsm8k",
+			Tools: []string{"calc"}, Collection: "docs"})
 		if err != nil {
 			t.Errorf("solve: %v", err)
 		}
@@ -249,13 +299,4 @@ func countNodes(s *core.Structure) (top, all int) {
 		}
 	}
 	return top, all
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

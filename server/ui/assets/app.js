@@ -653,7 +653,8 @@
       for (const c of chunks) {
         const o = typeof c === 'object' && c ? c : { text: c };
         const src = o.source || o.doc || o.document || o.url || o.path || '';
-        const head = [src, o.chunk != null ? `chunk ${o.chunk}` : '', typeof o.score === 'number' ? `score ${o.score.toFixed(3)}` : ''].filter(Boolean).join(' · ');
+        const head = [o.n != null ? `[${o.n}]` : '', o.title || '', src, o.page != null ? `page ${o.page}` : '',
+          o.chunk != null ? `chunk ${o.chunk}` : '', typeof o.score === 'number' ? `score ${o.score.toFixed(3)}` : ''].filter(Boolean).join(' · ');
         parts.push(el('div', { class: 'chunk' }, el('div', { class: 'muted', text: head || 'chunk' }), pre(o.text || o.content || json(o))));
       }
       delete meta.chunks; delete meta.sources; delete meta.retrieved;
@@ -681,7 +682,7 @@
       }
     }
     if (d.kind === 'tool-call' || d.kind === 'tool-result') {
-      const tc = nearEvent(n, 'tool_call', d.kind === 'tool-call' ? 1 : -1) || nearEvent(n, 'tool_call', d.kind === 'tool-call' ? -1 : 1);
+      const tc = toolEventFor(n);
       parts.push(el('h3', { text: 'Tool call' }));
       if (tc) parts.push(toolCall(tc)); else parts.push(el('p', { class: 'muted', text: 'No tool call event found next to this node.' }));
     }
@@ -703,6 +704,26 @@
     box.replaceChildren(...parts);
     box.scrollTop = 0;
     box.dataset.node = key;
+  }
+
+  // toolEventFor finds the tool_call event of a tool-call node (or of the
+  // call a tool-result answers): the one whose arguments the node records,
+  // else the nearest one in the node's scope.
+  function toolEventFor(n) {
+    let call = n;
+    if (n.d.kind === 'tool-result' && n.parent) {
+      const p = S.nodes.get(n.parent);
+      if (p && p.d.kind === 'tool-call') call = p;
+    }
+    const args = call.d.meta && call.d.meta.arguments;
+    if (args !== undefined && call.created) {
+      const want = JSON.stringify(args);
+      for (const e of S.events) {
+        if (e.seq <= call.created || e.op !== 'tool_call' || (e.scope || []).join('/') !== call.scope) continue;
+        if (JSON.stringify((e.data || {}).args) === want) return e;
+      }
+    }
+    return n.d.kind === 'tool-call' ? nearEvent(n, 'tool_call', 1) || nearEvent(n, 'tool_call', -1) : nearEvent(n, 'tool_call', -1);
   }
 
   function toolCall(e) {
