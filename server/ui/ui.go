@@ -105,6 +105,9 @@ func Handler(store *traces.Store, opts *Options) http.Handler {
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = 64
 	}
+	if store == nil {
+		store, _ = traces.Open("", 1, nil) // no store: an empty runs list
+	}
 	h := &handler{store: store, log: o.Logger, prefix: o.Prefix, done: o.Done, beat: o.Heartbeat,
 		max: int64(o.MaxStreams), files: loadAssets()}
 	m := http.NewServeMux()

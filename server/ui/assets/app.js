@@ -329,17 +329,22 @@
     updateDepthSelect();
   }
 
-  let renderQueued = false;
+  // Live updates redraw at most once a frame, and big trees at most three
+  // times a second, so a fast search never starves the page.
+  let renderQueued = false, lastLive = 0;
   function scheduleRender() {
     if (renderQueued) return;
     renderQueued = true;
-    requestAnimationFrame(() => {
+    const wait = S.nodes.size > 2000 ? Math.max(0, 330 - (performance.now() - lastLive)) : 0;
+    setTimeout(() => requestAnimationFrame(() => {
       renderQueued = false;
-      const t = performance.now();
+      lastLive = performance.now();
+      if (!S.trace) return;
+      if (S.dirty) layout();
+      if (!S.userMoved) fit(false);
       render();
-      if (!S.userMoved && S.trace) fit(false);
-      afterRender(performance.now() - t);
-    });
+      afterRender();
+    }), wait);
   }
   let reRenderTimer = 0;
   function scheduleViewRender() {
@@ -365,15 +370,16 @@
     }
     return { x0, x1, y0, y1 };
   }
+  // fit sets the view to show every shown node, and draws unless told not.
   function fit(draw = true) {
+    if (S.dirty) layout();
     if (!S.shown.length) return;
     const b = bounds();
     const W = svg().clientWidth || 800, H = svg().clientHeight || 400;
     const w = b.x1 - b.x0 + 260, h = b.y1 - b.y0 + 60;
     const s = Math.max(0.002, Math.min(1.4, Math.min(W / w, H / h)));
-    const old = S.view;
     S.view = { s, tx: 30 - b.x0 * s + Math.max(0, (W - w * s) / 2), ty: 30 - b.y0 * s + Math.max(0, (H - h * s) / 2) };
-    if (draw || Math.abs(old.s - s) > 1e-9 || old.tx !== S.view.tx || old.ty !== S.view.ty) render();
+    if (draw) render();
   }
   function centre(key) {
     const n = S.nodes.get(key);
@@ -908,6 +914,11 @@
     es.addEventListener('runs', (m) => { conn.textContent = 'live'; conn.className = 'conn live'; setRuns(JSON.parse(m.data)); });
     es.addEventListener('error', () => {
       conn.textContent = 'reconnecting…'; conn.className = 'conn off';
+      // The browser retries by itself unless the server refused the stream
+      // (restarted without this run, too many viewers): then start over.
+      if (es.readyState === EventSource.CLOSED) {
+        setTimeout(() => { if (S.runsES === es) connectRuns(); }, 5000);
+      }
     });
   }
 
@@ -979,6 +990,10 @@
       es.close();
       if (S.es === es) S.es = null;
       if (S.runId === id) openRun(id);
+    });
+    es.addEventListener('error', () => {
+      if (es.readyState !== EventSource.CLOSED) return; // the browser resumes with Last-Event-ID
+      setTimeout(() => { if (S.es === es && S.runId === id) openRun(id); }, 3000);
     });
   }
   let evTimer = 0;
