@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+)
+
+var (
+	examplesOnce sync.Once
+	examplesDir  string
+	examplesErr  error
+)
+
+// exampleBins builds the three example plugins once, as `make examples`
+// does, and returns the directory holding them.
+func exampleBins(t *testing.T) string {
+	t.Helper()
+	examplesOnce.Do(func() {
+		// Beside the ponder binary: TestMain removes that directory.
+		examplesDir = filepath.Join(filepath.Dir(ponderBin), "plugins")
+		if examplesErr = os.MkdirAll(examplesDir, 0o755); examplesErr != nil {
+			return
+		}
+		for name, pkg := range map[string]string{"wordcount": "wordcount", "game24-verifier": "game24", "beam-lite": "beam"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(examplesDir, name), "../../examples/plugins/"+pkg).CombinedOutput()
+			if err != nil {
+				examplesErr = err
+				t.Logf("%s", out)
+				return
+			}
+		}
+	})
+	if examplesErr != nil {
+		t.Fatal(examplesErr)
+	}
+	return examplesDir
+}
+
+// TestPluginsInstallListCheckSolve is the plugin author's path: install the
+// three examples, list them, check one, and solve with the strategy plugin
+// on the simulator (its policy calls go through the host).
+func TestPluginsInstallListCheckSolve(t *testing.T) {
+	bins := exampleBins(t)
+	data := t.TempDir()
+	env := []string{"PONDER_DATA_DIR=" + data}
+	for _, name := range []string{"wordcount", "game24-verifier", "beam-lite"} {
+		r := runPonder(t, "", env, "plugins", "install", filepath.Join(bins, name))
+		if r.code != 0 || !strings.Contains(r.stdout, "installed "+name+" 1.0.0") {
+			t.Fatalf("install %s: %d\n%s%s", name, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := runPonder(t, "", env, "plugins", "list")
+	for _, want := range []string{"wordcount        tool       1.0.0    ready", "game24-verifier  evaluator  1.0.0    ready", "beam-lite        strategy   1.0.0    ready"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("list lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = runPonder(t, "", env, "plugins", "check", "beam-lite")
+	if r.code != 0 || !strings.Contains(r.stdout, "checksum   matches the manifest") || !strings.HasSuffix(r.stdout, "ok\n") {
+		t.Fatalf("check: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", env, "strategies")
+	if !strings.Contains(r.stdout, "beam-lite (beam-lite)") {
+		t.Errorf("strategies lacks the plugin:\n%s", r.stdout)
+	}
+
+	url := simtest.Start(t, sim.Options{Seed: 2, DataDir: "../../../shared/data"})
+	r = runPonder(t, "", append(env, "PONDER_LLM_BASE_URL="+url), "solve", "--strategy", "beam-lite", "--param", "evaluator=game24-verifier",
+		"--param", "width=3", "--json", "4 9 10 13")
+	var out solveOutput
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 {
+		t.Fatalf("solve: %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if out.Strategy != "beam-lite" || out.Answer == "" || out.Usage.LLMCalls == 0 || out.StoppedReason != "done" {
+		t.Fatalf("solve output %+v", out)
+	}
+}
+
+// TestPluginsBadInput: what is not a plugin, or was changed after install,
+// is refused with a message that says what to do.
+func TestPluginsBadInput(t *testing.T) {
+	bins := exampleBins(t)
+	data := t.TempDir()
+	env := []string{"PONDER_DATA_DIR=" + data}
+
+	script := filepath.Join(t.TempDir(), "notaplugin")
+	os.WriteFile(script, []byte("#!/bin/sh\necho hello\n"), 0o755)
+	r := runPonder(t, "", env, "plugins", "install", script)
+	if r.code != 1 || !strings.Contains(r.stderr, "not a Ponder plugin") {
+		t.Errorf("install of a script: %d %s", r.code, r.stderr)
+	}
+	r = runPonder(t, "", env, "plugins", "check", "nosuch")
+	if r.code != 2 || !strings.Contains(r.stderr, "no installed plugin of that name") {
+		t.Errorf("check of an unknown name: %d %s", r.code, r.stderr)
+	}
+
+	r = runPonder(t, "", env, "plugins", "install", filepath.Join(bins, "beam-lite"))
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	bin := filepath.Join(data, "plugins", "beam-lite", "beam-lite")
+	f, _ := os.OpenFile(bin, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("tampered"))
+	f.Close()
+	r = runPonder(t, "", env, "plugins", "list")
+	if !strings.Contains(r.stdout, "checksum mismatch") {
+		t.Errorf("list after tampering:\n%s", r.stdout)
+	}
+	url := simtest.Start(t, sim.Options{Seed: 2, DataDir: "../../../shared/data"})
+	r = runPonder(t, "", append(env, "PONDER_LLM_BASE_URL="+url), "solve", "--strategy", "beam-lite", "What is 6 times 7?")
+	if r.code != 1 || !strings.Contains(r.stderr, "checksum mismatch") || !strings.Contains(r.stderr, "refusing to start") {
+		t.Errorf("solve with a tampered plugin: %d\n%s", r.code, r.stderr)
+	}
+
+	// --plugin-dir adds a directory; a built binary there without a
+	// manifest is not a plugin yet.
+	r = runPonder(t, "", nil, "plugins", "list", "--plugin-dir", bins, "--json")
+	var list struct {
+		Plugins []pluginRow `json:"plugins"`
+		Dirs    []string    `json:"dirs"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Plugins) != 0 || list.Dirs[0] != bins {
+		t.Errorf("list --plugin-dir: %v %s", err, r.stdout)
+	}
+}
