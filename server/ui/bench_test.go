@@ -156,12 +156,14 @@ func TestLargeTraceStaysUsable(t *testing.T) {
 	if uitest.Eval[int](t, br, `document.querySelectorAll("#nodes .node").length`) > shown {
 		t.Fatal("more circles than shown nodes")
 	}
+	br.Screenshot(t, "viewer-10k.png")
 	br.Do(t, chromedp.SendKeys(chromedp.ID("search"), marker+"\n"))
 	key := strconv.Itoa(int(deep.ID))
 	br.WaitFor(t, "the deep match", fmt.Sprintf(`document.getElementById("details").dataset.node === %q && document.querySelector('#nodes circle[data-key="%s"]') !== null`, key, key))
 	if d := uitest.Eval[string](t, br, `document.getElementById("details").textContent`); !strings.Contains(d, marker) {
 		t.Fatalf("details of the match lack its text:\n%.400s", d)
 	}
+	br.Screenshot(t, "viewer-10k-search.png")
 	br.Do(t, chromedp.Click(chromedp.ID("fit")), chromedp.Click(chromedp.CSS(`#nodes circle[data-key="0"]`)))
 	br.WaitFor(t, "the root's details", `document.getElementById("details").dataset.node === "0"`)
 }

@@ -12,6 +12,7 @@
   const AUTO_DEPTH_NODES = 4000; // larger runs open collapsed by depth
   const AUTO_DEPTH_SHOWN = 2500; // ... to about this many nodes
   const ROW = 20; // timeline row height
+  const MIN_FIT = 0.2; // fitting never zooms out further than this
 
   const $ = (id) => document.getElementById(id);
 
@@ -377,8 +378,16 @@
     const b = bounds();
     const W = svg().clientWidth || 800, H = svg().clientHeight || 400;
     const w = b.x1 - b.x0 + 260, h = b.y1 - b.y0 + 60;
-    const s = Math.max(0.002, Math.min(1.4, Math.min(W / w, H / h)));
-    S.view = { s, tx: 30 - b.x0 * s + Math.max(0, (W - w * s) / 2), ty: 30 - b.y0 * s + Math.max(0, (H - h * s) / 2) };
+    const s = Math.min(1.4, Math.min(W / w, H / h));
+    if (s >= MIN_FIT) {
+      S.view = { s, tx: 30 - b.x0 * s + Math.max(0, (W - w * s) / 2), ty: 30 - b.y0 * s + Math.max(0, (H - h * s) / 2) };
+    } else {
+      // Too tall to show whole and still tell nodes apart: show the
+      // part around the root, readable, and let the user scroll.
+      const root = S.nodes.get('0');
+      const fs = Math.min(MIN_FIT, W / w);
+      S.view = { s: fs, tx: 30 - b.x0 * fs, ty: H / 2 - (root ? root.y : b.y0) * fs };
+    }
     if (draw) render();
   }
   function centre(key) {
@@ -423,17 +432,21 @@
       const k = e.target.getAttribute && e.target.getAttribute('data-key');
       if (k) toggleCollapse(k);
     });
+    // The wheel scrolls (trees are tall); Ctrl+wheel, and a trackpad's
+    // pinch, zoom at the pointer.
     t.addEventListener('wheel', (e) => {
       e.preventDefault();
-      const r = t.getBoundingClientRect();
-      const px = e.clientX - r.left, py = e.clientY - r.top;
-      const f = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
-      const s = Math.max(0.002, Math.min(8, S.view.s * f));
-      const k = s / S.view.s;
-      S.view = { s, tx: px - (px - S.view.tx) * k, ty: py - (py - S.view.ty) * k };
+      const unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? 400 : 1;
+      if (e.ctrlKey || e.metaKey) {
+        const r = t.getBoundingClientRect();
+        zoomAt(e.clientX - r.left, e.clientY - r.top, Math.exp(-e.deltaY * unit * 0.0025));
+        return;
+      }
+      S.view.tx -= (e.shiftKey ? e.deltaY : e.deltaX) * unit;
+      S.view.ty -= (e.shiftKey ? 0 : e.deltaY) * unit;
       S.userMoved = true;
       setTransform();
-      scheduleViewRender();
+      if (S.shown.length > VIRT) scheduleViewRender();
     }, { passive: false });
     const tip = $('tip');
     t.addEventListener('mousemove', (e) => {
@@ -450,6 +463,19 @@
     });
     t.addEventListener('mouseleave', () => { tip.hidden = true; });
     window.addEventListener('resize', () => scheduleViewRender());
+  }
+
+  function zoomAt(px, py, f) {
+    const s = Math.max(0.002, Math.min(8, S.view.s * f));
+    const k = s / S.view.s;
+    S.view = { s, tx: px - (px - S.view.tx) * k, ty: py - (py - S.view.ty) * k };
+    S.userMoved = true;
+    setTransform();
+    scheduleViewRender();
+  }
+  function zoomCentre(f) {
+    const t = svg();
+    zoomAt((t.clientWidth || 800) / 2, (t.clientHeight || 400) / 2, f);
   }
 
   function toggleCollapse(key) {
@@ -503,6 +529,8 @@
     if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA') return;
     if (e.key === '/') { e.preventDefault(); $('search').focus(); return; }
     if (e.key === 'f' || e.key === 'F') { S.userMoved = true; fit(); return; }
+    if (e.key === '+' || e.key === '=') { zoomCentre(1.25); return; }
+    if (e.key === '-' || e.key === '_') { zoomCentre(0.8); return; }
     const n = S.selected && S.nodes.get(S.selected);
     if (!n) return;
     let to = null;
@@ -1053,6 +1081,8 @@
       if (S.selected) showNode(S.selected);
     });
     $('fit').addEventListener('click', () => { S.userMoved = true; fit(true); });
+    $('zoom-in').addEventListener('click', () => zoomCentre(1.25));
+    $('zoom-out').addEventListener('click', () => zoomCentre(0.8));
     document.addEventListener('keydown', keyNav);
   }
 
