@@ -65,11 +65,21 @@ var ErrUnknownTool = errors.New("unknown tool")
 // ErrInvalidArguments is wrapped by argument validation errors.
 var ErrInvalidArguments = errors.New("invalid arguments")
 
-// Registry holds tools by name. It is safe for concurrent use.
+// Registry holds tools by name, and providers (toolboxes such as the MCP
+// bridge) whose tools it looks up on demand. It is safe for concurrent use.
 type Registry struct {
-	opts  Options
-	mu    sync.RWMutex
-	tools map[string]*guarded
+	mu        sync.RWMutex
+	opts      Options
+	tools     map[string]*guarded
+	providers []*provider
+}
+
+// provider is a toolbox whose tools the registry guards as they are found.
+type provider struct {
+	box   core.Toolbox
+	own   ToolOptions
+	mu    sync.Mutex
+	cache map[string]*guarded
 }
 
 var _ core.Toolbox = (*Registry)(nil)
@@ -89,6 +99,44 @@ func NewRegistry(opts *Options) *Registry {
 	return &Registry{opts: o, tools: map[string]*guarded{}}
 }
 
+// SetDefaults changes the timeout and output cap of tools registered
+// without their own (zero leaves a value as it is).
+func (r *Registry) SetDefaults(timeout time.Duration, maxOutput int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if timeout > 0 {
+		r.opts.Timeout = timeout
+	}
+	if maxOutput > 0 {
+		r.opts.MaxOutput = maxOutput
+	}
+}
+
+func (r *Registry) limits(own ToolOptions) (time.Duration, int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, m := r.opts.Timeout, r.opts.MaxOutput
+	if own.Timeout > 0 {
+		t = own.Timeout
+	}
+	if own.MaxOutput > 0 {
+		m = own.MaxOutput
+	}
+	return t, m
+}
+
+func (r *Registry) guard(t core.Tool, spec core.ToolSpec, own ToolOptions) (*guarded, error) {
+	g := &guarded{tool: t, spec: spec, own: own, reg: r, log: r.opts.Logger}
+	if len(bytes.TrimSpace(spec.Schema)) > 0 {
+		sch, err := CompileSchema(spec.Schema)
+		if err != nil {
+			return g, err
+		}
+		g.schema = sch
+	}
+	return g, nil
+}
+
 // Register adds t under its spec's name. It fails on an empty or
 // duplicate name and on a schema that does not compile.
 func (r *Registry) Register(t core.Tool, o *ToolOptions) error {
@@ -99,19 +147,13 @@ func (r *Registry) Register(t core.Tool, o *ToolOptions) error {
 	if strings.ContainsAny(spec.Name, " \t\n") {
 		return fmt.Errorf("register tool %q: the name has white space", spec.Name)
 	}
-	g := &guarded{tool: t, spec: spec, timeout: r.opts.Timeout, maxOutput: r.opts.MaxOutput, log: r.opts.Logger}
-	if o != nil && o.Timeout > 0 {
-		g.timeout = o.Timeout
+	var own ToolOptions
+	if o != nil {
+		own = *o
 	}
-	if o != nil && o.MaxOutput > 0 {
-		g.maxOutput = o.MaxOutput
-	}
-	if len(bytes.TrimSpace(spec.Schema)) > 0 {
-		sch, err := CompileSchema(spec.Schema)
-		if err != nil {
-			return fmt.Errorf("register tool %s: %w", spec.Name, err)
-		}
-		g.schema = sch
+	g, err := r.guard(t, spec, own)
+	if err != nil {
+		return fmt.Errorf("register tool %s: %w", spec.Name, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -122,41 +164,83 @@ func (r *Registry) Register(t core.Tool, o *ToolOptions) error {
 	return nil
 }
 
+// AddProvider adds a toolbox whose tools are looked up when asked for (the
+// MCP bridge connects to a server then). Its tools get the same argument
+// validation, timeout and output cap as registered ones; a schema that
+// does not compile leaves the arguments unchecked. Registered tools win
+// over a provider's of the same name, and earlier providers over later.
+func (r *Registry) AddProvider(box core.Toolbox, o *ToolOptions) {
+	p := &provider{box: box, cache: map[string]*guarded{}}
+	if o != nil {
+		p.own = *o
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.providers = append(r.providers, p)
+}
+
 // Tool implements core.Toolbox. The tool returned validates arguments,
 // applies the timeout and caps the output.
 func (r *Registry) Tool(name string) (core.Tool, bool) {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
 	g, ok := r.tools[name]
-	if !ok {
-		return nil, false
+	providers := r.providers
+	r.mu.RUnlock()
+	if ok {
+		return g, true
 	}
-	return g, true
+	for _, p := range providers {
+		t, ok := p.box.Tool(name)
+		if !ok {
+			continue
+		}
+		p.mu.Lock()
+		g, ok := p.cache[name]
+		if !ok || g.tool != t {
+			var err error
+			g, err = r.guard(t, t.Spec(), p.own)
+			if err != nil {
+				r.opts.Logger.Warn().Err(err).Str("tool", name).Msg("tool schema does not compile; arguments are not checked")
+			}
+			p.cache[name] = g
+		}
+		p.mu.Unlock()
+		return g, true
+	}
+	return nil, false
 }
 
-// Names lists the registered tools, sorted.
+// Names lists the tools, sorted (providers' included).
 func (r *Registry) Names() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.tools))
-	for k := range r.tools {
-		out = append(out, k)
+	specs := r.Specs()
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.Name
 	}
-	sort.Strings(out)
 	return out
 }
 
-// Specs implements core.Toolbox: every tool's spec, sorted by name.
+// Specs implements core.Toolbox: every tool's spec, providers' included,
+// sorted by name.
 func (r *Registry) Specs() []core.ToolSpec {
-	names := r.Names()
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]core.ToolSpec, 0, len(names))
-	for _, n := range names {
-		if g, ok := r.tools[n]; ok {
-			out = append(out, g.spec)
+	out := make([]core.ToolSpec, 0, len(r.tools))
+	seen := map[string]bool{}
+	for name, g := range r.tools {
+		out = append(out, g.spec)
+		seen[name] = true
+	}
+	providers := r.providers
+	r.mu.RUnlock()
+	for _, p := range providers {
+		for _, s := range p.box.Specs() {
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				out = append(out, s)
+			}
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -169,8 +253,8 @@ func (r *Registry) Call(ctx context.Context, name string, args json.RawMessage) 
 	return t.Call(ctx, args)
 }
 
-// Close closes every registered tool that holds resources (io.Closer),
-// and reports the errors together.
+// Close closes every registered tool and provider that holds resources
+// (io.Closer), and reports the errors together.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -182,17 +266,24 @@ func (r *Registry) Close() error {
 			}
 		}
 	}
+	for _, p := range r.providers {
+		if c, ok := p.box.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close tool provider: %w", err))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // guarded wraps a tool with validation, a timeout and an output cap.
 type guarded struct {
-	tool      core.Tool
-	spec      core.ToolSpec
-	schema    *jsonschema.Schema
-	timeout   time.Duration
-	maxOutput int
-	log       zerolog.Logger
+	tool   core.Tool
+	spec   core.ToolSpec
+	schema *jsonschema.Schema
+	own    ToolOptions
+	reg    *Registry
+	log    zerolog.Logger
 }
 
 func (g *guarded) Spec() core.ToolSpec { return g.spec }
@@ -209,7 +300,8 @@ func (g *guarded) Call(ctx context.Context, args json.RawMessage) (core.ToolResu
 			return core.ToolResult{Text: fmt.Sprintf("%s: %v", g.spec.Name, err), IsError: true}, nil
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, g.timeout)
+	timeout, maxOutput := g.reg.limits(g.own)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := g.tool.Call(cctx, args)
@@ -218,11 +310,11 @@ func (g *guarded) Call(ctx context.Context, args json.RawMessage) (core.ToolResu
 			return core.ToolResult{}, ctx.Err()
 		}
 		if errors.Is(err, context.DeadlineExceeded) || cctx.Err() != nil {
-			return core.ToolResult{Text: fmt.Sprintf("%s: timed out after %s", g.spec.Name, g.timeout), IsError: true}, nil
+			return core.ToolResult{Text: fmt.Sprintf("%s: timed out after %s", g.spec.Name, timeout), IsError: true}, nil
 		}
 		return core.ToolResult{}, err
 	}
-	res.Text = CapText(res.Text, g.maxOutput)
+	res.Text = CapText(res.Text, maxOutput)
 	g.log.Debug().Str("tool", g.spec.Name).Bool("is_error", res.IsError).Dur("took", time.Since(start)).Msg("tool call")
 	return res, nil
 }

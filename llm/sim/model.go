@@ -23,6 +23,9 @@ type generator func(rng *rand.Rand) sample
 // plan reads a request's messages once and returns the generator of its
 // samples and the prompt kind, for stats.
 func (s *Server) plan(msgs []core.Message) (generator, string) {
+	if g, kind, ok := s.pal(msgs); ok { // pal.go: program-aided (PAL) prompts
+		return g, kind
+	}
 	if g, kind, ok := s.grounded(msgs); ok { // retrieval.go: prompts with retrieved passages
 		return g, kind
 	}

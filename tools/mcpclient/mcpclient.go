@@ -101,12 +101,10 @@ type Bridge struct {
 	log     zerolog.Logger
 }
 
-// New validates the configurations and connects to every server
-// concurrently. Servers that cannot be reached are reported in the error
-// (joined, one per server) and offer no tools; the Bridge serves the
-// others. The error is also returned, with a nil Bridge, for an invalid
-// configuration.
-func New(ctx context.Context, servers []config.MCPServer, opts *Options) (*Bridge, error) {
+// New validates the configurations and returns a bridge that connects to
+// a server when one of its tools is first looked up (Tool, Specs) or when
+// Connect is called. It fails only on an invalid configuration.
+func New(servers []config.MCPServer, opts *Options) (*Bridge, error) {
 	if err := Validate(servers); err != nil {
 		return nil, err
 	}
@@ -125,6 +123,13 @@ func New(ctx context.Context, servers []config.MCPServer, opts *Options) (*Bridg
 		}
 		b.servers = append(b.servers, &server{cfg: cfg, timeout: t, log: o.Logger.With().Str("mcp_server", cfg.Name).Logger(), version: o.ClientVersion})
 	}
+	return b, nil
+}
+
+// Connect connects to every server that is not connected, concurrently.
+// The error joins one error per server that could not be reached; the
+// others serve their tools.
+func (b *Bridge) Connect(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(b.servers))
 	for i, s := range b.servers {
@@ -137,7 +142,16 @@ func New(ctx context.Context, servers []config.MCPServer, opts *Options) (*Bridg
 		}()
 	}
 	wg.Wait()
-	return b, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// Servers names the configured servers.
+func (b *Bridge) Servers() []string {
+	out := make([]string, len(b.servers))
+	for i, s := range b.servers {
+		out[i] = s.cfg.Name
+	}
+	return out
 }
 
 // Tools returns a tool for each tool of each connected server, named
@@ -145,14 +159,54 @@ func New(ctx context.Context, servers []config.MCPServer, opts *Options) (*Bridg
 func (b *Bridge) Tools() []core.Tool {
 	var out []core.Tool
 	for _, s := range b.servers {
-		s.mu.Lock()
-		listed := s.tools
-		s.mu.Unlock()
-		for _, t := range listed {
-			out = append(out, &Tool{srv: s, tool: t, spec: spec(s.cfg.Name, t)})
+		for _, t := range s.list() {
+			out = append(out, t)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Spec().Name < out[j].Spec().Name })
+	return out
+}
+
+var _ core.Toolbox = (*Bridge)(nil)
+
+// Tool implements core.Toolbox: "server.tool", connecting to the server
+// first when it is not connected yet.
+func (b *Bridge) Tool(name string) (core.Tool, bool) {
+	srv, tool, ok := strings.Cut(name, ".")
+	if !ok {
+		return nil, false
+	}
+	for _, s := range b.servers {
+		if s.cfg.Name != srv {
+			continue
+		}
+		if len(s.list()) == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			_, err := s.conn(ctx)
+			cancel()
+			if err != nil {
+				return nil, false
+			}
+		}
+		for _, t := range s.list() {
+			if t.tool.Name == tool {
+				return t, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// Specs implements core.Toolbox: the tools of every server, connecting to
+// those not connected yet (a server that cannot be reached offers none).
+func (b *Bridge) Specs() []core.ToolSpec {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	_ = b.Connect(ctx)
+	var out []core.ToolSpec
+	for _, t := range b.Tools() {
+		out = append(out, t.Spec())
+	}
 	return out
 }
 
@@ -192,7 +246,7 @@ type server struct {
 	dial    sync.Mutex // one connection attempt at a time
 	mu      sync.Mutex // guards the fields below
 	cur     *conn
-	tools   []mcp.Tool
+	tools   []*Tool // of the last listing
 	closed  bool
 	lastErr error
 	lastTry time.Time
@@ -255,6 +309,31 @@ func (c *conn) kill(graceful bool) {
 		// Children the server left behind share its process group.
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 	}
+}
+
+// setTools keeps the tools of a new listing, reusing the Tool values of
+// tools that did not change. Callers hold s.mu.
+func (s *server) setTools(listed []mcp.Tool) {
+	old := map[string]*Tool{}
+	for _, t := range s.tools {
+		old[t.tool.Name] = t
+	}
+	s.tools = s.tools[:0:0]
+	for _, lt := range listed {
+		sp := spec(s.cfg.Name, lt)
+		if t, ok := old[lt.Name]; ok && string(t.spec.Schema) == string(sp.Schema) && t.spec.Description == sp.Description {
+			t.tool = lt
+			s.tools = append(s.tools, t)
+			continue
+		}
+		s.tools = append(s.tools, &Tool{srv: s, tool: lt, spec: sp})
+	}
+}
+
+func (s *server) list() []*Tool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Tool(nil), s.tools...)
 }
 
 func (s *server) close() {
@@ -345,7 +424,8 @@ func (s *server) connect(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("%w: %s: the bridge is closed", ErrUnavailable, s.cfg.Name)
 	}
 	s.lastErr = nil
-	s.cur, s.tools = c, tools
+	s.cur = c
+	s.setTools(tools)
 	s.log.Debug().Int("tools", len(tools)).Msg("mcp server connected")
 	return c, nil
 }

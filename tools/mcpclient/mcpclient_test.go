@@ -19,6 +19,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tools"
 )
 
 // everything returns the Node binary and the entry point of the reference
@@ -48,13 +49,13 @@ func stdioServer(t testing.TB, name string, timeout time.Duration) config.MCPSer
 
 func newBridge(t testing.TB, servers ...config.MCPServer) *Bridge {
 	t.Helper()
-	b, err := New(context.Background(), servers, &Options{ClientVersion: "test"})
-	if b == nil {
+	b, err := New(servers, &Options{ClientVersion: "test"})
+	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { b.Close() })
-	if err != nil {
-		t.Logf("New: %v", err)
+	if err := b.Connect(context.Background()); err != nil {
+		t.Logf("Connect: %v", err)
 	}
 	return b
 }
@@ -113,6 +114,47 @@ func TestStdio(t *testing.T) {
 	env := call(t, toolNamed(t, b, "everything.get-env"), `{}`).Text
 	if !strings.Contains(env, "PONDER_TEST_VISIBLE") || strings.Contains(env, "hunter2") {
 		t.Errorf("server environment: %.300s", env)
+	}
+}
+
+// TestLazyProvider puts an unconnected bridge behind the tools registry:
+// looking a tool up connects its server, and the registry validates the
+// arguments against the server's schema.
+func TestLazyProvider(t *testing.T) {
+	t.Parallel()
+	b, err := New([]config.MCPServer{stdioServer(t, "ev", 20*time.Second)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if len(b.Tools()) != 0 {
+		t.Fatal("connected before use")
+	}
+	reg := tools.NewRegistry(nil)
+	reg.AddProvider(b, nil)
+	if _, ok := reg.Tool("ev.no-such-tool"); ok {
+		t.Error("found a tool the server does not have")
+	}
+	res, err := reg.Call(context.Background(), "ev.echo", json.RawMessage(`{"message":"lazy"}`))
+	if err != nil || res.Text != "Echo: lazy" {
+		t.Errorf("echo through the registry: %+v, %v", res, err)
+	}
+	res, err = reg.Call(context.Background(), "ev.echo", json.RawMessage(`{"msg":"x"}`))
+	if err != nil || !res.IsError || !strings.Contains(res.Text, `argument "message": missing`) {
+		t.Errorf("bad arguments through the registry: %+v, %v", res, err)
+	}
+	found := false
+	for _, s := range reg.Specs() {
+		found = found || s.Name == "ev.get-sum"
+	}
+	if !found {
+		t.Error("Specs does not list the server's tools")
+	}
+	if err := reg.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := b.servers[0].conn(context.Background()); err == nil {
+		t.Error("the bridge still connects after the registry closed it")
 	}
 }
 
@@ -203,11 +245,12 @@ func TestBadServers(t *testing.T) {
 		{Name: "nobody", URL: fmt.Sprintf("http://127.0.0.1:%d/mcp", dead), Timeout: time.Second},
 	}
 	start := time.Now()
-	b, err := New(context.Background(), servers, nil)
-	if b == nil {
+	b, err := New(servers, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	err = b.Connect(context.Background())
 	if el := time.Since(start); el > 8*time.Second {
 		t.Errorf("connecting took %s", el)
 	}
@@ -324,7 +367,7 @@ func TestValidate(t *testing.T) {
 	if err := Validate(dup); err == nil || !strings.Contains(err.Error(), "used twice") {
 		t.Errorf("duplicate: %v", err)
 	}
-	if _, err := New(context.Background(), dup, nil); err == nil {
+	if _, err := New(dup, nil); err == nil {
 		t.Error("New accepted an invalid configuration")
 	}
 }

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/core/evaluator"
+	"github.com/ponder-rlm/ponder/tools"
+	"github.com/ponder-rlm/ponder/tools/calc"
+	"github.com/ponder-rlm/ponder/tools/mcpclient"
+	"github.com/ponder-rlm/ponder/tools/sandbox"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newToolsCmd)
+	appHooks = append(appHooks, toolsHook)
+}
+
+// toolsState is what the tools hook built for one app, for `ponder tools`.
+type toolsState struct {
+	bridge *mcpclient.Bridge
+}
+
+var toolStates sync.Map // *app → *toolsState
+
+// toolsHook builds the tool registry from the configuration: calc, python
+// (the bubblewrap sandbox) and the tools of the configured MCP servers
+// (connected on first use). It registers into the registry another hook
+// made (retrieve, plugin tools) and wires the sandbox into the unittest
+// verifier.
+func toolsHook(ctx context.Context, a *app) error {
+	cfg := a.cfg.Tools
+	if err := mcpclient.Validate(cfg.MCPServers); err != nil {
+		return err
+	}
+	disabled := map[string]bool{}
+	for _, n := range cfg.Disabled {
+		switch n = strings.TrimSpace(n); n {
+		case "python", "calc":
+			disabled[n] = true
+		case "":
+		default:
+			return fmt.Errorf("tools.disabled (PONDER_TOOLS_DISABLED): unknown built-in tool %q (built-ins: python, calc)", n)
+		}
+	}
+	var reg *tools.Registry
+	switch tb := a.tools.(type) {
+	case nil:
+		reg = tools.NewRegistry(&tools.Options{Timeout: cfg.Timeout, MaxOutput: cfg.MaxOutputBytes, Logger: a.log})
+	case *tools.Registry:
+		reg = tb
+		reg.SetDefaults(cfg.Timeout, cfg.MaxOutputBytes)
+	default:
+		// Another toolbox: ours goes in front of it.
+		reg = tools.NewRegistry(&tools.Options{Timeout: cfg.Timeout, MaxOutput: cfg.MaxOutputBytes, Logger: a.log})
+		reg.AddProvider(tb, nil)
+	}
+	a.tools = reg
+	if !disabled["calc"] {
+		if err := reg.Register(calc.New(nil), nil); err != nil {
+			return err
+		}
+	}
+	if !disabled["python"] {
+		sb, err := sandbox.New(sandboxOptions(cfg.Sandbox, a))
+		if err != nil {
+			a.log.Warn().Err(err).Msg("the python tool is unavailable")
+			if err := reg.Register(unavailable{name: "python", err: err}, nil); err != nil {
+				return err
+			}
+		} else {
+			a.closers = append(a.closers, sb.Close)
+			// The sandbox stops a program at its own timeout; the registry's
+			// only guards against a sandbox that does not.
+			if err := reg.Register(sb.Tool(), &tools.ToolOptions{Timeout: sb.Options().Timeout + 10*time.Second,
+				MaxOutput: max(cfg.MaxOutputBytes, sb.Options().MaxOutput*2+256)}); err != nil {
+				return err
+			}
+			a.reg.ReplaceEvaluator(evaluator.UnitTestSpec(sandboxRunner{sb}))
+		}
+	}
+	st := &toolsState{}
+	if len(cfg.MCPServers) > 0 {
+		b, err := mcpclient.New(cfg.MCPServers, &mcpclient.Options{Logger: a.log, ClientVersion: version})
+		if err != nil {
+			return err
+		}
+		reg.AddProvider(b, nil)
+		a.closers = append(a.closers, b.Close)
+		st.bridge = b
+	}
+	toolStates.Store(a, st)
+	a.closers = append(a.closers, func() error { toolStates.Delete(a); return nil })
+	return nil
+}
+
+func sandboxOptions(c config.Sandbox, a *app) *sandbox.Options {
+	return &sandbox.Options{
+		Python: c.Python, Bwrap: c.Bubblewrap, Timeout: c.Timeout, CPUSeconds: c.CPUSeconds,
+		MemoryBytes: int64(c.MemoryMB) << 20, MaxProcs: c.MaxProcs, MaxOutput: c.OutputBytes,
+		TmpBytes: int64(c.TmpMB) << 20, OpenFiles: c.OpenFiles, ReadOnlyPaths: c.ReadOnlyPaths,
+		MaxParallel: c.MaxParallel, MaxSessions: c.MaxSessions, Logger: a.log,
+	}
+}
+
+// sandboxRunner runs the unittest verifier's programs in the sandbox.
+type sandboxRunner struct{ sb *sandbox.Sandbox }
+
+func (r sandboxRunner) RunCode(ctx context.Context, code string, timeout time.Duration) (evaluator.CodeRun, error) {
+	res, err := r.sb.Run(ctx, code, &sandbox.RunOptions{Timeout: timeout})
+	return evaluator.CodeRun{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode, Stop: string(res.Stop)}, err
+}
+
+// unavailable stands in for a built-in tool that could not be set up, so
+// that naming it gives the reason instead of "unknown tool".
+type unavailable struct {
+	name string
+	err  error
+}
+
+func (u unavailable) Spec() core.ToolSpec {
+	return core.ToolSpec{Name: u.name, Description: "UNAVAILABLE: " + u.err.Error(), Schema: json.RawMessage(sandbox.ToolSchema)}
+}
+
+func (u unavailable) Call(context.Context, json.RawMessage) (core.ToolResult, error) {
+	return core.ToolResult{}, u.err
+}
+
+func newToolsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tools",
+		Short: "List and call the tools searches may use (python sandbox, calc, MCP servers' tools)",
+		Long: "Tools are operators inside reasoning: `ponder solve --tools python,calc` lets a search call them, and\n" +
+			"the pal and react strategies are built on them. Built-in: python (Python 3 in a bubblewrap sandbox)\n" +
+			"and calc (exact rational arithmetic). MCP servers listed in tools.mcp_servers add theirs as\n" +
+			"SERVER.TOOL. See docs/tools.md.",
+	}
+	cmd.AddCommand(newToolsListCmd(), newToolsCallCmd())
+	return cmd
+}
+
+func newToolsListCmd() *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the tools with their descriptions (and, with --json, their argument schemas)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := toolsApp(cmd)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if st, ok := toolStates.Load(a); ok && st.(*toolsState).bridge != nil {
+				if err := st.(*toolsState).bridge.Connect(cmd.Context()); err != nil {
+					for _, e := range splitJoined(err) {
+						fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+oneLine(e))
+					}
+				}
+			}
+			specs := a.tools.Specs()
+			sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				if specs == nil {
+					specs = []core.ToolSpec{}
+				}
+				return enc.Encode(specs)
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tDESCRIPTION")
+			for _, s := range specs {
+				fmt.Fprintf(tw, "%s\t%s\n", s.Name, shorten(oneLineText(s.Description), 100))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the specs as JSON (name, description, schema)")
+	return cmd
+}
+
+func newToolsCallCmd() *cobra.Command {
+	var (
+		args    string
+		jsonOut bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "call NAME [--args JSON]",
+		Short: "Call a tool once and print what it returned",
+		Example: `  ponder tools call python --args '{"code":"print(2**100)"}'
+  ponder tools call calc --args '{"expression":"comb(52, 5) / 4"}'
+  ponder tools call everything.echo --args '{"message":"hi"}' --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			raw, err := readArgs(cmd, args)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("timeout") && timeout <= 0 {
+				return usageError("--timeout must be positive, got %s", timeout)
+			}
+			a, err := toolsApp(cmd)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			name := pos[0]
+			tool, ok := a.tools.Tool(name)
+			if !ok {
+				var names []string
+				for _, s := range a.tools.Specs() {
+					names = append(names, s.Name)
+				}
+				return usageError("unknown tool %q (known: %s; see `ponder tools list`)", name, strings.Join(names, ", "))
+			}
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			res, err := tool.Call(ctx, raw)
+			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) && timeout > 0 {
+					return fmt.Errorf("tool %s: no result within --timeout %s", name, timeout)
+				}
+				return fmt.Errorf("tool %s: %w", name, err)
+			}
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				io.WriteString(w, res.Text)
+				if res.Text != "" && !strings.HasSuffix(res.Text, "\n") {
+					io.WriteString(w, "\n")
+				}
+			}
+			if res.IsError {
+				return exitError{code: 1, err: fmt.Errorf("tool %s reported an error", name)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&args, "args", "{}", "arguments as a JSON object; @FILE reads them from a file, - from stdin")
+	f.BoolVar(&jsonOut, "json", false, "print the whole result as JSON (text, structured, is_error)")
+	f.DurationVar(&timeout, "timeout", 0, "give up after this long (the tool's own limits apply too)")
+	return cmd
+}
+
+func readArgs(cmd *cobra.Command, s string) (json.RawMessage, error) {
+	var b []byte
+	switch {
+	case s == "-":
+		var err error
+		b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 16<<20))
+		if err != nil {
+			return nil, fmt.Errorf("read --args from stdin: %w", err)
+		}
+	case strings.HasPrefix(s, "@"):
+		var err error
+		b, err = os.ReadFile(s[1:])
+		if err != nil {
+			return nil, usageError("--args %s: %v", s, err)
+		}
+	default:
+		b = []byte(s)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, usageError("--args is not JSON (%v): pass an object such as '{\"code\":\"print(1)\"}'", err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, usageError("--args must be a JSON object, got %s", shorten(string(b), 40))
+	}
+	return json.RawMessage(b), nil
+}
+
+// toolsApp wires the app for the tools commands (no LLM needed).
+func toolsApp(cmd *cobra.Command) (*app, error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return newApp(cmd.Context(), cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+}
+
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
