@@ -373,7 +373,9 @@ func TestReActStepAsExpansion(t *testing.T) {
 
 type strategyFunc func(ctx context.Context, env *core.Env) (core.Outcome, error)
 
-func (f strategyFunc) Run(ctx context.Context, env *core.Env) (core.Outcome, error) { return f(ctx, env) }
+func (f strategyFunc) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	return f(ctx, env)
+}
 
 // runner runs the unittest verifier's programs in the sandbox, as
 // cmd/ponder wires it.
