@@ -322,7 +322,7 @@ func printInstalled(w io.Writer, m plugins.Manifest) {
 	case sdk.KindStrategy:
 		fmt.Fprintf(w, "use it:  ponder solve --strategy %s \"PROBLEM\"\n", m.Name)
 	case sdk.KindTool:
-		fmt.Fprintf(w, "use it:  ponder solve --tools %s \"PROBLEM\"\n", m.Name)
+		fmt.Fprintf(w, "try it:  ponder tools call %s --args '{...}'\nuse it:  ponder solve --strategy react --tools %s \"PROBLEM\"\n", m.Name, m.Name)
 	case sdk.KindEvaluator:
 		fmt.Fprintf(w, "use it:  as an evaluator parameter of a strategy, e.g. --param evaluator=%s\n", m.Name)
 	}
