@@ -5,21 +5,40 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"time"
+	"strings"
+	"sync"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/retrieval"
+	"github.com/ponder-rlm/ponder/retrieval/ingest"
+	"github.com/ponder-rlm/ponder/server"
+	"github.com/ponder-rlm/ponder/server/ui"
 )
 
-// newServeCmd runs Ponder's HTTP server. The MCP and OpenAI endpoints are
-// added by the server package (see serverHandler); without it only /healthz
-// answers.
+// newServeCmd runs Ponder's server: MCP over streamable HTTP, the
+// OpenAI-compatible API, /healthz, /metrics and the trace viewer on one
+// listener, or MCP over stdio for assistants that spawn Ponder.
 func newServeCmd() *cobra.Command {
-	var addr string
+	var (
+		addr  string
+		stdio bool
+	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the reasoning server (MCP, OpenAI-compatible API, web trace viewer)",
-		Args:  cobra.NoArgs,
+		Long: "serve runs Ponder's server. Over HTTP (default 127.0.0.1:7800) one listener serves MCP (streamable HTTP) at /mcp,\n" +
+			"the OpenAI-compatible API at /v1/chat/completions and /v1/models, /healthz, Prometheus /metrics and the trace\n" +
+			"viewer at /ui/. With --stdio it speaks MCP on stdin and stdout for assistants that spawn it (logs go to stderr);\n" +
+			"add --addr to serve HTTP (the trace viewer) too. SIGINT or SIGTERM cancels running searches (each still answers\n" +
+			"with its best answer so far) and stops. See docs/server.md.",
+		Example: "  ponder serve\n" +
+			"  PONDER_LLM_BASE_URL=http://127.0.0.1:11434/v1 PONDER_LLM_MODEL=qwen2.5:7b ponder serve --addr 127.0.0.1:7800\n" +
+			"  PONDER_TOKEN=$(openssl rand -hex 16) ponder serve --addr 0.0.0.0:7800\n" +
+			"  ponder serve --stdio",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
 			if err != nil {
@@ -32,41 +51,156 @@ func newServeCmd() *cobra.Command {
 			if err := ensureDataDir(cfg.DataDir); err != nil {
 				return err
 			}
-			a, err := newApp(cmd.Context(), cfg, log)
+			ctx := cmd.Context()
+			a, err := newApp(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
 			defer a.Close()
-			mux := http.NewServeMux()
-			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				fmt.Fprintf(w, `{"status":"ok","llm_configured":%t}`+"\n", a.policy != nil)
-			})
-			ln, err := net.Listen("tcp", cfg.Server.Addr)
+			srv, err := server.New(serverOptions(ctx, a, log))
 			if err != nil {
-				return fmt.Errorf("listen on %s: %w (is another ponder running? set --addr)", cfg.Server.Addr, err)
+				return err
 			}
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-			log.Info().Str("addr", "http://"+ln.Addr().String()).Bool("llm", a.policy != nil).Msg("ponder serving")
+			defer srv.Close()
 			if a.policy == nil {
-				log.Warn().Msg(errNoLLM.Error())
+				log.Warn().Msg("no LLM endpoint is configured: MCP clients that support sampling lend their model; " +
+					"everything else is refused until PONDER_LLM_BASE_URL is set")
 			}
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
-			select {
-			case err := <-errc:
-				return err
-			case <-cmd.Context().Done():
+			if stdio {
+				return serveStdio(ctx, cmd, srv, cfg, log)
 			}
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				return err
-			}
-			log.Info().Msg("ponder stopped")
-			return nil
+			return serveHTTP(ctx, srv, cfg, log)
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "", "listen address (default 127.0.0.1:7800, env PONDER_ADDR)")
+	cmd.Flags().StringVar(&addr, "addr", "", "HTTP listen address (default 127.0.0.1:7800, env PONDER_ADDR); a non-loopback address needs PONDER_TOKEN")
+	cmd.Flags().BoolVar(&stdio, "stdio", false, "speak MCP on stdin/stdout (for assistants that spawn Ponder); with --addr, serve HTTP too")
 	return cmd
+}
+
+// serverOptions wires the app's parts into the server.
+func serverOptions(ctx context.Context, a *app, log zerolog.Logger) server.Options {
+	o := server.Options{
+		Engine:          a.engine,
+		Traces:          a.traces,
+		Retriever:       a.retriever,
+		Config:          a.cfg.Server,
+		DefaultPack:     a.cfg.Search.Pack,
+		DefaultStrategy: a.cfg.Search.Strategy,
+		UpstreamModel:   a.cfg.LLM.Model,
+		Version:         version,
+		Logger:          log,
+	}
+	if lister, ok := a.policy.(interface {
+		Models(ctx context.Context) ([]string, error)
+	}); ok {
+		o.Models = lister.Models
+	}
+	if r, ok := a.retriever.(*retrieval.Retriever); ok {
+		o.Ingester = &docIngester{store: r.Store(), cfg: a.cfg, log: log}
+	}
+	if a.traces != nil {
+		o.UI = ui.Handler(a.traces, &ui.Options{Logger: log, Prefix: "/ui", Done: ctx.Done()})
+	}
+	return o
+}
+
+func serveHTTP(ctx context.Context, srv *server.Server, cfg config.Config, log zerolog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another ponder running? set --addr)", cfg.Server.Addr, err)
+	}
+	base := "http://" + ln.Addr().String()
+	log.Info().Str("addr", base).Str("mcp", base+"/mcp").Str("openai", base+"/v1").Str("ui", base+"/ui/").
+		Bool("token", cfg.Server.Token != "").Msg("ponder serving")
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	log.Info().Msg("ponder stopped")
+	return nil
+}
+
+func serveStdio(ctx context.Context, cmd *cobra.Command, srv *server.Server, cfg config.Config, log zerolog.Logger) error {
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	if cmd.Flags().Changed("addr") {
+		ln, err := net.Listen("tcp", cfg.Server.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w (is another ponder running? set --addr)", cfg.Server.Addr, err)
+		}
+		log.Info().Str("addr", "http://"+ln.Addr().String()).Msg("ponder serving HTTP beside stdio")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx, ln); err != nil {
+				log.Error().Err(err).Msg("http server")
+			}
+		}()
+	}
+	log.Info().Msg("ponder serving MCP on stdio")
+	err := srv.ServeStdio(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// docIngester adapts retrieval/ingest to the server's ingest_documents.
+type docIngester struct {
+	store retrieval.Store
+	cfg   config.Config
+	log   zerolog.Logger
+}
+
+func (d *docIngester) Ingest(ctx context.Context, req server.IngestRequest) (server.IngestResult, error) {
+	coll := req.Collection
+	if coll == "" {
+		coll = d.cfg.Retrieval.Collection
+	}
+	if err := retrieval.ValidateCollection(coll); err != nil {
+		return server.IngestResult{}, fmt.Errorf("collection: %w", err)
+	}
+	emb, err := newEmbedder(d.cfg, d.log)
+	if err != nil {
+		return server.IngestResult{}, err
+	}
+	opts := ingest.Options{Collection: coll, Embedder: emb, MaxFileBytes: d.cfg.Retrieval.MaxFileBytes,
+		Chunk:  ingest.ChunkOptions{Size: d.cfg.Retrieval.ChunkChars, Overlap: d.cfg.Retrieval.ChunkOverlap},
+		Logger: d.log}
+	out := server.IngestResult{Collection: coll, Documents: []server.IngestedDoc{}}
+	add := func(sum ingest.Summary, rename string) {
+		out.Added += sum.Added
+		out.Updated += sum.Updated
+		out.Unchanged += sum.Unchanged
+		out.Skipped += sum.Skipped + sum.Failed
+		out.Chunks += sum.Chunks
+		for _, f := range sum.Files {
+			src := f.Path
+			if rename != "" {
+				src = rename
+			}
+			out.Documents = append(out.Documents, server.IngestedDoc{Source: src, Status: string(f.Status), Reason: f.Reason, Chunks: f.Chunks})
+		}
+	}
+	if len(req.Paths) > 0 {
+		sum, err := ingest.New(d.store, &opts).Run(ctx, req.Paths, nil)
+		if err != nil {
+			return out, err
+		}
+		add(sum, "")
+	}
+	for i, t := range req.Texts {
+		name := strings.TrimSpace(t.Name)
+		if name == "" {
+			name = fmt.Sprintf("text-%d.txt", i+1)
+		}
+		o := opts
+		o.StdinName = name
+		sum, err := ingest.New(d.store, &o).Run(ctx, []string{"-"}, strings.NewReader(t.Text))
+		if err != nil {
+			return out, err
+		}
+		add(sum, name)
+	}
+	return out, nil
 }

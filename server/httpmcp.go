@@ -1,0 +1,259 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The streamable HTTP side of what mcp-go leaves to us:
+//   - a cancelled request gets no response: the POST carrying
+//     notifications/cancelled marks the exchange of the request it names,
+//     and that request's response writer then drops the response;
+//   - the last progress notification of a solve is on the wire before its
+//     result: writers record the progress notifications they write, and the
+//     handler waits for its last one before returning (mcp-go forwards
+//     notifications from another goroutine);
+//   - the body is read here, capped, before mcp-go (which reads all of it)
+//     sees the request.
+
+// mcpHandler wraps mcp-go's streamable HTTP server.
+func (s *Server) mcpHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		session := r.Header.Get("Mcp-Session-Id")
+		mw := &mcpWriter{ResponseWriter: w, s: s, session: session}
+		if r.Method == http.MethodPost {
+			body, err := readBody(r, s.cfg.MaxBodyBytes)
+			if err != nil {
+				status := http.StatusBadRequest
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					status = http.StatusRequestEntityTooLarge
+					err = errors.New("request body is larger than " + strconv.FormatInt(s.cfg.MaxBodyBytes, 10) +
+						" bytes (server.max_body_bytes)")
+				}
+				writeRPCError(w, status, -32600, err.Error())
+				return
+			}
+			var m wireMessage
+			if json.Unmarshal(body, &m) == nil {
+				switch {
+				case m.Method == "notifications/cancelled":
+					s.exchanges.cancel(session, idKey(m.Params.RequestID))
+				case m.Method == "tools/call" && len(m.ID) > 0:
+					key := exchangeKey(session, idKey(m.ID))
+					ex := s.exchanges.add(key)
+					defer s.exchanges.remove(key, ex)
+					mw.ex = ex
+				}
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+		}
+		s.stream.ServeHTTP(mw, r)
+	})
+}
+
+// readBody reads at most limit bytes of r's body.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	return io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+}
+
+// writeRPCError answers with a JSON-RPC error object (id null).
+func writeRPCError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil,
+		"error": map[string]any{"code": code, "message": msg}})
+}
+
+// mcpWriter is the response writer mcp-go gets.
+type mcpWriter struct {
+	http.ResponseWriter
+	s       *Server
+	session string
+	ex      *exchange
+
+	wroteHeader bool
+	dropping    bool
+}
+
+func (w *mcpWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	if w.ex != nil && w.ex.cancelled.Load() && w.Header().Get("Content-Type") == "application/json" {
+		// The request was cancelled and mcp-go is about to send its JSON
+		// response: answer with an empty event stream instead.
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.dropping = true
+		w.ResponseWriter.WriteHeader(http.StatusOK)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *mcpWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.dropping {
+		return len(p), nil
+	}
+	if w.ex != nil && w.ex.cancelled.Load() && isResponse(p) {
+		return len(p), nil // the response to a cancelled request
+	}
+	if w.s.deliveries.watching() && bytes.Contains(p, []byte("notifications/progress")) {
+		defer w.recordProgress(p)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// isResponse reports whether an SSE event or JSON body carries a JSON-RPC
+// response (no method).
+func isResponse(p []byte) bool {
+	data := p
+	if i := bytes.Index(p, []byte("data: ")); i >= 0 {
+		data = p[i+len("data: "):]
+	}
+	return !bytes.Contains(data, []byte(`"method"`)) && bytes.Contains(data, []byte(`"id"`))
+}
+
+func (w *mcpWriter) recordProgress(p []byte) {
+	for _, line := range bytes.Split(p, []byte("\n")) {
+		data, ok := bytes.CutPrefix(line, []byte("data: "))
+		if !ok {
+			continue
+		}
+		var m wireMessage
+		if json.Unmarshal(data, &m) != nil || m.Method != "notifications/progress" || m.Params.Progress == nil {
+			continue
+		}
+		w.s.deliveries.record(w.session, string(bytes.TrimSpace(m.Params.ProgressToken)), *m.Params.Progress)
+	}
+}
+
+func (w *mcpWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *mcpWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// exchange is one tools/call in flight over HTTP.
+type exchange struct{ cancelled atomic.Bool }
+
+type exchanges struct {
+	mu sync.Mutex
+	m  map[string]*exchange
+}
+
+func newExchanges() *exchanges { return &exchanges{m: map[string]*exchange{}} }
+
+func exchangeKey(session, id string) string { return session + "\x00" + id }
+
+func (e *exchanges) add(key string) *exchange {
+	ex := &exchange{}
+	e.mu.Lock()
+	e.m[key] = ex
+	e.mu.Unlock()
+	return ex
+}
+
+func (e *exchanges) remove(key string, ex *exchange) {
+	e.mu.Lock()
+	if e.m[key] == ex {
+		delete(e.m, key)
+	}
+	e.mu.Unlock()
+}
+
+func (e *exchanges) cancel(session, id string) {
+	e.mu.Lock()
+	if ex, ok := e.m[exchangeKey(session, id)]; ok {
+		ex.cancelled.Store(true)
+	}
+	e.mu.Unlock()
+}
+
+// deliveries records the progress notifications written to HTTP streams
+// while a handler waits for one of them.
+type deliveries struct {
+	n       atomic.Int32 // waiters
+	mu      sync.Mutex
+	last    map[string]float64 // session \x00 token -> highest progress written
+	changed chan struct{}
+}
+
+func newDeliveries() *deliveries {
+	return &deliveries{last: map[string]float64{}, changed: make(chan struct{})}
+}
+
+// tokenKey is a progress token as it appears in JSON.
+func tokenKey(tok any) string {
+	b, _ := json.Marshal(tok)
+	return string(b)
+}
+
+func (d *deliveries) watching() bool { return d.n.Load() > 0 }
+
+func (d *deliveries) record(session, token string, v float64) {
+	d.mu.Lock()
+	k := session + "\x00" + token
+	if old, ok := d.last[k]; ok && v > old {
+		d.last[k] = v
+		close(d.changed)
+		d.changed = make(chan struct{})
+	}
+	d.mu.Unlock()
+}
+
+// expect starts recording writes of token's notifications; wait waits for
+// one of progress v or more, then stops recording.
+func (d *deliveries) expect(session, token string) {
+	d.mu.Lock()
+	d.last[session+"\x00"+token] = -1
+	d.mu.Unlock()
+	d.n.Add(1)
+}
+
+func (d *deliveries) wait(ctx context.Context, session, token string, v float64, timeout time.Duration) bool {
+	k := session + "\x00" + token
+	defer func() {
+		d.mu.Lock()
+		delete(d.last, k)
+		d.mu.Unlock()
+		d.n.Add(-1)
+	}()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		d.mu.Lock()
+		got := d.last[k]
+		ch := d.changed
+		d.mu.Unlock()
+		if got >= v {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}

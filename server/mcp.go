@@ -1,0 +1,828 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/traces"
+)
+
+const instructions = `Ponder is a reasoning server: it turns an LLM into a reasoning model by searching over reasoning steps (chains, trees, graphs) with strategies such as self-consistency, best-of-n and MCTS.
+Use solve for problems that reward careful multi-step reasoning (math, logic, planning, puzzles); pass the whole problem. Pick a strategy with list_strategies when the default is not enough, and bound the cost with budget.
+Use search_documents to find passages in the user's ingested documents, and ingest_documents to add documents. get_trace shows how a solve reached its answer.`
+
+// errNoPolicy says how to give Ponder a model.
+var errNoPolicy = errors.New("no LLM is available to reason with: this Ponder server has no LLM endpoint configured " +
+	"and this client does not offer MCP sampling. Set PONDER_LLM_BASE_URL (for example http://127.0.0.1:11434/v1 for Ollama " +
+	"or http://127.0.0.1:8000/v1 for vLLM, with PONDER_LLM_MODEL and, if needed, PONDER_LLM_API_KEY) in the environment " +
+	"Ponder is started with (the env block of the MCP client's server configuration) and restart it, or use an MCP client " +
+	"that supports sampling")
+
+func boolp(b bool) *bool { return &b }
+
+func annotations(title string, readOnly, destructive, idempotent, openWorld bool) mcp.ToolAnnotation {
+	return mcp.ToolAnnotation{Title: title, ReadOnlyHint: boolp(readOnly), DestructiveHint: boolp(destructive),
+		IdempotentHint: boolp(idempotent), OpenWorldHint: boolp(openWorld)}
+}
+
+func (s *Server) newMCPServer() *mcpserver.MCPServer {
+	hooks := &mcpserver.Hooks{}
+	hooks.AddOnUnregisterSession(func(_ context.Context, cs mcpserver.ClientSession) {
+		s.samplers.Delete(cs.SessionID())
+	})
+	hooks.AddOnError(func(_ context.Context, _ any, method mcp.MCPMethod, _ any, err error) {
+		s.log.Debug().Str("method", string(method)).Err(err).Msg("mcp request failed")
+	})
+	m := mcpserver.NewMCPServer("ponder", s.opts.Version,
+		mcpserver.WithTitle("Ponder"),
+		mcpserver.WithDescription("Reasoning server: search over reasoning steps with any OpenAI-compatible LLM"),
+		mcpserver.WithInstructions(instructions),
+		mcpserver.WithToolCapabilities(false),
+		mcpserver.WithResourceCapabilities(false, false),
+		mcpserver.WithPromptCapabilities(false),
+		mcpserver.WithLogging(),
+		mcpserver.WithInputSchemaValidation(),
+		mcpserver.WithRecovery(),
+		mcpserver.WithHooks(hooks),
+	)
+	m.AddTool(mcp.Tool{
+		Name:  "solve",
+		Title: "Solve with reasoning search",
+		Description: "Solve a problem by searching over reasoning steps with an LLM, and return the final answer with the best reasoning path. " +
+			"Use it for problems that reward careful multi-step reasoning: math word problems, competition math, logic puzzles, planning, " +
+			"checking a derivation. Pass the complete problem. It can take seconds to minutes and spends LLM calls: bound it with budget. " +
+			"Strategies:" + s.strategyLines(),
+		RawInputSchema:  s.solveInputSchema(),
+		RawOutputSchema: solveOutputSchema(),
+		Annotations:     annotations("Solve with reasoning search", false, false, false, true),
+	}, s.instrument("solve", s.handleSolve))
+	m.AddTool(mcp.Tool{
+		Name:            "list_strategies",
+		Title:           "List reasoning strategies",
+		Description:     "List the reasoning strategies solve can use, with what each does and its parameters (name, type, default, range). Call it before passing strategy or params to solve.",
+		RawInputSchema:  listStrategiesInputSchema(),
+		RawOutputSchema: listStrategiesOutputSchema(),
+		Annotations:     annotations("List reasoning strategies", true, false, true, false),
+	}, s.instrument("list_strategies", s.handleListStrategies))
+	m.AddTool(mcp.Tool{
+		Name:  "search_documents",
+		Title: "Search documents",
+		Description: "Search the user's ingested documents for the passages most relevant to a query (hybrid keyword and semantic search). " +
+			"Returns numbered passages with their sources; quote or cite them as [n]. Use it to answer from the user's own documents.",
+		RawInputSchema:  searchInputSchema(),
+		RawOutputSchema: searchOutputSchema(),
+		Annotations:     annotations("Search documents", true, false, true, false),
+	}, s.instrument("search_documents", s.handleSearch))
+	m.AddTool(mcp.Tool{
+		Name:  "ingest_documents",
+		Title: "Add documents",
+		Description: "Add documents to a collection so search_documents and solve (with collection) can use them: files, folders or globs on the Ponder " +
+			"server's machine (.md, .txt, .html, .pdf, source files), or texts given inline. Re-adding an unchanged document does nothing; a changed one replaces its old version.",
+		RawInputSchema:  ingestInputSchema(),
+		RawOutputSchema: ingestOutputSchema(),
+		Annotations:     annotations("Add documents", false, true, true, false),
+	}, s.instrument("ingest_documents", s.handleIngest))
+	m.AddTool(mcp.Tool{
+		Name:  "get_trace",
+		Title: "Show a reasoning trace",
+		Description: "Show how a solve reached its answer: its status, answer, usage and best reasoning path, or the whole trace " +
+			"(every node and event). Pass the trace_id a solve result gave. Works while the search is still running.",
+		RawInputSchema:  getTraceInputSchema(),
+		RawOutputSchema: getTraceOutputSchema(),
+		Annotations:     annotations("Show a reasoning trace", true, false, true, false),
+	}, s.instrument("get_trace", s.handleGetTrace))
+	m.AddTool(mcp.Tool{
+		Name:            "clear_session",
+		Title:           "Forget a session",
+		Description:     "Forget a reasoning session: later solves with this session id start without the earlier problems and answers.",
+		RawInputSchema:  clearSessionInputSchema(),
+		RawOutputSchema: clearSessionOutputSchema(),
+		Annotations:     annotations("Forget a session", false, true, true, false),
+	}, s.instrument("clear_session", s.handleClearSession))
+
+	m.AddResource(mcp.NewResource("ponder://strategies", "strategies",
+		mcp.WithResourceDescription("The reasoning strategies solve can use, with their parameters (JSON)."),
+		mcp.WithMIMEType("application/json")), s.readStrategies)
+	m.AddResource(mcp.NewResource("ponder://traces", "traces",
+		mcp.WithResourceDescription("The most recent reasoning runs, newest first: id, strategy, status, answer, usage (JSON)."),
+		mcp.WithMIMEType("application/json")), s.readTraceList)
+	m.AddResourceTemplate(mcp.NewResourceTemplate("ponder://traces/{id}", "trace",
+		mcp.WithTemplateDescription("One reasoning run's full trace (docs/trace.schema.json): problem, structure, best path, events, usage."),
+		mcp.WithTemplateMIMEType("application/json")), s.readTrace)
+
+	m.AddPrompt(mcp.NewPrompt("solve_step_by_step",
+		mcp.WithPromptDescription("Solve a problem with Ponder's reasoning search and explain the answer step by step."),
+		mcp.WithArgument("problem", mcp.RequiredArgument(), mcp.ArgumentDescription("The problem to solve, stated completely.")),
+		mcp.WithArgument("strategy", mcp.ArgumentDescription("Reasoning strategy: "+strings.Join(s.strategyNames(), ", ")+" (default: the server's).")),
+	), s.promptSolve)
+	m.AddPrompt(mcp.NewPrompt("answer_from_documents",
+		mcp.WithPromptDescription("Answer a question from my ingested documents, citing the passages used."),
+		mcp.WithArgument("question", mcp.RequiredArgument(), mcp.ArgumentDescription("The question to answer.")),
+		mcp.WithArgument("collection", mcp.ArgumentDescription("Document collection to search (default: the server's).")),
+	), s.promptDocuments)
+	return m
+}
+
+// instrument counts tool calls by outcome.
+func (s *Server) instrument(name string, h mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		start := time.Now()
+		res, err := h(ctx, req)
+		outcome := "ok"
+		switch {
+		case err != nil:
+			outcome = "error"
+		case ctx.Err() != nil:
+			outcome = "cancelled"
+		case res != nil && res.IsError:
+			outcome = "tool_error"
+		}
+		s.metrics.toolCalls.WithLabelValues(name, outcome).Inc()
+		s.metrics.toolSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		return res, err
+	}
+}
+
+// decodeArgs decodes a tool call's arguments strictly: unknown fields and
+// wrong types are errors naming the field.
+func decodeArgs(req mcp.CallToolRequest, v any) error {
+	raw := req.Params.RawArguments
+	if len(raw) == 0 {
+		b, err := json.Marshal(req.Params.Arguments)
+		if err != nil {
+			return fmt.Errorf("arguments: %w", err)
+		}
+		raw = b
+	}
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad arguments: %s", jsonErrText(err))
+	}
+	return nil
+}
+
+// jsonErrText makes encoding/json errors name the field in the caller's
+// terms.
+func jsonErrText(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "the value"
+		}
+		return fmt.Sprintf("%s must be %s, got %s", field, jsonTypeName(te.Type.Kind().String()), te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "int", "int64", "int32":
+		return "an integer"
+	case "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	}
+	return kind
+}
+
+func toolError(format string, a ...any) *mcp.CallToolResult {
+	return mcp.NewToolResultError(fmt.Sprintf(format, a...))
+}
+
+// solveArgs are solve's arguments (also the OpenAI "ponder" field's).
+type solveArgs struct {
+	Problem    string         `json:"problem"`
+	Strategy   string         `json:"strategy,omitempty"`
+	Params     map[string]any `json:"params,omitempty"`
+	Budget     budgetArgs     `json:"budget,omitempty"`
+	Tools      []string       `json:"tools,omitempty"`
+	Collection string         `json:"collection,omitempty"`
+	Session    string         `json:"session,omitempty"`
+	Pack       string         `json:"pack,omitempty"`
+	Seed       int64          `json:"seed,omitempty"`
+	Model      string         `json:"-"`
+}
+
+type budgetArgs struct {
+	LLMCalls       int64   `json:"llm_calls,omitempty"`
+	Tokens         int64   `json:"tokens,omitempty"`
+	ToolCalls      int64   `json:"tool_calls,omitempty"`
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
+	Nodes          int64   `json:"nodes,omitempty"`
+	Depth          int     `json:"depth,omitempty"`
+}
+
+func (b budgetArgs) limits() (core.Limits, error) {
+	switch {
+	case b.LLMCalls < 0:
+		return core.Limits{}, fmt.Errorf("budget.llm_calls must be at least 1, got %d", b.LLMCalls)
+	case b.Tokens < 0:
+		return core.Limits{}, fmt.Errorf("budget.tokens must be at least 1, got %d", b.Tokens)
+	case b.ToolCalls < 0:
+		return core.Limits{}, fmt.Errorf("budget.tool_calls must be at least 1, got %d", b.ToolCalls)
+	case b.TimeoutSeconds < 0 || b.TimeoutSeconds > 86400:
+		return core.Limits{}, fmt.Errorf("budget.timeout_seconds must be in (0, 86400], got %v", b.TimeoutSeconds)
+	case b.Nodes < 0:
+		return core.Limits{}, fmt.Errorf("budget.nodes must be at least 1, got %d", b.Nodes)
+	case b.Depth < 0:
+		return core.Limits{}, fmt.Errorf("budget.depth must be at least 1, got %d", b.Depth)
+	}
+	return core.Limits{LLMCalls: b.LLMCalls, Tokens: b.Tokens, ToolCalls: b.ToolCalls,
+		WallTime: time.Duration(b.TimeoutSeconds * float64(time.Second)), Nodes: b.Nodes, Depth: b.Depth}, nil
+}
+
+// solveStep is one step of a best path in results.
+type solveStep struct {
+	Node    core.NodeID   `json:"node"`
+	Kind    core.NodeKind `json:"kind"`
+	Content string        `json:"content"`
+	Answer  string        `json:"answer,omitempty"`
+	Score   *float64      `json:"score,omitempty"`
+	Visits  int           `json:"visits,omitempty"`
+}
+
+// solveResult is solve's structured content.
+type solveResult struct {
+	Answer        string          `json:"answer"`
+	Strategy      string          `json:"strategy"`
+	Pack          string          `json:"pack,omitempty"`
+	StoppedReason core.StopReason `json:"stopped_reason"`
+	Score         *float64        `json:"score,omitempty"`
+	BestPath      []solveStep     `json:"best_path"`
+	Usage         core.Usage      `json:"usage"`
+	TraceID       string          `json:"trace_id"`
+	TraceURI      string          `json:"trace_uri,omitempty"`
+	Session       string          `json:"session,omitempty"`
+	Policy        string          `json:"policy,omitempty"`
+	Error         string          `json:"error,omitempty"`
+}
+
+func resultOf(res core.Result, pack, session, policy string) solveResult {
+	out := solveResult{Answer: res.Answer, Strategy: res.Strategy, Pack: pack, StoppedReason: res.Stopped,
+		Score: res.Score, Usage: res.Usage, TraceID: res.TraceID, Session: session, Policy: policy,
+		BestPath: []solveStep{}, Error: res.Error}
+	if res.TraceID != "" {
+		out.TraceURI = "ponder://traces/" + res.TraceID
+	}
+	if res.Trace != nil && res.Trace.Pack != "" {
+		out.Pack = res.Trace.Pack
+	}
+	for _, n := range res.BestPath {
+		if n.Kind == core.KindProblem {
+			continue
+		}
+		out.BestPath = append(out.BestPath, stepOf(n))
+	}
+	return out
+}
+
+// text renders a solve result for a model to read.
+func (r solveResult) text() string {
+	var b strings.Builder
+	if r.Answer != "" {
+		fmt.Fprintf(&b, "Answer: %s\n", r.Answer)
+	} else {
+		b.WriteString("No answer was found.\n")
+	}
+	if len(r.BestPath) > 0 {
+		fmt.Fprintf(&b, "\nBest reasoning path (%d steps):\n", len(r.BestPath))
+		budget := 24000
+		for i, st := range r.BestPath {
+			line := strings.TrimSpace(st.Content)
+			line = clipBytes(line, 2000)
+			if budget -= len(line); budget < 0 {
+				fmt.Fprintf(&b, "… %d more steps (see get_trace)\n", len(r.BestPath)-i)
+				break
+			}
+			fmt.Fprintf(&b, "%d. %s\n", i+1, line)
+		}
+	}
+	fmt.Fprintf(&b, "\nStrategy %s, stopped: %s", r.Strategy, r.StoppedReason)
+	switch r.StoppedReason {
+	case core.StopBudget:
+		b.WriteString(" (budget used up; this is the best answer found so far)")
+	case core.StopTimeout:
+		b.WriteString(" (time limit reached; best answer so far)")
+	case core.StopCancelled:
+		b.WriteString(" (cancelled; best answer so far)")
+	}
+	if r.Score != nil {
+		fmt.Fprintf(&b, ", score %.2f", *r.Score)
+	}
+	fmt.Fprintf(&b, ", %d LLM calls, %d tokens, %.1f s. Trace %s", r.Usage.LLMCalls,
+		r.Usage.PromptTokens+r.Usage.CompletionTokens, r.Usage.WallMS/1000, r.TraceID)
+	if r.Error != "" && r.StoppedReason != core.StopDone && r.StoppedReason != core.StopCancelled {
+		fmt.Fprintf(&b, "\nNote: %s", r.Error)
+	}
+	return b.String()
+}
+
+// policyFor picks the engine for an MCP request: the configured endpoint,
+// else the client's own model through sampling.
+func (s *Server) policyFor(ctx context.Context) (*core.Engine, string, error) {
+	if s.engine.HasPolicy() {
+		return s.engine, "endpoint", nil
+	}
+	if p := s.samplingPolicy(ctx); p != nil {
+		return s.engine.WithPolicy(p), "sampling", nil
+	}
+	return nil, "", errNoPolicy
+}
+
+func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	var args solveArgs
+	if err := decodeArgs(req, &args); err != nil {
+		return toolError("solve: %v", err), nil
+	}
+	task, err := s.problemTask(args)
+	if err != nil {
+		return toolError("solve: %v", err), nil
+	}
+	if err := s.engine.Validate(task); err != nil {
+		return toolError("solve: %v", err), nil
+	}
+	eng, policy, err := s.policyFor(ctx)
+	if err != nil {
+		return toolError("solve: %v", err), nil
+	}
+	log := s.log.With().Str("via", "mcp").Str("transport", string(transportOf(ctx))).Logger()
+	p := newProgressSender(s, ctx, req)
+	s.logToClient(ctx, mcp.LoggingLevelInfo, map[string]any{"event": "solve started", "strategy": task.Strategy,
+		"pack": task.Pack, "policy": policy})
+	res, err := s.run(ctx, eng, task, runOptions{via: "mcp", onUpdate: p.update, onFinal: p.final})
+	if err != nil {
+		if errors.Is(err, errShuttingDown) {
+			return toolError("solve: %v; try again when it is back", err), nil
+		}
+		return toolError("solve: %v", err), nil
+	}
+	if args.Session != "" && res.Answer != "" {
+		s.sess.Add(args.Session, turn{Problem: args.Problem, Answer: res.Answer, TraceID: res.TraceID, At: time.Now()})
+	}
+	out := resultOf(res, task.Pack, args.Session, policy)
+	level := mcp.LoggingLevelInfo
+	if res.Stopped == core.StopError {
+		level = mcp.LoggingLevelWarning
+	}
+	s.logToClient(ctx, level, map[string]any{"event": "solve finished", "trace_id": res.TraceID,
+		"stopped": string(res.Stopped), "llm_calls": res.Usage.LLMCalls})
+	log.Debug().Str("trace", res.TraceID).Str("stopped", string(res.Stopped)).Msg("solve answered")
+	if res.Stopped == core.StopError && res.Answer == "" {
+		r := mcp.NewToolResultStructured(out, "solve failed: "+res.Error+" (trace "+res.TraceID+")")
+		r.IsError = true
+		return r, nil
+	}
+	return mcp.NewToolResultStructured(out, out.text()), nil
+}
+
+// logToClient sends an MCP log notification (logging/setLevel decides
+// which reach the client). Never prompts or answers: ids and counts only.
+func (s *Server) logToClient(ctx context.Context, level mcp.LoggingLevel, data map[string]any) {
+	if mcpserver.ClientSessionFromContext(ctx) == nil {
+		return
+	}
+	_ = s.mcp.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(level, "ponder", data))
+}
+
+// progressSender turns search snapshots into notifications/progress for a
+// request that asked for them. progress is the LLM calls used so far and
+// total the call budget; the message says nodes, best score and calls.
+type progressSender struct {
+	s     *Server
+	ctx   context.Context
+	token mcp.ProgressToken
+	mu    sync.Mutex
+	sent  float64 // last progress value sent (-1: none)
+}
+
+func newProgressSender(s *Server, ctx context.Context, req mcp.CallToolRequest) *progressSender {
+	p := &progressSender{s: s, ctx: ctx, sent: -1}
+	if req.Params.Meta != nil {
+		p.token = req.Params.Meta.ProgressToken
+	}
+	return p
+}
+
+func (p *progressSender) update(snap progress, _ []core.Event) {
+	if p.token == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v := float64(snap.LLMCalls); v > p.sent {
+		p.send(v, snap, false)
+	}
+}
+
+// final sends the last notification, and makes sure it is on the wire
+// before the result is.
+func (p *progressSender) final(snap progress, _ []core.Event) {
+	if p.token == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := float64(snap.LLMCalls)
+	if snap.CallLimit > 0 && float64(snap.CallLimit) > v {
+		v = float64(snap.CallLimit) // the search is over: report it complete
+	}
+	if v <= p.sent {
+		return
+	}
+	p.send(v, snap, true)
+}
+
+func (p *progressSender) send(v float64, snap progress, final bool) {
+	params := map[string]any{"progressToken": p.token, "progress": v, "message": snap.message()}
+	if snap.CallLimit > 0 {
+		params["total"] = float64(snap.CallLimit)
+	}
+	p.sent = v
+	if t := stdioFrom(p.ctx); t != nil {
+		// Written synchronously, so it precedes the response on stdout.
+		if err := t.notify("notifications/progress", params); err != nil {
+			p.s.log.Debug().Err(err).Msg("progress not sent")
+		}
+		return
+	}
+	var session string
+	cs := mcpserver.ClientSessionFromContext(p.ctx)
+	await := final && cs != nil && transportOf(p.ctx) == transportHTTP
+	if await {
+		// mcp-go writes notifications from another goroutine: record this
+		// one's delivery and wait for it, so the result cannot overtake it.
+		session = cs.SessionID()
+		p.s.deliveries.expect(session, tokenKey(p.token))
+	}
+	err := p.s.mcp.SendNotificationToClient(p.ctx, "notifications/progress", params)
+	if err != nil {
+		p.s.log.Debug().Err(err).Msg("progress not sent")
+	}
+	if await {
+		timeout := 2 * time.Second
+		if err != nil {
+			timeout = 0
+		}
+		p.s.deliveries.wait(p.ctx, session, tokenKey(p.token), v, timeout)
+	}
+}
+
+type strategyInfo struct {
+	Name    string           `json:"name"`
+	Summary string           `json:"summary"`
+	Source  string           `json:"source,omitempty"`
+	Params  []core.ParamSpec `json:"params"`
+}
+
+type strategiesResult struct {
+	DefaultStrategy string         `json:"default_strategy,omitempty"`
+	Strategies      []strategyInfo `json:"strategies"`
+}
+
+func (s *Server) strategies() strategiesResult {
+	out := strategiesResult{DefaultStrategy: s.defaultStrategy(), Strategies: []strategyInfo{}}
+	for _, sp := range s.engine.Registry().Strategies() {
+		ps := sp.Params
+		if ps == nil {
+			ps = []core.ParamSpec{}
+		}
+		out.Strategies = append(out.Strategies, strategyInfo{Name: sp.Name, Summary: sp.Summary, Source: sp.Source, Params: ps})
+	}
+	return out
+}
+
+func (s *Server) defaultStrategy() string {
+	if s.opts.DefaultStrategy != "" {
+		return s.opts.DefaultStrategy
+	}
+	return config.Default().Search.Strategy
+}
+
+func (s *Server) handleListStrategies(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	var none struct{}
+	if err := decodeArgs(req, &none); err != nil {
+		return toolError("list_strategies: %v", err), nil
+	}
+	out := s.strategies()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d strategies (default %s):\n", len(out.Strategies), out.DefaultStrategy)
+	for _, st := range out.Strategies {
+		fmt.Fprintf(&b, "\n%s: %s\n", st.Name, st.Summary)
+		for _, p := range st.Params {
+			fmt.Fprintf(&b, "  - %s (%s", p.Name, p.Type)
+			if p.Default != nil {
+				fmt.Fprintf(&b, ", default %v", p.Default)
+			}
+			if p.Min != nil || p.Max != nil {
+				b.WriteString(", range ")
+				if p.Min != nil {
+					fmt.Fprintf(&b, "%v", *p.Min)
+				}
+				b.WriteString("..")
+				if p.Max != nil {
+					fmt.Fprintf(&b, "%v", *p.Max)
+				}
+			}
+			if len(p.Enum) > 0 {
+				fmt.Fprintf(&b, ", one of %s", strings.Join(p.Enum, "|"))
+			}
+			fmt.Fprintf(&b, "): %s\n", p.Description)
+		}
+	}
+	return mcp.NewToolResultStructured(out, b.String()), nil
+}
+
+type passage struct {
+	N      int     `json:"n"`
+	ID     string  `json:"id,omitempty"`
+	Text   string  `json:"text"`
+	Source string  `json:"source"`
+	Title  string  `json:"title,omitempty"`
+	Score  float64 `json:"score"`
+}
+
+type searchResult struct {
+	Collection string    `json:"collection,omitempty"`
+	Passages   []passage `json:"passages"`
+}
+
+// errNoDocuments says how to get a document store.
+const errNoDocuments = "no document store is configured on this Ponder server (retrieval is not available in this build or failed to start; see the server's log)"
+
+func (s *Server) handleSearch(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	var args struct {
+		Query      string `json:"query"`
+		Collection string `json:"collection"`
+		K          int    `json:"k"`
+	}
+	if err := decodeArgs(req, &args); err != nil {
+		return toolError("search_documents: %v", err), nil
+	}
+	if strings.TrimSpace(args.Query) == "" {
+		return toolError("search_documents: the query is empty: say what to look for"), nil
+	}
+	if s.opts.Retriever == nil {
+		return toolError("search_documents: %s", errNoDocuments), nil
+	}
+	if args.K <= 0 {
+		args.K = 5
+	}
+	chunks, err := s.opts.Retriever.Retrieve(ctx, core.RetrieveRequest{Query: args.Query, Collection: args.Collection, K: args.K})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return toolError("search_documents: %v", err), nil
+	}
+	out := searchResult{Collection: args.Collection, Passages: []passage{}}
+	for i, c := range chunks {
+		out.Passages = append(out.Passages, passage{N: i + 1, ID: c.ID, Text: c.Text, Source: c.Source, Title: c.Title, Score: c.Score})
+	}
+	if len(chunks) == 0 {
+		return mcp.NewToolResultStructured(out, "No passages matched the query. Try other words, or add documents with ingest_documents."), nil
+	}
+	return mcp.NewToolResultStructured(out, core.FormatPassages(chunks)), nil
+}
+
+func (s *Server) handleIngest(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	var args IngestRequest
+	if err := decodeArgs(req, &args); err != nil {
+		return toolError("ingest_documents: %v", err), nil
+	}
+	if len(args.Paths) == 0 && len(args.Texts) == 0 {
+		return toolError("ingest_documents: nothing to add: give paths (files, folders, globs) or texts"), nil
+	}
+	for i, t := range args.Texts {
+		if strings.TrimSpace(t.Text) == "" {
+			return toolError("ingest_documents: texts[%d].text is empty", i), nil
+		}
+	}
+	if len(args.Paths) > 0 && !s.localClient(ctx) {
+		return toolError("ingest_documents: reading files on the server is only allowed for local clients (stdio, or a server bound to loopback); send the documents' content as texts instead"), nil
+	}
+	if s.opts.Ingester == nil {
+		return toolError("ingest_documents: %s", errNoDocuments), nil
+	}
+	res, err := s.opts.Ingester.Ingest(ctx, args)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return toolError("ingest_documents: %v", err), nil
+	}
+	if res.Documents == nil {
+		res.Documents = []IngestedDoc{}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Collection %s: %d added, %d updated, %d unchanged, %d skipped; %d chunks.", res.Collection,
+		res.Added, res.Updated, res.Unchanged, res.Skipped, res.Chunks)
+	for _, d := range res.Documents {
+		if d.Status == "skipped" || d.Status == "failed" {
+			fmt.Fprintf(&b, "\n%s %s: %s", d.Status, d.Source, d.Reason)
+		}
+	}
+	return mcp.NewToolResultStructured(res, b.String()), nil
+}
+
+// localClient reports whether the caller is on this machine: stdio, or
+// HTTP on a server bound to loopback.
+func (s *Server) localClient(ctx context.Context) bool {
+	switch transportOf(ctx) {
+	case transportStdio, "inprocess":
+		return true
+	}
+	return config.IsLoopback(hostOf(s.cfg.Addr))
+}
+
+type traceResult struct {
+	TraceID   string          `json:"trace_id"`
+	Status    core.StopReason `json:"status"`
+	Strategy  string          `json:"strategy"`
+	Pack      string          `json:"pack,omitempty"`
+	Problem   string          `json:"problem,omitempty"`
+	Answer    string          `json:"answer"`
+	Error     string          `json:"error,omitempty"`
+	Usage     core.Usage      `json:"usage"`
+	Nodes     int             `json:"nodes"`
+	BestPath  []solveStep     `json:"best_path,omitempty"`
+	Trace     *core.Trace     `json:"trace,omitempty"`
+	Truncated bool            `json:"truncated,omitempty"`
+}
+
+// maxTraceBytes caps a full trace returned by get_trace; larger ones are
+// served by the trace resource and the web viewer.
+const maxTraceBytes = 2 << 20
+
+func (s *Server) handleGetTrace(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	var args struct {
+		TraceID string `json:"trace_id"`
+		Detail  string `json:"detail"`
+	}
+	if err := decodeArgs(req, &args); err != nil {
+		return toolError("get_trace: %v", err), nil
+	}
+	if s.opts.Traces == nil {
+		return toolError("get_trace: this server keeps no traces (no data directory)"), nil
+	}
+	if args.Detail == "" {
+		args.Detail = "path"
+	}
+	t, err := s.opts.Traces.Get(args.TraceID)
+	if err != nil {
+		if errors.Is(err, traces.ErrNotFound) {
+			return toolError("get_trace: no trace %q: pass the trace_id of a solve result (older traces are removed beyond the server's limit)", args.TraceID), nil
+		}
+		return toolError("get_trace: %v", err), nil
+	}
+	out := traceResult{TraceID: t.ID, Status: t.Status, Strategy: t.Strategy, Pack: t.Pack, Problem: t.Problem,
+		Answer: t.Answer, Error: t.Error, Usage: t.Usage}
+	if t.Structure != nil {
+		out.Nodes = t.Structure.Len()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Trace %s: strategy %s, status %s, %d nodes, %d LLM calls.\nProblem: %s\nAnswer: %s\n",
+		t.ID, t.Strategy, t.Status, out.Nodes, t.Usage.LLMCalls, clipBytes(t.Problem, 2000), t.Answer)
+	if args.Detail != "summary" && t.Structure != nil && len(t.BestPath) > 0 {
+		for _, id := range t.BestPath {
+			if n, ok := t.Structure.Node(id); ok && n.Kind != core.KindProblem {
+				out.BestPath = append(out.BestPath, stepOf(n))
+			}
+		}
+		b.WriteString("\nBest path:\n")
+		for i, st := range out.BestPath {
+			fmt.Fprintf(&b, "%d. %s\n", i+1, clipBytes(strings.TrimSpace(st.Content), 2000))
+		}
+	}
+	if args.Detail == "full" {
+		raw, err := json.Marshal(t)
+		if err == nil && len(raw) <= maxTraceBytes {
+			out.Trace = t
+			b.WriteString("\nFull trace:\n")
+			b.Write(raw)
+		} else {
+			out.Truncated = true
+			fmt.Fprintf(&b, "\nThe full trace is %d bytes, too large to return here: read the resource ponder://traces/%s or open the web viewer at /ui/.", len(raw), t.ID)
+		}
+	}
+	return mcp.NewToolResultStructured(out, b.String()), nil
+}
+
+func (s *Server) handleClearSession(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	var args struct {
+		Session string `json:"session"`
+	}
+	if err := decodeArgs(req, &args); err != nil {
+		return toolError("clear_session: %v", err), nil
+	}
+	if err := validSessionID(args.Session); err != nil {
+		return toolError("clear_session: %v", err), nil
+	}
+	info, _ := s.sess.Get(args.Session)
+	cleared := s.sess.Clear(args.Session)
+	out := map[string]any{"session": args.Session, "cleared": cleared, "turns": len(info.Turns)}
+	text := fmt.Sprintf("Session %s cleared (%d turns forgotten).", args.Session, len(info.Turns))
+	if !cleared {
+		text = fmt.Sprintf("Session %s holds nothing (unknown or expired).", args.Session)
+	}
+	return mcp.NewToolResultStructured(out, text), nil
+}
+
+func jsonResource(uri string, v any) ([]mcp.ResourceContents, error) {
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", uri, err)
+	}
+	return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: string(b)}}, nil
+}
+
+func (s *Server) readStrategies(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	return jsonResource(req.Params.URI, s.strategies())
+}
+
+func (s *Server) readTraceList(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	list := []traces.Summary{}
+	if s.opts.Traces != nil {
+		list = s.opts.Traces.List()
+		if len(list) > 100 {
+			list = list[:100]
+		}
+	}
+	return jsonResource(req.Params.URI, map[string]any{"traces": list})
+}
+
+func (s *Server) readTrace(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	id := strings.TrimPrefix(req.Params.URI, "ponder://traces/")
+	if s.opts.Traces == nil {
+		return nil, fmt.Errorf("%w: this server keeps no traces", mcpserver.ErrResourceNotFound)
+	}
+	t, err := s.opts.Traces.Get(id)
+	if err != nil {
+		if errors.Is(err, traces.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", mcpserver.ErrResourceNotFound, req.Params.URI)
+		}
+		return nil, err
+	}
+	return jsonResource(req.Params.URI, t)
+}
+
+func (s *Server) promptSolve(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	problem := strings.TrimSpace(req.Params.Arguments["problem"])
+	if problem == "" {
+		return nil, fmt.Errorf("%w: argument problem is required", mcp.ErrInvalidParams)
+	}
+	how := "the server's default strategy"
+	if st := strings.TrimSpace(req.Params.Arguments["strategy"]); st != "" {
+		if _, err := s.engine.Registry().Strategy(st); err != nil {
+			return nil, fmt.Errorf("%w: %v", mcp.ErrInvalidParams, err)
+		}
+		how = fmt.Sprintf("strategy %q", st)
+	}
+	text := fmt.Sprintf("Solve the problem below with Ponder's solve tool, using %s. Then explain the answer step by step, "+
+		"following the best reasoning path the tool returns, check each step, and end with the final answer on its own line.\n\nProblem:\n%s", how, problem)
+	return mcp.NewGetPromptResult("Solve step by step with Ponder",
+		[]mcp.PromptMessage{mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent(text))}), nil
+}
+
+func (s *Server) promptDocuments(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	q := strings.TrimSpace(req.Params.Arguments["question"])
+	if q == "" {
+		return nil, fmt.Errorf("%w: argument question is required", mcp.ErrInvalidParams)
+	}
+	where := ""
+	if c := strings.TrimSpace(req.Params.Arguments["collection"]); c != "" {
+		where = fmt.Sprintf(" in collection %q", c)
+	}
+	text := fmt.Sprintf("Answer the question below from my documents only. First call search_documents with the question%s. "+
+		"Read the passages, answer from them, and cite the passages you used as [n] with their sources. If they do not "+
+		"contain the answer, say so instead of guessing.\n\nQuestion: %s", where, q)
+	return mcp.NewGetPromptResult("Answer from my documents",
+		[]mcp.PromptMessage{mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent(text))}), nil
+}

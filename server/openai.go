@@ -1,0 +1,657 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// The OpenAI-compatible API: POST /v1/chat/completions and GET /v1/models.
+// The model name picks the strategy and the upstream model:
+// "mcts:qwen2.5-7b-instruct" runs MCTS with qwen2.5-7b-instruct as the
+// policy, "mcts" runs MCTS with the configured model, and a plain upstream
+// model name runs the default strategy. Strategy parameters, budget,
+// session and collection go in an extra body field:
+//
+//	{"model": "self-consistency:gpt-4o-mini", "messages": [...],
+//	 "ponder": {"params": {"k": 8}, "budget": {"llm_calls": 16}}}
+
+const maxChoices = 16
+
+// chatRequest is the part of a chat completion request Ponder reads; other
+// fields (temperature, top_p, max_tokens, ...) are accepted and ignored:
+// the strategy samples as it needs.
+type chatRequest struct {
+	Model         string          `json:"model"`
+	Messages      []chatMessage   `json:"messages"`
+	Stream        bool            `json:"stream"`
+	StreamOptions *streamOptions  `json:"stream_options"`
+	N             *int            `json:"n"`
+	Seed          *int64          `json:"seed"`
+	Tools         json.RawMessage `json:"tools"`
+	Ponder        json.RawMessage `json:"ponder"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// ponderOptions is the "ponder" body field.
+type ponderOptions struct {
+	Params     map[string]any `json:"params"`
+	Budget     budgetArgs     `json:"budget"`
+	Pack       string         `json:"pack"`
+	Session    string         `json:"session"`
+	Collection string         `json:"collection"`
+	Tools      []string       `json:"tools"`
+	Seed       *int64         `json:"seed"`
+}
+
+// apiError is an error in the OpenAI format.
+type apiError struct {
+	status int
+	typ    string
+	param  string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(param, format string, a ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: param, msg: fmt.Sprintf(format, a...)}
+}
+
+func writeOpenAIError(w http.ResponseWriter, status int, typ, msg string) {
+	writeAPIError(w, &apiError{status: status, typ: typ, msg: msg})
+}
+
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	body := map[string]any{"message": e.msg, "type": e.typ, "code": nil, "param": nil}
+	if e.param != "" {
+		body["param"] = e.param
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": body})
+}
+
+// decodeChatRequest reads and checks a request body.
+func decodeChatRequest(body []byte) (chatRequest, *ponderOptions, error) {
+	var req chatRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return req, nil, badRequest("", "the request body is not a valid chat completion request: %s", jsonErrText(err))
+	}
+	if strings.TrimSpace(req.Model) == "" {
+		return req, nil, badRequest("model", "model is required: use <strategy>:<upstream model> (e.g. mcts:qwen2.5-7b-instruct), a strategy, or an upstream model; GET /v1/models lists them")
+	}
+	if len(req.Messages) == 0 {
+		return req, nil, badRequest("messages", "messages is empty: send at least one user message")
+	}
+	if req.N != nil && (*req.N < 1 || *req.N > maxChoices) {
+		return req, nil, badRequest("n", "n must be between 1 and %d, got %d", maxChoices, *req.N)
+	}
+	if t := bytes.TrimSpace(req.Tools); len(t) > 0 && !bytes.Equal(t, []byte("null")) && !bytes.Equal(t, []byte("[]")) {
+		return req, nil, badRequest("tools", "function calling is not supported by Ponder's reasoning models; leave tools out (Ponder's own tools go in ponder.tools)")
+	}
+	var po ponderOptions
+	if p := bytes.TrimSpace(req.Ponder); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+		dec := json.NewDecoder(bytes.NewReader(p))
+		dec.DisallowUnknownFields()
+		dec.UseNumber()
+		if err := dec.Decode(&po); err != nil {
+			return req, nil, badRequest("ponder", "ponder: %s (fields: params, budget, pack, session, collection, tools, seed)", jsonErrText(err))
+		}
+	}
+	return req, &po, nil
+}
+
+// messageText returns a message's text: a string, or an array of text
+// parts.
+func messageText(i int, m chatMessage) (string, error) {
+	c := bytes.TrimSpace(m.Content)
+	if len(c) == 0 || bytes.Equal(c, []byte("null")) {
+		return "", nil
+	}
+	if c[0] == '"' {
+		var s string
+		if err := json.Unmarshal(c, &s); err != nil {
+			return "", badRequest(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: %s", i, jsonErrText(err))
+		}
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(c, &parts); err != nil {
+		return "", badRequest(fmt.Sprintf("messages[%d].content", i), "messages[%d].content must be a string or an array of text parts", i)
+	}
+	var b strings.Builder
+	for j, p := range parts {
+		if p.Type != "text" {
+			return "", badRequest(fmt.Sprintf("messages[%d].content", i), "messages[%d].content[%d]: only text parts are supported, got %q", i, j, p.Type)
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+// conversationProblem turns the chat into one problem: the last user
+// message, preceded by the earlier turns and instructions when there are
+// any. question is the last user message alone (for pack detection).
+func conversationProblem(msgs []chatMessage) (problem, question string, err error) {
+	last := len(msgs) - 1
+	if msgs[last].Role != "user" {
+		return "", "", badRequest("messages", "the last message must be from the user (role user), got role %q", msgs[last].Role)
+	}
+	question, err = messageText(last, msgs[last])
+	if err != nil {
+		return "", "", err
+	}
+	if strings.TrimSpace(question) == "" {
+		return "", "", badRequest("messages", "the last user message is empty")
+	}
+	var sys, hist []string
+	for i, m := range msgs[:last] {
+		text, err := messageText(i, m)
+		if err != nil {
+			return "", "", err
+		}
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		switch m.Role {
+		case "system", "developer":
+			sys = append(sys, text)
+		case "user":
+			hist = append(hist, "User: "+text)
+		case "assistant":
+			hist = append(hist, "Assistant: "+text)
+		case "tool":
+			hist = append(hist, "Tool: "+text)
+		default:
+			return "", "", badRequest(fmt.Sprintf("messages[%d].role", i), "messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role)
+		}
+	}
+	if len(sys) == 0 && len(hist) == 0 {
+		return question, question, nil
+	}
+	var b strings.Builder
+	if len(sys) > 0 {
+		b.WriteString("Instructions: " + strings.Join(sys, "\n") + "\n\n")
+	}
+	if len(hist) > 0 {
+		b.WriteString("Earlier in this conversation:\n" + strings.Join(hist, "\n") + "\n\n")
+	}
+	b.WriteString("Problem: " + question)
+	return b.String(), question, nil
+}
+
+// parseModel splits a model name into strategy and upstream model.
+func (s *Server) parseModel(ctx context.Context, name string) (strategy, upstream string, err error) {
+	reg := s.engine.Registry()
+	if i := strings.Index(name, ":"); i > 0 {
+		if _, err := reg.Strategy(name[:i]); err == nil {
+			if name[i+1:] == "" {
+				return "", "", badRequest("model", "model %q names no upstream model after the colon", name)
+			}
+			return name[:i], name[i+1:], nil
+		}
+	}
+	if _, err := reg.Strategy(name); err == nil {
+		return name, "", nil
+	}
+	// A plain upstream model: the default strategy. Refuse names that are
+	// neither a strategy nor a model the endpoint lists, when it lists any.
+	if models := s.models.get(ctx); len(models) > 0 && !slices.Contains(models, name) && strings.Contains(name, ":") {
+		return "", "", &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model",
+			msg: fmt.Sprintf("model %q not found: %q is not a strategy (%s) and the endpoint serves %s; GET /v1/models lists every name",
+				name, name[:strings.Index(name, ":")], strings.Join(s.strategyNames(), ", "), strings.Join(models, ", "))}
+	}
+	return "", name, nil
+}
+
+func newCompletionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "chatcmpl-" + hex.EncodeToString(b[:])
+}
+
+type usageJSON struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+type choiceTrace struct {
+	Index         int             `json:"index"`
+	TraceID       string          `json:"trace_id"`
+	Strategy      string          `json:"strategy"`
+	StoppedReason core.StopReason `json:"stopped_reason"`
+	LLMCalls      int64           `json:"llm_calls"`
+	Score         *float64        `json:"score,omitempty"`
+	Error         string          `json:"error,omitempty"`
+}
+
+func finishOf(r core.StopReason) string {
+	switch r {
+	case core.StopBudget, core.StopTimeout:
+		return "length"
+	}
+	return "stop"
+}
+
+// answerContent is a choice's message content: the answer, or the last
+// step of the best path when no answer was extracted.
+func answerContent(res core.Result) string {
+	if res.Answer != "" {
+		return res.Answer
+	}
+	for i := len(res.BestPath) - 1; i >= 0; i-- {
+		if n := res.BestPath[i]; n.Kind != core.KindProblem {
+			return strings.TrimSpace(n.Content)
+		}
+	}
+	return ""
+}
+
+func reasoningText(res core.Result) string {
+	var b strings.Builder
+	i := 0
+	for _, n := range res.BestPath {
+		if n.Kind == core.KindProblem {
+			continue
+		}
+		i++
+		fmt.Fprintf(&b, "%d. %s\n", i, strings.TrimSpace(n.Content))
+	}
+	return b.String()
+}
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeOpenAIError(w, http.StatusMethodNotAllowed, "invalid_request_error", "use POST for /v1/chat/completions")
+		return
+	}
+	body, err := readBody(r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeOpenAIError(w, http.StatusRequestEntityTooLarge, "invalid_request_error",
+				fmt.Sprintf("request body is larger than %d bytes (server.max_body_bytes)", s.cfg.MaxBodyBytes))
+			return
+		}
+		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "could not read the request body: "+err.Error())
+		return
+	}
+	tasks, req, aerr := s.chatTasks(r.Context(), body)
+	if aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	if !s.engine.HasPolicy() {
+		writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, typ: "server_error",
+			msg: "no LLM endpoint is configured: start Ponder with PONDER_LLM_BASE_URL (e.g. http://127.0.0.1:8000/v1 for vLLM, http://127.0.0.1:11434/v1 for Ollama) and PONDER_LLM_MODEL"})
+		return
+	}
+	id := newCompletionID()
+	if req.Stream {
+		s.streamChat(w, r, id, req, tasks)
+		return
+	}
+	results := make([]core.Result, len(tasks))
+	errs := make([]error, len(tasks))
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.run(r.Context(), s.engine, t, runOptions{via: "openai"})
+		}()
+	}
+	wg.Wait()
+	if r.Context().Err() != nil {
+		return // the client went away; its searches were cancelled
+	}
+	var usage usageJSON
+	var choices []map[string]any
+	var meta []choiceTrace
+	failed := 0
+	var lastErr string
+	for i, res := range results {
+		if errs[i] != nil {
+			writeOpenAIError(w, http.StatusServiceUnavailable, "server_error", errs[i].Error())
+			return
+		}
+		usage.PromptTokens += res.Usage.PromptTokens
+		usage.CompletionTokens += res.Usage.CompletionTokens
+		content := answerContent(res)
+		if res.Stopped == core.StopError && content == "" {
+			failed++
+			lastErr = res.Error
+		}
+		msg := map[string]any{"role": "assistant", "content": content}
+		if rt := reasoningText(res); rt != "" {
+			msg["reasoning_content"] = rt
+		}
+		choices = append(choices, map[string]any{"index": i, "message": msg, "finish_reason": finishOf(res.Stopped), "logprobs": nil})
+		meta = append(meta, choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy, StoppedReason: res.Stopped,
+			LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: res.Error})
+	}
+	if failed == len(results) {
+		writeOpenAIError(w, http.StatusBadGateway, "upstream_error", "the search failed: "+lastErr)
+		return
+	}
+	usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+		"system_fingerprint": "ponder-" + s.opts.Version, "choices": choices, "usage": usage,
+		"ponder": map[string]any{"choices": meta},
+	})
+}
+
+// chatTasks turns a request body into one task per choice.
+func (s *Server) chatTasks(ctx context.Context, body []byte) ([]core.Task, chatRequest, *apiError) {
+	req, po, err := decodeChatRequest(body)
+	if err != nil {
+		return nil, req, asAPIError(err)
+	}
+	strategy, upstream, err := s.parseModel(ctx, req.Model)
+	if err != nil {
+		return nil, req, asAPIError(err)
+	}
+	problem, question, err := conversationProblem(req.Messages)
+	if err != nil {
+		return nil, req, asAPIError(err)
+	}
+	seed := int64(0)
+	if req.Seed != nil {
+		seed = *req.Seed
+	}
+	if po.Seed != nil {
+		seed = *po.Seed
+	}
+	args := solveArgs{Problem: question, Strategy: strategy, Params: po.Params, Budget: po.Budget, Tools: po.Tools,
+		Collection: po.Collection, Session: po.Session, Pack: po.Pack, Model: upstream, Seed: seed}
+	base, err := s.problemTask(args)
+	if err != nil {
+		return nil, req, badRequest("ponder", "%v", err)
+	}
+	if problem != question {
+		// The conversation comes first; a session's turns are not added to
+		// a conversation that carries its own history.
+		base.Problem = problem
+	}
+	if err := s.engine.Validate(base); err != nil {
+		return nil, req, badRequest("ponder", "%v", err)
+	}
+	n := 1
+	if req.N != nil {
+		n = *req.N
+	}
+	out := make([]core.Task, n)
+	for i := range out {
+		t := base
+		t.Seed = seed + int64(i)
+		out[i] = t
+	}
+	return out, req, nil
+}
+
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return badRequest("", "%v", err)
+}
+
+// sseWriter writes server-sent events, one goroutine at a time.
+type sseWriter struct {
+	mu   sync.Mutex
+	w    http.ResponseWriter
+	f    http.Flusher
+	last time.Time
+}
+
+func (s *sseWriter) data(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _ = fmt.Fprintf(s.w, "data: %s\n\n", b)
+	if s.f != nil {
+		s.f.Flush()
+	}
+	s.last = time.Now()
+}
+
+func (s *sseWriter) raw(line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _ = fmt.Fprint(s.w, line)
+	if s.f != nil {
+		s.f.Flush()
+	}
+	s.last = time.Now()
+}
+
+// streamChat answers with server-sent events: the search's progress as
+// reasoning_content deltas while it runs (each new step, and a status line
+// at most once a second), the answer as a content delta as soon as the
+// strategy has chosen it, then usage and [DONE].
+func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, req chatRequest, tasks []core.Task) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	f, _ := w.(http.Flusher)
+	sw := &sseWriter{w: w, f: f}
+	created := time.Now().Unix()
+	chunk := func(choices []map[string]any, extra map[string]any) map[string]any {
+		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
+			"system_fingerprint": "ponder-" + s.opts.Version, "choices": choices}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return c
+	}
+	delta := func(i int, d map[string]any, finish any) map[string]any {
+		return map[string]any{"index": i, "delta": d, "finish_reason": finish, "logprobs": nil}
+	}
+	for i := range tasks {
+		sw.data(chunk([]map[string]any{delta(i, map[string]any{"role": "assistant", "content": ""}, nil)}, nil))
+	}
+	ctx := r.Context()
+	// Keep the connection alive through long silent stretches.
+	hbDone := make(chan struct{})
+	hbExited := make(chan struct{})
+	go func() {
+		defer close(hbExited)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-hbDone:
+				return
+			case <-t.C:
+				sw.mu.Lock()
+				idle := time.Since(sw.last) > 10*time.Second
+				sw.mu.Unlock()
+				if idle {
+					sw.raw(": searching\n\n")
+				}
+			}
+		}
+	}()
+	results := make([]core.Result, len(tasks))
+	errs := make([]error, len(tasks))
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var answered bool
+			var lastStatus time.Time
+			emit := func(p progress, evs []core.Event, final bool) {
+				var b strings.Builder
+				for _, e := range evs {
+					if e.Op == core.OpNode && e.Node != nil && e.Node.Kind != core.KindProblem {
+						fmt.Fprintf(&b, "• %s\n", oneLineClip(e.Node.Content, 300))
+					}
+				}
+				if time.Since(lastStatus) >= time.Second || (final && !answered) {
+					fmt.Fprintf(&b, "(%s)\n", p.message())
+					lastStatus = time.Now()
+				}
+				if b.Len() > 0 {
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": b.String()}, nil)}, nil))
+				}
+				if p.Ended && !answered && p.Answer != "" {
+					answered = true
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": p.Answer}, nil)}, nil))
+				}
+			}
+			results[i], errs[i] = s.run(ctx, s.engine, t, runOptions{via: "openai", interval: 150 * time.Millisecond,
+				onUpdate: func(p progress, evs []core.Event) { emit(p, evs, false) },
+				onFinal:  func(p progress, evs []core.Event) { emit(p, evs, true) }})
+			res := results[i]
+			if errs[i] != nil {
+				sw.data(map[string]any{"error": map[string]any{"message": errs[i].Error(), "type": "server_error"}})
+				return
+			}
+			if !answered {
+				if c := answerContent(res); c != "" {
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": c}, nil)}, nil))
+				} else if res.Stopped == core.StopError {
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": "(search failed: " + res.Error + ")\n"}, nil)}, nil))
+				}
+			}
+			sw.data(chunk([]map[string]any{delta(i, map[string]any{}, finishOf(res.Stopped))},
+				map[string]any{"ponder": choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy,
+					StoppedReason: res.Stopped, LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: res.Error}}))
+		}()
+	}
+	wg.Wait()
+	close(hbDone)
+	<-hbExited
+	if ctx.Err() != nil {
+		return
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		var u usageJSON
+		for _, res := range results {
+			u.PromptTokens += res.Usage.PromptTokens
+			u.CompletionTokens += res.Usage.CompletionTokens
+		}
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		sw.data(chunk([]map[string]any{}, map[string]any{"usage": u}))
+	}
+	sw.raw("data: [DONE]\n\n")
+}
+
+func oneLineClip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// modelCache lists the upstream endpoint's models, for a minute at a time.
+type modelCache struct {
+	fetch    func(ctx context.Context) ([]string, error)
+	fallback string
+	ttl      time.Duration
+
+	mu   sync.Mutex
+	list []string
+	at   time.Time
+}
+
+func (c *modelCache) get(ctx context.Context) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.list != nil && time.Since(c.at) < c.ttl {
+		return c.list
+	}
+	var list []string
+	if c.fetch != nil {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		l, err := c.fetch(fctx)
+		cancel()
+		if err == nil {
+			list = l
+		}
+	}
+	if c.fallback != "" && !slices.Contains(list, c.fallback) {
+		list = append([]string{c.fallback}, list...)
+	}
+	c.list, c.at = list, time.Now()
+	return list
+}
+
+type modelEntry struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+var startTime = time.Now().Unix()
+
+// modelIDs lists strategy × upstream model, each plain upstream model
+// (default strategy) and each strategy alone (configured model).
+func (s *Server) modelIDs(ctx context.Context) []string {
+	strategies := s.strategyNames()
+	var out []string
+	for _, m := range s.models.get(ctx) {
+		out = append(out, m)
+		for _, st := range strategies {
+			out = append(out, st+":"+m)
+		}
+	}
+	out = append(out, strategies...)
+	return out
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	var data []modelEntry
+	for _, id := range s.modelIDs(r.Context()) {
+		data = append(data, modelEntry{ID: id, Object: "model", Created: startTime, OwnedBy: "ponder"})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data})
+}
+
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !slices.Contains(s.modelIDs(r.Context()), id) {
+		writeAPIError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model",
+			msg: fmt.Sprintf("model %q not found; GET /v1/models lists every name", id)})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(modelEntry{ID: id, Object: "model", Created: startTime, OwnedBy: "ponder"})
+}

@@ -1,0 +1,274 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tasks"
+)
+
+// errShuttingDown is returned for requests that arrive while the server
+// stops.
+var errShuttingDown = errors.New("the server is shutting down")
+
+// progress is a snapshot of a running search, built from its trace events.
+type progress struct {
+	TraceID    string
+	Seq        int64 // last event seen
+	Nodes      int   // nodes of every structure, nested ones included
+	BestScore  *float64
+	LLMCalls   int64 // samples generated so far
+	CallLimit  int64 // the run's LLM call budget (0: none)
+	Tokens     int64 // prompt + completion
+	ToolCalls  int64
+	Ended      bool   // the strategy chose its answer
+	Answer     string // the chosen answer, once Ended
+	StoppedWhy string
+}
+
+// message is the one-line human summary of p.
+func (p progress) message() string {
+	var b strings.Builder
+	if p.Ended {
+		b.WriteString("answer chosen: ")
+	} else {
+		b.WriteString("searching: ")
+	}
+	fmt.Fprintf(&b, "%d nodes", p.Nodes)
+	if p.BestScore != nil {
+		fmt.Fprintf(&b, ", best score %.2f", *p.BestScore)
+	}
+	if p.CallLimit > 0 {
+		fmt.Fprintf(&b, ", %d of %d LLM calls", p.LLMCalls, p.CallLimit)
+	} else {
+		fmt.Fprintf(&b, ", %d LLM calls", p.LLMCalls)
+	}
+	if p.Tokens > 0 {
+		fmt.Fprintf(&b, ", %d tokens", p.Tokens)
+	}
+	return b.String()
+}
+
+// watcher folds a tracer's events into a progress snapshot.
+type watcher struct {
+	tr   *core.Tracer
+	snap progress
+}
+
+func newWatcher(id string, tr *core.Tracer, callLimit int64) *watcher {
+	return &watcher{tr: tr, snap: progress{TraceID: id, CallLimit: callLimit}}
+}
+
+// advance reads the events after the last one seen and returns them.
+func (w *watcher) advance() []core.Event {
+	evs := w.tr.Since(w.snap.Seq)
+	for _, e := range evs {
+		w.snap.Seq = e.Seq
+		switch e.Op {
+		case core.OpNode:
+			w.snap.Nodes++
+			w.score(e.Node)
+		case core.OpUpdate:
+			w.score(e.Node)
+		case core.OpLLMCall:
+			if _, failed := e.Data["error"]; !failed {
+				w.snap.LLMCalls += toInt64(e.Data["n"])
+			}
+			w.snap.Tokens += toInt64(e.Data["prompt_tokens"]) + toInt64(e.Data["completion_tokens"])
+		case core.OpToolCall:
+			w.snap.ToolCalls++
+		case core.OpEnd:
+			if len(e.Scope) == 0 {
+				w.snap.Ended = true
+				w.snap.Answer, _ = e.Data["answer"].(string)
+				w.snap.StoppedWhy, _ = e.Data["stopped"].(string)
+			}
+		}
+	}
+	return evs
+}
+
+func (w *watcher) score(n *core.Node) {
+	if n == nil || n.Pruned {
+		return
+	}
+	if v, ok := n.Score(); ok && (w.snap.BestScore == nil || v > *w.snap.BestScore) {
+		w.snap.BestScore = &v
+	}
+}
+
+func toInt64(v any) int64 {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case int64:
+		return x
+	case float64:
+		return int64(x)
+	case int32:
+		return int64(x)
+	}
+	return 0
+}
+
+// runOptions let a caller follow its own search.
+type runOptions struct {
+	// onUpdate is called from a watcher goroutine as the search grows, at
+	// most once per interval, with the snapshot and the new events. It is
+	// never called after run returns.
+	onUpdate func(p progress, events []core.Event)
+	// onFinal is called once, after the search returned and before run
+	// does, with the final snapshot and the events onUpdate has not seen.
+	onFinal  func(p progress, events []core.Event)
+	interval time.Duration
+	via      string // "mcp" or "openai", for metrics
+}
+
+// enter counts a running search; it fails once the server is closing.
+func (s *Server) enter() bool {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.runN++
+	return true
+}
+
+func (s *Server) leave() {
+	s.runMu.Lock()
+	s.runN--
+	if s.runN == 0 && s.closing && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+	s.runMu.Unlock()
+}
+
+// waitIdle marks the server closing and waits for running searches.
+func (s *Server) waitIdle() {
+	s.runMu.Lock()
+	s.closing = true
+	if s.runN == 0 {
+		s.runMu.Unlock()
+		return
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	ch := s.idle
+	s.runMu.Unlock()
+	<-ch
+}
+
+// run solves task on eng, following it as ro asks. The search ends with
+// ctx or with the server.
+func (s *Server) run(ctx context.Context, eng *core.Engine, task core.Task, ro runOptions) (core.Result, error) {
+	if !s.enter() {
+		return core.Result{}, errShuttingDown
+	}
+	defer s.leave()
+	ctx, cancel := s.detach(ctx)
+	defer cancel()
+	if ro.interval <= 0 {
+		ro.interval = 100 * time.Millisecond
+	}
+	var (
+		mu     sync.Mutex
+		w      *watcher
+		done   = make(chan struct{})
+		exited = make(chan struct{})
+	)
+	follow := ro.onUpdate != nil || ro.onFinal != nil
+	if follow {
+		eng = eng.WithOnStart(func(id string, t core.Task, tr *core.Tracer) {
+			mu.Lock()
+			w = newWatcher(id, tr, t.Limits.LLMCalls)
+			mu.Unlock()
+			if ro.onUpdate == nil {
+				close(exited)
+				return
+			}
+			go func() {
+				defer close(exited)
+				for {
+					select {
+					case <-done:
+						return
+					case <-tr.Changed():
+					}
+					evs := w.advance()
+					if len(evs) > 0 {
+						ro.onUpdate(w.snap, evs)
+					}
+					select {
+					case <-done:
+						return
+					case <-time.After(ro.interval):
+					}
+				}
+			}()
+		})
+	}
+	s.metrics.active.Inc()
+	start := time.Now()
+	res, err := eng.Solve(ctx, task)
+	s.metrics.active.Dec()
+	close(done)
+	mu.Lock()
+	started := w
+	mu.Unlock()
+	if started != nil {
+		<-exited
+		evs := started.advance()
+		if ro.onFinal != nil {
+			ro.onFinal(started.snap, evs)
+		}
+	}
+	if err == nil {
+		s.metrics.observeSolve(ro.via, res, time.Since(start))
+	}
+	return res, err
+}
+
+// problemTask builds the core task for a request: the pack is detected when
+// not given, and a session's earlier turns are put before the problem.
+func (s *Server) problemTask(req solveArgs) (core.Task, error) {
+	problem := strings.TrimSpace(req.Problem)
+	if problem == "" {
+		return core.Task{}, fmt.Errorf("%w: the problem is empty: pass the question or task to solve", core.ErrInvalidTask)
+	}
+	pack := req.Pack
+	if pack == "" || pack == "auto" {
+		pack = tasks.Detect(problem)
+		if pack == "generic" {
+			pack = s.opts.DefaultPack
+		}
+	}
+	limits, err := req.Budget.limits()
+	if err != nil {
+		return core.Task{}, fmt.Errorf("%w: %v", core.ErrInvalidTask, err)
+	}
+	full := problem
+	if req.Session != "" {
+		if err := validSessionID(req.Session); err != nil {
+			return core.Task{}, fmt.Errorf("%w: %v", core.ErrInvalidTask, err)
+		}
+		if ctxText := s.sess.Context(req.Session); ctxText != "" {
+			full = ctxText + "\n\nProblem: " + problem
+		}
+	}
+	params := core.Params{}
+	for k, v := range req.Params {
+		params[k] = v
+	}
+	return core.Task{
+		Problem: full, Pack: pack, Strategy: req.Strategy, Params: params, Limits: limits,
+		Tools: req.Tools, Collection: req.Collection, Session: req.Session, Model: req.Model, Seed: req.Seed,
+	}, nil
+}

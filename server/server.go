@@ -1,0 +1,302 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	mcpserver "github.com/mark3labs/mcp-go/server"
+	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/traces"
+)
+
+// Ingester adds documents to the document store (ingest_documents).
+type Ingester interface {
+	Ingest(ctx context.Context, req IngestRequest) (IngestResult, error)
+}
+
+// IngestRequest names documents to add to a collection: files, folders or
+// globs on the server's file system, and texts given inline.
+type IngestRequest struct {
+	Collection string       `json:"collection,omitempty"`
+	Paths      []string     `json:"paths,omitempty"`
+	Texts      []IngestText `json:"texts,omitempty"`
+}
+
+// IngestText is one document given inline.
+type IngestText struct {
+	// Name names the document (its source); its extension picks the reader
+	// (.md, .txt, .html). Default "text-N.txt".
+	Name string `json:"name,omitempty"`
+	Text string `json:"text"`
+}
+
+// IngestResult says what happened to each document.
+type IngestResult struct {
+	Collection string        `json:"collection"`
+	Added      int           `json:"added"`
+	Updated    int           `json:"updated"`
+	Unchanged  int           `json:"unchanged"`
+	Skipped    int           `json:"skipped"`
+	Chunks     int           `json:"chunks"`
+	Documents  []IngestedDoc `json:"documents"`
+}
+
+// IngestedDoc is the outcome for one document.
+type IngestedDoc struct {
+	Source string `json:"source"`
+	Status string `json:"status"` // added, updated, unchanged, skipped, failed
+	Reason string `json:"reason,omitempty"`
+	Chunks int    `json:"chunks,omitempty"`
+}
+
+// Options configure a Server. Engine is required; every other field may be
+// left zero.
+type Options struct {
+	// Engine runs searches. Its policy may be nil: MCP clients that support
+	// sampling then lend their own model, and everything else is told how
+	// to configure an LLM endpoint.
+	Engine *core.Engine
+	// Traces serves get_trace and the trace resources (nil: not available).
+	Traces *traces.Store
+	// Retriever serves search_documents; Ingester serves ingest_documents.
+	// Nil: the tools answer that no document store is configured.
+	Retriever core.Retriever
+	Ingester  Ingester
+	// Config is the server section of Ponder's configuration (zero value:
+	// config.Default().Server).
+	Config config.Server
+	// DefaultPack is the task pack used when a problem's kind is not
+	// detected (default "generic"); DefaultStrategy is the engine's default
+	// strategy, reported to clients (default "cot").
+	DefaultPack     string
+	DefaultStrategy string
+	// UpstreamModel is the configured upstream model name; Models, when
+	// set, lists the endpoint's models for /v1/models (cached a minute).
+	UpstreamModel string
+	Models        func(ctx context.Context) ([]string, error)
+	// UI is the web trace viewer, mounted at /ui/ (nil: /ui/ says it is
+	// not available).
+	UI http.Handler
+	// Version is reported in MCP's serverInfo and /healthz.
+	Version string
+	Logger  zerolog.Logger
+}
+
+// Server is Ponder's MCP and OpenAI-compatible server. It is safe for
+// concurrent use; Close (or the end of Serve's context) cancels every
+// running search.
+type Server struct {
+	opts    Options
+	cfg     config.Server
+	log     zerolog.Logger
+	engine  *core.Engine
+	mcp     *mcpserver.MCPServer
+	stream  *mcpserver.StreamableHTTPServer
+	handler http.Handler
+	metrics *metrics
+	sess    *sessions
+	limiter *rateLimiter
+	models  *modelCache
+
+	// base is the parent of every search: cancelled by Close.
+	base       context.Context
+	cancelBase context.CancelFunc
+	runMu      sync.Mutex
+	runN       int
+	closing    bool
+	idle       chan struct{}
+
+	// exchanges tracks in-flight MCP tool calls over HTTP, so that a
+	// cancelled one gets no response, and deliveries tracks which progress
+	// notifications reached the wire.
+	exchanges  *exchanges
+	deliveries *deliveries
+	samplers   sync.Map // MCP session id -> chan struct{} (sampling slots)
+
+	closeOnce sync.Once
+}
+
+// New builds a Server.
+func New(opts Options) (*Server, error) {
+	if opts.Engine == nil {
+		return nil, errors.New("server: Options.Engine is required")
+	}
+	cfg := opts.Config
+	def := config.Default().Server
+	if cfg.Addr == "" {
+		cfg.Addr = def.Addr
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = def.MaxBodyBytes
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = def.SessionTTL
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = def.MaxSessions
+	}
+	if cfg.SessionMaxTurns <= 0 {
+		cfg.SessionMaxTurns = def.SessionMaxTurns
+	}
+	if cfg.SessionMaxBytes <= 0 {
+		cfg.SessionMaxBytes = def.SessionMaxBytes
+	}
+	if cfg.SamplingConcurrency <= 0 {
+		cfg.SamplingConcurrency = def.SamplingConcurrency
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = def.ShutdownTimeout
+	}
+	if opts.DefaultPack == "" {
+		opts.DefaultPack = "generic"
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	hosts, err := newHostPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	base, cancel := context.WithCancel(context.Background())
+	sess := newSessions(cfg.MaxSessions, cfg.SessionMaxTurns, cfg.SessionMaxBytes, cfg.SessionTTL)
+	s := &Server{
+		opts:       opts,
+		cfg:        cfg,
+		log:        opts.Logger,
+		engine:     opts.Engine,
+		metrics:    newMetrics(sess.Len),
+		sess:       sess,
+		limiter:    newRateLimiter(cfg.RateLimit, cfg.RateBurst),
+		base:       base,
+		cancelBase: cancel,
+		exchanges:  newExchanges(),
+		deliveries: newDeliveries(),
+	}
+	s.models = &modelCache{fetch: opts.Models, fallback: opts.UpstreamModel, ttl: time.Minute}
+	s.mcp = s.newMCPServer()
+	s.stream = mcpserver.NewStreamableHTTPServer(s.mcp,
+		mcpserver.WithEndpointPath("/mcp"),
+		mcpserver.WithStateful(true),
+		mcpserver.WithSessionIdleTTL(cfg.SessionTTL),
+		// Host and Origin are checked by our own middleware, for every
+		// route and every bind address, before mcp-go sees the request.
+		mcpserver.WithDisableLocalhostProtection(true),
+		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
+			return context.WithValue(ctx, transportKey{}, transportHTTP)
+		}),
+		mcpserver.WithStreamableHTTPLogger(slogFor(s.log)),
+	)
+	s.handler = s.routes(hosts)
+	return s, nil
+}
+
+// Handler returns the HTTP handler: /mcp, /v1/chat/completions,
+// /v1/models, /healthz, /metrics and /ui/, behind the Host, Origin, token,
+// body size and rate checks.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves HTTP on ln until ctx ends, then shuts down: running searches
+// are cancelled (each request still gets the best answer found so far) and
+// Serve waits for their responses, up to the configured shutdown timeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          stdLogFor(s.log),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	// Cancel the searches first: handlers answer with the best answer so
+	// far, then the HTTP server drains.
+	s.cancelBase()
+	s.stream.CloseSessions(sctx)
+	err := hs.Shutdown(sctx)
+	<-errc
+	s.Close()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return nil
+}
+
+// ServeStdio serves MCP over in and out (newline-delimited JSON-RPC) until
+// in ends or ctx is cancelled; running searches are then cancelled. Nothing
+// else may write to out.
+func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	t := newStdioTransport(in, out, s.cfg.MaxBodyBytes)
+	ss := mcpserver.NewStdioServer(s.mcp)
+	ss.SetErrorLogger(stdLogFor(s.log))
+	mcpserver.WithWorkerPoolSize(32)(ss)
+	ss.SetContextFunc(func(ctx context.Context) context.Context {
+		ctx = context.WithValue(ctx, transportKey{}, transportStdio)
+		return context.WithValue(ctx, stdioKey{}, t)
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.base, cancel)
+	defer stop()
+	err := ss.Listen(ctx, t.reader(), t.writer())
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// Close cancels every running search and waits for them to return.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancelBase()
+		s.waitIdle()
+		s.sess.Close()
+	})
+	return nil
+}
+
+// Done is closed when the server begins shutting down (for the trace
+// viewer's event streams).
+func (s *Server) Done() <-chan struct{} { return s.base.Done() }
+
+// detach returns a context that carries ctx's values and ends with ctx or
+// with the server.
+func (s *Server) detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.base, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+type transportKind string
+
+const (
+	transportHTTP  transportKind = "http"
+	transportStdio transportKind = "stdio"
+)
+
+type transportKey struct{}
+
+func transportOf(ctx context.Context) transportKind {
+	if t, ok := ctx.Value(transportKey{}).(transportKind); ok {
+		return t
+	}
+	return "inprocess"
+}
