@@ -13,10 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -218,6 +220,9 @@ func Load(path string, environ []string) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("config file: %w", err)
 		}
+		if b, err = durationsToNanos(b); err != nil {
+			return c, fmt.Errorf("config file %s: %v", path, err)
+		}
 		if err := yaml.UnmarshalStrict(b, &c); err != nil {
 			return c, fmt.Errorf("config file %s: %v", path, err)
 		}
@@ -232,6 +237,109 @@ func Load(path string, environ []string) (Config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// durationsToNanos rewrites duration strings ("30s") in a YAML or JSON
+// config file as the nanoseconds time.Duration unmarshals from, in place,
+// so every other value is read exactly as written. A setting that is not a
+// duration is an error naming it.
+func durationsToNanos(b []byte) ([]byte, error) {
+	var root yamlv3.Node
+	if err := yamlv3.Unmarshal(b, &root); err != nil || len(root.Content) == 0 {
+		return b, nil // UnmarshalStrict reports a malformed file
+	}
+	var edits []durationEdit
+	if err := durationsIn(reflect.TypeOf(Config{}), root.Content[0], "", &edits); err != nil {
+		return nil, err
+	}
+	if len(edits) == 0 {
+		return b, nil
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	sort.Slice(edits, func(i, j int) bool {
+		if edits[i].line != edits[j].line {
+			return edits[i].line > edits[j].line
+		}
+		return edits[i].col > edits[j].col
+	})
+	for _, e := range edits {
+		if e.line < 1 || e.line > len(lines) {
+			continue
+		}
+		l := lines[e.line-1]
+		// Columns count characters; find the byte offset.
+		off, n := len(l), 0
+		for i := range l {
+			if n == e.col-1 {
+				off = i
+				break
+			}
+			n++
+		}
+		if off+e.length > len(l) {
+			continue
+		}
+		lines[e.line-1] = l[:off] + e.text + l[off+e.length:]
+	}
+	return []byte(strings.Join(lines, "")), nil
+}
+
+type durationEdit struct {
+	line, col, length int
+	text              string
+}
+
+func durationsIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]durationEdit) error {
+	if n.Kind == yamlv3.AliasNode && n.Alias != nil {
+		return nil
+	}
+	if t == reflect.TypeOf(time.Duration(0)) {
+		if n.Kind != yamlv3.ScalarNode || n.Tag != "!!str" {
+			return nil
+		}
+		d, err := time.ParseDuration(n.Value)
+		if err != nil {
+			return fmt.Errorf("%s: want a duration like 30s, got %q", at, n.Value)
+		}
+		length := len(n.Value)
+		if n.Style&(yamlv3.DoubleQuotedStyle|yamlv3.SingleQuotedStyle) != 0 {
+			length += 2
+		}
+		*edits = append(*edits, durationEdit{line: n.Line, col: n.Column, length: length, text: strconv.FormatInt(int64(d), 10)})
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return durationsIn(t.Elem(), n, at, edits)
+	case reflect.Slice:
+		if n.Kind == yamlv3.SequenceNode {
+			for i, c := range n.Content {
+				if err := durationsIn(t.Elem(), c, fmt.Sprintf("%s[%d]", at, i), edits); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Struct:
+		if n.Kind != yamlv3.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			for j := 0; j < t.NumField(); j++ {
+				f := t.Field(j)
+				if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name == key && name != "" {
+					path := key
+					if at != "" {
+						path = at + "." + key
+					}
+					if err := durationsIn(f.Type, n.Content[i+1], path, edits); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func applyEnv(v reflect.Value, env map[string]string) error {
