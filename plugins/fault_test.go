@@ -293,3 +293,62 @@ func TestNoOrphans(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthCheckKillsWedgedPlugin: a plugin that stops answering between
+// calls (here: SIGSTOP) fails its health check, is killed, and the next
+// call restarts it.
+func TestHealthCheckKillsWedgedPlugin(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}, HealthInterval: 100 * time.Millisecond, CallTimeout: 300 * time.Millisecond})
+	if _, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.Plugin("echo")
+	pid := p.Status().PID
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Status().State != StateCrashed {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("wedged plugin still %s", p.Status().State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitGone(t, pid)
+	if res, err := callEcho(t, m, "echo", `{"text":"back"}`); err != nil || res.Text != "back" {
+		t.Fatalf("after the health check: %+v, %v", res, err)
+	}
+}
+
+// TestEagerStartAndRestart: eager plugins run before any call, and one
+// killed from outside is restarted in the background.
+func TestEagerStartAndRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}, Eager: true, HealthInterval: 100 * time.Millisecond})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.Plugin("echo")
+	st := p.Status()
+	if st.State != StateRunning || st.Starts != 1 {
+		t.Fatalf("after Start: %+v", st)
+	}
+	syscall.Kill(st.PID, syscall.SIGKILL)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		now := p.Status()
+		if now.State == StateRunning && now.Starts == 2 && now.PID != st.PID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not restarted: %+v", now)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
@@ -129,5 +134,73 @@ func TestPluginsBadInput(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Plugins) != 0 || list.Dirs[0] != bins {
 		t.Errorf("list --plugin-dir: %v %s", err, r.stdout)
+	}
+}
+
+// childPIDs lists the children of pid (from /proc).
+func childPIDs(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// TestServeStopsPluginsOnSIGTERM: `ponder serve` with eager plugins leaves
+// no plugin process behind when it is stopped with SIGTERM.
+func TestServeStopsPluginsOnSIGTERM(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("needs /proc")
+	}
+	bins := exampleBins(t)
+	data := t.TempDir()
+	env := []string{"PONDER_DATA_DIR=" + data}
+	if r := runPonder(t, "", env, "plugins", "install", filepath.Join(bins, "wordcount")); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	cmd := exec.Command(ponderBin, "serve", "--addr", "127.0.0.1:0")
+	cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+data, "PONDER_PLUGIN_START=eager", "PONDER_LOG_LEVEL=warn")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var kids []int
+	deadline := time.Now().Add(10 * time.Second)
+	for len(kids) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no plugin child started\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+		kids = kids[:0]
+		for _, pid := range childPIDs(cmd.Process.Pid) {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), "wordcount") {
+				kids = append(kids, pid)
+			}
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	for _, pid := range kids {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil || strings.Fields(string(b))[2] == "Z" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("plugin %d outlived ponder serve", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
