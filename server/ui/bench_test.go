@@ -75,8 +75,9 @@ func bigTrace(n int, seed uint64) *core.Trace {
 // BenchmarkRender10k measures how long headless Chromium takes to show a
 // 10,000-node trace: fetch, parse, layout and draw, up to the next painted
 // frame (render-ms is the page's own measure, from navigation start).
-// "all" draws every node; "auto" is what a user first sees (collapsed by
-// depth to about 2,500 nodes).
+// "all" draws every node, zoomed out to show them all; "auto" is what a
+// user first sees (collapsed by depth to about 2,500 nodes, the part around
+// the root drawn at a readable size).
 func BenchmarkRender10k(b *testing.B) {
 	st, err := traces.Open(b.TempDir(), 10, nil)
 	if err != nil {
@@ -94,7 +95,7 @@ func BenchmarkRender10k(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			depth := ""
 			if mode == "all" {
-				depth = "&depth=all"
+				depth = "&depth=all&fit=all"
 			}
 			var total float64
 			i := 0

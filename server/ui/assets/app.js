@@ -153,6 +153,7 @@
       S.selected = keep.sel; S.collapsed = keep.col; S.expanded = keep.exp; S.subsOpen = keep.subs;
       S.depthLimit = keep.depth; S.view = keep.view; S.userMoved = keep.moved;
     } else {
+      S.fitWhole = hashParams().get('fit') === 'all';
       const want = hashParams().get('depth');
       if (want === 'all') S.depthLimit = Infinity;
       else if (want && +want > 0) S.depthLimit = +want;
@@ -372,14 +373,14 @@
     return { x0, x1, y0, y1 };
   }
   // fit sets the view to show every shown node, and draws unless told not.
-  function fit(draw = true) {
+  function fit(draw = true, whole = false) {
     if (S.dirty) layout();
     if (!S.shown.length) return;
     const b = bounds();
     const W = svg().clientWidth || 800, H = svg().clientHeight || 400;
     const w = b.x1 - b.x0 + 260, h = b.y1 - b.y0 + 60;
     const s = Math.min(1.4, Math.min(W / w, H / h));
-    if (s >= MIN_FIT) {
+    if (s >= MIN_FIT || whole || S.fitWhole) {
       S.view = { s, tx: 30 - b.x0 * s + Math.max(0, (W - w * s) / 2), ty: 30 - b.y0 * s + Math.max(0, (H - h * s) / 2) };
     } else {
       // Too tall to show whole and still tell nodes apart: show the
@@ -528,7 +529,7 @@
     const tag = (e.target && e.target.tagName) || '';
     if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA') return;
     if (e.key === '/') { e.preventDefault(); $('search').focus(); return; }
-    if (e.key === 'f' || e.key === 'F') { S.userMoved = true; fit(); return; }
+    if (e.key === 'f' || e.key === 'F') { S.userMoved = true; fit(true, true); return; }
     if (e.key === '+' || e.key === '=') { zoomCentre(1.25); return; }
     if (e.key === '-' || e.key === '_') { zoomCentre(0.8); return; }
     const n = S.selected && S.nodes.get(S.selected);
@@ -1080,14 +1081,30 @@
       fit(true);
       if (S.selected) showNode(S.selected);
     });
-    $('fit').addEventListener('click', () => { S.userMoved = true; fit(true); });
+    $('fit').addEventListener('click', () => { S.userMoved = true; fit(true, true); });
     $('zoom-in').addEventListener('click', () => zoomCentre(1.25));
     $('zoom-out').addEventListener('click', () => zoomCentre(0.8));
     document.addEventListener('keydown', keyNav);
   }
 
+  // A browser keeps at most six connections to a server over HTTP/1.1, for
+  // all its tabs together, and each open viewer holds one or two streams:
+  // hidden and closed pages let theirs go, and catch up when shown again.
+  function pauseStreams() {
+    if (S.runsES) { S.runsES.close(); S.runsES = null; }
+    if (S.es) { S.es.close(); S.es = null; }
+    $('conn').textContent = 'paused'; $('conn').className = 'conn off';
+  }
+  function resumeStreams() {
+    if (!S.runsES) connectRuns();
+    if (S.runId && S.trace && S.trace.status === 'running' && !S.es) openRun(S.runId);
+  }
+
   function start() {
     initTree(); initTimeline(); initRuns(); initToolbar();
+    document.addEventListener('visibilitychange', () => (document.hidden ? pauseStreams() : resumeStreams()));
+    window.addEventListener('pagehide', pauseStreams);
+    window.addEventListener('pageshow', (e) => { if (e.persisted) resumeStreams(); });
     const p = hashParams();
     if (p.get('run')) { S.follow = false; $('follow').checked = false; openRun(p.get('run'), p.get('node') || undefined); }
     connectRuns();
