@@ -352,3 +352,26 @@ func TestEagerStartAndRestart(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRestartBackoff: the first restart is immediate; after a second crash
+// in a row calls fail at once (naming the wait) until the backoff passed.
+func TestRestartBackoff(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	for i := range 2 {
+		if _, err := callEcho(t, m, "echo", `{"crash":true}`); err == nil {
+			t.Fatalf("crash %d: no error", i)
+		}
+	}
+	start := time.Now()
+	_, err := callEcho(t, m, "echo", `{"text":"too soon"}`)
+	if !errors.Is(err, sdk.ErrUnavailable) || !strings.Contains(err.Error(), "next start in") || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("within the backoff: %v after %s", err, time.Since(start))
+	}
+	time.Sleep(backoff(2))
+	if res, err := callEcho(t, m, "echo", `{"text":"later"}`); err != nil || res.Text != "later" {
+		t.Fatalf("after the backoff: %+v, %v", res, err)
+	}
+}

@@ -100,48 +100,33 @@ func backoff(n int) time.Duration {
 }
 
 // Remote returns a connection to the running plugin, starting it (again)
-// when needed.
+// when needed. Within the backoff after a crash or a failed start it
+// fails at once, saying when the next start will be tried, rather than
+// holding the caller.
 func (p *Process) Remote(ctx context.Context) (*sdk.Remote, error) {
-	for {
-		p.mu.Lock()
-		switch p.state {
-		case StateClosed:
-			p.mu.Unlock()
-			return nil, fmt.Errorf("plugin %s: ponder is shutting down", p.m.Name)
-		case StateDisabled:
-			err := p.lastErr
-			p.mu.Unlock()
-			return nil, err
-		case StateRunning:
-			if !p.client.Exited() {
-				r := p.remote
-				p.mu.Unlock()
-				return r, nil
-			}
-			p.noteCrashLocked(p.remote, errors.New("the plugin process exited"))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.state {
+	case StateClosed:
+		return nil, fmt.Errorf("plugin %s: ponder is shutting down", p.m.Name)
+	case StateDisabled:
+		return nil, p.lastErr
+	case StateRunning:
+		if !p.client.Exited() {
+			return p.remote, nil
 		}
-		wait := time.Duration(0)
-		if p.crashes > 0 {
-			wait = backoff(p.crashes) - time.Since(p.lastCrash)
-		}
-		if wait <= 0 {
-			err := p.startLocked(ctx)
-			r := p.remote
-			p.mu.Unlock()
-			if err != nil {
-				return nil, err
-			}
-			return r, nil
-		}
-		p.mu.Unlock()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("plugin %s: waiting %s to restart after a crash: %w", p.m.Name, wait.Round(time.Millisecond), ctx.Err())
-		case <-t.C:
+		p.noteCrashLocked(p.remote, errors.New("the plugin process exited"))
+	}
+	if p.crashes > 0 {
+		if wait := backoff(p.crashes) - time.Since(p.lastCrash); wait > 0 {
+			return nil, fmt.Errorf("plugin %s: %w: %d failures in a row (last: %v); next start in %s",
+				p.m.Name, sdk.ErrUnavailable, p.crashes, p.lastErr, wait.Round(time.Millisecond))
 		}
 	}
+	if err := p.startLocked(ctx); err != nil {
+		return nil, err
+	}
+	return p.remote, nil
 }
 
 // startLocked starts the plugin process; p.mu is held.
