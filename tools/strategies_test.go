@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -430,6 +431,47 @@ func TestUnitTestVerifier(t *testing.T) {
 	}
 	if _, err := (evaluator.UnitTest{}).Evaluate(context.Background(), core.EvalRequest{Task: task, Path: []core.Node{{Content: "print(1)"}}}); !errors.Is(err, evaluator.ErrNoSandbox) {
 		t.Errorf("without a sandbox: %v", err)
+	}
+}
+
+// TestTracesMatchSchema checks PAL and ReAct traces against
+// docs/trace.schema.json.
+func TestTracesMatchSchema(t *testing.T) {
+	t.Parallel()
+	box, _ := toolbox(t)
+	b, err := os.ReadFile("../docs/trace.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch, err := tools.CompileSchema(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tools.ValidateArgs(sch, json.RawMessage(`{"schema":5}`)) == nil {
+		t.Fatal("the trace schema accepts anything")
+	}
+	url := toolstest.StartLLM(t, func(r toolstest.Request) toolstest.Reply {
+		if _, ok := tasks.ParsePALPrompt(convert(r)); ok {
+			return toolstest.Text("```python\nprint(6 * 7)\n```")
+		}
+		if r.LastToolResult() != "" {
+			return toolstest.Text(`\boxed{42}`)
+		}
+		return toolstest.Call("calc", `{"expression":"6*7"}`)
+	})
+	eng := newEngine(t, url, box, nil)
+	for _, task := range []core.Task{{Problem: "6*7?", Strategy: "pal"}, {Problem: "6*7?", Strategy: "react", Tools: []string{"calc"}}} {
+		res, err := eng.Solve(context.Background(), task)
+		if err != nil || res.Answer != "42" {
+			t.Fatalf("%s: %+v %v", task.Strategy, res, err)
+		}
+		raw, err := json.Marshal(res.Trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tools.ValidateArgs(sch, raw); err != nil {
+			t.Errorf("%s trace: %v", task.Strategy, err)
+		}
 	}
 }
 

@@ -185,7 +185,7 @@ func (s pal) sample(ctx context.Context, env *core.Env, idx int, reply string, u
 		if err != nil {
 			return err
 		}
-		env.Tracer.Record("program", []core.NodeID{call, result}, map[string]any{"answer": node.Answer, "is_error": res.IsError})
+		env.Tracer.Record(core.OpInfo, []core.NodeID{call, result}, map[string]any{"program_answer": node.Answer, "is_error": res.IsError})
 		if node.Answer != "" || attempt >= s.repair {
 			return nil
 		}
