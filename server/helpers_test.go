@@ -51,6 +51,7 @@ func newEnv(t testing.TB, eo envOptions) *env {
 	}
 	e := &env{}
 	var policy core.Policy
+	var models func(context.Context) ([]string, error)
 	if !eo.noLLM {
 		if eo.policy != nil {
 			policy = eo.policy
@@ -61,6 +62,7 @@ func newEnv(t testing.TB, eo envOptions) *env {
 				t.Fatal(err)
 			}
 			policy = c
+			models = c.Models
 		}
 	}
 	st, err := traces.Open(t.TempDir(), 100, nil)
@@ -81,7 +83,7 @@ func newEnv(t testing.TB, eo envOptions) *env {
 	if eo.cfg != nil {
 		eo.cfg(&cfg)
 	}
-	o := Options{Engine: eng, Traces: st, Config: cfg, UpstreamModel: "ponder-sim", Version: "test"}
+	o := Options{Engine: eng, Traces: st, Config: cfg, UpstreamModel: "ponder-sim", Models: models, Version: "test"}
 	if eo.opts != nil {
 		eo.opts(&o)
 	}

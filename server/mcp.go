@@ -213,6 +213,13 @@ func jsonTypeName(kind string) string {
 	return kind
 }
 
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 func toolError(format string, a ...any) *mcp.CallToolResult {
 	return mcp.NewToolResultError(fmt.Sprintf(format, a...))
 }
@@ -313,7 +320,7 @@ func (r solveResult) text() string {
 		b.WriteString("No answer was found.\n")
 	}
 	if len(r.BestPath) > 0 {
-		fmt.Fprintf(&b, "\nBest reasoning path (%d steps):\n", len(r.BestPath))
+		fmt.Fprintf(&b, "\nBest reasoning path (%s):\n", plural(len(r.BestPath), "step"))
 		budget := 24000
 		for i, st := range r.BestPath {
 			line := strings.TrimSpace(st.Content)

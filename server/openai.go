@@ -628,6 +628,9 @@ func (s *Server) modelIDs(ctx context.Context) []string {
 	var out []string
 	for _, m := range s.models.get(ctx) {
 		out = append(out, m)
+		if strings.Contains(strings.ToLower(m), "embed") {
+			continue // an embedding model cannot reason
+		}
 		for _, st := range strategies {
 			out = append(out, st+":"+m)
 		}

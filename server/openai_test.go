@@ -1,0 +1,350 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/llm/sim"
+)
+
+func (e *env) openai() *openai.Client {
+	cfg := openai.DefaultConfig("unused")
+	cfg.BaseURL = e.ts.URL + "/v1"
+	return openai.NewClientWithConfig(cfg)
+}
+
+// searchStrategy is MCTS when it is registered, else best-of-n: both
+// search and score.
+func searchStrategy(e *env) string {
+	if _, err := e.srv.engine.Registry().Strategy("mcts"); err == nil {
+		return "mcts"
+	}
+	return "best-of-n"
+}
+
+func traceUsage(t *testing.T, e *env, ids ...string) core.Usage {
+	t.Helper()
+	var u core.Usage
+	for _, id := range ids {
+		tr, err := e.traces.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u = u.Add(tr.Usage)
+	}
+	return u
+}
+
+func TestChatCompletionWithOpenAIClient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	resp, err := e.openai().CreateChatCompletion(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
+		Model:    "self-consistency:ponder-sim",
+		Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "What is 17 * 23?"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Model != "self-consistency:ponder-sim" || len(resp.Choices) != 1 || resp.Choices[0].Message.Content == "" ||
+		resp.Choices[0].FinishReason != "stop" || resp.Choices[0].Message.ReasoningContent == "" {
+		t.Fatalf("response: %+v", resp)
+	}
+	// usage sums every internal call of the search.
+	l := e.traces.List()
+	if len(l) != 1 {
+		t.Fatalf("want one trace, got %v", l)
+	}
+	u := traceUsage(t, e, l[0].ID)
+	if int64(resp.Usage.PromptTokens) != u.PromptTokens || int64(resp.Usage.CompletionTokens) != u.CompletionTokens ||
+		resp.Usage.TotalTokens != resp.Usage.PromptTokens+resp.Usage.CompletionTokens || u.LLMCalls < 2 {
+		t.Fatalf("usage %+v, trace says %+v", resp.Usage, u)
+	}
+	var raw struct {
+		Ponder struct {
+			Choices []choiceTrace `json:"choices"`
+		} `json:"ponder"`
+	}
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"self-consistency:ponder-sim","messages":[{"role":"user","content":"What is 17 * 23?"}],"ponder":{"params":{"k":4}}}`, 200)
+	if err := json.Unmarshal([]byte(body), &raw); err != nil || len(raw.Ponder.Choices) != 1 {
+		t.Fatalf("%v %s", err, body)
+	}
+	if c := raw.Ponder.Choices[0]; c.Strategy != "self-consistency" || c.LLMCalls != 4 {
+		t.Fatalf("the model name and ponder.params did not reach the search: %+v", c)
+	}
+}
+
+func postJSON(t *testing.T, url, body string, want int) string {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("status %d, want %d: %s", resp.StatusCode, want, b)
+	}
+	return string(b)
+}
+
+func TestChatStreamWithOpenAIClient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sim: sim.Options{Latency: 5 * time.Millisecond}})
+	strategy := searchStrategy(e)
+	stream, err := e.openai().CreateChatCompletionStream(ctxTimeout(t, 60*time.Second), openai.ChatCompletionRequest{
+		Model:         strategy + ":ponder-sim",
+		Messages:      []openai.ChatCompletionMessage{{Role: "user", Content: gsm8kProblem}},
+		Stream:        true,
+		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	var reasoning, content strings.Builder
+	var order []string
+	var finish openai.FinishReason
+	var usage *openai.Usage
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if chunk.Usage != nil {
+			usage = chunk.Usage
+		}
+		for _, ch := range chunk.Choices {
+			if ch.Delta.ReasoningContent != "" {
+				reasoning.WriteString(ch.Delta.ReasoningContent)
+				order = append(order, "reasoning")
+			}
+			if ch.Delta.Content != "" {
+				content.WriteString(ch.Delta.Content)
+				order = append(order, "content")
+			}
+			if ch.FinishReason != "" {
+				finish = ch.FinishReason
+				order = append(order, "finish")
+			}
+		}
+	}
+	t.Logf("strategy %s: %d chunks; answer %q", strategy, len(order), content.String())
+	if len(order) < 3 || order[0] != "reasoning" || order[len(order)-1] != "finish" || content.Len() == 0 {
+		t.Fatalf("want search progress, then the answer, then finish; got %v", order)
+	}
+	if !strings.Contains(reasoning.String(), "nodes") || !strings.Contains(reasoning.String(), "LLM calls") {
+		t.Fatalf("progress lacks the search status: %q", reasoning.String())
+	}
+	if finish != "stop" || usage == nil || usage.TotalTokens == 0 {
+		t.Fatalf("finish %q usage %+v", finish, usage)
+	}
+	l := e.traces.List()
+	if len(l) != 1 || l[0].Answer != content.String() {
+		t.Fatalf("streamed answer %q, trace %+v", content.String(), l)
+	}
+	if u := traceUsage(t, e, l[0].ID); int64(usage.PromptTokens) != u.PromptTokens || int64(usage.CompletionTokens) != u.CompletionTokens {
+		t.Fatalf("streamed usage %+v, trace %+v", usage, u)
+	}
+}
+
+func TestChatNChoicesSumUsage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"self-consistency:ponder-sim","n":3,
+		"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"What is 17 * 23?"}],
+		"ponder":{"params":{"k":2},"budget":{"llm_calls":5}}}`, 200)
+	var resp struct {
+		Choices []struct {
+			Index   int `json:"index"`
+			Message struct{ Content string }
+		}
+		Usage  usageJSON
+		Ponder struct{ Choices []choiceTrace }
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Choices) != 3 || len(resp.Ponder.Choices) != 3 {
+		t.Fatalf("want 3 choices: %s", body)
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for i, c := range resp.Ponder.Choices {
+		if c.Index != i || seen[c.TraceID] || c.LLMCalls != 2 {
+			t.Fatalf("choice %d: %+v", i, c)
+		}
+		seen[c.TraceID] = true
+		ids = append(ids, c.TraceID)
+	}
+	u := traceUsage(t, e, ids...)
+	if resp.Usage.PromptTokens != u.PromptTokens || resp.Usage.CompletionTokens != u.CompletionTokens || u.LLMCalls != 6 {
+		t.Fatalf("usage %+v is not the sum over the 3 searches %+v", resp.Usage, u)
+	}
+	tr, _ := e.traces.Get(ids[0])
+	if !strings.HasPrefix(tr.Problem, "Instructions: Be brief.") || !strings.HasSuffix(tr.Problem, "Problem: What is 17 * 23?") {
+		t.Fatalf("conversation problem: %q", tr.Problem)
+	}
+}
+
+func TestChatBudgetStopsTheSearch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"self-consistency","messages":[{"role":"user","content":"What is 17 * 23?"}],
+		"ponder":{"params":{"k":6},"budget":{"llm_calls":2}}}`, 200)
+	if !strings.Contains(body, `"finish_reason":"length"`) || !strings.Contains(body, `"stopped_reason":"budget"`) {
+		t.Fatalf("a search stopped by its budget: %s", body)
+	}
+}
+
+func TestChatBadRequests(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	user := `"messages":[{"role":"user","content":"hi"}]`
+	tests := []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"malformed JSON", `{"model":`, 400, "not a valid chat completion request"},
+		{"wrong type", `{"model":5,` + user + `}`, 400, "model must be a string"},
+		{"no model", `{` + user + `}`, 400, "model is required"},
+		{"no messages", `{"model":"cot","messages":[]}`, 400, "messages is empty"},
+		{"last not user", `{"model":"cot","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}`, 400, "last message must be from the user"},
+		{"bad role", `{"model":"cot","messages":[{"role":"wizard","content":"a"},{"role":"user","content":"b"}]}`, 400, "role"},
+		{"image", `{"model":"cot","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "only text parts"},
+		{"text parts", `{"model":"cot","messages":[{"role":"user","content":[{"type":"text","text":"What is 2+2?"}]}]}`, 200, "chat.completion"},
+		{"n too big", `{"model":"cot","n":17,` + user + `}`, 400, "n must be between 1 and 16"},
+		{"tools", `{"model":"cot","tools":[{"type":"function","function":{"name":"f"}}],` + user + `}`, 400, "function calling"},
+		{"unknown ponder field", `{"model":"cot",` + user + `,"ponder":{"parms":{}}}`, 400, "parms"},
+		{"bad strategy param", `{"model":"self-consistency",` + user + `,"ponder":{"params":{"k":"many"}}}`, 400, "want an integer"},
+		{"misspelt strategy", `{"model":"mtcs:ponder-sim",` + user + `}`, 404, "not a strategy"},
+		{"bad session", `{"model":"cot",` + user + `,"ponder":{"session":"a b"}}`, 400, "session id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := postJSON(t, e.ts.URL+"/v1/chat/completions", tt.body, tt.status)
+			if !strings.Contains(body, tt.want) {
+				t.Fatalf("want %q in %s", tt.want, body)
+			}
+			if tt.status != 200 && !strings.Contains(body, `"type":"invalid_request_error"`) {
+				t.Fatalf("not an OpenAI error: %s", body)
+			}
+		})
+	}
+	resp, text := do(t, newReq(t, "GET", e.ts.URL+"/v1/chat/completions", "", nil))
+	if resp.StatusCode != 405 || !strings.Contains(text, "POST") {
+		t.Fatalf("GET: %d %s", resp.StatusCode, text)
+	}
+	resp, _ = do(t, newReq(t, "GET", e.ts.URL+"/v1/embeddings", "", nil))
+	if resp.StatusCode != 404 {
+		t.Fatalf("unknown endpoint: %d", resp.StatusCode)
+	}
+}
+
+func TestChatWithoutLLM(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{noLLM: true})
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[{"role":"user","content":"hi"}]}`, 503)
+	if !strings.Contains(body, "PONDER_LLM_BASE_URL") {
+		t.Fatal(body)
+	}
+}
+
+func TestModels(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	list, err := e.openai().ListModels(ctxTimeout(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, m := range list.Models {
+		ids[m.ID] = true
+	}
+	for _, want := range []string{"ponder-sim", "cot:ponder-sim", "self-consistency:ponder-sim", "best-of-n:ponder-sim", "cot"} {
+		if !ids[want] {
+			t.Errorf("models lack %s: %v", want, ids)
+		}
+	}
+	if ids["cot:ponder-sim-embed"] {
+		t.Error("an embedding model was offered with strategies")
+	}
+	m, err := e.openai().GetModel(ctxTimeout(t, 10*time.Second), "best-of-n:ponder-sim")
+	if err != nil || m.ID != "best-of-n:ponder-sim" {
+		t.Fatalf("get model: %v %+v", err, m)
+	}
+	if _, err := e.openai().GetModel(ctxTimeout(t, 10*time.Second), "nope:nope"); err == nil {
+		t.Fatal("unknown model found")
+	}
+}
+
+func TestParseModel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		name, strategy, upstream string
+		status                   int
+	}{
+		{"self-consistency:qwen2.5-7b-instruct", "self-consistency", "qwen2.5-7b-instruct", 0},
+		{"best-of-n:gpt-4o-mini", "best-of-n", "gpt-4o-mini", 0},
+		{"cot", "cot", "", 0},
+		{"ponder-sim", "", "ponder-sim", 0},
+		{"gpt-4o-mini", "", "gpt-4o-mini", 0},
+		{"cot:qwen2.5:7b", "cot", "qwen2.5:7b", 0},
+		{"qwen2.5:7b", "", "", 404}, // not a strategy, not listed by the endpoint
+		{"cot:", "", "", 400},
+	}
+	for _, tt := range tests {
+		st, up, err := e.srv.parseModel(context.Background(), tt.name)
+		status := 0
+		if err != nil {
+			status = asAPIError(err).status
+		}
+		if diff := cmp.Diff([]any{tt.strategy, tt.upstream, tt.status}, []any{st, up, status}); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+func TestChatStreamDisconnectCancelsSearch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sim: sim.Options{Latency: 100 * time.Millisecond}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", e.ts.URL+"/v1/chat/completions", strings.NewReader(
+		`{"model":"self-consistency","stream":true,"messages":[{"role":"user","content":"What is 17 * 23?"}],"ponder":{"params":{"k":40},"budget":{"llm_calls":40}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "reasoning_content") {
+			break
+		}
+	}
+	cancel()
+	resp.Body.Close()
+	waitFor(t, 5*time.Second, "the search to be cancelled", func() bool {
+		l := e.traces.List()
+		return len(l) == 1 && l[0].Status == core.StopCancelled
+	})
+	if l := e.traces.List(); l[0].Usage.LLMCalls >= 40 {
+		t.Fatalf("the search ran on: %+v", l[0].Usage)
+	}
+}

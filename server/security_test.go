@@ -1,0 +1,278 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ponder-rlm/ponder/config"
+)
+
+func do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func newReq(t *testing.T, method, url, body string, hdr map[string]string) *http.Request {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	return req
+}
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+
+func TestHostAndOriginChecks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.AllowedOrigins = []string{"https://app.example.com"} }})
+	port := e.ts.URL[strings.LastIndex(e.ts.URL, ":")+1:]
+	mcpHdr := map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+	with := func(extra map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range mcpHdr {
+			out[k] = v
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		hdr    map[string]string
+		want   int
+	}{
+		{"loopback host", "POST", "/mcp", with(nil), 200},
+		{"localhost host and its origin", "POST", "/mcp", with(map[string]string{"Host": "localhost:" + port, "Origin": "http://localhost:" + port}), 200},
+		{"ipv6 loopback host", "POST", "/mcp", with(map[string]string{"Host": "[::1]:" + port}), 200},
+		{"forged host (DNS rebinding)", "POST", "/mcp", with(map[string]string{"Host": "evil.example.com:" + port}), 403},
+		{"forged host on the OpenAI API", "GET", "/v1/models", map[string]string{"Host": "evil.example.com"}, 403},
+		{"foreign origin", "POST", "/mcp", with(map[string]string{"Origin": "http://evil.example.com"}), 403},
+		{"other local page", "POST", "/mcp", with(map[string]string{"Origin": "http://localhost:3000"}), 403},
+		{"null origin", "POST", "/mcp", with(map[string]string{"Origin": "null"}), 403},
+		{"allowed origin", "POST", "/mcp", with(map[string]string{"Origin": "https://app.example.com"}), 200},
+		{"origin on healthz", "GET", "/healthz", map[string]string{"Origin": "http://evil.example.com"}, 403},
+		{"healthz", "GET", "/healthz", nil, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := ""
+			if tt.method == "POST" {
+				body = initBody
+			}
+			resp, text := do(t, newReq(t, tt.method, e.ts.URL+tt.path, body, tt.hdr))
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, text)
+			}
+			if tt.want == 403 && tt.path == "/mcp" && !strings.Contains(text, `"jsonrpc":"2.0"`) {
+				t.Errorf("a refused MCP request should get a JSON-RPC error: %s", text)
+			}
+			if tt.want == 403 && strings.HasPrefix(tt.path, "/v1/") && !strings.Contains(text, `"error":{`) {
+				t.Errorf("a refused OpenAI request should get an OpenAI error: %s", text)
+			}
+		})
+	}
+}
+
+func TestTokenRequiredAndCookieLogin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{
+		cfg: func(c *config.Server) { c.Token = "s3cret-token" },
+		opts: func(o *Options) {
+			o.UI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "viewer") })
+		},
+	})
+	cases := []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"no token", nil, 401},
+		{"wrong token", map[string]string{"Authorization": "Bearer nope"}, 401},
+		{"bearer token", map[string]string{"Authorization": "Bearer s3cret-token"}, 200},
+		{"lower-case scheme", map[string]string{"Authorization": "bearer s3cret-token"}, 200},
+		{"cookie", map[string]string{"Cookie": "ponder_token=s3cret-token"}, 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, text := do(t, newReq(t, "GET", e.ts.URL+"/v1/models", "", c.hdr))
+			if resp.StatusCode != c.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.want, text)
+			}
+			if c.want == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+	// healthz needs no token (probes); metrics does.
+	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/healthz", "", nil)); resp.StatusCode != 200 {
+		t.Errorf("healthz: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/metrics", "", nil)); resp.StatusCode != 401 {
+		t.Errorf("metrics without token: %d", resp.StatusCode)
+	}
+	// Visiting /ui/?token=... sets an HttpOnly SameSite=Strict cookie and
+	// drops the token from the address.
+	resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=s3cret-token&run=abc", "", nil))
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/?run=abc" {
+		t.Fatalf("login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	ck := resp.Cookies()
+	if len(ck) != 1 || ck[0].Name != "ponder_token" || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("cookie: %+v", ck)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	r, err := browser.Get(e.ts.URL + "/ui/?token=s3cret-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || string(b) != "viewer" {
+		t.Fatalf("the browser did not reach the viewer with its cookie: %d %s", r.StatusCode, b)
+	}
+	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=wrong", "", nil)); resp.StatusCode != 401 {
+		t.Errorf("wrong token login: %d", resp.StatusCode)
+	}
+}
+
+func TestNonLoopbackWithoutTokenIsRefusedByConfig(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Server.Addr = "0.0.0.0:7800"
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "server.token") {
+		t.Fatalf("binding 0.0.0.0 without a token must be refused, got %v", err)
+	}
+	if _, err := newHostPolicy(config.Server{Addr: "127.0.0.1:1", AllowedOrigins: []string{"*"}}); err == nil {
+		t.Fatal("allowed_origins * must be refused")
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxBodyBytes = 1 << 20 }})
+	big := strings.Repeat("x", 20<<20)
+	for _, path := range []string{"/mcp", "/v1/chat/completions"} {
+		resp, text := do(t, newReq(t, "POST", e.ts.URL+path, `{"x":"`+big+`"}`, map[string]string{"Content-Type": "application/json"}))
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(text, "max_body_bytes") {
+			t.Errorf("%s: %d %.200s", path, resp.StatusCode, text)
+		}
+	}
+	// Chunked (no Content-Length) bodies are capped too.
+	for _, path := range []string{"/mcp", "/v1/chat/completions"} {
+		req := newReq(t, "POST", e.ts.URL+path, "", map[string]string{"Content-Type": "application/json"})
+		req.Body = io.NopCloser(strings.NewReader(`{"model":"` + big + `"}`))
+		req.ContentLength = -1
+		resp, text := do(t, req)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked %s: %d %.200s", path, resp.StatusCode, text)
+		}
+	}
+	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/healthz", "", nil)); resp.StatusCode != 200 {
+		t.Fatal("server stopped answering")
+	}
+}
+
+func TestRateLimitPerClient(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.RateLimit = 5; c.RateBurst = 3 }})
+	codes := []int{}
+	for i := 0; i < 5; i++ {
+		resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/v1/models", "", nil))
+		codes = append(codes, resp.StatusCode)
+		if resp.StatusCode == 429 && resp.Header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+	}
+	if codes[0] != 200 || codes[2] != 200 || codes[3] != 429 || codes[4] != 429 {
+		t.Fatalf("burst of 3 then refused: %v", codes)
+	}
+	// healthz is never limited; the bucket refills.
+	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/healthz", "", nil)); resp.StatusCode != 200 {
+		t.Fatal("healthz was rate limited")
+	}
+	time.Sleep(250 * time.Millisecond)
+	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/v1/models", "", nil)); resp.StatusCode != 200 {
+		t.Fatalf("bucket did not refill: %d", resp.StatusCode)
+	}
+}
+
+func TestRateLimiterBucket(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(0, 0)
+	l := newRateLimiter(2, 2)
+	l.now = func() time.Time { return now }
+	for i, want := range []bool{true, true, false} {
+		if ok, _ := l.allow("a"); ok != want {
+			t.Fatalf("request %d: %v", i, ok)
+		}
+	}
+	if ok, _ := l.allow("b"); !ok {
+		t.Fatal("clients share a bucket")
+	}
+	_, wait := l.allow("a")
+	if wait <= 0 || wait > time.Second {
+		t.Fatalf("wait %s", wait)
+	}
+	now = now.Add(500 * time.Millisecond)
+	if ok, _ := l.allow("a"); !ok {
+		t.Fatal("no refill after 0.5 s at 2/s")
+	}
+	if newRateLimiter(0, 0) != nil {
+		t.Fatal("rate 0 means no limiter")
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	c.call("solve", map[string]any{"problem": "What is 2 + 2?"}, nil)
+	_, text := do(t, newReq(t, "GET", e.ts.URL+"/metrics", "", nil))
+	for _, want := range []string{`ponder_solves_total{stopped="done",strategy="cot",via="mcp"} 1`,
+		`ponder_mcp_tool_calls_total{outcome="ok",tool="solve"} 1`, "ponder_http_requests_total", "ponder_llm_calls_total", "process_resident_memory_bytes"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	_, text = do(t, newReq(t, "GET", e.ts.URL+"/healthz", "", nil))
+	var h map[string]any
+	if err := json.Unmarshal([]byte(text), &h); err != nil || h["status"] != "ok" || h["llm_configured"] != true {
+		t.Fatalf("healthz: %s", text)
+	}
+	resp, text := do(t, newReq(t, "GET", e.ts.URL+"/nope", "", nil))
+	if resp.StatusCode != 404 || !strings.Contains(text, "/mcp") {
+		t.Fatalf("unknown path: %d %s", resp.StatusCode, text)
+	}
+	resp, _ = do(t, newReq(t, "GET", e.ts.URL+"/ui/", "", nil))
+	if resp.StatusCode != 404 {
+		t.Fatalf("ui placeholder: %d", resp.StatusCode)
+	}
+}

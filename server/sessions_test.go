@@ -1,0 +1,88 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSessionCaps(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	s := newSessions(2, 3, 100, time.Minute)
+	s.now = func() time.Time { return now }
+
+	// Turn cap: the oldest turns go.
+	for i := 1; i <= 5; i++ {
+		s.Add("a", turn{Problem: fmt.Sprintf("p%d", i), Answer: fmt.Sprintf("a%d", i)})
+	}
+	info, _ := s.Get("a")
+	if len(info.Turns) != 3 || info.Turns[0].Problem != "p3" {
+		t.Fatalf("turn cap: %+v", info.Turns)
+	}
+	ctx := s.Context("a")
+	if !strings.Contains(ctx, "Q1: p3\nA1: a3") || strings.Contains(ctx, "p2") {
+		t.Fatalf("context: %q", ctx)
+	}
+
+	// Byte cap: a session never holds much more than its cap, and one huge
+	// turn is clipped.
+	s.Add("a", turn{Problem: strings.Repeat("x", 500), Answer: "y"})
+	s.Add("a", turn{Problem: strings.Repeat("z", 500), Answer: "y"})
+	info, _ = s.Get("a")
+	if info.Bytes > 100 || len(info.Turns) != 1 || !strings.HasPrefix(info.Turns[0].Problem, "zzz") ||
+		!strings.HasSuffix(info.Turns[0].Problem, "…") {
+		t.Fatalf("byte cap: %d bytes, %d turns", info.Bytes, len(info.Turns))
+	}
+
+	// Session cap: the least recently used goes.
+	now = now.Add(time.Second)
+	s.Add("b", turn{Problem: "q", Answer: "r"})
+	now = now.Add(time.Second)
+	s.Context("a") // a is used again
+	now = now.Add(time.Second)
+	s.Add("c", turn{Problem: "q", Answer: "r"})
+	if _, ok := s.Get("b"); ok {
+		t.Fatal("the least recently used session was kept")
+	}
+	if _, ok := s.Get("a"); !ok {
+		t.Fatal("a recently used session was dropped")
+	}
+
+	// TTL: idle sessions expire.
+	now = now.Add(2 * time.Minute)
+	if s.Len() != 0 || s.Context("a") != "" {
+		t.Fatal("idle sessions did not expire")
+	}
+
+	// Clear.
+	s.Add("d", turn{Problem: "q", Answer: "r"})
+	if !s.Clear("d") || s.Clear("d") {
+		t.Fatal("clear")
+	}
+}
+
+func TestSessionID(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"a", "chat-1", "user.42:thread_7", strings.Repeat("x", 128)} {
+		if err := validSessionID(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "ä", "a/b", strings.Repeat("x", 129)} {
+		if err := validSessionID(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestClipBytes(t *testing.T) {
+	t.Parallel()
+	if got := clipBytes("héllo wörld", 6); len(got) > 6 || !strings.HasSuffix(got, "…") {
+		t.Fatalf("%q", got)
+	}
+	if got := clipBytes("short", 10); got != "short" {
+		t.Fatal(got)
+	}
+}
