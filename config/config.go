@@ -192,7 +192,7 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "auto"},
 		LLM: LLM{Model: "default", Temperature: 0.7, Timeout: 120 * time.Second, MaxRetries: 4,
 			Concurrency: 8, N: "auto"},
-		Server: Server{Addr: "127.0.0.1:7800", MaxBodyBytes: 4 << 20, RateLimit: 50, RateBurst: 100,
+		Server: Server{Addr: "127.0.0.1:7800", MaxBodyBytes: 4 << 20, RateLimit: 100, RateBurst: 400,
 			SessionTTL: time.Hour, MaxSessions: 1000, SessionMaxTurns: 20, SessionMaxBytes: 64 << 10,
 			SamplingConcurrency: 4, ShutdownTimeout: 10 * time.Second, TracesKept: 200},
 		Search: Search{Strategy: "cot", Pack: "generic", BudgetCalls: 64, Timeout: 10 * time.Minute},
