@@ -52,6 +52,9 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 		mcpserver.WithResourceCapabilities(false, false),
 		mcpserver.WithPromptCapabilities(false),
 		mcpserver.WithLogging(),
+		mcpserver.WithCompletions(),
+		mcpserver.WithPromptCompletionProvider(completer{s}),
+		mcpserver.WithResourceCompletionProvider(completer{s}),
 		mcpserver.WithInputSchemaValidation(),
 		mcpserver.WithRecovery(),
 		mcpserver.WithHooks(hooks),
@@ -832,4 +835,44 @@ func (s *Server) promptDocuments(_ context.Context, req mcp.GetPromptRequest) (*
 		"contain the answer, say so instead of guessing.\n\nQuestion: %s", where, q)
 	return mcp.NewGetPromptResult("Answer from my documents",
 		[]mcp.PromptMessage{mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent(text))}), nil
+}
+
+// completer suggests argument values: strategy names for the prompts'
+// strategy argument, recent trace ids for ponder://traces/{id}.
+type completer struct{ s *Server }
+
+func (c completer) CompletePromptArgument(_ context.Context, prompt string, arg mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	if prompt == "solve_step_by_step" && arg.Name == "strategy" {
+		return completion(c.s.strategyNames(), arg.Value), nil
+	}
+	return &mcp.Completion{Values: []string{}}, nil
+}
+
+func (c completer) CompleteResourceArgument(_ context.Context, uri string, arg mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	if uri == "ponder://traces/{id}" && arg.Name == "id" && c.s.opts.Traces != nil {
+		var ids []string
+		for _, t := range c.s.opts.Traces.List() {
+			ids = append(ids, t.ID)
+		}
+		return completion(ids, arg.Value), nil
+	}
+	return &mcp.Completion{Values: []string{}}, nil
+}
+
+// completion returns the values starting with prefix, at most 100 (the
+// protocol's cap).
+func completion(all []string, prefix string) *mcp.Completion {
+	out := &mcp.Completion{Values: []string{}}
+	n := 0
+	for _, v := range all {
+		if strings.HasPrefix(v, prefix) {
+			n++
+			if len(out.Values) < 100 {
+				out.Values = append(out.Values, v)
+			}
+		}
+	}
+	out.Total = n
+	out.HasMore = n > len(out.Values)
+	return out
 }

@@ -401,6 +401,16 @@ func TestGetTraceResourcesAndPrompts(t *testing.T) {
 		t.Fatalf("unknown trace resource: %v", msgs)
 	}
 
+	msgs, _ = c.post(map[string]any{"jsonrpc": "2.0", "id": 51, "method": "completion/complete", "params": map[string]any{
+		"ref": map[string]any{"type": "ref/prompt", "name": "solve_step_by_step"}, "argument": map[string]any{"name": "strategy", "value": "self"}}})
+	if got := result(t, msgs)["completion"].(map[string]any)["values"]; mustJSONString(got) != `["self-consistency"]` {
+		t.Fatalf("strategy completion: %v", got)
+	}
+	msgs, _ = c.post(map[string]any{"jsonrpc": "2.0", "id": 52, "method": "completion/complete", "params": map[string]any{
+		"ref": map[string]any{"type": "ref/resource", "uri": "ponder://traces/{id}"}, "argument": map[string]any{"name": "id", "value": id[:3]}}})
+	if got := mustJSONString(result(t, msgs)["completion"].(map[string]any)["values"]); !strings.Contains(got, id) {
+		t.Fatalf("trace id completion: %v", got)
+	}
 	msgs, _ = c.post(map[string]any{"jsonrpc": "2.0", "id": 6, "method": "prompts/list"})
 	var names []string
 	for _, p := range result(t, msgs)["prompts"].([]any) {
