@@ -425,6 +425,10 @@ func (s *Server) logToClient(ctx context.Context, level mcp.LoggingLevel, data m
 // progressSender turns search snapshots into notifications/progress for a
 // request that asked for them. progress is the LLM calls used so far and
 // total the call budget; the message says nodes, best score and calls.
+// stdioProgressGap separates the final progress notification from the
+// response on stdio.
+const stdioProgressGap = 15 * time.Millisecond
+
 type progressSender struct {
 	s     *Server
 	ctx   context.Context
@@ -442,8 +446,8 @@ func newProgressSender(s *Server, ctx context.Context, req mcp.CallToolRequest) 
 }
 
 func (p *progressSender) update(snap progress, _ []core.Event) {
-	if p.token == nil {
-		return
+	if p.token == nil || p.ctx.Err() != nil {
+		return // nobody asked, or the request was cancelled
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -455,7 +459,7 @@ func (p *progressSender) update(snap progress, _ []core.Event) {
 // final sends the last notification, and makes sure it is on the wire
 // before the result is.
 func (p *progressSender) final(snap progress, _ []core.Event) {
-	if p.token == nil {
+	if p.token == nil || p.ctx.Err() != nil {
 		return
 	}
 	p.mu.Lock()
@@ -480,6 +484,17 @@ func (p *progressSender) send(v float64, snap progress, final bool) {
 		// Written synchronously, so it precedes the response on stdout.
 		if err := t.notify("notifications/progress", params); err != nil {
 			p.s.log.Debug().Err(err).Msg("progress not sent")
+		}
+		if final {
+			// Clients that read the final notification and the response in
+			// one chunk may still act on the response first: the official
+			// TypeScript SDK handles notifications a microtask later than
+			// responses, and drops progress that arrives for a finished
+			// request. A short gap puts the response in a later read.
+			select {
+			case <-time.After(stdioProgressGap):
+			case <-p.ctx.Done():
+			}
 		}
 		return
 	}
