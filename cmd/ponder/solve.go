@@ -13,6 +13,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/traces"
 )
 
 type solveFlags struct {
@@ -181,7 +182,7 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 		return exitError{code: 2, err: err}
 	}
 	if f.traceFile != "" {
-		if err := writeJSONFile(f.traceFile, res.Trace); err != nil {
+		if err := traces.WriteFile(f.traceFile, res.Trace); err != nil {
 			return err
 		}
 	}
@@ -244,6 +245,7 @@ func solveExit(res core.Result) error {
 	return nil
 }
 
+// writeJSONFile writes v as indented JSON to path atomically.
 func writeJSONFile(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", " ")
 	if err != nil {
