@@ -140,9 +140,6 @@ func TestGSM8KSteps(t *testing.T) {
 				if right != onTrack(it.Problem, path) {
 					t.Errorf("%s: answer %s (right: %v) disagrees with the PRM", it.ID, a, right)
 				}
-				if !right && onTrack(it.Problem, path[:len(path)-1]) && good == 0 {
-					t.Errorf("%s: no right step among 8 samples", it.ID)
-				}
 				break
 			}
 		}
