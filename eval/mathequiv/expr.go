@@ -27,9 +27,9 @@ type (
 		x    node
 		base node // \log_b
 	}
-	rootNode struct{ x, n node } // n nil: square root
-	factNode struct{ x node }
-	absNode  struct{ x node }
+	rootNode  struct{ x, n node } // n nil: square root
+	factNode  struct{ x node }
+	absNode   struct{ x node }
 	binomNode struct{ n, k node }
 )
 

@@ -263,8 +263,8 @@ func TestWrongForms(t *testing.T) {
 		{`\frac{1}{2}`, "2"},
 		{`\frac{1}{2}`, `\frac{1}{3}`},
 		{`\frac{1}{2}`, "0.51"},
-		{`\frac{\sqrt{3}}{3}`, "0.5774"},   // approximations are not equivalent forms
-		{`\sqrt{2}`, "1.41421356"},          //
+		{`\frac{\sqrt{3}}{3}`, "0.5774"}, // approximations are not equivalent forms
+		{`\sqrt{2}`, "1.41421356"},       //
 		{`\sqrt{2}`, "2"},
 		{`\sqrt{2}`, `\sqrt{3}`},
 		{`2\sqrt{5}`, `5\sqrt{2}`},
