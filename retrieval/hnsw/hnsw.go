@@ -36,11 +36,13 @@ type Options struct {
 }
 
 type node struct {
-	key     uint64
-	vec     []float32
-	level   int
-	mu      sync.Mutex
-	links   [][]uint32 // links[l] for l in 0..level
+	key   uint64
+	vec   []float32
+	level int
+	mu    sync.Mutex // serialises writers of links
+	// links[l] is the neighbour list on layer l: an immutable slice,
+	// replaced whole, so searches read it without locking.
+	links   []atomic.Pointer[[]uint32]
 	deleted atomic.Bool
 }
 
@@ -145,7 +147,7 @@ func (ix *Index) Add(key uint64, vec []float32) {
 	v := append([]float32(nil), vec...)
 	Normalize(v)
 	lvl := ix.randomLevel()
-	n := &node{key: key, vec: v, level: lvl, links: make([][]uint32, lvl+1)}
+	n := &node{key: key, vec: v, level: lvl, links: make([]atomic.Pointer[[]uint32], lvl+1)}
 	ix.mu.Lock()
 	if old, ok := ix.byKey[key]; ok {
 		if !ix.nodes[old].deleted.Swap(true) {
@@ -190,7 +192,7 @@ func (ix *Index) Add(key uint64, vec []float32) {
 			ids[i] = c.id
 		}
 		n.mu.Lock()
-		n.links[l] = ids
+		n.links[l].Store(&ids)
 		n.mu.Unlock()
 		for _, c := range nb {
 			ix.connect(c.id, id, c.d, l, mmax)
@@ -216,18 +218,25 @@ func (ix *Index) connect(a, b uint32, dab float32, l, mmax int) {
 	if l >= len(na.links) {
 		return
 	}
-	for _, x := range na.links[l] {
+	var cur []uint32
+	if p := na.links[l].Load(); p != nil {
+		cur = *p
+	}
+	for _, x := range cur {
 		if x == b {
 			return
 		}
 	}
-	if len(na.links[l]) < mmax {
-		na.links[l] = append(na.links[l], b)
+	if len(cur) < mmax {
+		next := make([]uint32, len(cur)+1, mmax)
+		copy(next, cur)
+		next[len(cur)] = b
+		na.links[l].Store(&next)
 		return
 	}
-	cs := make([]cand, 0, len(na.links[l])+1)
+	cs := make([]cand, 0, len(cur)+1)
 	cs = append(cs, cand{b, dab})
-	for _, x := range na.links[l] {
+	for _, x := range cur {
 		cs = append(cs, cand{x, 1 - Dot(na.vec, ix.nodes[x].vec)})
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].d < cs[j].d })
@@ -236,7 +245,7 @@ func (ix *Index) connect(a, b uint32, dab float32, l, mmax int) {
 	for i, c := range sel {
 		out[i] = c.id
 	}
-	na.links[l] = out
+	na.links[l].Store(&out)
 }
 
 // selectNeighbors is Alg. 4 with keepPrunedConnections: from candidates
@@ -275,14 +284,16 @@ func (ix *Index) selectNeighbors(cs []cand, m int) []cand {
 	return out
 }
 
+// links returns id's neighbours on layer l (an immutable slice).
 func (ix *Index) links(id uint32, l int) []uint32 {
 	n := ix.nodes[id]
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	if l >= len(n.links) {
 		return nil
 	}
-	return append([]uint32(nil), n.links[l]...)
+	if p := n.links[l].Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // greedy walks layer l from ep to a local minimum of the distance to q.
@@ -303,35 +314,70 @@ type cand struct {
 	d  float32
 }
 
-type minHeap []cand
+// candHeap is a binary heap of candidates: a min-heap by distance when
+// max is false, a max-heap when true. Typed, so pushes do not allocate.
+type candHeap struct {
+	a   []cand
+	max bool
+}
 
-func (h minHeap) Len() int           { return len(h) }
-func (h minHeap) Less(i, j int) bool { return h[i].d < h[j].d }
-func (h minHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *minHeap) Push(x any)        { *h = append(*h, x.(cand)) }
-func (h *minHeap) Pop() any          { o := *h; x := o[len(o)-1]; *h = o[:len(o)-1]; return x }
+func (h *candHeap) Len() int { return len(h.a) }
 
-type maxHeap []cand
+func (h *candHeap) less(i, j int) bool {
+	if h.max {
+		return h.a[i].d > h.a[j].d
+	}
+	return h.a[i].d < h.a[j].d
+}
 
-func (h maxHeap) Len() int           { return len(h) }
-func (h maxHeap) Less(i, j int) bool { return h[i].d > h[j].d }
-func (h maxHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *maxHeap) Push(x any)        { *h = append(*h, x.(cand)) }
-func (h *maxHeap) Pop() any          { o := *h; x := o[len(o)-1]; *h = o[:len(o)-1]; return x }
+func (h *candHeap) push(c cand) {
+	h.a = append(h.a, c)
+	i := len(h.a) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		h.a[i], h.a[p] = h.a[p], h.a[i]
+		i = p
+	}
+}
+
+func (h *candHeap) pop() cand {
+	top := h.a[0]
+	n := len(h.a) - 1
+	h.a[0] = h.a[n]
+	h.a = h.a[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.less(l, m) {
+			m = l
+		}
+		if r < n && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			return top
+		}
+		h.a[i], h.a[m] = h.a[m], h.a[i]
+		i = m
+	}
+}
 
 // searcher holds reusable per-search state: a visited set stamped with a
 // generation so it needs no clearing.
 type searcher struct {
 	seen []uint32
 	gen  uint32
-	cand minHeap
-	res  maxHeap
+	cand candHeap
+	res  candHeap
 }
 
 func (ix *Index) getSearcher() *searcher {
 	s, _ := ix.pool.Get().(*searcher)
 	if s == nil {
-		s = &searcher{}
+		s = &searcher{res: candHeap{max: true}}
 	}
 	if n := len(ix.nodes); len(s.seen) < n {
 		s.seen = make([]uint32, n+n/4+64)
@@ -354,21 +400,21 @@ func (s *searcher) next() {
 // farther than the farthest of those ef. Returns them sorted by distance.
 func (ix *Index) searchLayer(s *searcher, q []float32, eps []cand, ef, l int) []cand {
 	s.next()
-	s.cand = s.cand[:0]
-	s.res = s.res[:0]
+	s.cand.a = s.cand.a[:0]
+	s.res.a = s.res.a[:0]
 	for _, e := range eps {
 		if int(e.id) < len(s.seen) && s.seen[e.id] != s.gen {
 			s.seen[e.id] = s.gen
-			heap.Push(&s.cand, e)
-			heap.Push(&s.res, e)
+			s.cand.push(e)
+			s.res.push(e)
 			if s.res.Len() > ef {
-				heap.Pop(&s.res)
+				s.res.pop()
 			}
 		}
 	}
 	for s.cand.Len() > 0 {
-		c := heap.Pop(&s.cand).(cand)
-		if s.res.Len() >= ef && c.d > s.res[0].d {
+		c := s.cand.pop()
+		if s.res.Len() >= ef && c.d > s.res.a[0].d {
 			break
 		}
 		for _, nb := range ix.links(c.id, l) {
@@ -377,17 +423,17 @@ func (ix *Index) searchLayer(s *searcher, q []float32, eps []cand, ef, l int) []
 			}
 			s.seen[nb] = s.gen
 			d := ix.dist(q, nb)
-			if s.res.Len() < ef || d < s.res[0].d {
-				heap.Push(&s.cand, cand{nb, d})
-				heap.Push(&s.res, cand{nb, d})
+			if s.res.Len() < ef || d < s.res.a[0].d {
+				s.cand.push(cand{nb, d})
+				s.res.push(cand{nb, d})
 				if s.res.Len() > ef {
-					heap.Pop(&s.res)
+					s.res.pop()
 				}
 			}
 		}
 	}
-	out := make([]cand, len(s.res))
-	copy(out, s.res)
+	out := make([]cand, len(s.res.a))
+	copy(out, s.res.a)
 	sort.Slice(out, func(i, j int) bool { return out[i].d < out[j].d })
 	return out
 }
