@@ -356,6 +356,10 @@ func TestUnavailable(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "bubblewrap could not set up") {
 		t.Errorf("a broken sandbox: %v", err)
 	}
+	_, err = sb.RunSession(context.Background(), "s", "print(1)", nil)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "bubblewrap could not set up") {
+		t.Errorf("a broken sandbox's session: %v", err)
+	}
 }
 
 func TestSession(t *testing.T) {

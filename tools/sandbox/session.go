@@ -183,7 +183,7 @@ func (s *session) run(ctx context.Context, code string, ro *RunOptions) (Result,
 	}
 	if p == nil {
 		restarted = restarted || s.cells > 0
-		np, err := s.sb.startSession()
+		np, err := s.sb.startSession(ctx)
 		if err != nil {
 			s.mu.Unlock()
 			return Result{}, err
@@ -221,7 +221,9 @@ type sessionProc struct {
 	stOnce   sync.Once
 }
 
-func (s *Sandbox) startSession() (*sessionProc, error) {
+// startSession starts a session's process and waits until its driver runs,
+// so that a cell's timeout does not count the start-up.
+func (s *Sandbox) startSession(ctx context.Context) (*sessionProc, error) {
 	var tb [12]byte
 	if _, err := rand.Read(tb[:]); err != nil {
 		return nil, fmt.Errorf("sandbox session: token: %w", err)
@@ -269,18 +271,38 @@ func (s *Sandbox) startSession() (*sessionProc, error) {
 		out: newStream(outR, limit), err: newStream(errR, limit),
 		waitc: make(chan struct{}), statc: make(chan bwrapStatus, 1),
 	}
+	readyc := make(chan bool, 1)
 	go func() {
+		ok := readReady(readyR)
+		readyR.Close()
+		readyc <- ok
 		st := readStatus(statR)
 		statR.Close()
-		st.started = readReady(readyR)
-		readyR.Close()
+		st.started = ok
 		p.statc <- st
 	}()
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.waitc)
 	}()
-	return p, nil
+	select {
+	case ok := <-readyc:
+		if ok {
+			return p, nil
+		}
+		p.kill()
+		msg := firstLine(string(bytes.TrimSpace(p.err.all())))
+		if msg == "" && p.waitErr != nil {
+			msg = p.waitErr.Error()
+		}
+		return nil, fmt.Errorf("%w: bubblewrap could not set up the sandbox: %s", ErrUnavailable, msg)
+	case <-time.After(s.opts.Timeout + 10*time.Second):
+		p.kill()
+		return nil, fmt.Errorf("%w: the session's sandbox did not start within %s", ErrUnavailable, s.opts.Timeout+10*time.Second)
+	case <-ctx.Done():
+		p.kill()
+		return nil, ctx.Err()
+	}
 }
 
 func (p *sessionProc) exited() bool {
