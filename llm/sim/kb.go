@@ -205,13 +205,18 @@ func problemNumbers(text string) []*big.Rat {
 	return out
 }
 
-// distractorWeights are the shares of the wrong answers among wrong
-// samples: one common mistake, several rarer ones.
-var distractorWeights = []float64{0.35, 0.25, 0.18, 0.12, 0.10}
+// distractorWeights are the shares of the distractors among wrong samples
+// that are not slips: a common mistake or two, several rarer ones.
+var distractorWeights = []float64{0.25, 0.2, 0.2, 0.15, 0.1, 0.1}
 
-// distractors returns up to five plausible wrong answers for a problem,
-// in a fixed per-problem order: the truth off by one or two, doubled or
-// halved, times ten, a number from the problem. Non-numeric (LaTeX) truths
+// slipShare of the wrong samples are one-off slips: the truth off by a
+// random amount, rarely repeated, so wrong votes scatter as they do with
+// real models.
+const slipShare = 1.0 / 3
+
+// distractors returns up to six plausible wrong answers for a problem,
+// in a fixed per-problem order: the truth off by one, two or three,
+// doubled, tripled or halved, plus or times ten, a number from the problem. Non-numeric (LaTeX) truths
 // get a number inside them changed.
 func distractors(pack core.Pack, truth, text string) []string {
 	key := pack.Normalize(truth)
@@ -229,7 +234,8 @@ func distractors(pack core.Pack, truth, text string) []string {
 		cands := []*big.Rat{
 			new(big.Rat).Add(t, one), new(big.Rat).Sub(t, one), new(big.Rat).Mul(t, two),
 			new(big.Rat).Quo(t, two), new(big.Rat).Add(t, two), new(big.Rat).Add(t, ten),
-			new(big.Rat).Mul(t, ten), new(big.Rat).Sub(t, two),
+			new(big.Rat).Mul(t, ten), new(big.Rat).Sub(t, two), new(big.Rat).Add(t, big.NewRat(3, 1)),
+			new(big.Rat).Sub(t, big.NewRat(3, 1)), new(big.Rat).Mul(t, big.NewRat(3, 1)),
 		}
 		for _, n := range problemNumbers(text) {
 			cands = append(cands, n)
@@ -271,8 +277,14 @@ func distractors(pack core.Pack, truth, text string) []string {
 	return out
 }
 
-// wrongAnswer draws a distractor by distractorWeights.
+// wrongAnswer draws a wrong answer: a slip with probability slipShare
+// (numeric truths only), else a distractor by distractorWeights.
 func (p *problem) wrongAnswer(rng *rand.Rand) string {
+	if rng.Float64() < slipShare {
+		if a, ok := p.slip(rng); ok {
+			return a
+		}
+	}
 	total := 0.0
 	for i := range p.distractors {
 		total += distractorWeights[i]
@@ -285,6 +297,31 @@ func (p *problem) wrongAnswer(rng *rand.Rand) string {
 		}
 	}
 	return p.distractors[len(p.distractors)-1]
+}
+
+// slip is the truth off by a random amount of up to about half its size
+// (at least 1..20), keeping its sign and integrality.
+func (p *problem) slip(rng *rand.Rand) (string, bool) {
+	t, ok := new(big.Rat).SetString(strings.ReplaceAll(strings.TrimSpace(p.truth), ",", ""))
+	if !ok {
+		return "", false
+	}
+	span := int64(20)
+	if h := new(big.Int).Quo(new(big.Int).Abs(t.Num()), t.Denom()); h.IsInt64() && h.Int64()/2 > span {
+		span = min(h.Int64()/2, 1<<40)
+	}
+	for range 4 {
+		d := big.NewRat(1+rng.Int64N(span), 1)
+		if rng.IntN(2) == 0 {
+			d.Neg(d)
+		}
+		v := new(big.Rat).Add(t, d)
+		if t.Sign() >= 0 && v.Sign() < 0 {
+			continue
+		}
+		return tasks.FormatRat(v), true
+	}
+	return "", false
 }
 
 func hashString(parts ...string) uint64 {
