@@ -1,0 +1,90 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ponder-rlm/ponder/config"
+)
+
+func TestLoadPrecedenceFileThenEnv(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ponder.yaml")
+	yaml := "llm:\n  base_url: http://file:8000/v1\n  model: from-file\n  concurrency: 3\nserver:\n  addr: 127.0.0.1:9999\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(file, []string{"PONDER_LLM_MODEL=from-env", "PONDER_TIMEOUT=90s", "PONDER_ALLOWED_ORIGINS=http://a, http://b", "HOME=/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LLM.BaseURL != "http://file:8000/v1" || c.LLM.Concurrency != 3 || c.Server.Addr != "127.0.0.1:9999" {
+		t.Fatalf("file values not applied: %+v", c)
+	}
+	if c.LLM.Model != "from-env" {
+		t.Fatalf("env must override the file: model %q", c.LLM.Model)
+	}
+	if c.Search.Timeout != 90*time.Second || len(c.Server.AllowedOrigins) != 2 || c.Server.AllowedOrigins[1] != "http://b" {
+		t.Fatalf("env parsing: timeout %v origins %v", c.Search.Timeout, c.Server.AllowedOrigins)
+	}
+	if c.Log.Level != "info" || c.Retrieval.Backend != "embedded" {
+		t.Fatalf("defaults lost: %+v", c.Log)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadRejectsUnknownFileKeysAndBadEnv(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "ponder.yaml")
+	if err := os.WriteFile(file, []byte("llm:\n  base_ur: http://x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(file, nil); err == nil || !strings.Contains(err.Error(), "base_ur") {
+		t.Fatalf("misspelt key accepted: %v", err)
+	}
+	if _, err := config.Load("", []string{"PONDER_LLM_CONCURRENCY=many"}); err == nil || !strings.Contains(err.Error(), "PONDER_LLM_CONCURRENCY") {
+		t.Fatalf("bad env value accepted: %v", err)
+	}
+	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil {
+		t.Fatal("missing explicit config file accepted")
+	}
+}
+
+func TestValidateNamesTheSetting(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		mod  func(*config.Config)
+		want string
+	}{
+		{"log level", func(c *config.Config) { c.Log.Level = "loud" }, "log.level"},
+		{"llm url", func(c *config.Config) { c.LLM.BaseURL = "localhost:8000" }, "llm.base_url"},
+		{"concurrency", func(c *config.Config) { c.LLM.Concurrency = 0 }, "llm.concurrency"},
+		{"public bind without token", func(c *config.Config) { c.Server.Addr = "0.0.0.0:7800" }, "server.token"},
+		{"addr", func(c *config.Config) { c.Server.Addr = "7800" }, "server.addr"},
+		{"qdrant without url", func(c *config.Config) { c.Retrieval.Backend = "qdrant" }, "qdrant_url"},
+		{"budget", func(c *config.Config) { c.Search.BudgetCalls = -1 }, "budget_calls"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := config.Default()
+			tt.mod(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+	ok := config.Default()
+	ok.Server.Addr, ok.Server.Token = "0.0.0.0:7800", "secret"
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("public bind with a token rejected: %v", err)
+	}
+}
