@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/server/ui/uitest"
@@ -82,6 +83,10 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	if got := uitest.Eval[int](t, b, `document.querySelectorAll("img, iframe, object, embed").length + document.scripts.length`); got != 1 {
 		t.Fatalf("the page holds %d scripts/images, want only app.js", got)
 	}
+	// Arrow keys walk the tree: left is the parent.
+	b.Do(t, chromedp.KeyEvent(kb.ArrowLeft))
+	b.WaitFor(t, "the parent selected by keyboard", `document.getElementById("details").dataset.node === "0"`)
+	b.Do(t, chromedp.KeyEvent("f")) // and f fits the whole tree in view again
 	// The nested search's nodes carry their own LLM calls.
 	b.Do(t, chromedp.Click(chromedp.CSS(`#nodes circle[data-key="2/1"]`)))
 	b.WaitFor(t, "nested node details", `document.getElementById("details").dataset.node === "2/1"`)

@@ -526,8 +526,11 @@
   }
 
   function keyNav(e) {
-    const tag = (e.target && e.target.tagName) || '';
-    if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA') return;
+    // Keys belong to the tree only when nothing else has the focus
+    // (inputs, buttons, the runs list, links in the details keep theirs).
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const tgt = e.target;
+    if (tgt && tgt !== document.body && !(tgt.closest && tgt.closest('#graph-wrap'))) return;
     if (e.key === '/') { e.preventDefault(); $('search').focus(); return; }
     if (e.key === 'f' || e.key === 'F') { S.userMoved = true; fit(true, true); return; }
     if (e.key === '+' || e.key === '=') { zoomCentre(1.25); return; }
