@@ -114,7 +114,8 @@ func TestServeViewerWatchesASearch(t *testing.T) {
 
 	// The run shows up by itself and its tree grows while it runs.
 	b.WaitFor(t, "the running search", `document.getElementById("tree").dataset.status === "running" && document.querySelectorAll("#nodes .node").length >= 2`)
-	seenRunning := uitest.Eval[int](t, b, `document.querySelectorAll("#nodes .node").length`)
+	uitest.Eval[chromedp.Void](t, b, `window.__sameDocument = true`)
+	eventsRunning := uitest.Eval[int](t, b, `+document.getElementById("tree").dataset.events`)
 	a := <-got
 	b.WaitFor(t, "the finished search", `document.getElementById("tree").dataset.status === "done" && document.getElementById("tree").dataset.source === "trace"`)
 	id := uitest.Eval[string](t, b, `document.getElementById("tree").dataset.run`)
@@ -132,8 +133,12 @@ func TestServeViewerWatchesASearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := tr.Structure.Len()
-	if shown := uitest.Eval[int](t, b, `document.querySelectorAll("#nodes .node").length`); shown != nodes || seenRunning >= nodes {
-		t.Fatalf("the page drew %d nodes (%d while running); the trace has %d", shown, seenRunning, nodes)
+	if shown := uitest.Eval[int](t, b, `document.querySelectorAll("#nodes .node").length`); shown != nodes {
+		t.Fatalf("the page drew %d nodes; the trace has %d", shown, nodes)
+	}
+	if !uitest.Eval[bool](t, b, `window.__sameDocument === true`) || eventsRunning >= len(tr.Events) {
+		t.Fatalf("the page did not follow the run live: %d of %d events while running, same document: %v",
+			eventsRunning, len(tr.Events), uitest.Eval[bool](t, b, `window.__sameDocument === true`))
 	}
 	if len(a.Choices) > 0 && !strings.Contains(a.Choices[0].Message.Content, tr.Answer) {
 		t.Errorf("the API answered %q, the viewer's trace says %q", a.Choices[0].Message.Content, tr.Answer)

@@ -323,6 +323,7 @@
     const tree = svg();
     tree.dataset.nodes = String(S.nodes.size);
     tree.dataset.shown = String(S.shown.length);
+    tree.dataset.events = String(S.events.length);
     tree.dataset.run = S.runId || '';
     tree.dataset.status = S.trace.status || '';
     tree.dataset.source = S.trace.fromStream ? 'stream' : 'trace'; // "trace": as stored, nothing streamed since
