@@ -1,0 +1,206 @@
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// Status is how one (problem, strategy, budget) ended.
+type Status string
+
+// Statuses. An error is neither right nor wrong: the LLM or the grader
+// failed, and reports count it apart.
+const (
+	StatusCorrect Status = "correct"
+	StatusWrong   Status = "wrong"
+	StatusError   Status = "error"
+)
+
+// Record is one line of results.jsonl: one problem solved by one strategy
+// at one budget.
+type Record struct {
+	// Key is item|strategy|budget; a later record with the same key
+	// replaces an earlier one (--retry-errors).
+	Key      string      `json:"key"`
+	Item     string      `json:"item"`
+	Index    int         `json:"index"` // position in the dataset
+	Strategy string      `json:"strategy"`
+	Budget   int64       `json:"budget"` // LLM calls allowed
+	Params   core.Params `json:"params,omitempty"`
+	Status   Status      `json:"status"`
+	Answer   string      `json:"answer"`
+	Truth    string      `json:"truth,omitempty"`
+	// Detail says why an answer is wrong (want 18, got 17).
+	Detail  string          `json:"detail,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Stopped core.StopReason `json:"stopped"`
+	Usage   core.Usage      `json:"usage"`
+	TraceID string          `json:"trace_id,omitempty"`
+	// Samples and SamplesCorrect count the complete answers in the search
+	// (every terminal node) and how many of them grade correct: pass@k
+	// is estimated from them.
+	Samples        int       `json:"samples"`
+	SamplesCorrect int       `json:"samples_correct"`
+	Time           time.Time `json:"time"`
+}
+
+// RecordKey is the key of a record.
+func RecordKey(item, strategy string, budget int64) string {
+	return item + "|" + strategy + "|" + strconv.FormatInt(budget, 10)
+}
+
+// ResultsFile and ManifestFile are the names of a run directory's files;
+// traces go under TracesDir.
+const (
+	ResultsFile  = "results.jsonl"
+	ManifestFile = "manifest.json"
+	TracesDir    = "traces"
+)
+
+// ReadRecords reads a results file: the last record of each key, ordered
+// by dataset position, strategy and budget. Lines that are not records (a
+// line cut short by a crash) are reported in bad and skipped.
+func ReadRecords(path string) (records []Record, bad []LineError, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read results: %w", err)
+	}
+	defer f.Close()
+	return readRecords(f)
+}
+
+func readRecords(r io.Reader) ([]Record, []LineError, error) {
+	byKey := map[string]int{}
+	var out []Record
+	var bad []LineError
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 256<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var rec Record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			bad = append(bad, LineError{Line: line, Err: fmt.Errorf("not a record: %v", err)})
+			continue
+		}
+		if rec.Key == "" {
+			rec.Key = RecordKey(rec.Item, rec.Strategy, rec.Budget)
+		}
+		if i, ok := byKey[rec.Key]; ok {
+			out[i] = rec
+			continue
+		}
+		byKey[rec.Key] = len(out)
+		out = append(out, rec)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, bad, fmt.Errorf("read results: line %d: %w", line+1, err)
+	}
+	SortRecords(out)
+	return out, bad, nil
+}
+
+// SortRecords orders records by dataset position, strategy and budget.
+func SortRecords(rs []Record) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.Index != b.Index {
+			return a.Index < b.Index
+		}
+		if a.Item != b.Item {
+			return a.Item < b.Item
+		}
+		if a.Strategy != b.Strategy {
+			return a.Strategy < b.Strategy
+		}
+		return a.Budget < b.Budget
+	})
+}
+
+// resultsLog appends records to results.jsonl, one line each, synced to
+// disk before Append returns: a record that was appended survives a crash.
+type resultsLog struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+// openResults opens (or creates) the results file for appending and
+// returns the records already there. A last line cut short by a crash is
+// cut off, so the next record starts on its own line.
+func openResults(path string) (*resultsLog, []Record, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open results: %w", err)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("read results: %w", err)
+	}
+	if n := len(b); n > 0 && b[n-1] != '\n' {
+		keep := bytes.LastIndexByte(b, '\n') + 1
+		if err := f.Truncate(int64(keep)); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("cut the unfinished last line of %s: %w", path, err)
+		}
+		b = b[:keep]
+	}
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	recs, _, err := readRecords(bytes.NewReader(b))
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return &resultsLog{f: f}, recs, nil
+}
+
+var errClosed = errors.New("results file is closed")
+
+// Append writes rec as one line and syncs it to disk.
+func (l *resultsLog) Append(rec Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", rec.Key, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return errClosed
+	}
+	if _, err := l.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("append record %s: %w", rec.Key, err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("sync results: %w", err)
+	}
+	return nil
+}
+
+func (l *resultsLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
