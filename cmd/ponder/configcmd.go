@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ponder-rlm/ponder/config"
+)
+
+func init() { extraCommands = append(extraCommands, newConfigCmd) }
+
+func newConfigCmd() *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Print the effective configuration (defaults < file < PONDER_* < flags) and validate it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			fields := config.Fields(cfg)
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				m := map[string]any{}
+				for _, f := range fields {
+					m[f.Path] = f.Value
+				}
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(m); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				for _, f := range fields {
+					fmt.Fprintf(tw, "%s\t%v\t%s\n", f.Path, f.Value, f.Env)
+				}
+				tw.Flush()
+			}
+			return cfg.Validate()
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print as JSON")
+	return cmd
+}
