@@ -14,12 +14,15 @@ import (
 
 // Task is one request to reason: the problem, how to search, and with what.
 type Task struct {
-	Problem  string `json:"problem"`
-	Pack     string `json:"pack,omitempty"`     // task pack: generic, gsm8k, math, game24, ...
-	Truth    string `json:"truth,omitempty"`    // ground truth, when known (evaluation)
-	Strategy string `json:"strategy,omitempty"` // default: the engine's default strategy
-	Params   Params `json:"params,omitempty"`
-	Limits   Limits `json:"limits,omitempty"`
+	Problem string `json:"problem"`
+	Pack    string `json:"pack,omitempty"`  // task pack: generic, gsm8k, math, game24, ...
+	Truth   string `json:"truth,omitempty"` // ground truth, when known (evaluation)
+	// Steps are steps already taken: a search continues after them (a
+	// nested search that solves one step of an outer path).
+	Steps    []string `json:"steps,omitempty"`
+	Strategy string   `json:"strategy,omitempty"` // default: the engine's default strategy
+	Params   Params   `json:"params,omitempty"`
+	Limits   Limits   `json:"limits,omitempty"`
 	// Tools names the tools a search may call (none when empty).
 	Tools      []string `json:"tools,omitempty"`
 	Collection string   `json:"collection,omitempty"`

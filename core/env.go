@@ -200,6 +200,17 @@ func (e *Env) Retrieve(ctx context.Context, req RetrieveRequest) ([]Chunk, error
 	return chunks, nil
 }
 
+// ValidateSub reports whether SolveSub would accept sub, without running
+// it: strategies check the nested searches they will open before their
+// first LLM call.
+func (e *Env) ValidateSub(sub Task) error {
+	if sub.Pack == "" {
+		sub.Pack = e.Task.Pack
+	}
+	_, err := e.engine.prepare(sub)
+	return err
+}
+
 // SolveSub solves sub as a nested search owned by node: its structure
 // becomes node's Sub, its budget is carved from this run's (sub.Limits
 // bound it further), and its events are recorded in this run's trace under

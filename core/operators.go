@@ -55,7 +55,7 @@ func Generate(ctx context.Context, env *Env, parent NodeID, k int, o GenerateOpt
 	case o.Whole:
 		msgs = env.Pack.SolvePrompt(env.Task.Problem)
 	default:
-		msgs = env.Pack.StepPrompt(env.Task.Problem, Steps(path))
+		msgs = env.Pack.StepPrompt(env.Task.Problem, append(append([]string(nil), env.Task.Steps...), Steps(path)...))
 	}
 	purpose := o.Purpose
 	if purpose == "" {

@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -79,23 +80,20 @@ func (n Node) Score() (float64, bool) {
 	return 0, false
 }
 
+// clone copies a stored node for a reader. Its Scores and Meta maps are
+// shared: the structure never changes a map it has handed out (Update
+// changes fresh copies), so they are read-only for everyone.
 func (n Node) clone() Node {
 	c := n
 	c.Parents = append([]NodeID(nil), n.Parents...)
 	c.Children = append([]NodeID(nil), n.Children...)
-	if n.Scores != nil {
-		c.Scores = make(map[string]float64, len(n.Scores))
-		for k, v := range n.Scores {
-			c.Scores[k] = v
-		}
-	}
-	if n.Meta != nil {
-		c.Meta = make(map[string]any, len(n.Meta))
-		for k, v := range n.Meta {
-			c.Meta[k] = v
-		}
-	}
 	return c
+}
+
+// own gives a node private copies of its maps, before they are changed.
+func (n *Node) own() {
+	n.Scores = maps.Clone(n.Scores)
+	n.Meta = maps.Clone(n.Meta)
 }
 
 // Structure is a reasoning structure: a chain, tree or graph of nodes rooted
@@ -173,6 +171,7 @@ func (s *Structure) Add(parents []NodeID, n Node) (NodeID, error) {
 		n.Kind = KindStep
 	}
 	stored := n.clone()
+	stored.own() // the caller keeps its maps
 	s.nodes = append(s.nodes, &stored)
 	for _, p := range parents {
 		s.nodes[p].Children = append(s.nodes[p].Children, n.ID)
@@ -213,6 +212,7 @@ func (s *Structure) Update(id NodeID, fn func(*Node)) error {
 	}
 	n := s.nodes[id]
 	parents, children, nid, depth := n.Parents, n.Children, n.ID, n.Depth
+	n.own() // readers may hold the old maps
 	fn(n)
 	// Identity and links are the structure's to manage.
 	n.ID, n.Parents, n.Children, n.Depth = nid, parents, children, depth

@@ -17,9 +17,16 @@ func Register(reg *core.Registry) {
 	for _, f := range builtins {
 		reg.RegisterEvaluator(f())
 	}
+	for _, f := range composites {
+		reg.RegisterEvaluator(f(reg))
+	}
 }
 
 var builtins = []func() core.EvaluatorSpec{judgeSpec, verifierSpec}
+
+// composites are evaluators built from others by name (combine.go): they
+// look their parts up in the registry they are registered in.
+var composites []func(reg *core.Registry) core.EvaluatorSpec
 
 // Judge is an LLM-as-judge outcome reward model: it asks the run's policy to
 // grade the path and maps its 1-10 score onto [-1, 1].
@@ -46,7 +53,7 @@ func (j Judge) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluat
 	}
 	t := j.Temperature
 	c, err := req.Policy.Complete(ctx, core.CompletionRequest{
-		Messages: tasks.JudgePrompt(req.Task.Problem, core.Steps(req.Path)), N: 1, Temperature: &t,
+		Messages: tasks.JudgePrompt(req.Task.Problem, PathSteps(req)), N: 1, Temperature: &t,
 		MaxTokens: 256, Purpose: "judge",
 	})
 	if err != nil {
