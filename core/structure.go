@@ -47,7 +47,9 @@ const (
 
 // Node is one reasoning step. Nodes are values: Structure hands out copies,
 // and changes go through Structure.Update so that concurrent strategies and
-// the tracer see a consistent state.
+// the tracer see a consistent state. The Scores and Meta maps of a copy are
+// shared with the structure and its trace and must not be written: Update
+// gives the function it runs private copies of them.
 type Node struct {
 	ID       NodeID             `json:"id"`
 	Parents  []NodeID           `json:"parents,omitempty"`
