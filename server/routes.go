@@ -114,6 +114,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		"llm_configured": s.engine.HasPolicy(),
 		"active_solves":  active,
 		"sessions":       s.sess.Len(),
+		"mcp_sessions":   s.mcpSess.Len(),
 	})
 }
 

@@ -276,3 +276,30 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Fatalf("ui placeholder: %d", resp.StatusCode)
 	}
 }
+
+func TestMCPSessionCap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxSessions = 3 }})
+	var clients []*rpc
+	for i := 0; i < 5; i++ {
+		clients = append(clients, e.rpc(t))
+	}
+	for i, c := range clients {
+		msgs, resp := c.post(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "ping"})
+		want := 200
+		if i < 2 {
+			want = 404 // the least recently used sessions were ended
+		}
+		if resp.StatusCode != want {
+			t.Errorf("session %d: status %d, want %d: %v", i, resp.StatusCode, want, msgs)
+		}
+	}
+	if n := e.srv.mcpSess.Len(); n != 3 {
+		t.Fatalf("%d MCP sessions live, cap 3", n)
+	}
+	// An ended session's client starts over.
+	again := e.rpc(t)
+	if msgs, resp := again.post(map[string]any{"jsonrpc": "2.0", "id": 2, "method": "ping"}); resp.StatusCode != 200 {
+		t.Fatalf("a new session after the cap: %d %v", resp.StatusCode, msgs)
+	}
+}

@@ -104,6 +104,7 @@ type Server struct {
 	handler http.Handler
 	metrics *metrics
 	sess    *sessions
+	mcpSess *mcpSessions
 	limiter *rateLimiter
 	models  *modelCache
 
@@ -183,9 +184,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.models = &modelCache{fetch: opts.Models, fallback: opts.UpstreamModel, ttl: time.Minute}
 	s.mcp = s.newMCPServer()
+	s.mcpSess = newMCPSessions(cfg.MaxSessions, cfg.SessionTTL)
+	s.mcpSess.end = s.endSession
 	s.stream = mcpserver.NewStreamableHTTPServer(s.mcp,
 		mcpserver.WithEndpointPath("/mcp"),
-		mcpserver.WithStateful(true),
+		mcpserver.WithSessionIdManager(s.mcpSess),
 		mcpserver.WithSessionIdleTTL(cfg.SessionTTL),
 		// Host and Origin are checked by our own middleware, for every
 		// route and every bind address, before mcp-go sees the request.

@@ -155,6 +155,13 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			if !r.BadArgs.IsError || !strings.Contains(r.BadArgs.Text, "problem") {
 				t.Errorf("wrong argument type: %+v", r.BadArgs)
 			}
+			if p != nil {
+				for _, secret := range []string{"17 * 23", "19 * 21", "Refunds are issued"} {
+					if strings.Contains(p.stderr.String(), secret) {
+						t.Errorf("the info log carries user content %q", secret)
+					}
+				}
+			}
 			if t.Failed() && p != nil {
 				t.Logf("server log:\n%s", tail(p.stderr.String(), 4000))
 			}
