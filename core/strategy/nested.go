@@ -1,0 +1,194 @@
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// Nested sub-problems: a step of an outer search solved by a search of its
+// own. NestedStep is the operator; beam and mcts take it as an option
+// (step_strategy), so that each of their expansions is, for example, a
+// step-level best-of-N scored by a PRM.
+
+// NestedOptions configure NestedStep.
+type NestedOptions struct {
+	// Strategy solves the step (a step-level strategy: beam, mcts, tot-bfs,
+	// tot-dfs, or a plugin's).
+	Strategy string
+	Params   core.Params
+	// Limits bound the nested search further; it always draws on the
+	// outer run's budget (core.Budget.Carve).
+	Limits core.Limits
+	// Seed of the nested search (0: derived from the node).
+	Seed int64
+}
+
+// NestedStep adds a sub-problem node below parent and solves "the next step
+// after the path to parent" as a nested search (core.Env.SolveSub): the
+// nested search starts from the outer path's steps (core.Task.Steps), its
+// structure hangs off the node (Node.Sub) and its events are in the run's
+// trace under the node's scope. The first step of the nested search's best
+// path becomes the node's content; a step with a final answer makes the
+// node terminal. The node's usage is what the nested search spent.
+//
+// It returns the node's id; with an error (the budget, the context, a
+// nested search that found no step) the node is pruned.
+func NestedStep(ctx context.Context, env *core.Env, parent core.NodeID, o NestedOptions) (core.NodeID, error) {
+	path := env.Structure.Path(parent)
+	if path == nil {
+		return 0, fmt.Errorf("nested step: node %d does not exist", parent)
+	}
+	steps := append(append([]string(nil), env.Task.Steps...), core.Steps(path)...)
+	id, err := env.AddNode([]core.NodeID{parent}, core.Node{Kind: core.KindSubProblem,
+		Content: "(next step, solved by " + o.Strategy + ")", Meta: map[string]any{"sub_strategy": o.Strategy}})
+	if err != nil {
+		return 0, fmt.Errorf("nested step from node %d: %w", parent, err)
+	}
+	res, err := env.SolveSub(ctx, id, core.Task{Problem: env.Task.Problem, Truth: env.Task.Truth, Steps: steps,
+		Strategy: o.Strategy, Params: o.Params, Limits: o.Limits, Seed: o.Seed})
+	fail := func(err error) (core.NodeID, error) {
+		_ = env.Structure.Update(id, func(n *core.Node) {
+			n.Pruned = true
+			if n.Meta == nil {
+				n.Meta = map[string]any{}
+			}
+			n.Meta["sub_error"] = err.Error()
+		})
+		return id, fmt.Errorf("nested step from node %d: %w", parent, err)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	var step *core.Node
+	for i := range res.BestPath {
+		if res.BestPath[i].Kind != core.KindProblem {
+			step = &res.BestPath[i]
+			break
+		}
+	}
+	if step == nil {
+		switch res.Stopped {
+		case core.StopBudget:
+			return fail(fmt.Errorf("%w: nested %s: %s", core.ErrBudgetExhausted, o.Strategy, res.Error))
+		case core.StopCancelled:
+			return fail(context.Canceled)
+		case core.StopTimeout:
+			return fail(context.DeadlineExceeded)
+		}
+		why := res.Error
+		if why == "" {
+			why = "it found no step"
+		}
+		return fail(fmt.Errorf("nested %s: %s", o.Strategy, why))
+	}
+	content := step.Content
+	answer, terminal := step.Answer, step.Terminal
+	if answer == "" {
+		answer, terminal = "", false
+		if a, ok := env.Pack.ExtractAnswer(content); ok {
+			answer, terminal = a, true
+		}
+	}
+	_ = env.Structure.Update(id, func(n *core.Node) {
+		n.Content, n.Answer, n.Terminal = content, answer, terminal
+		if n.Meta == nil {
+			n.Meta = map[string]any{}
+		}
+		n.Meta["sub_best"] = int(step.ID)
+		if res.Score != nil {
+			n.Meta["sub_score"] = *res.Score
+		}
+	})
+	return id, nil
+}
+
+// nestedOpts is the step_strategy option of beam and mcts.
+type nestedOpts struct {
+	strategy string
+	params   core.Params
+	budget   int64
+}
+
+// nestedParams document the option.
+var nestedParams = []core.ParamSpec{
+	{Name: "step_strategy", Type: core.ParamString, Default: "",
+		Description: "solve each new step as a nested search with this step-level strategy (e.g. beam with " +
+			`step_params {"beam_width":1,"expansions":4,"max_depth":1}: a best-of-4 step by the PRM); empty: sample steps directly`},
+	{Name: "step_params", Type: core.ParamJSON, Default: "", Description: "parameters of the nested strategy (JSON object)"},
+	{Name: "step_budget", Type: core.ParamInt, Default: int64(0),
+		Description: "most LLM calls of one nested search (0: bounded by the run's budget only)", Min: core.Bound(0)},
+}
+
+// wholeSolution strategies sample complete solutions from the problem and
+// would ignore the outer path: they cannot solve one step.
+var wholeSolution = map[string]bool{"cot": true, "self-consistency": true, "best-of-n": true, "refine": true, "got": true, "pal": true, "react": true}
+
+func parseNested(p core.Params) (nestedOpts, error) {
+	o := nestedOpts{strategy: strings.TrimSpace(p.String("step_strategy")), budget: int64(p.Int("step_budget"))}
+	raw := strings.TrimSpace(p.String("step_params"))
+	if o.strategy == "" {
+		if raw != "" {
+			return o, fmt.Errorf("%w \"step_params\": set step_strategy too", core.ErrInvalidParam)
+		}
+		return o, nil
+	}
+	if wholeSolution[o.strategy] {
+		return o, fmt.Errorf("%w \"step_strategy\": %s samples whole solutions and cannot solve one step; use beam, mcts, tot-bfs or tot-dfs",
+			core.ErrInvalidParam, o.strategy)
+	}
+	if raw != "" {
+		if err := json.Unmarshal([]byte(raw), &o.params); err != nil || o.params == nil {
+			return o, fmt.Errorf("%w \"step_params\": want a JSON object, got %s", core.ErrInvalidParam, raw)
+		}
+	}
+	return o, nil
+}
+
+// validate checks the nested strategy and its parameters before the first
+// LLM call.
+func (o nestedOpts) validate(env *core.Env) error {
+	if o.strategy == "" {
+		return nil
+	}
+	if err := env.ValidateSub(core.Task{Problem: env.Task.Problem, Strategy: o.strategy, Params: o.params}); err != nil {
+		return fmt.Errorf("%w \"step_strategy\": %v", core.ErrInvalidParam, err)
+	}
+	return nil
+}
+
+// expand adds k children below parent: k sampled steps in one request, or k
+// nested searches run concurrently. ids are in sample order; with an error,
+// ids holds the children made before it.
+func (o nestedOpts) expand(ctx context.Context, env *core.Env, parent core.NodeID, k int, seed int64, temp float64) ([]core.NodeID, error) {
+	if o.strategy == "" {
+		return core.Generate(ctx, env, parent, k, core.GenerateOptions{Temperature: &temp, Seed: &seed, Purpose: "expand"})
+	}
+	ids := make([]core.NodeID, k)
+	errs := make([]error, k)
+	done := make(chan struct{}, k)
+	for i := 0; i < k; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			ids[i], errs[i] = NestedStep(ctx, env, parent, NestedOptions{Strategy: o.strategy, Params: o.params,
+				Limits: core.Limits{LLMCalls: o.budget}, Seed: env.Seed(seed, int64(i))})
+		}()
+	}
+	for i := 0; i < k; i++ {
+		<-done
+	}
+	var out []core.NodeID
+	for i := range ids {
+		if errs[i] == nil && ids[i] != 0 {
+			out = append(out, ids[i])
+		}
+	}
+	err := firstErr(errs)
+	if len(out) > 0 && err != nil && !isStop(err) {
+		err = nil // some steps were found: go on with them
+	}
+	return out, err
+}

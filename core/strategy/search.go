@@ -1,0 +1,220 @@
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strings"
+	"sync"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/core/evaluator"
+)
+
+// Helpers shared by the step-level searches (beam, mcts, tot-bfs, tot-dfs,
+// got, refine).
+
+// evaluatorParamSpec documents an evaluator-valued parameter.
+func evaluatorParamSpec(name, def, what string) core.ParamSpec {
+	return core.ParamSpec{Name: name, Type: core.ParamString, Default: def,
+		Description: what + `: a registered evaluator (see ` + "`ponder strategies --evaluators`" +
+			`), or {"name": ..., "params": {...}}`}
+}
+
+var verifierParam = core.ParamSpec{Name: "verifier", Type: core.ParamString, Default: "verifier",
+	Description: `checks final answers before the evaluator is asked: "verifier" (the pack's: Game of 24 needs no truth, ` +
+		`GSM8K and MATH need the task's truth), "exact", "game24", "unittest", any evaluator, or "none"`}
+
+// evalRef is an evaluator named in a parameter.
+type evalRef struct {
+	param  string
+	name   string
+	params core.Params
+}
+
+// parseEvalRef reads "name" or {"name": ..., "params": {...}}; "" and
+// "none" mean no evaluator. It checks the form only: names are looked up
+// when the search starts, before its first LLM call.
+func parseEvalRef(param, spec string) (evalRef, error) {
+	spec = strings.TrimSpace(spec)
+	r := evalRef{param: param}
+	if spec == "" || spec == "none" {
+		return r, nil
+	}
+	if strings.HasPrefix(spec, "{") {
+		var v struct {
+			Name   string      `json:"name"`
+			Params core.Params `json:"params"`
+		}
+		dec := json.NewDecoder(strings.NewReader(spec))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil || strings.TrimSpace(v.Name) == "" {
+			return r, fmt.Errorf("%w %q: want an evaluator name or {\"name\": ..., \"params\": {...}}, got %s", core.ErrInvalidParam, param, spec)
+		}
+		r.name, r.params = strings.TrimSpace(v.Name), v.Params
+		return r, nil
+	}
+	if strings.ContainsAny(spec, " \t\n{}[]") {
+		return r, fmt.Errorf("%w %q: %q is not an evaluator name", core.ErrInvalidParam, param, spec)
+	}
+	r.name = spec
+	return r, nil
+}
+
+// build returns the evaluator (nil for none), or an error naming the
+// parameter.
+func (r evalRef) build(env *core.Env) (core.Evaluator, error) {
+	if r.name == "" {
+		return nil, nil
+	}
+	ev, err := env.Evaluator(r.name, r.params)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", core.ErrInvalidParam, r.param, err)
+	}
+	return ev, nil
+}
+
+// scorers are a search's evaluators: ev scores partial paths, final scores
+// paths that end in an answer (the verifier first when there is one, then
+// ev).
+type scorers struct {
+	ev, final core.Evaluator
+}
+
+func buildScorers(env *core.Env, ev, verifier evalRef) (scorers, error) {
+	e, err := ev.build(env)
+	if err != nil {
+		return scorers{}, err
+	}
+	v, err := verifier.build(env)
+	if err != nil {
+		return scorers{}, err
+	}
+	s := scorers{ev: e, final: e}
+	switch {
+	case v != nil && e != nil:
+		s.final = evaluator.First{v, e}
+	case v != nil:
+		s.final = v
+	}
+	return s, nil
+}
+
+// score evaluates node id (final when terminal). ok is false when the node
+// was left unscored (no evaluator, an evaluator error or garbage); err is
+// only the budget or the context.
+func (s scorers) score(ctx context.Context, env *core.Env, id core.NodeID, terminal bool) (core.Evaluation, bool, error) {
+	ev := s.ev
+	if terminal {
+		ev = s.final
+	}
+	if ev == nil {
+		return core.Evaluation{}, false, nil
+	}
+	e, err := core.Evaluate(ctx, env, ev, id)
+	if err != nil {
+		if errors.Is(err, core.ErrUnscored) {
+			return core.Evaluation{}, false, nil
+		}
+		return core.Evaluation{}, false, err
+	}
+	return e, true, nil
+}
+
+// scoreAll evaluates ids concurrently; see score.
+func (s scorers) scoreAll(ctx context.Context, env *core.Env, ids []core.NodeID, terminal []bool) ([]core.Evaluation, []bool, error) {
+	evs := make([]core.Evaluation, len(ids))
+	oks := make([]bool, len(ids))
+	errs := make([]error, len(ids))
+	if len(ids) == 1 {
+		evs[0], oks[0], errs[0] = s.score(ctx, env, ids[0], terminal[0])
+		return evs, oks, errs[0]
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			evs[i], oks[i], errs[i] = s.score(ctx, env, id, terminal[i])
+		}()
+	}
+	wg.Wait()
+	return evs, oks, firstErr(errs)
+}
+
+// isStop reports errors that end a search: the budget and the context.
+func isStop(err error) bool {
+	return errors.Is(err, core.ErrBudgetExhausted) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// setMeta sets one Meta key of a node.
+func setMeta(env *core.Env, id core.NodeID, key string, v any) {
+	_ = env.Structure.Update(id, func(n *core.Node) {
+		if n.Meta == nil {
+			n.Meta = map[string]any{}
+		}
+		n.Meta[key] = v
+	})
+}
+
+// correctOf reads a verifier's verdict stored in a node.
+func correctOf(n core.Node) (bool, bool) {
+	if v, ok := n.Scores[core.ScoreVerifier]; ok {
+		return v > 0, true
+	}
+	return false, false
+}
+
+// rank orders answer nodes for a final pick: verified right first, then by
+// score (unscored last), then by the order given.
+func bestAnswer(nodes []core.Node) (core.Node, bool) {
+	best, found := core.Node{}, false
+	bestKey := [2]float64{}
+	for _, n := range nodes {
+		if n.Answer == "" {
+			continue
+		}
+		c := 0.0
+		if ok, known := correctOf(n); known {
+			c = -1
+			if ok {
+				c = 1
+			}
+		}
+		s, ok := n.Score()
+		if !ok {
+			s = math.Inf(-1)
+		}
+		key := [2]float64{c, s}
+		if !found || key[0] > bestKey[0] || (key[0] == bestKey[0] && key[1] > bestKey[1]) {
+			best, bestKey, found = n, key, true
+		}
+	}
+	return best, found
+}
+
+// outcome makes the Outcome of an answer node.
+func outcome(n core.Node) core.Outcome {
+	out := core.Outcome{Answer: n.Answer, Best: n.ID}
+	if s, ok := n.Score(); ok {
+		out.Score = &s
+	}
+	return out
+}
+
+// stepsHash identifies a state by its steps, for seeds that do not depend
+// on the order in which concurrent work created nodes.
+func stepsHash(steps []string) int64 {
+	h := fnv.New64a()
+	for _, s := range steps {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return int64(h.Sum64() >> 1)
+}
+
+// tempPtr returns a pointer to a copy of t.
+func tempPtr(t float64) *float64 { return &t }
