@@ -2,27 +2,428 @@ package eval
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/traces"
 )
 
-func TestRunGame24(t *testing.T) {
-	t.Parallel()
-	eng := simEngine(t, sim.Options{Seed: 1})
-	d := loadNamed(t, "game24")
-	out := t.TempDir()
-	sum, err := Run(context.Background(), eng, Options{Out: out, Dataset: d, Limit: 5, Offset: 900,
-		Strategies: []string{"cot", "self-consistency", "best-of-n"}, Budgets: []int64{4, 8}})
+// game24Options runs a small sweep of the game24 dataset into out.
+func game24Options(t *testing.T, out string) Options {
+	return Options{Out: out, Dataset: loadNamed(t, "game24"), Offset: 900, Limit: 4,
+		Strategies: []string{"cot", "self-consistency", "best-of-n"}, Budgets: []int64{4, 8}, Seed: 7}
+}
+
+func readAll(t *testing.T, out string) []Record {
+	t.Helper()
+	recs, bad, err := ReadRecords(filepath.Join(out, ResultsFile))
+	if err != nil || len(bad) > 0 {
+		t.Fatalf("read results: %v %v", err, bad)
+	}
+	return recs
+}
+
+// rawKeys returns the key of every line of results.jsonl, duplicates
+// included.
+func rawKeys(t *testing.T, out string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(out, ResultsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, bad, err := ReadRecords(out + "/" + ResultsFile)
-	if err != nil || len(bad) > 0 {
-		t.Fatal(err, bad)
+	var keys []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		i := strings.Index(l, `"key":"`)
+		j := strings.Index(l[i+7:], `"`)
+		keys = append(keys, l[i+7:i+7+j])
+	}
+	return keys
+}
+
+func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 1})
+	out := t.TempDir()
+	o := game24Options(t, out)
+	var got []Record
+	o.OnRecord = func(r Record) { got = append(got, r) }
+	sum, err := Run(context.Background(), eng, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Jobs != 24 || sum.Ran != 24 || sum.Done != 0 || sum.Errors != 0 || sum.Interrupted || len(got) != 24 {
+		t.Fatalf("summary %+v, %d records seen; want 24 jobs, all run", sum, len(got))
+	}
+	recs := readAll(t, out)
+	if len(recs) != 24 {
+		t.Fatalf("%d records, want 24", len(recs))
 	}
 	for _, r := range recs {
-		t.Logf("%s %s %d %s %q calls=%d samples=%d/%d", r.Item, r.Strategy, r.Budget, r.Status, r.Answer, r.Usage.LLMCalls, r.SamplesCorrect, r.Samples)
+		if r.Key != RecordKey(r.Item, r.Strategy, r.Budget) || r.TraceID == "" || r.Status == StatusError || r.Usage.LLMCalls < 1 || r.Usage.LLMCalls > r.Budget {
+			t.Errorf("record %+v: want a key, a trace, a grade and 1..budget calls", r)
+		}
+		if (r.Status == StatusCorrect) != (r.Answer != "" && gradeGame24OK(t, r)) {
+			t.Errorf("record %s: status %s for answer %q", r.Key, r.Status, r.Answer)
+		}
+		// The budget mapping: self-consistency k = budget, best-of-n n = budget/2.
+		switch r.Strategy {
+		case "self-consistency":
+			if r.Params["k"] != fmt.Sprint(r.Budget) || r.Usage.LLMCalls != r.Budget {
+				t.Errorf("self-consistency at %d: params %v, %d calls", r.Budget, r.Params, r.Usage.LLMCalls)
+			}
+		case "best-of-n":
+			if r.Params["n"] != fmt.Sprint(r.Budget/2) || r.Usage.LLMCalls != r.Budget {
+				t.Errorf("best-of-n at %d: params %v, %d calls", r.Budget, r.Params, r.Usage.LLMCalls)
+			}
+		case "cot":
+			if r.Usage.LLMCalls != 1 || r.Samples != 1 {
+				t.Errorf("cot: %d calls, %d samples", r.Usage.LLMCalls, r.Samples)
+			}
+		}
+		tr, err := traces.ReadFile(filepath.Join(out, TracesDir, r.TraceID+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Meta["eval_item"] != r.Item || tr.Meta["eval_status"] != string(r.Status) || tr.Answer != r.Answer {
+			t.Errorf("trace of %s: meta %v answer %q", r.Key, tr.Meta, tr.Answer)
+		}
 	}
-	t.Logf("%+v", sum)
+	m, err := ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ConfigHash != o.config().Hash() || m.Config.Seed != 7 || m.Config.Dataset != "game24" || len(m.Budgets) != 2 || m.Rules["self-consistency"] != "k = budget" {
+		t.Errorf("manifest %+v", m)
+	}
+}
+
+func gradeGame24OK(t *testing.T, r Record) bool {
+	g, _ := gradeGame24(context.Background(), Item{Problem: problemOf(t, r.Item)}, r.Answer)
+	return g.Correct
+}
+
+func problemOf(t *testing.T, id string) string {
+	for _, it := range loadNamed(t, "game24").Items {
+		if it.ID == id {
+			return it.Problem
+		}
+	}
+	t.Fatalf("no item %s", id)
+	return ""
+}
+
+func TestRunResumesAfterCancelWithoutDuplicatesOrLosses(t *testing.T) {
+	t.Parallel()
+	// Latency keeps searches in flight when the run is cancelled.
+	eng := simEngine(t, sim.Options{Seed: 1, Latency: 20 * time.Millisecond})
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Concurrency = 3
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	first := map[string]Record{}
+	o.OnRecord = func(r Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		first[r.Key] = r
+		if len(first) == 7 {
+			cancel() // Ctrl-C
+		}
+	}
+	sum, err := Run(ctx, eng, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Interrupted || sum.Ran < 7 || sum.Ran >= 24 {
+		t.Fatalf("summary %+v; want an interrupted run with 7..23 records", sum)
+	}
+	keys := rawKeys(t, out)
+	if len(keys) != sum.Ran || len(keys) != len(first) {
+		t.Fatalf("%d lines on disk, %d reported, %d seen: every finished record is on disk once", len(keys), sum.Ran, len(first))
+	}
+
+	// Re-running the same command does the rest and only the rest.
+	o2 := game24Options(t, out)
+	o2.Concurrency = 3
+	sum2, err := Run(context.Background(), eng, o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum2.Done != sum.Ran || sum2.Ran != 24-sum.Ran || sum2.Interrupted || len(sum2.Previous) != sum.Ran {
+		t.Fatalf("second run %+v; want %d done and %d run", sum2, sum.Ran, 24-sum.Ran)
+	}
+	keys = rawKeys(t, out)
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if seen[k] {
+			t.Errorf("key %s appears twice in results.jsonl", k)
+		}
+		seen[k] = true
+	}
+	if len(keys) != 24 {
+		t.Fatalf("%d lines after resuming, want 24", len(keys))
+	}
+	for _, r := range readAll(t, out) {
+		if f, ok := first[r.Key]; ok && (f.TraceID != r.TraceID || f.Answer != r.Answer) {
+			t.Errorf("record %s changed on resume: %+v → %+v", r.Key, f, r)
+		}
+	}
+	// A third run has nothing to do.
+	sum3, err := Run(context.Background(), eng, game24Options(t, out))
+	if err != nil || sum3.Ran != 0 || sum3.Done != 24 {
+		t.Fatalf("third run %+v, %v; want nothing to do", sum3, err)
+	}
+}
+
+func TestRunExtendsWithMoreStrategiesBudgetsAndProblems(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 1})
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Strategies, o.Budgets, o.Limit = []string{"cot"}, []int64{4}, 2
+	if _, err := Run(context.Background(), eng, o); err != nil {
+		t.Fatal(err)
+	}
+	o = game24Options(t, out)
+	o.Strategies, o.Budgets, o.Limit = []string{"cot", "self-consistency"}, []int64{4, 8}, 3
+	sum, err := Run(context.Background(), eng, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 2 || sum.Ran != 10 {
+		t.Fatalf("extended run %+v; want 2 done, 10 run", sum)
+	}
+	m, _ := ReadManifest(out)
+	if strings.Join(m.Strategies, ",") != "cot,self-consistency" || fmt.Sprint(m.Budgets) != "[4 8]" {
+		t.Errorf("manifest strategies %v budgets %v", m.Strategies, m.Budgets)
+	}
+}
+
+func TestRunRefusesAnotherConfiguration(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 1})
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Limit, o.Strategies, o.Budgets = 1, []string{"cot"}, []int64{4}
+	if _, err := Run(context.Background(), eng, o); err != nil {
+		t.Fatal(err)
+	}
+	before := rawKeys(t, out)
+	tests := []struct {
+		change func(*Options)
+		want   string
+	}{
+		{func(o *Options) { o.Seed = 8 }, "seed 7, now 8"},
+		{func(o *Options) { o.Model = "gpt-x" }, "model"},
+		{func(o *Options) { o.Params = map[string]core.Params{"cot": {"temperature": "0.5"}} }, "params"},
+		{func(o *Options) { o.Oracle = true }, "oracle"},
+		{func(o *Options) { o.Dataset = loadNamed(t, "gsm8k") }, "dataset"},
+		{func(o *Options) { o.Timeout = time.Minute }, "timeout"},
+	}
+	for _, tc := range tests {
+		o := game24Options(t, out)
+		o.Limit, o.Strategies, o.Budgets = 1, []string{"cot"}, []int64{4}
+		tc.change(&o)
+		_, err := Run(context.Background(), eng, o)
+		if !errors.Is(err, ErrConfigMismatch) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "new --out") {
+			t.Errorf("changed %s: %v; want ErrConfigMismatch naming %q", tc.want, err, tc.want)
+		}
+	}
+	if after := rawKeys(t, out); len(after) != len(before) {
+		t.Errorf("refused runs wrote records: %d lines, had %d", len(after), len(before))
+	}
+	// A results file without a manifest is not ours to append to.
+	stray := t.TempDir()
+	if err := os.WriteFile(filepath.Join(stray, ResultsFile), []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.Out = stray
+	if _, err := Run(context.Background(), eng, o); !errors.Is(err, ErrConfigMismatch) {
+		t.Errorf("results without a manifest: %v, want ErrConfigMismatch", err)
+	}
+}
+
+func TestFailingLLMIsAnErrorNotAWrongAnswer(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, simtest.Start(t, sim.Options{Seed: 1, Rate500: 1}))
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Limit, o.Budgets = 2, []int64{4}
+	sum, err := Run(context.Background(), eng, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Errors != 6 || sum.Ran != 6 {
+		t.Fatalf("summary %+v; want 6 errors", sum)
+	}
+	for _, r := range readAll(t, out) {
+		if r.Status != StatusError || r.Error == "" || r.Stopped != core.StopError {
+			t.Errorf("record %s: status %s, error %q, stopped %s; want an error", r.Key, r.Status, r.Error, r.Stopped)
+		}
+	}
+	// --retry-errors runs them again (against a working LLM now); the
+	// new records replace the errors.
+	eng = simEngine(t, sim.Options{Seed: 1})
+	o = game24Options(t, out)
+	o.Limit, o.Budgets, o.RetryErrors = 2, []int64{4}, true
+	sum, err = Run(context.Background(), eng, o)
+	if err != nil || sum.Ran != 6 || sum.Errors != 0 {
+		t.Fatalf("retry: %+v, %v", sum, err)
+	}
+	for _, r := range readAll(t, out) {
+		if r.Status == StatusError {
+			t.Errorf("record %s still an error after the retry", r.Key)
+		}
+	}
+	if n := len(rawKeys(t, out)); n != 12 {
+		t.Errorf("%d lines, want 12 (6 errors, 6 replacements)", n)
+	}
+}
+
+func TestRunRejectsBadInputBeforeAnyCall(t *testing.T) {
+	t.Parallel()
+	srv, url := simtest.StartServer(t, sim.Options{Seed: 1})
+	eng := newEngine(t, url)
+	tests := []struct {
+		change func(*Options)
+		want   string
+	}{
+		{func(o *Options) { o.Strategies = []string{"telepathy"} }, `strategy "telepathy"`},
+		{func(o *Options) { o.Params = map[string]core.Params{"self-consistency": {"k": "0"}} }, `"k"`},
+		{func(o *Options) { o.Params = map[string]core.Params{"mcts": {"c1": "1"}} }, "not in --strategies"},
+		{func(o *Options) { o.Budgets = []int64{0} }, "at least 1"},
+		{func(o *Options) { o.Budgets = nil }, "--budget-calls"},
+		{func(o *Options) { o.Strategies = []string{"cot", "cot"} }, "twice"},
+		{func(o *Options) { o.Offset = 5000 }, "no problems selected"},
+		{func(o *Options) { o.Out = "" }, "--out"},
+	}
+	for _, tc := range tests {
+		out := filepath.Join(t.TempDir(), "run")
+		o := game24Options(t, out)
+		tc.change(&o)
+		if _, err := Run(context.Background(), eng, o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.want, err)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: the run directory was created", tc.want)
+		}
+	}
+	if n := srv.Stats().Requests; n != 0 {
+		t.Errorf("%d LLM requests for rejected runs, want 0", n)
+	}
+	// HumanEval without a sandbox is refused up front.
+	o := Options{Out: t.TempDir(), Dataset: loadNamed(t, "humaneval"), Strategies: []string{"cot"}, Budgets: []int64{1}, Limit: 1}
+	if _, err := Run(context.Background(), eng, o); !errors.Is(err, ErrNoSandbox) {
+		t.Errorf("humaneval without a sandbox: %v, want ErrNoSandbox", err)
+	}
+}
+
+func TestResultsCutOffAPartialLastLine(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 1})
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Limit, o.Strategies, o.Budgets = 2, []string{"cot"}, []int64{4}
+	if _, err := Run(context.Background(), eng, o); err != nil {
+		t.Fatal(err)
+	}
+	// A crash in the middle of a write leaves half a line.
+	path := filepath.Join(out, ResultsFile)
+	b, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(strings.TrimSpace(string(b)), "\n")
+	half := lines[0] + lines[1][:len(lines[1])/2]
+	if err := os.WriteFile(path, []byte(half), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run(context.Background(), eng, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 1 || sum.Ran != 1 {
+		t.Fatalf("summary %+v; want the cut record run again", sum)
+	}
+	if _, bad, err := ReadRecords(path); err != nil || len(bad) != 0 || len(readAll(t, out)) != 2 {
+		t.Fatalf("after the repair: %v, bad lines %v", err, bad)
+	}
+}
+
+func TestRunLocksItsDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	unlock, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockDir(dir); err == nil || !strings.Contains(err.Error(), "another ponder eval") {
+		t.Fatalf("second lock: %v", err)
+	}
+	unlock()
+	unlock2, err := lockDir(dir)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+}
+
+func TestOracleOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	it := Item{Problem: "p", Pack: "math", Truth: `\frac12`}
+	o := Options{}
+	if tk := o.task(it, "cot", 4); tk.Truth != "" || tk.Limits.LLMCalls != 4 {
+		t.Errorf("task %+v: the search must not see the truth", tk)
+	}
+	o.Oracle = true
+	if tk := o.task(it, "cot", 4); tk.Truth != it.Truth {
+		t.Errorf("oracle task %+v: want the truth", tk)
+	}
+	he := Item{Problem: "def f():", Pack: "humaneval", Extra: map[string]string{"test": "def check(c): pass"}}
+	if tk := o.task(he, "cot", 4); tk.Truth != "def check(c): pass" {
+		t.Errorf("oracle humaneval task %+v: want the tests as truth", tk)
+	}
+}
+
+func TestBudgetParams(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		strategy string
+		budget   int64
+		user     core.Params
+		want     core.Params
+	}{
+		{"cot", 10, nil, core.Params{}},
+		{"self-consistency", 10, nil, core.Params{"k": "10"}},
+		{"best-of-n", 10, nil, core.Params{"n": "5"}},
+		{"best-of-n", 1, nil, core.Params{"n": "1"}},
+		{"best-of-n", 10, core.Params{"evaluator": "verifier"}, core.Params{"n": "10", "evaluator": "verifier"}},
+		{"self-consistency", 10, core.Params{"k": "3"}, core.Params{"k": "3"}},
+		{"mcts", 40, nil, core.Params{}},
+		{"tot-bfs", 40, core.Params{"breadth": "3"}, core.Params{"breadth": "3"}},
+	}
+	for _, tc := range tests {
+		got, rule := BudgetParams(tc.strategy, tc.budget, tc.user)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) || rule == "" {
+			t.Errorf("BudgetParams(%s, %d, %v) = %v (%q), want %v", tc.strategy, tc.budget, tc.user, got, rule, tc.want)
+		}
+	}
+}
+
+func ExampleBudgetParams() {
+	for _, s := range []string{"cot", "self-consistency", "best-of-n", "mcts"} {
+		p, rule := BudgetParams(s, 20, nil)
+		fmt.Printf("%s: %v (%s)\n", s, p, rule)
+	}
+	// Output:
+	// cot: map[] (one call)
+	// self-consistency: map[k:20] (k = budget)
+	// best-of-n: map[n:10] (n = budget/2 (one judge call per sample))
+	// mcts: map[] (defaults, capped at the budget)
 }

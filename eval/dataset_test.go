@@ -1,0 +1,127 @@
+package eval
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoadNamedDatasets(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, pack, grader string
+		min                int
+	}{
+		{"gsm8k", "gsm8k", "gsm8k", 1319},
+		{"math500", "math", "math", 500},
+		{"game24", "game24", "game24", 1300},
+		{"humaneval", "humaneval", "humaneval", 164},
+	}
+	for _, tc := range tests {
+		d := loadNamed(t, tc.name)
+		if d.Pack != tc.pack || d.Grader != tc.grader || len(d.Items) < tc.min || len(d.SHA256) != 64 || len(d.Skipped) != 0 {
+			t.Errorf("%s: pack %s grader %s, %d items, %d skipped, sha %q; want %s, %s, at least %d, none skipped",
+				tc.name, d.Pack, d.Grader, len(d.Items), len(d.Skipped), d.SHA256, tc.pack, tc.grader, tc.min)
+		}
+		for _, it := range d.Items[:3] {
+			if it.ID == "" || it.Problem == "" || it.Pack != tc.pack {
+				t.Errorf("%s: item %+v lacks an id, problem or pack", tc.name, it)
+			}
+		}
+	}
+	if _, err := LoadDataset("gsm8k", &DatasetOptions{Fields: map[string]string{"problem": "q"}}); err == nil || !strings.Contains(err.Error(), "--field") {
+		t.Errorf("--field with a named dataset: %v, want an error naming --field", err)
+	}
+	if _, err := LoadDataset("game24", &DatasetOptions{Pack: "math"}); err == nil || !strings.Contains(err.Error(), "--pack") {
+		t.Errorf("--pack math with game24: %v, want an error naming --pack", err)
+	}
+}
+
+func TestLoadJSONLWithFieldMapping(t *testing.T) {
+	t.Parallel()
+	d, err := LoadDataset("testdata/custom.jsonl", &DatasetOptions{
+		Fields: map[string]string{"problem": "q", "truth": "meta.ans", "id": "uid"}, Pack: "math"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range d.Items {
+		got = append(got, it.ID+"="+it.Truth+"/"+it.Pack)
+	}
+	if diff := cmp.Diff([]string{`a=42/math`, `b=\frac{1}{2}/math`, `d=4/math`}, got); diff != "" {
+		t.Errorf("items (-want +got):\n%s", diff)
+	}
+	if d.Grader != "math" || d.Name != "custom.jsonl" || len(d.SHA256) != 64 {
+		t.Errorf("grader %s, name %s, sha %q", d.Grader, d.Name, d.SHA256)
+	}
+	wantSkipped := map[int]string{3: "bad JSON", 6: `missing field "meta.ans" (mapped to truth)`, 7: `duplicate id "a" (first on line 1)`,
+		8: `field "q" (problem) is empty`, 9: "want text or a number"}
+	if len(d.Skipped) != len(wantSkipped) {
+		t.Errorf("skipped %v, want lines 3, 6, 7, 8, 9", d.Skipped)
+	}
+	for _, s := range d.Skipped {
+		if want, ok := wantSkipped[s.Line]; !ok || !strings.Contains(s.Err.Error(), want) {
+			t.Errorf("line %d skipped with %q; want %q", s.Line, s.Err, want)
+		}
+	}
+}
+
+func TestLoadJSONLDefaults(t *testing.T) {
+	t.Parallel()
+	d, err := LoadDataset("testdata/defaults.jsonl", &DatasetOptions{Pack: "gsm8k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Items) != 2 || d.Items[0].Truth != "72" || d.Items[1].Truth != "1001" || d.Items[0].ID != "defaults/1" || d.Grader != "gsm8k" {
+		t.Fatalf("items %+v grader %s; want truths 72 and 1001 from the #### lines, ids defaults/1, defaults/2", d.Items, d.Grader)
+	}
+	// Without a truth field the default mapping says which keys it tried.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.jsonl")
+	if err := os.WriteFile(path, []byte(`{"question": "q?", "solution": "s"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err = LoadDataset(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Skipped) != 1 || !strings.Contains(d.Skipped[0].Err.Error(), "--field truth=NAME") {
+		t.Errorf("skipped %v; want line 1 naming --field truth=NAME", d.Skipped)
+	}
+}
+
+func TestLoadDatasetBadInput(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		path string
+		opts DatasetOptions
+		want string
+	}{
+		{"testdata/nope.jsonl", DatasetOptions{}, "not a named dataset"},
+		{"testdata", DatasetOptions{}, "is a directory"},
+		{"testdata/custom.jsonl", DatasetOptions{Fields: map[string]string{"answer": "x"}}, `unknown item field "answer"`},
+		{"testdata/custom.jsonl", DatasetOptions{Grader: "vibes"}, `unknown grader "vibes"`},
+	}
+	for _, tc := range tests {
+		o := tc.opts
+		if _, err := LoadDataset(tc.path, &o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("LoadDataset(%s, %+v) = %v, want %q", tc.path, tc.opts, err, tc.want)
+		}
+	}
+}
+
+func TestSelect(t *testing.T) {
+	t.Parallel()
+	items := []Item{{ID: "0"}, {ID: "1"}, {ID: "2"}, {ID: "3"}}
+	for _, tc := range []struct {
+		offset, limit int
+		want          int
+	}{{0, 0, 4}, {1, 2, 2}, {3, 5, 1}, {4, 1, 0}, {9, 0, 0}} {
+		if got := Select(items, tc.offset, tc.limit); len(got) != tc.want {
+			t.Errorf("Select(offset %d, limit %d) has %d items, want %d", tc.offset, tc.limit, len(got), tc.want)
+		}
+	}
+}
