@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ponder-rlm/ponder/eval"
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/standard"
+	"github.com/ponder-rlm/ponder/tasks"
+)
+
+// evalEnv points the binary at a simulator and the benchmark data.
+func evalEnv(t *testing.T, opts sim.Options) []string {
+	t.Helper()
+	data, err := tasks.FindDataDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	return []string{"PONDER_LLM_BASE_URL=" + simtest.Start(t, opts), "PONDER_DATA_SETS=" + data, "PONDER_LLM_MAX_RETRIES=0"}
+}
+
+// registered keeps the strategies of names that are registered (search
+// strategies land from another package).
+func registered(names ...string) []string {
+	reg := standard.Registry()
+	var out []string
+	for _, n := range names {
+		if _, err := reg.Strategy(n); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func resultLines(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, eval.ResultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// TestEvalReportExportOnGame24 is the issue's "done when" at a small
+// size: a sweep of budgets over the strategies there are, then the
+// report with its table and plots, then training data.
+func TestEvalReportExportOnGame24(t *testing.T) {
+	t.Parallel()
+	env := evalEnv(t, sim.Options{Seed: 1})
+	out := filepath.Join(t.TempDir(), "g24")
+	strategies := strings.Join(registered("cot", "self-consistency", "best-of-n", "tot-bfs", "mcts"), ",")
+	args := []string{"eval", "--dataset", "game24", "--strategies", strategies, "--budget-calls", "4,8",
+		"--limit", "3", "--offset", "900", "--out", out}
+	r := runPonder(t, "", env, args...)
+	if r.code != 0 {
+		t.Fatalf("eval: exit %d\n%s", r.code, r.stderr)
+	}
+	n := strings.Count(strategies, ",") + 1
+	if lines := resultLines(t, out); len(lines) != 3*n*2 {
+		t.Fatalf("%d records, want %d", len(lines), 3*n*2)
+	}
+	for _, s := range strings.Split(strategies, ",") {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("summary table lacks %s:\n%s", s, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "ACCURACY") || !strings.Contains(r.stderr, "runs done") {
+		t.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	// Not a terminal: no progress bar drawn.
+	if strings.Contains(r.stderr, "█") || strings.Contains(r.stderr, "acc ") {
+		t.Errorf("progress bar drawn on a pipe:\n%s", r.stderr)
+	}
+
+	// The same command again has nothing to do.
+	again := runPonder(t, "", env, args...)
+	if again.code != 0 || !strings.Contains(again.stderr, "(0 this time") {
+		t.Fatalf("re-run: exit %d\n%s", again.code, again.stderr)
+	}
+	if lines := resultLines(t, out); len(lines) != 3*n*2 {
+		t.Fatalf("re-run added records: %d", len(lines))
+	}
+
+	// Another configuration is refused.
+	bad := runPonder(t, "", env, append(args, "--seed", "9")...)
+	if bad.code != 2 || !strings.Contains(bad.stderr, "seed 0, now 9") || strings.Count(strings.TrimSpace(bad.stderr), "\n") > 0 {
+		t.Fatalf("other seed: exit %d\n%s", bad.code, bad.stderr)
+	}
+
+	rep := runPonder(t, "", nil, "eval", "report", out)
+	if rep.code != 0 {
+		t.Fatalf("report: exit %d\n%s", rep.code, rep.stderr)
+	}
+	for _, f := range []string{"report.md", "accuracy_vs_calls.png", "accuracy_vs_calls.svg", "accuracy_vs_tokens.png", "accuracy_vs_tokens.svg"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("report did not write %s: %v", f, err)
+		}
+	}
+	if !strings.Contains(rep.stdout, "| Strategy | Budget (calls) |") || !strings.Contains(rep.stdout, "| cot | 4 | 3 |") {
+		t.Errorf("report table:\n%s", rep.stdout)
+	}
+
+	for _, format := range []string{"sft", "prm", "value", "dpo"} {
+		file := filepath.Join(t.TempDir(), format+".jsonl")
+		ex := runPonder(t, "", nil, "export", "--from", out, "--format", format, "--out", file)
+		if ex.code != 0 {
+			t.Fatalf("export %s: exit %d\n%s", format, ex.code, ex.stderr)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		lines := 0
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Fatalf("export %s: line %d is not JSON: %v", format, lines+1, err)
+			}
+			if m["trace_id"] == "" || m["problem"] == "" {
+				t.Fatalf("export %s: line %v lacks trace_id or problem", format, m)
+			}
+			lines++
+		}
+		if lines == 0 && format != "dpo" {
+			t.Errorf("export %s wrote nothing:\n%s", format, ex.stderr)
+		}
+	}
+}
+
+func TestEvalInterruptKeepsWhatFinished(t *testing.T) {
+	t.Parallel()
+	env := evalEnv(t, sim.Options{Seed: 2, Latency: 30 * time.Millisecond})
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"eval", "--dataset", "game24", "--strategies", "cot,self-consistency", "--budget-calls", "2,4",
+		"--limit", "6", "--concurrency", "2", "--out", out}
+	cmd := exec.Command(ponderBin, args...)
+	cmd.Env = append(append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LOG_LEVEL=warn"), env...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	results := filepath.Join(out, eval.ResultsFile)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(results)
+		if bytes.Count(b, []byte("\n")) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no records after 20s; stderr: %s", errb.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 || !strings.Contains(errb.String(), "run the same command again") {
+		t.Fatalf("interrupt: %v\n%s", err, errb.String())
+	}
+	kept := resultLines(t, out)
+	if len(kept) >= 24 {
+		t.Fatalf("the run finished before the interrupt (%d records)", len(kept))
+	}
+	r := runPonder(t, "", env, args...)
+	if r.code != 0 {
+		t.Fatalf("resume: exit %d\n%s", r.code, r.stderr)
+	}
+	lines := resultLines(t, out)
+	if len(lines) != 24 {
+		t.Fatalf("%d records after resuming, want 24", len(lines))
+	}
+	seen := map[string]bool{}
+	for i, l := range lines {
+		var rec eval.Record
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if seen[rec.Key] {
+			t.Errorf("duplicate record %s", rec.Key)
+		}
+		seen[rec.Key] = true
+		if i < len(kept) && l != kept[i] {
+			t.Errorf("record %d changed on resume", i+1)
+		}
+	}
+}
+
+func TestEvalBadInputSaysWhatToChange(t *testing.T) {
+	t.Parallel()
+	env := evalEnv(t, sim.Options{Seed: 1})
+	dir := t.TempDir()
+	badFile := filepath.Join(dir, "bad.jsonl")
+	if err := os.WriteFile(badFile, []byte("{not json\n{\"question\": \"q\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := func() string { return filepath.Join(t.TempDir(), "run") }
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no dataset", []string{"eval", "--strategies", "cot", "--out", out()}, 2, "--dataset is required"},
+		{"no strategies", []string{"eval", "--dataset", "game24", "--out", out()}, 2, "--strategies is required"},
+		{"no out", []string{"eval", "--dataset", "game24", "--strategies", "cot"}, 2, "--out is required"},
+		{"unknown dataset", []string{"eval", "--dataset", "gsm9k", "--strategies", "cot", "--out", out()}, 2, "not a named dataset"},
+		{"bad budget", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--budget-calls", "ten", "--out", out()}, 2, "--budget-calls"},
+		{"zero budget", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--budget-calls", "0", "--out", out()}, 2, "--budget-calls"},
+		{"bad param", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--param", "k=3", "--out", out()}, 2, "strategy.name=value"},
+		{"param of another strategy", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--param", "mcts.c1=1", "--out", out()}, 2, "not in --strategies"},
+		{"unknown strategy", []string{"eval", "--dataset", "game24", "--strategies", "cot,telepathy", "--out", out()}, 2, `strategy "telepathy"`},
+		{"bad parameter value", []string{"eval", "--dataset", "game24", "--strategies", "self-consistency", "--param", "self-consistency.temperature=9", "--limit", "1", "--out", out()}, 2, `"temperature"`},
+		{"field on a named dataset", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--field", "problem=q", "--out", out()}, 2, "--field"},
+		{"no usable lines", []string{"eval", "--dataset", badFile, "--strategies", "cot", "--out", out()}, 2, "no usable problems"},
+		{"report of nothing", []string{"eval", "report", dir}, 2, "has no results.jsonl"},
+		{"export without format", []string{"export", "--from", dir}, 2, "--format"},
+		{"export of nothing", []string{"export", "--from", dir, "--format", "sft"}, 2, "no results.jsonl"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := runPonder(t, "", env, tc.args...)
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := lines[len(lines)-1]
+			if r.code != tc.code || !strings.HasPrefix(last, "ponder: ") || !strings.Contains(last, tc.want) {
+				t.Fatalf("exit %d, last line %q; want %d and %q\n%s", r.code, last, tc.code, tc.want, r.stderr)
+			}
+		})
+	}
+	// Bad lines are reported with their numbers.
+	r := runPonder(t, "", env, "eval", "--dataset", badFile, "--strategies", "cot", "--out", out())
+	if !strings.Contains(r.stderr, "line 1 skipped: bad JSON") || !strings.Contains(r.stderr, "line 2 skipped: missing truth") {
+		t.Errorf("skipped lines not reported:\n%s", r.stderr)
+	}
+}
+
+func TestEvalHumanEval(t *testing.T) {
+	t.Parallel()
+	env := evalEnv(t, sim.Options{Seed: 1})
+	out := filepath.Join(t.TempDir(), "he")
+	r := runPonder(t, "", env, "eval", "--dataset", "humaneval", "--strategies", "cot", "--budget-calls", "1", "--limit", "2", "--out", out)
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if r.code != 2 || !strings.Contains(r.stderr, "sandbox") {
+			t.Fatalf("humaneval without a sandbox: exit %d\n%s", r.code, r.stderr)
+		}
+		return
+	}
+	if r.code != 0 {
+		t.Fatalf("humaneval: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, l := range resultLines(t, out) {
+		var rec eval.Record
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		// The simulator does not write programs: graded wrong, not an error.
+		if rec.Status != eval.StatusWrong {
+			t.Errorf("record %s: %s (%s%s)", rec.Key, rec.Status, rec.Error, rec.Detail)
+		}
+	}
+}
