@@ -76,7 +76,7 @@ func FuzzChatRequest(f *testing.F) {
 	}
 	e := newEnv(f, envOptions{noLLM: true})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		tasks, _, aerr := e.srv.chatTasks(context.Background(), body)
+		tasks, _, _, aerr := e.srv.chatTasks(context.Background(), body)
 		if aerr != nil {
 			if aerr.status < 400 || aerr.status >= 500 || aerr.msg == "" || !utf8.ValidString(aerr.typ) {
 				t.Fatalf("bad rejection %+v for %q", aerr, body)

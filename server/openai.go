@@ -301,7 +301,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "could not read the request body: "+err.Error())
 		return
 	}
-	tasks, req, aerr := s.chatTasks(r.Context(), body)
+	tasks, req, question, aerr := s.chatTasks(r.Context(), body)
 	if aerr != nil {
 		writeAPIError(w, aerr)
 		return
@@ -313,7 +313,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	id := newCompletionID()
 	if req.Stream {
-		s.streamChat(w, r, id, req, tasks)
+		results := s.streamChat(w, r, id, req, tasks)
+		s.rememberTurn(tasks[0].Session, question, results)
 		return
 	}
 	results := make([]core.Result, len(tasks))
@@ -330,6 +331,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Err() != nil {
 		return // the client went away; its searches were cancelled
 	}
+	s.rememberTurn(tasks[0].Session, question, results)
 	var usage usageJSON
 	var choices []map[string]any
 	var meta []choiceTrace
@@ -368,19 +370,20 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// chatTasks turns a request body into one task per choice.
-func (s *Server) chatTasks(ctx context.Context, body []byte) ([]core.Task, chatRequest, *apiError) {
+// chatTasks turns a request body into one task per choice; question is
+// the last user message.
+func (s *Server) chatTasks(ctx context.Context, body []byte) (tasks []core.Task, req chatRequest, question string, aerr *apiError) {
 	req, po, err := decodeChatRequest(body)
 	if err != nil {
-		return nil, req, asAPIError(err)
+		return nil, req, "", asAPIError(err)
 	}
 	strategy, upstream, err := s.parseModel(ctx, req.Model)
 	if err != nil {
-		return nil, req, asAPIError(err)
+		return nil, req, "", asAPIError(err)
 	}
 	problem, question, err := conversationProblem(req.Messages)
 	if err != nil {
-		return nil, req, asAPIError(err)
+		return nil, req, "", asAPIError(err)
 	}
 	seed := int64(0)
 	if req.Seed != nil {
@@ -393,7 +396,7 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) ([]core.Task, chatR
 		Collection: po.Collection, Session: po.Session, Pack: po.Pack, Model: upstream, Seed: seed}
 	base, err := s.problemTask(args)
 	if err != nil {
-		return nil, req, badRequest("ponder", "%v", err)
+		return nil, req, "", badRequest("ponder", "%v", err)
 	}
 	if problem != question {
 		// The conversation comes first; a session's turns are not added to
@@ -401,7 +404,7 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) ([]core.Task, chatR
 		base.Problem = problem
 	}
 	if err := s.engine.Validate(base); err != nil {
-		return nil, req, badRequest("ponder", "%v", err)
+		return nil, req, "", badRequest("ponder", "%v", err)
 	}
 	n := 1
 	if req.N != nil {
@@ -413,7 +416,7 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) ([]core.Task, chatR
 		t.Seed = seed + int64(i)
 		out[i] = t
 	}
-	return out, req, nil
+	return out, req, question, nil
 }
 
 func asAPIError(err error) *apiError {
@@ -460,7 +463,7 @@ func (s *sseWriter) raw(line string) {
 // reasoning_content deltas while it runs (each new step, and a status line
 // at most once a second), the answer as a content delta as soon as the
 // strategy has chosen it, then usage and [DONE].
-func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, req chatRequest, tasks []core.Task) {
+func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, req chatRequest, tasks []core.Task) []core.Result {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -556,7 +559,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	close(hbDone)
 	<-hbExited
 	if ctx.Err() != nil {
-		return
+		return nil
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		var u usageJSON
@@ -568,6 +571,16 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 		sw.data(chunk([]map[string]any{}, map[string]any{"usage": u}))
 	}
 	sw.raw("data: [DONE]\n\n")
+	return results
+}
+
+// rememberTurn records a chat completion's question and first answer in
+// its reasoning session, if it named one.
+func (s *Server) rememberTurn(session, question string, results []core.Result) {
+	if session == "" || len(results) == 0 || results[0].Answer == "" {
+		return
+	}
+	s.sess.Add(session, turn{Problem: question, Answer: results[0].Answer, TraceID: results[0].TraceID, At: time.Now()})
 }
 
 func oneLineClip(s string, n int) string {

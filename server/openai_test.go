@@ -348,3 +348,22 @@ func TestChatStreamDisconnectCancelsSearch(t *testing.T) {
 		t.Fatalf("the search ran on: %+v", l[0].Usage)
 	}
 }
+
+func TestChatSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[{"role":"user","content":"What is 17 * 23?"}],"ponder":{"session":"web-1"}}`, 200)
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","stream":true,"messages":[{"role":"user","content":"Now add 9."}],"ponder":{"session":"web-1"}}`, 200)
+	if !strings.Contains(body, "[DONE]") {
+		t.Fatal(body)
+	}
+	info, ok := e.srv.sess.Get("web-1")
+	if !ok || len(info.Turns) != 2 || info.Turns[0].Problem != "What is 17 * 23?" || info.Turns[1].Problem != "Now add 9." {
+		t.Fatalf("session: %+v", info)
+	}
+	l := e.traces.List()
+	tr, _ := e.traces.Get(l[0].ID)
+	if !strings.Contains(tr.Problem, "Q1: What is 17 * 23?") || !strings.HasSuffix(tr.Problem, "Problem: Now add 9.") {
+		t.Fatalf("the follow-up was posed without the session: %q", tr.Problem)
+	}
+}
