@@ -222,7 +222,16 @@ func TestSolveCtrlCPrintsBestSoFar(t *testing.T) {
 		}
 	}
 	_ = cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-waited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-waited
+		t.Fatalf("ponder did not exit within 30s of SIGINT; stderr: %s", errb.String())
+	}
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 130 {
 		t.Fatalf("exit: %v, want status 130; stderr: %s", err, errb.String())
