@@ -42,8 +42,11 @@ func (s *Server) mcpHandler() http.Handler {
 				writeRPCError(w, status, -32600, err.Error())
 				return
 			}
+			// Only stateful sessions send notifications/cancelled; a
+			// stateless (2026-07-28) client cancels by closing its stream,
+			// and without a session id its request ids are not unique.
 			var m wireMessage
-			if json.Unmarshal(body, &m) == nil {
+			if session != "" && json.Unmarshal(body, &m) == nil {
 				switch {
 				case m.Method == "notifications/cancelled":
 					s.exchanges.cancel(session, idKey(m.Params.RequestID))

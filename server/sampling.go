@@ -19,6 +19,10 @@ import (
 // meters these calls like any other, so budgets hold; a per-client slot
 // pool bounds how many are outstanding at once.
 
+// maxSamplingConcurrency caps server.sampling_concurrency: mcp-go's HTTP
+// session queues at most 10 server-to-client requests.
+const maxSamplingConcurrency = 8
+
 // samplingPolicy is a core.Policy that asks an MCP client.
 type samplingPolicy struct {
 	srv   *mcpserver.MCPServer
@@ -41,7 +45,9 @@ func (s *Server) samplingPolicy(ctx context.Context) core.Policy {
 	if _, ok := cs.(mcpserver.SessionWithSampling); !ok {
 		return nil
 	}
-	slots, _ := s.samplers.LoadOrStore(cs.SessionID(), make(chan struct{}, s.cfg.SamplingConcurrency))
+	// mcp-go queues at most 10 sampling requests per HTTP session.
+	n := min(s.cfg.SamplingConcurrency, maxSamplingConcurrency)
+	slots, _ := s.samplers.LoadOrStore(cs.SessionID(), make(chan struct{}, n))
 	return &samplingPolicy{srv: s.mcp, slots: slots.(chan struct{})}
 }
 
