@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,6 +204,9 @@ func TestBodyLimit(t *testing.T) {
 func TestRateLimitPerClient(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.RateLimit = 5; c.RateBurst = 3 }})
+	var clock atomic.Int64 // a frozen clock: slow machines refill nothing
+	clock.Store(time.Now().UnixNano())
+	e.srv.limiter.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	codes := []int{}
 	for i := 0; i < 5; i++ {
 		resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/v1/models", "", nil))
@@ -218,7 +222,7 @@ func TestRateLimitPerClient(t *testing.T) {
 	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/healthz", "", nil)); resp.StatusCode != 200 {
 		t.Fatal("healthz was rate limited")
 	}
-	time.Sleep(250 * time.Millisecond)
+	clock.Add(int64(250 * time.Millisecond))
 	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/v1/models", "", nil)); resp.StatusCode != 200 {
 		t.Fatalf("bucket did not refill: %d", resp.StatusCode)
 	}

@@ -71,7 +71,7 @@ if (scenario === 'main') {
   const started = Date.now();
   try {
     await client.callTool({ name: 'solve', arguments: { problem: 'What is 19 * 21?', strategy: 'self-consistency',
-      params: { k: 40 }, budget: { llm_calls: 40 } } }, undefined,
+      params: { k: 100 }, budget: { llm_calls: 100 } } }, undefined,
     { signal: ac.signal, timeout: 60000, onprogress: (p) => { if (!firstProgress) { firstProgress = p; ac.abort('the user pressed stop'); } } });
     report.cancel = { resolved: true };
   } catch (e) {
