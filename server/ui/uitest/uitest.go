@@ -102,7 +102,7 @@ func (b *Browser) record(ev any) {
 // Do runs actions, failing the test on an error or after 30 seconds.
 func (b *Browser) Do(tb testing.TB, actions ...chromedp.Action[chromedp.Void]) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 90*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		tb.Fatal(err)
@@ -112,7 +112,7 @@ func (b *Browser) Do(tb testing.TB, actions ...chromedp.Action[chromedp.Void]) {
 // Eval evaluates a JavaScript expression in the page.
 func Eval[T any](tb testing.TB, b *Browser, js string) T {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 90*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
 	if err != nil {
@@ -125,10 +125,10 @@ func Eval[T any](tb testing.TB, b *Browser, js string) T {
 // most); on a timeout the test fails with the viewer's state.
 func (b *Browser) WaitFor(tb testing.TB, what, js string) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 90*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(20*time.Millisecond),
-		chromedp.WithPollingTimeout(25*time.Second))); err != nil {
+		chromedp.WithPollingTimeout(80*time.Second))); err != nil {
 		state := Eval[string](tb, b, `(document.body && document.body.dataset.state) + " " + `+
 			`JSON.stringify((document.getElementById("tree") || {dataset: {}}).dataset) + " " + `+
 			`(document.body ? document.body.innerText.slice(0, 400) : "")`)
@@ -140,7 +140,7 @@ func (b *Browser) WaitFor(tb testing.TB, what, js string) {
 // returns the PNG.
 func (b *Browser) Screenshot(tb testing.TB, name string) []byte {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.Ctx, 90*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
