@@ -134,9 +134,15 @@ func SortRecords(rs []Record) {
 
 // resultsLog appends records to results.jsonl, one line each, synced to
 // disk before Append returns: a record that was appended survives a crash.
+// Concurrent appends share fsyncs (group commit): one sync covers every
+// line written before it started.
 type resultsLog struct {
-	mu sync.Mutex
-	f  *os.File
+	mu      sync.Mutex // guards f and written
+	f       *os.File
+	written int64
+
+	syncMu sync.Mutex // serialises syncs; guards synced
+	synced int64
 }
 
 // openResults opens (or creates) the results file for appending and
@@ -181,16 +187,33 @@ func (l *resultsLog) Append(rec Record) error {
 		return fmt.Errorf("encode record %s: %w", rec.Key, err)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.f == nil {
+		l.mu.Unlock()
 		return errClosed
 	}
 	if _, err := l.f.Write(append(b, '\n')); err != nil {
+		l.mu.Unlock()
 		return fmt.Errorf("append record %s: %w", rec.Key, err)
 	}
-	if err := l.f.Sync(); err != nil {
+	l.written++
+	mine := l.written
+	l.mu.Unlock()
+
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.synced >= mine {
+		return nil // a sync that started after our write covered it
+	}
+	l.mu.Lock()
+	f, upTo := l.f, l.written
+	l.mu.Unlock()
+	if f == nil {
+		return errClosed
+	}
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync results: %w", err)
 	}
+	l.synced = upTo
 	return nil
 }
 

@@ -340,3 +340,35 @@ func BenchmarkEqual(b *testing.B) {
 		Equal("x^3+3x-6", "3x + x^3 - 6")
 	}
 }
+
+// BenchmarkGradeMATH500 grades every MATH-500 reference against itself.
+func BenchmarkGradeMATH500(b *testing.B) {
+	dir, err := tasks.FindDataDir()
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "math500.jsonl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var answers []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var m struct {
+			Answer string `json:"answer"`
+		}
+		_ = json.Unmarshal(sc.Bytes(), &m)
+		answers = append(answers, m.Answer)
+	}
+	f.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, a := range answers {
+			if !Equal(`\boxed{`+a+`}`, a) {
+				b.Fatalf("%q", a)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(answers)), "ns/answer")
+}
