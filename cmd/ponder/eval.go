@@ -69,7 +69,7 @@ func newEvalCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.dataset, "dataset", "", "gsm8k, math500, game24, humaneval (from the benchmark data folder) or a JSONL file")
-	fl.StringSliceVar(&f.strategies, "strategies", nil, "strategies to compare, comma-separated (see `ponder strategies`)")
+	fl.StringSliceVar(&f.strategies, "strategies", nil, "strategies to compare, comma-separated (see: ponder strategies)")
 	fl.IntVar(&f.limit, "limit", 0, "evaluate at most this many problems (default: all)")
 	fl.IntVar(&f.offset, "offset", 0, "skip this many problems first")
 	fl.Int64Var(&f.seed, "seed", 0, "sampling seed (same seed, same requests)")
@@ -84,7 +84,7 @@ func newEvalCmd() *cobra.Command {
 	fl.StringVar(&f.grader, "grader", "", "grader: gsm8k, math, game24, humaneval, exact (default: the pack's)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar and no summary on stderr")
 	fl.BoolVar(&f.retryErrors, "retry-errors", false, "run again the problems whose record is an error")
-	fl.BoolVar(&f.noTraces, "no-traces", false, "do not keep traces/ID.json (`ponder export` needs them)")
+	fl.BoolVar(&f.noTraces, "no-traces", false, "do not keep traces/ID.json (ponder export needs them)")
 	fl.BoolVar(&f.oracle, "oracle", false, "give the search the ground truth (verifiers use it): for training data, not for accuracy")
 	cmd.AddCommand(newEvalReportCmd())
 	return cmd
