@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -459,6 +460,7 @@ func newExportCmd() *cobra.Command {
 	var from []string
 	var format, out string
 	var pairs int
+	var closers []func()
 	cmd := &cobra.Command{
 		Use:   "export --from DIR|TRACE... --format sft|prm|value|dpo",
 		Short: "Turn search traces into training data (JSONL): SFT pairs, PRM step labels, value targets, preference pairs",
@@ -489,20 +491,39 @@ func newExportCmd() *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
 			}
 			o := export.Options{Format: format, PairsPerNode: pairs}
-			if needsSandbox(srcs) {
-				cfg, err := loadConfig(cmd)
-				if err == nil {
-					if a, err := newApp(cmd.Context(), cfg, newLogger(cfg.Log, cmd.ErrOrStderr())); err == nil {
-						defer a.Close()
-						if ut, ok := unitTests(a); ok {
-							o.GraderOptions.UnitTests = ut
-						}
+			// HumanEval answers are graded by running their tests: the
+			// sandbox is set up when the first one needs it.
+			var (
+				once sync.Once
+				ut   func(string) (core.Evaluator, error)
+			)
+			o.GraderOptions.UnitTests = func(entry string) (core.Evaluator, error) {
+				once.Do(func() {
+					cfg, err := loadConfig(cmd)
+					if err != nil {
+						return
 					}
+					a, err := newApp(cmd.Context(), cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+					if err != nil {
+						return
+					}
+					closers = append(closers, a.Close)
+					if f, ok := unitTests(a); ok {
+						ut = f
+					} else {
+						fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+eval.ErrNoSandbox.Error()+"; HumanEval answers stay unlabeled")
+					}
+				})
+				if ut == nil {
+					return nil, eval.ErrNoSandbox
 				}
-				if o.GraderOptions.UnitTests == nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+eval.ErrNoSandbox.Error()+"; HumanEval answers stay unlabeled")
-				}
+				return ut(entry)
 			}
+			defer func() {
+				for _, c := range closers {
+					c()
+				}
+			}()
 			return writeExport(cmd.Context(), cmd, srcs, o, out)
 		},
 	}
@@ -512,15 +533,6 @@ func newExportCmd() *cobra.Command {
 	fl.StringVarP(&out, "out", "o", "", "output file (default: stdout)")
 	fl.IntVar(&pairs, "pairs-per-node", 4, "dpo: most preference pairs taken from one node's children")
 	return cmd
-}
-
-func needsSandbox(srcs []export.Source) bool {
-	for _, s := range srcs {
-		if s.Trace != nil && s.Trace.Pack == "humaneval" {
-			return true
-		}
-	}
-	return false
 }
 
 func writeExport(ctx context.Context, cmd *cobra.Command, srcs []export.Source, o export.Options, out string) error {
@@ -553,6 +565,12 @@ func writeExport(ctx context.Context, cmd *cobra.Command, srcs []export.Source, 
 		if err := os.Rename(tmp.Name(), out); err != nil {
 			return fmt.Errorf("write %s: %w", out, err)
 		}
+	}
+	for _, w := range st.Warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning: skipped "+w)
+	}
+	if st.Skipped > len(st.Warnings) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: skipped %d more unreadable traces\n", st.Skipped-len(st.Warnings))
 	}
 	dest := out
 	if dest == "" {

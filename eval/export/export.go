@@ -16,6 +16,7 @@ package export
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,16 +45,18 @@ const (
 func Formats() []string { return []string{SFT, PRM, Value, DPO} }
 
 // Source is one trace to export, with its eval record when it came from a
-// run directory.
+// run directory. Trace is read from Path when nil, and only while it is
+// being exported, so a run of any size exports in bounded memory.
 type Source struct {
 	Path   string
 	Trace  *core.Trace
 	Record *eval.Record
 }
 
-// Collect reads traces from run directories (their results.jsonl names the
-// traces under traces/), other directories (every *.json trace in them)
-// and trace files. Traces that cannot be read are skipped with a warning.
+// Collect lists the traces of run directories (their results.jsonl names
+// the traces under traces/), other directories (every *.json in them) and
+// trace files (read at once, so a bad one is an error here). Traces of
+// directories are read by Write, which skips and counts unreadable ones.
 func Collect(paths []string) (srcs []Source, warnings []string, err error) {
 	if len(paths) == 0 {
 		return nil, nil, errors.New("nothing to export: give --from a run directory (the --out of `ponder eval`) or trace files")
@@ -73,29 +76,19 @@ func Collect(paths []string) (srcs []Source, warnings []string, err error) {
 		}
 		results := filepath.Join(p, eval.ResultsFile)
 		if _, err := os.Stat(results); err == nil {
-			recs, _, err := eval.ReadRecords(results)
+			recs, bad, err := eval.ReadRecords(results)
 			if err != nil {
 				return nil, warnings, err
 			}
-			missing := 0
+			if len(bad) > 0 {
+				warnings = append(warnings, fmt.Sprintf("%s: %d lines are not records (first: line %d)", results, len(bad), bad[0].Line))
+			}
 			for i := range recs {
 				r := &recs[i]
 				if r.TraceID == "" {
 					continue
 				}
-				path := filepath.Join(p, eval.TracesDir, r.TraceID+".json")
-				t, err := traces.ReadFile(path)
-				if err != nil {
-					missing++
-					if missing <= 3 {
-						warnings = append(warnings, fmt.Sprintf("%s: %v", path, err))
-					}
-					continue
-				}
-				srcs = append(srcs, Source{Path: path, Trace: t, Record: r})
-			}
-			if missing > 3 {
-				warnings = append(warnings, fmt.Sprintf("%s: %d more traces could not be read", p, missing-3))
+				srcs = append(srcs, Source{Path: filepath.Join(p, eval.TracesDir, r.TraceID+".json"), Record: r})
 			}
 			continue
 		}
@@ -105,12 +98,7 @@ func Collect(paths []string) (srcs []Source, warnings []string, err error) {
 			return nil, warnings, fmt.Errorf("--from %s: no %s and no trace files in it", p, eval.ResultsFile)
 		}
 		for _, m := range matches {
-			t, err := traces.ReadFile(m)
-			if err != nil {
-				warnings = append(warnings, fmt.Sprintf("%s: %v", m, err))
-				continue
-			}
-			srcs = append(srcs, Source{Path: m, Trace: t})
+			srcs = append(srcs, Source{Path: m})
 		}
 	}
 	return srcs, warnings, nil
@@ -136,6 +124,10 @@ type Stats struct {
 	Unlabeled int `json:"unlabeled_answers"`
 	// Duplicates are lines left out because an identical one was written.
 	Duplicates int `json:"duplicates"`
+	// Skipped are traces that could not be read; Warnings name the first
+	// few.
+	Skipped  int      `json:"skipped"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Write exports srcs as JSONL lines of the chosen format to w.
@@ -152,19 +144,31 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	seen := map[string]bool{}
+	seen := map[[sha256.Size]byte]bool{}
 	emit := func(key string, v any) error {
-		if seen[key] {
+		h := sha256.Sum256([]byte(key))
+		if seen[h] {
 			st.Duplicates++
 			return nil
 		}
-		seen[key] = true
+		seen[h] = true
 		st.Lines++
 		return enc.Encode(v)
 	}
 	for _, src := range srcs {
 		if err := ctx.Err(); err != nil {
 			return st, err
+		}
+		if src.Trace == nil && src.Path != "" {
+			t, err := traces.ReadFile(src.Path)
+			if err != nil {
+				st.Skipped++
+				if len(st.Warnings) < 3 {
+					st.Warnings = append(st.Warnings, err.Error())
+				}
+				continue
+			}
+			src.Trace = t
 		}
 		if src.Trace == nil || src.Trace.Structure == nil {
 			continue

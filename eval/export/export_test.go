@@ -205,6 +205,10 @@ func TestCollect(t *testing.T) {
 	if err != nil || len(srcs) != 3 || len(warnings) != 0 {
 		t.Fatalf("Collect(dir) = %d sources, %v, %v", len(srcs), warnings, err)
 	}
+	st, err := Write(context.Background(), &bytes.Buffer{}, srcs, Options{Format: SFT})
+	if err != nil || st.Traces != 3 || st.Lines != 3 {
+		t.Fatalf("Write of a directory's traces: %+v, %v", st, err)
+	}
 	srcs, _, err = Collect([]string{"testdata/traces/sc-math.json", "testdata/traces/no-truth.json"})
 	if err != nil || len(srcs) != 2 || srcs[0].Trace.ID != "00000000000000b2" {
 		t.Fatalf("Collect(files) = %v, %v", srcs, err)
@@ -227,9 +231,14 @@ func TestCollect(t *testing.T) {
 			t.Errorf("Collect(%v) = %v, want %q", tc.paths, err, tc.want)
 		}
 	}
-	// A directory with some unreadable traces warns and goes on.
-	if _, warnings, err := Collect([]string{dir}); err != nil || len(warnings) != 1 {
-		t.Errorf("dir with a non-trace: %v, %v", warnings, err)
+	// A directory with an unreadable trace: Write skips it and says so.
+	srcs, _, err = Collect([]string{dir, "testdata/traces/sc-math.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = Write(context.Background(), &bytes.Buffer{}, srcs, Options{Format: SFT})
+	if err != nil || st.Skipped != 1 || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "x.json") || st.Traces != 1 {
+		t.Errorf("dir with a non-trace: %+v, %v", st, err)
 	}
 	if _, err := Write(context.Background(), &bytes.Buffer{}, nil, Options{Format: "csv"}); err == nil || !strings.Contains(err.Error(), "sft, prm, value, dpo") {
 		t.Errorf("unknown format: %v", err)
