@@ -393,12 +393,13 @@ func printSummary(w io.Writer, recs []eval.Record, strategies []string, budgets 
 		if !contains(strategies, r.Strategy) || !containsInt(budgets, r.Budget) {
 			continue
 		}
-		acc := "–"
+		acc, ci := "–", "–"
 		if r.Graded > 0 {
 			acc = fmt.Sprintf("%.1f%%", 100*r.Accuracy)
+			ci = fmt.Sprintf("%.1f–%.1f%%", 100*r.Low, 100*r.High)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.1f–%.1f%%\t%d\t%.1f\t%.0f\n", r.Strategy, r.Budget, r.Graded, acc,
-			100*r.Low, 100*r.High, r.Errors, r.MeanCalls, r.MeanTokens)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%.1f\t%.0f\n", r.Strategy, r.Budget, r.Graded, acc, ci, r.Errors,
+			r.MeanCalls, r.MeanTokens)
 	}
 	tw.Flush()
 }

@@ -283,8 +283,12 @@ func (r *Report) Markdown() string {
 	b.WriteString("| Strategy | Budget (calls) | Graded | Correct | Accuracy | 95% CI | Errors | Mean calls | Mean tokens |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---|---:|---:|---:|\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s–%s | %d | %.1f | %.0f |\n", row.Strategy, row.Budget, row.Graded,
-			row.Correct, pct(row.Accuracy, row.Graded), pct(row.Low, 1), pct(row.High, 1), row.Errors, row.MeanCalls, row.MeanTokens)
+		ci := "–"
+		if row.Graded > 0 {
+			ci = pct(row.Low, 1) + "–" + pct(row.High, 1)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %d | %.1f | %.0f |\n", row.Strategy, row.Budget, row.Graded,
+			row.Correct, pct(row.Accuracy, row.Graded), ci, row.Errors, row.MeanCalls, row.MeanTokens)
 	}
 	b.WriteString("\n")
 	if r.hasPassAtK() {
