@@ -41,6 +41,11 @@ func Clean(s string) string {
 	s = layoutRepl.Replace(s)
 	s = degree.ReplaceAllString(s, "")
 	s = strings.NewReplacer(`\%`, "", "%", "").Replace(s)
+	// "2 or 3", "x = 2 \text{ and } x = 3": lists of solutions.
+	s = textConj.ReplaceAllString(s, ",")
+	if strings.ContainsAny(s, "0123456789") {
+		s = plainConj.ReplaceAllString(s, ",")
+	}
 	s = removeUnits(s)
 	s = strings.TrimSpace(s)
 	s = strings.TrimRight(s, ". ")
@@ -76,6 +81,8 @@ var (
 	textWrap      = regexp.MustCompile(`\\(?:text|textrm|textnormal|mbox|mathrm|textit|textbf|mathbf|mathit|operatorname)\s*\{([^{}]*)\}`)
 	assignment    = regexp.MustCompile(`^[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?\s*(?:=|\\in\b)\s*(.+)$`)
 	spaces        = regexp.MustCompile(`\s+`)
+	textConj      = regexp.MustCompile(`\\(?:text|textrm|mbox|mathrm)\s*\{\s*(?:or|and)\s*\}`)
+	plainConj     = regexp.MustCompile(`\s+(?:or|and)\s+`)
 )
 
 // unitWords are units that may follow a number in an answer.

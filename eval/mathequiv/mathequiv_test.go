@@ -222,6 +222,9 @@ func TestEquivalentForms(t *testing.T) {
 		{`1 \pm \sqrt{19}`, `1+\sqrt{19}, 1-\sqrt{19}`},
 		{`3 \pm 2 \sqrt{2}`, `3-2\sqrt{2},3+2\sqrt{2}`},
 		{"x=1, x=2", "1,2"},
+		{"2,3", "x=2 or x=3"},
+		{"2, 3", `2 \text{ and } 3`},
+		{"-2,1", `x = -2 \text{ or } x = 1`},
 		// expressions
 		{"x^3+3x-6", "3x + x^3 - 6"},
 		{"(a+5)(b+2)", "ab+2a+5b+10"},
@@ -303,6 +306,8 @@ func TestWrongForms(t *testing.T) {
 		{"p - q", "q - p"},
 		{"1000", "1,000,000"},
 		{"2 3", "23"},
+		{"2,3", "2 or 4"},
+		{"2", "2 or 3"},
 		{`\infty`, `-\infty`},
 	}
 	for _, tc := range tests {
