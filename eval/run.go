@@ -186,7 +186,7 @@ func Run(ctx context.Context, eng *core.Engine, o Options) (Summary, error) {
 	}
 	sum.Items, sum.ToRun = len(items), len(jobs)
 	r := &runner{eng: eng, o: o, grader: grader, log: log, logger: o.Logger}
-	o.Logger.Info().Str("out", o.Out).Int("items", sum.Items).Int("jobs", sum.Jobs).Int("done", sum.Done).
+	o.Logger.Debug().Str("out", o.Out).Int("items", sum.Items).Int("jobs", sum.Jobs).Int("done", sum.Done).
 		Int("to_run", sum.ToRun).Msg("eval starts")
 	if o.OnStart != nil {
 		o.OnStart(sum.Plan)
