@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
@@ -67,6 +69,7 @@ func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
 	if len(recs) != 24 {
 		t.Fatalf("%d records, want 24", len(recs))
 	}
+	schema := traceSchema(t)
 	for _, r := range recs {
 		if r.Key != RecordKey(r.Item, r.Strategy, r.Budget) || r.TraceID == "" || r.Status == StatusError || r.Usage.LLMCalls < 1 || r.Usage.LLMCalls > r.Budget {
 			t.Errorf("record %+v: want a key, a trace, a grade and 1..budget calls", r)
@@ -89,9 +92,22 @@ func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
 				t.Errorf("cot: %d calls, %d samples", r.Usage.LLMCalls, r.Samples)
 			}
 		}
-		tr, err := traces.ReadFile(filepath.Join(out, TracesDir, r.TraceID+".json"))
+		path := filepath.Join(out, TracesDir, r.TraceID+".json")
+		tr, err := traces.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(doc); err != nil {
+			t.Errorf("trace %s does not match docs/trace.schema.json: %v", path, err)
 		}
 		if tr.Meta["eval_item"] != r.Item || tr.Meta["eval_status"] != string(r.Status) || tr.Answer != r.Answer {
 			t.Errorf("trace of %s: meta %v answer %q", r.Key, tr.Meta, tr.Answer)
@@ -104,6 +120,28 @@ func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
 	if m.ConfigHash != o.config().Hash() || m.Config.Seed != 7 || m.Config.Dataset != "game24" || len(m.Budgets) != 2 || m.Rules["self-consistency"] != "k = budget" {
 		t.Errorf("manifest %+v", m)
 	}
+}
+
+func traceSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open("../docs/trace.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("trace.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("trace.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func gradeGame24OK(t *testing.T, r Record) bool {
