@@ -51,7 +51,7 @@ func beamSpec() core.StrategySpec {
 			verifierParam,
 			{Name: "stop_on_correct", Type: core.ParamBool, Default: true, Description: "stop as soon as a verifier accepts an answer"},
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of the steps", Min: core.Bound(0), Max: core.Bound(2)},
-		}, nestedParams...),
+		}, append([]core.ParamSpec{expandParam}, nestedParams...)...),
 		New: func(p core.Params) (core.Strategy, error) {
 			b := beam{width: p.Int("beam_width"), k: p.Int("expansions"), maxDepth: p.Int("max_depth"), temp: p.Float("temperature"),
 				aggregate: p.String("aggregate"), stopOnCorrect: p.Bool("stop_on_correct")}

@@ -61,6 +61,7 @@ type mcts struct {
 	c1, c2, gamma, lrTD, alpha, vmin, vmax, vl float64
 	temp                                       float64
 	final, stopOn                              string
+	widen                                      bool
 	ev, verifier                               evalRef
 	nested                                     nestedOpts
 }
@@ -89,11 +90,13 @@ func mctsSpec() core.StrategySpec {
 				"none: use all iterations", Enum: []string{StopOnTerminal, StopOnAnyTerminal, StopOnCorrect, StopOnNone}},
 			{Name: "parallel", Type: core.ParamInt, Default: int64(8), Description: "simulations in flight at once (1: x1's sequential search, reproducible)", Min: core.Bound(1), Max: core.Bound(256)},
 			{Name: "virtual_loss", Type: core.ParamFloat, Default: 1.0, Description: "visits valued at value_min that each in-flight simulation adds to the nodes it passed", Min: core.Bound(0), Max: core.Bound(100)},
+			{Name: "widen", Type: core.ParamBool, Default: true, Description: "expand a node again (k more children) when every path below it " +
+				"ended in a rejected answer or a dead end, instead of stopping with budget left"},
 			{Name: "max_depth", Type: core.ParamInt, Default: int64(16), Description: "nodes this deep are not expanded", Min: core.Bound(1), Max: core.Bound(1000)},
 			evaluatorParamSpec("evaluator", "value", "value model for non-terminal children (and terminal ones no verifier applies to)"),
 			verifierParam,
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of expansions and rollouts", Min: core.Bound(0), Max: core.Bound(2)},
-		}, nestedParams...),
+		}, append([]core.ParamSpec{expandParam}, nestedParams...)...),
 		New: newMCTS,
 	}
 }
@@ -103,7 +106,7 @@ func newMCTS(p core.Params) (core.Strategy, error) {
 		iterations: p.Int("iterations"), k: p.Int("children"), rollouts: p.Int("rollouts"), workers: p.Int("parallel"),
 		maxDepth: p.Int("max_depth"), c1: p.Float("c1"), c2: p.Float("c2"), gamma: p.Float("gamma"), lrTD: p.Float("lr_td"),
 		alpha: p.Float("alpha"), vmin: p.Float("value_min"), vmax: p.Float("value_max"), vl: p.Float("virtual_loss"),
-		temp: p.Float("temperature"), final: p.String("final"), stopOn: p.String("stop_on"),
+		temp: p.Float("temperature"), final: p.String("final"), stopOn: p.String("stop_on"), widen: p.Bool("widen"),
 	}
 	if m.c2 <= 0 {
 		return nil, fmt.Errorf("%w \"c2\": must be greater than 0, got %v", core.ErrInvalidParam, m.c2)
@@ -150,9 +153,14 @@ type mnode struct {
 	pending bool // an expansion is in flight
 	vl      int  // in-flight simulations that passed through this node
 	// avail counts the leaves below (or at) this node that selection may
-	// pick: not pending, not exhausted.
-	avail int
-	dead  bool // cannot be expanded (no children came, or too deep)
+	// pick: not pending, not exhausted. open counts those not exhausted,
+	// pending or not: a subtree with none open is used up, and its root is
+	// widened (expanded again) when widen is on.
+	avail, open int
+	dead        bool  // cannot be expanded (no children came, or too deep)
+	expansions  int   // times this node was expanded
+	fruitless   int   // expansions in a row that brought no new child
+	expSeed     int64 // seed of the expansion in flight
 }
 
 // mctsTree is the shared state of one search.
@@ -264,7 +272,7 @@ func (m mcts) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	t := &mctsTree{m: m, env: env, cancel: cancel,
-		root: &mnode{id: 0, seed: env.Seed(0), avail: 1}}
+		root: &mnode{id: 0, seed: env.Seed(0), avail: 1, open: 1}}
 	t.cond = sync.NewCond(&t.mu)
 	var wg sync.WaitGroup
 	for w := 0; w < m.workers; w++ {
@@ -304,6 +312,9 @@ func (t *mctsTree) acquire() (*mnode, bool) {
 				t.cond.Wait() // every leaf is being expanded: wait for one
 				continue
 			}
+			if t.widenLocked() {
+				continue
+			}
 			t.endLocked() // the tree is exhausted
 			return nil, false
 		}
@@ -323,6 +334,10 @@ func (t *mctsTree) acquire() (*mnode, bool) {
 		t.started++
 		t.inflight++
 		s.pending = true
+		s.expSeed = s.seed
+		if s.expansions > 0 { // widening: new children
+			s.expSeed = t.env.Seed(s.seed, -int64(s.expansions))
+		}
 		for p := s; p != nil; p = p.parent {
 			p.vl++
 			p.avail--
@@ -382,7 +397,7 @@ type child struct {
 
 // expand generates the leaf's children and values them concurrently.
 func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, leaf *mnode) ([]child, error) {
-	ids, err := m.nested.expand(ctx, env, leaf.id, m.k, leaf.seed, m.temp)
+	ids, err := m.nested.expand(ctx, env, leaf.id, m.k, leaf.expSeed, m.temp)
 	if len(ids) == 0 {
 		return nil, err // nil, nil: a dead end
 	}
@@ -395,7 +410,7 @@ func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, leaf *mnode
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = m.value(ctx, env, sc, &kids[i], leaf.seed, i)
+			errs[i] = m.value(ctx, env, sc, &kids[i], leaf.expSeed, i)
 		}()
 	}
 	wg.Wait()
@@ -525,29 +540,40 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 			// The LLM failed: the leaf may be tried again, up to 3 failures in a row.
 			t.llmErr = err
 			t.failures++
-			t.addAvail(leaf, 1)
+			t.adjust(leaf, 1, 0)
 			if t.failures >= 3 {
 				t.fail(err)
 			}
 		default:
+			// No new child (or only repeats of its children): after three
+			// such tries in a row the node is a dead end.
+			leaf.fruitless++
+			leaf.expansions++
+			if leaf.fruitless < 3 && t.m.widen {
+				t.adjust(leaf, 1, 0)
+				return
+			}
 			leaf.dead = true
+			t.adjust(leaf, 0, -1)
 		}
 		return
 	}
+	leaf.fruitless = 0
 	t.failures = 0
-	leaf.children = make([]*mnode, 0, len(kids))
-	avail := 0
+	leaf.expansions++
+	avail, open, first := 0, 0, len(leaf.children)
 	solved := false
 	for i, k := range kids {
 		if t.cancelled && !k.scored {
 			continue // its valuation was cancelled by the stop
 		}
-		c := &mnode{id: k.id, parent: leaf, depth: leaf.depth + 1, seed: t.env.Seed(leaf.seed, int64(i)),
+		c := &mnode{id: k.id, parent: leaf, depth: leaf.depth + 1, seed: t.env.Seed(leaf.seed, int64(first+i)),
 			n: 1, q: k.q, qModel: k.qModel, terminal: k.terminal, answer: k.answer, correct: k.correct, scored: k.scored}
 		c.dead = !c.terminal && c.depth >= m.maxDepth
 		if m.selectable(c) {
-			c.avail = 1
+			c.avail, c.open = 1, 1
 			avail++
+			open++
 		}
 		if c.correct != nil && *c.correct {
 			solved = true
@@ -555,7 +581,7 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 		leaf.children = append(leaf.children, c)
 		t.write(c, !k.scored)
 	}
-	t.addAvail(leaf, avail)
+	t.adjust(leaf, avail, open-1) // the leaf was one open leaf, pending
 	for _, s := range m.backup(leaf) {
 		t.write(s, false)
 	}
@@ -567,14 +593,42 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 	}
 }
 
-// addAvail adds d selectable leaves below s and its ancestors.
-func (t *mctsTree) addAvail(s *mnode, d int) {
-	if d == 0 {
-		return
-	}
+// adjust adds da selectable and do open leaves to s and its ancestors.
+func (t *mctsTree) adjust(s *mnode, da, do int) {
 	for p := s; p != nil; p = p.parent {
-		p.avail += d
+		p.avail += da
+		p.open += do
 	}
+}
+
+// widenLocked is called when every path of the tree ended in a rejected
+// answer or a dead end: it opens the most promising expanded node again
+// (the highest value estimate, then the shallowest), so that its next
+// expansion adds k more children. It reports false when widen is off or no
+// node can grow.
+func (t *mctsTree) widenLocked() bool {
+	if !t.m.widen {
+		return false
+	}
+	var best *mnode
+	var walk func(*mnode)
+	walk = func(s *mnode) {
+		if len(s.children) > 0 && !s.terminal && !s.dead && s.depth < t.m.maxDepth {
+			if best == nil || s.qModel > best.qModel || (s.qModel == best.qModel && s.depth < best.depth) {
+				best = s
+			}
+		}
+		for _, c := range s.children {
+			walk(c)
+		}
+	}
+	walk(t.root)
+	if best == nil {
+		return false
+	}
+	t.adjust(best, 1, 1)
+	t.env.Tracer.Record(core.OpInfo, []core.NodeID{best.id}, map[string]any{"widen": best.expansions + 1})
+	return true
 }
 
 // fail stops the search with err (the first one is kept).

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tasks"
 )
 
 // Nested sub-problems: a step of an outer search solved by a search of its
@@ -106,12 +107,21 @@ func NestedStep(ctx context.Context, env *core.Env, parent core.NodeID, o Nested
 	return id, nil
 }
 
-// nestedOpts is the step_strategy option of beam and mcts.
+// nestedOpts is how beam and mcts expand a node: the expand option
+// (sampled steps or the pack's proposals) and the step_strategy option
+// (nested searches).
 type nestedOpts struct {
+	mode     string // GenAuto, GenSample or GenPropose
 	strategy string
 	params   core.Params
 	budget   int64
 }
+
+// expandParam documents the expand option.
+var expandParam = core.ParamSpec{Name: "expand", Type: core.ParamString, Default: GenAuto,
+	Description: "new children from the pack's propose prompt (propose: one call lists distinct next steps), from sampled steps " +
+		"(sample: one request for n steps; repeated steps are pruned), or propose when the pack has that prompt (auto)",
+	Enum: []string{GenAuto, GenSample, GenPropose}}
 
 // nestedParams document the option.
 var nestedParams = []core.ParamSpec{
@@ -128,7 +138,10 @@ var nestedParams = []core.ParamSpec{
 var wholeSolution = map[string]bool{"cot": true, "self-consistency": true, "best-of-n": true, "refine": true, "got": true, "pal": true, "react": true}
 
 func parseNested(p core.Params) (nestedOpts, error) {
-	o := nestedOpts{strategy: strings.TrimSpace(p.String("step_strategy")), budget: int64(p.Int("step_budget"))}
+	o := nestedOpts{mode: p.String("expand"), strategy: strings.TrimSpace(p.String("step_strategy")), budget: int64(p.Int("step_budget"))}
+	if o.mode == "" {
+		o.mode = GenAuto
+	}
 	raw := strings.TrimSpace(p.String("step_params"))
 	if o.strategy == "" {
 		if raw != "" {
@@ -151,6 +164,9 @@ func parseNested(p core.Params) (nestedOpts, error) {
 // validate checks the nested strategy and its parameters before the first
 // LLM call.
 func (o nestedOpts) validate(env *core.Env) error {
+	if _, ok := env.Pack.(tasks.Proposer); !ok && o.mode == GenPropose {
+		return fmt.Errorf("%w \"expand\": the %s pack has no propose prompt; use expand=sample", core.ErrInvalidParam, env.Pack.Name())
+	}
 	if o.strategy == "" {
 		return nil
 	}
@@ -165,7 +181,14 @@ func (o nestedOpts) validate(env *core.Env) error {
 // ids holds the children made before it.
 func (o nestedOpts) expand(ctx context.Context, env *core.Env, parent core.NodeID, k int, seed int64, temp float64) ([]core.NodeID, error) {
 	if o.strategy == "" {
-		return core.Generate(ctx, env, parent, k, core.GenerateOptions{Temperature: &temp, Seed: &seed, Purpose: "expand"})
+		if pr, ok := env.Pack.(tasks.Proposer); ok && o.mode != GenSample {
+			path := env.Structure.Path(parent)
+			steps := append(append([]string(nil), env.Task.Steps...), core.Steps(path)...)
+			ids, err := proposeSteps(ctx, env, pr, parent, steps, 1, k, seed, temp)
+			return dedupe(env, ids), err
+		}
+		ids, err := core.Generate(ctx, env, parent, k, core.GenerateOptions{Temperature: &temp, Seed: &seed, Purpose: "expand"})
+		return dedupe(env, ids), err
 	}
 	ids := make([]core.NodeID, k)
 	errs := make([]error, k)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/core/evaluator"
+	"github.com/ponder-rlm/ponder/tasks"
 )
 
 // Helpers shared by the step-level searches (beam, mcts, tot-bfs, tot-dfs,
@@ -214,6 +215,83 @@ func stepsHash(steps []string) int64 {
 		h.Write([]byte{0})
 	}
 	return int64(h.Sum64() >> 1)
+}
+
+// proposeSteps asks the pack's propose prompt (one request, calls samples)
+// for the next steps after the path to parent and adds the distinct
+// proposals as its children, at most limit of them (0: all), in the order
+// proposed.
+func proposeSteps(ctx context.Context, env *core.Env, pr tasks.Proposer, parent core.NodeID, steps []string,
+	calls, limit int, seed int64, temp float64) ([]core.NodeID, error) {
+	c, err := env.Complete(ctx, core.CompletionRequest{Messages: pr.ProposePrompt(env.Task.Problem, steps), N: max(calls, 1),
+		Temperature: tempPtr(temp), Seed: &seed, Purpose: "propose"})
+	if err != nil {
+		return nil, fmt.Errorf("propose from node %d: %w", parent, err)
+	}
+	var props []string
+	seen := map[string]bool{}
+	for _, ch := range c.Choices {
+		for _, p := range pr.ParseProposals(ch.Text) {
+			key := strings.Join(strings.Fields(p), " ")
+			if !seen[key] && (limit <= 0 || len(props) < limit) {
+				seen[key] = true
+				props = append(props, p)
+			}
+		}
+	}
+	per := int64(max(1, len(props)))
+	var ids []core.NodeID
+	for _, p := range props {
+		n := core.Node{Kind: core.KindStep, Content: p, Meta: map[string]any{"llm_call": c.TraceSeq},
+			Usage: core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens / per, CompletionTokens: c.CompletionTokens / per}}
+		if a, ok := env.Pack.ExtractAnswer(p); ok {
+			n.Kind, n.Answer, n.Terminal = core.KindAnswer, a, true
+		}
+		id, err := env.AddNode([]core.NodeID{parent}, n)
+		if err != nil {
+			return ids, fmt.Errorf("propose from node %d: %w", parent, err)
+		}
+		ids = append(ids, id)
+	}
+	env.Tracer.Record(core.OpGenerate, append([]core.NodeID{parent}, ids...), map[string]any{"proposals": len(ids)})
+	return ids, nil
+}
+
+// dedupe prunes children whose step repeats an earlier one in ids, or one
+// of the parent's other children (the same step is the same subtree), and
+// returns the others.
+func dedupe(env *core.Env, ids []core.NodeID) []core.NodeID {
+	seen := map[string]core.NodeID{}
+	if len(ids) > 0 {
+		fresh := map[core.NodeID]bool{}
+		for _, id := range ids {
+			fresh[id] = true
+		}
+		if n, ok := env.Structure.Node(ids[0]); ok && len(n.Parents) == 1 {
+			for _, c := range env.Structure.Children(n.Parents[0]) {
+				if !fresh[c.ID] && !c.Pruned {
+					seen[strings.Join(strings.Fields(c.Content), " ")] = c.ID
+				}
+			}
+		}
+	}
+	var out []core.NodeID
+	var dups []core.NodeID
+	for _, id := range ids {
+		n := env.Structure.MustNode(id)
+		key := strings.Join(strings.Fields(n.Content), " ")
+		if first, dup := seen[key]; dup {
+			setMeta(env, id, "duplicate_of", int(first))
+			dups = append(dups, id)
+			continue
+		}
+		seen[key] = id
+		out = append(out, id)
+	}
+	if len(dups) > 0 {
+		core.Prune(env, dups...)
+	}
+	return out
 }
 
 // tempPtr returns a pointer to a copy of t.

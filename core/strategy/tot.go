@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -170,56 +169,13 @@ func (r *totRun) candidates(ctx context.Context, id core.NodeID, rank int) ([]to
 		if len(ids) == 0 {
 			return nil, err
 		}
-		return r.rate(ctx, r.dedupe(ids), rank, err)
+		return r.rate(ctx, dedupe(env, ids), rank, err)
 	}
-	c, err := env.Complete(ctx, core.CompletionRequest{Messages: r.proposer.ProposePrompt(env.Task.Problem, steps), N: max(r.k, 1),
-		Temperature: tempPtr(r.temp), Seed: &seed, Purpose: "propose"})
-	if err != nil {
-		return nil, fmt.Errorf("propose from node %d: %w", id, err)
+	ids, err := proposeSteps(ctx, env, r.proposer, id, steps, max(r.k, 1), 0, seed, r.temp)
+	if len(ids) == 0 {
+		return nil, err
 	}
-	var ids []core.NodeID
-	seen := map[string]bool{}
-	for _, ch := range c.Choices {
-		props := r.proposer.ParseProposals(ch.Text)
-		for _, p := range props {
-			key := strings.Join(strings.Fields(p), " ")
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-			n := core.Node{Kind: core.KindStep, Content: p, Meta: map[string]any{"llm_call": c.TraceSeq},
-				Usage: core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens / int64(max(1, len(props)*len(c.Choices))),
-					CompletionTokens: c.CompletionTokens / int64(max(1, len(props)*len(c.Choices)))}}
-			if a, ok := env.Pack.ExtractAnswer(p); ok {
-				n.Kind, n.Answer, n.Terminal = core.KindAnswer, a, true
-			}
-			nid, err := env.AddNode([]core.NodeID{id}, n)
-			if err != nil {
-				return r.rate(ctx, ids, rank, err)
-			}
-			ids = append(ids, nid)
-		}
-	}
-	env.Tracer.Record(core.OpGenerate, append([]core.NodeID{id}, ids...), map[string]any{"proposals": len(ids)})
-	return r.rate(ctx, ids, rank, nil)
-}
-
-// dedupe prunes sampled steps equal to an earlier one.
-func (r *totRun) dedupe(ids []core.NodeID) []core.NodeID {
-	seen := map[string]core.NodeID{}
-	var out []core.NodeID
-	for _, id := range ids {
-		n := r.env.Structure.MustNode(id)
-		key := strings.Join(strings.Fields(n.Content), " ")
-		if first, dup := seen[key]; dup {
-			setMeta(r.env, id, "duplicate_of", int(first))
-			core.Prune(r.env, id)
-			continue
-		}
-		seen[key] = id
-		out = append(out, id)
-	}
-	return out
+	return r.rate(ctx, ids, rank, err)
 }
 
 // rate scores the candidates concurrently; terminal ones join the

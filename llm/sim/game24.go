@@ -12,6 +12,11 @@ import (
 // whether they keep the numbers solvable.
 
 func (s *Server) game24(id tasks.Identified) generator {
+	if s.opts.Game24Model == Game24Calibrated { // game24_calibrated.go
+		if g, ok := s.g24Calibrated(id); ok {
+			return g
+		}
+	}
 	problem, steps := id.Problem, id.Steps
 	switch id.Kind {
 	case tasks.KindSolve:

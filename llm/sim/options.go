@@ -54,6 +54,12 @@ type Options struct {
 	// propose reply keeps the numbers solvable, when such a move is left.
 	// Default 0.6.
 	ProposeSolvable float64
+	// Game24Model picks how Game of 24 solve, step and propose prompts are
+	// answered: "basic" (default; Accuracy, StepAccuracy and
+	// ProposeSolvable) or "calibrated" (one peaked move distribution per
+	// position, calibrated to GPT-4's published chain-of-thought results;
+	// see game24_calibrated.go and docs/simulator.md).
+	Game24Model string
 
 	// Latency delays every response by Latency plus a uniform draw in
 	// [0, Jitter).
@@ -99,6 +105,13 @@ func (o Options) withDefaults() (Options, error) {
 	o.ReviseAccuracy = prob(o.ReviseAccuracy, DefaultReviseAccuracy)
 	o.ProposeSolvable = prob(o.ProposeSolvable, DefaultProposeSolvable)
 	o.Spread = max(0, o.Spread)
+	switch o.Game24Model {
+	case "":
+		o.Game24Model = Game24Basic
+	case Game24Basic, Game24Calibrated:
+	default:
+		return o, fmt.Errorf("sim: Game24Model %q, want %q or %q", o.Game24Model, Game24Basic, Game24Calibrated)
+	}
 	for name, r := range map[string]float64{"Rate429": o.Rate429, "Rate500": o.Rate500, "RateTimeout": o.RateTimeout, "RateMalformed": o.RateMalformed} {
 		if r < 0 || r > 1 {
 			return o, fmt.Errorf("sim: %s = %v, want a probability in [0, 1]", name, r)
