@@ -33,9 +33,11 @@ func game24Arms(budget int) []game24Arm {
 		{"self-consistency", "self-consistency", core.Params{"k": budget}},
 		{"best-of-n (judge)", "best-of-n", core.Params{"n": budget / 2}},
 		{"best-of-n (verifier)", "best-of-n", core.Params{"n": budget, "evaluator": "verifier"}},
-		{"beam", "beam", core.Params{"beam_width": 5, "expansions": 4, "evaluator": "value"}},
+		// Searches expand Game of 24 positions with the pack's propose
+		// prompt, as Tree of Thoughts does.
+		{"beam", "beam", core.Params{"beam_width": 5, "expansions": 4, "evaluator": "value", "expand": "propose"}},
 		{"tot-bfs", "tot-bfs", core.Params{"breadth": 5, "max_depth": 4}},
-		{"mcts", "mcts", core.Params{"parallel": 4}},
+		{"mcts", "mcts", core.Params{"parallel": 4, "expand": "propose"}},
 	}
 }
 

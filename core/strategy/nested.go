@@ -118,9 +118,10 @@ type nestedOpts struct {
 }
 
 // expandParam documents the expand option.
-var expandParam = core.ParamSpec{Name: "expand", Type: core.ParamString, Default: GenAuto,
-	Description: "new children from the pack's propose prompt (propose: one call lists distinct next steps), from sampled steps " +
-		"(sample: one request for n steps; repeated steps are pruned), or propose when the pack has that prompt (auto)",
+var expandParam = core.ParamSpec{Name: "expand", Type: core.ParamString, Default: GenSample,
+	Description: "new children from sampled steps (sample: one request for n steps; repeated steps are pruned), from the pack's " +
+		"propose prompt (propose: one call lists distinct next steps, as Tree of Thoughts does for Game of 24), or propose when " +
+		"the pack has that prompt (auto)",
 	Enum: []string{GenAuto, GenSample, GenPropose}}
 
 // nestedParams document the option.
@@ -140,7 +141,7 @@ var wholeSolution = map[string]bool{"cot": true, "self-consistency": true, "best
 func parseNested(p core.Params) (nestedOpts, error) {
 	o := nestedOpts{mode: p.String("expand"), strategy: strings.TrimSpace(p.String("step_strategy")), budget: int64(p.Int("step_budget"))}
 	if o.mode == "" {
-		o.mode = GenAuto
+		o.mode = GenSample
 	}
 	raw := strings.TrimSpace(p.String("step_params"))
 	if o.strategy == "" {
