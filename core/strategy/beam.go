@@ -2,10 +2,10 @@ package strategy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
-	"sync"
 
 	"github.com/ponder-rlm/ponder/core"
 )
@@ -114,13 +114,45 @@ func (a pathAgg) score(how string) float64 {
 }
 
 type beamNode struct {
-	id   core.NodeID
-	seed int64
-	agg  pathAgg
-	// order breaks ties deterministically: parent's rank, then sample.
-	order [2]int
+	id    core.NodeID
+	seed  int64
+	agg   pathAgg
+	depth int
+	// key breaks ties deterministically: the sample indices on the path.
+	key []int
 }
 
+// less orders candidates of a level: higher aggregated score, then key.
+func (b beam) less(x, y beamNode) bool {
+	sx, sy := x.agg.score(b.aggregate), y.agg.score(b.aggregate)
+	if sx != sy {
+		return sx > sy
+	}
+	for i := 0; i < len(x.key) && i < len(y.key); i++ {
+		if x.key[i] != y.key[i] {
+			return x.key[i] < y.key[i]
+		}
+	}
+	return len(x.key) < len(y.key)
+}
+
+// beamLevel is the bookkeeping of one depth.
+type beamLevel struct {
+	cands   []beamNode // scored, unfinished candidates at this depth
+	started map[core.NodeID]bool
+	// parents: nodes of the level above that are (or may still be) kept;
+	// known once that level is decided. done: those whose expansion ended.
+	parents, done int
+	decided       bool
+	kept          []beamNode
+}
+
+// Run is beam search without a barrier between depths: a candidate starts
+// its own expansion as soon as its place among the beam_width best of its
+// depth is certain (fewer than beam_width candidates can still beat it,
+// counting every child the unfinished expansions may bring). The paths kept
+// are exactly those of level-by-level beam search; the next depth's calls
+// just start while the last scorings of this one are in flight.
 func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, b.ev, b.verifier)
 	if err != nil {
@@ -129,66 +161,110 @@ func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	if err := b.nested.validate(env); err != nil {
 		return core.Outcome{}, err
 	}
-	front := []beamNode{{id: 0, seed: env.Seed(0)}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		parent beamNode
+		kids   []beamNode
+		err    error
+	}
+	results := make(chan result)
+	inflight := 0
+	levels := map[int]*beamLevel{}
+	level := func(d int) *beamLevel {
+		if levels[d] == nil {
+			levels[d] = &beamLevel{started: map[core.NodeID]bool{}, parents: b.width}
+		}
+		return levels[d]
+	}
 	var finished []core.NodeID
 	var stopErr, llmErr error
 	solved := false
-	for depth := 1; depth <= b.maxDepth && len(front) > 0 && stopErr == nil && !solved; depth++ {
-		level := make([][]beamNode, len(front))
-		errs := make([]error, len(front))
-		var wg sync.WaitGroup
-		for i, parent := range front {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				level[i], errs[i] = b.expand(ctx, env, sc, parent, i)
-			}()
-		}
-		wg.Wait()
-		var next []beamNode
-		got := 0
-		for _, kids := range level {
-			for _, c := range kids {
-				got++
-				if c.agg.terminal {
-					finished = append(finished, c.id)
-					solved = solved || (c.agg.right && b.stopOnCorrect)
-					continue
+	start := func(n beamNode) {
+		inflight++
+		go func() {
+			kids, err := b.expand(ctx, env, sc, n)
+			results <- result{n, kids, err}
+		}()
+	}
+	// settle starts what is certain and decides levels that are complete,
+	// from the shallowest up.
+	var settle func()
+	settle = func() {
+		for d := 1; d <= b.maxDepth; d++ {
+			lv, ok := levels[d]
+			if !ok {
+				return
+			}
+			if stopErr != nil || solved {
+				return
+			}
+			sort.SliceStable(lv.cands, func(i, j int) bool { return b.less(lv.cands[i], lv.cands[j]) })
+			if !lv.decided && lv.done >= lv.parents && (d == 1 || levels[d-1] != nil && levels[d-1].decided) {
+				lv.decided = true
+				keep := lv.cands
+				if len(keep) > b.width {
+					var drop []core.NodeID
+					for _, c := range keep[b.width:] {
+						drop = append(drop, c.id)
+					}
+					core.Prune(env, drop...)
+					keep = keep[:b.width]
 				}
-				next = append(next, c)
+				lv.kept = keep
+				ids := make([]core.NodeID, len(keep))
+				for i, c := range keep {
+					ids[i] = c.id
+				}
+				env.Tracer.Record(core.OpSelect, ids, map[string]any{"depth": d, "finished": len(finished)})
+				if d < b.maxDepth {
+					level(d + 1).parents = len(keep)
+				}
+			}
+			if d >= b.maxDepth {
+				continue
+			}
+			// Candidates that can no longer be pushed out of the beam.
+			maybe := b.k * (lv.parents - lv.done)
+			for i, c := range lv.cands {
+				if i >= b.width || (!lv.decided && i+maybe >= b.width) {
+					break
+				}
+				if !lv.started[c.id] {
+					lv.started[c.id] = true
+					start(c)
+				}
 			}
 		}
-		if err := firstErr(errs); err != nil {
-			if isStop(err) {
-				stopErr = err
-			} else if got == 0 {
-				llmErr = err
+	}
+	level(1).parents = 1
+	start(beamNode{id: 0, seed: env.Seed(0)})
+	for inflight > 0 {
+		r := <-results
+		inflight--
+		lv := level(r.parent.depth + 1)
+		lv.done++
+		for _, c := range r.kids {
+			if c.agg.terminal {
+				finished = append(finished, c.id)
+				solved = solved || (c.agg.right && b.stopOnCorrect)
+				continue
+			}
+			lv.cands = append(lv.cands, c)
+		}
+		if r.err != nil {
+			if isStop(r.err) && ctx.Err() == nil || errors.Is(r.err, core.ErrBudgetExhausted) {
+				if stopErr == nil {
+					stopErr = r.err
+				}
+			} else if !isStop(r.err) && len(r.kids) == 0 {
+				llmErr = r.err
 			}
 		}
-		sort.SliceStable(next, func(i, j int) bool {
-			si, sj := next[i].agg.score(b.aggregate), next[j].agg.score(b.aggregate)
-			if si != sj {
-				return si > sj
-			}
-			return next[i].order[0] < next[j].order[0] || (next[i].order[0] == next[j].order[0] && next[i].order[1] < next[j].order[1])
-		})
-		if len(next) > b.width {
-			var drop []core.NodeID
-			for _, c := range next[b.width:] {
-				drop = append(drop, c.id)
-			}
-			core.Prune(env, drop...)
-			next = next[:b.width]
+		if (stopErr != nil && !errors.Is(stopErr, core.ErrBudgetExhausted)) || solved {
+			cancel() // nothing in flight matters any more
 		}
-		kept := make([]core.NodeID, len(next))
-		for i := range next {
-			kept[i] = next[i].id
-		}
-		env.Tracer.Record(core.OpSelect, kept, map[string]any{"depth": depth, "finished": len(finished)})
-		if got == 0 && llmErr != nil {
-			break // the LLM failed for the whole level
-		}
-		front = next
+		settle()
 	}
 	var answers []core.Node
 	for _, id := range finished {
@@ -201,14 +277,17 @@ func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	if err == nil {
 		err = llmErr
 	}
-	if len(front) > 0 {
-		return core.Outcome{Best: front[0].id}, err
+	// No answer: the best path of the deepest level reached.
+	for d := b.maxDepth; d >= 1; d-- {
+		if lv, ok := levels[d]; ok && len(lv.cands) > 0 {
+			return core.Outcome{Best: lv.cands[0].id}, err
+		}
 	}
 	return core.Outcome{}, err
 }
 
 // expand samples the next steps of one beam node and scores them.
-func (b beam) expand(ctx context.Context, env *core.Env, sc scorers, parent beamNode, rank int) ([]beamNode, error) {
+func (b beam) expand(ctx context.Context, env *core.Env, sc scorers, parent beamNode) ([]beamNode, error) {
 	ids, err := b.nested.expand(ctx, env, parent.id, b.k, parent.seed, b.temp)
 	if len(ids) == 0 {
 		return nil, err
@@ -226,7 +305,8 @@ func (b beam) expand(ctx context.Context, env *core.Env, sc scorers, parent beam
 		a := parent.agg.add(evs[i].Score, oks[i])
 		a.terminal = terminal[i]
 		a.right = oks[i] && evs[i].Correct != nil && *evs[i].Correct
-		out[i] = beamNode{id: id, seed: env.Seed(parent.seed, int64(i)), agg: a, order: [2]int{rank, i}}
+		out[i] = beamNode{id: id, seed: env.Seed(parent.seed, int64(i)), agg: a, depth: parent.depth + 1,
+			key: append(append([]int(nil), parent.key...), i)}
 		if s := a.score(b.aggregate); !math.IsInf(s, -1) {
 			_ = env.Structure.Update(id, func(n *core.Node) { n.Value = s })
 		}

@@ -2,9 +2,16 @@ package strategy_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/llm"
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/tasks"
 )
 
 // instant answers at once: steps without answers, value and PRM replies
@@ -49,4 +56,53 @@ func BenchmarkMCTSExpansions(b *testing.B) {
 
 func BenchmarkBeamExpansions(b *testing.B) {
 	benchSearch(b, "beam", core.Params{"beam_width": 16, "expansions": 4, "max_depth": 8})
+}
+
+// BenchmarkUtilisation measures how busy the LLM slots are: busy-slot time
+// / (8 × wall) while one search runs against the simulator answering every
+// request after 100 ms, with 8 concurrent requests allowed.
+//
+//	go test -run '^$' -bench Utilisation -benchtime 1x ./core/strategy/
+func BenchmarkUtilisation(b *testing.B) {
+	url := simtest.Start(b, sim.Options{Seed: 1, Latency: 100 * time.Millisecond})
+	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 64, Timeout: time.Minute, N: "auto"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gsm := "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?"
+	for _, c := range []struct {
+		name string
+		task core.Task
+	}{
+		{"best-of-n", core.Task{Problem: gsm, Pack: "gsm8k", Strategy: "best-of-n", Params: core.Params{"n": 64}}},
+		// Searches that do not stop at the first right answer, so that they
+		// run long enough to measure.
+		{"beam", core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: "beam",
+			Params: core.Params{"beam_width": 16, "expansions": 8, "evaluator": "value", "stop_on_correct": false, "expand": "propose"}}},
+		{"mcts", core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: "mcts",
+			Params: core.Params{"parallel": 8, "iterations": 300, "stop_on": "none"}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			lim := core.NewLimiter(8)
+			eng := core.NewEngine(pol, standardRegistry(), &core.EngineOptions{Packs: tasks.Get, Limiter: lim})
+			var busy, wall time.Duration
+			calls := int64(0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				before := lim.BusyTime()
+				start := time.Now()
+				res, err := eng.Solve(context.Background(), c.task)
+				wall += time.Since(start)
+				busy += lim.BusyTime() - before
+				if err != nil || res.Stopped == core.StopError {
+					b.Fatalf("%v %s", err, res.Error)
+				}
+				calls += res.Usage.Requests
+			}
+			u := busy.Seconds() / (8 * wall.Seconds())
+			b.ReportMetric(u, "utilisation")
+			b.ReportMetric(float64(calls)/float64(b.N), "requests/op")
+			fmt.Printf("%-10s utilisation %.3f (busy %.1fs of 8 × %.1fs wall, %d requests)\n", c.name, u, busy.Seconds(), wall.Seconds(), calls)
+		})
+	}
 }

@@ -308,11 +308,11 @@ func (t *mctsTree) acquire() (*mnode, bool) {
 			return nil, false
 		}
 		if t.root.avail == 0 {
-			if t.inflight > 0 {
-				t.cond.Wait() // every leaf is being expanded: wait for one
+			if t.widenLocked() {
 				continue
 			}
-			if t.widenLocked() {
+			if t.inflight > 0 {
+				t.cond.Wait() // every leaf is being expanded: wait for one
 				continue
 			}
 			t.endLocked() // the tree is exhausted
@@ -601,11 +601,12 @@ func (t *mctsTree) adjust(s *mnode, da, do int) {
 	}
 }
 
-// widenLocked is called when every path of the tree ended in a rejected
-// answer or a dead end: it opens the most promising expanded node again
-// (the highest value estimate, then the shallowest), so that its next
-// expansion adds k more children. It reports false when widen is off or no
-// node can grow.
+// widenLocked is called when selection finds no leaf to expand: every
+// path ended in a rejected answer or a dead end, or is being expanded. Rather
+// than stop (or wait), it opens the most promising expanded node again (the
+// highest value estimate, then the shallowest), so that its next expansion
+// adds k more children. It reports false when widen is off or no node can
+// grow.
 func (t *mctsTree) widenLocked() bool {
 	if !t.m.widen {
 		return false
@@ -613,7 +614,7 @@ func (t *mctsTree) widenLocked() bool {
 	var best *mnode
 	var walk func(*mnode)
 	walk = func(s *mnode) {
-		if len(s.children) > 0 && !s.terminal && !s.dead && s.depth < t.m.maxDepth {
+		if !s.pending && len(s.children) > 0 && !s.terminal && !s.dead && s.depth < t.m.maxDepth {
 			if best == nil || s.qModel > best.qModel || (s.qModel == best.qModel && s.depth < best.depth) {
 				best = s
 			}
@@ -628,6 +629,7 @@ func (t *mctsTree) widenLocked() bool {
 	}
 	t.adjust(best, 1, 1)
 	t.env.Tracer.Record(core.OpInfo, []core.NodeID{best.id}, map[string]any{"widen": best.expansions + 1})
+	t.cond.Broadcast() // the other waiting simulations may widen more
 	return true
 }
 

@@ -258,7 +258,8 @@ func TestMCTSParallelSimulationsKeepSlotsBusy(t *testing.T) {
 		return c, nil
 	}), delay: 10 * time.Millisecond}
 	eng := core.NewEngine(pol, standardRegistry(), &core.EngineOptions{Packs: tasks.Get, Concurrency: 8})
-	res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Strategy: "mcts", Params: core.Params{"iterations": 40, "parallel": 8}})
+	// widen=false keeps x1's shape: every node is expanded once.
+	res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Strategy: "mcts", Params: core.Params{"iterations": 40, "parallel": 8, "widen": false}})
 	if err != nil {
 		t.Fatal(err)
 	}
