@@ -37,7 +37,7 @@ func game24Arms(budget int) []game24Arm {
 		// prompt, as Tree of Thoughts does.
 		{"beam", "beam", core.Params{"beam_width": 5, "expansions": 4, "evaluator": "value", "expand": "propose"}},
 		{"tot-bfs", "tot-bfs", core.Params{"breadth": 5, "max_depth": 4}},
-		{"mcts", "mcts", core.Params{"parallel": 4, "expand": "propose"}},
+		{"mcts", "mcts", core.Params{"parallel": 1, "expand": "propose"}}, // sequential: reproducible
 	}
 }
 
