@@ -82,14 +82,13 @@ func (n Node) Score() (float64, bool) {
 	return 0, false
 }
 
-// clone copies a stored node for a reader. Its Scores and Meta maps are
-// shared: the structure never changes a map it has handed out (Update
-// changes fresh copies), so they are read-only for everyone.
+// clone copies a stored node for a reader. Its Scores and Meta maps and
+// its Parents and Children slices are shared: the structure never changes
+// a map it has handed out (Update changes fresh copies), parents never
+// change, and children are only appended (past the length a reader holds),
+// so they are read-only for everyone.
 func (n Node) clone() Node {
-	c := n
-	c.Parents = append([]NodeID(nil), n.Parents...)
-	c.Children = append([]NodeID(nil), n.Children...)
-	return c
+	return n
 }
 
 // own gives a node private copies of its maps, before they are changed.
@@ -172,7 +171,7 @@ func (s *Structure) Add(parents []NodeID, n Node) (NodeID, error) {
 	if n.Kind == "" {
 		n.Kind = KindStep
 	}
-	stored := n.clone()
+	stored := n
 	stored.own() // the caller keeps its maps
 	s.nodes = append(s.nodes, &stored)
 	for _, p := range parents {
@@ -246,7 +245,7 @@ func (s *Structure) Path(id NodeID) []Node {
 	if int(id) < 0 || int(id) >= len(s.nodes) {
 		return nil
 	}
-	var rev []Node
+	rev := make([]Node, 0, s.nodes[id].Depth+1)
 	for cur := s.nodes[id]; ; cur = s.nodes[cur.Parents[0]] {
 		rev = append(rev, cur.clone())
 		if len(cur.Parents) == 0 {

@@ -57,6 +57,7 @@ type eventLog struct {
 	mu      sync.Mutex
 	events  []Event
 	changed chan struct{}
+	waited  bool // changed was handed out since the last event
 	closed  bool
 	prompts bool
 }
@@ -103,8 +104,13 @@ func (t *Tracer) emit(e Event) int64 {
 	}
 	e.Seq = int64(len(l.events)) + 1
 	l.events = append(l.events, e)
+	if !l.waited { // nobody waits: keep the channel for the next event
+		l.mu.Unlock()
+		return e.Seq
+	}
 	ch := l.changed
 	l.changed = make(chan struct{})
+	l.waited = false
 	l.mu.Unlock()
 	close(ch)
 	return e.Seq
@@ -134,6 +140,7 @@ func (t *Tracer) Changed() <-chan struct{} {
 		close(ch)
 		return ch
 	}
+	l.waited = true
 	return l.changed
 }
 

@@ -3,6 +3,7 @@ package strategy_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ var instant = core.PolicyFunc(func(ctx context.Context, req core.CompletionReque
 		case "value", "prm", "orm", "judge":
 			c.Choices[i].Text = "Score: " + string(rune('1'+(seed+int64(i))%9&7))
 		default:
-			c.Choices[i].Text = "add the two numbers"
+			c.Choices[i].Text = "add the numbers " + strconv.FormatInt(seed%100000, 10) + "." + strconv.Itoa(i)
 		}
 	}
 	return c, nil
@@ -45,9 +46,14 @@ func benchSearch(b *testing.B, strategy string, params core.Params) {
 			b.Fatalf("%v %s %s", err, res.Stopped, res.Error)
 		}
 		nodes += int(res.Usage.Nodes)
-		expansions += int(res.Usage.Requests) // 1 generate + children evaluations per expansion
+		for _, e := range res.Trace.Events {
+			if e.Op == core.OpGenerate {
+				expansions++
+			}
+		}
 	}
 	b.ReportMetric(float64(nodes)/b.Elapsed().Seconds(), "nodes/s")
+	b.ReportMetric(float64(expansions)/b.Elapsed().Seconds(), "expansions/s")
 }
 
 func BenchmarkMCTSExpansions(b *testing.B) {
