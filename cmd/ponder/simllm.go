@@ -73,6 +73,7 @@ func newSimLLMCmd() *cobra.Command {
 	f.Float64Var(&o.JudgeAccuracy, "judge-accuracy", sim.DefaultJudgeAccuracy, "probability that a judge, value, PRM or critique call rates a path the right way")
 	f.Float64Var(&o.ReviseAccuracy, "revise-accuracy", sim.DefaultReviseAccuracy, "probability that a revision of a criticised wrong solution is correct")
 	f.Float64Var(&o.ProposeSolvable, "propose-solvable", sim.DefaultProposeSolvable, "probability that a proposed Game of 24 move keeps the numbers solvable")
+	f.StringVar(&o.Game24Model, "game24-model", sim.Game24Basic, "Game of 24 model: basic, or calibrated (GPT-4's published chain-of-thought results on hard puzzles)")
 	f.DurationVar(&o.Latency, "latency", 0, "delay of every response")
 	f.DurationVar(&o.Jitter, "jitter", 0, "random extra delay, uniform in [0, jitter)")
 	f.Float64Var(&o.Rate429, "error-429", 0, "probability of a 429 with Retry-After")
