@@ -224,6 +224,24 @@ func (s *Structure) Update(id NodeID, fn func(*Node)) error {
 	return nil
 }
 
+// SetStats sets a node's Value and Visits (a search's statistics, such as
+// MCTS's Q and N) and records the change. It is Update for the hot path of
+// searches that change nothing else: the node's maps stay shared.
+func (s *Structure) SetStats(id NodeID, value float64, visits int) error {
+	s.mu.Lock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		s.mu.Unlock()
+		return fmt.Errorf("update node: node %d does not exist", id)
+	}
+	n := s.nodes[id]
+	n.Value, n.Visits = value, visits
+	snap := n.clone()
+	snap.Sub = nil
+	s.mu.Unlock()
+	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
+	return nil
+}
+
 // Children returns copies of the children of id, in creation order.
 func (s *Structure) Children(id NodeID) []Node {
 	s.mu.RLock()

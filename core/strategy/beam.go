@@ -308,7 +308,7 @@ func (b beam) expand(ctx context.Context, env *core.Env, sc scorers, parent beam
 		out[i] = beamNode{id: id, seed: env.Seed(parent.seed, int64(i)), agg: a, depth: parent.depth + 1,
 			key: append(append([]int(nil), parent.key...), i)}
 		if s := a.score(b.aggregate); !math.IsInf(s, -1) {
-			_ = env.Structure.Update(id, func(n *core.Node) { n.Value = s })
+			_ = env.Structure.SetStats(id, s, 0)
 		}
 	}
 	return out, err

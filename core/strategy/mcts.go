@@ -645,14 +645,16 @@ func (t *mctsTree) fail(err error) {
 // show them.
 func (t *mctsTree) write(s *mnode, unscored bool) {
 	q, n := s.q, s.n
+	if !unscored {
+		_ = t.env.Structure.SetStats(s.id, q, n)
+		return
+	}
 	_ = t.env.Structure.Update(s.id, func(nd *core.Node) {
 		nd.Value, nd.Visits = q, n
-		if unscored {
-			if nd.Meta == nil {
-				nd.Meta = map[string]any{}
-			}
-			nd.Meta["unscored"] = true
+		if nd.Meta == nil {
+			nd.Meta = map[string]any{}
 		}
+		nd.Meta["unscored"] = true
 	})
 }
 
