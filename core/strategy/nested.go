@@ -151,7 +151,8 @@ func parseNested(p core.Params) (nestedOpts, error) {
 		return o, nil
 	}
 	if wholeSolution[o.strategy] {
-		return o, fmt.Errorf("%w \"step_strategy\": %s samples whole solutions and cannot solve one step; use beam, mcts, tot-bfs or tot-dfs",
+		return o, fmt.Errorf("%w \"step_strategy\": %s samples whole solutions and cannot solve one step; use beam, mcts, tot-bfs or tot-dfs "+
+			"(a best-of-N step: step_strategy=beam with step_params {\"beam_width\":1,\"expansions\":N,\"max_depth\":1})",
 			core.ErrInvalidParam, o.strategy)
 	}
 	if raw != "" {
