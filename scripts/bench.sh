@@ -18,7 +18,11 @@ bench() {
 
 bench ./core/                     'EngineExpansion'            5x
 bench ./standard/                 'SelfConsistencyWallTime'    10x
-bench ./core/strategy/            'Expansion|Utilisation|Game24' 1x
+bench ./core/strategy/            'Expansions'                 20x -cpu 1
+bench ./core/strategy/            'Utilisation'                1x
+bench ./core/strategy/            'Game24'                     1x
+bench ./eval/                     '.'                          1s
+bench ./eval/mathequiv/           '.'                          1s
 bench ./tools/sandbox/            'RunPrint1|RunParallel2'     100x
 bench ./tools/calc/               'Eval10k'                    20x
 bench ./tools/mcpclient/          'Call'                       100x
