@@ -50,7 +50,7 @@ func TestHangTimesOutKillsRestarts(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: 300 * time.Millisecond})
+	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: time.Second})
 	if _, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil {
 		t.Fatal(err)
 	}

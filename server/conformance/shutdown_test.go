@@ -19,11 +19,13 @@ import (
 // cancelled at once, both clients still get the best answer found so far,
 // and the process exits cleanly.
 func TestSIGTERMCancelsRunningSearches(t *testing.T) {
-	simURL := simtest.Start(t, sim.Options{DataDir: sim.NoData, Latency: 100 * time.Millisecond})
+	// Each search needs 1000 calls at 300 ms, 8 at a time (over 30 s), so
+	// both are still running when the signal comes, however slow the machine.
+	simURL := simtest.Start(t, sim.Options{DataDir: sim.NoData, Latency: 300 * time.Millisecond})
 	p := startServe(t, map[string]string{"PONDER_LLM_BASE_URL": simURL, "PONDER_LLM_MODEL": "ponder-sim", "PONDER_LLM_CONCURRENCY": "8"})
 	s := newHTTPSession(t, p.url("/mcp"))
 
-	slow := map[string]any{"strategy": "self-consistency", "params": map[string]any{"k": 200}, "budget": map[string]any{"llm_calls": 200}}
+	slow := map[string]any{"strategy": "self-consistency", "params": map[string]any{"k": 1000}, "budget": map[string]any{"llm_calls": 1000}}
 	args := map[string]any{"problem": "What is 17 * 23?"}
 	for k, v := range slow {
 		args[k] = v
@@ -55,7 +57,7 @@ func TestSIGTERMCancelsRunningSearches(t *testing.T) {
 	chatStarted := make(chan struct{})
 	go func() {
 		resp, err := http.Post(p.url("/v1/chat/completions"), "application/json", strings.NewReader(
-			`{"model":"self-consistency","stream":true,"messages":[{"role":"user","content":"What is 19 * 21?"}],"ponder":{"params":{"k":200},"budget":{"llm_calls":200}}}`))
+			`{"model":"self-consistency","stream":true,"messages":[{"role":"user","content":"What is 19 * 21?"}],"ponder":{"params":{"k":1000},"budget":{"llm_calls":1000}}}`))
 		if err != nil {
 			chatDone <- err.Error()
 			return
