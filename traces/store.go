@@ -59,6 +59,10 @@ type Store struct {
 	finished map[string]Summary
 	// subscribers are told when a run starts or finishes (runs lists).
 	changed chan struct{}
+	// scanned is the directory's modification time at the last scan; bad
+	// are files that are not traces, not to be read again.
+	scanned time.Time
+	bad     map[string]bool
 }
 
 // Options configure a Store.
@@ -73,7 +77,7 @@ func Open(dir string, keep int, opts *Options) (*Store, error) {
 	if keep <= 0 {
 		keep = 200
 	}
-	s := &Store{dir: dir, keep: keep, live: map[string]*live{}, finished: map[string]Summary{}, changed: make(chan struct{})}
+	s := &Store{dir: dir, keep: keep, live: map[string]*live{}, finished: map[string]Summary{}, bad: map[string]bool{}, changed: make(chan struct{})}
 	if opts != nil {
 		s.log = opts.Logger
 	} else {
@@ -85,23 +89,84 @@ func Open(dir string, keep int, opts *Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("trace store %s: %w", dir, err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("trace store %s: %w", dir, err)
-	}
-	for _, e := range entries {
-		id, ok := traceFileID(e.Name())
-		if !ok {
-			continue
-		}
-		t, err := ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			s.log.Warn().Str("file", e.Name()).Err(err).Msg("skipping unreadable trace")
-			continue
-		}
-		s.finished[id] = summarize(t, "")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.scanLocked(); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// summaryFile holds a finished trace's Summary beside it, so opening a
+// store (every command does) reads a few hundred bytes per run instead of
+// whole traces.
+func summaryFile(dir, id string) string { return filepath.Join(dir, id+".summary") }
+
+// refreshLocked rescans the directory when it changed since the last scan:
+// runs finished by other processes (`ponder solve`, `ponder eval`) appear.
+func (s *Store) refreshLocked() {
+	if s.dir == "" {
+		return
+	}
+	st, err := os.Stat(s.dir)
+	if err != nil || st.ModTime().Equal(s.scanned) {
+		return
+	}
+	if err := s.scanLocked(); err != nil {
+		s.log.Warn().Err(err).Msg("trace store rescan")
+	}
+}
+
+// scanLocked adds the runs on disk that the store does not know yet.
+func (s *Store) scanLocked() error {
+	st, err := os.Stat(s.dir)
+	if err != nil {
+		return fmt.Errorf("trace store %s: %w", s.dir, err)
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("trace store %s: %w", s.dir, err)
+	}
+	s.scanned = st.ModTime()
+	for _, e := range entries {
+		id, ok := traceFileID(e.Name())
+		if !ok || s.bad[id] {
+			continue
+		}
+		if _, known := s.finished[id]; known {
+			continue
+		}
+		if _, running := s.live[id]; running {
+			continue
+		}
+		if b, err := os.ReadFile(summaryFile(s.dir, id)); err == nil {
+			var sum Summary
+			if json.Unmarshal(b, &sum) == nil && sum.ID == id {
+				s.finished[id] = sum
+				continue
+			}
+		}
+		t, err := ReadFile(filepath.Join(s.dir, e.Name()))
+		if err != nil {
+			s.log.Warn().Str("file", e.Name()).Err(err).Msg("skipping unreadable trace")
+			s.bad[id] = true
+			continue
+		}
+		sum := summarize(t, "")
+		s.finished[id] = sum
+		s.writeSummary(sum)
+	}
+	return nil
+}
+
+func (s *Store) writeSummary(sum Summary) {
+	b, err := json.Marshal(sum)
+	if err != nil {
+		return
+	}
+	if err := os.WriteFile(summaryFile(s.dir, sum.ID), b, 0o600); err != nil {
+		s.log.Warn().Err(err).Str("trace", sum.ID).Msg("trace summary not saved")
+	}
 }
 
 func traceFileID(name string) (string, bool) {
@@ -140,15 +205,18 @@ func (s *Store) Finish(t *core.Trace) {
 		session = l.task.Session
 	}
 	delete(s.live, t.ID)
-	s.finished[t.ID] = summarize(t, session)
+	sum := summarize(t, session)
+	s.finished[t.ID] = sum
 	evict := s.evictLocked()
 	s.notifyLocked()
 	s.mu.Unlock()
 	if s.dir == "" {
 		return
 	}
+	s.writeSummary(sum)
 	for _, id := range evict {
 		_ = os.Remove(filepath.Join(s.dir, id+".json"))
+		_ = os.Remove(summaryFile(s.dir, id))
 	}
 }
 
@@ -184,6 +252,7 @@ func (s *Store) Changed() <-chan struct{} {
 // List returns every run, live and finished, newest first.
 func (s *Store) List() []Summary {
 	s.mu.Lock()
+	s.refreshLocked()
 	out := make([]Summary, 0, len(s.live)+len(s.finished))
 	for _, l := range s.live {
 		sum := l.sum
@@ -223,6 +292,7 @@ func (s *Store) Get(id string) (*core.Trace, error) {
 		return nil, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
 	}
 	s.mu.Lock()
+	s.refreshLocked()
 	l, isLive := s.live[id]
 	_, isDone := s.finished[id]
 	s.mu.Unlock()
@@ -250,6 +320,7 @@ func (s *Store) Raw(id string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
 	}
 	s.mu.Lock()
+	s.refreshLocked()
 	_, isDone := s.finished[id]
 	s.mu.Unlock()
 	if !isDone || s.dir == "" {

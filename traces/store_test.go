@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/traces"
@@ -91,5 +92,50 @@ func TestStoreRejectsBadIDsAndFiles(t *testing.T) {
 		if _, err := st.Get(id); !errors.Is(err, traces.ErrNotFound) {
 			t.Errorf("Get(%q) = %v, want ErrNotFound", id, err)
 		}
+	}
+}
+
+// TestStoreSeesRunsOfOtherProcesses: a run finished by another process
+// (ponder solve writing into the same data dir) appears in a store that is
+// already open, and a reopened store reads summaries, not whole traces.
+func TestStoreSeesRunsOfOtherProcesses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	server, err := traces.Open(dir, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := traces.Open(dir, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Directory modification times have a granularity; make sure the
+	// second write is seen as a change.
+	time.Sleep(20 * time.Millisecond)
+	id := solveInto(t, other, "from another process").TraceID
+	if _, err := server.Get(id); err != nil {
+		t.Fatalf("open store does not see a run finished elsewhere: %v", err)
+	}
+	found := false
+	for _, s := range server.List() {
+		found = found || (s.ID == id && s.Answer == "7")
+	}
+	if !found {
+		t.Fatalf("run %s missing from the list", id)
+	}
+	// A summary sits beside the trace; a corrupt trace with a good summary
+	// is still listed (the summary is what opening reads).
+	if _, err := os.Stat(filepath.Join(dir, id+".summary")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, id+".json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := traces.Open(dir, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reopened.List()) != 1 {
+		t.Fatalf("reopened store lists %d runs, want 1", len(reopened.List()))
 	}
 }
