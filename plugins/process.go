@@ -397,7 +397,9 @@ func (p *Process) call(ctx context.Context, timeout time.Duration, what string, 
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("plugin %s: %s: %w", p.m.Name, what, ctx.Err())
-	case cctx.Err() != nil:
+	case cctx.Err() != nil || (timeout > 0 && errors.Is(err, context.DeadlineExceeded)):
+		// gRPC sends the deadline to the plugin, whose side can give up a
+		// moment before our own timer fires: both mean the call timed out.
 		p.crashed(r, fmt.Errorf("%s did not answer within %s", what, timeout))
 		return fmt.Errorf("plugin %s: %s did not answer within %s; the plugin was stopped and will be restarted: %w",
 			p.m.Name, what, timeout, context.DeadlineExceeded)
