@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,7 +105,18 @@ func (b *Browser) Do(tb testing.TB, actions ...chromedp.Action[chromedp.Void]) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(b.Ctx, 90*time.Second)
 	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
+	for attempt := 0; ; attempt++ {
+		err := chromedp.Do(ctx, actions...)
+		if err == nil {
+			return
+		}
+		// A live page redraws its tree as events arrive: an element found
+		// by a query can be replaced before the click reaches it. Query
+		// and act again on a fresh element.
+		if attempt < 5 && strings.Contains(err.Error(), "Could not find node with given id") {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		tb.Fatal(err)
 	}
 }
