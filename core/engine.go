@@ -279,6 +279,11 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		parent:    parentEnv,
 		Logger:    e.opts.Logger.With().Str("strategy", p.spec.Name).Logger(),
 	}
+	if parentEnv != nil {
+		env.queue = parentEnv.queue
+	} else {
+		env.queue = make(chan struct{}, e.limiter.Slots())
+	}
 	tr.Record(OpStart, nil, map[string]any{"strategy": p.spec.Name, "pack": p.pack.Name()})
 	out, runErr := groundAndRun(ctx, p.strategy, env) // grounds on Task.Collection first (ground.go)
 	res := Result{Strategy: p.spec.Name, Answer: out.Answer, Score: out.Score}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -300,5 +301,78 @@ func TestReplayRebuildsTheStructureFromEvents(t *testing.T) {
 	gotJSON, _ := json.Marshal(got)
 	if string(want) != string(gotJSON) {
 		t.Fatalf("replayed structure differs:\n got %s\nwant %s", gotJSON, want)
+	}
+}
+
+// TestBigSearchDoesNotStarveOthers: a run that wants many more calls than
+// there are LLM slots must not make a later run wait for all of them. The
+// policy records the order it served requests in; the small run's one call
+// must come after only a few of the big run's 400.
+func TestBigSearchDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var order []string
+	pol := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		who := "small"
+		if strings.Contains(req.Messages[len(req.Messages)-1].Content, "big") {
+			who = "big"
+			time.Sleep(time.Millisecond)
+		}
+		mu.Lock()
+		order = append(order, who)
+		mu.Unlock()
+		return core.Completion{Choices: []core.Choice{{Text: `\boxed{1}`}}}, nil
+	})
+	reg := testRegistry()
+	reg.RegisterStrategy(core.StrategySpec{Name: "many", New: func(core.Params) (core.Strategy, error) {
+		return core.StrategyFunc(func(ctx context.Context, env *core.Env) (core.Outcome, error) {
+			var wg sync.WaitGroup
+			for i := 0; i < 400; i++ {
+				wg.Add(1)
+				go func() { defer wg.Done(); _, _ = core.Generate(ctx, env, 0, 1, core.GenerateOptions{Whole: true}) }()
+			}
+			wg.Wait()
+			return core.Outcome{}, nil
+		}), nil
+	}})
+	const slots = 2
+	eng := core.NewEngine(pol, reg, &core.EngineOptions{Concurrency: slots})
+	bigStarted := make(chan struct{})
+	bigDone := make(chan struct{})
+	go func() {
+		defer close(bigDone)
+		_, _ = eng.Solve(context.Background(), core.Task{Problem: "big", Strategy: "many", Limits: core.Limits{Nodes: 1000}})
+	}()
+	go func() {
+		for {
+			mu.Lock()
+			n := len(order)
+			mu.Unlock()
+			if n >= 4 {
+				close(bigStarted)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	<-bigStarted
+	small, err := eng.Solve(t.Context(), core.Task{Problem: "small", Strategy: "chain", Params: core.Params{"steps": 1}})
+	<-bigDone
+	if err != nil || small.Stopped != core.StopDone {
+		t.Fatalf("small run: %v %s", err, small.Stopped)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	at := -1
+	for i, who := range order {
+		if who == "small" {
+			at = i
+			break
+		}
+	}
+	// Before it: what the big run had served and queued (at most its own
+	// share of the limiter's queue: a few times the slots).
+	if at < 0 || at > 4+4*slots {
+		t.Fatalf("the small run's call was served after %d of the big run's calls (of %d)", at, len(order))
 	}
 }

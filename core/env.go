@@ -26,7 +26,10 @@ type Env struct {
 
 	engine *Engine
 	parent *Env
-	seeds  atomic.Int64
+	// queue bounds this run's requests waiting for or holding the engine's
+	// limiter; nested searches share their parent's.
+	queue chan struct{}
+	seeds atomic.Int64
 }
 
 // Policy returns the metered policy: calls through it are charged, limited
@@ -52,13 +55,23 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 		e.Budget.RefundCalls(int64(req.N))
 		return Completion{}, fmt.Errorf("%w: no LLM is configured", ErrLLMUnavailable)
 	}
+	// A run queues for the engine-wide limiter with at most as many
+	// requests as the limiter has slots: the limiter serves waiters in
+	// order, so a search that wants 1000 samples cannot starve the runs that
+	// arrive after it.
+	if err := e.enqueue(ctx); err != nil {
+		e.Budget.RefundCalls(int64(req.N))
+		return Completion{}, err
+	}
 	if err := e.engine.limiter.Acquire(ctx); err != nil {
+		e.dequeue()
 		e.Budget.RefundCalls(int64(req.N))
 		return Completion{}, err
 	}
 	start := time.Now()
 	c, err := e.engine.policy.Complete(ctx, req)
 	e.engine.limiter.Release()
+	e.dequeue()
 	ms := float64(time.Since(start).Microseconds()) / 1000
 	data := map[string]any{"purpose": req.Purpose, "n": req.N, "ms": ms}
 	if err != nil {
@@ -86,6 +99,24 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	}
 	c.TraceSeq = e.Tracer.emit(Event{Op: OpLLMCall, Data: data})
 	return c, nil
+}
+
+func (e *Env) enqueue(ctx context.Context) error {
+	if e.queue == nil {
+		return nil
+	}
+	select {
+	case e.queue <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Env) dequeue() {
+	if e.queue != nil {
+		<-e.queue
+	}
 }
 
 // Seed returns a seed derived from the task's seed and parts (a node id, a

@@ -76,11 +76,11 @@ func TestSIGTERMCancelsRunningSearches(t *testing.T) {
 		chatDone <- all.String()
 	}()
 
-	for _, ch := range []chan struct{}{mcpStarted, chatStarted} {
+	for i, ch := range []chan struct{}{mcpStarted, chatStarted} {
 		select {
 		case <-ch:
 		case <-time.After(20 * time.Second):
-			t.Fatal("the searches did not start")
+			t.Fatalf("search %d (0: MCP, 1: chat) did not start; server log:\n%s", i, tail(p.stderr.String(), 2000))
 		}
 	}
 	start := time.Now()
