@@ -5,16 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/traces/tracetest"
 )
 
 // chainStrategy grows a chain of single steps until a step states an answer
@@ -229,12 +227,7 @@ func TestTraceMatchesSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sch := compileTraceSchema(t)
-	if err := sch.Validate(doc); err != nil {
+	if err := tracetest.Validate(t, b); err != nil {
 		t.Fatalf("trace does not match docs/trace.schema.json: %v", err)
 	}
 	var back core.Trace
@@ -261,28 +254,6 @@ func TestTraceMatchesSchema(t *testing.T) {
 	if sub := replayed.MustNode(1).Sub; sub == nil || sub.Len() != 3 {
 		t.Fatalf("replay lost the nested structure: %+v", replayed.Nodes())
 	}
-}
-
-func compileTraceSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open("../docs/trace.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("trace.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("trace.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func TestReplayRebuildsTheStructureFromEvents(t *testing.T) {

@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/traces"
+	"github.com/ponder-rlm/ponder/traces/tracetest"
 )
 
 // game24Options runs a small sweep of the game24 dataset into out.
@@ -69,7 +68,6 @@ func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
 	if len(recs) != 24 {
 		t.Fatalf("%d records, want 24", len(recs))
 	}
-	schema := traceSchema(t)
 	for _, r := range recs {
 		if r.Key != RecordKey(r.Item, r.Strategy, r.Budget) || r.TraceID == "" || r.Status == StatusError || r.Usage.LLMCalls < 1 || r.Usage.LLMCalls > r.Budget {
 			t.Errorf("record %+v: want a key, a trace, a grade and 1..budget calls", r)
@@ -97,16 +95,11 @@ func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := os.Open(path)
+		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		doc, err := jsonschema.UnmarshalJSON(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := schema.Validate(doc); err != nil {
+		if err := tracetest.Validate(t, raw); err != nil {
 			t.Errorf("trace %s does not match docs/trace.schema.json: %v", path, err)
 		}
 		if tr.Meta["eval_item"] != r.Item || tr.Meta["eval_status"] != string(r.Status) || tr.Answer != r.Answer {
@@ -120,28 +113,6 @@ func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
 	if m.ConfigHash != o.config().Hash() || m.Config.Seed != 7 || m.Config.Dataset != "game24" || len(m.Budgets) != 2 || m.Rules["self-consistency"] != "k = budget" {
 		t.Errorf("manifest %+v", m)
 	}
-}
-
-func traceSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open("../docs/trace.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("trace.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("trace.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func gradeGame24OK(t *testing.T, r Record) bool {

@@ -1,37 +1,18 @@
 package strategy_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
 	"testing"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/traces/tracetest"
 )
 
 // TestSearchTracesMatchTheSchema checks the traces of the searches,
 // nested ones included, against docs/trace.schema.json.
 func TestSearchTracesMatchTheSchema(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("../../docs/trace.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("trace.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("trace.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	eng := newEngine(simPolicy(t, sim.Options{Seed: 2}))
 	for _, task := range []core.Task{
 		{Strategy: "mcts", Params: core.Params{"parallel": 2, "step_strategy": "beam", "step_params": `{"beam_width": 1, "expansions": 2, "max_depth": 1}`}},
@@ -46,11 +27,7 @@ func TestSearchTracesMatchTheSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sch.Validate(v); err != nil {
+		if err := tracetest.Validate(t, b); err != nil {
 			t.Errorf("%s trace: %v", task.Strategy, err)
 		}
 	}
