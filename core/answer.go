@@ -2,6 +2,7 @@ package core
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -118,7 +119,7 @@ func LayoutPrompt(system, problem string, steps []string, instruction string) []
 	if len(steps) > 0 {
 		b.WriteString("Steps so far:\n")
 		for i, s := range steps {
-			b.WriteString("Step " + itoa(i+1) + ": " + s + "\n")
+			b.WriteString("Step " + strconv.Itoa(i+1) + ": " + s + "\n")
 		}
 		b.WriteString("\n")
 	}
@@ -146,26 +147,4 @@ func (GenericPack) Normalize(a string) string {
 		return n
 	}
 	return strings.ToLower(strings.Join(strings.Fields(a), " "))
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	neg := i < 0
-	if neg {
-		i = -i
-	}
-	var b [20]byte
-	p := len(b)
-	for i > 0 {
-		p--
-		b[p] = byte('0' + i%10)
-		i /= 10
-	}
-	if neg {
-		p--
-		b[p] = '-'
-	}
-	return string(b[p:])
 }

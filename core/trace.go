@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -205,7 +206,7 @@ func Replay(kind StructureKind, events []Event) (*Structure, error) {
 	key = func(scope []NodeID) string {
 		var b []byte
 		for _, id := range scope {
-			b = append(b, itoa(int(id))...)
+			b = strconv.AppendInt(b, int64(id), 10)
 			b = append(b, '/')
 		}
 		return string(b)
