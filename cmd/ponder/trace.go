@@ -129,7 +129,7 @@ func newTraceGetCmd() *cobra.Command {
 				return err
 			}
 			if out != "" {
-				return writeJSONFile(out, t)
+				return traces.WriteFile(out, t)
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", " ")
