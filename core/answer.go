@@ -46,6 +46,11 @@ func ExtractAnswer(text string) (string, bool) {
 	if b, ok := ExtractBoxed(text); ok {
 		return b, true
 	}
+	// The regular expressions are costly next to a search's other work per
+	// step: most steps hold neither marker, which a plain scan rules out.
+	if !strings.Contains(text, "####") && !containsFoldASCII(text, "answer") {
+		return "", false
+	}
 	if m := hashAnswer.FindAllStringSubmatch(text, -1); len(m) > 0 {
 		return cleanAnswer(m[len(m)-1][1]), true
 	}
@@ -56,6 +61,27 @@ func ExtractAnswer(text string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// containsFoldASCII reports whether s contains the lower-case ASCII word
+// sub in any case, without allocating.
+func containsFoldASCII(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for ; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
 }
 
 func cleanAnswer(s string) string {
@@ -114,14 +140,26 @@ const (
 //
 //	<instruction>
 func LayoutPrompt(system, problem string, steps []string, instruction string) []Message {
+	size := len("Problem:\n\n\nSteps so far:\n\n") + len(problem) + len(instruction)
+	for _, s := range steps {
+		size += len("Step 1000: \n") + len(s)
+	}
 	var b strings.Builder
-	b.WriteString("Problem:\n" + problem + "\n\n")
+	b.Grow(size)
+	b.WriteString("Problem:\n")
+	b.WriteString(problem)
+	b.WriteString("\n\n")
 	if len(steps) > 0 {
 		b.WriteString("Steps so far:\n")
+		var num [20]byte
 		for i, s := range steps {
-			b.WriteString("Step " + strconv.Itoa(i+1) + ": " + s + "\n")
+			b.WriteString("Step ")
+			b.Write(strconv.AppendInt(num[:0], int64(i+1), 10))
+			b.WriteString(": ")
+			b.WriteString(s)
+			b.WriteByte('\n')
 		}
-		b.WriteString("\n")
+		b.WriteByte('\n')
 	}
 	b.WriteString(instruction)
 	return []Message{{Role: "system", Content: system}, {Role: "user", Content: b.String()}}

@@ -73,8 +73,11 @@ func (l Limits) Validate() error {
 // budget. It is safe for concurrent use.
 type Budget struct {
 	parent *Budget
-	limits Limits
-	start  time.Time
+	// lineage is the root first, ending with this budget: the order locks
+	// are taken in. It never changes, so it is built once.
+	lineage []*Budget
+	limits  Limits
+	start   time.Time
 
 	mu   sync.Mutex
 	used Usage
@@ -82,12 +85,16 @@ type Budget struct {
 
 // NewBudget returns a budget bounded by l.
 func NewBudget(l Limits) *Budget {
-	return &Budget{limits: l, start: time.Now()}
+	b := &Budget{limits: l, start: time.Now()}
+	b.lineage = []*Budget{b}
+	return b
 }
 
 // Carve returns a child budget bounded by l and by what is left of b.
 func (b *Budget) Carve(l Limits) *Budget {
-	return &Budget{parent: b, limits: l, start: time.Now()}
+	c := &Budget{parent: b, limits: l, start: time.Now()}
+	c.lineage = append(append(make([]*Budget, 0, len(b.chain())+1), b.chain()...), c)
+	return c
 }
 
 // Limits returns the limits b was created with.
@@ -234,7 +241,10 @@ func (b *Budget) reserve(check func(Limits, *Usage) error, charge func(*Usage)) 
 // chain returns b and its ancestors, root first, so locks are always taken
 // in the same order.
 func (b *Budget) chain() []*Budget {
-	var out []*Budget
+	if b.lineage != nil {
+		return b.lineage
+	}
+	var out []*Budget // a Budget built as a literal
 	for cur := b; cur != nil; cur = cur.parent {
 		out = append([]*Budget{cur}, out...)
 	}

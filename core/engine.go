@@ -246,6 +246,7 @@ func (e *Engine) Solve(ctx context.Context, t Task) (Result, error) {
 	trace.ID = id
 	trace.Started = started
 	tr.Close()
+	trace.Events = tr.closedEvents()
 	if e.opts.OnEnd != nil {
 		e.opts.OnEnd(trace)
 	}
@@ -309,9 +310,6 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 	}
 	for _, n := range res.BestPath {
 		trace.BestPath = append(trace.BestPath, n.ID)
-	}
-	if parentEnv == nil {
-		trace.Events = tr.Since(0)
 	}
 	return res, trace
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"sync/atomic"
 	"time"
 
@@ -73,7 +72,8 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	e.engine.limiter.Release()
 	e.dequeue()
 	ms := float64(time.Since(start).Microseconds()) / 1000
-	data := map[string]any{"purpose": req.Purpose, "n": req.N, "ms": ms}
+	data := make(map[string]any, 8)
+	data["purpose"], data["n"], data["ms"] = req.Purpose, req.N, ms
 	if err != nil {
 		e.Budget.RefundCalls(int64(req.N))
 		data["error"] = err.Error()
@@ -122,16 +122,27 @@ func (e *Env) dequeue() {
 // Seed returns a seed derived from the task's seed and parts (a node id, a
 // sample index), so that samples differ from each other but a run with the
 // same seed asks the same questions.
+//
+// It is FNV-1a over the little-endian bytes of the task's seed and parts,
+// written out because it runs for every request of a search.
 func (e *Env) Seed(parts ...int64) int64 {
-	h := fnv.New64a()
-	var b [8]byte
-	for _, v := range append([]int64{e.Task.Seed}, parts...) {
-		for i := range b {
-			b[i] = byte(v >> (8 * i))
-		}
-		h.Write(b[:])
+	h := fnvInt64(fnvOffset64, e.Task.Seed)
+	for _, v := range parts {
+		h = fnvInt64(h, v)
 	}
-	return int64(h.Sum64() >> 1)
+	return int64(h >> 1)
+}
+
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+func fnvInt64(h uint64, v int64) uint64 {
+	for i := 0; i < 8; i++ {
+		h = (h ^ uint64(byte(v>>(8*i)))) * fnvPrime64
+	}
+	return h
 }
 
 // NextSeed returns a fresh seed (for samples whose order does not matter).

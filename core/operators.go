@@ -44,18 +44,28 @@ type GenerateOptions struct {
 // (terminal). It returns the new nodes' ids; with an error, those added
 // before it.
 func Generate(ctx context.Context, env *Env, parent NodeID, k int, o GenerateOptions) ([]NodeID, error) {
-	path := env.Structure.Path(parent)
-	if path == nil {
-		return nil, fmt.Errorf("generate: node %d does not exist", parent)
-	}
 	var msgs []Message
 	switch {
 	case o.Prompt != nil:
+		path := env.Structure.Path(parent)
+		if path == nil {
+			return nil, fmt.Errorf("generate: node %d does not exist", parent)
+		}
 		msgs = o.Prompt(path)
 	case o.Whole:
+		if _, ok := env.Structure.Node(parent); !ok {
+			return nil, fmt.Errorf("generate: node %d does not exist", parent)
+		}
 		msgs = env.Pack.SolvePrompt(env.Task.Problem)
 	default:
-		msgs = env.Pack.StepPrompt(env.Task.Problem, append(append([]string(nil), env.Task.Steps...), Steps(path)...))
+		steps, ok := env.Structure.StepsTo(parent)
+		if !ok {
+			return nil, fmt.Errorf("generate: node %d does not exist", parent)
+		}
+		if len(env.Task.Steps) > 0 {
+			steps = append(append([]string(nil), env.Task.Steps...), steps...)
+		}
+		msgs = env.Pack.StepPrompt(env.Task.Problem, steps)
 	}
 	purpose := o.Purpose
 	if purpose == "" {
@@ -268,19 +278,9 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 	if e.Kind == "" {
 		e.Kind = ScoreValue
 	}
-	_ = env.Structure.Update(id, func(n *Node) {
-		if n.Scores == nil {
-			n.Scores = map[string]float64{}
-		}
-		n.Scores[e.Kind] = e.Score
-		if e.Detail != "" {
-			if n.Meta == nil {
-				n.Meta = map[string]any{}
-			}
-			n.Meta["eval_detail"] = e.Detail
-		}
-	})
-	data := map[string]any{"kind": e.Kind, "score": e.Score}
+	_ = env.Structure.SetScore(id, e.Kind, e.Score, e.Detail)
+	data := make(map[string]any, 4)
+	data["kind"], data["score"] = e.Kind, e.Score
 	if e.Correct != nil {
 		data["correct"] = *e.Correct
 	}

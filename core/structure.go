@@ -276,6 +276,65 @@ func (s *Structure) Path(id NodeID) []Node {
 	return rev
 }
 
+// StepsTo returns the contents of the path from the root to id, the root
+// excluded: what a step prompt shows. It is Steps(Path(id)) without copying
+// the nodes.
+func (s *Structure) StepsTo(id NodeID) ([]string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		return nil, false
+	}
+	n := 0
+	for cur := s.nodes[id]; ; cur = s.nodes[cur.Parents[0]] {
+		if cur.Kind != KindProblem {
+			n++
+		}
+		if len(cur.Parents) == 0 {
+			break
+		}
+	}
+	out := make([]string, n)
+	for cur := s.nodes[id]; ; cur = s.nodes[cur.Parents[0]] {
+		if cur.Kind != KindProblem {
+			n--
+			out[n] = cur.Content
+		}
+		if len(cur.Parents) == 0 {
+			break
+		}
+	}
+	return out, true
+}
+
+// SetScore stores an evaluation's score under kind (and detail, when not
+// empty, in Meta "eval_detail") and records the change. It is Update for
+// the hot path of scoring: only the maps it changes are copied.
+func (s *Structure) SetScore(id NodeID, kind string, score float64, detail string) error {
+	s.mu.Lock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		s.mu.Unlock()
+		return fmt.Errorf("update node: node %d does not exist", id)
+	}
+	n := s.nodes[id]
+	scores := make(map[string]float64, len(n.Scores)+1)
+	maps.Copy(scores, n.Scores)
+	scores[kind] = score
+	n.Scores = scores
+	if detail != "" {
+		n.Meta = maps.Clone(n.Meta)
+		if n.Meta == nil {
+			n.Meta = map[string]any{}
+		}
+		n.Meta["eval_detail"] = detail
+	}
+	snap := n.clone()
+	snap.Sub = nil
+	s.mu.Unlock()
+	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
+	return nil
+}
+
 // Nodes returns a snapshot of every node.
 func (s *Structure) Nodes() []Node {
 	s.mu.RLock()

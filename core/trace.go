@@ -131,6 +131,16 @@ func (t *Tracer) Since(seq int64) []Event {
 	return append([]Event(nil), l.events[seq:]...)
 }
 
+// closedEvents returns the events of a closed log. Nothing is appended after
+// Close, so the log's own slice is handed over, not copied; readers must not
+// change it.
+func (t *Tracer) closedEvents() []Event {
+	l := t.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.events[:len(l.events):len(l.events)]
+}
+
 // Changed returns a channel closed at the next event (or at Close).
 func (t *Tracer) Changed() <-chan struct{} {
 	l := t.log

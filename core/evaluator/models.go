@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"strconv"
 	"strings"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -190,16 +190,36 @@ func ask(ctx context.Context, req core.EvalRequest, msgs []core.Message, n int, 
 	return e, nil
 }
 
+// promptSeed is the seed of a reward model's request: it follows the
+// prompt, so the same state gets the same rating in every run with the same
+// task seed. It is FNV-1a over "<taskSeed>|" and each message's role and content, each
+// followed by a zero byte, written out so that hashing a long prompt
+// allocates nothing.
 func promptSeed(taskSeed int64, msgs []core.Message) int64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%d|", taskSeed)
+	var num [20]byte
+	h := fnvString(fnvOffset, string(strconv.AppendInt(num[:0], taskSeed, 10)))
+	h = fnvString(h, "|")
 	for _, m := range msgs {
-		h.Write([]byte(m.Role))
-		h.Write([]byte{0})
-		h.Write([]byte(m.Content))
-		h.Write([]byte{0})
+		h = fnvString(h, m.Role)
+		h = fnvByte(h, 0)
+		h = fnvString(h, m.Content)
+		h = fnvByte(h, 0)
 	}
-	return int64(h.Sum64() >> 1)
+	return int64(h >> 1)
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvByte(h uint64, b byte) uint64 { return (h ^ uint64(b)) * fnvPrime }
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * fnvPrime
+	}
+	return h
 }
 
 func clip(s string, n int) string {
