@@ -225,20 +225,35 @@ func (s *Structure) Update(id NodeID, fn func(*Node)) error {
 }
 
 // SetStats sets a node's Value and Visits (a search's statistics, such as
-// MCTS's Q and N) and records the change. It is Update for the hot path of
-// searches that change nothing else: the node's maps stay shared.
+// MCTS's Q and N) and records the change as a stats event. It is Update for
+// the hot path of searches that change nothing else.
 func (s *Structure) SetStats(id NodeID, value float64, visits int) error {
-	s.mu.Lock()
-	if int(id) < 0 || int(id) >= len(s.nodes) {
-		s.mu.Unlock()
-		return fmt.Errorf("update node: node %d does not exist", id)
+	return s.SetStatsBatch([]NodeStats{{ID: id, Value: value, Visits: visits}})
+}
+
+// SetStatsBatch sets the Value and Visits of several nodes (a backed-up
+// path) and records them in one stats event. It changes nothing when one of
+// the nodes does not exist. The trace keeps stats: the caller must not
+// change it afterwards.
+func (s *Structure) SetStatsBatch(stats []NodeStats) error {
+	if len(stats) == 0 {
+		return nil
 	}
-	n := s.nodes[id]
-	n.Value, n.Visits = value, visits
-	snap := n.clone()
-	snap.Sub = nil
+	s.mu.Lock()
+	for _, st := range stats {
+		if int(st.ID) < 0 || int(st.ID) >= len(s.nodes) {
+			s.mu.Unlock()
+			return fmt.Errorf("update node: node %d does not exist", st.ID)
+		}
+	}
+	for _, st := range stats {
+		// Readers hold copies of the node, not the stored one, so the
+		// numbers can change in place.
+		n := s.nodes[st.ID]
+		n.Value, n.Visits = st.Value, st.Visits
+	}
 	s.mu.Unlock()
-	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
+	s.tracer.emit(Event{Op: OpStats, Stats: stats})
 	return nil
 }
 

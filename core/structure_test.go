@@ -127,3 +127,37 @@ func TestResolveParams(t *testing.T) {
 		}
 	}
 }
+
+func TestStatsEventsReplayAndRejectMissingNodes(t *testing.T) {
+	t.Parallel()
+	tr := core.NewTracer(false)
+	s := core.NewStructure(core.Tree, "problem", tr)
+	a, _ := s.Add([]core.NodeID{0}, core.Node{Content: "a"})
+	b, _ := s.Add([]core.NodeID{a}, core.Node{Content: "b"})
+	if err := s.SetStatsBatch([]core.NodeStats{{ID: b, Value: 0.5, Visits: 2}, {ID: a, Value: 0.25, Visits: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStatsBatch([]core.NodeStats{{ID: a, Value: 9, Visits: 9}, {ID: 42}}); err == nil || !strings.Contains(err.Error(), "node 42 does not exist") {
+		t.Fatalf("stats for a missing node: err %v", err)
+	}
+	if n := s.MustNode(a); n.Value != 0.25 || n.Visits != 3 {
+		t.Fatalf("a rejected batch changed node %d: Q %v N %d", a, n.Value, n.Visits)
+	}
+	if err := s.SetStats(0, -1, 4); err != nil {
+		t.Fatal(err)
+	}
+	evs := tr.Since(0)
+	if last := evs[len(evs)-1]; last.Op != core.OpStats || last.Node != nil || len(last.Stats) != 1 {
+		t.Fatalf("last event %+v: want one stats entry and no node state", last)
+	}
+	replayed, err := core.Replay(core.Tree, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range s.Nodes() {
+		got := replayed.MustNode(want.ID)
+		if got.Value != want.Value || got.Visits != want.Visits || got.Content != want.Content {
+			t.Errorf("replayed node %d: Q %v N %d %q, want Q %v N %d %q", want.ID, got.Value, got.Visits, got.Content, want.Value, want.Visits, want.Content)
+		}
+	}
+}

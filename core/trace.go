@@ -16,6 +16,7 @@ const TraceSchema = "ponder.trace/v1"
 const (
 	OpNode        = "node"      // a node was added (Event.Node holds it)
 	OpUpdate      = "update"    // a node changed (Event.Node holds its new state)
+	OpStats       = "stats"     // nodes' search statistics changed (Event.Stats holds their Value and Visits)
 	OpGenerate    = "generate"  // operators of the blueprint
 	OpRefine      = "refine"    //
 	OpAggregate   = "aggregate" //
@@ -42,7 +43,18 @@ type Event struct {
 	Scope  []NodeID       `json:"scope,omitempty"`
 	Nodes  []NodeID       `json:"nodes,omitempty"`
 	Node   *Node          `json:"node,omitempty"`
+	Stats  []NodeStats    `json:"stats,omitempty"`
 	Data   map[string]any `json:"data,omitempty"`
+}
+
+// NodeStats is a node's search statistics (MCTS's Q and N), recorded by
+// stats events: a search updates them for a whole path at every
+// backpropagation, and a full node state per change would make them most of
+// the trace.
+type NodeStats struct {
+	ID     NodeID  `json:"id"`
+	Value  float64 `json:"value"`
+	Visits int     `json:"visits"`
 }
 
 // Tracer records the events of one run. Sub-tracers (Scope) share the log.
@@ -55,8 +67,12 @@ type Tracer struct {
 }
 
 type eventLog struct {
-	mu      sync.Mutex
-	events  []Event
+	mu sync.Mutex
+	// events are kept in chunks that are never copied as the log grows
+	// (a search records tens of thousands); each chunk is as big as all
+	// before it, up to maxChunk events.
+	chunks  [][]Event
+	n       int
 	changed chan struct{}
 	waited  bool // changed was handed out since the last event
 	closed  bool
@@ -103,8 +119,13 @@ func (t *Tracer) emit(e Event) int64 {
 		l.mu.Unlock()
 		return 0
 	}
-	e.Seq = int64(len(l.events)) + 1
-	l.events = append(l.events, e)
+	l.n++
+	e.Seq = int64(l.n)
+	if k := len(l.chunks); k == 0 || len(l.chunks[k-1]) == cap(l.chunks[k-1]) {
+		l.chunks = append(l.chunks, make([]Event, 0, min(max(64, l.n), maxChunk)))
+	}
+	last := &l.chunks[len(l.chunks)-1]
+	*last = append(*last, e)
 	if !l.waited { // nobody waits: keep the channel for the next event
 		l.mu.Unlock()
 		return e.Seq
@@ -125,20 +146,39 @@ func (t *Tracer) Since(seq int64) []Event {
 	if seq < 0 {
 		seq = 0
 	}
-	if seq >= int64(len(l.events)) {
-		return nil
-	}
-	return append([]Event(nil), l.events[seq:]...)
+	return l.from(int(seq))
 }
 
-// closedEvents returns the events of a closed log. Nothing is appended after
-// Close, so the log's own slice is handed over, not copied; readers must not
-// change it.
+const maxChunk = 8192
+
+// from copies the events after the first skip; l.mu is held.
+func (l *eventLog) from(skip int) []Event {
+	if skip >= l.n {
+		return nil
+	}
+	out := make([]Event, 0, l.n-skip)
+	for _, c := range l.chunks {
+		if skip >= len(c) {
+			skip -= len(c)
+			continue
+		}
+		out = append(out, c[skip:]...)
+		skip = 0
+	}
+	return out
+}
+
+// closedEvents returns the events of a closed log in one slice. Nothing is
+// appended after Close, so a log of one chunk is handed over, not copied.
 func (t *Tracer) closedEvents() []Event {
 	l := t.log
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.events[:len(l.events):len(l.events)]
+	if len(l.chunks) == 1 {
+		c := l.chunks[0]
+		return c[:len(c):len(c)]
+	}
+	return l.from(0)
 }
 
 // Changed returns a channel closed at the next event (or at Close).
@@ -222,6 +262,21 @@ func Replay(kind StructureKind, events []Event) (*Structure, error) {
 		return string(b)
 	}
 	for _, e := range events {
+		if e.Op == OpStats {
+			s, ok := scopes[key(e.Scope)]
+			if !ok {
+				return nil, fmt.Errorf("replay: event %d is in an unknown scope %v", e.Seq, e.Scope)
+			}
+			for _, st := range e.Stats {
+				if int(st.ID) < 0 || int(st.ID) >= len(s.nodes) {
+					return nil, fmt.Errorf("replay: event %d updates missing node %d", e.Seq, st.ID)
+				}
+				n := *s.nodes[st.ID]
+				n.Value, n.Visits = st.Value, st.Visits
+				s.nodes[st.ID] = &n
+			}
+			continue
+		}
 		if e.Node == nil || (e.Op != OpNode && e.Op != OpUpdate) {
 			continue
 		}

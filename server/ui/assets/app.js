@@ -108,6 +108,18 @@
     return n;
   }
 
+  // putStats applies a stats event: new Q (value) and N (visits) of nodes.
+  // The node's state is copied, not changed, because it may be an earlier
+  // event's.
+  function putStats(e) {
+    const scope = e.scope || [];
+    for (const st of e.stats || []) {
+      const n = S.nodes.get(keyOf(scope, st.id));
+      if (n) n.d = Object.assign({}, n.d, { value: st.value, visits: st.visits });
+    }
+    S.dirty = true;
+  }
+
   function indexEvent(e) {
     if (e.seq <= S.lastSeq) return false;
     S.lastSeq = e.seq;
@@ -130,6 +142,7 @@
       if (e.op === 'update') S.dirty = true;
       void n;
     }
+    if (e.op === 'stats') putStats(e);
     if (S.opFilter === '' || S.opFilter === e.op) {
       if (!S.nodeOnly || eventTouches(e, S.selected)) S.evFiltered.push(e);
     }
@@ -145,7 +158,10 @@
     if (t.structure && t.structure.nodes) {
       for (const d of t.structure.nodes) putNode([], d, 0);
     } else {
-      for (const e of S.events) if ((e.op === 'node' || e.op === 'update') && e.node) putNode(e.scope || [], e.node, e.op === 'node' ? e.seq : 0);
+      for (const e of S.events) {
+        if ((e.op === 'node' || e.op === 'update') && e.node) putNode(e.scope || [], e.node, e.op === 'node' ? e.seq : 0);
+        else if (e.op === 'stats') putStats(e);
+      }
     }
     for (const [k, seq] of created) { const n = S.nodes.get(k); if (n) n.created = seq; }
     S.best = new Set((t.best_path || []).map(String));
