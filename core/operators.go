@@ -239,21 +239,11 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 	}
 	// The evaluator's LLM calls are listed in the evaluate event, so a
 	// viewer can show the prompt that scored the node.
-	var callsMu sync.Mutex
-	var calls []int64
-	pol := PolicyFunc(func(ctx context.Context, req CompletionRequest) (Completion, error) {
-		c, err := env.Complete(ctx, req)
-		if c.TraceSeq > 0 {
-			callsMu.Lock()
-			calls = append(calls, c.TraceSeq)
-			callsMu.Unlock()
-		}
-		return c, err
-	})
-	e, err := ev.Evaluate(ctx, EvalRequest{Task: env.Task, Path: path, Policy: pol})
-	callsMu.Lock()
-	seqs := calls
-	callsMu.Unlock()
+	rec := &callRecorder{env: env}
+	e, err := ev.Evaluate(ctx, EvalRequest{Task: env.Task, Path: path, Policy: rec})
+	rec.mu.Lock()
+	seqs := rec.calls
+	rec.mu.Unlock()
 	if err == nil && (math.IsNaN(e.Score) || e.Score < -1 || e.Score > 1) {
 		err = fmt.Errorf("score %v is outside [-1, 1]", e.Score)
 	}
@@ -291,6 +281,24 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 	return e, nil
 }
 
+// callRecorder is the metered policy that notes the trace seqs of its
+// calls.
+type callRecorder struct {
+	env   *Env
+	mu    sync.Mutex
+	calls []int64
+}
+
+func (r *callRecorder) Complete(ctx context.Context, req CompletionRequest) (Completion, error) {
+	c, err := r.env.Complete(ctx, req)
+	if c.TraceSeq > 0 {
+		r.mu.Lock()
+		r.calls = append(r.calls, c.TraceSeq)
+		r.mu.Unlock()
+	}
+	return c, err
+}
+
 // EvaluateAll scores ids concurrently (the limiter bounds LLM calls) and
 // returns the evaluations in order; unscored nodes have ok false. It returns
 // an error only for the budget or the context.
@@ -298,16 +306,23 @@ func EvaluateAll(ctx context.Context, env *Env, ev Evaluator, ids []NodeID) ([]E
 	evs := make([]Evaluation, len(ids))
 	oks := make([]bool, len(ids))
 	errs := make([]error, len(ids))
+	one := func(i int) {
+		e, err := Evaluate(ctx, env, ev, ids[i])
+		evs[i], oks[i] = e, err == nil
+		if err != nil && !errors.Is(err, ErrUnscored) {
+			errs[i] = err
+		}
+	}
 	var wg sync.WaitGroup
-	for i, id := range ids {
+	for i := range ids {
+		if i == len(ids)-1 {
+			one(i) // the caller's goroutine takes the last: one goroutine fewer to start
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e, err := Evaluate(ctx, env, ev, id)
-			evs[i], oks[i] = e, err == nil
-			if err != nil && !errors.Is(err, ErrUnscored) {
-				errs[i] = err
-			}
+			one(i)
 		}()
 	}
 	wg.Wait()
