@@ -155,6 +155,11 @@ func (e *Env) Evaluator(name string, p Params) (Evaluator, error) {
 
 // AddNode charges a node to the budget and adds it to the structure.
 func (e *Env) AddNode(parents []NodeID, n Node) (NodeID, error) {
+	return e.addNode(parents, n, false)
+}
+
+// addNode is AddNode; owned hands n's maps over to the structure.
+func (e *Env) addNode(parents []NodeID, n Node, owned bool) (NodeID, error) {
 	depth := 0
 	for _, p := range parents {
 		if pn, ok := e.Structure.Node(p); ok && pn.Depth+1 > depth {
@@ -164,7 +169,7 @@ func (e *Env) AddNode(parents []NodeID, n Node) (NodeID, error) {
 	if err := e.Budget.ReserveNode(depth); err != nil {
 		return 0, err
 	}
-	return e.Structure.Add(parents, n)
+	return e.Structure.add(parents, n, owned)
 }
 
 // Tools returns the specs of the tools this task may call.

@@ -94,7 +94,7 @@ func Generate(ctx context.Context, env *Env, parent NodeID, k int, o GenerateOpt
 			n.Meta = map[string]any{"logprob": *ch.Logprob}
 		}
 		n.Meta = linkCall(n.Meta, c.TraceSeq)
-		id, err := env.AddNode([]NodeID{parent}, n)
+		id, err := env.addNode([]NodeID{parent}, n, true)
 		if err != nil {
 			return ids, fmt.Errorf("generate from node %d: %w", parent, err)
 		}
@@ -120,7 +120,7 @@ func Refine(ctx context.Context, env *Env, id NodeID, msgs []Message) (NodeID, e
 	if a, ok := env.Pack.ExtractAnswer(n.Content); ok {
 		n.Kind, n.Answer, n.Terminal = KindAnswer, a, true
 	}
-	nid, err := env.AddNode([]NodeID{id}, n)
+	nid, err := env.addNode([]NodeID{id}, n, true)
 	if err != nil {
 		return 0, fmt.Errorf("refine node %d: %w", id, err)
 	}
@@ -143,7 +143,7 @@ func Aggregate(ctx context.Context, env *Env, ids []NodeID, msgs []Message) (Nod
 	if a, ok := env.Pack.ExtractAnswer(n.Content); ok {
 		n.Answer, n.Terminal = a, true
 	}
-	nid, err := env.AddNode(ids, n)
+	nid, err := env.addNode(ids, n, true)
 	if err != nil {
 		return 0, fmt.Errorf("aggregate %v: %w", ids, err)
 	}

@@ -140,6 +140,12 @@ func (s *Structure) Len() int {
 // one child per node, a tree one parent per node; a graph accepts several
 // parents (aggregation).
 func (s *Structure) Add(parents []NodeID, n Node) (NodeID, error) {
+	return s.add(parents, n, false)
+}
+
+// add is Add; owned says the caller hands over n's maps (operators that
+// built them), which are then stored without a copy.
+func (s *Structure) add(parents []NodeID, n Node, owned bool) (NodeID, error) {
 	s.mu.Lock()
 	if len(parents) == 0 {
 		s.mu.Unlock()
@@ -172,7 +178,9 @@ func (s *Structure) Add(parents []NodeID, n Node) (NodeID, error) {
 		n.Kind = KindStep
 	}
 	stored := n
-	stored.own() // the caller keeps its maps
+	if !owned {
+		stored.own() // the caller keeps its maps
+	}
 	s.nodes = append(s.nodes, &stored)
 	for _, p := range parents {
 		s.nodes[p].Children = append(s.nodes[p].Children, n.ID)
