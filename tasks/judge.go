@@ -19,16 +19,57 @@ func JudgePrompt(problem string, steps []string) []core.Message {
 	return core.LayoutPrompt(JudgeSystem, problem, steps, JudgeInstruction)
 }
 
-var judgeScore = regexp.MustCompile(`(?i)score\s*[:=]\s*(\d+(?:\.\d+)?)`)
+// judgeScore is what lastScore finds; searches parse a score per node, so
+// lastScore scans by hand (a test keeps the two in step).
+var judgeScore = regexp.MustCompile(`[sS][cC][oO][rR][eE]\s*[:=]\s*(\d+(?:\.\d+)?)`)
+
+// lastScore returns the number of the last match of judgeScore in s.
+func lastScore(s string) (string, bool) {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	found, ok := "", false
+	for i := 0; i+5 <= len(s); i++ {
+		if !strings.EqualFold(s[i:i+5], "score") {
+			continue
+		}
+		j := i + 5
+		for j < len(s) && isSpace(s[j]) {
+			j++
+		}
+		if j >= len(s) || (s[j] != ':' && s[j] != '=') {
+			continue
+		}
+		j++
+		for j < len(s) && isSpace(s[j]) {
+			j++
+		}
+		start := j
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j == start {
+			continue
+		}
+		if j+1 < len(s) && s[j] == '.' && isDigit(s[j+1]) {
+			j++
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+		}
+		found, ok = s[start:j], true
+		i = j - 1
+	}
+	return found, ok
+}
 
 // ParseJudgeScore reads "Score: N" (1..10) from a judge reply and maps it
 // linearly onto [-1, 1].
 func ParseJudgeScore(reply string) (float64, bool) {
-	m := judgeScore.FindAllStringSubmatch(reply, -1)
-	if len(m) == 0 {
+	num, ok := lastScore(reply)
+	if !ok {
 		return 0, false
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(m[len(m)-1][1]), 64)
+	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || v < 1 || v > 10 {
 		return 0, false
 	}

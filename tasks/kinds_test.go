@@ -1,6 +1,8 @@
 package tasks
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -223,6 +225,33 @@ func TestRegistered(t *testing.T) {
 	for _, name := range want {
 		if _, err := Get(name); err != nil {
 			t.Errorf("Get(%q): %v", name, err)
+		}
+	}
+}
+
+// lastScore scans by hand for what the judgeScore expression matches.
+func TestLastScoreMatchesTheExpression(t *testing.T) {
+	replies := []string{
+		"", "Score: 7", "score=3.5", "SCORE :\n 10", "Score: 4\nScore: 9", "score: x score: 2", "scores: 4",
+		"Score: 5.", "Score: .5", "score:\t\f 8.25 and score = 1", "sCoRe=007", "Score:", "score 5", "ſcore: 5",
+		"Scorescore: 6", "Score: 3 Score: ", "the score: 12.0.1",
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"s", "S", "core", "CORE", " ", "\t", "\n", ":", "=", "1", "7", ".", "x", "é"}
+	for i := 0; i < 3000; i++ {
+		var b strings.Builder
+		for j := rng.IntN(12); j >= 0; j-- {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		replies = append(replies, b.String())
+	}
+	for _, r := range replies {
+		want, wantOK := "", false
+		if m := judgeScore.FindAllStringSubmatch(r, -1); len(m) > 0 {
+			want, wantOK = m[len(m)-1][1], true
+		}
+		if got, ok := lastScore(r); got != want || ok != wantOK {
+			t.Fatalf("lastScore(%q) = %q, %v; the expression finds %q, %v", r, got, ok, want, wantOK)
 		}
 	}
 }
