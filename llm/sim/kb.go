@@ -66,6 +66,9 @@ func (k *kb) item(text string) (tasks.Item, bool) {
 // it is a GSM8K or MATH-500 problem, else a generic problem whose answer is
 // the sum of the numbers in it.
 func (s *Server) problemFor(text string) *problem {
+	if p, ok := s.subProblem(text); ok { // decompose.go: a sub-question posed by tasks.SubProblem
+		return p
+	}
 	p := &problem{text: text}
 	if it, ok := s.kb.item(text); ok && it.Pack == "gsm8k" {
 		p.pack, p.truth = tasks.GSM8K{}, it.Truth

@@ -29,6 +29,9 @@ func (s *Server) plan(msgs []core.Message) (generator, string) {
 	if g, kind, ok := s.grounded(msgs); ok { // retrieval.go: prompts with retrieved passages
 		return g, kind
 	}
+	if g, kind, ok := s.decompose(msgs); ok { // decompose.go: least-to-most plan and compose prompts
+		return g, kind
+	}
 	id, ok := tasks.Identify(msgs)
 	if !ok {
 		// Any other chat: answer the last user message as a problem.
