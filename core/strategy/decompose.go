@@ -206,8 +206,12 @@ func (d *decompose) Run(ctx context.Context, env *core.Env) (core.Outcome, error
 		return core.Outcome{Best: prev}, stop
 	}
 
-	// 3. The answer to the problem.
+	// 3. The answer to the problem (also when the run stopped during the
+	// last sub-question: its answer is the best so far).
 	final, err := d.answer(ctx, env, prev, answers)
+	if err == nil || (stop != nil && !isStop(err)) {
+		err = stop
+	}
 	if final == 0 {
 		return core.Outcome{Best: prev}, err
 	}
@@ -287,8 +291,8 @@ func (d *decompose) subLimits(env *core.Env, left int) (core.Limits, error) {
 }
 
 // answer adds the final node below prev: the compose call's answer, or the
-// last sub-answer (final=last, or a compose call that failed or gave no
-// answer). It returns 0 when neither is there.
+// last sub-answer (final=last, or a compose call that failed, was stopped
+// or gave no answer). It returns 0 when neither is there.
 func (d *decompose) answer(ctx context.Context, env *core.Env, prev core.NodeID, answers []tasks.SubAnswer) (core.NodeID, error) {
 	var err error
 	if d.final == FinalCompose {
@@ -314,9 +318,6 @@ func (d *decompose) answer(ctx context.Context, env *core.Env, prev core.NodeID,
 			}
 			prev = id
 			err = fmt.Errorf("decompose: compose: %w: the reply has no final answer", core.ErrLLMBadResponse)
-		}
-		if ctx.Err() != nil {
-			return 0, err
 		}
 	}
 	last := answers[len(answers)-1]

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,8 +212,36 @@ func TestDecomposeAnswersSoFarWhenTheBudgetEnds(t *testing.T) {
 			t.Errorf("limit %d: stopped %s with %q after %d calls; want budget with %q", tc.limit, res.Stopped, res.Answer, m.calls.Load(), tc.answer)
 		}
 	}
+	// Cancelled during the last sub-question: the answer it found so far
+	// stands.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var mu sync.Mutex
+	lastCalls := 0
+	base := planner("1. What is a?\n2. What is b?")
+	cancelling := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		if id, ok := tasks.Identify(req.Messages); ok {
+			if _, prior, _, ok := tasks.ParseSubProblem(id.Problem); ok && len(prior) == 1 {
+				mu.Lock()
+				lastCalls++
+				first := lastCalls == 1
+				mu.Unlock()
+				if !first {
+					cancel()
+					<-ctx.Done()
+					return core.Completion{}, ctx.Err()
+				}
+			}
+		}
+		return base.Complete(ctx, req)
+	})
+	res, err := newEngine(cancelling).Solve(ctx, core.Task{Problem: "What is a + b?", Strategy: "decompose",
+		Params: core.Params{"sub_strategy": "self-consistency", "sub_params": `{"k": 2}`}})
+	if err != nil || res.Stopped != core.StopCancelled || res.Answer != "20" {
+		t.Fatalf("cancelled in the last sub-question: stopped %s with %q (%v); want cancelled with 20", res.Stopped, res.Answer, err)
+	}
 	// With the budget for it, compose answers.
-	res, err := newEngine(planner("1. What is a?\n2. What is b?")).Solve(t.Context(), core.Task{Problem: "What is a + b?", Strategy: "decompose"})
+	res, err = newEngine(planner("1. What is a?\n2. What is b?")).Solve(t.Context(), core.Task{Problem: "What is a + b?", Strategy: "decompose"})
 	if err != nil || res.Stopped != core.StopDone || res.Answer != "21" || res.Usage.LLMCalls != 4 {
 		t.Fatalf("stopped %s with %q after %d calls (%v); want done with 21 after 4", res.Stopped, res.Answer, res.Usage.LLMCalls, err)
 	}
