@@ -37,7 +37,8 @@ func game24Arms(budget int) []game24Arm {
 		// prompt, as Tree of Thoughts does.
 		{"beam", "beam", core.Params{"beam_width": 5, "expansions": 4, "evaluator": "value", "expand": "propose"}},
 		{"tot-bfs", "tot-bfs", core.Params{"breadth": 5, "max_depth": 4}},
-		{"mcts", "mcts", core.Params{"parallel": 1, "expand": "propose"}}, // sequential: reproducible
+		// The budget ends mcts, not x1's default of 100 iterations.
+		{"mcts", "mcts", core.Params{"parallel": 1, "expand": "propose", "iterations": 1000}}, // sequential: reproducible
 	}
 }
 

@@ -96,7 +96,7 @@ func mctsSpec() core.StrategySpec {
 			evaluatorParamSpec("evaluator", "value", "value model for non-terminal children (and terminal ones no verifier applies to)"),
 			verifierParam,
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of expansions and rollouts", Min: core.Bound(0), Max: core.Bound(2)},
-		}, append([]core.ParamSpec{expandParam}, nestedParams...)...),
+		}, append([]core.ParamSpec{expandParam, checkStepsParam}, nestedParams...)...),
 		New: newMCTS,
 	}
 }
@@ -130,6 +130,7 @@ func newMCTS(p core.Params) (core.Strategy, error) {
 	if m.nested, err = parseNested(p); err != nil {
 		return nil, err
 	}
+	m.nested.check = p.Bool("check_steps")
 	return m, nil
 }
 
@@ -268,6 +269,9 @@ func (m mcts) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	}
 	if err := m.nested.validate(env); err != nil {
 		return core.Outcome{}, err
+	}
+	if m.nested.check {
+		sc.ev = cacheByState(env, sc.ev)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -115,6 +115,10 @@ type nestedOpts struct {
 	strategy string
 	params   core.Params
 	budget   int64
+	// check screens new steps with the pack's step checker (screen) before
+	// repeats are pruned: the check_steps option of the strategies that
+	// offer it.
+	check bool
 }
 
 // expandParam documents the expand option.
@@ -178,6 +182,14 @@ func (o nestedOpts) validate(env *core.Env) error {
 	return nil
 }
 
+// keep screens new children (with check) and prunes repeats.
+func (o nestedOpts) keep(env *core.Env, ids []core.NodeID) []core.NodeID {
+	if o.check {
+		ids = screen(env, ids)
+	}
+	return dedupe(env, ids)
+}
+
 // expand adds k children below parent: k sampled steps in one request, or k
 // nested searches run concurrently. ids are in sample order; with an error,
 // ids holds the children made before it.
@@ -186,11 +198,11 @@ func (o nestedOpts) expand(ctx context.Context, env *core.Env, parent core.NodeI
 		if pr, ok := env.Pack.(tasks.Proposer); ok && o.mode != GenSample {
 			path := env.Structure.Path(parent)
 			steps := append(append([]string(nil), env.Task.Steps...), core.Steps(path)...)
-			ids, err := proposeSteps(ctx, env, pr, parent, steps, 1, k, seed, temp)
+			ids, err := proposeSteps(ctx, env, pr, parent, steps, 1, k, seed, temp, o.check)
 			return dedupe(env, ids), err
 		}
 		ids, err := core.Generate(ctx, env, parent, k, core.GenerateOptions{Temperature: &temp, Seed: &seed, Purpose: "expand"})
-		return dedupe(env, ids), err
+		return o.keep(env, ids), err
 	}
 	ids := make([]core.NodeID, k)
 	errs := make([]error, k)

@@ -221,31 +221,79 @@ func stepsHash(steps []string) int64 {
 // for the next steps after the path to parent and adds the distinct
 // proposals as its children, at most limit of them (0: all), in the order
 // proposed.
+//
+// With check (and a pack that checks steps, tasks.StepChecker), proposals
+// are screened before the limit applies, and before any node is made: an
+// illegal step is dropped, a step that reaches the state of another
+// proposal or of one of the parent's children is a repeat and dropped, and
+// a step whose moves leave no choice becomes an answer node holding the
+// answer they determine (Meta "answer_from_steps"). Each child's Meta
+// "state" holds its state's key. The generate event counts what was
+// dropped.
 func proposeSteps(ctx context.Context, env *core.Env, pr tasks.Proposer, parent core.NodeID, steps []string,
-	calls, limit int, seed int64, temp float64) ([]core.NodeID, error) {
+	calls, limit int, seed int64, temp float64, check bool) ([]core.NodeID, error) {
 	c, err := env.Complete(ctx, core.CompletionRequest{Messages: pr.ProposePrompt(env.Task.Problem, steps), N: max(calls, 1),
 		Temperature: tempPtr(temp), Seed: &seed, Purpose: "propose"})
 	if err != nil {
 		return nil, fmt.Errorf("propose from node %d: %w", parent, err)
 	}
-	var props []string
+	var chk tasks.StepChecker
 	seen := map[string]bool{}
+	if check {
+		if sc, ok := env.Pack.(tasks.StepChecker); ok {
+			if _, err := sc.CheckSteps(env.Task.Problem, steps); !errors.Is(err, tasks.ErrNotCheckable) {
+				chk = sc
+				for _, ch := range env.Structure.Children(parent) {
+					if !ch.Pruned {
+						seen[dedupeKey(ch)] = true
+					}
+				}
+			}
+		}
+	}
+	type prop struct {
+		text  string
+		state *tasks.StepState
+	}
+	var props []prop
+	illegal, repeats := 0, 0
 	for _, ch := range c.Choices {
 		for _, p := range pr.ParseProposals(ch.Text) {
-			key := strings.Join(strings.Fields(p), " ")
-			if !seen[key] && (limit <= 0 || len(props) < limit) {
-				seen[key] = true
-				props = append(props, p)
+			if limit > 0 && len(props) >= limit {
+				break
 			}
+			key := strings.Join(strings.Fields(p), " ")
+			var st *tasks.StepState
+			if chk != nil {
+				s, err := chk.CheckSteps(env.Task.Problem, append(steps[:len(steps):len(steps)], p))
+				if err != nil {
+					illegal++
+					continue
+				}
+				st, key = &s, "state "+s.Key
+			}
+			if seen[key] {
+				repeats++
+				continue
+			}
+			seen[key] = true
+			props = append(props, prop{p, st})
 		}
 	}
 	per := int64(max(1, len(props)))
 	var ids []core.NodeID
 	for _, p := range props {
-		n := core.Node{Kind: core.KindStep, Content: p, Meta: map[string]any{"llm_call": c.TraceSeq},
+		n := core.Node{Kind: core.KindStep, Content: p.text, Meta: map[string]any{"llm_call": c.TraceSeq},
 			Usage: core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens / per, CompletionTokens: c.CompletionTokens / per}}
-		if a, ok := env.Pack.ExtractAnswer(p); ok {
+		if a, ok := env.Pack.ExtractAnswer(p.text); ok {
 			n.Kind, n.Answer, n.Terminal = core.KindAnswer, a, true
+		}
+		if p.state != nil {
+			n.Meta["state"] = p.state.Key
+			if p.state.Done && !n.Terminal && p.state.Answer != "" {
+				n.Kind, n.Answer, n.Terminal = core.KindAnswer, p.state.Answer, true
+				n.Meta["answer_from_steps"] = true
+			}
 		}
 		id, err := env.AddNode([]core.NodeID{parent}, n)
 		if err != nil {
@@ -253,13 +301,145 @@ func proposeSteps(ctx context.Context, env *core.Env, pr tasks.Proposer, parent 
 		}
 		ids = append(ids, id)
 	}
-	env.Tracer.Record(core.OpGenerate, append([]core.NodeID{parent}, ids...), map[string]any{"proposals": len(ids)})
+	data := map[string]any{"proposals": len(ids)}
+	if illegal > 0 {
+		data["illegal"] = illegal
+	}
+	if repeats > 0 {
+		data["repeats"] = repeats
+	}
+	env.Tracer.Record(core.OpGenerate, append([]core.NodeID{parent}, ids...), data)
 	return ids, nil
 }
 
+// checkStepsParam documents the check_steps option of tot and mcts.
+var checkStepsParam = core.ParamSpec{Name: "check_steps", Type: core.ParamBool, Default: true,
+	Description: "when the pack checks steps by program (Game of 24: exact arithmetic on the numbers left), drop illegal steps, " +
+		"treat steps that reach the same state as repeats, value each state once, and finish paths whose steps determine the " +
+		"answer (the verifier checks it), all without LLM calls"}
+
+// screen replays the path of each new child with the pack's step checker
+// (tasks.StepChecker): a child with an illegal step is pruned (Meta
+// "illegal"); the others get their state's key (Meta "state", which dedupe
+// compares), and a child whose steps leave no choice becomes an answer node
+// with the answer they determine (Meta "answer_from_steps"), for the
+// verifier to check. It returns the children kept; without a checker (or
+// for a problem it cannot check) it returns ids unchanged.
+func screen(env *core.Env, ids []core.NodeID) []core.NodeID {
+	chk, ok := env.Pack.(tasks.StepChecker)
+	if !ok || len(ids) == 0 {
+		return ids
+	}
+	var out, bad []core.NodeID
+	for _, id := range ids {
+		path := env.Structure.Path(id)
+		steps := append(append([]string(nil), env.Task.Steps...), core.Steps(path)...)
+		st, err := chk.CheckSteps(env.Task.Problem, steps)
+		if errors.Is(err, tasks.ErrNotCheckable) {
+			return ids
+		}
+		if err != nil {
+			setMeta(env, id, "illegal", err.Error())
+			bad = append(bad, id)
+			continue
+		}
+		_ = env.Structure.Update(id, func(n *core.Node) {
+			if n.Meta == nil {
+				n.Meta = map[string]any{}
+			}
+			n.Meta["state"] = st.Key
+			if st.Done && !n.Terminal && st.Answer != "" {
+				n.Kind, n.Answer, n.Terminal = core.KindAnswer, st.Answer, true
+				n.Meta["answer_from_steps"] = true
+			}
+		})
+		out = append(out, id)
+	}
+	if len(bad) > 0 {
+		core.Prune(env, bad...)
+	}
+	return out
+}
+
+// dedupeKey is what dedupe compares: the state's key when screen set one,
+// else the step's text.
+func dedupeKey(n core.Node) string {
+	if k, ok := n.Meta["state"].(string); ok && k != "" {
+		return "state " + k
+	}
+	return strings.Join(strings.Fields(n.Content), " ")
+}
+
+// stateValues is an evaluator that values each state (tasks.StepState.Key)
+// once: a path that reaches a state valued before gets that evaluation
+// without a call. Paths the checker cannot key, and finished ones, go to
+// the inner evaluator. Concurrent requests for one state wait for the
+// first; a failed evaluation is not kept.
+type stateValues struct {
+	inner core.Evaluator
+	chk   tasks.StepChecker
+
+	mu sync.Mutex
+	m  map[string]*stateValue
+}
+
+type stateValue struct {
+	done chan struct{}
+	from core.NodeID
+	e    core.Evaluation
+	err  error
+}
+
+// cacheByState wraps ev in a stateValues when the pack checks steps; else
+// it returns ev.
+func cacheByState(env *core.Env, ev core.Evaluator) core.Evaluator {
+	chk, ok := env.Pack.(tasks.StepChecker)
+	if !ok || ev == nil {
+		return ev
+	}
+	return &stateValues{inner: ev, chk: chk, m: map[string]*stateValue{}}
+}
+
+// Evaluate implements core.Evaluator.
+func (c *stateValues) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluation, error) {
+	st, err := c.chk.CheckSteps(req.Task.Problem, evaluator.PathSteps(req))
+	if err != nil || st.Key == "" || st.Done || len(req.Path) == 0 {
+		return c.inner.Evaluate(ctx, req)
+	}
+	for {
+		c.mu.Lock()
+		v, ok := c.m[st.Key]
+		if !ok {
+			v = &stateValue{done: make(chan struct{}), from: req.Path[len(req.Path)-1].ID}
+			c.m[st.Key] = v
+			c.mu.Unlock()
+			v.e, v.err = c.inner.Evaluate(ctx, req)
+			if v.err != nil {
+				c.mu.Lock()
+				delete(c.m, st.Key)
+				c.mu.Unlock()
+			}
+			close(v.done)
+			return v.e, v.err
+		}
+		c.mu.Unlock()
+		select {
+		case <-v.done:
+		case <-ctx.Done():
+			return core.Evaluation{}, ctx.Err()
+		}
+		if v.err == nil {
+			e := v.e
+			e.Detail = fmt.Sprintf("same state (%s) as node %d: its value, no call", st.Key, v.from)
+			return e, nil
+		}
+		// The first evaluation failed: try again with this path.
+	}
+}
+
 // dedupe prunes children whose step repeats an earlier one in ids, or one
-// of the parent's other children (the same step is the same subtree), and
-// returns the others.
+// of the parent's other children (the same step is the same subtree; after
+// screen, the same state is), and returns the others.
 func dedupe(env *core.Env, ids []core.NodeID) []core.NodeID {
 	seen := map[string]core.NodeID{}
 	if len(ids) > 0 {
@@ -270,7 +450,7 @@ func dedupe(env *core.Env, ids []core.NodeID) []core.NodeID {
 		if n, ok := env.Structure.Node(ids[0]); ok && len(n.Parents) == 1 {
 			for _, c := range env.Structure.Children(n.Parents[0]) {
 				if !fresh[c.ID] && !c.Pruned {
-					seen[strings.Join(strings.Fields(c.Content), " ")] = c.ID
+					seen[dedupeKey(c)] = c.ID
 				}
 			}
 		}
@@ -278,8 +458,7 @@ func dedupe(env *core.Env, ids []core.NodeID) []core.NodeID {
 	var out []core.NodeID
 	var dups []core.NodeID
 	for _, id := range ids {
-		n := env.Structure.MustNode(id)
-		key := strings.Join(strings.Fields(n.Content), " ")
+		key := dedupeKey(env.Structure.MustNode(id))
 		if first, dup := seen[key]; dup {
 			setMeta(env, id, "duplicate_of", int(first))
 			dups = append(dups, id)

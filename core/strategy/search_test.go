@@ -413,7 +413,7 @@ func TestBeamKeepsTheBestAndRunsConcurrently(t *testing.T) {
 func TestToTBFSGame24UsesProposeAndValuePrompts(t *testing.T) {
 	t.Parallel()
 	res, err := newEngine(simPolicy(t, sim.Options{Seed: 4})).Solve(t.Context(), core.Task{Problem: "4 9 10 13", Pack: "game24",
-		Strategy: "tot-bfs", Params: core.Params{"breadth": 3, "max_depth": 4}})
+		Strategy: "tot-bfs", Params: core.Params{"breadth": 3, "max_depth": 4, "passes": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

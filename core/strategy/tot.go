@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -38,6 +40,9 @@ type tot struct {
 	gen           string
 	temp          float64
 	stopOnCorrect bool
+	check         bool
+	passes        int
+	penalty       float64
 	ev, verifier  evalRef
 }
 
@@ -57,16 +62,24 @@ func totParams(dfs bool) []core.ParamSpec {
 		{Name: "stop_on_correct", Type: core.ParamBool, Default: true, Description: "stop as soon as a verifier accepts an answer"},
 		{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of the candidates", Min: core.Bound(0), Max: core.Bound(2)},
 	}
+	ps = append(ps, checkStepsParam)
 	if dfs {
 		return append(ps, core.ParamSpec{Name: "max_states", Type: core.ParamInt, Default: int64(100), Description: "most states expanded", Min: core.Bound(1), Max: core.Bound(1e6)})
 	}
+	ps = append(ps,
+		core.ParamSpec{Name: "passes", Type: core.ParamInt, Default: int64(10), Description: "most breadth-first passes: when a pass ends " +
+			"without an accepted answer, the next starts again from the root with what the earlier ones learnt (1: Tree of Thoughts' " +
+			"single pass); the search also ends with the budget, or after two passes that found no new state", Min: core.Bound(1), Max: core.Bound(1000)},
+		core.ParamSpec{Name: "retry_penalty", Type: core.ParamFloat, Default: 0.5, Description: "in later passes, a state's value is " +
+			"lowered by this for every earlier pass that kept it, so that the next best states get their turn", Min: core.Bound(0), Max: core.Bound(2)})
 	return append([]core.ParamSpec{{Name: "breadth", Type: core.ParamInt, Default: int64(5), Description: "states kept per level (ToT's b)", Min: core.Bound(1), Max: core.Bound(256)}}, ps...)
 }
 
 func newTot(dfs bool) func(core.Params) (core.Strategy, error) {
 	return func(p core.Params) (core.Strategy, error) {
 		t := tot{dfs: dfs, breadth: p.Int("breadth"), k: p.Int("samples"), maxDepth: p.Int("max_depth"), maxStates: p.Int("max_states"),
-			threshold: p.Float("threshold"), gen: p.String("generate"), temp: p.Float("temperature"), stopOnCorrect: p.Bool("stop_on_correct")}
+			threshold: p.Float("threshold"), gen: p.String("generate"), temp: p.Float("temperature"), stopOnCorrect: p.Bool("stop_on_correct"),
+			check: p.Bool("check_steps"), passes: max(p.Int("passes"), 1), penalty: p.Float("retry_penalty")}
 		if t.gen != GenPropose && t.k != 1 && t.temp == 0 {
 			return nil, fmt.Errorf("%w \"temperature\": %d samples at temperature 0 are the same step: set temperature (e.g. 0.7) or samples=1", core.ErrInvalidParam, t.k)
 		}
@@ -120,6 +133,24 @@ type totRun struct {
 	finished []core.NodeID
 	solved   bool
 	states   int
+
+	// BFS: the states met so far, by key (a state reached by two paths is
+	// one state), in the order met.
+	byKey map[string]*tstate
+	all   []*tstate
+}
+
+// tstate is a state of the breadth-first search.
+type tstate struct {
+	id       core.NodeID
+	key      string
+	score    float64 // -inf when unscored
+	rated    bool    // the evaluator was asked (a terminal state: the verifier)
+	terminal bool
+	order    int
+	kept     int // passes that kept it
+	proposed int // its expansions (propose calls or sample requests)
+	children []*tstate
 }
 
 func (t tot) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
@@ -127,7 +158,10 @@ func (t tot) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	if err != nil {
 		return core.Outcome{}, err
 	}
-	r := &totRun{tot: t, env: env, sc: sc}
+	if t.check {
+		sc.ev = cacheByState(env, sc.ev)
+	}
+	r := &totRun{tot: t, env: env, sc: sc, byKey: map[string]*tstate{}}
 	if pr, ok := env.Pack.(tasks.Proposer); ok && t.gen != GenSample {
 		r.proposer = pr
 	} else if t.gen == GenPropose {
@@ -149,14 +183,18 @@ func (t tot) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	return core.Outcome{Best: best}, err
 }
 
-// candidates proposes (or samples) the next steps of state id and rates
-// them; rank orders ties. Duplicates of an earlier candidate of the same
-// state are pruned and not rated.
-func (r *totRun) candidates(ctx context.Context, id core.NodeID, rank int) ([]totCand, error) {
+// generate proposes (or samples) the next steps of state id, its
+// expansion-th time, and returns the new children: repeats of its other
+// children are pruned, and with check_steps illegal steps are dropped and
+// finished paths become answers.
+func (r *totRun) generate(ctx context.Context, id core.NodeID, expansion int) ([]core.NodeID, error) {
 	env := r.env
 	path := env.Structure.Path(id)
 	steps := append(append([]string(nil), env.Task.Steps...), core.Steps(path)...)
 	seed := env.Seed(stepsHash(steps), -11) // the state's, whatever its node id
+	if expansion > 0 {
+		seed = env.Seed(seed, int64(expansion))
+	}
 	r.mu.Lock()
 	r.states++
 	r.mu.Unlock()
@@ -166,12 +204,19 @@ func (r *totRun) candidates(ctx context.Context, id core.NodeID, rank int) ([]to
 			k = 3
 		}
 		ids, err := core.Generate(ctx, env, id, k, core.GenerateOptions{Temperature: tempPtr(r.temp), Seed: &seed, Purpose: "propose"})
-		if len(ids) == 0 {
-			return nil, err
+		if r.check {
+			ids = screen(env, ids)
 		}
-		return r.rate(ctx, dedupe(env, ids), rank, err)
+		return dedupe(env, ids), err
 	}
-	ids, err := proposeSteps(ctx, env, r.proposer, id, steps, max(r.k, 1), 0, seed, r.temp)
+	return proposeSteps(ctx, env, r.proposer, id, steps, max(r.k, 1), 0, seed, r.temp, r.check)
+}
+
+// candidates proposes (or samples) the next steps of state id and rates
+// them; rank orders ties. Duplicates of an earlier candidate of the same
+// state are pruned and not rated.
+func (r *totRun) candidates(ctx context.Context, id core.NodeID, rank int) ([]totCand, error) {
+	ids, err := r.generate(ctx, id, 0)
 	if len(ids) == 0 {
 		return nil, err
 	}
@@ -223,70 +268,202 @@ func sortCands(cs []totCand) {
 	})
 }
 
-// bfs expands every kept state of a level concurrently. It returns the best
-// state of the last level, for an answerless outcome.
+// bfs runs breadth-first passes from the root. A pass expands every kept
+// state of a level (concurrently), rates the new candidates, and keeps the
+// `breadth` best children of the level's states for the next level. When a
+// pass ends without an accepted answer, the next one starts again from the
+// root: each kept state is expanded once more (fresh proposals), states
+// known from earlier passes compete again with what they were rated, each
+// lowered by retry_penalty for every pass that kept it, and no state is
+// rated twice. It returns the best state of the last level, for an
+// answerless outcome.
 func (r *totRun) bfs(ctx context.Context) (core.NodeID, error) {
-	frontier := []core.NodeID{0}
+	root := &tstate{id: 0, key: "root", order: -1}
+	var best core.NodeID
+	idle := 0
+	for pass := 0; pass < r.passes; pass++ {
+		before := len(r.all)
+		b, err := r.pass(ctx, root, pass)
+		if b != 0 || best == 0 {
+			best = b
+		}
+		if err != nil || r.solved {
+			r.pruneUnkept()
+			return best, err
+		}
+		if len(r.all) == before {
+			if idle++; idle >= 2 {
+				break
+			}
+		} else {
+			idle = 0
+		}
+	}
+	r.pruneUnkept()
+	return best, nil
+}
+
+// pass is one breadth-first pass.
+func (r *totRun) pass(ctx context.Context, root *tstate, pass int) (core.NodeID, error) {
+	frontier := []*tstate{root}
+	var best core.NodeID
 	for depth := 1; depth <= r.maxDepth && len(frontier) > 0; depth++ {
-		level := make([][]totCand, len(frontier))
 		errs := make([]error, len(frontier))
 		var wg sync.WaitGroup
-		for i, id := range frontier {
+		for i, s := range frontier {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				level[i], errs[i] = r.candidates(ctx, id, i)
+				errs[i] = r.expand(ctx, s)
 			}()
 		}
 		wg.Wait()
-		var next []totCand
-		var pruned []core.NodeID
-		for _, cs := range level {
-			for _, c := range cs {
-				switch {
-				case c.terminal:
-				case c.below(r.threshold):
-					pruned = append(pruned, c.id)
-				default:
+		// The level's candidates: the children of the kept states, from
+		// this pass and earlier ones, each state once.
+		var next []*tstate
+		in := map[*tstate]bool{}
+		for _, s := range frontier {
+			for _, c := range s.children {
+				if !in[c] && !c.terminal && !(!math.IsInf(c.score, -1) && c.score < r.threshold) {
+					in[c] = true
 					next = append(next, c)
 				}
 			}
 		}
-		sortCands(next)
-		if len(next) > r.breadth {
-			for _, c := range next[r.breadth:] {
-				pruned = append(pruned, c.id)
+		// Ratings only order the candidates: when all of them are kept
+		// (and none can fall below the threshold), they are rated later,
+		// when a later level or pass has to choose among them.
+		if len(next) > r.breadth || r.threshold > -1 {
+			if err := r.rateStates(ctx, next); err != nil {
+				return best, err
 			}
+			if r.threshold > -1 {
+				next = slices.DeleteFunc(next, func(c *tstate) bool { return !math.IsInf(c.score, -1) && c.score < r.threshold })
+			}
+		}
+		sort.SliceStable(next, func(i, j int) bool {
+			a, b := r.rank(next[i]), r.rank(next[j])
+			if a != b {
+				return a > b
+			}
+			return next[i].order < next[j].order
+		})
+		if len(next) > r.breadth {
 			next = next[:r.breadth]
 		}
-		if len(pruned) > 0 {
-			core.Prune(r.env, pruned...)
+		ids := make([]core.NodeID, len(next))
+		for i, c := range next {
+			c.kept++
+			ids[i] = c.id
 		}
-		prev := frontier
-		frontier = frontier[:0:0]
-		for _, c := range next {
-			frontier = append(frontier, c.id)
+		if len(next) > 0 {
+			best = next[0].id
 		}
-		r.env.Tracer.Record(core.OpSelect, frontier, map[string]any{"depth": depth, "finished": len(r.finished)})
+		r.env.Tracer.Record(core.OpSelect, ids, map[string]any{"depth": depth, "pass": pass + 1, "finished": len(r.finished)})
+		frontier = next
 		err := firstErr(errs)
 		if err != nil && (isStop(err) || len(next) == 0) {
-			return bestOf(prev, frontier), err
+			return best, err
 		}
 		if r.solved {
-			return bestOf(prev, frontier), nil
+			return best, nil
 		}
 	}
-	return bestOf(nil, frontier), nil
+	return best, nil
 }
 
-func bestOf(prev, cur []core.NodeID) core.NodeID {
-	if len(cur) > 0 {
-		return cur[0]
+// rank is a state's value for selection: its rating, lowered by the
+// retry penalty for every pass that kept it (unscored: last).
+func (r *totRun) rank(s *tstate) float64 {
+	if math.IsInf(s.score, -1) {
+		return s.score
 	}
-	if len(prev) > 0 {
-		return prev[0]
+	return s.score - r.penalty*float64(s.kept)
+}
+
+// expand generates the next steps of s once more and rates the new
+// states; a state already met through another path is linked, not rated
+// again.
+func (r *totRun) expand(ctx context.Context, s *tstate) error {
+	ids, err := r.generate(ctx, s.id, s.proposed)
+	s.proposed++
+	var fresh []core.NodeID
+	r.mu.Lock()
+	var dups []core.NodeID
+	for _, id := range ids {
+		n := r.env.Structure.MustNode(id)
+		key, ok := n.Meta["state"].(string)
+		if !ok || key == "" {
+			key = "node " + strconv.Itoa(int(id))
+		}
+		if old, seen := r.byKey[key]; seen {
+			setMeta(r.env, id, "duplicate_of", int(old.id))
+			dups = append(dups, id)
+			if !slices.Contains(s.children, old) {
+				s.children = append(s.children, old)
+			}
+			continue
+		}
+		c := &tstate{id: id, key: key, score: math.Inf(-1), terminal: n.Terminal, order: len(r.all)}
+		r.byKey[key] = c
+		r.all = append(r.all, c)
+		s.children = append(s.children, c)
+		fresh = append(fresh, id)
 	}
-	return 0
+	r.mu.Unlock()
+	if len(dups) > 0 {
+		core.Prune(r.env, dups...)
+	}
+	var answers []*tstate
+	for _, c := range s.children {
+		if c.terminal && !c.rated {
+			answers = append(answers, c)
+		}
+	}
+	if rerr := r.rateStates(ctx, answers); rerr != nil && (err == nil || isStop(rerr)) {
+		err = rerr
+	}
+	return err
+}
+
+// rateStates rates the states not rated yet, concurrently; terminal ones
+// join the finished answers.
+func (r *totRun) rateStates(ctx context.Context, states []*tstate) error {
+	var todo []*tstate
+	var ids []core.NodeID
+	r.mu.Lock()
+	for _, c := range states {
+		if !c.rated {
+			c.rated = true
+			todo = append(todo, c)
+			ids = append(ids, c.id)
+		}
+	}
+	r.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	cs, err := r.rate(ctx, ids, 0, nil)
+	r.mu.Lock()
+	for i, c := range cs {
+		todo[i].score = c.score
+	}
+	r.mu.Unlock()
+	return err
+}
+
+// pruneUnkept marks the states no pass kept (and no answer) as pruned, so
+// the structure shows what the search followed.
+func (r *totRun) pruneUnkept() {
+	var ids []core.NodeID
+	for _, s := range r.all {
+		if s.kept == 0 && !s.terminal {
+			ids = append(ids, s.id)
+		}
+	}
+	if len(ids) > 0 {
+		core.Prune(r.env, ids...)
+	}
 }
 
 // dfs explores state id (at depth) depth-first.
