@@ -309,15 +309,26 @@ func (r *totRun) pass(ctx context.Context, root *tstate, pass int) (core.NodeID,
 	var best core.NodeID
 	for depth := 1; depth <= r.maxDepth && len(frontier) > 0; depth++ {
 		errs := make([]error, len(frontier))
+		kids := make([][]core.NodeID, len(frontier))
 		var wg sync.WaitGroup
 		for i, s := range frontier {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = r.expand(ctx, s)
+				kids[i], errs[i] = r.generate(ctx, s.id, s.proposed)
 			}()
 		}
 		wg.Wait()
+		// New states are registered in frontier order, whatever order the
+		// calls came back in, so that runs are reproducible.
+		var answers []*tstate
+		for i, s := range frontier {
+			s.proposed++
+			answers = append(answers, r.register(s, kids[i])...)
+		}
+		if err := r.rateStates(ctx, answers); err != nil && isStop(err) {
+			errs = append(errs, err)
+		}
 		// The level's candidates: the children of the kept states, from
 		// this pass and earlier ones, each state once.
 		var next []*tstate
@@ -381,15 +392,12 @@ func (r *totRun) rank(s *tstate) float64 {
 	return s.score - r.penalty*float64(s.kept)
 }
 
-// expand generates the next steps of s once more and rates the new
-// states; a state already met through another path is linked, not rated
-// again.
-func (r *totRun) expand(ctx context.Context, s *tstate) error {
-	ids, err := r.generate(ctx, s.id, s.proposed)
-	s.proposed++
-	var fresh []core.NodeID
-	r.mu.Lock()
+// register adds the new children ids of s as states; a state already met
+// through another path is linked, not added again. It returns the new
+// terminal states, to be checked.
+func (r *totRun) register(s *tstate, ids []core.NodeID) []*tstate {
 	var dups []core.NodeID
+	var answers []*tstate
 	for _, id := range ids {
 		n := r.env.Structure.MustNode(id)
 		key, ok := n.Meta["state"].(string)
@@ -408,22 +416,14 @@ func (r *totRun) expand(ctx context.Context, s *tstate) error {
 		r.byKey[key] = c
 		r.all = append(r.all, c)
 		s.children = append(s.children, c)
-		fresh = append(fresh, id)
-	}
-	r.mu.Unlock()
-	if len(dups) > 0 {
-		core.Prune(r.env, dups...)
-	}
-	var answers []*tstate
-	for _, c := range s.children {
-		if c.terminal && !c.rated {
+		if c.terminal {
 			answers = append(answers, c)
 		}
 	}
-	if rerr := r.rateStates(ctx, answers); rerr != nil && (err == nil || isStop(rerr)) {
-		err = rerr
+	if len(dups) > 0 {
+		core.Prune(r.env, dups...)
 	}
-	return err
+	return answers
 }
 
 // rateStates rates the states not rated yet, concurrently; terminal ones
