@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -26,14 +27,21 @@ const (
 // k sampled next steps, every new step is scored (a PRM by default) as
 // soon as it is generated, and the best beam_width unfinished paths by
 // their aggregated score go on. Paths that reach an answer leave the beam;
-// the best of them by the verifier, then by score, is the answer.
+// the best of them by the verifier, then by score, is the answer. With
+// passes > 1, a search that ends without an answer the verifier accepts
+// goes on: each further pass expands, at every depth, the next beam_width
+// best paths not expanded yet.
 type beam struct {
-	width, k, maxDepth int
-	temp               float64
-	aggregate          string
-	stopOnCorrect      bool
-	ev, verifier       evalRef
-	nested             nestedOpts
+	width, k, maxDepth, passes int
+	temp                       float64
+	aggregate                  string
+	stopOnCorrect              bool
+	ev, verifier               evalRef
+	nested                     nestedOpts
+	// barrier holds every candidate back until all of its depth is
+	// scored: level-by-level beam search, which the tests compare the
+	// barrier-free search with.
+	barrier bool
 }
 
 func beamSpec() core.StrategySpec {
@@ -50,11 +58,14 @@ func beamSpec() core.StrategySpec {
 				Enum: []string{AggLast, AggMin, AggMean, AggProduct}},
 			verifierParam,
 			{Name: "stop_on_correct", Type: core.ParamBool, Default: true, Description: "stop as soon as a verifier accepts an answer"},
+			{Name: "passes", Type: core.ParamInt, Default: int64(1), Min: core.Bound(1), Max: core.Bound(1000),
+				Description: "most passes: when a pass ends without an answer the verifier accepts, the next one expands, at every depth, " +
+					"the next beam_width best paths not expanded yet, reusing everything already generated and scored (the budget still bounds it)"},
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of the steps", Min: core.Bound(0), Max: core.Bound(2)},
 		}, append([]core.ParamSpec{expandParam}, nestedParams...)...),
 		New: func(p core.Params) (core.Strategy, error) {
-			b := beam{width: p.Int("beam_width"), k: p.Int("expansions"), maxDepth: p.Int("max_depth"), temp: p.Float("temperature"),
-				aggregate: p.String("aggregate"), stopOnCorrect: p.Bool("stop_on_correct")}
+			b := beam{width: p.Int("beam_width"), k: p.Int("expansions"), maxDepth: p.Int("max_depth"), passes: p.Int("passes"),
+				temp: p.Float("temperature"), aggregate: p.String("aggregate"), stopOnCorrect: p.Bool("stop_on_correct")}
 			if b.k > 1 && b.temp == 0 && p.String("step_strategy") == "" {
 				return nil, fmt.Errorf("%w \"temperature\": %d expansions at temperature 0 are the same step: set temperature (e.g. 0.7) or expansions=1", core.ErrInvalidParam, b.k)
 			}
@@ -75,11 +86,10 @@ func beamSpec() core.StrategySpec {
 
 // pathAgg accumulates step scores along a path.
 type pathAgg struct {
-	n               int
-	last, min, sum  float64
-	prod            float64
-	unscored        bool
-	terminal, right bool
+	n              int
+	last, min, sum float64
+	prod           float64
+	unscored       bool
 }
 
 func (a pathAgg) add(s float64, ok bool) pathAgg {
@@ -113,46 +123,113 @@ func (a pathAgg) score(how string) float64 {
 	return a.last
 }
 
+// beamNode is a node of the search: the root, a candidate (an unfinished
+// path) or an answer.
 type beamNode struct {
-	id    core.NodeID
-	seed  int64
-	agg   pathAgg
-	depth int
+	id       core.NodeID
+	seed     int64
+	depth    int
+	parent   *beamNode
+	terminal bool
 	// key breaks ties deterministically: the sample indices on the path.
 	key []int
+
+	scored  bool    // its evaluation returned
+	step    float64 // the evaluation's score, when stepOK
+	stepOK  bool
+	right   bool    // a verifier accepted it
+	known   bool    // agg is final: the node and all its ancestors are scored
+	agg     pathAgg // the path's step scores
+	sc      float64 // agg's score: what candidates are ranked by
+	waiting []*beamNode
+	// deferred: not scored, since beam_width known candidates of its depth
+	// beat ub, the best score it could get.
+	deferred bool
+	ub       float64
+
+	pass      int // the pass that chose it for the beam; 0: none
+	again     int // the last later pass that expanded it again
+	rounds    int // expansions started
+	remaining int // children its expansions may still bring
+	kids      int // children it got
+	err       error
 }
 
-// less orders candidates of a level: higher aggregated score, then key.
-func (b beam) less(x, y beamNode) bool {
-	sx, sy := x.agg.score(b.aggregate), y.agg.score(b.aggregate)
+// rankLess orders candidates of a depth: higher score first, then the
+// smaller key.
+func rankLess(sx float64, xkey []int, sy float64, ykey []int) bool {
 	if sx != sy {
 		return sx > sy
 	}
-	for i := 0; i < len(x.key) && i < len(y.key); i++ {
-		if x.key[i] != y.key[i] {
-			return x.key[i] < y.key[i]
+	for i := 0; i < len(xkey) && i < len(ykey); i++ {
+		if xkey[i] != ykey[i] {
+			return xkey[i] < ykey[i]
 		}
 	}
-	return len(x.key) < len(y.key)
+	return len(xkey) < len(ykey)
 }
 
 // beamLevel is the bookkeeping of one depth.
 type beamLevel struct {
-	cands   []beamNode // scored, unfinished candidates at this depth
-	started map[core.NodeID]bool
-	// parents: nodes of the level above that are (or may still be) kept;
-	// known once that level is decided. done: those whose expansion ended.
-	parents, done int
-	decided       bool
-	kept          []beamNode
+	nodes []*beamNode // unfinished candidates at this depth, in arrival order
+	known []*beamNode // those whose path score is final, best first
+	// remaining: children that the expansions of the nodes above, chosen
+	// in this pass, may still bring.
+	remaining   int
+	chosen      int  // nodes chosen (or expanded again) in this pass
+	decided     bool // this pass's beam at this depth is final
+	settled     bool // ... and chosen
+	everDecided bool
+}
+
+// beamEvent is what a goroutine of the search reports: an expansion's
+// children (expanded) or a node's evaluation.
+type beamEvent struct {
+	node     *beamNode // the expanded node or the scored one
+	expanded bool
+	ids      []core.NodeID
+	idx      []int // sample index of each child
+	used     int   // how many of the node's possible children this accounts for
+	ev       core.Evaluation
+	ok       bool
+	err      error
+}
+
+// beamSearch is one run of beam search. Only Run's goroutine touches it;
+// expansions and evaluations run in goroutines of their own and report on
+// events.
+type beamSearch struct {
+	beam
+	env      *core.Env
+	sc       scorers
+	ctx      context.Context
+	cancel   context.CancelFunc
+	events   chan beamEvent
+	inflight int
+
+	root     *beamNode
+	levels   []*beamLevel // by depth; levels[0] is unused (the root)
+	pass     int
+	finished []*beamNode
+	solved   bool // a verifier accepted an answer
+	stopErr  error
+	llmErr   error
+
+	// scratch of settle
+	cands, deferred, again []*beamNode
+	threats                []beamThreat
 }
 
 // Run is beam search without a barrier between depths: a candidate starts
 // its own expansion as soon as its place among the beam_width best of its
 // depth is certain (fewer than beam_width candidates can still beat it,
-// counting every child the unfinished expansions may bring). The paths kept
-// are exactly those of level-by-level beam search; the next depth's calls
+// counting every child the unfinished expansions may still bring and every
+// candidate not scored yet), even before its own score is in when its
+// depth cannot hold more than beam_width candidates. The paths kept are
+// exactly those of level-by-level beam search; the next depth's calls
 // just start while the last scorings of this one are in flight.
+// Candidates that cannot reach the beam whatever their score are not
+// scored at all.
 func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, b.ev, b.verifier)
 	if err != nil {
@@ -161,155 +238,461 @@ func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	if err := b.nested.validate(env); err != nil {
 		return core.Outcome{}, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		parent beamNode
-		kids   []beamNode
-		err    error
-	}
-	results := make(chan result)
-	inflight := 0
-	levels := map[int]*beamLevel{}
-	level := func(d int) *beamLevel {
-		if levels[d] == nil {
-			levels[d] = &beamLevel{started: map[core.NodeID]bool{}, parents: b.width}
+	s := &beamSearch{beam: b, env: env, sc: sc, events: make(chan beamEvent), pass: 1}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	defer s.cancel()
+	s.root = &beamNode{id: 0, seed: env.Seed(0), known: true}
+	s.choose(s.root)
+	for {
+		for s.inflight > 0 {
+			e := <-s.events
+			s.inflight--
+			if e.expanded {
+				s.expanded(e)
+			} else {
+				s.scored(e)
+			}
+			if (s.stopErr != nil && !errors.Is(s.stopErr, core.ErrBudgetExhausted)) || (s.solved && s.stopOnCorrect) {
+				s.cancel() // nothing in flight matters any more
+			}
+			s.settle()
 		}
-		return levels[d]
+		if !s.nextPass() {
+			break
+		}
+		s.settle()
 	}
-	var finished []core.NodeID
-	var stopErr, llmErr error
-	solved := false
-	start := func(n beamNode) {
-		inflight++
-		go func() {
-			kids, err := b.expand(ctx, env, sc, n)
-			results <- result{n, kids, err}
-		}()
+	return s.result()
+}
+
+// stopped reports whether the search starts no more expansions.
+func (s *beamSearch) stopped() bool {
+	return s.stopErr != nil || (s.solved && s.stopOnCorrect) || s.ctx.Err() != nil
+}
+
+func (s *beamSearch) level(d int) *beamLevel {
+	for len(s.levels) <= d {
+		s.levels = append(s.levels, &beamLevel{})
 	}
-	// settle starts what is certain and decides levels that are complete,
-	// from the shallowest up.
-	var settle func()
-	settle = func() {
-		for d := 1; d <= b.maxDepth; d++ {
-			lv, ok := levels[d]
-			if !ok {
-				return
-			}
-			if stopErr != nil || solved {
-				return
-			}
-			sort.SliceStable(lv.cands, func(i, j int) bool { return b.less(lv.cands[i], lv.cands[j]) })
-			if !lv.decided && lv.done >= lv.parents && (d == 1 || levels[d-1] != nil && levels[d-1].decided) {
-				lv.decided = true
-				keep := lv.cands
-				if len(keep) > b.width {
-					var drop []core.NodeID
-					for _, c := range keep[b.width:] {
-						drop = append(drop, c.id)
-					}
-					core.Prune(env, drop...)
-					keep = keep[:b.width]
+	return s.levels[d]
+}
+
+// choose puts n into this pass's beam and expands it.
+func (s *beamSearch) choose(n *beamNode) {
+	n.pass = s.pass
+	if n.depth > 0 {
+		s.level(n.depth).chosen++
+	}
+	if n.depth < s.maxDepth {
+		s.expand(n)
+	}
+}
+
+// expand starts an expansion of n: its first with n's seed, a later one
+// (a later pass's) with a seed of its own, so that it samples new steps.
+func (s *beamSearch) expand(n *beamNode) {
+	n.remaining += s.k
+	s.level(n.depth + 1).remaining += s.k
+	seed, off := n.seed, n.rounds*s.k
+	if n.rounds > 0 {
+		seed = s.env.Seed(n.seed, int64(-1-n.rounds))
+	}
+	n.rounds++
+	if s.nested.strategy != "" {
+		// Each nested step reports on its own, so that its child is scored
+		// while its siblings are still searching.
+		for i := 0; i < s.k; i++ {
+			s.inflight++
+			go func() {
+				id, err := NestedStep(s.ctx, s.env, n.id, NestedOptions{Strategy: s.nested.strategy, Params: s.nested.params,
+					Limits: core.Limits{LLMCalls: s.nested.budget}, Seed: s.env.Seed(seed, int64(i))})
+				e := beamEvent{node: n, expanded: true, used: 1, err: err}
+				if err == nil && id != 0 {
+					e.ids, e.idx = []core.NodeID{id}, []int{off + i}
 				}
-				lv.kept = keep
-				ids := make([]core.NodeID, len(keep))
-				for i, c := range keep {
-					ids[i] = c.id
-				}
-				env.Tracer.Record(core.OpSelect, ids, map[string]any{"depth": d, "finished": len(finished)})
-				if d < b.maxDepth {
-					level(d + 1).parents = len(keep)
-				}
+				s.events <- e
+			}()
+		}
+		return
+	}
+	s.inflight++
+	go func() {
+		ids, err := s.nested.expand(s.ctx, s.env, n.id, s.k, seed, s.temp)
+		idx := make([]int, len(ids))
+		for i := range idx {
+			idx[i] = off + i
+		}
+		s.events <- beamEvent{node: n, expanded: true, ids: ids, idx: idx, used: s.k, err: err}
+	}()
+}
+
+// score starts the evaluation of n.
+func (s *beamSearch) score(n *beamNode) {
+	s.inflight++
+	go func() {
+		ev, ok, err := s.sc.score(s.ctx, s.env, n.id, n.terminal)
+		s.events <- beamEvent{node: n, ev: ev, ok: ok, err: err}
+	}()
+}
+
+// noteErr keeps the error that ends the search (the budget, a deadline
+// of the search's own) or, for a failed LLM call, the one to return when
+// no answer is found.
+func (s *beamSearch) noteErr(err error, failed bool) {
+	if err == nil {
+		return
+	}
+	if isStop(err) && s.ctx.Err() == nil || errors.Is(err, core.ErrBudgetExhausted) {
+		if s.stopErr == nil {
+			s.stopErr = err
+		}
+	} else if !isStop(err) && failed {
+		s.llmErr = err
+	}
+}
+
+// expanded takes in the children of an expansion and starts their
+// evaluations at once.
+func (s *beamSearch) expanded(e beamEvent) {
+	p := e.node
+	p.remaining -= e.used
+	lv := s.level(p.depth + 1)
+	lv.remaining -= e.used
+	for j, id := range e.ids {
+		c := &beamNode{id: id, seed: s.env.Seed(p.seed, int64(e.idx[j])), depth: p.depth + 1, parent: p,
+			key: append(append(make([]int, 0, len(p.key)+1), p.key...), e.idx[j]), terminal: s.env.Structure.MustNode(id).Terminal}
+		p.kids++
+		if c.terminal {
+			s.finished = append(s.finished, c)
+		} else {
+			lv.nodes = append(lv.nodes, c)
+		}
+		if s.ctx.Err() != nil {
+			continue
+		}
+		if s.cannotReach(c) {
+			c.deferred = true
+			setMeta(s.env, c.id, "beam", fmt.Sprintf("not scored: %d paths of its depth already beat the best score it could get", s.width))
+			continue
+		}
+		s.score(c)
+	}
+	if e.err != nil {
+		p.err = e.err
+	}
+	if p.remaining == 0 {
+		s.noteErr(p.err, p.kids == 0)
+	} else if e.err != nil && isStop(e.err) {
+		s.noteErr(e.err, false)
+	}
+}
+
+// scored takes in an evaluation.
+func (s *beamSearch) scored(e beamEvent) {
+	n := e.node
+	n.scored = true
+	s.noteErr(e.err, false)
+	n.step, n.stepOK = e.ev.Score, e.ok
+	n.right = e.ok && e.ev.Correct != nil && *e.ev.Correct
+	if n.terminal && n.right {
+		s.solved = true
+	}
+	s.resolve(n)
+}
+
+// resolve computes n's path score once n and its parent are final, and
+// then its children's that were waiting for it.
+func (s *beamSearch) resolve(n *beamNode) {
+	if !n.scored || n.known {
+		return
+	}
+	if !n.parent.known {
+		n.parent.waiting = append(n.parent.waiting, n)
+		return
+	}
+	n.agg, n.known = n.parent.agg.add(n.step, n.stepOK), true
+	n.sc = n.agg.score(s.aggregate)
+	if !math.IsInf(n.sc, -1) {
+		_ = s.env.Structure.SetStats(n.id, n.sc, 0)
+	}
+	if !n.terminal {
+		lv := s.levels[n.depth]
+		i := sort.Search(len(lv.known), func(i int) bool { return rankLess(n.sc, n.key, lv.known[i].sc, lv.known[i].key) })
+		lv.known = slices.Insert(lv.known, i, n)
+	}
+	kids := n.waiting
+	n.waiting = nil
+	for _, c := range kids {
+		s.resolve(c)
+	}
+}
+
+// bestScore is the highest path score a child of p can get: a step scored
+// 1 (scores are in [-1, 1]).
+func (s *beamSearch) bestScore(p *beamNode) float64 {
+	return p.agg.add(1, true).score(s.aggregate)
+}
+
+// inPass reports whether n competes for this pass's beam: it was not
+// chosen by an earlier pass.
+func (s *beamSearch) inPass(n *beamNode) bool { return n.pass == 0 || n.pass == s.pass }
+
+// cannotReach reports whether beam_width known candidates of c's depth
+// beat the best score c could get, so that scoring c cannot change this
+// pass's beam.
+func (s *beamSearch) cannotReach(c *beamNode) bool {
+	if c.terminal || !c.parent.known {
+		return false
+	}
+	c.ub = s.bestScore(c.parent)
+	beat := 0
+	for _, n := range s.levels[c.depth].known {
+		if !rankLess(n.sc, n.key, c.ub, c.key) {
+			break
+		}
+		if s.inPass(n) {
+			if beat++; beat >= s.width {
+				return true
 			}
-			if d >= b.maxDepth {
+		}
+	}
+	return false
+}
+
+// settle decides the depths whose candidates are all in and chooses every
+// candidate whose place in this pass's beam is certain, from the
+// shallowest depth down.
+func (s *beamSearch) settle() {
+	if s.stopped() {
+		return
+	}
+	extra := 0 // nodes of the depth above that may still join the beam
+	for d := 1; d < len(s.levels); d++ {
+		lv := s.levels[d]
+		if lv.settled {
+			extra = 0
+			continue
+		}
+		// pending: children that may still come to this depth.
+		pending := lv.remaining + s.k*extra
+		known, deferred, again := s.cands[:0], s.deferred[:0], s.again[:0]
+		for _, n := range lv.known {
+			if s.inPass(n) {
+				known = append(known, n)
+			} else if d < s.maxDepth {
+				again = append(again, n)
+			}
+		}
+		unknown, total := 0, 0
+		for _, n := range lv.nodes {
+			if !s.inPass(n) {
 				continue
 			}
-			// Candidates that can no longer be pushed out of the beam.
-			maybe := b.k * (lv.parents - lv.done)
-			for i, c := range lv.cands {
-				if i >= b.width || (!lv.decided && i+maybe >= b.width) {
+			total++
+			if n.deferred {
+				deferred = append(deferred, n)
+			} else if !n.known {
+				unknown++
+			}
+		}
+		s.cands, s.deferred, s.again = known, deferred, again
+		if !lv.decided && pending == 0 && unknown == 0 {
+			// Deferred candidates are beaten by beam_width known ones:
+			// the beam is the best known.
+			lv.decided, lv.everDecided = true, true
+			keep := known[:min(len(known), s.width)]
+			ids := make([]core.NodeID, len(keep))
+			for i, c := range keep {
+				ids[i] = c.id
+			}
+			s.env.Tracer.Record(core.OpSelect, ids, map[string]any{"depth": d, "pass": s.pass, "finished": len(s.finished)})
+		}
+		if lv.decided || !s.barrier {
+			s.chooseCertain(lv, d, known, deferred, again, unknown, total, pending, extra)
+		}
+		extra = 0
+		if lv.decided {
+			lv.settled = true
+		} else {
+			extra = max(0, min(s.width, total+pending+len(again))-lv.chosen)
+		}
+	}
+}
+
+// chooseCertain chooses the candidates of depth d whose place in this
+// pass's beam is certain, and expands again the paths of earlier passes
+// that this pass will expand again for want of new candidates.
+func (s *beamSearch) chooseCertain(lv *beamLevel, d int, known, deferred, again []*beamNode, unknown, total, pending, extra int) {
+	if len(known) > 0 {
+		var threats []beamThreat
+		if !lv.decided {
+			threats = s.threatsOf(d, deferred, extra)
+		}
+		t, before := 0, 0 // threats[:t] rank before the candidate; before counts them
+		for i, c := range known {
+			if i >= s.width {
+				break
+			}
+			if !lv.decided {
+				// What may still rank above c: the known ones before it,
+				// and every candidate not scored yet or still to come
+				// whose best possible score could beat c's.
+				for ; t < len(threats) && (threats[t].top || rankLess(threats[t].ub, threats[t].key, c.sc, c.key)); t++ {
+					before += threats[t].n
+				}
+				if i+before >= s.width {
 					break
 				}
-				if !lv.started[c.id] {
-					lv.started[c.id] = true
-					start(c)
-				}
+			}
+			if c.pass == 0 {
+				s.choose(c)
 			}
 		}
 	}
-	level(1).parents = 1
-	start(beamNode{id: 0, seed: env.Seed(0)})
-	for inflight > 0 {
-		r := <-results
-		inflight--
-		lv := level(r.parent.depth + 1)
-		lv.done++
-		for _, c := range r.kids {
-			if c.agg.terminal {
-				finished = append(finished, c.id)
-				solved = solved || (c.agg.right && b.stopOnCorrect)
+	if !lv.decided && total-1+pending < s.width {
+		// The depth cannot hold more than beam_width candidates: every
+		// one is in the beam, scored or not.
+		for _, c := range lv.nodes {
+			if c.pass == 0 && !c.known {
+				s.choose(c)
+			}
+		}
+	}
+	// A later pass expands again, with fresh samples, the best of the
+	// paths earlier passes expanded, when fewer than beam_width new
+	// candidates are left at this depth.
+	room := s.width - (total + pending)
+	for _, n := range again[:max(0, min(room, len(again)))] {
+		if n.again != s.pass {
+			n.again = s.pass
+			lv.chosen++
+			s.expand(n)
+		}
+	}
+}
+
+// beamThreat is what may still rank above a known candidate: n
+// candidates whose score is at most ub, with keys after key; top ones
+// may beat any candidate.
+type beamThreat struct {
+	ub  float64
+	key []int
+	n   int
+	top bool
+}
+
+// threatsOf lists, best first, the candidates of depth d that are not
+// known yet (scored or not, deferred, or still to come from the
+// expansions of depth d-1 and from extra nodes of depth d-1 that may still
+// join the beam), each with the best score it could get.
+func (s *beamSearch) threatsOf(d int, deferred []*beamNode, extra int) []beamThreat {
+	out := s.threats[:0]
+	for _, n := range s.levels[d].nodes {
+		if !s.inPass(n) || n.known || n.deferred {
+			continue
+		}
+		if n.parent.known {
+			out = append(out, beamThreat{ub: s.bestScore(n.parent), key: n.key, n: 1})
+		} else {
+			out = append(out, beamThreat{n: 1, top: true})
+		}
+	}
+	for _, n := range deferred {
+		out = append(out, beamThreat{ub: n.ub, key: n.key, n: 1})
+	}
+	if extra > 0 {
+		out = append(out, beamThreat{n: s.k * extra, top: true})
+	}
+	if d >= 2 {
+		for _, p := range s.levels[d-1].nodes {
+			if p.remaining == 0 {
 				continue
 			}
-			lv.cands = append(lv.cands, c)
-		}
-		if r.err != nil {
-			if isStop(r.err) && ctx.Err() == nil || errors.Is(r.err, core.ErrBudgetExhausted) {
-				if stopErr == nil {
-					stopErr = r.err
-				}
-			} else if !isStop(r.err) && len(r.kids) == 0 {
-				llmErr = r.err
+			if p.known {
+				// Its children's keys come after p.key + [-1].
+				out = append(out, beamThreat{ub: s.bestScore(p), key: append(append(make([]int, 0, len(p.key)+1), p.key...), -1), n: p.remaining})
+			} else {
+				out = append(out, beamThreat{n: p.remaining, top: true})
 			}
 		}
-		if (stopErr != nil && !errors.Is(stopErr, core.ErrBudgetExhausted)) || solved {
-			cancel() // nothing in flight matters any more
-		}
-		settle()
+	} else if r := s.levels[d].remaining; r > 0 {
+		out = append(out, beamThreat{n: r, top: true}) // the root's children
 	}
+	sort.Slice(out, func(i, j int) bool {
+		x, y := out[i], out[j]
+		if x.top || y.top {
+			return x.top && !y.top
+		}
+		return rankLess(x.ub, x.key, y.ub, y.key)
+	})
+	s.threats = out
+	return out
+}
+
+// nextPass starts another pass when this one found no answer the verifier
+// accepts and was not stopped.
+func (s *beamSearch) nextPass() bool {
+	if s.pass >= s.passes || s.solved || s.stopped() {
+		return false
+	}
+	s.pass++
+	for _, lv := range s.levels {
+		lv.decided, lv.settled, lv.chosen = false, false, 0
+	}
+	// The root is the one path of depth 0: every pass expands it again.
+	s.root.again = s.pass
+	s.expand(s.root)
+	// Candidates left unscored may compete now.
+	for _, lv := range s.levels {
+		for _, n := range lv.nodes {
+			if n.deferred && !s.cannotReach(n) {
+				n.deferred = false
+				s.score(n)
+			}
+		}
+	}
+	return true
+}
+
+// result picks the answer: the best finished path by the verifier, then by
+// score; without one, the best path of the deepest depth reached. Paths
+// that a decided depth left out of the beam are marked pruned.
+func (s *beamSearch) result() (core.Outcome, error) {
+	var drop []core.NodeID
+	for _, lv := range s.levels {
+		if lv.everDecided {
+			for _, n := range lv.nodes {
+				if n.pass == 0 {
+					drop = append(drop, n.id)
+				}
+			}
+		}
+	}
+	if len(drop) > 0 {
+		core.Prune(s.env, drop...)
+	}
+	// Answers in key order, so that ties go the same way whatever order
+	// the expansions ended in.
+	sort.Slice(s.finished, func(i, j int) bool { return rankLess(0, s.finished[i].key, 0, s.finished[j].key) })
 	var answers []core.Node
-	for _, id := range finished {
-		answers = append(answers, env.Structure.MustNode(id))
+	for _, n := range s.finished {
+		answers = append(answers, s.env.Structure.MustNode(n.id))
 	}
 	if best, ok := bestAnswer(answers); ok {
-		return outcome(best), stopErr
+		return outcome(best), s.stopErr
 	}
-	err = stopErr
+	err := s.stopErr
 	if err == nil {
-		err = llmErr
+		err = s.llmErr
 	}
-	// No answer: the best path of the deepest level reached.
-	for d := b.maxDepth; d >= 1; d-- {
-		if lv, ok := levels[d]; ok && len(lv.cands) > 0 {
-			return core.Outcome{Best: lv.cands[0].id}, err
+	for d := len(s.levels) - 1; d >= 1; d-- {
+		lv := s.levels[d]
+		if len(lv.known) > 0 {
+			return core.Outcome{Best: lv.known[0].id}, err
+		}
+		if len(lv.nodes) > 0 {
+			return core.Outcome{Best: lv.nodes[0].id}, err
 		}
 	}
 	return core.Outcome{}, err
-}
-
-// expand samples the next steps of one beam node and scores them.
-func (b beam) expand(ctx context.Context, env *core.Env, sc scorers, parent beamNode) ([]beamNode, error) {
-	ids, err := b.nested.expand(ctx, env, parent.id, b.k, parent.seed, b.temp)
-	if len(ids) == 0 {
-		return nil, err
-	}
-	terminal := make([]bool, len(ids))
-	for i, id := range ids {
-		terminal[i] = env.Structure.MustNode(id).Terminal
-	}
-	evs, oks, evErr := sc.scoreAll(ctx, env, ids, terminal)
-	if err == nil || (evErr != nil && isStop(evErr)) {
-		err = evErr
-	}
-	out := make([]beamNode, len(ids))
-	for i, id := range ids {
-		a := parent.agg.add(evs[i].Score, oks[i])
-		a.terminal = terminal[i]
-		a.right = oks[i] && evs[i].Correct != nil && *evs[i].Correct
-		out[i] = beamNode{id: id, seed: env.Seed(parent.seed, int64(i)), agg: a, depth: parent.depth + 1,
-			key: append(append([]int(nil), parent.key...), i)}
-		if s := a.score(b.aggregate); !math.IsInf(s, -1) {
-			_ = env.Structure.SetStats(id, s, 0)
-		}
-	}
-	return out, err
 }
