@@ -21,8 +21,12 @@ func init() {
 // candidates for its next step come from the pack's propose prompt (one
 // call lists several moves: Game of 24) or from sampling the step prompt;
 // a value prompt rates each candidate. BFS keeps the `breadth` best states
-// per level; DFS follows the best candidate first, prunes those valued
-// below the threshold and backtracks from dead ends.
+// per level, and makes further passes from the root while it has found no
+// answer but rejected ones (see bfs); DFS follows the best candidate first,
+// prunes those valued below the threshold and backtracks from dead ends.
+// With check_steps, the pack's step checker drops illegal steps, merges
+// paths that reach one state and finishes paths whose steps determine the
+// answer, without LLM calls.
 
 // Candidate generation modes.
 const (
@@ -68,8 +72,8 @@ func totParams(dfs bool) []core.ParamSpec {
 	}
 	ps = append(ps,
 		core.ParamSpec{Name: "passes", Type: core.ParamInt, Default: int64(10), Description: "most breadth-first passes: when a pass ends " +
-			"without an accepted answer, the next starts again from the root with what the earlier ones learnt (1: Tree of Thoughts' " +
-			"single pass); the search also ends with the budget, or after two passes that found no new state", Min: core.Bound(1), Max: core.Bound(1000)},
+			"with no answer, or only answers a verifier rejected, the next starts again from the root with what the earlier ones " +
+			"learnt (1: Tree of Thoughts' single pass); the search also ends with the budget, or after two passes that found no new state", Min: core.Bound(1), Max: core.Bound(1000)},
 		core.ParamSpec{Name: "retry_penalty", Type: core.ParamFloat, Default: 0.5, Description: "in later passes, a state's value is " +
 			"lowered by this for every earlier pass that kept it, so that the next best states get their turn", Min: core.Bound(0), Max: core.Bound(2)})
 	return append([]core.ParamSpec{{Name: "breadth", Type: core.ParamInt, Default: int64(5), Description: "states kept per level (ToT's b)", Min: core.Bound(1), Max: core.Bound(256)}}, ps...)
@@ -275,7 +279,8 @@ func sortCands(cs []totCand) {
 // root: each kept state is expanded once more (fresh proposals), states
 // known from earlier passes compete again with what they were rated, each
 // lowered by retry_penalty for every pass that kept it, and no state is
-// rated twice. It returns the best state of the last level, for an
+// rated twice. Passes go on only while every answer found was rejected by
+// a verifier (or none was found). It returns the best state of the last level, for an
 // answerless outcome.
 func (r *totRun) bfs(ctx context.Context) (core.NodeID, error) {
 	root := &tstate{id: 0, key: "root", order: -1}
@@ -291,6 +296,9 @@ func (r *totRun) bfs(ctx context.Context) (core.NodeID, error) {
 			r.pruneUnkept()
 			return best, err
 		}
+		if r.answered() {
+			break // an answer no verifier could check: as good as more passes would know
+		}
 		if len(r.all) == before {
 			if idle++; idle >= 2 {
 				break
@@ -301,6 +309,19 @@ func (r *totRun) bfs(ctx context.Context) (core.NodeID, error) {
 	}
 	r.pruneUnkept()
 	return best, nil
+}
+
+// answered reports an answer that is right or that no verifier checked:
+// further passes are only for searches that know they have failed.
+func (r *totRun) answered() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range r.finished {
+		if ok, known := correctOf(r.env.Structure.MustNode(id)); ok || !known {
+			return true
+		}
+	}
+	return false
 }
 
 // pass is one breadth-first pass.
