@@ -411,6 +411,12 @@ func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, leaf *mnode
 	for i, id := range ids {
 		n := env.Structure.MustNode(id)
 		kids[i] = child{id: id, terminal: n.Terminal, answer: n.Answer}
+		if i == len(ids)-1 {
+			// The expanding goroutine values the last child itself: one
+			// goroutine fewer per expansion.
+			errs[i] = m.value(ctx, env, sc, &kids[i], leaf.expSeed, i)
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -567,6 +573,9 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 	leaf.expansions++
 	avail, open, first := 0, 0, len(leaf.children)
 	solved := false
+	// The new children's and the backed-up path's Q and N go to the
+	// structure in one stats event.
+	stats := make([]core.NodeStats, 0, len(kids)+leaf.depth+1)
 	for i, k := range kids {
 		if t.cancelled && !k.scored {
 			continue // its valuation was cancelled by the stop
@@ -583,12 +592,17 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 			solved = true
 		}
 		leaf.children = append(leaf.children, c)
-		t.write(c, !k.scored)
+		if k.scored {
+			stats = append(stats, core.NodeStats{ID: c.id, Value: c.q, Visits: c.n})
+		} else {
+			t.writeUnscored(c)
+		}
 	}
 	t.adjust(leaf, avail, open-1) // the leaf was one open leaf, pending
 	for _, s := range m.backup(leaf) {
-		t.write(s, false)
+		stats = append(stats, core.NodeStats{ID: s.id, Value: s.q, Visits: s.n})
 	}
+	_ = t.env.Structure.SetStatsBatch(stats)
 	if err != nil && isStop(err) && !t.cancelled {
 		t.fail(err)
 	}
@@ -645,14 +659,10 @@ func (t *mctsTree) fail(err error) {
 	t.stopLocked()
 }
 
-// write mirrors a node's Q and N into the structure, so traces and viewers
-// show them.
-func (t *mctsTree) write(s *mnode, unscored bool) {
+// writeUnscored mirrors the Q and N of a child that got no value into the
+// structure and marks it unscored, so traces and viewers show it.
+func (t *mctsTree) writeUnscored(s *mnode) {
 	q, n := s.q, s.n
-	if !unscored {
-		_ = t.env.Structure.SetStats(s.id, q, n)
-		return
-	}
 	_ = t.env.Structure.Update(s.id, func(nd *core.Node) {
 		nd.Value, nd.Visits = q, n
 		if nd.Meta == nil {
