@@ -27,10 +27,10 @@ const (
 // k sampled next steps, every new step is scored (a PRM by default) as
 // soon as it is generated, and the best beam_width unfinished paths by
 // their aggregated score go on. Paths that reach an answer leave the beam;
-// the best of them by the verifier, then by score, is the answer. With
-// passes > 1, a search that ends without an answer the verifier accepts
-// goes on: each further pass expands, at every depth, the next beam_width
-// best paths not expanded yet.
+// the best of them by the verifier, then by score, is the answer. A pass
+// that ends with no answer, or only with answers the verifier rejected, is
+// followed by another (up to passes): it expands the root again and, at
+// every depth, the next beam_width best paths not expanded yet.
 type beam struct {
 	width, k, maxDepth, passes int
 	temp                       float64
@@ -58,11 +58,12 @@ func beamSpec() core.StrategySpec {
 				Enum: []string{AggLast, AggMin, AggMean, AggProduct}},
 			verifierParam,
 			{Name: "stop_on_correct", Type: core.ParamBool, Default: true, Description: "stop as soon as a verifier accepts an answer"},
-			{Name: "passes", Type: core.ParamInt, Default: int64(1), Min: core.Bound(1), Max: core.Bound(1000),
-				Description: "most passes: when a pass ends without an answer the verifier accepts, the next one expands, at every depth, " +
-					"the next beam_width best paths not expanded yet, reusing everything already generated and scored (the budget still bounds it)"},
+			{Name: "passes", Type: core.ParamInt, Default: int64(10), Min: core.Bound(1), Max: core.Bound(1000),
+				Description: "most passes: when a pass ends with no answer, or only with answers the verifier rejected, the next one expands " +
+					"the root again and, at every depth, the next beam_width best paths not expanded yet (or, where fewer are left, the best " +
+					"ones again with fresh samples), reusing everything already generated and scored; the budget still bounds it (1: one pass)"},
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of the steps", Min: core.Bound(0), Max: core.Bound(2)},
-		}, append([]core.ParamSpec{expandParam}, nestedParams...)...),
+		}, append([]core.ParamSpec{expandParam, checkStepsParam}, nestedParams...)...),
 		New: func(p core.Params) (core.Strategy, error) {
 			b := beam{width: p.Int("beam_width"), k: p.Int("expansions"), maxDepth: p.Int("max_depth"), passes: p.Int("passes"),
 				temp: p.Float("temperature"), aggregate: p.String("aggregate"), stopOnCorrect: p.Bool("stop_on_correct")}
@@ -79,6 +80,7 @@ func beamSpec() core.StrategySpec {
 			if b.nested, err = parseNested(p); err != nil {
 				return nil, err
 			}
+			b.nested.check = p.Bool("check_steps")
 			return b, nil
 		},
 	}
@@ -138,6 +140,7 @@ type beamNode struct {
 	step    float64 // the evaluation's score, when stepOK
 	stepOK  bool
 	right   bool    // a verifier accepted it
+	wrong   bool    // a verifier rejected it
 	known   bool    // agg is final: the node and all its ancestors are scored
 	agg     pathAgg // the path's step scores
 	sc      float64 // agg's score: what candidates are ranked by
@@ -393,7 +396,9 @@ func (s *beamSearch) scored(e beamEvent) {
 	n.scored = true
 	s.noteErr(e.err, false)
 	n.step, n.stepOK = e.ev.Score, e.ok
-	n.right = e.ok && e.ev.Correct != nil && *e.ev.Correct
+	if e.ok && e.ev.Correct != nil {
+		n.right, n.wrong = *e.ev.Correct, !*e.ev.Correct
+	}
 	if n.terminal && n.right {
 		s.solved = true
 	}
@@ -629,11 +634,17 @@ func (s *beamSearch) threatsOf(d int, deferred []*beamNode, extra int) []beamThr
 	return out
 }
 
-// nextPass starts another pass when this one found no answer the verifier
-// accepts and was not stopped.
+// nextPass starts another pass when this one was not stopped and every
+// answer found so far (if any) was rejected by the verifier: an answer
+// that no verifier could check ends the search.
 func (s *beamSearch) nextPass() bool {
-	if s.pass >= s.passes || s.solved || s.stopped() {
+	if s.pass >= s.passes || s.stopped() {
 		return false
+	}
+	for _, n := range s.finished {
+		if !n.wrong {
+			return false
+		}
 	}
 	s.pass++
 	for _, lv := range s.levels {

@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/core/evaluator"
+	"github.com/ponder-rlm/ponder/llm"
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -133,14 +137,15 @@ func TestBeamWithoutBarrierExpandsWhatLevelByLevelBeamSearchExpands(t *testing.T
 	}
 	eng := beamEngine(pol, 6)
 	for _, params := range []core.Params{
-		{"beam_width": 3, "expansions": 3, "max_depth": 4, "stop_on_correct": false},
+		{"beam_width": 3, "expansions": 3, "max_depth": 4, "stop_on_correct": false, "passes": 1},
 		{"beam_width": 2, "expansions": 4, "max_depth": 4, "aggregate": AggMean, "stop_on_correct": false},
 		{"beam_width": 5, "expansions": 2, "max_depth": 3, "aggregate": AggMin, "stop_on_correct": false},
-		{"beam_width": 2, "expansions": 3, "max_depth": 3, "passes": 3, "stop_on_correct": false},
+		// The policy's answers are 0-4: every pass's are rejected.
+		{"beam_width": 2, "expansions": 3, "max_depth": 3, "passes": 3, "verifier": "exact"},
 	} {
 		t.Run(fmt.Sprint(params), func(t *testing.T) {
 			solve := func(strategy string, seed int64) beamShape {
-				res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Strategy: strategy, Params: params, Seed: seed})
+				res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Truth: "7", Strategy: strategy, Params: params, Seed: seed})
 				if err != nil || res.Stopped != core.StopDone {
 					t.Fatalf("%s: %v %s %s", strategy, err, res.Stopped, res.Error)
 				}
@@ -150,6 +155,9 @@ func TestBeamWithoutBarrierExpandsWhatLevelByLevelBeamSearchExpands(t *testing.T
 				want := solve("beam-barrier", seed)
 				if len(want.expanded) < 3 {
 					t.Fatalf("seed %d: only %d paths expanded; the test needs a deeper search", seed, len(want.expanded))
+				}
+				if p, ok := params["passes"].(int); ok && p > 1 && want.expanded[""] != p {
+					t.Fatalf("seed %d: %d passes, want %d", seed, want.expanded[""], p)
 				}
 				for range 3 {
 					got := solve("beam", seed)
@@ -291,15 +299,16 @@ func TestBeamPassesGoOnUntilAnAnswerIsAccepted(t *testing.T) {
 	t.Parallel()
 	pol := stepPolicy{answerEvery: 3, score: func(step string, _ int) int { return 1 + int(hashOf(step)%10) }}
 	eng := beamEngine(pol, 8)
-	params := core.Params{"beam_width": 2, "expansions": 3, "max_depth": 3, "passes": 3, "verifier": "exact"}
 	for _, tc := range []struct {
-		truth      string
-		passes     int // passes expected
-		wantAnswer bool
+		truth, verifier string
+		passes          int // passes expected
+		wantAnswer      bool
 	}{
-		{"7", 3, false}, // the policy's answers are 0-4: every pass runs
-		{"2", 1, true},  // an answer of the first pass is right: it stops there
+		{"7", "exact", 3, false}, // the policy's answers are 0-4: every pass runs
+		{"2", "exact", 1, true},  // an answer of the first pass is right: it stops there
+		{"7", "none", 1, false},  // no verifier rejects the first pass's answers
 	} {
+		params := core.Params{"beam_width": 2, "expansions": 3, "max_depth": 3, "passes": 3, "verifier": tc.verifier}
 		res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Truth: tc.truth, Strategy: "beam", Params: params, Seed: 3})
 		if err != nil || res.Stopped != core.StopDone {
 			t.Fatalf("truth %s: %v %s %s", tc.truth, err, res.Stopped, res.Error)
@@ -332,6 +341,36 @@ func TestBeamPassesGoOnUntilAnAnswerIsAccepted(t *testing.T) {
 		}
 		if most := tc.passes * (1 + 2*2); expansions > most {
 			t.Errorf("truth %s: %d expansions, more than %d passes of 1 + 2·2", tc.truth, expansions, tc.passes)
+		}
+	}
+}
+
+func TestBeamWithoutBarrierSolvesGame24AsLevelByLevel(t *testing.T) {
+	t.Parallel()
+	// The simulator answers after a random delay, so requests end in a
+	// different order every run; its answers depend only on the requests.
+	url := simtest.Start(t, sim.Options{Seed: 3, Latency: time.Millisecond, Jitter: 4 * time.Millisecond})
+	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 32, Timeout: time.Minute, N: "auto"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := beamEngine(pol, 8)
+	params := core.Params{"beam_width": 3, "expansions": 8, "evaluator": "value", "expand": "propose", "stop_on_correct": false, "passes": 2}
+	for _, problem := range []string{"4 9 10 13", "1 1 1 1"} {
+		solve := func(strategy string) beamShape {
+			res, err := eng.Solve(t.Context(), core.Task{Problem: problem, Pack: "game24", Strategy: strategy, Params: params, Seed: 5})
+			if err != nil || res.Stopped != core.StopDone {
+				t.Fatalf("%s on %s: %v %s %s", strategy, problem, err, res.Stopped, res.Error)
+			}
+			return shapeOf(t, res)
+		}
+		want := solve("beam-barrier")
+		for range 2 {
+			got := solve("beam")
+			if !maps2Equal(got.expanded, want.expanded) || !slices.Equal(got.pruned, want.pruned) || got.answer != want.answer {
+				t.Errorf("%s: expanded %d paths, pruned %d, answer %q; level by level %d, %d, %q", problem,
+					len(got.expanded), len(got.pruned), got.answer, len(want.expanded), len(want.pruned), want.answer)
+			}
 		}
 	}
 }

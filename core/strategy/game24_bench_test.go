@@ -35,7 +35,8 @@ func game24Arms(budget int) []game24Arm {
 		{"best-of-n (verifier)", "best-of-n", core.Params{"n": budget, "evaluator": "verifier"}},
 		// Searches expand Game of 24 positions with the pack's propose
 		// prompt, as Tree of Thoughts does.
-		{"beam", "beam", core.Params{"beam_width": 5, "expansions": 4, "evaluator": "value", "expand": "propose"}},
+		// beam keeps every proposal of a call (as tot-bfs does).
+		{"beam", "beam", core.Params{"beam_width": 3, "expansions": 8, "evaluator": "value", "expand": "propose"}},
 		{"tot-bfs", "tot-bfs", core.Params{"breadth": 5, "max_depth": 4}},
 		// The budget ends mcts, not x1's default of 100 iterations.
 		{"mcts", "mcts", core.Params{"parallel": 1, "expand": "propose", "iterations": 1000}}, // sequential: reproducible
