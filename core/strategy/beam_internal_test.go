@@ -374,3 +374,68 @@ func TestBeamWithoutBarrierSolvesGame24AsLevelByLevel(t *testing.T) {
 		}
 	}
 }
+
+func TestBeamScoresEachNestedStepAsSoonAsItIsFound(t *testing.T) {
+	t.Parallel()
+	// The first inner expansion to arrive takes 60 ms, every other request
+	// 1 ms. The outer scoring of a step (its prompt's second rating: the
+	// nested search rated it first) should not wait for the slow sibling.
+	var mu sync.Mutex
+	slowSeen := false
+	var slowEnd time.Time
+	firstOuter := time.Time{}
+	ratings := map[string]int{}
+	base := stepPolicy{score: func(step string, _ int) int { return 1 + int(hashOf(step)%10) }}
+	pol := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		mu.Lock()
+		delay := time.Millisecond
+		slow := false
+		switch req.Purpose {
+		case "expand":
+			if !slowSeen {
+				slowSeen, slow, delay = true, true, 60*time.Millisecond
+			}
+		case "prm":
+			p := req.Messages[len(req.Messages)-1].Content
+			if ratings[p]++; ratings[p] == 2 && firstOuter.IsZero() {
+				firstOuter = time.Now()
+			}
+		}
+		mu.Unlock()
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return core.Completion{}, ctx.Err()
+		}
+		if slow {
+			mu.Lock()
+			slowEnd = time.Now()
+			mu.Unlock()
+		}
+		return base.Complete(ctx, req)
+	})
+	res, err := beamEngine(pol, 16).Solve(t.Context(), core.Task{Problem: "q", Strategy: "beam", Seed: 2,
+		Params: core.Params{"beam_width": 2, "expansions": 3, "max_depth": 1, "passes": 1, "step_strategy": "beam",
+			"step_params": `{"beam_width": 1, "expansions": 2, "max_depth": 1}`}})
+	if err != nil || res.Stopped != core.StopDone {
+		t.Fatalf("%v %s %s", err, res.Stopped, res.Error)
+	}
+	subs := 0
+	for _, n := range res.Trace.Structure.Nodes() {
+		if n.Kind == core.KindSubProblem {
+			subs++
+			if n.Sub == nil {
+				t.Errorf("sub-problem node %d has no nested structure", n.ID)
+			}
+			if _, ok := n.Scores[core.ScorePRM]; !ok && n.Meta["beam"] == nil {
+				t.Errorf("nested step %d was not scored, and not for want of a place in the beam", n.ID)
+			}
+		}
+	}
+	if subs != 3 {
+		t.Fatalf("%d nested steps, want 3", subs)
+	}
+	if firstOuter.IsZero() || !firstOuter.Before(slowEnd) {
+		t.Errorf("the first nested step was scored at %v, after the slowest sibling ended (%v)", firstOuter, slowEnd)
+	}
+}
