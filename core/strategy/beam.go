@@ -210,13 +210,16 @@ type beamSearch struct {
 	events   chan beamEvent
 	inflight int
 
-	root     *beamNode
-	levels   []*beamLevel // by depth; levels[0] is unused (the root)
-	pass     int
-	finished []*beamNode
-	solved   bool // a verifier accepted an answer
-	stopErr  error
-	llmErr   error
+	root   *beamNode
+	levels []*beamLevel // by depth; levels[0] is unused (the root)
+	pass   int
+	// fresh counts the new steps this pass took in; stale, the passes in a
+	// row that took in none.
+	fresh, stale int
+	finished     []*beamNode
+	solved       bool // a verifier accepted an answer
+	stopErr      error
+	llmErr       error
 
 	// scratch of settle
 	cands, deferred, again []*beamNode
@@ -365,6 +368,7 @@ func (s *beamSearch) expanded(e beamEvent) {
 		c := &beamNode{id: id, seed: s.env.Seed(p.seed, int64(e.idx[j])), depth: p.depth + 1, parent: p,
 			key: append(append(make([]int, 0, len(p.key)+1), p.key...), e.idx[j]), terminal: s.env.Structure.MustNode(id).Terminal}
 		p.kids++
+		s.fresh++
 		if c.terminal {
 			s.finished = append(s.finished, c)
 		} else {
@@ -636,9 +640,16 @@ func (s *beamSearch) threatsOf(d int, deferred []*beamNode, extra int) []beamThr
 
 // nextPass starts another pass when this one was not stopped and every
 // answer found so far (if any) was rejected by the verifier: an answer
-// that no verifier could check ends the search.
+// that no verifier could check ends the search, and so do two passes in a
+// row that found no new step.
 func (s *beamSearch) nextPass() bool {
-	if s.pass >= s.passes || s.stopped() {
+	if s.fresh == 0 {
+		s.stale++
+	} else {
+		s.stale = 0
+	}
+	s.fresh = 0
+	if s.pass >= s.passes || s.stopped() || s.stale >= 2 {
 		return false
 	}
 	for _, n := range s.finished {

@@ -29,8 +29,11 @@ import (
 // request's latency.
 type stepPolicy struct {
 	answerEvery uint64
-	score       func(step string, depth int) int
-	delay       func(req core.CompletionRequest, depth int) time.Duration
+	// ignoreSeed: the steps depend on the prompt only, so that a path
+	// expanded again gets the same steps.
+	ignoreSeed bool
+	score      func(step string, depth int) int
+	delay      func(req core.CompletionRequest, depth int) time.Duration
 }
 
 func hashOf(parts ...any) uint64 {
@@ -63,6 +66,9 @@ func (p stepPolicy) Complete(ctx context.Context, req core.CompletionRequest) (c
 			continue
 		}
 		h := hashOf(*req.Seed, i, depth)
+		if p.ignoreSeed {
+			h = hashOf(req.Messages[len(req.Messages)-1].Content, i)
+		}
 		c.Choices[i].Text = fmt.Sprintf("st-%x.%d", h, i)
 		if p.answerEvery > 0 && depth >= 1 && h%p.answerEvery == 0 {
 			c.Choices[i].Text += fmt.Sprintf(" so the answer is \\boxed{%d}", h%5)
@@ -437,5 +443,20 @@ func TestBeamScoresEachNestedStepAsSoonAsItIsFound(t *testing.T) {
 	}
 	if firstOuter.IsZero() || !firstOuter.Before(slowEnd) {
 		t.Errorf("the first nested step was scored at %v, after the slowest sibling ended (%v)", firstOuter, slowEnd)
+	}
+}
+
+func TestBeamPassesEndWhenTheyFindNothingNew(t *testing.T) {
+	t.Parallel()
+	// Every expansion of a path brings the same steps and no answer: the
+	// second pass finds nothing new, nor does the third, which ends it.
+	pol := stepPolicy{ignoreSeed: true, score: func(step string, _ int) int { return 1 + int(hashOf(step)%10) }}
+	res, err := beamEngine(pol, 8).Solve(t.Context(), core.Task{Problem: "q", Strategy: "beam", Seed: 1,
+		Params: core.Params{"beam_width": 2, "expansions": 2, "max_depth": 2}})
+	if err != nil || res.Stopped != core.StopDone {
+		t.Fatalf("%v %s %s", err, res.Stopped, res.Error)
+	}
+	if n := shapeOf(t, res).expanded[""]; n != 3 {
+		t.Errorf("the root was expanded %d times, want 3 (two passes in a row found nothing new)", n)
 	}
 }
