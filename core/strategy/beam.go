@@ -176,6 +176,13 @@ func rankLess(sx float64, xkey []int, sy float64, ykey []int) bool {
 type beamLevel struct {
 	nodes []*beamNode // unfinished candidates at this depth, in arrival order
 	known []*beamNode // those whose path score is final, best first
+	// Of the nodes no earlier pass chose: total counts them; open holds
+	// those not known (nor deferred) yet, and a few known ones until the
+	// next settle drops them; deferred, the deferred ones.
+	total          int
+	open, deferred []*beamNode
+	prior          int         // nodes earlier passes chose (and expanded)
+	expanding      []*beamNode // nodes whose expansions may bring more children (and a few that will not)
 	// remaining: children that the expansions of the nodes above, chosen
 	// in this pass, may still bring.
 	remaining   int
@@ -222,8 +229,8 @@ type beamSearch struct {
 	llmErr       error
 
 	// scratch of settle
-	cands, deferred, again []*beamNode
-	threats                []beamThreat
+	cands, again []*beamNode
+	threats      []beamThreat
 }
 
 // Run is beam search without a barrier between depths: a candidate starts
@@ -297,6 +304,10 @@ func (s *beamSearch) choose(n *beamNode) {
 // expand starts an expansion of n: its first with n's seed, a later one
 // (a later pass's) with a seed of its own, so that it samples new steps.
 func (s *beamSearch) expand(n *beamNode) {
+	if n.remaining == 0 {
+		lv := s.level(n.depth)
+		lv.expanding = append(lv.expanding, n)
+	}
 	n.remaining += s.k
 	s.level(n.depth + 1).remaining += s.k
 	seed, off := n.seed, n.rounds*s.k
@@ -373,16 +384,20 @@ func (s *beamSearch) expanded(e beamEvent) {
 			s.finished = append(s.finished, c)
 		} else {
 			lv.nodes = append(lv.nodes, c)
+			lv.total++
 		}
-		if s.ctx.Err() != nil {
-			continue
-		}
-		if s.cannotReach(c) {
+		if !c.terminal && s.ctx.Err() == nil && s.cannotReach(c) {
 			c.deferred = true
+			lv.deferred = append(lv.deferred, c)
 			setMeta(s.env, c.id, "beam", fmt.Sprintf("not scored: %d paths of its depth already beat the best score it could get", s.width))
 			continue
 		}
-		s.score(c)
+		if !c.terminal {
+			lv.open = append(lv.open, c)
+		}
+		if s.ctx.Err() == nil {
+			s.score(c)
+		}
 	}
 	if e.err != nil {
 		p.err = e.err
@@ -484,64 +499,67 @@ func (s *beamSearch) settle() {
 		}
 		// pending: children that may still come to this depth.
 		pending := lv.remaining + s.k*extra
-		known, deferred, again := s.cands[:0], s.deferred[:0], s.again[:0]
+		open := lv.open[:0]
+		for _, n := range lv.open {
+			if !n.known {
+				open = append(open, n)
+			}
+		}
+		clear(lv.open[len(open):])
+		lv.open = open
+		unknown := len(open)
+		// The best beam_width known candidates of this pass, and the best
+		// paths of earlier passes that it may expand again.
+		room := s.width - (lv.total + pending)
+		known, again := s.cands[:0], s.again[:0]
 		for _, n := range lv.known {
 			if s.inPass(n) {
-				known = append(known, n)
-			} else if d < s.maxDepth {
+				if len(known) < s.width {
+					known = append(known, n)
+				}
+			} else if d < s.maxDepth && len(again) < room {
 				again = append(again, n)
 			}
-		}
-		unknown, total := 0, 0
-		for _, n := range lv.nodes {
-			if !s.inPass(n) {
-				continue
-			}
-			total++
-			if n.deferred {
-				deferred = append(deferred, n)
-			} else if !n.known {
-				unknown++
+			if len(known) >= s.width && len(again) >= room {
+				break
 			}
 		}
-		s.cands, s.deferred, s.again = known, deferred, again
+		s.cands, s.again = known, again
 		if !lv.decided && pending == 0 && unknown == 0 {
 			// Deferred candidates are beaten by beam_width known ones:
 			// the beam is the best known.
 			lv.decided, lv.everDecided = true, true
-			keep := known[:min(len(known), s.width)]
-			ids := make([]core.NodeID, len(keep))
-			for i, c := range keep {
+			ids := make([]core.NodeID, len(known))
+			for i, c := range known {
 				ids[i] = c.id
 			}
 			s.env.Tracer.Record(core.OpSelect, ids, map[string]any{"depth": d, "pass": s.pass, "finished": len(s.finished)})
 		}
 		if lv.decided || !s.barrier {
-			s.chooseCertain(lv, d, known, deferred, again, unknown, total, pending, extra)
+			s.chooseCertain(lv, d, known, again, unknown, pending, extra)
 		}
 		extra = 0
 		if lv.decided {
 			lv.settled = true
 		} else {
-			extra = max(0, min(s.width, total+pending+len(again))-lv.chosen)
+			extra = max(0, min(s.width, lv.total+pending+lv.prior)-lv.chosen)
 		}
 	}
 }
 
 // chooseCertain chooses the candidates of depth d whose place in this
-// pass's beam is certain, and expands again the paths of earlier passes
-// that this pass will expand again for want of new candidates.
-func (s *beamSearch) chooseCertain(lv *beamLevel, d int, known, deferred, again []*beamNode, unknown, total, pending, extra int) {
+// pass's beam is certain (known: the best beam_width known ones), and
+// expands again the paths of earlier passes (again: the best of them, as
+// many as there are places no new candidate can take) that this pass will
+// expand again for want of new candidates.
+func (s *beamSearch) chooseCertain(lv *beamLevel, d int, known, again []*beamNode, unknown, pending, extra int) {
 	if len(known) > 0 {
 		var threats []beamThreat
 		if !lv.decided {
-			threats = s.threatsOf(d, deferred, extra)
+			threats = s.threatsOf(d, extra)
 		}
 		t, before := 0, 0 // threats[:t] rank before the candidate; before counts them
 		for i, c := range known {
-			if i >= s.width {
-				break
-			}
 			if !lv.decided {
 				// What may still rank above c: the known ones before it,
 				// and every candidate not scored yet or still to come
@@ -558,20 +576,16 @@ func (s *beamSearch) chooseCertain(lv *beamLevel, d int, known, deferred, again 
 			}
 		}
 	}
-	if !lv.decided && total-1+pending < s.width {
+	if !lv.decided && lv.total-1+pending < s.width {
 		// The depth cannot hold more than beam_width candidates: every
 		// one is in the beam, scored or not.
-		for _, c := range lv.nodes {
-			if c.pass == 0 && !c.known {
+		for _, c := range lv.open {
+			if c.pass == 0 {
 				s.choose(c)
 			}
 		}
 	}
-	// A later pass expands again, with fresh samples, the best of the
-	// paths earlier passes expanded, when fewer than beam_width new
-	// candidates are left at this depth.
-	room := s.width - (total + pending)
-	for _, n := range again[:max(0, min(room, len(again)))] {
+	for _, n := range again {
 		if n.again != s.pass {
 			n.again = s.pass
 			lv.chosen++
@@ -594,39 +608,38 @@ type beamThreat struct {
 // known yet (scored or not, deferred, or still to come from the
 // expansions of depth d-1 and from extra nodes of depth d-1 that may still
 // join the beam), each with the best score it could get.
-func (s *beamSearch) threatsOf(d int, deferred []*beamNode, extra int) []beamThreat {
+func (s *beamSearch) threatsOf(d int, extra int) []beamThreat {
 	out := s.threats[:0]
-	for _, n := range s.levels[d].nodes {
-		if !s.inPass(n) || n.known || n.deferred {
-			continue
-		}
+	lv := s.levels[d]
+	for _, n := range lv.open {
 		if n.parent.known {
 			out = append(out, beamThreat{ub: s.bestScore(n.parent), key: n.key, n: 1})
 		} else {
 			out = append(out, beamThreat{n: 1, top: true})
 		}
 	}
-	for _, n := range deferred {
+	for _, n := range lv.deferred {
 		out = append(out, beamThreat{ub: n.ub, key: n.key, n: 1})
 	}
 	if extra > 0 {
 		out = append(out, beamThreat{n: s.k * extra, top: true})
 	}
-	if d >= 2 {
-		for _, p := range s.levels[d-1].nodes {
-			if p.remaining == 0 {
-				continue
-			}
-			if p.known {
-				// Its children's keys come after p.key + [-1].
-				out = append(out, beamThreat{ub: s.bestScore(p), key: append(append(make([]int, 0, len(p.key)+1), p.key...), -1), n: p.remaining})
-			} else {
-				out = append(out, beamThreat{n: p.remaining, top: true})
-			}
+	above := s.levels[d-1]
+	busy := above.expanding[:0]
+	for _, p := range above.expanding {
+		if p.remaining == 0 {
+			continue
 		}
-	} else if r := s.levels[d].remaining; r > 0 {
-		out = append(out, beamThreat{n: r, top: true}) // the root's children
+		busy = append(busy, p)
+		if p.known {
+			// Its children's keys come after p.key + [-1].
+			out = append(out, beamThreat{ub: s.bestScore(p), key: append(append(make([]int, 0, len(p.key)+1), p.key...), -1), n: p.remaining})
+		} else {
+			out = append(out, beamThreat{n: p.remaining, top: true})
+		}
 	}
+	clear(above.expanding[len(busy):])
+	above.expanding = busy
 	sort.Slice(out, func(i, j int) bool {
 		x, y := out[i], out[j]
 		if x.top || y.top {
@@ -664,12 +677,27 @@ func (s *beamSearch) nextPass() bool {
 	// The root is the one path of depth 0: every pass expands it again.
 	s.root.again = s.pass
 	s.expand(s.root)
-	// Candidates left unscored may compete now.
-	for _, lv := range s.levels {
+	for d, lv := range s.levels {
+		lv.total, lv.prior = 0, 0
+		lv.open, lv.deferred = lv.open[:0], lv.deferred[:0]
 		for _, n := range lv.nodes {
+			if n.pass != 0 {
+				if d < s.maxDepth {
+					lv.prior++
+				}
+				continue
+			}
+			lv.total++
+			// Candidates left unscored may compete now.
 			if n.deferred && !s.cannotReach(n) {
 				n.deferred = false
 				s.score(n)
+			}
+			switch {
+			case n.deferred:
+				lv.deferred = append(lv.deferred, n)
+			case !n.known:
+				lv.open = append(lv.open, n)
 			}
 		}
 	}
