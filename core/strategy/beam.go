@@ -150,11 +150,12 @@ type beamNode struct {
 	deferred bool
 	ub       float64
 
-	pass      int // the pass that chose it for the beam; 0: none
-	again     int // the last later pass that expanded it again
-	rounds    int // expansions started
-	remaining int // children its expansions may still bring
-	kids      int // children it got
+	pass      int   // the pass that chose it for the beam; 0: none
+	again     int   // the last later pass that expanded it again
+	rounds    int   // expansions started
+	remaining int   // children its expansions may still bring
+	kids      int   // children it got
+	kidKey    []int // key + [-1]: before the key of every child
 	err       error
 }
 
@@ -190,6 +191,10 @@ type beamLevel struct {
 	decided     bool // this pass's beam at this depth is final
 	settled     bool // ... and chosen
 	everDecided bool
+	// dirty: something settle reads changed since it last looked at this
+	// depth; inExtra and outExtra are the extra it got and passed on then.
+	dirty             bool
+	inExtra, outExtra int
 }
 
 // beamEvent is what a goroutine of the search reports: an expansion's
@@ -309,7 +314,9 @@ func (s *beamSearch) expand(n *beamNode) {
 		lv.expanding = append(lv.expanding, n)
 	}
 	n.remaining += s.k
-	s.level(n.depth + 1).remaining += s.k
+	below := s.level(n.depth + 1)
+	below.remaining += s.k
+	below.dirty = true
 	seed, off := n.seed, n.rounds*s.k
 	if n.rounds > 0 {
 		seed = s.env.Seed(n.seed, int64(-1-n.rounds))
@@ -375,6 +382,7 @@ func (s *beamSearch) expanded(e beamEvent) {
 	p.remaining -= e.used
 	lv := s.level(p.depth + 1)
 	lv.remaining -= e.used
+	lv.dirty = true
 	for j, id := range e.ids {
 		c := &beamNode{id: id, seed: s.env.Seed(p.seed, int64(e.idx[j])), depth: p.depth + 1, parent: p,
 			key: append(append(make([]int, 0, len(p.key)+1), p.key...), e.idx[j]), terminal: s.env.Structure.MustNode(id).Terminal}
@@ -441,6 +449,10 @@ func (s *beamSearch) resolve(n *beamNode) {
 	}
 	if !n.terminal {
 		lv := s.levels[n.depth]
+		lv.dirty = true
+		if n.depth+1 < len(s.levels) {
+			s.levels[n.depth+1].dirty = true // n's children's best scores are known now
+		}
 		i := sort.Search(len(lv.known), func(i int) bool { return rankLess(n.sc, n.key, lv.known[i].sc, lv.known[i].key) })
 		lv.known = slices.Insert(lv.known, i, n)
 	}
@@ -497,6 +509,11 @@ func (s *beamSearch) settle() {
 			extra = 0
 			continue
 		}
+		if !lv.dirty && extra == lv.inExtra {
+			extra = lv.outExtra
+			continue
+		}
+		lv.dirty, lv.inExtra = false, extra
 		// pending: children that may still come to this depth.
 		pending := lv.remaining + s.k*extra
 		open := lv.open[:0]
@@ -544,6 +561,7 @@ func (s *beamSearch) settle() {
 		} else {
 			extra = max(0, min(s.width, lv.total+pending+lv.prior)-lv.chosen)
 		}
+		lv.outExtra = extra
 	}
 }
 
@@ -555,19 +573,28 @@ func (s *beamSearch) settle() {
 func (s *beamSearch) chooseCertain(lv *beamLevel, d int, known, again []*beamNode, unknown, pending, extra int) {
 	if len(known) > 0 {
 		var threats []beamThreat
-		if !lv.decided {
-			threats = s.threatsOf(d, extra)
+		top := 0
+		// Unless even the last known candidate has fewer than beam_width
+		// ahead of it counting every threat, each is checked.
+		check := !lv.decided && len(known)-1+s.threatCount(lv, d, extra) >= s.width
+		if check {
+			threats, top = s.threatsOf(d, extra)
 		}
-		t, before := 0, 0 // threats[:t] rank before the candidate; before counts them
 		for i, c := range known {
-			if !lv.decided {
+			if check {
 				// What may still rank above c: the known ones before it,
 				// and every candidate not scored yet or still to come
 				// whose best possible score could beat c's.
-				for ; t < len(threats) && (threats[t].top || rankLess(threats[t].ub, threats[t].key, c.sc, c.key)); t++ {
-					before += threats[t].n
+				ahead := i + top
+				for _, th := range threats {
+					if ahead >= s.width {
+						break
+					}
+					if rankLess(th.ub, th.key, c.sc, c.key) {
+						ahead += th.n
+					}
 				}
-				if i+before >= s.width {
+				if ahead >= s.width {
 					break
 				}
 			}
@@ -595,35 +622,41 @@ func (s *beamSearch) chooseCertain(lv *beamLevel, d int, known, again []*beamNod
 }
 
 // beamThreat is what may still rank above a known candidate: n
-// candidates whose score is at most ub, with keys after key; top ones
-// may beat any candidate.
+// candidates whose score is at most ub, with keys after key.
 type beamThreat struct {
 	ub  float64
 	key []int
 	n   int
-	top bool
 }
 
-// threatsOf lists, best first, the candidates of depth d that are not
-// known yet (scored or not, deferred, or still to come from the
-// expansions of depth d-1 and from extra nodes of depth d-1 that may still
-// join the beam), each with the best score it could get.
-func (s *beamSearch) threatsOf(d int, extra int) []beamThreat {
+// threatCount is how many candidates threatsOf would count.
+func (s *beamSearch) threatCount(lv *beamLevel, d, extra int) int {
+	n := len(lv.open) + len(lv.deferred) + s.k*extra
+	for _, p := range s.levels[d-1].expanding {
+		n += p.remaining
+	}
+	return n
+}
+
+// threatsOf lists the candidates of depth d that are not known yet
+// (scored or not, deferred, or still to come from the expansions of depth
+// d-1 and from extra nodes of depth d-1 that may still join the beam),
+// each with the best score it could get; top counts those that may beat
+// any candidate.
+func (s *beamSearch) threatsOf(d int, extra int) (threats []beamThreat, top int) {
 	out := s.threats[:0]
 	lv := s.levels[d]
 	for _, n := range lv.open {
 		if n.parent.known {
 			out = append(out, beamThreat{ub: s.bestScore(n.parent), key: n.key, n: 1})
 		} else {
-			out = append(out, beamThreat{n: 1, top: true})
+			top++
 		}
 	}
 	for _, n := range lv.deferred {
 		out = append(out, beamThreat{ub: n.ub, key: n.key, n: 1})
 	}
-	if extra > 0 {
-		out = append(out, beamThreat{n: s.k * extra, top: true})
-	}
+	top += s.k * extra
 	above := s.levels[d-1]
 	busy := above.expanding[:0]
 	for _, p := range above.expanding {
@@ -632,23 +665,19 @@ func (s *beamSearch) threatsOf(d int, extra int) []beamThreat {
 		}
 		busy = append(busy, p)
 		if p.known {
-			// Its children's keys come after p.key + [-1].
-			out = append(out, beamThreat{ub: s.bestScore(p), key: append(append(make([]int, 0, len(p.key)+1), p.key...), -1), n: p.remaining})
+			if p.kidKey == nil {
+				// Its children's keys come after p.key + [-1].
+				p.kidKey = append(append(make([]int, 0, len(p.key)+1), p.key...), -1)
+			}
+			out = append(out, beamThreat{ub: s.bestScore(p), key: p.kidKey, n: p.remaining})
 		} else {
-			out = append(out, beamThreat{n: p.remaining, top: true})
+			top += p.remaining
 		}
 	}
 	clear(above.expanding[len(busy):])
 	above.expanding = busy
-	sort.Slice(out, func(i, j int) bool {
-		x, y := out[i], out[j]
-		if x.top || y.top {
-			return x.top && !y.top
-		}
-		return rankLess(x.ub, x.key, y.ub, y.key)
-	})
 	s.threats = out
-	return out
+	return out, top
 }
 
 // nextPass starts another pass when this one was not stopped and every
@@ -672,7 +701,7 @@ func (s *beamSearch) nextPass() bool {
 	}
 	s.pass++
 	for _, lv := range s.levels {
-		lv.decided, lv.settled, lv.chosen = false, false, 0
+		lv.decided, lv.settled, lv.chosen, lv.dirty = false, false, 0, true
 	}
 	// The root is the one path of depth 0: every pass expands it again.
 	s.root.again = s.pass

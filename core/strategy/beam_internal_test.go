@@ -460,3 +460,47 @@ func TestBeamPassesEndWhenTheyFindNothingNew(t *testing.T) {
 		t.Errorf("the root was expanded %d times, want 3 (two passes in a row found nothing new)", n)
 	}
 }
+
+func TestBeamWaitsForCandidatesWhosePathScoreIsNotKnownYet(t *testing.T) {
+	t.Parallel()
+	// Depth 1 holds three paths, all in a beam of 3: they are expanded at
+	// once. The rating of the second (".1") is slow, so its children's path
+	// scores wait for it, and they are the best of depth 2: no child of the
+	// other two may be chosen before they are in.
+	base := stepPolicy{}
+	pol := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		if req.Purpose != "prm" {
+			return base.Complete(ctx, req)
+		}
+		user := req.Messages[len(req.Messages)-1].Content
+		steps := strings.Count(user, "st-")
+		first := user[strings.Index(user, "st-"):]
+		first = first[:strings.IndexByte(first, '\n')]
+		score, delay := 5, time.Millisecond
+		switch {
+		case steps == 1 && strings.HasSuffix(first, ".1"):
+			delay = 40 * time.Millisecond
+		case steps == 2 && strings.HasSuffix(first, ".1"):
+			score = 10
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return core.Completion{}, ctx.Err()
+		}
+		return core.Completion{Choices: []core.Choice{{Text: fmt.Sprintf("Score: %d", score)}}}, nil
+	})
+	eng := beamEngine(pol, 16)
+	params := core.Params{"beam_width": 3, "expansions": 3, "max_depth": 3, "passes": 1}
+	solve := func(strategy string) beamShape {
+		res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Strategy: strategy, Params: params, Seed: 4})
+		if err != nil || res.Stopped != core.StopDone {
+			t.Fatalf("%s: %v %s %s", strategy, err, res.Stopped, res.Error)
+		}
+		return shapeOf(t, res)
+	}
+	want, got := solve("beam-barrier"), solve("beam")
+	if !maps2Equal(got.expanded, want.expanded) {
+		t.Errorf("expanded\n%v\nlevel by level:\n%v", got.expanded, want.expanded)
+	}
+}
