@@ -720,6 +720,7 @@ func (s *beamSearch) nextPass() bool {
 			// Candidates left unscored may compete now.
 			if n.deferred && !s.cannotReach(n) {
 				n.deferred = false
+				_ = s.env.Structure.Update(n.id, func(n *core.Node) { delete(n.Meta, "beam") })
 				s.score(n)
 			}
 			switch {
