@@ -223,7 +223,7 @@ type beamSearch struct {
 	inflight int
 
 	root   *beamNode
-	levels []*beamLevel // by depth; levels[0] is unused (the root)
+	levels []*beamLevel // by depth; levels[0] only tracks the root's expansions
 	pass   int
 	// fresh counts the new steps this pass took in; stale, the passes in a
 	// row that took in none.
