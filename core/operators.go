@@ -155,7 +155,7 @@ func Aggregate(ctx context.Context, env *Env, ids []NodeID, msgs []Message) (Nod
 // but strategies no longer expand them.
 func Prune(env *Env, ids ...NodeID) {
 	for _, id := range ids {
-		_ = env.Structure.Update(id, func(n *Node) { n.Pruned = true })
+		_ = env.Structure.setPruned(id)
 	}
 	env.Tracer.Record(OpPrune, ids, nil)
 }

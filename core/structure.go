@@ -330,6 +330,23 @@ func (s *Structure) StepsTo(id NodeID) ([]string, bool) {
 	return out, true
 }
 
+// setPruned marks a node pruned and records the change; it is Update
+// without copying the node's maps, which a pruning does not touch.
+func (s *Structure) setPruned(id NodeID) error {
+	s.mu.Lock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		s.mu.Unlock()
+		return fmt.Errorf("update node: node %d does not exist", id)
+	}
+	n := s.nodes[id]
+	n.Pruned = true
+	snap := n.clone()
+	snap.Sub = nil
+	s.mu.Unlock()
+	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
+	return nil
+}
+
 // SetScore stores an evaluation's score under kind (and detail, when not
 // empty, in Meta "eval_detail") and records the change. It is Update for
 // the hot path of scoring: only the maps it changes are copied.
