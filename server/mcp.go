@@ -427,7 +427,11 @@ func (s *Server) logToClient(ctx context.Context, level mcp.LoggingLevel, data m
 // total the call budget; the message says nodes, best score and calls.
 // stdioProgressGap separates the final progress notification from the
 // response on stdio.
-const stdioProgressGap = 15 * time.Millisecond
+// stdioReadWait bounds the wait for a client to read it off a pipe.
+const (
+	stdioProgressGap = 15 * time.Millisecond
+	stdioReadWait    = 2 * time.Second
+)
 
 type progressSender struct {
 	s     *Server
@@ -490,11 +494,10 @@ func (p *progressSender) send(v float64, snap progress, final bool) {
 			// one chunk may still act on the response first: the official
 			// TypeScript SDK handles notifications a microtask later than
 			// responses, and drops progress that arrives for a finished
-			// request. A short gap puts the response in a later read.
-			select {
-			case <-time.After(stdioProgressGap):
-			case <-p.ctx.Done():
-			}
+			// request. The response must come in a later read: on a pipe,
+			// wait until the client has read the notification; elsewhere,
+			// a short gap.
+			t.awaitRead(p.ctx, stdioProgressGap, stdioReadWait)
 		}
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // stdioTransport sits between mcp-go's stdio server and the real stdin and
@@ -165,6 +166,30 @@ func (t *stdioTransport) notify(method string, params map[string]any) error {
 	defer t.wmu.Unlock()
 	_, err = t.out.Write(b)
 	return err
+}
+
+// awaitRead returns when the client has read everything written so far,
+// when out is a pipe (at most max), else after gap; or when ctx ends.
+func (t *stdioTransport) awaitRead(ctx context.Context, gap, max time.Duration) {
+	if _, ok := unreadBytes(t.out); !ok {
+		select {
+		case <-time.After(gap):
+		case <-ctx.Done():
+		}
+		return
+	}
+	deadline := time.Now().Add(max)
+	for {
+		n, ok := unreadBytes(t.out)
+		if !ok || n == 0 || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // idKey canonicalises a JSON-RPC id: numbers as mcp-go writes them back,
