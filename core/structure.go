@@ -286,17 +286,21 @@ func (s *Structure) Path(id NodeID) []Node {
 	if int(id) < 0 || int(id) >= len(s.nodes) {
 		return nil
 	}
-	rev := make([]Node, 0, s.nodes[id].Depth+1)
+	// Count first, then fill from the end: nodes are big, and reversing a
+	// slice of them would copy each twice more.
+	n := 1
+	for cur := s.nodes[id]; len(cur.Parents) > 0; cur = s.nodes[cur.Parents[0]] {
+		n++
+	}
+	path := make([]Node, n)
 	for cur := s.nodes[id]; ; cur = s.nodes[cur.Parents[0]] {
-		rev = append(rev, cur.clone())
+		n--
+		path[n] = cur.clone()
 		if len(cur.Parents) == 0 {
 			break
 		}
 	}
-	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
-		rev[i], rev[j] = rev[j], rev[i]
-	}
-	return rev
+	return path
 }
 
 // StepsTo returns the contents of the path from the root to id, the root
