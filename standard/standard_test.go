@@ -13,6 +13,7 @@ import (
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/standard"
 	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/tasks/taskstest"
 )
 
 func engineOnSim(t testing.TB, opts sim.Options, concurrency int) *core.Engine {
@@ -27,15 +28,7 @@ func engineOnSim(t testing.TB, opts sim.Options, concurrency int) *core.Engine {
 
 func firstGSM8K(t testing.TB, n int) []tasks.Item {
 	t.Helper()
-	dir, err := tasks.FindDataDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	items, _, err := tasks.LoadDataset(dir, "gsm8k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return items[:n]
+	return taskstest.Load(t, "gsm8k", n)
 }
 
 // TestSelfConsistencyBeatsChainOfThought is the foundation's claim, end to

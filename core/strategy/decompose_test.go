@@ -13,21 +13,14 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/tasks/taskstest"
 	"github.com/ponder-rlm/ponder/traces/tracetest"
 )
 
 // gsm8kItem returns the i-th GSM8K test problem.
 func gsm8kItem(t *testing.T, i int) tasks.Item {
 	t.Helper()
-	dir, err := tasks.FindDataDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	items, _, err := tasks.LoadDataset(dir, "gsm8k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return items[i]
+	return taskstest.Load(t, "gsm8k", i+1)[i]
 }
 
 // planner is a scripted policy for decompose: the plan prompt gets plan,

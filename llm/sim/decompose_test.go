@@ -7,23 +7,13 @@ import (
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/tasks/taskstest"
 )
 
 // gsm8kItems returns the first n GSM8K test problems (all when n is 0).
 func gsm8kItems(t *testing.T, n int) []tasks.Item {
 	t.Helper()
-	dir, err := tasks.FindDataDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	items, _, err := tasks.LoadDataset(dir, "gsm8k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n > 0 {
-		items = items[:n]
-	}
-	return items
+	return taskstest.Load(t, "gsm8k", n)
 }
 
 // reply draws one sample of the prompt msgs.

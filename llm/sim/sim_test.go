@@ -18,6 +18,7 @@ import (
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/tasks/taskstest"
 	openai "github.com/sashabaranov/go-openai"
 )
 
@@ -61,18 +62,7 @@ func ask(t testing.TB, c *openai.Client, msgs []core.Message, n, seed int) []str
 
 func loadItems(t testing.TB, name string, n int) []tasks.Item {
 	t.Helper()
-	dir, err := tasks.FindDataDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	items, _, err := tasks.LoadDataset(dir, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n > 0 && len(items) > n {
-		items = items[:n]
-	}
-	return items
+	return taskstest.Load(t, name, n)
 }
 
 func gsm8kFirst(t testing.TB) tasks.Item { return loadItems(t, "gsm8k", 1)[0] }
