@@ -83,6 +83,47 @@ type EvalRequest struct {
 	// Policy is the run's metered policy, for evaluators that ask an LLM
 	// (a judge, a prompted PRM); their calls count against the run's budget.
 	Policy Policy `json:"-"`
+	// Steps and Last stand in for Path when it is nil: the contents of the
+	// path's steps (root excluded; Task.Steps not included) and the node to
+	// score. Evaluate fills them instead of Path for evaluators that are
+	// PathFree. Read them through PathSteps and LastNode, which take Path
+	// when it is set.
+	Steps []string `json:"-"`
+	Last  *Node    `json:"-"`
+}
+
+// PathSteps returns the contents of the path's steps, root excluded.
+func (r EvalRequest) PathSteps() []string {
+	if r.Path != nil {
+		return Steps(r.Path)
+	}
+	return r.Steps
+}
+
+// LastNode returns the node to score.
+func (r EvalRequest) LastNode() (Node, bool) {
+	if len(r.Path) > 0 {
+		return r.Path[len(r.Path)-1], true
+	}
+	if r.Last != nil {
+		return *r.Last, true
+	}
+	return Node{}, false
+}
+
+// PathFree is implemented by evaluators that read a request's path only
+// through PathSteps and LastNode: Evaluate then spares copying every node
+// of the path, which for an instant policy is a search's biggest cost per
+// node. An evaluator that wraps others is path-free when they all are.
+type PathFree interface {
+	PathFree() bool
+}
+
+// IsPathFree reports whether ev reads its request only through PathSteps
+// and LastNode.
+func IsPathFree(ev Evaluator) bool {
+	pf, ok := ev.(PathFree)
+	return ok && pf.PathFree()
 }
 
 // Evaluation is an evaluator's verdict. Score is in [-1, 1].

@@ -233,14 +233,20 @@ var ErrUnscored = errors.New("node left unscored")
 // the node unscored (Meta "eval_error") and returns an error wrapping
 // ErrUnscored, unless the cause was the budget or the context.
 func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluation, error) {
-	path := env.Structure.Path(id)
-	if path == nil {
-		return Evaluation{}, fmt.Errorf("evaluate: node %d does not exist", id)
-	}
 	// The evaluator's LLM calls are listed in the evaluate event, so a
 	// viewer can show the prompt that scored the node.
 	rec := &callRecorder{env: env}
-	e, err := ev.Evaluate(ctx, EvalRequest{Task: env.Task, Path: path, Policy: rec})
+	req := EvalRequest{Task: env.Task, Policy: rec}
+	if IsPathFree(ev) {
+		steps, last, ok := env.Structure.stepsAndNode(id)
+		if !ok {
+			return Evaluation{}, fmt.Errorf("evaluate: node %d does not exist", id)
+		}
+		req.Steps, req.Last = steps, &last
+	} else if req.Path = env.Structure.Path(id); req.Path == nil {
+		return Evaluation{}, fmt.Errorf("evaluate: node %d does not exist", id)
+	}
+	e, err := ev.Evaluate(ctx, req)
 	rec.mu.Lock()
 	seqs := rec.calls
 	rec.mu.Unlock()

@@ -309,6 +309,21 @@ func (s *Structure) Path(id NodeID) []Node {
 func (s *Structure) StepsTo(id NodeID) ([]string, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.stepsToLocked(id)
+}
+
+// stepsAndNode is StepsTo and Node at one moment.
+func (s *Structure) stepsAndNode(id NodeID) ([]string, Node, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	steps, ok := s.stepsToLocked(id)
+	if !ok {
+		return nil, Node{}, false
+	}
+	return steps, s.nodes[id].clone(), true
+}
+
+func (s *Structure) stepsToLocked(id NodeID) ([]string, bool) {
 	if int(id) < 0 || int(id) >= len(s.nodes) {
 		return nil, false
 	}

@@ -52,6 +52,26 @@ var (
 	_ core.Evaluator = Weighted{}
 )
 
+// PathFree implements core.PathFree: when every part is.
+func (f First) PathFree() bool {
+	for _, ev := range f {
+		if !core.IsPathFree(ev) {
+			return false
+		}
+	}
+	return true
+}
+
+// PathFree implements core.PathFree: when every part is.
+func (w Weighted) PathFree() bool {
+	for _, p := range w.Parts {
+		if !core.IsPathFree(p.Evaluator) {
+			return false
+		}
+	}
+	return true
+}
+
 // Evaluate implements core.Evaluator.
 func (f First) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluation, error) {
 	for _, ev := range f {

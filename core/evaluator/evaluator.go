@@ -46,6 +46,12 @@ func judgeSpec() core.EvaluatorSpec {
 	}
 }
 
+// PathFree implements core.PathFree.
+func (Judge) PathFree() bool { return true }
+
+// PathFree implements core.PathFree.
+func (Verifier) PathFree() bool { return true }
+
 // Evaluate implements core.Evaluator.
 func (j Judge) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluation, error) {
 	if req.Policy == nil {
@@ -95,10 +101,10 @@ func (v Verifier) Evaluate(ctx context.Context, req core.EvalRequest) (core.Eval
 		pack = p
 	}
 	ver, ok := pack.(core.Verifier)
-	if !ok || len(req.Path) == 0 {
+	last, has := req.LastNode()
+	if !ok || !has {
 		return core.Evaluation{}, core.ErrNotApplicable
 	}
-	last := req.Path[len(req.Path)-1]
 	if last.Answer == "" {
 		return core.Evaluation{}, core.ErrNotApplicable
 	}

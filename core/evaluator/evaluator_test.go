@@ -337,3 +337,55 @@ func ExampleFirst() {
 	fmt.Println(e.Kind, e.Score, *e.Correct)
 	// Output: verifier 1 true
 }
+
+// Every built-in evaluator is path-free, and scores a request that carries
+// the steps and the last node exactly as one that carries the whole path.
+func TestBuiltinsScoreTheSameWithoutThePath(t *testing.T) {
+	t.Parallel()
+	reg := registry()
+	requests := []struct {
+		pack, problem, truth string
+		steps                []string
+	}{
+		{"gsm8k", "Tom has 3 apples and buys 5. How many now?", "8", []string{"3 + 5 = 8", `So \boxed{8}`}},
+		{"gsm8k", "Tom has 3 apples and buys 5. How many now?", "8", []string{"3 + 5 = 9"}},
+		{"game24", "4 9 10 13", "", []string{"10 - 4 = 6 (left: 6 9 13)", "13 - 9 = 4 (left: 4 6)", `\boxed{(10 - 4) * (13 - 9)}`}},
+		{"math", "What is 1/2 + 1/4?", `\frac{3}{4}`, []string{`\boxed{0.75}`}},
+	}
+	for _, spec := range reg.Evaluators() {
+		params := core.Params{}
+		if spec.Name == "first" || spec.Name == "weighted" {
+			params["evaluators"] = "verifier,value"
+		}
+		ev, err := reg.Evaluator(spec.Name, params)
+		if err != nil {
+			t.Fatalf("%s: %v", spec.Name, err)
+		}
+		if !core.IsPathFree(ev) {
+			t.Errorf("%s is not path-free: core.Evaluate copies the whole path for it", spec.Name)
+		}
+		for _, r := range requests {
+			p := path(r.steps...)
+			last := p[len(p)-1]
+			task := core.Task{Problem: r.problem, Pack: r.pack, Truth: r.truth}
+			var prompts [2]string
+			var evs [2]core.Evaluation
+			var errs [2]error
+			for i, req := range []core.EvalRequest{
+				{Task: task, Path: p},
+				{Task: task, Steps: core.Steps(p), Last: &last},
+			} {
+				pol := &replyPolicy{reply: func(tasks.Kind, []string, int) string { return "sure\nScore: 7" }}
+				req.Policy = pol
+				evs[i], errs[i] = ev.Evaluate(t.Context(), req)
+				if c := pol.last.Load(); c != nil {
+					prompts[i] = fmt.Sprint(c.Messages)
+				}
+			}
+			if evs[0].Score != evs[1].Score || evs[0].Kind != evs[1].Kind || fmt.Sprint(errs[0]) != fmt.Sprint(errs[1]) || prompts[0] != prompts[1] {
+				t.Errorf("%s on %q: with the path %+v (%v), without %+v (%v); prompts equal: %v",
+					spec.Name, r.steps, evs[0], errs[0], evs[1], errs[1], prompts[0] == prompts[1])
+			}
+		}
+	}
+}

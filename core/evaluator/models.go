@@ -107,6 +107,16 @@ func ormSpec() core.EvaluatorSpec {
 	}
 }
 
+// PathFree implements core.PathFree: the prompted models read only the
+// steps and the last node.
+func (Value) PathFree() bool { return true }
+
+// PathFree implements core.PathFree.
+func (PRM) PathFree() bool { return true }
+
+// PathFree implements core.PathFree.
+func (ORM) PathFree() bool { return true }
+
 // Evaluate implements core.Evaluator.
 func (v Value) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluation, error) {
 	pack := packOf(req.Task.Pack)
@@ -126,7 +136,7 @@ func (p PRM) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluatio
 
 // Evaluate implements core.Evaluator.
 func (o ORM) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluation, error) {
-	if len(req.Path) == 0 || req.Path[len(req.Path)-1].Answer == "" {
+	if last, ok := req.LastNode(); !ok || last.Answer == "" {
 		return core.Evaluation{}, core.ErrNotApplicable
 	}
 	return ask(ctx, req, tasks.JudgePrompt(req.Task.Problem, PathSteps(req)), o.Samples, o.Temperature, "orm", core.ScoreORM, tasks.ParseScore)
@@ -135,7 +145,7 @@ func (o ORM) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluatio
 // PathSteps are the steps a reward model sees: the task's earlier steps
 // (a nested search continues after them) and the path's, without the root.
 func PathSteps(req core.EvalRequest) []string {
-	steps := core.Steps(req.Path)
+	steps := req.PathSteps()
 	if len(req.Task.Steps) == 0 {
 		return steps
 	}

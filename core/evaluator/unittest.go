@@ -108,19 +108,22 @@ func (u UnitTest) Program(problem, candidate, tests string) string {
 	return b.String()
 }
 
+// PathFree implements core.PathFree.
+func (UnitTest) PathFree() bool { return true }
+
 // Evaluate implements core.Evaluator.
 func (u UnitTest) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluation, error) {
 	tests := u.Tests
 	if tests == "" {
 		tests = req.Task.Truth
 	}
-	if strings.TrimSpace(tests) == "" || len(req.Path) == 0 {
+	last, ok := req.LastNode()
+	if strings.TrimSpace(tests) == "" || !ok {
 		return core.Evaluation{}, core.ErrNotApplicable
 	}
 	if u.Runner == nil {
 		return core.Evaluation{}, ErrNoSandbox
 	}
-	last := req.Path[len(req.Path)-1]
 	candidate, ok := tasks.ExtractProgram(last.Content)
 	if !ok && last.Kind == core.KindToolCall {
 		candidate, ok = last.Content, strings.TrimSpace(last.Content) != ""

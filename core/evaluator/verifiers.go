@@ -61,11 +61,18 @@ func verdict(ok bool, detail string) core.Evaluation {
 }
 
 func lastAnswer(req core.EvalRequest) string {
-	if len(req.Path) == 0 {
+	last, ok := req.LastNode()
+	if !ok {
 		return ""
 	}
-	return strings.TrimSpace(req.Path[len(req.Path)-1].Answer)
+	return strings.TrimSpace(last.Answer)
 }
+
+// PathFree implements core.PathFree.
+func (Exact) PathFree() bool { return true }
+
+// PathFree implements core.PathFree.
+func (Game24Check) PathFree() bool { return true }
 
 // Evaluate implements core.Evaluator.
 func (Exact) Evaluate(_ context.Context, req core.EvalRequest) (core.Evaluation, error) {

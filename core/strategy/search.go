@@ -400,17 +400,21 @@ func cacheByState(env *core.Env, ev core.Evaluator) core.Evaluator {
 	return &stateValues{inner: ev, chk: chk, m: map[string]*stateValue{}}
 }
 
+// PathFree implements core.PathFree: when the evaluator it caches is.
+func (c *stateValues) PathFree() bool { return core.IsPathFree(c.inner) }
+
 // Evaluate implements core.Evaluator.
 func (c *stateValues) Evaluate(ctx context.Context, req core.EvalRequest) (core.Evaluation, error) {
 	st, err := c.chk.CheckSteps(req.Task.Problem, evaluator.PathSteps(req))
-	if err != nil || st.Key == "" || st.Done || len(req.Path) == 0 {
+	last, hasLast := req.LastNode()
+	if err != nil || st.Key == "" || st.Done || !hasLast {
 		return c.inner.Evaluate(ctx, req)
 	}
 	for {
 		c.mu.Lock()
 		v, ok := c.m[st.Key]
 		if !ok {
-			v = &stateValue{done: make(chan struct{}), from: req.Path[len(req.Path)-1].ID}
+			v = &stateValue{done: make(chan struct{}), from: last.ID}
 			c.m[st.Key] = v
 			c.mu.Unlock()
 			v.e, v.err = c.inner.Evaluate(ctx, req)
