@@ -278,6 +278,9 @@ func (m mcts) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	t := &mctsTree{m: m, env: env, cancel: cancel,
 		root: &mnode{id: 0, seed: env.Seed(0), avail: 1, open: 1}}
 	t.cond = sync.NewCond(&t.mu)
+	// Each simulation values up to k − 1 children beside its own.
+	help := startHelpers(min(m.workers*(m.k-1), 64))
+	defer help.stop()
 	var wg sync.WaitGroup
 	for w := 0; w < m.workers; w++ {
 		wg.Add(1)
@@ -288,7 +291,7 @@ func (m mcts) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 				if !ok {
 					return
 				}
-				kids, err := m.expand(ctx, env, sc, leaf)
+				kids, err := m.expand(ctx, env, sc, help, leaf)
 				t.complete(leaf, kids, err)
 			}
 		}()
@@ -400,7 +403,7 @@ type child struct {
 }
 
 // expand generates the leaf's children and values them concurrently.
-func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, leaf *mnode) ([]child, error) {
+func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, help *helpers, leaf *mnode) ([]child, error) {
 	ids, err := m.nested.expand(ctx, env, leaf.id, m.k, leaf.expSeed, m.temp)
 	if len(ids) == 0 {
 		return nil, err // nil, nil: a dead end
@@ -418,10 +421,10 @@ func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, leaf *mnode
 			break
 		}
 		wg.Add(1)
-		go func() {
+		help.do(func() {
 			defer wg.Done()
 			errs[i] = m.value(ctx, env, sc, &kids[i], leaf.expSeed, i)
-		}()
+		})
 	}
 	wg.Wait()
 	if e := firstErr(errs); err == nil || (e != nil && isStop(e)) {
