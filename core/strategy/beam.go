@@ -220,6 +220,7 @@ type beamSearch struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	events   chan beamEvent
+	help     *helpers // run the expansions and scorings
 	inflight int
 
 	root   *beamNode
@@ -256,9 +257,11 @@ func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	if err := b.nested.validate(env); err != nil {
 		return core.Outcome{}, err
 	}
-	s := &beamSearch{beam: b, env: env, sc: sc, events: make(chan beamEvent), pass: 1}
+	s := &beamSearch{beam: b, env: env, sc: sc, events: make(chan beamEvent), pass: 1,
+		help: startHelpers(min(b.width*(b.k+1), 64))}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
+	defer s.help.stop() // after the loop below has taken every job's event
 	s.root = &beamNode{id: 0, seed: env.Seed(0), known: true}
 	s.choose(s.root)
 	for {
@@ -327,7 +330,7 @@ func (s *beamSearch) expand(n *beamNode) {
 		// while its siblings are still searching.
 		for i := 0; i < s.k; i++ {
 			s.inflight++
-			go func() {
+			s.help.do(func() {
 				id, err := NestedStep(s.ctx, s.env, n.id, NestedOptions{Strategy: s.nested.strategy, Params: s.nested.params,
 					Limits: core.Limits{LLMCalls: s.nested.budget}, Seed: s.env.Seed(seed, int64(i))})
 				e := beamEvent{node: n, expanded: true, used: 1, err: err}
@@ -335,28 +338,28 @@ func (s *beamSearch) expand(n *beamNode) {
 					e.ids, e.idx = []core.NodeID{id}, []int{off + i}
 				}
 				s.events <- e
-			}()
+			})
 		}
 		return
 	}
 	s.inflight++
-	go func() {
+	s.help.do(func() {
 		ids, err := s.nested.expand(s.ctx, s.env, n.id, s.k, seed, s.temp)
 		idx := make([]int, len(ids))
 		for i := range idx {
 			idx[i] = off + i
 		}
 		s.events <- beamEvent{node: n, expanded: true, ids: ids, idx: idx, used: s.k, err: err}
-	}()
+	})
 }
 
 // score starts the evaluation of n.
 func (s *beamSearch) score(n *beamNode) {
 	s.inflight++
-	go func() {
+	s.help.do(func() {
 		ev, ok, err := s.sc.score(s.ctx, s.env, n.id, n.terminal)
 		s.events <- beamEvent{node: n, ev: ev, ok: ok, err: err}
-	}()
+	})
 }
 
 // noteErr keeps the error that ends the search (the budget, a deadline
