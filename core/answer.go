@@ -47,8 +47,9 @@ func ExtractAnswer(text string) (string, bool) {
 		return b, true
 	}
 	// The regular expressions are costly next to a search's other work per
-	// step: most steps hold neither marker, which a plain scan rules out.
-	if !strings.Contains(text, "####") && !containsFoldASCII(text, "answer") {
+	// step: most steps hold neither marker, which a plain scan rules out
+	// (the expression's case folding also takes ſ for s).
+	if !strings.Contains(text, "####") && !containsFoldASCII(text, "answer") && !strings.Contains(text, "ſ") {
 		return "", false
 	}
 	if m := hashAnswer.FindAllStringSubmatch(text, -1); len(m) > 0 {

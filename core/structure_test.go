@@ -91,6 +91,10 @@ func TestExtractAnswer(t *testing.T) {
 		{"work\n#### 1,234", "1,234"},
 		{"The final answer is 18.", "18"},
 		{"no answer here 12", ""},
+		{"ANSWER: 7", "7"},
+		{"The Answer = 3/4.", "3/4"},
+		{"anſwer: 9", "9"}, // the expression's case folding takes ſ for s; the quick scan must not rule it out
+		{"answered nothing", ""},
 	}
 	for _, tt := range tests {
 		got, _ := core.ExtractAnswer(tt.in)
