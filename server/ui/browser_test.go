@@ -26,6 +26,7 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	t.Parallel()
 	b := uitest.NewBrowser(t, 1440, 900)
 	r := newRig(t, 1) // the root's expansion answers, then the LLM stalls
+	r.hold = true     // and the root's statistics wait for statsNow
 	b.Do(t, chromedp.Navigate(r.srv.URL+"/ui"))
 	b.WaitFor(t, "the empty runs list", `!document.getElementById("runs-empty").hidden`)
 	uitest.Eval[chromedp.Void](t, b, `window.__sameDocument = true`)
@@ -35,6 +36,14 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	// The run appears by itself, the page follows it, and the root and its
 	// three children arrive while the LLM is still busy with the judge.
 	b.WaitFor(t, "the live tree", fmt.Sprintf(`document.getElementById("tree").dataset.run === %q && document.querySelectorAll("#nodes .node").length === 4`, id))
+	// The root's visits come live in a stats event: its circle grows with
+	// them (radius 5 + 2·log2(1 + 7) = 11 at 7 visits; 5 with none).
+	rootR := `parseFloat(document.querySelector('#nodes circle[data-key="0"]').getAttribute("r"))`
+	if got := uitest.Eval[float64](t, b, rootR); got >= 10.99 {
+		t.Fatalf("the root's circle has radius %v before its statistics were recorded", got)
+	}
+	r.statsNow()
+	b.WaitFor(t, "the root's visits from a stats event", rootR+` >= 10.99`)
 	live, err := r.store.Get(id)
 	if err != nil {
 		t.Fatal(err)

@@ -120,7 +120,10 @@ func (f *fakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 // treeStrategy grows a small tree with the blueprint's operators: expand
 // the root, score children with the judge, expand the best ones again, and
 // solve one step as a nested chain-of-thought search.
-func treeStrategy(ctx context.Context, env *core.Env) (core.Outcome, error) {
+//
+// Once the root's children exist it records the root's statistics, as a
+// search does (a stats event, not a node state), after beforeStats returns.
+func treeStrategy(ctx context.Context, env *core.Env, beforeStats func(context.Context)) (core.Outcome, error) {
 	judge, err := env.Evaluator("judge", nil)
 	if err != nil {
 		return core.Outcome{}, err
@@ -129,6 +132,12 @@ func treeStrategy(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		ids, err := core.Generate(ctx, env, parent, k, core.GenerateOptions{})
 		if err != nil {
 			return ids, err
+		}
+		if parent == 0 {
+			beforeStats(ctx)
+			if err := env.Structure.SetStats(0, 0.25, 7); err != nil {
+				return ids, err
+			}
 		}
 		evs, oks, err := core.EvaluateAll(ctx, env, judge, ids)
 		if err != nil {
@@ -194,7 +203,15 @@ type rig struct {
 	llm   *fakeLLM
 	srv   *httptest.Server
 	done  chan struct{}
+	// stats holds the search before it records the root's statistics
+	// until statsNow (when hold is set), so a test sees them arrive live.
+	hold      bool
+	stats     chan struct{}
+	statsOnce sync.Once
 }
+
+// statsNow lets a held search record the root's statistics.
+func (r *rig) statsNow() { r.statsOnce.Do(func() { close(r.stats) }) }
 
 func newRig(t *testing.T, open int) *rig {
 	t.Helper()
@@ -212,12 +229,25 @@ func newRig(t *testing.T, open int) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { toolbox.Close() })
+	r := &rig{store: st, llm: f, done: make(chan struct{}), stats: make(chan struct{})}
+	t.Cleanup(r.statsNow)
+	beforeStats := func(ctx context.Context) {
+		if r.hold {
+			select {
+			case <-r.stats:
+			case <-ctx.Done():
+			}
+		}
+	}
 	reg := standard.Registry()
 	reg.RegisterStrategy(core.StrategySpec{Name: "viewer-test", Summary: "test tree",
-		New: func(core.Params) (core.Strategy, error) { return core.StrategyFunc(treeStrategy), nil }})
-	eng := core.NewEngine(pol, reg, &core.EngineOptions{OnStart: st.Start, OnEnd: st.Finish, RecordPrompts: true,
+		New: func(core.Params) (core.Strategy, error) {
+			return core.StrategyFunc(func(ctx context.Context, env *core.Env) (core.Outcome, error) {
+				return treeStrategy(ctx, env, beforeStats)
+			}), nil
+		}})
+	r.eng = core.NewEngine(pol, reg, &core.EngineOptions{OnStart: st.Start, OnEnd: st.Finish, RecordPrompts: true,
 		Packs: standard.Packs, Concurrency: 4, Tools: toolbox, Retriever: docs(t)})
-	r := &rig{store: st, eng: eng, llm: f, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	h := ui.Handler(st, &ui.Options{Done: r.done, Heartbeat: 500 * time.Millisecond})
 	mux.Handle("/ui/", h)
