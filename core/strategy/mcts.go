@@ -151,18 +151,21 @@ type mnode struct {
 	correct  *bool // a verifier's verdict
 	scored   bool
 
-	pending bool // an expansion is in flight
-	vl      int  // in-flight simulations that passed through this node
+	pending int // expansions in flight
+	vl      int // in-flight simulations that passed through this node
 	// avail counts the leaves below (or at) this node that selection may
 	// pick: not pending, not exhausted. open counts those not exhausted,
 	// pending or not: a subtree with none open is used up, and its root is
 	// widened (expanded again) when widen is on.
 	avail, open int
-	dead        bool  // cannot be expanded (no children came, or too deep)
-	expansions  int   // times this node was expanded
-	fruitless   int   // expansions in a row that brought no new child
-	expSeed     int64 // seed of the expansion in flight
+	dead       bool // cannot be expanded (no children came, or too deep)
+	expansions int  // times this node was expanded
+	fruitless  int  // expansions in a row that brought no new child
+	extra      int  // expansions started while another was in flight
 }
+
+// maxPending bounds the expansions of one node in flight at once.
+const maxPending = 4
 
 // mctsTree is the shared state of one search.
 type mctsTree struct {
@@ -253,7 +256,7 @@ func (m mcts) backup(s *mnode) []*mnode {
 // selectable reports whether selection may stop at leaf c.
 func (m mcts) selectable(c *mnode) bool {
 	switch {
-	case c.pending || c.dead:
+	case c.pending > 0 || c.dead:
 		return false
 	case c.terminal:
 		rejected := c.correct != nil && !*c.correct
@@ -287,11 +290,11 @@ func (m mcts) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		go func() {
 			defer wg.Done()
 			for {
-				leaf, ok := t.acquire()
+				leaf, seed, ok := t.acquire()
 				if !ok {
 					return
 				}
-				kids, err := m.expand(ctx, env, sc, help, leaf)
+				kids, err := m.expand(ctx, env, sc, help, leaf, seed)
 				t.complete(leaf, kids, err)
 			}
 		}()
@@ -301,29 +304,37 @@ func (m mcts) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 }
 
 // acquire selects a leaf to expand, marks it pending and adds virtual
-// losses along its path. It returns false when the search is over.
-func (t *mctsTree) acquire() (*mnode, bool) {
+// losses along its path. It returns the leaf and the seed of its expansion,
+// and false when the search is over.
+func (t *mctsTree) acquire() (*mnode, int64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := t.m
 	for {
 		if t.stopped {
-			return nil, false
+			return nil, 0, false
 		}
 		if t.started >= m.iterations {
 			t.endLocked() // the last expansions finish
-			return nil, false
+			return nil, 0, false
 		}
 		if t.root.avail == 0 {
 			if t.widenLocked() {
 				continue
 			}
 			if t.inflight > 0 {
-				t.cond.Wait() // every leaf is being expanded: wait for one
+				// Every leaf is being expanded. Rather than leave this
+				// simulation's LLM slot idle, expand one of them again
+				// (new samples, as widening would once it is back).
+				if s := t.alsoExpandLocked(); s != nil {
+					seed := t.launchLocked(s)
+					return s, seed, true
+				}
+				t.cond.Wait() // nothing can take more: wait for an expansion
 				continue
 			}
 			t.endLocked() // the tree is exhausted
-			return nil, false
+			return nil, 0, false
 		}
 		s := t.descend(true)
 		if s.terminal && t.inflight > 0 {
@@ -336,22 +347,68 @@ func (t *mctsTree) acquire() (*mnode, bool) {
 			t.reached = s
 			t.env.Tracer.Record(core.OpSelect, []core.NodeID{s.id}, map[string]any{"terminal": true, "iteration": t.started})
 			t.stopLocked()
-			return nil, false
+			return nil, 0, false
 		}
-		t.started++
-		t.inflight++
-		s.pending = true
-		s.expSeed = s.seed
-		if s.expansions > 0 { // widening: new children
-			s.expSeed = t.env.Seed(s.seed, -int64(s.expansions))
-		}
-		for p := s; p != nil; p = p.parent {
-			p.vl++
-			p.avail--
-		}
-		t.env.Tracer.Record(core.OpSelect, []core.NodeID{s.id}, map[string]any{"iteration": t.started, "depth": s.depth})
-		return s, true
+		return s, t.launchLocked(s), true
 	}
+}
+
+// launchLocked starts an expansion of s, which selection picked or
+// alsoExpandLocked chose: it counts the iteration, marks s pending, adds
+// the virtual losses and takes s's selectable slot. It returns the
+// expansion's seed: s's own for its first expansion, a new one for each
+// widening (x1's sequential search asks exactly these), and another for
+// an expansion started while one is in flight.
+func (t *mctsTree) launchLocked(s *mnode) int64 {
+	seed := s.seed
+	switch {
+	case s.pending > 0:
+		s.extra++
+		seed = t.env.Seed(s.seed, -7, int64(s.extra))
+	case s.expansions > 0: // widening: new children
+		seed = t.env.Seed(s.seed, -int64(s.expansions))
+	}
+	t.started++
+	t.inflight++
+	s.pending++
+	for p := s; p != nil; p = p.parent {
+		p.vl++
+		p.avail--
+	}
+	data := map[string]any{"iteration": t.started, "depth": s.depth}
+	if s.pending > 1 {
+		data["in_flight"] = s.pending
+	}
+	t.env.Tracer.Record(core.OpSelect, []core.NodeID{s.id}, data)
+	return seed
+}
+
+// alsoExpandLocked is called when every selectable leaf is being expanded
+// and nothing can be widened: it picks the most promising node being
+// expanded that may take another expansion (the highest value estimate,
+// then the shallowest) and gives it one more slot, which launchLocked then
+// takes. It returns nil when none can, or when widening is off.
+func (t *mctsTree) alsoExpandLocked() *mnode {
+	if !t.m.widen {
+		return nil
+	}
+	var best *mnode
+	var walk func(*mnode)
+	walk = func(s *mnode) {
+		if s.pending > 0 && s.pending < maxPending && !s.terminal && !s.dead && s.depth < t.m.maxDepth {
+			if best == nil || s.qModel > best.qModel || (s.qModel == best.qModel && s.depth < best.depth) {
+				best = s
+			}
+		}
+		for _, c := range s.children {
+			walk(c)
+		}
+	}
+	walk(t.root)
+	if best != nil {
+		t.adjust(best, 1, 1)
+	}
+	return best
 }
 
 // descend selects from the root down to a leaf selection may pick, with or
@@ -403,8 +460,8 @@ type child struct {
 }
 
 // expand generates the leaf's children and values them concurrently.
-func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, help *helpers, leaf *mnode) ([]child, error) {
-	ids, err := m.nested.expand(ctx, env, leaf.id, m.k, leaf.expSeed, m.temp)
+func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, help *helpers, leaf *mnode, seed int64) ([]child, error) {
+	ids, err := m.nested.expand(ctx, env, leaf.id, m.k, seed, m.temp)
 	if len(ids) == 0 {
 		return nil, err // nil, nil: a dead end
 	}
@@ -417,13 +474,13 @@ func (m mcts) expand(ctx context.Context, env *core.Env, sc scorers, help *helpe
 		if i == len(ids)-1 {
 			// The expanding goroutine values the last child itself: one
 			// goroutine fewer per expansion.
-			errs[i] = m.value(ctx, env, sc, &kids[i], leaf.expSeed, i)
+			errs[i] = m.value(ctx, env, sc, &kids[i], seed, i)
 			break
 		}
 		wg.Add(1)
 		help.do(func() {
 			defer wg.Done()
-			errs[i] = m.value(ctx, env, sc, &kids[i], leaf.expSeed, i)
+			errs[i] = m.value(ctx, env, sc, &kids[i], seed, i)
 		})
 	}
 	wg.Wait()
@@ -538,11 +595,12 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 	defer t.mu.Unlock()
 	m := t.m
 	t.inflight--
-	leaf.pending = false
+	leaf.pending--
 	for p := leaf; p != nil; p = p.parent {
 		p.vl--
 	}
 	defer t.cond.Broadcast()
+	kids = t.newSteps(leaf, kids)
 	if len(kids) == 0 {
 		switch {
 		case t.cancelled:
@@ -614,6 +672,33 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 	}
 }
 
+// newSteps drops the kids that repeat a child leaf already has: an
+// expansion's own repeats are dropped as it generates them, but two
+// expansions of one leaf in flight at once cannot see each other's.
+func (t *mctsTree) newSteps(leaf *mnode, kids []child) []child {
+	if len(leaf.children) == 0 || len(kids) == 0 {
+		return kids
+	}
+	seen := make(map[string]core.NodeID, len(leaf.children))
+	for _, c := range leaf.children {
+		seen[dedupeKey(t.env.Structure.MustNode(c.id))] = c.id
+	}
+	out := kids[:0]
+	var dups []core.NodeID
+	for _, k := range kids {
+		if first, dup := seen[dedupeKey(t.env.Structure.MustNode(k.id))]; dup {
+			setMeta(t.env, k.id, "duplicate_of", int(first))
+			dups = append(dups, k.id)
+			continue
+		}
+		out = append(out, k)
+	}
+	if len(dups) > 0 {
+		core.Prune(t.env, dups...)
+	}
+	return out
+}
+
 // adjust adds da selectable and do open leaves to s and its ancestors.
 func (t *mctsTree) adjust(s *mnode, da, do int) {
 	for p := s; p != nil; p = p.parent {
@@ -635,7 +720,7 @@ func (t *mctsTree) widenLocked() bool {
 	var best *mnode
 	var walk func(*mnode)
 	walk = func(s *mnode) {
-		if !s.pending && len(s.children) > 0 && !s.terminal && !s.dead && s.depth < t.m.maxDepth {
+		if s.pending == 0 && len(s.children) > 0 && !s.terminal && !s.dead && s.depth < t.m.maxDepth {
 			if best == nil || s.qModel > best.qModel || (s.qModel == best.qModel && s.depth < best.depth) {
 				best = s
 			}

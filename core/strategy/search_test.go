@@ -681,3 +681,61 @@ func TestSearchesStopPromptlyWhenCancelled(t *testing.T) {
 		})
 	}
 }
+
+// On a tree with one leaf to expand at a time (every sample repeats the
+// same step), idle simulations expand that leaf again instead of leaving
+// their LLM slots idle; with widen=false they wait, as in x1.
+func TestMCTSIdleSimulationsExpandABusyLeafAgain(t *testing.T) {
+	t.Parallel()
+	for _, widen := range []bool{false, true} {
+		var inflight, peak atomic.Int64
+		pol := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+			id, _ := tasks.Identify(req.Messages)
+			text := fmt.Sprintf("step %d", len(id.Steps)+1)
+			if req.Purpose == "value" {
+				text = "Score: 5"
+			} else {
+				now := inflight.Add(1)
+				defer inflight.Add(-1)
+				for p := peak.Load(); now > p && !peak.CompareAndSwap(p, now); p = peak.Load() {
+				}
+			}
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				return core.Completion{}, ctx.Err()
+			}
+			c := core.Completion{}
+			for i := 0; i < req.N; i++ {
+				c.Choices = append(c.Choices, core.Choice{Text: text})
+			}
+			return c, nil
+		})
+		eng := core.NewEngine(pol, standardRegistry(), &core.EngineOptions{Packs: tasks.Get, Concurrency: 8})
+		res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Strategy: "mcts",
+			Params: core.Params{"iterations": 30, "parallel": 8, "max_depth": 6, "widen": widen, "stop_on": "none"}})
+		if err != nil || res.Stopped == core.StopError {
+			t.Fatalf("widen %v: %v %s", widen, err, res.Error)
+		}
+		got := peak.Load()
+		if !widen && got != 1 {
+			t.Errorf("widen=false: %d expansions in flight at once, want 1 (a leaf is expanded once at a time)", got)
+		}
+		if widen && got < 2 {
+			t.Errorf("widen=true: at most %d expansion in flight; idle simulations should expand the busy leaf again", got)
+		}
+		// Expansions in flight at once do not add the same step twice.
+		nodes := res.Trace.Structure.Nodes()
+		for _, n := range nodes {
+			kept := 0
+			for _, c := range n.Children {
+				if !nodes[c].Pruned {
+					kept++
+				}
+			}
+			if kept > 1 {
+				t.Errorf("widen %v: node %d keeps %d children, but every sample repeats one step", widen, n.ID, kept)
+			}
+		}
+	}
+}
