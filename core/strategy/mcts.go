@@ -158,10 +158,10 @@ type mnode struct {
 	// pending or not: a subtree with none open is used up, and its root is
 	// widened (expanded again) when widen is on.
 	avail, open int
-	dead       bool // cannot be expanded (no children came, or too deep)
-	expansions int  // times this node was expanded
-	fruitless  int  // expansions in a row that brought no new child
-	extra      int  // expansions started while another was in flight
+	dead        bool // cannot be expanded (no children came, or too deep)
+	expansions  int  // times this node was expanded
+	fruitless   int  // expansions in a row that brought no new child
+	extra       int  // expansions started while another was in flight
 }
 
 // maxPending bounds the expansions of one node in flight at once.
