@@ -55,6 +55,9 @@ func (s *Server) mcpHandler() http.Handler {
 					ex := s.exchanges.add(key)
 					defer s.exchanges.remove(key, ex)
 					mw.ex = ex
+					// The handler learns its exchange, to tell whether its
+					// last progress went out on its own stream.
+					r = r.WithContext(context.WithValue(r.Context(), exchangeCtxKey{}, ex))
 				}
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -144,7 +147,7 @@ func (w *mcpWriter) recordProgress(p []byte) {
 		if json.Unmarshal(data, &m) != nil || m.Method != "notifications/progress" || m.Params.Progress == nil {
 			continue
 		}
-		w.s.deliveries.record(w.session, string(bytes.TrimSpace(m.Params.ProgressToken)), *m.Params.Progress)
+		w.s.deliveries.record(w.session, string(bytes.TrimSpace(m.Params.ProgressToken)), *m.Params.Progress, w.ex)
 	}
 }
 
@@ -158,6 +161,14 @@ func (w *mcpWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // exchange is one tools/call in flight over HTTP.
 type exchange struct{ cancelled atomic.Bool }
+
+type exchangeCtxKey struct{}
+
+// exchangeFrom returns the exchange of the tools/call that ctx handles.
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeCtxKey{}).(*exchange)
+	return ex
+}
 
 type exchanges struct {
 	mu sync.Mutex
@@ -197,12 +208,13 @@ func (e *exchanges) cancel(session, id string) {
 type deliveries struct {
 	n       atomic.Int32 // waiters
 	mu      sync.Mutex
-	last    map[string]float64 // session \x00 token -> highest progress written
+	last    map[string]float64   // session \x00 token -> highest progress written
+	via     map[string]*exchange // ... and the tools/call stream it went out on (nil: another stream)
 	changed chan struct{}
 }
 
 func newDeliveries() *deliveries {
-	return &deliveries{last: map[string]float64{}, changed: make(chan struct{})}
+	return &deliveries{last: map[string]float64{}, via: map[string]*exchange{}, changed: make(chan struct{})}
 }
 
 // tokenKey is a progress token as it appears in JSON.
@@ -213,11 +225,12 @@ func tokenKey(tok any) string {
 
 func (d *deliveries) watching() bool { return d.n.Load() > 0 }
 
-func (d *deliveries) record(session, token string, v float64) {
+func (d *deliveries) record(session, token string, v float64, via *exchange) {
 	d.mu.Lock()
 	k := session + "\x00" + token
 	if old, ok := d.last[k]; ok && v > old {
 		d.last[k] = v
+		d.via[k] = via
 		close(d.changed)
 		d.changed = make(chan struct{})
 	}
@@ -233,11 +246,15 @@ func (d *deliveries) expect(session, token string) {
 	d.n.Add(1)
 }
 
-func (d *deliveries) wait(ctx context.Context, session, token string, v float64, timeout time.Duration) bool {
+// It returns whether the notification was written, and the tools/call
+// stream it went out on (nil: another one, such as the session's GET
+// stream, whose events the client may handle after the response).
+func (d *deliveries) wait(ctx context.Context, session, token string, v float64, timeout time.Duration) (bool, *exchange) {
 	k := session + "\x00" + token
 	defer func() {
 		d.mu.Lock()
 		delete(d.last, k)
+		delete(d.via, k)
 		d.mu.Unlock()
 		d.n.Add(-1)
 	}()
@@ -245,18 +262,18 @@ func (d *deliveries) wait(ctx context.Context, session, token string, v float64,
 	defer deadline.Stop()
 	for {
 		d.mu.Lock()
-		got := d.last[k]
+		got, via := d.last[k], d.via[k]
 		ch := d.changed
 		d.mu.Unlock()
 		if got >= v {
-			return true
+			return true, via
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			return false
+			return false, nil
 		case <-ctx.Done():
-			return false
+			return false, nil
 		}
 	}
 }

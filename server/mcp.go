@@ -422,17 +422,20 @@ func (s *Server) logToClient(ctx context.Context, level mcp.LoggingLevel, data m
 	_ = s.mcp.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(level, "ponder", data))
 }
 
-// progressSender turns search snapshots into notifications/progress for a
-// request that asked for them. progress is the LLM calls used so far and
-// total the call budget; the message says nodes, best score and calls.
-// stdioProgressGap separates the final progress notification from the
-// response on stdio.
-// stdioReadWait bounds the wait for a client to read it off a pipe.
+// How long the final progress notification is given to reach the client
+// before the response: stdioReadWait bounds the wait for the client to read
+// it off a stdio pipe; stdioProgressGap is the pause when stdout is not a
+// pipe; httpProgressGap the pause when it went out on another HTTP stream
+// than the response.
 const (
 	stdioProgressGap = 15 * time.Millisecond
 	stdioReadWait    = 2 * time.Second
+	httpProgressGap  = 100 * time.Millisecond
 )
 
+// progressSender turns search snapshots into notifications/progress for a
+// request that asked for them. progress is the LLM calls used so far and
+// total the call budget; the message says nodes, best score and calls.
 type progressSender struct {
 	s     *Server
 	ctx   context.Context
@@ -519,7 +522,18 @@ func (p *progressSender) send(v float64, snap progress, final bool) {
 		if err != nil {
 			timeout = 0
 		}
-		p.s.deliveries.wait(p.ctx, session, tokenKey(p.token), v, timeout)
+		written, via := p.s.deliveries.wait(p.ctx, session, tokenKey(p.token), v, timeout)
+		if written && via != exchangeFrom(p.ctx) {
+			// mcp-go hands a session's notifications to whichever of its
+			// streams takes them first: this one went out on another
+			// stream (the GET stream, or a POST answering a sampling
+			// request), which the client reads independently of this
+			// response. Give it a moment to be read first.
+			select {
+			case <-time.After(httpProgressGap):
+			case <-p.ctx.Done():
+			}
+		}
 	}
 }
 
