@@ -148,3 +148,29 @@ func TestLimiterBoundsConcurrencyAndMeasuresBusyTime(t *testing.T) {
 		t.Fatalf("busy time %v, want at least 2 slots × ~30ms", busy)
 	}
 }
+
+// A duration parameter is a time.Duration once given, and its default the
+// string the spec shows.
+func TestParamsDuration(t *testing.T) {
+	t.Parallel()
+	specs := []core.ParamSpec{{Name: "timeout", Type: core.ParamDuration, Default: "10s"}}
+	for _, tc := range []struct {
+		in   core.Params
+		want time.Duration
+	}{
+		{nil, 10 * time.Second},
+		{core.Params{"timeout": "250ms"}, 250 * time.Millisecond},
+		{core.Params{"timeout": 2.5}, 2500 * time.Millisecond},
+	} {
+		p, err := core.Resolve(specs, tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Duration("timeout"); got != tc.want {
+			t.Errorf("Duration of %v = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if got := (core.Params{}).Duration("missing"); got != 0 {
+		t.Errorf("a missing duration is %v, want 0", got)
+	}
+}

@@ -252,8 +252,19 @@ func (p Params) Bool(name string) bool { b, _ := p[name].(bool); return b }
 // String returns a string or JSON parameter.
 func (p Params) String(name string) string { s, _ := p[name].(string); return s }
 
-// Duration returns a duration parameter.
-func (p Params) Duration(name string) time.Duration { d, _ := p[name].(time.Duration); return d }
+// Duration returns a duration parameter. A default is written as a string
+// ("10s", so that it reads well in `ponder strategies`); Resolve leaves
+// defaults as they are, so both forms are read here.
+func (p Params) Duration(name string) time.Duration {
+	switch v := p[name].(type) {
+	case time.Duration:
+		return v
+	case string:
+		d, _ := time.ParseDuration(v)
+		return d
+	}
+	return 0
+}
 
 // Strategy grows a reasoning structure for env.Task and returns the best
 // answer it found. On a budget, timeout or cancellation it returns the best

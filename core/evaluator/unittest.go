@@ -68,22 +68,9 @@ func UnitTestSpec(r CodeRunner) core.EvaluatorSpec {
 			{Name: "timeout", Type: core.ParamDuration, Default: "10s", Description: "wall-clock limit of one test run"},
 		},
 		New: func(p core.Params) (core.Evaluator, error) {
-			return UnitTest{Runner: r, Tests: p.String("tests"), EntryPoint: p.String("entry_point"), Timeout: durationParam(p, "timeout")}, nil
+			return UnitTest{Runner: r, Tests: p.String("tests"), EntryPoint: p.String("entry_point"), Timeout: p.Duration("timeout")}, nil
 		},
 	}
-}
-
-// durationParam reads a duration parameter whose default is written as a
-// string ("10s") for display.
-func durationParam(p core.Params, name string) time.Duration {
-	switch v := p[name].(type) {
-	case time.Duration:
-		return v
-	case string:
-		d, _ := time.ParseDuration(v)
-		return d
-	}
-	return 0
 }
 
 var checkDef = regexp.MustCompile(`(?m)^def check\s*\(`)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/tasks"
@@ -41,7 +40,7 @@ func palSpec() core.StrategySpec {
 		},
 		New: func(p core.Params) (core.Strategy, error) {
 			s := pal{k: p.Int("k"), per: p.Int("per_request"), repair: p.Int("repair"), temp: p.Float("temperature"),
-				tool: p.String("tool"), timeout: durationParam(p, "timeout").Seconds()}
+				tool: p.String("tool"), timeout: p.Duration("timeout").Seconds()}
 			if s.k > 1 && s.temp == 0 {
 				return nil, fmt.Errorf("k=%d programs at temperature 0 are the same program: set temperature (e.g. 0.7) or k=1", s.k)
 			}
@@ -202,19 +201,6 @@ func (s pal) sample(ctx context.Context, env *core.Env, idx int, reply string, u
 		reply, parent = c.Choices[0].Text, result
 		usage = core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens}
 	}
-}
-
-// durationParam reads a duration parameter whose default is written as a
-// string ("10s") for display.
-func durationParam(p core.Params, name string) time.Duration {
-	switch v := p[name].(type) {
-	case time.Duration:
-		return v
-	case string:
-		d, _ := time.ParseDuration(v)
-		return d
-	}
-	return 0
 }
 
 // stdoutOf is a code tool's standard output: the "stdout" field of its
