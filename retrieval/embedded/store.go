@@ -396,17 +396,22 @@ func decodePostings(v []byte, fn func(p posting)) {
 	}
 }
 
-func encodePostings(dst []byte, ps []posting) []byte {
-	dst = append(dst, make([]byte, 8)...)
-	var last uint64
+func encodePostings(ps []posting) []byte {
+	return appendPostings(make([]byte, 8), ps)
+}
+
+// appendPostings appends ps, whose sequence numbers are above every one in
+// the encoded list v, to v and updates its header (the last sequence number).
+func appendPostings(v []byte, ps []posting) []byte {
+	last := binary.BigEndian.Uint64(v)
 	for _, p := range ps {
-		dst = binary.AppendUvarint(dst, p.seq-last)
-		dst = binary.AppendUvarint(dst, uint64(p.tf))
-		dst = binary.AppendUvarint(dst, uint64(p.dl))
+		v = binary.AppendUvarint(v, p.seq-last)
+		v = binary.AppendUvarint(v, uint64(p.tf))
+		v = binary.AppendUvarint(v, uint64(p.dl))
 		last = p.seq
 	}
-	binary.BigEndian.PutUint64(dst, last)
-	return dst
+	binary.BigEndian.PutUint64(v, last)
+	return v
 }
 
 // Put implements retrieval.Store: all of docs in one transaction, fsynced.
@@ -438,36 +443,9 @@ func (s *Store) Put(ctx context.Context, collection string, docs []retrieval.Doc
 		adds := map[string][]posting{}
 		for _, d := range docs {
 			if v := docsB.Get([]byte(d.Source)); v != nil {
-				var old docRecord
-				if err := json.Unmarshal(v, &old); err != nil {
-					return fmt.Errorf("document %s: damaged record: %w", d.Source, err)
+				if removed, err = removeDoc(b, d.Source, v, &st, drop, removed); err != nil {
+					return err
 				}
-				for _, seq := range old.Seqs {
-					k := seqKey(seq)
-					if cv := chunksB.Get(k); cv != nil {
-						var sc storedChunk
-						if json.Unmarshal(cv, &sc) == nil {
-							st.totalLen -= min(st.totalLen, uint64(sc.Len))
-						}
-					}
-					for _, t := range bytes.Split(termsB.Get(k), []byte{0}) {
-						if len(t) == 0 {
-							continue
-						}
-						if drop[string(t)] == nil {
-							drop[string(t)] = map[uint64]bool{}
-						}
-						drop[string(t)][seq] = true
-					}
-					for _, bb := range []*bolt.Bucket{chunksB, vecsB, termsB} {
-						if err := bb.Delete(k); err != nil {
-							return err
-						}
-					}
-					removed = append(removed, seq)
-					st.chunks--
-				}
-				st.docs--
 			}
 			rec := docRecord{DocInfo: retrieval.DocInfo{Source: d.Source, Hash: d.Hash, Params: d.Params, Title: d.Title,
 				Bytes: d.Bytes, Chunks: len(d.Chunks), IngestedAt: d.IngestedAt}, Meta: d.Meta}
@@ -558,16 +536,9 @@ func updatePostings(postB *bolt.Bucket, drop map[string]map[uint64]bool, adds ma
 		d, a := drop[t], adds[t]
 		if d == nil && len(old) >= 8 {
 			// Append only: new sequence numbers are above every old one.
-			last := binary.BigEndian.Uint64(old)
 			nv := make([]byte, len(old), len(old)+len(a)*6)
 			copy(nv, old)
-			for _, p := range a {
-				nv = binary.AppendUvarint(nv, p.seq-last)
-				nv = binary.AppendUvarint(nv, uint64(p.tf))
-				nv = binary.AppendUvarint(nv, uint64(p.dl))
-				last = p.seq
-			}
-			binary.BigEndian.PutUint64(nv, last)
+			nv = appendPostings(nv, a)
 			if err := postB.Put(key, nv); err != nil {
 				return err
 			}
@@ -586,11 +557,51 @@ func updatePostings(postB *bolt.Bucket, drop map[string]map[uint64]bool, adds ma
 			}
 			continue
 		}
-		if err := postB.Put(key, encodePostings(nil, ps)); err != nil {
+		if err := postB.Put(key, encodePostings(ps)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// removeDoc deletes the chunks of the stored document record rec (of
+// source) from the collection bucket b: it updates st, marks each chunk's
+// terms in drop (term -> seqs) for updatePostings and returns removed with
+// the chunks' sequence numbers appended. The record itself is left to the
+// caller.
+func removeDoc(b *bolt.Bucket, source string, rec []byte, st *stats, drop map[string]map[uint64]bool, removed []uint64) ([]uint64, error) {
+	var old docRecord
+	if err := json.Unmarshal(rec, &old); err != nil {
+		return removed, fmt.Errorf("document %s: damaged record: %w", source, err)
+	}
+	chunksB, vecsB, termsB := b.Bucket(bChunks), b.Bucket(bVecs), b.Bucket(bTerms)
+	for _, seq := range old.Seqs {
+		k := seqKey(seq)
+		if cv := chunksB.Get(k); cv != nil {
+			var sc storedChunk
+			if json.Unmarshal(cv, &sc) == nil {
+				st.totalLen -= min(st.totalLen, uint64(sc.Len))
+			}
+		}
+		for _, t := range bytes.Split(termsB.Get(k), []byte{0}) {
+			if len(t) == 0 {
+				continue
+			}
+			if drop[string(t)] == nil {
+				drop[string(t)] = map[uint64]bool{}
+			}
+			drop[string(t)][seq] = true
+		}
+		for _, bb := range []*bolt.Bucket{chunksB, vecsB, termsB} {
+			if err := bb.Delete(k); err != nil {
+				return removed, err
+			}
+		}
+		removed = append(removed, seq)
+		st.chunks--
+	}
+	st.docs--
+	return removed, nil
 }
 
 // DeleteDocument implements retrieval.Store.
@@ -608,38 +619,11 @@ func (s *Store) DeleteDocument(ctx context.Context, collection, source string) (
 			return nil
 		}
 		found = true
-		var old docRecord
-		if err := json.Unmarshal(v, &old); err != nil {
-			return fmt.Errorf("document %s: damaged record: %w", source, err)
-		}
 		st := readStats(b)
-		chunksB, vecsB, termsB := b.Bucket(bChunks), b.Bucket(bVecs), b.Bucket(bTerms)
 		drop := map[string]map[uint64]bool{}
-		for _, seq := range old.Seqs {
-			k := seqKey(seq)
-			if cv := chunksB.Get(k); cv != nil {
-				var sc storedChunk
-				if json.Unmarshal(cv, &sc) == nil {
-					st.totalLen -= min(st.totalLen, uint64(sc.Len))
-				}
-			}
-			for _, t := range bytes.Split(termsB.Get(k), []byte{0}) {
-				if len(t) > 0 {
-					if drop[string(t)] == nil {
-						drop[string(t)] = map[uint64]bool{}
-					}
-					drop[string(t)][seq] = true
-				}
-			}
-			for _, bb := range []*bolt.Bucket{chunksB, vecsB, termsB} {
-				if err := bb.Delete(k); err != nil {
-					return err
-				}
-			}
-			removed = append(removed, seq)
-			st.chunks--
+		if removed, err = removeDoc(b, source, v, &st, drop, nil); err != nil {
+			return err
 		}
-		st.docs--
 		if err := updatePostings(b.Bucket(bPost), drop, nil); err != nil {
 			return err
 		}
