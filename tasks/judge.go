@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -19,11 +18,10 @@ func JudgePrompt(problem string, steps []string) []core.Message {
 	return core.LayoutPrompt(JudgeSystem, problem, steps, JudgeInstruction)
 }
 
-// judgeScore is what lastScore finds; searches parse a score per node, so
-// lastScore scans by hand (a test keeps the two in step).
-var judgeScore = regexp.MustCompile(`[sS][cC][oO][rR][eE]\s*[:=]\s*(\d+(?:\.\d+)?)`)
-
-// lastScore returns the number of the last match of judgeScore in s.
+// lastScore returns the number N of the last "score: N" in s: the
+// expression [sS][cC][oO][rR][eE]\s*[:=]\s*(\d+(?:\.\d+)?), scanned by
+// hand because searches parse a score per node (a test checks the scan
+// against the expression).
 func lastScore(s string) (string, bool) {
 	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
 	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }

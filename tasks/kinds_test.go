@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -229,7 +230,9 @@ func TestRegistered(t *testing.T) {
 	}
 }
 
-// lastScore scans by hand for what the judgeScore expression matches.
+// lastScore scans by hand for what this expression matches.
+var judgeScore = regexp.MustCompile(`[sS][cC][oO][rR][eE]\s*[:=]\s*(\d+(?:\.\d+)?)`)
+
 func TestLastScoreMatchesTheExpression(t *testing.T) {
 	replies := []string{
 		"", "Score: 7", "score=3.5", "SCORE :\n 10", "Score: 4\nScore: 9", "score: x score: 2", "scores: 4",
