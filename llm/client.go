@@ -201,10 +201,8 @@ func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int
 		return resp, err
 	}
 	if len(resp.Choices) == 0 {
-		return resp, &llmError{
-			msg:  fmt.Sprintf("%v: %s sent an answer without choices: check the server's logs and that PONDER_LLM_BASE_URL points at an openai-compatible api", core.ErrLLMBadResponse, c.url),
-			errs: []error{core.ErrLLMBadResponse},
-		}
+		return resp, newError(core.ErrLLMBadResponse, nil,
+			"%s sent an answer without choices: check the server's logs and that PONDER_LLM_BASE_URL points at an openai-compatible api", c.url)
 	}
 	c.log.Debug().Str("model", r.Model).Int("n", n).Int("choices", len(resp.Choices)).
 		Int("prompt_tokens", resp.Usage.PromptTokens).Int("completion_tokens", resp.Usage.CompletionTokens).
