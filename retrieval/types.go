@@ -101,6 +101,22 @@ type Query struct {
 	Mode   Mode
 }
 
+// EffectiveMode is q.Mode with ModeAuto resolved: hybrid when q has both
+// text and a vector, else dense when it has a vector, else lexical.
+func (q Query) EffectiveMode() Mode {
+	if q.Mode != ModeAuto {
+		return q.Mode
+	}
+	switch {
+	case q.Text != "" && q.Vector != nil:
+		return ModeHybrid
+	case q.Vector != nil:
+		return ModeDense
+	default:
+		return ModeLexical
+	}
+}
+
 // Hit is a search result.
 type Hit struct {
 	Chunk

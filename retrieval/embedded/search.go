@@ -23,17 +23,7 @@ func (s *Store) Search(ctx context.Context, collection string, q retrieval.Query
 	if q.K <= 0 {
 		q.K = 5
 	}
-	mode := q.Mode
-	if mode == retrieval.ModeAuto {
-		switch {
-		case q.Text != "" && q.Vector != nil:
-			mode = retrieval.ModeHybrid
-		case q.Vector != nil:
-			mode = retrieval.ModeDense
-		default:
-			mode = retrieval.ModeLexical
-		}
-	}
+	mode := q.EffectiveMode()
 	// The HNSW graph is built (if needed) outside the search transaction:
 	// a read transaction must not open another one.
 	var ix *hnsw.Index

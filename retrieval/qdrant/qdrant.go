@@ -417,17 +417,7 @@ func (s *Store) Search(ctx context.Context, collection string, q retrieval.Query
 	if err != nil {
 		return nil, err
 	}
-	mode := q.Mode
-	if mode == retrieval.ModeAuto {
-		switch {
-		case q.Text != "" && q.Vector != nil:
-			mode = retrieval.ModeHybrid
-		case q.Vector != nil:
-			mode = retrieval.ModeDense
-		default:
-			mode = retrieval.ModeLexical
-		}
-	}
+	mode := q.EffectiveMode()
 	if mode != retrieval.ModeLexical && len(q.Vector) != info.Dim {
 		return nil, fmt.Errorf("%w: collection %q holds %d-dimensional vectors, the query has %d", retrieval.ErrDimension, collection, info.Dim, len(q.Vector))
 	}
