@@ -12,6 +12,7 @@ package lexical
 
 import (
 	"hash/fnv"
+	"math"
 	"sort"
 	"strings"
 	"unicode"
@@ -113,7 +114,7 @@ func TermFreqs(text string) (map[string]int, int) {
 // IDF is BM25's inverse document frequency for a term found in df of n
 // documents (the +1 form, never negative).
 func IDF(n, df int) float64 {
-	return ln(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
+	return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
 }
 
 // TF is BM25's saturated term frequency for a term occurring tf times in

@@ -1,5 +1,0 @@
-package lexical
-
-import "math"
-
-func ln(x float64) float64 { return math.Log(x) }
