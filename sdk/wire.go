@@ -425,7 +425,6 @@ func (s *strategyClient) Run(ctx context.Context, host Host, req RunRequest) (Ou
 // Probe finds which kind a started plugin serves by asking each kind's
 // Describe, for hosts that inspect a binary they know nothing about.
 func Probe(ctx context.Context, rpc plugin.ClientProtocol) (*Remote, Description, error) {
-	var errs []error
 	for _, k := range Kinds {
 		r, err := Dispense(rpc, k)
 		if err != nil {
@@ -436,17 +435,13 @@ func Probe(ctx context.Context, rpc plugin.ClientProtocol) (*Remote, Description
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fromStatus(ctx, "describe", err))
-			break
+			return nil, Description{}, fromStatus(ctx, "describe", err)
 		}
 		desc, err := r.described(d)
 		if err != nil {
 			return nil, Description{}, err
 		}
 		return r, desc, nil
-	}
-	if len(errs) > 0 {
-		return nil, Description{}, errs[0]
 	}
 	return nil, Description{}, fmt.Errorf("the plugin serves none of the tool, evaluator and strategy services")
 }
