@@ -241,14 +241,10 @@ func (b *Budget) reserve(check func(Limits, *Usage) error, charge func(*Usage)) 
 // chain returns b and its ancestors, root first, so locks are always taken
 // in the same order.
 func (b *Budget) chain() []*Budget {
-	if b.lineage != nil {
-		return b.lineage
+	if b.lineage == nil {
+		return []*Budget{b} // a zero Budget: NewBudget and Carve set lineage
 	}
-	var out []*Budget // a Budget built as a literal
-	for cur := b; cur != nil; cur = cur.parent {
-		out = append([]*Budget{cur}, out...)
-	}
-	return out
+	return b.lineage
 }
 
 // Limiter bounds how many LLM requests run at once and measures how busy its

@@ -214,19 +214,27 @@ func (s *Structure) MustNode(id NodeID) Node {
 // Update applies fn to node id under the structure's lock and records the
 // change. fn must not call back into the structure.
 func (s *Structure) Update(id NodeID, fn func(*Node)) error {
+	return s.change(id, func(n *Node) {
+		parents, children, nid, depth := n.Parents, n.Children, n.ID, n.Depth
+		n.own() // readers may hold the old maps
+		fn(n)
+		// Identity and links are the structure's to manage.
+		n.ID, n.Parents, n.Children, n.Depth = nid, parents, children, depth
+	})
+}
+
+// change applies fn to the stored node id under the lock and records its
+// new state. fn must copy any map it changes (readers share them).
+func (s *Structure) change(id NodeID, fn func(*Node)) error {
 	s.mu.Lock()
 	if int(id) < 0 || int(id) >= len(s.nodes) {
 		s.mu.Unlock()
 		return fmt.Errorf("update node: node %d does not exist", id)
 	}
 	n := s.nodes[id]
-	parents, children, nid, depth := n.Parents, n.Children, n.ID, n.Depth
-	n.own() // readers may hold the old maps
 	fn(n)
-	// Identity and links are the structure's to manage.
-	n.ID, n.Parents, n.Children, n.Depth = nid, parents, children, depth
 	snap := n.clone()
-	snap.Sub = nil
+	snap.Sub = nil // nested structures are traced by their own scoped events
 	s.mu.Unlock()
 	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
 	return nil
@@ -352,46 +360,26 @@ func (s *Structure) stepsToLocked(id NodeID) ([]string, bool) {
 // setPruned marks a node pruned and records the change; it is Update
 // without copying the node's maps, which a pruning does not touch.
 func (s *Structure) setPruned(id NodeID) error {
-	s.mu.Lock()
-	if int(id) < 0 || int(id) >= len(s.nodes) {
-		s.mu.Unlock()
-		return fmt.Errorf("update node: node %d does not exist", id)
-	}
-	n := s.nodes[id]
-	n.Pruned = true
-	snap := n.clone()
-	snap.Sub = nil
-	s.mu.Unlock()
-	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
-	return nil
+	return s.change(id, func(n *Node) { n.Pruned = true })
 }
 
 // SetScore stores an evaluation's score under kind (and detail, when not
 // empty, in Meta "eval_detail") and records the change. It is Update for
 // the hot path of scoring: only the maps it changes are copied.
 func (s *Structure) SetScore(id NodeID, kind string, score float64, detail string) error {
-	s.mu.Lock()
-	if int(id) < 0 || int(id) >= len(s.nodes) {
-		s.mu.Unlock()
-		return fmt.Errorf("update node: node %d does not exist", id)
-	}
-	n := s.nodes[id]
-	scores := make(map[string]float64, len(n.Scores)+1)
-	maps.Copy(scores, n.Scores)
-	scores[kind] = score
-	n.Scores = scores
-	if detail != "" {
-		n.Meta = maps.Clone(n.Meta)
-		if n.Meta == nil {
-			n.Meta = map[string]any{}
+	return s.change(id, func(n *Node) {
+		scores := make(map[string]float64, len(n.Scores)+1)
+		maps.Copy(scores, n.Scores)
+		scores[kind] = score
+		n.Scores = scores
+		if detail != "" {
+			n.Meta = maps.Clone(n.Meta)
+			if n.Meta == nil {
+				n.Meta = map[string]any{}
+			}
+			n.Meta["eval_detail"] = detail
 		}
-		n.Meta["eval_detail"] = detail
-	}
-	snap := n.clone()
-	snap.Sub = nil
-	s.mu.Unlock()
-	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
-	return nil
+	})
 }
 
 // Nodes returns a snapshot of every node.
