@@ -174,9 +174,6 @@ func (p *Process) startLocked(ctx context.Context) (err error) {
 		p.state = StateDisabled
 		return fmt.Errorf("plugin %s: the binary says it is %s %q, its manifest says %s %q: reinstall it", p.m.Name, desc.Kind, desc.Name, p.m.Kind, p.m.Name)
 	}
-	if p.m.Kind == sdk.KindTool && desc.Tool != nil {
-		remote.Tool() // spec cached by Describe
-	}
 	p.client, p.remote = client, remote
 	p.state, p.starts, p.startedAt, p.lastErr = StateRunning, p.starts+1, time.Now(), nil
 	if rc := client.ReattachConfig(); rc != nil {
@@ -274,7 +271,7 @@ func (p *Process) watch(client *plugin.Client, remote *sdk.Remote, rpc plugin.Cl
 		}
 		if client.Exited() {
 			p.crashed(remote, errors.New("the plugin process exited"))
-			p.restartEager(stop)
+			p.restartEager()
 			return
 		}
 		pong := make(chan error, 1)
@@ -285,18 +282,18 @@ func (p *Process) watch(client *plugin.Client, remote *sdk.Remote, rpc plugin.Cl
 		case err := <-pong:
 			if err != nil {
 				p.crashed(remote, fmt.Errorf("health check failed: %w", err))
-				p.restartEager(stop)
+				p.restartEager()
 				return
 			}
 		case <-time.After(p.opts.CallTimeout):
 			p.crashed(remote, fmt.Errorf("health check got no answer within %s", p.opts.CallTimeout))
-			p.restartEager(stop)
+			p.restartEager()
 			return
 		}
 	}
 }
 
-func (p *Process) restartEager(chan struct{}) {
+func (p *Process) restartEager() {
 	if !p.opts.Eager {
 		return
 	}
