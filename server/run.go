@@ -18,17 +18,14 @@ var errShuttingDown = errors.New("the server is shutting down")
 
 // progress is a snapshot of a running search, built from its trace events.
 type progress struct {
-	TraceID    string
-	Seq        int64 // last event seen
-	Nodes      int   // nodes of every structure, nested ones included
-	BestScore  *float64
-	LLMCalls   int64 // samples generated so far
-	CallLimit  int64 // the run's LLM call budget (0: none)
-	Tokens     int64 // prompt + completion
-	ToolCalls  int64
-	Ended      bool   // the strategy chose its answer
-	Answer     string // the chosen answer, once Ended
-	StoppedWhy string
+	Seq       int64 // last event seen
+	Nodes     int   // nodes of every structure, nested ones included
+	BestScore *float64
+	LLMCalls  int64  // samples generated so far
+	CallLimit int64  // the run's LLM call budget (0: none)
+	Tokens    int64  // prompt + completion
+	Ended     bool   // the strategy chose its answer
+	Answer    string // the chosen answer, once Ended
 }
 
 // message is the one-line human summary of p.
@@ -60,8 +57,8 @@ type watcher struct {
 	snap progress
 }
 
-func newWatcher(id string, tr *core.Tracer, callLimit int64) *watcher {
-	return &watcher{tr: tr, snap: progress{TraceID: id, CallLimit: callLimit}}
+func newWatcher(tr *core.Tracer, callLimit int64) *watcher {
+	return &watcher{tr: tr, snap: progress{CallLimit: callLimit}}
 }
 
 // advance reads the events after the last one seen and returns them.
@@ -80,13 +77,10 @@ func (w *watcher) advance() []core.Event {
 				w.snap.LLMCalls += toInt64(e.Data["n"])
 			}
 			w.snap.Tokens += toInt64(e.Data["prompt_tokens"]) + toInt64(e.Data["completion_tokens"])
-		case core.OpToolCall:
-			w.snap.ToolCalls++
 		case core.OpEnd:
 			if len(e.Scope) == 0 {
 				w.snap.Ended = true
 				w.snap.Answer, _ = e.Data["answer"].(string)
-				w.snap.StoppedWhy, _ = e.Data["stopped"].(string)
 			}
 		}
 	}
@@ -186,9 +180,9 @@ func (s *Server) run(ctx context.Context, eng *core.Engine, task core.Task, ro r
 	)
 	follow := ro.onUpdate != nil || ro.onFinal != nil
 	if follow {
-		eng = eng.WithOnStart(func(id string, t core.Task, tr *core.Tracer) {
+		eng = eng.WithOnStart(func(_ string, t core.Task, tr *core.Tracer) {
 			mu.Lock()
-			w = newWatcher(id, tr, t.Limits.LLMCalls)
+			w = newWatcher(tr, t.Limits.LLMCalls)
 			mu.Unlock()
 			if ro.onUpdate == nil {
 				close(exited)

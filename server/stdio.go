@@ -93,8 +93,6 @@ func (t *stdioTransport) scan(b []byte) {
 type wireMessage struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
 	Params struct {
 		RequestID     json.RawMessage `json:"requestId"`
 		ProgressToken json.RawMessage `json:"progressToken"`
