@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,13 +34,12 @@ type env struct {
 }
 
 type envOptions struct {
-	sim      sim.Options
-	noLLM    bool
-	cfg      func(*config.Server)
-	opts     func(*Options)
-	calls    int64 // default budget of LLM calls
-	policy   core.Policy
-	withHTTP bool
+	sim    sim.Options
+	noLLM  bool
+	cfg    func(*config.Server)
+	opts   func(*Options)
+	calls  int64 // default budget of LLM calls
+	policy core.Policy
 }
 
 func newEnv(t testing.TB, eo envOptions) *env {
@@ -250,5 +248,3 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-var _ = fmt.Sprintf
