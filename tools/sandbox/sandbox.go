@@ -284,10 +284,23 @@ func findPython(name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: python %q: %v", ErrUnavailable, p, err)
 	}
-	if b, err := os.ReadFile(real); err == nil && bytes.HasPrefix(b, []byte("#!")) {
+	if isScript(real) {
 		return "", fmt.Errorf("%w: python %s is a script (a pyenv shim?), not an interpreter: set tools.sandbox.python to the real binary, e.g. /usr/bin/python3", ErrUnavailable, real)
 	}
 	return real, nil
+}
+
+// isScript reports whether the file at path starts with "#!", reading only
+// those two bytes (an interpreter binary is megabytes).
+func isScript(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [2]byte
+	_, err = io.ReadFull(f, b[:])
+	return err == nil && string(b[:]) == "#!"
 }
 
 func (s *Sandbox) buildArgs() ([]string, error) {

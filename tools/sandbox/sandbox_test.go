@@ -543,3 +543,20 @@ func BenchmarkSessionCell(b *testing.B) {
 		}
 	}
 }
+
+func TestIsScript(t *testing.T) {
+	dir := t.TempDir()
+	shim := filepath.Join(dir, "shim")
+	bin := filepath.Join(dir, "bin")
+	short := filepath.Join(dir, "short")
+	for p, body := range map[string]string{shim: "#!/bin/sh\nexec python3 \"$@\"\n", bin: "\x7fELF\x02\x01", short: "#"} {
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, want := range map[string]bool{shim: true, bin: false, short: false, filepath.Join(dir, "missing"): false} {
+		if got := isScript(p); got != want {
+			t.Errorf("isScript(%s) = %v, want %v", filepath.Base(p), got, want)
+		}
+	}
+}
