@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,16 +194,4 @@ func runNode(t testing.TB, timeout time.Duration, env []string, args ...string) 
 		return stdout.String(), fmt.Errorf("%w\nstderr:\n%s", err, tail(stderr.String(), 4000))
 	}
 	return stdout.String(), nil
-}
-
-func getJSON(t testing.TB, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatal(err)
-	}
 }
