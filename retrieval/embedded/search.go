@@ -3,6 +3,7 @@ package embedded
 import (
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -271,7 +272,7 @@ func (s *Store) graph(collection string, dim int) (*hnsw.Index, error) {
 			return err
 		}
 		return b.Bucket(bVecs).ForEach(func(k, v []byte) error {
-			vecs = append(vecs, denseAdd{seq: beUint64(k), vec: decodeVec(v)})
+			vecs = append(vecs, denseAdd{seq: binary.BigEndian.Uint64(k), vec: decodeVec(v)})
 			return nil
 		})
 	})
@@ -299,14 +300,6 @@ func (s *Store) graph(collection string, dim int) (*hnsw.Index, error) {
 	return ix, nil
 }
 
-func beUint64(k []byte) uint64 {
-	var v uint64
-	for _, c := range k {
-		v = v<<8 | uint64(c)
-	}
-	return v
-}
-
 // denseSearch uses ix when given, else scores every vector exactly.
 func (s *Store) denseSearch(b *bolt.Bucket, ix *hnsw.Index, q []float32, k int, filter map[string]string) ([]retrieval.Hit, error) {
 	chunksB := b.Bucket(bChunks)
@@ -318,7 +311,7 @@ func (s *Store) denseSearch(b *bolt.Bucket, ix *hnsw.Index, q []float32, k int, 
 		err := b.Bucket(bVecs).ForEach(func(key, v []byte) error {
 			vec := decodeVec(v)
 			hnsw.Normalize(vec)
-			cands = append(cands, scored{uint32(beUint64(key)), hnsw.Dot(qv, vec)})
+			cands = append(cands, scored{uint32(binary.BigEndian.Uint64(key)), hnsw.Dot(qv, vec)})
 			return nil
 		})
 		if err != nil {
