@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,11 +230,9 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 			o.GraderOptions.UnitTests = ut
 		}
 	}
-	if len(params) > 0 {
-		for s := range params {
-			if !contains(f.strategies, s) {
-				return usageError("--param %s.…: strategy %s is not in --strategies", s, s)
-			}
+	for s := range params {
+		if !slices.Contains(f.strategies, s) {
+			return usageError("--param %s.…: strategy %s is not in --strategies", s, s)
 		}
 	}
 	// A bad strategy or parameter is the first thing to fix; then the LLM.
@@ -269,15 +268,6 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 			sum.Done+sum.Ran, sum.Jobs)}
 	}
 	return nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // unitTests returns the unit-test verifier with the app's sandbox, when
@@ -390,7 +380,7 @@ func printSummary(w io.Writer, recs []eval.Record, strategies []string, budgets 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STRATEGY\tBUDGET\tGRADED\tACCURACY\t95% CI\tERRORS\tMEAN CALLS\tMEAN TOKENS")
 	for _, r := range rows {
-		if !contains(strategies, r.Strategy) || !containsInt(budgets, r.Budget) {
+		if !slices.Contains(strategies, r.Strategy) || !slices.Contains(budgets, r.Budget) {
 			continue
 		}
 		acc, ci := "–", "–"
@@ -402,15 +392,6 @@ func printSummary(w io.Writer, recs []eval.Record, strategies []string, budgets 
 			r.MeanCalls, r.MeanTokens)
 	}
 	tw.Flush()
-}
-
-func containsInt(xs []int64, x int64) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func newEvalReportCmd() *cobra.Command {
@@ -475,7 +456,7 @@ func newExportCmd() *cobra.Command {
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			from = append(from, args...)
-			if !contains(export.Formats(), format) {
+			if !slices.Contains(export.Formats(), format) {
 				return usageError("--format %q: want one of %s", format, strings.Join(export.Formats(), ", "))
 			}
 			if len(from) == 0 {
