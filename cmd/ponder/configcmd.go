@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -30,9 +29,7 @@ func newConfigCmd() *cobra.Command {
 				for _, f := range fields {
 					m[f.Path] = f.Value
 				}
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(m); err != nil {
+				if err := printJSON(w, m); err != nil {
 					return err
 				}
 			} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -183,9 +182,7 @@ func newIngestCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(sum); err != nil {
+				if err := printJSON(w, sum); err != nil {
 					return err
 				}
 			} else {
@@ -274,9 +271,7 @@ func newSearchCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return printJSON(w, out)
 			}
 			if len(hits) == 0 {
 				fmt.Fprintln(w, "no matching chunks")
@@ -306,7 +301,7 @@ func printHits(w io.Writer, hits []retrieval.Hit) {
 			loc += " page " + p
 		}
 		fmt.Fprintf(w, "[%d] %s  (score %.3f)\n    %s\n", i+1, loc, h.Score, where)
-		text := strings.Join(strings.Fields(h.Text), " ")
+		text := oneLineText(h.Text)
 		if len(text) > 400 {
 			text = text[:400] + "…"
 		}
@@ -336,9 +331,7 @@ func newCollectionsCmd() *cobra.Command {
 				if cs == nil {
 					cs = []retrieval.CollectionInfo{}
 				}
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(cs)
+				return printJSON(w, cs)
 			}
 			if len(cs) == 0 {
 				fmt.Fprintln(w, "no collections yet: add documents with `ponder ingest PATH`")

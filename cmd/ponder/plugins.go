@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -199,12 +198,10 @@ func newPluginsListCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
 				if rows == nil {
 					rows = []pluginRow{}
 				}
-				return enc.Encode(map[string]any{"plugins": rows, "dirs": pluginDirs(cfg)})
+				return printJSON(w, map[string]any{"plugins": rows, "dirs": pluginDirs(cfg)})
 			}
 			if len(rows) == 0 {
 				fmt.Fprintf(w, "no plugins installed (searched %v); install one with `ponder plugins install PATH`\n", pluginDirs(cfg))
@@ -259,9 +256,7 @@ func newPluginsCheckCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(w, rep)
 			}
 			m := rep.Manifest
 			fmt.Fprintf(w, "binary     %s (sha256 %s)\n", m.Path(), m.SHA256)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -203,9 +202,7 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	}
 	w := cmd.OutOrStdout()
 	if f.jsonOut {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(w, out); err != nil {
 			return err
 		}
 	} else {

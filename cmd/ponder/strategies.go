@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -30,9 +29,7 @@ func newStrategiesCmd() *cobra.Command {
 			defer a.Close()
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"strategies": a.reg.Strategies(), "evaluators": a.reg.Evaluators()})
+				return printJSON(w, map[string]any{"strategies": a.reg.Strategies(), "evaluators": a.reg.Evaluators()})
 			}
 			for _, s := range a.reg.Strategies() {
 				printSpec(w, s.Name, s.Source, s.Summary, s.Params)

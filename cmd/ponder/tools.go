@@ -175,12 +175,10 @@ func newToolsListCmd() *cobra.Command {
 			sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
 				if specs == nil {
 					specs = []core.ToolSpec{}
 				}
-				return enc.Encode(specs)
+				return printJSON(w, specs)
 			}
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tDESCRIPTION")
@@ -244,9 +242,7 @@ func newToolsCallCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				if err := printJSON(w, res); err != nil {
 					return err
 				}
 			} else {

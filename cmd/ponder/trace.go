@@ -85,9 +85,7 @@ func newTraceListCmd() *cobra.Command {
 			list := st.List()
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return printJSON(w, list)
 			}
 			if len(list) == 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "no traces in %s yet: runs of `ponder serve` and `ponder solve` are kept there\n", traceDir(cfg))
@@ -97,7 +95,7 @@ func newTraceListCmd() *cobra.Command {
 			fmt.Fprintln(tw, "ID\tSTARTED\tSTATUS\tSTRATEGY\tCALLS\tANSWER\tPROBLEM")
 			for _, s := range list {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.Started.Local().Format("2006-01-02 15:04:05"), s.Status,
-					s.Strategy, s.Usage.LLMCalls, oneLineClip(s.Answer, 20), oneLineClip(s.Problem, 60))
+					s.Strategy, s.Usage.LLMCalls, shorten(oneLineText(s.Answer), 20), shorten(oneLineText(s.Problem), 60))
 			}
 			return tw.Flush()
 		},
@@ -149,14 +147,6 @@ func dataStore(cfg config.Config) (*traces.Store, error) {
 		return traces.Open("", cfg.Server.TracesKept, nil) // empty: nothing to list
 	}
 	return traces.Open(traceDir(cfg), cfg.Server.TracesKept, nil)
-}
-
-func oneLineClip(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 // runTraceView serves the viewer over the named traces until ctx ends.
