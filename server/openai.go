@@ -249,6 +249,22 @@ type choiceTrace struct {
 	Error         string          `json:"error,omitempty"`
 }
 
+func choiceTraceOf(i int, res core.Result) choiceTrace {
+	return choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy, StoppedReason: res.Stopped,
+		LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: res.Error}
+}
+
+// usageOf sums the token usage of every choice's search.
+func usageOf(results []core.Result) usageJSON {
+	var u usageJSON
+	for _, res := range results {
+		u.PromptTokens += res.Usage.PromptTokens
+		u.CompletionTokens += res.Usage.CompletionTokens
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	return u
+}
+
 func finishOf(r core.StopReason) string {
 	switch r {
 	case core.StopBudget, core.StopTimeout:
@@ -332,7 +348,6 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return // the client went away; its searches were cancelled
 	}
 	s.rememberTurn(tasks[0].Session, question, results)
-	var usage usageJSON
 	var choices []map[string]any
 	var meta []choiceTrace
 	failed := 0
@@ -342,8 +357,6 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			writeOpenAIError(w, http.StatusServiceUnavailable, "server_error", errs[i].Error())
 			return
 		}
-		usage.PromptTokens += res.Usage.PromptTokens
-		usage.CompletionTokens += res.Usage.CompletionTokens
 		content := answerContent(res)
 		if res.Stopped == core.StopError && content == "" {
 			failed++
@@ -354,18 +367,16 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			msg["reasoning_content"] = rt
 		}
 		choices = append(choices, map[string]any{"index": i, "message": msg, "finish_reason": finishOf(res.Stopped), "logprobs": nil})
-		meta = append(meta, choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy, StoppedReason: res.Stopped,
-			LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: res.Error})
+		meta = append(meta, choiceTraceOf(i, res))
 	}
 	if failed == len(results) {
 		writeOpenAIError(w, http.StatusBadGateway, "upstream_error", "the search failed: "+lastErr)
 		return
 	}
-	usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
-		"system_fingerprint": "ponder-" + s.opts.Version, "choices": choices, "usage": usage,
+		"system_fingerprint": "ponder-" + s.opts.Version, "choices": choices, "usage": usageOf(results),
 		"ponder": map[string]any{"choices": meta},
 	})
 }
@@ -551,8 +562,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 				}
 			}
 			sw.data(chunk([]map[string]any{delta(i, map[string]any{}, finishOf(res.Stopped))},
-				map[string]any{"ponder": choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy,
-					StoppedReason: res.Stopped, LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: res.Error}}))
+				map[string]any{"ponder": choiceTraceOf(i, res)}))
 		}()
 	}
 	wg.Wait()
@@ -562,13 +572,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 		return nil
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-		var u usageJSON
-		for _, res := range results {
-			u.PromptTokens += res.Usage.PromptTokens
-			u.CompletionTokens += res.Usage.CompletionTokens
-		}
-		u.TotalTokens = u.PromptTokens + u.CompletionTokens
-		sw.data(chunk([]map[string]any{}, map[string]any{"usage": u}))
+		sw.data(chunk([]map[string]any{}, map[string]any{"usage": usageOf(results)}))
 	}
 	sw.raw("data: [DONE]\n\n")
 	return results
