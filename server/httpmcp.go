@@ -51,7 +51,7 @@ func (s *Server) mcpHandler() http.Handler {
 				case m.Method == "notifications/cancelled":
 					s.exchanges.cancel(session, idKey(m.Params.RequestID))
 				case m.Method == "tools/call" && len(m.ID) > 0:
-					key := exchangeKey(session, idKey(m.ID))
+					key := sessionKey(session, idKey(m.ID))
 					ex := s.exchanges.add(key)
 					defer s.exchanges.remove(key, ex)
 					mw.ex = ex
@@ -177,7 +177,8 @@ type exchanges struct {
 
 func newExchanges() *exchanges { return &exchanges{m: map[string]*exchange{}} }
 
-func exchangeKey(session, id string) string { return session + "\x00" + id }
+// sessionKey keys a request id or progress token by its MCP session.
+func sessionKey(session, id string) string { return session + "\x00" + id }
 
 func (e *exchanges) add(key string) *exchange {
 	ex := &exchange{}
@@ -197,7 +198,7 @@ func (e *exchanges) remove(key string, ex *exchange) {
 
 func (e *exchanges) cancel(session, id string) {
 	e.mu.Lock()
-	if ex, ok := e.m[exchangeKey(session, id)]; ok {
+	if ex, ok := e.m[sessionKey(session, id)]; ok {
 		ex.cancelled.Store(true)
 	}
 	e.mu.Unlock()
@@ -227,7 +228,7 @@ func (d *deliveries) watching() bool { return d.n.Load() > 0 }
 
 func (d *deliveries) record(session, token string, v float64, via *exchange) {
 	d.mu.Lock()
-	k := session + "\x00" + token
+	k := sessionKey(session, token)
 	if old, ok := d.last[k]; ok && v > old {
 		d.last[k] = v
 		d.via[k] = via
@@ -241,7 +242,7 @@ func (d *deliveries) record(session, token string, v float64, via *exchange) {
 // one of progress v or more, then stops recording.
 func (d *deliveries) expect(session, token string) {
 	d.mu.Lock()
-	d.last[session+"\x00"+token] = -1
+	d.last[sessionKey(session, token)] = -1
 	d.mu.Unlock()
 	d.n.Add(1)
 }
@@ -250,7 +251,7 @@ func (d *deliveries) expect(session, token string) {
 // stream it went out on (nil: another one, such as the session's GET
 // stream, whose events the client may handle after the response).
 func (d *deliveries) wait(ctx context.Context, session, token string, v float64, timeout time.Duration) (bool, *exchange) {
-	k := session + "\x00" + token
+	k := sessionKey(session, token)
 	defer func() {
 		d.mu.Lock()
 		delete(d.last, k)
