@@ -35,8 +35,6 @@ type kb struct {
 	byPr map[string]tasks.Item
 }
 
-func problemKey(s string) string { return strings.Join(strings.Fields(s), " ") }
-
 func (k *kb) load() {
 	k.byPr = map[string]tasks.Item{}
 	if k.dir == "" {
@@ -49,7 +47,7 @@ func (k *kb) load() {
 			continue
 		}
 		for _, it := range items {
-			k.byPr[problemKey(it.Problem)] = it
+			k.byPr[norm(it.Problem)] = it
 		}
 		k.log.Debug().Str("dataset", name).Int("problems", len(items)).Int("skipped", len(skipped)).Msg("sim: dataset indexed")
 	}
@@ -58,7 +56,7 @@ func (k *kb) load() {
 // item returns the benchmark item whose problem is text.
 func (k *kb) item(text string) (tasks.Item, bool) {
 	k.once.Do(k.load)
-	it, ok := k.byPr[problemKey(text)]
+	it, ok := k.byPr[norm(text)]
 	return it, ok
 }
 
@@ -93,7 +91,7 @@ func (s *Server) problemAccuracy(text string) float64 {
 	if sp <= 0 {
 		return a
 	}
-	u := float64(hashString("difficulty", problemKey(text))%1_000_000) / 1e6
+	u := float64(hashString("difficulty", norm(text))%1_000_000) / 1e6
 	return a + sp*(2*u-1)
 }
 
@@ -122,7 +120,7 @@ func mathSteps(solution string) []string {
 	s := unbox(asyBlock.ReplaceAllString(solution, ""))
 	var paras []string
 	for _, p := range strings.Split(s, "\n\n") {
-		if p = strings.Join(strings.Fields(p), " "); p != "" {
+		if p = norm(p); p != "" {
 			paras = append(paras, p)
 		}
 	}
@@ -175,7 +173,7 @@ var numberRe = regexp.MustCompile(`\d[\d,]*(?:\.\d+)?`)
 func genericSolution(text string) (truth string, steps []string) {
 	nums := problemNumbers(text)
 	if len(nums) == 0 {
-		n := 2 + hashString("generic", problemKey(text))%97
+		n := 2 + hashString("generic", norm(text))%97
 		return big.NewRat(int64(n), 1).RatString(), []string{"Consider what the problem asks.", "Counting the cases gives " + big.NewRat(int64(n), 1).RatString() + "."}
 	}
 	sum := new(big.Rat)
@@ -231,7 +229,7 @@ func distractors(pack core.Pack, truth, text string) []string {
 			out = append(out, s)
 		}
 	}
-	rng := rand.New(rand.NewPCG(hashString("distractors", problemKey(text)), 7))
+	rng := rand.New(rand.NewPCG(hashString("distractors", norm(text)), 7))
 	if t, ok := new(big.Rat).SetString(strings.ReplaceAll(strings.TrimSpace(truth), ",", "")); ok {
 		one, two, ten := big.NewRat(1, 1), big.NewRat(2, 1), big.NewRat(10, 1)
 		cands := []*big.Rat{

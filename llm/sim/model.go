@@ -129,6 +129,7 @@ func (p *problem) solveWith(s *Server) generator {
 	}
 }
 
+// norm collapses runs of white space to one space and trims the ends.
 func norm(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // status says whether steps are still right (the answer, once given, is

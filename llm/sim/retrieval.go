@@ -106,7 +106,7 @@ func sentences(text string) []string {
 	var out []string
 	start := 0
 	flush := func(end int) {
-		if s := strings.Join(strings.Fields(text[start:end]), " "); s != "" {
+		if s := norm(text[start:end]); s != "" {
 			out = append(out, s)
 		}
 		start = end
