@@ -787,10 +787,9 @@ func (s *Server) handleClearSession(_ context.Context, req mcp.CallToolRequest) 
 	if err := validSessionID(args.Session); err != nil {
 		return toolError("clear_session: %v", err), nil
 	}
-	info, _ := s.sess.Get(args.Session)
-	cleared := s.sess.Clear(args.Session)
-	out := map[string]any{"session": args.Session, "cleared": cleared, "turns": len(info.Turns)}
-	text := fmt.Sprintf("Session %s cleared (%d turns forgotten).", args.Session, len(info.Turns))
+	turns, cleared := s.sess.Clear(args.Session)
+	out := map[string]any{"session": args.Session, "cleared": cleared, "turns": turns}
+	text := fmt.Sprintf("Session %s cleared (%d turns forgotten).", args.Session, turns)
 	if !cleared {
 		text = fmt.Sprintf("Session %s holds nothing (unknown or expired).", args.Session)
 	}

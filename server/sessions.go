@@ -154,16 +154,19 @@ func (s *sessions) Get(id string) (sessionInfo, bool) {
 	return sessionInfo{ID: id, Turns: append([]turn(nil), ss.turns...), Bytes: ss.bytes}, true
 }
 
-// Clear drops session id and reports whether it existed.
-func (s *sessions) Clear(id string) bool {
+// Clear drops session id and reports whether it existed, and how many
+// turns it held.
+func (s *sessions) Clear(id string) (turns int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireLocked()
 	ss, ok := s.byID[id]
-	if ok {
-		s.lru.Remove(ss.elem)
-		delete(s.byID, id)
+	if !ok {
+		return 0, false
 	}
-	return ok
+	s.lru.Remove(ss.elem)
+	delete(s.byID, id)
+	return len(ss.turns), true
 }
 
 // Len is the number of live sessions.

@@ -58,8 +58,11 @@ func TestSessionCaps(t *testing.T) {
 
 	// Clear.
 	s.Add("d", turn{Problem: "q", Answer: "r"})
-	if !s.Clear("d") || s.Clear("d") {
-		t.Fatal("clear")
+	if n, ok := s.Clear("d"); !ok || n != 1 {
+		t.Fatalf("clear: %d turns, %v", n, ok)
+	}
+	if _, ok := s.Clear("d"); ok {
+		t.Fatal("clear: a cleared session cleared again")
 	}
 }
 
