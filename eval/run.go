@@ -367,7 +367,7 @@ func (r *runner) do(ctx context.Context, j job) (Record, bool) {
 		if g.Correct {
 			rec.Status = StatusCorrect
 		}
-		rec.Samples, rec.SamplesCorrect = r.gradeSamples(gctx, j.item, res.Trace)
+		rec.Samples, rec.SamplesCorrect = r.gradeSamples(gctx, j.item, res.Trace, res.Answer, g.Correct)
 	}
 	if res.Trace != nil && !o.NoTraces {
 		tr := res.Trace
@@ -399,12 +399,13 @@ func (r *runner) do(ctx context.Context, j job) (Record, bool) {
 }
 
 // gradeSamples grades every complete answer of the search (terminal
-// nodes of the top structure), each distinct answer once.
-func (r *runner) gradeSamples(ctx context.Context, it Item, tr *core.Trace) (n, c int) {
+// nodes of the top structure), each distinct answer once; the final
+// answer, already graded as correct or not, is not graded again.
+func (r *runner) gradeSamples(ctx context.Context, it Item, tr *core.Trace, final string, correct bool) (n, c int) {
 	if tr == nil || tr.Structure == nil {
 		return 0, 0
 	}
-	cache := map[string]bool{}
+	cache := map[string]bool{final: correct}
 	for _, nd := range tr.Structure.Nodes() {
 		if nd.Answer == "" || nd.Kind == core.KindProblem {
 			continue

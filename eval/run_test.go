@@ -436,3 +436,29 @@ func ExampleBudgetParams() {
 	// best-of-n: map[n:10] (n = budget/2 (one judge call per sample))
 	// mcts: map[] (defaults, capped at the budget)
 }
+
+func TestRunGradesEachDistinctAnswerOnce(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 3})
+	o := game24Options(t, t.TempDir())
+	o.Concurrency = 1 // a record's grading ends before the next job starts
+	graded := map[string]int{}
+	o.Grader = GraderFunc(func(ctx context.Context, it Item, answer string) (Grade, error) {
+		graded[answer]++
+		return gradeGame24(ctx, it, answer)
+	})
+	o.OnRecord = func(r Record) {
+		for a, n := range graded {
+			if n > 1 {
+				t.Errorf("record %s: answer %q graded %d times", r.Key, a, n)
+			}
+		}
+		if r.Samples > 0 && len(graded) == 0 {
+			t.Errorf("record %s: %d samples but nothing graded", r.Key, r.Samples)
+		}
+		clear(graded)
+	}
+	if _, err := Run(context.Background(), eng, o); err != nil {
+		t.Fatal(err)
+	}
+}
