@@ -45,7 +45,6 @@
   const fmtMs = (ms) => (ms >= 60000 ? (ms / 60000).toFixed(1) + ' min' : ms >= 1000 ? (ms / 1000).toFixed(1) + ' s' : Math.round(ms) + ' ms');
   const fmtScore = (v) => (typeof v === 'number' ? (v >= 0 ? '+' : '') + v.toFixed(3) : '');
   const keyOf = (scope, id) => (scope && scope.length ? scope.join('/') + '/' + id : String(id));
-  const scopeOfKey = (key) => key.split('/').slice(0, -1).join('/');
   function usageText(u) {
     if (!u) return '';
     const parts = [`${u.llm_calls || 0} calls`, `${fmtNum((u.prompt_tokens || 0) + (u.completion_tokens || 0))} tok`];
