@@ -100,7 +100,7 @@ func (b *Browser) record(ev any) {
 	}
 }
 
-// Do runs actions, failing the test on an error or after 30 seconds.
+// Do runs actions, failing the test on an error or after 90 seconds.
 func (b *Browser) Do(tb testing.TB, actions ...chromedp.Action[chromedp.Void]) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(b.Ctx, 90*time.Second)
@@ -133,7 +133,7 @@ func Eval[T any](tb testing.TB, b *Browser, js string) T {
 	return v
 }
 
-// WaitFor polls a JavaScript predicate until it holds (25 seconds at
+// WaitFor polls a JavaScript predicate until it holds (80 seconds at
 // most); on a timeout the test fails with the viewer's state.
 func (b *Browser) WaitFor(tb testing.TB, what, js string) {
 	tb.Helper()
