@@ -228,22 +228,24 @@ func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !errors.Is(err, traces.ErrNotFound) {
-			h.log.Warn().Err(err).Str("trace", id).Msg("trace unreadable")
-			apiError(w, http.StatusInternalServerError, "trace "+id+" could not be read: "+oneLine(err))
+			h.unreadable(w, id, err)
 			return
 		}
 	}
 	t, err := h.store.Get(id)
-	if err != nil {
-		if errors.Is(err, traces.ErrNotFound) {
-			apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q not found: pick a run from the list (it may have been evicted)", clip(id, 40)))
-			return
-		}
-		h.log.Warn().Err(err).Str("trace", id).Msg("trace unreadable")
-		apiError(w, http.StatusInternalServerError, "trace "+id+" could not be read: "+oneLine(err))
-		return
+	switch {
+	case errors.Is(err, traces.ErrNotFound):
+		apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q not found: pick a run from the list (it may have been evicted)", clip(id, 40)))
+	case err != nil:
+		h.unreadable(w, id, err)
+	default:
+		writeJSON(w, r, t)
 	}
-	writeJSON(w, r, t)
+}
+
+func (h *handler) unreadable(w http.ResponseWriter, id string, err error) {
+	h.log.Warn().Err(err).Str("trace", id).Msg("trace unreadable")
+	apiError(w, http.StatusInternalServerError, "trace "+id+" could not be read: "+oneLine(err))
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
