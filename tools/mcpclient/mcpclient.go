@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -493,23 +494,11 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 	}
 	var tools []mcp.Tool
 	for _, t := range res.Tools {
-		if allowed(s.cfg.Tools, t.Name) {
+		if len(s.cfg.Tools) == 0 || slices.Contains(s.cfg.Tools, t.Name) {
 			tools = append(tools, t)
 		}
 	}
 	return c, tools, nil
-}
-
-func allowed(allow []string, name string) bool {
-	if len(allow) == 0 {
-		return true
-	}
-	for _, a := range allow {
-		if a == name {
-			return true
-		}
-	}
-	return false
 }
 
 func explain(err error, ctx context.Context, timeout time.Duration) error {
