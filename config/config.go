@@ -284,6 +284,10 @@ func durationsToNanos(b []byte) ([]byte, error) {
 	return []byte(strings.Join(lines, "")), nil
 }
 
+// durationType is time.Duration's type: an int64 kind that config files
+// and the environment write as "30s".
+var durationType = reflect.TypeOf(time.Duration(0))
+
 type durationEdit struct {
 	line, col, length int
 	text              string
@@ -293,7 +297,7 @@ func durationsIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]durationEdi
 	if n.Kind == yamlv3.AliasNode && n.Alias != nil {
 		return nil
 	}
-	if t == reflect.TypeOf(time.Duration(0)) {
+	if t == durationType {
 		if n.Kind != yamlv3.ScalarNode || n.Tag != "!!str" {
 			return nil
 		}
@@ -346,7 +350,7 @@ func applyEnv(v reflect.Value, env map[string]string) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f, fv := t.Field(i), v.Field(i)
-		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+		if f.Type.Kind() == reflect.Struct {
 			if err := applyEnv(fv, env); err != nil {
 				return err
 			}

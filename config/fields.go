@@ -31,7 +31,7 @@ func Fields(c Config) []Field {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			path := prefix + name
 			fv := v.Field(i)
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			if f.Type.Kind() == reflect.Struct {
 				walk(fv, path+".")
 				continue
 			}
@@ -45,7 +45,7 @@ func Fields(c Config) []Field {
 				}
 			}
 			typ := f.Type.String()
-			if f.Type == reflect.TypeOf(time.Duration(0)) {
+			if f.Type == durationType {
 				typ = "duration"
 			}
 			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
