@@ -126,11 +126,17 @@ func pickGrader(pack, override string) (string, error) {
 		}
 		return override, nil
 	}
+	return PackGrader(pack), nil
+}
+
+// PackGrader is the grader of a pack's answers when none is named: the
+// pack's own (gsm8k, math, game24, humaneval), else math.
+func PackGrader(pack string) string {
 	switch pack {
 	case "gsm8k", "math", "game24", "humaneval":
-		return pack, nil
+		return pack
 	}
-	return "math", nil
+	return "math"
 }
 
 func fileSHA256(path string) (string, error) {

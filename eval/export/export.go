@@ -278,12 +278,7 @@ func graderFor(tr *core.Trace, rec *eval.Record, gopts eval.GraderOptions) (eval
 	}
 	name := metaString(tr, "eval_grader")
 	if name == "" {
-		switch tr.Pack {
-		case "gsm8k", "math", "game24", "humaneval":
-			name = tr.Pack
-		default:
-			name = "math"
-		}
+		name = eval.PackGrader(tr.Pack)
 	}
 	switch name {
 	case "game24":
