@@ -262,14 +262,7 @@ func (p *parser) arg(signed bool) (node, error) {
 	switch {
 	case c == '{':
 		p.i++
-		x, err := p.expr()
-		if err != nil {
-			return nil, err
-		}
-		if !p.eat('}') {
-			return nil, fmt.Errorf("%w: missing }", errSyntax)
-		}
-		return x, nil
+		return p.group('}')
 	case c == '(':
 		return p.atom()
 	case isDigit(c):
@@ -291,6 +284,32 @@ func (p *parser) arg(signed bool) (node, error) {
 	return nil, fmt.Errorf("%w: missing argument", errSyntax)
 }
 
+// group reads an expression and the byte close that ends it (its opening
+// byte already read).
+func (p *parser) group(close byte) (node, error) {
+	x, err := p.expr()
+	if err != nil {
+		return nil, err
+	}
+	if !p.eat(close) {
+		return nil, fmt.Errorf("%w: missing %c", errSyntax, close)
+	}
+	return x, nil
+}
+
+// twoArgs reads the two arguments of \frac or \binom.
+func (p *parser) twoArgs() (node, node, error) {
+	a, err := p.arg(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := p.arg(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
 func (p *parser) letter(c byte) node {
 	if c == 'i' {
 		return constNode{"i"}
@@ -310,24 +329,14 @@ func (p *parser) atom() (node, error) {
 	switch {
 	case c == '(':
 		p.i++
-		x, err := p.expr()
-		if err != nil {
-			return nil, err
-		}
-		if !p.eat(')') {
-			return nil, fmt.Errorf("%w: missing )", errSyntax)
-		}
-		return x, nil
+		return p.group(')')
 	case c == '{':
 		return p.arg(false)
 	case c == '|':
 		p.i++
-		x, err := p.expr()
+		x, err := p.group('|')
 		if err != nil {
 			return nil, err
-		}
-		if !p.eat('|') {
-			return nil, fmt.Errorf("%w: missing |", errSyntax)
 		}
 		return absNode{x}, nil
 	case isDigit(c) || c == '.':
@@ -348,21 +357,13 @@ func (p *parser) atom() (node, error) {
 		p.i += 1 + len(name)
 		switch {
 		case name == "frac":
-			a, err := p.arg(false)
-			if err != nil {
-				return nil, err
-			}
-			b, err := p.arg(false)
+			a, b, err := p.twoArgs()
 			if err != nil {
 				return nil, err
 			}
 			return binNode{'/', a, b}, nil
 		case name == "binom":
-			a, err := p.arg(false)
-			if err != nil {
-				return nil, err
-			}
-			b, err := p.arg(false)
+			a, b, err := p.twoArgs()
 			if err != nil {
 				return nil, err
 			}
@@ -371,11 +372,8 @@ func (p *parser) atom() (node, error) {
 			var n node
 			if p.eat('[') {
 				var err error
-				if n, err = p.expr(); err != nil {
+				if n, err = p.group(']'); err != nil {
 					return nil, err
-				}
-				if !p.eat(']') {
-					return nil, fmt.Errorf("%w: missing ]", errSyntax)
 				}
 			}
 			x, err := p.arg(false)
