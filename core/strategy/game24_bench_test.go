@@ -181,7 +181,9 @@ func sortStrings(s []string) []string {
 
 // BenchmarkGame24 compares strategies at matched compute on Game of 24
 // ranks 901-1000 against the simulator (seed 1, fixed task seeds): every
-// strategy may spend at most 64 LLM calls per puzzle. It runs on both of
+// strategy may spend at most 100 LLM calls per puzzle. PONDER_GAME24_BUDGET,
+// PONDER_GAME24_RANKS (e.g. 801-900) and PONDER_GAME24_SEED (the
+// simulator's) change those. It runs on both of
 // the simulator's Game of 24 models — calibrated (calibrated to GPT-4's
 // published chain-of-thought results on these puzzles) and basic (whole
 // solutions right 35% of the time, as on GSM8K) — prints a table for each
@@ -189,10 +191,24 @@ func sortStrings(s []string) []string {
 //
 //	go test -run '^$' -bench Game24 -benchtime 1x ./core/strategy/
 func BenchmarkGame24(b *testing.B) {
-	puzzles := game24Puzzles(b, 901, 1000)
+	lo, hi := 901, 1000
+	if r := os.Getenv("PONDER_GAME24_RANKS"); r != "" {
+		a, z, ok := strings.Cut(r, "-")
+		var errA, errZ error
+		lo, errA = strconv.Atoi(a)
+		hi, errZ = strconv.Atoi(z)
+		if !ok || errA != nil || errZ != nil || lo > hi {
+			b.Fatalf("PONDER_GAME24_RANKS=%q: want FIRST-LAST, e.g. 801-900", r)
+		}
+	}
+	seed := int64(1)
+	if v, err := strconv.ParseInt(os.Getenv("PONDER_GAME24_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	puzzles := game24Puzzles(b, lo, hi)
 	for _, model := range []string{sim.Game24Calibrated, sim.Game24Basic} {
 		b.Run(model, func(b *testing.B) {
-			url := simtest.Start(b, sim.Options{Seed: 1, Game24Model: model})
+			url := simtest.Start(b, sim.Options{Seed: seed, Game24Model: model})
 			pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 64, Timeout: time.Minute, N: "auto"}, nil)
 			if err != nil {
 				b.Fatal(err)
@@ -207,8 +223,8 @@ func BenchmarkGame24(b *testing.B) {
 				rows = runGame24(b, pol, puzzles, budget, game24Arms(budget))
 			}
 			b.StopTimer()
-			printGame24(os.Stdout, fmt.Sprintf("Game of 24, ranks 901-1000 (%d puzzles), at most %d LLM calls per puzzle, simulator seed 1, %s model:",
-				len(puzzles), budget, model), rows)
+			printGame24(os.Stdout, fmt.Sprintf("Game of 24, ranks %d-%d (%d puzzles), at most %d LLM calls per puzzle, simulator seed %d, %s model:",
+				lo, hi, len(puzzles), budget, seed, model), rows)
 			for _, r := range rows {
 				name := strings.NewReplacer(" ", "_", "(", "", ")", "").Replace(r.arm.name)
 				b.ReportMetric(100*float64(r.solved)/float64(max(r.n, 1)), name+"_success%")
