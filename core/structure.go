@@ -287,6 +287,21 @@ func (s *Structure) Children(id NodeID) []Node {
 	return out
 }
 
+// EachChild calls fn with each child of id, in creation order, under the
+// structure's read lock: a copy-free Children for the hot path (checking
+// new steps against their siblings). fn must not call back into the
+// structure; the node's maps and slices are read-only, as for every reader.
+func (s *Structure) EachChild(id NodeID, fn func(n Node)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if int(id) < 0 || int(id) >= len(s.nodes) {
+		return
+	}
+	for _, c := range s.nodes[id].Children {
+		fn(*s.nodes[c])
+	}
+}
+
 // Path returns the nodes from the root to id, following first parents.
 func (s *Structure) Path(id NodeID) []Node {
 	s.mu.RLock()

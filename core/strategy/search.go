@@ -9,6 +9,8 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/core/evaluator"
@@ -243,11 +245,11 @@ func proposeSteps(ctx context.Context, env *core.Env, pr tasks.Proposer, parent 
 		if sc, ok := env.Pack.(tasks.StepChecker); ok {
 			if _, err := sc.CheckSteps(env.Task.Problem, steps); !errors.Is(err, tasks.ErrNotCheckable) {
 				chk = sc
-				for _, ch := range env.Structure.Children(parent) {
+				env.Structure.EachChild(parent, func(ch core.Node) {
 					if !ch.Pruned {
 						seen[dedupeKey(ch)] = true
 					}
-				}
+				})
 			}
 		}
 	}
@@ -262,7 +264,7 @@ func proposeSteps(ctx context.Context, env *core.Env, pr tasks.Proposer, parent 
 			if limit > 0 && len(props) >= limit {
 				break
 			}
-			key := strings.Join(strings.Fields(p), " ")
+			key := oneSpaced(p)
 			var st *tasks.StepState
 			if chk != nil {
 				s, err := chk.CheckSteps(env.Task.Problem, append(steps[:len(steps):len(steps)], p))
@@ -367,7 +369,36 @@ func dedupeKey(n core.Node) string {
 	if k, ok := n.Meta["state"].(string); ok && k != "" {
 		return "state " + k
 	}
-	return strings.Join(strings.Fields(n.Content), " ")
+	return oneSpaced(n.Content)
+}
+
+// oneSpaced is strings.Join(strings.Fields(s), " "): s itself, without
+// allocating, when it has no leading, trailing or repeated white space
+// (the usual step).
+func oneSpaced(s string) string {
+	space := true // a leading space is not allowed
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if unicode.IsSpace(r) {
+				return strings.Join(strings.Fields(s), " ")
+			}
+			i += size
+			space = false
+			continue
+		}
+		isSpace := c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+		if isSpace && (space || c != ' ') {
+			return strings.Join(strings.Fields(s), " ")
+		}
+		space = isSpace
+		i++
+	}
+	if space && len(s) > 0 {
+		return strings.Join(strings.Fields(s), " ") // a trailing space
+	}
+	return s
 }
 
 // stateValues is an evaluator that values each state (tasks.StepState.Key)
@@ -452,11 +483,11 @@ func dedupe(env *core.Env, ids []core.NodeID) []core.NodeID {
 			fresh[id] = true
 		}
 		if n, ok := env.Structure.Node(ids[0]); ok && len(n.Parents) == 1 {
-			for _, c := range env.Structure.Children(n.Parents[0]) {
+			env.Structure.EachChild(n.Parents[0], func(c core.Node) {
 				if !fresh[c.ID] && !c.Pruned {
 					seen[dedupeKey(c)] = c.ID
 				}
-			}
+			})
 		}
 	}
 	var out []core.NodeID
