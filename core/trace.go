@@ -73,6 +73,7 @@ type eventLog struct {
 	// before it, up to maxChunk events.
 	chunks  [][]Event
 	n       int
+	nodes   int // node events of the top structure
 	changed chan struct{}
 	waited  bool // changed was handed out since the last event
 	closed  bool
@@ -121,6 +122,9 @@ func (t *Tracer) emit(e Event) int64 {
 	}
 	l.n++
 	e.Seq = int64(l.n)
+	if e.Op == OpNode && len(e.Scope) == 0 {
+		l.nodes++
+	}
 	if k := len(l.chunks); k == 0 || len(l.chunks[k-1]) == cap(l.chunks[k-1]) {
 		l.chunks = append(l.chunks, make([]Event, 0, min(max(64, l.n), maxChunk)))
 	}
@@ -179,6 +183,15 @@ func (t *Tracer) closedEvents() []Event {
 		return c[:len(c):len(c)]
 	}
 	return l.from(0)
+}
+
+// Nodes is the number of nodes the run's top structure has so far (its
+// node events), for a list of runs that should not copy their events to
+// count them.
+func (t *Tracer) Nodes() int {
+	t.log.mu.Lock()
+	defer t.log.mu.Unlock()
+	return t.log.nodes
 }
 
 // Changed returns a channel closed at the next event (or at Close).

@@ -79,3 +79,22 @@ func TestTracerSinceAcrossChunks(t *testing.T) {
 		}
 	}
 }
+
+// Nodes counts the top structure's nodes as they are added, not those of
+// nested structures, and matches the structure.
+func TestTracerCountsTheTopStructuresNodes(t *testing.T) {
+	t.Parallel()
+	tr := core.NewTracer(false)
+	s := core.NewStructure(core.Tree, "p", tr)
+	if got := tr.Nodes(); got != 1 {
+		t.Fatalf("a new structure: %d nodes, want the root", got)
+	}
+	a, _ := s.Add([]core.NodeID{0}, core.Node{Content: "a"})
+	_, _ = s.Add([]core.NodeID{a}, core.Node{Content: "b"})
+	_ = s.Update(a, func(n *core.Node) { n.Pruned = true }) // an update adds nothing
+	sub := core.NewStructure(core.Tree, "sub", tr.Scope(a))
+	_, _ = sub.Add([]core.NodeID{0}, core.Node{Content: "nested"})
+	if got, want := tr.Nodes(), s.Len(); got != want {
+		t.Fatalf("tracer counts %d nodes, the structure has %d", got, want)
+	}
+}

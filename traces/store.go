@@ -256,8 +256,8 @@ func (s *Store) List() []Summary {
 	out := make([]Summary, 0, len(s.live)+len(s.finished))
 	for _, l := range s.live {
 		sum := l.sum
-		if evs := l.tracer.Since(0); len(evs) > 0 {
-			sum.Usage.Nodes = int64(countNodes(evs))
+		if n := l.tracer.Nodes(); n > 0 {
+			sum.Usage.Nodes = int64(n)
 		}
 		out = append(out, sum)
 	}
@@ -385,16 +385,6 @@ func WriteFile(path string, t *core.Trace) error {
 func summarize(t *core.Trace, session string) Summary {
 	return Summary{ID: t.ID, Strategy: t.Strategy, Pack: t.Pack, Problem: clip(t.Problem, 200), Status: t.Status,
 		Answer: t.Answer, Usage: t.Usage, Started: t.Started, Session: session}
-}
-
-func countNodes(evs []core.Event) int {
-	n := 0
-	for _, e := range evs {
-		if e.Op == core.OpNode && len(e.Scope) == 0 {
-			n++
-		}
-	}
-	return n
 }
 
 func clip(s string, n int) string {

@@ -139,3 +139,41 @@ func TestStoreSeesRunsOfOtherProcesses(t *testing.T) {
 		t.Fatalf("reopened store lists %d runs, want 1", len(reopened.List()))
 	}
 }
+
+// A running run is listed with the nodes its structure has so far.
+func TestStoreListsALiveRunsNodes(t *testing.T) {
+	t.Parallel()
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added, release := make(chan struct{}), make(chan struct{})
+	reg := core.NewRegistry()
+	reg.RegisterStrategy(core.StrategySpec{Name: "wait", New: func(core.Params) (core.Strategy, error) {
+		return core.StrategyFunc(func(ctx context.Context, env *core.Env) (core.Outcome, error) {
+			for i := 0; i < 3; i++ {
+				if _, err := env.Structure.Add([]core.NodeID{0}, core.Node{Content: "step"}); err != nil {
+					return core.Outcome{}, err
+				}
+			}
+			close(added)
+			<-release
+			return core.Outcome{}, nil
+		}), nil
+	}})
+	eng := core.NewEngine(nil, reg, &core.EngineOptions{OnStart: st.Start, OnEnd: st.Finish, DefaultStrategy: "wait"})
+	done := make(chan error, 1)
+	go func() {
+		_, err := eng.Solve(context.Background(), core.Task{Problem: "p"})
+		done <- err
+	}()
+	<-added
+	list := st.List()
+	close(release)
+	if len(list) != 1 || list[0].Status != core.StopRunning || list[0].Usage.Nodes != 4 {
+		t.Errorf("live run listed as %+v, want running with 4 nodes (root and 3 steps)", list)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
