@@ -38,6 +38,9 @@ type beam struct {
 	stopOnCorrect              bool
 	ev, verifier               evalRef
 	nested                     nestedOpts
+	// overlap: with n > 0 the next pass starts before this one ends,
+	// its calls issued while fewer than n of the search's are in flight.
+	overlap int
 	// barrier holds every candidate back until all of its depth is
 	// scored: level-by-level beam search, which the tests compare the
 	// barrier-free search with.
@@ -62,11 +65,21 @@ func beamSpec() core.StrategySpec {
 				Description: "most passes: when a pass ends with no answer, or only with answers the verifier rejected, the next one expands " +
 					"the root again and, at every depth, the next beam_width best paths not expanded yet (or, where fewer are left, the best " +
 					"ones again with fresh samples), reusing everything already generated and scored; the budget still bounds it (1: one pass)"},
+			{Name: "overlap_passes", Type: core.ParamInt, Default: int64(0), Min: core.Bound(0), Max: core.Bound(4096),
+				Description: "0: each pass starts when the one before ends; n > 0 (with stop_on_correct=false): the next pass starts as soon as " +
+					"this one has chosen its first depth and runs one depth behind it, making the same choices, its calls issued only while " +
+					"fewer than n of the search's calls are in flight (set n to the LLM concurrency); it is speculative: when this pass ends " +
+					"with an answer that is not rejected, the next one is abandoned and the calls it made are wasted"},
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of the steps", Min: core.Bound(0), Max: core.Bound(2)},
 		}, append([]core.ParamSpec{expandParam, checkStepsParam}, nestedParams...)...),
 		New: func(p core.Params) (core.Strategy, error) {
 			b := beam{width: p.Int("beam_width"), k: p.Int("expansions"), maxDepth: p.Int("max_depth"), passes: p.Int("passes"),
-				temp: p.Float("temperature"), aggregate: p.String("aggregate"), stopOnCorrect: p.Bool("stop_on_correct")}
+				temp: p.Float("temperature"), aggregate: p.String("aggregate"), stopOnCorrect: p.Bool("stop_on_correct"),
+				overlap: p.Int("overlap_passes")}
+			if b.overlap > 0 && b.stopOnCorrect {
+				return nil, fmt.Errorf("%w \"overlap_passes\": overlapping passes needs stop_on_correct=false (a pass that may stop the search at once "+
+					"cannot be overlapped)", core.ErrInvalidParam)
+			}
 			if b.k > 1 && b.temp == 0 && p.String("step_strategy") == "" {
 				return nil, fmt.Errorf("%w \"temperature\": %d expansions at temperature 0 are the same step: set temperature (e.g. 0.7) or expansions=1", core.ErrInvalidParam, b.k)
 			}
@@ -150,13 +163,16 @@ type beamNode struct {
 	deferred bool
 	ub       float64
 
-	pass      int   // the pass that chose it for the beam; 0: none
-	again     int   // the last later pass that expanded it again
-	rounds    int   // expansions started
-	remaining int   // children its expansions may still bring
-	kids      int   // children it got
-	kidKey    []int // key + [-1]: before the key of every child
-	err       error
+	pass   int // the pass that chose it for the beam; 0: none
+	again  int // the last later pass that expanded it again
+	born   int // the pass whose expansion brought it
+	rounds int // expansions started
+	// rem: children its expansions may still bring, by the parity of the
+	// pass that started them (at most two passes run at once).
+	rem    [2]int
+	kids   int   // children it got
+	kidKey []int // key + [-1]: before the key of every child
+	err    error
 }
 
 // rankLess orders candidates of a depth: higher score first, then the
@@ -173,24 +189,29 @@ func rankLess(sx float64, xkey []int, sy float64, ykey []int) bool {
 	return len(xkey) < len(ykey)
 }
 
-// beamLevel is the bookkeeping of one depth.
+// beamLevel is the bookkeeping of one depth for one pass at a time: the
+// passes reach a depth in order, a later one once the one before has
+// settled it.
 type beamLevel struct {
+	pass  int         // the pass that this bookkeeping is for
 	nodes []*beamNode // unfinished candidates at this depth, in arrival order
 	known []*beamNode // those whose path score is final, best first
-	// Of the nodes no earlier pass chose: total counts them; open holds
+	// Of the nodes no earlier pass chose (and that no later pass brought):
+	// total counts them; open holds
 	// those not known (nor deferred) yet, and a few known ones until the
 	// next settle drops them; deferred, the deferred ones.
 	total          int
 	open, deferred []*beamNode
 	prior          int         // nodes earlier passes chose (and expanded)
 	expanding      []*beamNode // nodes whose expansions may bring more children (and a few that will not)
-	// remaining: children that the expansions of the nodes above, chosen
-	// in this pass, may still bring.
-	remaining   int
-	chosen      int  // nodes chosen (or expanded again) in this pass
-	decided     bool // this pass's beam at this depth is final
-	settled     bool // ... and chosen
-	everDecided bool
+	// rem: children that the expansions of the nodes above may still
+	// bring, by the parity of the pass that started them; rem[pass&1]
+	// counts this pass's.
+	rem      [2]int
+	chosen   int  // nodes chosen (or expanded again) in this pass
+	decided  bool // this pass's beam at this depth is final
+	settled  bool // ... and chosen
+	firstDec int  // the first pass that decided this depth; 0: none
 	// dirty: something settle reads changed since it last looked at this
 	// depth; inExtra and outExtra are the extra it got and passed on then.
 	dirty             bool
@@ -200,6 +221,7 @@ type beamLevel struct {
 // beamEvent is what a goroutine of the search reports: an expansion's
 // children (expanded) or a node's evaluation.
 type beamEvent struct {
+	pass     int       // the pass that started the call
 	node     *beamNode // the expanded node or the scored one
 	expanded bool
 	ids      []core.NodeID
@@ -215,24 +237,36 @@ type beamEvent struct {
 // events.
 type beamSearch struct {
 	beam
-	env      *core.Env
-	sc       scorers
-	ctx      context.Context
-	cancel   context.CancelFunc
-	events   chan beamEvent
-	help     *helpers // run the expansions and scorings
+	env    *core.Env
+	sc     scorers
+	ctx    context.Context
+	cancel context.CancelFunc
+	events chan beamEvent
+	help   *helpers // run the expansions and scorings
+	// inflight counts the calls running; byPass, by the parity of their
+	// pass, those running or queued.
 	inflight int
+	byPass   [2]int
 
 	root   *beamNode
 	levels []*beamLevel // by depth; levels[0] only tracks the root's expansions
-	pass   int
-	// fresh counts the new steps this pass took in; stale, the passes in a
-	// row that took in none.
-	fresh, stale int
-	finished     []*beamNode
-	solved       bool // a verifier accepted an answer
-	stopErr      error
-	llmErr       error
+	pass   int          // the oldest pass running: its outcome decides whether the next one is run
+	// next is the pass started before pass ended (overlap_passes), 0 when
+	// none; nextCtx ends its calls, queue holds those not issued yet.
+	// abandoned is the one dropped when pass turned out to be the last.
+	next, abandoned int
+	nextCtx         context.Context
+	nextCancel      context.CancelFunc
+	queue           []func()
+	ended           bool // no pass runs after pass
+	// fresh counts the new steps each pass (by parity) took in; stale, the
+	// passes in a row that took in none.
+	fresh    [2]int
+	stale    int
+	finished []*beamNode
+	solved   bool // a verifier accepted an answer
+	stopErr  error
+	llmErr   error
 
 	// scratch of settle
 	cands, again []*beamNode
@@ -248,7 +282,8 @@ type beamSearch struct {
 // exactly those of level-by-level beam search; the next depth's calls
 // just start while the last scorings of this one are in flight.
 // Candidates that cannot reach the beam whatever their score are not
-// scored at all.
+// scored at all. With overlap_passes, the next pass runs one depth behind
+// this one (see speculate).
 func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, b.ev, b.verifier)
 	if err != nil {
@@ -263,25 +298,36 @@ func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	defer s.cancel()
 	defer s.help.stop() // after the loop below has taken every job's event
 	s.root = &beamNode{id: 0, seed: env.Seed(0), known: true}
-	s.choose(s.root)
+	s.level(0, 1)
+	s.choose(s.root, 1)
 	for {
-		for s.inflight > 0 {
-			e := <-s.events
-			s.inflight--
-			if e.expanded {
-				s.expanded(e)
-			} else {
-				s.scored(e)
-			}
-			if (s.stopErr != nil && !errors.Is(s.stopErr, core.ErrBudgetExhausted)) || (s.solved && s.stopOnCorrect) {
-				s.cancel() // nothing in flight matters any more
-			}
+		if !s.ended && s.byPass[s.pass&1] == 0 {
+			// Nothing of this pass is left in flight: its outcome is known.
+			s.nextPass()
 			s.settle()
+			s.speculate()
+			continue
 		}
-		if !s.nextPass() {
-			break
+		if s.inflight == 0 {
+			break // ended, and every call is back
+		}
+		e := <-s.events
+		s.inflight--
+		s.byPass[e.pass&1]--
+		if e.expanded {
+			s.expanded(e)
+		} else {
+			s.scored(e)
+		}
+		if (s.stopErr != nil && !errors.Is(s.stopErr, core.ErrBudgetExhausted)) || (s.solved && s.stopOnCorrect) {
+			s.cancel() // nothing in flight matters any more
+		}
+		if s.next != 0 && s.doomed(false) {
+			s.abandon()
 		}
 		s.settle()
+		s.speculate()
+		s.release()
 	}
 	return s.result()
 }
@@ -291,34 +337,80 @@ func (s *beamSearch) stopped() bool {
 	return s.stopErr != nil || (s.solved && s.stopOnCorrect) || s.ctx.Err() != nil
 }
 
-func (s *beamSearch) level(d int) *beamLevel {
+// level returns the bookkeeping of depth d, new ones for pass.
+func (s *beamSearch) level(d, pass int) *beamLevel {
 	for len(s.levels) <= d {
-		s.levels = append(s.levels, &beamLevel{})
+		s.levels = append(s.levels, &beamLevel{pass: pass})
 	}
 	return s.levels[d]
 }
 
-// choose puts n into this pass's beam and expands it.
-func (s *beamSearch) choose(n *beamNode) {
-	n.pass = s.pass
-	if n.depth > 0 {
-		s.level(n.depth).chosen++
+// started reports whether pass has started (and was not abandoned).
+func (s *beamSearch) started(pass int) bool { return pass <= s.pass || pass == s.next }
+
+// ctxOf is the context of pass's calls.
+func (s *beamSearch) ctxOf(pass int) context.Context {
+	if pass == s.next || pass == s.abandoned {
+		return s.nextCtx
 	}
-	if n.depth < s.maxDepth {
-		s.expand(n)
+	return s.ctx
+}
+
+// run starts job, a call of pass, at once, or queues it while the pass
+// runs ahead of its time and overlap_passes calls are in flight.
+func (s *beamSearch) run(pass int, job func(context.Context) beamEvent) {
+	s.byPass[pass&1]++
+	ctx := s.ctxOf(pass)
+	f := func() {
+		e := job(ctx)
+		e.pass = pass
+		s.events <- e
+	}
+	if pass > s.pass && s.inflight >= s.overlap {
+		s.queue = append(s.queue, f)
+		return
+	}
+	s.inflight++
+	s.help.do(f)
+}
+
+// release issues the queued calls of the next pass that now may run.
+func (s *beamSearch) release() {
+	i := 0
+	for ; i < len(s.queue) && (s.next == s.pass || s.inflight < s.overlap); i++ {
+		s.inflight++
+		s.help.do(s.queue[i])
+	}
+	if i > 0 {
+		n := copy(s.queue, s.queue[i:])
+		clear(s.queue[n:])
+		s.queue = s.queue[:n]
 	}
 }
 
-// expand starts an expansion of n: its first with n's seed, a later one
-// (a later pass's) with a seed of its own, so that it samples new steps.
-func (s *beamSearch) expand(n *beamNode) {
-	if n.remaining == 0 {
-		lv := s.level(n.depth)
+// choose puts n into pass's beam and expands it.
+func (s *beamSearch) choose(n *beamNode, pass int) {
+	n.pass = pass
+	if n.depth > 0 {
+		s.levels[n.depth].chosen++
+	}
+	if n.depth < s.maxDepth {
+		s.expand(n, pass)
+	}
+}
+
+// expand starts an expansion of n for pass: its first with n's seed, a
+// later one (a later pass's) with a seed of its own, so that it samples
+// new steps.
+func (s *beamSearch) expand(n *beamNode, pass int) {
+	par := pass & 1
+	if n.rem[0]+n.rem[1] == 0 {
+		lv := s.levels[n.depth]
 		lv.expanding = append(lv.expanding, n)
 	}
-	n.remaining += s.k
-	below := s.level(n.depth + 1)
-	below.remaining += s.k
+	n.rem[par] += s.k
+	below := s.level(n.depth+1, pass)
+	below.rem[par] += s.k
 	below.dirty = true
 	seed, off := n.seed, n.rounds*s.k
 	if n.rounds > 0 {
@@ -329,36 +421,33 @@ func (s *beamSearch) expand(n *beamNode) {
 		// Each nested step reports on its own, so that its child is scored
 		// while its siblings are still searching.
 		for i := 0; i < s.k; i++ {
-			s.inflight++
-			s.help.do(func() {
-				id, err := NestedStep(s.ctx, s.env, n.id, NestedOptions{Strategy: s.nested.strategy, Params: s.nested.params,
+			s.run(pass, func(ctx context.Context) beamEvent {
+				id, err := NestedStep(ctx, s.env, n.id, NestedOptions{Strategy: s.nested.strategy, Params: s.nested.params,
 					Limits: core.Limits{LLMCalls: s.nested.budget}, Seed: s.env.Seed(seed, int64(i))})
 				e := beamEvent{node: n, expanded: true, used: 1, err: err}
 				if err == nil && id != 0 {
 					e.ids, e.idx = []core.NodeID{id}, []int{off + i}
 				}
-				s.events <- e
+				return e
 			})
 		}
 		return
 	}
-	s.inflight++
-	s.help.do(func() {
-		ids, err := s.nested.expand(s.ctx, s.env, n.id, s.k, seed, s.temp)
+	s.run(pass, func(ctx context.Context) beamEvent {
+		ids, err := s.nested.expand(ctx, s.env, n.id, s.k, seed, s.temp)
 		idx := make([]int, len(ids))
 		for i := range idx {
 			idx[i] = off + i
 		}
-		s.events <- beamEvent{node: n, expanded: true, ids: ids, idx: idx, used: s.k, err: err}
+		return beamEvent{node: n, expanded: true, ids: ids, idx: idx, used: s.k, err: err}
 	})
 }
 
-// score starts the evaluation of n.
-func (s *beamSearch) score(n *beamNode) {
-	s.inflight++
-	s.help.do(func() {
-		ev, ok, err := s.sc.score(s.ctx, s.env, n.id, n.terminal)
-		s.events <- beamEvent{node: n, ev: ev, ok: ok, err: err}
+// score starts the evaluation of n for pass.
+func (s *beamSearch) score(n *beamNode, pass int) {
+	s.run(pass, func(ctx context.Context) beamEvent {
+		ev, ok, err := s.sc.score(ctx, s.env, n.id, n.terminal)
+		return beamEvent{node: n, ev: ev, ok: ok, err: err}
 	})
 }
 
@@ -382,38 +471,49 @@ func (s *beamSearch) noteErr(err error, failed bool) {
 // evaluations at once.
 func (s *beamSearch) expanded(e beamEvent) {
 	p := e.node
-	p.remaining -= e.used
-	lv := s.level(p.depth + 1)
-	lv.remaining -= e.used
+	par := e.pass & 1
+	p.rem[par] -= e.used
+	lv := s.levels[p.depth+1]
+	lv.rem[par] -= e.used
 	lv.dirty = true
+	if e.pass == s.abandoned {
+		s.drop(e.ids...)
+		return
+	}
+	ctx := s.ctxOf(e.pass)
 	for j, id := range e.ids {
-		c := &beamNode{id: id, seed: s.env.Seed(p.seed, int64(e.idx[j])), depth: p.depth + 1, parent: p,
+		c := &beamNode{id: id, seed: s.env.Seed(p.seed, int64(e.idx[j])), depth: p.depth + 1, parent: p, born: e.pass,
 			key: append(append(make([]int, 0, len(p.key)+1), p.key...), e.idx[j]), terminal: s.env.Structure.MustNode(id).Terminal}
 		p.kids++
-		s.fresh++
+		s.fresh[par]++
 		if c.terminal {
 			s.finished = append(s.finished, c)
 		} else {
 			lv.nodes = append(lv.nodes, c)
+		}
+		// A child of a pass that runs ahead waits for its pass to reach
+		// this depth; it is scored now.
+		held := !c.terminal && c.born > lv.pass
+		if !c.terminal && !held {
 			lv.total++
 		}
-		if !c.terminal && s.ctx.Err() == nil && s.cannotReach(c) {
+		if !c.terminal && !held && ctx.Err() == nil && s.cannotReach(c) {
 			c.deferred = true
 			lv.deferred = append(lv.deferred, c)
 			setMeta(s.env, c.id, "beam", fmt.Sprintf("not scored: %d paths of its depth already beat the best score it could get", s.width))
 			continue
 		}
-		if !c.terminal {
+		if !c.terminal && !held {
 			lv.open = append(lv.open, c)
 		}
-		if s.ctx.Err() == nil {
-			s.score(c)
+		if ctx.Err() == nil {
+			s.score(c, e.pass)
 		}
 	}
 	if e.err != nil {
 		p.err = e.err
 	}
-	if p.remaining == 0 {
+	if p.rem[0]+p.rem[1] == 0 {
 		s.noteErr(p.err, p.kids == 0)
 	} else if e.err != nil && isStop(e.err) {
 		s.noteErr(e.err, false)
@@ -423,13 +523,22 @@ func (s *beamSearch) expanded(e beamEvent) {
 // scored takes in an evaluation.
 func (s *beamSearch) scored(e beamEvent) {
 	n := e.node
+	if e.pass == s.abandoned {
+		if n.born == s.abandoned || e.err != nil {
+			if n.born != s.abandoned {
+				setMeta(s.env, n.id, "beam", fmt.Sprintf("not scored: its scoring was for pass %d, started early and abandoned", s.abandoned))
+			}
+			return
+		}
+	} else {
+		s.noteErr(e.err, false)
+	}
 	n.scored = true
-	s.noteErr(e.err, false)
 	n.step, n.stepOK = e.ev.Score, e.ok
 	if e.ok && e.ev.Correct != nil {
 		n.right, n.wrong = *e.ev.Correct, !*e.ev.Correct
 	}
-	if n.terminal && n.right {
+	if n.terminal && n.right && n.born <= s.pass {
 		s.solved = true
 	}
 	s.resolve(n)
@@ -472,24 +581,25 @@ func (s *beamSearch) bestScore(p *beamNode) float64 {
 	return p.agg.add(1, true).score(s.aggregate)
 }
 
-// inPass reports whether n competes for this pass's beam: it was not
-// chosen by an earlier pass.
-func (s *beamSearch) inPass(n *beamNode) bool { return n.pass == 0 || n.pass == s.pass }
+// inPass reports whether n competes for pass's beam: no earlier pass
+// chose it, and no later pass brought it.
+func inPass(n *beamNode, pass int) bool { return (n.pass == 0 || n.pass == pass) && n.born <= pass }
 
 // cannotReach reports whether beam_width known candidates of c's depth
-// beat the best score c could get, so that scoring c cannot change this
-// pass's beam.
+// beat the best score c could get, so that scoring c cannot change the
+// beam of the pass its depth is at.
 func (s *beamSearch) cannotReach(c *beamNode) bool {
 	if c.terminal || !c.parent.known {
 		return false
 	}
 	c.ub = s.bestScore(c.parent)
 	beat := 0
-	for _, n := range s.levels[c.depth].known {
+	lv := s.levels[c.depth]
+	for _, n := range lv.known {
 		if !rankLess(n.sc, n.key, c.ub, c.key) {
 			break
 		}
-		if s.inPass(n) {
+		if inPass(n, lv.pass) {
 			if beat++; beat >= s.width {
 				return true
 			}
@@ -499,15 +609,26 @@ func (s *beamSearch) cannotReach(c *beamNode) bool {
 }
 
 // settle decides the depths whose candidates are all in and chooses every
-// candidate whose place in this pass's beam is certain, from the
-// shallowest depth down.
+// candidate whose place in its pass's beam is certain, from the
+// shallowest depth down. A depth that its pass has settled goes on to the
+// next pass once that has started and reached the depth above.
 func (s *beamSearch) settle() {
-	if s.stopped() {
+	if s.stopped() || s.ended {
 		return
 	}
 	extra := 0 // nodes of the depth above that may still join the beam
 	for d := 1; d < len(s.levels); d++ {
 		lv := s.levels[d]
+		if lv.pass == s.abandoned {
+			extra = 0
+			continue
+		}
+		if lv.settled && s.started(lv.pass+1) && (d == 1 || s.levels[d-1].pass > lv.pass) {
+			s.advance(d, lv, lv.pass+1)
+		}
+		if d > 1 && s.levels[d-1].pass != lv.pass {
+			extra = 0 // the depth above is settled for this pass
+		}
 		if lv.settled {
 			extra = 0
 			continue
@@ -518,7 +639,7 @@ func (s *beamSearch) settle() {
 		}
 		lv.dirty, lv.inExtra = false, extra
 		// pending: children that may still come to this depth.
-		pending := lv.remaining + s.k*extra
+		pending := lv.rem[lv.pass&1] + s.k*extra
 		open := lv.open[:0]
 		for _, n := range lv.open {
 			if !n.known {
@@ -533,11 +654,11 @@ func (s *beamSearch) settle() {
 		room := s.width - (lv.total + pending)
 		known, again := s.cands[:0], s.again[:0]
 		for _, n := range lv.known {
-			if s.inPass(n) {
+			if inPass(n, lv.pass) {
 				if len(known) < s.width {
 					known = append(known, n)
 				}
-			} else if d < s.maxDepth && len(again) < room {
+			} else if n.born <= lv.pass && d < s.maxDepth && len(again) < room {
 				again = append(again, n)
 			}
 			if len(known) >= s.width && len(again) >= room {
@@ -548,12 +669,15 @@ func (s *beamSearch) settle() {
 		if !lv.decided && pending == 0 && unknown == 0 {
 			// Deferred candidates are beaten by beam_width known ones:
 			// the beam is the best known.
-			lv.decided, lv.everDecided = true, true
+			lv.decided = true
+			if lv.firstDec == 0 {
+				lv.firstDec = lv.pass
+			}
 			ids := make([]core.NodeID, len(known))
 			for i, c := range known {
 				ids[i] = c.id
 			}
-			s.env.Tracer.Record(core.OpSelect, ids, map[string]any{"depth": d, "pass": s.pass, "finished": len(s.finished)})
+			s.env.Tracer.Record(core.OpSelect, ids, map[string]any{"depth": d, "pass": lv.pass, "finished": s.finishedBy(lv.pass)})
 		}
 		if lv.decided || !s.barrier {
 			s.chooseCertain(lv, d, known, again, unknown, pending, extra)
@@ -566,6 +690,20 @@ func (s *beamSearch) settle() {
 		}
 		lv.outExtra = extra
 	}
+}
+
+// finishedBy counts the answers that passes up to pass found.
+func (s *beamSearch) finishedBy(pass int) int {
+	if s.next == 0 {
+		return len(s.finished)
+	}
+	n := 0
+	for _, f := range s.finished {
+		if f.born <= pass {
+			n++
+		}
+	}
+	return n
 }
 
 // chooseCertain chooses the candidates of depth d whose place in this
@@ -602,7 +740,7 @@ func (s *beamSearch) chooseCertain(lv *beamLevel, d int, known, again []*beamNod
 				}
 			}
 			if c.pass == 0 {
-				s.choose(c)
+				s.choose(c, lv.pass)
 			}
 		}
 	}
@@ -611,15 +749,15 @@ func (s *beamSearch) chooseCertain(lv *beamLevel, d int, known, again []*beamNod
 		// one is in the beam, scored or not.
 		for _, c := range lv.open {
 			if c.pass == 0 {
-				s.choose(c)
+				s.choose(c, lv.pass)
 			}
 		}
 	}
 	for _, n := range again {
-		if n.again != s.pass {
-			n.again = s.pass
+		if n.again != lv.pass {
+			n.again = lv.pass
 			lv.chosen++
-			s.expand(n)
+			s.expand(n, lv.pass)
 		}
 	}
 }
@@ -635,20 +773,22 @@ type beamThreat struct {
 // threatCount is how many candidates threatsOf would count.
 func (s *beamSearch) threatCount(lv *beamLevel, d, extra int) int {
 	n := len(lv.open) + len(lv.deferred) + s.k*extra
+	par := lv.pass & 1
 	for _, p := range s.levels[d-1].expanding {
-		n += p.remaining
+		n += p.rem[par]
 	}
 	return n
 }
 
 // threatsOf lists the candidates of depth d that are not known yet
 // (scored or not, deferred, or still to come from the expansions of depth
-// d-1 and from extra nodes of depth d-1 that may still join the beam),
-// each with the best score it could get; top counts those that may beat
-// any candidate.
+// d-1 by the depth's pass and from extra nodes of depth d-1 that may
+// still join the beam), each with the best score it could get; top counts
+// those that may beat any candidate.
 func (s *beamSearch) threatsOf(d int, extra int) (threats []beamThreat, top int) {
 	out := s.threats[:0]
 	lv := s.levels[d]
+	par := lv.pass & 1
 	for _, n := range lv.open {
 		if n.parent.known {
 			out = append(out, beamThreat{ub: s.bestScore(n.parent), key: n.key, n: 1})
@@ -663,18 +803,21 @@ func (s *beamSearch) threatsOf(d int, extra int) (threats []beamThreat, top int)
 	above := s.levels[d-1]
 	busy := above.expanding[:0]
 	for _, p := range above.expanding {
-		if p.remaining == 0 {
+		if p.rem[0]+p.rem[1] == 0 {
 			continue
 		}
 		busy = append(busy, p)
+		if p.rem[par] == 0 {
+			continue
+		}
 		if p.known {
 			if p.kidKey == nil {
 				// Its children's keys come after p.key + [-1].
 				p.kidKey = append(append(make([]int, 0, len(p.key)+1), p.key...), -1)
 			}
-			out = append(out, beamThreat{ub: s.bestScore(p), key: p.kidKey, n: p.remaining})
+			out = append(out, beamThreat{ub: s.bestScore(p), key: p.kidKey, n: p.rem[par]})
 		} else {
-			top += p.remaining
+			top += p.rem[par]
 		}
 	}
 	clear(above.expanding[len(busy):])
@@ -683,69 +826,157 @@ func (s *beamSearch) threatsOf(d int, extra int) (threats []beamThreat, top int)
 	return out, top
 }
 
-// nextPass starts another pass when this one was not stopped and every
-// answer found so far (if any) was rejected by the verifier: an answer
-// that no verifier could check ends the search, and so do two passes in a
-// row that found no new step.
-func (s *beamSearch) nextPass() bool {
-	if s.fresh == 0 {
+// nextPass ends the oldest pass, whose calls are all back, and goes on to
+// the next when this one was not stopped and every answer found so far
+// (if any) was rejected by the verifier: an answer that no verifier could
+// check ends the search, and so do two passes in a row that found no new
+// step. The next pass may have started already (speculate): it goes on,
+// or is abandoned.
+func (s *beamSearch) nextPass() {
+	q := s.pass
+	if s.fresh[q&1] == 0 {
 		s.stale++
 	} else {
 		s.stale = 0
 	}
-	s.fresh = 0
-	if s.pass >= s.passes || s.stopped() || s.stale >= 2 {
-		return false
-	}
-	for _, n := range s.finished {
-		if !n.wrong {
-			return false
+	if q >= s.passes || s.stopped() || s.stale >= 2 || s.doomed(true) {
+		if s.next != 0 {
+			s.abandon()
 		}
+		s.ended = true
+		return
 	}
 	s.pass++
-	for _, lv := range s.levels {
-		lv.decided, lv.settled, lv.chosen, lv.dirty = false, false, 0, true
+	if s.next == s.pass {
+		// It runs already: its queued calls go now.
+		s.release()
+		s.next = 0
+		return
 	}
+	s.fresh[s.pass&1] = 0
 	// The root is the one path of depth 0: every pass expands it again.
 	s.root.again = s.pass
-	s.expand(s.root)
+	s.expand(s.root, s.pass)
 	for d, lv := range s.levels {
-		lv.total, lv.prior = 0, 0
-		lv.open, lv.deferred = lv.open[:0], lv.deferred[:0]
+		s.advance(d, lv, s.pass)
+	}
+}
+
+// doomed reports whether an answer of the passes up to the oldest one
+// running was not rejected: no later pass will run. Until that pass ends
+// (final), answers not scored yet do not count.
+func (s *beamSearch) doomed(final bool) bool {
+	for _, n := range s.finished {
+		if n.born <= s.pass && (n.scored || final) && !n.wrong {
+			return true
+		}
+	}
+	return false
+}
+
+// advance moves depth d's bookkeeping on to pass: the nodes no earlier
+// pass chose compete, and deferred ones that may now reach the beam are
+// scored.
+func (s *beamSearch) advance(d int, lv *beamLevel, pass int) {
+	lv.pass = pass
+	lv.decided, lv.settled, lv.chosen, lv.dirty = false, false, 0, true
+	lv.total, lv.prior = 0, 0
+	lv.open, lv.deferred = lv.open[:0], lv.deferred[:0]
+	for _, n := range lv.nodes {
+		if n.pass != 0 {
+			if d < s.maxDepth {
+				lv.prior++
+			}
+			continue
+		}
+		lv.total++
+		// Candidates left unscored may compete now.
+		if n.deferred && !s.cannotReach(n) {
+			n.deferred = false
+			_ = s.env.Structure.Update(n.id, func(n *core.Node) { delete(n.Meta, "beam") })
+			s.score(n, pass)
+		}
+		switch {
+		case n.deferred:
+			lv.deferred = append(lv.deferred, n)
+		case !n.known:
+			lv.open = append(lv.open, n)
+		}
+	}
+}
+
+// speculate starts the next pass before the oldest one ends, when
+// overlap_passes allows it and that pass has settled its first depth: the
+// next pass runs one depth behind it, each depth's bookkeeping going on to
+// it once the oldest pass has settled that depth, so that it makes the
+// choices it would make after the oldest pass ended. Whether it should
+// run at all is known only when the oldest pass ends (an answer it finds
+// may be accepted): until then its calls go out only while fewer than
+// overlap_passes are in flight, and if it should not run, it is abandoned.
+func (s *beamSearch) speculate() {
+	if s.overlap == 0 || s.ended || s.next != 0 || s.abandoned != 0 || s.pass >= s.passes || s.stopped() {
+		return
+	}
+	if len(s.levels) < 2 || s.levels[1].pass != s.pass || !s.levels[1].settled || s.doomed(false) {
+		return
+	}
+	s.next = s.pass + 1
+	s.nextCtx, s.nextCancel = context.WithCancel(s.ctx)
+	s.fresh[s.next&1] = 0
+	s.root.again = s.next
+	s.expand(s.root, s.next)
+	s.settle()
+}
+
+// abandon drops the pass started ahead of its time: its calls in flight
+// are cancelled, those queued never go out, and the nodes it brought are
+// pruned.
+func (s *beamSearch) abandon() {
+	p := s.next
+	s.abandoned, s.next = p, 0
+	s.nextCancel()
+	s.byPass[p&1] -= len(s.queue)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	var ids []core.NodeID
+	for _, lv := range s.levels {
 		for _, n := range lv.nodes {
-			if n.pass != 0 {
-				if d < s.maxDepth {
-					lv.prior++
-				}
-				continue
-			}
-			lv.total++
-			// Candidates left unscored may compete now.
-			if n.deferred && !s.cannotReach(n) {
-				n.deferred = false
-				_ = s.env.Structure.Update(n.id, func(n *core.Node) { delete(n.Meta, "beam") })
-				s.score(n)
-			}
-			switch {
-			case n.deferred:
-				lv.deferred = append(lv.deferred, n)
-			case !n.known:
-				lv.open = append(lv.open, n)
+			if n.born == p {
+				ids = append(ids, n.id)
 			}
 		}
 	}
-	return true
+	for _, n := range s.finished {
+		if n.born == p {
+			ids = append(ids, n.id)
+		}
+	}
+	s.env.Tracer.Record(core.OpInfo, nil, map[string]any{"beam": "pass abandoned: the pass before it ended with an answer that was not rejected, or ended the search", "pass": p})
+	s.drop(ids...)
+}
+
+// drop prunes the nodes of an abandoned pass.
+func (s *beamSearch) drop(ids ...core.NodeID) {
+	if len(ids) == 0 {
+		return
+	}
+	for _, id := range ids {
+		setMeta(s.env, id, "beam", fmt.Sprintf("brought by pass %d, started early and abandoned", s.abandoned))
+	}
+	core.Prune(s.env, ids...)
 }
 
 // result picks the answer: the best finished path by the verifier, then by
 // score; without one, the best path of the deepest depth reached. Paths
-// that a decided depth left out of the beam are marked pruned.
+// that a decided depth left out of the beam are marked pruned. An
+// abandoned pass counts for nothing.
 func (s *beamSearch) result() (core.Outcome, error) {
+	ran := func(n *beamNode) bool { return n.born <= s.pass }
 	var drop []core.NodeID
 	for _, lv := range s.levels {
-		if lv.everDecided {
+		if lv.firstDec != 0 && lv.firstDec <= s.pass {
 			for _, n := range lv.nodes {
-				if n.pass == 0 {
+				if ran(n) && (n.pass == 0 || n.pass > s.pass) {
 					drop = append(drop, n.id)
 				}
 			}
@@ -754,6 +985,13 @@ func (s *beamSearch) result() (core.Outcome, error) {
 	if len(drop) > 0 {
 		core.Prune(s.env, drop...)
 	}
+	finished := s.finished[:0]
+	for _, n := range s.finished {
+		if ran(n) {
+			finished = append(finished, n)
+		}
+	}
+	s.finished = finished
 	// Answers in key order, so that ties go the same way whatever order
 	// the expansions ended in.
 	sort.Slice(s.finished, func(i, j int) bool { return rankLess(0, s.finished[i].key, 0, s.finished[j].key) })
@@ -770,11 +1008,15 @@ func (s *beamSearch) result() (core.Outcome, error) {
 	}
 	for d := len(s.levels) - 1; d >= 1; d-- {
 		lv := s.levels[d]
-		if len(lv.known) > 0 {
-			return core.Outcome{Best: lv.known[0].id}, err
+		for _, n := range lv.known {
+			if ran(n) {
+				return core.Outcome{Best: n.id}, err
+			}
 		}
-		if len(lv.nodes) > 0 {
-			return core.Outcome{Best: lv.nodes[0].id}, err
+		for _, n := range lv.nodes {
+			if ran(n) {
+				return core.Outcome{Best: n.id}, err
+			}
 		}
 	}
 	return core.Outcome{}, err

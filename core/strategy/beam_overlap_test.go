@@ -1,0 +1,194 @@
+package strategy
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// passShape is what a beam search did, by node content, leaving out what a
+// pass started early and then abandoned did: how often each path was
+// expanded, which paths were pruned, the beam each pass chose at each
+// depth, and the answer.
+type passShape struct {
+	beamShape
+	selects   map[string][]string // "pass/depth" → the paths chosen, sorted
+	abandoned int                 // the pass abandoned; 0: none
+	// overlapped: a pass chose a depth's beam before the pass before it
+	// chose its last.
+	overlapped bool
+}
+
+func passShapeOf(t *testing.T, res core.Result) passShape {
+	t.Helper()
+	st := res.Trace.Structure
+	pathKey := func(id core.NodeID) string { return strings.Join(core.Steps(st.Path(id)), " / ") }
+	dropped := func(id core.NodeID) bool {
+		v, _ := st.MustNode(id).Meta["beam"].(string)
+		return strings.Contains(v, "abandoned") && strings.HasPrefix(v, "brought by")
+	}
+	sh := passShape{beamShape: beamShape{expanded: map[string]int{}, answer: res.Answer}, selects: map[string][]string{}}
+	for _, e := range res.Trace.Events {
+		if e.Op == core.OpInfo && e.Data["beam"] != nil && strings.Contains(fmt.Sprint(e.Data["beam"]), "abandoned") {
+			sh.abandoned = e.Data["pass"].(int)
+		}
+	}
+	last := 0 // the highest pass that chose a beam so far
+	for _, e := range res.Trace.Events {
+		switch e.Op {
+		case core.OpGenerate:
+			// An expansion of the abandoned pass brought only dropped nodes.
+			if len(e.Nodes) > 1 && !slices.ContainsFunc(e.Nodes[1:], func(id core.NodeID) bool { return !dropped(id) }) {
+				continue
+			}
+			sh.expanded[pathKey(e.Nodes[0])]++
+		case core.OpSelect:
+			pass := e.Data["pass"].(int)
+			if pass < last {
+				sh.overlapped = true
+			}
+			last = max(last, pass)
+			if pass == sh.abandoned {
+				continue
+			}
+			var paths []string
+			for _, id := range e.Nodes {
+				paths = append(paths, pathKey(id))
+			}
+			slices.Sort(paths)
+			sh.selects[fmt.Sprintf("%d/%d", pass, e.Data["depth"])] = paths
+		}
+	}
+	for _, n := range st.Nodes() {
+		if n.Pruned && !dropped(n.ID) {
+			sh.pruned = append(sh.pruned, pathKey(n.ID))
+		}
+	}
+	slices.Sort(sh.pruned)
+	return sh
+}
+
+// compareShapes reports how got differs from want.
+func compareShapes(t *testing.T, what string, got, want passShape) {
+	t.Helper()
+	if !maps.Equal(got.expanded, want.expanded) {
+		t.Errorf("%s: expanded\n%v\none pass after the other:\n%v", what, got.expanded, want.expanded)
+	}
+	if !slices.Equal(got.pruned, want.pruned) {
+		t.Errorf("%s: pruned %d paths, one pass after the other %d", what, len(got.pruned), len(want.pruned))
+	}
+	if !maps.EqualFunc(got.selects, want.selects, slices.Equal) {
+		for k, v := range want.selects {
+			if !slices.Equal(got.selects[k], v) {
+				t.Errorf("%s: pass/depth %s chose %d paths %v, one pass after the other %d %v", what, k, len(got.selects[k]), got.selects[k], len(v), v)
+			}
+		}
+		for k := range got.selects {
+			if _, ok := want.selects[k]; !ok {
+				t.Errorf("%s: pass/depth %s chose paths; one pass after the other it did not run", what, k)
+			}
+		}
+	}
+	if got.answer != want.answer {
+		t.Errorf("%s: answer %q, one pass after the other %q", what, got.answer, want.answer)
+	}
+}
+
+func TestBeamOverlappedPassesChooseWhatPassesOneAfterTheOtherChoose(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(3, 4))
+	pol := stepPolicy{
+		answerEvery: 7,
+		score:       func(step string, _ int) int { return 1 + int(hashOf(step)%10) },
+		delay: func(core.CompletionRequest, int) time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Duration(rng.IntN(2000)) * time.Microsecond
+		},
+	}
+	eng := beamEngine(pol, 6)
+	for _, tc := range []struct {
+		params core.Params
+		truth  string
+		// abandons: the pass started early is abandoned (an answer of the
+		// pass before it was accepted).
+		abandons bool
+	}{
+		// The policy's answers are 0-4: every pass's are rejected, and all
+		// passes run (unless two in a row find nothing new).
+		{core.Params{"beam_width": 2, "expansions": 3, "max_depth": 4, "passes": 4, "verifier": "exact"}, "7", false},
+		{core.Params{"beam_width": 3, "expansions": 2, "max_depth": 4, "passes": 3, "verifier": "exact", "aggregate": AggMean}, "7", false},
+		{core.Params{"beam_width": 4, "expansions": 3, "max_depth": 3, "passes": 3, "verifier": "exact", "aggregate": AggMin}, "7", false},
+		// Answers of 3 are accepted: the pass that finds one is the last.
+		{core.Params{"beam_width": 2, "expansions": 2, "max_depth": 4, "passes": 6, "verifier": "exact"}, "3", true},
+	} {
+		t.Run(fmt.Sprint(tc.params), func(t *testing.T) {
+			solve := func(params core.Params, seed int64) passShape {
+				res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Truth: tc.truth, Strategy: "beam", Params: params, Seed: seed})
+				if err != nil || res.Stopped != core.StopDone {
+					t.Fatalf("%v: %v %s %s", params, err, res.Stopped, res.Error)
+				}
+				return passShapeOf(t, res)
+			}
+			abandoned, overlapped := 0, 0
+			for seed := int64(1); seed <= 3; seed++ {
+				seq := maps.Clone(tc.params)
+				seq["stop_on_correct"] = false
+				want := solve(seq, seed)
+				if want.expanded[""] < 2 {
+					t.Fatalf("seed %d: %d passes; the test needs more", seed, want.expanded[""])
+				}
+				if len(want.selects) < 4 {
+					t.Fatalf("seed %d: only %d depths chosen; the test needs a deeper search", seed, len(want.selects))
+				}
+				for _, overlap := range []int{1, 4, 64} {
+					params := maps.Clone(seq)
+					params["overlap_passes"] = overlap
+					got := solve(params, seed)
+					compareShapes(t, fmt.Sprintf("seed %d overlap %d", seed, overlap), got, want)
+					if got.abandoned != 0 {
+						abandoned++
+					}
+					if got.overlapped {
+						overlapped++
+					}
+				}
+			}
+			if overlapped == 0 {
+				t.Error("no two passes overlapped")
+			}
+			if tc.abandons && abandoned == 0 {
+				t.Error("no pass started early was abandoned: the test does not exercise abandoning")
+			}
+			if !tc.abandons && abandoned > 0 {
+				t.Errorf("%d passes started early were abandoned, though every pass runs", abandoned)
+			}
+		})
+	}
+}
+
+func TestBeamOverlapPassesIsRejectedWithStopOnCorrect(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	pol := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		calls++
+		return stepPolicy{}.Complete(ctx, req)
+	})
+	res, err := beamEngine(pol, 1).Solve(t.Context(), core.Task{Problem: "q", Strategy: "beam", Seed: 1,
+		Params: core.Params{"passes": 3, "overlap_passes": 4}})
+	if err == nil && res.Stopped != core.StopError || !strings.Contains(fmt.Sprint(err, res.Error), "overlap_passes") {
+		t.Errorf("overlap_passes with stop_on_correct: %v %s %q, want an error naming the parameter", err, res.Stopped, res.Error)
+	}
+	if calls > 0 {
+		t.Errorf("%d LLM calls before the parameter was rejected", calls)
+	}
+}
