@@ -66,10 +66,11 @@ func beamSpec() core.StrategySpec {
 					"the root again and, at every depth, the next beam_width best paths not expanded yet (or, where fewer are left, the best " +
 					"ones again with fresh samples), reusing everything already generated and scored; the budget still bounds it (1: one pass)"},
 			{Name: "overlap_passes", Type: core.ParamInt, Default: int64(0), Min: core.Bound(0), Max: core.Bound(4096),
-				Description: "0: each pass starts when the one before ends; n > 0 (with stop_on_correct=false): the next pass starts as soon as " +
-					"this one has chosen its first depth and runs one depth behind it, making the same choices, its calls issued only while " +
-					"fewer than n of the search's calls are in flight (set n to the LLM concurrency); it is speculative: when this pass ends " +
-					"with an answer that is not rejected, the next one is abandoned and the calls it made are wasted"},
+				Description: "0: each pass starts when the one before ends; n > 0 (needs stop_on_correct=false): the next pass starts with this " +
+					"one and runs behind it, choosing at each depth once this one has chosen there, so it chooses what it would have chosen " +
+					"after this one; its calls go out only while fewer than n of the search's calls are in flight (set n to the LLM " +
+					"concurrency), filling slots this pass leaves idle. Speculative: when this pass ends with an answer the verifier does " +
+					"not reject, the next is abandoned and the calls it made are wasted (they count against the budget)"},
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of the steps", Min: core.Bound(0), Max: core.Bound(2)},
 		}, append([]core.ParamSpec{expandParam, checkStepsParam}, nestedParams...)...),
 		New: func(p core.Params) (core.Strategy, error) {
@@ -169,7 +170,12 @@ type beamNode struct {
 	rounds int // expansions started
 	// rem: children its expansions may still bring, by the parity of the
 	// pass that started them (at most two passes run at once).
-	rem    [2]int
+	rem [2]int
+	// later holds the calls of an expansion by a pass that runs ahead,
+	// which wait for the pass before it to finish expanding the node: an
+	// expansion drops steps that repeat the node's children, so the
+	// expansions of a node go in pass order.
+	later  []func()
 	kids   int   // children it got
 	kidKey []int // key + [-1]: before the key of every child
 	err    error
@@ -258,7 +264,8 @@ type beamSearch struct {
 	nextCtx         context.Context
 	nextCancel      context.CancelFunc
 	queue           []func()
-	ended           bool // no pass runs after pass
+	nextExpanded    []core.NodeID // the nodes next expanded so far
+	ended           bool          // no pass runs after pass
 	// fresh counts the new steps each pass (by parity) took in; stale, the
 	// passes in a row that took in none.
 	fresh    [2]int
@@ -300,6 +307,7 @@ func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	s.root = &beamNode{id: 0, seed: env.Seed(0), known: true}
 	s.level(0, 1)
 	s.choose(s.root, 1)
+	s.speculate()
 	for {
 		if !s.ended && s.byPass[s.pass&1] == 0 {
 			// Nothing of this pass is left in flight: its outcome is known.
@@ -356,15 +364,28 @@ func (s *beamSearch) ctxOf(pass int) context.Context {
 	return s.ctx
 }
 
-// run starts job, a call of pass, at once, or queues it while the pass
-// runs ahead of its time and overlap_passes calls are in flight.
+// run starts job, a call of pass (see launch).
 func (s *beamSearch) run(pass int, job func(context.Context) beamEvent) {
+	s.launch(pass, s.wrap(pass, job))
+}
+
+// wrap makes job, a call of pass, a job for the helpers that reports its
+// event, and counts it as pass's.
+func (s *beamSearch) wrap(pass int, job func(context.Context) beamEvent) func() {
 	s.byPass[pass&1]++
 	ctx := s.ctxOf(pass)
-	f := func() {
+	return func() {
 		e := job(ctx)
 		e.pass = pass
 		s.events <- e
+	}
+}
+
+// launch starts f, a call of pass, at once, or queues it while the pass
+// runs ahead of its time and overlap_passes calls are in flight.
+func (s *beamSearch) launch(pass int, f func()) {
+	if pass == s.abandoned {
+		return
 	}
 	if pass > s.pass && s.inflight >= s.overlap {
 		s.queue = append(s.queue, f)
@@ -417,11 +438,20 @@ func (s *beamSearch) expand(n *beamNode, pass int) {
 		seed = s.env.Seed(n.seed, int64(-1-n.rounds))
 	}
 	n.rounds++
+	// An expansion of n by the pass before is in flight: this one waits.
+	wait := n.rem[(pass+1)&1] > 0
+	run := func(job func(context.Context) beamEvent) {
+		if f := s.wrap(pass, job); wait {
+			n.later = append(n.later, f)
+		} else {
+			s.launch(pass, f)
+		}
+	}
 	if s.nested.strategy != "" {
 		// Each nested step reports on its own, so that its child is scored
 		// while its siblings are still searching.
 		for i := 0; i < s.k; i++ {
-			s.run(pass, func(ctx context.Context) beamEvent {
+			run(func(ctx context.Context) beamEvent {
 				id, err := NestedStep(ctx, s.env, n.id, NestedOptions{Strategy: s.nested.strategy, Params: s.nested.params,
 					Limits: core.Limits{LLMCalls: s.nested.budget}, Seed: s.env.Seed(seed, int64(i))})
 				e := beamEvent{node: n, expanded: true, used: 1, err: err}
@@ -433,7 +463,7 @@ func (s *beamSearch) expand(n *beamNode, pass int) {
 		}
 		return
 	}
-	s.run(pass, func(ctx context.Context) beamEvent {
+	run(func(ctx context.Context) beamEvent {
 		ids, err := s.nested.expand(ctx, s.env, n.id, s.k, seed, s.temp)
 		idx := make([]int, len(ids))
 		for i := range idx {
@@ -476,9 +506,23 @@ func (s *beamSearch) expanded(e beamEvent) {
 	lv := s.levels[p.depth+1]
 	lv.rem[par] -= e.used
 	lv.dirty = true
+	if p.rem[par] == 0 && len(p.later) > 0 {
+		// The next pass's expansion of p may go now.
+		for _, f := range p.later {
+			s.launch(e.pass+1, f)
+		}
+		clear(p.later)
+		p.later = p.later[:0]
+	}
 	if e.pass == s.abandoned {
+		if e.err == nil {
+			s.env.Tracer.Record(core.OpInfo, []core.NodeID{p.id}, map[string]any{"beam": "expansion by an abandoned pass", "pass": e.pass})
+		}
 		s.drop(e.ids...)
 		return
+	}
+	if e.pass == s.next && e.err == nil {
+		s.nextExpanded = append(s.nextExpanded, p.id)
 	}
 	ctx := s.ctxOf(e.pass)
 	for j, id := range e.ids {
@@ -905,22 +949,21 @@ func (s *beamSearch) advance(d int, lv *beamLevel, pass int) {
 	}
 }
 
-// speculate starts the next pass before the oldest one ends, when
-// overlap_passes allows it and that pass has settled its first depth: the
-// next pass runs one depth behind it, each depth's bookkeeping going on to
-// it once the oldest pass has settled that depth, so that it makes the
-// choices it would make after the oldest pass ended. Whether it should
-// run at all is known only when the oldest pass ends (an answer it finds
-// may be accepted): until then its calls go out only while fewer than
-// overlap_passes are in flight, and if it should not run, it is abandoned.
+// speculate starts the next pass as soon as the oldest one runs, when
+// overlap_passes allows it. The next pass runs behind the oldest: each
+// depth's bookkeeping goes on to it once the oldest pass has settled that
+// depth, and the steps it brings wait for that, so that it makes the
+// choices it would make had it started when the oldest pass ended.
+// Whether it should run at all is known only then (an answer of the
+// oldest pass may be accepted): until then its calls go out only while
+// fewer than overlap_passes are in flight, filling the slots the oldest
+// pass leaves idle, and if it should not run, it is abandoned.
 func (s *beamSearch) speculate() {
-	if s.overlap == 0 || s.ended || s.next != 0 || s.abandoned != 0 || s.pass >= s.passes || s.stopped() {
-		return
-	}
-	if len(s.levels) < 2 || s.levels[1].pass != s.pass || !s.levels[1].settled || s.doomed(false) {
+	if s.overlap == 0 || s.ended || s.next != 0 || s.abandoned != 0 || s.pass >= s.passes || s.stopped() || s.doomed(false) {
 		return
 	}
 	s.next = s.pass + 1
+	s.nextExpanded = s.nextExpanded[:0]
 	s.nextCtx, s.nextCancel = context.WithCancel(s.ctx)
 	s.fresh[s.next&1] = 0
 	s.root.again = s.next
@@ -951,7 +994,12 @@ func (s *beamSearch) abandon() {
 			ids = append(ids, n.id)
 		}
 	}
-	s.env.Tracer.Record(core.OpInfo, nil, map[string]any{"beam": "pass abandoned: the pass before it ended with an answer that was not rejected, or ended the search", "pass": p})
+	// The nodes it expanded so far (and, in events of their own, those
+	// whose expansions come back later) are those of its calls that were
+	// wasted, with the scorings of the steps they brought.
+	s.env.Tracer.Record(core.OpInfo, s.nextExpanded, map[string]any{"beam": "pass abandoned: the pass before it ended with an answer " +
+		"that was not rejected, or ended the search", "pass": p})
+	s.nextExpanded = nil
 	s.drop(ids...)
 }
 

@@ -32,6 +32,10 @@ type stepPolicy struct {
 	// ignoreSeed: the steps depend on the prompt only, so that a path
 	// expanded again gets the same steps.
 	ignoreSeed bool
+	// repeatEven: the even-numbered samples depend on the prompt only, so
+	// that a path expanded again repeats half its steps (and they are
+	// pruned as repeats of its children).
+	repeatEven bool
 	score      func(step string, depth int) int
 	delay      func(req core.CompletionRequest, depth int) time.Duration
 }
@@ -66,7 +70,7 @@ func (p stepPolicy) Complete(ctx context.Context, req core.CompletionRequest) (c
 			continue
 		}
 		h := hashOf(*req.Seed, i, depth)
-		if p.ignoreSeed {
+		if p.ignoreSeed || p.repeatEven && i%2 == 0 {
 			h = hashOf(req.Messages[len(req.Messages)-1].Content, i)
 		}
 		c.Choices[i].Text = fmt.Sprintf("st-%x.%d", h, i)

@@ -11,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/llm"
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 )
 
 // passShape is what a beam search did, by node content, leaving out what a
@@ -36,19 +40,20 @@ func passShapeOf(t *testing.T, res core.Result) passShape {
 		return strings.Contains(v, "abandoned") && strings.HasPrefix(v, "brought by")
 	}
 	sh := passShape{beamShape: beamShape{expanded: map[string]int{}, answer: res.Answer}, selects: map[string][]string{}}
+	// The expansions by the abandoned pass: the info events name them.
+	wasted := map[string]int{}
 	for _, e := range res.Trace.Events {
 		if e.Op == core.OpInfo && e.Data["beam"] != nil && strings.Contains(fmt.Sprint(e.Data["beam"]), "abandoned") {
 			sh.abandoned = e.Data["pass"].(int)
+			for _, id := range e.Nodes {
+				wasted[pathKey(id)]++
+			}
 		}
 	}
 	last := 0 // the highest pass that chose a beam so far
 	for _, e := range res.Trace.Events {
 		switch e.Op {
 		case core.OpGenerate:
-			// An expansion of the abandoned pass brought only dropped nodes.
-			if len(e.Nodes) > 1 && !slices.ContainsFunc(e.Nodes[1:], func(id core.NodeID) bool { return !dropped(id) }) {
-				continue
-			}
 			sh.expanded[pathKey(e.Nodes[0])]++
 		case core.OpSelect:
 			pass := e.Data["pass"].(int)
@@ -65,6 +70,14 @@ func passShapeOf(t *testing.T, res core.Result) passShape {
 			}
 			slices.Sort(paths)
 			sh.selects[fmt.Sprintf("%d/%d", pass, e.Data["depth"])] = paths
+		}
+	}
+	for k, n := range wasted {
+		if sh.expanded[k] -= n; sh.expanded[k] <= 0 {
+			if sh.expanded[k] < 0 {
+				t.Errorf("%d expansions of %q by the abandoned pass, %d in all", n, k, sh.expanded[k]+n)
+			}
+			delete(sh.expanded, k)
 		}
 	}
 	for _, n := range st.Nodes() {
@@ -115,8 +128,13 @@ func TestBeamOverlappedPassesChooseWhatPassesOneAfterTheOtherChoose(t *testing.T
 			return time.Duration(rng.IntN(2000)) * time.Microsecond
 		},
 	}
-	eng := beamEngine(pol, 6)
+	// Expanding a path again repeats half of its steps, which are pruned
+	// as repeats of the children already there: which expansion of a path
+	// came first decides which children it keeps.
+	repeating := pol
+	repeating.repeatEven = true
 	for _, tc := range []struct {
+		pol    stepPolicy
 		params core.Params
 		truth  string
 		// abandons: the pass started early is abandoned (an answer of the
@@ -125,13 +143,15 @@ func TestBeamOverlappedPassesChooseWhatPassesOneAfterTheOtherChoose(t *testing.T
 	}{
 		// The policy's answers are 0-4: every pass's are rejected, and all
 		// passes run (unless two in a row find nothing new).
-		{core.Params{"beam_width": 2, "expansions": 3, "max_depth": 4, "passes": 4, "verifier": "exact"}, "7", false},
-		{core.Params{"beam_width": 3, "expansions": 2, "max_depth": 4, "passes": 3, "verifier": "exact", "aggregate": AggMean}, "7", false},
-		{core.Params{"beam_width": 4, "expansions": 3, "max_depth": 3, "passes": 3, "verifier": "exact", "aggregate": AggMin}, "7", false},
+		{pol, core.Params{"beam_width": 2, "expansions": 3, "max_depth": 4, "passes": 4, "verifier": "exact"}, "7", false},
+		{pol, core.Params{"beam_width": 3, "expansions": 2, "max_depth": 4, "passes": 3, "verifier": "exact", "aggregate": AggMean}, "7", false},
+		{pol, core.Params{"beam_width": 4, "expansions": 3, "max_depth": 3, "passes": 3, "verifier": "exact", "aggregate": AggMin}, "7", false},
+		{repeating, core.Params{"beam_width": 2, "expansions": 4, "max_depth": 4, "passes": 5, "verifier": "exact"}, "7", false},
 		// Answers of 3 are accepted: the pass that finds one is the last.
-		{core.Params{"beam_width": 2, "expansions": 2, "max_depth": 4, "passes": 6, "verifier": "exact"}, "3", true},
+		{pol, core.Params{"beam_width": 2, "expansions": 2, "max_depth": 4, "passes": 6, "verifier": "exact"}, "3", true},
 	} {
-		t.Run(fmt.Sprint(tc.params), func(t *testing.T) {
+		eng := beamEngine(tc.pol, 6)
+		t.Run(fmt.Sprint(tc.params, " repeats:", tc.pol.repeatEven), func(t *testing.T) {
 			solve := func(params core.Params, seed int64) passShape {
 				res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Truth: tc.truth, Strategy: "beam", Params: params, Seed: seed})
 				if err != nil || res.Stopped != core.StopDone {
@@ -190,5 +210,35 @@ func TestBeamOverlapPassesIsRejectedWithStopOnCorrect(t *testing.T) {
 	}
 	if calls > 0 {
 		t.Errorf("%d LLM calls before the parameter was rejected", calls)
+	}
+}
+
+func TestBeamOverlappedPassesSolveGame24AsPassesOneAfterTheOther(t *testing.T) {
+	t.Parallel()
+	// The simulator answers after a random delay, so requests end in a
+	// different order every run; its answers depend only on the requests.
+	// Proposals that reach a state already among a path's children are
+	// dropped, so the order of a path's expansions matters.
+	url := simtest.Start(t, sim.Options{Seed: 3, Latency: time.Millisecond, Jitter: 4 * time.Millisecond})
+	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 32, Timeout: time.Minute, N: "auto"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := beamEngine(pol, 8)
+	params := core.Params{"beam_width": 3, "expansions": 8, "evaluator": "value", "expand": "propose", "stop_on_correct": false, "passes": 4}
+	for _, problem := range []string{"4 9 10 13", "1 1 1 1", "2 3 5 12"} {
+		solve := func(params core.Params) passShape {
+			res, err := eng.Solve(t.Context(), core.Task{Problem: problem, Pack: "game24", Strategy: "beam", Params: params, Seed: 5})
+			if err != nil || res.Stopped != core.StopDone {
+				t.Fatalf("%v on %s: %v %s %s", params, problem, err, res.Stopped, res.Error)
+			}
+			return passShapeOf(t, res)
+		}
+		want := solve(params)
+		overlapped := maps.Clone(params)
+		overlapped["overlap_passes"] = 8
+		for range 2 {
+			compareShapes(t, problem, solve(overlapped), want)
+		}
 	}
 }
