@@ -289,8 +289,8 @@ type beamSearch struct {
 // exactly those of level-by-level beam search; the next depth's calls
 // just start while the last scorings of this one are in flight.
 // Candidates that cannot reach the beam whatever their score are not
-// scored at all. With overlap_passes, the next pass runs one depth behind
-// this one (see speculate).
+// scored at all. With overlap_passes, the next pass runs behind this one
+// (see speculate).
 func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, b.ev, b.verifier)
 	if err != nil {
@@ -317,7 +317,11 @@ func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 			continue
 		}
 		if s.inflight == 0 {
-			break // ended, and every call is back
+			if !s.ended {
+				// Cannot happen: a pass's calls wait only for calls in flight.
+				return core.Outcome{}, fmt.Errorf("beam: pass %d waits for %d calls, none in flight", s.pass, s.byPass[s.pass&1])
+			}
+			break // every call is back
 		}
 		e := <-s.events
 		s.inflight--
@@ -364,21 +368,10 @@ func (s *beamSearch) ctxOf(pass int) context.Context {
 	return s.ctx
 }
 
-// run starts job, a call of pass (see launch).
-func (s *beamSearch) run(pass int, job func(context.Context) beamEvent) {
-	s.launch(pass, s.wrap(pass, job))
-}
-
-// wrap makes job, a call of pass, a job for the helpers that reports its
-// event, and counts it as pass's.
-func (s *beamSearch) wrap(pass int, job func(context.Context) beamEvent) func() {
+// call counts a call of pass, about to be made, and returns its context.
+func (s *beamSearch) call(pass int) context.Context {
 	s.byPass[pass&1]++
-	ctx := s.ctxOf(pass)
-	return func() {
-		e := job(ctx)
-		e.pass = pass
-		s.events <- e
-	}
+	return s.ctxOf(pass)
 }
 
 // launch starts f, a call of pass, at once, or queues it while the pass
@@ -440,8 +433,8 @@ func (s *beamSearch) expand(n *beamNode, pass int) {
 	n.rounds++
 	// An expansion of n by the pass before is in flight: this one waits.
 	wait := n.rem[(pass+1)&1] > 0
-	run := func(job func(context.Context) beamEvent) {
-		if f := s.wrap(pass, job); wait {
+	run := func(f func()) {
+		if wait {
 			n.later = append(n.later, f)
 		} else {
 			s.launch(pass, f)
@@ -451,33 +444,36 @@ func (s *beamSearch) expand(n *beamNode, pass int) {
 		// Each nested step reports on its own, so that its child is scored
 		// while its siblings are still searching.
 		for i := 0; i < s.k; i++ {
-			run(func(ctx context.Context) beamEvent {
+			ctx := s.call(pass)
+			run(func() {
 				id, err := NestedStep(ctx, s.env, n.id, NestedOptions{Strategy: s.nested.strategy, Params: s.nested.params,
 					Limits: core.Limits{LLMCalls: s.nested.budget}, Seed: s.env.Seed(seed, int64(i))})
-				e := beamEvent{node: n, expanded: true, used: 1, err: err}
+				e := beamEvent{pass: pass, node: n, expanded: true, used: 1, err: err}
 				if err == nil && id != 0 {
 					e.ids, e.idx = []core.NodeID{id}, []int{off + i}
 				}
-				return e
+				s.events <- e
 			})
 		}
 		return
 	}
-	run(func(ctx context.Context) beamEvent {
+	ctx := s.call(pass)
+	run(func() {
 		ids, err := s.nested.expand(ctx, s.env, n.id, s.k, seed, s.temp)
 		idx := make([]int, len(ids))
 		for i := range idx {
 			idx[i] = off + i
 		}
-		return beamEvent{node: n, expanded: true, ids: ids, idx: idx, used: s.k, err: err}
+		s.events <- beamEvent{pass: pass, node: n, expanded: true, ids: ids, idx: idx, used: s.k, err: err}
 	})
 }
 
 // score starts the evaluation of n for pass.
 func (s *beamSearch) score(n *beamNode, pass int) {
-	s.run(pass, func(ctx context.Context) beamEvent {
+	ctx := s.call(pass)
+	s.launch(pass, func() {
 		ev, ok, err := s.sc.score(ctx, s.env, n.id, n.terminal)
-		return beamEvent{node: n, ev: ev, ok: ok, err: err}
+		s.events <- beamEvent{pass: pass, node: n, ev: ev, ok: ok, err: err}
 	})
 }
 
@@ -738,7 +734,7 @@ func (s *beamSearch) settle() {
 
 // finishedBy counts the answers that passes up to pass found.
 func (s *beamSearch) finishedBy(pass int) int {
-	if s.next == 0 {
+	if s.overlap == 0 {
 		return len(s.finished)
 	}
 	n := 0
@@ -927,6 +923,9 @@ func (s *beamSearch) advance(d int, lv *beamLevel, pass int) {
 	lv.total, lv.prior = 0, 0
 	lv.open, lv.deferred = lv.open[:0], lv.deferred[:0]
 	for _, n := range lv.nodes {
+		if n.born > pass {
+			continue // a later pass's (none runs that far ahead)
+		}
 		if n.pass != 0 {
 			if d < s.maxDepth {
 				lv.prior++

@@ -242,3 +242,44 @@ func TestBeamOverlappedPassesSolveGame24AsPassesOneAfterTheOther(t *testing.T) {
 		}
 	}
 }
+
+func TestBeamOverlappedPassesStopAtTheBudgetAndTheWallTime(t *testing.T) {
+	t.Parallel()
+	pol := stepPolicy{answerEvery: 7, score: func(step string, _ int) int { return 1 + int(hashOf(step)%10) },
+		delay: func(core.CompletionRequest, int) time.Duration { return 2 * time.Millisecond }}
+	eng := beamEngine(pol, 4)
+	// The policy's answers are 0-4: no pass ends the search but the limits.
+	params := core.Params{"beam_width": 2, "expansions": 3, "max_depth": 4, "passes": 50, "verifier": "exact",
+		"stop_on_correct": false, "overlap_passes": 4}
+	for _, tc := range []struct {
+		limits core.Limits
+		want   core.StopReason
+	}{
+		{core.Limits{LLMCalls: 40}, core.StopBudget},
+		{core.Limits{WallTime: 60 * time.Millisecond}, core.StopTimeout},
+	} {
+		start := time.Now()
+		res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Truth: "7", Strategy: "beam", Params: params, Limits: tc.limits, Seed: 2})
+		if err != nil || res.Stopped != tc.want {
+			t.Fatalf("%+v: %v %s %s, want %s", tc.limits, err, res.Stopped, res.Error, tc.want)
+		}
+		if tc.limits.LLMCalls > 0 && res.Usage.LLMCalls > tc.limits.LLMCalls {
+			t.Errorf("%d LLM calls, budget %d", res.Usage.LLMCalls, tc.limits.LLMCalls)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%+v: the search took %v to stop", tc.limits, d)
+		}
+		if res.Answer == "" {
+			t.Errorf("%+v: no answer so far", tc.limits)
+		}
+		passes := 0
+		for _, e := range res.Trace.Events {
+			if e.Op == core.OpSelect {
+				passes = max(passes, e.Data["pass"].(int))
+			}
+		}
+		if passes < 2 {
+			t.Errorf("%+v: %d passes before the limit; the test needs more", tc.limits, passes)
+		}
+	}
+}
