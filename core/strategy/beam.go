@@ -231,8 +231,9 @@ type beamEvent struct {
 	node     *beamNode // the expanded node or the scored one
 	expanded bool
 	ids      []core.NodeID
-	idx      []int // sample index of each child
-	used     int   // how many of the node's possible children this accounts for
+	idx      []int       // sample index of each child
+	used     int         // how many of the node's possible children this accounts for
+	failed   core.NodeID // a nested step that failed (and was pruned)
 	ev       core.Evaluation
 	ok       bool
 	err      error
@@ -451,6 +452,8 @@ func (s *beamSearch) expand(n *beamNode, pass int) {
 				e := beamEvent{pass: pass, node: n, expanded: true, used: 1, err: err}
 				if err == nil && id != 0 {
 					e.ids, e.idx = []core.NodeID{id}, []int{off + i}
+				} else {
+					e.failed = id
 				}
 				s.events <- e
 			})
@@ -515,6 +518,9 @@ func (s *beamSearch) expanded(e beamEvent) {
 			s.env.Tracer.Record(core.OpInfo, []core.NodeID{p.id}, map[string]any{"beam": "expansion by an abandoned pass", "pass": e.pass})
 		}
 		s.drop(e.ids...)
+		if e.failed != 0 {
+			s.drop(e.failed)
+		}
 		return
 	}
 	if e.pass == s.next && e.err == nil {
