@@ -25,15 +25,15 @@ func TestNodesLinkTheLLMCallThatMadeThem(t *testing.T) {
 		if n.Kind == core.KindProblem {
 			continue
 		}
-		seq, ok := n.Meta["llm_call"].(int64)
-		if !ok {
+		seq := n.LLMCall
+		if seq == 0 {
 			t.Fatalf("node %d has no llm_call link: meta %v", n.ID, n.Meta)
 		}
 		call := bySeq[seq]
 		if call.Op != core.OpLLMCall {
 			t.Fatalf("node %d links event %d, an %q event", n.ID, seq, call.Op)
 		}
-		resp, _ := call.Data["responses"].([]string)
+		resp, _ := call.Get("responses").([]string)
 		if len(resp) != 1 || resp[0] != n.Content {
 			t.Fatalf("node %d links a call that answered %q, node says %q", n.ID, resp, n.Content)
 		}

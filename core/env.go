@@ -72,30 +72,22 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	e.engine.limiter.Release()
 	e.dequeue()
 	ms := float64(time.Since(start).Microseconds()) / 1000
-	data := make(map[string]any, 8)
-	data["purpose"], data["n"], data["ms"] = req.Purpose, req.N, ms
 	if err != nil {
 		e.Budget.RefundCalls(int64(req.N))
-		data["error"] = err.Error()
-		e.Tracer.Record(OpLLMCall, nil, data)
+		e.Tracer.emit(Event{Op: OpLLMCall, Data: &LLMCallFailure{Purpose: req.Purpose, N: req.N, MS: ms, Error: err.Error()}})
 		return Completion{}, fmt.Errorf("llm call (%s): %w", req.Purpose, err)
 	}
 	if got := len(c.Choices); got < req.N {
 		e.Budget.RefundCalls(int64(req.N - got))
 	}
 	e.Budget.AddTokens(c.PromptTokens, c.CompletionTokens)
-	data["prompt_tokens"] = c.PromptTokens
-	data["completion_tokens"] = c.CompletionTokens
-	if c.Model != "" {
-		data["model"] = c.Model
-	}
+	data := &LLMCallData{Purpose: req.Purpose, N: req.N, MS: ms, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens, Model: c.Model}
 	if e.Tracer.RecordPrompts() {
-		data["messages"] = req.Messages
-		texts := make([]string, len(c.Choices))
+		data.Messages = req.Messages
+		data.Responses = make([]string, len(c.Choices))
 		for i, ch := range c.Choices {
-			texts[i] = ch.Text
+			data.Responses[i] = ch.Text
 		}
-		data["responses"] = texts
 	}
 	c.TraceSeq = e.Tracer.emit(Event{Op: OpLLMCall, Data: data})
 	return c, nil

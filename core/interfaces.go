@@ -49,7 +49,7 @@ type Completion struct {
 	Model            string   `json:"model,omitempty"`
 	// TraceSeq is the seq of the llm_call event Env.Complete recorded for
 	// this call (0 when untraced): nodes point at the call that made them
-	// with Node.Meta "llm_call", evaluate events with data "llm_calls".
+	// with Node.LLMCall, evaluate events with data "llm_calls".
 	TraceSeq int64 `json:"-"`
 }
 

@@ -93,7 +93,7 @@ func Generate(ctx context.Context, env *Env, parent NodeID, k int, o GenerateOpt
 		if ch.Logprob != nil {
 			n.Meta = map[string]any{"logprob": *ch.Logprob}
 		}
-		n.Meta = linkCall(n.Meta, c.TraceSeq)
+		n.LLMCall = c.TraceSeq
 		id, err := env.addNode([]NodeID{parent}, n, true)
 		if err != nil {
 			return ids, fmt.Errorf("generate from node %d: %w", parent, err)
@@ -115,7 +115,7 @@ func Refine(ctx context.Context, env *Env, id NodeID, msgs []Message) (NodeID, e
 	if len(c.Choices) == 0 {
 		return 0, fmt.Errorf("refine node %d: %w: no choices", id, ErrLLMBadResponse)
 	}
-	n := Node{Kind: KindStep, Content: c.Choices[0].Text, Meta: linkCall(map[string]any{"refines": int(id)}, c.TraceSeq),
+	n := Node{Kind: KindStep, Content: c.Choices[0].Text, Meta: map[string]any{"refines": int(id)}, LLMCall: c.TraceSeq,
 		Usage: Usage{LLMCalls: 1, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens}}
 	if a, ok := env.Pack.ExtractAnswer(n.Content); ok {
 		n.Kind, n.Answer, n.Terminal = KindAnswer, a, true
@@ -138,7 +138,7 @@ func Aggregate(ctx context.Context, env *Env, ids []NodeID, msgs []Message) (Nod
 	if len(c.Choices) == 0 {
 		return 0, fmt.Errorf("aggregate %v: %w: no choices", ids, ErrLLMBadResponse)
 	}
-	n := Node{Kind: KindAggregate, Content: c.Choices[0].Text, Meta: linkCall(nil, c.TraceSeq),
+	n := Node{Kind: KindAggregate, Content: c.Choices[0].Text, LLMCall: c.TraceSeq,
 		Usage: Usage{LLMCalls: 1, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens}}
 	if a, ok := env.Pack.ExtractAnswer(n.Content); ok {
 		n.Answer, n.Terminal = a, true
@@ -264,26 +264,18 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 			}
 			n.Meta["eval_error"] = msg
 		})
-		data := map[string]any{"error": msg}
-		if len(seqs) > 0 {
-			data["llm_calls"] = seqs
-		}
-		env.Tracer.Record(OpEvaluate, []NodeID{id}, data)
+		env.Tracer.emit(Event{Op: OpEvaluate, Nodes: []NodeID{id}, Data: &EvaluationFailure{Error: msg, LLMCalls: seqs}})
 		return Evaluation{}, fmt.Errorf("evaluate node %d: %w: %v", id, ErrUnscored, err)
 	}
 	if e.Kind == "" {
 		e.Kind = ScoreValue
 	}
 	_ = env.Structure.SetScore(id, e.Kind, e.Score, e.Detail)
-	data := make(map[string]any, 4)
-	data["kind"], data["score"] = e.Kind, e.Score
+	data := &EvaluationData{Kind: e.Kind, Score: e.Score, LLMCalls: seqs}
 	if e.Correct != nil {
-		data["correct"] = *e.Correct
+		data.Correct = ptr(*e.Correct)
 	}
-	if len(seqs) > 0 {
-		data["llm_calls"] = seqs
-	}
-	env.Tracer.Record(OpEvaluate, []NodeID{id}, data)
+	env.Tracer.emit(Event{Op: OpEvaluate, Nodes: []NodeID{id}, Data: data})
 	return e, nil
 }
 
@@ -333,18 +325,6 @@ func EvaluateAll(ctx context.Context, env *Env, ev Evaluator, ids []NodeID) ([]E
 	}
 	wg.Wait()
 	return evs, oks, errors.Join(errs...)
-}
-
-// linkCall records in meta the seq of the llm_call event that made a node.
-func linkCall(meta map[string]any, seq int64) map[string]any {
-	if seq <= 0 {
-		return meta
-	}
-	if meta == nil {
-		meta = map[string]any{}
-	}
-	meta["llm_call"] = seq
-	return meta
 }
 
 func finite(f float64) any {

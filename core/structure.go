@@ -64,8 +64,11 @@ type Node struct {
 	Visits   int                `json:"visits"`
 	Pruned   bool               `json:"pruned,omitempty"`
 	Usage    Usage              `json:"usage"`
-	Meta     map[string]any     `json:"meta,omitempty"`
-	Sub      *Structure         `json:"sub,omitempty"`
+	// LLMCall is the seq of the llm_call event that produced the node, so
+	// that a viewer can show the prompt and response behind it.
+	LLMCall int64          `json:"llm_call,omitempty"`
+	Meta    map[string]any `json:"meta,omitempty"`
+	Sub     *Structure     `json:"sub,omitempty"`
 	// CreatedMS is milliseconds since the trace started.
 	CreatedMS float64 `json:"created_ms"`
 }

@@ -37,14 +37,148 @@ const (
 // Event is one entry of a trace. Scope is the path of node ids that own the
 // nested structure the event happened in (empty for the top structure).
 type Event struct {
-	Seq    int64          `json:"seq"`
-	TimeMS float64        `json:"t_ms"`
-	Op     string         `json:"op"`
-	Scope  []NodeID       `json:"scope,omitempty"`
-	Nodes  []NodeID       `json:"nodes,omitempty"`
-	Node   *Node          `json:"node,omitempty"`
-	Stats  []NodeStats    `json:"stats,omitempty"`
-	Data   map[string]any `json:"data,omitempty"`
+	Seq    int64       `json:"seq"`
+	TimeMS float64     `json:"t_ms"`
+	Op     string      `json:"op"`
+	Scope  []NodeID    `json:"scope,omitempty"`
+	Nodes  []NodeID    `json:"nodes,omitempty"`
+	Node   *Node       `json:"node,omitempty"`
+	Stats  []NodeStats `json:"stats,omitempty"`
+	// Data is a map[string]any (what Record was given, and every event's
+	// data read back from JSON), or the typed data of an llm_call or
+	// evaluate event recorded by this process (LLMCallData, LLMCallFailure,
+	// EvaluationData, EvaluationFailure), which writes the same JSON: a
+	// search records one of those per LLM call, and a map for each was a
+	// good part of its own cost. Read it with Get.
+	Data any `json:"data,omitempty"`
+}
+
+// Get returns the value of key in the event's data, whatever its form;
+// nil when it has none.
+func (e Event) Get(key string) any {
+	switch d := e.Data.(type) {
+	case map[string]any:
+		return d[key]
+	case interface{ get(string) any }:
+		return d.get(key)
+	}
+	return nil
+}
+
+// LLMCallData is the data of an llm_call event whose request succeeded.
+type LLMCallData struct {
+	Purpose          string  `json:"purpose"`
+	N                int     `json:"n"`
+	MS               float64 `json:"ms"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	Model            string  `json:"model,omitempty"`
+	// Messages and Responses are recorded when prompts are
+	// (EngineOptions.RecordPrompts).
+	Messages  []Message `json:"messages,omitempty"`
+	Responses []string  `json:"responses,omitempty"`
+}
+
+func (d *LLMCallData) get(key string) any {
+	switch key {
+	case "purpose":
+		return d.Purpose
+	case "n":
+		return d.N
+	case "ms":
+		return d.MS
+	case "prompt_tokens":
+		return d.PromptTokens
+	case "completion_tokens":
+		return d.CompletionTokens
+	case "model":
+		return nonEmpty(d.Model)
+	case "messages":
+		if d.Messages != nil {
+			return d.Messages
+		}
+	case "responses":
+		if d.Responses != nil {
+			return d.Responses
+		}
+	}
+	return nil
+}
+
+// LLMCallFailure is the data of an llm_call event whose request failed.
+type LLMCallFailure struct {
+	Purpose string  `json:"purpose"`
+	N       int     `json:"n"`
+	MS      float64 `json:"ms"`
+	Error   string  `json:"error"`
+}
+
+func (d *LLMCallFailure) get(key string) any {
+	switch key {
+	case "purpose":
+		return d.Purpose
+	case "n":
+		return d.N
+	case "ms":
+		return d.MS
+	case "error":
+		return d.Error
+	}
+	return nil
+}
+
+// EvaluationData is the data of an evaluate event that scored its node.
+type EvaluationData struct {
+	Kind    string  `json:"kind"`
+	Score   float64 `json:"score"`
+	Correct *bool   `json:"correct,omitempty"` // a verifier's verdict
+	// LLMCalls are the seqs of the llm_call events the evaluator made.
+	LLMCalls []int64 `json:"llm_calls,omitempty"`
+}
+
+func (d *EvaluationData) get(key string) any {
+	switch key {
+	case "kind":
+		return d.Kind
+	case "score":
+		return d.Score
+	case "correct":
+		if d.Correct != nil {
+			return *d.Correct
+		}
+	case "llm_calls":
+		if len(d.LLMCalls) > 0 {
+			return d.LLMCalls
+		}
+	}
+	return nil
+}
+
+// EvaluationFailure is the data of an evaluate event that left its node
+// unscored.
+type EvaluationFailure struct {
+	Error    string  `json:"error"`
+	LLMCalls []int64 `json:"llm_calls,omitempty"`
+}
+
+func (d *EvaluationFailure) get(key string) any {
+	switch key {
+	case "error":
+		return d.Error
+	case "llm_calls":
+		if len(d.LLMCalls) > 0 {
+			return d.LLMCalls
+		}
+	}
+	return nil
+}
+
+// nonEmpty is s, or nil when s is empty (an omitted JSON field).
+func nonEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // NodeStats is a node's search statistics (MCTS's Q and N), recorded by
@@ -103,7 +237,11 @@ func (t *Tracer) Start() time.Time { return t.start }
 
 // Record appends an event for op on nodes with optional data.
 func (t *Tracer) Record(op string, nodes []NodeID, data map[string]any) {
-	t.emit(Event{Op: op, Nodes: nodes, Data: data})
+	e := Event{Op: op, Nodes: nodes}
+	if len(data) > 0 {
+		e.Data = data // a nil map in Data would be written as "data": null
+	}
+	t.emit(e)
 }
 
 func (t *Tracer) emit(e Event) int64 {

@@ -250,7 +250,7 @@ func TestStrategyRunsThroughHost(t *testing.T) {
 	}
 	var info bool
 	for _, e := range res.Trace.Events {
-		info = info || (e.Op == core.OpInfo && e.Data["note"] == "one shot" && e.Data["source"] == "plugin")
+		info = info || (e.Op == core.OpInfo && e.Get("note") == "one shot" && e.Get("source") == "plugin")
 	}
 	if !info {
 		t.Fatal("the plugin's trace event is missing")

@@ -73,14 +73,14 @@ func (w *watcher) advance() []core.Event {
 		case core.OpUpdate:
 			w.score(e.Node)
 		case core.OpLLMCall:
-			if _, failed := e.Data["error"]; !failed {
-				w.snap.LLMCalls += toInt64(e.Data["n"])
+			if e.Get("error") == nil {
+				w.snap.LLMCalls += toInt64(e.Get("n"))
 			}
-			w.snap.Tokens += toInt64(e.Data["prompt_tokens"]) + toInt64(e.Data["completion_tokens"])
+			w.snap.Tokens += toInt64(e.Get("prompt_tokens")) + toInt64(e.Get("completion_tokens"))
 		case core.OpEnd:
 			if len(e.Scope) == 0 {
 				w.snap.Ended = true
-				w.snap.Answer, _ = e.Data["answer"].(string)
+				w.snap.Answer, _ = e.Get("answer").(string)
 			}
 		}
 	}

@@ -484,8 +484,8 @@ func TestToolCallsAreTraced(t *testing.T) {
 		if ev.Op != core.OpToolCall {
 			continue
 		}
-		args, _ := json.Marshal(ev.Data["args"])
-		if ev.Data["tool"] != "python" || !strings.Contains(string(args), "print('traced')") || ev.Data["result"] != "traced\n" {
+		args, _ := json.Marshal(ev.Get("args"))
+		if ev.Get("tool") != "python" || !strings.Contains(string(args), "print('traced')") || ev.Get("result") != "traced\n" {
 			t.Errorf("tool_call event %+v", ev.Data)
 		}
 		if !strings.Contains(string(args), `"session":"react-`) {

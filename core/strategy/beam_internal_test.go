@@ -334,7 +334,7 @@ func TestBeamPassesGoOnUntilAnAnswerIsAccepted(t *testing.T) {
 		perPass := map[[2]int]int{}
 		for _, e := range res.Trace.Events {
 			if e.Op == core.OpSelect {
-				perPass[[2]int{e.Data["pass"].(int), e.Data["depth"].(int)}] += len(e.Nodes)
+				perPass[[2]int{e.Get("pass").(int), e.Get("depth").(int)}] += len(e.Nodes)
 			}
 		}
 		for k, n := range perPass {

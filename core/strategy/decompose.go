@@ -152,7 +152,7 @@ func (d *decompose) Run(ctx context.Context, env *core.Env) (core.Outcome, error
 	}
 	reply := c.Choices[0].Text
 	questions := tasks.ParseSubQuestions(reply)
-	meta := map[string]any{"role": "plan", "llm_call": c.TraceSeq}
+	meta := map[string]any{"role": "plan"}
 	if len(questions) > d.max {
 		meta["dropped"] = questions[d.max-1 : len(questions)-1]
 		questions = append(questions[:d.max-1:d.max-1], questions[len(questions)-1])
@@ -160,7 +160,7 @@ func (d *decompose) Run(ctx context.Context, env *core.Env) (core.Outcome, error
 	if len(questions) > 0 {
 		meta["sub_questions"] = questions
 	}
-	plan, err := env.AddNode([]core.NodeID{0}, core.Node{Kind: core.KindStep, Content: reply, Meta: meta,
+	plan, err := env.AddNode([]core.NodeID{0}, core.Node{Kind: core.KindStep, Content: reply, Meta: meta, LLMCall: c.TraceSeq,
 		Usage: core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens}})
 	if err != nil {
 		return core.Outcome{}, fmt.Errorf("decompose: plan: %w", err)
@@ -304,7 +304,7 @@ func (d *decompose) answer(ctx context.Context, env *core.Env, prev core.NodeID,
 		case len(c.Choices) == 0:
 			err = fmt.Errorf("decompose: compose: %w: no choices", core.ErrLLMBadResponse)
 		default:
-			n := core.Node{Kind: core.KindStep, Content: c.Choices[0].Text, Meta: map[string]any{"role": "compose", "llm_call": c.TraceSeq},
+			n := core.Node{Kind: core.KindStep, Content: c.Choices[0].Text, Meta: map[string]any{"role": "compose"}, LLMCall: c.TraceSeq,
 				Usage: core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens}}
 			if a, ok := env.Pack.ExtractAnswer(n.Content); ok {
 				n.Kind, n.Answer, n.Terminal = core.KindAnswer, a, true

@@ -264,7 +264,7 @@ func TestDecomposeSolvesTheWholeProblemWhenThePlanListsNothing(t *testing.T) {
 	}
 	fallback := false
 	for _, e := range res.Trace.Events {
-		_, ok := e.Data["fallback"]
+		ok := e.Get("fallback") != nil
 		fallback = fallback || (e.Op == core.OpInfo && ok)
 	}
 	if !fallback {

@@ -85,7 +85,7 @@ func TestToTBFSPassesGoOnAfterAFailedPass(t *testing.T) {
 		}
 		last := 0
 		for _, e := range res.Trace.Events {
-			if p, ok := e.Data["pass"].(int); e.Op == core.OpSelect && ok {
+			if p, ok := e.Get("pass").(int); e.Op == core.OpSelect && ok {
 				last = max(last, p)
 			}
 		}
@@ -200,7 +200,7 @@ func TestProposalsAreScreenedBeforeTheyCount(t *testing.T) {
 	}
 	for _, e := range res.Trace.Events {
 		if e.Op == core.OpGenerate && len(e.Nodes) > 0 && e.Nodes[0] == 0 {
-			if e.Data["illegal"] != 2 || e.Data["repeats"] != 1 {
+			if e.Get("illegal") != 2 || e.Get("repeats") != 1 {
 				t.Errorf("root generate event %v; want 2 illegal proposals and 1 repeat", e.Data)
 			}
 			break

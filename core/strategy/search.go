@@ -285,13 +285,13 @@ func proposeSteps(ctx context.Context, env *core.Env, pr tasks.Proposer, parent 
 	per := int64(max(1, len(props)))
 	var ids []core.NodeID
 	for _, p := range props {
-		n := core.Node{Kind: core.KindStep, Content: p.text, Meta: map[string]any{"llm_call": c.TraceSeq},
+		n := core.Node{Kind: core.KindStep, Content: p.text, LLMCall: c.TraceSeq,
 			Usage: core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens / per, CompletionTokens: c.CompletionTokens / per}}
 		if a, ok := env.Pack.ExtractAnswer(p.text); ok {
 			n.Kind, n.Answer, n.Terminal = core.KindAnswer, a, true
 		}
 		if p.state != nil {
-			n.Meta["state"] = p.state.Key
+			n.Meta = map[string]any{"state": p.state.Key}
 			if p.state.Done && !n.Terminal && p.state.Answer != "" {
 				n.Kind, n.Answer, n.Terminal = core.KindAnswer, p.state.Answer, true
 				n.Meta["answer_from_steps"] = true

@@ -187,10 +187,10 @@ func TestMCTSSolvesGame24SequentiallyAndDeterministically(t *testing.T) {
 	// opened again when the tree ran out (widen) takes 2 more.
 	selects, widened := 0, map[core.NodeID]int{}
 	for _, e := range res.Trace.Events {
-		if e.Op == core.OpSelect && e.Data["terminal"] == nil && len(e.Scope) == 0 {
+		if e.Op == core.OpSelect && e.Get("terminal") == nil && len(e.Scope) == 0 {
 			selects++
 		}
-		if _, ok := e.Data["widen"]; ok {
+		if e.Get("widen") != nil {
 			widened[e.Nodes[0]]++
 		}
 	}
@@ -423,7 +423,7 @@ func TestToTBFSGame24UsesProposeAndValuePrompts(t *testing.T) {
 	purposes := map[string]int{}
 	for _, e := range res.Trace.Events {
 		if e.Op == core.OpLLMCall {
-			purposes[e.Data["purpose"].(string)]++
+			purposes[e.Get("purpose").(string)]++
 		}
 	}
 	if purposes["propose"] == 0 || purposes["value"] == 0 {
@@ -512,7 +512,7 @@ operations:
 	// Operations ran after their inputs; the merge has several parents.
 	done := map[string]int{}
 	for i, e := range res.Trace.Events {
-		if op, ok := e.Data["graph_op"].(string); ok && e.Op == core.OpInfo {
+		if op, ok := e.Get("graph_op").(string); ok && e.Op == core.OpInfo {
 			done[op] = i
 		}
 	}
@@ -649,7 +649,7 @@ func TestMCTSRolloutsMixIntoQ(t *testing.T) {
 	}
 	rollouts := 0
 	for _, e := range res.Trace.Events {
-		if e.Op == core.OpLLMCall && e.Data["purpose"] == "rollout" {
+		if e.Op == core.OpLLMCall && e.Get("purpose") == "rollout" {
 			rollouts++
 		}
 	}

@@ -699,7 +699,7 @@
     if (d.answer) parts.push(el('h3', { text: 'Answer' }), pre(d.answer));
     parts.push(el('h3', { text: d.kind === 'problem' ? 'Problem' : 'Text' }), pre(d.content));
     const meta = Object.assign({}, d.meta || {});
-    const callSeq = meta.llm_call;
+    const callSeq = d.llm_call || meta.llm_call; // meta: traces written before llm_call was a node field
     delete meta.llm_call;
     const chunks = chunksOf(d);
     if (chunks) {

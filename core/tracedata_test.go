@@ -1,0 +1,163 @@
+package core_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// evalFunc is an Evaluator from a function.
+type evalFunc func(context.Context, core.EvalRequest) (core.Evaluation, error)
+
+func (f evalFunc) Evaluate(ctx context.Context, r core.EvalRequest) (core.Evaluation, error) {
+	return f(ctx, r)
+}
+
+// callsAndScores makes every kind of llm_call and evaluate event: a call
+// that succeeds, one that fails, an evaluation that asks the LLM and is
+// checked, one without a verdict, and one that fails.
+type callsAndScores struct{}
+
+func (callsAndScores) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	ids, err := core.Generate(ctx, env, 0, 2, core.GenerateOptions{})
+	if err != nil {
+		return core.Outcome{}, err
+	}
+	right := true
+	asks := evalFunc(func(ctx context.Context, r core.EvalRequest) (core.Evaluation, error) {
+		if _, err := r.Policy.Complete(ctx, core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "rate"}}, Purpose: "value"}); err != nil {
+			return core.Evaluation{}, err
+		}
+		return core.Evaluation{Score: 0.25, Kind: core.ScoreVerifier, Correct: &right}, nil
+	})
+	plain := evalFunc(func(context.Context, core.EvalRequest) (core.Evaluation, error) {
+		return core.Evaluation{Score: 0}, nil
+	})
+	fails := evalFunc(func(context.Context, core.EvalRequest) (core.Evaluation, error) {
+		return core.Evaluation{}, errors.New("judge said nothing")
+	})
+	_, _ = core.Evaluate(ctx, env, asks, ids[0])
+	_, _ = core.Evaluate(ctx, env, plain, ids[1])
+	_, _ = core.Evaluate(ctx, env, fails, ids[1])
+	_, _ = env.Complete(ctx, core.CompletionRequest{Purpose: "fail-me", Messages: []core.Message{{Role: "user", Content: "x"}}})
+	env.Tracer.Record(core.OpInfo, nil, nil)
+	return core.Outcome{Best: ids[0]}, nil
+}
+
+// failing fails the requests whose purpose is "fail-me" and reports no
+// tokens.
+type failing struct{}
+
+func (failing) Complete(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+	if req.Purpose == "fail-me" {
+		return core.Completion{}, errors.New("rate limited")
+	}
+	c := core.Completion{}
+	for i := 0; i < max(req.N, 1); i++ {
+		c.Choices = append(c.Choices, core.Choice{Text: "a step"})
+	}
+	return c, nil
+}
+
+// llm_call and evaluate events carry typed data; what Get reads of it, and
+// what JSON holds, are the keys and values the trace format documents
+// (docs/trace.md), the same as a map would hold.
+func TestTypedEventDataReadsAndWritesAsDocumented(t *testing.T) {
+	for _, prompts := range []bool{false, true} {
+		reg := testRegistry()
+		reg.RegisterStrategy(core.StrategySpec{Name: "calls", New: func(core.Params) (core.Strategy, error) { return callsAndScores{}, nil }})
+		eng := core.NewEngine(failing{}, reg, &core.EngineOptions{RecordPrompts: prompts})
+		res, err := eng.Solve(t.Context(), core.Task{Problem: "p", Strategy: "calls"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(res.Trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back core.Trace
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		var calls, evals []map[string]any
+		var callSeqs []int64
+		for i, e := range res.Trace.Events {
+			// JSON holds what Get reads, key for key.
+			decoded, _ := back.Events[i].Data.(map[string]any)
+			read := map[string]any{}
+			for k := range decoded {
+				if v := e.Get(k); v != nil {
+					read[k] = v
+				}
+			}
+			if decoded == nil {
+				if e.Data != nil {
+					t.Errorf("event %d (%s): data %v written as none", e.Seq, e.Op, e.Data)
+				}
+			} else if got, want := canonical(t, read), canonical(t, decoded); got != want {
+				t.Errorf("event %d (%s): Get reads %s, JSON holds %s", e.Seq, e.Op, got, want)
+			}
+			switch e.Op {
+			case core.OpLLMCall:
+				calls = append(calls, decoded)
+				callSeqs = append(callSeqs, e.Seq)
+			case core.OpEvaluate:
+				evals = append(evals, decoded)
+			}
+		}
+		if len(calls) != 3 || len(evals) != 3 {
+			t.Fatalf("prompts %v: %d llm_call and %d evaluate events, want 3 and 3", prompts, len(calls), len(evals))
+		}
+		want := []string{"completion_tokens", "ms", "n", "prompt_tokens", "purpose"}
+		if prompts {
+			want = []string{"completion_tokens", "messages", "ms", "n", "prompt_tokens", "purpose", "responses"}
+		}
+		if got := keys(calls[0]); !reflect.DeepEqual(got, want) || calls[0]["purpose"] != "generate" || calls[0]["n"] != 2.0 ||
+			calls[0]["prompt_tokens"] != 0.0 {
+			t.Errorf("prompts %v: generate call data %v, want keys %v", prompts, calls[0], want)
+		}
+		if got := keys(calls[2]); !reflect.DeepEqual(got, []string{"error", "ms", "n", "purpose"}) || calls[2]["error"] != "rate limited" {
+			t.Errorf("failed call data %v", calls[2])
+		}
+		if got := keys(evals[0]); !reflect.DeepEqual(got, []string{"correct", "kind", "llm_calls", "score"}) ||
+			evals[0]["kind"] != core.ScoreVerifier || evals[0]["score"] != 0.25 || evals[0]["correct"] != true ||
+			canonical(t, evals[0]["llm_calls"]) != canonical(t, []int64{callSeqs[1]}) || calls[1]["purpose"] != "value" {
+			t.Errorf("checked evaluation: data %v (its call: %v, seq %d)", evals[0], calls[1], callSeqs[1])
+		}
+		if got := keys(evals[1]); !reflect.DeepEqual(got, []string{"kind", "score"}) || evals[1]["kind"] != core.ScoreValue || evals[1]["score"] != 0.0 {
+			t.Errorf("evaluation without a verdict: data %v", evals[1])
+		}
+		if got := keys(evals[2]); !reflect.DeepEqual(got, []string{"error"}) || evals[2]["error"] != "judge said nothing" {
+			t.Errorf("failed evaluation: data %v", evals[2])
+		}
+	}
+}
+
+func keys(m map[string]any) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// canonical is v as JSON with every object's keys sorted.
+func canonical(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(generic)
+	return string(b)
+}
