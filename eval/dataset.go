@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -102,14 +103,22 @@ func LoadDataset(nameOrPath string, o *DatasetOptions) (*Dataset, error) {
 			dir = d
 		}
 		path, _ := tasks.DatasetFile(dir, nameOrPath)
-		sum, err := fileSHA256(path)
+		f, err := os.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("dataset %s: %w (set PONDER_DATA_SETS to the folder holding the benchmark files)", nameOrPath, err)
 		}
-		items, skipped, err := tasks.LoadDataset(dir, nameOrPath)
+		defer f.Close()
+		// One read both hashes the file and parses it.
+		h := sha256.New()
+		tee := io.TeeReader(f, h)
+		items, skipped, err := tasks.ReadDataset(nameOrPath, tee)
 		if err != nil {
 			return nil, err
 		}
+		if _, err := io.Copy(io.Discard, tee); err != nil { // whatever the parser left unread
+			return nil, fmt.Errorf("dataset %s: %w", nameOrPath, err)
+		}
+		sum := hex.EncodeToString(h.Sum(nil))
 		grader, err := pickGrader(pack, opts.Grader)
 		if err != nil {
 			return nil, err
@@ -137,15 +146,6 @@ func PackGrader(pack string) string {
 		return pack
 	}
 	return "math"
-}
-
-func fileSHA256(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:]), nil
 }
 
 func loadJSONL(path string, o DatasetOptions) (*Dataset, error) {

@@ -1,6 +1,8 @@
 package eval
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +27,10 @@ func TestLoadNamedDatasets(t *testing.T) {
 		if d.Pack != tc.pack || d.Grader != tc.grader || len(d.Items) < tc.min || len(d.SHA256) != 64 || len(d.Skipped) != 0 {
 			t.Errorf("%s: pack %s grader %s, %d items, %d skipped, sha %q; want %s, %s, at least %d, none skipped",
 				tc.name, d.Pack, d.Grader, len(d.Items), len(d.Skipped), d.SHA256, tc.pack, tc.grader, tc.min)
+		}
+		// The hash is the whole file's, though one read parses it too.
+		if b, err := os.ReadFile(d.Path); err != nil || fmt.Sprintf("%x", sha256.Sum256(b)) != d.SHA256 {
+			t.Errorf("%s: sha %s is not that of %s (%v)", tc.name, d.SHA256, d.Path, err)
 		}
 		for _, it := range d.Items[:3] {
 			if it.ID == "" || it.Problem == "" || it.Pack != tc.pack {

@@ -85,6 +85,13 @@ func LoadDataset(dataDir, name string) (items []Item, skipped []LineError, err e
 		return nil, nil, fmt.Errorf("open dataset %s: %w", name, err)
 	}
 	defer f.Close()
+	return ReadDataset(name, f)
+}
+
+// ReadDataset reads the named dataset's file format (see DatasetFile) from
+// r: for a caller that also hashes what it reads.
+func ReadDataset(name string, r io.Reader) (items []Item, skipped []LineError, err error) {
+	f := r
 	switch name {
 	case "gsm8k":
 		return readJSONL(f, gsm8kItem)
@@ -92,9 +99,10 @@ func LoadDataset(dataDir, name string) (items []Item, skipped []LineError, err e
 		return readJSONL(f, math500Item)
 	case "humaneval":
 		return readJSONL(f, humanEvalItem)
-	default:
+	case "game24":
 		return readGame24(f)
 	}
+	return nil, nil, fmt.Errorf("unknown dataset %q (known: gsm8k, math500, game24, humaneval)", name)
 }
 
 func readJSONL(r io.Reader, conv func(map[string]any, int) (Item, error)) ([]Item, []LineError, error) {
