@@ -10,6 +10,7 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/core/evaluator"
 	"github.com/ponder-rlm/ponder/eval/mathequiv"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -82,7 +83,7 @@ func gradeGSM8K(_ context.Context, it Item, answer string) (Grade, error) {
 	}
 	got, ok := numberValue(answer)
 	if !ok {
-		return Grade{Detail: fmt.Sprintf("answer %q is not a number", clip(answer, 80))}, nil
+		return Grade{Detail: fmt.Sprintf("answer %q is not a number", text.Clip(strings.TrimSpace(answer), 80))}, nil
 	}
 	if got.Cmp(want) != 0 {
 		return Grade{Detail: "want " + want.RatString() + ", got " + got.RatString()}, nil
@@ -110,7 +111,7 @@ func gradeMATH(_ context.Context, it Item, answer string) (Grade, error) {
 	if mathequiv.Equal(answer, it.Truth) {
 		return Grade{Correct: true}, nil
 	}
-	return Grade{Detail: "want " + clip(it.Truth, 80)}, nil
+	return Grade{Detail: "want " + text.Clip(strings.TrimSpace(it.Truth), 80)}, nil
 }
 
 func gradeGame24(_ context.Context, it Item, answer string) (Grade, error) {
@@ -130,7 +131,7 @@ func gradeExact(_ context.Context, it Item, answer string) (Grade, error) {
 	if strings.EqualFold(strings.TrimSpace(answer), strings.TrimSpace(it.Truth)) {
 		return Grade{Correct: true}, nil
 	}
-	return Grade{Detail: "want " + clip(it.Truth, 80)}, nil
+	return Grade{Detail: "want " + text.Clip(strings.TrimSpace(it.Truth), 80)}, nil
 }
 
 // unitTestGrader runs a program with the item's tests (Extra["test"],
@@ -171,12 +172,4 @@ func (u unitTestGrader) Grade(ctx context.Context, it Item, answer string) (Grad
 		return Grade{}, fmt.Errorf("run unit tests: no verdict")
 	}
 	return Grade{Correct: *res.Correct, Detail: res.Detail}, nil
-}
-
-func clip(s string, n int) string {
-	r := []rune(strings.TrimSpace(s))
-	if len(r) <= n {
-		return string(r)
-	}
-	return string(r[:n]) + "…"
 }

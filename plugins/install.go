@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/sdk"
 )
 
@@ -176,7 +177,7 @@ func Check(ctx context.Context, target string, opts *Options) (CheckReport, erro
 		if err != nil {
 			return rep, fmt.Errorf("test call: %w", err)
 		}
-		rep.TestCall = fmt.Sprintf("called with {}: is_error=%t, %q", res.IsError, clip(res.Text, 120))
+		rep.TestCall = fmt.Sprintf("called with {}: is_error=%t, %q", res.IsError, text.Clip(res.Text, 120))
 	case sdk.KindEvaluator:
 		reg := core.NewRegistry()
 		mgr.Register(reg)
@@ -222,10 +223,3 @@ var cannedPolicy = core.PolicyFunc(func(_ context.Context, req core.CompletionRe
 	}
 	return c, nil
 })
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // Summary describes one run for lists.
@@ -181,7 +182,7 @@ func traceFileID(name string) (string, bool) {
 func (s *Store) Start(id string, task core.Task, tr *core.Tracer) {
 	s.mu.Lock()
 	s.live[id] = &live{
-		sum: Summary{ID: id, Strategy: task.Strategy, Pack: task.Pack, Problem: clip(task.Problem, 200),
+		sum: Summary{ID: id, Strategy: task.Strategy, Pack: task.Pack, Problem: text.Clip(task.Problem, 200),
 			Status: core.StopRunning, Started: tr.Start(), Session: task.Session},
 		task: task, tracer: tr,
 	}
@@ -383,14 +384,6 @@ func WriteFile(path string, t *core.Trace) error {
 }
 
 func summarize(t *core.Trace, session string) Summary {
-	return Summary{ID: t.ID, Strategy: t.Strategy, Pack: t.Pack, Problem: clip(t.Problem, 200), Status: t.Status,
+	return Summary{ID: t.ID, Strategy: t.Strategy, Pack: t.Pack, Problem: text.Clip(t.Problem, 200), Status: t.Status,
 		Answer: t.Answer, Usage: t.Usage, Started: t.Started, Session: session}
-}
-
-func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
 }

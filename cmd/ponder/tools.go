@@ -18,6 +18,7 @@ import (
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/core/evaluator"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tools"
 	"github.com/ponder-rlm/ponder/tools/calc"
 	"github.com/ponder-rlm/ponder/tools/mcpclient"
@@ -310,10 +311,5 @@ func splitJoined(err error) []error {
 
 func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-func shorten(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
+// shorten clips s to fit n columns, the mark included.
+func shorten(s string, n int) string { return text.Clip(s, n-1) }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -191,7 +192,7 @@ func ask(ctx context.Context, req core.EvalRequest, msgs []core.Message, n int, 
 		if len(c.Choices) == 0 {
 			return core.Evaluation{}, fmt.Errorf("%s: %w: no choices", purpose, core.ErrLLMBadResponse)
 		}
-		return core.Evaluation{}, fmt.Errorf("%s: %w: %q", purpose, ErrGarbage, clip(bad, 80))
+		return core.Evaluation{}, fmt.Errorf("%s: %w: %q", purpose, ErrGarbage, text.Clip(strings.Join(strings.Fields(bad), " "), 80))
 	}
 	e := core.Evaluation{Score: sum / float64(got), Kind: kind}
 	if got > 1 {
@@ -230,12 +231,4 @@ func fnvString(h uint64, s string) uint64 {
 		h = (h ^ uint64(s[i])) * fnvPrime
 	}
 	return h
-}
-
-func clip(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

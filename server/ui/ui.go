@@ -42,6 +42,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/traces"
 )
 
@@ -178,7 +179,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Dot segments never name anything here; the inner mux would redirect
 	// them to a path outside the prefix.
 	if cp := path.Clean(r.URL.Path); cp != r.URL.Path && cp+"/" != r.URL.Path {
-		apiError(w, http.StatusNotFound, fmt.Sprintf("no such page: %s", clip(r.URL.Path, 80)))
+		apiError(w, http.StatusNotFound, fmt.Sprintf("no such page: %s", text.Clip(r.URL.Path, 80)))
 		return
 	}
 	h.mux.ServeHTTP(w, r)
@@ -235,7 +236,7 @@ func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 	t, err := h.store.Get(id)
 	switch {
 	case errors.Is(err, traces.ErrNotFound):
-		apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q not found: pick a run from the list (it may have been evicted)", clip(id, 40)))
+		apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q not found: pick a run from the list (it may have been evicted)", text.Clip(id, 40)))
 	case err != nil:
 		h.unreadable(w, id, err)
 	default:
@@ -299,13 +300,6 @@ func apiError(w http.ResponseWriter, status int, msg string) {
 
 func oneLine(err error) string {
 	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // sse is one server-sent event stream.
@@ -426,7 +420,7 @@ func (h *handler) traceEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	tr, live := h.store.Live(id)
 	if !live && !h.known(id) {
-		apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q not found: pick a run from the list", clip(id, 40)))
+		apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q not found: pick a run from the list", text.Clip(id, 40)))
 		return
 	}
 	s, closeStream, ok := h.openStream(w)
@@ -525,7 +519,7 @@ func resumePoint(r *http.Request) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s %q: want the seq of the last event seen (a number >= 0)", name, clip(v, 40))
+		return 0, fmt.Errorf("%s %q: want the seq of the last event seen (a number >= 0)", name, text.Clip(v, 40))
 	}
 	return n, nil
 }
