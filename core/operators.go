@@ -270,8 +270,8 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 	if e.Kind == "" {
 		e.Kind = ScoreValue
 	}
-	_ = env.Structure.SetScore(id, e.Kind, e.Score, e.Detail)
-	data := &EvaluationData{Kind: e.Kind, Score: e.Score, LLMCalls: seqs}
+	_ = env.Structure.setScore(id, e.Kind, e.Score, e.Detail)
+	data := &EvaluationData{Kind: e.Kind, Score: e.Score, Detail: e.Detail, LLMCalls: seqs}
 	if e.Correct != nil {
 		data.Correct = ptr(*e.Correct)
 	}

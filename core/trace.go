@@ -127,10 +127,13 @@ func (d *LLMCallFailure) get(key string) any {
 	return nil
 }
 
-// EvaluationData is the data of an evaluate event that scored its node.
+// EvaluationData is the data of an evaluate event that scored its node:
+// the node's new score under Kind (and Detail in its Meta "eval_detail"),
+// which no update event repeats.
 type EvaluationData struct {
 	Kind    string  `json:"kind"`
 	Score   float64 `json:"score"`
+	Detail  string  `json:"detail,omitempty"`
 	Correct *bool   `json:"correct,omitempty"` // a verifier's verdict
 	// LLMCalls are the seqs of the llm_call events the evaluator made.
 	LLMCalls []int64 `json:"llm_calls,omitempty"`
@@ -142,6 +145,8 @@ func (d *EvaluationData) get(key string) any {
 		return d.Kind
 	case "score":
 		return d.Score
+	case "detail":
+		return nonEmpty(d.Detail)
 	case "correct":
 		if d.Correct != nil {
 			return *d.Correct
@@ -397,7 +402,8 @@ func NewTraceID() string {
 }
 
 // Replay rebuilds a run's structure, nested structures included, from its
-// events alone: node events add nodes, update events replace their state.
+// events alone: node events add nodes, update events replace their state,
+// stats events set their Value and Visits, evaluate events their scores.
 // It is how live viewers draw a run that has not finished, and a test that
 // the trace holds everything needed to redraw it.
 func Replay(kind StructureKind, events []Event) (*Structure, error) {
@@ -426,6 +432,28 @@ func Replay(kind StructureKind, events []Event) (*Structure, error) {
 				n.Value, n.Visits = st.Value, st.Visits
 				s.nodes[st.ID] = &n
 			}
+			continue
+		}
+		if e.Op == OpEvaluate {
+			// An evaluation that scored its node carries the score; one
+			// that failed changed the node in an update event.
+			kind, _ := e.Get("kind").(string)
+			score, scored := e.Get("score").(float64)
+			if kind == "" || !scored || len(e.Nodes) == 0 {
+				continue
+			}
+			s, ok := scopes[key(e.Scope)]
+			if !ok {
+				return nil, fmt.Errorf("replay: event %d is in an unknown scope %v", e.Seq, e.Scope)
+			}
+			id := e.Nodes[0]
+			if int(id) < 0 || int(id) >= len(s.nodes) {
+				return nil, fmt.Errorf("replay: event %d scores missing node %d", e.Seq, id)
+			}
+			n := *s.nodes[id]
+			detail, _ := e.Get("detail").(string)
+			n.setScore(kind, score, detail)
+			s.nodes[id] = &n
 			continue
 		}
 		if e.Node == nil || (e.Op != OpNode && e.Op != OpUpdate) {

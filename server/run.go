@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,10 @@ func (p progress) message() string {
 type watcher struct {
 	tr   *core.Tracer
 	snap progress
+	// scores holds what evaluate events scored, by scope and node: they
+	// carry a node's new score, and a node's best score depends on the
+	// kinds it has (Node.Score).
+	scores map[string]*core.Node
 }
 
 func newWatcher(tr *core.Tracer, callLimit int64) *watcher {
@@ -72,6 +77,22 @@ func (w *watcher) advance() []core.Event {
 			w.score(e.Node)
 		case core.OpUpdate:
 			w.score(e.Node)
+			if e.Node != nil {
+				n := w.scored(e.Scope, e.Node.ID)
+				n.Scores, n.Pruned = e.Node.Scores, e.Node.Pruned
+			}
+		case core.OpEvaluate:
+			kind, _ := e.Get("kind").(string)
+			score, ok := e.Get("score").(float64)
+			if kind != "" && ok && len(e.Nodes) > 0 {
+				n := w.scored(e.Scope, e.Nodes[0])
+				n.Scores = maps.Clone(n.Scores)
+				if n.Scores == nil {
+					n.Scores = map[string]float64{}
+				}
+				n.Scores[kind] = score
+				w.score(n)
+			}
 		case core.OpLLMCall:
 			if e.Get("error") == nil {
 				w.snap.LLMCalls += toInt64(e.Get("n"))
@@ -85,6 +106,20 @@ func (w *watcher) advance() []core.Event {
 		}
 	}
 	return evs
+}
+
+// scored returns the scores the watcher knows of a node.
+func (w *watcher) scored(scope []core.NodeID, id core.NodeID) *core.Node {
+	key := fmt.Sprint(scope, id)
+	if w.scores == nil {
+		w.scores = map[string]*core.Node{}
+	}
+	n, ok := w.scores[key]
+	if !ok {
+		n = &core.Node{ID: id}
+		w.scores[key] = n
+	}
+	return n
 }
 
 func (w *watcher) score(n *core.Node) {

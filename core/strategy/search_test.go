@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -221,16 +222,24 @@ func TestMCTSSolvesGame24SequentiallyAndDeterministically(t *testing.T) {
 	if last.Scores[core.ScoreVerifier] != 1 || last.Value != 1 || res.Score == nil || *res.Score != 1 {
 		t.Errorf("answer node %+v: want verifier 1 and Q 1", last)
 	}
-	// The trace alone redraws the tree with its values and visits.
+	// The trace alone redraws the tree with its values, visits and scores.
 	replayed, err := core.Replay(res.Trace.Structure.Kind(), res.Trace.Events)
 	if err != nil {
 		t.Fatal(err)
 	}
+	scored := 0
 	for _, n := range nodes {
 		r := replayed.MustNode(n.ID)
 		if r.Visits != n.Visits || r.Value != n.Value {
 			t.Fatalf("replayed node %d: N %d Q %v, want N %d Q %v", n.ID, r.Visits, r.Value, n.Visits, n.Value)
 		}
+		if !maps.Equal(r.Scores, n.Scores) || r.Meta["eval_detail"] != n.Meta["eval_detail"] {
+			t.Fatalf("replayed node %d: scores %v (%v), want %v (%v)", n.ID, r.Scores, r.Meta["eval_detail"], n.Scores, n.Meta["eval_detail"])
+		}
+		scored += len(n.Scores)
+	}
+	if scored == 0 {
+		t.Fatal("no node was scored")
 	}
 	// Same seed, same search.
 	again, err := newEngine(pol).Solve(t.Context(), task)

@@ -25,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite docs/img/viewer.png from the br
 func TestBrowserWatchesALiveSearch(t *testing.T) {
 	t.Parallel()
 	b := uitest.NewBrowser(t, 1440, 900)
-	r := newRig(t, 1) // the root's expansion answers, then the LLM stalls
+	r := newRig(t, 2) // the root's expansion and one judge answer, then the LLM stalls
 	r.hold = true     // and the root's statistics wait for statsNow
 	b.Do(t, chromedp.Navigate(r.srv.URL+"/ui"))
 	b.WaitFor(t, "the empty runs list", `!document.getElementById("runs-empty").hidden`)
@@ -44,6 +44,11 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	}
 	r.statsNow()
 	b.WaitFor(t, "the root's visits from a stats event", rootR+` >= 10.99`)
+	// One judge answers while the others wait: its node takes the colour of
+	// its score from the evaluate event (scored nodes are coloured, others
+	// grey), while the run is still live.
+	b.WaitFor(t, "a score from an evaluate event", `document.getElementById("tree").dataset.source !== "trace" && `+
+		`[...document.querySelectorAll('#nodes circle')].filter((c) => c.dataset.key !== "0" && c.getAttribute("fill") !== "#a7b0b8").length === 1`)
 	live, err := r.store.Get(id)
 	if err != nil {
 		t.Fatal(err)

@@ -119,6 +119,19 @@
     S.dirty = true;
   }
 
+  // putScore applies an evaluate event: it carries the node's new score
+  // (no update event repeats it).
+  function putScore(e) {
+    const d = e.data || {};
+    if (typeof d.kind !== 'string' || typeof d.score !== 'number' || !(e.nodes || []).length) return;
+    const n = S.nodes.get(keyOf(e.scope || [], e.nodes[0]));
+    if (!n) return;
+    const change = { scores: Object.assign({}, n.d.scores, { [d.kind]: d.score }) };
+    if (d.detail) change.meta = Object.assign({}, n.d.meta, { eval_detail: d.detail });
+    n.d = Object.assign({}, n.d, change);
+    S.dirty = true;
+  }
+
   function indexEvent(e) {
     if (e.seq <= S.lastSeq) return false;
     S.lastSeq = e.seq;
@@ -142,6 +155,7 @@
       void n;
     }
     if (e.op === 'stats') putStats(e);
+    if (e.op === 'evaluate') putScore(e);
     if (S.opFilter === '' || S.opFilter === e.op) {
       if (!S.nodeOnly || eventTouches(e, S.selected)) S.evFiltered.push(e);
     }
@@ -160,6 +174,7 @@
       for (const e of S.events) {
         if ((e.op === 'node' || e.op === 'update') && e.node) putNode(e.scope || [], e.node, e.op === 'node' ? e.seq : 0);
         else if (e.op === 'stats') putStats(e);
+        else if (e.op === 'evaluate') putScore(e);
       }
     }
     for (const [k, seq] of created) { const n = S.nodes.get(k); if (n) n.created = seq; }
