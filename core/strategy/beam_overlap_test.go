@@ -50,8 +50,8 @@ func passShapeOf(t *testing.T, res core.Result) passShape {
 		}
 	}
 	for _, e := range events {
-		if e.Op == core.OpInfo && e.Data["beam"] != nil && strings.Contains(fmt.Sprint(e.Data["beam"]), "abandoned") {
-			sh.abandoned = e.Data["pass"].(int)
+		if e.Op == core.OpInfo && e.Get("beam") != nil && strings.Contains(fmt.Sprint(e.Get("beam")), "abandoned") {
+			sh.abandoned = e.Get("pass").(int)
 			for _, id := range e.Nodes {
 				wasted[pathKey(id)]++
 			}
@@ -63,7 +63,7 @@ func passShapeOf(t *testing.T, res core.Result) passShape {
 		case core.OpGenerate:
 			sh.expanded[pathKey(e.Nodes[0])]++
 		case core.OpSelect:
-			pass := e.Data["pass"].(int)
+			pass := e.Get("pass").(int)
 			if pass < last {
 				sh.overlapped = true
 			}
@@ -77,7 +77,7 @@ func passShapeOf(t *testing.T, res core.Result) passShape {
 				paths = append(paths, pathKey(id))
 			}
 			slices.Sort(paths)
-			sh.selects[fmt.Sprintf("%d/%d", pass, e.Data["depth"])] = paths
+			sh.selects[fmt.Sprintf("%d/%d", pass, e.Get("depth"))] = paths
 		}
 	}
 	for k, n := range wasted {
@@ -285,7 +285,7 @@ func TestBeamOverlappedPassesStopAtTheBudgetAndTheWallTime(t *testing.T) {
 		passes := 0
 		for _, e := range res.Trace.Events {
 			if e.Op == core.OpSelect {
-				passes = max(passes, e.Data["pass"].(int))
+				passes = max(passes, e.Get("pass").(int))
 			}
 		}
 		if passes < 2 {
