@@ -156,6 +156,7 @@ type beamNode struct {
 	right   bool    // a verifier accepted it
 	wrong   bool    // a verifier rejected it
 	known   bool    // agg is final: the node and all its ancestors are scored
+	kidsUB  float64 // once known: the best path score a child can get (bestScore)
 	agg     pathAgg // the path's step scores
 	sc      float64 // agg's score: what candidates are ranked by
 	waiting []*beamNode
@@ -306,6 +307,7 @@ func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	defer s.cancel()
 	defer s.help.stop() // after the loop below has taken every job's event
 	s.root = &beamNode{id: 0, seed: env.Seed(0), known: true}
+	s.root.kidsUB = s.root.agg.add(1, true).score(s.aggregate)
 	s.level(0, 1)
 	s.choose(s.root, 1)
 	s.speculate()
@@ -602,6 +604,7 @@ func (s *beamSearch) resolve(n *beamNode) {
 	}
 	n.agg, n.known = n.parent.agg.add(n.step, n.stepOK), true
 	n.sc = n.agg.score(s.aggregate)
+	n.kidsUB = n.agg.add(1, true).score(s.aggregate)
 	if !math.IsInf(n.sc, -1) {
 		_ = s.env.Structure.SetStats(n.id, n.sc, 0)
 	}
@@ -622,8 +625,12 @@ func (s *beamSearch) resolve(n *beamNode) {
 }
 
 // bestScore is the highest path score a child of p can get: a step scored
-// 1 (scores are in [-1, 1]).
+// 1 (scores are in [-1, 1]). Settling asks it of the same parents again
+// and again: it is computed once p is known.
 func (s *beamSearch) bestScore(p *beamNode) float64 {
+	if p.known {
+		return p.kidsUB
+	}
 	return p.agg.add(1, true).score(s.aggregate)
 }
 
