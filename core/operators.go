@@ -152,12 +152,13 @@ func Aggregate(ctx context.Context, env *Env, ids []NodeID, msgs []Message) (Nod
 }
 
 // Prune marks nodes as dropped: they stay in the structure (and the trace)
-// but strategies no longer expand them.
+// but strategies no longer expand them. Its prune event, which lists them,
+// is the change (no update event repeats it); ids that do not exist are
+// left out.
 func Prune(env *Env, ids ...NodeID) {
-	for _, id := range ids {
-		_ = env.Structure.setPruned(id)
+	if pruned := env.Structure.setPruned(ids); len(pruned) > 0 {
+		env.Tracer.Record(OpPrune, pruned, nil)
 	}
-	env.Tracer.Record(OpPrune, ids, nil)
 }
 
 // Restructure returns the path to leaf as a new chain structure: the

@@ -375,10 +375,22 @@ func (s *Structure) stepsToLocked(id NodeID) ([]string, bool) {
 	return out, true
 }
 
-// setPruned marks a node pruned and records the change; it is Update
-// without copying the node's maps, which a pruning does not touch.
-func (s *Structure) setPruned(id NodeID) error {
-	return s.change(id, func(n *Node) { n.Pruned = true })
+// setPruned marks the nodes of ids that exist pruned, without recording
+// the change, and returns them: core.Prune's prune event lists them, and
+// Replay and the viewer apply it (an update event per node, each with a
+// copy of it, was most of a beam search's events). Readers hold copies, so
+// the flag changes in place.
+func (s *Structure) setPruned(ids []NodeID) []NodeID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := ids[:0:0]
+	for _, id := range ids {
+		if int(id) >= 0 && int(id) < len(s.nodes) {
+			s.nodes[id].Pruned = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // SetScore stores an evaluation's score under kind (and detail, when not

@@ -403,7 +403,8 @@ func NewTraceID() string {
 
 // Replay rebuilds a run's structure, nested structures included, from its
 // events alone: node events add nodes, update events replace their state,
-// stats events set their Value and Visits, evaluate events their scores.
+// stats events set their Value and Visits, evaluate events their scores,
+// prune events mark them pruned.
 // It is how live viewers draw a run that has not finished, and a test that
 // the trace holds everything needed to redraw it.
 func Replay(kind StructureKind, events []Event) (*Structure, error) {
@@ -431,6 +432,21 @@ func Replay(kind StructureKind, events []Event) (*Structure, error) {
 				n := *s.nodes[st.ID]
 				n.Value, n.Visits = st.Value, st.Visits
 				s.nodes[st.ID] = &n
+			}
+			continue
+		}
+		if e.Op == OpPrune {
+			s, ok := scopes[key(e.Scope)]
+			if !ok {
+				return nil, fmt.Errorf("replay: event %d is in an unknown scope %v", e.Seq, e.Scope)
+			}
+			for _, id := range e.Nodes {
+				if int(id) < 0 || int(id) >= len(s.nodes) {
+					return nil, fmt.Errorf("replay: event %d prunes missing node %d", e.Seq, id)
+				}
+				n := *s.nodes[id]
+				n.Pruned = true
+				s.nodes[id] = &n
 			}
 			continue
 		}

@@ -81,6 +81,10 @@ func (w *watcher) advance() []core.Event {
 				n := w.scored(e.Scope, e.Node.ID)
 				n.Scores, n.Pruned = e.Node.Scores, e.Node.Pruned
 			}
+		case core.OpPrune:
+			for _, id := range e.Nodes {
+				w.scored(e.Scope, id).Pruned = true
+			}
 		case core.OpEvaluate:
 			kind, _ := e.Get("kind").(string)
 			score, ok := e.Get("score").(float64)

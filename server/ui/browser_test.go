@@ -44,6 +44,8 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	}
 	r.statsNow()
 	b.WaitFor(t, "the root's visits from a stats event", rootR+` >= 10.99`)
+	// A child is pruned: the prune event alone says so.
+	b.WaitFor(t, "a node pruned by a prune event", `document.querySelectorAll('#nodes circle.pruned').length === 1`)
 	// One judge answers while the others wait: its node takes the colour of
 	// its score from the evaluate event (scored nodes are coloured, others
 	// grey), while the run is still live.

@@ -138,6 +138,7 @@ func treeStrategy(ctx context.Context, env *core.Env, beforeStats func(context.C
 			if err := env.Structure.SetStats(0, 0.25, 7); err != nil {
 				return ids, err
 			}
+			core.Prune(env, ids[2]) // while the judges are still busy
 		}
 		evs, oks, err := core.EvaluateAll(ctx, env, judge, ids)
 		if err != nil {
@@ -185,7 +186,6 @@ func treeStrategy(ctx context.Context, env *core.Env, beforeStats func(context.C
 	if _, _, err := core.RetrieveNode(ctx, env, 0, core.RetrieveRequest{Query: "how are clips sold", K: 2}); err != nil {
 		return core.Outcome{}, err
 	}
-	core.Prune(env, first[2])
 	score := func(n core.Node) float64 { s, _ := n.Score(); return s }
 	best, err := core.Select(env, leaves, score)
 	if err != nil {

@@ -132,6 +132,17 @@
     S.dirty = true;
   }
 
+  // putPruned applies a prune event: it lists the nodes pruned (no update
+  // event repeats it).
+  function putPruned(e) {
+    const scope = e.scope || [];
+    for (const id of e.nodes || []) {
+      const n = S.nodes.get(keyOf(scope, id));
+      if (n && !n.d.pruned) n.d = Object.assign({}, n.d, { pruned: true });
+    }
+    S.dirty = true;
+  }
+
   function indexEvent(e) {
     if (e.seq <= S.lastSeq) return false;
     S.lastSeq = e.seq;
@@ -156,6 +167,7 @@
     }
     if (e.op === 'stats') putStats(e);
     if (e.op === 'evaluate') putScore(e);
+    if (e.op === 'prune') putPruned(e);
     if (S.opFilter === '' || S.opFilter === e.op) {
       if (!S.nodeOnly || eventTouches(e, S.selected)) S.evFiltered.push(e);
     }
@@ -175,6 +187,7 @@
         if ((e.op === 'node' || e.op === 'update') && e.node) putNode(e.scope || [], e.node, e.op === 'node' ? e.seq : 0);
         else if (e.op === 'stats') putStats(e);
         else if (e.op === 'evaluate') putScore(e);
+        else if (e.op === 'prune') putPruned(e);
       }
     }
     for (const [k, seq] of created) { const n = S.nodes.get(k); if (n) n.created = seq; }
