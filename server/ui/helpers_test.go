@@ -220,7 +220,10 @@ func newRig(t *testing.T, open int) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := llm.New(config.LLM{BaseURL: f.srv.URL + "/v1", Model: "fake-model", Timeout: time.Minute, N: "yes"}, nil)
+	// Held requests outlast any wait of the tests (80 s): a request that
+	// timed out would send events of its own (an eval_error update holds
+	// the whole node) and could satisfy a wait for the event under test.
+	pol, err := llm.New(config.LLM{BaseURL: f.srv.URL + "/v1", Model: "fake-model", Timeout: 5 * time.Minute, N: "yes"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
