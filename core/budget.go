@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -248,14 +249,19 @@ func (b *Budget) chain() []*Budget {
 }
 
 // Limiter bounds how many LLM requests run at once and measures how busy its
-// slots were, for utilisation benchmarks.
+// slots were, for utilisation benchmarks. Speculative requests
+// (AcquireIdle) take a slot only when no other request waits for one.
 type Limiter struct {
 	sem chan struct{}
+	// waiting counts the requests blocked in Acquire; idleWaiting those
+	// blocked in AcquireIdle, which wait on freed (closed at a release).
+	waiting, idleWaiting atomic.Int64
 
 	mu       sync.Mutex
 	inUse    int
 	busy     time.Duration // integral of slots in use over time
 	lastMark time.Time
+	freed    chan struct{}
 }
 
 // NewLimiter returns a limiter with n slots (n < 1 means 1).
@@ -275,15 +281,65 @@ func (l *Limiter) Acquire(ctx context.Context) error {
 	case l.sem <- struct{}{}:
 		l.mark(+1)
 		return nil
+	default:
+	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	select {
+	case l.sem <- struct{}{}:
+		l.mark(+1)
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// Release frees a slot taken by Acquire.
+// AcquireIdle is Acquire for a speculative request: it takes a slot only
+// when one is free and no Acquire waits, so that work that may be thrown
+// away never delays work that will not. Once confirmed is closed (the
+// work is needed after all) it waits as Acquire does.
+func (l *Limiter) AcquireIdle(ctx context.Context, confirmed <-chan struct{}) error {
+	l.idleWaiting.Add(1)
+	defer l.idleWaiting.Add(-1)
+	for {
+		l.mu.Lock()
+		if l.freed == nil {
+			l.freed = make(chan struct{})
+		}
+		freed := l.freed
+		l.mu.Unlock()
+		// Try after taking the channel: a release after this try closes
+		// it, so none is missed.
+		if l.waiting.Load() == 0 {
+			select {
+			case l.sem <- struct{}{}:
+				l.mark(+1)
+				return nil
+			default:
+			}
+		}
+		select {
+		case <-freed:
+		case <-confirmed:
+			return l.Acquire(ctx)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Release frees a slot taken by Acquire or AcquireIdle.
 func (l *Limiter) Release() {
 	l.mark(-1)
 	<-l.sem
+	if l.idleWaiting.Load() > 0 {
+		l.mu.Lock()
+		if l.freed != nil {
+			close(l.freed)
+			l.freed = nil
+		}
+		l.mu.Unlock()
+	}
 }
 
 func (l *Limiter) mark(delta int) {

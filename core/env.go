@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,20 +58,27 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	// A run queues for the engine-wide limiter with at most as many
 	// requests as the limiter has slots: the limiter serves waiters in
 	// order, so a search that wants 1000 samples cannot starve the runs that
-	// arrive after it.
-	if err := e.enqueue(ctx); err != nil {
-		e.Budget.RefundCalls(int64(req.N))
-		return Completion{}, err
+	// arrive after it. A speculative request takes only a slot nobody
+	// waits for, so it needs no place in the queue (where it would hold
+	// back its own run's other requests).
+	dequeue := e.dequeue
+	var err error
+	if spec := speculative(ctx); spec != nil {
+		dequeue = func() {}
+		err = e.engine.limiter.AcquireIdle(ctx, spec.confirmed)
+	} else if err = e.enqueue(ctx); err == nil {
+		if err = e.engine.limiter.Acquire(ctx); err != nil {
+			e.dequeue()
+		}
 	}
-	if err := e.engine.limiter.Acquire(ctx); err != nil {
-		e.dequeue()
+	if err != nil {
 		e.Budget.RefundCalls(int64(req.N))
 		return Completion{}, err
 	}
 	start := time.Now()
 	c, err := e.engine.policy.Complete(ctx, req)
 	e.engine.limiter.Release()
-	e.dequeue()
+	dequeue()
 	ms := float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
 		e.Budget.RefundCalls(int64(req.N))
@@ -91,6 +99,44 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	}
 	c.TraceSeq = e.Tracer.emit(Event{Op: OpLLMCall, Data: data})
 	return c, nil
+}
+
+type speculationKey struct{}
+
+// Speculation marks LLM calls as speculative until it is confirmed: work a
+// search starts before it knows it will need it (beam's overlapped passes).
+// A speculative call (Env.Complete) takes an LLM slot only when one is free
+// and no other request waits for one, so it fills slots that would idle
+// and never delays another request, of its own run or of others. Once
+// confirmed, its calls, those waiting included, wait like any other.
+type Speculation struct {
+	once      sync.Once
+	confirmed chan struct{}
+}
+
+// NewSpeculation returns an unconfirmed speculation.
+func NewSpeculation() *Speculation { return &Speculation{confirmed: make(chan struct{})} }
+
+// Context returns ctx with the calls made through it marked speculative.
+func (s *Speculation) Context(ctx context.Context) context.Context {
+	return context.WithValue(ctx, speculationKey{}, s)
+}
+
+// Confirm ends the speculation: the work is needed.
+func (s *Speculation) Confirm() { s.once.Do(func() { close(s.confirmed) }) }
+
+// speculative returns the unconfirmed speculation of ctx, if any.
+func speculative(ctx context.Context) *Speculation {
+	s, _ := ctx.Value(speculationKey{}).(*Speculation)
+	if s == nil {
+		return nil
+	}
+	select {
+	case <-s.confirmed:
+		return nil
+	default:
+		return s
+	}
 }
 
 func (e *Env) enqueue(ctx context.Context) error {

@@ -265,6 +265,7 @@ type beamSearch struct {
 	next, abandoned int
 	nextCtx         context.Context
 	nextCancel      context.CancelFunc
+	nextSpec        *core.Speculation // confirmed when the next pass is needed
 	queue           []func()
 	nextExpanded    []core.NodeID // the nodes next expanded so far
 	ended           bool          // no pass runs after pass
@@ -901,7 +902,8 @@ func (s *beamSearch) nextPass() {
 	}
 	s.pass++
 	if s.next == s.pass {
-		// It runs already: its queued calls go now.
+		// It runs already: its calls are needed, and its queued ones go now.
+		s.nextSpec.Confirm()
 		s.release()
 		s.next = 0
 		return
@@ -976,7 +978,10 @@ func (s *beamSearch) speculate() {
 	}
 	s.next = s.pass + 1
 	s.nextExpanded = s.nextExpanded[:0]
-	s.nextCtx, s.nextCancel = context.WithCancel(s.ctx)
+	// Its calls are speculative until it is known to be needed: they take
+	// only LLM slots no other request waits for (this search's or another's).
+	s.nextSpec = core.NewSpeculation()
+	s.nextCtx, s.nextCancel = context.WithCancel(s.nextSpec.Context(s.ctx))
 	s.fresh[s.next&1] = 0
 	s.root.again = s.next
 	s.expand(s.root, s.next)
