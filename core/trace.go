@@ -81,12 +81,6 @@ type LLMCallData struct {
 
 func (d *LLMCallData) get(key string) any {
 	switch key {
-	case "purpose":
-		return d.Purpose
-	case "n":
-		return d.N
-	case "ms":
-		return d.MS
 	case "prompt_tokens":
 		return d.PromptTokens
 	case "completion_tokens":
@@ -101,6 +95,21 @@ func (d *LLMCallData) get(key string) any {
 		if d.Responses != nil {
 			return d.Responses
 		}
+	default:
+		return callField(key, d.Purpose, d.N, d.MS)
+	}
+	return nil
+}
+
+// callField reads the fields of every llm_call event's data.
+func callField(key, purpose string, n int, ms float64) any {
+	switch key {
+	case "purpose":
+		return purpose
+	case "n":
+		return n
+	case "ms":
+		return ms
 	}
 	return nil
 }
@@ -114,17 +123,10 @@ type LLMCallFailure struct {
 }
 
 func (d *LLMCallFailure) get(key string) any {
-	switch key {
-	case "purpose":
-		return d.Purpose
-	case "n":
-		return d.N
-	case "ms":
-		return d.MS
-	case "error":
+	if key == "error" {
 		return d.Error
 	}
-	return nil
+	return callField(key, d.Purpose, d.N, d.MS)
 }
 
 // EvaluationData is the data of an evaluate event that scored its node:
@@ -152,11 +154,17 @@ func (d *EvaluationData) get(key string) any {
 			return *d.Correct
 		}
 	case "llm_calls":
-		if len(d.LLMCalls) > 0 {
-			return d.LLMCalls
-		}
+		return seqsField(d.LLMCalls)
 	}
 	return nil
+}
+
+// seqsField is an evaluate event's "llm_calls": absent when empty.
+func seqsField(seqs []int64) any {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return seqs
 }
 
 // EvaluationFailure is the data of an evaluate event that left its node
@@ -171,9 +179,7 @@ func (d *EvaluationFailure) get(key string) any {
 	case "error":
 		return d.Error
 	case "llm_calls":
-		if len(d.LLMCalls) > 0 {
-			return d.LLMCalls
-		}
+		return seqsField(d.LLMCalls)
 	}
 	return nil
 }
