@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // The OpenAI-compatible API: POST /v1/chat/completions and GET /v1/models.
@@ -531,7 +532,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 				var b strings.Builder
 				for _, e := range evs {
 					if e.Op == core.OpNode && e.Node != nil && e.Node.Kind != core.KindProblem {
-						fmt.Fprintf(&b, "• %s\n", oneLineClip(e.Node.Content, 300))
+						fmt.Fprintf(&b, "• %s\n", text.Clip(text.OneLine(e.Node.Content), 300))
 					}
 				}
 				if time.Since(lastStatus) >= time.Second || (final && !answered) {
@@ -585,15 +586,6 @@ func (s *Server) rememberTurn(session, question string, results []core.Result) {
 		return
 	}
 	s.sess.Add(session, turn{Problem: question, Answer: results[0].Answer, TraceID: results[0].TraceID, At: time.Now()})
-}
-
-func oneLineClip(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
 }
 
 // modelCache lists the upstream endpoint's models, for a minute at a time.

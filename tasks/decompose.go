@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // Least-to-most decomposition (Zhou et al., 2023): DecomposePrompt asks for
@@ -96,7 +97,7 @@ func ParseSubQuestions(reply string) []string {
 		last := -1
 		for _, line := range strings.Split(strings.ReplaceAll(reply, "\r\n", "\n"), "\n") {
 			if m := item.FindStringSubmatch(line); m != nil {
-				q := oneLine(strings.Trim(m[1], "*_ "))
+				q := text.OneLine(strings.Trim(m[1], "*_ "))
 				key := strings.ToLower(q)
 				if q == "" || seen[key] {
 					last = -1
@@ -108,7 +109,7 @@ func ParseSubQuestions(reply string) []string {
 				continue
 			}
 			if last >= 0 && strings.TrimSpace(line) != "" && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t")) {
-				out[last] = oneLine(out[last] + " " + strings.Trim(line, "*_ \t"))
+				out[last] = text.OneLine(out[last] + " " + strings.Trim(line, "*_ \t"))
 				continue
 			}
 			last = -1
@@ -120,10 +121,6 @@ func ParseSubQuestions(reply string) []string {
 	}
 	return parse(bulletItem)
 }
-
-// oneLine collapses runs of white space, line breaks included, to one
-// space.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // SubProblem poses question, a sub-question of problem, with the answers
 // to the sub-questions before it, as the problem text of a nested search:
@@ -151,17 +148,17 @@ func SubProblem(problem string, prior []SubAnswer, question string) string {
 		b.WriteString("\n")
 		b.WriteString(strconv.Itoa(i + 1))
 		b.WriteString(". ")
-		b.WriteString(oneLine(p.Question))
+		b.WriteString(text.OneLine(p.Question))
 		b.WriteString("\n")
 		b.WriteString(subAnswerLabel)
-		a := oneLine(p.Answer)
+		a := text.OneLine(p.Answer)
 		if a == "" {
 			a = "unknown"
 		}
 		b.WriteString(a)
 	}
 	b.WriteString(subQuestionMarker)
-	b.WriteString(oneLine(question))
+	b.WriteString(text.OneLine(question))
 	return b.String()
 }
 
@@ -209,11 +206,11 @@ func ParseSubProblem(text string) (problem string, prior []SubAnswer, question s
 func ComposePrompt(problem string, subs []SubAnswer) []core.Message {
 	steps := make([]string, len(subs))
 	for i, s := range subs {
-		a := oneLine(s.Answer)
+		a := text.OneLine(s.Answer)
 		if a == "" {
 			a = "unknown"
 		}
-		steps[i] = composePrefix + oneLine(s.Question) + composeSep + a
+		steps[i] = composePrefix + text.OneLine(s.Question) + composeSep + a
 	}
 	return core.LayoutPrompt(ComposeSystem, problem, steps, ComposeInstruction)
 }

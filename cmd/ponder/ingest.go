@@ -17,6 +17,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/retrieval/embed"
 	"github.com/ponder-rlm/ponder/retrieval/embedded"
@@ -301,11 +302,7 @@ func printHits(w io.Writer, hits []retrieval.Hit) {
 			loc += " page " + p
 		}
 		fmt.Fprintf(w, "[%d] %s  (score %.3f)\n    %s\n", i+1, loc, h.Score, where)
-		text := oneLineText(h.Text)
-		if len(text) > 400 {
-			text = text[:400] + "…"
-		}
-		fmt.Fprintf(w, "    %s\n\n", text)
+		fmt.Fprintf(w, "    %s\n\n", text.Clip(text.OneLine(h.Text), 400))
 	}
 }
 

@@ -184,7 +184,7 @@ func newToolsListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tDESCRIPTION")
 			for _, s := range specs {
-				fmt.Fprintf(tw, "%s\t%s\n", s.Name, shorten(oneLineText(s.Description), 100))
+				fmt.Fprintf(tw, "%s\t%s\n", s.Name, shorten(text.OneLine(s.Description), 100))
 			}
 			return tw.Flush()
 		},
@@ -308,8 +308,6 @@ func splitJoined(err error) []error {
 	}
 	return []error{err}
 }
-
-func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // shorten clips s to fit n columns, the mark included.
 func shorten(s string, n int) string { return text.Clip(s, n-1) }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/server/ui"
 	"github.com/ponder-rlm/ponder/traces"
 )
@@ -95,7 +96,7 @@ func newTraceListCmd() *cobra.Command {
 			fmt.Fprintln(tw, "ID\tSTARTED\tSTATUS\tSTRATEGY\tCALLS\tANSWER\tPROBLEM")
 			for _, s := range list {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.Started.Local().Format("2006-01-02 15:04:05"), s.Status,
-					s.Strategy, s.Usage.LLMCalls, shorten(oneLineText(s.Answer), 20), shorten(oneLineText(s.Problem), 60))
+					s.Strategy, s.Usage.LLMCalls, shorten(text.OneLine(s.Answer), 20), shorten(text.OneLine(s.Problem), 60))
 			}
 			return tw.Flush()
 		},

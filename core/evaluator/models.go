@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
@@ -192,7 +191,7 @@ func ask(ctx context.Context, req core.EvalRequest, msgs []core.Message, n int, 
 		if len(c.Choices) == 0 {
 			return core.Evaluation{}, fmt.Errorf("%s: %w: no choices", purpose, core.ErrLLMBadResponse)
 		}
-		return core.Evaluation{}, fmt.Errorf("%s: %w: %q", purpose, ErrGarbage, text.Clip(strings.Join(strings.Fields(bad), " "), 80))
+		return core.Evaluation{}, fmt.Errorf("%s: %w: %q", purpose, ErrGarbage, text.Clip(text.OneLine(bad), 80))
 	}
 	e := core.Evaluation{Score: sum / float64(got), Kind: kind}
 	if got > 1 {

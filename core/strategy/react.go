@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 func init() {
@@ -41,7 +42,7 @@ func TextToolProtocol(specs []core.ToolSpec) string {
 	var b strings.Builder
 	b.WriteString("You can call these tools:\n")
 	for _, s := range specs {
-		fmt.Fprintf(&b, "- %s: %s\n  arguments (JSON Schema): %s\n", s.Name, oneLine(s.Description), compactJSON(s.Schema))
+		fmt.Fprintf(&b, "- %s: %s\n  arguments (JSON Schema): %s\n", s.Name, text.OneLine(s.Description), compactJSON(s.Schema))
 	}
 	b.WriteString("\nTo call a tool, reply with exactly these lines and then stop:\n" +
 		"Thought: <what you will do and why>\n" +
@@ -52,8 +53,6 @@ func TextToolProtocol(specs []core.ToolSpec) string {
 		"Final Answer: \\boxed{ANSWER}")
 	return b.String()
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func compactJSON(raw json.RawMessage) string {
 	var b bytes.Buffer

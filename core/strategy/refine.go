@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -156,5 +156,5 @@ func (r refine) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 }
 
 func sameText(a, b string) bool {
-	return strings.Join(strings.Fields(a), " ") == strings.Join(strings.Fields(b), " ")
+	return text.OneLine(a) == text.OneLine(b)
 }

@@ -9,11 +9,10 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/core/evaluator"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -264,7 +263,7 @@ func proposeSteps(ctx context.Context, env *core.Env, pr tasks.Proposer, parent 
 			if limit > 0 && len(props) >= limit {
 				break
 			}
-			key := oneSpaced(p)
+			key := text.OneLine(p)
 			var st *tasks.StepState
 			if chk != nil {
 				s, err := chk.CheckSteps(env.Task.Problem, append(steps[:len(steps):len(steps)], p))
@@ -369,36 +368,7 @@ func dedupeKey(n core.Node) string {
 	if k, ok := n.Meta["state"].(string); ok && k != "" {
 		return "state " + k
 	}
-	return oneSpaced(n.Content)
-}
-
-// oneSpaced is strings.Join(strings.Fields(s), " "): s itself, without
-// allocating, when it has no leading, trailing or repeated white space
-// (the usual step).
-func oneSpaced(s string) string {
-	space := true // a leading space is not allowed
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if unicode.IsSpace(r) {
-				return strings.Join(strings.Fields(s), " ")
-			}
-			i += size
-			space = false
-			continue
-		}
-		isSpace := c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
-		if isSpace && (space || c != ' ') {
-			return strings.Join(strings.Fields(s), " ")
-		}
-		space = isSpace
-		i++
-	}
-	if space && len(s) > 0 {
-		return strings.Join(strings.Fields(s), " ") // a trailing space
-	}
-	return s
+	return text.OneLine(n.Content)
 }
 
 // stateValues is an evaluator that values each state (tasks.StepState.Key)

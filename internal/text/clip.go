@@ -2,6 +2,12 @@
 // packages need, so that each does not keep its own copy.
 package text
 
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
 // Clip returns s when it has at most n runes, else its first n runes
 // followed by "…": for quoting user input, model output or file contents in
 // error messages and summaries. It never splits a UTF-8 sequence.
@@ -13,6 +19,36 @@ func Clip(s string, n int) string {
 			return s[:i] + "…"
 		}
 		runes++
+	}
+	return s
+}
+
+// OneLine is strings.Join(strings.Fields(s), " "): s on one line, its runs
+// of white space one space each, trimmed. It hands back s itself, without
+// allocating, when s is already so (the usual step of a search, compared
+// with its siblings' for every new node).
+func OneLine(s string) string {
+	space := true // a leading space is not allowed
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if unicode.IsSpace(r) {
+				return strings.Join(strings.Fields(s), " ")
+			}
+			i += size
+			space = false
+			continue
+		}
+		isSpace := c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+		if isSpace && (space || c != ' ') {
+			return strings.Join(strings.Fields(s), " ")
+		}
+		space = isSpace
+		i++
+	}
+	if space && len(s) > 0 {
+		return strings.Join(strings.Fields(s), " ") // a trailing space
 	}
 	return s
 }

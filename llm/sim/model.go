@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -130,7 +131,7 @@ func (p *problem) solveWith(s *Server) generator {
 }
 
 // norm collapses runs of white space to one space and trims the ends.
-func norm(s string) string { return strings.Join(strings.Fields(s), " ") }
+func norm(s string) string { return text.OneLine(s) }
 
 // status says whether steps are still right (the answer, once given, is
 // correct; before that every step is the reference step) and the index of

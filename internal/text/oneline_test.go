@@ -1,14 +1,16 @@
-package strategy
+package text_test
 
 import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
-// oneSpaced must say what strings.Join(strings.Fields(s), " ") says, and
+// OneLine must say what strings.Join(strings.Fields(s), " ") says, and
 // hand back s itself when s is already so.
-func TestOneSpacedIsFieldsJoined(t *testing.T) {
+func TestOneLineIsFieldsJoined(t *testing.T) {
 	cases := []string{"", " ", "a", "a b", " a", "a ", "a  b", "a\tb", "a\nb", "3 + 4 = 7 (left: 7 9)",
 		"a\u00a0b", "a\u2003 b", "ü b", "a \r\n", "\v", "x\fy"}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -22,13 +24,13 @@ func TestOneSpacedIsFieldsJoined(t *testing.T) {
 	}
 	for _, s := range cases {
 		want := strings.Join(strings.Fields(s), " ")
-		got := oneSpaced(s)
+		got := text.OneLine(s)
 		if got != want {
-			t.Fatalf("oneSpaced(%q) = %q, want %q", s, got, want)
+			t.Fatalf("OneLine(%q) = %q, want %q", s, got, want)
 		}
 		if got == s && len(s) > 0 && strings.Join(strings.Fields(s), " ") == s {
-			if allocs := testing.AllocsPerRun(10, func() { _ = oneSpaced(s) }); allocs != 0 {
-				t.Fatalf("oneSpaced(%q) allocates %v times for a string that is already one-spaced", s, allocs)
+			if allocs := testing.AllocsPerRun(10, func() { _ = text.OneLine(s) }); allocs != 0 {
+				t.Fatalf("OneLine(%q) allocates %v times for a string that is already one-spaced", s, allocs)
 			}
 		}
 	}
