@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // ExtractBoxed returns the content of the last \boxed{...} in text, with
@@ -185,5 +187,5 @@ func (GenericPack) Normalize(a string) string {
 	if n, ok := ExtractNumber(a); ok && len(n) >= len(strings.Trim(a, "$., "))-1 {
 		return n
 	}
-	return strings.ToLower(strings.Join(strings.Fields(a), " "))
+	return strings.ToLower(text.OneLine(a))
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // Game24 poses the Game of 24 (problem "4 9 10 13"): combine the four
@@ -127,7 +128,7 @@ func numbersLeftLine(problem string, steps []string) string {
 	if st, err := Game24Play(problem, steps); err == nil {
 		left = FormatNumbers(st.Nums)
 	} else {
-		left = strings.Join(strings.Fields(problem), " ")
+		left = text.OneLine(problem)
 		for _, s := range steps {
 			if m, ok := ParseMove(s); ok && m.Left != nil {
 				left = FormatNumbers(m.Left)
