@@ -364,9 +364,10 @@ func (s *beamSearch) level(d, pass int) *beamLevel {
 // started reports whether pass has started (and was not abandoned).
 func (s *beamSearch) started(pass int) bool { return pass <= s.pass || pass == s.next }
 
-// ctxOf is the context of pass's calls.
+// ctxOf is the context of pass's calls. (An abandoned pass makes none:
+// launch drops them.)
 func (s *beamSearch) ctxOf(pass int) context.Context {
-	if pass == s.next || pass == s.abandoned {
+	if pass == s.next {
 		return s.nextCtx
 	}
 	return s.ctx
@@ -382,6 +383,7 @@ func (s *beamSearch) call(pass int) context.Context {
 // runs ahead of its time and overlap_passes calls are in flight.
 func (s *beamSearch) launch(pass int, f func()) {
 	if pass == s.abandoned {
+		s.byPass[pass&1]--
 		return
 	}
 	if pass > s.pass && s.inflight >= s.overlap {
@@ -392,10 +394,11 @@ func (s *beamSearch) launch(pass int, f func()) {
 	s.help.do(f)
 }
 
-// release issues the queued calls of the next pass that now may run.
+// release issues the queued calls of the next pass that now may run: all
+// of them once it is confirmed (next is 0 then).
 func (s *beamSearch) release() {
 	i := 0
-	for ; i < len(s.queue) && (s.next == s.pass || s.inflight < s.overlap); i++ {
+	for ; i < len(s.queue) && (s.next == 0 || s.inflight < s.overlap); i++ {
 		s.inflight++
 		s.help.do(s.queue[i])
 	}
@@ -540,19 +543,16 @@ func (s *beamSearch) expanded(e beamEvent) {
 		} else {
 			lv.nodes = append(lv.nodes, c)
 		}
-		// A child of a pass that runs ahead waits for its pass to reach
-		// this depth; it is scored now.
-		held := !c.terminal && c.born > lv.pass
-		if !c.terminal && !held {
+		// A child of a pass that runs ahead competes only once its pass
+		// reaches this depth (advance), but it is scored now.
+		if !c.terminal && c.born <= lv.pass {
 			lv.total++
-		}
-		if !c.terminal && !held && ctx.Err() == nil && s.cannotReach(c) {
-			c.deferred = true
-			lv.deferred = append(lv.deferred, c)
-			setMeta(s.env, c.id, "beam", fmt.Sprintf("not scored: %d paths of its depth already beat the best score it could get", s.width))
-			continue
-		}
-		if !c.terminal && !held {
+			if ctx.Err() == nil && s.cannotReach(c) {
+				c.deferred = true
+				lv.deferred = append(lv.deferred, c)
+				setMeta(s.env, c.id, "beam", fmt.Sprintf("not scored: %d paths of its depth already beat the best score it could get", s.width))
+				continue
+			}
 			lv.open = append(lv.open, c)
 		}
 		if ctx.Err() == nil {
@@ -572,15 +572,17 @@ func (s *beamSearch) expanded(e beamEvent) {
 // scored takes in an evaluation.
 func (s *beamSearch) scored(e beamEvent) {
 	n := e.node
-	if e.pass == s.abandoned {
-		if n.born == s.abandoned || e.err != nil {
-			if n.born != s.abandoned {
-				setMeta(s.env, n.id, "beam", fmt.Sprintf("not scored: its scoring was for pass %d, started early and abandoned", s.abandoned))
-			}
-			return
-		}
-	} else {
+	switch {
+	case e.pass != s.abandoned:
 		s.noteErr(e.err, false)
+	case n.born == s.abandoned:
+		return // dropped with its pass
+	case e.err != nil:
+		// An earlier pass's node, rescored for the abandoned pass: the
+		// cancelled scoring leaves it unscored. One that came back
+		// before the cancellation is as good as any.
+		setMeta(s.env, n.id, "beam", fmt.Sprintf("not scored: its scoring was for pass %d, started early and abandoned", s.abandoned))
+		return
 	}
 	n.scored = true
 	n.step, n.stepOK = e.ev.Score, e.ok
@@ -748,9 +750,6 @@ func (s *beamSearch) settle() {
 
 // finishedBy counts the answers that passes up to pass found.
 func (s *beamSearch) finishedBy(pass int) int {
-	if s.overlap == 0 {
-		return len(s.finished)
-	}
 	n := 0
 	for _, f := range s.finished {
 		if f.born <= pass {
@@ -903,9 +902,9 @@ func (s *beamSearch) nextPass() {
 	s.pass++
 	if s.next == s.pass {
 		// It runs already: its calls are needed, and its queued ones go now.
+		s.next = 0
 		s.nextSpec.Confirm()
 		s.release()
-		s.next = 0
 		return
 	}
 	s.fresh[s.pass&1] = 0
