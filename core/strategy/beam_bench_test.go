@@ -1,18 +1,10 @@
 package strategy_test
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
-	"github.com/ponder-rlm/ponder/llm"
-	"github.com/ponder-rlm/ponder/llm/sim"
-	"github.com/ponder-rlm/ponder/llm/sim/simtest"
-	"github.com/ponder-rlm/ponder/tasks"
 )
 
 // BenchmarkBeamOverlapUtilisation is BenchmarkUtilisation's beam search
@@ -25,11 +17,7 @@ import (
 //
 //	go test -run '^$' -bench BeamOverlapUtilisation -benchtime 1x ./core/strategy/
 func BenchmarkBeamOverlapUtilisation(b *testing.B) {
-	url := simtest.Start(b, sim.Options{Seed: 1, Latency: 100 * time.Millisecond})
-	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 64, Timeout: time.Minute, N: "auto"}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	pol := slowSim(b)
 	for _, runs := range []int{1, 4} {
 		var sequential int64 // requests with the passes one after the other
 		for _, overlap := range []int{0, 8, 64} {
@@ -38,47 +26,21 @@ func BenchmarkBeamOverlapUtilisation(b *testing.B) {
 				name = fmt.Sprintf("%druns/%s", runs, name)
 			}
 			b.Run(name, func(b *testing.B) {
-				lim := core.NewLimiter(8)
-				eng := core.NewEngine(pol, standardRegistry(), &core.EngineOptions{Packs: tasks.Get, Limiter: lim})
-				var busy, wall time.Duration
-				var calls int64
-				var mu sync.Mutex
-				answers := map[string]int{}
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					before := lim.BusyTime()
-					start := time.Now()
-					var wg sync.WaitGroup
-					for r := 0; r < runs; r++ {
-						task := core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: "beam", Seed: int64(r),
-							Params: core.Params{"beam_width": 16, "expansions": 8, "evaluator": "value", "stop_on_correct": false,
-								"expand": "propose", "overlap_passes": overlap}}
-						wg.Go(func() {
-							res, err := eng.Solve(context.Background(), task)
-							if err != nil || res.Stopped == core.StopError {
-								b.Errorf("%v %s", err, res.Error)
-								return
-							}
-							mu.Lock()
-							calls += res.Usage.Requests
-							answers[res.Answer]++
-							mu.Unlock()
-						})
-					}
-					wg.Wait()
-					wall += time.Since(start)
-					busy += lim.BusyTime() - before
-				}
+				task := core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: "beam",
+					Params: core.Params{"beam_width": 16, "expansions": 8, "evaluator": "value", "stop_on_correct": false,
+						"expand": "propose", "overlap_passes": overlap}}
+				m := measureSlots(b, pol, runs, task)
+				calls := m.requests
 				if overlap == 0 {
 					sequential = calls / int64(b.N)
 				}
-				u := busy.Seconds() / (8 * wall.Seconds())
-				rt := wall.Seconds() / 0.1 / float64(b.N)
+				u := m.utilisation()
+				rt := m.wall.Seconds() / 0.1 / float64(b.N)
 				useful := u * float64(sequential) * float64(b.N) / float64(calls)
 				b.ReportMetric(u, "utilisation")
 				b.ReportMetric(float64(calls)/float64(b.N), "requests/op")
 				fmt.Printf("beam %d run(s) overlap_passes=%-3d utilisation %.3f, %.1f round trips, %d requests (%d with passes one after the other: useful utilisation %.3f), answers %v\n",
-					runs, overlap, u, rt, calls/int64(b.N), sequential, useful, answers)
+					runs, overlap, u, rt, calls/int64(b.N), sequential, useful, m.answers)
 			})
 		}
 	}

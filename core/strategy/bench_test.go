@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,11 +79,7 @@ func BenchmarkBeamExpansions(b *testing.B) {
 //
 //	go test -run '^$' -bench Utilisation -benchtime 1x ./core/strategy/
 func BenchmarkUtilisation(b *testing.B) {
-	url := simtest.Start(b, sim.Options{Seed: 1, Latency: 100 * time.Millisecond})
-	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 64, Timeout: time.Minute, N: "auto"}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	pol := slowSim(b)
 	gsm := "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?"
 	for _, c := range []struct {
 		name string
@@ -108,38 +103,67 @@ func BenchmarkUtilisation(b *testing.B) {
 				name = fmt.Sprintf("%s-%druns", c.name, runs)
 			}
 			b.Run(name, func(b *testing.B) {
-				lim := core.NewLimiter(8)
-				eng := core.NewEngine(pol, standardRegistry(), &core.EngineOptions{Packs: tasks.Get, Limiter: lim})
-				var busy, wall time.Duration
-				var calls atomic.Int64
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					before := lim.BusyTime()
-					start := time.Now()
-					var wg sync.WaitGroup
-					for r := 0; r < runs; r++ {
-						task := c.task
-						task.Seed = int64(r)
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							res, err := eng.Solve(context.Background(), task)
-							if err != nil || res.Stopped == core.StopError {
-								b.Errorf("%v %s", err, res.Error)
-								return
-							}
-							calls.Add(res.Usage.Requests)
-						}()
-					}
-					wg.Wait()
-					wall += time.Since(start)
-					busy += lim.BusyTime() - before
-				}
-				u := busy.Seconds() / (8 * wall.Seconds())
+				m := measureSlots(b, pol, runs, c.task)
+				u := m.utilisation()
 				b.ReportMetric(u, "utilisation")
-				b.ReportMetric(float64(calls.Load())/float64(b.N), "requests/op")
-				fmt.Printf("%-16s utilisation %.3f (busy %.1fs of 8 × %.1fs wall, %d requests)\n", name, u, busy.Seconds(), wall.Seconds(), calls.Load())
+				b.ReportMetric(float64(m.requests)/float64(b.N), "requests/op")
+				fmt.Printf("%-16s utilisation %.3f (busy %.1fs of 8 × %.1fs wall, %d requests)\n", name, u, m.busy.Seconds(), m.wall.Seconds(), m.requests)
 			})
 		}
 	}
+}
+
+// slowSim is a policy on the simulator answering every request after
+// 100 ms, allowing more concurrent requests than the 8 slots measured.
+func slowSim(b *testing.B) core.Policy {
+	url := simtest.Start(b, sim.Options{Seed: 1, Latency: 100 * time.Millisecond})
+	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 64, Timeout: time.Minute, N: "auto"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pol
+}
+
+// slotUse is what measureSlots measured, over all b.N rounds.
+type slotUse struct {
+	busy, wall time.Duration // busy-slot time, and wall time
+	requests   int64
+	answers    map[string]int // how many searches gave each answer
+}
+
+// utilisation is busy-slot time / (8 × wall).
+func (m slotUse) utilisation() float64 { return m.busy.Seconds() / (8 * m.wall.Seconds()) }
+
+// measureSlots runs task b.N times, each time as runs searches at once
+// (seeds 0 to runs-1) sharing 8 LLM slots.
+func measureSlots(b *testing.B, pol core.Policy, runs int, task core.Task) slotUse {
+	lim := core.NewLimiter(8)
+	eng := core.NewEngine(pol, standardRegistry(), &core.EngineOptions{Packs: tasks.Get, Limiter: lim})
+	m := slotUse{answers: map[string]int{}}
+	var mu sync.Mutex
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		before := lim.BusyTime()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for r := 0; r < runs; r++ {
+			task := task
+			task.Seed = int64(r)
+			wg.Go(func() {
+				res, err := eng.Solve(context.Background(), task)
+				if err != nil || res.Stopped == core.StopError {
+					b.Errorf("%v %s", err, res.Error)
+					return
+				}
+				mu.Lock()
+				m.requests += res.Usage.Requests
+				m.answers[res.Answer]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		m.wall += time.Since(start)
+		m.busy += lim.BusyTime() - before
+	}
+	return m
 }
