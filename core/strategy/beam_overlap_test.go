@@ -236,6 +236,7 @@ func TestBeamOverlappedPassesSolveGame24AsPassesOneAfterTheOther(t *testing.T) {
 	}
 	eng := beamEngine(pol, 8)
 	params := core.Params{"beam_width": 3, "expansions": 8, "evaluator": "value", "expand": "propose", "stop_on_correct": false, "passes": 4}
+	overlappedRuns, abandoned := 0, 0
 	for _, problem := range []string{"4 9 10 13", "1 1 1 1", "2 3 5 12"} {
 		solve := func(params core.Params) passShape {
 			res, err := eng.Solve(t.Context(), core.Task{Problem: problem, Pack: "game24", Strategy: "beam", Params: params, Seed: 5})
@@ -248,8 +249,21 @@ func TestBeamOverlappedPassesSolveGame24AsPassesOneAfterTheOther(t *testing.T) {
 		overlapped := maps.Clone(params)
 		overlapped["overlap_passes"] = 8
 		for range 2 {
-			compareShapes(t, problem, solve(overlapped), want)
+			got := solve(overlapped)
+			compareShapes(t, problem, got, want)
+			if got.overlapped && want.passes >= 2 {
+				overlappedRuns++
+			}
+			if got.abandoned != 0 {
+				abandoned++
+			}
 		}
+	}
+	if overlappedRuns == 0 {
+		t.Error("no search of two passes or more overlapped them: the test does not exercise overlapping")
+	}
+	if abandoned == 0 {
+		t.Error("no pass started early was abandoned: the test does not exercise abandoning")
 	}
 }
 
