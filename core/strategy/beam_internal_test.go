@@ -357,14 +357,7 @@ func TestBeamPassesGoOnUntilAnAnswerIsAccepted(t *testing.T) {
 
 func TestBeamWithoutBarrierSolvesGame24AsLevelByLevel(t *testing.T) {
 	t.Parallel()
-	// The simulator answers after a random delay, so requests end in a
-	// different order every run; its answers depend only on the requests.
-	url := simtest.Start(t, sim.Options{Seed: 3, Latency: time.Millisecond, Jitter: 4 * time.Millisecond})
-	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 32, Timeout: time.Minute, N: "auto"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := beamEngine(pol, 8)
+	eng := beamEngine(jitterSim(t), 8)
 	params := core.Params{"beam_width": 3, "expansions": 8, "evaluator": "value", "expand": "propose", "stop_on_correct": false, "passes": 2}
 	for _, problem := range []string{"4 9 10 13", "1 1 1 1"} {
 		solve := func(strategy string) beamShape {
@@ -507,4 +500,17 @@ func TestBeamWaitsForCandidatesWhosePathScoreIsNotKnownYet(t *testing.T) {
 	if !maps2Equal(got.expanded, want.expanded) {
 		t.Errorf("expanded\n%v\nlevel by level:\n%v", got.expanded, want.expanded)
 	}
+}
+
+// jitterSim is the simulator answering after a random delay, so requests
+// end in a different order every run; its answers depend only on the
+// requests.
+func jitterSim(t *testing.T) core.Policy {
+	t.Helper()
+	url := simtest.Start(t, sim.Options{Seed: 3, Latency: time.Millisecond, Jitter: 4 * time.Millisecond})
+	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 32, Timeout: time.Minute, N: "auto"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
 }

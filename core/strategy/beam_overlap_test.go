@@ -11,11 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
-	"github.com/ponder-rlm/ponder/llm"
-	"github.com/ponder-rlm/ponder/llm/sim"
-	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 )
 
 // passShape is what a beam search did, by node content, leaving out what a
@@ -225,16 +221,10 @@ func TestBeamOverlapPassesIsRejectedWithStopOnCorrect(t *testing.T) {
 
 func TestBeamOverlappedPassesSolveGame24AsPassesOneAfterTheOther(t *testing.T) {
 	t.Parallel()
-	// The simulator answers after a random delay, so requests end in a
-	// different order every run; its answers depend only on the requests.
-	// Proposals that reach a state already among a path's children are
-	// dropped, so the order of a path's expansions matters.
-	url := simtest.Start(t, sim.Options{Seed: 3, Latency: time.Millisecond, Jitter: 4 * time.Millisecond})
-	pol, err := llm.New(config.LLM{BaseURL: url, Model: "sim", Concurrency: 32, Timeout: time.Minute, N: "auto"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := beamEngine(pol, 8)
+	// Replies end in a different order every run (jitterSim). Proposals that
+	// reach a state already among a path's children are dropped, so the
+	// order of a path's expansions matters.
+	eng := beamEngine(jitterSim(t), 8)
 	params := core.Params{"beam_width": 3, "expansions": 8, "evaluator": "value", "expand": "propose", "stop_on_correct": false, "passes": 4}
 	overlappedRuns, abandoned := 0, 0
 	for _, problem := range []string{"4 9 10 13", "1 1 1 1", "2 3 5 12"} {
