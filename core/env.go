@@ -45,40 +45,19 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	if err := ctx.Err(); err != nil {
 		return Completion{}, err
 	}
-	if err := e.Budget.ReserveCalls(int64(req.N)); err != nil {
-		return Completion{}, err
-	}
 	if req.Model == "" {
 		req.Model = e.Task.Model
 	}
-	if e.engine.policy == nil {
-		e.Budget.RefundCalls(int64(req.N))
-		return Completion{}, fmt.Errorf("%w: no LLM is configured", ErrLLMUnavailable)
-	}
-	// A run queues for the engine-wide limiter with at most as many
-	// requests as the limiter has slots: the limiter serves waiters in
-	// order, so a search that wants 1000 samples cannot starve the runs that
-	// arrive after it. A speculative request takes only a slot nobody
-	// waits for, so it needs no place in the queue (where it would hold
-	// back its own run's other requests).
-	dequeue := e.dequeue
-	var err error
-	if spec := speculative(ctx); spec != nil {
-		dequeue = func() {}
-		err = e.engine.limiter.AcquireIdle(ctx, spec.confirmed)
-	} else if err = e.enqueue(ctx); err == nil {
-		if err = e.engine.limiter.Acquire(ctx); err != nil {
-			e.dequeue()
-		}
-	}
+	queued, err := e.acquire(ctx, int64(req.N))
 	if err != nil {
-		e.Budget.RefundCalls(int64(req.N))
 		return Completion{}, err
 	}
 	start := time.Now()
 	c, err := e.engine.policy.Complete(ctx, req)
 	e.engine.limiter.Release()
-	dequeue()
+	if queued {
+		e.dequeue()
+	}
 	ms := float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
 		e.Budget.RefundCalls(int64(req.N))
@@ -99,6 +78,50 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	}
 	c.TraceSeq = e.Tracer.emit(Event{Op: OpLLMCall, Data: data})
 	return c, nil
+}
+
+// acquire charges n calls to the budget and takes an LLM slot; the caller
+// releases the slot and then, when the request was queued, dequeues it.
+func (e *Env) acquire(ctx context.Context, n int64) (queued bool, err error) {
+	if spec := speculative(ctx); spec != nil {
+		// A speculative request takes only a slot nobody waits for, so it
+		// needs no place in the run's queue (where it would hold back its
+		// own run's other requests), and it is charged once it has the
+		// slot: waiting, it would hold budget that needed requests may
+		// want.
+		if e.engine.policy == nil {
+			return false, fmt.Errorf("%w: no LLM is configured", ErrLLMUnavailable)
+		}
+		if err := e.engine.limiter.AcquireIdle(ctx, spec.confirmed); err != nil {
+			return false, err
+		}
+		if err := e.Budget.ReserveCalls(n); err != nil {
+			e.engine.limiter.Release()
+			return false, err
+		}
+		return false, nil
+	}
+	if err := e.Budget.ReserveCalls(n); err != nil {
+		return false, err
+	}
+	if e.engine.policy == nil {
+		e.Budget.RefundCalls(n)
+		return false, fmt.Errorf("%w: no LLM is configured", ErrLLMUnavailable)
+	}
+	// A run queues for the engine-wide limiter with at most as many
+	// requests as the limiter has slots: the limiter serves waiters in
+	// order, so a search that wants 1000 samples cannot starve the runs that
+	// arrive after it.
+	if err := e.enqueue(ctx); err != nil {
+		e.Budget.RefundCalls(n)
+		return false, err
+	}
+	if err := e.engine.limiter.Acquire(ctx); err != nil {
+		e.dequeue()
+		e.Budget.RefundCalls(n)
+		return false, err
+	}
+	return true, nil
 }
 
 type speculationKey struct{}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -112,4 +113,59 @@ func TestLimiterConfirmedSpeculationWaitsAsRegular(t *testing.T) {
 		t.Fatalf("the second slot went to the %s request", got)
 	}
 	l.Release()
+}
+
+// A speculative request is charged to the budget only once it has a slot:
+// while it waits, the needed requests of its run can still use the budget.
+func TestSpeculativeCallsAreChargedOnceTheyHaveASlot(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	pol := PolicyFunc(func(ctx context.Context, req CompletionRequest) (Completion, error) {
+		if req.Purpose == "hold" {
+			<-release
+		}
+		return Completion{Choices: []Choice{{Text: "ok"}}}, nil
+	})
+	type result struct {
+		who string
+		err error
+	}
+	results := make(chan result, 3)
+	var eng *Engine
+	reg := NewRegistry()
+	reg.RegisterStrategy(StrategySpec{Name: "spec", New: func(Params) (Strategy, error) {
+		return StrategyFunc(func(ctx context.Context, env *Env) (Outcome, error) {
+			call := func(who string, ctx context.Context, purpose string) {
+				_, err := env.Complete(ctx, CompletionRequest{Purpose: purpose})
+				results <- result{who, err}
+			}
+			go call("held", ctx, "hold") // takes the only slot and 1 of the 2 calls
+			waitUntil(t, "the first call holds the slot", func() bool { return len(eng.limiter.sem) == 1 })
+			go call("speculative", NewSpeculation().Context(ctx), "spec")
+			waitUntil(t, "the speculative call waits", func() bool { return eng.limiter.idleWaiting.Load() == 1 })
+			go call("needed", ctx, "need") // the second call: the budget is still there for it
+			waitUntil(t, "the needed call is charged", func() bool { return env.Budget.Used().LLMCalls == 2 })
+			close(release)
+			got := map[string]error{}
+			for range 3 {
+				r := <-results
+				got[r.who] = r.err
+			}
+			if got["held"] != nil || got["needed"] != nil {
+				t.Errorf("needed calls failed: %v", got)
+			}
+			if !errors.Is(got["speculative"], ErrBudgetExhausted) {
+				t.Errorf("speculative call, with the budget spent when it got a slot: %v", got["speculative"])
+			}
+			return Outcome{}, nil
+		}), nil
+	}})
+	eng = NewEngine(pol, reg, &EngineOptions{Concurrency: 1})
+	res, err := eng.Solve(t.Context(), Task{Problem: "p", Strategy: "spec", Limits: Limits{LLMCalls: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Usage.LLMCalls != 2 {
+		t.Errorf("%d calls charged, want the 2 that were made", res.Usage.LLMCalls)
+	}
 }
