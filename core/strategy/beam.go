@@ -66,21 +66,19 @@ func beamSpec() core.StrategySpec {
 					"the root again and, at every depth, the next beam_width best paths not expanded yet (or, where fewer are left, the best " +
 					"ones again with fresh samples), reusing everything already generated and scored; the budget still bounds it (1: one pass)"},
 			{Name: "overlap_passes", Type: core.ParamInt, Default: int64(0), Min: core.Bound(0), Max: core.Bound(4096),
-				Description: "0: each pass starts when the one before ends; n > 0 (needs stop_on_correct=false): the next pass starts with this " +
+				Description: "0: each pass starts when the one before ends; n > 0: the next pass starts with this " +
 					"one and runs behind it, choosing at each depth once this one has chosen there, so it chooses what it would have chosen " +
 					"after this one; its calls go out only while fewer than n of the search's calls are in flight (set n to the LLM " +
 					"concurrency), filling slots this pass leaves idle. Speculative: when this pass ends with an answer the verifier does " +
-					"not reject, the next is abandoned and the calls it made are wasted (they count against the budget)"},
+					"not reject, the next is abandoned and the calls it made are wasted (they count against the budget). With " +
+					"stop_on_correct, an answer the verifier accepts in the next pass is held (and the next pass makes no more calls) " +
+					"until this pass ends: it ends the search then if this pass found none, and is dropped with its pass if this one did"},
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of the steps", Min: core.Bound(0), Max: core.Bound(2)},
 		}, append([]core.ParamSpec{expandParam, checkStepsParam}, nestedParams...)...),
 		New: func(p core.Params) (core.Strategy, error) {
 			b := beam{width: p.Int("beam_width"), k: p.Int("expansions"), maxDepth: p.Int("max_depth"), passes: p.Int("passes"),
 				temp: p.Float("temperature"), aggregate: p.String("aggregate"), stopOnCorrect: p.Bool("stop_on_correct"),
 				overlap: p.Int("overlap_passes")}
-			if b.overlap > 0 && b.stopOnCorrect {
-				return nil, fmt.Errorf("%w \"overlap_passes\": overlapping passes needs stop_on_correct=false (a pass that may stop the search at once "+
-					"cannot be overlapped)", core.ErrInvalidParam)
-			}
 			if b.k > 1 && b.temp == 0 && p.String("step_strategy") == "" {
 				return nil, fmt.Errorf("%w \"temperature\": %d expansions at temperature 0 are the same step: set temperature (e.g. 0.7) or expansions=1", core.ErrInvalidParam, b.k)
 			}
@@ -263,12 +261,17 @@ type beamSearch struct {
 	// none; nextCtx ends its calls, queue holds those not issued yet.
 	// abandoned is the one dropped when pass turned out to be the last.
 	next, abandoned int
-	nextCtx         context.Context
-	nextCancel      context.CancelFunc
-	nextSpec        *core.Speculation // confirmed when the next pass is needed
-	queue           []func()
-	nextExpanded    []core.NodeID // the nodes next expanded so far
-	ended           bool          // no pass runs after pass
+	// held is the next pass (while it runs ahead) once it found an answer
+	// the verifier accepts, with stop_on_correct: it makes no more calls,
+	// and its answer ends the search once the pass before ends without
+	// one. 0: none.
+	held         int
+	nextCtx      context.Context
+	nextCancel   context.CancelFunc
+	nextSpec     *core.Speculation // confirmed when the next pass is needed
+	queue        []func()
+	nextExpanded []core.NodeID // the nodes next expanded so far
+	ended        bool          // no pass runs after pass
 	// fresh counts the new steps each pass (by parity) took in; stale, the
 	// passes in a row that took in none.
 	fresh    [2]int
@@ -361,6 +364,10 @@ func (s *beamSearch) level(d, pass int) *beamLevel {
 	return s.levels[d]
 }
 
+// frozen reports whether pass runs ahead and holds an answer: it makes no
+// more calls, and those it made are cancelled.
+func (s *beamSearch) frozen(pass int) bool { return s.held != 0 && pass == s.next }
+
 // started reports whether pass has started (and was not abandoned).
 func (s *beamSearch) started(pass int) bool { return pass <= s.pass || pass == s.next }
 
@@ -382,7 +389,7 @@ func (s *beamSearch) call(pass int) context.Context {
 // launch starts f, a call of pass, at once, or queues it while the pass
 // runs ahead of its time and overlap_passes calls are in flight.
 func (s *beamSearch) launch(pass int, f func()) {
-	if pass == s.abandoned {
+	if pass == s.abandoned || s.frozen(pass) {
 		s.byPass[pass&1]--
 		return
 	}
@@ -507,6 +514,9 @@ func (s *beamSearch) noteErr(err error, failed bool) {
 func (s *beamSearch) expanded(e beamEvent) {
 	p := e.node
 	par := e.pass & 1
+	if s.frozen(e.pass) && errors.Is(e.err, context.Canceled) {
+		e.err = nil // its pass was stopped, not the search
+	}
 	p.rem[par] -= e.used
 	lv := s.levels[p.depth+1]
 	lv.rem[par] -= e.used
@@ -572,6 +582,13 @@ func (s *beamSearch) expanded(e beamEvent) {
 // scored takes in an evaluation.
 func (s *beamSearch) scored(e beamEvent) {
 	n := e.node
+	if s.frozen(e.pass) && errors.Is(e.err, context.Canceled) {
+		// Its pass holds an answer and was stopped, not the search.
+		if n.born != e.pass {
+			setMeta(s.env, n.id, "beam", fmt.Sprintf("not scored: its scoring was for pass %d, started early and stopped when it found an answer", e.pass))
+		}
+		return
+	}
 	switch {
 	case e.pass != s.abandoned:
 		s.noteErr(e.err, false)
@@ -589,8 +606,12 @@ func (s *beamSearch) scored(e beamEvent) {
 	if e.ok && e.ev.Correct != nil {
 		n.right, n.wrong = *e.ev.Correct, !*e.ev.Correct
 	}
-	if n.terminal && n.right && n.born <= s.pass {
-		s.solved = true
+	if n.terminal && n.right {
+		if n.born <= s.pass {
+			s.solved = true
+		} else if s.stopOnCorrect && s.held == 0 && n.born == s.next {
+			s.hold(n)
+		}
 	}
 	s.resolve(n)
 }
@@ -675,11 +696,11 @@ func (s *beamSearch) settle() {
 	extra := 0 // nodes of the depth above that may still join the beam
 	for d := 1; d < len(s.levels); d++ {
 		lv := s.levels[d]
-		if lv.pass == s.abandoned {
+		if lv.pass == s.abandoned || s.frozen(lv.pass) {
 			extra = 0
 			continue
 		}
-		if lv.settled && s.started(lv.pass+1) && (d == 1 || s.levels[d-1].pass > lv.pass) {
+		if lv.settled && s.started(lv.pass+1) && !s.frozen(lv.pass+1) && (d == 1 || s.levels[d-1].pass > lv.pass) {
 			s.advance(d, lv, lv.pass+1)
 		}
 		if d > 1 && s.levels[d-1].pass != lv.pass {
@@ -904,6 +925,15 @@ func (s *beamSearch) nextPass() {
 		// It runs already: its calls are needed, and its queued ones go now.
 		s.next = 0
 		s.nextSpec.Confirm()
+		if s.held == s.pass {
+			// It holds an answer the verifier accepted: run one after the
+			// other, the search would stop once it got it, and so it does now.
+			s.solved = true
+			s.cancel()
+			s.env.Tracer.Record(core.OpInfo, nil, map[string]any{"beam": fmt.Sprintf("pass %d ended without an answer: "+
+				"the answer held by pass %d ends the search", q, s.pass), "pass": s.pass})
+			return
+		}
 		s.release()
 		return
 	}
@@ -985,6 +1015,22 @@ func (s *beamSearch) speculate() {
 	s.root.again = s.next
 	s.expand(s.root, s.next)
 	s.settle()
+}
+
+// hold stops the pass started ahead of its time once it found n, an answer
+// the verifier accepts (stop_on_correct): run after the pass before, it
+// would stop the search with n (or an answer found as early), but that
+// pass may still find an answer of its own, which comes first. Its calls
+// in flight are cancelled and it makes no more: whether the pass before
+// finds an answer or not, they are not needed.
+func (s *beamSearch) hold(n *beamNode) {
+	s.held = s.next
+	s.nextCancel()
+	s.byPass[s.held&1] -= len(s.queue)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	s.env.Tracer.Record(core.OpInfo, []core.NodeID{n.id}, map[string]any{"beam": fmt.Sprintf("answer held: pass %d, started early, "+
+		"found it while pass %d runs; it ends the search if pass %d ends without one", s.held, s.pass, s.pass), "pass": s.held})
 }
 
 // abandon drops the pass started ahead of its time: its calls in flight

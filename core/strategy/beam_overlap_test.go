@@ -1,7 +1,6 @@
 package strategy
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -26,6 +25,21 @@ type passShape struct {
 	// overlapped: a pass chose a depth's beam before the pass before it
 	// chose its last.
 	overlapped bool
+	// held: the pass started early that found an answer the verifier
+	// accepted while the pass before it ran (stop_on_correct); promoted:
+	// the pass before ended without one, and the held answer ended the
+	// search. lateSelects counts the beams chosen by the held pass after
+	// it found its answer, or by any pass once the held answer ended the
+	// search.
+	held        int
+	promoted    bool
+	lateSelects int
+	// best: the path of the answer; nodes: every node's path, and, for
+	// pruned ones, the Meta "beam" the search gave it; accepted: the
+	// answers the verifier accepted, by path.
+	best     string
+	nodes    map[string]string
+	accepted map[string]string
 }
 
 func passShapeOf(t *testing.T, res core.Result) passShape {
@@ -36,7 +50,8 @@ func passShapeOf(t *testing.T, res core.Result) passShape {
 		v, _ := st.MustNode(id).Meta["beam"].(string)
 		return strings.Contains(v, "abandoned") && strings.HasPrefix(v, "brought by")
 	}
-	sh := passShape{beamShape: beamShape{expanded: map[string]int{}, answer: res.Answer}, selects: map[string][]string{}}
+	sh := passShape{beamShape: beamShape{expanded: map[string]int{}, answer: res.Answer}, selects: map[string][]string{},
+		best: strings.Join(core.Steps(res.BestPath), " / "), nodes: map[string]string{}, accepted: map[string]string{}}
 	// The expansions by the abandoned pass: the info events name them.
 	wasted := map[string]int{}
 	var events []core.Event // the search's own, not those of nested searches
@@ -58,8 +73,19 @@ func passShapeOf(t *testing.T, res core.Result) passShape {
 		switch e.Op {
 		case core.OpGenerate:
 			sh.expanded[pathKey(e.Nodes[0])]++
+		case core.OpInfo:
+			v := fmt.Sprint(e.Get("beam"))
+			if strings.HasPrefix(v, "answer held") {
+				sh.held = e.Get("pass").(int)
+			}
+			if strings.Contains(v, "ends the search") && !strings.HasPrefix(v, "answer held") {
+				sh.promoted = true
+			}
 		case core.OpSelect:
 			pass := e.Get("pass").(int)
+			if sh.promoted || sh.held != 0 && pass == sh.held {
+				sh.lateSelects++
+			}
 			if pass < last {
 				sh.overlapped = true
 			}
@@ -86,6 +112,15 @@ func passShapeOf(t *testing.T, res core.Result) passShape {
 	for _, n := range st.Nodes() {
 		if n.Pruned && !dropped(n.ID) {
 			sh.pruned = append(sh.pruned, pathKey(n.ID))
+		}
+		meta := ""
+		if n.Pruned {
+			meta, _ = n.Meta["beam"].(string)
+			meta = "pruned: " + meta
+		}
+		sh.nodes[pathKey(n.ID)] = meta
+		if ok, known := correctOf(n); n.Terminal && known && ok {
+			sh.accepted[pathKey(n.ID)] = n.Answer
 		}
 	}
 	slices.Sort(sh.pruned)
@@ -202,20 +237,158 @@ func TestBeamOverlappedPassesChooseWhatPassesOneAfterTheOtherChoose(t *testing.T
 	}
 }
 
-func TestBeamOverlapPassesIsRejectedWithStopOnCorrect(t *testing.T) {
-	t.Parallel()
-	calls := 0
-	pol := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
-		calls++
-		return stepPolicy{}.Complete(ctx, req)
-	})
-	res, err := beamEngine(pol, 1).Solve(t.Context(), core.Task{Problem: "q", Strategy: "beam", Seed: 1,
-		Params: core.Params{"passes": 3, "overlap_passes": 4}})
-	if err == nil && res.Stopped != core.StopError || !strings.Contains(fmt.Sprint(err, res.Error), "overlap_passes") {
-		t.Errorf("overlap_passes with stop_on_correct: %v %s %q, want an error naming the parameter", err, res.Stopped, res.Error)
+// compareStopped reports how got, a search with stop_on_correct, differs
+// from the passes one after the other. Stopping at the first accepted
+// answer cuts the pass that finds it short, at a point that the order of
+// the replies decides, so got is compared with two searches that do not
+// stop: full, the search with stop_on_correct=false, which runs to the end
+// of that pass (a pass with an accepted answer is the last), and before,
+// the same with one pass fewer (nil when full ran one pass). got must
+// choose every beam that before chose and only beams that full chose,
+// expand at least what before expanded and at most what full expanded
+// (leaving out what a pass that it abandoned did: those nodes, the only
+// ones full does not have, must be pruned with the reason), and answer
+// with a path that full's last pass found and its verifier accepted.
+func compareStopped(t *testing.T, what string, got, full passShape, before *passShape) {
+	t.Helper()
+	for k, v := range got.selects {
+		if w, ok := full.selects[k]; !ok {
+			t.Errorf("%s: pass/depth %s chose paths; one pass after the other it did not run", what, k)
+		} else if !slices.Equal(v, w) {
+			t.Errorf("%s: pass/depth %s chose %v, one pass after the other %v", what, k, v, w)
+		}
 	}
-	if calls > 0 {
-		t.Errorf("%d LLM calls before the parameter was rejected", calls)
+	for k, n := range got.expanded {
+		if n > full.expanded[k] {
+			t.Errorf("%s: expanded %q %d times, one pass after the other %d", what, k, n, full.expanded[k])
+		}
+	}
+	if before != nil {
+		for k, v := range before.selects {
+			if !slices.Equal(got.selects[k], v) {
+				t.Errorf("%s: pass/depth %s chose %v; the passes before the last, one after the other, %v", what, k, got.selects[k], v)
+			}
+		}
+		for k, n := range before.expanded {
+			if got.expanded[k] < n {
+				t.Errorf("%s: expanded %q %d times; the passes before the last, one after the other, %d", what, k, got.expanded[k], n)
+			}
+		}
+	}
+	for k, meta := range got.nodes {
+		if _, ok := full.nodes[k]; !ok && !(strings.HasPrefix(meta, "pruned: brought by pass") && strings.Contains(meta, "abandoned")) {
+			t.Errorf("%s: node %q, which the passes one after the other do not bring, is not pruned as brought by an abandoned pass (%q)", what, k, meta)
+		}
+	}
+	if a, ok := full.accepted[got.best]; !ok || a != got.answer {
+		t.Errorf("%s: answer %q by %q: not an answer that the last pass one after the other found and the verifier accepted (%v)",
+			what, got.answer, got.best, slices.Collect(maps.Keys(full.accepted)))
+	}
+	if got.lateSelects > 0 {
+		t.Errorf("%s: %d beams chosen by the pass that held an answer, after it found it, or after the held answer ended the search", what, got.lateSelects)
+	}
+}
+
+// stopCounts counts the kinds of run the stop_on_correct tests saw.
+type stopCounts struct {
+	firstPass, laterPass int // runs whose first accepted answer, one pass after the other, came in the first pass or a later one
+	overlapped           int // overlapped runs in which two passes overlapped
+	promoted, dropped    int // overlapped runs whose next pass held an answer that then ended the search, or was dropped
+}
+
+// checkStopped solves a task with stop_on_correct, with the passes one after
+// the other and overlapped, and compares each with the searches that do not
+// stop (compareStopped).
+func checkStopped(t *testing.T, what string, solve func(core.Params) passShape, params core.Params, overlaps []int, c *stopCounts) {
+	t.Helper()
+	full := maps.Clone(params)
+	full["stop_on_correct"] = false
+	want := solve(full)
+	if len(want.accepted) == 0 {
+		t.Fatalf("%s: no accepted answer; the test needs one", what)
+	}
+	var before *passShape
+	if want.passes > 1 {
+		full["passes"] = want.passes - 1
+		b := solve(full)
+		before = &b
+		c.laterPass++
+	} else {
+		c.firstPass++
+	}
+	stop := maps.Clone(params)
+	stop["stop_on_correct"] = true
+	compareStopped(t, what+" one pass after the other", solve(stop), want, before)
+	for _, overlap := range overlaps {
+		stop["overlap_passes"] = overlap
+		got := solve(stop)
+		compareStopped(t, fmt.Sprintf("%s overlap %d", what, overlap), got, want, before)
+		if got.overlapped {
+			c.overlapped++
+		}
+		if got.held != 0 && got.promoted {
+			c.promoted++
+		} else if got.held != 0 {
+			c.dropped++
+		}
+	}
+}
+
+func TestBeamOverlappedPassesStopOnCorrectAsPassesOneAfterTheOther(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(5, 6))
+	pol := stepPolicy{
+		answerEvery: 7,
+		score:       func(step string, _ int) int { return 1 + int(hashOf(step)%10) },
+		// Deeper steps take longer: the next pass, a depth behind, often
+		// finds an answer while this pass is still at its last depth, where
+		// it may find one of its own.
+		delay: func(_ core.CompletionRequest, depth int) time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Duration(depth*depth*150+rng.IntN(150)) * time.Microsecond
+		},
+	}
+	eng := beamEngine(pol, 6)
+	var c stopCounts
+	// The policy's answers are 0-4, the truth one of them: the first pass
+	// that finds it is, for these seeds, the first or a later one.
+	for _, tc := range []struct {
+		params core.Params
+		truth  string
+		seeds  []int64
+	}{
+		{core.Params{"beam_width": 2, "expansions": 2, "max_depth": 4, "passes": 8, "verifier": "exact"}, "4", []int64{2, 3, 4, 6}},
+		{core.Params{"beam_width": 2, "expansions": 3, "max_depth": 4, "passes": 8, "verifier": "exact", "aggregate": AggMean}, "2", []int64{1, 2, 3}},
+		{core.Params{"beam_width": 2, "expansions": 3, "max_depth": 4, "passes": 8, "verifier": "exact", "aggregate": AggMean}, "3", []int64{1, 2}},
+		{core.Params{"beam_width": 3, "expansions": 2, "max_depth": 4, "passes": 8, "verifier": "exact"}, "1", []int64{4, 6}},
+		{core.Params{"beam_width": 3, "expansions": 2, "max_depth": 4, "passes": 8, "verifier": "exact"}, "2", []int64{1, 6}},
+		{core.Params{"beam_width": 3, "expansions": 2, "max_depth": 4, "passes": 8, "verifier": "exact"}, "3", []int64{2, 4}},
+	} {
+		for _, seed := range tc.seeds {
+			solve := func(params core.Params) passShape {
+				res, err := eng.Solve(t.Context(), core.Task{Problem: "q", Truth: tc.truth, Strategy: "beam", Params: params, Seed: seed})
+				if err != nil || res.Stopped != core.StopDone {
+					t.Fatalf("%v: %v %s %s", params, err, res.Stopped, res.Error)
+				}
+				return passShapeOf(t, res)
+			}
+			checkStopped(t, fmt.Sprint(tc.params, " truth ", tc.truth, " seed ", seed), solve, tc.params, []int{1, 64}, &c)
+		}
+	}
+	t.Logf("%+v", c)
+	if c.firstPass == 0 || c.laterPass == 0 {
+		t.Errorf("first accepted answer in the first pass %d times, in a later one %d: the test needs both", c.firstPass, c.laterPass)
+	}
+	if c.overlapped == 0 {
+		t.Error("no two passes overlapped")
+	}
+	if c.promoted == 0 {
+		t.Error("no pass started early held an answer that then ended the search: the test does not exercise holding")
+	}
+	if c.dropped == 0 {
+		t.Error("no pass started early held an answer and was then dropped for one of the pass before: the test does not exercise it")
 	}
 }
 
