@@ -930,7 +930,7 @@ func (s *beamSearch) nextPass() {
 			// other, the search would stop once it got it, and so it does now.
 			s.solved = true
 			s.cancel()
-			s.env.Tracer.Record(core.OpInfo, nil, map[string]any{"beam": fmt.Sprintf("pass %d ended without an answer: "+
+			s.env.Tracer.Record(core.OpInfo, nil, map[string]any{"beam": fmt.Sprintf("pass %d ended without an accepted answer: "+
 				"the answer held by pass %d ends the search", q, s.pass), "pass": s.pass})
 			return
 		}

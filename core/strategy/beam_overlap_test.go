@@ -430,6 +430,43 @@ func TestBeamOverlappedPassesSolveGame24AsPassesOneAfterTheOther(t *testing.T) {
 	}
 }
 
+func TestBeamOverlappedPassesStopOnCorrectSolveGame24AsPassesOneAfterTheOther(t *testing.T) {
+	t.Parallel()
+	// Replies end in a different order every run (jitterSim).
+	eng := beamEngine(jitterSim(t), 8)
+	var c stopCounts
+	for _, tc := range []struct {
+		problem string
+		seed    int64
+		width   int
+	}{
+		// The first pass finds an answer the verifier accepts, or only
+		// the second or the third does. In the last two the second pass
+		// now and then finds one while the first still runs (it is held).
+		{"4 4 10 10", 1, 2},
+		{"6 6 8 12", 3, 2},
+		{"1 4 8 8", 4, 1},
+		{"6 6 8 12", 4, 1},
+	} {
+		solve := func(params core.Params) passShape {
+			res, err := eng.Solve(t.Context(), core.Task{Problem: tc.problem, Pack: "game24", Strategy: "beam", Params: params, Seed: tc.seed})
+			if err != nil || res.Stopped != core.StopDone {
+				t.Fatalf("%v on %s: %v %s %s", params, tc.problem, err, res.Stopped, res.Error)
+			}
+			return passShapeOf(t, res)
+		}
+		params := core.Params{"beam_width": tc.width, "expansions": 3, "evaluator": "value", "expand": "propose", "passes": 4}
+		checkStopped(t, fmt.Sprint(tc), solve, params, []int{8, 8}, &c)
+	}
+	t.Logf("%+v", c)
+	if c.firstPass == 0 || c.laterPass == 0 {
+		t.Errorf("first accepted answer in the first pass %d times, in a later one %d: the test needs both", c.firstPass, c.laterPass)
+	}
+	if c.overlapped == 0 {
+		t.Error("no two passes overlapped")
+	}
+}
+
 func TestBeamOverlappedPassesStopAtTheBudgetAndTheWallTime(t *testing.T) {
 	t.Parallel()
 	pol := stepPolicy{answerEvery: 7, score: func(step string, _ int) int { return 1 + int(hashOf(step)%10) },
