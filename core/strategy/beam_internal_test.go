@@ -134,16 +134,10 @@ func shapeOf(t *testing.T, res core.Result) beamShape {
 
 func TestBeamWithoutBarrierExpandsWhatLevelByLevelBeamSearchExpands(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	rng := rand.New(rand.NewPCG(1, 2))
 	pol := stepPolicy{
 		answerEvery: 5,
 		score:       func(step string, _ int) int { return 1 + int(hashOf(step)%10) },
-		delay: func(core.CompletionRequest, int) time.Duration {
-			mu.Lock()
-			defer mu.Unlock()
-			return time.Duration(rng.IntN(2000)) * time.Microsecond
-		},
+		delay:       randomDelay(1, 2),
 	}
 	eng := beamEngine(pol, 6)
 	for _, params := range []core.Params{
@@ -513,4 +507,16 @@ func jitterSim(t *testing.T) core.Policy {
 		t.Fatal(err)
 	}
 	return pol
+}
+
+// randomDelay delays each reply up to 2 ms, drawn from its own seeded
+// source, so that replies come back in a shuffled order.
+func randomDelay(seed1, seed2 uint64) func(core.CompletionRequest, int) time.Duration {
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed1, seed2))
+	return func(core.CompletionRequest, int) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Duration(rng.IntN(2000)) * time.Microsecond
+	}
 }

@@ -155,16 +155,10 @@ func compareShapes(t *testing.T, what string, got, want passShape) {
 
 func TestBeamOverlappedPassesChooseWhatPassesOneAfterTheOtherChoose(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	rng := rand.New(rand.NewPCG(3, 4))
 	pol := stepPolicy{
 		answerEvery: 7,
 		score:       func(step string, _ int) int { return 1 + int(hashOf(step)%10) },
-		delay: func(core.CompletionRequest, int) time.Duration {
-			mu.Lock()
-			defer mu.Unlock()
-			return time.Duration(rng.IntN(2000)) * time.Microsecond
-		},
+		delay:       randomDelay(3, 4),
 	}
 	// Expanding a path again repeats half of its steps, which are pruned
 	// as repeats of the children already there: which expansion of a path
