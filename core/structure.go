@@ -393,17 +393,11 @@ func (s *Structure) setPruned(ids []NodeID) []NodeID {
 	return out
 }
 
-// SetScore stores an evaluation's score under kind (and detail, when not
-// empty, in Meta "eval_detail") and records the change in an update event.
-// It is Update for scoring: only the maps it changes are copied.
-func (s *Structure) SetScore(id NodeID, kind string, score float64, detail string) error {
-	return s.change(id, func(n *Node) { n.setScore(kind, score, detail) })
-}
-
-// setScore is SetScore without the update event, for core.Evaluate, whose
-// evaluate event carries the score (Replay and the viewer apply it): an
+// setScore stores an evaluation's score under kind (and detail, when not
+// empty, in Meta "eval_detail") without recording it: core.Evaluate's
+// evaluate event carries the score (Replay and the viewer apply it). An
 // update event per evaluation, holding a copy of the node, was a fifth of
-// a search's own time.
+// a search's own time. Only the maps it changes are copied.
 func (s *Structure) setScore(id NodeID, kind string, score float64, detail string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -72,10 +72,10 @@ func (w *watcher) advance() []core.Event {
 	for _, e := range evs {
 		w.snap.Seq = e.Seq
 		switch e.Op {
-		case core.OpNode:
-			w.snap.Nodes++
-			w.score(e.Node)
-		case core.OpUpdate:
+		case core.OpNode, core.OpUpdate:
+			if e.Op == core.OpNode {
+				w.snap.Nodes++
+			}
 			w.score(e.Node)
 			if e.Node != nil {
 				n := w.scored(e.Scope, e.Node.ID)
