@@ -18,6 +18,16 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// acquireInto takes a slot with acquire in a goroutine of its own and then
+// sends name on order.
+func acquireInto(order chan<- string, name string, acquire func() error) {
+	go func() {
+		if acquire() == nil {
+			order <- name
+		}
+	}()
+}
+
 // A speculative request takes a slot only when nobody else waits for one:
 // the regular request that waits gets the freed slot first, and the
 // speculative one the next.
@@ -29,17 +39,9 @@ func TestLimiterServesSpeculativeRequestsLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	order := make(chan string, 2)
-	go func() {
-		if l.AcquireIdle(ctx, nil) == nil {
-			order <- "speculative"
-		}
-	}()
+	acquireInto(order, "speculative", func() error { return l.AcquireIdle(ctx, nil) })
 	waitUntil(t, "the speculative request waits", func() bool { return l.idleWaiting.Load() == 1 })
-	go func() {
-		if l.Acquire(ctx) == nil {
-			order <- "regular"
-		}
-	}()
+	acquireInto(order, "regular", func() error { return l.Acquire(ctx) })
 	waitUntil(t, "the regular request waits", func() bool { return l.waiting.Load() == 1 })
 	l.Release()
 	if got := <-order; got != "regular" {
@@ -89,18 +91,10 @@ func TestLimiterConfirmedSpeculationWaitsAsRegular(t *testing.T) {
 		t.Fatal(err)
 	}
 	order := make(chan string, 2)
-	go func() {
-		if l.AcquireIdle(ctx, nil) == nil {
-			order <- "speculative"
-		}
-	}()
+	acquireInto(order, "speculative", func() error { return l.AcquireIdle(ctx, nil) })
 	waitUntil(t, "the speculative request waits", func() bool { return l.idleWaiting.Load() == 1 })
 	confirmed := make(chan struct{})
-	go func() {
-		if l.AcquireIdle(ctx, confirmed) == nil {
-			order <- "confirmed"
-		}
-	}()
+	acquireInto(order, "confirmed", func() error { return l.AcquireIdle(ctx, confirmed) })
 	waitUntil(t, "both speculative requests wait", func() bool { return l.idleWaiting.Load() == 2 })
 	close(confirmed)
 	waitUntil(t, "the confirmed request waits as a regular one", func() bool { return l.waiting.Load() == 1 })

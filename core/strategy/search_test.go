@@ -678,23 +678,31 @@ func TestSearchesStopPromptlyWhenCancelled(t *testing.T) {
 	for _, s := range []string{"mcts", "beam", "tot-bfs", "got"} {
 		t.Run(s, func(t *testing.T) {
 			t.Parallel()
-			m := &meter{Policy: stepper("Score: 6"), delay: 20 * time.Millisecond}
-			ctx, cancel := context.WithTimeout(t.Context(), 70*time.Millisecond)
-			defer cancel()
-			start := time.Now()
-			res, err := newEngine(m).Solve(ctx, core.Task{Problem: "q", Strategy: s, Params: map[string]core.Params{
+			solveUntilCancelled(t, stepper("Score: 6"), core.Task{Problem: "q", Strategy: s, Params: map[string]core.Params{
 				"mcts": {"stop_on": "none"}, "beam": {"max_depth": 50}, "tot-bfs": {"max_depth": 50}, "got": nil}[s]})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Stopped != core.StopCancelled && res.Stopped != core.StopTimeout {
-				t.Fatalf("stopped %s (%s), want cancelled or timeout", res.Stopped, res.Error)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Fatalf("took %v to stop", d)
-			}
 		})
 	}
+}
+
+// solveUntilCancelled solves task with pol answering after 20 ms under a
+// 70 ms deadline, and checks that the search stops for it, promptly.
+func solveUntilCancelled(t *testing.T, pol core.Policy, task core.Task) core.Result {
+	t.Helper()
+	m := &meter{Policy: pol, delay: 20 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(t.Context(), 70*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := newEngine(m).Solve(ctx, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopCancelled && res.Stopped != core.StopTimeout {
+		t.Fatalf("stopped %s (%s), want cancelled or timeout", res.Stopped, res.Error)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v to stop", d)
+	}
+	return res
 }
 
 // On a tree with one leaf to expand at a time (every sample repeats the
