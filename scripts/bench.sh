@@ -19,6 +19,7 @@ bench() {
 bench ./core/                     'EngineExpansion'            5x
 bench ./standard/                 'SelfConsistencyWallTime'    10x
 bench ./core/strategy/            'Expansions'                 20x -cpu 1
+bench ./core/strategy/            'TraceJSON'                  20x
 bench ./core/strategy/            'Utilisation'                1x
 bench ./core/strategy/            'Game24'                     1x
 bench ./eval/                     '.'                          1s

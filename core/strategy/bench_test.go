@@ -2,6 +2,7 @@ package strategy_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -67,6 +68,27 @@ func benchSearch(b *testing.B, strategy string, params core.Params) {
 
 func BenchmarkMCTSExpansions(b *testing.B) {
 	benchSearch(b, "mcts", core.Params{"iterations": 1000, "children": 3, "parallel": 1, "max_depth": 8})
+}
+
+// BenchmarkTraceJSON encodes the trace of BenchmarkMCTSExpansions's search
+// (about 14,000 events), as the trace store does after every run.
+//
+//	go test -run '^$' -bench TraceJSON ./core/strategy/
+func BenchmarkTraceJSON(b *testing.B) {
+	res, err := newEngine(instant).Solve(context.Background(), core.Task{Problem: "What is 2 + 2?", Strategy: "mcts",
+		Params: core.Params{"iterations": 1000, "children": 3, "parallel": 1, "max_depth": 8}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := json.Marshal(res.Trace)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(out)))
+	}
+	b.ReportMetric(float64(len(res.Trace.Events)), "events")
 }
 
 func BenchmarkBeamExpansions(b *testing.B) {
