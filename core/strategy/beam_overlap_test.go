@@ -501,3 +501,166 @@ func TestBeamOverlappedPassesStopAtTheBudgetAndTheWallTime(t *testing.T) {
 		}
 	}
 }
+
+// passState builds, on a real Structure, what beam search holds when it
+// ends: the nodes each pass brought and chose, the answers found, the
+// depths' bookkeeping. It is what result reads.
+type passState struct {
+	t    *testing.T
+	s    *beamSearch
+	born map[core.NodeID]int // the pass that brought each node
+}
+
+// newPassState is a search whose oldest pass is pass; abandoned, when not
+// 0, is the pass started early (overlap_passes) and then abandoned.
+func newPassState(t *testing.T, pass, abandoned int) *passState {
+	tr := core.NewTracer(false)
+	env := &core.Env{Structure: core.NewStructure(core.Tree, "q", tr), Tracer: tr}
+	s := &beamSearch{beam: beam{width: 1, k: 2, maxDepth: 3, passes: 3, overlap: 4, stopOnCorrect: true, aggregate: AggLast},
+		env: env, pass: pass, abandoned: abandoned, ended: true}
+	s.root = &beamNode{id: 0, known: true}
+	s.levels = []*beamLevel{{pass: pass}}
+	return &passState{t: t, s: s, born: map[core.NodeID]int{}}
+}
+
+// add puts under parent the child with sample index idx, brought by pass
+// born and chosen by pass chosen (0: none); answer makes it an answer.
+// With kind not "", it is scored score under kind, and a verifier's score
+// of 1 means accepted.
+func (p *passState) add(parent *beamNode, idx, born, chosen int, answer, kind string, score float64) *beamNode {
+	p.t.Helper()
+	key := append(slices.Clone(parent.key), idx)
+	node := core.Node{Content: fmt.Sprintf("step %v", key), Answer: answer, Terminal: answer != ""}
+	if kind != "" {
+		node.Scores = map[string]float64{kind: score}
+	}
+	id, err := p.s.env.Structure.Add([]core.NodeID{parent.id}, node)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.born[id] = born
+	n := &beamNode{id: id, depth: parent.depth + 1, parent: parent, key: key, born: born, pass: chosen, terminal: node.Terminal}
+	if kind != "" {
+		n.scored, n.stepOK, n.step, n.known = true, true, score, true
+		n.agg = parent.agg.add(score, true)
+		n.sc = n.agg.score(p.s.aggregate)
+		n.right = kind == core.ScoreVerifier && score > 0
+	}
+	if n.terminal {
+		p.s.finished = append(p.s.finished, n)
+		return n
+	}
+	lv := p.s.level(n.depth, p.s.pass)
+	if chosen != 0 && (lv.firstDec == 0 || chosen < lv.firstDec) {
+		lv.firstDec = chosen
+	}
+	lv.nodes = append(lv.nodes, n)
+	if n.known {
+		lv.known = append(lv.known, n)
+		slices.SortStableFunc(lv.known, func(x, y *beamNode) int {
+			switch {
+			case rankLess(x.sc, x.key, y.sc, y.key):
+				return -1
+			case rankLess(y.sc, y.key, x.sc, x.key):
+				return 1
+			}
+			return 0
+		})
+	}
+	return n
+}
+
+// TestBeamResultIgnoresAnAbandonedPass: when a pass started early
+// (overlap_passes) is abandoned, because the pass before it ended with an
+// answer or ended the search, the answers and paths it brought count for
+// nothing, even where they would beat the pass's: a higher score, or, the
+// verifier accepting both, an earlier sample. (End to end, an abandoned
+// pass's answer rarely beats the pass's own: accepted answers tie, and the
+// earlier sample is nearly always the pass's.) Each case is checked with
+// the later pass abandoned and, for contrast, with it run (as when its held
+// answer ends the search): then its node is the result.
+func TestBeamResultIgnoresAnAbandonedPass(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// build returns the result when pass 2 is abandoned (pass 1's) and
+		// when it ran (pass 2's).
+		build func(p *passState) (pass1, pass2 *beamNode)
+		stop  error // the search's stop error, which result returns
+	}{
+		{name: "answer with a higher score", build: func(p *passState) (*beamNode, *beamNode) {
+			r := p.s.root
+			a := p.add(r, 0, 1, 1, "", core.ScorePRM, 0.5)
+			p.add(r, 1, 1, 0, "", core.ScorePRM, 0.1)
+			mine := p.add(a, 0, 1, 0, "4", core.ScorePRM, 0.2)
+			// Pass 2 expanded the root again and went on from its own child.
+			b := p.add(r, 2, 2, 2, "", core.ScorePRM, 0.4)
+			later := p.add(b, 0, 2, 0, "5", core.ScorePRM, 0.9)
+			return mine, later
+		}},
+		{name: "accepted answer of an earlier sample", build: func(p *passState) (*beamNode, *beamNode) {
+			r := p.s.root
+			// Pass 1 chose [1]; pass 2, [0], which pass 1 left out.
+			a0 := p.add(r, 0, 1, 2, "", core.ScorePRM, 0.3)
+			a1 := p.add(r, 1, 1, 1, "", core.ScorePRM, 0.6)
+			// Pass 2's answer came back first, and was held.
+			later := p.add(a0, 0, 2, 0, "24", core.ScoreVerifier, 1)
+			mine := p.add(a1, 1, 1, 0, "24", core.ScoreVerifier, 1)
+			p.add(r, 2, 2, 0, "", core.ScorePRM, 0.2)
+			return mine, later
+		}},
+		{name: "no answer: the deepest depth's best path", stop: core.ErrBudgetExhausted, build: func(p *passState) (*beamNode, *beamNode) {
+			r := p.s.root
+			a0 := p.add(r, 0, 1, 2, "", core.ScorePRM, 0.3)
+			a1 := p.add(r, 1, 1, 1, "", core.ScorePRM, 0.6)
+			later := p.add(a0, 0, 2, 0, "", core.ScorePRM, 0.9)
+			mine := p.add(a1, 0, 1, 0, "", core.ScorePRM, 0.1)
+			return mine, later
+		}},
+		{name: "no answer: only pass 2 reached the deepest depth", stop: core.ErrBudgetExhausted, build: func(p *passState) (*beamNode, *beamNode) {
+			r := p.s.root
+			a0 := p.add(r, 0, 1, 2, "", core.ScorePRM, 0.3)
+			a1 := p.add(r, 1, 1, 1, "", core.ScorePRM, 0.6)
+			p.add(r, 2, 2, 0, "", core.ScorePRM, 0.9) // pass 2's own child, the best of depth 1
+			later := p.add(a0, 0, 2, 0, "", core.ScorePRM, 0.2)
+			p.add(a0, 1, 2, 0, "", "", 0)
+			return a1, later
+		}},
+		{name: "no answer: the deepest depth unscored", stop: core.ErrBudgetExhausted, build: func(p *passState) (*beamNode, *beamNode) {
+			r := p.s.root
+			a0 := p.add(r, 0, 1, 2, "", core.ScorePRM, 0.3)
+			a1 := p.add(r, 1, 1, 1, "", core.ScorePRM, 0.6)
+			// Pass 2's expansion of [0] came back before pass 1's of [1].
+			later := p.add(a0, 0, 2, 0, "", "", 0)
+			mine := p.add(a1, 0, 1, 0, "", "", 0)
+			return mine, later
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, run := range []struct {
+				what            string
+				pass, abandoned int
+			}{{"pass 2 abandoned", 1, 2}, {"pass 2 ran", 2, 0}} {
+				p := newPassState(t, run.pass, run.abandoned)
+				pass1, pass2 := tc.build(p)
+				p.s.stopErr = tc.stop
+				want := pass1
+				if run.pass == 2 {
+					want = pass2
+				}
+				out, err := p.s.result()
+				if err != tc.stop {
+					t.Errorf("%s: error %v, want %v", run.what, err, tc.stop)
+				}
+				st := p.s.env.Structure
+				if out.Best != want.id {
+					t.Errorf("%s: result %q (brought by pass %d), want %q (pass %d)", run.what,
+						st.MustNode(out.Best).Content, p.born[out.Best], st.MustNode(want.id).Content, want.born)
+				}
+				if wantAnswer := st.MustNode(want.id).Answer; out.Answer != wantAnswer {
+					t.Errorf("%s: answer %q, want %q", run.what, out.Answer, wantAnswer)
+				}
+			}
+		})
+	}
+}
