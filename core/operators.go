@@ -84,7 +84,7 @@ func Generate(ctx context.Context, env *Env, parent NodeID, k int, o GenerateOpt
 		return nil, fmt.Errorf("generate from node %d: %w", parent, err)
 	}
 	per := Usage{LLMCalls: 1, PromptTokens: c.PromptTokens / int64(max(1, len(c.Choices))), CompletionTokens: c.CompletionTokens / int64(max(1, len(c.Choices)))}
-	var ids []NodeID
+	ids := make([]NodeID, 0, len(c.Choices))
 	for _, ch := range c.Choices {
 		n := Node{Kind: KindStep, Content: ch.Text, Usage: per}
 		if a, ok := env.Pack.ExtractAnswer(ch.Text); ok {
@@ -100,7 +100,7 @@ func Generate(ctx context.Context, env *Env, parent NodeID, k int, o GenerateOpt
 		}
 		ids = append(ids, id)
 	}
-	env.Tracer.Record(OpGenerate, append([]NodeID{parent}, ids...), map[string]any{"k": k})
+	env.Tracer.emit(Event{Op: OpGenerate, Nodes: append([]NodeID{parent}, ids...), Data: &GenerateData{K: k}})
 	return ids, nil
 }
 
@@ -236,7 +236,9 @@ var ErrUnscored = errors.New("node left unscored")
 func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluation, error) {
 	// The evaluator's LLM calls are listed in the evaluate event, so a
 	// viewer can show the prompt that scored the node.
-	rec := &callRecorder{env: env}
+	one := &evaluation{rec: callRecorder{env: env}, node: [1]NodeID{id}}
+	rec := &one.rec
+	rec.calls = one.seqs[:0]
 	req := EvalRequest{Task: env.Task, Policy: rec}
 	if IsPathFree(ev) {
 		steps, last, ok := env.Structure.stepsAndNode(id)
@@ -265,19 +267,31 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 			}
 			n.Meta["eval_error"] = msg
 		})
-		env.Tracer.emit(Event{Op: OpEvaluate, Nodes: []NodeID{id}, Data: &EvaluationFailure{Error: msg, LLMCalls: seqs}})
+		env.Tracer.emit(Event{Op: OpEvaluate, Nodes: one.node[:], Data: &EvaluationFailure{Error: msg, LLMCalls: seqs}})
 		return Evaluation{}, fmt.Errorf("evaluate node %d: %w: %v", id, ErrUnscored, err)
 	}
 	if e.Kind == "" {
 		e.Kind = ScoreValue
 	}
 	_ = env.Structure.setScore(id, e.Kind, e.Score, e.Detail)
-	data := &EvaluationData{Kind: e.Kind, Score: e.Score, Detail: e.Detail, LLMCalls: seqs}
+	data := &one.data
+	*data = EvaluationData{Kind: e.Kind, Score: e.Score, Detail: e.Detail, LLMCalls: seqs}
 	if e.Correct != nil {
 		data.Correct = ptr(*e.Correct)
 	}
-	env.Tracer.emit(Event{Op: OpEvaluate, Nodes: []NodeID{id}, Data: data})
+	env.Tracer.emit(Event{Op: OpEvaluate, Nodes: one.node[:], Data: data})
 	return e, nil
+}
+
+// evaluation is what Evaluate keeps of one scoring, allocated in one piece
+// (a search scores nearly every node it makes): the recorder of its LLM
+// calls, with room for the one call most evaluators make, and its event's
+// node list and data.
+type evaluation struct {
+	rec  callRecorder
+	seqs [1]int64
+	node [1]NodeID
+	data EvaluationData
 }
 
 // callRecorder is the metered policy that notes the trace seqs of its

@@ -45,11 +45,12 @@ type Event struct {
 	Node   *Node       `json:"node,omitempty"`
 	Stats  []NodeStats `json:"stats,omitempty"`
 	// Data is a map[string]any (what Record was given, and every event's
-	// data read back from JSON), or the typed data of an llm_call or
-	// evaluate event recorded by this process (LLMCallData, LLMCallFailure,
-	// EvaluationData, EvaluationFailure), which writes the same JSON: a
-	// search records one of those per LLM call, and a map for each was a
-	// good part of its own cost. Read it with Get.
+	// data read back from JSON), or the typed data of an llm_call, evaluate
+	// or generate event recorded by this process (LLMCallData,
+	// LLMCallFailure, EvaluationData, EvaluationFailure, GenerateData),
+	// which writes the same JSON: a search records one of those per LLM
+	// call, and a map for each was a good part of its own cost. Read it
+	// with Get.
 	Data any `json:"data,omitempty"`
 }
 
@@ -180,6 +181,19 @@ func (d *EvaluationFailure) get(key string) any {
 		return d.Error
 	case "llm_calls":
 		return seqsField(d.LLMCalls)
+	}
+	return nil
+}
+
+// GenerateData is the data of a generate event: how many children were
+// asked for.
+type GenerateData struct {
+	K int `json:"k"`
+}
+
+func (d *GenerateData) get(key string) any {
+	if key == "k" {
+		return d.K
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ func (failing) Complete(ctx context.Context, req core.CompletionRequest) (core.C
 	return c, nil
 }
 
-// llm_call and evaluate events carry typed data; what Get reads of it, and
+// llm_call, evaluate and generate events carry typed data; what Get reads of it, and
 // what JSON holds, are the keys and values the trace format documents
 // (docs/trace.md), the same as a map would hold.
 func TestTypedEventDataReadsAndWritesAsDocumented(t *testing.T) {
@@ -108,6 +108,10 @@ func TestTypedEventDataReadsAndWritesAsDocumented(t *testing.T) {
 				callSeqs = append(callSeqs, e.Seq)
 			case core.OpEvaluate:
 				evals = append(evals, decoded)
+			case core.OpGenerate:
+				if got := canonical(t, decoded); got != `{"k":2}` || e.Get("k") != 2 {
+					t.Errorf("generate event data %s (Get reads k = %v), want {\"k\":2}", got, e.Get("k"))
+				}
 			}
 		}
 		if len(calls) != 3 || len(evals) != 3 {
