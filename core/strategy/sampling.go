@@ -3,6 +3,7 @@ package strategy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"sync"
@@ -231,7 +232,7 @@ func voteData(votes []vote) []map[string]any {
 type bestOfN struct {
 	n, per    int
 	temp      float64
-	evaluator string
+	evaluator evalRef
 }
 
 func bestOfNSpec() core.StrategySpec {
@@ -241,17 +242,24 @@ func bestOfNSpec() core.StrategySpec {
 			"ties go to the answer with more votes, then to the one sampled first",
 		Params: []core.ParamSpec{
 			{Name: "n", Type: core.ParamInt, Default: int64(8), Description: "number of sampled solutions", Min: core.Bound(1), Max: core.Bound(1024)},
-			{Name: "evaluator", Type: core.ParamString, Default: "judge", Description: "evaluator that scores each solution (see `ponder strategies --evaluators`)"},
+			evaluatorParamSpec("evaluator", "judge", "scores each solution"),
 			temperatureParam, perRequestParam,
 		},
 		New: func(p core.Params) (core.Strategy, error) {
-			return bestOfN{n: p.Int("n"), per: p.Int("per_request"), temp: p.Float("temperature"), evaluator: p.String("evaluator")}, nil
+			ev, err := parseEvalRef("evaluator", p.String("evaluator"))
+			if err != nil {
+				return nil, err
+			}
+			if ev.name == "" {
+				return nil, fmt.Errorf("%w \"evaluator\": best-of-n needs an evaluator (self-consistency picks by votes alone)", core.ErrInvalidParam)
+			}
+			return bestOfN{n: p.Int("n"), per: p.Int("per_request"), temp: p.Float("temperature"), evaluator: ev}, nil
 		},
 	}
 }
 
 func (b bestOfN) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
-	ev, err := env.Evaluator(b.evaluator, nil)
+	ev, err := b.evaluator.build(env)
 	if err != nil {
 		return core.Outcome{}, err
 	}
