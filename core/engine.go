@@ -156,15 +156,20 @@ func (e *Engine) prepare(t Task) (*prepared, error) {
 	}
 	params, err := Resolve(spec.Params, t.Params)
 	if err != nil {
-		return nil, fmt.Errorf("%w: strategy %s: %v", ErrInvalidTask, spec.Name, err)
+		return nil, fmt.Errorf("%w: strategy %s: %w", ErrInvalidTask, spec.Name, err)
 	}
 	strat, err := spec.New(params)
 	if err != nil {
-		return nil, fmt.Errorf("%w: strategy %s: %v", ErrInvalidTask, spec.Name, err)
+		return nil, fmt.Errorf("%w: strategy %s: %w", ErrInvalidTask, spec.Name, err)
 	}
 	pack, err := e.pack(t.Pack)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidTask, err)
+	}
+	if c, ok := strat.(Checker); ok {
+		if err := c.Check(Preflight{Task: t, Pack: pack, engine: e}); err != nil {
+			return nil, fmt.Errorf("%w: strategy %s: %w", ErrInvalidTask, spec.Name, err)
+		}
 	}
 	for _, name := range t.Tools {
 		if e.opts.Tools == nil {

@@ -273,6 +273,39 @@ type Strategy interface {
 	Run(ctx context.Context, env *Env) (Outcome, error)
 }
 
+// Checker is a strategy whose parameters name what only the engine knows:
+// evaluators, or the strategy that solves its nested steps. The engine
+// calls Check when it validates the task, before the run starts, so that a
+// wrong name makes the task invalid (ErrInvalidTask, before any LLM call,
+// naming the parameter) instead of failing the run.
+type Checker interface {
+	Check(Preflight) error
+}
+
+// Preflight is what a Checker can ask about the task before it runs.
+type Preflight struct {
+	// Task is the task as it will run (its pack name resolved).
+	Task   Task
+	Pack   Pack
+	engine *Engine
+}
+
+// Evaluator builds the registered evaluator name with parameters p, as
+// Env.Evaluator will in the run.
+func (p Preflight) Evaluator(name string, params Params) (Evaluator, error) {
+	return p.engine.reg.Evaluator(name, params)
+}
+
+// ValidateSub reports whether a nested search of sub would be accepted, as
+// Env.ValidateSub does in the run.
+func (p Preflight) ValidateSub(sub Task) error {
+	if sub.Pack == "" {
+		sub.Pack = p.Task.Pack
+	}
+	_, err := p.engine.prepare(sub)
+	return err
+}
+
 // Outcome is what a strategy found.
 type Outcome struct {
 	Answer string `json:"answer"`

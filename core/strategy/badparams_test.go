@@ -115,9 +115,11 @@ func TestEveryStrategyRejectsBadParametersBeforeAnyLLMCall(t *testing.T) {
 	}
 }
 
-// Evaluator names are looked up when the search starts: the run stops with
-// an error naming the parameter before any LLM call.
-func TestEveryStrategyStopsOnAnUnknownEvaluatorBeforeAnyLLMCall(t *testing.T) {
+// Evaluators and nested strategies named in parameters are built when the
+// engine validates the task (core.Checker): an unknown name or bad
+// parameters of what it names make the task invalid, naming the parameter,
+// before the run starts.
+func TestEveryStrategyRejectsUnknownEvaluatorsAndNestedStrategiesBeforeTheRun(t *testing.T) {
 	t.Parallel()
 	for _, p := range []struct {
 		strategy string
@@ -135,14 +137,22 @@ func TestEveryStrategyStopsOnAnUnknownEvaluatorBeforeAnyLLMCall(t *testing.T) {
 		{"refine", core.Params{"evaluator": "oracle"}, `"evaluator"`},
 		{"best-of-n", core.Params{"evaluator": "oracle"}, `"evaluator"`},
 		{"best-of-n", core.Params{"evaluator": `{"name": "judge", "params": {"temperature": "hot"}}`}, `"temperature"`},
+		{"beam", core.Params{"verifier": "nosuch"}, `"verifier"`},
+		{"tot-bfs", core.Params{"evaluator": `{"name": "value", "params": {"samples": 4}}`}, `"samples"`},
+		{"mcts", core.Params{"step_strategy": "nosuch"}, `"step_strategy"`},
+		{"beam", core.Params{"step_strategy": "beam", "step_params": `{"beam_width": -3}`}, `"beam_width"`},
+		{"mcts", core.Params{"step_strategy": "beam", "step_params": `{"evaluator": "oracle"}`}, `"step_strategy"`},
+		{"got", core.Params{"graph": `[{"op": "generate"}, {"op": "score", "from": ["#1"], "evaluator": "nosuch"}]`}, "nosuch"},
 	} {
 		pol := &meter{Policy: stepper("Score: 5")}
-		res, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: p.strategy, Params: p.params})
-		if err != nil {
-			t.Fatal(err)
+		task := core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: p.strategy, Params: p.params}
+		eng := newEngine(pol)
+		if err := eng.Validate(task); !errors.Is(err, core.ErrInvalidTask) || !errors.Is(err, core.ErrInvalidParam) || !strings.Contains(err.Error(), p.want) {
+			t.Errorf("%s %v: Validate says %v; want an invalid task naming %s", p.strategy, p.params, err, p.want)
 		}
-		if res.Stopped != core.StopError || !strings.Contains(res.Error, p.want) || pol.calls.Load() != 0 {
-			t.Errorf("%s %v: stopped %s (%s) after %d calls; want an error naming %s and no call", p.strategy, p.params, res.Stopped, res.Error, pol.calls.Load(), p.want)
+		res, err := eng.Solve(t.Context(), task)
+		if !errors.Is(err, core.ErrInvalidTask) || !errors.Is(err, core.ErrInvalidParam) || !strings.Contains(err.Error(), p.want) || pol.calls.Load() != 0 {
+			t.Errorf("%s %v: err %v (stopped %q) after %d calls; want an invalid task naming %s and no call", p.strategy, p.params, err, res.Stopped, pol.calls.Load(), p.want)
 		}
 	}
 }

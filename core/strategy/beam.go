@@ -297,12 +297,20 @@ type beamSearch struct {
 // Candidates that cannot reach the beam whatever their score are not
 // scored at all. With overlap_passes, the next pass runs behind this one
 // (see speculate).
+// Check rejects unknown evaluators and nested strategies before the run.
+func (b beam) Check(p core.Preflight) error {
+	if err := checkRefs(p, b.ev, b.verifier); err != nil {
+		return err
+	}
+	return b.nested.validate(p, p.Pack, p.Task.Problem)
+}
+
 func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, b.ev, b.verifier)
 	if err != nil {
 		return core.Outcome{}, err
 	}
-	if err := b.nested.validate(env); err != nil {
+	if err := b.nested.validate(env, env.Pack, env.Task.Problem); err != nil {
 		return core.Outcome{}, err
 	}
 	s := &beamSearch{beam: b, env: env, sc: sc, events: make(chan beamEvent), pass: 1,

@@ -111,9 +111,9 @@ func newDecompose(p core.Params, depth int) (*decompose, error) {
 
 // validate checks what needs the registry (evaluators, the sub-strategy
 // and its parameters) at every nesting level, before the first LLM call.
-func (d *decompose) validate(env *core.Env) error {
+func (d *decompose) validate(reg registered, problem string) error {
 	for lvl := d; lvl != nil; lvl = lvl.nested {
-		if _, err := lvl.verifier.build(env); err != nil {
+		if _, err := lvl.verifier.build(reg); err != nil {
 			if lvl != d {
 				return fmt.Errorf("%w \"sub_params\": nested decompose: %v", core.ErrInvalidParam, err)
 			}
@@ -123,9 +123,9 @@ func (d *decompose) validate(env *core.Env) error {
 		if lvl != d {
 			name = "sub_params" // the nested decompose's sub_strategy is in this level's sub_params
 		}
-		if err := env.ValidateSub(core.Task{Problem: env.Task.Problem, Strategy: lvl.sub, Params: lvl.subParams}); err != nil {
+		if err := reg.ValidateSub(core.Task{Problem: problem, Strategy: lvl.sub, Params: lvl.subParams}); err != nil {
 			// Blame the parameters when the strategy alone is fine.
-			if len(lvl.subParams) > 0 && env.ValidateSub(core.Task{Problem: env.Task.Problem, Strategy: lvl.sub}) == nil {
+			if len(lvl.subParams) > 0 && reg.ValidateSub(core.Task{Problem: problem, Strategy: lvl.sub}) == nil {
 				name = "sub_params"
 			}
 			return fmt.Errorf("%w %q: %v", core.ErrInvalidParam, name, err)
@@ -134,8 +134,12 @@ func (d *decompose) validate(env *core.Env) error {
 	return nil
 }
 
+// Check rejects unknown verifiers and sub-strategies, at every nesting
+// level, before the run.
+func (d *decompose) Check(p core.Preflight) error { return d.validate(p, p.Task.Problem) }
+
 func (d *decompose) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
-	if err := d.validate(env); err != nil {
+	if err := d.validate(env, env.Task.Problem); err != nil {
 		return core.Outcome{}, err
 	}
 	ver, _ := d.verifier.build(env)

@@ -301,41 +301,33 @@ func TestDecomposeNestsOneDecompositionInAnother(t *testing.T) {
 func TestDecomposeRejectsBadParametersBeforeAnyLLMCall(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		params  core.Params
-		want    string
-		invalid bool // rejected by Solve itself (ErrInvalidTask), not by the run
+		params core.Params
+		want   string
 	}{
-		{core.Params{"max_subproblems": 0}, `"max_subproblems"`, true},
-		{core.Params{"sub_budget": -1}, `"sub_budget"`, true},
-		{core.Params{"final": "vote"}, `"final"`, true},
-		{core.Params{"sub_strategy": ""}, `"sub_strategy"`, true},
-		{core.Params{"sub_params": "[1]"}, `"sub_params"`, true},
-		{core.Params{"sub_params": "{k: 2"}, `"sub_params"`, true},
-		{core.Params{"verifier": "{nope"}, `"verifier"`, true},
-		{core.Params{"sub_strategy": "decompose", "sub_params": `{"sub_strategy": "decompose"}`}, "nested more than 2 levels", true},
-		{core.Params{"sub_strategy": "decompose", "sub_params": `{"max_subproblems": 99}`}, `"max_subproblems"`, true},
-		{core.Params{"sub_strategy": "nosuch"}, `"sub_strategy"`, false},
-		{core.Params{"sub_strategy": "self-consistency", "sub_params": `{"k": 0}`}, `"sub_params"`, false},
-		{core.Params{"sub_strategy": "cot", "sub_params": `{"beam_width": 2}`}, `"sub_params"`, false},
-		{core.Params{"verifier": "nosuch"}, `"verifier"`, false},
-		{core.Params{"sub_strategy": "decompose", "sub_params": `{"sub_strategy": "nosuch"}`}, `"sub_params"`, false},
-		{core.Params{"sub_strategy": "decompose", "sub_params": `{"verifier": "nosuch"}`}, `"verifier"`, false},
+		{core.Params{"max_subproblems": 0}, `"max_subproblems"`},
+		{core.Params{"sub_budget": -1}, `"sub_budget"`},
+		{core.Params{"final": "vote"}, `"final"`},
+		{core.Params{"sub_strategy": ""}, `"sub_strategy"`},
+		{core.Params{"sub_params": "[1]"}, `"sub_params"`},
+		{core.Params{"sub_params": "{k: 2"}, `"sub_params"`},
+		{core.Params{"verifier": "{nope"}, `"verifier"`},
+		{core.Params{"sub_strategy": "decompose", "sub_params": `{"sub_strategy": "decompose"}`}, "nested more than 2 levels"},
+		{core.Params{"sub_strategy": "decompose", "sub_params": `{"max_subproblems": 99}`}, `"max_subproblems"`},
+		{core.Params{"sub_strategy": "nosuch"}, `"sub_strategy"`},
+		{core.Params{"sub_strategy": "self-consistency", "sub_params": `{"k": 0}`}, `"sub_params"`},
+		{core.Params{"sub_strategy": "cot", "sub_params": `{"beam_width": 2}`}, `"sub_params"`},
+		{core.Params{"verifier": "nosuch"}, `"verifier"`},
+		{core.Params{"sub_strategy": "decompose", "sub_params": `{"sub_strategy": "nosuch"}`}, `"sub_params"`},
+		{core.Params{"sub_strategy": "decompose", "sub_params": `{"verifier": "nosuch"}`}, `"verifier"`},
 	} {
 		m := &meter{Policy: planner("1. a?")}
 		res, err := newEngine(m).Solve(t.Context(), core.Task{Problem: "What is a?", Strategy: "decompose", Params: tc.params})
-		msg := res.Error
-		if tc.invalid {
-			if !errors.Is(err, core.ErrInvalidTask) {
-				t.Errorf("%v: err %v, want an invalid task", tc.params, err)
-				continue
-			}
-			msg = err.Error()
-		} else if err != nil || res.Stopped != core.StopError {
-			t.Errorf("%v: err %v, stopped %s; want the run to stop with an error", tc.params, err, res.Stopped)
+		if !errors.Is(err, core.ErrInvalidTask) {
+			t.Errorf("%v: err %v (stopped %q), want an invalid task", tc.params, err, res.Stopped)
 			continue
 		}
-		if !strings.Contains(msg, tc.want) || m.calls.Load() != 0 {
-			t.Errorf("%v: %q after %d calls; want %s and no call", tc.params, msg, m.calls.Load(), tc.want)
+		if !strings.Contains(err.Error(), tc.want) || m.calls.Load() != 0 {
+			t.Errorf("%v: %q after %d calls; want %s and no call", tc.params, err, m.calls.Load(), tc.want)
 		}
 	}
 }

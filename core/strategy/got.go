@@ -252,6 +252,21 @@ type gotRun struct {
 	scoreBy map[string]scorers // per score operation with its own evaluator
 }
 
+// Check rejects unknown evaluators, the graph's own included, before the
+// run.
+func (g got) Check(p core.Preflight) error {
+	if err := checkRefs(p, g.ev, g.verifier); err != nil {
+		return err
+	}
+	for _, op := range g.graph.Ops {
+		ref, _ := parseEvalRef("evaluator", op.Evaluator)
+		if err := checkRefs(p, ref); err != nil {
+			return fmt.Errorf("graph operation %s: %w", op.ID, err)
+		}
+	}
+	return nil
+}
+
 func (g got) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, g.ev, g.verifier)
 	if err != nil {

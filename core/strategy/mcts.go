@@ -265,12 +265,20 @@ func (m mcts) selectable(c *mnode) bool {
 	return true
 }
 
+// Check rejects unknown evaluators and nested strategies before the run.
+func (m mcts) Check(p core.Preflight) error {
+	if err := checkRefs(p, m.ev, m.verifier); err != nil {
+		return err
+	}
+	return m.nested.validate(p, p.Pack, p.Task.Problem)
+}
+
 func (m mcts) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, m.ev, m.verifier)
 	if err != nil {
 		return core.Outcome{}, err
 	}
-	if err := m.nested.validate(env); err != nil {
+	if err := m.nested.validate(env, env.Pack, env.Task.Problem); err != nil {
 		return core.Outcome{}, err
 	}
 	if m.nested.check {

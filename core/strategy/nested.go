@@ -169,14 +169,14 @@ func parseNested(p core.Params) (nestedOpts, error) {
 
 // validate checks the nested strategy and its parameters before the first
 // LLM call.
-func (o nestedOpts) validate(env *core.Env) error {
-	if _, ok := env.Pack.(tasks.Proposer); !ok && o.mode == GenPropose {
-		return fmt.Errorf("%w \"expand\": the %s pack has no propose prompt; use expand=sample", core.ErrInvalidParam, env.Pack.Name())
+func (o nestedOpts) validate(reg registered, pack core.Pack, problem string) error {
+	if _, ok := pack.(tasks.Proposer); !ok && o.mode == GenPropose {
+		return fmt.Errorf("%w \"expand\": the %s pack has no propose prompt; use expand=sample", core.ErrInvalidParam, pack.Name())
 	}
 	if o.strategy == "" {
 		return nil
 	}
-	if err := env.ValidateSub(core.Task{Problem: env.Task.Problem, Strategy: o.strategy, Params: o.params}); err != nil {
+	if err := reg.ValidateSub(core.Task{Problem: problem, Strategy: o.strategy, Params: o.params}); err != nil {
 		return fmt.Errorf("%w \"step_strategy\": %v", core.ErrInvalidParam, err)
 	}
 	return nil

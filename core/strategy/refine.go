@@ -57,6 +57,9 @@ const (
 	refineRounds    = "rounds"
 )
 
+// Check rejects an unknown evaluator before the run.
+func (r refine) Check(p core.Preflight) error { return checkRefs(p, r.ev) }
+
 func (r refine) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	ev, err := r.ev.build(env)
 	if err != nil {

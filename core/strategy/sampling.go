@@ -258,6 +258,9 @@ func bestOfNSpec() core.StrategySpec {
 	}
 }
 
+// Check rejects an unknown evaluator before the run.
+func (b bestOfN) Check(p core.Preflight) error { return checkRefs(p, b.evaluator) }
+
 func (b bestOfN) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	ev, err := b.evaluator.build(env)
 	if err != nil {

@@ -66,17 +66,35 @@ func parseEvalRef(param, spec string) (evalRef, error) {
 	return r, nil
 }
 
+// registered is what knows the registered evaluators and strategies: the
+// run's env, or the engine's preflight before the run (core.Checker).
+type registered interface {
+	Evaluator(name string, p core.Params) (core.Evaluator, error)
+	ValidateSub(sub core.Task) error
+}
+
 // build returns the evaluator (nil for none), or an error naming the
 // parameter.
-func (r evalRef) build(env *core.Env) (core.Evaluator, error) {
+func (r evalRef) build(reg registered) (core.Evaluator, error) {
 	if r.name == "" {
 		return nil, nil
 	}
-	ev, err := env.Evaluator(r.name, r.params)
+	ev, err := reg.Evaluator(r.name, r.params)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %v", core.ErrInvalidParam, r.param, err)
 	}
 	return ev, nil
+}
+
+// checkRefs builds each evaluator as the run will, so that an unknown name
+// or bad evaluator parameters make the task invalid before it runs.
+func checkRefs(reg registered, refs ...evalRef) error {
+	for _, r := range refs {
+		if _, err := r.build(reg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // scorers are a search's evaluators: ev scores partial paths, final scores

@@ -133,31 +133,6 @@ func TestInvalidParametersAreRejectedBeforeAnyLLMCall(t *testing.T) {
 	}
 }
 
-func TestUnknownEvaluatorsAndNestedStrategiesStopBeforeAnyLLMCall(t *testing.T) {
-	t.Parallel()
-	for _, p := range []struct {
-		strategy string
-		params   core.Params
-		want     string
-	}{
-		{"mcts", core.Params{"evaluator": "oracle"}, `"evaluator"`},
-		{"beam", core.Params{"verifier": "nosuch"}, `"verifier"`},
-		{"tot-bfs", core.Params{"evaluator": `{"name": "value", "params": {"samples": 4}}`}, `"samples"`},
-		{"mcts", core.Params{"step_strategy": "nosuch"}, `"step_strategy"`},
-		{"beam", core.Params{"step_strategy": "beam", "step_params": `{"beam_width": -3}`}, `"beam_width"`},
-		{"got", core.Params{"graph": `[{"op": "generate"}, {"op": "score", "from": ["#1"], "evaluator": "nosuch"}]`}, "nosuch"},
-	} {
-		pol := &meter{Policy: stepper("Score: 5")}
-		res, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: p.strategy, Params: p.params})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Stopped != core.StopError || !strings.Contains(res.Error, p.want) || pol.calls.Load() != 0 {
-			t.Errorf("%s %v: stopped %s (%s) after %d calls; want an error naming %s and no call", p.strategy, p.params, res.Stopped, res.Error, pol.calls.Load(), p.want)
-		}
-	}
-}
-
 // tree checks invariants of a finished search tree and returns its nodes.
 func expanded(s *core.Structure) (nodes []core.Node, expandedCount int) {
 	nodes = s.Nodes()

@@ -157,6 +157,9 @@ type tstate struct {
 	children []*tstate
 }
 
+// Check rejects unknown evaluators before the run.
+func (t tot) Check(p core.Preflight) error { return checkRefs(p, t.ev, t.verifier) }
+
 func (t tot) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, t.ev, t.verifier)
 	if err != nil {
