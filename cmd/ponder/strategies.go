@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -49,31 +48,66 @@ func newStrategiesCmd() *cobra.Command {
 	return cmd
 }
 
+// specWidth is the width printSpec wraps to: descriptions run to several
+// sentences, and a table aligned to the longest one is unreadable.
+const specWidth = 100
+
+// printSpec writes a strategy or evaluator: its summary, then each
+// parameter with its type, default and range in columns, and its
+// description below, wrapped to specWidth.
 func printSpec(w io.Writer, name, source, summary string, params []core.ParamSpec) {
 	src := ""
 	if source != "" && source != "builtin" {
 		src = " (" + source + ")"
 	}
-	fmt.Fprintf(w, "%s%s\n  %s\n", name, src, summary)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "%s%s\n", name, src)
+	writeWrapped(w, "  ", summary)
+	wName, wType := 0, 0
 	for _, p := range params {
-		def := ""
-		if p.Default != nil {
-			def = fmt.Sprintf("default %v", p.Default)
+		wName, wType = max(wName, len(p.Name)), max(wType, len(p.Type))
+	}
+	for _, p := range params {
+		var extra []string
+		if d, ok := p.Default.(string); ok && d == "" {
+			extra = append(extra, `default ""`)
+		} else if p.Default != nil {
+			extra = append(extra, fmt.Sprintf("default %v", p.Default))
 		}
-		var rng []string
 		if p.Min != nil {
-			rng = append(rng, fmt.Sprintf("min %v", *p.Min))
+			extra = append(extra, fmt.Sprintf("min %v", *p.Min))
 		}
 		if p.Max != nil {
-			rng = append(rng, fmt.Sprintf("max %v", *p.Max))
+			extra = append(extra, fmt.Sprintf("max %v", *p.Max))
 		}
 		if len(p.Enum) > 0 {
-			rng = append(rng, "one of "+strings.Join(p.Enum, "|"))
+			extra = append(extra, "one of "+strings.Join(p.Enum, "|"))
 		}
-		extra := strings.Join(append([]string{def}, rng...), ", ")
-		fmt.Fprintf(tw, "    %s\t%s\t%s\t(%s)\n", p.Name, p.Type, p.Description, strings.Trim(extra, ", "))
+		head := fmt.Sprintf("    %-*s  %-*s", wName, p.Name, wType, p.Type)
+		if len(extra) > 0 {
+			head += "  (" + strings.Join(extra, ", ") + ")"
+		}
+		fmt.Fprintln(w, strings.TrimRight(head, " "))
+		writeWrapped(w, "        ", p.Description)
 	}
-	tw.Flush()
 	fmt.Fprintln(w)
+}
+
+// writeWrapped writes text word by word after indent, in lines of at most
+// specWidth columns (a longer word gets a line of its own).
+func writeWrapped(w io.Writer, indent, text string) {
+	line, empty := indent, true
+	for _, word := range strings.Fields(text) {
+		if !empty && len(line)+1+len(word) > specWidth {
+			fmt.Fprintln(w, line)
+			line, empty = indent, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += word
+		empty = false
+	}
+	if !empty {
+		fmt.Fprintln(w, line)
+	}
 }

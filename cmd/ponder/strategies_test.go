@@ -81,10 +81,16 @@ func TestStrategiesListsEveryStrategyWithItsParameters(t *testing.T) {
 	}
 
 	// The text form: a block per strategy, a line per parameter with its
-	// type and default.
+	// type and default, its description wrapped below.
 	r = runPonder(t, "", nil, "strategies")
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	// Long descriptions are wrapped, not stretched into one table row.
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if len(l) > 100 && strings.Contains(strings.TrimSpace(l), " ") {
+			t.Errorf("line of %d columns: %s", len(l), l)
+		}
 	}
 	blocks := map[string]string{}
 	for _, b := range strings.Split(strings.TrimSpace(r.stdout), "\n\n") {
@@ -100,7 +106,7 @@ func TestStrategiesListsEveryStrategyWithItsParameters(t *testing.T) {
 		for _, p := range params {
 			line := ""
 			for _, l := range strings.Split(b, "\n") {
-				if f := strings.Fields(l); len(f) > 1 && f[0] == p {
+				if strings.HasPrefix(l, "    "+p+" ") {
 					line = l
 				}
 			}
