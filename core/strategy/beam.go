@@ -56,7 +56,7 @@ func beamSpec() core.StrategySpec {
 			{Name: "beam_width", Type: core.ParamInt, Default: int64(4), Description: "partial solutions kept at each depth", Min: core.Bound(1), Max: core.Bound(256)},
 			{Name: "expansions", Type: core.ParamInt, Default: int64(2), Description: "next steps sampled per beam node", Min: core.Bound(1), Max: core.Bound(128)},
 			{Name: "max_depth", Type: core.ParamInt, Default: int64(10), Description: "most steps per solution", Min: core.Bound(1), Max: core.Bound(1000)},
-			evaluatorParamSpec("evaluator", "prm", "scores each new step"),
+			evaluatorParamSpec("evaluator", "prm", `scores each new step ("none": steps are not scored and paths rank in the order they were sampled; answers are checked by the verifier alone)`),
 			{Name: "aggregate", Type: core.ParamString, Default: AggLast, Description: "path score from the step scores: last, min, mean or product",
 				Enum: []string{AggLast, AggMin, AggMean, AggProduct}},
 			verifierParam,

@@ -78,7 +78,7 @@ func mctsSpec() core.StrategySpec {
 			{Name: "c1", Type: core.ParamFloat, Default: 1.25, Description: "exploration constant c1", Min: core.Bound(0)},
 			{Name: "c2", Type: core.ParamFloat, Default: 19652.0, Description: "exploration constant c2 (> 0)", Min: core.Bound(0)},
 			{Name: "gamma", Type: core.ParamFloat, Default: 0.96, Description: "discount γ of children's values in backups", Min: core.Bound(0), Max: core.Bound(1)},
-			{Name: "lr_td", Type: core.ParamFloat, Default: 1.0, Description: "learning rate of the backup Q(s) ← (1 − lr)·Q(s) + lr·Σ N_i·γ·Q_i / Σ N_i", Min: core.Bound(0), Max: core.Bound(1)},
+			{Name: "lr_td", Type: core.ParamFloat, Default: 1.0, Description: "learning rate of the backup Q(s) ← (1 − lr)·Q(s) + lr·Σ N_i·γ·Q_i / Σ N_i (0: backups never change Q, which keeps each node's first value)", Min: core.Bound(0), Max: core.Bound(1)},
 			{Name: "rollouts", Type: core.ParamInt, Default: int64(0), Description: "rollouts to the end per new non-terminal child (x1's num_simulations_per_node)", Min: core.Bound(0), Max: core.Bound(64)},
 			{Name: "alpha", Type: core.ParamFloat, Default: 0.5, Description: "weight α of the mean rollout reward in Q (used with rollouts > 0)", Min: core.Bound(0), Max: core.Bound(1)},
 			{Name: "value_min", Type: core.ParamFloat, Default: -1.0, Description: "bottom of the value range (x1's reward_range) for normalisation"},
@@ -93,7 +93,7 @@ func mctsSpec() core.StrategySpec {
 			{Name: "widen", Type: core.ParamBool, Default: true, Description: "expand a node again (k more children) when every path below it " +
 				"ended in a rejected answer or a dead end, instead of stopping with budget left"},
 			{Name: "max_depth", Type: core.ParamInt, Default: int64(16), Description: "nodes this deep are not expanded", Min: core.Bound(1), Max: core.Bound(1000)},
-			evaluatorParamSpec("evaluator", "value", "value model for non-terminal children (and terminal ones no verifier applies to)"),
+			evaluatorParamSpec("evaluator", "value", `value model for non-terminal children (and terminal ones no verifier applies to; "none": their Q starts at 0, before any rollout reward is mixed in)`),
 			verifierParam,
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of expansions and rollouts", Min: core.Bound(0), Max: core.Bound(2)},
 		}, append([]core.ParamSpec{expandParam, checkStepsParam}, nestedParams...)...),

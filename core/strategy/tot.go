@@ -61,7 +61,7 @@ func totParams(dfs bool) []core.ParamSpec {
 		{Name: "threshold", Type: core.ParamFloat, Default: thr, Description: desc, Min: core.Bound(-1), Max: core.Bound(1)},
 		{Name: "generate", Type: core.ParamString, Default: GenAuto, Description: "candidates from the pack's propose prompt (propose), sampled steps (sample), or propose when the pack has one (auto)",
 			Enum: []string{GenAuto, GenPropose, GenSample}},
-		evaluatorParamSpec("evaluator", "value", "rates each candidate state (ToT's value prompt)"),
+		evaluatorParamSpec("evaluator", "value", `rates each candidate state (ToT's value prompt; "none": states are not rated and rank in the order they were proposed)`),
 		verifierParam,
 		{Name: "stop_on_correct", Type: core.ParamBool, Default: true, Description: "stop as soon as a verifier accepts an answer"},
 		{Name: "temperature", Type: core.ParamFloat, Default: 0.7, Description: "sampling temperature of the candidates", Min: core.Bound(0), Max: core.Bound(2)},
