@@ -139,11 +139,11 @@ func ParseGraph(text string) (Graph, error) {
 		}
 		switch {
 		case op.K < 0 || op.K > 64:
-			return Graph{}, fmt.Errorf("%s: k must be in 1..64, got %d", name(), op.K)
+			return Graph{}, fmt.Errorf("%s: k must be in 1..64 (0 or left out: 1), got %d", name(), op.K)
 		case op.Keep < 0 || op.Keep > 1024:
-			return Graph{}, fmt.Errorf("%s: keep must be in 1..1024, got %d", name(), op.Keep)
+			return Graph{}, fmt.Errorf("%s: keep must be in 1..1024 (0 or left out: 1), got %d", name(), op.Keep)
 		case op.Rounds < 0 || op.Rounds > 20:
-			return Graph{}, fmt.Errorf("%s: rounds must be in 1..20, got %d", name(), op.Rounds)
+			return Graph{}, fmt.Errorf("%s: rounds must be in 1..20 (0 or left out: 1), got %d", name(), op.Rounds)
 		case op.Evaluator != "" && op.Op != OpScore:
 			return Graph{}, fmt.Errorf("%s: only score takes an evaluator", name())
 		}
