@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -748,9 +749,17 @@ func (t *mctsTree) widenLocked() bool {
 }
 
 // fail stops the search with err (the first one is kept).
+//
+// A spent budget ends the search without cancelling the expansions in
+// flight: their calls were charged when they were sent, so cancelling them
+// would throw away what the budget paid for (and leave it unspent).
 func (t *mctsTree) fail(err error) {
 	if t.err == nil {
 		t.err = err
+	}
+	if errors.Is(err, core.ErrBudgetExhausted) {
+		t.endLocked()
+		return
 	}
 	t.stopLocked()
 }

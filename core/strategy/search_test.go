@@ -737,3 +737,21 @@ func TestMCTSIdleSimulationsExpandABusyLeafAgain(t *testing.T) {
 		}
 	}
 }
+
+// A spent budget stops MCTS from starting expansions, but the calls in
+// flight were charged when they went out: they finish and count, so a
+// search uses its whole budget (less what one request for the children of
+// an expansion could not fit).
+func TestParallelMCTSSpendsItsWholeBudget(t *testing.T) {
+	t.Parallel()
+	pol := &meter{Policy: stepper("Score: 5"), delay: 5 * time.Millisecond}
+	res, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "What is 6 times 7?", Strategy: "mcts",
+		Params: core.Params{"parallel": 8, "iterations": 1000, "stop_on": "none"}, Limits: core.Limits{LLMCalls: 40}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopBudget || res.Usage.LLMCalls < 39 || res.Usage.LLMCalls > 40 || pol.calls.Load() != res.Usage.LLMCalls {
+		t.Errorf("stopped %s (%s) with %d calls counted and %d answered; want budget, 39 or 40 calls, all answered",
+			res.Stopped, res.Error, res.Usage.LLMCalls, pol.calls.Load())
+	}
+}
