@@ -29,16 +29,23 @@ var perRequestParam = core.ParamSpec{Name: "per_request", Type: core.ParamInt, D
 // (budget, context, LLM) and the caller decides whether what it got is
 // enough.
 func sampleSolutions(ctx context.Context, env *core.Env, k, per int, temp float64) ([]core.Node, error) {
-	type batch struct{ first, n int }
-	var batches []batch
-	for i := 0; i < k; i += per {
-		batches = append(batches, batch{i, min(per, k-i)})
-	}
 	var (
 		mu   sync.Mutex
 		errs []error
 		wg   sync.WaitGroup
 	)
+	// When the calls left cannot pay for every sample, the first samples
+	// get them: left to the requests, which ones got the budget would
+	// depend on which reserved first, and so would the answer.
+	if left := env.Budget.Remaining(); left >= 0 && int64(k) > left {
+		errs = append(errs, fmt.Errorf("%w: %d of %d samples fit in the %d llm calls left", core.ErrBudgetExhausted, left, k, left))
+		k = int(left)
+	}
+	type batch struct{ first, n int }
+	var batches []batch
+	for i := 0; i < k; i += per {
+		batches = append(batches, batch{i, min(per, k-i)})
+	}
 	for _, b := range batches {
 		wg.Add(1)
 		go func() {

@@ -3,6 +3,7 @@ package strategy_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -170,5 +171,40 @@ func TestCoTOneCall(t *testing.T) {
 	}
 	if res.Answer != "12" || res.Usage.LLMCalls != 1 || !strings.Contains(res.BestPath[1].Content, "boxed") {
 		t.Fatalf("cot result %+v", res)
+	}
+}
+
+// Under a call budget smaller than k, the first samples get the calls, so
+// the answer does not depend on which request reserved its call first.
+func TestSamplingUnderASmallBudgetTakesTheFirstSamples(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		strategy string
+		params   core.Params
+	}{
+		{"self-consistency", core.Params{"k": 16}},
+		{"self-consistency", core.Params{"k": 16, "per_request": 2}},
+		{"best-of-n", core.Params{"n": 16}},
+	} {
+		for run := 0; run < 5; run++ {
+			task := core.Task{Problem: "What is 6 times 7?", Strategy: c.strategy, Params: c.params, Seed: 3, Limits: core.Limits{LLMCalls: 3}}
+			pol := &scripted{answers: []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16"},
+				judge: func(string) int { return 5 }, seedOf: seedIndex(task)}
+			res, err := newEngine(pol).Solve(t.Context(), task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, n := range res.Trace.Events {
+				if n.Op == core.OpNode && n.Node != nil && n.Node.Answer != "" {
+					got = append(got, n.Node.Answer)
+				}
+			}
+			slices.Sort(got)
+			if res.Stopped != core.StopBudget || !slices.Equal(got, []string{"1", "2", "3"}) {
+				t.Fatalf("%s %v, run %d: stopped %s with samples %v; want the budget to stop it with samples 1, 2 and 3 (the first three)",
+					c.strategy, c.params, run, res.Stopped, got)
+			}
+		}
 	}
 }
