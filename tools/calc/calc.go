@@ -73,6 +73,14 @@ var (
 
 // Eval evaluates expr exactly.
 func Eval(expr string, opts *Options) (*big.Rat, error) {
+	return EvalContext(context.Background(), expr, opts)
+}
+
+// EvalContext is Eval that stops, with ctx's error, soon after ctx is done:
+// between operations and within long root computations. An expression
+// within the limits can still take seconds (a 1024th root of a number of
+// 2^20 bits), so callers with a deadline should use it.
+func EvalContext(ctx context.Context, expr string, opts *Options) (*big.Rat, error) {
 	o := opts.withDefaults()
 	if len(expr) > o.MaxLen {
 		return nil, fmt.Errorf("%w: the expression has %d bytes, more than the %d allowed", ErrTooLarge, len(expr), o.MaxLen)
@@ -81,7 +89,7 @@ func Eval(expr string, opts *Options) (*big.Rat, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{toks: toks, maxBits: o.MaxBits}
+	p := &parser{ctx: ctx, toks: toks, maxBits: o.MaxBits}
 	v, err := p.sum()
 	if err != nil {
 		return nil, err
@@ -90,6 +98,24 @@ func Eval(expr string, opts *Options) (*big.Rat, error) {
 		return nil, fmt.Errorf("%w: unexpected %q at offset %d", ErrSyntax, t.text, t.pos)
 	}
 	return v, nil
+}
+
+// brief writes v for an error message: exactly when it is short, else its
+// first and last digits and how many there are, so that a message about
+// a number of 300,000 digits stays a line long.
+func brief(v *big.Rat) string {
+	s := Format(v)
+	if len(s) <= 60 {
+		return s
+	}
+	digits := len(s)
+	if s[0] == '-' {
+		digits--
+	}
+	if !v.IsInt() {
+		return fmt.Sprintf("%s…%s (%d characters)", s[:24], s[len(s)-12:], len(s))
+	}
+	return fmt.Sprintf("%s…%s (%d digits)", s[:24], s[len(s)-12:], digits)
 }
 
 // Format writes v exactly: an integer, or a fraction p/q.
@@ -290,6 +316,7 @@ func abs(i int) int {
 // --- parser ---
 
 type parser struct {
+	ctx     context.Context
 	toks    []token
 	i       int
 	depth   int
@@ -311,6 +338,9 @@ func (p *parser) isOp(s string) bool {
 }
 
 func (p *parser) check(v *big.Rat) (*big.Rat, error) {
+	if err := p.ctx.Err(); err != nil {
+		return nil, err
+	}
 	if v.Num().BitLen() > p.maxBits || v.Denom().BitLen() > p.maxBits {
 		return nil, fmt.Errorf("%w: an intermediate result has more than %d bits", ErrTooLarge, p.maxBits)
 	}
@@ -427,7 +457,7 @@ func (p *parser) power() (*big.Rat, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := pow(base, exp, p.maxBits)
+	v, err := pow(p.ctx, base, exp, p.maxBits)
 	if err != nil {
 		return nil, fmt.Errorf("%w (the ^ at offset %d)", err, op.pos)
 	}
@@ -490,7 +520,7 @@ func (p *parser) atom() (*big.Rat, error) {
 				}
 			}
 		}
-		v, err := call(t.text, args, p.maxBits)
+		v, err := call(p.ctx, t.text, args, p.maxBits)
 		if err != nil {
 			return nil, fmt.Errorf("%s at offset %d: %w", t.text, t.pos, err)
 		}
@@ -524,18 +554,18 @@ func mod(a, b *big.Rat) (*big.Rat, error) {
 	return new(big.Rat).Sub(a, new(big.Rat).Mul(b, new(big.Rat).SetInt(q))), nil
 }
 
-func pow(base, exp *big.Rat, maxBits int) (*big.Rat, error) {
+func pow(ctx context.Context, base, exp *big.Rat, maxBits int) (*big.Rat, error) {
 	if !exp.IsInt() {
 		// base^(p/q) = (q-th root of base)^p when the root is rational.
 		q := exp.Denom()
 		if !q.IsInt64() || q.Int64() > 1024 {
 			return nil, fmt.Errorf("%w: root of degree %s", ErrNotExact, q)
 		}
-		r, err := root(base, int(q.Int64()))
+		r, err := root(ctx, base, int(q.Int64()))
 		if err != nil {
 			return nil, err
 		}
-		return pow(r, new(big.Rat).SetInt(exp.Num()), maxBits)
+		return pow(ctx, r, new(big.Rat).SetInt(exp.Num()), maxBits)
 	}
 	e := exp.Num()
 	if base.Sign() == 0 {
@@ -568,20 +598,24 @@ func pow(base, exp *big.Rat, maxBits int) (*big.Rat, error) {
 	return new(big.Rat).SetFrac(num, den), nil
 }
 
-// iroot returns the n-th root of x >= 0 when it is an integer.
-func iroot(x *big.Int, n int) (*big.Int, bool) {
+// iroot returns the n-th root of x >= 0 when it is an integer. It stops
+// with ctx's error when ctx is done.
+func iroot(ctx context.Context, x *big.Int, n int) (*big.Int, bool, error) {
 	if x.Sign() == 0 || n == 1 {
-		return new(big.Int).Set(x), true
+		return new(big.Int).Set(x), true, nil
 	}
 	if n == 2 {
 		r := new(big.Int).Sqrt(x)
-		return r, new(big.Int).Mul(r, r).Cmp(x) == 0
+		return r, new(big.Int).Mul(r, r).Cmp(x) == 0, nil
 	}
 	// Newton's method from an upper bound.
 	r := new(big.Int).Lsh(big.NewInt(1), uint(x.BitLen()/n+1))
 	bn := big.NewInt(int64(n))
 	bn1 := big.NewInt(int64(n - 1))
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
 		// next = ((n-1) r + x / r^(n-1)) / n
 		t := new(big.Int).Exp(r, bn1, nil)
 		t.Quo(x, t)
@@ -592,10 +626,10 @@ func iroot(x *big.Int, n int) (*big.Int, bool) {
 		}
 		r = t
 	}
-	return r, new(big.Int).Exp(r, bn, nil).Cmp(x) == 0
+	return r, new(big.Int).Exp(r, bn, nil).Cmp(x) == 0, nil
 }
 
-func root(v *big.Rat, n int) (*big.Rat, error) {
+func root(ctx context.Context, v *big.Rat, n int) (*big.Rat, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("%w: root of degree %d", ErrDomain, n)
 	}
@@ -604,10 +638,18 @@ func root(v *big.Rat, n int) (*big.Rat, error) {
 		return nil, fmt.Errorf("%w: even root of a negative number", ErrDomain)
 	}
 	a := new(big.Rat).Abs(v)
-	num, ok1 := iroot(a.Num(), n)
-	den, ok2 := iroot(a.Denom(), n)
+	num, ok1, err := iroot(ctx, a.Num(), n)
+	if err != nil {
+		return nil, err
+	}
+	den, ok2 := num, true
+	if ok1 {
+		if den, ok2, err = iroot(ctx, a.Denom(), n); err != nil {
+			return nil, err
+		}
+	}
 	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("%w: the root of degree %d of %s is irrational", ErrNotExact, n, Format(v))
+		return nil, fmt.Errorf("%w: the root of degree %d of %s is irrational", ErrNotExact, n, brief(v))
 	}
 	r := new(big.Rat).SetFrac(num, den)
 	if neg {
@@ -618,7 +660,7 @@ func root(v *big.Rat, n int) (*big.Rat, error) {
 
 func toInt(v *big.Rat, what string) (*big.Int, error) {
 	if !v.IsInt() {
-		return nil, fmt.Errorf("%w: %s must be an integer, got %s", ErrDomain, what, Format(v))
+		return nil, fmt.Errorf("%w: %s must be an integer, got %s", ErrDomain, what, brief(v))
 	}
 	return v.Num(), nil
 }
@@ -629,7 +671,7 @@ func smallInt(v *big.Rat, what string, lo, hi int64) (int64, error) {
 		return 0, err
 	}
 	if !i.IsInt64() || i.Int64() < lo || i.Int64() > hi {
-		return 0, fmt.Errorf("%w: %s must be between %d and %d, got %s", ErrTooLarge, what, lo, hi, i)
+		return 0, fmt.Errorf("%w: %s must be between %d and %d, got %s", ErrTooLarge, what, lo, hi, brief(new(big.Rat).SetInt(i)))
 	}
 	return i.Int64(), nil
 }
@@ -657,7 +699,7 @@ func factorial(v *big.Rat, maxBits int) (*big.Rat, error) {
 	return new(big.Rat).SetInt(new(big.Int).MulRange(1, n)), nil
 }
 
-func call(name string, args []*big.Rat, maxBits int) (*big.Rat, error) {
+func call(ctx context.Context, name string, args []*big.Rat, maxBits int) (*big.Rat, error) {
 	want := func(n int) error {
 		if len(args) != n {
 			return fmt.Errorf("%w: takes %d argument(s), got %d", ErrSyntax, n, len(args))
@@ -704,7 +746,7 @@ func call(name string, args []*big.Rat, maxBits int) (*big.Rat, error) {
 		if name == "cbrt" {
 			n = 3
 		}
-		return root(args[0], n)
+		return root(ctx, args[0], n)
 	case "root":
 		if err := want(2); err != nil {
 			return nil, err
@@ -713,7 +755,7 @@ func call(name string, args []*big.Rat, maxBits int) (*big.Rat, error) {
 		if err != nil {
 			return nil, err
 		}
-		return root(args[0], int(n))
+		return root(ctx, args[0], int(n))
 	case "isqrt":
 		if err := want(1); err != nil {
 			return nil, err
@@ -736,6 +778,9 @@ func call(name string, args []*big.Rat, maxBits int) (*big.Rat, error) {
 		}
 		acc = new(big.Int).Abs(acc)
 		for _, a := range args[1:] {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			b, err := toInt(a, name+"'s arguments")
 			if err != nil {
 				return nil, err
@@ -748,6 +793,9 @@ func call(name string, args []*big.Rat, maxBits int) (*big.Rat, error) {
 				acc = new(big.Int)
 			} else {
 				acc = new(big.Int).Mul(new(big.Int).Quo(acc, g), b)
+				if acc.BitLen() > maxBits {
+					return nil, fmt.Errorf("%w: the result has more than %d bits", ErrTooLarge, maxBits)
+				}
 			}
 		}
 		return new(big.Rat).SetInt(acc), nil
@@ -870,8 +918,11 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (core.ToolResult,
 	if err := ctx.Err(); err != nil {
 		return core.ToolResult{}, err
 	}
-	v, err := Eval(a.Expression, &t.opts)
+	v, err := EvalContext(ctx, a.Expression, &t.opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			return core.ToolResult{}, ctx.Err()
+		}
 		return core.ToolResult{Text: "calc: " + err.Error(), IsError: true}, nil
 	}
 	r := Result{Exact: Format(v), IsInteger: v.IsInt()}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEval(t *testing.T) {
@@ -260,4 +261,44 @@ func BenchmarkEval10k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e4, "ns/expr")
+}
+
+// A call's deadline stops the evaluation: a 1024th root of a number of a
+// million bits takes seconds of Newton steps, and the tool's timeout must
+// not leave it running (or make the caller wait for it).
+func TestEvalStopsAtDeadline(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := EvalContext(ctx, "root((2^1023+1)^1024, 1024)", nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("stopped after %s", d)
+	}
+	res, err := New(nil).Call(ctx, json.RawMessage(`{"expression":"1+1"}`))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call after the deadline: %+v, %v", res, err)
+	}
+}
+
+// An error about a huge operand names it in a line, not in 300,000 digits.
+func TestErrorsAbbreviateHugeNumbers(t *testing.T) {
+	t.Parallel()
+	for _, expr := range []string{"(2^(2^20-1))!", "root(2^(2^20-1)+1, 3)", "factorial(2^(2^20-1)/3)"} {
+		_, err := Eval(expr, nil)
+		if err == nil {
+			t.Fatalf("%s: no error", expr)
+		}
+		if msg := err.Error(); len(msg) > 300 || !strings.Contains(msg, "…") || !strings.Contains(msg, " (31565") {
+			t.Errorf("%s: %d bytes: %.200s", expr, len(msg), msg)
+		}
+	}
+	// lcm stops as soon as its running result is too large.
+	_, err := Eval("lcm(2^(2^20-1), 3^600000, 5^400000)", nil)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "lcm at offset 0: result too large: the result has") {
+		t.Errorf("lcm: %v", err)
+	}
 }
