@@ -375,3 +375,43 @@ func TestRestartBackoff(t *testing.T) {
 		t.Fatalf("after the backoff: %+v, %v", res, err)
 	}
 }
+
+// TestPluginChildrenStopWithIt: processes a plugin started are killed with
+// it, whether it hung, crashed or was closed, instead of being left
+// behind as orphans.
+func TestPluginChildrenStopWithIt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: time.Second})
+	spawn := func() int {
+		t.Helper()
+		res, err := callEcho(t, m, "echo", `{"spawn":true}`)
+		for deadline := time.Now().Add(3 * time.Second); errors.Is(err, sdk.ErrUnavailable) && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond) // the restart back-off after two crashes
+			res, err = callEcho(t, m, "echo", `{"spawn":true}`)
+		}
+		if err != nil || res.IsError {
+			t.Fatalf("spawn: %+v, %v", res, err)
+		}
+		pid, err := strconv.Atoi(res.Text)
+		if err != nil || !alive(pid) {
+			t.Fatalf("child %q: %v", res.Text, err)
+		}
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+		return pid
+	}
+	child := spawn()
+	if _, err := callEcho(t, m, "echo", `{"hang":true}`); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hang: %v", err)
+	}
+	waitGone(t, child)
+	child = spawn()
+	if _, err := callEcho(t, m, "echo", `{"crash":true}`); err == nil {
+		t.Fatal("crash: no error")
+	}
+	waitGone(t, child)
+	child = spawn()
+	m.Close()
+	waitGone(t, child)
+}

@@ -42,7 +42,14 @@ func Inspect(ctx context.Context, path string, opts *Options) (Manifest, time.Du
 	if err != nil {
 		return Manifest{}, 0, err
 	}
-	defer client.Kill()
+	defer func() {
+		pid := 0
+		if rc := client.ReattachConfig(); rc != nil {
+			pid = rc.Pid
+		}
+		client.Kill()
+		killGroup(pid)
+	}()
 	dctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
 	defer cancel()
 	_, desc, err := sdk.Probe(dctx, rpc)

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,11 +49,19 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		Text  string `json:"text"`
 		Crash bool   `json:"crash"`
 		Hang  bool   `json:"hang"`
+		Spawn bool   `json:"spawn"`
 	}
 	if err := json.Unmarshal(args, &in); err != nil {
 		return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
 	}
 	switch {
+	case in.Spawn: // a helper process that outlives the call
+		c := exec.Command("sleep", "300")
+		if err := c.Start(); err != nil {
+			return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
+		}
+		go c.Wait()
+		return sdk.ToolResult{Text: strconv.Itoa(c.Process.Pid)}, nil
 	case in.Crash:
 		os.Exit(3)
 	case in.Hang:

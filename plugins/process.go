@@ -351,6 +351,7 @@ func (p *Process) forceKillLocked() {
 		killNow(p.pid)
 	}
 	p.client.Kill()
+	killGroup(p.pid)
 	p.client, p.remote = nil, nil
 }
 
@@ -358,7 +359,7 @@ func (p *Process) forceKillLocked() {
 // it after 2 s).
 func (p *Process) close() {
 	p.mu.Lock()
-	client, stop, done := p.client, p.stopWatch, p.watchDone
+	client, stop, done, pid := p.client, p.stopWatch, p.watchDone, p.pid
 	p.client, p.remote, p.stopWatch = nil, nil, nil
 	p.state = StateClosed
 	p.mu.Unlock()
@@ -367,6 +368,7 @@ func (p *Process) close() {
 	}
 	if client != nil {
 		client.Kill()
+		killGroup(pid)
 	}
 	if done != nil {
 		<-done
