@@ -268,3 +268,20 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("%v, %v", r, err)
 	}
 }
+
+// A panic in plugin code reaches the host as a short INTERNAL error: the
+// stack goes to the plugin's log, not into text a model or user reads.
+func TestPanicErrorCarriesNoStack(t *testing.T) {
+	t.Parallel()
+	err := func() (err error) {
+		defer recovered(&err)
+		panic(strings.Repeat("boom ", 400))
+	}()
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Internal || !strings.HasPrefix(st.Message(), "plugin panicked: boom boom") {
+		t.Fatalf("got %v", err)
+	}
+	if msg := st.Message(); strings.Contains(msg, "goroutine") || strings.Contains(msg, "runtime/debug") || len(msg) > 600 {
+		t.Fatalf("%d bytes: %s", len(msg), msg)
+	}
+}

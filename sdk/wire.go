@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -100,11 +101,26 @@ func (s *pluginServer) host(id uint32, session uint64) (*hostClient, error) {
 }
 
 // recovered turns a panic in the plugin author's code into an error for
-// the host instead of a crash of the plugin process.
+// the host instead of a crash of the plugin process. The stack goes to the
+// plugin's log (stderr, relayed into the host's log), not into the error,
+// which reaches the model and the user as a tool or evaluator result.
 func recovered(err *error) {
 	if r := recover(); r != nil {
-		*err = status.Errorf(codes.Internal, "plugin panicked: %v\n%s", r, debug.Stack())
+		l := Logger()
+		l.Error().Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("plugin panicked")
+		*err = status.Errorf(codes.Internal, "plugin panicked: %s (the stack is in the plugin's log)", clip(fmt.Sprint(r), 500))
 	}
+}
+
+// clip cuts s to at most n bytes on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 type toolServer struct {
