@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -414,4 +415,19 @@ func TestPluginChildrenStopWithIt(t *testing.T) {
 	child = spawn()
 	m.Close()
 	waitGone(t, child)
+}
+
+// TestToolSchemaThatDoesNotCompileRefused: a tool plugin whose argument
+// schema is not a JSON Schema is refused when its manifest is checked (at
+// install), instead of installing fine and being left out at every start.
+func TestToolSchemaThatDoesNotCompileRefused(t *testing.T) {
+	t.Parallel()
+	m := installMode(t, t.TempDir(), "echo", sdk.KindTool, "tool")
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m.Tool.Schema = json.RawMessage(`{"type":"nonsense","properties":5}`)
+	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "manifest of echo: the tool's argument schema") {
+		t.Fatalf("bad schema: %v", err)
+	}
 }

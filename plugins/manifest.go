@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/sdk"
+	"github.com/ponder-rlm/ponder/tools"
 )
 
 // ManifestFile is the name of a plugin's manifest inside its directory.
@@ -71,6 +73,13 @@ func (m Manifest) Validate() error {
 	}
 	if m.Kind == sdk.KindTool && (m.Tool == nil || m.Tool.Name != m.Name) {
 		return fmt.Errorf("manifest of %s: a tool plugin needs its tool spec with the same name", m.Name)
+	}
+	if m.Kind == sdk.KindTool && len(bytes.TrimSpace(m.Tool.Schema)) > 0 {
+		// The host checks every call's arguments against it: a schema that
+		// does not compile would leave the tool out at every start.
+		if _, err := tools.CompileSchema(m.Tool.Schema); err != nil {
+			return fmt.Errorf("manifest of %s: the tool's argument %v", m.Name, err)
+		}
 	}
 	if _, err := core.Resolve(m.Params, nil); err != nil {
 		return fmt.Errorf("manifest of %s: params: %w", m.Name, err)
