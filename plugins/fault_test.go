@@ -431,3 +431,28 @@ func TestToolSchemaThatDoesNotCompileRefused(t *testing.T) {
 		t.Fatalf("bad schema: %v", err)
 	}
 }
+
+// TestCrashedPluginLeavesNoSocket: the Unix socket of a plugin that died
+// mid-call (no clean exit to remove it) is removed by the host.
+func TestCrashedPluginLeavesNoSocket(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	if _, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.Plugin("echo")
+	p.mu.Lock()
+	sock := p.sock
+	p.mu.Unlock()
+	if _, err := os.Lstat(sock); sock == "" || err != nil {
+		t.Fatalf("socket %q: %v", sock, err)
+	}
+	if _, err := callEcho(t, m, "echo", `{"crash":true}`); err == nil {
+		t.Fatal("crash: no error")
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket %s after the crash: %v", sock, err)
+	}
+}

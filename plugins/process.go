@@ -44,6 +44,7 @@ type Process struct {
 	remote    *sdk.Remote
 	state     State
 	pid       int
+	sock      string // the plugin's Unix socket, removed when it stops
 	starts    int
 	crashes   int // consecutive
 	lastCrash time.Time
@@ -178,6 +179,10 @@ func (p *Process) startLocked(ctx context.Context) (err error) {
 	p.state, p.starts, p.startedAt, p.lastErr = StateRunning, p.starts+1, time.Now(), nil
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
+		p.sock = ""
+		if rc.Addr != nil && rc.Addr.Network() == "unix" {
+			p.sock = rc.Addr.String()
+		}
 	}
 	p.log.Debug().Int("pid", p.pid).Int("starts", p.starts).Str("version", desc.Version).Msg("plugin started")
 	if p.opts.HealthInterval > 0 {
@@ -352,14 +357,28 @@ func (p *Process) forceKillLocked() {
 	}
 	p.client.Kill()
 	killGroup(p.pid)
+	removeSocket(p.sock)
 	p.client, p.remote = nil, nil
+}
+
+// removeSocket removes the Unix socket a plugin listened on: go-plugin
+// removes it when the plugin exits cleanly, but one that crashed or was
+// killed leaves it in the temporary directory. Only a socket is removed,
+// whatever path the plugin's handshake named.
+func removeSocket(path string) {
+	if path == "" {
+		return
+	}
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(path)
+	}
 }
 
 // close stops the process gracefully (go-plugin asks it to exit and kills
 // it after 2 s).
 func (p *Process) close() {
 	p.mu.Lock()
-	client, stop, done, pid := p.client, p.stopWatch, p.watchDone, p.pid
+	client, stop, done, pid, sock := p.client, p.stopWatch, p.watchDone, p.pid, p.sock
 	p.client, p.remote, p.stopWatch = nil, nil, nil
 	p.state = StateClosed
 	p.mu.Unlock()
@@ -369,6 +388,7 @@ func (p *Process) close() {
 	if client != nil {
 		client.Kill()
 		killGroup(pid)
+		removeSocket(sock)
 	}
 	if done != nil {
 		<-done
