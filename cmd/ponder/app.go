@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/rs/zerolog"
 
@@ -36,8 +37,10 @@ type app struct {
 // appHooks let capabilities (tools, retrieval, plugins, server) add their
 // parts to the app from their own files. Each runs in order before the
 // engine is built and may set a.tools, a.retriever, register strategies in
-// a.reg, adjust a.engOpts, and append to a.closers.
-var appHooks []func(ctx context.Context, a *app) error
+// a.reg, adjust a.engOpts, and append to a.closers. lastAppHooks run after
+// them: plugins, so that every built-in is registered first and a plugin
+// that takes a built-in's name is the one skipped.
+var appHooks, lastAppHooks []func(ctx context.Context, a *app) error
 
 // newApp wires Ponder from cfg. The LLM is optional here: commands that need
 // one say so when it is missing (requireLLM).
@@ -70,7 +73,7 @@ func newApp(ctx context.Context, cfg config.Config, log zerolog.Logger) (*app, e
 		a.engOpts.OnStart = st.Start
 		a.engOpts.OnEnd = st.Finish
 	}
-	for _, hook := range appHooks {
+	for _, hook := range slices.Concat(appHooks, lastAppHooks) {
 		if err := hook(ctx, a); err != nil {
 			a.Close()
 			return nil, err

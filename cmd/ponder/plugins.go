@@ -26,7 +26,7 @@ var pluginDirFlag []string
 
 func init() {
 	extraCommands = append(extraCommands, newPluginsCmd)
-	appHooks = append(appHooks, pluginsHook)
+	lastAppHooks = append(lastAppHooks, pluginsHook)
 }
 
 // pluginDirs lists where plugins are found: --plugin-dir, then
@@ -71,8 +71,8 @@ func pluginsHook(ctx context.Context, a *app) error {
 func addPluginTools(a *app, ts []core.Tool) error {
 	switch tb := a.tools.(type) {
 	case nil:
-		// No toolbox yet: start the tools registry, which the tools hook
-		// (when it runs later) should register into rather than replace.
+		// No toolbox (the tools hook runs first and always makes one; this
+		// is for an app built without it).
 		reg := tools.NewRegistry(&tools.Options{Logger: a.log})
 		a.tools = reg
 		registerPluginTools(a, reg, ts)

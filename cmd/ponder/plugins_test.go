@@ -204,3 +204,23 @@ func TestServeStopsPluginsOnSIGTERM(t *testing.T) {
 		}
 	}
 }
+
+// A tool plugin that takes a built-in tool's name is skipped, with a
+// warning: the built-in stays, and every command still works.
+func TestPluginNamedLikeABuiltinToolIsSkipped(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "calc")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/calcplugin").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	env := []string{"PONDER_DATA_DIR=" + t.TempDir()}
+	if r := runPonder(t, "", env, "plugins", "install", bin); r.code != 0 {
+		t.Fatalf("install: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := runPonder(t, "", env, "tools", "call", "calc", "--args", `{"expression": "1/3 + 1/6"}`)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "1/2") || !strings.Contains(r.stderr, "already registered") {
+		t.Errorf("tools call calc: exit %d\nstdout: %s\nstderr: %s\nwant the built-in's 1/2 and a warning that the plugin's calc was not added", r.code, r.stdout, r.stderr)
+	}
+	if r := runPonder(t, "", env, "tools", "list"); r.code != 0 || strings.Contains(r.stdout, "Not the built-in") {
+		t.Errorf("tools list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
