@@ -309,8 +309,13 @@ func (g *guarded) Call(ctx context.Context, args json.RawMessage) (core.ToolResu
 		if ctx.Err() != nil {
 			return core.ToolResult{}, ctx.Err()
 		}
-		if errors.Is(err, context.DeadlineExceeded) || cctx.Err() != nil {
+		if cctx.Err() != nil {
 			return core.ToolResult{Text: fmt.Sprintf("%s: timed out after %s", g.spec.Name, timeout), IsError: true}, nil
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			// The tool's own, shorter limit (a plugin's call timeout): its
+			// message says which, and what was done about it.
+			return core.ToolResult{Text: err.Error(), IsError: true}, nil
 		}
 		return core.ToolResult{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -90,10 +91,12 @@ func addPluginTools(a *app, ts []core.Tool) error {
 
 // registerPluginTools adds plugin tools to the tools registry, which
 // validates their arguments against the schema from the manifest and caps
-// their output; the plugin's own call timeout still applies.
+// their output. The plugin host stops a call at plugins.call_timeout, and
+// stops and restarts the plugin with it, saying so; the registry's own
+// limit comes later, only for a host that does not.
 func registerPluginTools(a *app, reg *tools.Registry, ts []core.Tool) {
 	for _, t := range ts {
-		if err := reg.Register(t, &tools.ToolOptions{Timeout: a.cfg.Plugins.CallTimeout}); err != nil {
+		if err := reg.Register(t, &tools.ToolOptions{Timeout: a.cfg.Plugins.CallTimeout + 5*time.Second}); err != nil {
 			a.log.Warn().Err(err).Str("plugin", t.Spec().Name).Msg("plugin tool not added")
 		}
 	}

@@ -205,13 +205,20 @@ func TestServeStopsPluginsOnSIGTERM(t *testing.T) {
 	}
 }
 
-// A tool plugin that takes a built-in tool's name is skipped, with a
-// warning: the built-in stays, and every command still works.
-func TestPluginNamedLikeABuiltinToolIsSkipped(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "calc")
+// testPlugin builds testdata/calcplugin.
+func testPlugin(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "calcplugin")
 	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/calcplugin").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// A tool plugin that takes a built-in tool's name is skipped, with a
+// warning: the built-in stays, and every command still works.
+func TestPluginNamedLikeABuiltinToolIsSkipped(t *testing.T) {
+	bin := testPlugin(t)
 	env := []string{"PONDER_DATA_DIR=" + t.TempDir()}
 	if r := runPonder(t, "", env, "plugins", "install", bin); r.code != 0 {
 		t.Fatalf("install: %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -222,5 +229,20 @@ func TestPluginNamedLikeABuiltinToolIsSkipped(t *testing.T) {
 	}
 	if r := runPonder(t, "", env, "tools", "list"); r.code != 0 || strings.Contains(r.stdout, "Not the built-in") {
 		t.Errorf("tools list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A tool plugin that never answers is stopped at plugins.call_timeout with
+// the plugin's own message (the one docs/plugins.md lists), not a generic
+// tool timeout.
+func TestHungToolPluginIsStoppedWithItsOwnMessage(t *testing.T) {
+	bin := testPlugin(t)
+	env := []string{"PONDER_DATA_DIR=" + t.TempDir(), "TESTPLUGIN_NAME=stuck", "PONDER_PLUGIN_CALL_TIMEOUT=1s"}
+	if r := runPonder(t, "", env, "plugins", "install", bin); r.code != 0 {
+		t.Fatalf("install: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := runPonder(t, "", env, "tools", "call", "stuck", "--args", `{"hang": true}`)
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "did not answer within 1s; the plugin was stopped and will be restarted") {
+		t.Errorf("tools call stuck: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 }
