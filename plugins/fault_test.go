@@ -456,3 +456,22 @@ func TestCrashedPluginLeavesNoSocket(t *testing.T) {
 		t.Fatalf("socket %s after the crash: %v", sock, err)
 	}
 }
+
+// A reply larger than MaxReply is refused as it arrives, with an error
+// that says so; the plugin keeps serving.
+func TestOversizedReplyIsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	if res, err := callEcho(t, m, "echo", `{"bytes": 1048576}`); err != nil || len(res.Text) != 1<<20 {
+		t.Fatalf("a 1 MiB reply: %d bytes, %v", len(res.Text), err)
+	}
+	_, err := callEcho(t, m, "echo", `{"bytes": `+strconv.Itoa(MaxReply+1)+`}`)
+	if err == nil || !strings.Contains(err.Error(), "plugin echo: tool call: the reply is larger than 16 MiB") {
+		t.Fatalf("an oversized reply: %v", err)
+	}
+	if res, err := callEcho(t, m, "echo", `{"text":"still here"}`); err != nil || res.Text != "still here" {
+		t.Fatalf("after it: %+v, %v", res, err)
+	}
+}

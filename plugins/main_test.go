@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // echoTool answers {"text": X} with X; {"crash": true} exits the process
-// mid-call and {"hang": true} never answers.
+// mid-call, {"hang": true} never answers and {"bytes": N} answers N bytes.
 type echoTool struct{}
 
 func (echoTool) Spec() sdk.ToolSpec {
@@ -50,6 +50,7 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		Crash bool   `json:"crash"`
 		Hang  bool   `json:"hang"`
 		Spawn bool   `json:"spawn"`
+		Bytes int    `json:"bytes"`
 	}
 	if err := json.Unmarshal(args, &in); err != nil {
 		return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
@@ -66,6 +67,8 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		os.Exit(3)
 	case in.Hang:
 		select {} // ignores ctx on purpose
+	case in.Bytes > 0:
+		return sdk.ToolResult{Text: strings.Repeat("x", in.Bytes)}, nil
 	}
 	return sdk.ToolResult{Text: in.Text}, nil
 }

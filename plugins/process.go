@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
 
 	"github.com/ponder-rlm/ponder/sdk"
 )
@@ -216,6 +217,10 @@ func launch(opts *Options, name, path, dir string, args []string, sha string) (*
 		Logger:           &hcLogger{log: opts.Logger, plugin: name},
 		Stderr:           newStderrRelay(opts.Logger, name),
 		SkipHostEnv:      true,
+		// go-plugin lets a reply be as large as 2 GiB; a plugin's replies
+		// are tool results (capped at 64 KiB later anyway), scores and
+		// strategy outcomes.
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReply))},
 	})
 	rpc, err := client.Client()
 	if err != nil {
@@ -395,6 +400,9 @@ func (p *Process) close() {
 	}
 }
 
+// MaxReply is the largest reply the host reads from a plugin.
+const MaxReply = 16 << 20
+
 // call runs fn on the plugin with a per-call timeout (0: none). A plugin
 // that crashed during the call, or did not answer in time, is killed and
 // restarted on next use; the error names the plugin either way.
@@ -422,6 +430,8 @@ func (p *Process) call(ctx context.Context, timeout time.Duration, what string, 
 		p.crashed(r, fmt.Errorf("%s did not answer within %s", what, timeout))
 		return fmt.Errorf("plugin %s: %s did not answer within %s; the plugin was stopped and will be restarted: %w",
 			p.m.Name, what, timeout, context.DeadlineExceeded)
+	case errors.Is(err, sdk.ErrTooLarge):
+		return fmt.Errorf("plugin %s: %s: the reply is larger than %d MiB: %w", p.m.Name, what, MaxReply>>20, err)
 	case errors.Is(err, sdk.ErrUnavailable) || p.exited(r):
 		p.crashed(r, fmt.Errorf("crashed during %s: %v", what, err))
 		return fmt.Errorf("plugin %s crashed during %s (it will be restarted): %w", p.m.Name, what, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -63,6 +64,11 @@ func fromStatus(ctx context.Context, what string, err error) error {
 	msg := st.Message()
 	switch st.Code() {
 	case codes.ResourceExhausted:
+		// gRPC's own size check says so with this code too; it is not the
+		// budget.
+		if strings.Contains(msg, "message larger than max") {
+			return fmt.Errorf("%s: %w (%s)", what, ErrTooLarge, msg)
+		}
 		if errors.Is(err, core.ErrBudgetExhausted) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -83,6 +89,10 @@ func fromStatus(ctx context.Context, what string, err error) error {
 	}
 	return fmt.Errorf("%s: %s", what, msg)
 }
+
+// ErrTooLarge is wrapped when a message between host and plugin was over
+// its receiver's size limit.
+var ErrTooLarge = errors.New("message too large")
 
 // ErrUnavailable is wrapped when the peer process cannot be reached (it
 // exited or crashed).
