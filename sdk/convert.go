@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"math"
 	"time"
 
@@ -133,12 +134,17 @@ func toolCallsFromPB(cs []*pb.ToolCall) ([]ToolCall, error) {
 	return out, nil
 }
 
+// validText replaces byte sequences that are not UTF-8 (a tool that read a
+// binary file) with U+FFFD: protobuf refuses such strings, and the whole
+// reply would be lost for a few bad bytes.
+func validText(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
 func toolResultToPB(r ToolResult) (*pb.ToolResult, error) {
 	s, err := jsonText(r.Structured)
 	if err != nil {
 		return nil, fmt.Errorf("tool result structured: %w", err)
 	}
-	return &pb.ToolResult{Text: r.Text, StructuredJson: s, IsError: r.IsError}, nil
+	return &pb.ToolResult{Text: validText(r.Text), StructuredJson: s, IsError: r.IsError}, nil
 }
 
 func toolResultFromPB(r *pb.ToolResult) (ToolResult, error) {
@@ -329,7 +335,7 @@ func nodesFromPB(ns []*pb.Node) ([]Node, error) {
 }
 
 func evaluationToPB(e Evaluation) *pb.Evaluation {
-	return &pb.Evaluation{Score: e.Score, Kind: e.Kind, Correct: e.Correct, Detail: e.Detail}
+	return &pb.Evaluation{Score: e.Score, Kind: e.Kind, Correct: e.Correct, Detail: validText(e.Detail)}
 }
 
 func evaluationFromPB(e *pb.Evaluation) (Evaluation, error) {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/sdk/internal/pb"
@@ -283,5 +284,26 @@ func TestPanicErrorCarriesNoStack(t *testing.T) {
 	}
 	if msg := st.Message(); strings.Contains(msg, "goroutine") || strings.Contains(msg, "runtime/debug") || len(msg) > 600 {
 		t.Fatalf("%d bytes: %s", len(msg), msg)
+	}
+}
+
+// Text a plugin returns that is not UTF-8 (a tool that read a binary file)
+// still goes over the wire, its bad bytes replaced: protobuf would refuse
+// the whole reply.
+func TestReplyTextThatIsNotUTF8GoesOver(t *testing.T) {
+	t.Parallel()
+	bad := "head \xff\xfe tail"
+	tr, err := toolResultToPB(ToolResult{Text: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := evaluationToPB(Evaluation{Score: 0.5, Detail: bad})
+	for _, m := range []proto.Message{tr, ev} {
+		if _, err := proto.Marshal(m); err != nil {
+			t.Errorf("%T: %v", m, err)
+		}
+	}
+	if want := "head \uFFFD tail"; tr.GetText() != want || ev.GetDetail() != want {
+		t.Errorf("text %q, detail %q; want %q", tr.GetText(), ev.GetDetail(), want)
 	}
 }
