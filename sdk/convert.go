@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/ponder-rlm/ponder/core"
