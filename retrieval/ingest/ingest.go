@@ -170,13 +170,19 @@ func Expand(paths []string) (files []string, missing []FileResult) {
 		st, err := os.Stat(p)
 		switch {
 		case err == nil && st.IsDir():
-			_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			// A folder named through a symbolic link is walked through
+			// it (WalkDir does not follow a link at its root).
+			root := p
+			if lst, lerr := os.Lstat(p); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
+				root = p + string(filepath.Separator)
+			}
+			_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 				if err != nil {
 					missing = append(missing, FileResult{Path: path, Status: Skipped, Reason: "unreadable: " + errText(err)})
 					return nil
 				}
 				name := d.Name()
-				if path != p && (strings.HasPrefix(name, ".") || name == "node_modules") {
+				if path != root && (strings.HasPrefix(name, ".") || name == "node_modules") {
 					if d.IsDir() {
 						return filepath.SkipDir
 					}
@@ -242,6 +248,19 @@ func glob(pattern string) ([]string, error) {
 	})
 	sort.Strings(out)
 	return out, err
+}
+
+// fileKind names what a non-regular file is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0, m&fs.ModeCharDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.String()
 }
 
 func errText(err error) string {
@@ -458,6 +477,14 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 		st, err := os.Stat(j.path)
 		if err != nil {
 			return skip("unreadable: %s", errText(err))
+		}
+		// Only regular files are read: opening a named pipe blocks until a
+		// writer comes (and Ctrl-C cannot stop it), a device never ends.
+		switch {
+		case st.IsDir():
+			return skip("a link to a folder: links inside a folder are not followed (name the folder itself to ingest it)")
+		case !st.Mode().IsRegular():
+			return skip("not a regular file (%s)", fileKind(st.Mode()))
 		}
 		if st.Size() > in.o.MaxFileBytes {
 			r.Bytes = st.Size()

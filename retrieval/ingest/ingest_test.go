@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/retrieval/embedded"
@@ -248,5 +250,53 @@ func TestExtractHTMLAndMarkdown(t *testing.T) {
 				t.Fatalf("got title %q heads %q text %q", ex.Title, heads, ex.Text)
 			}
 		})
+	}
+}
+
+// A named pipe is skipped, not opened (opening one blocks until a writer
+// comes, and cancelling the context cannot stop it), and a folder named
+// through a symbolic link is walked.
+func TestIngestPipeAndLinkedFolder(t *testing.T) {
+	t.Parallel()
+	dir := copyDocs(t)
+	pipe := filepath.Join(t.TempDir(), "pipe.md")
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "linked")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(pipe, filepath.Join(dir, "pipelink.md")); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	done := make(chan struct{})
+	var sum Summary
+	var err error
+	go func() {
+		defer close(done)
+		sum, err = New(st, &Options{Collection: "p"}).Run(context.Background(), []string{pipe, link}, nil)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		// Unblock the open so the test ends.
+		if f, ferr := os.OpenFile(pipe, os.O_WRONLY, 0); ferr == nil {
+			f.Close()
+		}
+		t.Fatal("ingest blocked on a named pipe")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := byPath(sum)
+	for _, name := range []string{"pipe.md", "pipelink.md"} {
+		if f := files[name]; f.Status != Skipped || !strings.Contains(f.Reason, "named pipe") {
+			t.Errorf("%s: %s %q, want skipped as a named pipe", name, f.Status, f.Reason)
+		}
+	}
+	if sum.Added != 5 || files["guide.md"].Path != filepath.Join(link, "guide.md") {
+		t.Errorf("linked folder: %+v", sum)
 	}
 }
