@@ -357,22 +357,18 @@ func extractPDF(ctx context.Context, data []byte) (Extracted, error) {
 	if err != nil {
 		return Extracted{}, fmt.Errorf("reading PDFs needs pdftotext: install poppler-utils (apt-get install poppler-utils, or run scripts/deps.sh)")
 	}
-	cmd := exec.CommandContext(ctx, bin, "-enc", "UTF-8", "-q", "-", "-")
+	// Not -q: it silences the error messages too, and they are the reason
+	// a PDF is skipped.
+	cmd := exec.CommandContext(ctx, bin, "-enc", "UTF-8", "-", "-")
 	cmd.Stdin = bytes.NewReader(data)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
+	var out bytes.Buffer
+	stderr := &tailBuffer{max: 8 << 10}
+	cmd.Stdout, cmd.Stderr = &out, stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return Extracted{}, ctx.Err()
 		}
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		if i := strings.IndexByte(msg, '\n'); i >= 0 {
-			msg = msg[:i]
-		}
-		return Extracted{}, fmt.Errorf("%w: pdftotext: %s", ErrMalformed, msg)
+		return Extracted{}, fmt.Errorf("%w: pdftotext: %s", ErrMalformed, pdfError(stderr.String(), err))
 	}
 	text := strings.ToValidUTF8(out.String(), "\uFFFD")
 	ex := Extracted{}
@@ -400,3 +396,38 @@ func extractPDF(ctx context.Context, data []byte) (Extracted, error) {
 	}
 	return ex, nil
 }
+
+// pdfError is the reason pdftotext gave for failing: an encrypted PDF says
+// so; otherwise its last message (the fatal one comes after the warnings).
+func pdfError(stderr string, err error) string {
+	var last string
+	for _, line := range strings.Split(stderr, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.Contains(line, "Incorrect password") {
+			return "encrypted with a password (" + line + ")"
+		}
+		if line != "" {
+			last = line
+		}
+	}
+	if last == "" {
+		return err.Error()
+	}
+	return last
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }

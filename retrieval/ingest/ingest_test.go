@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -298,5 +299,24 @@ func TestIngestPipeAndLinkedFolder(t *testing.T) {
 	}
 	if sum.Added != 5 || files["guide.md"].Path != filepath.Join(link, "guide.md") {
 		t.Errorf("linked folder: %+v", sum)
+	}
+}
+
+// A PDF pdftotext cannot read is skipped with pdftotext's own reason, not
+// just its exit status.
+func TestPDFSkipReasons(t *testing.T) {
+	t.Parallel()
+	enc, err := os.ReadFile("testdata/encrypted.pdf") // handbook.pdf, qpdf --encrypt user owner 256
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, data, want string }{
+		{"truncated", "%PDF-1.4\n", "xref"},
+		{"encrypted", string(enc), "encrypted with a password"},
+	} {
+		_, err := Extract(context.Background(), tc.name+".pdf", []byte(tc.data))
+		if err == nil || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a malformed-file error saying %q", tc.name, err, tc.want)
+		}
 	}
 }
