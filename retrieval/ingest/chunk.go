@@ -166,7 +166,9 @@ func bestCut(text string, pos, limit int, breaks []int) int {
 		return best
 	}
 	if j := strings.LastIndexFunc(seg, unicode.IsSpace); j >= 0 {
-		return mid + j + 1
+		// After the whole space: U+00A0 and U+3000 are more than a byte.
+		_, n := utf8.DecodeRuneInString(seg[j:])
+		return mid + j + n
 	}
 	for limit > pos && !utf8.RuneStart(text[limit]) {
 		limit--

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/retrieval/embedded"
@@ -317,6 +318,23 @@ func TestPDFSkipReasons(t *testing.T) {
 		_, err := Extract(context.Background(), tc.name+".pdf", []byte(tc.data))
 		if err == nil || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want a malformed-file error saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Text whose only spaces are multi-byte (no-break spaces from HTML and
+// PDFs, ideographic spaces) is never cut inside a character.
+func TestChunkCutsWholeRunes(t *testing.T) {
+	t.Parallel()
+	text := strings.Repeat("word\u00a0", 400) + strings.Repeat("字\u3000", 400)
+	ex := Extracted{Text: text, Type: "txt"}
+	chunks := Chunk(ex, ChunkOptions{Size: 200, Overlap: 30})
+	if len(chunks) < 10 {
+		t.Fatalf("%d chunks", len(chunks))
+	}
+	for i, c := range chunks {
+		if !utf8.ValidString(c.Text) || text[c.Start:c.End] != c.Text {
+			t.Errorf("chunk %d (%d..%d) is cut inside a character: %q...%q", i, c.Start, c.End, c.Text[:4], c.Text[len(c.Text)-4:])
 		}
 	}
 }
