@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
 )
 
 // The streamable HTTP side of what mcp-go leaves to us:
@@ -29,6 +31,22 @@ func (s *Server) mcpHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		session := r.Header.Get("Mcp-Session-Id")
 		mw := &mcpWriter{ResponseWriter: w, s: s, session: session}
+		if r.Method == http.MethodGet && !mcp.IsModernProtocol(r.Header.Get("Mcp-Protocol-Version")) {
+			// mcp-go opens a stream for any GET, making up a session (and
+			// taking a place among the capped ones, ending the least
+			// recently used real session) when none is named, and
+			// registering whatever id is named: the stream is only for
+			// sessions that initialize made.
+			if session == "" {
+				writeRPCError(w, http.StatusBadRequest, -32600,
+					"GET /mcp opens the event stream of a session: send the Mcp-Session-Id header that initialize returned")
+				return
+			}
+			if _, err := s.mcpSess.Validate(session); err != nil {
+				writeRPCError(w, http.StatusNotFound, -32600, err.Error())
+				return
+			}
+		}
 		if r.Method == http.MethodPost {
 			body, err := readBody(r, s.cfg.MaxBodyBytes)
 			if err != nil {

@@ -307,3 +307,50 @@ func TestMCPSessionCap(t *testing.T) {
 		t.Fatalf("a new session after the cap: %d %v", resp.StatusCode, msgs)
 	}
 }
+
+// A GET /mcp opens the event stream of an initialized session: one
+// without a session id, or with an id never issued, must neither open a
+// stream nor take a place among the capped sessions (it used to, so
+// max_sessions such GETs, from anyone who can reach the port, ended every
+// real client's session).
+func TestMCPGetStreamNeedsALiveSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxSessions = 2 }})
+	a, b := e.rpc(t), e.rpc(t)
+	get := func(session string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctxTimeout(t, 5*time.Second), http.MethodGet, e.ts.URL+"/mcp", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for range 3 {
+		if resp := get(""); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("GET /mcp without a session: %d %s, want 400", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if resp := get("mcp-session-made-up"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /mcp with an unknown session: %d, want 404", resp.StatusCode)
+	}
+	for i, c := range []*rpc{a, b} {
+		if msgs, resp := c.post(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "ping"}); resp.StatusCode != 200 {
+			t.Fatalf("client %d lost its session to stray GETs: %d %v", i, resp.StatusCode, msgs)
+		}
+	}
+	if n := e.srv.mcpSess.Len(); n != 2 {
+		t.Fatalf("%d MCP sessions, want the 2 initialized ones", n)
+	}
+	if resp := get(a.session); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("GET /mcp with a live session: %d %s, want an event stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
