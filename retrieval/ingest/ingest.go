@@ -275,6 +275,9 @@ func errText(err error) string {
 type readResult struct {
 	FileResult
 	doc *retrieval.Document
+	// remove: the file changed and holds nothing to store any more, so
+	// the version stored before is removed.
+	remove bool
 }
 
 // Run ingests paths (see Expand); stdin is read for "-". It returns the
@@ -372,6 +375,15 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 	for r := range out {
 		if in.o.OnFile != nil {
 			in.o.OnFile(r.FileResult)
+		}
+		if r.remove && runErr == nil {
+			if _, err := in.store.DeleteDocument(ctx, in.o.Collection, r.Path); err != nil {
+				r.Reason += "; removing the version ingested before failed: " + err.Error()
+				runErr = err
+				cancel()
+			} else {
+				r.Reason += "; the version ingested before was removed from the collection"
+			}
 		}
 		if r.doc == nil || runErr != nil {
 			if runErr != nil && r.doc != nil {
@@ -508,9 +520,6 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	if int64(len(data)) > in.o.MaxFileBytes {
 		return skip("too large: more than %d bytes (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", in.o.MaxFileBytes)
 	}
-	if len(strings.TrimSpace(string(data[:min(len(data), 4096)]))) == 0 && len(strings.TrimSpace(string(data))) == 0 {
-		return skip("empty")
-	}
 	hash := retrieval.HashBytes(data)
 	params := in.Params()
 	have, err := in.store.Documents(ctx, in.o.Collection, []string{j.path})
@@ -519,6 +528,16 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 		return r
 	}
 	old, exists := have[j.path]
+	// gone skips a file whose content now gives nothing to store; a
+	// version of it stored before is stale and is removed.
+	gone := func(format string, a ...any) readResult {
+		res := skip(format, a...)
+		res.remove = exists && old.Hash != hash
+		return res
+	}
+	if len(strings.TrimSpace(string(data[:min(len(data), 4096)]))) == 0 && len(strings.TrimSpace(string(data))) == 0 {
+		return gone("empty")
+	}
 	if exists && old.Hash == hash && old.Params == params {
 		r.Status, r.Chunks = Unchanged, old.Chunks
 		return r
@@ -529,16 +548,16 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 			return skip("unsupported file type %q (ingest reads .md .txt .html .pdf and source files)", filepath.Ext(j.path))
 		}
 		if errors.Is(err, ErrMalformed) {
-			return skip("%s", strings.TrimPrefix(err.Error(), ErrMalformed.Error()+": "))
+			return gone("%s", strings.TrimPrefix(err.Error(), ErrMalformed.Error()+": "))
 		}
 		return skip("%v", err)
 	}
 	if strings.TrimSpace(ex.Text) == "" {
-		return skip("empty: no text found")
+		return gone("empty: no text found")
 	}
 	chunks := Chunk(ex, in.o.Chunk)
 	if len(chunks) == 0 {
-		return skip("empty: no text found")
+		return gone("empty: no text found")
 	}
 	now := in.o.Now().UTC()
 	doc := &retrieval.Document{Source: j.path, Hash: hash, Params: params, Title: ex.Title, Bytes: int64(len(data)),

@@ -338,3 +338,66 @@ func TestChunkCutsWholeRunes(t *testing.T) {
 		}
 	}
 }
+
+// A file that changed and now gives nothing to store (emptied, now binary)
+// loses its old chunks: they are no longer its content. A
+// file that cannot be read here (no pdftotext) keeps them.
+func TestChangedFileWithNothingToStoreIsRemoved(t *testing.T) { // not parallel: sets PDFToText
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openStore(t)
+	ing := New(st, &Options{Collection: "c"})
+	pdf, err := os.ReadFile("testdata/docs/handbook.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"emptied.md": []byte("   \n"), "binary.txt": []byte("now\x00binary"),
+		"kept.pdf": append(append([]byte{}, pdf...), "\n% changed\n"...)}
+	for name := range files {
+		old := []byte("The walrus code of " + name + " is secret.\n")
+		if name == "kept.pdf" {
+			old = pdf
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sum, err := ing.Run(ctx, []string{dir}, nil); err != nil || sum.Added != 3 {
+		t.Fatalf("first run: %+v %v", sum, err)
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(p string) { PDFToText = p }(PDFToText)
+	PDFToText = "pdftotext-not-installed"
+	sum, err := ing.Run(ctx, []string{dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	PDFToText = "pdftotext"
+	got := byPath(sum)
+	have, err := st.Documents(ctx, "c", []string{filepath.Join(dir, "kept.pdf"), filepath.Join(dir, "emptied.md"),
+		filepath.Join(dir, "binary.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"emptied.md", "binary.txt"} {
+		if f := got[name]; f.Status != Skipped || !strings.Contains(f.Reason, "removed") {
+			t.Errorf("%s: %s %q, want skipped and its old version removed", name, f.Status, f.Reason)
+		}
+		if _, ok := have[filepath.Join(dir, name)]; ok {
+			t.Errorf("%s: the old version is still stored", name)
+		}
+	}
+	if f := got["kept.pdf"]; f.Status != Skipped || strings.Contains(f.Reason, "removed") {
+		t.Errorf("kept.pdf: %s %q, want skipped for want of pdftotext, old version kept", f.Status, f.Reason)
+	}
+	if _, ok := have[filepath.Join(dir, "kept.pdf")]; !ok {
+		t.Error("kept.pdf: the old version was removed although the new one could not be read here")
+	}
+	if hits, _ := st.Search(ctx, "c", retrieval.Query{Text: "walrus code", K: 5}); len(hits) != 0 {
+		t.Errorf("stale chunks still found: %+v", hits)
+	}
+}
