@@ -86,10 +86,13 @@ func Chunk(ex Extracted, o ChunkOptions) []retrieval.Chunk {
 		secs = split
 	}
 	var out []retrieval.Chunk
-	for _, s := range secs {
-		// A heading with no text under it is a chunk of its own only in
-		// the trail of the sections below it.
-		if s.headEnd > s.start && s.headEnd <= s.end && strings.TrimSpace(ex.Text[s.headEnd:s.end]) == "" {
+	for i, s := range secs {
+		// A heading with no text under it is not a chunk of its own when
+		// sections below it carry it in their trail; with none below it
+		// (a document of headings only, an empty last section) its text
+		// would be found nowhere, so it is kept.
+		if s.headEnd > s.start && s.headEnd <= s.end && strings.TrimSpace(ex.Text[s.headEnd:s.end]) == "" &&
+			i+1 < len(secs) && len(secs[i+1].trail) > len(s.trail) {
 			continue
 		}
 		for _, r := range splitRange(ex.Text, s.start, s.end, ex.Breaks, o) {

@@ -401,3 +401,30 @@ func TestChangedFileWithNothingToStoreIsRemoved(t *testing.T) { // not parallel:
 		t.Errorf("stale chunks still found: %+v", hits)
 	}
 }
+
+// A heading with nothing under it is dropped only when sections below it
+// carry it in their trail; otherwise its words would be found nowhere.
+func TestHeadingOnlySections(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"# Walrus feeding schedule\n", []string{"# Walrus feeding schedule"}},
+		{"# Top\n\n## Feeding\n\nTwice a day.\n\n## Deprecated: see the new handbook\n",
+			[]string{"## Feeding\n\nTwice a day.", "## Deprecated: see the new handbook"}},
+		{"# One\n# Two\n\ntext\n", []string{"# One", "# Two\n\ntext"}},
+	} {
+		ex, err := Extract(context.Background(), "h.md", []byte(tc.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range Chunk(ex, ChunkOptions{}) {
+			got = append(got, c.Text)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%q: chunks %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
