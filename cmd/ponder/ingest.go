@@ -199,7 +199,10 @@ func newIngestCmd() *cobra.Command {
 			if runErr != nil {
 				return fmt.Errorf("ingest stopped: %w", runErr)
 			}
-			if sum.Added+sum.Updated+sum.Unchanged == 0 && sum.Skipped > 0 {
+			if sum.Added+sum.Updated+sum.Unchanged == 0 {
+				if len(sum.Files) == 0 {
+					return exitError{code: 1, err: fmt.Errorf("no file found in %s (hidden entries and node_modules are skipped)", strings.Join(args, " "))}
+				}
 				return exitError{code: 1, err: errors.New("no document could be ingested (see the reasons above)")}
 			}
 			return nil

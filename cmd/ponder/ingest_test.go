@@ -152,6 +152,7 @@ func TestDocumentCommandsBadInput(t *testing.T) {
 		want string
 	}{
 		{"nothing to ingest", []string{"ingest", "/does/not/exist.md"}, "no document could be ingested"},
+		{"empty folder", []string{"ingest", t.TempDir()}, "no file found in"},
 		{"bad collection name", []string{"ingest", "--collection", "a b", "x.md"}, "collection name"},
 		{"bad k", []string{"search", "--k", "0", "x"}, "--k must be 1 to 50"},
 		{"bad filter", []string{"search", "--filter", "nope", "x"}, "want key=value"},
