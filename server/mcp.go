@@ -55,11 +55,15 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 		mcpserver.WithCompletions(),
 		mcpserver.WithPromptCompletionProvider(completer{s}),
 		mcpserver.WithResourceCompletionProvider(completer{s}),
-		mcpserver.WithInputSchemaValidation(),
 		mcpserver.WithRecovery(),
 		mcpserver.WithHooks(hooks),
 	)
-	m.AddTool(mcp.Tool{
+	// Arguments are checked against each tool's schema before its handler
+	// runs (validate.go), with messages a model can act on.
+	addTool := func(t mcp.Tool, h mcpserver.ToolHandlerFunc) {
+		m.AddTool(t, s.instrument(t.Name, validatedTool(t, h)))
+	}
+	addTool(mcp.Tool{
 		Name:  "solve",
 		Title: "Solve with reasoning search",
 		Description: "Solve a problem by searching over reasoning steps with an LLM, and return the final answer with the best reasoning path. " +
@@ -69,16 +73,16 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 		RawInputSchema:  s.solveInputSchema(),
 		RawOutputSchema: solveOutputSchema(),
 		Annotations:     annotations("Solve with reasoning search", false, false, false, true),
-	}, s.instrument("solve", s.handleSolve))
-	m.AddTool(mcp.Tool{
+	}, s.handleSolve)
+	addTool(mcp.Tool{
 		Name:            "list_strategies",
 		Title:           "List reasoning strategies",
 		Description:     "List the reasoning strategies solve can use, with what each does and its parameters (name, type, default, range). Call it before passing strategy or params to solve.",
 		RawInputSchema:  listStrategiesInputSchema(),
 		RawOutputSchema: listStrategiesOutputSchema(),
 		Annotations:     annotations("List reasoning strategies", true, false, true, false),
-	}, s.instrument("list_strategies", s.handleListStrategies))
-	m.AddTool(mcp.Tool{
+	}, s.handleListStrategies)
+	addTool(mcp.Tool{
 		Name:  "search_documents",
 		Title: "Search documents",
 		Description: "Search the user's ingested documents for the passages most relevant to a query (hybrid keyword and semantic search). " +
@@ -86,8 +90,8 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 		RawInputSchema:  searchInputSchema(),
 		RawOutputSchema: searchOutputSchema(),
 		Annotations:     annotations("Search documents", true, false, true, false),
-	}, s.instrument("search_documents", s.handleSearch))
-	m.AddTool(mcp.Tool{
+	}, s.handleSearch)
+	addTool(mcp.Tool{
 		Name:  "ingest_documents",
 		Title: "Add documents",
 		Description: "Add documents to a collection so search_documents and solve (with collection) can use them: files, folders or globs on the Ponder " +
@@ -95,8 +99,8 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 		RawInputSchema:  ingestInputSchema(),
 		RawOutputSchema: ingestOutputSchema(),
 		Annotations:     annotations("Add documents", false, true, true, false),
-	}, s.instrument("ingest_documents", s.handleIngest))
-	m.AddTool(mcp.Tool{
+	}, s.handleIngest)
+	addTool(mcp.Tool{
 		Name:  "get_trace",
 		Title: "Show a reasoning trace",
 		Description: "Show how a solve reached its answer: its status, answer, usage and best reasoning path, or the whole trace " +
@@ -104,15 +108,15 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 		RawInputSchema:  getTraceInputSchema(),
 		RawOutputSchema: getTraceOutputSchema(),
 		Annotations:     annotations("Show a reasoning trace", true, false, true, false),
-	}, s.instrument("get_trace", s.handleGetTrace))
-	m.AddTool(mcp.Tool{
+	}, s.handleGetTrace)
+	addTool(mcp.Tool{
 		Name:            "clear_session",
 		Title:           "Forget a session",
 		Description:     "Forget a reasoning session: later solves with this session id start without the earlier problems and answers.",
 		RawInputSchema:  clearSessionInputSchema(),
 		RawOutputSchema: clearSessionOutputSchema(),
 		Annotations:     annotations("Forget a session", false, true, true, false),
-	}, s.instrument("clear_session", s.handleClearSession))
+	}, s.handleClearSession)
 
 	m.AddResource(mcp.NewResource("ponder://strategies", "strategies",
 		mcp.WithResourceDescription("The reasoning strategies solve can use, with their parameters (JSON)."),

@@ -210,6 +210,44 @@ func TestBadInputKeepsServing(t *testing.T) {
 	}
 }
 
+// Arguments that break a tool's schema get a message naming the argument
+// and what it must be, in words: mcp-go's validator printed Go structs
+// ("/budget/llm_calls: &{Got:-1/1 Want:1/1}", "<root>: &{Missing:[problem]}").
+func TestSchemaErrorsSayWhatToChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	for _, tc := range []struct {
+		tool string
+		args any
+		want []string
+	}{
+		{"solve", map[string]any{}, []string{"missing property 'problem'"}},
+		{"solve", map[string]any{"problem": 5}, []string{"problem: got number, want string"}},
+		{"solve", map[string]any{"problem": "x", "strategi": "cot"}, []string{"additional properties 'strategi' not allowed"}},
+		{"solve", map[string]any{"problem": "x", "budget": map[string]any{"llm_calls": -1}}, []string{"budget.llm_calls: minimum: got -1, want 1"}},
+		{"solve", map[string]any{"problem": "x", "budget": map[string]any{"timeout_seconds": 100000}}, []string{"budget.timeout_seconds: maximum: got 100"}},
+		{"solve", map[string]any{"problem": "x", "pack": "zzz", "seed": 1.5}, []string{"pack: value must be one of", `got "zzz"`, "seed: got number, want integer"}},
+		{"solve", map[string]any{"problem": "x", "session": "../x"}, []string{"session: '../x' does not match pattern"}},
+		{"get_trace", map[string]any{"trace_id": "../../etc/passwd"}, []string{"trace_id: '../../etc/passwd' does not match pattern"}},
+	} {
+		r := result(t, c.call(tc.tool, tc.args, nil))
+		text := toolText(r)
+		if r["isError"] != true {
+			t.Errorf("%s %v: not a tool error: %v", tc.tool, tc.args, r)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s %v: %q does not say %q", tc.tool, tc.args, text, w)
+			}
+		}
+		if strings.Contains(text, "&{") || strings.Contains(text, "<root>") {
+			t.Errorf("%s %v: Go values in the message: %q", tc.tool, tc.args, text)
+		}
+	}
+}
+
 // streamCall posts a tools/call and delivers the answer's messages as they
 // arrive; the channel closes when the response ends.
 func (c *rpc) streamCall(ctx context.Context, id int, name string, args any, token string) <-chan map[string]any {

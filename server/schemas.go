@@ -10,8 +10,8 @@ import (
 )
 
 // The tools' JSON Schemas (draft 2020-12, the MCP default dialect). They
-// are precise on purpose: a model reads them to build calls, and mcp-go
-// validates every call against them before a handler runs.
+// are precise on purpose: a model reads them to build calls, and every
+// call is validated against them before a handler runs (validate.go).
 
 const schemaDialect = "https://json-schema.org/draft/2020-12/schema"
 
