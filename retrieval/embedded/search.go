@@ -240,11 +240,15 @@ func (s *Store) updateDense(collection string, removed []uint64, added []denseAd
 	if !d.ready {
 		return
 	}
+	gone := make(map[uint64]bool, len(removed))
 	for _, seq := range removed {
 		d.ix.Delete(seq)
+		gone[seq] = true
 	}
 	for _, a := range added {
-		d.ix.Add(a.seq, a.vec)
+		if !gone[a.seq] { // added and replaced in the same Put
+			d.ix.Add(a.seq, a.vec)
+		}
 	}
 }
 

@@ -550,7 +550,13 @@ func updatePostings(postB *bolt.Bucket, drop map[string]map[uint64]bool, adds ma
 				ps = append(ps, p)
 			}
 		})
-		ps = append(ps, a...)
+		// A chunk added earlier in this transaction may be dropped too (one
+		// Put naming a source twice).
+		for _, p := range a {
+			if !d[p.seq] {
+				ps = append(ps, p)
+			}
+		}
 		if len(ps) == 0 {
 			if err := postB.Delete(key); err != nil {
 				return err
