@@ -256,8 +256,8 @@ type budgetArgs struct {
 
 func (b budgetArgs) limits() (core.Limits, error) {
 	switch {
-	case b.LLMCalls < 0:
-		return core.Limits{}, fmt.Errorf("budget.llm_calls must be at least 1, got %d", b.LLMCalls)
+	case b.LLMCalls < 0 || b.LLMCalls > maxBudgetLLMCalls:
+		return core.Limits{}, fmt.Errorf("budget.llm_calls must be 1 to %d, got %d", maxBudgetLLMCalls, b.LLMCalls)
 	case b.Tokens < 0:
 		return core.Limits{}, fmt.Errorf("budget.tokens must be at least 1, got %d", b.Tokens)
 	case b.ToolCalls < 0:
@@ -266,8 +266,8 @@ func (b budgetArgs) limits() (core.Limits, error) {
 		return core.Limits{}, fmt.Errorf("budget.timeout_seconds must be in (0, 86400], got %v", b.TimeoutSeconds)
 	case b.Nodes < 0:
 		return core.Limits{}, fmt.Errorf("budget.nodes must be at least 1, got %d", b.Nodes)
-	case b.Depth < 0:
-		return core.Limits{}, fmt.Errorf("budget.depth must be at least 1, got %d", b.Depth)
+	case b.Depth < 0 || b.Depth > maxBudgetDepth:
+		return core.Limits{}, fmt.Errorf("budget.depth must be 1 to %d, got %d", maxBudgetDepth, b.Depth)
 	}
 	return core.Limits{LLMCalls: b.LLMCalls, Tokens: b.Tokens, ToolCalls: b.ToolCalls,
 		WallTime: time.Duration(b.TimeoutSeconds * float64(time.Second)), Nodes: b.Nodes, Depth: b.Depth}, nil

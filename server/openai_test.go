@@ -233,6 +233,9 @@ func TestChatBadRequests(t *testing.T) {
 		{"bad strategy param", `{"model":"self-consistency",` + user + `,"ponder":{"params":{"k":"many"}}}`, 400, "want an integer"},
 		{"misspelt strategy", `{"model":"mtcs:ponder-sim",` + user + `}`, 404, "not a strategy"},
 		{"bad session", `{"model":"cot",` + user + `,"ponder":{"session":"a b"}}`, 400, "session id"},
+		// The same caps as solve's schema.
+		{"budget over the cap", `{"model":"cot",` + user + `,"ponder":{"budget":{"llm_calls":100000000}}}`, 400, "budget.llm_calls must be 1 to 100000"},
+		{"depth over the cap", `{"model":"cot",` + user + `,"ponder":{"budget":{"depth":5000}}}`, 400, "budget.depth must be 1 to 1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,17 +25,24 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
+// The largest budgets a request may ask for (solve's schema, and the same
+// checks for the OpenAI API's ponder.budget).
+const (
+	maxBudgetLLMCalls = 100000
+	maxBudgetDepth    = 1000
+)
+
 func budgetSchema() obj {
 	return obj{
 		"type":        "object",
 		"description": "Limits on the search's test-time compute. Omitted fields use the server's defaults; when a limit is reached the search stops and returns the best answer found so far.",
 		"properties": obj{
-			"llm_calls":       obj{"type": "integer", "minimum": 1, "maximum": 100000, "description": "Most LLM samples the search may generate (a request for n samples counts n)."},
+			"llm_calls":       obj{"type": "integer", "minimum": 1, "maximum": maxBudgetLLMCalls, "description": "Most LLM samples the search may generate (a request for n samples counts n)."},
 			"tokens":          obj{"type": "integer", "minimum": 1, "description": "Most prompt plus completion tokens, summed over every call."},
 			"tool_calls":      obj{"type": "integer", "minimum": 1, "description": "Most tool calls."},
 			"timeout_seconds": obj{"type": "number", "exclusiveMinimum": 0, "maximum": 86400, "description": "Wall-time limit in seconds."},
 			"nodes":           obj{"type": "integer", "minimum": 1, "description": "Most reasoning steps (nodes) the search may create."},
-			"depth":           obj{"type": "integer", "minimum": 1, "maximum": 1000, "description": "Deepest reasoning path the search may grow."},
+			"depth":           obj{"type": "integer", "minimum": 1, "maximum": maxBudgetDepth, "description": "Deepest reasoning path the search may grow."},
 		},
 		"additionalProperties": false,
 	}
