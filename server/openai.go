@@ -606,6 +606,7 @@ func (c *modelCache) get(ctx context.Context) []string {
 		return c.list
 	}
 	var list []string
+	keep := true
 	if c.fetch != nil {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		l, err := c.fetch(fctx)
@@ -613,11 +614,16 @@ func (c *modelCache) get(ctx context.Context) []string {
 		if err == nil {
 			list = l
 		}
+		// A caller that went away says nothing about the endpoint: its
+		// failed fetch is not kept for the next minute's requests.
+		keep = err == nil || ctx.Err() == nil
 	}
 	if c.fallback != "" && !slices.Contains(list, c.fallback) {
 		list = append([]string{c.fallback}, list...)
 	}
-	c.list, c.at = list, time.Now()
+	if keep {
+		c.list, c.at = list, time.Now()
+	}
 	return list
 }
 

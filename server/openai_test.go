@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -368,5 +369,29 @@ func TestChatSession(t *testing.T) {
 	tr, _ := e.traces.Get(l[0].ID)
 	if !strings.Contains(tr.Problem, "Q1: What is 17 * 23?") || !strings.HasSuffix(tr.Problem, "Problem: Now add 9.") {
 		t.Fatalf("the follow-up was posed without the session: %q", tr.Problem)
+	}
+}
+
+// A client that disconnects while the endpoint's models are fetched must
+// not leave the fallback list cached for everyone else: /v1/models then
+// listed only the configured model for a minute, and names such as
+// "cot:other-model" were refused.
+func TestModelCacheIgnoresAFetchItsCallerAbandoned(t *testing.T) {
+	t.Parallel()
+	c := &modelCache{fallback: "main", ttl: time.Minute, fetch: func(ctx context.Context) ([]string, error) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+			return []string{"main", "other"}, nil
+		}
+	}}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := c.get(gone); !slices.Equal(got, []string{"main"}) {
+		t.Fatalf("abandoned fetch: %v, want the fallback", got)
+	}
+	if got := c.get(context.Background()); !slices.Equal(got, []string{"main", "other"}) {
+		t.Fatalf("next caller got %v, want the endpoint's list", got)
 	}
 }
