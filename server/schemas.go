@@ -258,7 +258,7 @@ func ingestInputSchema() json.RawMessage {
 			"texts": obj{"type": "array", "minItems": 1, "maxItems": 1000, "items": obj{
 				"type": "object",
 				"properties": obj{
-					"name": obj{"type": "string", "minLength": 1, "maxLength": 256, "description": "Document name, used as its source; its extension (.md, .txt, .html) picks the reader. Default text-N.txt."},
+					"name": obj{"type": "string", "minLength": 1, "maxLength": 256, "description": "Document name, used as its source; its extension (.md, .txt, .html) picks the reader. Default text-<12 hex digits of its SHA-256>.txt, so that another text never replaces it and the same text again is unchanged."},
 					"text": obj{"type": "string", "minLength": 1, "description": "The document's content."},
 				},
 				"required":             []string{"text"},

@@ -34,7 +34,8 @@ type IngestRequest struct {
 // IngestText is one document given inline.
 type IngestText struct {
 	// Name names the document (its source); its extension picks the reader
-	// (.md, .txt, .html). Default "text-N.txt".
+	// (.md, .txt, .html). Default "text-<12 hex digits of the text's
+	// SHA-256>.txt".
 	Name string `json:"name,omitempty"`
 	Text string `json:"text"`
 }

@@ -7,10 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/retrieval/embedded"
+	"github.com/ponder-rlm/ponder/server"
 )
 
 // docsFolder copies the ingest fixtures (Markdown, PDF, HTML, text, Go)
@@ -168,5 +172,37 @@ func TestDocumentCommandsBadInput(t *testing.T) {
 				t.Fatalf("code %d, stderr %q, want a short error containing %q", r.code, r.stderr, tc.want)
 			}
 		})
+	}
+}
+
+// ingest_documents names an unnamed inline text by its content: a second
+// call with another text adds it beside the first (by position both were
+// text-1.txt, and the second replaced the first), and the same text again
+// is unchanged.
+func TestInlineTextsWithoutNamesKeepEachOther(t *testing.T) {
+	t.Parallel()
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := &docIngester{store: st, cfg: config.Default(), log: zerolog.Nop()}
+	ingestOne := func(text string) server.IngestResult {
+		t.Helper()
+		res, err := d.Ingest(t.Context(), server.IngestRequest{Collection: "notes", Texts: []server.IngestText{{Text: text}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := ingestOne("The pump in hall B is serviced every March.")
+	second := ingestOne("Badges are renewed at the front desk.")
+	again := ingestOne("The pump in hall B is serviced every March.")
+	if first.Added != 1 || second.Added != 1 || again.Unchanged != 1 || first.Documents[0].Source == second.Documents[0].Source {
+		t.Fatalf("first %+v, second %+v, again %+v", first, second, again)
+	}
+	info, err := st.Collection(t.Context(), "notes")
+	if err != nil || info.Documents != 2 {
+		t.Fatalf("%d documents in the collection (%v), want both texts", info.Documents, err)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -145,6 +147,15 @@ func serveStdio(ctx context.Context, cmd *cobra.Command, srv *server.Server, cfg
 	return nil
 }
 
+// inlineTextName names an unnamed inline text by its content: another text
+// never replaces it (a name by position, text-1.txt, was replaced by the
+// next call's first text), and sending the same text again leaves it
+// unchanged, as an idempotent tool should.
+func inlineTextName(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return "text-" + hex.EncodeToString(sum[:6]) + ".txt"
+}
+
 // docIngester adapts retrieval/ingest to the server's ingest_documents.
 type docIngester struct {
 	store retrieval.Store
@@ -189,10 +200,10 @@ func (d *docIngester) Ingest(ctx context.Context, req server.IngestRequest) (ser
 		}
 		add(sum, "")
 	}
-	for i, t := range req.Texts {
+	for _, t := range req.Texts {
 		name := strings.TrimSpace(t.Name)
 		if name == "" {
-			name = fmt.Sprintf("text-%d.txt", i+1)
+			name = inlineTextName(t.Text)
 		}
 		o := opts
 		o.StdinName = name
