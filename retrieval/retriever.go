@@ -59,6 +59,15 @@ func NewRetriever(store Store, o *RetrieverOptions) *Retriever {
 // Store returns the underlying store.
 func (r *Retriever) Store() Store { return r.store }
 
+// MissingCollection reports whether the store is known not to have the
+// collection name, so that a solve naming one that does not exist can be
+// refused before it starts; a store it cannot ask reports false (the run
+// then says what went wrong).
+func (r *Retriever) MissingCollection(ctx context.Context, name string) bool {
+	_, err := r.store.Collection(ctx, name)
+	return errors.Is(err, ErrNoCollection)
+}
+
 // SearchRequest is a search by text.
 type SearchRequest struct {
 	Query      string

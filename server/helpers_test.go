@@ -40,6 +40,8 @@ type envOptions struct {
 	opts   func(*Options)
 	calls  int64 // default budget of LLM calls
 	policy core.Policy
+	// retriever grounds solves (the engine's) and serves search_documents.
+	retriever core.Retriever
 }
 
 func newEnv(t testing.TB, eo envOptions) *env {
@@ -75,13 +77,14 @@ func newEnv(t testing.TB, eo envOptions) *env {
 	eng := core.NewEngine(policy, standard.Registry(), &core.EngineOptions{
 		Packs: standard.Packs, OnStart: st.Start, OnEnd: st.Finish,
 		DefaultLimits: core.Limits{LLMCalls: calls, WallTime: time.Minute}, Logger: zerolog.Nop(),
+		Retriever: eo.retriever,
 	})
 	cfg := config.Default().Server
 	cfg.RateLimit = 0
 	if eo.cfg != nil {
 		eo.cfg(&cfg)
 	}
-	o := Options{Engine: eng, Traces: st, Config: cfg, UpstreamModel: "ponder-sim", Models: models, Version: "test"}
+	o := Options{Engine: eng, Traces: st, Config: cfg, UpstreamModel: "ponder-sim", Models: models, Version: "test", Retriever: eo.retriever}
 	if eo.opts != nil {
 		eo.opts(&o)
 	}

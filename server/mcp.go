@@ -380,7 +380,7 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	if err != nil {
 		return toolError("solve: %v", err), nil
 	}
-	if err := s.engine.Validate(task); err != nil {
+	if err := s.validate(ctx, task); err != nil {
 		return toolError("solve: %v", err), nil
 	}
 	eng, policy, err := s.policyFor(ctx)

@@ -415,7 +415,7 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) (tasks []core.Task,
 		// a conversation that carries its own history.
 		base.Problem = problem
 	}
-	if err := s.engine.Validate(base); err != nil {
+	if err := s.validate(ctx, base); err != nil {
 		return nil, req, "", badRequest("ponder", "%v", err)
 	}
 	n := 1

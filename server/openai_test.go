@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/retrieval"
+	"github.com/ponder-rlm/ponder/retrieval/embedded"
 )
 
 func (e *env) openai() *openai.Client {
@@ -393,5 +396,31 @@ func TestModelCacheIgnoresAFetchItsCallerAbandoned(t *testing.T) {
 	}
 	if got := c.get(context.Background()); !slices.Equal(got, []string{"main", "other"}) {
 		t.Fatalf("next caller got %v, want the endpoint's list", got)
+	}
+}
+
+// A solve naming a collection that does not exist is refused before it
+// starts, as the caller's mistake (it was a failed search: 502), on both
+// endpoints; an existing one is searched.
+func TestSolveOnAMissingCollectionIsRefused(t *testing.T) {
+	t.Parallel()
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.EnsureCollection(t.Context(), retrieval.CollectionSpec{Name: "notes"}); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{retriever: retrieval.NewRetriever(st, nil)})
+	user := `"messages":[{"role":"user","content":"What is 2+2?"}]`
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot",`+user+`,"ponder":{"collection":"nope"}}`, 400)
+	if !strings.Contains(body, `collection \"nope\" does not exist`) {
+		t.Errorf("missing collection: %s", body)
+	}
+	postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot",`+user+`,"ponder":{"collection":"notes"}}`, 200)
+	r := result(t, e.rpc(t).call("solve", map[string]any{"problem": "What is 2+2?", "collection": "nope"}, nil))
+	if r["isError"] != true || !strings.Contains(toolText(r), `collection "nope" does not exist`) {
+		t.Errorf("MCP solve on a missing collection: %v", r)
 	}
 }

@@ -305,3 +305,25 @@ func (s *Server) problemTask(req solveArgs) (core.Task, error) {
 		Tools: req.Tools, Collection: req.Collection, Session: req.Session, Model: req.Model, Seed: req.Seed,
 	}, nil
 }
+
+// collectionFinder is a retriever that can tell a collection that does not
+// exist (retrieval.Retriever).
+type collectionFinder interface {
+	MissingCollection(ctx context.Context, name string) bool
+}
+
+// validate is the engine's check of a task, and that the collection it
+// names exists: a mistyped collection is the caller's mistake, refused
+// before the search starts, not a failed search.
+func (s *Server) validate(ctx context.Context, t core.Task) error {
+	if err := s.engine.Validate(t); err != nil {
+		return err
+	}
+	if t.Collection != "" {
+		if f, ok := s.opts.Retriever.(collectionFinder); ok && f.MissingCollection(ctx, t.Collection) {
+			return fmt.Errorf("%w: collection %q does not exist: ingest documents into it first (ingest_documents, or `ponder ingest --collection %s PATH`)",
+				core.ErrInvalidTask, t.Collection, t.Collection)
+		}
+	}
+	return nil
+}
