@@ -274,6 +274,20 @@ func finishOf(r core.StopReason) string {
 	return "stop"
 }
 
+// allFailed is the error of the last search when every search of a request
+// failed with nothing to show (and none of them failed to start, which is
+// reported on its own); "" otherwise.
+func allFailed(results []core.Result, errs []error) string {
+	var msg string
+	for i, res := range results {
+		if errs[i] != nil || res.Stopped != core.StopError || answerContent(res) != "" {
+			return ""
+		}
+		msg = res.Error
+	}
+	return msg
+}
+
 // answerContent is a choice's message content: the answer, or the last
 // step of the best path when no answer was extracted.
 func answerContent(res core.Result) string {
@@ -351,28 +365,24 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	s.rememberTurn(tasks[0].Session, question, results)
 	var choices []map[string]any
 	var meta []choiceTrace
-	failed := 0
-	var lastErr string
-	for i, res := range results {
-		if errs[i] != nil {
-			writeOpenAIError(w, http.StatusServiceUnavailable, "server_error", errs[i].Error())
+	for _, err := range errs {
+		if err != nil {
+			writeOpenAIError(w, http.StatusServiceUnavailable, "server_error", err.Error())
 			return
 		}
+	}
+	if msg := allFailed(results, errs); msg != "" {
+		writeOpenAIError(w, http.StatusBadGateway, "upstream_error", "the search failed: "+msg)
+		return
+	}
+	for i, res := range results {
 		content := answerContent(res)
-		if res.Stopped == core.StopError && content == "" {
-			failed++
-			lastErr = res.Error
-		}
 		msg := map[string]any{"role": "assistant", "content": content}
 		if rt := reasoningText(res); rt != "" {
 			msg["reasoning_content"] = rt
 		}
 		choices = append(choices, map[string]any{"index": i, "message": msg, "finish_reason": finishOf(res.Stopped), "logprobs": nil})
 		meta = append(meta, choiceTraceOf(i, res))
-	}
-	if failed == len(results) {
-		writeOpenAIError(w, http.StatusBadGateway, "upstream_error", "the search failed: "+lastErr)
-		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
@@ -528,6 +538,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 			defer wg.Done()
 			var answered bool
 			var lastStatus time.Time
+			var lastMessage string
 			emit := func(p progress, evs []core.Event, final bool) {
 				var b strings.Builder
 				for _, e := range evs {
@@ -535,9 +546,9 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 						fmt.Fprintf(&b, "• %s\n", text.Clip(text.OneLine(e.Node.Content), 300))
 					}
 				}
-				if time.Since(lastStatus) >= time.Second || (final && !answered) {
-					fmt.Fprintf(&b, "(%s)\n", p.message())
-					lastStatus = time.Now()
+				if msg := p.message(); msg != lastMessage && (time.Since(lastStatus) >= time.Second || (final && !answered)) {
+					fmt.Fprintf(&b, "(%s)\n", msg)
+					lastStatus, lastMessage = time.Now(), msg
 				}
 				if b.Len() > 0 {
 					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": b.String()}, nil)}, nil))
@@ -571,6 +582,12 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	<-hbExited
 	if ctx.Err() != nil {
 		return nil
+	}
+	// Every search failed: the request failed, as it does without
+	// streaming (502 there); the 200 is sent already, so an error event
+	// says it, which OpenAI's clients raise.
+	if msg := allFailed(results, errs); msg != "" {
+		sw.data(map[string]any{"error": map[string]any{"message": "the search failed: " + msg, "type": "upstream_error"}})
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		sw.data(chunk([]map[string]any{}, map[string]any{"usage": usageOf(results)}))

@@ -424,3 +424,26 @@ func TestSolveOnAMissingCollectionIsRefused(t *testing.T) {
 		t.Errorf("MCP solve on a missing collection: %v", r)
 	}
 }
+
+// When every search of a request fails (the LLM is down), the request
+// fails: 502 without streaming, and with streaming, whose 200 is sent
+// already, an error event before [DONE]; the last status line says the
+// search ended without an answer, once.
+func TestChatWhenEverySearchFails(t *testing.T) {
+	t.Parallel()
+	down := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, errors.New("connection refused")
+	})
+	e := newEnv(t, envOptions{policy: down})
+	req := `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]`
+	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 502); !strings.Contains(body, "connection refused") {
+		t.Errorf("without streaming: %s", body)
+	}
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`,"stream":true}`, 200)
+	if !strings.Contains(body, `"type":"upstream_error"`) || !strings.Contains(body, "connection refused") || !strings.HasSuffix(strings.TrimSpace(body), "data: [DONE]") {
+		t.Errorf("streaming: no error event before [DONE]:\n%s", body)
+	}
+	if strings.Contains(body, "answer chosen") || strings.Count(body, "search ended without an answer") != 1 {
+		t.Errorf("streaming: the status lines say an answer was chosen, or repeat:\n%s", body)
+	}
+}

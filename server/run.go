@@ -32,9 +32,12 @@ type progress struct {
 // message is the one-line human summary of p.
 func (p progress) message() string {
 	var b strings.Builder
-	if p.Ended {
+	switch {
+	case p.Ended && p.Answer != "":
 		b.WriteString("answer chosen: ")
-	} else {
+	case p.Ended:
+		b.WriteString("search ended without an answer: ")
+	default:
 		b.WriteString("searching: ")
 	}
 	fmt.Fprintf(&b, "%d nodes", p.Nodes)
