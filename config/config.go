@@ -449,6 +449,10 @@ func (c Config) Validate() error {
 	if c.LLM.Temperature < 0 || c.LLM.Temperature > 2 {
 		bad("llm.temperature (PONDER_LLM_TEMPERATURE): want 0 to 2, got %v", c.LLM.Temperature)
 	}
+	if c.Server.Token != "" && strings.TrimSpace(c.Server.Token) != c.Server.Token {
+		// Headers are read trimmed: such a token could never be matched.
+		bad("server.token (PONDER_TOKEN): white space at its ends, or a token of white space only, can never be sent back; remove it")
+	}
 	host, _, err := net.SplitHostPort(c.Server.Addr)
 	if err != nil {
 		bad("server.addr (--addr, PONDER_ADDR): want host:port such as 127.0.0.1:7800, got %q", c.Server.Addr)

@@ -70,6 +70,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"addr", func(c *config.Config) { c.Server.Addr = "7800" }, "server.addr"},
 		{"qdrant without url", func(c *config.Config) { c.Retrieval.Backend = "qdrant" }, "qdrant_url"},
 		{"budget", func(c *config.Config) { c.Search.BudgetCalls = -1 }, "budget_calls"},
+		{"token of white space", func(c *config.Config) { c.Server.Token = " " }, "server.token"},
+		{"token with a trailing newline", func(c *config.Config) { c.Server.Token = "secret\n" }, "server.token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
