@@ -357,12 +357,17 @@ func (s *Store) putDoc(ctx context.Context, collection string, d retrieval.Docum
 			return s.wrap(err, fmt.Sprintf("upsert %s (points %d-%d of %d)", d.Source, i, min(len(pts), i+s.o.BatchSize), len(pts)))
 		}
 	}
-	// The new version is complete: drop every other version's chunks.
+	// The new version is complete: drop every other chunk of the source,
+	// the other versions' and this version's past its last chunk (the same
+	// text cut again into fewer chunks: ids follow the ordinal, so the
+	// first ones were overwritten, the rest were not).
+	keep := &qc.Filter{Must: []*qc.Condition{match("doc_hash", d.Hash),
+		qc.NewRange("ordinal", &qc.Range{Lt: qc.PtrOf(float64(len(d.Chunks)))})}}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
 	_, err := s.c.Delete(cctx, &qc.DeletePoints{CollectionName: collection, Wait: qc.PtrOf(true),
 		Points: qc.NewPointsSelectorFilter(&qc.Filter{Must: []*qc.Condition{match("source", d.Source)},
-			MustNot: []*qc.Condition{match("doc_hash", d.Hash)}})})
+			MustNot: []*qc.Condition{qc.NewFilterAsCondition(keep)}})})
 	return s.wrap(err, "drop old chunks of "+d.Source)
 }
 

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) retrieval.Store) {
 		{"Collections", testCollections},
 		{"PutAndSearch", testPutAndSearch},
 		{"Replace", testReplace},
+		{"Recut", testRecut},
 		{"Delete", testDelete},
 		{"Filter", testFilter},
 		{"Dense", testDense},
@@ -207,6 +208,33 @@ func testReplace(t *testing.T, ctx context.Context, st retrieval.Store, coll str
 	}
 	if info, _ := st.Collection(ctx, coll); info.Documents != 3 || info.Chunks != 4 {
 		t.Fatalf("counts after replace: %+v", info)
+	}
+}
+
+// testRecut puts the same text again cut into fewer chunks (other chunk
+// settings): its version is the same, and the chunks past the new last one
+// must go too.
+func testRecut(t *testing.T, ctx context.Context, st retrieval.Store, coll string) {
+	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: coll}); err != nil {
+		t.Fatal(err)
+	}
+	parts := []string{"The admin console listens on port 7443 over TLS. ", "Metrics are exported on port 9100. ", "Logs go to syslog."}
+	three := doc("/docs/ports.md", parts...)
+	one := doc("/docs/ports.md", strings.Join(parts, ""))
+	if one.Hash != three.Hash {
+		t.Fatal("the test needs one text cut two ways")
+	}
+	mustPut(t, ctx, st, coll, three)
+	mustPut(t, ctx, st, coll, one)
+	if info, _ := st.Collection(ctx, coll); info.Documents != 1 || info.Chunks != 1 {
+		t.Fatalf("counts after the recut: %+v, want 1 document in 1 chunk", info)
+	}
+	docs, err := st.Documents(ctx, coll, []string{"/docs/ports.md"})
+	if err != nil || docs["/docs/ports.md"].Chunks != 1 {
+		t.Fatalf("Documents after the recut: %+v, %v", docs, err)
+	}
+	if hits := search(t, ctx, st, coll, retrieval.Query{Text: "syslog logs", K: 5}); len(hits) != 1 || !strings.Contains(hits[0].Text, "7443") {
+		t.Fatalf("search after the recut: %+v, want the one whole chunk", hits)
 	}
 }
 
