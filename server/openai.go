@@ -325,8 +325,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeOpenAIError(w, http.StatusRequestEntityTooLarge, "invalid_request_error",
-				fmt.Sprintf("request body is larger than %d bytes (server.max_body_bytes)", s.cfg.MaxBodyBytes))
+			writeOpenAIError(w, http.StatusRequestEntityTooLarge, "request_too_large",
+				fmt.Sprintf("request body is larger than the limit of %d bytes (server.max_body_bytes)", s.cfg.MaxBodyBytes))
 			return
 		}
 		writeOpenAIError(w, http.StatusBadRequest, "invalid_request_error", "could not read the request body: "+err.Error())

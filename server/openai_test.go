@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/retrieval"
@@ -445,5 +446,28 @@ func TestChatWhenEverySearchFails(t *testing.T) {
 	}
 	if strings.Contains(body, "answer chosen") || strings.Count(body, "search ended without an answer") != 1 {
 		t.Errorf("streaming: the status lines say an answer was chosen, or repeat:\n%s", body)
+	}
+}
+
+// A body over server.max_body_bytes gets the same 413 whether its size was
+// announced (Content-Length) or found while reading (chunked).
+func TestChatBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxBodyBytes = 1024 }})
+	big := `{"model":"cot","messages":[{"role":"user","content":"` + strings.Repeat("x", 4096) + `"}]}`
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(big)
+		if chunked {
+			body = io.MultiReader(strings.NewReader(big)) // no length known: sent chunked
+		}
+		resp, err := http.Post(e.ts.URL+"/v1/chat/completions", "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || !strings.Contains(string(b), `"type":"request_too_large"`) || !strings.Contains(string(b), "server.max_body_bytes") {
+			t.Errorf("chunked %v: %d %s", chunked, resp.StatusCode, b)
+		}
 	}
 }
