@@ -3,7 +3,6 @@ package strategy_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -15,18 +14,13 @@ import (
 )
 
 // Cases of issue 4's "bad input" that TestInvalidParametersAreRejectedBeforeAnyLLMCall
-// and TestUnknownEvaluatorsAndNestedStrategiesStopBeforeAnyLLMCall (search_test.go)
-// and TestDecomposeRejectsBadParametersBeforeAnyLLMCall do not cover: depths,
-// counts and ranges of every strategy, wrong types, unknown names, and more
-// malformed GoT graphs.
+// (search_test.go) and TestDecomposeRejectsBadParametersBeforeAnyLLMCall do
+// not cover: depths, counts and ranges of every strategy, wrong types,
+// unknown names, and more malformed GoT graphs.
 
 func TestEveryStrategyRejectsBadParametersBeforeAnyLLMCall(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		strategy string
-		params   core.Params
-		want     []string
-	}{
+	tests := []rejection{
 		// beam
 		{"beam", core.Params{"max_depth": 0}, []string{`"max_depth"`, "at least 1"}},
 		{"beam", core.Params{"passes": 0}, []string{`"passes"`}},
@@ -95,24 +89,7 @@ func TestEveryStrategyRejectsBadParametersBeforeAnyLLMCall(t *testing.T) {
 		{"react", core.Params{"max_steps": 0}, []string{`"max_steps"`}},
 		{"react", core.Params{"mode": "magic"}, []string{`"mode"`}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.strategy+" "+fmt.Sprint(tt.params), func(t *testing.T) {
-			t.Parallel()
-			pol := &meter{Policy: stepper("Score: 5")}
-			_, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: tt.strategy, Params: tt.params})
-			if !errors.Is(err, core.ErrInvalidTask) {
-				t.Fatalf("err = %v, want an invalid parameter", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %s", err, w)
-				}
-			}
-			if pol.calls.Load() != 0 {
-				t.Fatalf("%d LLM calls before the rejection", pol.calls.Load())
-			}
-		})
-	}
+	checkRejections(t, tests)
 }
 
 // Evaluators and nested strategies named in parameters are built when the

@@ -79,13 +79,42 @@ func stepper(reply string) core.Policy {
 	})
 }
 
+// rejection is parameters of a strategy that make a task invalid, and
+// what the error must say.
+type rejection struct {
+	strategy string
+	params   core.Params
+	want     []string
+}
+
+// checkRejections solves each case on Game of 24 with a policy that counts
+// its calls: each must be an invalid task, whose error says every want,
+// before any LLM call.
+func checkRejections(t *testing.T, cases []rejection) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.strategy+" "+fmt.Sprint(tt.params), func(t *testing.T) {
+			t.Parallel()
+			pol := &meter{Policy: stepper("Score: 5")}
+			_, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: tt.strategy, Params: tt.params})
+			if !errors.Is(err, core.ErrInvalidTask) {
+				t.Fatalf("err = %v, want an invalid task", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %s", err, w)
+				}
+			}
+			if pol.calls.Load() != 0 {
+				t.Fatalf("%d LLM calls before the rejection", pol.calls.Load())
+			}
+		})
+	}
+}
+
 func TestInvalidParametersAreRejectedBeforeAnyLLMCall(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		strategy string
-		params   core.Params
-		want     []string
-	}{
+	tests := []rejection{
 		{"beam", core.Params{"beam_width": -1}, []string{`"beam_width"`, "at least 1"}},
 		{"beam", core.Params{"expansions": 0}, []string{`"expansions"`}},
 		{"beam", core.Params{"aggregate": "max"}, []string{`"aggregate"`, "want one of"}},
@@ -113,24 +142,7 @@ func TestInvalidParametersAreRejectedBeforeAnyLLMCall(t *testing.T) {
 		{"got", core.Params{"graph": "operations: [{id: a, op: generate, n: 2}]"}, []string{`"graph"`}},
 		{"got", core.Params{"graph": "{{{"}, []string{`"graph"`, "not JSON or YAML"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.strategy+" "+fmt.Sprint(tt.params), func(t *testing.T) {
-			t.Parallel()
-			pol := &meter{Policy: stepper("Score: 5")}
-			_, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: tt.strategy, Params: tt.params})
-			if !errors.Is(err, core.ErrInvalidTask) {
-				t.Fatalf("err = %v, want an invalid task", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %s", err, w)
-				}
-			}
-			if pol.calls.Load() != 0 {
-				t.Fatalf("%d LLM calls before the rejection", pol.calls.Load())
-			}
-		})
-	}
+	checkRejections(t, tests)
 }
 
 // tree checks invariants of a finished search tree and returns its nodes.
