@@ -161,19 +161,28 @@ func (s *Server) instrument(name string, h mcpserver.ToolHandlerFunc) mcpserver.
 	}
 }
 
-// decodeArgs decodes a tool call's arguments strictly: unknown fields and
-// wrong types are errors naming the field.
-func decodeArgs(req mcp.CallToolRequest, v any) error {
+// rawArgs is a tool call's arguments as JSON; none (or null) is {}.
+func rawArgs(req mcp.CallToolRequest) ([]byte, error) {
 	raw := req.Params.RawArguments
 	if len(raw) == 0 {
 		b, err := json.Marshal(req.Params.Arguments)
 		if err != nil {
-			return fmt.Errorf("arguments: %w", err)
+			return nil, fmt.Errorf("bad arguments: %w", err)
 		}
 		raw = b
 	}
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 		raw = []byte("{}")
+	}
+	return raw, nil
+}
+
+// decodeArgs decodes a tool call's arguments strictly: unknown fields and
+// wrong types are errors naming the field.
+func decodeArgs(req mcp.CallToolRequest, v any) error {
+	raw, err := rawArgs(req)
+	if err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

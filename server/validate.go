@@ -52,16 +52,9 @@ func compileToolSchema(tool mcp.Tool) *jsonschema.Schema {
 }
 
 func validateToolArgs(sch *jsonschema.Schema, req mcp.CallToolRequest) error {
-	raw := req.Params.RawArguments
-	if len(raw) == 0 {
-		b, err := json.Marshal(req.Params.Arguments)
-		if err != nil {
-			return fmt.Errorf("bad arguments: %w", err)
-		}
-		raw = b
-	}
-	if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
-		raw = []byte("{}")
+	raw, err := rawArgs(req)
+	if err != nil {
+		return err
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
