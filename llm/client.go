@@ -29,6 +29,9 @@ type Options struct {
 	// Sleep waits d between attempts, returning early with ctx.Err() when
 	// ctx is done; nil means a real timer. Tests pass a fake.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// MaxResponseBytes bounds the body of one response; a longer one is
+	// an ErrLLMBadResponse. Zero means 64 MiB.
+	MaxResponseBytes int64
 }
 
 // Client is a core.Policy over an OpenAI-compatible endpoint. It is safe for
@@ -39,6 +42,8 @@ type Client struct {
 	url   string // BaseURL without credentials, for messages
 	log   zerolog.Logger
 	sleep func(ctx context.Context, d time.Duration) error
+	// maxBody bounds the body of one response.
+	maxBody int64
 
 	// noN is set once the endpoint rejected or ignored n > 1 (mode "auto").
 	noN atomic.Bool
@@ -83,7 +88,11 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = &transport{base: base}
+	maxBody := o.MaxResponseBytes
+	if maxBody <= 0 {
+		maxBody = defaultMaxResponseBytes
+	}
+	hc.Transport = &transport{base: base, max: maxBody}
 
 	oc := openai.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
@@ -94,11 +103,12 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 		sleep = sleepCtx
 	}
 	return &Client{
-		cfg:   cfg,
-		api:   openai.NewClientWithConfig(oc),
-		url:   strings.TrimRight(u.Redacted(), "/"),
-		log:   o.Logger,
-		sleep: sleep,
+		cfg:     cfg,
+		api:     openai.NewClientWithConfig(oc),
+		url:     strings.TrimRight(u.Redacted(), "/"),
+		log:     o.Logger,
+		sleep:   sleep,
+		maxBody: maxBody,
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -222,6 +223,32 @@ func TestComplete(t *testing.T) {
 			wantN:   []any{nil},
 		},
 		{
+			name:  "answer cut off is retried",
+			fake:  (&fakeLLM{}).push(reply{body: `{"id":"x","choices":[{"message":{"content":"par`, cut: true}),
+			reqs:  []core.CompletionRequest{{Messages: msgs}},
+			want:  completion(10, 3, "seed none sample 0"),
+			wantN: []any{nil, nil},
+			waits: 1,
+		},
+		{
+			// Not "the request is invalid": the 503 is retried.
+			name:  "error answer cut off is retried",
+			fake:  (&fakeLLM{}).push(reply{status: 503, body: `{"error":`, cut: true}),
+			reqs:  []core.CompletionRequest{{Messages: msgs}},
+			want:  completion(10, 3, "seed none sample 0"),
+			wantN: []any{nil, nil},
+			waits: 1,
+		},
+		{
+			name: "answer cut off until retries run out",
+			fake: (&fakeLLM{}).push(reply{body: `{"choices":[`, cut: true}, reply{body: `{"choices":[`, cut: true},
+				reply{body: `{"choices":[`, cut: true}, reply{body: `{"choices":[`, cut: true}),
+			reqs:    []core.CompletionRequest{{Messages: msgs}},
+			wantErr: core.ErrLLMUnavailable,
+			wantN:   []any{nil, nil, nil, nil},
+			waits:   3,
+		},
+		{
 			name:    "empty choices",
 			fake:    (&fakeLLM{}).push(reply{body: `{"id":"x","choices":[],"usage":{}}`}),
 			reqs:    []core.CompletionRequest{{Messages: msgs}},
@@ -362,6 +389,7 @@ func TestErrorMessages(t *testing.T) {
 		{"not found", reply{status: 404, body: `{"detail":"Not Found"}`}, []string{"/v1", "Not Found"}},
 		{"bad json", reply{body: "<html>"}, []string{"not valid json", "PONDER_LLM_BASE_URL"}},
 		{"server error", reply{status: 500, body: "line one\nline two"}, []string{"500", "line one line two"}},
+		{"cut off", reply{status: 200, body: `{"choices":[`, cut: true}, []string{"answered 200", "cut off", "unexpected EOF"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -651,6 +679,45 @@ func TestNew(t *testing.T) {
 				t.Errorf("error %v, want none", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Errorf("error %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestResponseTooLarge checks that a body past Options.MaxResponseBytes is
+// refused, not read into memory without end, and not asked for again.
+func TestResponseTooLarge(t *testing.T) {
+	t.Parallel()
+	ok := `{"id":"x","model":"test-model","choices":[{"message":{"content":"` + strings.Repeat("a", 500) +
+		`"},"finish_reason":"stop"}]}`
+	tests := []struct {
+		name    string
+		rep     reply
+		limit   int
+		wantErr error
+	}{
+		{"at the limit", reply{body: ok}, len(ok), nil},
+		{"past the limit", reply{body: ok}, len(ok) - 1, core.ErrLLMBadResponse},
+		{"error past the limit", reply{status: 500, body: strings.Repeat("x", 2000)}, 1000, core.ErrLLMBadResponse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := startFake(t, (&fakeLLM{}).push(tt.rep, tt.rep))
+			s := &sleeper{}
+			c := newClient(t, testConfig(f.URL()), &llm.Options{Sleep: s.Sleep, MaxResponseBytes: int64(tt.limit)})
+			got, err := c.Complete(context.Background(), core.CompletionRequest{Messages: user("hi")})
+			checkErr(t, err, tt.wantErr)
+			if err != nil {
+				want := fmt.Sprintf("larger than %d bytes (status %d)", tt.limit, max(tt.rep.status, 200))
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q: want it to say %q", err, want)
+				}
+			} else if len(got.Choices) != 1 || len(got.Choices[0].Text) != 500 {
+				t.Errorf("completion %+v, want one choice of 500 bytes", got)
+			}
+			if n := len(f.requests()); n != 1 {
+				t.Errorf("%d requests, want 1", n)
 			}
 		})
 	}

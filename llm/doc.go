@@ -5,10 +5,12 @@
 // A Client maps a core.CompletionRequest to one chat completion request, or
 // to several when the endpoint does not honour n (config.LLM.N "no", or
 // "auto" after the endpoint rejected or ignored n once). It retries 429, 5xx,
-// network errors and per-attempt timeouts with exponential backoff and full
-// jitter, honouring Retry-After, and classifies what it cannot recover from
-// with core's sentinels: core.ErrLLMAuth, core.ErrLLMUnavailable,
-// core.ErrLLMRateLimited and core.ErrLLMBadResponse. Cancelling the context
+// network errors (an answer cut off mid-body included) and per-attempt
+// timeouts with exponential backoff and full jitter, honouring Retry-After,
+// refuses answers larger than Options.MaxResponseBytes (64 MiB), and
+// classifies what it cannot recover from with core's sentinels:
+// core.ErrLLMAuth, core.ErrLLMUnavailable, core.ErrLLMRateLimited and
+// core.ErrLLMBadResponse. Cancelling the context
 // stops a call at once, backoff included.
 //
 // Usage:

@@ -38,6 +38,7 @@ type reply struct {
 	retryAfter string // Retry-After header
 	body       string // raw body sent as is (with status, or 200)
 	hang       bool   // answer only after the client gave up (or 10s)
+	cut        bool   // promise more body than is sent, then close
 	toolCall   *openai.ToolCall
 }
 
@@ -116,6 +117,9 @@ func (f *fakeLLM) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	if rep.body != "" || rep.status != 0 {
 		w.Header().Set("Content-Type", "application/json")
+		if rep.cut {
+			w.Header().Set("Content-Length", fmt.Sprint(len(rep.body)+100))
+		}
 		w.WriteHeader(max(rep.status, http.StatusOK))
 		io.WriteString(w, rep.body)
 		return

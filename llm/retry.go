@@ -26,7 +26,15 @@ const (
 	backoffBase   = 500 * time.Millisecond
 	backoffCap    = 30 * time.Second
 	maxRetryAfter = 5 * time.Minute // longer Retry-After values are cut to this
+
+	// defaultMaxResponseBytes bounds the body of one response, so that a
+	// broken or hostile server cannot exhaust memory; n=64 samples of 8k
+	// tokens with logprobs take well under half of it.
+	defaultMaxResponseBytes = 64 << 20
 )
+
+// errTooLarge is the error a response body gives past its limit.
+var errTooLarge = errors.New("response body too large")
 
 // attempt is what one try learns from the transport: go-openai's errors do
 // not carry response headers, so the transport records them here. It also
@@ -36,13 +44,20 @@ type attempt struct {
 	status        int
 	retryAfter    time.Duration
 	hasRetryAfter bool
+	// bodyErr is the first error reading the response body gave other than
+	// io.EOF: the connection broke mid-answer, or errTooLarge.
+	bodyErr error
 }
 
 type attemptKey struct{}
 
 // transport records the status and Retry-After of each response in the
-// request's attempt, and applies the attempt's body patch.
-type transport struct{ base http.RoundTripper }
+// request's attempt, applies the attempt's body patch, and bounds the
+// response body to max bytes.
+type transport struct {
+	base http.RoundTripper
+	max  int64
+}
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	a, _ := req.Context().Value(attemptKey{}).(*attempt)
@@ -62,8 +77,48 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	a.status = resp.StatusCode
 	a.retryAfter, a.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	resp.Body = &body{rc: resp.Body, a: a, left: t.max}
 	return resp, nil
 }
+
+// body is a response body that gives errTooLarge past its limit and
+// records read errors in its attempt.
+type body struct {
+	rc   io.ReadCloser
+	a    *attempt
+	left int64
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.left <= 0 {
+		// At the limit: the body may end here; one more byte says it does not.
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n == 0 && err != nil {
+			return 0, b.fail(err)
+		}
+		return 0, b.fail(errTooLarge)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, b.fail(err)
+}
+
+// fail records err unless it is nil or io.EOF, and returns it.
+func (b *body) fail(err error) error {
+	if err != nil && err != io.EOF && b.a.bodyErr == nil {
+		b.a.bodyErr = err
+	}
+	return err
+}
+
+func (b *body) Close() error { return b.rc.Close() }
 
 // patchBody returns a copy of req whose JSON object body has the fields of
 // patch set.
@@ -181,6 +236,18 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		return true, newError(core.ErrLLMUnavailable, nil,
 			"%s did not answer within %s (%s): raise PONDER_LLM_TIMEOUT or check the server's load",
 			c.url, c.cfg.Timeout, plural(attempts, "attempt"))
+	}
+	if errors.Is(a.bodyErr, errTooLarge) {
+		return false, newError(core.ErrLLMBadResponse, nil,
+			"%s sent an answer larger than %s (status %d): check the server's logs, PONDER_LLM_MAX_TOKENS and that PONDER_LLM_BASE_URL points at an openai-compatible api",
+			c.url, byteSize(c.maxBody), a.status)
+	}
+	if a.bodyErr != nil {
+		// The connection broke mid-answer (a short body, a reset): the
+		// answer is lost, not malformed, and another try may get it.
+		return true, newError(core.ErrLLMUnavailable, err,
+			"%s answered %d but the answer was cut off (%s, %s): check the server's logs and the network",
+			c.url, a.status, c.clean(a.bodyErr.Error()), plural(attempts, "attempt"))
 	}
 	if status, msg, ok := httpError(err); ok {
 		if status == 0 {
@@ -309,6 +376,14 @@ func (c *Client) detail(s string) string {
 		return ""
 	}
 	return " (" + s + ")"
+}
+
+// byteSize writes n bytes in MiB when it is a whole number of them.
+func byteSize(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	}
+	return plural(int(n), "byte")
 }
 
 func plural(n int, word string) string {
