@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,8 +39,21 @@ type Summary struct {
 	Session  string          `json:"session,omitempty"`
 }
 
-// ErrNotFound is returned for unknown trace ids.
+// ErrNotFound is returned for unknown trace ids, and for runs whose trace
+// was not kept (its file could not be written, or is damaged).
 var ErrNotFound = errors.New("trace not found")
+
+// ErrDamaged is returned (with ErrNotFound) for a trace whose file is there
+// but cannot be read as a trace.
+var ErrDamaged = errors.New("trace file damaged")
+
+// maxUnsaved bounds the runs remembered as not saved (SaveError).
+const maxUnsaved = 256
+
+// staleAfter is how old a temporary trace file or a summary without its
+// trace must be before a scan removes it: younger ones may belong to a
+// write in progress in another process.
+const staleAfter = time.Hour
 
 var validID = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
@@ -61,9 +75,17 @@ type Store struct {
 	// subscribers are told when a run starts or finishes (runs lists).
 	changed chan struct{}
 	// scanned is the directory's modification time at the last scan; bad
-	// are files that are not traces, not to be read again.
+	// are files that are not traces (and why), not to be read again while
+	// they are there.
 	scanned time.Time
-	bad     map[string]bool
+	bad     map[string]error
+	// dirErr is why dir could not be created: nothing is written, and every
+	// finished run says so (SaveError).
+	dirErr error
+	// unsaved are finished runs whose trace could not be written, and why;
+	// unsavedOrder is their order, oldest first, bounded by maxUnsaved.
+	unsaved      map[string]error
+	unsavedOrder []string
 }
 
 // Options configure a Store.
@@ -74,11 +96,14 @@ type Options struct {
 // Open returns a store writing finished traces under dir (created if
 // missing) and keeping the newest keep of them (keep <= 0: 200). With dir
 // "" nothing is written: finished runs stay listed but Get fails for them.
+// A dir that does not exist and cannot be created (a read-only disk) is no
+// error: runs still run, nothing is kept, and SaveError says why.
 func Open(dir string, keep int, opts *Options) (*Store, error) {
 	if keep <= 0 {
 		keep = 200
 	}
-	s := &Store{dir: dir, keep: keep, live: map[string]*live{}, finished: map[string]Summary{}, bad: map[string]bool{}, changed: make(chan struct{})}
+	s := &Store{dir: dir, keep: keep, live: map[string]*live{}, finished: map[string]Summary{}, bad: map[string]error{},
+		unsaved: map[string]error{}, changed: make(chan struct{})}
 	if opts != nil {
 		s.log = opts.Logger
 	} else {
@@ -88,7 +113,12 @@ func Open(dir string, keep int, opts *Options) (*Store, error) {
 		return s, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("trace store %s: %w", dir, err)
+		if _, serr := os.Stat(dir); !errors.Is(serr, os.ErrNotExist) {
+			return nil, fmt.Errorf("trace store %s: %w", dir, err)
+		}
+		s.dirErr = fmt.Errorf("trace store %s: %w", dir, err)
+		s.log.Warn().Err(s.dirErr).Msg("traces will not be kept")
+		return s, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,7 +136,7 @@ func summaryFile(dir, id string) string { return filepath.Join(dir, id+".summary
 // refreshLocked rescans the directory when it changed since the last scan:
 // runs finished by other processes (`ponder solve`, `ponder eval`) appear.
 func (s *Store) refreshLocked() {
-	if s.dir == "" {
+	if s.dir == "" || s.dirErr != nil {
 		return
 	}
 	st, err := os.Stat(s.dir)
@@ -118,7 +148,8 @@ func (s *Store) refreshLocked() {
 	}
 }
 
-// scanLocked adds the runs on disk that the store does not know yet.
+// scanLocked adds the runs on disk that the store does not know yet and
+// forgets those whose files are gone (another process evicted them).
 func (s *Store) scanLocked() error {
 	st, err := os.Stat(s.dir)
 	if err != nil {
@@ -129,9 +160,26 @@ func (s *Store) scanLocked() error {
 		return fmt.Errorf("trace store %s: %w", s.dir, err)
 	}
 	s.scanned = st.ModTime()
+	present := map[string]bool{}
 	for _, e := range entries {
+		if id, ok := traceFileID(e.Name()); ok {
+			present[id] = true
+		}
+	}
+	for id := range s.finished {
+		if !present[id] {
+			delete(s.finished, id)
+		}
+	}
+	for id := range s.bad {
+		if !present[id] {
+			delete(s.bad, id)
+		}
+	}
+	for _, e := range entries {
+		s.removeStale(e, present)
 		id, ok := traceFileID(e.Name())
-		if !ok || s.bad[id] {
+		if !ok || s.bad[id] != nil {
 			continue
 		}
 		if _, known := s.finished[id]; known {
@@ -150,7 +198,7 @@ func (s *Store) scanLocked() error {
 		t, err := ReadFile(filepath.Join(s.dir, e.Name()))
 		if err != nil {
 			s.log.Warn().Str("file", e.Name()).Err(err).Msg("skipping unreadable trace")
-			s.bad[id] = true
+			s.bad[id] = err
 			continue
 		}
 		sum := summarize(t, "")
@@ -158,6 +206,23 @@ func (s *Store) scanLocked() error {
 		s.writeSummary(sum)
 	}
 	return nil
+}
+
+// removeStale removes a temporary file left by a write that never ended
+// (the process was killed) and a summary whose trace is gone, once they are
+// old enough not to belong to a write in progress.
+func (s *Store) removeStale(e os.DirEntry, present map[string]bool) {
+	name := e.Name()
+	stale := strings.HasPrefix(name, ".trace-")
+	if id, ok := strings.CutSuffix(name, ".summary"); ok && validID.MatchString(id) && !present[id] {
+		stale = true
+	}
+	if !stale {
+		return
+	}
+	if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAfter {
+		_ = os.Remove(filepath.Join(s.dir, name))
+	}
 }
 
 func (s *Store) writeSummary(sum Summary) {
@@ -194,10 +259,18 @@ func (s *Store) Start(id string, task core.Task, tr *core.Tracer) {
 // atomically, then the oldest beyond the limit are removed. The run stays
 // live until its file is written, so readers told of the change (Changed)
 // always find it.
+//
+// A trace that cannot be written (a full or read-only disk) is not listed
+// and evicts nothing: the runs kept stay kept, and SaveError says why.
 func (s *Store) Finish(t *core.Trace) {
+	var saveErr error
 	if s.dir != "" {
-		if err := WriteFile(filepath.Join(s.dir, t.ID+".json"), t); err != nil {
-			s.log.Error().Err(err).Str("trace", t.ID).Msg("trace not saved")
+		saveErr = s.dirErr
+		if saveErr == nil {
+			saveErr = WriteFile(filepath.Join(s.dir, t.ID+".json"), t)
+		}
+		if saveErr != nil {
+			s.log.Error().Err(saveErr).Str("trace", t.ID).Msg("trace not saved")
 		}
 	}
 	s.mu.Lock()
@@ -206,6 +279,17 @@ func (s *Store) Finish(t *core.Trace) {
 		session = l.task.Session
 	}
 	delete(s.live, t.ID)
+	if saveErr != nil {
+		s.unsaved[t.ID] = saveErr
+		s.unsavedOrder = append(s.unsavedOrder, t.ID)
+		if len(s.unsavedOrder) > maxUnsaved {
+			delete(s.unsaved, s.unsavedOrder[0])
+			s.unsavedOrder = s.unsavedOrder[1:]
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+		return
+	}
 	sum := summarize(t, session)
 	s.finished[t.ID] = sum
 	evict := s.evictLocked()
@@ -275,6 +359,14 @@ func (s *Store) List() []Summary {
 	return out
 }
 
+// SaveError says why a finished run's trace was not kept (nil when it was,
+// or when the store does not know the run).
+func (s *Store) SaveError(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsaved[id]
+}
+
 // Live returns the tracer of a running run.
 func (s *Store) Live(id string) (*core.Tracer, bool) {
 	s.mu.Lock()
@@ -296,6 +388,7 @@ func (s *Store) Get(id string) (*core.Trace, error) {
 	s.refreshLocked()
 	l, isLive := s.live[id]
 	_, isDone := s.finished[id]
+	unsaved, damaged := s.unsaved[id], s.bad[id]
 	s.mu.Unlock()
 	if isLive {
 		evs := l.tracer.Since(0)
@@ -307,10 +400,27 @@ func (s *Store) Get(id string) (*core.Trace, error) {
 			Strategy: l.task.Strategy, Params: l.task.Params, Limits: l.task.Limits, Started: l.sum.Started,
 			Status: core.StopRunning, Structure: st, Events: evs}, nil
 	}
-	if !isDone || s.dir == "" {
+	switch {
+	case unsaved != nil:
+		return nil, fmt.Errorf("%w: %s was not saved: %v", ErrNotFound, id, unsaved)
+	case damaged != nil:
+		return nil, fmt.Errorf("%w: %w", ErrNotFound, damaged)
+	case !isDone || s.dir == "":
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return ReadFile(filepath.Join(s.dir, id+".json"))
+	t, err := ReadFile(filepath.Join(s.dir, id+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		s.forget(id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id) // evicted meanwhile
+	}
+	return t, err
+}
+
+// forget drops a finished run whose file is gone.
+func (s *Store) forget(id string) {
+	s.mu.Lock()
+	delete(s.finished, id)
+	s.mu.Unlock()
 }
 
 // Raw returns the stored JSON document of a finished trace as written, for
@@ -329,6 +439,7 @@ func (s *Store) Raw(id string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
 	if errors.Is(err, os.ErrNotExist) {
+		s.forget(id)
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id) // evicted meanwhile
 	}
 	if err != nil {
@@ -346,10 +457,10 @@ func ReadFile(path string) (*core.Trace, error) {
 	}
 	var t core.Trace
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("read trace %s: not a Ponder trace: %v", path, err)
+		return nil, fmt.Errorf("read trace %s: %w: not a Ponder trace: %v", path, ErrDamaged, err)
 	}
 	if t.Schema != core.TraceSchema {
-		return nil, fmt.Errorf("read trace %s: schema %q, want %q", path, t.Schema, core.TraceSchema)
+		return nil, fmt.Errorf("read trace %s: %w: schema %q, want %q", path, ErrDamaged, t.Schema, core.TraceSchema)
 	}
 	return &t, nil
 }

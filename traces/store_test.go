@@ -3,8 +3,10 @@ package traces_test
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +177,157 @@ func TestStoreListsALiveRunsNodes(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A server's store forgets the runs another process (ponder solve, keeping
+// fewer) evicted: they leave its list, and asking for one is "not found",
+// not an unreadable file.
+func TestStoreForgetsRunsEvictedElsewhere(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	server, err := traces.Open(dir, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := solveInto(t, server, "kept by the server").TraceID
+	other, err := traces.Open(dir, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // directory times have a granularity
+	newest := solveInto(t, other, "evicts the server's run").TraceID
+	if _, err := os.Stat(filepath.Join(dir, old+".json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the other store did not evict %s: %v", old, err)
+	}
+	if _, err := server.Get(old); !errors.Is(err, traces.ErrNotFound) {
+		t.Fatalf("Get(evicted) = %v, want ErrNotFound", err)
+	}
+	list := server.List()
+	if len(list) != 1 || list[0].ID != newest {
+		t.Fatalf("server lists %+v, want only %s", list, newest)
+	}
+}
+
+// A trace that cannot be written is not listed, leaves no summary behind,
+// evicts none of the traces kept, and the store says why it was not kept.
+func TestStoreUnsavedTraceKeepsTheOthers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := traces.Open(dir, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := solveInto(t, st, "saved").TraceID
+	// A trace that cannot be encoded fails to write as a full disk does.
+	bad := &core.Trace{Schema: core.TraceSchema, ID: core.NewTraceID(), Problem: "p", Started: time.Now(),
+		Usage: core.Usage{WallMS: math.NaN()}}
+	st.Finish(bad)
+	if err := st.SaveError(bad.ID); err == nil {
+		t.Fatal("SaveError is nil for a trace that was not written")
+	}
+	if st.SaveError(kept) != nil {
+		t.Fatal("SaveError set for a saved trace")
+	}
+	if list := st.List(); len(list) != 1 || list[0].ID != kept {
+		t.Fatalf("list %+v, want only the saved run %s", list, kept)
+	}
+	if _, err := st.Get(kept); err != nil {
+		t.Fatalf("the saved trace was evicted by one that was not saved: %v", err)
+	}
+	if _, err := st.Get(bad.ID); !errors.Is(err, traces.ErrNotFound) || !strings.Contains(err.Error(), "not saved") {
+		t.Fatalf("Get(unsaved) = %v, want not found, saying it was not saved", err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) != 2 {
+		t.Fatalf("files %v, want the saved trace and its summary", files)
+	}
+
+	// A store whose directory disappeared says so too, and writes no summary.
+	gone := filepath.Join(t.TempDir(), "traces")
+	st2, err := traces.Open(gone, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	id := solveInto(t, st2, "nowhere to go").TraceID
+	if err := st2.SaveError(id); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("SaveError = %v, want the write's error", err)
+	}
+}
+
+// A data directory that cannot be created (a read-only disk) does not stop
+// runs: they run, and each says it was not kept.
+func TestStoreOnAnUncreatableDirectoryStillRuns(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("needs /proc: a directory nobody can create in")
+	}
+	st, err := traces.Open("/proc/ponder-no-such-dir/traces", 10, nil)
+	if err != nil {
+		t.Fatalf("Open: %v, want a store that keeps nothing", err)
+	}
+	res := solveInto(t, st, "still answers")
+	if res.Answer != "7" {
+		t.Fatalf("answer %q", res.Answer)
+	}
+	if err := st.SaveError(res.TraceID); err == nil || !strings.Contains(err.Error(), "/proc/ponder-no-such-dir") {
+		t.Fatalf("SaveError = %v, want why the directory could not be made", err)
+	}
+	// An existing directory that cannot be read is still an error.
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := traces.Open(filepath.Join(f, "traces"), 10, nil); err == nil {
+		t.Fatal("Open under a regular file succeeded")
+	}
+}
+
+// Leftovers of writes that never ended (a killed process) are removed once
+// they are old; young ones may be another process's write in progress.
+func TestStoreRemovesStaleLeftovers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * time.Hour)
+	for _, name := range []string{".trace-123", "0123456789abcdef.summary", ".trace-456", "fedcba9876543210.summary"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if name == ".trace-123" || name == "0123456789abcdef.summary" {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := traces.Open(dir, 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if len(left) != 2 || left[0] != ".trace-456" || left[1] != "fedcba9876543210.summary" {
+		t.Fatalf("left %v, want only the young leftovers", left)
+	}
+}
+
+// A damaged trace file is reported as damaged, not as missing.
+func TestStoreGetSaysATraceIsDamaged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "0123456789abcdef.json"), []byte(`{"schema":"ponder.tr`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := traces.Open(dir, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get("0123456789abcdef"); !errors.Is(err, traces.ErrDamaged) {
+		t.Fatalf("Get = %v, want ErrDamaged", err)
 	}
 }
