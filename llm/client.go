@@ -65,6 +65,12 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("llm base url is not an http(s) url: set PONDER_LLM_BASE_URL or --llm-url to one such as http://127.0.0.1:8000/v1")
 	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		// The paths (/chat/completions) are appended to the base url, so a
+		// query or fragment would swallow them; it may also hold a key,
+		// which every error message names the url would then show.
+		return nil, errors.New("llm base url has a query or fragment (?... or #...): set PONDER_LLM_BASE_URL or --llm-url to the api prefix alone, such as http://127.0.0.1:8000/v1, and the key in PONDER_LLM_API_KEY")
+	}
 	switch cfg.N {
 	case "":
 		cfg.N = "auto"

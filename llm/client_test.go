@@ -666,6 +666,9 @@ func TestNew(t *testing.T) {
 		{"no url", config.LLM{}, "PONDER_LLM_BASE_URL"},
 		{"bad scheme", config.LLM{BaseURL: "ftp://x/v1"}, "--llm-url"},
 		{"no host", config.LLM{BaseURL: "http:///v1"}, "PONDER_LLM_BASE_URL"},
+		{"query", config.LLM{BaseURL: "http://x/v1?api-key=sk-1"}, "query or fragment"},
+		{"empty query", config.LLM{BaseURL: "http://x/v1?"}, "query or fragment"},
+		{"fragment", config.LLM{BaseURL: "http://x/v1#a"}, "query or fragment"},
 		{"bad n", config.LLM{BaseURL: "http://x/v1", N: "maybe"}, "PONDER_LLM_N"},
 		{"bad retries", config.LLM{BaseURL: "http://x/v1", MaxRetries: -1}, "PONDER_LLM_MAX_RETRIES"},
 		{"bad timeout", config.LLM{BaseURL: "http://x/v1", Timeout: -time.Second}, "PONDER_LLM_TIMEOUT"},
@@ -679,6 +682,8 @@ func TestNew(t *testing.T) {
 				t.Errorf("error %v, want none", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Errorf("error %v, want one naming %s", err, tt.want)
+			case err != nil && strings.Contains(err.Error(), "sk-1"):
+				t.Errorf("error %v shows the url's secret", err)
 			}
 		})
 	}
