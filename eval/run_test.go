@@ -462,3 +462,29 @@ func TestRunGradesEachDistinctAnswerOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A search whose LLM calls all failed is an error whatever stop reason its
+// strategy gives: MCTS and beam search, whose parallel expansions hold
+// budget while they wait, used to end "budget" with no answer and no call
+// spent, and be graded wrong.
+func TestLLMDownIsAnErrorForEveryStrategy(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, simtest.Start(t, sim.Options{Seed: 1, Rate500: 1}))
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Limit, o.Budgets = 2, []int64{5}
+	o.Strategies = []string{"mcts", "beam", "tot-bfs", "tot-dfs", "got", "refine", "decompose"}
+	sum, err := Run(context.Background(), eng, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range readAll(t, out) {
+		if r.Status != StatusError || !strings.Contains(r.Error, "500") {
+			t.Errorf("record %s: status %s, stopped %s, error %q, %d calls; want an error naming the LLM failure",
+				r.Key, r.Status, r.Stopped, r.Error, r.Usage.LLMCalls)
+		}
+	}
+	if sum.Errors != sum.Ran || sum.Ran != 14 {
+		t.Errorf("summary %+v; want 14 errors", sum)
+	}
+}
