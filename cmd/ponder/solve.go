@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ type solveOutput struct {
 	Error         string          `json:"error,omitempty"`
 	TraceID       string          `json:"trace_id"`
 	TraceFile     string          `json:"trace_file,omitempty"`
+	// TraceError says why the trace was not kept in the data directory or
+	// not written to --trace FILE (a full or read-only disk).
+	TraceError string `json:"trace_error,omitempty"`
 }
 
 type solveStep struct {
@@ -104,6 +108,24 @@ func parseParams(kvs []string) (core.Params, error) {
 	return p, nil
 }
 
+// maxProblemBytes bounds a problem read from stdin.
+const maxProblemBytes = 1 << 20
+
+// checkTraceFile tells before a search whether --trace FILE can be written,
+// so a typo does not cost a search's calls.
+func checkTraceFile(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return usageError("--trace %s is a directory: name a file", path)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".trace-*")
+	if err != nil {
+		return usageError("--trace %s cannot be written: %v", path, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
 func readProblem(cmd *cobra.Command, args []string) (string, error) {
 	if len(args) > 0 {
 		return strings.Join(args, " "), nil
@@ -114,9 +136,12 @@ func readProblem(cmd *cobra.Command, args []string) (string, error) {
 			return "", usageError("no problem given: pass it as an argument or on stdin")
 		}
 	}
-	b, err := io.ReadAll(io.LimitReader(in, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(in, maxProblemBytes+1))
 	if err != nil {
 		return "", fmt.Errorf("read problem from stdin: %w", err)
+	}
+	if len(b) > maxProblemBytes {
+		return "", usageError("the problem on stdin is longer than %d bytes", maxProblemBytes)
 	}
 	return string(b), nil
 }
@@ -146,6 +171,11 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	}
 	if fl.Changed("timeout") && f.timeout <= 0 {
 		return usageError("--timeout must be positive, got %s", f.timeout)
+	}
+	if f.traceFile != "" {
+		if err := checkTraceFile(f.traceFile); err != nil {
+			return err
+		}
 	}
 	log := newLogger(cfg.Log, cmd.ErrOrStderr())
 	cfg.Server.RecordPrompt = cfg.Server.RecordPrompt || f.traceFile != ""
@@ -180,15 +210,28 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	if err != nil {
 		return exitError{code: 2, err: err}
 	}
-	if f.traceFile != "" {
-		if err := traces.WriteFile(f.traceFile, res.Trace); err != nil {
-			return err
-		}
-	}
 	out := solveOutput{
 		Answer: res.Answer, Strategy: res.Strategy, Pack: pack, Score: res.Score, Usage: res.Usage,
 		StoppedReason: res.Stopped, Error: res.Error, TraceID: res.TraceID, TraceFile: f.traceFile,
 		BestPath: []solveStep{},
+	}
+	// A trace that cannot be kept does not cost the answer: it is printed,
+	// saying what was not kept.
+	var traceErrs []string
+	if a.traces != nil {
+		if err := a.traces.SaveError(res.TraceID); err != nil {
+			traceErrs = append(traceErrs, "not kept in the data directory: "+err.Error())
+		}
+	}
+	var fileErr error
+	if f.traceFile != "" {
+		if fileErr = traces.WriteFile(f.traceFile, res.Trace); fileErr != nil {
+			out.TraceFile = ""
+			traceErrs = append(traceErrs, "not written to "+f.traceFile+": "+fileErr.Error())
+		}
+	}
+	if len(traceErrs) > 0 {
+		out.TraceError = "trace " + strings.Join(traceErrs, "; ")
 	}
 	for _, n := range res.BestPath {
 		if n.Kind == core.KindProblem {
@@ -208,6 +251,9 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	} else {
 		printHuman(w, cmd.ErrOrStderr(), out)
 	}
+	if fileErr != nil {
+		return fmt.Errorf("--trace %s: %w (the answer was printed)", f.traceFile, fileErr)
+	}
 	return solveExit(res)
 }
 
@@ -225,6 +271,9 @@ func printHuman(w, ew io.Writer, out solveOutput) {
 		out.Usage.WallMS, out.TraceID)
 	if out.Error != "" && out.StoppedReason != core.StopDone {
 		fmt.Fprintln(ew, "note: "+out.Error)
+	}
+	if out.TraceError != "" {
+		fmt.Fprintln(ew, "note: "+out.TraceError)
 	}
 }
 

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// countingLLM answers every chat completion with okCompletion, running
+// before (when set) first, and counts the calls.
+func countingLLM(t *testing.T, before func()) (string, *atomic.Int64) {
+	t.Helper()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if before != nil {
+			before()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, okCompletion)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v1", &calls
+}
+
+// A --trace FILE that cannot be written is refused before the search
+// spends a call.
+func TestSolveTraceFileCheckedBeforeTheSearch(t *testing.T) {
+	t.Parallel()
+	url, calls := countingLLM(t, nil)
+	dir := t.TempDir()
+	for _, tt := range []struct{ path, want string }{
+		{dir, "is a directory"},
+		{filepath.Join(dir, "no", "such", "dir", "t.json"), "cannot be written"},
+	} {
+		r := runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url}, "solve", "--trace", tt.path, "What is 6 times 7?")
+		if r.code != 2 || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("--trace %s: exit %d, stderr %q; want 2 and %q", tt.path, r.code, r.stderr, tt.want)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d LLM calls made for a trace file that cannot be written", n)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".trace-*")); len(left) != 0 {
+		t.Fatalf("check left %v behind", left)
+	}
+}
+
+// When the trace cannot be kept (the disk filled or went away during the
+// search), the answer is still printed and the output says what was lost.
+func TestSolveAnswersWhenTheTraceCannotBeKept(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	url, _ := countingLLM(t, func() { os.RemoveAll(dir) })
+	r := runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url}, "solve", "--json", "--trace", filepath.Join(dir, "t.json"), "What is 6 times 7?")
+	var out solveOutput
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("no JSON answer (exit %d): %v\nstdout %s\nstderr %s", r.code, err, r.stdout, r.stderr)
+	}
+	if out.Answer != "42" || out.TraceFile != "" || !strings.Contains(out.TraceError, "not written to") {
+		t.Fatalf("output %+v: want the answer, no trace_file and a trace_error", out)
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, "the answer was printed") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// A data directory that cannot be created: the run answers and says
+	// its trace was not kept.
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("needs /proc")
+	}
+	r = runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url, "PONDER_DATA_DIR=/proc/ponder-no-such-dir"}, "solve", "--json", "What is 6 times 7?")
+	out = solveOutput{}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 {
+		t.Fatalf("exit %d, %v\nstdout %s\nstderr %s", r.code, err, r.stdout, r.stderr)
+	}
+	if out.Answer != "42" || !strings.Contains(out.TraceError, "not kept in the data directory") {
+		t.Fatalf("output %+v: want the answer and a trace_error", out)
+	}
+}
+
+// A problem on stdin longer than the limit is refused, not cut short.
+func TestSolveRefusesAnOverlongProblemOnStdin(t *testing.T) {
+	t.Parallel()
+	url, calls := countingLLM(t, nil)
+	r := runPonder(t, "What is 6 times 7? "+strings.Repeat("x", maxProblemBytes), []string{"PONDER_LLM_BASE_URL=" + url}, "solve")
+	if r.code != 2 || !strings.Contains(r.stderr, "longer than") || calls.Load() != 0 {
+		t.Fatalf("exit %d, %d calls, stderr %q", r.code, calls.Load(), r.stderr)
+	}
+}
