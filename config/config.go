@@ -298,6 +298,11 @@ func durationsIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]durationEdi
 		return nil
 	}
 	if t == durationType {
+		if n.Kind == yamlv3.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") && n.Value != "0" {
+			// A bare number would be read as nanoseconds: "timeout: 30"
+			// would time out every request.
+			return fmt.Errorf("%s: want a duration with its unit like 30s or 10m, got the bare number %s", at, n.Value)
+		}
 		if n.Kind != yamlv3.ScalarNode || n.Tag != "!!str" {
 			return nil
 		}
@@ -474,6 +479,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		bad("server.shutdown_timeout (PONDER_SHUTDOWN_TIMEOUT): want a positive duration, got %s", c.Server.ShutdownTimeout)
+	}
+	if c.Server.TracesKept < 1 {
+		bad("server.traces_kept (PONDER_TRACES_KEPT): want at least 1, got %d", c.Server.TracesKept)
 	}
 	if c.Search.BudgetCalls < 0 {
 		bad("search.budget_calls (--budget-calls, PONDER_BUDGET_CALLS): want a positive number, got %d", c.Search.BudgetCalls)

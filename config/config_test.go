@@ -72,6 +72,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"budget", func(c *config.Config) { c.Search.BudgetCalls = -1 }, "budget_calls"},
 		{"token of white space", func(c *config.Config) { c.Server.Token = " " }, "server.token"},
 		{"token with a trailing newline", func(c *config.Config) { c.Server.Token = "secret\n" }, "server.token"},
+		{"no traces kept", func(c *config.Config) { c.Server.TracesKept = 0 }, "server.traces_kept"},
+		{"negative traces kept", func(c *config.Config) { c.Server.TracesKept = -5 }, "server.traces_kept"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,5 +90,29 @@ func TestValidateNamesTheSetting(t *testing.T) {
 	ok.Server.Addr, ok.Server.Token = "0.0.0.0:7800", "secret"
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("public bind with a token rejected: %v", err)
+	}
+}
+
+// A duration written as a bare number in a config file is refused: it
+// would be nanoseconds ("timeout: 30" timing out every request).
+func TestLoadRefusesBareNumberDurations(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, body := range []string{"llm:\n  timeout: 30\n", "search:\n  timeout: 1.5\n", `{"server": {"session_ttl": 3600}}`} {
+		file := filepath.Join(dir, "ponder.yaml")
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := config.Load(file, nil); err == nil || !strings.Contains(err.Error(), "30s") {
+			t.Errorf("%q: Load = %v (llm.timeout %v, search.timeout %v), want an error asking for a unit", body, err, c.LLM.Timeout, c.Search.Timeout)
+		}
+	}
+	file := filepath.Join(dir, "ok.yaml")
+	if err := os.WriteFile(file, []byte("llm:\n  timeout: 30s\nsearch:\n  timeout: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(file, nil)
+	if err != nil || c.LLM.Timeout != 30*time.Second || c.Search.Timeout != 0 {
+		t.Fatalf("Load = %+v, %v", c.Search, err)
 	}
 }
