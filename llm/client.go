@@ -119,8 +119,10 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 }
 
 // Complete asks the endpoint for req.N samples (at least one). When the
-// endpoint does not honour n, the missing samples come from sequential
-// requests with n=1 (and seed+i when req.Seed is set). If a sequential
+// endpoint does not honour n, or the model is an OpenAI reasoning model
+// (o1, o3, o4, gpt-5, gpt-6: no n, temperature or logprobs), the missing
+// samples come from sequential requests with n=1 (and seed+i when req.Seed
+// is set). If a sequential
 // request fails after some samples arrived, Complete returns those samples
 // and no error; callers see fewer choices than they asked for.
 func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
@@ -130,6 +132,9 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 	var out core.Completion
 
 	mode := c.cfg.N
+	if reasoningModel(base.Model) {
+		mode = "no" // go-openai refuses n > 1 for these models
+	}
 	rejected := false // the n request failed in a way n may explain
 	if n > 1 && (mode == "yes" || (mode == "auto" && !c.noN.Load())) {
 		r := base
@@ -201,9 +206,10 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 // answer has choices.
 func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int) (openai.ChatCompletionResponse, error) {
 	var patch map[string]any
-	if r.Temperature == 0 {
+	if r.Temperature == 0 && !reasoningModel(r.Model) {
 		// go-openai omits a zero temperature, which servers read as their
 		// default (often 1); greedy decoding must say 0 explicitly.
+		// Reasoning models take no temperature but their own.
 		patch = map[string]any{"temperature": 0}
 	}
 	var resp openai.ChatCompletionResponse

@@ -478,6 +478,53 @@ func TestRequestMapping(t *testing.T) {
 	}
 }
 
+// TestReasoningModel checks that OpenAI reasoning models, for which
+// go-openai refuses n > 1, logprobs, max_tokens and a temperature other than
+// 1 before sending, still get their samples: sequential requests without
+// those fields.
+func TestReasoningModel(t *testing.T) {
+	t.Parallel()
+	for _, model := range []string{"o4-mini", "gpt-5-mini"} {
+		for _, temp := range []*float64{nil, ptr(0.0), ptr(1.0)} {
+			name := model + " temperature default"
+			if temp != nil {
+				name = fmt.Sprintf("%s temperature %g", model, *temp)
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				f := startFake(t, &fakeLLM{logprobs: true})
+				cfg := testConfig(f.URL()) // temperature 0.7
+				cfg.Model = model
+				cfg.MaxTokens = 100
+				for _, mode := range []string{"auto", "yes"} {
+					cfg.N = mode
+					got, err := newClient(t, cfg, nil).Complete(context.Background(),
+						core.CompletionRequest{Messages: user("hi"), N: 2, Temperature: temp, Logprobs: true, Seed: ptr[int64](1)})
+					if err != nil {
+						t.Fatalf("n %s: %v", mode, err)
+					}
+					if len(got.Choices) != 2 {
+						t.Errorf("n %s: %d choices, want 2", mode, len(got.Choices))
+					}
+				}
+				for i, r := range f.requests() {
+					for _, k := range []string{"n", "temperature", "logprobs", "max_tokens"} {
+						if v, ok := r.raw[k]; ok {
+							t.Errorf("request %d sent %s %v", i, k, v)
+						}
+					}
+					if v := r.raw["max_completion_tokens"]; v != 100.0 {
+						t.Errorf("request %d: max_completion_tokens %v, want 100", i, v)
+					}
+				}
+				if n := len(f.requests()); n != 4 {
+					t.Errorf("%d requests, want 4", n)
+				}
+			})
+		}
+	}
+}
+
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
 	f := startFake(t, &fakeLLM{})

@@ -33,8 +33,14 @@ func (c *Client) chatRequest(req core.CompletionRequest) openai.ChatCompletionRe
 		maxTokens = req.MaxTokens
 	}
 	if reasoningModel(r.Model) {
-		// go-openai refuses max_tokens for these models before sending.
+		// go-openai refuses max_tokens, logprobs and a temperature other
+		// than 1 for these models before sending (and n > 1: Complete sends
+		// sequential requests). Temperature stays 0 so that it is omitted
+		// (chat does not patch it in), which these models read as their
+		// only one; the choices come without logprobs.
 		r.MaxCompletionTokens = maxTokens
+		r.Temperature = 0
+		r.LogProbs = false
 	} else {
 		r.MaxTokens = maxTokens
 	}
@@ -75,7 +81,8 @@ func (c *Client) chatRequest(req core.CompletionRequest) openai.ChatCompletionRe
 }
 
 // reasoningModel reports whether go-openai treats model as an OpenAI
-// reasoning model (o1, o3, o4, gpt-5, gpt-6), which must not get max_tokens.
+// reasoning model (o1, o3, o4, gpt-5, gpt-6), which must not get max_tokens,
+// logprobs, n > 1 or a temperature other than 1.
 func reasoningModel(model string) bool {
 	for _, p := range []string{"o1", "o3", "o4", "gpt-5", "gpt-6"} {
 		if strings.HasPrefix(model, p) {
