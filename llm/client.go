@@ -217,14 +217,13 @@ func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int
 	err := c.do(ctx, "chat", r.Model, patch, func(ctx context.Context) error {
 		var err error
 		resp, err = c.api.CreateChatCompletion(ctx, r)
+		if err == nil && len(resp.Choices) == 0 {
+			err = errNoChoices
+		}
 		return err
 	})
 	if err != nil {
 		return resp, err
-	}
-	if len(resp.Choices) == 0 {
-		return resp, newError(core.ErrLLMBadResponse, nil,
-			"%s sent an answer without choices: check the server's logs and that PONDER_LLM_BASE_URL points at an openai-compatible api", c.url)
 	}
 	c.log.Debug().Str("model", r.Model).Int("n", n).Int("choices", len(resp.Choices)).
 		Int("prompt_tokens", resp.Usage.PromptTokens).Int("completion_tokens", resp.Usage.CompletionTokens).

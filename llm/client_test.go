@@ -389,6 +389,9 @@ func TestErrorMessages(t *testing.T) {
 		{"not found", reply{status: 404, body: `{"detail":"Not Found"}`}, []string{"/v1", "Not Found"}},
 		{"bad json", reply{body: "<html>"}, []string{"not valid json", "PONDER_LLM_BASE_URL"}},
 		{"server error", reply{status: 500, body: "line one\nline two"}, []string{"500", "line one line two"}},
+		{"error in a 200", reply{body: `{"error":{"message":"upstream provider overloaded","code":502}}`},
+			[]string{"without choices (upstream provider overloaded)", "PONDER_LLM_BASE_URL"}},
+		{"no choices", reply{body: `{"id":"x","choices":[]}`}, []string{"without choices: check"}},
 		{"cut off", reply{status: 200, body: `{"choices":[`, cut: true}, []string{"answered 200", "cut off", "unexpected EOF"}},
 	}
 	for _, tt := range tests {

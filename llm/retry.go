@@ -47,7 +47,16 @@ type attempt struct {
 	// bodyErr is the first error reading the response body gave other than
 	// io.EOF: the connection broke mid-answer, or errTooLarge.
 	bodyErr error
+	// head is the start of the response body (headBytes at most), for
+	// messages about a successful answer that holds none.
+	head []byte
 }
+
+// headBytes bounds attempt.head.
+const headBytes = 4 << 10
+
+// errNoChoices is an answer (2xx, valid json) without choices.
+var errNoChoices = errors.New("answer without choices")
 
 type attemptKey struct{}
 
@@ -107,6 +116,9 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
+	if room := headBytes - len(b.a.head); room > 0 {
+		b.a.head = append(b.a.head, p[:min(n, room)]...)
+	}
 	return n, b.fail(err)
 }
 
@@ -248,6 +260,21 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		return true, newError(core.ErrLLMUnavailable, err,
 			"%s answered %d but the answer was cut off (%s, %s): check the server's logs and the network",
 			c.url, a.status, c.clean(a.bodyErr.Error()), plural(attempts, "attempt"))
+	}
+	if errors.Is(err, errNoChoices) {
+		// Some servers and proxies answer 200 with {"error": ...}.
+		var detail string
+		if len(a.head) < headBytes {
+			var v struct {
+				Error json.RawMessage `json:"error"`
+			}
+			if json.Unmarshal(a.head, &v) == nil && len(v.Error) > 0 && string(v.Error) != "null" {
+				detail = c.detail(bodyMessage(a.head))
+			}
+		}
+		return false, newError(core.ErrLLMBadResponse, nil,
+			"%s sent an answer without choices%s: check the server's logs and that PONDER_LLM_BASE_URL points at an openai-compatible api",
+			c.url, detail)
 	}
 	if status, msg, ok := httpError(err); ok {
 		if status == 0 {
