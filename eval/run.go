@@ -84,6 +84,20 @@ type Summary struct {
 	Interrupted bool
 }
 
+// ErrBadOptions is matched (errors.Is) by the errors of options the user
+// has to change: no strategies, a budget under 1, a strategy listed twice,
+// an --offset past the dataset, an --out whose manifest is unreadable.
+var ErrBadOptions = errors.New("bad eval options")
+
+type optionsError struct{ msg string }
+
+func (e *optionsError) Error() string        { return e.msg }
+func (e *optionsError) Is(target error) bool { return target == ErrBadOptions }
+
+func badOptions(format string, a ...any) error {
+	return &optionsError{fmt.Sprintf(format, a...)}
+}
+
 // job is one (problem, strategy, budget).
 type job struct {
 	index    int
@@ -107,7 +121,7 @@ func Run(ctx context.Context, eng *core.Engine, o Options) (Summary, error) {
 	d := o.Dataset
 	items := Select(d.Items, o.Offset, o.Limit)
 	if len(items) == 0 {
-		return sum, fmt.Errorf("no problems selected: the dataset has %d, --offset is %d", len(d.Items), o.Offset)
+		return sum, badOptions("no problems selected: the dataset has %d, --offset is %d", len(d.Items), o.Offset)
 	}
 	grader := o.Grader
 	if grader == nil {
@@ -147,7 +161,7 @@ func Run(ctx context.Context, eng *core.Engine, o Options) (Summary, error) {
 		man.Created = old.Created
 		man.Strategies, man.Budgets = old.Strategies, old.Budgets
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return sum, err
+		return sum, badOptions("%v; use a new --out", err)
 	} else if _, err := os.Stat(filepath.Join(o.Out, ResultsFile)); err == nil {
 		return sum, fmt.Errorf("%w: --out %s has %s but no %s; use a new --out", ErrConfigMismatch, o.Out, ResultsFile, ManifestFile)
 	}
@@ -201,31 +215,31 @@ func Run(ctx context.Context, eng *core.Engine, o Options) (Summary, error) {
 func (o *Options) check() error {
 	switch {
 	case o.Out == "":
-		return errors.New("no --out directory given: results need a place to live")
+		return badOptions("no --out directory given: results need a place to live")
 	case o.Dataset == nil:
-		return errors.New("no dataset given")
+		return badOptions("no dataset given")
 	case len(o.Strategies) == 0:
-		return errors.New("no strategies given: pass --strategies cot,self-consistency,...")
+		return badOptions("no strategies given: pass --strategies cot,self-consistency,...")
 	case len(o.Budgets) == 0:
-		return errors.New("no budgets given: pass --budget-calls 10,20,40")
+		return badOptions("no budgets given: pass --budget-calls 10,20,40")
 	case o.Offset < 0 || o.Limit < 0:
-		return errors.New("--offset and --limit must not be negative")
+		return badOptions("--offset and --limit must not be negative")
 	}
 	seen := map[string]bool{}
 	for _, s := range o.Strategies {
 		if seen[s] {
-			return fmt.Errorf("strategy %s is listed twice", s)
+			return badOptions("strategy %s is listed twice", s)
 		}
 		seen[s] = true
 	}
 	for _, b := range o.Budgets {
 		if b < 1 {
-			return fmt.Errorf("budget %d: budgets must be at least 1 LLM call", b)
+			return badOptions("budget %d: budgets must be at least 1 LLM call", b)
 		}
 	}
 	for s := range o.Params {
 		if !seen[s] {
-			return fmt.Errorf("--param %s.…: strategy %s is not in --strategies (%s)", s, s, strings.Join(o.Strategies, ","))
+			return badOptions("--param %s.…: strategy %s is not in --strategies (%s)", s, s, strings.Join(o.Strategies, ","))
 		}
 	}
 	if o.Concurrency <= 0 {

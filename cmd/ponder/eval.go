@@ -250,7 +250,8 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 	sum, err := eval.Run(cmd.Context(), eng, o)
 	prog.finish()
 	if err != nil {
-		if errors.Is(err, core.ErrInvalidTask) || errors.Is(err, eval.ErrConfigMismatch) || errors.Is(err, eval.ErrNoSandbox) {
+		if errors.Is(err, core.ErrInvalidTask) || errors.Is(err, eval.ErrConfigMismatch) || errors.Is(err, eval.ErrNoSandbox) ||
+			errors.Is(err, eval.ErrBadOptions) {
 			return exitError{code: 2, err: err}
 		}
 		return err

@@ -206,6 +206,13 @@ func TestEvalBadInputSaysWhatToChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := func() string { return filepath.Join(t.TempDir(), "run") }
+	corrupt := filepath.Join(dir, "corrupt")
+	if err := os.MkdirAll(corrupt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(corrupt, eval.ManifestFile), []byte("{bad"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -223,6 +230,9 @@ func TestEvalBadInputSaysWhatToChange(t *testing.T) {
 		{"unknown strategy", []string{"eval", "--dataset", "game24", "--strategies", "cot,telepathy", "--out", out()}, 2, `strategy "telepathy"`},
 		{"bad parameter value", []string{"eval", "--dataset", "game24", "--strategies", "self-consistency", "--param", "self-consistency.temperature=9", "--limit", "1", "--out", out()}, 2, `"temperature"`},
 		{"field on a named dataset", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--field", "problem=q", "--out", out()}, 2, "--field"},
+		{"strategy twice", []string{"eval", "--dataset", "game24", "--strategies", "cot,cot", "--out", out()}, 2, "listed twice"},
+		{"offset past the end", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--offset", "100000", "--out", out()}, 2, "no problems selected"},
+		{"unreadable manifest", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--limit", "1", "--out", corrupt}, 2, "use a new --out"},
 		{"no usable lines", []string{"eval", "--dataset", badFile, "--strategies", "cot", "--out", out()}, 2, "no usable problems"},
 		{"report of nothing", []string{"eval", "report", dir}, 2, "has no results.jsonl"},
 		{"export without format", []string{"export", "--from", dir}, 2, "--format"},
