@@ -81,6 +81,9 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
+	// A flag Ponder cannot read is a usage error, as every other mistake in
+	// what the user typed (exit status 2).
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{code: 2, err: err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", "", "configuration file (YAML or JSON; default ./ponder.yaml when present)")
 	pf.StringVar(&g.logLevel, "log-level", "", "log level: trace, debug, info, warn, error (env PONDER_LOG_LEVEL)")
