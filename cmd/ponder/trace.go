@@ -122,6 +122,9 @@ func newTraceGetCmd() *cobra.Command {
 			}
 			t, err := st.Get(args[0])
 			if err != nil {
+				if errors.Is(err, traces.ErrDamaged) {
+					return fmt.Errorf("trace %s is in %s but cannot be read: %w", args[0], traceDir(cfg), err)
+				}
 				if errors.Is(err, traces.ErrNotFound) {
 					return usageError("trace %q is not in %s: see `ponder trace list`", args[0], traceDir(cfg))
 				}
@@ -222,7 +225,9 @@ func viewStore(cfg config.Config, args []string, log zerolog.Logger) (*traces.St
 				}
 			}
 			t, err = data.Get(a)
-			if errors.Is(err, traces.ErrNotFound) {
+			if errors.Is(err, traces.ErrDamaged) {
+				err = fmt.Errorf("trace %s is in %s but cannot be read: %w", a, traceDir(cfg), err)
+			} else if errors.Is(err, traces.ErrNotFound) {
 				err = fmt.Errorf("trace %s is not in %s: see `ponder trace list`", a, traceDir(cfg))
 			}
 		} else if errors.Is(err, os.ErrNotExist) {

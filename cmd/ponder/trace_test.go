@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -156,5 +157,26 @@ func TestTraceViewShowsASavedTrace(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("trace view still running 10s after Ctrl-C")
+	}
+}
+
+// A damaged trace in the data directory is reported as damaged, not as
+// missing.
+func TestTraceGetSaysATraceIsDamaged(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	dir := filepath.Join(data, "traces")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "0123456789abcdef.json"), []byte(`{"schema":"ponder.trace/v1","id":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PONDER_DATA_DIR=" + data}
+	for _, args := range [][]string{{"trace", "get", "0123456789abcdef"}, {"trace", "view", "0123456789abcdef"}} {
+		r := runPonder(t, "", env, args...)
+		if r.code == 0 || !strings.Contains(r.stderr, "cannot be read") || strings.Contains(r.stderr, "is not in") {
+			t.Errorf("%v: exit %d, stderr %q; want it to say the trace cannot be read", args, r.code, r.stderr)
+		}
 	}
 }
