@@ -98,6 +98,10 @@ func readRecords(r io.Reader) ([]Record, []LineError, error) {
 			bad = append(bad, LineError{Line: line, Err: fmt.Errorf("not a record: %v", err)})
 			continue
 		}
+		if err := rec.check(); err != nil {
+			bad = append(bad, LineError{Line: line, Err: fmt.Errorf("not a record: %v", err)})
+			continue
+		}
 		if rec.Key == "" {
 			rec.Key = RecordKey(rec.Item, rec.Strategy, rec.Budget)
 		}
@@ -113,6 +117,22 @@ func readRecords(r io.Reader) ([]Record, []LineError, error) {
 	}
 	SortRecords(out)
 	return out, bad, nil
+}
+
+// check reports what a decoded line lacks to be a record: a JSON object
+// such as {} or {"status": "ok"} decodes, but is not one.
+func (r *Record) check() error {
+	switch {
+	case r.Item == "":
+		return errors.New("no item")
+	case r.Strategy == "":
+		return errors.New("no strategy")
+	case r.Budget < 1:
+		return fmt.Errorf("budget %d", r.Budget)
+	case r.Status != StatusCorrect && r.Status != StatusWrong && r.Status != StatusError:
+		return fmt.Errorf("status %q, want correct, wrong or error", r.Status)
+	}
+	return nil
 }
 
 // SortRecords orders records by dataset position, strategy and budget.

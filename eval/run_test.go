@@ -488,3 +488,26 @@ func TestLLMDownIsAnErrorForEveryStrategy(t *testing.T) {
 		t.Errorf("summary %+v; want 14 errors", sum)
 	}
 }
+
+// A line that is JSON but no record ({}, a hand-edited status) is reported
+// as a bad line, not counted as an error of strategy "" at budget 0.
+func TestReadRecordsRefusesObjectsThatAreNotRecords(t *testing.T) {
+	t.Parallel()
+	good := `{"key":"a|cot|4","item":"a","strategy":"cot","budget":4,"status":"wrong"}`
+	in := strings.Join([]string{`{}`, good, `{"item":"b","strategy":"cot","budget":4,"status":"Correct"}`,
+		`{"item":"c","strategy":"cot","status":"correct"}`, `{"item":"d","budget":4,"status":"error"}`, `[1]`}, "\n")
+	recs, bad, err := readRecords(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Item != "a" {
+		t.Errorf("records %+v, want only item a", recs)
+	}
+	var lines []int
+	for _, b := range bad {
+		lines = append(lines, b.Line)
+	}
+	if fmt.Sprint(lines) != "[1 3 4 5 6]" {
+		t.Errorf("bad lines %v, want [1 3 4 5 6]: %v", lines, bad)
+	}
+}

@@ -416,6 +416,10 @@ func newEvalReportCmd() *cobra.Command {
 			if err != nil {
 				return usageError("%v", err)
 			}
+			if len(r.Records) == 0 && len(r.Bad) > 0 {
+				return usageError("%s has no records: no line of its %s is one (%d bad, first line %d: %v)", args[0],
+					eval.ResultsFile, len(r.Bad), r.Bad[0].Line, r.Bad[0].Err)
+			}
 			if len(r.Records) == 0 {
 				return usageError("%s has no records yet: run `ponder eval --out %s` first", args[0], args[0])
 			}

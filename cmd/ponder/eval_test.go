@@ -213,6 +213,13 @@ func TestEvalBadInputSaysWhatToChange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(corrupt, eval.ManifestFile), []byte("{bad"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	junk := filepath.Join(dir, "junk")
+	if err := os.MkdirAll(junk, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(junk, eval.ResultsFile), []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -235,6 +242,7 @@ func TestEvalBadInputSaysWhatToChange(t *testing.T) {
 		{"unreadable manifest", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--limit", "1", "--out", corrupt}, 2, "use a new --out"},
 		{"no usable lines", []string{"eval", "--dataset", badFile, "--strategies", "cot", "--out", out()}, 2, "no usable problems"},
 		{"report of nothing", []string{"eval", "report", dir}, 2, "has no results.jsonl"},
+		{"report of no records", []string{"eval", "report", junk}, 2, "no line of its results.jsonl is one (1 bad, first line 1: not a record: no item)"},
 		{"export without format", []string{"export", "--from", dir}, 2, "--format"},
 		{"export of nothing", []string{"export", "--from", dir, "--format", "sft"}, 2, "no results.jsonl"},
 	}
