@@ -84,7 +84,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 	return &m, nil
 }
 
-func writeManifest(dir string, m *Manifest) error {
+func writeManifest(dir string, m *Manifest) (err error) {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
@@ -95,6 +95,11 @@ func writeManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp) // a full disk leaves no manifest.json.tmp behind
+		}
+	}()
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
 		return fmt.Errorf("write manifest: %w", err)
@@ -106,7 +111,10 @@ func writeManifest(dir string, m *Manifest) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
 }
 
 // checkConfig compares the configuration of an existing manifest with

@@ -511,3 +511,19 @@ func TestReadRecordsRefusesObjectsThatAreNotRecords(t *testing.T) {
 		t.Errorf("bad lines %v, want [1 3 4 5 6]: %v", lines, bad)
 	}
 }
+
+// A manifest that cannot be written (here: manifest.json is a directory,
+// as a full disk fails the write) leaves no manifest.json.tmp behind.
+func TestWriteManifestFailureLeavesNoTemporaryFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, ManifestFile, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeManifest(dir, &Manifest{Schema: ManifestSchema}); err == nil || !strings.Contains(err.Error(), "write manifest") {
+		t.Errorf("err %v, want write manifest: ...", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestFile+".tmp")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("manifest.json.tmp left behind: %v", err)
+	}
+}
