@@ -54,6 +54,9 @@ type Result struct {
 	Usage    Usage      `json:"usage"`
 	Stopped  StopReason `json:"stopped_reason"`
 	Error    string     `json:"error,omitempty"`
+	// Err is the error behind Error, for errors.Is (an LLM that rate
+	// limits, say); nil when the run did not stop on one.
+	Err error `json:"-"`
 	// Trace is the full run; nil only when the task was rejected before
 	// the search began.
 	Trace *Trace `json:"-"`
@@ -297,6 +300,9 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		res.BestPath = st.Path(out.Best)
 	}
 	res.Stopped, res.Error = classify(ctx, runErr)
+	if res.Error != "" && runErr != nil {
+		res.Err = runErr
+	}
 	res.Usage = budget.Used()
 	tr.Record(OpEnd, nil, map[string]any{"stopped": string(res.Stopped), "answer": res.Answer})
 	trace := &Trace{

@@ -70,7 +70,7 @@ func (f PolicyFunc) Complete(ctx context.Context, req CompletionRequest) (Comple
 // ErrLLM classifies policy failures so results can say what happened.
 // Policies wrap their errors with one of these.
 var (
-	ErrLLMUnavailable = errors.New("llm unreachable")
+	ErrLLMUnavailable = errors.New("llm unavailable")
 	ErrLLMAuth        = errors.New("llm rejected the credentials")
 	ErrLLMRateLimited = errors.New("llm rate limited")
 	ErrLLMBadResponse = errors.New("llm returned a malformed response")

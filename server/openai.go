@@ -274,18 +274,28 @@ func finishOf(r core.StopReason) string {
 	return "stop"
 }
 
-// allFailed is the error of the last search when every search of a request
+// allFailed is the last search's result when every search of a request
 // failed with nothing to show (and none of them failed to start, which is
-// reported on its own); "" otherwise.
-func allFailed(results []core.Result, errs []error) string {
-	var msg string
-	for i, res := range results {
-		if errs[i] != nil || res.Stopped != core.StopError || answerContent(res) != "" {
-			return ""
+// reported on its own); nil otherwise.
+func allFailed(results []core.Result, errs []error) *core.Result {
+	var last *core.Result
+	for i := range results {
+		if errs[i] != nil || results[i].Stopped != core.StopError || answerContent(results[i]) != "" {
+			return nil
 		}
-		msg = res.Error
+		last = &results[i]
 	}
-	return msg
+	return last
+}
+
+// failure is the HTTP status and OpenAI error type of a request whose every
+// search failed: 429 when the LLM endpoint rate limited it, so that clients
+// back off as they would from OpenAI; else 502, the endpoint failed.
+func failure(res *core.Result) (int, string) {
+	if errors.Is(res.Err, core.ErrLLMRateLimited) {
+		return http.StatusTooManyRequests, "rate_limit_exceeded"
+	}
+	return http.StatusBadGateway, "upstream_error"
 }
 
 // answerContent is a choice's message content: the answer, or the last
@@ -371,8 +381,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if msg := allFailed(results, errs); msg != "" {
-		writeOpenAIError(w, http.StatusBadGateway, "upstream_error", "the search failed: "+msg)
+	if res := allFailed(results, errs); res != nil {
+		status, kind := failure(res)
+		writeOpenAIError(w, status, kind, "the search failed: "+res.Error)
 		return
 	}
 	for i, res := range results {
@@ -586,8 +597,9 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	// Every search failed: the request failed, as it does without
 	// streaming (502 there); the 200 is sent already, so an error event
 	// says it, which OpenAI's clients raise.
-	if msg := allFailed(results, errs); msg != "" {
-		sw.data(map[string]any{"error": map[string]any{"message": "the search failed: " + msg, "type": "upstream_error"}})
+	if res := allFailed(results, errs); res != nil {
+		_, kind := failure(res)
+		sw.data(map[string]any{"error": map[string]any{"message": "the search failed: " + res.Error, "type": kind}})
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		sw.data(chunk([]map[string]any{}, map[string]any{"usage": usageOf(results)}))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -469,5 +470,22 @@ func TestChatBodyTooLarge(t *testing.T) {
 		if resp.StatusCode != 413 || !strings.Contains(string(b), `"type":"request_too_large"`) || !strings.Contains(string(b), "server.max_body_bytes") {
 			t.Errorf("chunked %v: %d %s", chunked, resp.StatusCode, b)
 		}
+	}
+}
+
+// An LLM endpoint that rate limits every search makes the request a 429,
+// so that clients back off, not a 502.
+func TestChatWhenTheLLMRateLimits(t *testing.T) {
+	t.Parallel()
+	limited := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, fmt.Errorf("%w: the endpoint answered 429", core.ErrLLMRateLimited)
+	})
+	e := newEnv(t, envOptions{policy: limited})
+	req := `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]`
+	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 429); !strings.Contains(body, `"type":"rate_limit_exceeded"`) {
+		t.Errorf("without streaming: %s", body)
+	}
+	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`,"stream":true}`, 200); !strings.Contains(body, `"type":"rate_limit_exceeded"`) {
+		t.Errorf("streaming: %s", body)
 	}
 }
