@@ -3,6 +3,8 @@ package ui_test
 import (
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +15,9 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/server/ui"
 	"github.com/ponder-rlm/ponder/server/ui/uitest"
+	"github.com/ponder-rlm/ponder/traces"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/img/viewer.png from the browser test's screenshot")
@@ -181,5 +185,48 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	for i := range 8 {
 		b.Do(t, chromedp.Navigate(fmt.Sprintf("%s/ui/?visit=%d#run=%s", r.srv.URL, i, res.TraceID)))
 		b.WaitFor(t, "the page again", `document.body.dataset.state === "ready" && document.getElementById("conn").textContent === "live"`)
+	}
+}
+
+// A run that cannot be read says why on the page, instead of drawing an
+// empty run (or none at all): a trace damaged on disk, and an answer cut
+// short on its way (a proxy, a dropped connection).
+func TestBrowserShowsUnreadableRuns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := traces.Open(dir, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged, cut := bigTrace(30, 4), bigTrace(30, 5)
+	st.Finish(damaged)
+	st.Finish(cut)
+	if err := os.Truncate(filepath.Join(dir, damaged.ID+".json"), 500); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	h := ui.Handler(st, &ui.Options{Done: done})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ui/api/runs/"+cut.ID {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+	}))
+	defer srv.Close()
+	defer close(done) // ends the page's event stream, which srv.Close waits for
+	b := uitest.NewBrowser(t, 1280, 800)
+	for _, tc := range []struct{ id, want string }{
+		{damaged.ID, "the stored file is damaged"},
+		{cut.ID, "is not JSON"},
+	} {
+		b.Do(t, chromedp.Navigate(srv.URL+"/ui/?"+tc.id+"#run="+tc.id))
+		b.WaitFor(t, "the error", `document.body.dataset.state === "error"`)
+		if got := uitest.Eval[string](t, b, `document.getElementById("run-empty").textContent`); !strings.Contains(got, "Could not load the run") || !strings.Contains(got, tc.want) {
+			t.Errorf("run %s shows %q, want it to say %q", tc.id, got, tc.want)
+		}
 	}
 }

@@ -23,6 +23,7 @@
 package ui
 
 import (
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"embed"
@@ -223,6 +224,13 @@ func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 	if _, live := h.store.Live(id); !live {
 		b, err := h.store.Raw(id)
 		if err == nil {
+			// Served as stored, so checked first: a file damaged on disk
+			// (truncated, overwritten) is an error, not a 200 the page
+			// cannot read.
+			if err := checkTrace(b); err != nil {
+				h.unreadable(w, id, err)
+				return
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "no-store")
 			writeMaybeGzip(w, r, b)
@@ -242,6 +250,36 @@ func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, r, t)
 	}
+}
+
+// checkTrace says why a stored trace document is not one: not JSON
+// (truncated), or not a Ponder trace. Validating is half the cost of
+// decoding, and "schema" comes first in every trace written.
+func checkTrace(b []byte) error {
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v) // only to say where it breaks
+		return fmt.Errorf("the stored file is damaged (%d bytes, truncated?): %v", len(b), err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	schema := ""
+	if tok, _ := dec.Token(); tok == json.Delim('{') {
+		for dec.More() {
+			key, _ := dec.Token()
+			if key == "schema" {
+				_ = dec.Decode(&schema)
+				break
+			}
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				break
+			}
+		}
+	}
+	if schema != core.TraceSchema {
+		return fmt.Errorf("the stored file is not a Ponder trace: schema %q, want %q", text.Clip(schema, 40), core.TraceSchema)
+	}
+	return nil
 }
 
 func (h *handler) unreadable(w http.ResponseWriter, id string, err error) {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -331,5 +333,50 @@ func TestStreamLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "too many open viewers") {
 		t.Fatalf("second stream: %s %s", resp.Status, b)
+	}
+}
+
+// A stored trace damaged on disk (cut short, overwritten) is a 500 that
+// says so, not a 200 whose body the page cannot read; one whose file is
+// gone is a 404, like an evicted one.
+func TestDamagedTraceOnDisk(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := traces.Open(dir, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ui.Handler(st, nil))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name   string
+		damage func(file string) error
+		status int
+		want   string
+	}{
+		{"cut short", func(f string) error { return os.Truncate(f, 300) }, 500, "damaged"},
+		{"null", func(f string) error { return os.WriteFile(f, []byte("null"), 0o600) }, 500, "not a Ponder trace"},
+		{"other JSON", func(f string) error { return os.WriteFile(f, []byte(`{"schema":"x","id":"1"}`), 0o600) }, 500, "not a Ponder trace"},
+		{"removed", os.Remove, 404, "not found"},
+	} {
+		tr := bigTrace(20, 3)
+		st.Finish(tr)
+		file := filepath.Join(dir, tr.ID+".json")
+		if err := tc.damage(file); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(srv.URL + "/ui/api/runs/" + tr.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body struct{ Error string }
+		if resp.StatusCode != tc.status || json.Unmarshal(b, &body) != nil || !strings.Contains(body.Error, tc.want) {
+			t.Errorf("%s: %s %.200s; want %d with an error saying %q", tc.name, resp.Status, b, tc.status, tc.want)
+		}
+		if strings.Contains(body.Error, dir) {
+			t.Errorf("%s: the error shows the server's data directory: %s", tc.name, body.Error)
+		}
 	}
 }

@@ -1000,8 +1000,9 @@
 
   async function fetchJSON(url) {
     const r = await fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
-    const body = await r.json().catch(() => ({ error: `${r.status} ${r.statusText}` }));
-    if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+    const body = await r.json().catch(() => null);
+    if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);
+    if (body === null) throw new Error(`the server's answer to ${url} is not JSON (cut short?)`);
     return body;
   }
 
@@ -1019,6 +1020,7 @@
     const tf = performance.now();
     try {
       t = await fetchJSON('api/runs/' + encodeURIComponent(id));
+      if (typeof t !== 'object' || Array.isArray(t) || !t.structure) throw new Error('the answer is not a Ponder trace');
     } catch (err) {
       if (mine !== loadToken) return;
       $('run-view').hidden = true;
