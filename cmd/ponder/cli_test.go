@@ -118,7 +118,7 @@ func TestSolveBadInputSaysWhatToChange(t *testing.T) {
 		{"empty problem", "   \n", []string{"PONDER_LLM_BASE_URL=" + good}, []string{"solve"}, 2, "problem is empty"},
 		{"no LLM configured", "", nil, []string{"solve", "2+2?"}, 1, "PONDER_LLM_BASE_URL"},
 		{"bad LLM URL", "", []string{"PONDER_LLM_BASE_URL=localhost:8000"}, []string{"solve", "2+2?"}, 1, "llm.base_url"},
-		{"unreachable LLM", "", []string{"PONDER_LLM_BASE_URL=" + closedPort(t), "PONDER_LLM_MAX_RETRIES=0"}, []string{"solve", "2+2?"}, 1, "unreachable"},
+		{"unreachable LLM", "", []string{"PONDER_LLM_BASE_URL=" + closedPort(t), "PONDER_LLM_MAX_RETRIES=0"}, []string{"solve", "2+2?"}, 1, "cannot connect"},
 		{"401 from the LLM", "", []string{"PONDER_LLM_BASE_URL=" + unauthorized}, []string{"solve", "2+2?"}, 1, "PONDER_LLM_API_KEY"},
 		{"bad config value", "", []string{"PONDER_LLM_CONCURRENCY=lots"}, []string{"solve", "2+2?"}, 1, "PONDER_LLM_CONCURRENCY"},
 	}
