@@ -230,3 +230,35 @@ func TestBrowserShowsUnreadableRuns(t *testing.T) {
 		}
 	}
 }
+
+// Bidi controls in model output stay inside it: an answer ending in
+// U+202E (RIGHT-TO-LEFT OVERRIDE) does not turn the page's own words after
+// it around ("6 calls" shown as "sllac 6").
+func TestBrowserIsolatesBidiText(t *testing.T) {
+	t.Parallel()
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := bigTrace(30, 6)
+	tr.Answer, tr.Usage.LLMCalls = "12\u202e", 6
+	st.Finish(tr)
+	done := make(chan struct{})
+	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
+	defer srv.Close()
+	defer close(done)
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	b.WaitFor(t, "the run", `document.body.dataset.state === "ready" && document.querySelector("#run-list .answer") !== null`)
+	// The "·" after the answer is drawn right after it, not at the far end
+	// of a reversed line.
+	gap := uitest.Eval[float64](t, b, `(() => {
+		const a = document.querySelector("#run-list .answer"), after = a.nextSibling, r = document.createRange();
+		r.setStart(after, after.data.indexOf("·")); r.setEnd(after, after.data.indexOf("·") + 1);
+		return r.getBoundingClientRect().left - a.getBoundingClientRect().right;
+	})()`)
+	if gap < 0 || gap > 10 {
+		t.Errorf("the run list's usage after an answer ending in U+202E starts %.1fpx after it (want a space's width): "+
+			"the override reorders the page's own text", gap)
+	}
+}

@@ -40,6 +40,9 @@
     s = String(s == null ? '' : s);
     return s.length > n ? s.slice(0, n - 1) + '…' : s;
   };
+  // iso isolates text set among the page's own words, so bidi controls in
+  // it (U+202E RIGHT-TO-LEFT OVERRIDE...) cannot reorder what follows.
+  const iso = (s) => '\u2068' + s + '\u2069';
   const firstLine = (s) => String(s || '').trim().split('\n', 1)[0];
   const fmtNum = (n) => (n >= 1e6 ? (n / 1e6).toFixed(1) + 'M' : n >= 1e4 ? Math.round(n / 1e3) + 'k' : n >= 1e3 ? (n / 1e3).toFixed(1) + 'k' : String(n));
   const fmtMs = (ms) => (ms >= 60000 ? (ms / 60000).toFixed(1) + ' min' : ms >= 1000 ? (ms / 1000).toFixed(1) + ' s' : Math.round(ms) + ' ms');
@@ -500,7 +503,7 @@
       if (!n) { tip.hidden = true; return; }
       const sc = scoreOf(n.d);
       tip.textContent = `#${k} ${n.d.kind}` + (n.d.visits ? ` · n=${n.d.visits}` : '') + (sc != null ? ` · ${fmtScore(sc)}` : '') +
-        (n.d.answer ? ` · answer ${clip(n.d.answer, 40)}` : '') + '\n' + clip(n.d.content, 280);
+        (n.d.answer ? ` · answer ${iso(clip(n.d.answer, 40))}` : '') + '\n' + clip(n.d.content, 280);
       const r = $('graph-wrap').getBoundingClientRect();
       tip.style.left = Math.min(e.clientX - r.left + 14, r.width - 370) + 'px';
       tip.style.top = (e.clientY - r.top + 14) + 'px';
@@ -646,7 +649,7 @@
     const d = ev.data || {};
     const toks = (d.prompt_tokens != null ? `${d.prompt_tokens}+${d.completion_tokens} tok` : '');
     const box = el('details', open ? { open: '' } : null,
-      el('summary', { text: `${title} · #${ev.seq} · ${d.purpose || 'call'}${d.model ? ' · ' + d.model : ''} · n=${d.n || 1}${toks ? ' · ' + toks : ''}${d.ms != null ? ' · ' + fmtMs(d.ms) : ''}` }));
+      el('summary', { text: `${title} · #${ev.seq} · ${d.purpose || 'call'}${d.model ? ' · ' + iso(d.model) : ''} · n=${d.n || 1}${toks ? ' · ' + toks : ''}${d.ms != null ? ' · ' + fmtMs(d.ms) : ''}` }));
     if (d.error) box.append(el('div', { class: 'error', text: 'error: ' + d.error }));
     if (Array.isArray(d.messages)) {
       box.append(el('h3', { text: 'Prompt' }));
@@ -810,7 +813,7 @@
 
   function toolCall(e) {
     const d = e.data || {};
-    const box = el('div', { class: 'chunk' }, el('div', { text: `#${e.seq} · ${d.tool || 'tool'}${d.ms != null ? ' · ' + fmtMs(d.ms) : ''}` }));
+    const box = el('div', { class: 'chunk' }, el('div', { text: `#${e.seq} · ${iso(d.tool || 'tool')}${d.ms != null ? ' · ' + fmtMs(d.ms) : ''}` }));
     if (d.args !== undefined) box.append(el('span', { class: 'label', text: 'arguments' }), pre(typeof d.args === 'string' ? d.args : json(d.args)));
     if (d.error) box.append(el('div', { class: 'error', text: 'error: ' + d.error }));
     if (d.result !== undefined) box.append(el('span', { class: 'label', text: d.is_error ? 'result (error)' : 'result' }), pre(d.result));
@@ -855,8 +858,8 @@
       case 'update': return e.node ? `visits ${e.node.visits} · value ${(+e.node.value || 0).toFixed(3)}${e.node.pruned ? ' · pruned' : ''}` : '';
       case 'llm_call': return `${d.purpose || ''} n=${d.n || 1} ${d.prompt_tokens != null ? d.prompt_tokens + '+' + d.completion_tokens + ' tok' : ''} ${d.ms != null ? fmtMs(d.ms) : ''}${d.error ? ' error: ' + clip(d.error, 80) : ''}`;
       case 'evaluate': return d.error ? `error: ${clip(d.error, 80)}` : `${d.kind || ''} ${fmtScore(d.score)}`;
-      case 'tool_call': return `${d.tool || ''} ${d.error ? 'error' : d.is_error ? 'failed' : 'ok'}`;
-      case 'retrieve': return `${clip(d.query || '', 60)} → ${d.chunks != null ? d.chunks : '?'} chunks`;
+      case 'tool_call': return `${iso(d.tool || '')} ${d.error ? 'error' : d.is_error ? 'failed' : 'ok'}`;
+      case 'retrieve': return `${iso(clip(d.query || '', 60))} → ${d.chunks != null ? d.chunks : '?'} chunks`;
       default: return d && Object.keys(d).length ? clip(JSON.stringify(d), 140) : '';
     }
   }
@@ -950,9 +953,9 @@
       if (q && ![r.problem, r.strategy, r.answer, r.pack, r.id].some((s) => (s || '').toLowerCase().includes(q))) continue;
       const when = r.started ? new Date(r.started) : null;
       const li = el('li', { 'data-id': r.id, class: r.id === S.runId ? 'selected' : null, tabindex: '0' },
-        el('span', { class: 'meta' }, el('span', { class: 'badge ' + r.status, text: r.status }), ` ${r.strategy} · ${r.pack}${when ? ' · ' + when.toLocaleString() : ''}`),
+        el('span', { class: 'meta' }, el('span', { class: 'badge ' + r.status, text: r.status }), ` ${iso(r.strategy)} · ${iso(r.pack)}${when ? ' · ' + when.toLocaleString() : ''}`),
         el('span', { class: 'problem', title: clip(r.problem, 300), text: firstLine(r.problem) }),
-        el('span', { class: 'meta' }, r.answer ? el('span', { class: 'answer', text: '→ ' + clip(r.answer, 40) }) : null, (r.answer ? ' · ' : '') + usageText(r.usage)));
+        el('span', { class: 'meta' }, r.answer ? el('span', { class: 'answer', text: '→ ' + iso(clip(r.answer, 40)) }) : null, (r.answer ? ' · ' : '') + usageText(r.usage)));
       items.push(li);
     }
     $('run-list').replaceChildren(...items);
