@@ -767,3 +767,22 @@ func TestParallelMCTSSpendsItsWholeBudget(t *testing.T) {
 			res.Stopped, res.Error, res.Usage.LLMCalls, pol.calls.Load())
 	}
 }
+
+// When every call fails, parallel MCTS stops on the LLM's error, not on a
+// budget that only looked spent while the failing calls were in flight.
+func TestParallelMCTSWithTheLLMDownStopsOnTheLLMError(t *testing.T) {
+	t.Parallel()
+	down := &meter{Policy: core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, fmt.Errorf("%w: answered 500", core.ErrLLMUnavailable)
+	}), delay: 2 * time.Millisecond}
+	for run := 0; run < 5; run++ {
+		res, err := newEngine(down).Solve(t.Context(), core.Task{Problem: "What is 6 times 7?", Strategy: "mcts",
+			Params: core.Params{"parallel": 8}, Limits: core.Limits{LLMCalls: 5}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Stopped != core.StopError || !strings.Contains(res.Error, "answered 500") || res.Usage.LLMCalls != 0 {
+			t.Fatalf("run %d: stopped %s (%s) with %d calls counted; want the LLM's error and no call", run, res.Stopped, res.Error, res.Usage.LLMCalls)
+		}
+	}
+}
