@@ -10,10 +10,12 @@ import (
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/standard"
+	"github.com/ponder-rlm/ponder/tools"
+	"github.com/ponder-rlm/ponder/tools/calc"
 )
 
 // newEngine returns an engine asking the LLM at url with every built-in
-// strategy and the eval packs.
+// strategy, the eval packs and the calc tool.
 func newEngine(t testing.TB, url string) *core.Engine {
 	t.Helper()
 	c := config.Default().LLM
@@ -24,7 +26,11 @@ func newEngine(t testing.TB, url string) *core.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return core.NewEngine(pol, standard.Registry(), &core.EngineOptions{Concurrency: 8, Packs: Packs(standard.Packs)})
+	tb := tools.NewRegistry(nil)
+	if err := tb.Register(calc.New(nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	return core.NewEngine(pol, standard.Registry(), &core.EngineOptions{Concurrency: 8, Packs: Packs(standard.Packs), Tools: tb})
 }
 
 // simEngine starts the simulator and returns an engine on it.

@@ -37,6 +37,7 @@ type RunConfig struct {
 	// Params are the user's --param values by strategy.
 	Params        map[string]core.Params `json:"params,omitempty"`
 	Oracle        bool                   `json:"oracle,omitempty"`
+	Tools         []string               `json:"tools,omitempty"`
 	BudgetTokens  int64                  `json:"budget_tokens,omitempty"`
 	Timeout       string                 `json:"timeout,omitempty"`
 	BudgetMapping string                 `json:"budget_mapping"`

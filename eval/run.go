@@ -42,6 +42,9 @@ type Options struct {
 	// verifiers can use it: for generating training data as x1 does, never
 	// for accuracy numbers.
 	Oracle bool
+	// Tools are the tools every search may call (Task.Tools): react and
+	// pal need them.
+	Tools []string
 	// BudgetTokens and Timeout bound each run further (0: no bound).
 	BudgetTokens int64
 	Timeout      time.Duration
@@ -251,7 +254,7 @@ func (o *Options) check() error {
 func (o *Options) config() RunConfig {
 	c := RunConfig{
 		Dataset: o.Dataset.Name, DatasetSHA256: o.Dataset.SHA256, Fields: o.Dataset.Fields, Pack: o.Dataset.Pack,
-		Grader: o.Dataset.Grader, Seed: o.Seed, Model: o.Model, Oracle: o.Oracle, BudgetTokens: o.BudgetTokens,
+		Grader: o.Dataset.Grader, Seed: o.Seed, Model: o.Model, Oracle: o.Oracle, Tools: o.Tools, BudgetTokens: o.BudgetTokens,
 		BudgetMapping: BudgetMappingVersion,
 	}
 	if o.Timeout > 0 {
@@ -266,7 +269,7 @@ func (o *Options) config() RunConfig {
 func (o *Options) task(it Item, strategy string, budget int64) core.Task {
 	params, _ := BudgetParams(strategy, budget, o.Params[strategy])
 	t := core.Task{
-		Problem: it.Problem, Pack: it.Pack, Strategy: strategy, Params: params, Seed: o.Seed,
+		Problem: it.Problem, Pack: it.Pack, Strategy: strategy, Params: params, Seed: o.Seed, Tools: o.Tools,
 		Limits: core.Limits{LLMCalls: budget, Tokens: o.BudgetTokens, WallTime: o.Timeout},
 	}
 	if o.Oracle {

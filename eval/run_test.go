@@ -235,6 +235,7 @@ func TestRunRefusesAnotherConfiguration(t *testing.T) {
 		{func(o *Options) { o.Model = "gpt-x" }, "model"},
 		{func(o *Options) { o.Params = map[string]core.Params{"cot": {"temperature": "0.5"}} }, "params"},
 		{func(o *Options) { o.Oracle = true }, "oracle"},
+		{func(o *Options) { o.Tools = []string{"calc"} }, "tools"},
 		{func(o *Options) { o.Dataset = loadNamed(t, "gsm8k") }, "dataset"},
 		{func(o *Options) { o.Timeout = time.Minute }, "timeout"},
 	}
@@ -525,5 +526,31 @@ func TestWriteManifestFailureLeavesNoTemporaryFile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ManifestFile+".tmp")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("manifest.json.tmp left behind: %v", err)
+	}
+}
+
+// Strategies that call tools run in an eval given --tools: react on GSM8K
+// with calc answers (graded), where without tools every record was an
+// error ("the task allows no tools").
+func TestToolStrategiesRunWithTools(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 1})
+	for _, withTools := range []bool{false, true} {
+		o := Options{Out: t.TempDir(), Dataset: loadNamed(t, "gsm8k"), Limit: 3, Strategies: []string{"react"}, Budgets: []int64{8}, Seed: 1}
+		if withTools {
+			o.Tools = []string{"calc"}
+		}
+		if _, err := Run(context.Background(), eng, o); err != nil {
+			t.Fatal(err)
+		}
+		errs := 0
+		for _, r := range readAll(t, o.Out) {
+			if r.Status == StatusError {
+				errs++
+			}
+		}
+		if withTools && errs != 0 || !withTools && errs != 3 {
+			t.Errorf("tools %v: %d of 3 records are errors", withTools, errs)
+		}
 	}
 }

@@ -49,6 +49,7 @@ type evalFlags struct {
 	retryErrors  bool
 	noTraces     bool
 	oracle       bool
+	tools        []string
 }
 
 func newEvalCmd() *cobra.Command {
@@ -87,6 +88,7 @@ func newEvalCmd() *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar and no summary on stderr")
 	fl.BoolVar(&f.retryErrors, "retry-errors", false, "run again the problems whose record is an error")
 	fl.BoolVar(&f.noTraces, "no-traces", false, "do not keep traces/ID.json (ponder export needs them)")
+	fl.StringSliceVar(&f.tools, "tools", nil, "tools every search may call, comma-separated (react and pal need them; see `ponder tools list`)")
 	fl.BoolVar(&f.oracle, "oracle", false, "give the search the ground truth (verifiers use it): for training data, not for accuracy")
 	cmd.AddCommand(newEvalReportCmd())
 	return cmd
@@ -221,7 +223,7 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 
 	o := eval.Options{
 		Out: f.out, Dataset: d, Strategies: f.strategies, Budgets: budgets, Params: params, Seed: f.seed,
-		Offset: f.offset, Limit: f.limit, Concurrency: f.concurrency, Model: cfg.LLM.Model, Oracle: f.oracle,
+		Offset: f.offset, Limit: f.limit, Concurrency: f.concurrency, Model: cfg.LLM.Model, Oracle: f.oracle, Tools: f.tools,
 		BudgetTokens: f.budgetTokens, Timeout: f.timeout, RetryErrors: f.retryErrors, NoTraces: f.noTraces,
 		Logger: log, Version: version,
 	}
