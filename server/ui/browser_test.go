@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,4 +262,30 @@ func TestBrowserIsolatesBidiText(t *testing.T) {
 		t.Errorf("the run list's usage after an answer ending in U+202E starts %.1fpx after it (want a space's width): "+
 			"the override reorders the page's own text", gap)
 	}
+}
+
+// A page whose stream the server refuses on reconnecting (restarted with
+// another token) says why, instead of "reconnecting…" for ever.
+func TestBrowserSaysWhyTheStreamIsRefused(t *testing.T) {
+	t.Parallel()
+	st, _ := traces.Open("", 10, nil)
+	done := make(chan struct{})
+	h := ui.Handler(st, &ui.Options{Done: done})
+	var deny atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if deny.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"unauthorized: wrong token"}`))
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/"))
+	b.WaitFor(t, "the live page", `document.getElementById("conn").textContent === "live"`)
+	deny.Store(true)
+	close(done) // the server goes away with the page's stream
+	b.WaitFor(t, "the refusal", `document.getElementById("conn").textContent.includes("unauthorized: wrong token")`)
 }

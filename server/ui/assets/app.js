@@ -990,12 +990,17 @@
     const conn = $('conn');
     const es = new EventSource('api/runs/events');
     S.runsES = es;
-    es.addEventListener('runs', (m) => { conn.textContent = 'live'; conn.className = 'conn live'; setRuns(JSON.parse(m.data)); });
+    es.addEventListener('runs', (m) => { conn.textContent = 'live'; conn.title = 'connection to the server'; conn.className = 'conn live'; setRuns(JSON.parse(m.data)); });
     es.addEventListener('error', () => {
       conn.textContent = 'reconnecting…'; conn.className = 'conn off';
       // The browser retries by itself unless the server refused the stream
       // (restarted without this run, too many viewers): then start over.
+      // EventSource does not say why: ask the list, whose error does
+      // (a wrong or missing token, too many viewers).
       if (es.readyState === EventSource.CLOSED) {
+        fetchJSON('api/runs').then(() => {}, (err) => {
+          if (S.runsES === es) { conn.textContent = 'refused: ' + clip(err.message, 100); conn.title = err.message; }
+        });
         setTimeout(() => { if (S.runsES === es) connectRuns(); }, 5000);
       }
     });
