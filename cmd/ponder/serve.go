@@ -51,7 +51,9 @@ func newServeCmd() *cobra.Command {
 			}
 			log := newLogger(cfg.Log, cmd.ErrOrStderr())
 			if err := ensureDataDir(cfg.DataDir); err != nil {
-				return err
+				// Serving needs no disk: runs answer, and each says it
+				// could not be kept.
+				log.Warn().Err(err).Msg("runs, documents and plugins cannot be kept: serving without them")
 			}
 			ctx := cmd.Context()
 			a, err := newApp(ctx, cfg, log)

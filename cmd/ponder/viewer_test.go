@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,5 +166,31 @@ func TestServeViewerWatchesASearch(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("the runs list without a token: %s", resp.Status)
+	}
+}
+
+// `ponder serve` on a read-only disk serves: a run answers, and its trace
+// is not kept (was: "data dir ...: read-only file system" and no server).
+func TestServeOnAReadOnlyDisk(t *testing.T) {
+	t.Parallel()
+	ro := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a read-only tmpfs here (%v: %s)", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", ro).Run() })
+	simAddr, addr := freeAddr(t), freeAddr(t)
+	startPonder(t, nil, "sim-llm", "--addr", simAddr, "--seed", "2")
+	waitHealthy(t, "http://"+simAddr+"/healthz")
+	startPonder(t, []string{"PONDER_LLM_BASE_URL=http://" + simAddr + "/v1", "PONDER_DATA_DIR=" + filepath.Join(ro, "data")}, "serve", "--addr", addr)
+	waitHealthy(t, "http://"+addr+"/healthz")
+	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"stopped_reason":"done"`) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 }
