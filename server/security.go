@@ -161,7 +161,17 @@ func clientAddr(r *http.Request) string {
 	return h
 }
 
-const tokenCookie = "ponder_token"
+// TokenCookie is the name of the cookie that holds the token of the
+// server at host (the request's Host): ponder_token, then the port.
+// Browsers keep cookies by host name, not by port, so two Ponder servers
+// (or trace viewers) on one machine with one name each would overwrite
+// each other's.
+func TokenCookie(host string) string {
+	if _, port, err := net.SplitHostPort(host); err == nil && port != "" {
+		return "ponder_token_" + port
+	}
+	return "ponder_token"
+}
 
 // authorized checks the bearer token, or the cookie the web viewer got.
 func (s *Server) authorized(r *http.Request) bool {
@@ -174,7 +184,7 @@ func (s *Server) authorized(r *http.Request) bool {
 			return true
 		}
 	}
-	if c, err := r.Cookie(tokenCookie); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), want) == 1 {
+	if c, err := r.Cookie(TokenCookie(r.Host)); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), want) == 1 {
 		return true
 	}
 	return false
@@ -249,10 +259,11 @@ func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
 	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) != 1 {
 		s.metrics.rejected.WithLabelValues("token").Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ponder"`)
 		deny(w, r, http.StatusUnauthorized, "invalid_api_key", "unauthorized: wrong token in /ui/?token=")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: tok, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: TokenCookie(r.Host), Value: tok, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 30 * 24 * 3600})
 	q := r.URL.Query()
 	q.Del("token")

@@ -108,6 +108,12 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 			o.UI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "viewer") })
 		},
 	})
+	// The cookie is named after the port: two servers on one host keep
+	// their own (browsers share cookies across ports).
+	cookie := TokenCookie(strings.TrimPrefix(e.ts.URL, "http://"))
+	if !strings.HasPrefix(cookie, "ponder_token_") || cookie == "ponder_token_" {
+		t.Fatalf("cookie name %q", cookie)
+	}
 	cases := []struct {
 		name string
 		hdr  map[string]string
@@ -117,7 +123,8 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 		{"wrong token", map[string]string{"Authorization": "Bearer nope"}, 401},
 		{"bearer token", map[string]string{"Authorization": "Bearer s3cret-token"}, 200},
 		{"lower-case scheme", map[string]string{"Authorization": "bearer s3cret-token"}, 200},
-		{"cookie", map[string]string{"Cookie": "ponder_token=s3cret-token"}, 200},
+		{"cookie", map[string]string{"Cookie": cookie + "=s3cret-token"}, 200},
+		{"another port's cookie", map[string]string{"Cookie": "ponder_token_1=s3cret-token"}, 401},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -144,7 +151,7 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 		t.Fatalf("login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	ck := resp.Cookies()
-	if len(ck) != 1 || ck[0].Name != "ponder_token" || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode {
+	if len(ck) != 1 || ck[0].Name != cookie || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode {
 		t.Fatalf("cookie: %+v", ck)
 	}
 	jar, _ := cookiejar.New(nil)
@@ -158,8 +165,8 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 	if r.StatusCode != 200 || string(b) != "viewer" {
 		t.Fatalf("the browser did not reach the viewer with its cookie: %d %s", r.StatusCode, b)
 	}
-	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=wrong", "", nil)); resp.StatusCode != 401 {
-		t.Errorf("wrong token login: %d", resp.StatusCode)
+	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=wrong", "", nil)); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("wrong token login: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }
 

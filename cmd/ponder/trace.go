@@ -24,6 +24,7 @@ import (
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
+	"github.com/ponder-rlm/ponder/server"
 	"github.com/ponder-rlm/ponder/server/ui"
 	"github.com/ponder-rlm/ponder/traces"
 )
@@ -274,7 +275,7 @@ func randomToken() (string, error) {
 
 // viewerGuard protects `ponder trace view`: a request must name this
 // server in Host (no DNS rebinding) and carry the access token, as
-// ?token= (which sets the ponder_token cookie and redirects to drop it from
+// ?token= (which sets the ponder_token_<port> cookie and redirects to drop it from
 // the address bar), the cookie, or a bearer token.
 func viewerGuard(next http.Handler, token string, at *net.TCPAddr) http.Handler {
 	port := fmt.Sprint(at.Port)
@@ -306,14 +307,14 @@ func viewerGuard(next http.Handler, token string, at *net.TCPAddr) http.Handler 
 				deny(w, http.StatusForbidden, "wrong token: open the URL `ponder trace view` printed")
 				return
 			}
-			http.SetCookie(w, &http.Cookie{Name: "ponder_token", Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			http.SetCookie(w, &http.Cookie{Name: server.TokenCookie(r.Host), Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 			q.Del("token")
 			u := *r.URL
 			u.RawQuery = q.Encode()
 			http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
 			return
 		}
-		c, err := r.Cookie("ponder_token")
+		c, err := r.Cookie(server.TokenCookie(r.Host))
 		bearer, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !(err == nil && same(c.Value)) && !(hasBearer && same(bearer)) {
 			deny(w, http.StatusUnauthorized, "this trace viewer needs its access token: open the URL `ponder trace view` printed")
