@@ -12,6 +12,8 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+
+	"github.com/ponder-rlm/ponder/tools"
 )
 
 // Tool arguments are validated here against each tool's input schema
@@ -35,18 +37,9 @@ func validatedTool(tool mcp.Tool, h mcpserver.ToolHandlerFunc) mcpserver.ToolHan
 // compileToolSchema compiles a tool's input schema; the schemas are
 // Ponder's own, so a failure is a programming error.
 func compileToolSchema(tool mcp.Tool) *jsonschema.Schema {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(tool.RawInputSchema))
+	sch, err := tools.CompileSchema(tool.RawInputSchema)
 	if err != nil {
-		panic(fmt.Sprintf("tool %s: input schema: %v", tool.Name, err))
-	}
-	url := "mem:///ponder/tools/" + tool.Name + ".json"
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(url, doc); err != nil {
-		panic(fmt.Sprintf("tool %s: input schema: %v", tool.Name, err))
-	}
-	sch, err := c.Compile(url)
-	if err != nil {
-		panic(fmt.Sprintf("tool %s: input schema: %v", tool.Name, err))
+		panic(fmt.Sprintf("tool %s: input %v", tool.Name, err))
 	}
 	return sch
 }
