@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/sdk/internal/pb"
 )
 
@@ -108,19 +108,8 @@ func recovered(err *error) {
 	if r := recover(); r != nil {
 		l := Logger()
 		l.Error().Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("plugin panicked")
-		*err = status.Errorf(codes.Internal, "plugin panicked: %s (the stack is in the plugin's log)", clip(fmt.Sprint(r), 500))
+		*err = status.Errorf(codes.Internal, "plugin panicked: %s (the stack is in the plugin's log)", text.Clip(fmt.Sprint(r), 500))
 	}
-}
-
-// clip cuts s to at most n bytes on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 type toolServer struct {
