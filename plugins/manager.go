@@ -26,7 +26,7 @@ type Options struct {
 	// background; otherwise plugins start on first use.
 	Eager bool
 	// CallTimeout bounds one tool or evaluator call and a health check
-	// (default 30s). A plugin that does not answer in time is killed and
+	// (default DefaultCallTimeout). A plugin that does not answer in time is killed and
 	// restarted on next use. Strategy runs are bounded by their budget.
 	CallTimeout time.Duration
 	// StartTimeout bounds a plugin's start and handshake (default 10s).
@@ -45,6 +45,9 @@ type Options struct {
 
 	done chan struct{}
 }
+
+// DefaultCallTimeout is Options.CallTimeout when it is not positive.
+const DefaultCallTimeout = 30 * time.Second
 
 // Manager runs the plugins found in its directories and adapts them to
 // Ponder's registries: strategies and evaluators to core.Registry, tools
@@ -65,7 +68,7 @@ func New(opts *Options) *Manager {
 		o = *opts
 	}
 	if o.CallTimeout <= 0 {
-		o.CallTimeout = 30 * time.Second
+		o.CallTimeout = DefaultCallTimeout
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 10 * time.Second

@@ -95,8 +95,12 @@ func addPluginTools(a *app, ts []core.Tool) error {
 // stops and restarts the plugin with it, saying so; the registry's own
 // limit comes later, only for a host that does not.
 func registerPluginTools(a *app, reg *tools.Registry, ts []core.Tool) {
+	limit := a.cfg.Plugins.CallTimeout
+	if limit <= 0 {
+		limit = plugins.DefaultCallTimeout // what the host applies then
+	}
 	for _, t := range ts {
-		if err := reg.Register(t, &tools.ToolOptions{Timeout: a.cfg.Plugins.CallTimeout + 5*time.Second}); err != nil {
+		if err := reg.Register(t, &tools.ToolOptions{Timeout: limit + 5*time.Second}); err != nil {
 			a.log.Warn().Err(err).Str("plugin", t.Spec().Name).Msg("plugin tool not added")
 		}
 	}
