@@ -43,8 +43,9 @@ type Summary struct {
 // was not kept (its file could not be written, or is damaged).
 var ErrNotFound = errors.New("trace not found")
 
-// ErrDamaged is returned (with ErrNotFound) for a trace whose file is there
-// but cannot be read as a trace.
+// ErrDamaged is wrapped in the error of ReadFile and Get for a trace whose
+// file is there but cannot be read as a trace; when a scan found it so, the
+// run is not listed and Get's error wraps ErrNotFound too.
 var ErrDamaged = errors.New("trace file damaged")
 
 // maxUnsaved bounds the runs remembered as not saved (SaveError).
