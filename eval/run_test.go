@@ -467,14 +467,17 @@ func TestRunGradesEachDistinctAnswerOnce(t *testing.T) {
 // A search whose LLM calls all failed is an error whatever stop reason its
 // strategy gives: MCTS and beam search, whose parallel expansions hold
 // budget while they wait, used to end "budget" with no answer and no call
-// spent, and be graded wrong.
+// spent, and be graded wrong. Self-consistency with k above the budget
+// still ends "budget" (the samples that did not fit) with no call spent:
+// the record must be an error all the same.
 func TestLLMDownIsAnErrorForEveryStrategy(t *testing.T) {
 	t.Parallel()
 	eng := newEngine(t, simtest.Start(t, sim.Options{Seed: 1, Rate500: 1}))
 	out := t.TempDir()
 	o := game24Options(t, out)
 	o.Limit, o.Budgets = 2, []int64{5}
-	o.Strategies = []string{"mcts", "beam", "tot-bfs", "tot-dfs", "got", "refine", "decompose"}
+	o.Strategies = []string{"mcts", "beam", "tot-bfs", "tot-dfs", "got", "refine", "decompose", "self-consistency"}
+	o.Params = map[string]core.Params{"self-consistency": {"k": "8"}}
 	sum, err := Run(context.Background(), eng, o)
 	if err != nil {
 		t.Fatal(err)
@@ -485,8 +488,8 @@ func TestLLMDownIsAnErrorForEveryStrategy(t *testing.T) {
 				r.Key, r.Status, r.Stopped, r.Error, r.Usage.LLMCalls)
 		}
 	}
-	if sum.Errors != sum.Ran || sum.Ran != 14 {
-		t.Errorf("summary %+v; want 14 errors", sum)
+	if sum.Errors != sum.Ran || sum.Ran != 16 {
+		t.Errorf("summary %+v; want 16 errors", sum)
 	}
 }
 
