@@ -371,8 +371,9 @@ func (r *runner) do(ctx context.Context, j job) (Record, bool) {
 	if msg := llmFailure(res, j.budget, o.BudgetTokens); msg != "" {
 		// The search ended without an answer and with budget left because
 		// its LLM calls failed: whatever stop reason the strategy gave
-		// (MCTS reports "budget" when its parallel expansions held the
-		// budget and then failed), the LLM failed, not the strategy.
+		// (self-consistency with k above the calls left reports "budget"
+		// for the samples that did not fit), the LLM failed, not the
+		// strategy.
 		res.Stopped, res.Error = core.StopError, msg
 		rec.Stopped = core.StopError
 	}
