@@ -286,6 +286,14 @@ type beamSearch struct {
 	threats      []beamThreat
 }
 
+// Check rejects unknown evaluators and nested strategies before the run.
+func (b beam) Check(p core.Preflight) error {
+	if err := checkRefs(p, b.ev, b.verifier); err != nil {
+		return err
+	}
+	return b.nested.validate(p, p.Pack, p.Task.Problem)
+}
+
 // Run is beam search without a barrier between depths: a candidate starts
 // its own expansion as soon as its place among the beam_width best of its
 // depth is certain (fewer than beam_width candidates can still beat it,
@@ -297,14 +305,6 @@ type beamSearch struct {
 // Candidates that cannot reach the beam whatever their score are not
 // scored at all. With overlap_passes, the next pass runs behind this one
 // (see speculate).
-// Check rejects unknown evaluators and nested strategies before the run.
-func (b beam) Check(p core.Preflight) error {
-	if err := checkRefs(p, b.ev, b.verifier); err != nil {
-		return err
-	}
-	return b.nested.validate(p, p.Pack, p.Task.Problem)
-}
-
 func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, b.ev, b.verifier)
 	if err != nil {
