@@ -352,22 +352,30 @@ func TestSearchesGoOnWhenTheEvaluatorReturnsGarbage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Answer == "" || (res.Stopped != core.StopDone && res.Stopped != core.StopBudget) {
-				t.Fatalf("stopped %s with %q (%s); want an answer despite the evaluator", res.Stopped, res.Answer, res.Error)
-			}
-			unscored := 0
-			for _, n := range res.Trace.Structure.Nodes() {
-				if _, ok := n.Meta["eval_error"]; ok {
-					unscored++
-					if _, scored := n.Score(); scored {
-						t.Errorf("node %d has a score and an eval_error", n.ID)
-					}
-				}
-			}
-			if unscored == 0 {
-				t.Fatal("no node was marked unscored")
-			}
+			checkAnsweredDespiteUnscored(t, res)
 		})
+	}
+}
+
+// checkAnsweredDespiteUnscored checks that a search whose evaluator failed
+// still returned an answer, and that it marked unscored (eval_error, no
+// score) at least one node.
+func checkAnsweredDespiteUnscored(t *testing.T, res core.Result) {
+	t.Helper()
+	if res.Answer == "" || (res.Stopped != core.StopDone && res.Stopped != core.StopBudget) {
+		t.Fatalf("stopped %s with %q (%s); want an answer despite the evaluator", res.Stopped, res.Answer, res.Error)
+	}
+	unscored := 0
+	for _, n := range res.Trace.Structure.Nodes() {
+		if _, ok := n.Meta["eval_error"]; ok {
+			unscored++
+			if sc, scored := n.Score(); scored {
+				t.Errorf("node %d has a score (%v) and an eval_error", n.ID, sc)
+			}
+		}
+	}
+	if unscored == 0 {
+		t.Fatal("no node was marked unscored")
 	}
 }
 
