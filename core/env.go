@@ -312,11 +312,7 @@ func (e *Env) Retrieve(ctx context.Context, req RetrieveRequest) ([]Chunk, error
 // it: strategies check the nested searches they will open before their
 // first LLM call.
 func (e *Env) ValidateSub(sub Task) error {
-	if sub.Pack == "" {
-		sub.Pack = e.Task.Pack
-	}
-	_, err := e.engine.prepare(sub)
-	return err
+	return Preflight{Task: e.Task, engine: e.engine}.ValidateSub(sub)
 }
 
 // SolveSub solves sub as a nested search owned by node: its structure
