@@ -205,15 +205,24 @@ func TestServeStopsPluginsOnSIGTERM(t *testing.T) {
 	}
 }
 
-// testPlugin builds testdata/calcplugin.
+// testPlugin builds testdata/calcplugin once, beside the ponder binary
+// (install copies it, so the tests can share it).
 func testPlugin(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "calcplugin")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/calcplugin").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	bin, err := buildCalcPlugin()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
+
+var buildCalcPlugin = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(filepath.Dir(ponderBin), "calcplugin")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/calcplugin").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build calcplugin: %v\n%s", err, out)
+	}
+	return bin, nil
+})
 
 // A tool plugin that takes a built-in tool's name is skipped, with a
 // warning: the built-in stays, and every command still works.
