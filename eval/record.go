@@ -128,7 +128,7 @@ func (r *Record) check() error {
 	case r.Strategy == "":
 		return errors.New("no strategy")
 	case r.Budget < 1:
-		return fmt.Errorf("budget %d", r.Budget)
+		return fmt.Errorf("budget %d, want at least 1", r.Budget)
 	case r.Status != StatusCorrect && r.Status != StatusWrong && r.Status != StatusError:
 		return fmt.Errorf("status %q, want correct, wrong or error", r.Status)
 	}
