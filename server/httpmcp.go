@@ -36,7 +36,8 @@ func (s *Server) mcpHandler() http.Handler {
 			// taking a place among the capped ones, ending the least
 			// recently used real session) when none is named, and
 			// registering whatever id is named: the stream is only for
-			// sessions that initialize made.
+			// sessions that initialize made. (The modern protocol has no
+			// GET stream: mcp-go refuses those itself.)
 			if session == "" {
 				writeRPCError(w, http.StatusBadRequest, -32600,
 					"GET /mcp opens the event stream of a session: send the Mcp-Session-Id header that initialize returned")
