@@ -37,8 +37,9 @@ func sampleSolutions(ctx context.Context, env *core.Env, k, per int, temp float6
 	// When the calls left cannot pay for every sample, the first samples
 	// get them: left to the requests, which ones got the budget would
 	// depend on which reserved first, and so would the answer.
+	var capped error
 	if left := env.Budget.Remaining(); left >= 0 && int64(k) > left {
-		errs = append(errs, fmt.Errorf("%w: %d of %d samples fit in the %d llm calls left", core.ErrBudgetExhausted, left, k, left))
+		capped = fmt.Errorf("%w: %d of %d samples fit in the %d llm calls left", core.ErrBudgetExhausted, left, k, left)
 		k = int(left)
 	}
 	type batch struct{ first, n int }
@@ -73,6 +74,11 @@ func sampleSolutions(ctx context.Context, env *core.Env, k, per int, temp float6
 		out = append(out, n)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return sampleIndex(out[i]) < sampleIndex(out[j]) })
+	// The budget stopped the sampling, unless every sample that fit in it
+	// failed: then what failed them did.
+	if capped != nil && (len(out) > 0 || len(errs) == 0) {
+		errs = append(errs, capped)
+	}
 	return out, firstErr(errs)
 }
 

@@ -208,3 +208,28 @@ func TestSamplingUnderASmallBudgetTakesTheFirstSamples(t *testing.T) {
 		}
 	}
 }
+
+// With the LLM down, sampling under a budget smaller than k stops on the
+// LLM's error: the budget did not stop it (no call was spent).
+func TestSamplingUnderASmallBudgetWithTheLLMDown(t *testing.T) {
+	t.Parallel()
+	down := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, fmt.Errorf("%w: answered 500", core.ErrLLMUnavailable)
+	})
+	for _, c := range []struct {
+		strategy string
+		params   core.Params
+	}{
+		{"self-consistency", core.Params{"k": 8}},
+		{"best-of-n", core.Params{"n": 8}},
+	} {
+		res, err := newEngine(down).Solve(t.Context(), core.Task{Problem: "What is 6 times 7?", Strategy: c.strategy, Params: c.params,
+			Limits: core.Limits{LLMCalls: 5}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Stopped != core.StopError || !strings.Contains(res.Error, "answered 500") {
+			t.Errorf("%s: stopped %s (%s); want the LLM's error", c.strategy, res.Stopped, res.Error)
+		}
+	}
+}
