@@ -304,6 +304,12 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		res.Err = runErr
 	}
 	res.Usage = budget.Used()
+	if failed := env.llmErr.Load(); failed != nil && res.Stopped == StopBudget && res.Answer == "" && !spent(budget.Limits(), res.Usage) {
+		// The budget looked spent while calls were in flight, and they
+		// failed (failed calls are refunded): the LLM stopped the search,
+		// and nothing was found.
+		res.Stopped, res.Error, res.Err = StopError, (*failed).Error(), *failed
+	}
 	tr.Record(OpEnd, nil, map[string]any{"stopped": string(res.Stopped), "answer": res.Answer})
 	trace := &Trace{
 		Schema:    TraceSchema,
@@ -351,6 +357,18 @@ func safeRun(ctx context.Context, s Strategy, env *Env) (out Outcome, err error)
 // classify maps a strategy's error to a stop reason. The context is checked
 // first: a search cancelled mid-call reports "cancelled", not the LLM error
 // the cancellation caused.
+// spent reports whether u may have reached a limit of l (a depth limit
+// counts as reached: usage does not say how deep the search went).
+func spent(l Limits, u Usage) bool {
+	return l.LLMCalls > 0 && u.LLMCalls >= l.LLMCalls ||
+		l.Tokens > 0 && u.PromptTokens+u.CompletionTokens >= l.Tokens ||
+		l.PromptTokens > 0 && u.PromptTokens >= l.PromptTokens ||
+		l.OutputTokens > 0 && u.CompletionTokens >= l.OutputTokens ||
+		l.ToolCalls > 0 && u.ToolCalls >= l.ToolCalls ||
+		l.Nodes > 0 && u.Nodes >= l.Nodes ||
+		l.Depth > 0
+}
+
 func classify(ctx context.Context, err error) (StopReason, string) {
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):

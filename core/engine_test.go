@@ -347,3 +347,69 @@ func TestBigSearchDoesNotStarveOthers(t *testing.T) {
 		t.Fatalf("the small run's call was served after %d of the big run's calls (of %d)", at, len(order))
 	}
 }
+
+// budgetSeenWhileFailing makes calls n at once, as a search with calls in
+// flight does, and stops on the budget error one of them met; then it
+// answers "found" if answer is set.
+type budgetSeenWhileFailing struct {
+	n      int
+	answer bool
+}
+
+func (s budgetSeenWhileFailing) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	errs := make([]error, s.n)
+	var wg sync.WaitGroup
+	for i := range s.n {
+		wg.Go(func() {
+			_, errs[i] = env.Complete(ctx, core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "x"}}, Purpose: "step"})
+		})
+	}
+	wg.Wait()
+	out := core.Outcome{}
+	if s.answer {
+		out.Answer = "found"
+	}
+	for _, err := range errs {
+		if errors.Is(err, core.ErrBudgetExhausted) {
+			return out, err
+		}
+	}
+	return out, fmt.Errorf("%w: no call met the budget", core.ErrBudgetExhausted)
+}
+
+// A run whose calls failed, and which saw the budget spent only while they
+// were in flight (failed calls are refunded), stops on the LLM's error; a
+// run that spent its budget, or found an answer, stops on the budget.
+func TestBudgetSeenWhileCallsFailedIsTheLLMsError(t *testing.T) {
+	t.Parallel()
+	down := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		time.Sleep(5 * time.Millisecond) // so that the calls are in flight together
+		return core.Completion{}, fmt.Errorf("%w: answered 500", core.ErrLLMUnavailable)
+	})
+	up := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		time.Sleep(5 * time.Millisecond)
+		return core.Completion{Choices: []core.Choice{{Text: "a step"}}}, nil
+	})
+	for _, c := range []struct {
+		name   string
+		policy core.Policy
+		answer bool
+		want   core.StopReason
+	}{
+		{"calls failed, nothing found", down, false, core.StopError},
+		{"calls failed, an answer found", down, true, core.StopBudget},
+		{"budget spent", up, false, core.StopBudget},
+	} {
+		reg := testRegistry()
+		reg.RegisterStrategy(core.StrategySpec{Name: "burst", New: func(core.Params) (core.Strategy, error) {
+			return budgetSeenWhileFailing{n: 6, answer: c.answer}, nil
+		}})
+		res, err := core.NewEngine(c.policy, reg, nil).Solve(t.Context(), core.Task{Problem: "p", Strategy: "burst", Limits: core.Limits{LLMCalls: 4}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Stopped != c.want || (c.want == core.StopError) != errors.Is(res.Err, core.ErrLLMUnavailable) {
+			t.Errorf("%s: stopped %s (%s, Err %v); want %s", c.name, res.Stopped, res.Error, res.Err, c.want)
+		}
+	}
+}

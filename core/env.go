@@ -30,6 +30,9 @@ type Env struct {
 	// limiter; nested searches share their parent's.
 	queue chan struct{}
 	seeds atomic.Int64
+	// llmErr is the last LLM call that failed in this run or a search
+	// nested in it (see Engine.run).
+	llmErr atomic.Pointer[error]
 }
 
 // Policy returns the metered policy: calls through it are charged, limited
@@ -62,7 +65,13 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	if err != nil {
 		e.Budget.RefundCalls(int64(req.N))
 		e.Tracer.emit(Event{Op: OpLLMCall, Data: &LLMCallFailure{Purpose: req.Purpose, N: req.N, MS: ms, Error: err.Error()}})
-		return Completion{}, fmt.Errorf("llm call (%s): %w", req.Purpose, err)
+		err = fmt.Errorf("llm call (%s): %w", req.Purpose, err)
+		if ctx.Err() == nil {
+			for env := e; env != nil; env = env.parent {
+				env.llmErr.Store(&err)
+			}
+		}
+		return Completion{}, err
 	}
 	if got := len(c.Choices); got < req.N {
 		e.Budget.RefundCalls(int64(req.N - got))

@@ -368,15 +368,6 @@ func (r *runner) do(ctx context.Context, j job) (Record, bool) {
 		return rec, true
 	}
 	rec.Answer, rec.Stopped, rec.Usage, rec.TraceID = res.Answer, res.Stopped, res.Usage, res.TraceID
-	if msg := llmFailure(res, j.budget, o.BudgetTokens); msg != "" {
-		// The search ended without an answer and with budget left because
-		// its LLM calls failed: whatever stop reason the strategy gave
-		// (self-consistency with k above the calls left reports "budget"
-		// for the samples that did not fit), the LLM failed, not the
-		// strategy.
-		res.Stopped, res.Error = core.StopError, msg
-		rec.Stopped = core.StopError
-	}
 	switch res.Stopped {
 	case core.StopError, core.StopCancelled:
 		rec.Status, rec.Error = StatusError, res.Error
@@ -453,23 +444,3 @@ func (r *runner) gradeSamples(ctx context.Context, it Item, tr *core.Trace, fina
 	return n, c
 }
 
-// llmFailure returns the last LLM failure of a search that says its budget
-// stopped it, with no answer, although it did not spend that budget (of
-// calls, nor of tokens when one is set); "" otherwise. A search that spent
-// its budget and found nothing is wrong, whatever failed on the way.
-func llmFailure(res core.Result, budget, tokens int64) string {
-	if res.Answer != "" || res.Trace == nil || res.Stopped != core.StopBudget || res.Usage.LLMCalls >= budget ||
-		(tokens > 0 && res.Usage.PromptTokens+res.Usage.CompletionTokens >= tokens) {
-		return ""
-	}
-	for i := len(res.Trace.Events) - 1; i >= 0; i-- {
-		e := res.Trace.Events[i]
-		if e.Op != core.OpLLMCall {
-			continue
-		}
-		if msg, _ := e.Get("error").(string); msg != "" {
-			return "llm call (" + fmt.Sprint(e.Get("purpose")) + "): " + msg
-		}
-	}
-	return ""
-}

@@ -829,11 +829,6 @@ func (t *mctsTree) finish() (core.Outcome, error) {
 	}
 	t.env.Tracer.Record(core.OpInfo, nil, info)
 	err := t.err
-	if errors.Is(err, core.ErrBudgetExhausted) && t.llmErr != nil && t.env.Budget.Remaining() > 0 {
-		// The budget looked spent while calls were in flight; they failed
-		// and were refunded, so calls are left: the LLM stopped the search.
-		err = t.llmErr
-	}
 	var out core.Outcome
 	if ans != nil {
 		q := ans.q

@@ -74,9 +74,7 @@ func sampleSolutions(ctx context.Context, env *core.Env, k, per int, temp float6
 		out = append(out, n)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return sampleIndex(out[i]) < sampleIndex(out[j]) })
-	// The budget stopped the sampling, unless every sample that fit in it
-	// failed: then what failed them did.
-	if capped != nil && (len(out) > 0 || len(errs) == 0) {
+	if capped != nil {
 		errs = append(errs, capped)
 	}
 	return out, firstErr(errs)
