@@ -443,4 +443,3 @@ func (r *runner) gradeSamples(ctx context.Context, it Item, tr *core.Trace, fina
 	}
 	return n, c
 }
-
