@@ -171,7 +171,8 @@ func (b *Bridge) Tools() []core.Tool {
 var _ core.Toolbox = (*Bridge)(nil)
 
 // Tool implements core.Toolbox: "server.tool", connecting to the server
-// first when it is not connected yet.
+// first when it is not connected yet. When the server cannot be reached,
+// any of its names gives a tool whose Call returns the connection error.
 func (b *Bridge) Tool(name string) (core.Tool, bool) {
 	srv, tool, ok := strings.Cut(name, ".")
 	if !ok {
@@ -186,7 +187,9 @@ func (b *Bridge) Tool(name string) (core.Tool, bool) {
 			_, err := s.conn(ctx)
 			cancel()
 			if err != nil {
-				return nil, false
+				// Whether the server has this tool is unknown: a stand-in
+				// says why it cannot be called, not "unknown tool".
+				return &unavailableTool{name: name, err: err}, true
 			}
 		}
 		for _, t := range s.list() {
@@ -537,6 +540,21 @@ func (t *Tool) Spec() core.ToolSpec { return t.spec }
 func (t *Tool) retryable() bool {
 	a := t.tool.Annotations
 	return (a.ReadOnlyHint != nil && *a.ReadOnlyHint) || (a.IdempotentHint != nil && *a.IdempotentHint)
+}
+
+// unavailableTool stands in for a tool of a server that could not be
+// reached: calling it gives the reason.
+type unavailableTool struct {
+	name string
+	err  error
+}
+
+func (u *unavailableTool) Spec() core.ToolSpec {
+	return core.ToolSpec{Name: u.name, Description: "UNAVAILABLE: " + u.err.Error(), Schema: json.RawMessage(`{"type":"object"}`)}
+}
+
+func (u *unavailableTool) Call(context.Context, json.RawMessage) (core.ToolResult, error) {
+	return core.ToolResult{}, u.err
 }
 
 // Call implements core.Tool. The server's error result (isError) and its

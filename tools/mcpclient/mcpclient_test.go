@@ -436,3 +436,24 @@ func BenchmarkCallHTTP(b *testing.B) {
 		}
 	}
 }
+
+// TestUnreachableServerTool: naming a tool of a server that cannot be
+// reached gives the connection error, not "unknown tool".
+func TestUnreachableServerTool(t *testing.T) {
+	t.Parallel()
+	b, err := New([]config.MCPServer{{Name: "bad", Command: "sh", Args: []string{"-c", "echo crashed >&2; exit 3"}, Timeout: 2 * time.Second}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	reg := tools.NewRegistry(nil)
+	reg.AddProvider(b, nil)
+	_, err = reg.Call(context.Background(), "bad.die", json.RawMessage(`{}`))
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, tools.ErrUnknownTool) || !strings.Contains(err.Error(), "bad:") ||
+		!strings.Contains(err.Error(), "crashed") {
+		t.Errorf("calling a tool of an unreachable server: %v", err)
+	}
+	if _, ok := b.Tool("nobody.die"); ok {
+		t.Error("a tool of a server that is not configured was found")
+	}
+}
