@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -467,7 +468,9 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 		if s.cfg.Bearer != "" {
 			headers["Authorization"] = "Bearer " + s.cfg.Bearer
 		}
-		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(headers), transport.WithHTTPLogger(quiet))
+		hc := &http.Client{CheckRedirect: sameOrigin}
+		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(headers), transport.WithHTTPLogger(quiet),
+			transport.WithHTTPBasicClient(hc))
 		if err != nil {
 			return nil, nil, fmt.Errorf("url %s: %w", s.cfg.URL, err)
 		}
@@ -502,6 +505,21 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 		}
 	}
 	return c, tools, nil
+}
+
+// sameOrigin follows redirects within the configured URL's origin only:
+// net/http drops Authorization on a redirect to another host but would
+// send the configured headers (an API key) there, and over plain http
+// after https.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if from := via[0].URL; req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
+		return fmt.Errorf("the server redirects to %s, another origin, which is not followed (the headers are for %s://%s): set the url to where it should go",
+			req.URL.Redacted(), from.Scheme, from.Host)
+	}
+	return nil
 }
 
 func explain(err error, ctx context.Context, timeout time.Duration) error {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -455,5 +457,36 @@ func TestUnreachableServerTool(t *testing.T) {
 	}
 	if _, ok := b.Tool("nobody.die"); ok {
 		t.Error("a tool of a server that is not configured was found")
+	}
+}
+
+// TestRedirectToAnotherOrigin: a server that redirects elsewhere does not
+// get the configured headers sent there; the error says why.
+func TestRedirectToAnotherOrigin(t *testing.T) {
+	t.Parallel()
+	leaked := make(chan string, 10)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked <- r.Header.Get("X-Api-Key") + r.Header.Get("Authorization")
+		http.NotFound(w, r)
+	}))
+	defer other.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/mcp", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	b, err := New([]config.MCPServer{{Name: "r", URL: redirect.URL + "/mcp", Timeout: 2 * time.Second,
+		Headers: map[string]string{"X-Api-Key": "key-secret"}, Bearer: "bearer-secret"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	err = b.Connect(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "redirects to "+other.URL) {
+		t.Errorf("connecting through a redirect to another origin: %v", err)
+	}
+	select {
+	case h := <-leaked:
+		t.Errorf("the other origin was sent a request (credentials %q)", h)
+	default:
 	}
 }
