@@ -479,6 +479,12 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 	}
 	fail := func(what string, err error) (*conn, []mcp.Tool, error) {
 		c.kill(false)
+		if st := c.cmd; st != nil && st.ProcessState != nil {
+			// Killed by us (SIGKILL) it did not end on its own.
+			if ws, ok := st.ProcessState.Sys().(syscall.WaitStatus); ok && !(ws.Signaled() && ws.Signal() == syscall.SIGKILL) {
+				err = fmt.Errorf("%w (the server exited: %s)", err, st.ProcessState)
+			}
+		}
 		if t := strings.TrimSpace(c.stderr.String()); t != "" {
 			err = fmt.Errorf("%w (stderr: %s)", err, lastLine(t))
 		}
@@ -492,6 +498,12 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 	init := mcp.InitializeRequest{}
 	init.Params.ClientInfo = mcp.Implementation{Name: "ponder", Version: s.version}
 	if _, err := c.client.Initialize(cctx, init); err != nil {
+		switch {
+		case errors.Is(err, transport.ErrAuthorizationRequired), errors.Is(err, transport.ErrOAuthAuthorizationRequired):
+			err = fmt.Errorf("the server answers 401 Unauthorized: set its bearer token or headers (%w)", err)
+		case errors.Is(err, transport.ErrLegacySSEServer):
+			err = fmt.Errorf("the server answers initialize with an HTTP 4xx (404, 405): check the url's path; only the streamable HTTP transport is supported, not the old HTTP+SSE one (%w)", err)
+		}
 		return fail("initialize", explain(err, cctx, s.timeout))
 	}
 	res, err := c.client.ListTools(cctx, mcp.ListToolsRequest{})

@@ -490,3 +490,34 @@ func TestRedirectToAnotherOrigin(t *testing.T) {
 	default:
 	}
 }
+
+// TestConnectErrorsSayWhy: a server that exits at once, one that wants a
+// token and a URL with the wrong path give errors that say what to do.
+func TestConnectErrorsSayWhy(t *testing.T) {
+	t.Parallel()
+	status := func(code int) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
+		t.Cleanup(s.Close)
+		return s
+	}
+	tests := []struct {
+		s    config.MCPServer
+		want string
+	}{
+		{config.MCPServer{Name: "exits", Command: "sh", Args: []string{"-c", "exit 0"}}, "the server exited: exit status 0"},
+		{config.MCPServer{Name: "token", URL: status(http.StatusUnauthorized).URL + "/mcp"}, "401 Unauthorized: set its bearer token or headers"},
+		{config.MCPServer{Name: "path", URL: status(http.StatusNotFound).URL + "/mpc"}, "check the url's path"},
+	}
+	for _, tt := range tests {
+		tt.s.Timeout = 2 * time.Second
+		b, err := New([]config.MCPServer{tt.s}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = b.Connect(context.Background())
+		b.Close()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.s.Name, err, tt.want)
+		}
+	}
+}
