@@ -30,10 +30,12 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -324,7 +326,13 @@ func (s *server) setTools(listed []mcp.Tool) {
 		old[t.tool.Name] = t
 	}
 	s.tools = s.tools[:0:0]
+	seen := map[string]bool{}
 	for _, lt := range listed {
+		if why := badToolName(lt.Name, seen); why != "" {
+			s.log.Warn().Str("tool", strconv.Quote(lt.Name)).Msg("mcp server tool skipped: " + why)
+			continue
+		}
+		seen[lt.Name] = true
 		sp := spec(s.cfg.Name, lt)
 		if t, ok := old[lt.Name]; ok && string(t.spec.Schema) == string(sp.Schema) && t.spec.Description == sp.Description {
 			t.tool = lt
@@ -333,6 +341,21 @@ func (s *server) setTools(listed []mcp.Tool) {
 		}
 		s.tools = append(s.tools, &Tool{srv: s, tool: lt, spec: sp})
 	}
+}
+
+// badToolName says why a listed tool cannot be offered: no name, a name
+// with control characters (they would reach terminals and prompts), or
+// one listed before (calls could not tell the two apart).
+func badToolName(name string, seen map[string]bool) string {
+	switch {
+	case name == "":
+		return "it has no name"
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return "its name has control characters"
+	case seen[name]:
+		return "the server lists its name twice; the first is kept"
+	}
+	return ""
 }
 
 func (s *server) list() []*Tool {
@@ -431,7 +454,7 @@ func (s *server) connect(ctx context.Context) (*conn, error) {
 	s.lastErr = nil
 	s.cur = c
 	s.setTools(tools)
-	s.log.Debug().Int("tools", len(tools)).Msg("mcp server connected")
+	s.log.Debug().Int("tools", len(s.tools)).Msg("mcp server connected")
 	return c, nil
 }
 

@@ -6,18 +6,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
@@ -520,4 +524,90 @@ func TestConnectErrorsSayWhy(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tt.s.Name, err, tt.want)
 		}
 	}
+}
+
+// listingServer is a stdio MCP server (python3) whose tools/list answers
+// with tools named names, and whose tools/call echoes the description of
+// the tool called.
+func listingServer(t *testing.T, name string, names ...string) config.MCPServer {
+	t.Helper()
+	var listed []map[string]any
+	for i, n := range names {
+		listed = append(listed, map[string]any{"name": n, "description": fmt.Sprint("tool ", i), "inputSchema": map[string]any{"type": "object"}})
+	}
+	js, _ := json.Marshal(listed)
+	script := filepath.Join(t.TempDir(), "server.py")
+	src := `import sys, json
+tools = json.loads(sys.argv[1])
+def send(o):
+    sys.stdout.write(json.dumps(o) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    msg = json.loads(line)
+    mid, m = msg.get("id"), msg.get("method")
+    if mid is None:
+        continue
+    if m == "initialize":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}}, "serverInfo": {"name": "t", "version": "1"}}})
+    elif m == "tools/list":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"tools": tools}})
+    elif m == "tools/call":
+        d = [t["description"] for t in tools if t["name"] == msg["params"]["name"]][0]
+        send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": d}]}})
+    else:
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "no " + str(m)}})
+`
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return config.MCPServer{Name: name, Command: "python3", Args: []string{script, string(js)}, Timeout: 5 * time.Second}
+}
+
+// TestOddToolNames: names with dots and spaces work; an empty name, one
+// with control characters (terminal escapes) and a second tool of the
+// same name are skipped with a warning.
+func TestOddToolNames(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	b, err := New([]config.MCPServer{listingServer(t, "odd", "a.b", "with space", "", "evil\x1b]0;title\x07\nx", "dup", "dup")},
+		&Options{Logger: zerolog.New(&syncWriter{w: &logs})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range b.Tools() {
+		names = append(names, tool.Spec().Name)
+	}
+	if want := []string{"odd.a.b", "odd.dup", "odd.with space"}; !slices.Equal(names, want) {
+		t.Errorf("tools %q, want %q", names, want)
+	}
+	for name, want := range map[string]string{"odd.a.b": "tool 0", "odd.with space": "tool 1", "odd.dup": "tool 4"} {
+		tool, ok := b.Tool(name)
+		if !ok {
+			t.Errorf("%s: not found", name)
+			continue
+		}
+		if res := call(t, tool, `{}`); res.Text != want || tool.Spec().Description != want {
+			t.Errorf("%s: called %q, described %q, want %q", name, res.Text, tool.Spec().Description, want)
+		}
+	}
+	for _, want := range []string{"it has no name", "control characters", "lists its name twice"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no warning %q in %s", want, logs.String())
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
