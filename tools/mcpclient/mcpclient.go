@@ -255,8 +255,9 @@ type server struct {
 	cur     *conn
 	tools   []*Tool // of the last listing
 	closed  bool
-	lastErr error
-	lastTry time.Time
+	lastErr error     // of the last connection attempt, when it failed
+	fails   int       // connection attempts failed in a row
+	retryAt time.Time // no new attempt before, while lastErr is set
 }
 
 // conn is one live connection.
@@ -430,19 +431,22 @@ func (s *server) connect(ctx context.Context) (*conn, error) {
 		s.mu.Unlock()
 		return c, nil
 	}
-	// Back off briefly after a failure, so a dead server is not restarted
-	// on every call of a busy search.
-	if s.lastErr != nil && time.Since(s.lastTry) < time.Second {
+	// Back off after a failure, so a dead server is not restarted on every
+	// call of a busy search, and one that hangs does not cost a timeout on
+	// every step of a search that offers its tools.
+	if s.lastErr != nil && time.Now().Before(s.retryAt) {
 		err := s.lastErr
 		s.mu.Unlock()
 		return nil, err
 	}
 	s.mu.Unlock()
+	start := time.Now()
 	c, tools, err := s.open(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lastTry = time.Now()
 	if err != nil {
+		s.fails++
+		s.retryAt = time.Now().Add(backoff(time.Since(start), s.fails))
 		s.lastErr = fmt.Errorf("%w: %s: %v", ErrUnavailable, s.cfg.Name, err)
 		s.log.Warn().Err(err).Msg("mcp server connect")
 		return nil, s.lastErr
@@ -451,11 +455,24 @@ func (s *server) connect(ctx context.Context) (*conn, error) {
 		go c.kill(true)
 		return nil, fmt.Errorf("%w: %s: the bridge is closed", ErrUnavailable, s.cfg.Name)
 	}
-	s.lastErr = nil
+	s.lastErr, s.fails = nil, 0
 	s.cur = c
 	s.setTools(tools)
 	s.log.Debug().Int("tools", len(s.tools)).Msg("mcp server connected")
 	return c, nil
+}
+
+// maxBackoff bounds the wait between connection attempts to a server
+// that keeps failing.
+const maxBackoff = 5 * time.Minute
+
+// backoff is the wait after the fails-th failed connection attempt in a
+// row, which took took: at least as long as the attempt (a server that
+// hangs until the timeout is not waited on most of the time), at least
+// 1s, doubling with each failure, at most maxBackoff.
+func backoff(took time.Duration, fails int) time.Duration {
+	d := max(took, time.Second) << min(fails-1, 10)
+	return min(d, maxBackoff)
 }
 
 // open starts a connection: transport, initialize, tools/list.

@@ -611,3 +611,38 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestHungServerBackoff: a server that never answers initialize costs its
+// timeout, and is then left alone for at least as long, not tried again
+// on the next lookup of its tools a second later (a search looks its
+// tools up at every step).
+func TestHungServerBackoff(t *testing.T) {
+	t.Parallel()
+	b, err := New([]config.MCPServer{{Name: "hung", Command: "sh", Args: []string{"-c", "exec sleep 100"}, Timeout: 2 * time.Second}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 2 {
+		start := time.Now()
+		tool, ok := b.Tool("hung.x")
+		if !ok || !strings.Contains(tool.Spec().Description, "no answer within 2s") {
+			t.Fatalf("lookup %d: %v", i, ok)
+		}
+		if el := time.Since(start); i > 0 && el > time.Second {
+			t.Errorf("lookup %d, 1.5s after the failed connection, took %s", i, el)
+		}
+		if i == 0 {
+			time.Sleep(1500 * time.Millisecond)
+		}
+	}
+	if d := backoff(30*time.Second, 1); d != 30*time.Second {
+		t.Errorf("backoff after a 30s timeout: %s", d)
+	}
+	if d := backoff(10*time.Millisecond, 2); d != 2*time.Second {
+		t.Errorf("backoff after the second quick failure: %s", d)
+	}
+	if d := backoff(time.Second, 100); d != maxBackoff {
+		t.Errorf("backoff after many failures: %s", d)
+	}
+}
