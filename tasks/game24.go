@@ -190,6 +190,9 @@ func Check24(problem, expr string) error {
 		return fmt.Errorf("problem %q is not four numbers", problem)
 	}
 	e, err := parseExpr(cleanExpr(expr))
+	if errors.Is(err, errTooManyNumbers) {
+		return ErrWrongNumbers
+	}
 	if err != nil {
 		return err
 	}
@@ -572,7 +575,8 @@ func solvable(nums []*big.Rat) bool {
 
 // --- expressions ---
 
-var exprReplacer = strings.NewReplacer("−", "-", `\times`, "*", `\cdot`, "*", `\div`, "/", "×", "*", "÷", "/", "x", "*", "X", "*",
+var exprReplacer = strings.NewReplacer("−", "-", "–", "-", `\times`, "*", `\cdot`, "*", `\div`, "/", "×", "*", "÷", "/", "x", "*", "X", "*",
+	"·", "*", "⋅", "*", "∗", "*", "∕", "/",
 	`\left`, "", `\right`, "", "[", "(", "]", ")", "{", "(", "}", ")", "$", "")
 
 func cleanExpr(s string) string {
@@ -590,10 +594,23 @@ type expr struct {
 	l, r *expr
 }
 
+// Bounds of parseExpr. A Game of 24 expression has four numbers and a few
+// parentheses; the bounds keep hostile model output (a megabyte of "1+1+…"
+// or of parentheses) from costing more than a linear scan.
+const (
+	maxExprNumbers = 16
+	maxExprDepth   = 32
+	maxNumberLen   = 64
+)
+
+// errTooManyNumbers is parseExpr's error for more than maxExprNumbers
+// numbers.
+var errTooManyNumbers = fmt.Errorf("expression has more than %d numbers", maxExprNumbers)
+
 // parseExpr parses + - * / over non-negative numbers with parentheses; it
-// has no unary minus, as the game has none.
+// has no unary minus, as the game has none. White space is ignored.
 func parseExpr(s string) (*expr, error) {
-	p := &exprParser{s: strings.ReplaceAll(s, " ", "")}
+	p := &exprParser{s: strings.Join(strings.Fields(s), "")}
 	if p.s == "" {
 		return nil, errors.New("empty expression")
 	}
@@ -602,14 +619,16 @@ func parseExpr(s string) (*expr, error) {
 		return nil, err
 	}
 	if p.i != len(p.s) {
-		return nil, fmt.Errorf("unexpected %q in expression", p.s[p.i:])
+		return nil, fmt.Errorf("unexpected %q in expression", text.Clip(p.s[p.i:], 40))
 	}
 	return e, nil
 }
 
 type exprParser struct {
-	s string
-	i int
+	s       string
+	i       int
+	numbers int // numbers read so far
+	depth   int // open parentheses
 }
 
 func (p *exprParser) sum() (*expr, error) {
@@ -643,8 +662,12 @@ func (p *exprParser) atom() (*expr, error) {
 		return nil, errors.New("expression ends early")
 	}
 	if p.s[p.i] == '(' {
+		if p.depth++; p.depth > maxExprDepth {
+			return nil, fmt.Errorf("expression nests parentheses more than %d deep", maxExprDepth)
+		}
 		p.i++
 		e, err := p.sum()
+		p.depth--
 		if err != nil {
 			return nil, err
 		}
@@ -659,7 +682,13 @@ func (p *exprParser) atom() (*expr, error) {
 		j++
 	}
 	if j == p.i {
-		return nil, fmt.Errorf("unexpected %q in expression", p.s[p.i:])
+		return nil, fmt.Errorf("unexpected %q in expression", text.Clip(p.s[p.i:], 40))
+	}
+	if p.numbers++; p.numbers > maxExprNumbers {
+		return nil, errTooManyNumbers
+	}
+	if j-p.i > maxNumberLen {
+		return nil, fmt.Errorf("number %q is too long", text.Clip(p.s[p.i:j], 20))
 	}
 	r, ok := parseRat(p.s[p.i:j])
 	if !ok {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -34,6 +36,19 @@ func TestCheck24(t *testing.T) {
 		{"unary minus", "4 9 10 13", "-(9-13)*(10-4)", nil, true},
 		{"garbage", "4 9 10 13", "twenty-four", nil, true},
 		{"unbalanced", "4 9 10 13", "((13-9)*(10-4)", nil, true},
+		{"tab and newline", "1 2 3 4", "(1 + 2 + 3)\t*\n4", nil, false},
+		{"dot operators and en dash", "4 9 10 13", "(13 – 9) · (10 – 4)", nil, false},
+		{"asterisk operator", "4 9 10 13", "(13 - 9) ∗ (10 ⋅ 1 - 4)", ErrWrongNumbers, false},
+		{"division by zero, numbers right", "4 4 6 0", "4*6+4/0", ErrDivByZero, false},
+		{"zero used right", "4 4 6 0", "4*6+0/4", nil, false},
+		{"implicit product", "4 9 10 13", "(13-9)(10-4)", nil, true},
+		{"power", "1 2 3 4", "4^2+3*2+1", nil, true},
+		{"exponent", "1 2 3 4", "1e0*2*3*4", nil, true},
+		{"frac", "3 3 8 8", `\frac{8}{3-\frac{8}{3}}`, nil, true},
+		{"chained equals", "1 2 3 4", "(1+2+3)*4 = 24 = 25", nil, true},
+		{"huge numbers", "100000000000000000000 2 3 4", "100000000000000000000/100000000000000000000*2*3*4", ErrWrongNumbers, false},
+		{"many numbers", "1 2 3 4", strings.Repeat("1+", 100) + "1", ErrWrongNumbers, false},
+		{"deep parentheses", "1 2 3 4", strings.Repeat("(", 100) + "1*2*3*4" + strings.Repeat(")", 100), nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,4 +303,31 @@ func ExampleIdentify() {
 	fmt.Println(id.Kind, id.Pack, id.Problem, id.Steps)
 	// Output:
 	// propose game24 4 9 10 13 [13 - 9 = 4 (left: 4 4 10)]
+}
+
+// TestGame24HostileLongAnswers checks that a megabyte of expression is
+// read in linear time: Normalize keys every answer of a vote, and Check24
+// grades it.
+func TestGame24HostileLongAnswers(t *testing.T) {
+	t.Parallel()
+	for name, s := range map[string]string{
+		"sum":         strings.Repeat("1+", 1<<19) + "1",
+		"parentheses": strings.Repeat("(", 1<<19) + "1" + strings.Repeat(")", 1<<19),
+		"digits":      strings.Repeat("7", 1<<20),
+	} {
+		start := time.Now()
+		err := Check24("1 2 3 4", `\boxed{`+s+`}`)
+		key := Game24{}.Normalize(s)
+		if err == nil {
+			t.Errorf("%s: Check24 accepted it", name)
+		} else if len(err.Error()) > 200 {
+			t.Errorf("%s: Check24's error is %d bytes long", name, len(err.Error()))
+		}
+		if key == "" {
+			t.Errorf("%s: empty key", name)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: Check24 and Normalize took %v", name, d)
+		}
+	}
 }
