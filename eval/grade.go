@@ -92,12 +92,11 @@ func gradeGSM8K(_ context.Context, it Item, answer string) (Grade, error) {
 }
 
 // numberValue reads a GSM8K answer as an exact number: "$1,000.00",
-// "18 dollars", "x = 18", or the first number in the text.
+// "18 dollars", "x = 18", "\boxed{72}" (tasks.ParseNumber). An answer
+// with several numbers ("12 - 4 = 8" aside, whose right side counts) has
+// none: grading "2 hours and 30 minutes" as 2 would be a guess.
 func numberValue(s string) (*big.Rat, bool) {
-	if r, ok := new(big.Rat).SetString(mathequiv.Clean(s)); ok {
-		return r, true
-	}
-	n, ok := core.ExtractNumber(s)
+	n, ok := tasks.ParseNumber(s)
 	if !ok {
 		return nil, false
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 func TestIdentifyRoundTrip(t *testing.T) {
@@ -169,6 +170,12 @@ func TestExtractAnswer(t *testing.T) {
 		{GSM8K{}, "#### 1,000", "1000", true},
 		{GSM8K{}, "\\boxed{\\$18.00}", "18", true},
 		{GSM8K{}, "She has 5 apples.", "", false},
+		{GSM8K{}, `So \boxed{\frac{3}{4}} of the cake.`, "", false},
+		{GSM8K{}, "The answer is: 12 - 4 = 8", "8", true},
+		{GSM8K{}, `\boxed{−5}`, "-5", true},
+		{GSM8K{}, `\boxed{2^{10}}`, "", false},
+		{MATH{}, `\boxed{}`, "", false},
+		{MATH{}, `\boxed{ }`, "", false},
 		{MATH{}, "Thus \\boxed{\\frac{1}{2}}.", `\frac{1}{2}`, true},
 		{MATH{}, "We get \\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", `\left( 3, \frac{\pi}{2} \right)`, true},
 		{Game24{}, "\\boxed{(13 - 9) * (10 - 4) = 24}", "(13 - 9) * (10 - 4)", true},
@@ -180,6 +187,81 @@ func TestExtractAnswer(t *testing.T) {
 		got, ok := tt.pack.ExtractAnswer(tt.text)
 		if ok != tt.ok || got != tt.want {
 			t.Errorf("%s.ExtractAnswer(%q) = %q, %v; want %q, %v", tt.pack.Name(), tt.text, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestParseNumber feeds GSM8K answers as models write them: one number is
+// read exactly, and an answer with several numbers, or one that is not
+// plainly a number, has none rather than a wrong one.
+func TestParseNumber(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string // want "": no number
+	}{
+		{"72", "72"},
+		{"$1,000.00", "1000"},
+		{`\$18.00`, "18"},
+		{"18 dollars", "18"},
+		{`18 \text{ dollars}`, "18"},
+		{`\text{18}`, "18"},
+		{"x = 18", "18"},
+		{"48 + 24 = 72", "72"},
+		{"12 - 4 = 8", "8"},
+		{"-5", "-5"},
+		{"−5", "-5"}, // U+2212
+		{"–5", "-5"}, // en dash
+		{"-$5", "-5"},
+		{"$-5", "-5"},
+		{`\$-5`, "-5"},
+		{"(-5)", "-5"},
+		{"-0", "0"},
+		{"-0.0", "0"},
+		{"3/4", "3/4"},
+		{".5", "0.5"},
+		{"$.50", "0.5"},
+		{"-3.50", "-3.5"},
+		{"5.", "5"},
+		{"50%", "50"},
+		{`50\%`, "50"},
+		{"1,234,567", "1234567"},
+		{`1\,000`, "1000"},
+		{`1{,}000`, "1000"},
+		{"12 cm^2", "12"},
+		{`12 \text{ ft}^{2}`, "12"},
+		{"10000000000000000000000000000000000", "10000000000000000000000000000000000"},
+		{"", ""},
+		{"seventy-two", ""},
+		{`\frac{3}{4}`, ""},
+		{`3 \frac{1}{2}`, ""},
+		{"2^{10}", ""},
+		{"10^6", ""},
+		{`5 \times 10^3`, ""},
+		{"1e5", ""},
+		{"1.5e3", ""},
+		{"1,23", ""},
+		{"12,5", ""},
+		{"1.2.3", ""},
+		{"3!", ""},
+		{"18 - 2", ""},
+		{"18-2", ""},
+		{"x-5", ""},
+		{"2 hours and 30 minutes", ""},
+		{"7 but actually 8", ""},
+		{"3, 5", ""},
+		{"2:30", ""},
+		{"x = 5 and y = 7", ""},
+		{"1/0", ""},
+		{"x2", ""},
+		{"١٢", ""},
+		{"１２", ""},
+		{"1２", ""},
+		{strings.Repeat("9", 1<<20), ""},
+	}
+	for _, tt := range tests {
+		got, ok := ParseNumber(tt.in)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("ParseNumber(%q) = %q, %v; want %q", text.Clip(tt.in, 40), got, ok, tt.want)
 		}
 	}
 }
@@ -196,6 +278,9 @@ func TestNormalize(t *testing.T) {
 		{MATH{}, `\dfrac{1}{2}`, `\frac{1}{2}`},
 		{MATH{}, `\left( 3, \frac{\pi}{2} \right)`, `(3,\frac{\pi}{2})`},
 		{MATH{}, `10^\circ`, "10"},
+		{MATH{}, "−5", "-5"},
+		{MATH{}, ".5", "0.5"},
+		{MATH{}, `\$5`, "5"},
 		{Game24{}, "(13-9)*(10-4)", "(10 - 4) × (13 - 9)"},
 		{Game24{}, "4*6*1*1", `\boxed{4 \times 6 \times 1 \times 1}`},
 		{Game24{}, "(13 - 9) * (10 - 4) = 24", "(13-9)*(10-4)"},
@@ -210,6 +295,11 @@ func TestNormalize(t *testing.T) {
 		a, b string
 	}{
 		{GSM8K{}, "72", "27"},
+		{GSM8K{}, "12 - 4 = 8", "12"},
+		{GSM8K{}, `\frac{3}{4}`, "3"},
+		{GSM8K{}, "−5", "5"},
+		{MATH{}, "12,5", "125"},
+		{MATH{}, "1,23", "123"},
 		{Game24{}, "(13-9)*(10-4)", "(13-4)*(10-9)"},
 		{Game24{}, "13-9", "9-13"},
 	}
