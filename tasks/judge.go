@@ -18,14 +18,16 @@ func JudgePrompt(problem string, steps []string) []core.Message {
 	return core.LayoutPrompt(JudgeSystem, problem, steps, JudgeInstruction)
 }
 
-// lastScore returns the number N of the last "score: N" in s: the
-// expression [sS][cC][oO][rR][eE]\s*[:=]\s*(\d+(?:\.\d+)?), scanned by
-// hand because searches parse a score per node (a test checks the scan
-// against the expression).
-func lastScore(s string) (string, bool) {
-	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+// lastScore returns the number N of the last "score: N" in s, and the
+// text after it: the expression
+// [sS][cC][oO][rR][eE][\s*_]*[:=][\s*_]*(\d+(?:\.\d+)?), where * and _
+// are markdown ("**Score:** 8"), scanned by hand because searches parse a
+// score per node (a test checks the scan against the expression).
+func lastScore(s string) (num, rest string, ok bool) {
+	isSpace := func(c byte) bool {
+		return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '*' || c == '_'
+	}
 	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
-	found, ok := "", false
 	for i := 0; i+5 <= len(s); i++ {
 		if !strings.EqualFold(s[i:i+5], "score") {
 			continue
@@ -54,17 +56,42 @@ func lastScore(s string) (string, bool) {
 				j++
 			}
 		}
-		found, ok = s[start:j], true
+		num, rest, ok = s[start:j], s[j:], true
 		i = j - 1
 	}
-	return found, ok
+	return num, rest, ok
+}
+
+// outOf reads what follows a score: "/10" or "out of 10" (a denominator
+// other than 10 is another scale), or an exponent ("1e1") that makes the
+// number something else. It reports false for those.
+func outOf(rest string) bool {
+	if len(rest) >= 2 && (rest[0] == 'e' || rest[0] == 'E') && strings.ContainsRune("0123456789+-", rune(rest[1])) {
+		return false
+	}
+	r := strings.TrimLeft(rest, " \t*_")
+	switch {
+	case strings.HasPrefix(r, "/"):
+		r = r[1:]
+	case len(r) >= 6 && strings.EqualFold(r[:6], "out of"):
+		r = r[6:]
+	default:
+		return true
+	}
+	r = strings.TrimLeft(r, " \t")
+	end := 0
+	for end < len(r) && '0' <= r[end] && r[end] <= '9' {
+		end++
+	}
+	return r[:end] == "10"
 }
 
 // ParseJudgeScore reads "Score: N" (1..10) from a judge reply and maps it
-// linearly onto [-1, 1].
+// linearly onto [-1, 1]. "N/10" and "N out of 10" are read as N; a score
+// on another scale ("4/5", "4 out of 5") is no score.
 func ParseJudgeScore(reply string) (float64, bool) {
-	num, ok := lastScore(reply)
-	if !ok {
+	num, rest, ok := lastScore(reply)
+	if !ok || !outOf(rest) {
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(num, 64)

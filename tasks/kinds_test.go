@@ -94,6 +94,21 @@ func TestParseScore(t *testing.T) {
 		{"Score: 3\nOn reflection, Score: 8", (8 - 5.5) / 4.5, true},
 		{"Score: 11", 0, false},
 		{"no score", 0, false},
+		{"Score: 10/10", 1, true},
+		{"Score: 8 / 10", (8 - 5.5) / 4.5, true},
+		{"score: 7 out of 10", (7 - 5.5) / 4.5, true},
+		{"**Score:** 8", (8 - 5.5) / 4.5, true},
+		{"Score: **8**", (8 - 5.5) / 4.5, true},
+		{"score: 7.5", (7.5 - 5.5) / 4.5, true},
+		{"Score: 4/5", 0, false},
+		{"Score: 4 out of 5", 0, false},
+		{"Score: 2/5", 0, false},
+		{"Score: 1e1", 0, false},
+		{"Score: -3", 0, false},
+		{"Score: 0", 0, false},
+		{"Score: 10.5", 0, false},
+		{"I'd say 8", 0, false},
+		{"Score: N", 0, false},
 	}
 	for _, tt := range tests {
 		got, ok := ParseScore(tt.reply)
@@ -321,16 +336,16 @@ func TestRegistered(t *testing.T) {
 }
 
 // lastScore scans by hand for what this expression matches.
-var judgeScore = regexp.MustCompile(`[sS][cC][oO][rR][eE]\s*[:=]\s*(\d+(?:\.\d+)?)`)
+var judgeScore = regexp.MustCompile(`[sS][cC][oO][rR][eE][\s*_]*[:=][\s*_]*(\d+(?:\.\d+)?)`)
 
 func TestLastScoreMatchesTheExpression(t *testing.T) {
 	replies := []string{
 		"", "Score: 7", "score=3.5", "SCORE :\n 10", "Score: 4\nScore: 9", "score: x score: 2", "scores: 4",
 		"Score: 5.", "Score: .5", "score:\t\f 8.25 and score = 1", "sCoRe=007", "Score:", "score 5", "ſcore: 5",
-		"Scorescore: 6", "Score: 3 Score: ", "the score: 12.0.1",
+		"Scorescore: 6", "Score: 3 Score: ", "the score: 12.0.1", "**Score:** 8", "Score: __9__", "score*=_7",
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	alphabet := []string{"s", "S", "core", "CORE", " ", "\t", "\n", ":", "=", "1", "7", ".", "x", "é"}
+	alphabet := []string{"s", "S", "core", "CORE", " ", "\t", "\n", ":", "=", "1", "7", ".", "x", "é", "*", "_"}
 	for i := 0; i < 3000; i++ {
 		var b strings.Builder
 		for j := rng.IntN(12); j >= 0; j-- {
@@ -343,7 +358,7 @@ func TestLastScoreMatchesTheExpression(t *testing.T) {
 		if m := judgeScore.FindAllStringSubmatch(r, -1); len(m) > 0 {
 			want, wantOK = m[len(m)-1][1], true
 		}
-		if got, ok := lastScore(r); got != want || ok != wantOK {
+		if got, _, ok := lastScore(r); got != want || ok != wantOK {
 			t.Fatalf("lastScore(%q) = %q, %v; the expression finds %q, %v", r, got, ok, want, wantOK)
 		}
 	}
