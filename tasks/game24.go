@@ -104,14 +104,23 @@ func (Game24) ValuePrompt(problem string, steps []string) []core.Message {
 
 var verdictRe = regexp.MustCompile(`(?i)\b(sure|likely|impossible)\b`)
 
+// negation ends the text before a negated verdict: "not sure", "isn't
+// likely", "never impossible".
+var negation = regexp.MustCompile(`(?i)(?:\bnot|\bnever|\bno|n't|n’t)\s*$`)
+
 // ParseValue implements Valuer: the last sure/likely/impossible in reply,
-// mapped to Game24Sure, Game24Likely or Game24Impossible.
+// mapped to Game24Sure, Game24Likely or Game24Impossible. A negated last
+// verdict ("I am not sure") is none.
 func (Game24) ParseValue(reply string) (float64, bool) {
-	m := verdictRe.FindAllString(reply, -1)
+	m := verdictRe.FindAllStringIndex(reply, -1)
 	if len(m) == 0 {
 		return 0, false
 	}
-	switch strings.ToLower(m[len(m)-1]) {
+	last := m[len(m)-1]
+	if negation.MatchString(reply[max(0, last[0]-16):last[0]]) {
+		return 0, false
+	}
+	switch strings.ToLower(reply[last[0]:last[1]]) {
 	case "sure":
 		return Game24Sure, true
 	case "likely":

@@ -137,6 +137,12 @@ func TestParseValue(t *testing.T) {
 		{Game24{}, "not sure at first...\nlikely", Game24Likely, true},
 		{Game24{}, "numbers too small\nImpossible", Game24Impossible, true},
 		{Game24{}, "no idea", 0, false},
+		{Game24{}, "I am not sure", 0, false},
+		{Game24{}, "It isn't likely", 0, false},
+		{Game24{}, "not impossible", 0, false},
+		{Game24{}, "**Sure**", Game24Sure, true},
+		{Game24{}, "unlikely", 0, false},
+		{Game24{}, "Not sure at first. Now I'm sure", Game24Sure, true},
 		{GSM8K{}, "Score: 10", 1, true},
 		{GSM8K{}, "sure", 0, false},
 	}
