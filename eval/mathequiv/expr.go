@@ -828,11 +828,25 @@ func function(name string, baseNode node, v value, env map[string]complex128) (v
 	return floatValue(out), nil
 }
 
-// close reports whether two values are equal: exactly for two rationals,
-// else within a relative 1e-9.
+// close reports whether two values are equal: exactly for two rationals;
+// a rational and a float when the float is that rational (sin(pi/6) is
+// 1/2), as Canonical snaps it, so that a decimal close to an irrational
+// value (1.4142135624 for \sqrt{2}) is not it; else within a relative
+// 1e-9.
 func closeValues(a, b value) bool {
 	if a.exact != nil && b.exact != nil {
 		return a.exact.Cmp(b.exact) == 0
+	}
+	if a.exact != nil || b.exact != nil {
+		e, f := a.exact, b.c
+		if e == nil {
+			e, f = b.exact, a.c
+		}
+		if isInf(f) || math.Abs(imag(f)) > 1e-12*math.Max(1, math.Abs(real(f))) {
+			return false
+		}
+		r, ok := snap(real(f))
+		return ok && r.Cmp(e) == 0
 	}
 	if isInf(a.c) || isInf(b.c) {
 		return isInf(a.c) && isInf(b.c) && math.Signbit(real(a.c)) == math.Signbit(real(b.c)) && imag(a.c) == 0 && imag(b.c) == 0

@@ -246,6 +246,11 @@ func TestEquivalentForms(t *testing.T) {
 		{"120", "5!"},
 		{"10", `\binom{5}{2}`},
 		{"-1", "-1.0"},
+		{`\sin\frac{\pi}{6}`, "0.5"},
+		{`\cos(\pi/3)`, `\frac{1}{2}`},
+		{`\sqrt{2}^2`, "2"},
+		{`\tan\frac{\pi}{4}`, "1"},
+		{`\log_2 8`, "3"},
 		{"0", "-0"},
 		{"3", "3."},
 	}
@@ -309,6 +314,10 @@ func TestWrongForms(t *testing.T) {
 		{"2,3", "2 or 4"},
 		{"2", "2 or 3"},
 		{`\infty`, `-\infty`},
+		{`\sqrt{2}`, "1.4142135623730951"}, // as close as a float64 gets
+		{`\sqrt{2}`, "1.4142135624"},
+		{`\pi`, "3.14159265358979"},
+		{`\frac{\sqrt{3}}{3}`, "0.57735026919"},
 	}
 	for _, tc := range tests {
 		if Equal(tc.cand, tc.ref) {
