@@ -37,7 +37,7 @@ type answer struct {
 func parse(s string, depth int) answer {
 	s = strings.TrimSpace(s)
 	a := answer{kind: kindText, text: textKey(s)}
-	if s == "" || depth > 8 {
+	if s == "" || depth > 8 || len(s) > maxAnswerLen {
 		return a
 	}
 	if parts := splitTop(s, `\cup`); len(parts) > 1 {

@@ -19,6 +19,9 @@ func Clean(s string) string {
 	} else if b, ok := lastGroup(s, `\fbox`); ok {
 		s = b
 	}
+	if len(s) > maxAnswerLen {
+		return s // text: see maxAnswerLen
+	}
 	s = unicodeRepl.Replace(s)
 	s = strings.TrimSpace(s)
 	// Math delimiters.
@@ -56,6 +59,12 @@ func Clean(s string) string {
 	s = braceArgs(s)
 	return s
 }
+
+// maxAnswerLen bounds the answers that are cleaned and parsed: the longest
+// MATH-500 answer has 53 bytes, and a megabyte of model output in a
+// \boxed{} would cost seconds to clean. A longer answer is compared as
+// text.
+const maxAnswerLen = 4096
 
 var unicodeRepl = strings.NewReplacer(
 	"−", "-", "–", "-", "×", `\times `, "·", `\cdot `, "÷", `\div `, "π", `\pi `, "∞", `\infty `,

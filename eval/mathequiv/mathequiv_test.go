@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/tasks"
 )
@@ -337,6 +338,33 @@ func TestNoPanicsOnGarbage(t *testing.T) {
 		_ = Equal(s, s)
 		_ = Equal(s, "1")
 		_ = Canonical(s)
+	}
+}
+
+// TestLongAnswersAreCheap feeds a megabyte of hostile answer: it is
+// compared as text, in linear time.
+func TestLongAnswersAreCheap(t *testing.T) {
+	t.Parallel()
+	for name, s := range map[string]string{
+		"digits": strings.Repeat("1", 1<<20),
+		"sum":    strings.Repeat("1+", 1<<19) + "1",
+		"list":   strings.Repeat("1,", 1<<19) + "1",
+		"units":  "5" + strings.Repeat(" cm", 1<<18) + "x",
+		"spaces": "1" + strings.Repeat(" ", 1<<20) + "1",
+		"cup":    strings.Repeat(`(1,2)\cup`, 1<<17) + "(1,2)",
+		"boxed":  `\boxed{` + strings.Repeat(`\frac{1}`, 1<<17) + "{2}}",
+	} {
+		start := time.Now()
+		if Equal(s, "1") {
+			t.Errorf("%s: equal to 1", name)
+		}
+		if !Equal(s, s) {
+			t.Errorf("%s: not equal to itself", name)
+		}
+		_ = Canonical(s)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: Equal and Canonical took %v", name, d)
+		}
 	}
 }
 
