@@ -373,29 +373,74 @@ func ratios(vs []value) ([]value, bool) {
 	return nil, false
 }
 
-// matchAll reports whether a and b are equal as multisets.
+// matchAll reports whether a and b are equal as multisets: a perfect
+// matching of equal elements, found by augmenting paths (Kuhn's
+// algorithm) among the elements of the same key (Equal implies equal
+// keys), so that lists with repeated elements ("1, 1, ..., 1, 2") cost
+// polynomial time, not a backtracking search over their orders.
 func matchAll(a, b []answer) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	used := make([]bool, len(b))
-	var try func(i int) bool
-	try = func(i int) bool {
-		if i == len(a) {
-			return true
+	byKey := map[string][]int{}
+	for j := range b {
+		k := key(b[j])
+		byKey[k] = append(byKey[k], j)
+	}
+	cands := make([][]int, len(a))
+	for i := range a {
+		if cands[i] = byKey[key(a[i])]; len(cands[i]) == 0 {
+			return false
 		}
-		for j := range b {
-			if !used[j] && equal(a[i], b[j]) {
-				used[j] = true
-				if try(i + 1) {
-					return true
-				}
-				used[j] = false
+	}
+	type pair struct{ i, j int }
+	memo := map[pair]bool{}
+	eq := func(i, j int) bool {
+		v, ok := memo[pair{i, j}]
+		if !ok {
+			v = equal(a[i], b[j])
+			memo[pair{i, j}] = v
+		}
+		return v
+	}
+	owner := make([]int, len(b)) // owner[j]: the element of a matched to b[j], or -1
+	for j := range owner {
+		owner[j] = -1
+	}
+	seen := make([]bool, len(b))
+	var augment func(i int) bool
+	augment = func(i int) bool {
+		for _, j := range cands[i] {
+			if seen[j] {
+				continue
+			}
+			seen[j] = true
+			if eq(i, j) && (owner[j] < 0 || augment(owner[j])) {
+				owner[j] = i
+				return true
 			}
 		}
 		return false
 	}
-	return try(0)
+	for i := range a {
+		// A free equal partner first: lists of equal elements match
+		// without a search.
+		done := false
+		for _, j := range cands[i] {
+			if owner[j] < 0 && eq(i, j) {
+				owner[j], done = i, true
+				break
+			}
+		}
+		if done {
+			continue
+		}
+		clear(seen)
+		if !augment(i) {
+			return false
+		}
+	}
+	return true
 }
 
 // key is the canonical form of a parsed answer.
