@@ -139,8 +139,10 @@ var nestedParams = []core.ParamSpec{
 }
 
 // wholeSolution strategies sample complete solutions from the problem and
-// would ignore the outer path: they cannot solve one step.
-var wholeSolution = map[string]bool{"cot": true, "self-consistency": true, "best-of-n": true, "refine": true, "got": true, "pal": true, "react": true}
+// would ignore the outer path: they cannot solve one step. decompose
+// solves the problem afresh from a plan, whose reply would become the step.
+var wholeSolution = map[string]bool{"cot": true, "self-consistency": true, "best-of-n": true, "refine": true, "got": true, "pal": true,
+	"react": true, "decompose": true}
 
 func parseNested(p core.Params) (nestedOpts, error) {
 	o := nestedOpts{mode: p.String("expand"), strategy: strings.TrimSpace(p.String("step_strategy")), budget: int64(p.Int("step_budget"))}
