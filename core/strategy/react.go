@@ -227,6 +227,17 @@ func act(ctx context.Context, env *core.Env, parent core.NodeID, name string, ar
 	sent := withSession(env, name, args, o.Session)
 	res, err := env.CallTool(ctx, core.ToolCall{ID: callID, Name: name, Arguments: sent})
 	if err != nil {
+		if errors.Is(err, core.ErrBudgetExhausted) && ctx.Err() == nil {
+			// The tool calls are spent (LLM calls may not be): say so on
+			// the path, so that a final request sees why the call got no
+			// result.
+			obs := core.Node{Kind: core.KindToolResult, Content: "error: " + err.Error() + ": no more tool calls; give the final answer",
+				Meta: map[string]any{"tool": name, "call_id": callID, "mode": mode, "is_error": true}}
+			if id, aerr := env.AddNode([]core.NodeID{cid}, obs); aerr == nil {
+				return id, toolsSpentError{err}
+			}
+			return cid, toolsSpentError{err}
+		}
 		if stopErr(err) {
 			return cid, err
 		}
@@ -236,6 +247,13 @@ func act(ctx context.Context, env *core.Env, parent core.NodeID, name string, ar
 		Meta: map[string]any{"tool": name, "call_id": callID, "mode": mode, "is_error": res.IsError}}
 	return env.AddNode([]core.NodeID{cid}, obs)
 }
+
+// toolsSpentError is the tool-call budget running out in a step: the
+// search may still ask for the final answer.
+type toolsSpentError struct{ err error }
+
+func (e toolsSpentError) Error() string { return e.err.Error() }
+func (e toolsSpentError) Unwrap() error { return e.err }
 
 func availableNote(env *core.Env, o ReActOptions) string {
 	var names []string
@@ -503,6 +521,22 @@ func (r react) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		ids, err := ReActStep(ctx, env, leaf, 1, o)
 		if len(ids) > 0 {
 			leaf = ids[len(ids)-1]
+		}
+		var spent toolsSpentError
+		if errors.As(err, &spent) && !o.Final {
+			// No tool calls left: ask for the answer without tools, as
+			// when the steps run out. The budget still stopped the search.
+			o.Final = true
+			ids, ferr := ReActStep(ctx, env, leaf, 1, o)
+			if len(ids) > 0 {
+				leaf = ids[len(ids)-1]
+			}
+			if n, ok := env.Structure.Node(leaf); ferr == nil && ok && n.Terminal {
+				return core.Outcome{Answer: n.Answer, Best: leaf}, err
+			}
+			if ferr != nil {
+				err = ferr
+			}
 		}
 		if err != nil {
 			return core.Outcome{Best: leaf}, err

@@ -1,11 +1,16 @@
 package strategy
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/tools"
+	"github.com/ponder-rlm/ponder/tools/calc"
 )
 
 func TestParseTextAction(t *testing.T) {
@@ -81,5 +86,66 @@ func TestTextToolProtocol(t *testing.T) {
 		if !strings.Contains(p, want) {
 			t.Errorf("protocol lacks %q:\n%s", want, p)
 		}
+	}
+}
+
+// toolModel stands in for the LLM: while tools are offered it calls
+// call(i) natively (i counts its calls), and when they are withheld it
+// answers final.
+type toolModel struct {
+	mu    sync.Mutex
+	calls int
+	call  func(i int) core.ToolCall
+	final string
+}
+
+func (m *toolModel) Complete(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls++
+	if len(req.Tools) == 0 {
+		return core.Completion{Choices: []core.Choice{{Text: m.final}}}, nil
+	}
+	tc := m.call(m.calls)
+	return core.Completion{Choices: []core.Choice{{Text: "let me use a tool", ToolCalls: []core.ToolCall{tc}}}}, nil
+}
+
+func toolEngine(t *testing.T, p core.Policy, ts ...core.Tool) *core.Engine {
+	t.Helper()
+	box := tools.NewRegistry(nil)
+	for _, tool := range ts {
+		if err := box.Register(tool, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { box.Close() })
+	reg := core.NewRegistry()
+	Register(reg)
+	return core.NewEngine(p, reg, &core.EngineOptions{Packs: tasks.Get, Tools: box})
+}
+
+// TestReActAnswersWhenToolCallsRunOut: a model that keeps calling tools
+// until the tool-call budget is spent is asked for its answer, instead of
+// the search ending on a tool call (whose text became the answer).
+func TestReActAnswersWhenToolCallsRunOut(t *testing.T) {
+	t.Parallel()
+	m := &toolModel{final: "So the answer is \\boxed{3}.", call: func(int) core.ToolCall {
+		return core.ToolCall{ID: "c", Name: "calc", Arguments: json.RawMessage(`{"expression":"1+2"}`)}
+	}}
+	eng := toolEngine(t, m, calc.New(nil))
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "react", Tools: []string{"calc"},
+		Limits: core.Limits{ToolCalls: 2, LLMCalls: 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answer != "3" || res.Stopped != core.StopBudget || res.Usage.ToolCalls != 2 || res.Usage.LLMCalls != 4 {
+		t.Fatalf("answer %q, stopped %s (%s), usage %+v; want 3 after 2 tool calls and 4 LLM calls", res.Answer, res.Stopped, res.Error, res.Usage)
+	}
+	var spent bool
+	for _, n := range res.BestPath {
+		spent = spent || n.Kind == core.KindToolResult && strings.Contains(n.Content, "no more tool calls")
+	}
+	if !spent || res.BestPath[len(res.BestPath)-1].Kind != core.KindAnswer {
+		t.Errorf("path does not say the tool calls ran out before the answer: %+v", res.BestPath)
 	}
 }
