@@ -74,9 +74,9 @@ type ReActOptions struct {
 	Mode        string
 	Temperature *float64
 	MaxTokens   int
-	// Session, when set, is added to calls of tools that take a "session"
-	// argument (python) and name none, so their state persists along the
-	// path. Leave it empty when branches of a tree share a prefix: a
+	// Session, when set, is the "session" argument of every call of a
+	// tool that takes one (python), replacing any the model names, so
+	// their state persists along the path and is the run's alone. Leave it empty when branches of a tree share a prefix: a
 	// session cannot fork.
 	Session string
 	// Tools limits the tools offered (default: all the task allows).
@@ -266,7 +266,7 @@ func availableNote(env *core.Env, o ReActOptions) string {
 	return " (available tools: " + strings.Join(names, ", ") + ")"
 }
 
-// withSession adds "session" to the arguments of a tool that takes one.
+// withSession sets "session" in the arguments of a tool that takes one.
 func withSession(env *core.Env, name string, args json.RawMessage, session string) json.RawMessage {
 	if session == "" {
 		return args
@@ -289,9 +289,9 @@ func withSession(env *core.Env, name string, args json.RawMessage, session strin
 	if json.Unmarshal(args, &m) != nil || m == nil {
 		return args
 	}
-	if _, ok := m["session"]; ok {
-		return args
-	}
+	// The run's session replaces one the model names: a name a model
+	// makes up ("main") would be shared with every other run that makes
+	// up the same one, on a server other users' runs.
 	m["session"], _ = json.Marshal(session)
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/tasks"
 	"github.com/ponder-rlm/ponder/tools"
 	"github.com/ponder-rlm/ponder/tools/calc"
+	"github.com/ponder-rlm/ponder/tools/sandbox"
 )
 
 func TestParseTextAction(t *testing.T) {
@@ -147,5 +149,40 @@ func TestReActAnswersWhenToolCallsRunOut(t *testing.T) {
 	}
 	if !spent || res.BestPath[len(res.BestPath)-1].Kind != core.KindAnswer {
 		t.Errorf("path does not say the tool calls ran out before the answer: %+v", res.BestPath)
+	}
+}
+
+// TestReActSessionIsTheRunsOwn: a session name the model makes up is
+// replaced by the run's, so two runs (two users of a server) that make up
+// the same name do not share python variables.
+func TestReActSessionIsTheRunsOwn(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.New(&sandbox.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("sandbox unavailable (run scripts/deps.sh): %v", err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	run := func(code string) string {
+		m := &toolModel{final: "\\boxed{done}", call: func(i int) core.ToolCall {
+			args, _ := json.Marshal(map[string]string{"code": code, "session": "main"})
+			return core.ToolCall{ID: "c", Name: "python", Arguments: args}
+		}}
+		eng := toolEngine(t, m, sb.Tool())
+		res, err := eng.Solve(context.Background(), core.Task{Problem: "p", Strategy: "react", Tools: []string{"python"},
+			Params: core.Params{"max_steps": int64(1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range res.BestPath {
+			if n.Kind == core.KindToolResult {
+				return n.Content
+			}
+		}
+		t.Fatalf("no tool result: %+v", res.BestPath)
+		return ""
+	}
+	run("secret = 'from the first run'\nprint('set')")
+	if got := run("print(globals().get('secret', 'unset'))"); strings.Contains(got, "from the first run") || !strings.Contains(got, "unset") {
+		t.Errorf("the second run read the first run's variable: %q", got)
 	}
 }
