@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -53,20 +55,31 @@ func palSpec() core.StrategySpec {
 // choosing the strategy is choosing the tool. The engine's toolbox must
 // have it.
 func allowTool(env *core.Env, name string) error {
-	for _, t := range env.Task.Tools {
-		if t == name {
-			return nil
-		}
+	allowed := env.Task.Tools
+	if !slices.Contains(allowed, name) {
+		env.Task.Tools = append(append([]string(nil), allowed...), name)
 	}
-	env.Task.Tools = append(append([]string(nil), env.Task.Tools...), name)
 	for _, s := range env.Tools() {
-		if s.Name == name {
-			return nil
+		if s.Name != name {
+			continue
 		}
+		// A tool that could not be set up (the sandbox without bubblewrap
+		// or python) is listed with the reason: say it now, before k
+		// programs are sampled for nothing.
+		if reason, ok := strings.CutPrefix(s.Description, unavailablePrefix); ok {
+			env.Task.Tools = allowed
+			return fmt.Errorf("the %s tool is unavailable: %s", name, reason)
+		}
+		return nil
 	}
-	env.Task.Tools = env.Task.Tools[:len(env.Task.Tools)-1]
+	env.Task.Tools = allowed
 	return fmt.Errorf("the %s tool is not available (see `ponder tools list`; the python tool needs bubblewrap and python3)", name)
 }
+
+// unavailablePrefix starts the description of a tool that is listed but
+// could not be set up (cmd/ponder, tools/mcpclient): its calls fail with
+// the reason that follows.
+const unavailablePrefix = "UNAVAILABLE: "
 
 func (s pal) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	if err := allowTool(env, s.tool); err != nil {

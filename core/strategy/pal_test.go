@@ -1,0 +1,47 @@
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tools/sandbox"
+)
+
+// unavailableTool is how cmd/ponder lists a built-in tool that could not be
+// set up: named, with the reason, and failing every call with it.
+type unavailableTool struct{ err error }
+
+func (u unavailableTool) Spec() core.ToolSpec {
+	return core.ToolSpec{Name: "python", Description: unavailablePrefix + u.err.Error(), Schema: json.RawMessage(sandbox.ToolSchema)}
+}
+
+func (u unavailableTool) Call(context.Context, json.RawMessage) (core.ToolResult, error) {
+	return core.ToolResult{}, u.err
+}
+
+// TestPALUnavailableSandboxCostsNoCalls: without a working sandbox, pal
+// fails with the reason before it samples programs that cannot run.
+func TestPALUnavailableSandboxCostsNoCalls(t *testing.T) {
+	t.Parallel()
+	_, err := sandbox.New(&sandbox.Options{Python: "/nonexistent/python3"})
+	if err == nil {
+		t.Fatal("a sandbox without python was set up")
+	}
+	m := &toolModel{final: "```python\nprint(3)\n```"}
+	eng := toolEngine(t, m, unavailableTool{err})
+	for _, tools := range [][]string{nil, {"python"}} {
+		res, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "pal", Tools: tools,
+			Params: core.Params{"k": int64(8), "temperature": 0.7}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Stopped != core.StopError || !strings.Contains(res.Error, "python tool is unavailable") ||
+			!strings.Contains(res.Error, "/nonexistent/python3") || res.Usage.LLMCalls != 0 {
+			t.Errorf("tools %v: stopped %s (%q) after %d LLM calls; want an error naming the reason, before any call",
+				tools, res.Stopped, res.Error, res.Usage.LLMCalls)
+		}
+	}
+}
