@@ -72,12 +72,16 @@ func NestedStep(ctx context.Context, env *core.Env, parent core.NodeID, o Nested
 		}
 	}
 	if step == nil {
-		switch res.Stopped {
-		case core.StopBudget:
+		switch {
+		case res.Stopped == core.StopBudget && ownLimit(env, o.Limits, res.Usage):
+			// Its own share (step_budget) ran out, not the run's: one
+			// dead child, and the run goes on with the others.
+			return fail(fmt.Errorf("nested %s spent its %d calls (step_budget) without finding a step: %s", o.Strategy, o.Limits.LLMCalls, res.Error))
+		case res.Stopped == core.StopBudget:
 			return fail(fmt.Errorf("%w: nested %s: %s", core.ErrBudgetExhausted, o.Strategy, res.Error))
-		case core.StopCancelled:
+		case res.Stopped == core.StopCancelled:
 			return fail(context.Canceled)
-		case core.StopTimeout:
+		case res.Stopped == core.StopTimeout:
 			return fail(context.DeadlineExceeded)
 		}
 		why := res.Error
@@ -105,6 +109,20 @@ func NestedStep(ctx context.Context, env *core.Env, parent core.NodeID, o Nested
 		}
 	})
 	return id, nil
+}
+
+// ownLimit reports whether a nested search that stopped on its budget
+// after spending used was stopped by its own call limit rather than by the
+// outer run's: it made calls, and the run has more calls left than the
+// nested search had. (A nested search that could make no call at all, its
+// limit too small for one request or the run's tokens spent, stops the
+// run: its siblings would fare no better.)
+func ownLimit(env *core.Env, l core.Limits, used core.Usage) bool {
+	if l.LLMCalls <= 0 || used.LLMCalls <= 0 {
+		return false
+	}
+	rem := env.Budget.Remaining()
+	return rem < 0 || rem > l.LLMCalls-used.LLMCalls
 }
 
 // nestedOpts is how beam and mcts expand a node: the expand option

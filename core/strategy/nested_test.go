@@ -1,9 +1,12 @@
 package strategy_test
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tasks"
 )
 
 // decompose plans and solves the whole problem afresh, ignoring the outer
@@ -16,4 +19,56 @@ func TestStepStrategyRejectsDecompose(t *testing.T) {
 		{"beam", core.Params{"step_strategy": "decompose"}, []string{`"step_strategy"`, "whole solutions"}},
 		{"mcts", core.Params{"step_strategy": "decompose", "step_params": `{"sub_strategy": "cot"}`}, []string{`"step_strategy"`, "whole solutions"}},
 	})
+}
+
+// game24Path answers Game of 24 step prompts for 4 9 10 13 along one
+// solution; the first expand request gets a step with wrong arithmetic,
+// which the step checker prunes.
+func game24Path() (core.Policy, *atomic.Int64) {
+	var expands atomic.Int64
+	steps := []string{"13 - 9 = 4 (left: 4 4 10)", "10 - 4 = 6 (left: 4 6)", "4 * 6 = 24 (left: 24)\n\\boxed{(10 - 4) * (13 - 9)}"}
+	return core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		id, _ := tasks.Identify(req.Messages)
+		first := req.Purpose == "expand" && expands.Add(1) == 1
+		var c core.Completion
+		for range max(req.N, 1) {
+			text := steps[min(len(id.Steps), len(steps)-1)]
+			if first {
+				text = "4 + 9 = 14 (left: 10 13 14)"
+			}
+			c.Choices = append(c.Choices, core.Choice{Text: text})
+		}
+		return c, nil
+	}), &expands
+}
+
+// A nested search that spends its own step_budget without finding a step
+// is one dead child, not the end of the outer run: the outer run still has
+// calls left, its other children go on, and it finds the answer.
+func TestStepBudgetSpentByOneNestedSearchDoesNotStopTheRun(t *testing.T) {
+	t.Parallel()
+	for _, outer := range []string{"beam", "mcts"} {
+		t.Run(outer, func(t *testing.T) {
+			t.Parallel()
+			pol, expands := game24Path()
+			params := core.Params{"step_strategy": "beam", "step_budget": 1,
+				"step_params": `{"beam_width": 1, "expansions": 1, "max_depth": 1, "evaluator": "none", "passes": 2}`}
+			if outer == "beam" {
+				params["beam_width"], params["expansions"], params["evaluator"] = 1, 2, "none"
+			} else {
+				params["children"], params["parallel"] = 2, 1
+			}
+			res, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: outer,
+				Params: params, Limits: core.Limits{LLMCalls: 50}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if expands.Load() < 2 {
+				t.Fatalf("%d expand calls: the scripted bad step was never asked for", expands.Load())
+			}
+			if res.Stopped == core.StopBudget || res.Answer != "(10 - 4) * (13 - 9)" {
+				t.Fatalf("stopped %s (%s) with answer %q after %d of 50 calls; want the answer", res.Stopped, res.Error, res.Answer, res.Usage.LLMCalls)
+			}
+		})
+	}
 }
