@@ -77,6 +77,10 @@ func NestedStep(ctx context.Context, env *core.Env, parent core.NodeID, o Nested
 			// Its own share (step_budget) ran out, not the run's: one
 			// dead child, and the run goes on with the others.
 			return fail(fmt.Errorf("nested %s spent its %d calls (step_budget) without finding a step: %s", o.Strategy, o.Limits.LLMCalls, res.Error))
+		case res.Stopped == core.StopBudget && res.Usage.LLMCalls == 0 && o.Limits.LLMCalls > 0 &&
+			(env.Budget.Remaining() < 0 || env.Budget.Remaining() > o.Limits.LLMCalls):
+			return fail(fmt.Errorf("%w: step_budget %d is too small for the first request of the nested %s (raise it, or 0 for the run's budget): %s",
+				core.ErrBudgetExhausted, o.Limits.LLMCalls, o.Strategy, res.Error))
 		case res.Stopped == core.StopBudget:
 			return fail(fmt.Errorf("%w: nested %s: %s", core.ErrBudgetExhausted, o.Strategy, res.Error))
 		case res.Stopped == core.StopCancelled:

@@ -2,6 +2,7 @@ package strategy_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -70,5 +71,22 @@ func TestStepBudgetSpentByOneNestedSearchDoesNotStopTheRun(t *testing.T) {
 				t.Fatalf("stopped %s (%s) with answer %q after %d of 50 calls; want the answer", res.Stopped, res.Error, res.Answer, res.Usage.LLMCalls)
 			}
 		})
+	}
+}
+
+// A step_budget smaller than the nested search's first request (beam
+// samples its expansions in one request) stops the run before any call,
+// and the error says that step_budget is the limit, not the run's budget.
+func TestStepBudgetTooSmallForOneRequestIsNamed(t *testing.T) {
+	t.Parallel()
+	pol := &meter{Policy: stepper("Score: 5")}
+	res, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: "mcts",
+		Params: core.Params{"step_strategy": "beam", "step_budget": 2, "step_params": `{"beam_width": 1, "expansions": 4, "max_depth": 1}`},
+		Limits: core.Limits{LLMCalls: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopBudget || !strings.Contains(res.Error, "step_budget 2 is too small") || pol.calls.Load() != 0 {
+		t.Fatalf("stopped %s after %d calls: %q; want budget, no call, and step_budget named", res.Stopped, pol.calls.Load(), res.Error)
 	}
 }
