@@ -224,6 +224,16 @@ func act(ctx context.Context, env *core.Env, parent core.NodeID, name string, ar
 		callID = fmt.Sprintf("call_%d", cid)
 	}
 	_ = env.Structure.Update(cid, func(n *core.Node) { n.Meta["call_id"] = callID })
+	if obj, problem, ok := stringArgs(args); ok {
+		if problem != "" {
+			// Say what is wrong, rather than let the tool complain about
+			// a field the model never wrote.
+			obs := core.Node{Kind: core.KindToolResult, Content: "error: " + problem + "; send them as one JSON object",
+				Meta: map[string]any{"tool": name, "call_id": callID, "mode": mode, "is_error": true}}
+			return env.AddNode([]core.NodeID{cid}, obs)
+		}
+		args = obj
+	}
 	sent := withSession(env, name, args, o.Session)
 	res, err := env.CallTool(ctx, core.ToolCall{ID: callID, Name: name, Arguments: sent})
 	if err != nil {
@@ -246,6 +256,25 @@ func act(ctx context.Context, env *core.Env, parent core.NodeID, name string, ar
 	obs := core.Node{Kind: core.KindToolResult, Content: res.Text,
 		Meta: map[string]any{"tool": name, "call_id": callID, "mode": mode, "is_error": res.IsError}}
 	return env.AddNode([]core.NodeID{cid}, obs)
+}
+
+// stringArgs reads arguments that came as a JSON string: the LLM client
+// and the text protocol pass on arguments that do not parse as one, and
+// some models encode the object twice. It returns the object inside, or
+// why there is none; ok is false for arguments that are not a string.
+func stringArgs(args json.RawMessage) (obj json.RawMessage, problem string, ok bool) {
+	var text string
+	if json.Unmarshal(args, &text) != nil {
+		return nil, "", false
+	}
+	var v any
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		return nil, "the arguments are not a JSON object (" + err.Error() + ")", true
+	}
+	if _, isObj := v.(map[string]any); !isObj {
+		return nil, "the arguments are not a JSON object", true
+	}
+	return json.RawMessage(strings.TrimSpace(text)), "", true
 }
 
 // toolsSpentError is the tool-call budget running out in a step: the
@@ -308,7 +337,11 @@ func renderAction(thought, name string, args json.RawMessage) string {
 		}
 		b.WriteString(thought + "\n")
 	}
-	b.WriteString("Action: " + name + "\nAction Input: " + compactJSON(args))
+	input := compactJSON(args)
+	if _, problem, _ := stringArgs(args); problem != "" {
+		_ = json.Unmarshal(args, &input) // what the model wrote
+	}
+	b.WriteString("Action: " + name + "\nAction Input: " + input)
 	return b.String()
 }
 
@@ -370,7 +403,8 @@ type textAction struct {
 
 // parseTextAction reads "Action: NAME" and "Action Input: {...}" from a
 // reply in the text protocol. The input may be fenced; a fenced block that
-// is not JSON (a Python program) is passed as {"code": ...}.
+// is not JSON (a Python program) is passed as {"code": ...}; input that
+// starts like a JSON object but does not parse is kept as a JSON string.
 func parseTextAction(reply string) (textAction, bool) {
 	if loc := observation.FindStringIndex(reply); loc != nil {
 		reply = reply[:loc[0]]
@@ -400,7 +434,7 @@ func parseTextAction(reply string) (textAction, bool) {
 		dec := json.NewDecoder(strings.NewReader(raw))
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			a.args = quoted("input", raw)
+			a.args, _ = json.Marshal(raw) // not JSON: act says so
 		} else {
 			a.args = v
 		}

@@ -186,3 +186,72 @@ func TestReActSessionIsTheRunsOwn(t *testing.T) {
 		t.Errorf("the second run read the first run's variable: %q", got)
 	}
 }
+
+// TestReActArgumentsThatDoNotParse: arguments that are not JSON (as the
+// LLM client passes them on, as a JSON string) are answered with what is
+// wrong, and no tool call is spent on them; arguments encoded twice are
+// unwrapped.
+func TestReActArgumentsThatDoNotParse(t *testing.T) {
+	t.Parallel()
+	args := []string{`"{\"expression\": 1+"`, `"{\"expression\": \"1+2\"}"`}
+	m := &toolModel{final: "\\boxed{3}", call: func(i int) core.ToolCall {
+		return core.ToolCall{ID: "c", Name: "calc", Arguments: json.RawMessage(args[(i-1)%len(args)])}
+	}}
+	eng := toolEngine(t, m, calc.New(nil))
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "react", Tools: []string{"calc"},
+		Params: core.Params{"max_steps": int64(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obs []string
+	for _, n := range res.BestPath {
+		if n.Kind == core.KindToolResult {
+			obs = append(obs, n.Content)
+		}
+	}
+	if len(obs) != 2 || !strings.HasPrefix(obs[0], "error: the arguments are not a JSON object (invalid character '+'") || obs[1] != "3" {
+		t.Errorf("observations %q; want the parse error, then 3", obs)
+	}
+	if res.Answer != "3" || res.Usage.ToolCalls != 1 {
+		t.Errorf("answer %q after %d tool calls; want 3 after 1", res.Answer, res.Usage.ToolCalls)
+	}
+}
+
+// TestReActTextInputThatDoesNotParse: in the text protocol, input that
+// starts like JSON but does not parse is answered with the parse error,
+// and the model's own action is kept as it wrote it.
+func TestReActTextInputThatDoesNotParse(t *testing.T) {
+	t.Parallel()
+	m := &textModel{replies: []string{"Thought: add\nAction: calc\nAction Input: {expression: 1+2}", "\\boxed{3}"}}
+	eng := toolEngine(t, m, calc.New(nil))
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "react", Tools: []string{"calc"},
+		Params: core.Params{"mode": ModeText}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.BestPath) != 4 || res.Answer != "3" {
+		t.Fatalf("path %+v, answer %q", res.BestPath, res.Answer)
+	}
+	call, obs := res.BestPath[1].Content, res.BestPath[2].Content
+	if !strings.HasSuffix(call, "Action Input: {expression: 1+2}") || !strings.HasPrefix(obs, "error: the arguments are not a JSON object") {
+		t.Errorf("call %q, observation %q", call, obs)
+	}
+	if res.Usage.ToolCalls != 0 {
+		t.Errorf("%d tool calls spent on input that did not parse", res.Usage.ToolCalls)
+	}
+}
+
+// textModel replies in order, the last reply repeating.
+type textModel struct {
+	mu      sync.Mutex
+	replies []string
+	n       int
+}
+
+func (m *textModel) Complete(context.Context, core.CompletionRequest) (core.Completion, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.replies[min(m.n, len(m.replies)-1)]
+	m.n++
+	return core.Completion{Choices: []core.Choice{{Text: r}}}, nil
+}
