@@ -175,12 +175,19 @@ func (b *Budget) ReserveCalls(n int64) error {
 	return nil
 }
 
-// RefundCalls gives back calls reserved for a request that never reached the
-// model (it failed before sending, or the server answered fewer samples).
-func (b *Budget) RefundCalls(n int64) {
+// RefundCalls gives back n of the calls reserved for a request that was
+// served with fewer samples than it asked for.
+func (b *Budget) RefundCalls(n int64) { b.refund(n, 0) }
+
+// RefundRequest gives back a request and its n calls: it never reached
+// the model, or the model failed it.
+func (b *Budget) RefundRequest(n int64) { b.refund(n, 1) }
+
+func (b *Budget) refund(calls, requests int64) {
 	for cur := b; cur != nil; cur = cur.parent {
 		cur.mu.Lock()
-		cur.used.LLMCalls -= n
+		cur.used.LLMCalls -= calls
+		cur.used.Requests -= requests
 		cur.mu.Unlock()
 	}
 }

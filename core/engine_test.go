@@ -413,3 +413,39 @@ func TestBudgetSeenWhileCallsFailedIsTheLLMsError(t *testing.T) {
 		}
 	}
 }
+
+// oneCall makes one LLM call and returns what it met.
+type oneCall struct{}
+
+func (oneCall) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	_, err := env.Complete(ctx, core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "x"}}, Purpose: "step"})
+	return core.Outcome{}, err
+}
+
+// A request the model failed is given back, call and request; one the run
+// gave up on after sending it stays charged (the endpoint may have served
+// and billed it), so budgets are not overdrawn by replies thrown away.
+func TestFailedAndAbandonedRequestsAreCharged(t *testing.T) {
+	t.Parallel()
+	reg := testRegistry()
+	reg.RegisterStrategy(core.StrategySpec{Name: "one", New: func(core.Params) (core.Strategy, error) { return oneCall{}, nil }})
+	failed := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, fmt.Errorf("%w: answered 500", core.ErrLLMUnavailable)
+	})
+	res, err := core.NewEngine(failed, reg, nil).Solve(t.Context(), core.Task{Problem: "p", Strategy: "one"})
+	if err != nil || res.Usage.LLMCalls != 0 || res.Usage.Requests != 0 {
+		t.Errorf("failed request: %v, usage %+v; want nothing charged", err, res.Usage)
+	}
+	sent := make(chan struct{})
+	inFlight := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		close(sent)
+		<-ctx.Done()
+		return core.Completion{}, ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { <-sent; cancel() }()
+	res, err = core.NewEngine(inFlight, reg, nil).Solve(ctx, core.Task{Problem: "p", Strategy: "one"})
+	if err != nil || res.Stopped != core.StopCancelled || res.Usage.LLMCalls != 1 || res.Usage.Requests != 1 {
+		t.Errorf("abandoned request: %v, stopped %s, usage %+v; want it charged", err, res.Stopped, res.Usage)
+	}
+}

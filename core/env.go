@@ -63,7 +63,13 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	}
 	ms := float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
-		e.Budget.RefundCalls(int64(req.N))
+		if ctx.Err() == nil {
+			e.Budget.RefundRequest(int64(req.N))
+		}
+		// else: the request was sent and then given up on our side (the run
+		// stopped, or a search no longer needed it); the endpoint may have
+		// served and billed it, so it stays charged and a budget is never
+		// overdrawn by requests whose replies were thrown away.
 		e.Tracer.emit(Event{Op: OpLLMCall, Data: &LLMCallFailure{Purpose: req.Purpose, N: req.N, MS: ms, Error: err.Error()}})
 		err = fmt.Errorf("llm call (%s): %w", req.Purpose, err)
 		if ctx.Err() == nil {
@@ -114,7 +120,7 @@ func (e *Env) acquire(ctx context.Context, n int64) (queued bool, err error) {
 		return false, err
 	}
 	if e.engine.policy == nil {
-		e.Budget.RefundCalls(n)
+		e.Budget.RefundRequest(n)
 		return false, fmt.Errorf("%w: no LLM is configured", ErrLLMUnavailable)
 	}
 	// A run queues for the engine-wide limiter with at most as many
@@ -122,12 +128,12 @@ func (e *Env) acquire(ctx context.Context, n int64) (queued bool, err error) {
 	// order, so a search that wants 1000 samples cannot starve the runs that
 	// arrive after it.
 	if err := e.enqueue(ctx); err != nil {
-		e.Budget.RefundCalls(n)
+		e.Budget.RefundRequest(n)
 		return false, err
 	}
 	if err := e.engine.limiter.Acquire(ctx); err != nil {
 		e.dequeue()
-		e.Budget.RefundCalls(n)
+		e.Budget.RefundRequest(n)
 		return false, err
 	}
 	return true, nil
