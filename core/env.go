@@ -324,8 +324,8 @@ func (e *Env) Retrieve(ctx context.Context, req RetrieveRequest) ([]Chunk, error
 }
 
 // ValidateSub reports whether SolveSub would accept sub, without running
-// it: strategies check the nested searches they will open before their
-// first LLM call.
+// it. (Built-in strategies check their nested searches earlier, in their
+// Check, when the engine validates the task.)
 func (e *Env) ValidateSub(sub Task) error {
 	return Preflight{Task: e.Task, engine: e.engine}.ValidateSub(sub)
 }

@@ -296,8 +296,8 @@ func (p Preflight) Evaluator(name string, params Params) (Evaluator, error) {
 	return p.engine.reg.Evaluator(name, params)
 }
 
-// ValidateSub reports whether a nested search of sub would be accepted, as
-// Env.ValidateSub does in the run.
+// ValidateSub reports whether a nested search of sub would be accepted
+// (Env.ValidateSub during the run).
 func (p Preflight) ValidateSub(sub Task) error {
 	if sub.Pack == "" {
 		sub.Pack = p.Task.Pack

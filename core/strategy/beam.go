@@ -291,7 +291,7 @@ func (b beam) Check(p core.Preflight) error {
 	if err := checkRefs(p, b.ev, b.verifier); err != nil {
 		return err
 	}
-	return b.nested.validate(p, p.Pack, p.Task.Problem)
+	return b.nested.validate(p)
 }
 
 // Run is beam search without a barrier between depths: a candidate starts
@@ -308,9 +308,6 @@ func (b beam) Check(p core.Preflight) error {
 func (b beam) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, b.ev, b.verifier)
 	if err != nil {
-		return core.Outcome{}, err
-	}
-	if err := b.nested.validate(env, env.Pack, env.Task.Problem); err != nil {
 		return core.Outcome{}, err
 	}
 	s := &beamSearch{beam: b, env: env, sc: sc, events: make(chan beamEvent), pass: 1,

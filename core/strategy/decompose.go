@@ -109,11 +109,12 @@ func newDecompose(p core.Params, depth int) (*decompose, error) {
 	return d, nil
 }
 
-// validate checks what needs the registry (evaluators, the sub-strategy
-// and its parameters) at every nesting level, before the first LLM call.
-func (d *decompose) validate(reg registered, problem string) error {
+// Check rejects, at every nesting level, what needs the registry: unknown
+// verifiers, sub-strategies and their parameters.
+func (d *decompose) Check(p core.Preflight) error {
+	problem := p.Task.Problem
 	for lvl := d; lvl != nil; lvl = lvl.nested {
-		if _, err := lvl.verifier.build(reg); err != nil {
+		if _, err := lvl.verifier.build(p); err != nil {
 			if lvl != d {
 				return fmt.Errorf("%w \"sub_params\": nested decompose: %v", core.ErrInvalidParam, err)
 			}
@@ -123,9 +124,9 @@ func (d *decompose) validate(reg registered, problem string) error {
 		if lvl != d {
 			name = "sub_params" // the nested decompose's sub_strategy is in this level's sub_params
 		}
-		if err := reg.ValidateSub(core.Task{Problem: problem, Strategy: lvl.sub, Params: lvl.subParams}); err != nil {
+		if err := p.ValidateSub(core.Task{Problem: problem, Strategy: lvl.sub, Params: lvl.subParams}); err != nil {
 			// Blame the parameters when the strategy alone is fine.
-			if len(lvl.subParams) > 0 && reg.ValidateSub(core.Task{Problem: problem, Strategy: lvl.sub}) == nil {
+			if len(lvl.subParams) > 0 && p.ValidateSub(core.Task{Problem: problem, Strategy: lvl.sub}) == nil {
 				name = "sub_params"
 			}
 			return fmt.Errorf("%w %q: %v", core.ErrInvalidParam, name, err)
@@ -134,14 +135,7 @@ func (d *decompose) validate(reg registered, problem string) error {
 	return nil
 }
 
-// Check rejects unknown verifiers and sub-strategies, at every nesting
-// level, before the run.
-func (d *decompose) Check(p core.Preflight) error { return d.validate(p, p.Task.Problem) }
-
 func (d *decompose) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
-	if err := d.validate(env, env.Task.Problem); err != nil {
-		return core.Outcome{}, err
-	}
 	ver, _ := d.verifier.build(env)
 
 	// 1. The plan.

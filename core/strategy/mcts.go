@@ -271,15 +271,12 @@ func (m mcts) Check(p core.Preflight) error {
 	if err := checkRefs(p, m.ev, m.verifier); err != nil {
 		return err
 	}
-	return m.nested.validate(p, p.Pack, p.Task.Problem)
+	return m.nested.validate(p)
 }
 
 func (m mcts) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, m.ev, m.verifier)
 	if err != nil {
-		return core.Outcome{}, err
-	}
-	if err := m.nested.validate(env, env.Pack, env.Task.Problem); err != nil {
 		return core.Outcome{}, err
 	}
 	if m.nested.check {

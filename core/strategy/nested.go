@@ -191,16 +191,16 @@ func parseNested(p core.Params) (nestedOpts, error) {
 	return o, nil
 }
 
-// validate checks the nested strategy and its parameters before the first
-// LLM call.
-func (o nestedOpts) validate(reg registered, pack core.Pack, problem string) error {
-	if _, ok := pack.(tasks.Proposer); !ok && o.mode == GenPropose {
-		return fmt.Errorf("%w \"expand\": the %s pack has no propose prompt; use expand=sample", core.ErrInvalidParam, pack.Name())
+// validate checks the pack and the nested strategy and its parameters when
+// the engine validates the task (the strategy's Check).
+func (o nestedOpts) validate(p core.Preflight) error {
+	if _, ok := p.Pack.(tasks.Proposer); !ok && o.mode == GenPropose {
+		return fmt.Errorf("%w \"expand\": the %s pack has no propose prompt; use expand=sample", core.ErrInvalidParam, p.Pack.Name())
 	}
 	if o.strategy == "" {
 		return nil
 	}
-	if err := reg.ValidateSub(core.Task{Problem: problem, Strategy: o.strategy, Params: o.params}); err != nil {
+	if err := p.ValidateSub(core.Task{Problem: p.Task.Problem, Strategy: o.strategy, Params: o.params}); err != nil {
 		return fmt.Errorf("%w \"step_strategy\": %v", core.ErrInvalidParam, err)
 	}
 	return nil

@@ -66,11 +66,10 @@ func parseEvalRef(param, spec string) (evalRef, error) {
 	return r, nil
 }
 
-// registered is what knows the registered evaluators and strategies: the
-// run's env, or the engine's preflight before the run (core.Checker).
+// registered is what knows the registered evaluators: the run's env, or
+// the engine's preflight before the run (core.Checker).
 type registered interface {
 	Evaluator(name string, p core.Params) (core.Evaluator, error)
-	ValidateSub(sub core.Task) error
 }
 
 // build returns the evaluator (nil for none), or an error naming the
