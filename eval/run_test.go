@@ -464,12 +464,11 @@ func TestRunGradesEachDistinctAnswerOnce(t *testing.T) {
 	}
 }
 
-// A search whose LLM calls all failed is an error whatever stop reason its
-// strategy gives: MCTS and beam search, whose parallel expansions hold
-// budget while they wait, used to end "budget" with no answer and no call
-// spent, and be graded wrong. Self-consistency with k above the budget
-// still ends "budget" (the samples that did not fit) with no call spent:
-// the record must be an error all the same.
+// A search whose LLM calls all failed is an error, not a wrong answer:
+// searches whose parallel calls hold budget while they wait (MCTS, beam,
+// self-consistency with k above the budget) can meet a budget that the
+// failures then give back, and used to end "budget" with no answer and no
+// call spent, graded wrong. The engine reports the LLM's failure for them.
 func TestLLMDownIsAnErrorForEveryStrategy(t *testing.T) {
 	t.Parallel()
 	eng := newEngine(t, simtest.Start(t, sim.Options{Seed: 1, Rate500: 1}))
