@@ -36,34 +36,69 @@ func ExtractBoxed(text string) (string, bool) {
 }
 
 var (
-	answerLine = regexp.MustCompile(`(?i)\banswer\s*(?:is\s*:?|[:=])\s*(.+)`)
-	hashAnswer = regexp.MustCompile(`####\s*(.+)`)
-	numberRe   = regexp.MustCompile(`-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?`)
+	// answerMarker is "answer:", "answer =" or "answer is", with the space
+	// after it (line breaks included: "The answer is\n14").
+	answerMarker = regexp.MustCompile(`(?i)\banswer\s*(?:is\s*:?|[:=])\s*`)
+	// sentenceBreak ends an answer written inside prose: "14. I hope it is
+	// correct" (Minerva's format), "x = 3. Then ...". The period must follow
+	// a digit, a closing bracket or dollar, or a lower-case word, so that
+	// initials and titles ("J. K. Rowling", "Dr. Who") stay whole.
+	sentenceBreak = regexp.MustCompile(`(?:[0-9$)}\]]|[a-z]{2})(\.)\s+[A-Z]`)
+	numberRe      = regexp.MustCompile(`-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?`)
 )
 
-// ExtractAnswer finds a final answer in text: \boxed{...}, then "#### x",
-// then the last "answer: x" line. It does not fall back to the last number
-// in the text: a step that states no answer has none.
+// ExtractAnswer finds a final answer in text: the last \boxed{...}, else
+// the last "#### x", else the last "answer: x" / "answer is x". The last
+// one wins within each form, even on one line, because a model that
+// corrects itself ("Answer: 12 ... wait ... Answer: 14") ends with the
+// answer it settled on, as lm-eval-harness and the MATH grader read it. The
+// forms keep their order of precedence: every prompt asks for \boxed, so a
+// box is the final answer and the prose after it ("the answer is correct",
+// a Markdown "#### Check" heading) is commentary, not a correction.
+// An "answer" line's answer ends at the end of its line or sentence. It
+// does not fall back to the last number in the text: a step that states no
+// answer has none.
 func ExtractAnswer(text string) (string, bool) {
 	if b, ok := ExtractBoxed(text); ok {
 		return b, true
 	}
-	// The regular expressions are costly next to a search's other work per
+	// The regular expression is costly next to a search's other work per
 	// step: most steps hold neither marker, which a plain scan rules out
 	// (the expression's case folding also takes ſ for s).
 	if !strings.Contains(text, "####") && !containsFoldASCII(text, "answer") && !strings.Contains(text, "ſ") {
 		return "", false
 	}
-	if m := hashAnswer.FindAllStringSubmatch(text, -1); len(m) > 0 {
-		return cleanAnswer(m[len(m)-1][1]), true
+	for rest := text; ; {
+		i := strings.LastIndex(rest, "####")
+		if i < 0 {
+			break
+		}
+		if a := answerAt(rest[i+len("####"):]); a != "" {
+			return a, true
+		}
+		rest = rest[:i]
 	}
-	if m := answerLine.FindAllStringSubmatch(text, -1); len(m) > 0 {
-		a := cleanAnswer(m[len(m)-1][1])
-		if a != "" {
+	m := answerMarker.FindAllStringIndex(text, -1)
+	for k := len(m) - 1; k >= 0; k-- {
+		if a := answerAt(text[m[k][1]:]); a != "" {
 			return a, true
 		}
 	}
 	return "", false
+}
+
+// answerAt reads the answer that starts s (after a marker): up to the end
+// of its line and of its sentence, without surrounding space or a final
+// period.
+func answerAt(s string) string {
+	s = strings.TrimLeft(s, " \t\r\n")
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if loc := sentenceBreak.FindStringSubmatchIndex(s); loc != nil {
+		s = s[:loc[2]]
+	}
+	return strings.TrimRight(strings.TrimSpace(s), ".")
 }
 
 // containsFoldASCII reports whether s contains the lower-case ASCII word
@@ -85,14 +120,6 @@ func containsFoldASCII(s, sub string) bool {
 		}
 	}
 	return false
-}
-
-func cleanAnswer(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimRight(strings.TrimSpace(s), ".")
 }
 
 // ExtractNumber returns the first number in s in canonical form: commas,

@@ -1,0 +1,45 @@
+package core_test
+
+import (
+	"testing"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// The last final answer wins, as a model that corrects itself means it;
+// a box wins over prose after it.
+func TestExtractAnswerTakesTheLastFinalAnswer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"answer lines", "Answer: 12\nwait, that's wrong.\nAnswer: 14", "14", true},
+		{"answers on one line", "Answer: 12 ... wait ... Answer: 14", "14", true},
+		{"answer is, corrected in one sentence", "The answer is 12. Wait, no, the answer is 14.", "14", true},
+		{"hashes on one line", "#### 12 ... #### 14", "14", true},
+		{"hashes on lines", "#### 12\nno:\n#### 14\n", "14", true},
+		{"boxes", `\boxed{12} wait \boxed{14}`, "14", true},
+		{"empty last hash falls back", "#### 12\n####", "12", true},
+		{"empty last answer falls back", "Answer: 12\nThe answer is .", "12", true},
+		{"answer on the next line", "The answer is\n\n14", "14", true},
+		{"a box wins over prose after it", "So \\boxed{14}. The answer is correct.", "14", true},
+		{"a box wins over a heading after it", "\\boxed{14}\n\n#### Check\n7 + 7 = 14", "14", true},
+		{"a hash wins over an answer line after it", "#### 72\nI think the answer is right.", "72", true},
+		{"minerva format", "Final Answer: The final answer is $14$. I hope it is correct.", "$14$", true},
+		{"sentence after a number", "The answer is 3.5. This is the mean.", "3.5", true},
+		{"initials stay whole", "Answer: J. K. Rowling", "J. K. Rowling", true},
+		{"titles stay whole", "Answer: Dr. Who", "Dr. Who", true},
+		{"expression with = 24", "Answer: (13 - 9) * (10 - 4) = 24. It uses each number once.", "(13 - 9) * (10 - 4) = 24", true},
+		{"no marker", "so 5 + 9 = 14", "", false},
+		{"answer without a marker", "the answer to part one is 5", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := core.ExtractAnswer(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("ExtractAnswer(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
