@@ -1,6 +1,7 @@
 package core
 
 import (
+	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -208,11 +209,45 @@ func (GenericPack) StepPrompt(problem string, steps []string) []Message {
 // ExtractAnswer implements Pack.
 func (GenericPack) ExtractAnswer(text string) (string, bool) { return ExtractAnswer(text) }
 
-// Normalize implements Pack.
+// Normalize implements Pack: votes are counted by this key, so forms that
+// write the same answer share it and different answers never do. Minus
+// signs (−, –, －) are "-", white space is collapsed, a final period and
+// case are dropped; an answer that is one number, written plainly ("-5",
+// "$1,000", "+5", "0.50", ".5", "1/2", "$-5$"), is keyed by its exact value,
+// so "-5" and "−5", "0.5" and "1/2" vote together, while "5x", "5!", "5%"
+// or "5 apples" are text and never vote with "5".
 func (GenericPack) Normalize(a string) string {
-	a = strings.TrimSpace(a)
-	if n, ok := ExtractNumber(a); ok && len(n) >= len(strings.Trim(a, "$., "))-1 {
-		return n
+	s := strings.TrimSpace(text.OneLine(minusSigns.Replace(a)))
+	s = strings.TrimSpace(strings.TrimRight(s, "."))
+	if k, ok := numberKey(s); ok {
+		return k
 	}
-	return strings.ToLower(text.OneLine(a))
+	return strings.ToLower(s)
+}
+
+var (
+	minusSigns = strings.NewReplacer("\u2212", "-", "\u2013", "-", "\u2014", "-", "\ufe63", "-", "\uff0d", "-")
+	// plainNumber is a number and nothing else: a sign, digits with or
+	// without thousands separators, decimals, a fraction bar.
+	plainNumber = regexp.MustCompile(`^[-+]?\s?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:/\d+)?$`)
+)
+
+// maxKeyDigits bounds the numbers numberKey reads exactly: a megabyte of
+// digits would cost seconds as a big.Rat.
+const maxKeyDigits = 256
+
+// numberKey is the exact value of s when s is one plainly written number
+// (dollar signs, as currency or math delimiters, aside), as a reduced
+// fraction or integer.
+func numberKey(s string) (string, bool) {
+	s = strings.TrimSpace(strings.ReplaceAll(strings.ReplaceAll(s, `\$`, ""), "$", ""))
+	if len(s) > maxKeyDigits || !plainNumber.MatchString(s) {
+		return "", false
+	}
+	s = strings.NewReplacer(",", "", " ", "").Replace(s)
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return "", false // a division by zero
+	}
+	return r.RatString(), true
 }

@@ -43,3 +43,36 @@ func TestExtractAnswerTakesTheLastFinalAnswer(t *testing.T) {
 		})
 	}
 }
+
+// Forms of one answer share a vote key; different answers never do.
+func TestGenericNormalizeKeysOneAnswerOnce(t *testing.T) {
+	t.Parallel()
+	p := core.GenericPack{}
+	same := [][]string{
+		{"-5", "\u22125", "\u20135", " -5 ", "-5.", "$-5$", "-$5", "- 5", "-5.0", "\uff0d5"},
+		{"1000", "1,000", "$1,000", "1000.00", "+1000", "1,000."},
+		{"0.5", ".5", "0.50", "1/2", "2/4"},
+		{"0", "-0", "0.0"},
+		{"Paris", "paris", " Paris.", "PARIS"},
+		{"x = 3", "x  =  3", "X = 3."},
+		{"\u22123x", "-3x"},
+	}
+	for _, forms := range same {
+		want := p.Normalize(forms[0])
+		for _, f := range forms[1:] {
+			if got := p.Normalize(f); got != want {
+				t.Errorf("Normalize(%q) = %q, Normalize(%q) = %q; want one key", f, got, forms[0], want)
+			}
+		}
+	}
+	// Every pair here is two different answers.
+	different := []string{"5", "-5", ".5", "5x", "5!", "5%", "5 apples", "55", "5/0", "1,5", "15", "5i", "x5", "5.5"}
+	seen := map[string]string{}
+	for _, a := range different {
+		k := p.Normalize(a)
+		if prev, ok := seen[k]; ok {
+			t.Errorf("Normalize(%q) = Normalize(%q) = %q; want different keys", a, prev, k)
+		}
+		seen[k] = a
+	}
+}
