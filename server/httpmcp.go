@@ -61,11 +61,17 @@ func (s *Server) mcpHandler() http.Handler {
 				writeRPCError(w, status, -32600, err.Error())
 				return
 			}
+			var m wireMessage
+			parsed := json.Unmarshal(body, &m) == nil
+			if parsed && !s.sessionFits(w, r, session, body, m) {
+				return
+			}
+			mw.codes = &rpcCodes{}
+			r = r.WithContext(context.WithValue(r.Context(), rpcCodesKey{}, mw.codes))
 			// Only stateful sessions send notifications/cancelled; a
 			// stateless (2026-07-28) client cancels by closing its stream,
 			// and without a session id its request ids are not unique.
-			var m wireMessage
-			if session != "" && json.Unmarshal(body, &m) == nil {
+			if session != "" && parsed {
 				switch {
 				case m.Method == "notifications/cancelled":
 					s.exchanges.cancel(session, idKey(m.Params.RequestID))
@@ -82,8 +88,59 @@ func (s *Server) mcpHandler() http.Handler {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
 		}
+		if r.Method == http.MethodDelete && !mcp.IsModernProtocol(r.Header.Get("Mcp-Protocol-Version")) {
+			// mcp-go answers 200 to a DELETE naming no session, or one
+			// that never existed or already ended.
+			if session == "" {
+				writeRPCError(w, http.StatusBadRequest, -32600,
+					"DELETE /mcp ends a session: send the Mcp-Session-Id header that initialize returned")
+				return
+			}
+			if _, err := s.mcpSess.Validate(session); err != nil {
+				writeRPCError(w, http.StatusNotFound, -32600, err.Error())
+				return
+			}
+		}
 		s.stream.ServeHTTP(mw, r)
 	})
+}
+
+// sessionFits checks the session a POST names, as the streamable HTTP
+// transport wants: a message other than initialize without an
+// Mcp-Session-Id is a bad request (400; mcp-go answers 404, which tells
+// the client its session ended, so it initializes again and again), an
+// unknown or ended session is 404. Both get a JSON-RPC error saying what
+// to do. Stateless (2026-07-28) requests carry no session and pass, and
+// so do the client's responses (sampling), which mcp-go checks itself.
+// It answers the request and returns false when the session does not fit.
+func (s *Server) sessionFits(w http.ResponseWriter, r *http.Request, session string, body []byte, m wireMessage) bool {
+	if m.Method == "" || m.Method == string(mcp.MethodInitialize) || modernRequest(r, body) {
+		return true
+	}
+	if session == "" {
+		writeRPCError(w, http.StatusBadRequest, -32600,
+			"missing Mcp-Session-Id header: send the session id that initialize returned with every later request")
+		return false
+	}
+	if _, err := s.mcpSess.Validate(session); err != nil {
+		writeRPCError(w, http.StatusNotFound, -32600, err.Error())
+		return false
+	}
+	return true
+}
+
+// modernRequest reports whether a POST speaks protocol 2026-07-28 or later
+// (no sessions), by its header or its _meta, as mcp-go decides.
+func modernRequest(r *http.Request, body []byte) bool {
+	if mcp.IsModernProtocol(r.Header.Get("Mcp-Protocol-Version")) {
+		return true
+	}
+	var w struct {
+		Params struct {
+			Meta *mcp.Meta `json:"_meta"`
+		} `json:"params"`
+	}
+	return json.Unmarshal(body, &w) == nil && mcp.IsModernProtocol(w.Params.Meta.ProtocolVersion())
 }
 
 // readBody reads at most limit bytes of r's body.
@@ -108,6 +165,7 @@ type mcpWriter struct {
 	s       *Server
 	session string
 	ex      *exchange
+	codes   *rpcCodes // error codes due for this POST's responses
 
 	wroteHeader bool
 	dropping    bool
@@ -142,6 +200,14 @@ func (w *mcpWriter) Write(p []byte) (int, error) {
 	}
 	if w.s.deliveries.watching() && bytes.Contains(p, []byte("notifications/progress")) {
 		defer w.recordProgress(p)
+	}
+	if w.codes != nil {
+		if q, changed := w.codes.rewrite(p); changed {
+			if _, err := w.ResponseWriter.Write(q); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
 	}
 	return w.ResponseWriter.Write(p)
 }

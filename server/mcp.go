@@ -41,8 +41,15 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 	hooks.AddOnUnregisterSession(func(_ context.Context, cs mcpserver.ClientSession) {
 		s.samplers.Delete(cs.SessionID())
 	})
-	hooks.AddOnError(func(_ context.Context, _ any, method mcp.MCPMethod, _ any, err error) {
+	hooks.AddOnError(func(ctx context.Context, id any, method mcp.MCPMethod, msg any, err error) {
 		s.log.Debug().Str("method", string(method)).Err(err).Msg("mcp request failed")
+		// The response goes out as -32603 unless its transport is told
+		// the code the request is due (rpcerrors.go).
+		if code, ok := protocolCode(ctx, msg, err); ok {
+			if c := rpcCodesFrom(ctx); c != nil {
+				c.set(id, code)
+			}
+		}
 	})
 	m := mcpserver.NewMCPServer("ponder", s.opts.Version,
 		mcpserver.WithTitle("Ponder"),

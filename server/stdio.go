@@ -28,6 +28,8 @@ type stdioTransport struct {
 
 	wmu sync.Mutex // serialises writes to out
 
+	codes rpcCodes // error codes due for responses not yet written
+
 	mu       sync.Mutex
 	inflight map[string]bool // request id -> cancelled
 	partial  []byte          // an incomplete line read so far
@@ -128,9 +130,14 @@ func (w stdioWriter) Write(p []byte) (int, error) {
 	if t.cancelledResponse(p) {
 		return len(p), nil
 	}
+	n := len(p)
+	p, _ = t.codes.rewrite(p)
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	return t.out.Write(p)
+	if _, err := t.out.Write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 func (t *stdioTransport) cancelledResponse(p []byte) bool {

@@ -49,8 +49,10 @@ type sdkReport struct {
 		Structured map[string]any `json:"structured"`
 		Text       string         `json:"text"`
 	} `json:"search"`
-	UnknownTool string `json:"unknownTool"`
-	BadArgs     struct {
+	UnknownTool      string `json:"unknownTool"`
+	PromptMissingArg string `json:"promptMissingArg"`
+	UnknownTrace     string `json:"unknownTrace"`
+	BadArgs          struct {
 		IsError bool   `json:"isError"`
 		Text    string `json:"text"`
 	} `json:"badArgs"`
@@ -154,6 +156,12 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			}
 			if !r.BadArgs.IsError || !strings.Contains(r.BadArgs.Text, "problem") {
 				t.Errorf("wrong argument type: %+v", r.BadArgs)
+			}
+			if r.PromptMissingArg != "-32602" {
+				t.Errorf("prompts/get without its required argument: %q, want -32602 (invalid params)", r.PromptMissingArg)
+			}
+			if r.UnknownTrace != "-32002" {
+				t.Errorf("resources/read of a trace that does not exist: %q, want -32002 (resource not found)", r.UnknownTrace)
 			}
 			if p != nil {
 				for _, secret := range []string{"17 * 23", "19 * 21", "Refunds are issued"} {

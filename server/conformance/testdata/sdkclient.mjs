@@ -98,6 +98,10 @@ if (scenario === 'main') {
   }
   const bad = await client.callTool({ name: 'solve', arguments: { problem: 42 } });
   report.badArgs = { isError: bad.isError ?? false, text: bad.content?.[0]?.text };
+  // Protocol errors carry the code the spec gives them (mcp-go sent -32603).
+  const code = async (f) => { try { await f(); return 'resolved'; } catch (e) { return String(e?.code ?? e); } };
+  report.promptMissingArg = await code(() => client.getPrompt({ name: 'solve_step_by_step', arguments: {} }));
+  report.unknownTrace = await code(() => client.readResource({ uri: 'ponder://traces/no-such-trace' }));
   report.ping = await client.ping();
 } else {
   report.solve = await solve({ problem: 'What is 17 * 23?', strategy: 'self-consistency', params: { k: 6 } });

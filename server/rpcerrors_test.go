@@ -1,0 +1,206 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// protocolErrorCases are requests whose fault is the client's: each must
+// get the JSON-RPC code the spec gives it, not -32603 (internal error),
+// which mcp-go sends for every error a prompt or resource handler returns.
+var protocolErrorCases = []struct {
+	name     string
+	method   string
+	params   map[string]any
+	code     float64
+	contains string
+	uri      string // data.uri, for resource not found
+}{
+	{"prompt without its required argument", "prompts/get",
+		map[string]any{"name": "solve_step_by_step", "arguments": map[string]any{}}, -32602, "problem", ""},
+	{"prompt with an unknown strategy", "prompts/get",
+		map[string]any{"name": "solve_step_by_step", "arguments": map[string]any{"problem": "2+2?", "strategy": "nope"}}, -32602, "nope", ""},
+	{"documents prompt without a question", "prompts/get",
+		map[string]any{"name": "answer_from_documents", "arguments": map[string]any{"collection": "docs"}}, -32602, "question", ""},
+	{"unknown prompt", "prompts/get", map[string]any{"name": "no_such_prompt"}, -32602, "no_such_prompt", ""},
+	{"trace that does not exist", "resources/read",
+		map[string]any{"uri": "ponder://traces/no-such-trace"}, -32002, "ponder://traces/no-such-trace", "ponder://traces/no-such-trace"},
+	{"trace id that is no id", "resources/read",
+		map[string]any{"uri": "ponder://traces/../../etc"}, -32002, "ponder://traces/../../etc", "ponder://traces/../../etc"},
+	{"unknown resource", "resources/read", map[string]any{"uri": "ponder://nope"}, -32002, "ponder://nope", "ponder://nope"},
+}
+
+func checkProtocolError(t *testing.T, msgs []map[string]any, code float64, contains, uri string) {
+	t.Helper()
+	if len(msgs) == 0 {
+		t.Fatal("no response")
+	}
+	errObj, _ := msgs[len(msgs)-1]["error"].(map[string]any)
+	if errObj == nil || errObj["code"] != code {
+		t.Fatalf("want JSON-RPC error %v, got %v", code, msgs)
+	}
+	if msg, _ := errObj["message"].(string); !strings.Contains(msg, contains) {
+		t.Errorf("the message should name %q: %q", contains, msg)
+	}
+	if uri != "" {
+		data, _ := errObj["data"].(map[string]any)
+		if data["uri"] != uri {
+			t.Errorf("data.uri: %v, want %q", errObj["data"], uri)
+		}
+	}
+}
+
+func TestProtocolErrorCodesHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	for i, tc := range protocolErrorCases {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs, resp := c.post(map[string]any{"jsonrpc": "2.0", "id": 500 + i, "method": tc.method, "params": tc.params})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			checkProtocolError(t, msgs, tc.code, tc.contains, tc.uri)
+			if msgs[0]["id"] != float64(500+i) {
+				t.Errorf("the error answers id %v, want %d", msgs[0]["id"], 500+i)
+			}
+		})
+	}
+	// A string id, and a request that succeeds after the failures.
+	msgs, _ := c.post(map[string]any{"jsonrpc": "2.0", "id": "p-1", "method": "prompts/get",
+		"params": map[string]any{"name": "solve_step_by_step", "arguments": map[string]any{}}})
+	checkProtocolError(t, msgs, -32602, "problem", "")
+	if msgs[0]["id"] != "p-1" {
+		t.Errorf("string id came back as %v", msgs[0]["id"])
+	}
+	msgs, _ = c.post(map[string]any{"jsonrpc": "2.0", "id": 600, "method": "prompts/get",
+		"params": map[string]any{"name": "solve_step_by_step", "arguments": map[string]any{"problem": "2+2?"}}})
+	if r := result(t, msgs); r["messages"] == nil {
+		t.Fatalf("a good prompts/get after the errors: %v", msgs)
+	}
+}
+
+func TestProtocolErrorCodesStdio(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := startStdio(t, e)
+	for i, tc := range protocolErrorCases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := float64(500 + i)
+			c.send(map[string]any{"jsonrpc": "2.0", "id": id, "method": tc.method, "params": tc.params})
+			checkProtocolError(t, c.until(id), tc.code, tc.contains, tc.uri)
+		})
+	}
+	c.send(map[string]any{"jsonrpc": "2.0", "id": 600, "method": "ping"})
+	c.until(600)
+}
+
+// Protocol 2026-07-28 has no sessions and gives resource not found
+// -32602, like every other bad parameter.
+func TestProtocolErrorCodesStateless(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := &rpc{t: t, url: e.ts.URL + "/mcp", header: http.Header{}}
+	c.header.Set("Mcp-Protocol-Version", "2026-07-28")
+	meta := map[string]any{"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+		"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "t", "version": "1"},
+		"io.modelcontextprotocol/clientCapabilities": map[string]any{}}
+	for _, tc := range []struct {
+		method, name string
+		params       map[string]any
+		contains     string
+	}{
+		{"resources/read", "ponder://traces/no-such-trace", map[string]any{"uri": "ponder://traces/no-such-trace"}, "no-such-trace"},
+		{"prompts/get", "solve_step_by_step", map[string]any{"name": "solve_step_by_step"}, "problem"},
+	} {
+		tc.params["_meta"] = meta
+		c.header.Set("Mcp-Method", tc.method)
+		c.header.Set("Mcp-Name", tc.name)
+		msgs, resp := c.post(map[string]any{"jsonrpc": "2.0", "id": 1, "method": tc.method, "params": tc.params})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d %v", tc.method, resp.StatusCode, msgs)
+		}
+		checkProtocolError(t, msgs, -32602, tc.contains, "")
+	}
+}
+
+// The streamable HTTP transport: a request without Mcp-Session-Id (other
+// than initialize) is a bad request, 400; an unknown or ended session is
+// 404, the sign to initialize again. mcp-go answered 404 to both, so a
+// client that lost its header re-initialized in a loop; and 200 to a
+// DELETE naming no session or an unknown one.
+func TestMCPSessionHeaderStatus(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	live := e.rpc(t)
+	ended := e.rpc(t)
+	del := func(session string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodDelete, e.ts.URL+"/mcp", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := del(ended.session); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE of a live session: %d", resp.StatusCode)
+	}
+	post := func(session string, msg map[string]any) ([]map[string]any, *http.Response) {
+		c := &rpc{t: t, url: e.ts.URL + "/mcp", session: session, header: http.Header{}}
+		return c.post(msg)
+	}
+	ping := map[string]any{"jsonrpc": "2.0", "id": 1, "method": "ping"}
+	for _, tc := range []struct {
+		name    string
+		session string
+		msg     map[string]any
+		status  int
+		says    string
+	}{
+		{"request without a session", "", ping, http.StatusBadRequest, "Mcp-Session-Id"},
+		{"notification without a session", "", map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"}, http.StatusBadRequest, "Mcp-Session-Id"},
+		{"tools/call without a session", "", map[string]any{"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+			"params": map[string]any{"name": "list_strategies", "arguments": map[string]any{}}}, http.StatusBadRequest, "Mcp-Session-Id"},
+		{"unknown session", "mcp-session-made-up", ping, http.StatusNotFound, "initialize"},
+		{"ended session", ended.session, ping, http.StatusNotFound, "initialize"},
+		{"live session", live.session, ping, http.StatusOK, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs, resp := post(tc.session, tc.msg)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, msgs)
+			}
+			if tc.says == "" {
+				return
+			}
+			if len(msgs) != 1 {
+				t.Fatalf("want one JSON-RPC error, got %v", msgs)
+			}
+			errObj, _ := msgs[0]["error"].(map[string]any)
+			if msg, _ := errObj["message"].(string); errObj == nil || !strings.Contains(msg, tc.says) {
+				t.Fatalf("want a JSON-RPC error saying %q, got %v", tc.says, msgs)
+			}
+		})
+	}
+	if resp := del(""); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("DELETE without a session: %d, want 400", resp.StatusCode)
+	}
+	if resp := del("mcp-session-made-up"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("DELETE of an unknown session: %d, want 404", resp.StatusCode)
+	}
+	// None of it cost the live client its session, nor made one up.
+	if _, resp := post(live.session, ping); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the live session after the bad requests: %d", resp.StatusCode)
+	}
+	if n := e.srv.mcpSess.Len(); n != 1 {
+		t.Errorf("%d MCP sessions, want the 1 live one", n)
+	}
+}
