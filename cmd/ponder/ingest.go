@@ -188,8 +188,12 @@ func newIngestCmd() *cobra.Command {
 				}
 			} else {
 				for _, f := range sum.Files {
-					if f.Status == ingest.Skipped || f.Status == ingest.Failed {
+					switch {
+					case f.Status == ingest.Skipped || f.Status == ingest.Failed:
 						fmt.Fprintf(ew, "%s %s: %s\n", f.Status, f.Path, f.Reason)
+					case f.Note != "":
+						// What was assumed (an encoding) is worth a look.
+						fmt.Fprintf(ew, "%s %s: %s\n", f.Status, f.Path, f.Note)
 					}
 				}
 				mb := float64(sum.Bytes) / (1 << 20)

@@ -206,3 +206,33 @@ func TestInlineTextsWithoutNamesKeepEachOther(t *testing.T) {
 		t.Fatalf("%d documents in the collection (%v), want both texts", info.Documents, err)
 	}
 }
+
+// A Windows-1252 and a UTF-16 file (real fixtures) are ingested, the
+// command says what it assumed, and search finds their words.
+func TestIngestOldEncodings(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join("..", "..", "retrieval", "ingest", "testdata", "encodings")
+	dir := t.TempDir()
+	for _, name := range []string{"windows-1252.txt", "utf-16le-bom.md", "archive.txt"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	data := "PONDER_DATA_DIR=" + t.TempDir()
+	r := runPonder(t, "", []string{data}, "ingest", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "2 added") ||
+		!strings.Contains(r.stderr, "windows-1252.txt: read as Windows-1252: the file is not valid UTF-8") ||
+		!strings.Contains(r.stderr, "utf-16le-bom.md: read as UTF-16LE (byte order mark)") ||
+		!strings.Contains(r.stderr, "skipped "+filepath.Join(dir, "archive.txt")+": binary content") {
+		t.Fatalf("ingest: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for q, want := range map[string]string{"crème brûlée": "Crème brûlée costs €5", "Grönland": "Budget 😀 für Grönland"} {
+		r = runPonder(t, "", []string{data}, "search", "--json", "--k", "1", q)
+		var out searchOutput
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || len(out.Chunks) != 1 || !strings.Contains(out.Chunks[0].Text, want) {
+			t.Fatalf("search %q: %d\n%s\n%s", q, r.code, r.stdout, r.stderr)
+		}
+	}
+}

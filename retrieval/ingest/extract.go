@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"golang.org/x/net/html"
 )
@@ -30,6 +29,12 @@ type Extracted struct {
 	Breaks []int
 	// Pages are the offsets where pages 2, 3, ... start (PDF).
 	Pages []int
+	// Encoding is what a text file was decoded from when it was not plain
+	// UTF-8 (utf-16le, utf-16be, windows-1252; "utf-8-bom" for UTF-8
+	// with a byte order mark), and Note says so for the user ("" when
+	// nothing was assumed).
+	Encoding string
+	Note     string
 }
 
 // Head is one heading.
@@ -85,7 +90,23 @@ func IsBinary(data []byte) bool {
 
 // Extract reads the text and structure of a document named name (its
 // extension picks the reader). PDFs are read with poppler's pdftotext.
+// Text files are decoded first: a byte order mark picks UTF-8, UTF-16LE or
+// UTF-16BE, and text that is not valid UTF-8 is read as Windows-1252
+// (Extracted.Note says what was assumed).
 func Extract(ctx context.Context, name string, data []byte) (Extracted, error) {
+	enc := ""
+	if t := TypeOf(name); t != "" && t != "pdf" {
+		var err error
+		if enc, err = sniffText(data); err != nil {
+			return Extracted{}, fmt.Errorf("%w: %v in a .%s file", ErrMalformed, err, t)
+		}
+	}
+	return extract(ctx, name, data, enc)
+}
+
+// extract is Extract with the text encoding already sniffed (enc, unused
+// for PDFs).
+func extract(ctx context.Context, name string, data []byte, enc string) (Extracted, error) {
 	typ := TypeOf(name)
 	base := filepath.Base(name)
 	var ex Extracted
@@ -98,13 +119,7 @@ func Extract(ctx context.Context, name string, data []byte) (Extracted, error) {
 			return ex, err
 		}
 	default:
-		if IsBinary(data) {
-			return ex, fmt.Errorf("%w: binary content (a NUL byte) in a .%s file", ErrMalformed, typ)
-		}
-		text := string(data)
-		if !utf8.ValidString(text) {
-			text = strings.ToValidUTF8(text, "\uFFFD")
-		}
+		text, note := decodeText(data, enc)
 		text = strings.ReplaceAll(text, "\r\n", "\n")
 		switch typ {
 		case "md":
@@ -114,6 +129,10 @@ func Extract(ctx context.Context, name string, data []byte) (Extracted, error) {
 		default:
 			ex = Extracted{Text: text, Breaks: blankLines(text)}
 		}
+		if enc != encUTF8 {
+			ex.Encoding = enc
+		}
+		ex.Note = note
 	}
 	ex.Type = typ
 	if ex.Title == "" && len(ex.Heads) > 0 {

@@ -76,6 +76,9 @@ type FileResult struct {
 	Path   string `json:"path"`
 	Status Status `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Note says what was assumed in reading the file, e.g. "read as
+	// Windows-1252: the file is not valid UTF-8".
+	Note   string `json:"note,omitempty"`
 	Bytes  int64  `json:"bytes"`
 	Chunks int    `json:"chunks,omitempty"`
 }
@@ -522,6 +525,16 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	}
 	hash := retrieval.HashBytes(data)
 	params := in.Params()
+	// A text file's encoding is part of what shapes its chunks: a file
+	// stored before it was decoded (Windows-1252 read as U+FFFD) is read
+	// again; plain UTF-8 keeps the params it always had.
+	enc := ""
+	var encErr error
+	if t := TypeOf(j.path); t != "" && t != "pdf" {
+		if enc, encErr = sniffText(data); encErr == nil && enc != encUTF8 {
+			params += " enc=" + enc
+		}
+	}
 	have, err := in.store.Documents(ctx, in.o.Collection, []string{j.path})
 	if err != nil {
 		r.Status, r.Reason = Failed, "store lookup failed: "+err.Error()
@@ -542,7 +555,10 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 		r.Status, r.Chunks = Unchanged, old.Chunks
 		return r
 	}
-	ex, err := Extract(ctx, j.path, data)
+	if encErr != nil {
+		return gone("%v in a .%s file", encErr, TypeOf(j.path))
+	}
+	ex, err := extract(ctx, j.path, data, enc)
 	if err != nil {
 		if errors.Is(err, ErrUnsupported) {
 			return skip("unsupported file type %q (ingest reads .md .txt .html .pdf and source files)", filepath.Ext(j.path))
@@ -562,6 +578,15 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	now := in.o.Now().UTC()
 	doc := &retrieval.Document{Source: j.path, Hash: hash, Params: params, Title: ex.Title, Bytes: int64(len(data)),
 		IngestedAt: now, Meta: map[string]string{"type": ex.Type}}
+	r.Note = ex.Note
+	if ex.Encoding != "" && ex.Encoding != encUTF8BOM {
+		// Offsets are into the decoded text, not the file: the encoding
+		// on every chunk says so (and can be filtered on).
+		doc.Meta["encoding"] = ex.Encoding
+		for i := range chunks {
+			chunks[i].Meta["encoding"] = ex.Encoding
+		}
+	}
 	for i := range chunks {
 		chunks[i].Title = ex.Title
 		chunks[i].Source = j.path
