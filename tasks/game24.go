@@ -586,15 +586,74 @@ func solvable(nums []*big.Rat) bool {
 
 var exprReplacer = strings.NewReplacer("−", "-", "–", "-", `\times`, "*", `\cdot`, "*", `\div`, "/", "×", "*", "÷", "/", "x", "*", "X", "*",
 	"·", "*", "⋅", "*", "∗", "*", "∕", "/",
-	`\left`, "", `\right`, "", "[", "(", "]", ")", "{", "(", "}", ")", "$", "")
+	`\left`, "", `\right`, "", `\,`, "", `\;`, "", `\:`, "", `\!`, "", "[", "(", "]", ")", "{", "(", "}", ")", "$", "")
 
 func cleanExpr(s string) string {
 	s = strings.TrimSpace(s)
 	if b, ok := core.ExtractBoxed(s); ok {
 		s = b
 	}
+	s = expandFracs(s, 0)
 	s = exprReplacer.Replace(s)
 	return strings.TrimSpace(eq24.ReplaceAllString(s, ""))
+}
+
+// fracCmd is a LaTeX fraction command.
+var fracCmd = regexp.MustCompile(`\\[dt]?frac`)
+
+// expandFracs writes each \frac{A}{B} (or \dfrac, \tfrac, \frac12) of s as
+// ((A)/(B)), nested fractions included, so that the parser reads a LaTeX
+// answer as the division it is. A fraction it cannot read (a missing
+// argument, nesting deeper than maxExprDepth) is left as it is, and the
+// parser rejects it.
+func expandFracs(s string, depth int) string {
+	if depth > maxExprDepth || !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		loc := fracCmd.FindStringIndex(s)
+		if loc == nil {
+			b.WriteString(s)
+			return b.String()
+		}
+		num, rest, ok1 := latexArg(s[loc[1]:])
+		den, rest, ok2 := latexArg(rest)
+		if !ok1 || !ok2 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:loc[0]])
+		b.WriteString("((" + expandFracs(num, depth+1) + ")/(" + expandFracs(den, depth+1) + "))")
+		s = rest
+	}
+}
+
+// latexArg splits the argument of a LaTeX command off s: a {group} with
+// balanced braces, or one character ("\frac12").
+func latexArg(s string) (arg, rest string, ok bool) {
+	s = strings.TrimLeft(s, " ")
+	if s == "" {
+		return "", s, false
+	}
+	if s[0] != '{' {
+		if s[0] == '}' || s[0] == '\\' {
+			return "", s, false
+		}
+		return s[:1], s[1:], true
+	}
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '{':
+			depth++
+		case '}':
+			if depth--; depth == 0 {
+				return s[1:i], s[i+1:], true
+			}
+		}
+	}
+	return "", s, false
 }
 
 type expr struct {

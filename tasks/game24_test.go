@@ -44,7 +44,20 @@ func TestCheck24(t *testing.T) {
 		{"implicit product", "4 9 10 13", "(13-9)(10-4)", nil, true},
 		{"power", "1 2 3 4", "4^2+3*2+1", nil, true},
 		{"exponent", "1 2 3 4", "1e0*2*3*4", nil, true},
-		{"frac", "3 3 8 8", `\frac{8}{3-\frac{8}{3}}`, nil, true},
+		{"frac", "3 3 8 8", `\frac{8}{3-\frac{8}{3}}`, nil, false},
+		{"frac, boxed, = 24", "3 3 8 8", `\boxed{\frac{8}{3 - \frac{8}{3}} = 24}`, nil, false},
+		{"dfrac and tfrac", "3 3 8 8", `\dfrac{8}{3-\tfrac{8}{3}}`, nil, false},
+		{"frac without braces", "1 5 5 5", `5 \times (5 - \frac15)`, nil, false},
+		{"frac times", "1 5 5 5", `\left(5 - \frac{1}{5}\right) \times 5`, nil, false},
+		{"frac over a product", "3 3 7 7", `\frac{(3 \cdot 7 + 3) \cdot 7}{7}`, ErrWrongNumbers, false},
+		{"frac of a sum", "1 2 3 4", `\frac{4 + 2}{1} \cdot 4`, ErrWrongNumbers, false},
+		{"div and cdot", "1 2 3 4", `(1 + 2 + 3) \cdot 4 \div 1`, ErrWrongNumbers, false},
+		{"div", "4 6 1 1", `4 \cdot 6 \div 1 \div 1`, nil, false},
+		{"frac not 24", "3 3 8 8", `\frac{8}{3+\frac{8}{3}}`, ErrNot24, false},
+		{"frac by zero", "4 4 6 0", `4 \times 6 + \frac{4}{0}`, ErrDivByZero, false},
+		{"thin spaces", "4 9 10 13", `(13 - 9)\,\times\,(10 - 4)`, nil, false},
+		{"frac missing an argument", "3 3 8 8", `\frac{8}`, nil, true},
+		{"frac unbalanced", "3 3 8 8", `\frac{8}{3-\frac{8}{3}`, nil, true},
 		{"chained equals", "1 2 3 4", "(1+2+3)*4 = 24 = 25", nil, true},
 		{"huge numbers", "100000000000000000000 2 3 4", "100000000000000000000/100000000000000000000*2*3*4", ErrWrongNumbers, false},
 		{"many numbers", "1 2 3 4", strings.Repeat("1+", 100) + "1", ErrWrongNumbers, false},
@@ -311,9 +324,12 @@ func ExampleIdentify() {
 func TestGame24HostileLongAnswers(t *testing.T) {
 	t.Parallel()
 	for name, s := range map[string]string{
-		"sum":         strings.Repeat("1+", 1<<19) + "1",
-		"parentheses": strings.Repeat("(", 1<<19) + "1" + strings.Repeat(")", 1<<19),
-		"digits":      strings.Repeat("7", 1<<20),
+		"sum":          strings.Repeat("1+", 1<<19) + "1",
+		"parentheses":  strings.Repeat("(", 1<<19) + "1" + strings.Repeat(")", 1<<19),
+		"digits":       strings.Repeat("7", 1<<20),
+		"nested fracs": strings.Repeat(`\frac{1}{`, 1<<17) + "1" + strings.Repeat("}", 1<<17),
+		"many fracs":   strings.Repeat(`\frac{1}{1}+`, 1<<16) + "1",
+		"open fracs":   strings.Repeat(`\frac{{`, 1<<17),
 	} {
 		start := time.Now()
 		err := Check24("1 2 3 4", `\boxed{`+s+`}`)
@@ -328,6 +344,20 @@ func TestGame24HostileLongAnswers(t *testing.T) {
 		}
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("%s: Check24 and Normalize took %v", name, d)
+		}
+	}
+}
+
+// A LaTeX answer votes with the same expression written plainly.
+func TestGame24NormalizeReadsLatex(t *testing.T) {
+	t.Parallel()
+	for _, tt := range [][2]string{
+		{`\frac{8}{3-\frac{8}{3}}`, "8/(3-8/3)"},
+		{`5 \times (5 - \frac15)`, "(5-1/5)*5"},
+		{`(13 - 9)\,\cdot\,(10 - 4)`, "(10-4)*(13-9)"},
+	} {
+		if a, b := (Game24{}).Normalize(tt[0]), (Game24{}).Normalize(tt[1]); a != b {
+			t.Errorf("Normalize(%q) = %q, Normalize(%q) = %q; want one key", tt[0], a, tt[1], b)
 		}
 	}
 }
