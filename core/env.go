@@ -298,6 +298,24 @@ func (e *Env) CallTool(ctx context.Context, call ToolCall) (ToolResult, error) {
 	return res, nil
 }
 
+// CloseToolSession ends the named session of every tool the task allows
+// that keeps sessions (SessionTool). A strategy that names a session for
+// its run closes it when the run ends, so the processes it holds stop
+// with the run.
+func (e *Env) CloseToolSession(name string) {
+	tb := e.engine.opts.Tools
+	if tb == nil || name == "" {
+		return
+	}
+	for _, n := range e.Task.Tools {
+		if t, ok := tb.Tool(n); ok {
+			if st, ok := t.(SessionTool); ok {
+				st.CloseSession(name)
+			}
+		}
+	}
+}
+
 // Retrieve asks the retriever for chunks of the task's collection (unless
 // req names another), traced.
 func (e *Env) Retrieve(ctx context.Context, req RetrieveRequest) ([]Chunk, error) {

@@ -175,6 +175,14 @@ type Tool interface {
 	Call(ctx context.Context, args json.RawMessage) (ToolResult, error)
 }
 
+// SessionTool is a Tool that keeps state between calls under a session
+// name (a Python process, say). CloseSession ends the named session and
+// stops what it holds; a session that is not live is no error.
+type SessionTool interface {
+	Tool
+	CloseSession(name string)
+}
+
 // Toolbox finds tools by name.
 type Toolbox interface {
 	Tool(name string) (Tool, bool)

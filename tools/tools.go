@@ -277,6 +277,9 @@ func (r *Registry) Close() error {
 }
 
 // guarded wraps a tool with validation, a timeout and an output cap.
+// It passes a strategy's CloseSession on to the tool.
+var _ core.SessionTool = (*guarded)(nil)
+
 type guarded struct {
 	tool   core.Tool
 	spec   core.ToolSpec
@@ -322,6 +325,14 @@ func (g *guarded) Call(ctx context.Context, args json.RawMessage) (core.ToolResu
 	res.Text = CapText(res.Text, maxOutput)
 	g.log.Debug().Str("tool", g.spec.Name).Bool("is_error", res.IsError).Dur("took", time.Since(start)).Msg("tool call")
 	return res, nil
+}
+
+// CloseSession implements core.SessionTool for a tool that keeps
+// sessions; for any other it does nothing.
+func (g *guarded) CloseSession(name string) {
+	if st, ok := g.tool.(core.SessionTool); ok {
+		st.CloseSession(name)
+	}
 }
 
 // Unwrap returns the tool as registered.

@@ -76,8 +76,12 @@ type ReActOptions struct {
 	MaxTokens   int
 	// Session, when set, is the "session" argument of every call of a
 	// tool that takes one (python), replacing any the model names, so
-	// their state persists along the path and is the run's alone. Leave it empty when branches of a tree share a prefix: a
-	// session cannot fork.
+	// their state persists along the path and is the run's alone; the
+	// caller closes it (Env.CloseToolSession) when its run ends. Left
+	// empty, such tools are offered without the argument and every call
+	// stands alone: a session the model named would be shared with any
+	// other run that named it. Leave it empty when branches of a tree
+	// share a prefix: a session cannot fork.
 	Session string
 	// Tools limits the tools offered (default: all the task allows).
 	Tools []string
@@ -108,6 +112,9 @@ func ReActStep(ctx context.Context, env *core.Env, leaf core.NodeID, k int, o Re
 	specs := offered(env, o.Tools)
 	if o.Final {
 		specs = nil
+	}
+	if o.Session == "" {
+		specs = withoutSessionArg(specs)
 	}
 	path := env.Structure.Path(leaf)
 	if path == nil {
@@ -295,11 +302,9 @@ func availableNote(env *core.Env, o ReActOptions) string {
 	return " (available tools: " + strings.Join(names, ", ") + ")"
 }
 
-// withSession sets "session" in the arguments of a tool that takes one.
+// withSession sets "session" in the arguments of a tool that takes one,
+// or, when session is empty, removes one the model named.
 func withSession(env *core.Env, name string, args json.RawMessage, session string) json.RawMessage {
-	if session == "" {
-		return args
-	}
 	takes := false
 	for _, s := range env.Tools() {
 		if s.Name != name {
@@ -318,15 +323,60 @@ func withSession(env *core.Env, name string, args json.RawMessage, session strin
 	if json.Unmarshal(args, &m) != nil || m == nil {
 		return args
 	}
-	// The run's session replaces one the model names: a name a model
-	// makes up ("main") would be shared with every other run that makes
-	// up the same one, on a server other users' runs.
-	m["session"], _ = json.Marshal(session)
+	// The run's session replaces one the model names, and without one the
+	// model's is dropped: a name a model makes up ("main") would be shared
+	// with every other run that makes up the same one, on a server other
+	// users' runs, and would outlive the run.
+	if session == "" {
+		if _, named := m["session"]; !named {
+			return args
+		}
+		delete(m, "session")
+	} else {
+		m["session"], _ = json.Marshal(session)
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return args
 	}
 	return b
+}
+
+// withoutSessionArg returns specs with the "session" argument taken out of
+// the schemas that have one, for steps without a run's session: the model
+// is not offered state that would not persist.
+func withoutSessionArg(specs []core.ToolSpec) []core.ToolSpec {
+	out := make([]core.ToolSpec, len(specs))
+	for i, s := range specs {
+		out[i] = s
+		var sch map[string]json.RawMessage
+		if json.Unmarshal(s.Schema, &sch) != nil {
+			continue
+		}
+		var props map[string]json.RawMessage
+		if json.Unmarshal(sch["properties"], &props) != nil {
+			continue
+		}
+		if _, ok := props["session"]; !ok {
+			continue
+		}
+		delete(props, "session")
+		sch["properties"], _ = json.Marshal(props)
+		var req []string
+		if json.Unmarshal(sch["required"], &req) == nil && len(req) > 0 {
+			kept := req[:0]
+			for _, r := range req {
+				if r != "session" {
+					kept = append(kept, r)
+				}
+			}
+			sch["required"], _ = json.Marshal(kept)
+		}
+		if b, err := json.Marshal(sch); err == nil {
+			out[i].Schema = b
+		}
+	}
+	return out
 }
 
 func renderAction(thought, name string, args json.RawMessage) string {
@@ -523,7 +573,7 @@ func reactSpec() core.StrategySpec {
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.0, Description: "sampling temperature of the policy", Min: core.Bound(0), Max: core.Bound(2)},
 			{Name: "mode", Type: core.ParamString, Default: ModeAuto, Enum: []string{ModeAuto, ModeNative, ModeText},
 				Description: "tool calling: auto (native, falling back to the text protocol), native, or text"},
-			{Name: "session", Type: core.ParamBool, Default: true, Description: "keep one python session for the run, so variables persist between calls"},
+			{Name: "session", Type: core.ParamBool, Default: true, Description: "keep one python session for the run, so variables persist between calls; it ends with the run (false: every call stands alone)"},
 			{Name: "tools", Type: core.ParamString, Default: "", Description: "comma-separated tools to offer (default: all the task allows)"},
 		},
 		New: func(p core.Params) (core.Strategy, error) {
@@ -548,6 +598,11 @@ func (r react) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		o.Session = "react-" + hex.EncodeToString(b[:])
+		// The run started the session (its first python call did), so
+		// the run stops it, however it ends: otherwise its process would
+		// idle on after the run, taking one of the sandbox's few session
+		// places from runs still going.
+		defer env.CloseToolSession(o.Session)
 	}
 	leaf := core.NodeID(0)
 	for step := 0; step <= r.maxSteps; step++ {

@@ -423,6 +423,14 @@ func TestSessionLimits(t *testing.T) {
 	if got := sb.Sessions(); len(got) != 2 {
 		t.Errorf("with MaxSessions 2: %v", got)
 	}
+	// a gave way to c: its next call says its variables are gone.
+	res, err := sb.RunSession(ctx, "a", "print('v' in globals())", nil)
+	if err != nil || res.Stdout != "False\n" || !res.SessionRestarted {
+		t.Errorf("an evicted session's next call: %v %+v, want it marked restarted", err, res)
+	}
+	if res, _ := sb.RunSession(ctx, "a", "print(1)", nil); res.SessionRestarted {
+		t.Errorf("the call after that is marked restarted too")
+	}
 	deadline := time.Now().Add(3 * time.Second)
 	for len(sb.Sessions()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)

@@ -42,9 +42,26 @@ type sessions struct {
 	sb *Sandbox
 	mu sync.Mutex
 	m  map[string]*session
+	// lost names the sessions that were ended without being closed
+	// (evicted, idle), so that the next call of one says its state is
+	// gone rather than failing on a missing variable. It is bounded.
+	lost map[string]bool
 }
 
-func newSessions(sb *Sandbox) *sessions { return &sessions{sb: sb, m: map[string]*session{}} }
+func newSessions(sb *Sandbox) *sessions {
+	return &sessions{sb: sb, m: map[string]*session{}, lost: map[string]bool{}}
+}
+
+// markLost records that name's state was lost; the caller holds ss.mu.
+func (ss *sessions) markLost(name string) {
+	if len(ss.lost) >= 4*ss.sb.opts.MaxSessions {
+		for k := range ss.lost {
+			delete(ss.lost, k)
+			break
+		}
+	}
+	ss.lost[name] = true
+}
 
 func (ss *sessions) get(name string) *session {
 	ss.mu.Lock()
@@ -61,9 +78,11 @@ func (ss *sessions) get(name string) *session {
 			}
 		}
 		delete(ss.m, oldest.name)
+		ss.markLost(oldest.name)
 		go oldest.stop() // it may be busy; stopping kills its process
 	}
-	s := &session{sb: ss.sb, name: name, owner: ss, lastUsed: time.Now()}
+	s := &session{sb: ss.sb, name: name, owner: ss, lastUsed: time.Now(), lost: ss.lost[name]}
+	delete(ss.lost, name)
 	ss.m[name] = s
 	return s
 }
@@ -72,6 +91,7 @@ func (ss *sessions) close(name string) {
 	ss.mu.Lock()
 	s, ok := ss.m[name]
 	delete(ss.m, name)
+	delete(ss.lost, name)
 	ss.mu.Unlock()
 	if ok {
 		s.stop()
@@ -112,6 +132,7 @@ type session struct {
 	lastUsed time.Time
 	idle     *time.Timer
 	closed   bool
+	lost     bool // an earlier session of this name was evicted or idled out
 }
 
 func (s *session) used() time.Time {
@@ -146,6 +167,7 @@ func (s *session) touch() {
 		s.owner.mu.Lock()
 		if s.owner.m[s.name] == s {
 			delete(s.owner.m, s.name)
+			s.owner.markLost(s.name)
 		}
 		s.owner.mu.Unlock()
 		s.stop()
@@ -175,7 +197,7 @@ func (s *session) run(ctx context.Context, code string, ro *RunOptions) (Result,
 		return Result{}, fmt.Errorf("sandbox session %q was closed", s.name)
 	}
 	p := s.proc
-	restarted := false
+	restarted := s.lost
 	if p != nil && p.exited() {
 		p.kill()
 		p, s.proc = nil, nil
@@ -190,6 +212,7 @@ func (s *session) run(ctx context.Context, code string, ro *RunOptions) (Result,
 		}
 		p, s.proc, s.cells = np, np, 0
 	}
+	s.lost = false
 	s.cells++
 	s.mu.Unlock()
 

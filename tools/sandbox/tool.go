@@ -23,7 +23,7 @@ const ToolSchema = `{"type":"object","properties":{` +
 // Tool is the "python" tool: it runs code in the sandbox.
 type Tool struct{ sb *Sandbox }
 
-var _ core.Tool = Tool{}
+var _ core.SessionTool = Tool{}
 
 // Tool returns the python tool backed by s.
 func (s *Sandbox) Tool() Tool { return Tool{sb: s} }
@@ -75,6 +75,10 @@ func (t Tool) Call(ctx context.Context, raw json.RawMessage) (core.ToolResult, e
 	}
 	return core.ToolResult{Text: res.Text(), Structured: res, IsError: !res.OK()}, nil
 }
+
+// CloseSession implements core.SessionTool: it stops the named session's
+// processes (a react run closes its session when it ends).
+func (t Tool) CloseSession(name string) { t.sb.CloseSession(name) }
 
 // Close ends the sandbox's sessions.
 func (t Tool) Close() error { return t.sb.Close() }
