@@ -46,7 +46,11 @@ type Record struct {
 	Error   string          `json:"error,omitempty"`
 	Stopped core.StopReason `json:"stopped"`
 	Usage   core.Usage      `json:"usage"`
-	TraceID string          `json:"trace_id,omitempty"`
+	// LLMErrors counts the search's LLM calls that failed (after the
+	// client's retries), which usage does not count. A search that lost
+	// more calls than came back is an error, not a graded answer.
+	LLMErrors int    `json:"llm_errors,omitempty"`
+	TraceID   string `json:"trace_id,omitempty"`
 	// Samples and SamplesCorrect count the complete answers in the search
 	// (every terminal node) and how many of them grade correct: pass@k
 	// is estimated from them.

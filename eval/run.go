@@ -368,12 +368,16 @@ func (r *runner) do(ctx context.Context, j job) (Record, bool) {
 		return rec, true
 	}
 	rec.Answer, rec.Stopped, rec.Usage, rec.TraceID = res.Answer, res.Stopped, res.Usage, res.TraceID
-	switch res.Stopped {
-	case core.StopError, core.StopCancelled:
+	loss := countLLMLoss(res.Trace)
+	rec.LLMErrors = loss.failed
+	switch {
+	case res.Stopped == core.StopError || res.Stopped == core.StopCancelled:
 		rec.Status, rec.Error = StatusError, res.Error
 		if rec.Error == "" {
 			rec.Error = string(res.Stopped)
 		}
+	case loss.mostLost():
+		rec.Status, rec.Error = StatusError, loss.err()
 	default:
 		g, err := r.grader.Grade(gctx, j.item, res.Answer)
 		if err != nil {

@@ -556,3 +556,65 @@ func TestToolStrategiesRunWithTools(t *testing.T) {
 		}
 	}
 }
+
+// A self-consistency run that lost most of its samples to LLM errors
+// still returns a majority answer; eval records it as an error (which
+// --retry-errors runs again), not as a graded answer. A run that lost a
+// few is graded, and its record says how many calls failed.
+func TestMostSamplesLostIsAnError(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		rate      float64
+		wantError bool
+	}{{0.8, true}, {0.25, false}} {
+		t.Run(fmt.Sprint(tt.rate), func(t *testing.T) {
+			t.Parallel()
+			eng := newEngine(t, simtest.Start(t, sim.Options{Seed: 3, Rate500: tt.rate}))
+			out := t.TempDir()
+			o := game24Options(t, out)
+			// One problem at a time: each search gets the simulator's
+			// next 16 requests, so which ones fail is fixed.
+			o.Limit, o.Budgets, o.Concurrency = 3, []int64{16}, 1
+			o.Strategies = []string{"self-consistency"}
+			if _, err := Run(context.Background(), eng, o); err != nil {
+				t.Fatal(err)
+			}
+			lost, errs := 0, 0
+			for _, r := range readAll(t, out) {
+				if r.Status == StatusError {
+					errs++
+				}
+				if r.LLMErrors == 0 || r.LLMErrors == 16 {
+					continue // nothing lost, or nothing came back (the LLM-down tests)
+				}
+				lost++
+				mostLost := r.LLMErrors > 16-r.LLMErrors
+				if mostLost != tt.wantError {
+					t.Fatalf("record %s: %d of 16 calls failed; the simulator's draws changed, pick another seed", r.Key, r.LLMErrors)
+				}
+				switch {
+				case mostLost && (r.Status != StatusError || !strings.Contains(r.Error, "failed most of the search's calls") || !strings.Contains(r.Error, "500")):
+					t.Errorf("record %s: %d of 16 calls failed, status %s, error %q; want an error saying so", r.Key, r.LLMErrors, r.Status, r.Error)
+				case !mostLost && (r.Status == StatusError || r.Answer == ""):
+					t.Errorf("record %s: %d of 16 calls failed, status %s, error %q; want a graded answer", r.Key, r.LLMErrors, r.Status, r.Error)
+				}
+			}
+			if lost == 0 {
+				t.Fatal("no record lost some of its calls; the test tests nothing")
+			}
+			if !tt.wantError {
+				return
+			}
+			// Against a working LLM, --retry-errors grades them.
+			o.RetryErrors = true
+			if sum, err := Run(context.Background(), simEngine(t, sim.Options{Seed: 1}), o); err != nil || sum.Errors != 0 || sum.Ran != errs {
+				t.Fatalf("retry: %+v, %v; want %d runs, no errors", sum, err, errs)
+			}
+			for _, r := range readAll(t, out) {
+				if r.Status == StatusError || r.LLMErrors != 0 {
+					t.Errorf("record %s after the retry: status %s, %d LLM errors", r.Key, r.Status, r.LLMErrors)
+				}
+			}
+		})
+	}
+}
