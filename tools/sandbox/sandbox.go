@@ -251,6 +251,7 @@ func New(opts *Options) (*Sandbox, error) {
 		return nil, err
 	}
 	s.sessions = newSessions(s)
+	s.warnProcs()
 	return s, nil
 }
 
