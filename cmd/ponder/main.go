@@ -39,7 +39,7 @@ type globals struct {
 var g globals
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext(context.Background(), os.Stderr, os.Exit)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
@@ -50,6 +50,69 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// interruptContext returns a context cancelled by the first SIGINT or
+// SIGTERM: the run stops gracefully (a search prints its best answer so
+// far, the server answers what is running and drains). A second signal
+// calls exit at once (status 130 for SIGINT, 143 for SIGTERM): a run that
+// hangs while stopping (a client that never finishes its request, a tool
+// that ignores its cancellation, the shutdown timeout) must not need a
+// kill -9. Plugin and sandbox processes die with Ponder (Pdeathsig).
+// (signal.NotifyContext kept catching every later signal, so a second
+// Ctrl-C did nothing.) stop undoes it all.
+func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		first := true
+		for {
+			select {
+			case sig := <-sigs:
+				if first {
+					first = false
+					// Ctrl-C is a person waiting: say how to stop waiting.
+					// SIGTERM comes from service managers, whose logs
+					// need no hint.
+					if sig == os.Interrupt {
+						fmt.Fprintln(stderr, "ponder: interrupted: stopping (press Ctrl-C again to quit at once)")
+					}
+					cancel()
+					continue
+				}
+				fmt.Fprintf(stderr, "ponder: %s again: quitting at once, without waiting for the run to stop\n", signalName(sig))
+				exit(signalStatus(sig))
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		<-finished
+		cancel()
+	}
+}
+
+func signalName(sig os.Signal) string {
+	if sig == os.Interrupt {
+		return "interrupted"
+	}
+	return "terminated"
+}
+
+// signalStatus is the shell's status for a process a signal ended: 128+n.
+func signalStatus(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 1
 }
 
 // exitError carries a specific exit status.

@@ -1,8 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Flags Ponder cannot read exit with status 2, as other usage errors do.
@@ -19,5 +28,150 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		if r.code != 2 || !strings.HasPrefix(r.stderr, "ponder: ") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and the error", args, r.code, r.stderr)
 		}
+	}
+}
+
+// lockedBuffer collects a process's stderr while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// exited waits up to d for cmd to exit and returns its status, or -1 when
+// it is still running.
+func exited(waited <-chan error, d time.Duration) int {
+	select {
+	case err := <-waited:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			return -2
+		}
+		return 0
+	case <-time.After(d):
+		return -1
+	}
+}
+
+// The first SIGINT or SIGTERM stops gracefully; when that hangs (here a
+// client that never finishes sending its request, which the server waits
+// for up to server.shutdown_timeout), a second one quits at once, saying
+// so, with the shell's status for the signal. signal.NotifyContext used
+// to swallow the second one, and only kill -9 helped.
+func TestSecondSignalQuitsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sig    syscall.Signal
+		status int
+		says   string
+	}{
+		{syscall.SIGINT, 130, "ponder: interrupted again: quitting at once"},
+		{syscall.SIGTERM, 143, "ponder: terminated again: quitting at once"},
+	} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(ponderBin, "serve", "--addr", "127.0.0.1:0")
+			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LOG_FORMAT=json",
+				"PONDER_SHUTDOWN_TIMEOUT=2m", "PONDER_LLM_BASE_URL="+closedPort(t))
+			cmd.Dir = t.TempDir()
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waited := make(chan error, 1)
+			var log lockedBuffer
+			addr := make(chan string, 1)
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					log.Write(append(sc.Bytes(), '\n'))
+					var m struct{ Message, Addr string }
+					if json.Unmarshal(sc.Bytes(), &m) == nil && m.Message == "ponder serving" {
+						addr <- strings.TrimPrefix(m.Addr, "http://")
+					}
+				}
+				waited <- cmd.Wait()
+			}()
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			var a string
+			select {
+			case a = <-addr:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("ponder serve did not start: %s", log.String())
+			}
+			// A request whose body never comes: its handler waits.
+			conn, err := net.Dial("tcp", a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: "+a+
+				"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\""); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond) // the request reaches its handler
+
+			_ = cmd.Process.Signal(tc.sig)
+			if code := exited(waited, 500*time.Millisecond); code != -1 {
+				t.Fatalf("the graceful stop did not wait for the request (exit %d), so nothing here hangs: %s", code, log.String())
+			}
+			_ = cmd.Process.Signal(tc.sig)
+			code := exited(waited, 10*time.Second)
+			if code != tc.status {
+				t.Fatalf("after a second %s: exit %d (-1: still running), want %d; stderr:\n%s", tc.sig, code, tc.status, log.String())
+			}
+			if !strings.Contains(log.String(), tc.says) {
+				t.Errorf("stderr does not say %q:\n%s", tc.says, log.String())
+			}
+		})
+	}
+}
+
+// Ctrl-C while solve waits for its problem on stdin (a pipe whose writer
+// never closes it) ends the wait: reading stdin did not heed it.
+func TestSolveInterruptedWhileReadingStdin(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(ponderBin, "solve")
+	cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LLM_BASE_URL="+closedPort(t))
+	cmd.Dir = t.TempDir()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var log lockedBuffer
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	if _, err := io.WriteString(stdin, "What is 2+"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // ponder is reading stdin
+	_ = cmd.Process.Signal(os.Interrupt)
+	if code := exited(waited, 10*time.Second); code != 130 {
+		t.Fatalf("exit %d (-1: still running) after one Ctrl-C, want 130; stderr:\n%s", code, log.String())
+	}
+	if !strings.Contains(log.String(), "interrupted while reading the problem from stdin") {
+		t.Errorf("stderr does not say what was interrupted:\n%s", log.String())
 	}
 }

@@ -136,9 +136,28 @@ func readProblem(cmd *cobra.Command, args []string) (string, error) {
 			return "", usageError("no problem given: pass it as an argument or on stdin")
 		}
 	}
-	b, err := io.ReadAll(io.LimitReader(in, maxProblemBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("read problem from stdin: %w", err)
+	// Reading stdin does not heed Ctrl-C, and a pipe whose writer never
+	// closes it would keep Ponder waiting: the read runs aside, and an
+	// interrupt ends the wait. (A blocked read of stdin cannot be undone;
+	// the process exits right after.)
+	type read struct {
+		b   []byte
+		err error
+	}
+	got := make(chan read, 1)
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(in, maxProblemBytes+1))
+		got <- read{b, err}
+	}()
+	var b []byte
+	select {
+	case r := <-got:
+		if r.err != nil {
+			return "", fmt.Errorf("read problem from stdin: %w", r.err)
+		}
+		b = r.b
+	case <-cmd.Context().Done():
+		return "", exitError{code: 130, err: errors.New("interrupted while reading the problem from stdin (end it with Ctrl-D, or pass the problem as an argument)")}
 	}
 	if len(b) > maxProblemBytes {
 		return "", usageError("the problem on stdin is longer than %d bytes", maxProblemBytes)
