@@ -164,4 +164,7 @@ var (
 	ErrBadQuery     = errors.New("bad query")
 	ErrUnavailable  = errors.New("document store unavailable")
 	ErrLocked       = errors.New("document store is locked by another process")
+	// ErrReadOnly: the store was opened for reading only (by request, or
+	// because this user cannot write it), so writes are refused.
+	ErrReadOnly = errors.New("document store is read-only")
 )

@@ -37,15 +37,30 @@ func storePath(cfg config.Config) string {
 }
 
 // openStore opens the configured document store: embedded under the data
-// dir (default) or Qdrant.
+// dir (default) or Qdrant. An embedded store this user cannot write is
+// opened read-only (writes then fail saying so).
 func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (retrieval.Store, error) {
+	return openStoreFor(ctx, cfg, log, false)
+}
+
+// openStoreFor is openStore; readOnly (commands that only read) opens an
+// existing embedded store read-only, with a shared lock, so searches run
+// side by side and need no write access.
+func openStoreFor(ctx context.Context, cfg config.Config, log zerolog.Logger, readOnly bool) (retrieval.Store, error) {
 	if cfg.Retrieval.Backend == "qdrant" {
 		return qdrant.Open(ctx, qdrant.Options{URL: cfg.Retrieval.QdrantURL, APIKey: cfg.Retrieval.QdrantAPIKey, Logger: log})
 	}
+	opts := &embedded.Options{Logger: log, LockTimeout: cfg.Retrieval.LockTimeout}
+	if _, err := os.Stat(storePath(cfg)); readOnly && err == nil {
+		opts.ReadOnly = true
+		return embedded.Open(storePath(cfg), opts)
+	}
+	// A store that is not there yet is made, as for any command: a search
+	// then says the collection does not exist.
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	return embedded.Open(storePath(cfg), &embedded.Options{Logger: log, LockTimeout: cfg.Retrieval.LockTimeout})
+	return embedded.Open(storePath(cfg), opts)
 }
 
 // newEmbedder returns the configured embedder, or nil for lexical only.
@@ -108,7 +123,9 @@ type retrievalSetup struct {
 	emb   retrieval.Embedder
 }
 
-func setupRetrieval(cmd *cobra.Command) (*retrievalSetup, error) {
+// setupRetrieval loads what the document commands share; readOnly: the
+// command only reads the store (see openStoreFor).
+func setupRetrieval(cmd *cobra.Command, readOnly bool) (*retrievalSetup, error) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return nil, err
@@ -121,7 +138,7 @@ func setupRetrieval(cmd *cobra.Command) (*retrievalSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(cmd.Context(), cfg, log)
+	st, err := openStoreFor(cmd.Context(), cfg, log, readOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +168,7 @@ func newIngestCmd() *cobra.Command {
   ponder ingest --json ./docs | jq '.files[] | select(.status=="skipped")'`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rs, err := setupRetrieval(cmd)
+			rs, err := setupRetrieval(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -259,7 +276,7 @@ func newSearchCmd() *cobra.Command {
 			default:
 				return usageError("--mode %q: want lexical, dense or hybrid (default: the best available)", mode)
 			}
-			rs, err := setupRetrieval(cmd)
+			rs, err := setupRetrieval(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -321,7 +338,7 @@ func newCollectionsCmd() *cobra.Command {
 		Short: "List collections with their document and chunk counts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rs, err := setupRetrieval(cmd)
+			rs, err := setupRetrieval(cmd, true)
 			if err != nil {
 				return err
 			}
@@ -357,7 +374,7 @@ func newCollectionsCmd() *cobra.Command {
 		Short: "Delete a collection and all its documents",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rs, err := setupRetrieval(cmd)
+			rs, err := setupRetrieval(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -388,7 +405,7 @@ func newDocsCmd() *cobra.Command {
 			if source == "" {
 				return usageError("--source is required: the path the document was ingested from")
 			}
-			rs, err := setupRetrieval(cmd)
+			rs, err := setupRetrieval(cmd, false)
 			if err != nil {
 				return err
 			}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -233,6 +237,69 @@ func TestIngestOldEncodings(t *testing.T) {
 		var out searchOutput
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || len(out.Chunks) != 1 || !strings.Contains(out.Chunks[0].Text, want) {
 			t.Fatalf("search %q: %d\n%s\n%s", q, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestSearchReadOnlyStore: a data dir this user cannot write (another
+// user's, a read-only mount) is searched and listed; ingest and delete say
+// the store is read-only. As root, who may write anything, the commands
+// run as nobody.
+func TestSearchReadOnlyStore(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dataDir := filepath.Join(root, "data")
+	r := runPonder(t, "", []string{"PONDER_DATA_DIR=" + dataDir}, "ingest", docsFolder(t))
+	if r.code != 0 {
+		t.Fatalf("ingest: %d %s", r.code, r.stderr)
+	}
+	// The binary and the data dir must be reachable by nobody.
+	bin := filepath.Join(root, "ponder")
+	b, err := os.ReadFile(ponderBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dataDir, "retrieval", "store.db")
+	for p, mode := range map[string]os.FileMode{filepath.Dir(root): 0o755, root: 0o755, dataDir: 0o555, filepath.Dir(store): 0o555, store: 0o444} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		os.Chmod(dataDir, 0o755)
+		os.Chmod(filepath.Dir(store), 0o755)
+	})
+	run := func(args ...string) runResult {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+dataDir, "HOME="+root, "PONDER_LOG_LEVEL=warn")
+		cmd.Dir = root
+		if os.Geteuid() == 0 {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return runResult{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+	}
+	r = run("search", "--k", "1", "emergency radio frequency")
+	if r.code != 0 || !strings.Contains(r.stdout, "146.520 MHz") {
+		t.Fatalf("search of a read-only store: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r = run("collections", "list"); r.code != 0 || !strings.Contains(r.stdout, "5 documents") {
+		t.Fatalf("collections list of a read-only store: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{{"ingest", filepath.Join(root, "new.md")}, {"docs", "delete", "--source", "/x.md"}, {"collections", "delete", "docs"}} {
+		r = run(args...)
+		if r.code == 0 || !strings.Contains(r.stderr, "document store is read-only (this user cannot write it: permission denied)") ||
+			!strings.Contains(r.stderr, "need write access to "+store) {
+			t.Fatalf("%v on a read-only store: %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
 		}
 	}
 }

@@ -21,11 +21,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,6 +54,15 @@ type Options struct {
 	// NoSync skips fsync on commit (benchmarks only: acknowledged writes
 	// may then be lost on power failure).
 	NoSync bool
+	// ReadOnly opens the file for reading only, with a shared lock: any
+	// number of read-only openers may search it at once, while a writer
+	// (which holds the lock alone) still keeps them out. Writes fail with
+	// retrieval.ErrReadOnly. The file must exist.
+	ReadOnly bool
+
+	// openFile opens the file for bbolt (tests: a file this user may not
+	// write, as root, who may write anything).
+	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 }
 
 // Store is the embedded store. It is safe for concurrent use.
@@ -64,6 +75,8 @@ type Store struct {
 	mu    sync.Mutex
 	dense map[string]*denseIndex
 	bufs  sync.Pool
+	// readOnly says why the store is read-only ("" when it is writable).
+	readOnly string
 }
 
 var _ retrieval.Store = (*Store)(nil)
@@ -81,7 +94,9 @@ var (
 // Open opens (creating if needed) the store file at path. A file locked by
 // another process gives an error wrapping retrieval.ErrLocked after
 // LockTimeout; a file that is not a store, or is damaged, a clear error
-// naming it.
+// naming it. A file this user may read but not write (or one on a
+// read-only file system) is opened read-only: search works, writes fail
+// with retrieval.ErrReadOnly saying why.
 func Open(path string, o *Options) (*Store, error) {
 	var opt Options
 	if o != nil {
@@ -96,14 +111,33 @@ func Open(path string, o *Options) (*Store, error) {
 	if opt.ExactBelow <= 0 {
 		opt.ExactBelow = 4096
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	readOnly := ""
+	if opt.ReadOnly {
+		readOnly = "opened for reading only"
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("document store %s: %w", path, err)
 	}
-	db, err := openBolt(path, opt)
+	db, err := openBolt(path, opt, opt.ReadOnly)
+	if err != nil && !opt.ReadOnly && cannotWrite(err) {
+		// Reading needs no write access: a store the user may only read
+		// (another user's data dir, a read-only mount) is still searched.
+		// Only an existing file: a missing one cannot be created here.
+		if _, serr := os.Stat(path); serr == nil {
+			db2, err2 := openBolt(path, opt, true)
+			if err2 == nil {
+				readOnly = "this user cannot write it: " + errText(err)
+				db, err = db2, nil
+				opt.Logger.Debug().Str("path", path).Msg("document store opened read-only: " + readOnly)
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, path: path, opt: opt, log: opt.Logger, dense: map[string]*denseIndex{}}
+	s := &Store{db: db, path: path, opt: opt, log: opt.Logger, dense: map[string]*denseIndex{}, readOnly: readOnly}
+	if readOnly != "" {
+		return s, nil
+	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bCollections)
 		return err
@@ -114,18 +148,21 @@ func Open(path string, o *Options) (*Store, error) {
 	return s, nil
 }
 
-func openBolt(path string, opt Options) (db *bolt.DB, err error) {
+func openBolt(path string, opt Options, readOnly bool) (db *bolt.DB, err error) {
 	defer func() {
 		// bbolt panics on some kinds of damage instead of returning an error.
 		if r := recover(); r != nil {
 			err = fmt.Errorf("document store %s is damaged (%v): move it aside and ingest again", path, r)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, NoSync: opt.NoSync})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, NoSync: opt.NoSync, ReadOnly: readOnly, OpenFile: opt.openFile})
 	switch {
 	case err == nil:
 		return db, nil
 	case errors.Is(err, berrors.ErrTimeout):
+		// Reading while another process writes is not safe with bbolt
+		// (the writer reuses pages a reader in another process may still
+		// be reading), so a read-only open waits for the writer too.
 		return nil, fmt.Errorf("%w: %s is in use by another ponder process (a running `ponder serve` or ingest?); stop it, or set a different --data-dir", retrieval.ErrLocked, path)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 		return nil, fmt.Errorf("document store %s is damaged or not a Ponder store (%v): move it aside and ingest again", path, err)
@@ -134,8 +171,34 @@ func openBolt(path string, opt Options) (db *bolt.DB, err error) {
 	}
 }
 
+// cannotWrite reports whether err says the file may not be opened for
+// writing: permission denied, or a read-only file system.
+func cannotWrite(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
 // Path is the store's file.
 func (s *Store) Path() string { return s.path }
+
+// ReadOnly says why the store is read-only, or "" when it is writable.
+func (s *Store) ReadOnly() string { return s.readOnly }
+
+// writable refuses a write (op names it) on a read-only store.
+func (s *Store) writable(op string) error {
+	if s.readOnly == "" {
+		return nil
+	}
+	return fmt.Errorf("%w (%s): cannot %s; searching works, but ingesting and deleting need write access to %s (or another --data-dir)",
+		retrieval.ErrReadOnly, s.readOnly, op, s.path)
+}
 
 // Close closes the file; later calls fail.
 func (s *Store) Close() error {
@@ -183,7 +246,10 @@ func seqKey(seq uint64) []byte {
 
 func (s *Store) meta(tx *bolt.Tx, name string) (collMeta, *bolt.Bucket, error) {
 	var m collMeta
-	v := tx.Bucket(bCollections).Get([]byte(name))
+	var v []byte
+	if cb := tx.Bucket(bCollections); cb != nil {
+		v = cb.Get([]byte(name))
+	}
 	b := tx.Bucket(collBucketName(name))
 	if v == nil || b == nil {
 		return m, nil, fmt.Errorf("%w: %q (ingest documents into it with `ponder ingest --collection %s PATH`)", retrieval.ErrNoCollection, name, name)
@@ -205,6 +271,9 @@ func (s *Store) EnsureCollection(ctx context.Context, spec retrieval.CollectionS
 		return retrieval.CollectionInfo{}, err
 	}
 	if err := ctx.Err(); err != nil {
+		return retrieval.CollectionInfo{}, err
+	}
+	if err := s.writable("add to collection " + spec.Name); err != nil {
 		return retrieval.CollectionInfo{}, err
 	}
 	var out retrieval.CollectionInfo
@@ -279,7 +348,11 @@ func (s *Store) Collection(ctx context.Context, name string) (retrieval.Collecti
 func (s *Store) Collections(ctx context.Context) ([]retrieval.CollectionInfo, error) {
 	var out []retrieval.CollectionInfo
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bCollections).ForEach(func(k, _ []byte) error {
+		cb := tx.Bucket(bCollections)
+		if cb == nil {
+			return nil // a read-only store that never had a collection
+		}
+		return cb.ForEach(func(k, _ []byte) error {
 			m, b, err := s.meta(tx, string(k))
 			if err != nil {
 				return err
@@ -293,6 +366,9 @@ func (s *Store) Collections(ctx context.Context) ([]retrieval.CollectionInfo, er
 
 // DeleteCollection implements retrieval.Store.
 func (s *Store) DeleteCollection(ctx context.Context, name string) error {
+	if err := s.writable("delete collection " + name); err != nil {
+		return err
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if _, _, err := s.meta(tx, name); err != nil {
 			return err
@@ -417,6 +493,9 @@ func appendPostings(v []byte, ps []posting) []byte {
 // Put implements retrieval.Store: all of docs in one transaction, fsynced.
 func (s *Store) Put(ctx context.Context, collection string, docs []retrieval.Document) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.writable(fmt.Sprintf("store %d documents in %s", len(docs), collection)); err != nil {
 		return err
 	}
 	var added []denseAdd
@@ -612,6 +691,9 @@ func removeDoc(b *bolt.Bucket, source string, rec []byte, st *stats, drop map[st
 
 // DeleteDocument implements retrieval.Store.
 func (s *Store) DeleteDocument(ctx context.Context, collection, source string) (bool, error) {
+	if err := s.writable(fmt.Sprintf("delete %s from %s", source, collection)); err != nil {
+		return false, err
+	}
 	found := false
 	var removed []uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
