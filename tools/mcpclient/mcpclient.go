@@ -18,6 +18,7 @@
 package mcpclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode"
@@ -41,7 +43,6 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
@@ -50,11 +51,21 @@ import (
 // DefaultTimeout bounds a request to a server whose config sets none.
 const DefaultTimeout = 30 * time.Second
 
+// DefaultMaxMessage bounds one message from a server whose bridge sets no
+// MaxMessageBytes.
+const DefaultMaxMessage = 16 << 20
+
 // Options configure a Bridge. The zero value is valid.
 type Options struct {
 	Logger zerolog.Logger
 	// ClientVersion is sent to servers in clientInfo (default "dev").
 	ClientVersion string
+	// MaxMessageBytes bounds one message from a server (a line on
+	// stdio, a response body over HTTP; default 16 MiB). mcp-go holds a
+	// message whole before Ponder sees it, so a bigger one closes the
+	// connection (the call fails saying so) rather than growing Ponder's
+	// memory with whatever a server sends.
+	MaxMessageBytes int
 }
 
 // ErrUnavailable is wrapped when a server cannot be reached.
@@ -119,13 +130,17 @@ func New(servers []config.MCPServer, opts *Options) (*Bridge, error) {
 	if o.ClientVersion == "" {
 		o.ClientVersion = "dev"
 	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = DefaultMaxMessage
+	}
 	b := &Bridge{log: o.Logger}
 	for _, cfg := range servers {
 		t := cfg.Timeout
 		if t <= 0 {
 			t = DefaultTimeout
 		}
-		b.servers = append(b.servers, &server{cfg: cfg, timeout: t, log: o.Logger.With().Str("mcp_server", cfg.Name).Logger(), version: o.ClientVersion})
+		b.servers = append(b.servers, &server{cfg: cfg, timeout: t, log: o.Logger.With().Str("mcp_server", cfg.Name).Logger(),
+			version: o.ClientVersion, maxMessage: o.MaxMessageBytes})
 	}
 	return b, nil
 }
@@ -245,10 +260,11 @@ func spec(server string, t mcp.Tool) core.ToolSpec {
 
 // server is one configured server and its current connection.
 type server struct {
-	cfg     config.MCPServer
-	timeout time.Duration
-	log     zerolog.Logger
-	version string
+	cfg        config.MCPServer
+	timeout    time.Duration
+	log        zerolog.Logger
+	version    string
+	maxMessage int
 
 	dial    sync.Mutex // one connection attempt at a time
 	mu      sync.Mutex // guards the fields below
@@ -263,7 +279,11 @@ type server struct {
 // conn is one live connection.
 type conn struct {
 	client *client.Client
-	cmd    *exec.Cmd // stdio only
+	cmd    *exec.Cmd     // stdio only: the server's process, which the conn started
+	waitc  chan struct{} // closed when cmd has been waited for
+	stdout *os.File      // our end of the server's stdout, closed by kill
+	stdinW *os.File      // our end of its stdin, closed by the transport
+	limit  *limiter
 	stderr *tail
 	// suspect is set when a request timed out: the next call pings first.
 	mu      sync.Mutex
@@ -280,43 +300,161 @@ func (c *conn) state() (suspect, broken bool) {
 	return c.suspect, c.broken
 }
 
-// exited reports whether a stdio server's process has ended, without
-// reaping it (the transport does that on Close).
+// exited reports whether a stdio server's process has ended.
 func (c *conn) exited() bool {
-	if c.cmd == nil || c.cmd.Process == nil {
+	if c.waitc == nil {
 		return false
 	}
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_PID, c.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-	if err != nil {
-		return errors.Is(err, unix.ECHILD)
+	select {
+	case <-c.waitc:
+		return true
+	default:
+		return false
 	}
-	return info.Signo != 0
 }
 
-// kill closes the client and kills a stdio server's process group. It
-// returns once the transport has shut down (a few seconds at worst).
+// kill closes the client and stops a stdio server: closing its stdin asks
+// it to exit (graceful), and its process group is killed when it has not
+// within 2s, or at once otherwise. It returns once the process has been
+// waited for.
 func (c *conn) kill(graceful bool) {
-	if c.cmd != nil && c.cmd.Process != nil && !graceful {
+	if c.cmd != nil && !graceful {
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	done := make(chan struct{})
 	go func() {
-		_ = c.client.Close()
+		_ = c.client.Close() // stdio: closes the server's stdin
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(3 * time.Second):
-		if c.cmd != nil && c.cmd.Process != nil {
+		if c.cmd != nil {
 			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		}
 		<-done
 	}
-	if c.cmd != nil && c.cmd.Process != nil {
-		// Children the server left behind share its process group.
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	if c.cmd == nil {
+		return
 	}
+	select {
+	case <-c.waitc:
+	case <-time.After(2 * time.Second):
+	}
+	// Children the server left behind share its process group.
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.waitc
+	// The transport's reader may still wait on a pipe a grandchild held.
+	_ = c.stdout.Close()
+}
+
+// startProcess starts a stdio server in its own process group, with pipes
+// for stdin and stdout that the conn owns (exec's own pipes would be
+// closed by Wait, losing what the server wrote last), and waits for it in
+// the background.
+func (c *conn) startProcess(cfg config.MCPServer) error {
+	var env []string
+	for k, v := range cfg.Env {
+		env = append(env, k+"="+v)
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start %s: pipe: %w", cfg.Command, err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return fmt.Errorf("start %s: pipe: %w", cfg.Command, err)
+	}
+	cmd := exec.Command(cfg.Command, cfg.Args...)
+	cmd.Env = childEnv(env)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, c.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		return fmt.Errorf("start %s: %w", cfg.Command, err)
+	}
+	c.cmd, c.stdinW, c.stdout, c.waitc = cmd, inW, outR, make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(c.waitc)
+	}()
+	return nil
+}
+
+// limiter is a connection's bound on one message from its server.
+type limiter struct {
+	max  int
+	over atomic.Bool
+}
+
+func (l *limiter) exceeded() bool { return l.over.Load() }
+
+func (l *limiter) err() error {
+	return fmt.Errorf("the server sent a message of more than %d bytes, the limit on one MCP message; the connection was closed", l.max)
+}
+
+// lineLimit passes a stdio server's output on, ending it (io.EOF, which
+// mcp-go takes for the server closing it) once a line passes the limit:
+// mcp-go's reader would otherwise hold the line whole, however long.
+type lineLimit struct {
+	r io.Reader
+	l *limiter
+	n int // bytes since the last newline
+}
+
+func (r *lineLimit) Read(p []byte) (int, error) {
+	if r.l.exceeded() {
+		return 0, io.EOF
+	}
+	n, err := r.r.Read(p)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		r.n = n - i - 1
+	} else {
+		r.n += n
+	}
+	if r.n > r.l.max {
+		r.l.over.Store(true)
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+// limitedBodies bounds each HTTP response body from a server (a JSON
+// answer, or the SSE stream of one request's answer), which mcp-go reads
+// whole.
+type limitedBodies struct {
+	base http.RoundTripper
+	l    *limiter
+}
+
+func (t limitedBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, l: t.l}
+	}
+	return resp, err
+}
+
+type limitedBody struct {
+	io.ReadCloser
+	l *limiter
+	n int
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += n
+	if b.n > b.l.max {
+		b.l.over.Store(true)
+		return 0, b.l.err()
+	}
+	return n, err
 }
 
 // setTools keeps the tools of a new listing, reusing the Tool values of
@@ -477,26 +615,18 @@ func backoff(took time.Duration, fails int) time.Duration {
 
 // open starts a connection: transport, initialize, tools/list.
 func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
-	c := &conn{stderr: &tail{max: 4096}}
+	c := &conn{stderr: &tail{max: 4096}, limit: &limiter{max: s.maxMessage}}
 	quiet := slog.New(slog.DiscardHandler)
 	if s.cfg.Command != "" {
-		cmdFunc := func(_ context.Context, command string, env []string, args []string) (*exec.Cmd, error) {
-			cmd := exec.Command(command, args...)
-			cmd.Env = childEnv(env)
-			cmd.Stderr = c.stderr
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-			c.cmd = cmd
-			return cmd, nil
+		if err := c.startProcess(s.cfg); err != nil {
+			return nil, nil, err
 		}
-		var env []string
-		for k, v := range s.cfg.Env {
-			env = append(env, k+"="+v)
-		}
-		tr := transport.NewStdioWithOptions(s.cfg.Command, env, s.cfg.Args,
-			transport.WithCommandFunc(cmdFunc), transport.WithCommandLogger(quiet))
-		// The transport's context only starts the process; its lifetime is
-		// ours (Close).
+		// mcp-go reads a whole line before it parses it, with no limit:
+		// the server's stdout reaches it through the limiter.
+		tr := transport.NewIO(&lineLimit{r: c.stdout, l: c.limit}, c.stdinW, nil)
+		transport.WithCommandLogger(quiet)(tr)
 		if err := tr.Start(context.WithoutCancel(ctx)); err != nil {
+			c.kill(false)
 			return nil, nil, fmt.Errorf("start %s: %w", s.cfg.Command, err)
 		}
 		c.client = client.NewClient(tr, client.WithDiscoverTimeout(min(s.timeout, 5*time.Second)))
@@ -508,7 +638,7 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 		if s.cfg.Bearer != "" {
 			headers["Authorization"] = "Bearer " + s.cfg.Bearer
 		}
-		hc := &http.Client{CheckRedirect: sameOrigin}
+		hc := &http.Client{CheckRedirect: sameOrigin, Transport: limitedBodies{base: http.DefaultTransport, l: c.limit}}
 		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(headers), transport.WithHTTPLogger(quiet),
 			transport.WithHTTPBasicClient(hc))
 		if err != nil {
@@ -519,6 +649,9 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 	}
 	fail := func(what string, err error) (*conn, []mcp.Tool, error) {
 		c.kill(false)
+		if c.limit.exceeded() {
+			err = c.limit.err()
+		}
 		if st := c.cmd; st != nil && st.ProcessState != nil {
 			// Killed by us (SIGKILL) it did not end on its own.
 			if ws, ok := st.ProcessState.Sys().(syscall.WaitStatus); ok && !(ws.Signaled() && ws.Signal() == syscall.SIGKILL) {
@@ -654,6 +787,13 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (core.ToolResult,
 		}
 		if ctx.Err() != nil {
 			return core.ToolResult{}, ctx.Err()
+		}
+		if c.limit.exceeded() {
+			// Not retried: the server would send it again. Its process is
+			// stopped now, not at the next call: it may be writing on.
+			c.markBroken()
+			t.srv.drop(c)
+			return core.ToolResult{}, fmt.Errorf("%w: %s: the answer to %s: %v", ErrUnavailable, t.srv.cfg.Name, t.tool.Name, c.limit.err())
 		}
 		if timedOut {
 			c.markSuspect()
