@@ -303,6 +303,15 @@ func (l *Lazy) DeleteDocument(ctx context.Context, collection, source string) (b
 	return st.DeleteDocument(ctx, collection, source)
 }
 
+// Sources implements Store.
+func (l *Lazy) Sources(ctx context.Context, collection, prefix string) ([]string, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Sources(ctx, collection, prefix)
+}
+
 // Search implements Store.
 func (l *Lazy) Search(ctx context.Context, collection string, q Query) ([]Hit, error) {
 	st, err := l.get(ctx)

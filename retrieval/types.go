@@ -144,6 +144,10 @@ type Store interface {
 	Put(ctx context.Context, collection string, docs []Document) error
 	// DeleteDocument removes a source's chunks; false if it had none.
 	DeleteDocument(ctx context.Context, collection, source string) (bool, error)
+	// Sources lists the sources of the collection's documents that start
+	// with prefix ("" for all), sorted. Ingest uses it to find the
+	// documents of a folder whose files are gone.
+	Sources(ctx context.Context, collection, prefix string) ([]string, error)
 	Search(ctx context.Context, collection string, q Query) ([]Hit, error)
 	Close() error
 }

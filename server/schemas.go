@@ -282,7 +282,7 @@ func ingestOutputSchema() json.RawMessage {
 			"documents": obj{"type": "array", "items": obj{
 				"type": "object",
 				"properties": obj{
-					"source": obj{"type": "string"}, "status": obj{"type": "string", "enum": []string{"added", "updated", "unchanged", "skipped", "failed"}},
+					"source": obj{"type": "string"}, "status": obj{"type": "string", "enum": []string{"added", "updated", "unchanged", "skipped", "failed", "removed"}},
 					"reason": obj{"type": "string"}, "chunks": obj{"type": "integer"},
 				},
 				"required": []string{"source", "status"},

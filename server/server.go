@@ -54,7 +54,7 @@ type IngestResult struct {
 // IngestedDoc is the outcome for one document.
 type IngestedDoc struct {
 	Source string `json:"source"`
-	Status string `json:"status"` // added, updated, unchanged, skipped, failed
+	Status string `json:"status"` // added, updated, unchanged, skipped, failed, removed (gone from a folder ingested again)
 	Reason string `json:"reason,omitempty"`
 	Chunks int    `json:"chunks,omitempty"`
 }

@@ -158,7 +158,7 @@ func collectionOf(cmd *cobra.Command, flag string, cfg config.Config) (string, e
 
 func newIngestCmd() *cobra.Command {
 	var collection, stdinName string
-	var jsonOut, quiet bool
+	var jsonOut, quiet, keepMissing bool
 	cmd := &cobra.Command{
 		Use:   "ingest [flags] PATH...",
 		Short: "Add documents (.md .txt .html .pdf, source files) to a collection: files, folders, globs, - for stdin",
@@ -185,7 +185,7 @@ func newIngestCmd() *cobra.Command {
 					progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 			}
 			ing := ingest.New(rs.store, &ingest.Options{
-				Collection: coll, Embedder: rs.emb, MaxFileBytes: rs.cfg.Retrieval.MaxFileBytes, StdinName: stdinName,
+				Collection: coll, Embedder: rs.emb, MaxFileBytes: rs.cfg.Retrieval.MaxFileBytes, StdinName: stdinName, KeepMissing: keepMissing,
 				Chunk:  ingest.ChunkOptions{Size: rs.cfg.Retrieval.ChunkChars, Overlap: rs.cfg.Retrieval.ChunkOverlap},
 				Logger: rs.log,
 				OnFile: func(f ingest.FileResult) {
@@ -206,7 +206,7 @@ func newIngestCmd() *cobra.Command {
 			} else {
 				for _, f := range sum.Files {
 					switch {
-					case f.Status == ingest.Skipped || f.Status == ingest.Failed:
+					case f.Status == ingest.Skipped || f.Status == ingest.Failed || f.Status == ingest.Removed:
 						fmt.Fprintf(ew, "%s %s: %s\n", f.Status, f.Path, f.Reason)
 					case f.Note != "":
 						// What was assumed (an encoding) is worth a look.
@@ -214,8 +214,12 @@ func newIngestCmd() *cobra.Command {
 					}
 				}
 				mb := float64(sum.Bytes) / (1 << 20)
-				fmt.Fprintf(w, "%s: %d added, %d updated, %d unchanged, %d skipped, %d failed; %d chunks, %.1f MiB in %.1fs\n",
-					coll, sum.Added, sum.Updated, sum.Unchanged, sum.Skipped, sum.Failed, sum.Chunks, mb, sum.Seconds)
+				removed := ""
+				if sum.Removed > 0 {
+					removed = fmt.Sprintf(", %d removed (gone from the folder)", sum.Removed)
+				}
+				fmt.Fprintf(w, "%s: %d added, %d updated, %d unchanged, %d skipped, %d failed%s; %d chunks, %.1f MiB in %.1fs\n",
+					coll, sum.Added, sum.Updated, sum.Unchanged, sum.Skipped, sum.Failed, removed, sum.Chunks, mb, sum.Seconds)
 			}
 			if runErr != nil {
 				return fmt.Errorf("ingest stopped: %w", runErr)
@@ -233,6 +237,7 @@ func newIngestCmd() *cobra.Command {
 	fl.StringVarP(&collection, "collection", "c", "", "collection to add to (default from config: docs)")
 	fl.BoolVar(&jsonOut, "json", false, "print a JSON summary with each file's status and skip reason")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	fl.BoolVar(&keepMissing, "keep-missing", false, "keep the documents of files gone from a folder being ingested (default: remove them)")
 	fl.StringVar(&stdinName, "stdin-name", "stdin.txt", "source name of the document read from - (its extension picks the reader)")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -241,19 +242,18 @@ func TestIngestOldEncodings(t *testing.T) {
 	}
 }
 
-// TestSearchReadOnlyStore: a data dir this user cannot write (another
-// user's, a read-only mount) is searched and listed; ingest and delete say
-// the store is read-only. As root, who may write anything, the commands
-// run as nobody.
-func TestSearchReadOnlyStore(t *testing.T) {
-	t.Parallel()
-	root := t.TempDir()
-	dataDir := filepath.Join(root, "data")
-	r := runPonder(t, "", []string{"PONDER_DATA_DIR=" + dataDir}, "ingest", docsFolder(t))
-	if r.code != 0 {
-		t.Fatalf("ingest: %d %s", r.code, r.stderr)
+// otherUser prepares root (a fresh folder reachable by every user) for
+// runs of ponder as a user to whom file permissions apply: nobody when the
+// tests run as root (who may read and write anything), else this user.
+// run runs the binary there with env.
+func otherUser(t *testing.T) (root string, run func(env []string, args ...string) runResult) {
+	t.Helper()
+	root = t.TempDir()
+	for _, p := range []string{filepath.Dir(root), root} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// The binary and the data dir must be reachable by nobody.
 	bin := filepath.Join(root, "ponder")
 	b, err := os.ReadFile(ponderBin)
 	if err != nil {
@@ -262,19 +262,10 @@ func TestSearchReadOnlyStore(t *testing.T) {
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	store := filepath.Join(dataDir, "retrieval", "store.db")
-	for p, mode := range map[string]os.FileMode{filepath.Dir(root): 0o755, root: 0o755, dataDir: 0o555, filepath.Dir(store): 0o555, store: 0o444} {
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		os.Chmod(dataDir, 0o755)
-		os.Chmod(filepath.Dir(store), 0o755)
-	})
-	run := func(args ...string) runResult {
+	return root, func(env []string, args ...string) runResult {
+		t.Helper()
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+dataDir, "HOME="+root, "PONDER_LOG_LEVEL=warn")
+		cmd.Env = append(append(cleanEnv(), "HOME="+root, "PONDER_LOG_LEVEL=warn"), env...)
 		cmd.Dir = root
 		if os.Geteuid() == 0 {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -288,18 +279,122 @@ func TestSearchReadOnlyStore(t *testing.T) {
 		}
 		return runResult{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
 	}
-	r = run("search", "--k", "1", "emergency radio frequency")
+}
+
+// chmod sets modes, and puts 0o755 back when the test ends (so that the
+// temporary folders can be removed).
+func chmod(t *testing.T, modes map[string]os.FileMode) {
+	t.Helper()
+	for p, mode := range modes {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(p, 0o755) })
+	}
+}
+
+// TestSearchReadOnlyStore: a data dir this user cannot write (another
+// user's, a read-only mount) is searched and listed; ingest and delete say
+// the store is read-only.
+func TestSearchReadOnlyStore(t *testing.T) {
+	t.Parallel()
+	root, run := otherUser(t)
+	dataDir := filepath.Join(root, "data")
+	r := runPonder(t, "", []string{"PONDER_DATA_DIR=" + dataDir}, "ingest", docsFolder(t))
+	if r.code != 0 {
+		t.Fatalf("ingest: %d %s", r.code, r.stderr)
+	}
+	store := filepath.Join(dataDir, "retrieval", "store.db")
+	chmod(t, map[string]os.FileMode{dataDir: 0o555, filepath.Dir(store): 0o555, store: 0o444})
+	data := []string{"PONDER_DATA_DIR=" + dataDir}
+	r = run(data, "search", "--k", "1", "emergency radio frequency")
 	if r.code != 0 || !strings.Contains(r.stdout, "146.520 MHz") {
 		t.Fatalf("search of a read-only store: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if r = run("collections", "list"); r.code != 0 || !strings.Contains(r.stdout, "5 documents") {
+	if r = run(data, "collections", "list"); r.code != 0 || !strings.Contains(r.stdout, "5 documents") {
 		t.Fatalf("collections list of a read-only store: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	for _, args := range [][]string{{"ingest", filepath.Join(root, "new.md")}, {"docs", "delete", "--source", "/x.md"}, {"collections", "delete", "docs"}} {
-		r = run(args...)
+		r = run(data, args...)
 		if r.code == 0 || !strings.Contains(r.stderr, "document store is read-only (this user cannot write it: permission denied)") ||
 			!strings.Contains(r.stderr, "need write access to "+store) {
 			t.Fatalf("%v on a read-only store: %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// TestIngestPrunesGoneFiles: ingesting a folder again removes the
+// documents of its files that are gone, and says so; files under a folder
+// that cannot be read are kept, and a folder that cannot be read removes
+// nothing.
+func TestIngestPrunesGoneFiles(t *testing.T) {
+	t.Parallel()
+	root, run := otherUser(t)
+	data := []string{"PONDER_DATA_DIR=" + filepath.Join(root, "data")}
+	docs, sub := filepath.Join(root, "docs"), filepath.Join(root, "docs", "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"a.md": "alpha walrus", "b.md": "bravo walrus", "sub/c.md": "charlie walrus", "sub/d.md": "delta walrus"} {
+		if err := os.WriteFile(filepath.Join(docs, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "data"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, map[string]os.FileMode{filepath.Join(root, "data"): 0o777})
+	if r := run(data, "ingest", docs); r.code != 0 || !strings.Contains(r.stdout, "4 added") {
+		t.Fatalf("first ingest: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	found := func() []string {
+		t.Helper()
+		r := run(data, "search", "--json", "--k", "10", "walrus")
+		var out searchOutput
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil {
+			t.Fatalf("search: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		var names []string
+		for _, c := range out.Chunks {
+			rel, _ := filepath.Rel(docs, c.Source)
+			names = append(names, rel)
+		}
+		slices.Sort(names)
+		return names
+	}
+	// b.md and sub/c.md are deleted, and sub cannot be listed: b.md goes,
+	// sub/c.md stays (its folder was not read, so it is not known gone).
+	for _, f := range []string{"b.md", "sub/c.md"} {
+		if err := os.Remove(filepath.Join(docs, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chmod(t, map[string]os.FileMode{sub: 0o311})
+	r := run(data, "ingest", docs)
+	if r.code != 0 || !strings.Contains(r.stdout, "1 removed (gone from the folder)") ||
+		!strings.Contains(r.stderr, "removed "+filepath.Join(docs, "b.md")+": gone from "+docs) ||
+		!strings.Contains(r.stderr, "skipped "+sub+": unreadable: permission denied") {
+		t.Fatalf("second ingest: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := found(); !slices.Equal(got, []string{"a.md", "sub/c.md", "sub/d.md"}) {
+		t.Fatalf("after the second ingest search finds %q", got)
+	}
+	// The folder itself cannot be listed: nothing is removed, though a.md
+	// is gone too.
+	if err := os.Remove(filepath.Join(docs, "a.md")); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, map[string]os.FileMode{docs: 0o311})
+	run(data, "ingest", docs)
+	if got := found(); !slices.Equal(got, []string{"a.md", "sub/c.md", "sub/d.md"}) {
+		t.Fatalf("an unreadable folder removed documents: search finds %q", got)
+	}
+	// Readable again: what is gone goes.
+	chmod(t, map[string]os.FileMode{docs: 0o755, sub: 0o755})
+	if r := run(data, "ingest", docs); !strings.Contains(r.stdout, "2 removed") {
+		t.Fatalf("third ingest: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := found(); !slices.Equal(got, []string{"sub/d.md"}) {
+		t.Fatalf("after the folder is readable again search finds %q", got)
 	}
 }

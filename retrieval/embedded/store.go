@@ -438,6 +438,25 @@ func (s *Store) ListDocuments(ctx context.Context, collection string) ([]retriev
 	return out, err
 }
 
+// Sources implements retrieval.Store: the docs bucket is keyed by source,
+// so the sources under a prefix are one range of it.
+func (s *Store) Sources(ctx context.Context, collection, prefix string) ([]string, error) {
+	out := []string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		_, b, err := s.meta(tx, collection)
+		if err != nil {
+			return err
+		}
+		c := b.Bucket(bDocs).Cursor()
+		p := []byte(prefix)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	return out, err
+}
+
 // storedChunk is a chunk's record; Len is its BM25 length.
 type storedChunk struct {
 	retrieval.Chunk

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,7 +55,11 @@ type Options struct {
 	// OnStored is called after each batch is durably stored, with the
 	// sources it held.
 	OnStored func(sources []string)
-	Logger   zerolog.Logger
+	// KeepMissing keeps the documents of files that are gone from a
+	// folder being ingested (by default they are removed: re-ingesting a
+	// folder brings the collection in line with it).
+	KeepMissing bool
+	Logger      zerolog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -69,6 +74,9 @@ const (
 	Unchanged Status = "unchanged"
 	Skipped   Status = "skipped"
 	Failed    Status = "failed" // read fine but could not be stored
+	// Removed: the file is gone from a folder being ingested, and its
+	// document was removed from the collection.
+	Removed Status = "removed"
 )
 
 // FileResult is what happened to one file.
@@ -92,6 +100,7 @@ type Summary struct {
 	Unchanged  int          `json:"unchanged"`
 	Skipped    int          `json:"skipped"`
 	Failed     int          `json:"failed"`
+	Removed    int          `json:"removed"`
 	Chunks     int          `json:"chunks"`
 	Bytes      int64        `json:"bytes"`
 	Seconds    float64      `json:"seconds"`
@@ -152,6 +161,20 @@ type input struct {
 // any depth), "-" is stdin. Paths that match nothing are reported as
 // skipped.
 func Expand(paths []string) (files []string, missing []FileResult) {
+	files, missing, _ = expand(paths)
+	return files, missing
+}
+
+// walked is a folder that Expand walked: Root (absolute) and the folders
+// under it (Root itself included) that could not be read, whose files it
+// may have missed.
+type walked struct {
+	Root       string
+	Unreadable []string
+}
+
+// expand is Expand, also returning the folders it walked.
+func expand(paths []string) (files []string, missing []FileResult, dirs []walked) {
 	seen := map[string]bool{}
 	add := func(p string) {
 		if abs, err := filepath.Abs(p); err == nil {
@@ -179,9 +202,16 @@ func Expand(paths []string) (files []string, missing []FileResult) {
 			if lst, lerr := os.Lstat(p); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
 				root = p + string(filepath.Separator)
 			}
+			w := walked{Root: p}
+			if abs, err := filepath.Abs(p); err == nil {
+				w.Root = abs
+			}
 			_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 				if err != nil {
 					missing = append(missing, FileResult{Path: path, Status: Skipped, Reason: "unreadable: " + errText(err)})
+					if abs, aerr := filepath.Abs(path); aerr == nil {
+						w.Unreadable = append(w.Unreadable, abs)
+					}
 					return nil
 				}
 				name := d.Name()
@@ -196,6 +226,7 @@ func Expand(paths []string) (files []string, missing []FileResult) {
 				}
 				return nil
 			})
+			dirs = append(dirs, w)
 		case err == nil:
 			add(p)
 		case strings.ContainsAny(p, "*?["):
@@ -216,7 +247,7 @@ func Expand(paths []string) (files []string, missing []FileResult) {
 			missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: "unreadable: " + errText(err)})
 		}
 	}
-	return files, missing
+	return files, missing, dirs
 }
 
 // glob is filepath.Glob with "**" matching any number of folders.
@@ -307,7 +338,7 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 	if _, err := in.store.EnsureCollection(ctx, spec); err != nil {
 		return sum, err
 	}
-	files, missing := Expand(paths)
+	files, missing, dirs := expand(paths)
 	results := append([]FileResult(nil), missing...)
 
 	jobs := make(chan input)
@@ -419,6 +450,11 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 	if runErr == nil && ctx.Err() != nil {
 		runErr = ctx.Err()
 	}
+	if runErr == nil && !in.o.KeepMissing {
+		var removed []FileResult
+		removed, runErr = in.prune(ctx, dirs, files)
+		results = append(results, removed...)
+	}
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Path < results[j].Path })
 	sum.Files = results
 	for _, r := range results {
@@ -433,6 +469,8 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 			sum.Skipped++
 		case Failed:
 			sum.Failed++
+		case Removed:
+			sum.Removed++
 		}
 		if r.Status == Added || r.Status == Updated {
 			sum.Chunks += r.Chunks
@@ -441,6 +479,61 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 	}
 	sum.Seconds = time.Since(start).Seconds()
 	return sum, runErr
+}
+
+// prune removes from the collection the documents of files that are gone
+// from the folders walked (dirs), so that re-ingesting a folder brings the
+// collection in line with it. It works through the Store interface alone,
+// so every backend prunes alike. A document is removed only when its
+// source lies under a walked folder, was not among the files found (seen),
+// lies under no folder that could not be read, and is not there on disk
+// (a hidden file, or one in node_modules, ingested by name, stays). A
+// folder that could not be read itself prunes nothing, and neither does
+// one where no file was found: an empty folder is more often a share that
+// is not mounted than a collection meant to be emptied.
+func (in *Ingester) prune(ctx context.Context, dirs []walked, seen []string) ([]FileResult, error) {
+	found := make(map[string]bool, len(seen))
+	for _, f := range seen {
+		found[f] = true
+	}
+	sep := string(filepath.Separator)
+	under := func(path, dir string) bool {
+		return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, sep)+sep)
+	}
+	var out []FileResult
+	done := map[string]bool{}
+	for _, w := range dirs {
+		if slices.ContainsFunc(w.Unreadable, func(u string) bool { return under(w.Root, u) }) {
+			in.o.Logger.Warn().Str("folder", w.Root).Msg("the folder could not be read: documents of files gone from it are kept")
+			continue
+		}
+		if !slices.ContainsFunc(seen, func(f string) bool { return under(f, w.Root) }) {
+			in.o.Logger.Warn().Str("folder", w.Root).Msg("no file found in the folder: its documents are kept (remove them with `ponder docs delete` or `ponder collections delete`)")
+			continue
+		}
+		srcs, err := in.store.Sources(ctx, in.o.Collection, strings.TrimSuffix(w.Root, sep)+sep)
+		if err != nil {
+			return out, fmt.Errorf("list the documents of %s: %w", w.Root, err)
+		}
+		for _, src := range srcs {
+			if found[src] || done[src] || slices.ContainsFunc(w.Unreadable, func(u string) bool { return under(src, u) }) {
+				continue
+			}
+			if _, err := os.Lstat(src); !errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			done[src] = true
+			ok, err := in.store.DeleteDocument(ctx, in.o.Collection, src)
+			if err != nil {
+				out = append(out, FileResult{Path: src, Status: Failed, Reason: "gone from " + w.Root + ", but removing it from the collection failed: " + err.Error()})
+				return out, fmt.Errorf("remove %s (gone from %s): %w", src, w.Root, err)
+			}
+			if ok {
+				out = append(out, FileResult{Path: src, Status: Removed, Reason: "gone from " + w.Root + ": its chunks were removed from the collection"})
+			}
+		}
+	}
+	return out, nil
 }
 
 func (in *Ingester) embed(ctx context.Context, d *retrieval.Document) error {

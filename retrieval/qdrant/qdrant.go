@@ -22,7 +22,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	qc "github.com/qdrant/go-client/qdrant"
@@ -391,6 +393,43 @@ func (s *Store) DeleteDocument(ctx context.Context, collection, source string) (
 		return false, s.wrap(err, "delete "+source)
 	}
 	return true, nil
+}
+
+// Sources implements retrieval.Store. Keyword payload indexes match whole
+// values only, so the sources are scrolled (one point per document: its
+// chunk 0, with only the source in its payload) and the prefix is matched
+// here.
+func (s *Store) Sources(ctx context.Context, collection, prefix string) ([]string, error) {
+	if _, err := s.Collection(ctx, collection); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var offset *qc.PointId
+	for {
+		cctx, cancel := s.ctx(ctx)
+		pts, next, err := s.c.ScrollAndOffset(cctx, &qc.ScrollPoints{CollectionName: collection, Limit: qc.PtrOf(uint32(1024)), Offset: offset,
+			Filter:      &qc.Filter{Must: []*qc.Condition{qc.NewMatchInt("ordinal", 0)}},
+			WithPayload: qc.NewWithPayloadInclude("source")})
+		cancel()
+		if err != nil {
+			return nil, s.wrap(err, "list the documents of "+collection)
+		}
+		for _, p := range pts {
+			if src := str(p.GetPayload(), "source"); strings.HasPrefix(src, prefix) {
+				seen[src] = true
+			}
+		}
+		if next == nil || len(pts) == 0 {
+			break
+		}
+		offset = next
+	}
+	out := make([]string, 0, len(seen))
+	for src := range seen {
+		out = append(out, src)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 func filterOf(f map[string]string) *qc.Filter {

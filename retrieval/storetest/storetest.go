@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) retrieval.Store) {
 		{"Replace", testReplace},
 		{"Recut", testRecut},
 		{"Delete", testDelete},
+		{"Sources", testSources},
 		{"Filter", testFilter},
 		{"Dense", testDense},
 		{"Errors", testErrors},
@@ -258,6 +259,44 @@ func testDelete(t *testing.T, ctx context.Context, st retrieval.Store, coll stri
 	}
 	if info, _ := st.Collection(ctx, coll); info.Documents != 2 || info.Chunks != 3 {
 		t.Fatalf("counts after delete: %+v", info)
+	}
+}
+
+// testSources: the sources under a prefix, which ingest prunes a folder's
+// gone files by. "/docs/" must not match "/docs2/..." nor "/docs.md".
+func testSources(t *testing.T, ctx context.Context, st retrieval.Store, coll string) {
+	if _, err := st.Sources(ctx, coll, "/"); !errors.Is(err, retrieval.ErrNoCollection) {
+		t.Fatalf("Sources of a missing collection: %v, want ErrNoCollection", err)
+	}
+	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: coll}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Sources(ctx, coll, ""); err != nil || len(got) != 0 {
+		t.Fatalf("Sources of an empty collection: %v, %v", got, err)
+	}
+	all := []string{"/docs/b.md", "/docs/a.md", "/docs/sub/c.txt", "/docs2/d.md", "/docs.md", "stdin.txt"}
+	for _, src := range all {
+		mustPut(t, ctx, st, coll, doc(src, "text of "+src, "more text of "+src))
+	}
+	for _, tc := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"/docs/", []string{"/docs/a.md", "/docs/b.md", "/docs/sub/c.txt"}},
+		{"/docs/sub/", []string{"/docs/sub/c.txt"}},
+		{"/nope/", []string{}},
+		{"", []string{"/docs.md", "/docs/a.md", "/docs/b.md", "/docs/sub/c.txt", "/docs2/d.md", "stdin.txt"}},
+	} {
+		got, err := st.Sources(ctx, coll, tc.prefix)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Fatalf("Sources(%q) = %q, %v; want %q", tc.prefix, got, err, tc.want)
+		}
+	}
+	if _, err := st.DeleteDocument(ctx, coll, "/docs/a.md"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Sources(ctx, coll, "/docs/"); !slices.Equal(got, []string{"/docs/b.md", "/docs/sub/c.txt"}) {
+		t.Fatalf("Sources after a delete = %q", got)
 	}
 }
 
