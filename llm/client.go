@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,9 +38,13 @@ type Options struct {
 // Client is a core.Policy over an OpenAI-compatible endpoint. It is safe for
 // concurrent use.
 type Client struct {
-	cfg   config.LLM
-	api   *openai.Client
-	url   string // BaseURL without credentials, for messages
+	cfg config.LLM
+	api *openai.Client
+	url string // BaseURL without credentials, for the log
+	// addrs are the endpoint's URL and host as they may appear in text
+	// from the server or the network stack, longest first: messages
+	// never show them (endpointName).
+	addrs []string
 	log   zerolog.Logger
 	sleep func(ctx context.Context, d time.Duration) error
 	// maxBody bounds the body of one response.
@@ -112,6 +117,7 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 		cfg:     cfg,
 		api:     openai.NewClientWithConfig(oc),
 		url:     strings.TrimRight(u.Redacted(), "/"),
+		addrs:   endpointAddrs(cfg.BaseURL, u),
 		log:     o.Logger,
 		sleep:   sleep,
 		maxBody: maxBody,
@@ -259,4 +265,27 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// endpointAddrs lists what names the endpoint in text: its URL (as given
+// and without credentials) and its host with the port. A host alone is
+// listed only when it has a dot or a colon (a name like "llm", a compose
+// service, is also a word of the messages).
+func endpointAddrs(raw string, u *url.URL) []string {
+	var out []string
+	add := func(s string) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(strings.TrimRight(raw, "/"))
+	add(strings.TrimRight(u.Redacted(), "/"))
+	if strings.ContainsAny(u.Host, ".:") {
+		add(u.Host)
+	}
+	if h := u.Hostname(); strings.ContainsAny(h, ".:") {
+		add(h)
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }

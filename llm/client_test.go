@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -393,13 +394,20 @@ func TestErrorMessages(t *testing.T) {
 			[]string{"without choices (upstream provider overloaded)", "PONDER_LLM_BASE_URL"}},
 		{"no choices", reply{body: `{"id":"x","choices":[]}`}, []string{"without choices: check"}},
 		{"cut off", reply{status: 200, body: `{"choices":[`, cut: true}, []string{"answered 200", "cut off", "unexpected EOF"}},
+		{"body naming the endpoint", reply{status: 502, body: `{"error":{"message":"no upstream for ENDPOINT/chat/completions (HOST)"}}`},
+			[]string{"502", "no upstream for the LLM endpoint/chat/completions (the LLM endpoint)"}},
+		{"timeout", reply{hang: true}, []string{"the LLM endpoint did not answer within 200ms", "PONDER_LLM_TIMEOUT"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := startFake(t, (&fakeLLM{}).push(tt.rep))
+			f := startFake(t, &fakeLLM{})
+			host := strings.TrimPrefix(f.srv.URL, "http://")
+			tt.rep.body = strings.NewReplacer("ENDPOINT", f.URL(), "HOST", host).Replace(tt.rep.body)
+			f.push(tt.rep)
 			cfg := testConfig(f.URL())
 			cfg.MaxRetries = 0
+			cfg.Timeout = 200 * time.Millisecond
 			_, err := newClient(t, cfg, nil).Complete(context.Background(), core.CompletionRequest{Messages: user("hi")})
 			if err == nil {
 				t.Fatal("no error")
@@ -412,7 +420,27 @@ func TestErrorMessages(t *testing.T) {
 			if strings.Contains(err.Error(), testKey) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("error %q: want one line without the api key", err)
 			}
+			checkNoAddress(t, err, f.URL())
 		})
+	}
+}
+
+// checkNoAddress fails when err shows where the endpoint is: these
+// messages reach the clients of `ponder serve` and traces, and the
+// endpoint may be internal infrastructure.
+func checkNoAddress(t *testing.T, err error, baseURL string) {
+	t.Helper()
+	u, perr := url.Parse(baseURL)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	for _, addr := range []string{baseURL, u.Host, u.Hostname(), ":" + u.Port()} {
+		if addr != ":" && strings.Contains(err.Error(), addr) {
+			t.Errorf("error %q shows the endpoint's address %q", err, addr)
+		}
+	}
+	if !strings.Contains(err.Error(), "the LLM endpoint") {
+		t.Errorf("error %q does not say what failed (the LLM endpoint)", err)
 	}
 }
 
@@ -672,11 +700,55 @@ func TestUnreachable(t *testing.T) {
 	_, err = newClient(t, cfg, &llm.Options{Sleep: s.Sleep}).Complete(context.Background(),
 		core.CompletionRequest{Messages: user("hi")})
 	checkErr(t, err, core.ErrLLMUnavailable)
-	if !strings.Contains(err.Error(), url) || !strings.Contains(err.Error(), "PONDER_LLM_BASE_URL") {
-		t.Errorf("error %q: want the url and the setting to fix", err)
+	if !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "PONDER_LLM_BASE_URL") {
+		t.Errorf("error %q: want the cause and the setting to fix", err)
 	}
+	checkNoAddress(t, err, url)
 	if n := len(s.waits()); n != cfg.MaxRetries {
 		t.Errorf("waited %d times, want %d", n, cfg.MaxRetries)
+	}
+}
+
+// Network failures other than a refused connection: the text of Go's
+// errors names the addresses at both ends and the resolver.
+func TestNetworkErrorsHideTheAddress(t *testing.T) {
+	t.Parallel()
+	reset, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reset.Close() })
+	go func() {
+		for {
+			c, err := reset.Accept()
+			if err != nil {
+				return
+			}
+			// Read the request, then reset the connection.
+			_, _ = c.Read(make([]byte, 4096))
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			c.Close()
+		}
+	}()
+	for _, tt := range []struct {
+		name, url, want string
+	}{
+		{"reset", "http://" + reset.Addr().String() + "/v1", "request to the LLM endpoint failed"},
+		{"no such host", "http://llm-upstream.corp.invalid:8000/v1", "cannot resolve the host of the LLM endpoint"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(tt.url)
+			cfg.MaxRetries = 0
+			_, err := newClient(t, cfg, nil).Complete(context.Background(), core.CompletionRequest{Messages: user("hi")})
+			checkErr(t, err, core.ErrLLMUnavailable)
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+			checkNoAddress(t, err, tt.url)
+		})
 	}
 }
 

@@ -11,7 +11,10 @@
 // classifies what it cannot recover from with core's sentinels:
 // core.ErrLLMAuth, core.ErrLLMUnavailable, core.ErrLLMRateLimited and
 // core.ErrLLMBadResponse. Cancelling the context
-// stops a call at once, backoff included.
+// stops a call at once, backoff included. Error messages say what failed
+// and why, naming the endpoint "the LLM endpoint", never by its URL or
+// address (they reach server clients and traces; the endpoint may be
+// internal), nor the API key; the debug log has the URL.
 //
 // Usage:
 //

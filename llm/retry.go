@@ -214,7 +214,7 @@ func (c *Client) do(ctx context.Context, op, model string, patch map[string]any,
 			return ctx.Err()
 		}
 		retry, ferr := c.classify(err, a, timedOut, i+1, model)
-		ev := c.log.Debug().Str("op", op).Str("model", model).Int("attempt", i+1).Int("status", a.status).
+		ev := c.log.Debug().Str("op", op).Str("endpoint", c.url).Str("model", model).Int("attempt", i+1).Int("status", a.status).
 			Dur("latency", time.Since(start)).Str("error", ferr.Error())
 		if !retry || i >= c.cfg.MaxRetries {
 			ev.Msg("llm request failed")
@@ -238,28 +238,37 @@ func (c *Client) do(ctx context.Context, op, model string, patch map[string]any,
 	}
 }
 
+// endpointName is how messages name the LLM endpoint. Not its URL: these
+// messages reach the clients of `ponder serve` (OpenAI error bodies, MCP
+// tool results, streamed notes) and every trace, and the endpoint may be
+// internal infrastructure they should not learn of. The URL goes to the
+// log (the "endpoint" field), and `ponder solve` adds it to its own
+// message.
+const endpointName = "the LLM endpoint"
+
 // classify says whether err is worth another try and turns it into the
 // error to return when no try is left: one line, wrapping a core sentinel,
-// saying what to change, and never holding the API key.
+// saying what failed and why and what to change, and never holding the
+// API key or the endpoint's address.
 func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, model string) (retry bool, _ error) {
 	if timedOut {
 		// No cause: the caller's own deadline did not pass, and errors.Is
 		// must not say it did.
 		return true, newError(core.ErrLLMUnavailable, nil,
 			"%s did not answer within %s (%s): raise PONDER_LLM_TIMEOUT or check the server's load",
-			c.url, c.cfg.Timeout, plural(attempts, "attempt"))
+			endpointName, c.cfg.Timeout, plural(attempts, "attempt"))
 	}
 	if errors.Is(a.bodyErr, errTooLarge) {
 		return false, newError(core.ErrLLMBadResponse, nil,
 			"%s sent an answer larger than %s (status %d): check the server's logs, PONDER_LLM_MAX_TOKENS and that PONDER_LLM_BASE_URL points at an openai-compatible api",
-			c.url, byteSize(c.maxBody), a.status)
+			endpointName, byteSize(c.maxBody), a.status)
 	}
 	if a.bodyErr != nil {
 		// The connection broke mid-answer (a short body, a reset): the
 		// answer is lost, not malformed, and another try may get it.
 		return true, newError(core.ErrLLMUnavailable, err,
 			"%s answered %d but the answer was cut off (%s, %s): check the server's logs and the network",
-			c.url, a.status, c.clean(a.bodyErr.Error()), plural(attempts, "attempt"))
+			endpointName, a.status, c.clean(netText(a.bodyErr)), plural(attempts, "attempt"))
 	}
 	if errors.Is(err, errNoChoices) {
 		// Some servers and proxies answer 200 with {"error": ...}.
@@ -274,7 +283,7 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		}
 		return false, newError(core.ErrLLMBadResponse, nil,
 			"%s sent an answer without choices%s: check the server's logs and that PONDER_LLM_BASE_URL points at an openai-compatible api",
-			c.url, detail)
+			endpointName, detail)
 	}
 	if status, msg, ok := httpError(err); ok {
 		if status == 0 {
@@ -283,43 +292,43 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		detail := c.detail(msg)
 		switch {
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
-			return false, newError(core.ErrLLMAuth, err, "%s answered %d%s: check PONDER_LLM_API_KEY", c.url, status, detail)
+			return false, newError(core.ErrLLMAuth, err, "%s answered %d%s: check PONDER_LLM_API_KEY", endpointName, status, detail)
 		case status == http.StatusTooManyRequests:
 			return true, newError(core.ErrLLMRateLimited, err,
 				"%s answered 429 after %s%s: lower PONDER_LLM_CONCURRENCY or raise PONDER_LLM_MAX_RETRIES",
-				c.url, plural(attempts, "attempt"), detail)
+				endpointName, plural(attempts, "attempt"), detail)
 		case status == http.StatusRequestTimeout || status >= 500:
 			return true, newError(core.ErrLLMUnavailable, err, "%s answered %d after %s%s: check the server's logs",
-				c.url, status, plural(attempts, "attempt"), detail)
+				endpointName, status, plural(attempts, "attempt"), detail)
 		case status == http.StatusNotFound:
 			return false, newError(core.ErrLLMUnavailable, err,
 				"%s answered 404%s: check that PONDER_LLM_BASE_URL includes the api prefix (such as /v1) and PONDER_LLM_MODEL names a served model",
-				c.url, detail)
+				endpointName, detail)
 		default:
 			return false, newError(nil, err, "llm rejected the request: %s answered %d%s: check the model and the request settings",
-				c.url, status, detail)
+				endpointName, status, detail)
 		}
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		return !dnsErr.IsNotFound, newError(core.ErrLLMUnavailable, err,
-			"cannot resolve the host of %s: fix PONDER_LLM_BASE_URL or --llm-url", c.url)
+			"cannot resolve the host of %s: fix PONDER_LLM_BASE_URL or --llm-url", endpointName)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return true, newError(core.ErrLLMUnavailable, err,
 			"cannot connect to %s (connection refused, %s): start the server or fix PONDER_LLM_BASE_URL or --llm-url",
-			c.url, plural(attempts, "attempt"))
+			endpointName, plural(attempts, "attempt"))
 	}
 	var urlErr *url.Error
 	var netErr net.Error
 	if errors.As(err, &urlErr) || errors.As(err, &netErr) || errors.Is(err, syscall.ECONNRESET) {
 		return true, newError(core.ErrLLMUnavailable, err, "request to %s failed (%s): %s: check the server and PONDER_LLM_BASE_URL",
-			c.url, plural(attempts, "attempt"), c.clean(innerText(err)))
+			endpointName, plural(attempts, "attempt"), c.clean(netText(err)))
 	}
 	if a.status >= 200 && a.status < 300 {
 		return false, newError(core.ErrLLMBadResponse, err,
 			"%s sent an answer that is not valid json (%s): check that PONDER_LLM_BASE_URL points at an openai-compatible api",
-			c.url, c.clean(err.Error()))
+			endpointName, c.clean(err.Error()))
 	}
 	// Refused before sending (go-openai's checks of the model's parameters).
 	return false, newError(nil, err, "llm request is invalid for model %q: %s: check the model and the request settings",
@@ -378,9 +387,19 @@ func bodyMessage(b []byte) string {
 	return string(b)
 }
 
-// innerText is the text of the error beneath a *url.Error, which repeats
-// the whole URL.
-func innerText(err error) string {
+// netText is the text of a network error without the addresses in it:
+// a *url.Error repeats the whole URL, a *net.OpError names both ends of
+// the connection ("dial tcp 10.0.0.5:8000: connect: connection refused"),
+// a *net.DNSError the host and the resolver.
+func netText(err error) string {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return "lookup: " + dnsErr.Err
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		return strings.TrimSpace(opErr.Op+" "+opErr.Net) + ": " + opErr.Err.Error()
+	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) && urlErr.Err != nil {
 		return urlErr.Err.Error()
@@ -389,10 +408,13 @@ func innerText(err error) string {
 }
 
 // clean makes server or library text safe for a one-line message: no API
-// key, no newlines, bounded length.
+// key, no endpoint address, no newlines, bounded length.
 func (c *Client) clean(s string) string {
 	if c.cfg.APIKey != "" {
 		s = strings.ReplaceAll(s, c.cfg.APIKey, "[redacted]")
+	}
+	for _, addr := range c.addrs {
+		s = strings.ReplaceAll(s, addr, endpointName)
 	}
 	return text.Clip(text.OneLine(s), 200)
 }

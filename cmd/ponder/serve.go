@@ -69,6 +69,10 @@ func newServeCmd() *cobra.Command {
 			if a.policy == nil {
 				log.Warn().Msg("no LLM endpoint is configured: MCP clients that support sampling lend their model; " +
 					"everything else is refused until PONDER_LLM_BASE_URL is set")
+			} else {
+				// Errors sent to clients say "the LLM endpoint", never
+				// where it is; the log says which one that is.
+				log.Info().Str("endpoint", redactedURL(cfg.LLM.BaseURL)).Str("model", cfg.LLM.Model).Msg("llm endpoint")
 			}
 			if stdio {
 				return serveStdio(ctx, cmd, srv, cfg, log)

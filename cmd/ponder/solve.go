@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -273,7 +274,7 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	if fileErr != nil {
 		return fmt.Errorf("--trace %s: %w (the answer was printed)", f.traceFile, fileErr)
 	}
-	return solveExit(res)
+	return solveExit(res, cfg.LLM.BaseURL)
 }
 
 func printHuman(w, ew io.Writer, out solveOutput) {
@@ -298,14 +299,41 @@ func printHuman(w, ew io.Writer, out solveOutput) {
 
 // solveExit maps how a search ended to the exit status: 0 when it finished
 // or used up its budget or time, 130 when cancelled, 1 on an error.
-func solveExit(res core.Result) error {
+func solveExit(res core.Result, llmURL string) error {
 	switch res.Stopped {
 	case core.StopCancelled:
 		return exitError{code: 130, err: errors.New("cancelled; printed the best answer so far")}
 	case core.StopError:
 		if res.Answer == "" {
-			return exitError{code: 1, err: fmt.Errorf("search failed: %s", res.Error)}
+			msg := "search failed: " + res.Error
+			// The LLM client's messages say "the LLM endpoint", not where
+			// it is (they also reach server clients and traces): the user
+			// at the command line is told which one they configured.
+			if llmURL != "" && isLLMError(res.Err) {
+				msg += " (the LLM endpoint: " + redactedURL(llmURL) + ")"
+			}
+			return exitError{code: 1, err: errors.New(msg)}
 		}
 	}
 	return nil
+}
+
+// isLLMError reports whether err is the LLM endpoint failing.
+func isLLMError(err error) bool {
+	for _, e := range []error{core.ErrLLMUnavailable, core.ErrLLMAuth, core.ErrLLMRateLimited, core.ErrLLMBadResponse} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactedURL is raw without its password, as logs and messages may show
+// it.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
 }

@@ -97,3 +97,25 @@ func TestSolveRefusesAnOverlongProblemOnStdin(t *testing.T) {
 		t.Fatalf("exit %d, %d calls, stderr %q", r.code, calls.Load(), r.stderr)
 	}
 }
+
+// The LLM client's messages do not say where the endpoint is (they also
+// reach server clients and traces); at the command line, the user who set
+// it is told which endpoint failed, without its password. Not in --json,
+// whose output may be shared.
+func TestSolveNamesTheFailingEndpoint(t *testing.T) {
+	t.Parallel()
+	base := closedPort(t)
+	withPassword := strings.Replace(base, "http://", "http://user:s3cret@", 1)
+	r := runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + withPassword, "PONDER_LLM_MAX_RETRIES=0"}, "solve", "2+2?")
+	want := "(the LLM endpoint: " + strings.Replace(base, "http://", "http://user:xxxxx@", 1) + ")"
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot connect to the LLM endpoint") || !strings.Contains(r.stderr, want) {
+		t.Fatalf("exit %d, stderr %q; want 1, the cause and %q", r.code, r.stderr, want)
+	}
+	if strings.Contains(r.stderr, "s3cret") {
+		t.Errorf("stderr shows the endpoint's password: %q", r.stderr)
+	}
+	r = runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + base, "PONDER_LLM_MAX_RETRIES=0"}, "solve", "--json", "2+2?")
+	if strings.Contains(r.stdout, strings.TrimPrefix(base, "http://")) {
+		t.Errorf("--json output shows the endpoint: %s", r.stdout)
+	}
+}
