@@ -70,7 +70,7 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 		// stopped, or a search no longer needed it); the endpoint may have
 		// served and billed it, so it stays charged and a budget is never
 		// overdrawn by requests whose replies were thrown away.
-		e.Tracer.emit(Event{Op: OpLLMCall, Data: &LLMCallFailure{Purpose: req.Purpose, N: req.N, MS: ms, Error: err.Error()}})
+		e.Tracer.emit(Event{Op: OpLLMCall, Data: &LLMCallFailure{Purpose: req.Purpose, N: req.N, MS: ms, Error: err.Error(), Cancelled: ctx.Err() != nil}})
 		err = fmt.Errorf("llm call (%s): %w", req.Purpose, err)
 		if ctx.Err() == nil {
 			for env := e; env != nil; env = env.parent {

@@ -121,11 +121,22 @@ type LLMCallFailure struct {
 	N       int     `json:"n"`
 	MS      float64 `json:"ms"`
 	Error   string  `json:"error"`
+	// Cancelled is set when the search gave the request up (the run was
+	// cancelled or ran out of time, or a search no longer needed the
+	// reply): a failure of the run's, not of the LLM, which readers such
+	// as the eval harness must tell apart without parsing Error.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 func (d *LLMCallFailure) get(key string) any {
-	if key == "error" {
+	switch key {
+	case "error":
 		return d.Error
+	case "cancelled":
+		if !d.Cancelled {
+			return nil // as the JSON form, which omits it
+		}
+		return true
 	}
 	return callField(key, d.Purpose, d.N, d.MS)
 }

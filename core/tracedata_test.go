@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/core"
 )
@@ -45,17 +46,26 @@ func (callsAndScores) Run(ctx context.Context, env *core.Env) (core.Outcome, err
 	_, _ = core.Evaluate(ctx, env, plain, ids[1])
 	_, _ = core.Evaluate(ctx, env, fails, ids[1])
 	_, _ = env.Complete(ctx, core.CompletionRequest{Purpose: "fail-me", Messages: []core.Message{{Role: "user", Content: "x"}}})
+	// A request the search gives up on (its context ends mid-call).
+	given, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	_, _ = env.Complete(given, core.CompletionRequest{Purpose: "hang", Messages: []core.Message{{Role: "user", Content: "x"}}})
 	env.Tracer.Record(core.OpInfo, nil, nil)
 	return core.Outcome{Best: ids[0]}, nil
 }
 
-// failing fails the requests whose purpose is "fail-me" and reports no
+// failing fails the requests whose purpose is "fail-me", answers those
+// whose purpose is "hang" only when their context ends, and reports no
 // tokens.
 type failing struct{}
 
 func (failing) Complete(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
-	if req.Purpose == "fail-me" {
+	switch req.Purpose {
+	case "fail-me":
 		return core.Completion{}, errors.New("rate limited")
+	case "hang":
+		<-ctx.Done()
+		return core.Completion{}, ctx.Err()
 	}
 	c := core.Completion{}
 	for i := 0; i < max(req.N, 1); i++ {
@@ -114,8 +124,8 @@ func TestTypedEventDataReadsAndWritesAsDocumented(t *testing.T) {
 				}
 			}
 		}
-		if len(calls) != 3 || len(evals) != 3 {
-			t.Fatalf("prompts %v: %d llm_call and %d evaluate events, want 3 and 3", prompts, len(calls), len(evals))
+		if len(calls) != 4 || len(evals) != 3 {
+			t.Fatalf("prompts %v: %d llm_call and %d evaluate events, want 4 and 3", prompts, len(calls), len(evals))
 		}
 		want := []string{"completion_tokens", "ms", "n", "prompt_tokens", "purpose"}
 		if prompts {
@@ -127,6 +137,9 @@ func TestTypedEventDataReadsAndWritesAsDocumented(t *testing.T) {
 		}
 		if got := keys(calls[2]); !reflect.DeepEqual(got, []string{"error", "ms", "n", "purpose"}) || calls[2]["error"] != "rate limited" {
 			t.Errorf("failed call data %v", calls[2])
+		}
+		if got := keys(calls[3]); !reflect.DeepEqual(got, []string{"cancelled", "error", "ms", "n", "purpose"}) || calls[3]["cancelled"] != true {
+			t.Errorf("given-up call data %v", calls[3])
 		}
 		if got := keys(evals[0]); !reflect.DeepEqual(got, []string{"correct", "kind", "llm_calls", "score"}) ||
 			evals[0]["kind"] != core.ScoreVerifier || evals[0]["score"] != 0.25 || evals[0]["correct"] != true ||

@@ -33,10 +33,13 @@ func countLLMLoss(tr *core.Trace) llmLoss {
 			n = int(v)
 		}
 		msg, failed := ev.Get("error").(string)
+		cancelled, _ := ev.Get("cancelled").(bool)
 		switch {
 		case !failed:
 			l.ok += n
+		case cancelled:
 		case strings.HasSuffix(msg, "context canceled") || strings.HasSuffix(msg, "context deadline exceeded"):
+			// Traces written before llm_call events said "cancelled".
 		default:
 			l.failed += n
 			if l.first == "" {
