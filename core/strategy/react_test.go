@@ -255,3 +255,22 @@ func (m *textModel) Complete(context.Context, core.CompletionRequest) (core.Comp
 	m.n++
 	return core.Completion{Choices: []core.Choice{{Text: r}}}, nil
 }
+
+// TestWithoutSessionArg: steps without a run's session offer tools
+// without the "session" argument, wherever the schema names it.
+func TestWithoutSessionArg(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ schema, want string }{
+		{sandbox.ToolSchema, `"required":["code"]`},
+		{`{"type":"object","properties":{"session":{"type":"string"},"q":{}},"required":["session","q"]}`,
+			`{"properties":{"q":{}},"required":["q"],"type":"object"}`},
+		{`{"type":"object","properties":{"expression":{"type":"string"}}}`, `"expression"`},
+		{`not json`, `not json`},
+	}
+	for _, tt := range tests {
+		got := string(withoutSessionArg([]core.ToolSpec{{Name: "t", Schema: json.RawMessage(tt.schema)}})[0].Schema)
+		if strings.Contains(got, "session") || !strings.Contains(got, tt.want) {
+			t.Errorf("withoutSessionArg(%s) = %s, want no session and %s", tt.schema, got, tt.want)
+		}
+	}
+}
