@@ -368,11 +368,22 @@ func (s *Sandbox) buildArgs() ([]string, error) {
 // driver is the Python that runs first inside the sandbox: it says it
 // started on fd 5 (bwrap set up the sandbox), reads the program from fd 3, sets the rlimits (soft and hard, so the program cannot
 // raise them), and runs it as /tmp/main.py, or, for a session, runs cells
-// read from fd 3 one per line.
+// read from fd 3 one per line. Before any of the program runs it closes
+// every descriptor but stdin, stdout, stderr (and a session's fd 3): a
+// descriptor Ponder inherited without close-on-exec (from a shell, a
+// service manager) passes through bwrap, and would give the program a
+// host file or pipe.
 const driver = `import os, sys, resource as R
 def _lim(k, v, h=None):
     try: R.setrlimit(k, (v, v if h is None else h))
     except (ValueError, OSError) as e: print("sandbox: rlimit", k, e, file=sys.stderr)
+def _closefds(keep):
+    try: fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except (OSError, ValueError): os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX")); return
+    for fd in fds:
+        if fd > keep:
+            try: os.close(fd)
+            except OSError: pass
 os.write(5, b"ready")
 os.close(5)
 _mode = sys.argv[1]
@@ -380,6 +391,9 @@ _cpu = int(sys.argv[2])
 if _mode == "run":
     with open(3, "rb") as f: _src = f.read()
     with open("/tmp/main.py", "wb") as f: f.write(_src)
+    _closefds(2)
+else:
+    _closefds(3)
 _lim(R.RLIMIT_CPU, _cpu, _cpu + 1 if _mode == "run" else _cpu * 20)
 _lim(R.RLIMIT_AS, int(sys.argv[3]))
 _lim(R.RLIMIT_NPROC, int(sys.argv[4]))

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -566,5 +567,42 @@ func TestIsScript(t *testing.T) {
 		if got := isScript(p); got != want {
 			t.Errorf("isScript(%s) = %v, want %v", filepath.Base(p), got, want)
 		}
+	}
+}
+
+// TestInheritedDescriptors: a descriptor Ponder inherited without
+// close-on-exec (a shell's redirection, a service manager's socket) passes
+// through exec and bwrap; the program must not get it, in a run or a
+// session.
+func TestInheritedDescriptors(t *testing.T) {
+	t.Parallel()
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("host secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A high number no test opens; Dup3 without O_CLOEXEC, as a parent
+	// process leaves it.
+	const leaked = 251
+	if err := syscall.Dup3(int(f.Fd()), leaked, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(leaked)
+	sb := newTestSandbox(t, nil)
+	code := fmt.Sprintf("import os\ntry:\n    os.fstat(%d); print('open')\nexcept OSError as e:\n    print('closed', e.errno)\n", leaked)
+	res := run(t, sb, code)
+	if res.Stdout != "closed 9\n" {
+		t.Errorf("run: an inherited descriptor reached the program: %+v", res)
+	}
+	res, err = sb.RunSession(context.Background(), "fds", code, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stdout != "closed 9\n" {
+		t.Errorf("session: an inherited descriptor reached the program: %+v", res)
 	}
 }
