@@ -190,6 +190,44 @@ func TestMalformedStderrIsRelayedNotFatal(t *testing.T) {
 	}
 }
 
+// What a plugin logs while it serves (sdk.Logger, os.Stderr, stray stdout)
+// travels over go-plugin's stdio stream, not the process's stderr: it must
+// reach the host's log too.
+func TestLogsDuringCallsAreRelayed(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	var logs syncBuffer
+	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
+	if res, err := callEcho(t, m, "echo", `{"text":"hi","log":"mid-call note"}`); err != nil || res.Text != "hi" {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	want := []string{`"message":"mid-call note"`, `"level":"warn"`, `"k":"v"`, `"message":"plain mid-call note"`,
+		`"message":"stdout mid-call note"`, `"stream":"stdout"`}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		out, all := logs.String(), true
+		for _, w := range want {
+			all = all && strings.Contains(out, w)
+		}
+		if all {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out := logs.String()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("relayed log lacks %s:\n%s", w, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "mid-call note") && !strings.Contains(line, `"plugin":"echo"`) {
+			t.Errorf("relayed line without the plugin's name: %s", line)
+		}
+	}
+}
+
 func TestStrategyOverBudgetStoppedByHost(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

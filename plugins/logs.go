@@ -26,6 +26,10 @@ const maxLogLine = 16 << 10
 type stderrRelay struct {
 	log    zerolog.Logger
 	plugin string
+	// stream is set for a stream other than stderr ("stdout": what a
+	// plugin printed after the handshake), which is logged at warn level
+	// at least.
+	stream string
 
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -88,7 +92,7 @@ func (r *stderrRelay) line(b []byte) {
 		if lvl < zerolog.TraceLevel || lvl > zerolog.PanicLevel {
 			lvl = zerolog.InfoLevel
 		}
-		ev := r.log.WithLevel(lvl).Str("plugin", r.plugin)
+		ev := r.event(lvl)
 		if len(m) > 0 {
 			ev = ev.Fields(m)
 		}
@@ -100,7 +104,14 @@ func (r *stderrRelay) line(b []byte) {
 	if strings.HasPrefix(s, "panic:") || strings.HasPrefix(s, "fatal error:") {
 		lvl = zerolog.ErrorLevel
 	}
-	r.log.WithLevel(lvl).Str("plugin", r.plugin).Msg(s)
+	r.event(lvl).Msg(s)
+}
+
+func (r *stderrRelay) event(lvl zerolog.Level) *zerolog.Event {
+	if r.stream == "" {
+		return r.log.WithLevel(lvl).Str("plugin", r.plugin)
+	}
+	return r.log.WithLevel(max(lvl, zerolog.WarnLevel)).Str("plugin", r.plugin).Str("stream", r.stream)
 }
 
 // hcLogger adapts go-plugin's own log messages (start, exit, connection

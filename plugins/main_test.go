@@ -37,7 +37,8 @@ func TestMain(m *testing.M) {
 }
 
 // echoTool answers {"text": X} with X; {"crash": true} exits the process
-// mid-call, {"hang": true} never answers and {"bytes": N} answers N bytes.
+// mid-call, {"hang": true} never answers, {"bytes": N} answers N bytes and
+// {"log": M} logs M (sdk.Logger), prints it to stderr and to stdout.
 type echoTool struct{}
 
 func (echoTool) Spec() sdk.ToolSpec {
@@ -51,9 +52,18 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		Hang  bool   `json:"hang"`
 		Spawn bool   `json:"spawn"`
 		Bytes int    `json:"bytes"`
+		Log   string `json:"log"`
 	}
 	if err := json.Unmarshal(args, &in); err != nil {
 		return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
+	}
+	if in.Log != "" {
+		// After Serve, go-plugin has swapped os.Stdout and os.Stderr for
+		// pipes it streams to the host.
+		l := sdk.Logger()
+		l.Warn().Str("k", "v").Msg(in.Log)
+		fmt.Fprintln(os.Stderr, "plain "+in.Log)
+		fmt.Println("stdout " + in.Log)
 	}
 	switch {
 	case in.Spawn: // a helper process that outlives the call

@@ -216,7 +216,12 @@ func launch(opts *Options, name, path, dir string, args []string, sha string) (*
 		StartTimeout:     opts.StartTimeout,
 		Logger:           &hcLogger{log: opts.Logger, plugin: name},
 		Stderr:           newStderrRelay(opts.Logger, name),
-		SkipHostEnv:      true,
+		// Once sdk.Serve runs, go-plugin swaps the plugin's os.Stdout and
+		// os.Stderr for pipes it streams over gRPC (GRPCStdio): what the
+		// plugin logs while it serves arrives here, not on Stderr.
+		SyncStderr:  newStderrRelay(opts.Logger, name),
+		SyncStdout:  &stderrRelay{log: opts.Logger, plugin: name, stream: "stdout"},
+		SkipHostEnv: true,
 		// go-plugin lets a reply be as large as 2 GiB; a plugin's replies
 		// are tool results (capped at 64 KiB later anyway), scores and
 		// strategy outcomes.
