@@ -101,6 +101,11 @@ func (s *Server) mcpHandler() http.Handler {
 				return
 			}
 		}
+		if r.Method == http.MethodPost && session != "" {
+			// A session is not idle while a request of its is in progress.
+			s.mcpSess.begin(session)
+			defer s.mcpSess.done(session)
+		}
 		s.stream.ServeHTTP(mw, r)
 	})
 }

@@ -12,10 +12,14 @@ import (
 // mcpSessions issues and tracks MCP session ids (Mcp-Session-Id) over
 // streamable HTTP, bounded in number: beyond max, the least recently used
 // session is ended the way a client ends one (an internal DELETE), so
-// mcp-go frees its state too. Idle sessions are swept by mcp-go after the
-// session TTL. Unknown or ended ids get 404, and the client starts over
-// with initialize, as the spec says. (mcp-go's own stateful manager keeps
-// every ended id forever and has no cap.)
+// mcp-go frees its state too. Sessions idle for longer than the TTL are
+// ended the same way by sweep. A session with a request in progress (a
+// long solve) is not idle: it neither expires nor is chosen to make room
+// while one is, and its idle time starts when its last request ends.
+// (mcp-go's own sweeper counts from the request's start, and so ended
+// sessions in the middle of a solve.) Unknown or ended ids get 404, and
+// the client starts over with initialize, as the spec says. (mcp-go's own
+// stateful manager keeps every ended id forever and has no cap.)
 type mcpSessions struct {
 	max     int
 	ttl     time.Duration
@@ -23,10 +27,11 @@ type mcpSessions struct {
 	end     func(id string) // ends a session in the transport
 	mu      sync.Mutex
 	lastUse map[string]time.Time
+	busy    map[string]int // requests in progress, by session
 }
 
 func newMCPSessions(max int, ttl time.Duration) *mcpSessions {
-	return &mcpSessions{max: max, ttl: ttl, now: time.Now, lastUse: map[string]time.Time{}}
+	return &mcpSessions{max: max, ttl: ttl, now: time.Now, lastUse: map[string]time.Time{}, busy: map[string]int{}}
 }
 
 // Generate implements mcp-go's SessionIdManager.
@@ -37,10 +42,14 @@ func (m *mcpSessions) Generate() string {
 	m.mu.Lock()
 	var victim string
 	if len(m.lastUse) >= m.max {
+		// The least recently used session, one without a request in
+		// progress if there is one.
 		var oldest time.Time
+		victimBusy := false
 		for k, t := range m.lastUse {
-			if victim == "" || t.Before(oldest) {
-				victim, oldest = k, t
+			busy := m.busy[k] > 0
+			if victim == "" || (victimBusy && !busy) || (busy == victimBusy && t.Before(oldest)) {
+				victim, oldest, victimBusy = k, t, busy
 			}
 		}
 		delete(m.lastUse, victim)
@@ -65,18 +74,78 @@ func (m *mcpSessions) Validate(id string) (bool, error) {
 		return false, errUnknownSession
 	}
 	now := m.now()
-	if now.Sub(last) > m.ttl {
-		delete(m.lastUse, id)
-		return false, errUnknownSession
+	if m.busy[id] == 0 && now.Sub(last) > m.ttl {
+		return false, errUnknownSession // sweep ends it
 	}
 	m.lastUse[id] = now
 	return false, nil
+}
+
+// begin and done bracket a request of session id: while one is in
+// progress the session is not idle, and its idle time starts at done.
+func (m *mcpSessions) begin(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.lastUse[id]; ok {
+		m.busy[id]++
+	}
+}
+
+func (m *mcpSessions) done(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.busy[id]
+	if !ok {
+		return
+	}
+	if n <= 1 {
+		delete(m.busy, id)
+	} else {
+		m.busy[id] = n - 1
+	}
+	if _, ok := m.lastUse[id]; ok {
+		m.lastUse[id] = m.now()
+	}
+}
+
+// sweep ends the sessions idle for longer than the TTL.
+func (m *mcpSessions) sweep() {
+	m.mu.Lock()
+	now := m.now()
+	var expired []string
+	for id, last := range m.lastUse {
+		if m.busy[id] == 0 && now.Sub(last) > m.ttl {
+			expired = append(expired, id)
+			delete(m.lastUse, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range expired {
+		if m.end != nil {
+			m.end(id)
+		}
+	}
+}
+
+// sweepEvery sweeps until done is closed.
+func (m *mcpSessions) sweepEvery(done <-chan struct{}) {
+	t := time.NewTicker(max(m.ttl/2, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			m.sweep()
+		}
+	}
 }
 
 // Terminate implements mcp-go's SessionIdManager (DELETE, sweeper).
 func (m *mcpSessions) Terminate(id string) (bool, error) {
 	m.mu.Lock()
 	delete(m.lastUse, id)
+	delete(m.busy, id)
 	m.mu.Unlock()
 	return false, nil
 }
@@ -96,7 +165,7 @@ func (s *Server) endSession(id string) {
 	}
 	req.Header.Set("Mcp-Session-Id", id)
 	s.stream.ServeHTTP(discardWriter{h: http.Header{}}, req)
-	s.log.Debug().Msg("ended the least recently used MCP session (server.max_sessions)")
+	s.log.Debug().Msg("ended an MCP session (idle beyond server.session_ttl, or the least recently used beyond server.max_sessions)")
 }
 
 type discardWriter struct{ h http.Header }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/llm/sim"
 )
 
 func do(t *testing.T, req *http.Request) (*http.Response, string) {
@@ -359,5 +360,40 @@ func TestMCPGetStreamNeedsALiveSession(t *testing.T) {
 	}
 	if resp := get(a.session); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("GET /mcp with a live session: %d %s, want an event stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// A session is idle only between requests: one whose solve runs longer
+// than the TTL keeps its session (it used to be ended mid-solve, so the
+// client's next request got 404), and idles out after the TTL once the
+// solve is over.
+func TestMCPSessionIsNotIdleWhileASolveRuns(t *testing.T) {
+	t.Parallel()
+	const ttl = 200 * time.Millisecond
+	e := newEnv(t, envOptions{sim: sim.Options{Latency: 150 * time.Millisecond},
+		cfg: func(c *config.Server) { c.SessionTTL = ttl }})
+	c := e.rpc(t)
+	start := time.Now()
+	r := result(t, c.call("solve", slowSolve, nil))
+	if r["isError"] == true {
+		t.Fatal(toolText(r))
+	}
+	if d := time.Since(start); d < 2*ttl {
+		t.Fatalf("the solve took %s: too short to outlast the TTL of %s", d, ttl)
+	}
+	if msgs, resp := c.post(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "ping"}); resp.StatusCode != 200 {
+		t.Fatalf("the session ended during its solve: %d %v", resp.StatusCode, msgs)
+	}
+	e.srv.mcpSess.sweep()
+	if n := e.srv.mcpSess.Len(); n != 1 {
+		t.Fatalf("%d MCP sessions after a sweep, want the one just used", n)
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	if msgs, resp := c.post(map[string]any{"jsonrpc": "2.0", "id": 2, "method": "ping"}); resp.StatusCode != 404 {
+		t.Fatalf("an idle session did not expire: %d %v", resp.StatusCode, msgs)
+	}
+	e.srv.mcpSess.sweep()
+	if n := e.srv.mcpSess.Len(); n != 0 {
+		t.Fatalf("%d MCP sessions after sweeping an idle one", n)
 	}
 }

@@ -190,7 +190,8 @@ func New(opts Options) (*Server, error) {
 	s.stream = mcpserver.NewStreamableHTTPServer(s.mcp,
 		mcpserver.WithEndpointPath("/mcp"),
 		mcpserver.WithSessionIdManager(s.mcpSess),
-		mcpserver.WithSessionIdleTTL(cfg.SessionTTL),
+		// Idle sessions are ended by s.mcpSess.sweep, not by mcp-go's
+		// sweeper, which ends sessions in the middle of a long request.
 		// Host and Origin are checked by our own middleware, for every
 		// route and every bind address, before mcp-go sees the request.
 		mcpserver.WithDisableLocalhostProtection(true),
@@ -200,6 +201,7 @@ func New(opts Options) (*Server, error) {
 		mcpserver.WithStreamableHTTPLogger(slogFor(s.log)),
 	)
 	s.handler = s.routes(hosts)
+	go s.mcpSess.sweepEvery(s.base.Done())
 	return s, nil
 }
 

@@ -89,3 +89,32 @@ func TestClipBytes(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// Beyond max_sessions, the session ended to make room is the least
+// recently used one without a request in progress.
+func TestMCPSessionCapSparesBusySessions(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	m := newMCPSessions(2, time.Hour)
+	m.now = func() time.Time { return now }
+	var ended []string
+	m.end = func(id string) { ended = append(ended, id) }
+	busy := m.Generate()
+	m.begin(busy) // a long solve
+	now = now.Add(time.Second)
+	idle := m.Generate()
+	now = now.Add(time.Second)
+	m.Generate()
+	if len(ended) != 1 || ended[0] != idle {
+		t.Fatalf("ended %v, want the idle session %s (not the busy %s)", ended, idle, busy)
+	}
+	m.done(busy)
+	now = now.Add(2 * time.Hour)
+	if _, err := m.Validate(busy); err == nil {
+		t.Fatal("a session idle beyond the TTL is still valid")
+	}
+	m.sweep()
+	if m.Len() != 0 || len(ended) != 3 {
+		t.Fatalf("after a sweep: %d sessions, ended %v", m.Len(), ended)
+	}
+}
