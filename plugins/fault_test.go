@@ -123,6 +123,74 @@ func TestChecksumMismatchRefused(t *testing.T) {
 	}
 }
 
+// `ponder plugins install` of a new version while Ponder runs replaces the
+// binary, then the manifest. The running host refuses the binary while
+// the manifest is the old one, starts the new one from the new manifest,
+// and refuses one whose parameters or tool spec changed.
+func TestReinstallWhileLoadedIsPickedUp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	man := installMode(t, dir, "echo", sdk.KindTool, "tool")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	if res, err := callEcho(t, m, "echo", `{"text":"v1"}`); err != nil || res.Text != "v1" {
+		t.Fatalf("first call: %+v, %v", res, err)
+	}
+	p, _ := m.Plugin("echo")
+	pid := p.Status().PID
+	self, _ := os.Executable()
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new binary lands first (install renames it over the old one).
+	newBin := append(b, 1)
+	os.Remove(man.Path())
+	if err := os.WriteFile(man.Path(), newBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := callEcho(t, m, "echo", `{"crash":true}`); err == nil {
+		t.Fatal("crash call succeeded")
+	}
+	waitGone(t, pid)
+	if _, err := callEcho(t, m, "echo", `{"text":"between"}`); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("new binary, old manifest: %v", err)
+	}
+	// Then its manifest.
+	sum, err := FileSHA256(man.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := man
+	v2.SHA256, v2.Version = sum, "0.2.0"
+	if err := WriteManifest(v2); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := callEcho(t, m, "echo", `{"text":"v2"}`); err != nil || res.Text != "v2" {
+		t.Fatalf("after reinstall: %+v, %v", res, err)
+	}
+	if st := p.Status(); st.State != StateRunning || st.Version != "0.2.0" {
+		t.Fatalf("status after reinstall %+v", st)
+	}
+	// A reinstall that changes the tool's spec needs a restart of Ponder.
+	pid = p.Status().PID
+	os.Remove(man.Path())
+	if err := os.WriteFile(man.Path(), append(newBin, 2), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v3 := v2
+	v3.SHA256, _ = FileSHA256(man.Path())
+	v3.Version = "0.3.0"
+	v3.Tool = &core.ToolSpec{Name: "echo", Description: "echoes text, louder", Schema: v2.Tool.Schema}
+	if err := WriteManifest(v3); err != nil {
+		t.Fatal(err)
+	}
+	callEcho(t, m, "echo", `{"crash":true}`)
+	waitGone(t, pid)
+	if _, err := callEcho(t, m, "echo", `{"text":"v3"}`); err == nil || !strings.Contains(err.Error(), "restart Ponder") {
+		t.Fatalf("reinstall with another tool spec: %v", err)
+	}
+}
+
 func TestRefusedBinariesHostKeepsRunning(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

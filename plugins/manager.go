@@ -89,7 +89,7 @@ func New(opts *Options) *Manager {
 func (m *Manager) Load() []error {
 	found, problems := Discover(m.opts.Dirs)
 	for _, man := range found {
-		if err := m.Add(man); err != nil {
+		if err := m.add(man, true); err != nil {
 			problems = append(problems, err)
 		}
 	}
@@ -100,7 +100,11 @@ func (m *Manager) Load() []error {
 }
 
 // Add adds a plugin by manifest.
-func (m *Manager) Add(man Manifest) error {
+func (m *Manager) Add(man Manifest) error { return m.add(man, false) }
+
+// add adds a plugin; installed says that man was read from a plugin
+// directory, whose manifest a reinstall replaces.
+func (m *Manager) add(man Manifest, installed bool) error {
 	if err := man.Validate(); err != nil {
 		return err
 	}
@@ -112,7 +116,9 @@ func (m *Manager) Add(man Manifest) error {
 	if _, dup := m.procs[man.Name]; dup {
 		return fmt.Errorf("plugin %s is already loaded", man.Name)
 	}
-	m.procs[man.Name] = newProcess(man, &m.opts)
+	p := newProcess(man, &m.opts)
+	p.installed = installed
+	m.procs[man.Name] = p
 	return nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -39,8 +41,13 @@ type Process struct {
 	m    Manifest
 	opts *Options
 	log  zerolog.Logger
+	// installed is set for a plugin loaded from a plugin directory: its
+	// manifest is read again before each start, so that a reinstall
+	// (`ponder plugins install` while Ponder runs) is picked up.
+	installed bool
 
 	mu        sync.Mutex
+	exe       exe // what the next start runs
 	client    *plugin.Client
 	remote    *sdk.Remote
 	state     State
@@ -68,8 +75,40 @@ type Status struct {
 	Error    string   `json:"error,omitempty"`
 }
 
+// exe is the binary a process starts: its manifest's when loaded, a
+// reinstalled one's after refreshLocked.
+type exe struct {
+	binary, sha, version string
+	args                 []string
+}
+
 func newProcess(m Manifest, opts *Options) *Process {
-	return &Process{m: m, opts: opts, log: opts.Logger.With().Str("plugin", m.Name).Logger(), state: StateStopped}
+	return &Process{m: m, opts: opts, log: opts.Logger.With().Str("plugin", m.Name).Logger(), state: StateStopped,
+		exe: exe{binary: m.Binary, sha: m.SHA256, version: m.Version, args: m.Args}}
+}
+
+// refreshLocked reads the manifest of an installed plugin again and adopts
+// a reinstalled binary (another sha256) for the next start; p.mu is held.
+// A reinstall that changed what the host registered at load (kind,
+// parameters, tool spec, shape) cannot be adopted: Ponder must be
+// restarted to load it.
+func (p *Process) refreshLocked() (changed bool, err error) {
+	if !p.installed {
+		return false, nil
+	}
+	m, err := ReadManifest(p.m.Dir)
+	if err != nil || (m.SHA256 == p.exe.sha && m.Binary == p.exe.binary) {
+		// Removed, unreadable or unchanged: the start says what is wrong.
+		return false, nil
+	}
+	if m.Name != p.m.Name || m.Kind != p.m.Kind || m.Shape != p.m.Shape ||
+		!reflect.DeepEqual(m.Params, p.m.Params) || !reflect.DeepEqual(m.Tool, p.m.Tool) {
+		return false, fmt.Errorf("plugin %s: reinstalled (version %s) with other parameters or another tool spec than when Ponder loaded it: restart Ponder to use it",
+			p.m.Name, m.Version)
+	}
+	p.exe = exe{binary: m.Binary, sha: m.SHA256, version: m.Version, args: m.Args}
+	p.log.Info().Str("version", m.Version).Msg("plugin reinstalled: starting the new binary")
+	return true, nil
 }
 
 // Manifest returns the plugin's manifest.
@@ -79,7 +118,7 @@ func (p *Process) Manifest() Manifest { return p.m }
 func (p *Process) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Status{Name: p.m.Name, Kind: p.m.Kind, Version: p.m.Version, State: p.state, Starts: p.starts,
+	s := Status{Name: p.m.Name, Kind: p.m.Kind, Version: p.exe.version, State: p.state, Starts: p.starts,
 		Restarts: max(0, p.starts-1), Dir: p.m.Dir}
 	if p.state == StateRunning {
 		s.PID = p.pid
@@ -112,7 +151,14 @@ func (p *Process) Remote(ctx context.Context) (*sdk.Remote, error) {
 	case StateClosed:
 		return nil, fmt.Errorf("plugin %s: ponder is shutting down", p.m.Name)
 	case StateDisabled:
-		return nil, p.lastErr
+		// Refused for good, unless it was reinstalled since.
+		if changed, err := p.refreshLocked(); !changed {
+			if err != nil {
+				p.lastErr = err
+			}
+			return nil, p.lastErr
+		}
+		p.crashes = 0
 	case StateRunning:
 		if !p.client.Exited() {
 			return p.remote, nil
@@ -150,9 +196,13 @@ func (p *Process) startLocked(ctx context.Context) (err error) {
 			p.log.Warn().Err(err).Msg("plugin did not start")
 		}
 	}()
+	if _, err := p.refreshLocked(); err != nil {
+		p.state = StateDisabled
+		return err
+	}
 	// go-plugin's SecureConfig hashes the binary right before exec and
 	// refuses it on a mismatch (startError names it ErrChecksum).
-	client, rpc, err := launch(p.opts, p.m.Name, p.m.Path(), p.m.Dir, p.m.Args, p.m.SHA256)
+	client, rpc, err := launch(p.opts, p.m.Name, filepath.Join(p.m.Dir, p.exe.binary), p.m.Dir, p.exe.args, p.exe.sha)
 	if err != nil {
 		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrProtocol) {
 			p.state = StateDisabled
