@@ -293,6 +293,9 @@ func TestLogsDuringCallsAreRelayed(t *testing.T) {
 		if strings.Contains(line, "mid-call note") && !strings.Contains(line, `"plugin":"echo"`) {
 			t.Errorf("relayed line without the plugin's name: %s", line)
 		}
+		if strings.Count(line, `"plugin":`) > 1 {
+			t.Errorf("log line with two plugin keys: %s", line)
+		}
 	}
 }
 

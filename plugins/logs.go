@@ -134,7 +134,13 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	ev := h.log.WithLevel(lvl).Str("plugin", h.plugin)
 	all := append(append([]any(nil), h.args...), args...)
 	for i := 0; i+1 < len(all); i += 2 {
-		ev = ev.Interface(fmt.Sprint(all[i]), all[i+1])
+		k := fmt.Sprint(all[i])
+		if k == "plugin" {
+			// go-plugin's "plugin" is the binary's path: keep the
+			// name's key unique in the JSON line.
+			k = "plugin_path"
+		}
+		ev = ev.Interface(k, all[i+1])
 	}
 	ev.Msg(msg)
 }
