@@ -23,6 +23,7 @@ func (upper) Call(_ context.Context, args json.RawMessage) (sdk.ToolResult, erro
 	if err := json.Unmarshal(args, &in); err != nil {
 		return sdk.ToolResult{Text: "bad arguments: " + err.Error(), IsError: true}, nil
 	}
+	sdk.Logger().Debug().Int("bytes", len(in.Text)).Msg("upper-casing") // stderr, relayed by the host
 	return sdk.ToolResult{Text: strings.ToUpper(in.Text)}, nil
 }
 

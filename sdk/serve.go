@@ -42,7 +42,9 @@ func ServeConfig(p Plugin) *plugin.ServeConfig {
 
 // Logger returns a logger for plugin code: JSON lines on stderr, which the
 // host relays into its own log with the plugin's name. Never write to
-// stdout: go-plugin uses it for the handshake.
-func Logger() zerolog.Logger {
-	return zerolog.New(os.Stderr).With().Timestamp().Logger()
+// stdout: go-plugin uses it for the handshake. It is a pointer so that
+// calls chain: sdk.Logger().Info().Str("k", v).Msg("...").
+func Logger() *zerolog.Logger {
+	l := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	return &l
 }
