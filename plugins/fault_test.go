@@ -539,6 +539,14 @@ func TestToolSchemaThatDoesNotCompileRefused(t *testing.T) {
 	if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "manifest of echo: the tool's argument schema") {
 		t.Fatalf("bad schema: %v", err)
 	}
+	// Arguments are a JSON object: a schema of another type could never
+	// be met.
+	for _, schema := range []string{`{"type":"array"}`, `{"type":["string","object"]}`, `true`} {
+		m.Tool.Schema = json.RawMessage(schema)
+		if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "must") {
+			t.Errorf("schema %s: %v", schema, err)
+		}
+	}
 }
 
 // TestCrashedPluginLeavesNoSocket: the Unix socket of a plugin that died

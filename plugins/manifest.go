@@ -80,6 +80,19 @@ func (m Manifest) Validate() error {
 		if _, err := tools.CompileSchema(m.Tool.Schema); err != nil {
 			return fmt.Errorf("manifest of %s: the tool's argument %v", m.Name, err)
 		}
+		// Arguments are always a JSON object (function calling, MCP,
+		// `ponder tools call --args`): a schema of another type could
+		// never be met.
+		var top struct {
+			Type any `json:"type"`
+		}
+		if err := json.Unmarshal(m.Tool.Schema, &top); err != nil {
+			return fmt.Errorf("manifest of %s: the tool's argument schema must be a JSON object", m.Name)
+		}
+		if t, ok := top.Type.(string); top.Type != nil && (!ok || t != "object") {
+			return fmt.Errorf("manifest of %s: the tool's argument schema must have \"type\": \"object\" (arguments are a JSON object), got %s",
+				m.Name, string(mustJSON(top.Type)))
+		}
 	}
 	if _, err := core.Resolve(m.Params, nil); err != nil {
 		return fmt.Errorf("manifest of %s: params: %w", m.Name, err)
@@ -238,4 +251,9 @@ func replaceFile(path string, mode os.FileMode, fill func(io.Writer) error) erro
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
