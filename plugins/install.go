@@ -14,6 +14,7 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/sdk"
+	"github.com/ponder-rlm/ponder/tools"
 )
 
 // Inspect starts the binary at path, completes the handshake, asks what it
@@ -149,7 +150,7 @@ type CheckReport struct {
 // Check verifies a plugin: its checksum against its manifest (when dir
 // holds one), the handshake and protocol version, what it describes, and
 // one test call through the same adapters the server uses: a tool is
-// called with {}, an evaluator scores a two-step path, a strategy solves
+// called with {} (when its schema accepts {}), an evaluator scores a two-step path, a strategy solves
 // "What is 6 times 7?" against a canned policy on a budget of 8 calls.
 func Check(ctx context.Context, target string, opts *Options) (CheckReport, error) {
 	var rep CheckReport
@@ -180,6 +181,15 @@ func Check(ctx context.Context, target string, opts *Options) (CheckReport, erro
 	defer cancel()
 	switch m.Kind {
 	case sdk.KindTool:
+		// The host validates every call's arguments before the plugin
+		// sees them, and so does the test call.
+		if sch, err := tools.CompileSchema(m.Tool.Schema); err == nil {
+			if err := tools.ValidateArgs(sch, json.RawMessage(`{}`)); err != nil {
+				rep.TestCall = fmt.Sprintf("skipped: {} does not meet the tool's schema (%v); try it with `ponder tools call %s --args '{...}'`",
+					text.Clip(err.Error(), 200), m.Name)
+				break
+			}
+		}
 		res, err := mgr.Tools()[0].Call(cctx, json.RawMessage(`{}`))
 		if err != nil {
 			return rep, fmt.Errorf("test call: %w", err)

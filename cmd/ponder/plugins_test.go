@@ -72,6 +72,12 @@ func TestPluginsInstallListCheckSolve(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "checksum   matches the manifest") || !strings.HasSuffix(r.stdout, "ok\n") {
 		t.Fatalf("check: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// wordcount requires "text": its test call is not made with {}, which
+	// the host would never pass it.
+	r = runPonder(t, "", env, "plugins", "check", "wordcount")
+	if r.code != 0 || !strings.Contains(r.stdout, "test call  skipped: {} does not meet the tool's schema") || !strings.Contains(r.stdout, `"text": missing`) {
+		t.Fatalf("check wordcount: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = runPonder(t, "", env, "strategies")
 	if !strings.Contains(r.stdout, "beam-lite (beam-lite)") {
 		t.Errorf("strategies lacks the plugin:\n%s", r.stdout)
