@@ -214,7 +214,11 @@ func (w *mcpWriter) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	if err == nil {
+		w.s.sampleWatch.observe(p)
+	}
+	return n, err
 }
 
 // isResponse reports whether an SSE event or JSON body carries a JSON-RPC

@@ -1,10 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -25,8 +30,10 @@ const maxSamplingConcurrency = 8
 
 // samplingPolicy is a core.Policy that asks an MCP client.
 type samplingPolicy struct {
-	srv   *mcpserver.MCPServer
-	slots chan struct{}
+	srv     *mcpserver.MCPServer
+	slots   chan struct{}
+	watch   *sampleWatch
+	session string
 }
 
 var _ core.Policy = (*samplingPolicy)(nil)
@@ -48,7 +55,7 @@ func (s *Server) samplingPolicy(ctx context.Context) core.Policy {
 	// mcp-go queues at most 10 sampling requests per HTTP session.
 	n := min(s.cfg.SamplingConcurrency, maxSamplingConcurrency)
 	slots, _ := s.samplers.LoadOrStore(cs.SessionID(), make(chan struct{}, n))
-	return &samplingPolicy{srv: s.mcp, slots: slots.(chan struct{})}
+	return &samplingPolicy{srv: s.mcp, slots: slots.(chan struct{}), watch: s.sampleWatch, session: cs.SessionID()}
 }
 
 // Complete implements core.Policy: one sampling request per sample, at
@@ -80,7 +87,7 @@ func (p *samplingPolicy) Complete(ctx context.Context, req core.CompletionReques
 		go func() {
 			defer wg.Done()
 			defer func() { <-p.slots }()
-			res, err := p.srv.RequestSampling(ctx, cm)
+			res, err := p.request(ctx, cm)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -106,6 +113,131 @@ func (p *samplingPolicy) Complete(ctx context.Context, req core.CompletionReques
 		return core.Completion{}, fmt.Errorf("%w: the MCP client's sampling failed: %v", core.ErrLLMUnavailable, firstErr)
 	}
 	return out, nil
+}
+
+// request sends one sampling request. When ctx ends first (the solve was
+// cancelled, or is over), the client is told with notifications/cancelled
+// that its model's answer is no longer wanted: mcp-go stops waiting for
+// the response but tells the client nothing, so the client's model went on
+// generating, and its user on being asked, for a search long gone.
+func (p *samplingPolicy) request(ctx context.Context, cm mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	nonce := p.watch.add()
+	// Each request carries its own nonce, by which the transport's writer
+	// (sampleWatch.observe) learns the JSON-RPC id it was sent with.
+	old, _ := cm.Metadata.(map[string]any)
+	meta := make(map[string]any, len(old)+1)
+	for k, v := range old {
+		meta[k] = v
+	}
+	meta[sampleNonceKey] = nonce
+	cm.Metadata = meta
+	res, err := p.srv.RequestSampling(ctx, cm)
+	if err != nil && ctx.Err() != nil {
+		p.watch.cancel(nonce, func(id json.RawMessage) {
+			_ = p.srv.SendNotificationToSpecificClient(p.session, string(mcp.MethodNotificationCancelled), map[string]any{
+				"requestId": id, "reason": "Ponder's search no longer needs this sample: it was cancelled or has ended",
+			})
+		})
+		return res, err
+	}
+	p.watch.remove(nonce)
+	return res, err
+}
+
+// sampleNonceKey names the nonce in a sampling request's metadata.
+const sampleNonceKey = "ponder_request"
+
+// sampleWatch pairs each sampling request Ponder sends with the JSON-RPC id
+// its transport gave it (mcp-go does not say), so that a request no longer
+// wanted can be cancelled.
+type sampleWatch struct {
+	next atomic.Uint64
+	mu   sync.Mutex
+	m    map[string]*pendingSample
+}
+
+type pendingSample struct {
+	id     json.RawMessage          // the request's id, once written
+	cancel func(id json.RawMessage) // set when cancelled before it was written
+}
+
+func newSampleWatch() *sampleWatch { return &sampleWatch{m: map[string]*pendingSample{}} }
+
+func (w *sampleWatch) add() string {
+	nonce := "s" + strconv.FormatUint(w.next.Add(1), 36)
+	w.mu.Lock()
+	w.m[nonce] = &pendingSample{}
+	w.mu.Unlock()
+	return nonce
+}
+
+func (w *sampleWatch) remove(nonce string) {
+	w.mu.Lock()
+	delete(w.m, nonce)
+	w.mu.Unlock()
+}
+
+// cancel calls send with the request's id now if it was written, else
+// when it is (HTTP queues requests); a request never written is forgotten
+// after a minute.
+func (w *sampleWatch) cancel(nonce string, send func(id json.RawMessage)) {
+	w.mu.Lock()
+	ps, ok := w.m[nonce]
+	if !ok {
+		w.mu.Unlock()
+		return
+	}
+	if ps.id != nil {
+		delete(w.m, nonce)
+		w.mu.Unlock()
+		send(ps.id)
+		return
+	}
+	ps.cancel = send
+	w.mu.Unlock()
+	time.AfterFunc(time.Minute, func() { w.remove(nonce) })
+}
+
+// observe looks at a message a transport writes (a JSON-RPC line, or SSE
+// events) for Ponder's sampling requests, and records their ids.
+func (w *sampleWatch) observe(p []byte) {
+	if w == nil || !bytes.Contains(p, []byte(`"sampling/createMessage"`)) || !bytes.Contains(p, []byte(sampleNonceKey)) {
+		return
+	}
+	for _, line := range bytes.Split(p, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			line = bytes.TrimSpace(data)
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params struct {
+				Metadata map[string]any `json:"metadata"`
+			} `json:"params"`
+		}
+		if json.Unmarshal(line, &m) != nil || m.Method != string(mcp.MethodSamplingCreateMessage) || len(m.ID) == 0 {
+			continue
+		}
+		nonce, _ := m.Params.Metadata[sampleNonceKey].(string)
+		w.mu.Lock()
+		ps, ok := w.m[nonce]
+		var send func(json.RawMessage)
+		if ok {
+			if ps.cancel != nil {
+				send = ps.cancel
+				delete(w.m, nonce)
+			} else {
+				ps.id = append(json.RawMessage(nil), m.ID...)
+			}
+		}
+		w.mu.Unlock()
+		if send != nil {
+			// Not from the writer's goroutine: the notification is
+			// written by the same transport.
+			go send(append(json.RawMessage(nil), m.ID...))
+		}
+	}
 }
 
 // samplingRequest maps a completion request to sampling/createMessage:

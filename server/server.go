@@ -123,6 +123,9 @@ type Server struct {
 	exchanges  *exchanges
 	deliveries *deliveries
 	samplers   sync.Map // MCP session id -> chan struct{} (sampling slots)
+	// sampleWatch learns the ids of the sampling requests sent, to
+	// cancel those a search no longer needs.
+	sampleWatch *sampleWatch
 
 	closeOnce sync.Once
 }
@@ -171,17 +174,18 @@ func New(opts Options) (*Server, error) {
 	base, cancel := context.WithCancel(context.Background())
 	sess := newSessions(cfg.MaxSessions, cfg.SessionMaxTurns, cfg.SessionMaxBytes, cfg.SessionTTL)
 	s := &Server{
-		opts:       opts,
-		cfg:        cfg,
-		log:        opts.Logger,
-		engine:     opts.Engine,
-		metrics:    newMetrics(sess.Len),
-		sess:       sess,
-		limiter:    newRateLimiter(cfg.RateLimit, cfg.RateBurst),
-		base:       base,
-		cancelBase: cancel,
-		exchanges:  newExchanges(),
-		deliveries: newDeliveries(),
+		opts:        opts,
+		cfg:         cfg,
+		log:         opts.Logger,
+		engine:      opts.Engine,
+		metrics:     newMetrics(sess.Len),
+		sess:        sess,
+		limiter:     newRateLimiter(cfg.RateLimit, cfg.RateBurst),
+		base:        base,
+		cancelBase:  cancel,
+		exchanges:   newExchanges(),
+		deliveries:  newDeliveries(),
+		sampleWatch: newSampleWatch(),
 	}
 	s.models = &modelCache{fetch: opts.Models, fallback: opts.UpstreamModel, ttl: time.Minute}
 	s.mcp = s.newMCPServer()
@@ -251,6 +255,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // else may write to out.
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	t := newStdioTransport(in, out, s.cfg.MaxBodyBytes)
+	t.samples = s.sampleWatch
 	ss := mcpserver.NewStdioServer(s.mcp)
 	ss.SetErrorLogger(stdLogFor(s.log))
 	mcpserver.WithWorkerPoolSize(32)(ss)

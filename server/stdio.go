@@ -30,6 +30,8 @@ type stdioTransport struct {
 
 	codes rpcCodes // error codes due for responses not yet written
 
+	samples *sampleWatch // learns the ids of sampling requests written
+
 	mu       sync.Mutex
 	inflight map[string]bool // request id -> cancelled
 	partial  []byte          // an incomplete line read so far
@@ -137,6 +139,7 @@ func (w stdioWriter) Write(p []byte) (int, error) {
 	if _, err := t.out.Write(p); err != nil {
 		return 0, err
 	}
+	t.samples.observe(p)
 	return n, nil
 }
 

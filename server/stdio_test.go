@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
 )
@@ -25,6 +26,12 @@ type stdioClient struct {
 }
 
 func startStdio(t testing.TB, e *env) *stdioClient {
+	t.Helper()
+	return startStdioWith(t, e, map[string]any{})
+}
+
+// startStdioWith starts a stdio server for a client declaring caps.
+func startStdioWith(t testing.TB, e *env, caps map[string]any) *stdioClient {
 	t.Helper()
 	stdioMu.Lock()
 	t.Cleanup(stdioMu.Unlock)
@@ -56,7 +63,7 @@ func startStdio(t testing.TB, e *env) *stdioClient {
 		}
 	})
 	c.send(map[string]any{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": map[string]any{
-		"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "t", "version": "1"}}})
+		"protocolVersion": "2025-06-18", "capabilities": caps, "clientInfo": map[string]any{"name": "t", "version": "1"}}})
 	c.until(0)
 	c.send(map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"})
 	return c
@@ -199,4 +206,61 @@ func TestStdioEOFCancelsSearch(t *testing.T) {
 		_, st, _ := latestTrace(t, e)
 		return st == core.StopCancelled
 	})
+}
+
+// A solve cancelled while the client's model is answering its sampling
+// requests tells the client to stop each of them (notifications/cancelled
+// with the request's id): mcp-go only stops waiting, so the client's model
+// went on generating, and its user on being asked, for nothing.
+func TestStdioCancelledSolveCancelsItsSamplingRequests(t *testing.T) {
+	e := newEnv(t, envOptions{noLLM: true, cfg: func(c *config.Server) { c.SamplingConcurrency = 3 }})
+	c := startStdioWith(t, e, map[string]any{"sampling": map[string]any{}})
+	c.send(map[string]any{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": map[string]any{
+		"name": "solve", "arguments": map[string]any{"problem": "What is 17 * 23?", "strategy": "self-consistency",
+			"params": map[string]any{"k": 6}}}})
+	asked := map[string]bool{}
+	read := func(what string, until func(m map[string]any) bool) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case m, ok := <-c.lines:
+				if !ok {
+					t.Fatalf("stdout closed waiting for %s", what)
+				}
+				if until(m) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	// The client's model is slow: it does not answer.
+	read("3 sampling requests", func(m map[string]any) bool {
+		if m["method"] == "sampling/createMessage" {
+			asked[mustJSONString(m["id"])] = true
+		}
+		return len(asked) == 3
+	})
+	c.send(map[string]any{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": map[string]any{"requestId": 7, "reason": "stop"}})
+	cancelled := map[string]bool{}
+	read("the sampling requests to be cancelled", func(m map[string]any) bool {
+		if m["method"] == "sampling/createMessage" {
+			t.Fatalf("a sampling request after the solve was cancelled: %v", m)
+		}
+		if m["method"] == "notifications/cancelled" {
+			id := mustJSONString(m["params"].(map[string]any)["requestId"])
+			if !asked[id] {
+				t.Fatalf("cancelled request %s, not one of the sampling requests %v", id, asked)
+			}
+			cancelled[id] = true
+		}
+		return len(cancelled) == len(asked)
+	})
+	e.srv.sampleWatch.mu.Lock()
+	defer e.srv.sampleWatch.mu.Unlock()
+	if n := len(e.srv.sampleWatch.m); n != 0 {
+		t.Errorf("%d sampling requests still watched", n)
+	}
 }

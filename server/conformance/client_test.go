@@ -62,6 +62,11 @@ type sdkReport struct {
 	} `json:"sampling"`
 	Budgeted         sdkSolve `json:"budgeted"`
 	BudgetedRequests int      `json:"budgetedRequests"`
+	SamplingCancel   *struct {
+		Asked   int    `json:"asked"`
+		Aborted int    `json:"aborted"`
+		Outcome string `json:"outcome"`
+	} `json:"samplingCancel"`
 }
 
 // runSDKClient runs testdata/sdkclient.mjs and decodes its report.
@@ -179,8 +184,9 @@ func TestTypeScriptSDKClient(t *testing.T) {
 
 // TestTypeScriptSDKSampling runs Ponder without an LLM endpoint: a client
 // that supports sampling lends its model, at most
-// PONDER_SAMPLING_CONCURRENCY requests at a time, within the budget; a
-// client that does not is told how to configure an endpoint.
+// PONDER_SAMPLING_CONCURRENCY requests at a time, within the budget, and a
+// cancelled solve cancels its sampling requests; a client that does not
+// support sampling is told how to configure an endpoint.
 func TestTypeScriptSDKSampling(t *testing.T) {
 	node(t)
 	for _, mode := range []string{"stdio", "http"} {
@@ -205,6 +211,12 @@ func TestTypeScriptSDKSampling(t *testing.T) {
 			}
 			if r.Sampling == nil || r.Sampling.MaxInFlight > 2 || r.BudgetedRequests != 3 {
 				t.Fatalf("sampling: %+v, %d requests under a budget of 3", r.Sampling, r.BudgetedRequests)
+			}
+			// A solve cancelled while the client's model answers cancels
+			// its sampling requests (they went on before).
+			if c := r.SamplingCancel; c == nil || c.Asked == 0 || c.Aborted != c.Asked ||
+				!strings.Contains(c.Outcome, "the user pressed stop") {
+				t.Fatalf("cancelling a solve during sampling: %+v (every sampling request should be cancelled)", c)
 			}
 
 			env["SCENARIO"] = "nosampling"

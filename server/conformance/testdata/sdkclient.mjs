@@ -6,7 +6,7 @@
 //      MODE         stdio | http
 //      PONDER_URL   (http) the /mcp endpoint
 //      PONDER_BIN   (stdio) the ponder binary; PONDER_* variables are passed on
-//      SCENARIO     main | sampling | nosampling
+//      SCENARIO     main | sampling (with a cancelled solve) | nosampling
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -22,6 +22,7 @@ const report = { scenario, errors: [] };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const sampling = scenario === 'sampling';
+let slowModel = null;
 const client = new Client({ name: 'ponder-sdk-test', version: '1.0.0' },
   { capabilities: sampling ? { sampling: {} } : {} });
 client.onerror = (e) => report.errors.push(String(e?.message ?? e));
@@ -29,11 +30,22 @@ client.onerror = (e) => report.errors.push(String(e?.message ?? e));
 if (sampling) {
   report.sampling = { requests: 0, maxInFlight: 0 };
   let inFlight = 0;
-  client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+  client.setRequestHandler(CreateMessageRequestSchema, async (req, extra) => {
     report.sampling.requests++;
     inFlight++;
     report.sampling.maxInFlight = Math.max(report.sampling.maxInFlight, inFlight);
     report.sampling.lastMessage = req.params.messages.at(-1)?.content?.text?.slice(0, 80);
+    if (slowModel) {
+      // The model (or its user) takes its time: until Ponder cancels the
+      // request, which aborts this handler's signal.
+      slowModel.asked++;
+      await new Promise((resolve) => {
+        const t = setTimeout(resolve, 30000);
+        extra.signal.addEventListener('abort', () => { clearTimeout(t); slowModel.aborted++; resolve(); });
+      });
+      inFlight--;
+      throw new Error('cancelled');
+    }
     await sleep(20);
     inFlight--;
     return { role: 'assistant', model: 'client-model', stopReason: 'endTurn',
@@ -109,6 +121,18 @@ if (scenario === 'main') {
     const before = report.sampling.requests;
     report.budgeted = await solve({ problem: 'What is 17 * 23?', strategy: 'self-consistency', params: { k: 6 }, budget: { llm_calls: 3 } });
     report.budgetedRequests = report.sampling.requests - before;
+
+    // Cancel a solve while the client's model is answering: Ponder cancels
+    // its sampling requests too.
+    slowModel = { asked: 0, aborted: 0 };
+    const ac = new AbortController();
+    const cancelled = client.callTool({ name: 'solve', arguments: { problem: 'What is 19 * 21?', strategy: 'self-consistency', params: { k: 6 } } },
+      undefined, { signal: ac.signal, timeout: 60000 }).then(() => 'resolved', (e) => String(e?.message ?? e));
+    for (let i = 0; i < 200 && slowModel.asked < 2; i++) await sleep(10);
+    ac.abort('the user pressed stop');
+    const outcome = await cancelled;
+    for (let i = 0; i < 300 && slowModel.aborted < slowModel.asked; i++) await sleep(10);
+    report.samplingCancel = { ...slowModel, outcome };
   }
 }
 
