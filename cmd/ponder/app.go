@@ -107,6 +107,24 @@ func (a *app) Close() {
 	a.closers = nil
 }
 
+// embedEndpoint is the URL of the configured embedding endpoint without its
+// password, for the log and the command line (its error messages do not
+// say where it is), or "" when documents are searched without one. It
+// resolves as newEmbedder does: retrieval.embed_url, else the LLM's.
+func embedEndpoint(cfg config.Config) string {
+	if cfg.Retrieval.EmbedModel == "" && cfg.LLM.EmbeddingModel == "" {
+		return ""
+	}
+	u := cfg.Retrieval.EmbedURL
+	if u == "" {
+		u = cfg.LLM.BaseURL
+	}
+	if u == "" {
+		return ""
+	}
+	return redactedURL(u)
+}
+
 // ensureDataDir creates the data directory with private permissions.
 func ensureDataDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {

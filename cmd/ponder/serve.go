@@ -74,6 +74,11 @@ func newServeCmd() *cobra.Command {
 				// where it is; the log says which one that is.
 				log.Info().Str("endpoint", redactedURL(cfg.LLM.BaseURL)).Str("model", cfg.LLM.Model).Msg("llm endpoint")
 			}
+			if u := embedEndpoint(cfg); u != "" {
+				// Likewise "the embedding endpoint" (ingest_documents,
+				// search_documents).
+				log.Info().Str("endpoint", u).Msg("embedding endpoint")
+			}
 			if stdio {
 				return serveStdio(ctx, cmd, srv, cfg, log)
 			}

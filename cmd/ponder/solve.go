@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/retrieval/embed"
 	"github.com/ponder-rlm/ponder/tasks"
 	"github.com/ponder-rlm/ponder/traces"
 )
@@ -274,7 +275,7 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	if fileErr != nil {
 		return fmt.Errorf("--trace %s: %w (the answer was printed)", f.traceFile, fileErr)
 	}
-	return solveExit(res, cfg.LLM.BaseURL)
+	return solveExit(res, cfg.LLM.BaseURL, embedEndpoint(cfg))
 }
 
 func printHuman(w, ew io.Writer, out solveOutput) {
@@ -299,7 +300,8 @@ func printHuman(w, ew io.Writer, out solveOutput) {
 
 // solveExit maps how a search ended to the exit status: 0 when it finished
 // or used up its budget or time, 130 when cancelled, 1 on an error.
-func solveExit(res core.Result, llmURL string) error {
+// llmURL and embedURL are the configured endpoints, named when they fail.
+func solveExit(res core.Result, llmURL, embedURL string) error {
 	switch res.Stopped {
 	case core.StopCancelled:
 		return exitError{code: 130, err: errors.New("cancelled; printed the best answer so far")}
@@ -311,6 +313,10 @@ func solveExit(res core.Result, llmURL string) error {
 			// at the command line is told which one they configured.
 			if llmURL != "" && isLLMError(res.Err) {
 				msg += " (the LLM endpoint: " + redactedURL(llmURL) + ")"
+			}
+			// The same for the embedder of a grounded search.
+			if embedURL != "" && errors.Is(res.Err, embed.ErrEmbedder) {
+				msg += " (the embedding endpoint: " + embedURL + ")"
 			}
 			return exitError{code: 1, err: errors.New(msg)}
 		}

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/retrieval/embed"
 )
 
 // countingLLM answers every chat completion with okCompletion, running
@@ -117,5 +121,36 @@ func TestSolveNamesTheFailingEndpoint(t *testing.T) {
 	r = runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + base, "PONDER_LLM_MAX_RETRIES=0"}, "solve", "--json", "2+2?")
 	if strings.Contains(r.stdout, strings.TrimPrefix(base, "http://")) {
 		t.Errorf("--json output shows the endpoint: %s", r.stdout)
+	}
+}
+
+// A grounded search whose embedding endpoint fails: the message (which
+// also reaches server clients and traces) says "the embedding endpoint";
+// the command line adds which one, without its password.
+func TestSolveNamesTheFailingEmbeddingEndpoint(t *testing.T) {
+	t.Parallel()
+	base := closedPort(t)
+	e, err := embed.NewOpenAI(embed.Options{BaseURL: base, Model: "m", MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, embErr := e.Embed(t.Context(), []string{"q"})
+	cfg := config.Default()
+	cfg.Retrieval.EmbedModel = "m"
+	cfg.Retrieval.EmbedURL = strings.Replace(base, "http://", "http://user:s3cret@", 1)
+	res := core.Result{Stopped: core.StopError, Err: fmt.Errorf("retrieve from %q: %w", "docs", embErr)}
+	res.Error = res.Err.Error()
+	err = solveExit(res, "", embedEndpoint(cfg))
+	want := "cannot connect to the embedding endpoint (connection refused): start it or fix retrieval.embed_url"
+	where := "(the embedding endpoint: " + strings.Replace(base, "http://", "http://user:xxxxx@", 1) + ")"
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), where) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("solveExit: %v, want %q and %q without the password", err, want, where)
+	}
+	if strings.Contains(res.Error, strings.TrimPrefix(base, "http://")) {
+		t.Errorf("the search's error (sent to server clients, kept in traces) shows the endpoint: %s", res.Error)
+	}
+	// Without an embedding model there is no embedding endpoint to name.
+	if got := embedEndpoint(config.Default()); got != "" {
+		t.Errorf("embedEndpoint without a model = %q", got)
 	}
 }

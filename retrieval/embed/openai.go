@@ -3,6 +3,12 @@
 // With no embedder configured, retrieval is lexical only (BM25, see
 // retrieval/lexical) and needs no model.
 //
+// Errors wrap ErrEmbedder and say what failed and why, naming the endpoint
+// "the embedding endpoint", never by its URL or address, nor the API key:
+// they reach the clients of `ponder serve` and traces, and the endpoint
+// may be internal. Endpoint gives the URL (password redacted) for a log
+// or a command line.
+//
 //	e, err := embed.NewOpenAI(embed.Options{BaseURL: "http://127.0.0.1:8000/v1", Model: "bge-small-en"})
 //	vecs, err := e.Embed(ctx, []string{"first text", "second text"})
 package embed
@@ -14,12 +20,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -51,7 +59,13 @@ type Options struct {
 type OpenAI struct {
 	o   Options
 	url string
-	dim atomic.Int64
+	// endpoint is BaseURL without credentials, for the log and Endpoint.
+	endpoint string
+	// addrs are the endpoint's URL and host as they may appear in text
+	// from the server or the network stack, longest first: messages never
+	// show them (endpointName).
+	addrs []string
+	dim   atomic.Int64
 }
 
 var _ retrieval.Embedder = (*OpenAI)(nil)
@@ -82,10 +96,16 @@ func NewOpenAI(o Options) (*OpenAI, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{}
 	}
-	e := &OpenAI{o: o, url: strings.TrimRight(o.BaseURL, "/") + "/embeddings"}
+	e := &OpenAI{o: o, url: strings.TrimRight(o.BaseURL, "/") + "/embeddings",
+		endpoint: strings.TrimRight(u.Redacted(), "/"), addrs: endpointAddrs(o.BaseURL, u)}
 	e.dim.Store(int64(o.Dim))
 	return e, nil
 }
+
+// Endpoint is the base URL without its password. Error messages never
+// show it (they reach server clients); a command line may add it to its
+// own message, and a server log it.
+func (e *OpenAI) Endpoint() string { return e.endpoint }
 
 // Model implements retrieval.Embedder.
 func (e *OpenAI) Model() string { return e.o.Model }
@@ -128,19 +148,7 @@ func (e *OpenAI) embedBatch(ctx context.Context, texts []string) ([][]float32, e
 	}
 	body, _ := json.Marshal(map[string]any{"model": e.o.Model, "input": in, "encoding_format": "float"})
 	backoff := 500 * time.Millisecond
-	var lastErr error
-	for attempt := 0; attempt <= e.o.MaxRetries; attempt++ {
-		if attempt > 0 {
-			e.o.Logger.Debug().Int("attempt", attempt).Err(lastErr).Msg("retrying embeddings")
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ctx.Err()
-			case <-t.C:
-			}
-			backoff *= 2
-		}
+	for attempt := 1; ; attempt++ {
 		vecs, retry, wait, err := e.post(ctx, body, len(in))
 		if err == nil {
 			return vecs, nil
@@ -148,66 +156,103 @@ func (e *OpenAI) embedBatch(ctx context.Context, texts []string) ([][]float32, e
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		lastErr = err
-		if !retry {
+		var ee *embedError
+		if errors.As(err, &ee) {
+			ee.attempts = attempt
+		}
+		ev := e.o.Logger.Debug().Str("endpoint", e.endpoint).Str("model", e.o.Model).Int("attempt", attempt).Err(err)
+		if !retry || attempt > e.o.MaxRetries {
+			ev.Msg("embeddings request failed")
 			return nil, err
 		}
+		ev.Msg("retrying embeddings")
 		if wait > 0 {
 			backoff = wait
 		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff *= 2
 	}
-	return nil, fmt.Errorf("%w after %d retries: %v", ErrEmbedder, e.o.MaxRetries, lastErr)
 }
 
+// post makes one request. Its errors are *embedError: they name the
+// endpoint endpointName, never its URL or address, and hold no API key.
 func (e *OpenAI) post(ctx context.Context, body []byte, n int) (vecs [][]float32, retry bool, wait time.Duration, err error) {
 	rctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, e.url, bytes.NewReader(body))
 	if err != nil {
-		return nil, false, 0, fmt.Errorf("%w: %v", ErrEmbedder, err)
+		return nil, false, 0, &embedError{what: "cannot make a request to " + endpointName + ": " + e.clean(netText(err)),
+			hint: "fix " + settingHint, cause: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if e.o.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+e.o.APIKey)
 	}
+	// timedOut: this request's own deadline passed, not the caller's.
+	timedOut := func() bool { return ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) }
 	resp, err := e.o.Client.Do(req)
 	if err != nil {
-		return nil, true, 0, fmt.Errorf("%w: %s unreachable: %v", ErrEmbedder, e.url, err)
+		retry, err := e.netError(err, timedOut())
+		return nil, retry, 0, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return nil, true, 0, fmt.Errorf("%w: reading the answer: %v", ErrEmbedder, err)
+		if timedOut() {
+			return nil, true, 0, e.timeout()
+		}
+		return nil, true, 0, &embedError{what: fmt.Sprintf("%s answered %d but the answer was cut off (%s)", endpointName, resp.StatusCode, e.clean(netText(err))),
+			hint: "check the server's logs and the network", cause: err}
+	}
+	detail := ""
+	if resp.StatusCode != http.StatusOK {
+		if m := strings.TrimSpace(e.clean(bodyMessage(raw))); m != "" {
+			detail = ": " + m
+		}
+	}
+	status := e.clean(resp.Status)
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s%s", endpointName, status, detail),
+			hint: "lower the load on it, or ingest fewer documents at once"}
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
+		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s%s", endpointName, status, detail),
+			hint: "check the server's logs"}
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s rejected the API key (%s%s)", endpointName, status, detail),
+			hint: "set retrieval.embed_api_key (PONDER_EMBED_API_KEY)"}
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s answered 404%s", endpointName, detail),
+			hint: fmt.Sprintf("check that %s ends in the api prefix (such as /v1) and that it serves the model %q", settingHint, e.o.Model)}
+	case resp.StatusCode != http.StatusOK:
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s answered %s%s", endpointName, status, detail),
+			hint: fmt.Sprintf("check the model %q (retrieval.embed_model) and the server's logs", e.o.Model)}
 	}
 	var r embedResponse
-	jerr := json.Unmarshal(raw, &r)
-	msg := ""
-	if r.Error != nil {
-		msg = ": " + r.Error.Message
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s sent an answer that is not valid json (%s)", endpointName, e.clean(err.Error())),
+			hint: "check that " + settingHint + " points at an openai-compatible api", cause: err}
 	}
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			wait = time.Duration(s) * time.Second
-		}
-		return nil, true, wait, fmt.Errorf("%w: %s answered %s%s", ErrEmbedder, e.url, resp.Status, msg)
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, false, 0, fmt.Errorf("%w: %s rejected the API key (%s): set retrieval.embed_api_key (PONDER_EMBED_API_KEY)", ErrEmbedder, e.url, resp.Status)
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, false, 0, fmt.Errorf("%w: %s answered 404%s: check retrieval.embed_url (it should end in /v1) and the model %q", ErrEmbedder, e.url, msg, e.o.Model)
-	case resp.StatusCode != http.StatusOK:
-		return nil, false, 0, fmt.Errorf("%w: %s answered %s%s", ErrEmbedder, e.url, resp.Status, msg)
-	case jerr != nil:
-		return nil, false, 0, fmt.Errorf("%w: malformed answer from %s: %v", ErrEmbedder, e.url, jerr)
+	if r.Error != nil && len(r.Data) == 0 {
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s answered with an error: %s", endpointName, e.clean(r.Error.Message)),
+			hint: "check the server's logs"}
 	}
 	if len(r.Data) != n {
-		return nil, false, 0, fmt.Errorf("%w: asked for %d embeddings, got %d", ErrEmbedder, n, len(r.Data))
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s was asked for %d embeddings and sent %d", endpointName, n, len(r.Data)),
+			hint: "check that " + settingHint + " points at an openai-compatible api"}
 	}
 	sort.Slice(r.Data, func(i, j int) bool { return r.Data[i].Index < r.Data[j].Index })
 	out := make([][]float32, n)
 	for i, d := range r.Data {
 		if len(d.Embedding) == 0 {
-			return nil, false, 0, fmt.Errorf("%w: embedding %d is empty", ErrEmbedder, i)
+			return nil, false, 0, &embedError{what: fmt.Sprintf("%s sent an empty embedding (number %d)", endpointName, i),
+				hint: fmt.Sprintf("check the model %q (retrieval.embed_model)", e.o.Model)}
 		}
 		want := int(e.dim.Load())
 		if want == 0 {
@@ -221,4 +266,40 @@ func (e *OpenAI) post(ctx context.Context, body []byte, n int) (vecs [][]float32
 		out[i] = d.Embedding
 	}
 	return out, false, 0, nil
+}
+
+// netError classifies a request that got no answer: whether another try
+// may help, and the error saying why, without the addresses Go's network
+// errors name.
+func (e *OpenAI) netError(err error, timedOut bool) (retry bool, _ error) {
+	if timedOut {
+		return true, e.timeout()
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return !dnsErr.IsNotFound, &embedError{what: "cannot resolve the host of " + endpointName + " (" + e.clean(netText(err)) + ")",
+			hint: "fix " + settingHint, cause: err}
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true, &embedError{what: "cannot connect to " + endpointName + " (connection refused)",
+			hint: "start it or fix " + settingHint, cause: err}
+	}
+	return true, &embedError{what: "request to " + endpointName + " failed: " + e.clean(netText(err)),
+		hint: "check the server, the network and " + settingHint, cause: err}
+}
+
+// timeout is the error of a request that got no (whole) answer within
+// Timeout. The cause is not context.DeadlineExceeded: the caller's own
+// deadline did not pass, and errors.Is must not say it did.
+func (e *OpenAI) timeout() error {
+	return &embedError{what: fmt.Sprintf("%s did not answer within %s", endpointName, e.o.Timeout),
+		hint: "check the server's load (a large batch on a slow model takes long)"}
+}
+
+// retryAfter is the wait a 429 or 503 asks for (seconds), or 0.
+func retryAfter(resp *http.Response) time.Duration {
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 0
 }

@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/retrieval"
 )
@@ -89,11 +94,164 @@ func TestOpenAIErrors(t *testing.T) {
 	if _, err := e.Embed(ctx, []string{"x"}); err == nil || !strings.Contains(err.Error(), "PONDER_EMBED_API_KEY") {
 		t.Fatalf("bad key: %v", err)
 	}
-	e, _ = NewOpenAI(Options{BaseURL: "http://127.0.0.1:1/v1", Model: "m", MaxRetries: -1})
-	if _, err := e.Embed(ctx, []string{"x"}); !errors.Is(err, ErrEmbedder) || !strings.Contains(err.Error(), "unreachable") {
-		t.Fatalf("unreachable endpoint: %v", err)
-	}
 	if _, err := NewOpenAI(Options{BaseURL: "localhost:8000", Model: "m"}); err == nil {
 		t.Fatal("accepted a URL without scheme")
 	}
+}
+
+// Errors of the endpoint say what failed and why, naming it "the
+// embedding endpoint": they reach MCP clients (ingest_documents,
+// search_documents) and traces, and the endpoint may be internal
+// infrastructure. Neither the URL nor the host nor the API key shows,
+// even where the server's own text or Go's network errors name them.
+func TestOpenAIErrorsHideTheEndpoint(t *testing.T) {
+	t.Parallel()
+	const key = "sk-embed-secret-123"
+	// A server whose answers name its own URL and host, as proxies'
+	// error pages do.
+	var self string
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := strings.TrimPrefix(self, "http://")
+		switch r.URL.Query().Get("case") {
+		case "502-json":
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, `{"error":{"message":"no upstream for %s/v1/embeddings (%s), key %s"}}`, self, host, key)
+		case "503-text":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "<html>\n<body>%s is down</body></html>", host)
+		case "404":
+			http.Error(w, `{"error":"model m not found at `+self+`"}`, http.StatusNotFound)
+		case "hang":
+			// The server notices a client gone only once the body is read.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) }) // before srv.Close, which waits for handlers
+	self = srv.URL
+	reset := resetServer(t)
+	closed := closedPort(t)
+	for _, tt := range []struct {
+		name, base string
+		want       []string
+		dial       string // connect here, whatever the URL's host (a name resolved to an address)
+	}{
+		{"connection refused", "http://" + closed + "/v1", []string{"cannot connect to the embedding endpoint (connection refused)", "PONDER_EMBED_URL"}, ""},
+		{"5xx naming the URL", srv.URL + "/v1?case=502-json#", []string{"the embedding endpoint answered 502 Bad Gateway: no upstream for the embedding endpoint", "[redacted]", "check the server's logs"}, ""},
+		{"5xx page naming the host", srv.URL + "/v1?case=503-text#", []string{"answered 503 Service Unavailable: <html> <body>the embedding endpoint is down"}, ""},
+		{"404", srv.URL + "/v1?case=404#", []string{"the embedding endpoint answered 404: model m not found at the embedding endpoint", "/v1"}, ""},
+		{"timeout", srv.URL + "/v1?case=hang#", []string{"the embedding endpoint did not answer within 200ms"}, ""},
+		{"reset", "http://" + reset + "/v1", []string{"request to the embedding endpoint failed: "}, ""},
+		// Go's error names the address the name resolved to, which no
+		// replacement of the URL's host catches.
+		{"reset behind a name", "http://embed/v1", []string{"request to the embedding endpoint failed: read tcp: ", "connection reset"}, reset},
+		{"no such host", "http://embed-upstream.corp.invalid:8000/v1", []string{"cannot resolve the host of the embedding endpoint", "PONDER_EMBED_URL"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := Options{BaseURL: tt.base, APIKey: key, Model: "m", MaxRetries: -1, Timeout: 200 * time.Millisecond}
+			if tt.dial != "" {
+				o.Client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, network, tt.dial)
+				}}}
+			}
+			e, err := NewOpenAI(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = e.Embed(context.Background(), []string{"x"})
+			if !errors.Is(err, ErrEmbedder) {
+				t.Fatalf("error %v: want ErrEmbedder", err)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error %v says the caller's deadline passed", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			checkNoAddress(t, err, tt.base, key)
+			if tt.dial != "" {
+				checkNoAddress(t, err, "http://"+tt.dial, key)
+			}
+		})
+	}
+}
+
+// Retries say how many tries were made, once.
+func TestOpenAIRetriesAreCounted(t *testing.T) {
+	t.Parallel()
+	closed := closedPort(t)
+	e, err := NewOpenAI(Options{BaseURL: "http://" + closed + "/v1", Model: "m", MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Embed(context.Background(), []string{"x"})
+	if want := "cannot connect to the embedding endpoint (connection refused) (2 attempts): start it"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error %v: want %q", err, want)
+	}
+	if e.Endpoint() != "http://"+closed+"/v1" {
+		t.Errorf("Endpoint() = %q", e.Endpoint())
+	}
+}
+
+// checkNoAddress fails when err shows where the endpoint is, or the key.
+func checkNoAddress(t *testing.T, err error, base, key string) {
+	t.Helper()
+	u, perr := url.Parse(base)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if strings.Contains(err.Error(), key) {
+		t.Errorf("error %q shows the API key", err)
+	}
+	for _, s := range []string{base, u.Host, u.Hostname(), ":" + u.Port(), "127.0.0.1"} {
+		// A host without a dot ("embed", a compose service) is also a
+		// word of the messages; its URL is checked.
+		if s != ":" && strings.ContainsAny(s, ".:") && strings.Contains(err.Error(), s) {
+			t.Errorf("error %q shows %q", err, s)
+		}
+	}
+}
+
+// closedPort is an address where nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// resetServer reads a request, then resets the connection.
+func resetServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 4096))
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
