@@ -704,11 +704,14 @@ func (s *Server) handleIngest(ctx context.Context, req mcp.CallToolRequest) (*mc
 		res.Documents = []IngestedDoc{}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Collection %s: %d added, %d updated, %d unchanged, %d skipped; %d chunks.", res.Collection,
-		res.Added, res.Updated, res.Unchanged, res.Skipped, res.Chunks)
+	fmt.Fprintf(&b, "Collection %s: %d added, %d updated, %d unchanged, %d skipped, %d removed; %d chunks.", res.Collection,
+		res.Added, res.Updated, res.Unchanged, res.Skipped, res.Removed, res.Chunks)
 	for _, d := range res.Documents {
-		if d.Status == "skipped" || d.Status == "failed" {
+		switch {
+		case d.Status == "skipped" || d.Status == "failed" || d.Status == "removed":
 			fmt.Fprintf(&b, "\n%s %s: %s", d.Status, d.Source, d.Reason)
+		case d.Note != "":
+			fmt.Fprintf(&b, "\n%s %s (%s)", d.Status, d.Source, d.Note)
 		}
 	}
 	return mcp.NewToolResultStructured(res, b.String()), nil

@@ -279,11 +279,13 @@ func ingestOutputSchema() json.RawMessage {
 			"collection": obj{"type": "string"},
 			"added":      obj{"type": "integer"}, "updated": obj{"type": "integer"}, "unchanged": obj{"type": "integer"},
 			"skipped": obj{"type": "integer"}, "chunks": obj{"type": "integer"},
+			"removed": obj{"type": "integer", "description": "documents whose files are gone from a folder ingested again, taken out of the collection"},
 			"documents": obj{"type": "array", "items": obj{
 				"type": "object",
 				"properties": obj{
 					"source": obj{"type": "string"}, "status": obj{"type": "string", "enum": []string{"added", "updated", "unchanged", "skipped", "failed", "removed"}},
 					"reason": obj{"type": "string"}, "chunks": obj{"type": "integer"},
+					"note": obj{"type": "string", "description": "what was assumed in reading the file, such as its encoding"},
 				},
 				"required": []string{"source", "status"},
 			}},

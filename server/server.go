@@ -42,13 +42,16 @@ type IngestText struct {
 
 // IngestResult says what happened to each document.
 type IngestResult struct {
-	Collection string        `json:"collection"`
-	Added      int           `json:"added"`
-	Updated    int           `json:"updated"`
-	Unchanged  int           `json:"unchanged"`
-	Skipped    int           `json:"skipped"`
-	Chunks     int           `json:"chunks"`
-	Documents  []IngestedDoc `json:"documents"`
+	Collection string `json:"collection"`
+	Added      int    `json:"added"`
+	Updated    int    `json:"updated"`
+	Unchanged  int    `json:"unchanged"`
+	Skipped    int    `json:"skipped"`
+	// Removed counts documents whose files are gone from a folder ingested
+	// again: they were taken out of the collection.
+	Removed   int           `json:"removed"`
+	Chunks    int           `json:"chunks"`
+	Documents []IngestedDoc `json:"documents"`
 }
 
 // IngestedDoc is the outcome for one document.
@@ -56,6 +59,10 @@ type IngestedDoc struct {
 	Source string `json:"source"`
 	Status string `json:"status"` // added, updated, unchanged, skipped, failed, removed (gone from a folder ingested again)
 	Reason string `json:"reason,omitempty"`
+	// Note says what was assumed in reading the file, e.g. "read as
+	// Windows-1252: the file is not valid UTF-8": the client may want to
+	// check the text it will be grounded on.
+	Note   string `json:"note,omitempty"`
 	Chunks int    `json:"chunks,omitempty"`
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -11,8 +12,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
@@ -396,5 +402,155 @@ func TestIngestPrunesGoneFiles(t *testing.T) {
 	}
 	if got := found(); !slices.Equal(got, []string{"sub/d.md"}) {
 		t.Fatalf("after the folder is readable again search finds %q", got)
+	}
+}
+
+// mcpStdio starts `ponder serve --stdio` (the real binary) with env and a
+// clean PONDER_* environment, and connects an MCP client to it, as an
+// assistant that spawns Ponder does. The server's log is in the buffer.
+func mcpStdio(t *testing.T, env []string) (*client.Client, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	dir := t.TempDir()
+	c, err := client.NewStdioMCPClientWithOptions(ponderBin, env, []string{"serve", "--stdio"},
+		transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {
+			cmd := exec.CommandContext(ctx, command, args...)
+			cmd.Env = append(cleanEnv(), "PONDER_LOG_LEVEL=info")
+			cmd.Env = append(cmd.Env, env...)
+			cmd.Dir = dir
+			return cmd, nil
+		}),
+		transport.WithCommandStderrWriter(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: "ponder-test", Version: "1"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatalf("initialize: %v\n%s", err, logs)
+	}
+	return c, logs
+}
+
+// callTool calls a tool and returns its result as JSON-decoded maps, and
+// its text.
+func callTool(t *testing.T, c *client.Client, name string, args map[string]any) (structured map[string]any, text string, isError bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = name
+	req.Params.Arguments = args
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			text += tc.Text
+		}
+	}
+	if res.StructuredContent != nil {
+		b, _ := json.Marshal(res.StructuredContent)
+		if err := json.Unmarshal(b, &structured); err != nil {
+			t.Fatalf("%s: structured content %s: %v", name, b, err)
+		}
+	}
+	return structured, text, res.IsError
+}
+
+// outputSchema is the compiled output schema the server lists for a tool.
+func outputSchema(t *testing.T, c *client.Client, name string) *jsonschema.Schema {
+	t.Helper()
+	tools, err := c.ListTools(t.Context(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range tools.Tools {
+		if tool.Name != name {
+			continue
+		}
+		b, _ := json.Marshal(tool.OutputSchema)
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		comp := jsonschema.NewCompiler()
+		if err := comp.AddResource(name+".json", doc); err != nil {
+			t.Fatal(err)
+		}
+		s, err := comp.Compile(name + ".json")
+		if err != nil {
+			t.Fatalf("%s output schema: %v", name, err)
+		}
+		return s
+	}
+	t.Fatalf("no tool %s", name)
+	return nil
+}
+
+// An assistant ingesting a folder over MCP learns what Ponder assumed in
+// reading a file (its encoding) and which documents a second ingest of the
+// folder removed (files gone from it), in the structured result, which
+// keeps to the tool's output schema, and in its text.
+func TestMCPIngestReportsNotesAndRemovals(t *testing.T) {
+	t.Parallel()
+	docs := t.TempDir()
+	cp1252, err := os.ReadFile(filepath.Join("..", "..", "retrieval", "ingest", "testdata", "encodings", "windows-1252.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"a.md": []byte("alpha walrus"), "gone.md": []byte("gone walrus"), "windows-1252.txt": cp1252} {
+		if err := os.WriteFile(filepath.Join(docs, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, logs := mcpStdio(t, []string{"PONDER_DATA_DIR=" + t.TempDir()})
+	schema := outputSchema(t, c, "ingest_documents")
+	ingest := func() (map[string]any, string) {
+		t.Helper()
+		res, text, isErr := callTool(t, c, "ingest_documents", map[string]any{"paths": []any{docs}})
+		if isErr || res == nil {
+			t.Fatalf("ingest_documents: %v %s\n%s", res, text, logs)
+		}
+		if err := schema.Validate(res); err != nil {
+			t.Errorf("result %v does not keep to the output schema: %v", res, err)
+		}
+		return res, text
+	}
+	doc := func(res map[string]any, name string) map[string]any {
+		t.Helper()
+		for _, d := range res["documents"].([]any) {
+			if d := d.(map[string]any); d["source"] == filepath.Join(docs, name) {
+				return d
+			}
+		}
+		t.Fatalf("no document %s in %v", name, res)
+		return nil
+	}
+
+	res, text := ingest()
+	const note = "read as Windows-1252: the file is not valid UTF-8"
+	if res["added"] != 3.0 || res["removed"] != 0.0 || doc(res, "windows-1252.txt")["note"] != note || doc(res, "a.md")["note"] != nil {
+		t.Errorf("first ingest: %v", res)
+	}
+	if !strings.Contains(text, "added "+filepath.Join(docs, "windows-1252.txt")+" ("+note+")") {
+		t.Errorf("first ingest's text does not give the note: %s", text)
+	}
+
+	if err := os.Remove(filepath.Join(docs, "gone.md")); err != nil {
+		t.Fatal(err)
+	}
+	res, text = ingest()
+	if res["removed"] != 1.0 || res["unchanged"] != 2.0 || doc(res, "gone.md")["status"] != "removed" {
+		t.Errorf("second ingest: %v", res)
+	}
+	if !strings.Contains(text, "2 unchanged, 0 skipped, 1 removed;") ||
+		!strings.Contains(text, "removed "+filepath.Join(docs, "gone.md")+": gone from "+docs) {
+		t.Errorf("second ingest's text does not say what was removed: %s", text)
 	}
 }

@@ -195,13 +195,15 @@ func (d *docIngester) Ingest(ctx context.Context, req server.IngestRequest) (ser
 		out.Updated += sum.Updated
 		out.Unchanged += sum.Unchanged
 		out.Skipped += sum.Skipped + sum.Failed
+		out.Removed += sum.Removed
 		out.Chunks += sum.Chunks
 		for _, f := range sum.Files {
 			src := f.Path
 			if rename != "" {
 				src = rename
 			}
-			out.Documents = append(out.Documents, server.IngestedDoc{Source: src, Status: string(f.Status), Reason: f.Reason, Chunks: f.Chunks})
+			out.Documents = append(out.Documents, server.IngestedDoc{Source: src, Status: string(f.Status), Reason: f.Reason,
+				Note: f.Note, Chunks: f.Chunks})
 		}
 	}
 	if len(req.Paths) > 0 {
