@@ -83,12 +83,23 @@ func Collect(paths []string) (srcs []Source, warnings []string, err error) {
 			if len(bad) > 0 {
 				warnings = append(warnings, fmt.Sprintf("%s: %d lines are not records (first: line %d)", results, len(bad), bad[0].Line))
 			}
+			var outside []string
 			for i := range recs {
 				r := &recs[i]
 				if r.TraceID == "" {
 					continue
 				}
+				// A trace id names a file in traces/: one with a path
+				// in it (../../x) would read a file elsewhere.
+				if strings.ContainsAny(r.TraceID, `/\`) || r.TraceID == "." || r.TraceID == ".." {
+					outside = append(outside, r.Key)
+					continue
+				}
 				srcs = append(srcs, Source{Path: filepath.Join(p, eval.TracesDir, r.TraceID+".json"), Record: r})
+			}
+			if len(outside) > 0 {
+				warnings = append(warnings, fmt.Sprintf("%s: %d records name a trace outside %s, left out (first: %s)",
+					results, len(outside), eval.TracesDir, outside[0]))
 			}
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ponder-rlm/ponder/eval"
 	"github.com/ponder-rlm/ponder/tasks"
 	"github.com/ponder-rlm/ponder/traces"
 )
@@ -239,6 +240,26 @@ func TestCollect(t *testing.T) {
 	st, err = Write(context.Background(), &bytes.Buffer{}, srcs, Options{Format: SFT})
 	if err != nil || st.Skipped != 1 || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "x.json") || st.Traces != 1 {
 		t.Errorf("dir with a non-trace: %+v, %v", st, err)
+	}
+	// A results file whose trace id is a path reads nothing outside traces/.
+	run := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(run, eval.TracesDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := os.ReadFile("testdata/traces/sc-math.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "elsewhere.json"), tr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec := `{"key":"a|cot|1","item":"a","strategy":"cot","budget":1,"status":"correct","trace_id":"../elsewhere"}` + "\n"
+	if err := os.WriteFile(filepath.Join(run, eval.ResultsFile), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srcs, warnings, err = Collect([]string{run})
+	if err != nil || len(srcs) != 0 || len(warnings) != 1 || !strings.Contains(warnings[0], "outside traces") {
+		t.Errorf("a trace id with a path: %d sources %v, warnings %q, %v", len(srcs), srcs, warnings, err)
 	}
 	if _, err := Write(context.Background(), &bytes.Buffer{}, nil, Options{Format: "csv"}); err == nil || !strings.Contains(err.Error(), "sft, prm, value, dpo") {
 		t.Errorf("unknown format: %v", err)
