@@ -182,7 +182,9 @@ func loadJSONL(path string, o DatasetOptions) (*Dataset, error) {
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	d := &Dataset{Name: filepath.Base(path), Path: path, SHA256: hex.EncodeToString(sum[:]), Pack: pack, Grader: grader, Fields: o.Fields}
 	seen := map[string]int{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
+	// A file saved by Windows tools starts with a UTF-8 byte-order mark;
+	// left there, it makes line 1 bad JSON.
+	sc := bufio.NewScanner(bytes.NewReader(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))))
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	line := 0
 	for sc.Scan() {

@@ -97,6 +97,18 @@ func TestLoadJSONLDefaults(t *testing.T) {
 	if len(d.Skipped) != 1 || !strings.Contains(d.Skipped[0].Err.Error(), "--field truth=NAME") {
 		t.Errorf("skipped %v; want line 1 naming --field truth=NAME", d.Skipped)
 	}
+	// A UTF-8 byte-order mark (Notepad, PowerShell) and CRLF line ends.
+	bom := filepath.Join(dir, "bom.jsonl")
+	if err := os.WriteFile(bom, []byte("\xef\xbb\xbf"+`{"question": "1+1?", "answer": "2"}`+"\r\n"+`{"question": "2+2?", "answer": "4"}`+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err = LoadDataset(bom, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Items) != 2 || len(d.Skipped) != 0 || d.Items[0].Problem != "1+1?" || d.Items[0].ID != "bom/1" {
+		t.Errorf("a file with a byte-order mark: items %+v, skipped %v", d.Items, d.Skipped)
+	}
 }
 
 func TestLoadDatasetBadInput(t *testing.T) {
