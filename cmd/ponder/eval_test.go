@@ -242,6 +242,8 @@ func TestEvalBadInputSaysWhatToChange(t *testing.T) {
 		{"unreadable manifest", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--limit", "1", "--out", corrupt}, 2, "use a new --out"},
 		{"no usable lines", []string{"eval", "--dataset", badFile, "--strategies", "cot", "--out", out()}, 2, "no usable problems"},
 		{"report of nothing", []string{"eval", "report", dir}, 2, "has no results.jsonl"},
+		{"report without a directory", []string{"eval", "report"}, 2, "accepts 1 arg(s), received 0"},
+		{"eval with an argument", []string{"eval", "--dataset", "game24", "--strategies", "cot", "--out", out(), "runs/x"}, 2, "unknown command"},
 		{"report of no records", []string{"eval", "report", junk}, 2, "no line of its results.jsonl is one (1 bad, first line 1: not a record: no item)"},
 		{"export without format", []string{"export", "--from", dir}, 2, "--format"},
 		{"export of nothing", []string{"export", "--from", dir, "--format", "sft"}, 2, "no results.jsonl"},

@@ -50,6 +50,9 @@ func TestToolsBadInput(t *testing.T) {
 		stderr string
 	}{
 		{"unknown tool", nil, []string{"tools", "call", "shell"}, 2, "", `unknown tool "shell" (known: calc, python`},
+		{"no tool", nil, []string{"tools", "call"}, 2, "", "accepts 1 arg(s), received 0"},
+		{"two tools", nil, []string{"tools", "call", "calc", "python"}, 2, "", "accepts 1 arg(s), received 2"},
+		{"list with an argument", nil, []string{"tools", "list", "calc"}, 2, "", `unknown command "calc"`},
 		{"args not JSON", nil, []string{"tools", "call", "calc", "--args", "1+1"}, 2, "", "--args is not JSON"},
 		{"args not an object", nil, []string{"tools", "call", "calc", "--args", "[1]"}, 2, "", "--args must be a JSON object"},
 		{"args file missing", nil, []string{"tools", "call", "calc", "--args", "@/no/such/file"}, 2, "", "--args @/no/such/file"},
