@@ -231,6 +231,9 @@ func lex(s string) ([]token, error) {
 			}
 			text := string(rs[i:j])
 			v, err := parseNumber(text)
+			if errors.Is(err, ErrTooLarge) {
+				return nil, fmt.Errorf("%w: number %q at offset %d", err, text, off[i])
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%w: bad number %q at offset %d", ErrSyntax, text, off[i])
 			}
@@ -278,6 +281,10 @@ func lex(s string) ([]token, error) {
 	return out, nil
 }
 
+// errExponent refuses a number's decimal exponent past ±100000 (a
+// 10^100000 is 332,000 bits; the cap on any value is 2^20 bits).
+var errExponent = fmt.Errorf("%w: its exponent must be between -100000 and 100000", ErrTooLarge)
+
 func parseNumber(text string) (*big.Rat, error) {
 	t := strings.ReplaceAll(text, "_", "")
 	if strings.Count(t, ".") > 1 || t == "." || strings.HasPrefix(text, "_") {
@@ -293,8 +300,14 @@ func parseNumber(text string) (*big.Rat, error) {
 	}
 	if exp != "" {
 		var e int
-		if _, err := fmt.Sscan(exp, &e); err != nil || e > 100000 || e < -100000 {
+		if _, err := fmt.Sscan(exp, &e); err != nil {
+			if _, ok := new(big.Int).SetString(strings.TrimPrefix(exp, "+"), 10); ok {
+				return nil, errExponent
+			}
 			return nil, ErrSyntax
+		}
+		if e > 100000 || e < -100000 {
+			return nil, errExponent
 		}
 		p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(e))), nil)
 		if e >= 0 {
