@@ -15,6 +15,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // MCP sampling as the policy: when Ponder has no LLM endpoint and the
@@ -96,7 +97,15 @@ func (p *samplingPolicy) Complete(ctx context.Context, req core.CompletionReques
 				}
 				return
 			}
-			text := samplingText(res.Content)
+			text, ok := samplingText(res.Content)
+			if !ok {
+				// An image or audio answer has no text a search can read;
+				// taken as "", it spent the calls and ended "no answer".
+				if firstErr == nil {
+					firstErr = fmt.Errorf("the client's model answered with %s content, not text", contentKind(res.Content))
+				}
+				return
+			}
 			out.Choices = append(out.Choices, core.Choice{Text: text, FinishReason: finishReason(res.StopReason)})
 			out.PromptTokens += prompt
 			out.CompletionTokens += estimateTokens(text)
@@ -278,23 +287,50 @@ func samplingRequest(req core.CompletionRequest) mcp.CreateMessageRequest {
 	return cm
 }
 
-func samplingText(content any) string {
+// samplingText is the text of a sampling answer; ok is false when it holds
+// no text content at all (an image, audio).
+func samplingText(content any) (text string, ok bool) {
 	switch c := content.(type) {
 	case mcp.TextContent:
-		return c.Text
+		return c.Text, true
 	case *mcp.TextContent:
-		return c.Text
+		return c.Text, true
 	case []mcp.Content:
 		var b strings.Builder
 		for _, x := range c {
-			b.WriteString(samplingText(x))
+			if t, ok2 := samplingText(x); ok2 {
+				b.WriteString(t)
+				ok = true
+			}
 		}
-		return b.String()
+		return b.String(), ok
 	case map[string]any:
-		s, _ := c["text"].(string)
-		return s
+		s, ok := c["text"].(string)
+		return s, ok
 	}
-	return ""
+	return "", false
+}
+
+// contentKind names a content's type for an error message.
+func contentKind(content any) string {
+	switch c := content.(type) {
+	case mcp.ImageContent, *mcp.ImageContent:
+		return "image"
+	case mcp.AudioContent, *mcp.AudioContent:
+		return "audio"
+	case map[string]any:
+		if t, ok := c["type"].(string); ok && t != "" {
+			return text.Clip(t, 40)
+		}
+	case []mcp.Content:
+		if len(c) > 0 {
+			return contentKind(c[0])
+		}
+		return "empty"
+	case nil:
+		return "no"
+	}
+	return fmt.Sprintf("%T", content)
 }
 
 func finishReason(stop string) string {

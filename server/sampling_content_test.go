@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// A client whose model answers a sampling request with an image gets an
+// error that says so, not "no answer" after its calls were spent.
+func TestSamplingAnswerWithoutTextIsAnError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{noLLM: true})
+	handler := samplingFunc(func(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+		return &mcp.CreateMessageResult{SamplingMessage: mcp.SamplingMessage{Role: mcp.RoleAssistant,
+			Content: mcp.NewImageContent("iVBORw0KGgo=", "image/png")}, Model: "client-model", StopReason: "endTurn"}, nil
+	})
+	tr, err := transport.NewStreamableHTTP(e.ts.URL+"/mcp", transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithSamplingHandler(handler))
+	ctx := ctxTimeout(t, 30*time.Second)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = "2025-06-18"
+	init.Params.ClientInfo = mcp.Implementation{Name: "sampler", Version: "1"}
+	init.Params.Capabilities.Sampling = &mcp.SamplingCapability{}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "solve"
+	req.Params.Arguments = map[string]any{"problem": "What is 17 * 23?", "strategy": "cot"}
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg strings.Builder
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			msg.WriteString(tc.Text)
+		}
+	}
+	if !res.IsError || !strings.Contains(msg.String(), "answered with image content, not text") {
+		t.Fatalf("solve whose sampling answers were images: isError %v, %q", res.IsError, msg.String())
+	}
+}
