@@ -333,6 +333,30 @@ func TestStrategyOverBudgetStoppedByHost(t *testing.T) {
 	}
 }
 
+// A budget error crosses the process boundary twice (host → plugin →
+// host): it stays errors.Is(ErrBudgetExhausted) and says so once.
+func TestStrategyBudgetErrorSaysItOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "polite", sdk.KindStrategy, "strategy-polite")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	reg := core.NewRegistry()
+	if errs := m.Register(reg); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	policy := core.PolicyFunc(func(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{Choices: []core.Choice{{Text: "The answer is 7."}}}, nil
+	})
+	res, err := core.NewEngine(policy, reg, nil).Solve(context.Background(),
+		core.Task{Problem: "What is 3 + 4?", Strategy: "polite", Limits: core.Limits{LLMCalls: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopBudget || strings.Count(res.Error, "budget exhausted") != 1 || !strings.Contains(res.Error, "2 of 2 llm calls used") {
+		t.Fatalf("stopped %s: %s", res.Stopped, res.Error)
+	}
+}
+
 func TestStrategyRunsThroughHost(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

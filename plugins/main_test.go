@@ -104,6 +104,8 @@ func servePlugin(mode string) {
 		sdk.Serve(sdk.Plugin{Name: "one-shot", Version: "0.1.0", Strategy: sdk.StrategyFunc(oneShot)})
 	case "strategy-greedy":
 		sdk.Serve(sdk.Plugin{Name: "greedy", Version: "0.1.0", Strategy: sdk.StrategyFunc(greedy)})
+	case "strategy-polite":
+		sdk.Serve(sdk.Plugin{Name: "polite", Version: "0.1.0", Strategy: sdk.StrategyFunc(polite)})
 	case "wrong-protocol":
 		cfg := sdk.ServeConfig(sdk.Plugin{Name: "echo", Tool: echoTool{}})
 		cfg.HandshakeConfig.ProtocolVersion = sdk.ProtocolVersion + 1
@@ -143,6 +145,16 @@ func greedy(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome
 		nodes, _ := host.Generate(context.Background(), 0, 1, sdk.GenerateOptions{Whole: true})
 		_ = nodes
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// polite generates until the host refuses, then returns the host's error
+// wrapped, as a well-behaved strategy does.
+func polite(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome, error) {
+	for {
+		if _, err := host.Generate(ctx, 0, 1, sdk.GenerateOptions{Whole: true}); err != nil {
+			return sdk.Outcome{}, fmt.Errorf("search: %w", err)
+		}
 	}
 }
 

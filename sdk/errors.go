@@ -72,11 +72,11 @@ func fromStatus(ctx context.Context, what string, err error) error {
 		if errors.Is(err, core.ErrBudgetExhausted) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		return fmt.Errorf("%s: %w (%s)", what, core.ErrBudgetExhausted, msg)
+		return fmt.Errorf("%s: %w", what, peerError(core.ErrBudgetExhausted, msg))
 	case codes.Canceled:
-		return fmt.Errorf("%s: %w (%s)", what, context.Canceled, msg)
+		return fmt.Errorf("%s: %w", what, peerError(context.Canceled, msg))
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("%s: %w (%s)", what, context.DeadlineExceeded, msg)
+		return fmt.Errorf("%s: %w", what, peerError(context.DeadlineExceeded, msg))
 	case codes.FailedPrecondition:
 		if errors.Is(err, ErrSessionOver) || errors.Is(err, ErrNotAllowed) {
 			return fmt.Errorf("%s: %s", what, msg)
@@ -89,6 +89,30 @@ func fromStatus(ctx context.Context, what string, err error) error {
 	}
 	return fmt.Errorf("%s: %s", what, msg)
 }
+
+// peerError is the peer's message as an error that errors.Is recognises
+// as sentinel, whose code the message came with. A message that already
+// says what sentinel says (the budget's "budget exhausted: 3 of 3 llm calls
+// used", passed through the plugin and back) is kept as is instead of
+// being wrapped in the sentinel's text once more at every crossing.
+func peerError(sentinel error, msg string) error {
+	if msg == "" {
+		return sentinel
+	}
+	if strings.Contains(msg, sentinel.Error()) {
+		return &codedError{msg: msg, sentinel: sentinel}
+	}
+	return fmt.Errorf("%w (%s)", sentinel, msg)
+}
+
+// codedError is a peer's message that stands for sentinel.
+type codedError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *codedError) Error() string { return e.msg }
+func (e *codedError) Unwrap() error { return e.sentinel }
 
 // ErrTooLarge is wrapped when a message between host and plugin was over
 // its receiver's size limit.

@@ -416,11 +416,11 @@ func (s *strategyClient) Run(ctx context.Context, host Host, req RunRequest) (Ou
 	if msg := r.GetError(); msg != "" {
 		switch r.GetErrorCode() {
 		case "budget":
-			return out, fmt.Errorf("%w (%s)", core.ErrBudgetExhausted, msg)
+			return out, peerError(core.ErrBudgetExhausted, msg)
 		case "cancelled":
-			return out, fmt.Errorf("%w (%s)", context.Canceled, msg)
+			return out, peerError(context.Canceled, msg)
 		case "timeout":
-			return out, fmt.Errorf("%w (%s)", context.DeadlineExceeded, msg)
+			return out, peerError(context.DeadlineExceeded, msg)
 		}
 		return out, errors.New(msg)
 	}
