@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -275,7 +276,7 @@ func newPluginsCheckCmd() *cobra.Command {
 			fmt.Fprintf(w, "handshake  ok: protocol %d, ready in %.1f ms\n", m.ProtocolVersion, rep.ReadyMS)
 			fmt.Fprintf(w, "describe   %s %q version %s: %s\n", m.Kind, m.Name, m.Version, m.Summary)
 			for _, p := range m.Params {
-				fmt.Fprintf(w, "           param %s (%s, default %v): %s\n", p.Name, p.Type, p.Default, p.Description)
+				fmt.Fprintf(w, "           param %s (%s, %s): %s\n", p.Name, p.Type, paramDefault(p.Default), p.Description)
 			}
 			fmt.Fprintf(w, "test call  %s\n", rep.TestCall)
 			fmt.Fprintln(w, "ok")
@@ -284,6 +285,20 @@ func newPluginsCheckCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// paramDefault says what a parameter defaults to in check's listing; an
+// empty string is shown quoted (it read "(string, default )").
+func paramDefault(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "no default"
+	case string:
+		if v == "" || strings.TrimSpace(v) != v {
+			return fmt.Sprintf("default %q", v)
+		}
+	}
+	return fmt.Sprintf("default %v", v)
 }
 
 func newPluginsInstallCmd() *cobra.Command {

@@ -143,6 +143,24 @@ func TestPluginsBadInput(t *testing.T) {
 	}
 }
 
+func TestParamDefault(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		want string
+	}{
+		{"", `default ""`},
+		{" x", `default " x"`},
+		{"judge", "default judge"},
+		{float64(2), "default 2"},
+		{false, "default false"},
+		{nil, "no default"},
+	} {
+		if got := paramDefault(c.v); got != c.want {
+			t.Errorf("paramDefault(%#v) = %s, want %s", c.v, got, c.want)
+		}
+	}
+}
+
 // childPIDs lists the children of pid (from /proc).
 func childPIDs(pid int) []int {
 	var out []int
