@@ -147,16 +147,26 @@ type CheckReport struct {
 	TestCall string `json:"test_call"`
 }
 
-// Check verifies a plugin: its checksum against its manifest (when dir
-// holds one), the handshake and protocol version, what it describes, and
-// one test call through the same adapters the server uses: a tool is
-// called with {} (when its schema accepts {}), an evaluator scores a two-step path, a strategy solves
-// "What is 6 times 7?" against a canned policy on a budget of 8 calls.
+// Check verifies a plugin: its checksum against its manifest (when target
+// is a plugin directory, or the binary its directory's manifest names),
+// the handshake and protocol version, what it describes, and one test
+// call through the same adapters the server uses: a tool is called with
+// {} (when its schema accepts {}), an evaluator scores a two-step path, a
+// strategy solves "What is 6 times 7?" against a canned policy on a budget
+// of 8 calls.
 func Check(ctx context.Context, target string, opts *Options) (CheckReport, error) {
 	var rep CheckReport
 	bin := target
+	dir := ""
 	if st, err := os.Stat(target); err == nil && st.IsDir() {
-		m, err := ReadManifest(target)
+		dir = target
+	} else if m, err := ReadManifest(filepath.Dir(target)); err == nil && m.Binary == filepath.Base(target) {
+		// The binary of an installed plugin, named by its path: checked
+		// against its manifest as when named by its directory.
+		dir = filepath.Dir(target)
+	}
+	if dir != "" {
+		m, err := ReadManifest(dir)
 		if err != nil {
 			return rep, err
 		}

@@ -72,6 +72,12 @@ func TestPluginsInstallListCheckSolve(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "checksum   matches the manifest") || !strings.HasSuffix(r.stdout, "ok\n") {
 		t.Fatalf("check: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// The binary of an installed plugin, named by its path, is checked
+	// against its manifest too.
+	r = runPonder(t, "", env, "plugins", "check", filepath.Join(data, "plugins", "beam-lite", "beam-lite"))
+	if r.code != 0 || !strings.Contains(r.stdout, "checksum   matches the manifest") {
+		t.Fatalf("check by the installed binary's path: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	// wordcount requires "text": its test call is not made with {}, which
 	// the host would never pass it.
 	r = runPonder(t, "", env, "plugins", "check", "wordcount")
@@ -124,6 +130,13 @@ func TestPluginsBadInput(t *testing.T) {
 	r = runPonder(t, "", env, "plugins", "list")
 	if !strings.Contains(r.stdout, "checksum mismatch") {
 		t.Errorf("list after tampering:\n%s", r.stdout)
+	}
+	// check says so once, by the plugin's name, directory or binary.
+	for _, target := range []string{"beam-lite", filepath.Dir(bin), bin} {
+		r = runPonder(t, "", env, "plugins", "check", target)
+		if r.code != 1 || strings.Count(r.stderr, "checksum mismatch") != 1 || !strings.Contains(r.stderr, "the manifest says") {
+			t.Errorf("check %s after tampering: %d\n%s%s", target, r.code, r.stdout, r.stderr)
+		}
 	}
 	url := simtest.Start(t, sim.Options{Seed: 2, DataDir: "../../../shared/data"})
 	r = runPonder(t, "", append(env, "PONDER_LLM_BASE_URL="+url), "solve", "--strategy", "beam-lite", "What is 6 times 7?")
