@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -234,6 +235,59 @@ func TestRefusedBinariesHostKeepsRunning(t *testing.T) {
 	}
 	if res, err := callEcho(t, m, "echo", `{"text":"still here"}`); err != nil || res.Text != "still here" {
 		t.Fatalf("good plugin after bad ones: %+v, %v", res, err)
+	}
+}
+
+// A plugin that exits before its handshake says why on stderr (sdk.Serve
+// refusing a tool schema, a panic while starting): the start error, which
+// every call reports (and install and check, which start it the same way,
+// through launch), carries it.
+func TestStartErrorCarriesThePluginsReason(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "refused", sdk.KindTool, "refused")
+	installMode(t, dir, "panicky", sdk.KindTool, "panic-at-start")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	for _, c := range []struct{ name, want string }{
+		{"refused", "Schema is not valid JSON"},
+		{"panicky", "panic: boom at start"},
+	} {
+		_, err := callEcho(t, m, c.name, `{"text":"hi"}`)
+		if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "exited before the plugin handshake, saying: ") ||
+			!strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "plugin "+c.name) {
+			t.Errorf("%s: %v, want the plugin's own reason (%q)", c.name, err, c.want)
+		}
+	}
+}
+
+// A goroutine's panic is a first line and a stack: one error entry in the
+// host's log, not a line at error level followed by the stack at info.
+func TestGoroutinePanicIsOneErrorEntry(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	var logs syncBuffer
+	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
+	if _, err := callEcho(t, m, "echo", `{"gopanic":true}`); err == nil {
+		t.Fatal("the call of a plugin that died succeeded")
+	}
+	var entry map[string]any
+	for deadline := time.Now().Add(3 * time.Second); entry == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) == nil && e["message"] == "panic: boom in a goroutine" {
+				entry = e
+			}
+		}
+	}
+	if entry == nil || entry["level"] != "error" || !strings.Contains(fmt.Sprint(entry["stack"]), "goroutine ") ||
+		!strings.Contains(fmt.Sprint(entry["stack"]), "main_test.go") {
+		t.Fatalf("panic entry %v\n%s", entry, logs.String())
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"level":"info"`) && strings.Contains(line, "goroutine") {
+			t.Errorf("part of the stack logged on its own at info: %s", line)
+		}
 	}
 }
 

@@ -8,9 +8,12 @@ import (
 	"log"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // maxLogLine bounds one relayed stderr line; longer lines are cut.
@@ -33,7 +36,25 @@ type stderrRelay struct {
 
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// tail holds the last lines relayed (their text), for the error of a
+	// plugin that exits before its handshake: its reason is there.
+	tail []string
+	// A Go panic or fatal error is a first line and a stack, written as
+	// many lines as the process dies: they are gathered into one error
+	// entry (message: the first line; stack: the rest), logged once no
+	// line followed for panicQuiet.
+	panicMsg   string
+	stack      bytes.Buffer
+	panicTimer *time.Timer
 }
+
+// Bounds of what a relay keeps: lines of tail, bytes of a panic's stack,
+// and how long a stack may pause before it is logged.
+const (
+	tailLines  = 6
+	maxStack   = 64 << 10
+	panicQuiet = 200 * time.Millisecond
+)
 
 func newStderrRelay(l zerolog.Logger, name string) *stderrRelay {
 	return &stderrRelay{log: l, plugin: name}
@@ -64,6 +85,17 @@ func (r *stderrRelay) Write(p []byte) (int, error) {
 }
 
 func (r *stderrRelay) line(b []byte) {
+	b = bytes.TrimRight(b, " \t\r")
+	if r.panicMsg != "" && (len(b) == 0 || b[0] != '{') {
+		// More of a panic's stack.
+		if r.stack.Len()+len(b) < maxStack {
+			r.stack.Write(b)
+			r.stack.WriteByte('\n')
+		}
+		r.panicTimer.Reset(panicQuiet)
+		return
+	}
+	r.flushPanicLocked()
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
 		return
@@ -97,14 +129,61 @@ func (r *stderrRelay) line(b []byte) {
 			ev = ev.Fields(m)
 		}
 		ev.Msg(msg)
+		if e, ok := m["error"].(string); ok && e != "" {
+			msg += ": " + e
+		}
+		r.remember(msg)
 		return
 	}
-	lvl := zerolog.InfoLevel
 	s := string(b)
+	r.remember(s)
 	if strings.HasPrefix(s, "panic:") || strings.HasPrefix(s, "fatal error:") {
-		lvl = zerolog.ErrorLevel
+		r.panicMsg = s
+		r.panicTimer = time.AfterFunc(panicQuiet, r.flushPanic)
+		return
 	}
-	r.event(lvl).Msg(s)
+	r.event(zerolog.InfoLevel).Msg(s)
+}
+
+// remember keeps s among the last lines.
+func (r *stderrRelay) remember(s string) {
+	if s == "" {
+		return
+	}
+	if len(r.tail) == tailLines {
+		r.tail = append(r.tail[:0], r.tail[1:]...)
+	}
+	r.tail = append(r.tail, text.Clip(s, 300))
+}
+
+// lastWords returns the last lines the plugin wrote, joined, for an error
+// that says why it exited.
+func (r *stderrRelay) lastWords() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushPanicLocked()
+	return strings.Join(r.tail, " / ")
+}
+
+func (r *stderrRelay) flushPanic() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushPanicLocked()
+}
+
+// flushPanicLocked logs a gathered panic as one error entry; r.mu is held.
+func (r *stderrRelay) flushPanicLocked() {
+	if r.panicMsg == "" {
+		return
+	}
+	r.panicTimer.Stop()
+	ev := r.event(zerolog.ErrorLevel)
+	if st := strings.TrimSpace(r.stack.String()); st != "" {
+		ev = ev.Str("stack", st)
+	}
+	ev.Msg(r.panicMsg)
+	r.panicMsg = ""
+	r.stack.Reset()
 }
 
 func (r *stderrRelay) event(lvl zerolog.Level) *zerolog.Event {

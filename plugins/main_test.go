@@ -37,8 +37,9 @@ func TestMain(m *testing.M) {
 }
 
 // echoTool answers {"text": X} with X; {"crash": true} exits the process
-// mid-call, {"hang": true} never answers, {"bytes": N} answers N bytes and
-// {"log": M} logs M (sdk.Logger), prints it to stderr and to stdout.
+// mid-call, {"hang": true} never answers, {"bytes": N} answers N bytes,
+// {"gopanic": true} panics in a goroutine and {"log": M} logs M
+// (sdk.Logger), prints it to stderr and to stdout.
 type echoTool struct{}
 
 func (echoTool) Spec() sdk.ToolSpec {
@@ -53,6 +54,7 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		Spawn bool   `json:"spawn"`
 		Bytes int    `json:"bytes"`
 		Log   string `json:"log"`
+		Panic bool   `json:"gopanic"`
 	}
 	if err := json.Unmarshal(args, &in); err != nil {
 		return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
@@ -75,6 +77,9 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		return sdk.ToolResult{Text: strconv.Itoa(c.Process.Pid)}, nil
 	case in.Crash:
 		os.Exit(3)
+	case in.Panic: // a goroutine of the plugin's own panics: the process dies
+		go func() { panic("boom in a goroutine") }()
+		select {}
 	case in.Hang:
 		select {} // ignores ctx on purpose
 	case in.Bytes > 0:
@@ -110,6 +115,12 @@ func servePlugin(mode string) {
 		cfg := sdk.ServeConfig(sdk.Plugin{Name: "echo", Tool: echoTool{}})
 		cfg.HandshakeConfig.ProtocolVersion = sdk.ProtocolVersion + 1
 		plugin.Serve(cfg)
+	case "refused":
+		// sdk.Serve refuses a tool whose schema is not JSON, on stderr.
+		sdk.Serve(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: badSchema{}})
+	case "panic-at-start":
+		go func() { panic("boom at start") }()
+		select {}
 	case "not-plugin":
 		fmt.Println("hello, I am not a plugin")
 	case "host":
@@ -118,6 +129,13 @@ func servePlugin(mode string) {
 		fmt.Fprintln(os.Stderr, "unknown test plugin mode", mode)
 		os.Exit(2)
 	}
+}
+
+// badSchema is a tool whose schema is not JSON: sdk.Serve refuses it.
+type badSchema struct{ echoTool }
+
+func (badSchema) Spec() sdk.ToolSpec {
+	return sdk.ToolSpec{Name: "echo", Description: "echoes text", Schema: json.RawMessage(`{"type":`)}
 }
 
 // oneShot generates one whole solution and answers with it.

@@ -256,6 +256,7 @@ func launch(opts *Options, name, path, dir string, args []string, sha string) (*
 	cmd.Dir = dir
 	cmd.Env = childEnv(os.Environ(), opts.Env)
 	cmd.SysProcAttr = childProcAttr()
+	stderr := newStderrRelay(opts.Logger, name)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: sdk.PluginSet()},
@@ -265,7 +266,7 @@ func launch(opts *Options, name, path, dir string, args []string, sha string) (*
 		AutoMTLS:         true,
 		StartTimeout:     opts.StartTimeout,
 		Logger:           &hcLogger{log: opts.Logger, plugin: name},
-		Stderr:           newStderrRelay(opts.Logger, name),
+		Stderr:           stderr,
 		// Once sdk.Serve runs, go-plugin swaps the plugin's os.Stdout and
 		// os.Stderr for pipes it streams over gRPC (GRPCStdio): what the
 		// plugin logs while it serves arrives here, not on Stderr.
@@ -279,14 +280,17 @@ func launch(opts *Options, name, path, dir string, args []string, sha string) (*
 	})
 	rpc, err := client.Client()
 	if err != nil {
-		client.Kill()
-		return nil, nil, startError(opts, name, path, err)
+		client.Kill() // returns once the plugin's stderr is read to its end
+		return nil, nil, startError(opts, name, path, err, stderr.lastWords())
 	}
 	return client, rpc, nil
 }
 
 // startError turns go-plugin's start errors into ones that say what to do.
-func startError(opts *Options, name, path string, err error) error {
+// said is the last of what the plugin wrote to stderr: the reason of a
+// plugin that refused to serve (sdk.Serve's "tool schema is not JSON"),
+// or of one that panicked while starting.
+func startError(opts *Options, name, path string, err error, said string) error {
 	msg := err.Error()
 	low := strings.ToLower(msg)
 	switch {
@@ -300,8 +304,14 @@ func startError(opts *Options, name, path string, err error) error {
 		return fmt.Errorf("plugin %s: %w: it speaks plugin protocol %s, this Ponder speaks %d: rebuild it against the current sdk",
 			name, ErrProtocol, got, sdk.ProtocolVersion)
 	case strings.Contains(low, "unrecognized remote plugin message"), strings.Contains(low, "plugin exited before we could connect"):
+		if said != "" {
+			return fmt.Errorf("plugin %s: %w: %s exited before the plugin handshake, saying: %s", name, ErrExited, path, said)
+		}
 		return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake (%s)", name, ErrNotPlugin, path, firstLine(msg))
 	case strings.Contains(low, "timeout while waiting for plugin to start"):
+		if said != "" {
+			return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake within %s; it wrote: %s", name, ErrNotPlugin, path, opts.StartTimeout, said)
+		}
 		return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake within %s", name, ErrNotPlugin, path, opts.StartTimeout)
 	}
 	return fmt.Errorf("plugin %s: start %s: %w", name, path, err)
@@ -310,7 +320,10 @@ func startError(opts *Options, name, path string, err error) error {
 // Errors of plugins that cannot be used.
 var (
 	ErrNotPlugin = errors.New("not a Ponder plugin")
-	ErrProtocol  = errors.New("plugin protocol version mismatch")
+	// ErrExited is a binary that exited before its handshake after
+	// writing to stderr (a plugin that refused to serve says why there).
+	ErrExited   = errors.New("the plugin did not start")
+	ErrProtocol = errors.New("plugin protocol version mismatch")
 )
 
 func firstLine(s string) string {
