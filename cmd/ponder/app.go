@@ -31,6 +31,9 @@ type app struct {
 	traces    *traces.Store
 	engOpts   core.EngineOptions
 
+	// readOnlyStore: the command only reads documents (appOptions).
+	readOnlyStore bool
+
 	closers []func() error
 }
 
@@ -42,13 +45,28 @@ type app struct {
 // that takes a built-in's name is the one skipped.
 var appHooks, lastAppHooks []func(ctx context.Context, a *app) error
 
+// appOptions say what a command needs of the app.
+type appOptions struct {
+	// readOnlyStore: the command only reads documents (solve), so an
+	// existing embedded store is opened read-only with a shared lock:
+	// searches and other solves run beside it for as long as it runs. A
+	// command that may write them (serve: ingest_documents) leaves it
+	// false and holds the store alone.
+	readOnlyStore bool
+}
+
 // newApp wires Ponder from cfg. The LLM is optional here: commands that need
 // one say so when it is missing (requireLLM).
 func newApp(ctx context.Context, cfg config.Config, log zerolog.Logger) (*app, error) {
+	return newAppWith(ctx, cfg, log, appOptions{})
+}
+
+// newAppWith is newApp for a command with needs of its own (appOptions).
+func newAppWith(ctx context.Context, cfg config.Config, log zerolog.Logger, o appOptions) (*app, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, reg: standard.Registry()}
+	a := &app{cfg: cfg, log: log, reg: standard.Registry(), readOnlyStore: o.readOnlyStore}
 	if cfg.LLM.BaseURL != "" {
 		c, err := llm.New(cfg.LLM, &llm.Options{Logger: log})
 		if err != nil {

@@ -36,16 +36,12 @@ func storePath(cfg config.Config) string {
 	return filepath.Join(cfg.DataDir, "retrieval", "store.db")
 }
 
-// openStore opens the configured document store: embedded under the data
-// dir (default) or Qdrant. An embedded store this user cannot write is
-// opened read-only (writes then fail saying so).
-func openStore(ctx context.Context, cfg config.Config, log zerolog.Logger) (retrieval.Store, error) {
-	return openStoreFor(ctx, cfg, log, false)
-}
-
-// openStoreFor is openStore; readOnly (commands that only read) opens an
-// existing embedded store read-only, with a shared lock, so searches run
-// side by side and need no write access.
+// openStoreFor opens the configured document store: embedded under the
+// data dir (default) or Qdrant. An embedded store this user cannot write
+// is opened read-only (writes then fail saying so). readOnly (commands
+// that only read: search, solve) opens an existing embedded store
+// read-only, with a shared lock, so they run side by side and need no
+// write access.
 func openStoreFor(ctx context.Context, cfg config.Config, log zerolog.Logger, readOnly bool) (retrieval.Store, error) {
 	if cfg.Retrieval.Backend == "qdrant" {
 		return qdrant.Open(ctx, qdrant.Options{URL: cfg.Retrieval.QdrantURL, APIKey: cfg.Retrieval.QdrantAPIKey, Logger: log})
@@ -94,8 +90,8 @@ func retrievalHook(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	cfg, log := a.cfg, a.log
-	lazy := retrieval.NewLazy(func(ctx context.Context) (retrieval.Store, error) { return openStore(ctx, cfg, log) })
+	cfg, log, readOnly := a.cfg, a.log, a.readOnlyStore
+	lazy := retrieval.NewLazy(func(ctx context.Context) (retrieval.Store, error) { return openStoreFor(ctx, cfg, log, readOnly) })
 	a.closers = append(a.closers, lazy.Close)
 	r := retrieval.NewRetriever(lazy, &retrieval.RetrieverOptions{Embedder: emb, Collection: cfg.Retrieval.Collection,
 		K: cfg.Retrieval.TopK, Logger: log})

@@ -200,7 +200,9 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	}
 	log := newLogger(cfg.Log, cmd.ErrOrStderr())
 	cfg.Server.RecordPrompt = cfg.Server.RecordPrompt || f.traceFile != ""
-	a, err := newApp(cmd.Context(), cfg, log)
+	// A solve only reads documents: searches (and other solves) of the
+	// store run beside it, however long it takes.
+	a, err := newAppWith(cmd.Context(), cfg, log, appOptions{readOnlyStore: true})
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
@@ -152,5 +155,77 @@ func TestSolveNamesTheFailingEmbeddingEndpoint(t *testing.T) {
 	// Without an embedding model there is no embedding endpoint to name.
 	if got := embedEndpoint(config.Default()); got != "" {
 		t.Errorf("embedEndpoint without a model = %q", got)
+	}
+}
+
+// A solve only reads the document store: while one runs (here waiting on
+// its LLM), `ponder search` of the same store works, and `ponder ingest`
+// fails after lock_timeout saying the store is in use, rather than
+// waiting for the solve. The solve then answers.
+func TestSearchBesideARunningSolve(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	asked := make(chan struct{}, 16)
+	url, _ := countingLLM(t, func() {
+		asked <- struct{}{}
+		<-release
+	})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the LLM's server closes, which waits for its handlers
+	data := t.TempDir()
+	env := []string{"PONDER_DATA_DIR=" + data, "PONDER_RETRIEVAL_LOCK_TIMEOUT=300ms"}
+	if r := runPonder(t, "", env, "ingest", docsFolder(t)); r.code != 0 {
+		t.Fatalf("ingest: %d %s", r.code, r.stderr)
+	}
+
+	solve := exec.Command(ponderBin, "solve", "--collection", "docs", "--json", "What is the emergency radio frequency of Orion station?")
+	solve.Env = append(cleanEnv(), append(env, "PONDER_LLM_BASE_URL="+url, "PONDER_LLM_MAX_RETRIES=0")...)
+	var out, errb lockedBuffer
+	solve.Stdout, solve.Stderr = &out, &errb
+	if err := solve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- solve.Wait() }()
+	ended := false // solve.Wait's result was taken
+	t.Cleanup(func() {
+		if !ended {
+			_ = solve.Process.Kill()
+			<-waited
+		}
+	})
+	// The solve has retrieved (grounding comes first) and holds the store
+	// once its LLM is asked.
+	select {
+	case <-asked:
+	case err := <-waited:
+		ended = true
+		t.Fatalf("solve ended before asking its LLM: %v\n%s\n%s", err, out.String(), errb.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("solve never asked its LLM: %s", errb.String())
+	}
+
+	r := runPonder(t, "", env, "search", "--k", "1", "emergency radio frequency")
+	if r.code != 0 || !strings.Contains(r.stdout, "146.520 MHz") {
+		t.Errorf("search beside a running solve: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	note := filepath.Join(t.TempDir(), "note.md")
+	if err := os.WriteFile(note, []byte("A new note."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runPonder(t, "", env, "ingest", note)
+	if r.code == 0 || !strings.Contains(r.stderr, "is in use by another ponder process (a running `ponder serve`, ingest, search or solve --collection?)") {
+		t.Errorf("ingest beside a running solve: %d, want an error saying the store is in use\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	free()
+	code := exited(waited, 20*time.Second)
+	ended = code != -1
+	if code != 0 {
+		t.Fatalf("solve: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), `"answer": "42"`) {
+		t.Errorf("solve's answer: %s", out.String())
 	}
 }

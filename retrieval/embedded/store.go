@@ -163,7 +163,13 @@ func openBolt(path string, opt Options, readOnly bool) (db *bolt.DB, err error) 
 		// Reading while another process writes is not safe with bbolt
 		// (the writer reuses pages a reader in another process may still
 		// be reading), so a read-only open waits for the writer too.
-		return nil, fmt.Errorf("%w: %s is in use by another ponder process (a running `ponder serve` or ingest?); stop it, or set a different --data-dir", retrieval.ErrLocked, path)
+		// Readers share the lock, so a writer also waits for searches and
+		// solves.
+		holder := "`ponder serve` or ingest"
+		if !readOnly {
+			holder = "`ponder serve`, ingest, search or solve --collection"
+		}
+		return nil, fmt.Errorf("%w: %s is in use by another ponder process (a running %s?); let it finish or stop it, or set a different --data-dir", retrieval.ErrLocked, path, holder)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 		return nil, fmt.Errorf("document store %s is damaged or not a Ponder store (%v): move it aside and ingest again", path, err)
 	default:
