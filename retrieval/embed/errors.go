@@ -29,16 +29,27 @@ const settingHint = "retrieval.embed_url (PONDER_EMBED_URL; default the LLM's PO
 // text (which names addresses) it does not show.
 type embedError struct {
 	what     string // what failed, naming the endpoint endpointName
-	hint     string // what to change
+	why      string // the cause, in parentheses with the tries
 	attempts int    // tries made, shown when more than one
+	detail   string // what the endpoint said (": ..."), after them
+	hint     string // what to change
 	cause    error
 }
 
+// Error reads "WHAT (WHY, N attempts)DETAIL: HINT".
 func (e *embedError) Error() string {
-	s := e.what
-	if e.attempts > 1 {
-		s += fmt.Sprintf(" (%d attempts)", e.attempts)
+	var paren []string
+	if e.why != "" {
+		paren = append(paren, e.why)
 	}
+	if e.attempts > 1 {
+		paren = append(paren, fmt.Sprintf("%d attempts", e.attempts))
+	}
+	s := e.what
+	if len(paren) > 0 {
+		s += " (" + strings.Join(paren, ", ") + ")"
+	}
+	s += e.detail
 	if e.hint != "" {
 		s += ": " + e.hint
 	}

@@ -207,7 +207,7 @@ func (e *OpenAI) post(ctx context.Context, body []byte, n int) (vecs [][]float32
 		if timedOut() {
 			return nil, true, 0, e.timeout()
 		}
-		return nil, true, 0, &embedError{what: fmt.Sprintf("%s answered %d but the answer was cut off (%s)", endpointName, resp.StatusCode, e.clean(netText(err))),
+		return nil, true, 0, &embedError{what: fmt.Sprintf("%s answered %d but the answer was cut off", endpointName, resp.StatusCode), why: e.clean(netText(err)),
 			hint: "check the server's logs and the network", cause: err}
 	}
 	detail := ""
@@ -219,19 +219,19 @@ func (e *OpenAI) post(ctx context.Context, body []byte, n int) (vecs [][]float32
 	status := e.clean(resp.Status)
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s%s", endpointName, status, detail),
+		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s", endpointName, status), detail: detail,
 			hint: "lower the load on it, or ingest fewer documents at once"}
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
-		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s%s", endpointName, status, detail),
+		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s", endpointName, status), detail: detail,
 			hint: "check the server's logs"}
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return nil, false, 0, &embedError{what: fmt.Sprintf("%s rejected the API key (%s%s)", endpointName, status, detail),
 			hint: "set retrieval.embed_api_key (PONDER_EMBED_API_KEY)"}
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, false, 0, &embedError{what: fmt.Sprintf("%s answered 404%s", endpointName, detail),
+		return nil, false, 0, &embedError{what: endpointName + " answered 404", detail: detail,
 			hint: fmt.Sprintf("check that %s ends in the api prefix (such as /v1) and that it serves the model %q", settingHint, e.o.Model)}
 	case resp.StatusCode != http.StatusOK:
-		return nil, false, 0, &embedError{what: fmt.Sprintf("%s answered %s%s", endpointName, status, detail),
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s answered %s", endpointName, status), detail: detail,
 			hint: fmt.Sprintf("check the model %q (retrieval.embed_model) and the server's logs", e.o.Model)}
 	}
 	var r embedResponse
@@ -277,14 +277,14 @@ func (e *OpenAI) netError(err error, timedOut bool) (retry bool, _ error) {
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return !dnsErr.IsNotFound, &embedError{what: "cannot resolve the host of " + endpointName + " (" + e.clean(netText(err)) + ")",
+		return !dnsErr.IsNotFound, &embedError{what: "cannot resolve the host of " + endpointName, why: e.clean(netText(err)),
 			hint: "fix " + settingHint, cause: err}
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return true, &embedError{what: "cannot connect to " + endpointName + " (connection refused)",
+		return true, &embedError{what: "cannot connect to " + endpointName, why: "connection refused",
 			hint: "start it or fix " + settingHint, cause: err}
 	}
-	return true, &embedError{what: "request to " + endpointName + " failed: " + e.clean(netText(err)),
+	return true, &embedError{what: "request to " + endpointName + " failed", why: e.clean(netText(err)),
 		hint: "check the server, the network and " + settingHint, cause: err}
 }
 

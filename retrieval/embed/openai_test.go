@@ -146,10 +146,10 @@ func TestOpenAIErrorsHideTheEndpoint(t *testing.T) {
 		{"5xx page naming the host", srv.URL + "/v1?case=503-text#", []string{"answered 503 Service Unavailable: <html> <body>the embedding endpoint is down"}, ""},
 		{"404", srv.URL + "/v1?case=404#", []string{"the embedding endpoint answered 404: model m not found at the embedding endpoint", "/v1"}, ""},
 		{"timeout", srv.URL + "/v1?case=hang#", []string{"the embedding endpoint did not answer within 200ms"}, ""},
-		{"reset", "http://" + reset + "/v1", []string{"request to the embedding endpoint failed: "}, ""},
+		{"reset", "http://" + reset + "/v1", []string{"request to the embedding endpoint failed ("}, ""},
 		// Go's error names the address the name resolved to, which no
 		// replacement of the URL's host catches.
-		{"reset behind a name", "http://embed/v1", []string{"request to the embedding endpoint failed: read tcp: ", "connection reset"}, reset},
+		{"reset behind a name", "http://embed/v1", []string{"request to the embedding endpoint failed (read tcp: ", "connection reset"}, reset},
 		{"no such host", "http://embed-upstream.corp.invalid:8000/v1", []string{"cannot resolve the host of the embedding endpoint", "PONDER_EMBED_URL"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,7 +193,7 @@ func TestOpenAIRetriesAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = e.Embed(context.Background(), []string{"x"})
-	if want := "cannot connect to the embedding endpoint (connection refused) (2 attempts): start it"; err == nil || !strings.HasPrefix(err.Error(), want) {
+	if want := "cannot connect to the embedding endpoint (connection refused, 2 attempts): start it"; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("error %v: want %q", err, want)
 	}
 	if e.Endpoint() != "http://"+closed+"/v1" {
