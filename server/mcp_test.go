@@ -593,23 +593,8 @@ func TestSamplingIsThePolicyWithoutAnEndpoint(t *testing.T) {
 		return &mcp.CreateMessageResult{SamplingMessage: mcp.SamplingMessage{Role: mcp.RoleAssistant,
 			Content: mcp.NewTextContent("17 * 23 = 391. The answer is \\boxed{391}.")}, Model: "client-model", StopReason: "endTurn"}, nil
 	})
-	tr, err := transport.NewStreamableHTTP(e.ts.URL+"/mcp", transport.WithContinuousListening())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.NewClient(tr, client.WithSamplingHandler(handler))
 	ctx := ctxTimeout(t, 30*time.Second)
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2025-06-18"
-	init.Params.ClientInfo = mcp.Implementation{Name: "sampler", Version: "1"}
-	init.Params.Capabilities.Sampling = &mcp.SamplingCapability{}
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatal(err)
-	}
+	c := samplingClient(ctx, t, e, handler)
 	call := func(args map[string]any) *mcp.CallToolResult {
 		req := mcp.CallToolRequest{}
 		req.Params.Name = "solve"
@@ -637,6 +622,29 @@ func TestSamplingIsThePolicyWithoutAnEndpoint(t *testing.T) {
 }
 
 type samplingFunc func(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
+
+// samplingClient is an mcp-go client over HTTP, initialised with the
+// sampling capability, whose model is handler; it closes with the test.
+func samplingClient(ctx context.Context, t *testing.T, e *env, handler samplingFunc) *client.Client {
+	t.Helper()
+	tr, err := transport.NewStreamableHTTP(e.ts.URL+"/mcp", transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithSamplingHandler(handler))
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = "2025-06-18"
+	init.Params.ClientInfo = mcp.Implementation{Name: "sampler", Version: "1"}
+	init.Params.Capabilities.Sampling = &mcp.SamplingCapability{}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 func (f samplingFunc) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 	return f(ctx, req)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -20,23 +18,8 @@ func TestSamplingAnswerWithoutTextIsAnError(t *testing.T) {
 		return &mcp.CreateMessageResult{SamplingMessage: mcp.SamplingMessage{Role: mcp.RoleAssistant,
 			Content: mcp.NewImageContent("iVBORw0KGgo=", "image/png")}, Model: "client-model", StopReason: "endTurn"}, nil
 	})
-	tr, err := transport.NewStreamableHTTP(e.ts.URL+"/mcp", transport.WithContinuousListening())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.NewClient(tr, client.WithSamplingHandler(handler))
 	ctx := ctxTimeout(t, 30*time.Second)
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2025-06-18"
-	init.Params.ClientInfo = mcp.Implementation{Name: "sampler", Version: "1"}
-	init.Params.Capabilities.Sampling = &mcp.SamplingCapability{}
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatal(err)
-	}
+	c := samplingClient(ctx, t, e, handler)
 	req := mcp.CallToolRequest{}
 	req.Params.Name = "solve"
 	req.Params.Arguments = map[string]any{"problem": "What is 17 * 23?", "strategy": "cot"}
