@@ -2,10 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -48,39 +44,14 @@ func (d textIngester) Ingest(ctx context.Context, req IngestRequest) (IngestResu
 // ingester and server are the real ones.
 func TestEmbedderFailuresHideTheEndpoint(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String() + "/v1"
-	ln.Close()
-
-	var bad *httptest.Server
-	bad = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadGateway)
-		fmt.Fprintf(w, `{"error":{"message":"no healthy upstream behind %s%s"}}`, bad.URL, r.URL.Path)
-	}))
-	t.Cleanup(bad.Close)
-
-	stop := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The server notices a client gone only once the body is read.
-		_, _ = r.Body.Read(make([]byte, 1<<16))
-		select {
-		case <-r.Context().Done():
-		case <-stop:
-		}
-	}))
-	t.Cleanup(hang.Close)
-	t.Cleanup(func() { close(stop) })
+	refused, badGateway, hangs := failingEndpoints(t)
 
 	for _, tc := range []struct {
 		name, base, says string
 	}{
 		{"connection refused", refused, "cannot connect to the embedding endpoint (connection refused)"},
-		{"5xx naming the endpoint", bad.URL + "/v1", "the embedding endpoint answered 502 Bad Gateway: no healthy upstream behind the embedding endpoint"},
-		{"timeout", hang.URL + "/v1", "the embedding endpoint did not answer within 300ms"},
+		{"5xx naming the endpoint", badGateway, "the embedding endpoint answered 502 Bad Gateway: no healthy upstream behind the embedding endpoint"},
+		{"timeout", hangs, "the embedding endpoint did not answer within 300ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -21,37 +21,14 @@ import (
 // endpoint's URL (as proxies' do), and no answer within the timeout.
 func TestUpstreamFailuresHideTheEndpoint(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String() + "/v1"
-	ln.Close()
-
-	var bad *httptest.Server
-	bad = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadGateway)
-		fmt.Fprintf(w, `{"error":{"message":"no healthy upstream behind %s%s"}}`, bad.URL, r.URL.Path)
-	}))
-	t.Cleanup(bad.Close)
-
-	stop := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-stop:
-		}
-	}))
-	t.Cleanup(hang.Close)
-	t.Cleanup(func() { close(stop) })
+	refused, badGateway, hangs := failingEndpoints(t)
 
 	for _, tc := range []struct {
 		name, base, says string
 	}{
 		{"connection refused", refused, "cannot connect to the LLM endpoint (connection refused"},
-		{"5xx naming the endpoint", bad.URL + "/v1", "the LLM endpoint answered 502"},
-		{"timeout", hang.URL + "/v1", "the LLM endpoint did not answer within 300ms"},
+		{"5xx naming the endpoint", badGateway, "the LLM endpoint answered 502"},
+		{"timeout", hangs, "the LLM endpoint did not answer within 300ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -90,4 +67,39 @@ func TestUpstreamFailuresHideTheEndpoint(t *testing.T) {
 			check("the trace", trace)
 		})
 	}
+}
+
+// failingEndpoints starts the three ways an upstream fails and returns
+// their base URLs (with /v1): nothing listening, a 502 whose body names
+// the endpoint's URL (as proxies' do), and one that never answers (until
+// its client gives up or the test ends).
+func failingEndpoints(t *testing.T) (refused, badGateway, hangs string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused = "http://" + ln.Addr().String() + "/v1"
+	ln.Close()
+
+	var bad *httptest.Server
+	bad = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprintf(w, `{"error":{"message":"no healthy upstream behind %s%s"}}`, bad.URL, r.URL.Path)
+	}))
+	t.Cleanup(bad.Close)
+
+	stop := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a client gone only once the body is read.
+		_, _ = r.Body.Read(make([]byte, 1<<16))
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(stop) })
+	return refused, bad.URL + "/v1", hang.URL + "/v1"
 }
