@@ -3,8 +3,6 @@ package tools_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,19 +12,6 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/tools/toolstest"
 )
-
-// hostProcesses lists host processes whose command line contains s.
-func hostProcesses(s string) []string {
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
 
 var secretRE = regexp.MustCompile(`secret (\d+)`)
 
@@ -77,11 +62,11 @@ func TestReActSessionLifetime(t *testing.T) {
 				case 1:
 					// The child may take a few milliseconds to show up (without a
 					// session it died with its one-off sandbox).
-					for t0 := time.Now(); tt.session == "true" && len(hostProcesses(mark+"-"+secret)) == 0 && time.Since(t0) < 2*time.Second; {
+					for t0 := time.Now(); tt.session == "true" && len(toolstest.ProcessesWith(mark+"-"+secret)) == 0 && time.Since(t0) < 2*time.Second; {
 						time.Sleep(5 * time.Millisecond)
 					}
 					mu.Lock()
-					alive[secret] = len(hostProcesses(mark + "-" + secret))
+					alive[secret] = len(toolstest.ProcessesWith(mark + "-" + secret))
 					mu.Unlock()
 					stored.Done()
 					stored.Wait() // both runs have stored their x
@@ -146,7 +131,7 @@ func TestReActSessionLifetime(t *testing.T) {
 			if tt.session == "false" && strings.Contains(offered, "session") {
 				t.Errorf("without a session the python tool is offered with a session argument: %s", offered)
 			}
-			if left := hostProcesses(mark); len(left) > 0 {
+			if left := toolstest.ProcessesWith(mark); len(left) > 0 {
 				t.Errorf("processes of the runs' sessions outlived the runs: pids %v", left)
 			}
 			if live := sb.Sessions(); len(live) > 0 {

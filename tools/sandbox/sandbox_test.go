@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ponder-rlm/ponder/tools/toolstest"
 )
 
 // newTestSandbox returns a sandbox with short limits so hostile programs
@@ -250,7 +252,7 @@ subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)", %q], st
                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print("started")`, token), check: func(t *testing.T, r Result) {
 			time.Sleep(200 * time.Millisecond)
-			if pids := processesWith(token); len(pids) > 0 {
+			if pids := toolstest.ProcessesWith(token); len(pids) > 0 {
 				t.Errorf("processes outlived the sandbox: %v", pids)
 			}
 		}},
@@ -282,19 +284,6 @@ print("started")`, token), check: func(t *testing.T, r Result) {
 			t.Errorf("the sandbox reached the host's listener %d times", hits)
 		}
 	})
-}
-
-// processesWith lists host processes whose command line contains s.
-func processesWith(s string) []string {
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }
 
 // TestCPULimit has a sandbox of its own: under the hostile suite's load a
