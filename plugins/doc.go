@@ -6,7 +6,8 @@
 // manifest.json and the binary), starts each on first use (or at once,
 // Eager) after go-plugin's SecureConfig verified its sha256, watches it
 // with health checks, restarts it with backoff after a crash, bounds
-// every tool and evaluator call by CallTimeout, relays its stderr into
+// every tool and evaluator call by CallTimeout, restarts a plugin that
+// keeps running calls the host gave up on (AbandonGrace), relays its stderr into
 // zerolog with its name, and stops every child on Close. Its adapters put
 // plugins in Ponder's registries next to the built-ins:
 //

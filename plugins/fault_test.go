@@ -52,7 +52,7 @@ func TestHangTimesOutKillsRestarts(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: time.Second})
+	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: time.Second, AbandonGrace: 100 * time.Millisecond})
 	if _, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +571,7 @@ func TestPluginChildrenStopWithIt(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: time.Second})
+	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: time.Second, AbandonGrace: 100 * time.Millisecond})
 	spawn := func() int {
 		t.Helper()
 		res, err := callEcho(t, m, "echo", `{"spawn":true}`)

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/sdk"
@@ -38,8 +41,9 @@ func TestMain(m *testing.M) {
 
 // echoTool answers {"text": X} with X; {"crash": true} exits the process
 // mid-call, {"hang": true} never answers, {"bytes": N} answers N bytes,
-// {"gopanic": true} panics in a goroutine and {"log": M} logs M
-// (sdk.Logger), prints it to stderr and to stdout.
+// {"gopanic": true} panics in a goroutine, {"wait": true} answers when the
+// call is cancelled and {"log": M} logs M (sdk.Logger), prints it to
+// stderr and to stdout.
 type echoTool struct{}
 
 func (echoTool) Spec() sdk.ToolSpec {
@@ -55,6 +59,7 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		Bytes int    `json:"bytes"`
 		Log   string `json:"log"`
 		Panic bool   `json:"gopanic"`
+		Wait  bool   `json:"wait"`
 	}
 	if err := json.Unmarshal(args, &in); err != nil {
 		return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
@@ -82,6 +87,9 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		select {}
 	case in.Hang:
 		select {} // ignores ctx on purpose
+	case in.Wait: // until the call is cancelled, as a plugin should
+		<-ctx.Done()
+		return sdk.ToolResult{}, ctx.Err()
 	case in.Bytes > 0:
 		return sdk.ToolResult{Text: strings.Repeat("x", in.Bytes)}, nil
 	}
@@ -109,6 +117,25 @@ func servePlugin(mode string) {
 		sdk.Serve(sdk.Plugin{Name: "one-shot", Version: "0.1.0", Strategy: sdk.StrategyFunc(oneShot)})
 	case "strategy-greedy":
 		sdk.Serve(sdk.Plugin{Name: "greedy", Version: "0.1.0", Strategy: sdk.StrategyFunc(greedy)})
+	case "tool-unreported":
+		// A plugin of an SDK without the Calls service.
+		cfg := sdk.ServeConfig(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: echoTool{}})
+		cfg.GRPCServer = func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.UnaryInterceptor(
+				func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+					if strings.HasPrefix(info.FullMethod, "/ponder.plugin.v1.Calls/") {
+						return nil, status.Error(codes.Unimplemented, "unknown service")
+					}
+					return h(ctx, req)
+				}))...)
+		}
+		plugin.Serve(cfg)
+	case "strategy-hang":
+		sdk.Serve(sdk.Plugin{Name: "stuck", Version: "0.1.0", Strategy: sdk.StrategyFunc(
+			func(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome, error) {
+				host.Generate(ctx, 0, 1, sdk.GenerateOptions{Whole: true}) // tells the test it runs
+				select {}                                                  // ignores ctx on purpose
+			})})
 	case "strategy-polite":
 		sdk.Serve(sdk.Plugin{Name: "polite", Version: "0.1.0", Strategy: sdk.StrategyFunc(polite)})
 	case "wrong-protocol":

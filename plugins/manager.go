@@ -38,6 +38,12 @@ type Options struct {
 	// the host refused a call for the budget, before the host stops it
 	// (default 2s).
 	BudgetGrace time.Duration
+	// AbandonGrace is how long a call the host gave up on (cancelled, past
+	// plugins.call_timeout, a run the host stopped) may keep running in
+	// the plugin; past it the plugin is restarted once it has no call in
+	// flight, or at once when more than MaxAbandoned such calls pile up
+	// (default 2s).
+	AbandonGrace time.Duration
 	// Env is added to each plugin's environment. Plugins do not inherit
 	// the host's PONDER_* variables or anything named like a secret.
 	Env    []string
@@ -78,6 +84,9 @@ func New(opts *Options) *Manager {
 	}
 	if o.BudgetGrace <= 0 {
 		o.BudgetGrace = 2 * time.Second
+	}
+	if o.AbandonGrace <= 0 {
+		o.AbandonGrace = 2 * time.Second
 	}
 	o.done = make(chan struct{})
 	return &Manager{opts: o, procs: map[string]*Process{}}

@@ -60,7 +60,20 @@ type Process struct {
 	lastErr   error
 	stopWatch chan struct{}
 	watchDone chan struct{}
+	// busy counts the calls in flight on the running process; restart is
+	// the reason it is to be restarted once busy is 0 (a call abandoned
+	// past AbandonGrace still runs in it); unreported counts the abandoned
+	// calls of a plugin that does not say whether they still run.
+	busy       int
+	restart    string
+	unreported int
+	// checks are the goroutines that look into abandoned calls.
+	checks sync.WaitGroup
 }
+
+// MaxAbandoned is how many calls abandoned past AbandonGrace a plugin may
+// hold while it serves other calls; past it, it is restarted at once.
+const MaxAbandoned = 3
 
 // Status is a snapshot of a Process for listings.
 type Status struct {
@@ -432,6 +445,7 @@ func (p *Process) forceKillLocked() {
 	killGroup(p.pid)
 	removeSocket(p.sock)
 	p.client, p.remote = nil, nil
+	p.busy, p.restart, p.unreported = 0, "", 0
 }
 
 // removeSocket removes the Unix socket a plugin listened on: go-plugin
@@ -466,19 +480,27 @@ func (p *Process) close() {
 	if done != nil {
 		<-done
 	}
+	// Checks of abandoned calls end on the manager's done channel, or
+	// when their query fails on the process killed above.
+	p.checks.Wait()
 }
 
 // MaxReply is the largest reply the host reads from a plugin.
 const MaxReply = 16 << 20
 
 // call runs fn on the plugin with a per-call timeout (0: none). A plugin
-// that crashed during the call, or did not answer in time, is killed and
-// restarted on next use; the error names the plugin either way.
+// that crashed during the call is killed and restarted on next use; a
+// call the host gives up on (the caller's context ended, or the timeout)
+// is abandoned: the plugin is told (gRPC cancels the call in it) and is
+// restarted if it still runs the call AbandonGrace later (see
+// abandoned). The error names the plugin either way.
 func (p *Process) call(ctx context.Context, timeout time.Duration, what string, fn func(context.Context, *sdk.Remote) error) error {
 	r, err := p.Remote(ctx)
 	if err != nil {
 		return err
 	}
+	p.begin(r)
+	defer p.end(r)
 	cctx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -491,13 +513,14 @@ func (p *Process) call(ctx context.Context, timeout time.Duration, what string, 
 	}
 	switch {
 	case ctx.Err() != nil:
+		p.abandoned(r, what)
 		return fmt.Errorf("plugin %s: %s: %w", p.m.Name, what, ctx.Err())
 	case cctx.Err() != nil || (timeout > 0 && errors.Is(err, context.DeadlineExceeded)):
 		// gRPC sends the deadline to the plugin, whose side can give up a
 		// moment before our own timer fires: both mean the call timed out.
-		p.crashed(r, fmt.Errorf("%s did not answer within %s", what, timeout))
-		return fmt.Errorf("plugin %s: %s did not answer within %s; the plugin was stopped and will be restarted: %w",
-			p.m.Name, what, timeout, context.DeadlineExceeded)
+		p.abandoned(r, what)
+		return fmt.Errorf("plugin %s: %s did not answer within %s (a plugin that keeps running it past %s is restarted): %w",
+			p.m.Name, what, timeout, p.opts.AbandonGrace, context.DeadlineExceeded)
 	case errors.Is(err, sdk.ErrTooLarge):
 		return fmt.Errorf("plugin %s: %s: the reply is larger than %d MiB: %w", p.m.Name, what, MaxReply>>20, err)
 	case errors.Is(err, sdk.ErrUnavailable) || p.exited(r):
@@ -505,6 +528,104 @@ func (p *Process) call(ctx context.Context, timeout time.Duration, what string, 
 		return fmt.Errorf("plugin %s crashed during %s (it will be restarted): %w", p.m.Name, what, err)
 	}
 	return fmt.Errorf("plugin %s: %w", p.m.Name, err)
+}
+
+// begin and end count a call in flight on r, the running process; end
+// restarts a process whose restart waited for its last call.
+func (p *Process) begin(r *sdk.Remote) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.remote == r {
+		p.busy++
+	}
+}
+
+func (p *Process) end(r *sdk.Remote) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.remote != r {
+		return // restarted meanwhile: busy counts the new process's calls
+	}
+	p.busy--
+	if p.busy == 0 && p.restart != "" {
+		p.restartLocked(p.restart)
+	}
+}
+
+// abandoned looks into a call on r that the host gave up on: AbandonGrace
+// later it asks the plugin whether calls it was told to stop that long ago
+// still run (Go cannot stop a goroutine that ignores its context, and the
+// plugin process serves every run: such calls would pile up in it, with
+// whatever they hold, for as long as it lives). A plugin that still runs
+// one is restarted once it has no call in flight, or at once when it
+// holds more than MaxAbandoned; one that does not say (not built with the
+// Go SDK) is restarted once idle after each abandoned call.
+func (p *Process) abandoned(r *sdk.Remote, what string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.remote != r || p.state != StateRunning {
+		return
+	}
+	grace := p.opts.AbandonGrace
+	p.checks.Add(1)
+	go func() {
+		defer p.checks.Done()
+		// The plugin sees the cancellation a moment after the host gave
+		// up: ask a while after grace for calls cancelled grace ago.
+		select {
+		case <-p.opts.done:
+			return
+		case <-time.After(grace + grace/2):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), min(p.opts.CallTimeout, 10*time.Second))
+		n, err := r.AbandonedCalls(ctx, grace)
+		cancel()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.remote != r || p.state != StateRunning {
+			return // restarted, crashed or closed meanwhile
+		}
+		var reason string
+		switch {
+		case errors.Is(err, sdk.ErrNotReported):
+			p.unreported++
+			n = p.unreported
+			reason = fmt.Sprintf("%d abandoned %s(s) (it does not report whether its calls still run)", n, what)
+		case err != nil:
+			// Gone or wedged: the next call or the health check sees to it.
+			p.log.Debug().Err(err).Msg("could not ask the plugin about an abandoned call")
+			return
+		case n == 0:
+			return // it stopped as told
+		default:
+			reason = fmt.Sprintf("%d call(s) still running %s after the host gave up on them (the plugin ignores their cancellation)", n, grace)
+		}
+		if p.busy == 0 || n > MaxAbandoned {
+			p.restartLocked(reason)
+			return
+		}
+		if p.restart == "" {
+			p.log.Warn().Int("abandoned", n).Int("in_flight", p.busy).Msg("plugin holds abandoned calls: it is restarted once its calls in flight end")
+		}
+		p.restart = reason
+	}()
+}
+
+// restartLocked stops the running process for reason (not a crash: no
+// backoff); the next call starts it again, or at once in eager mode.
+// p.mu is held.
+func (p *Process) restartLocked(reason string) {
+	p.log.Warn().Int("in_flight", p.busy).Int("pid", p.pid).Msg("plugin restarted: " + reason)
+	p.forceKillLocked()
+	p.state = StateCrashed
+	p.lastErr = fmt.Errorf("restarted: %s", reason)
+	if p.opts.Eager {
+		p.checks.Add(1)
+		go func() {
+			defer p.checks.Done()
+			p.restartEager()
+		}()
+	}
 }
 
 func (p *Process) exited(r *sdk.Remote) bool {

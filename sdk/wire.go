@@ -34,6 +34,7 @@ func (p *goPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
 		return err
 	}
 	base := &pluginServer{impl: p.impl, desc: desc, broker: broker}
+	pb.RegisterCallsServer(s, &callsServer{t: &base.calls})
 	switch p.kind {
 	case KindTool:
 		pb.RegisterToolServer(s, &toolServer{pluginServer: base})
@@ -48,7 +49,7 @@ func (p *goPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
 }
 
 func (p *goPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	r := &Remote{kind: p.kind}
+	r := &Remote{kind: p.kind, calls: pb.NewCallsClient(c)}
 	switch p.kind {
 	case KindTool:
 		tc := &toolClient{c: pb.NewToolClient(c)}
@@ -76,6 +77,7 @@ type pluginServer struct {
 
 	mu    sync.Mutex
 	conns map[uint32]*grpc.ClientConn
+	calls callTracker
 }
 
 func (s *pluginServer) Describe(context.Context, *pb.DescribeRequest) (*pb.Description, error) {
@@ -123,6 +125,7 @@ func (s *toolServer) Describe(ctx context.Context, r *pb.DescribeRequest) (*pb.D
 
 func (s *toolServer) Call(ctx context.Context, r *pb.CallToolRequest) (_ *pb.ToolResult, err error) {
 	defer recovered(&err)
+	defer s.calls.begin(ctx)()
 	args, err := rawJSON("arguments", r.GetArgumentsJson())
 	if err != nil {
 		return nil, toStatus(invalid("%v", err))
@@ -152,6 +155,7 @@ func (s *evaluatorServer) Describe(ctx context.Context, r *pb.DescribeRequest) (
 
 func (s *evaluatorServer) Evaluate(ctx context.Context, r *pb.EvaluateRequest) (_ *pb.EvaluateResponse, err error) {
 	defer recovered(&err)
+	defer s.calls.begin(ctx)()
 	task, err := taskFromPB(r.GetTask())
 	if err != nil {
 		return nil, toStatus(invalid("%v", err))
@@ -197,6 +201,7 @@ func (s *strategyServer) Describe(ctx context.Context, r *pb.DescribeRequest) (*
 
 func (s *strategyServer) Run(ctx context.Context, r *pb.RunRequest) (_ *pb.RunResponse, err error) {
 	defer recovered(&err)
+	defer s.calls.begin(ctx)()
 	task, err := taskFromPB(r.GetTask())
 	if err != nil {
 		return nil, toStatus(invalid("%v", err))
@@ -244,6 +249,7 @@ type Remote struct {
 	evaluator *evaluatorClient
 	strategy  *strategyClient
 	hosts     *hostSessions
+	calls     pb.CallsClient
 }
 
 // Kind is the kind of plugin this remote talks to.

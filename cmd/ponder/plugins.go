@@ -92,9 +92,9 @@ func addPluginTools(a *app, ts []core.Tool) error {
 
 // registerPluginTools adds plugin tools to the tools registry, which
 // validates their arguments against the schema from the manifest and caps
-// their output. The plugin host stops a call at plugins.call_timeout, and
-// stops and restarts the plugin with it, saying so; the registry's own
-// limit comes later, only for a host that does not.
+// their output. The plugin host stops a call at plugins.call_timeout,
+// saying so (and restarts a plugin that keeps running it); the registry's
+// own limit comes later, only for a host that does not.
 func registerPluginTools(a *app, reg *tools.Registry, ts []core.Tool) {
 	limit := a.cfg.Plugins.CallTimeout
 	if limit <= 0 {

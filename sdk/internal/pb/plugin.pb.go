@@ -1618,6 +1618,106 @@ func (x *RunResponse) GetErrorCode() string {
 	return ""
 }
 
+type CallsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Count as abandoned the calls cancelled at least this long ago.
+	AbandonedForMs int64 `protobuf:"varint,1,opt,name=abandoned_for_ms,json=abandonedForMs,proto3" json:"abandoned_for_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CallsRequest) Reset() {
+	*x = CallsRequest{}
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallsRequest) ProtoMessage() {}
+
+func (x *CallsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallsRequest.ProtoReflect.Descriptor instead.
+func (*CallsRequest) Descriptor() ([]byte, []int) {
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CallsRequest) GetAbandonedForMs() int64 {
+	if x != nil {
+		return x.AbandonedForMs
+	}
+	return 0
+}
+
+type CallsState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tool.Call, Evaluator.Evaluate and Strategy.Run calls still running.
+	Running uint32 `protobuf:"varint,1,opt,name=running,proto3" json:"running,omitempty"`
+	// Of them, those whose call was cancelled (by the host, or past its
+	// deadline) at least abandoned_for_ms ago: they ignore cancellation.
+	Abandoned     uint32 `protobuf:"varint,2,opt,name=abandoned,proto3" json:"abandoned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallsState) Reset() {
+	*x = CallsState{}
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallsState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallsState) ProtoMessage() {}
+
+func (x *CallsState) ProtoReflect() protoreflect.Message {
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallsState.ProtoReflect.Descriptor instead.
+func (*CallsState) Descriptor() ([]byte, []int) {
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CallsState) GetRunning() uint32 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *CallsState) GetAbandoned() uint32 {
+	if x != nil {
+		return x.Abandoned
+	}
+	return 0
+}
+
 type CompleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -1628,7 +1728,7 @@ type CompleteRequest struct {
 
 func (x *CompleteRequest) Reset() {
 	*x = CompleteRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1740,7 @@ func (x *CompleteRequest) String() string {
 func (*CompleteRequest) ProtoMessage() {}
 
 func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1753,7 @@ func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CompleteRequest) GetSession() uint64 {
@@ -1688,7 +1788,7 @@ type GenerateRequest struct {
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1800,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1813,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GenerateRequest) GetSession() uint64 {
@@ -1795,7 +1895,7 @@ type Nodes struct {
 
 func (x *Nodes) Reset() {
 	*x = Nodes{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +1907,7 @@ func (x *Nodes) String() string {
 func (*Nodes) ProtoMessage() {}
 
 func (x *Nodes) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +1920,7 @@ func (x *Nodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nodes.ProtoReflect.Descriptor instead.
 func (*Nodes) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Nodes) GetNodes() []*Node {
@@ -1841,7 +1941,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1953,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1966,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AddNodeRequest) GetSession() uint64 {
@@ -1900,7 +2000,7 @@ type NodeRef struct {
 
 func (x *NodeRef) Reset() {
 	*x = NodeRef{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2012,7 @@ func (x *NodeRef) String() string {
 func (*NodeRef) ProtoMessage() {}
 
 func (x *NodeRef) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2025,7 @@ func (x *NodeRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRef.ProtoReflect.Descriptor instead.
 func (*NodeRef) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *NodeRef) GetSession() uint64 {
@@ -1951,7 +2051,7 @@ type NodeID struct {
 
 func (x *NodeID) Reset() {
 	*x = NodeID{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2063,7 @@ func (x *NodeID) String() string {
 func (*NodeID) ProtoMessage() {}
 
 func (x *NodeID) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2076,7 @@ func (x *NodeID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeID.ProtoReflect.Descriptor instead.
 func (*NodeID) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NodeID) GetId() int32 {
@@ -2001,7 +2101,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2013,7 +2113,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2026,7 +2126,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateNodeRequest) GetSession() uint64 {
@@ -2088,7 +2188,7 @@ type PruneRequest struct {
 
 func (x *PruneRequest) Reset() {
 	*x = PruneRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2200,7 @@ func (x *PruneRequest) String() string {
 func (*PruneRequest) ProtoMessage() {}
 
 func (x *PruneRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2213,7 @@ func (x *PruneRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneRequest.ProtoReflect.Descriptor instead.
 func (*PruneRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PruneRequest) GetSession() uint64 {
@@ -2142,7 +2242,7 @@ type HostEvaluateRequest struct {
 
 func (x *HostEvaluateRequest) Reset() {
 	*x = HostEvaluateRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2254,7 @@ func (x *HostEvaluateRequest) String() string {
 func (*HostEvaluateRequest) ProtoMessage() {}
 
 func (x *HostEvaluateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2267,7 @@ func (x *HostEvaluateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostEvaluateRequest.ProtoReflect.Descriptor instead.
 func (*HostEvaluateRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HostEvaluateRequest) GetSession() uint64 {
@@ -2208,7 +2308,7 @@ type HostCallToolRequest struct {
 
 func (x *HostCallToolRequest) Reset() {
 	*x = HostCallToolRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2320,7 @@ func (x *HostCallToolRequest) String() string {
 func (*HostCallToolRequest) ProtoMessage() {}
 
 func (x *HostCallToolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2333,7 @@ func (x *HostCallToolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostCallToolRequest.ProtoReflect.Descriptor instead.
 func (*HostCallToolRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HostCallToolRequest) GetSession() uint64 {
@@ -2259,7 +2359,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2371,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2384,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SessionRequest) GetSession() uint64 {
@@ -2303,7 +2403,7 @@ type ToolSpecs struct {
 
 func (x *ToolSpecs) Reset() {
 	*x = ToolSpecs{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2415,7 @@ func (x *ToolSpecs) String() string {
 func (*ToolSpecs) ProtoMessage() {}
 
 func (x *ToolSpecs) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2428,7 @@ func (x *ToolSpecs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolSpecs.ProtoReflect.Descriptor instead.
 func (*ToolSpecs) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ToolSpecs) GetTools() []*ToolSpec {
@@ -2351,7 +2451,7 @@ type RetrieveRequest struct {
 
 func (x *RetrieveRequest) Reset() {
 	*x = RetrieveRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2463,7 @@ func (x *RetrieveRequest) String() string {
 func (*RetrieveRequest) ProtoMessage() {}
 
 func (x *RetrieveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2476,7 @@ func (x *RetrieveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetrieveRequest.ProtoReflect.Descriptor instead.
 func (*RetrieveRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RetrieveRequest) GetSession() uint64 {
@@ -2428,7 +2528,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2540,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2553,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Chunk) GetId() string {
@@ -2507,7 +2607,7 @@ type Chunks struct {
 
 func (x *Chunks) Reset() {
 	*x = Chunks{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +2619,7 @@ func (x *Chunks) String() string {
 func (*Chunks) ProtoMessage() {}
 
 func (x *Chunks) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2532,7 +2632,7 @@ func (x *Chunks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunks.ProtoReflect.Descriptor instead.
 func (*Chunks) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Chunks) GetChunks() []*Chunk {
@@ -2553,7 +2653,7 @@ type SolveSubRequest struct {
 
 func (x *SolveSubRequest) Reset() {
 	*x = SolveSubRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2565,7 +2665,7 @@ func (x *SolveSubRequest) String() string {
 func (*SolveSubRequest) ProtoMessage() {}
 
 func (x *SolveSubRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2578,7 +2678,7 @@ func (x *SolveSubRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SolveSubRequest.ProtoReflect.Descriptor instead.
 func (*SolveSubRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SolveSubRequest) GetSession() uint64 {
@@ -2617,7 +2717,7 @@ type SubResult struct {
 
 func (x *SubResult) Reset() {
 	*x = SubResult{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2729,7 @@ func (x *SubResult) String() string {
 func (*SubResult) ProtoMessage() {}
 
 func (x *SubResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2742,7 @@ func (x *SubResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubResult.ProtoReflect.Descriptor instead.
 func (*SubResult) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SubResult) GetAnswer() string {
@@ -2706,7 +2806,7 @@ type TraceRequest struct {
 
 func (x *TraceRequest) Reset() {
 	*x = TraceRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +2818,7 @@ func (x *TraceRequest) String() string {
 func (*TraceRequest) ProtoMessage() {}
 
 func (x *TraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +2831,7 @@ func (x *TraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
 func (*TraceRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TraceRequest) GetSession() uint64 {
@@ -2773,7 +2873,7 @@ type BudgetState struct {
 
 func (x *BudgetState) Reset() {
 	*x = BudgetState{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +2885,7 @@ func (x *BudgetState) String() string {
 func (*BudgetState) ProtoMessage() {}
 
 func (x *BudgetState) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +2898,7 @@ func (x *BudgetState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetState.ProtoReflect.Descriptor instead.
 func (*BudgetState) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BudgetState) GetUsed() *Usage {
@@ -2832,7 +2932,7 @@ type AnswerRequest struct {
 
 func (x *AnswerRequest) Reset() {
 	*x = AnswerRequest{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2944,7 @@ func (x *AnswerRequest) String() string {
 func (*AnswerRequest) ProtoMessage() {}
 
 func (x *AnswerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2957,7 @@ func (x *AnswerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerRequest.ProtoReflect.Descriptor instead.
 func (*AnswerRequest) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AnswerRequest) GetSession() uint64 {
@@ -2885,7 +2985,7 @@ type AnswerResponse struct {
 
 func (x *AnswerResponse) Reset() {
 	*x = AnswerResponse{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +2997,7 @@ func (x *AnswerResponse) String() string {
 func (*AnswerResponse) ProtoMessage() {}
 
 func (x *AnswerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +3010,7 @@ func (x *AnswerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerResponse.ProtoReflect.Descriptor instead.
 func (*AnswerResponse) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AnswerResponse) GetAnswer() string {
@@ -2942,7 +3042,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3054,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_ponder_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3067,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_ponder_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 var File_ponder_plugin_v1_plugin_proto protoreflect.FileDescriptor
@@ -3136,7 +3236,13 @@ const file_ponder_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x05 \x01(\tR\terrorCodeB\b\n" +
-	"\x06_score\"j\n" +
+	"\x06_score\"8\n" +
+	"\fCallsRequest\x12(\n" +
+	"\x10abandoned_for_ms\x18\x01 \x01(\x03R\x0eabandonedForMs\"D\n" +
+	"\n" +
+	"CallsState\x12\x18\n" +
+	"\arunning\x18\x01 \x01(\rR\arunning\x12\x1c\n" +
+	"\tabandoned\x18\x02 \x01(\rR\tabandoned\"j\n" +
 	"\x0fCompleteRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\x04R\asession\x12=\n" +
 	"\arequest\x18\x02 \x01(\v2#.ponder.plugin.v1.CompletionRequestR\arequest\"\xc0\x02\n" +
@@ -3259,7 +3365,9 @@ const file_ponder_plugin_v1_plugin_proto_rawDesc = "" +
 	"\bEvaluate\x12!.ponder.plugin.v1.EvaluateRequest\x1a\".ponder.plugin.v1.EvaluateResponse2\x9c\x01\n" +
 	"\bStrategy\x12L\n" +
 	"\bDescribe\x12!.ponder.plugin.v1.DescribeRequest\x1a\x1d.ponder.plugin.v1.Description\x12B\n" +
-	"\x03Run\x12\x1c.ponder.plugin.v1.RunRequest\x1a\x1d.ponder.plugin.v1.RunResponse2\x89\t\n" +
+	"\x03Run\x12\x1c.ponder.plugin.v1.RunRequest\x1a\x1d.ponder.plugin.v1.RunResponse2N\n" +
+	"\x05Calls\x12E\n" +
+	"\x05State\x12\x1e.ponder.plugin.v1.CallsRequest\x1a\x1c.ponder.plugin.v1.CallsState2\x89\t\n" +
 	"\x04Host\x12K\n" +
 	"\bComplete\x12!.ponder.plugin.v1.CompleteRequest\x1a\x1c.ponder.plugin.v1.Completion\x12F\n" +
 	"\bGenerate\x12!.ponder.plugin.v1.GenerateRequest\x1a\x17.ponder.plugin.v1.Nodes\x12E\n" +
@@ -3291,7 +3399,7 @@ func file_ponder_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_ponder_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_ponder_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_ponder_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_ponder_plugin_v1_plugin_proto_goTypes = []any{
 	(*DescribeRequest)(nil),     // 0: ponder.plugin.v1.DescribeRequest
 	(*Description)(nil),         // 1: ponder.plugin.v1.Description
@@ -3313,32 +3421,34 @@ var file_ponder_plugin_v1_plugin_proto_goTypes = []any{
 	(*EvaluateResponse)(nil),    // 17: ponder.plugin.v1.EvaluateResponse
 	(*RunRequest)(nil),          // 18: ponder.plugin.v1.RunRequest
 	(*RunResponse)(nil),         // 19: ponder.plugin.v1.RunResponse
-	(*CompleteRequest)(nil),     // 20: ponder.plugin.v1.CompleteRequest
-	(*GenerateRequest)(nil),     // 21: ponder.plugin.v1.GenerateRequest
-	(*Nodes)(nil),               // 22: ponder.plugin.v1.Nodes
-	(*AddNodeRequest)(nil),      // 23: ponder.plugin.v1.AddNodeRequest
-	(*NodeRef)(nil),             // 24: ponder.plugin.v1.NodeRef
-	(*NodeID)(nil),              // 25: ponder.plugin.v1.NodeID
-	(*UpdateNodeRequest)(nil),   // 26: ponder.plugin.v1.UpdateNodeRequest
-	(*PruneRequest)(nil),        // 27: ponder.plugin.v1.PruneRequest
-	(*HostEvaluateRequest)(nil), // 28: ponder.plugin.v1.HostEvaluateRequest
-	(*HostCallToolRequest)(nil), // 29: ponder.plugin.v1.HostCallToolRequest
-	(*SessionRequest)(nil),      // 30: ponder.plugin.v1.SessionRequest
-	(*ToolSpecs)(nil),           // 31: ponder.plugin.v1.ToolSpecs
-	(*RetrieveRequest)(nil),     // 32: ponder.plugin.v1.RetrieveRequest
-	(*Chunk)(nil),               // 33: ponder.plugin.v1.Chunk
-	(*Chunks)(nil),              // 34: ponder.plugin.v1.Chunks
-	(*SolveSubRequest)(nil),     // 35: ponder.plugin.v1.SolveSubRequest
-	(*SubResult)(nil),           // 36: ponder.plugin.v1.SubResult
-	(*TraceRequest)(nil),        // 37: ponder.plugin.v1.TraceRequest
-	(*BudgetState)(nil),         // 38: ponder.plugin.v1.BudgetState
-	(*AnswerRequest)(nil),       // 39: ponder.plugin.v1.AnswerRequest
-	(*AnswerResponse)(nil),      // 40: ponder.plugin.v1.AnswerResponse
-	(*Empty)(nil),               // 41: ponder.plugin.v1.Empty
-	nil,                         // 42: ponder.plugin.v1.Node.ScoresEntry
-	nil,                         // 43: ponder.plugin.v1.UpdateNodeRequest.ScoresEntry
-	nil,                         // 44: ponder.plugin.v1.RetrieveRequest.FilterEntry
-	nil,                         // 45: ponder.plugin.v1.Chunk.MetaEntry
+	(*CallsRequest)(nil),        // 20: ponder.plugin.v1.CallsRequest
+	(*CallsState)(nil),          // 21: ponder.plugin.v1.CallsState
+	(*CompleteRequest)(nil),     // 22: ponder.plugin.v1.CompleteRequest
+	(*GenerateRequest)(nil),     // 23: ponder.plugin.v1.GenerateRequest
+	(*Nodes)(nil),               // 24: ponder.plugin.v1.Nodes
+	(*AddNodeRequest)(nil),      // 25: ponder.plugin.v1.AddNodeRequest
+	(*NodeRef)(nil),             // 26: ponder.plugin.v1.NodeRef
+	(*NodeID)(nil),              // 27: ponder.plugin.v1.NodeID
+	(*UpdateNodeRequest)(nil),   // 28: ponder.plugin.v1.UpdateNodeRequest
+	(*PruneRequest)(nil),        // 29: ponder.plugin.v1.PruneRequest
+	(*HostEvaluateRequest)(nil), // 30: ponder.plugin.v1.HostEvaluateRequest
+	(*HostCallToolRequest)(nil), // 31: ponder.plugin.v1.HostCallToolRequest
+	(*SessionRequest)(nil),      // 32: ponder.plugin.v1.SessionRequest
+	(*ToolSpecs)(nil),           // 33: ponder.plugin.v1.ToolSpecs
+	(*RetrieveRequest)(nil),     // 34: ponder.plugin.v1.RetrieveRequest
+	(*Chunk)(nil),               // 35: ponder.plugin.v1.Chunk
+	(*Chunks)(nil),              // 36: ponder.plugin.v1.Chunks
+	(*SolveSubRequest)(nil),     // 37: ponder.plugin.v1.SolveSubRequest
+	(*SubResult)(nil),           // 38: ponder.plugin.v1.SubResult
+	(*TraceRequest)(nil),        // 39: ponder.plugin.v1.TraceRequest
+	(*BudgetState)(nil),         // 40: ponder.plugin.v1.BudgetState
+	(*AnswerRequest)(nil),       // 41: ponder.plugin.v1.AnswerRequest
+	(*AnswerResponse)(nil),      // 42: ponder.plugin.v1.AnswerResponse
+	(*Empty)(nil),               // 43: ponder.plugin.v1.Empty
+	nil,                         // 44: ponder.plugin.v1.Node.ScoresEntry
+	nil,                         // 45: ponder.plugin.v1.UpdateNodeRequest.ScoresEntry
+	nil,                         // 46: ponder.plugin.v1.RetrieveRequest.FilterEntry
+	nil,                         // 47: ponder.plugin.v1.Chunk.MetaEntry
 }
 var file_ponder_plugin_v1_plugin_proto_depIdxs = []int32{
 	2,  // 0: ponder.plugin.v1.Description.params:type_name -> ponder.plugin.v1.ParamSpec
@@ -3349,7 +3459,7 @@ var file_ponder_plugin_v1_plugin_proto_depIdxs = []int32{
 	4,  // 5: ponder.plugin.v1.Choice.tool_calls:type_name -> ponder.plugin.v1.ToolCall
 	9,  // 6: ponder.plugin.v1.Completion.choices:type_name -> ponder.plugin.v1.Choice
 	12, // 7: ponder.plugin.v1.Task.limits:type_name -> ponder.plugin.v1.Limits
-	42, // 8: ponder.plugin.v1.Node.scores:type_name -> ponder.plugin.v1.Node.ScoresEntry
+	44, // 8: ponder.plugin.v1.Node.scores:type_name -> ponder.plugin.v1.Node.ScoresEntry
 	11, // 9: ponder.plugin.v1.Node.usage:type_name -> ponder.plugin.v1.Usage
 	13, // 10: ponder.plugin.v1.EvaluateRequest.task:type_name -> ponder.plugin.v1.Task
 	14, // 11: ponder.plugin.v1.EvaluateRequest.path:type_name -> ponder.plugin.v1.Node
@@ -3360,12 +3470,12 @@ var file_ponder_plugin_v1_plugin_proto_depIdxs = []int32{
 	7,  // 16: ponder.plugin.v1.GenerateRequest.prompt:type_name -> ponder.plugin.v1.Message
 	14, // 17: ponder.plugin.v1.Nodes.nodes:type_name -> ponder.plugin.v1.Node
 	14, // 18: ponder.plugin.v1.AddNodeRequest.node:type_name -> ponder.plugin.v1.Node
-	43, // 19: ponder.plugin.v1.UpdateNodeRequest.scores:type_name -> ponder.plugin.v1.UpdateNodeRequest.ScoresEntry
+	45, // 19: ponder.plugin.v1.UpdateNodeRequest.scores:type_name -> ponder.plugin.v1.UpdateNodeRequest.ScoresEntry
 	4,  // 20: ponder.plugin.v1.HostCallToolRequest.call:type_name -> ponder.plugin.v1.ToolCall
 	3,  // 21: ponder.plugin.v1.ToolSpecs.tools:type_name -> ponder.plugin.v1.ToolSpec
-	44, // 22: ponder.plugin.v1.RetrieveRequest.filter:type_name -> ponder.plugin.v1.RetrieveRequest.FilterEntry
-	45, // 23: ponder.plugin.v1.Chunk.meta:type_name -> ponder.plugin.v1.Chunk.MetaEntry
-	33, // 24: ponder.plugin.v1.Chunks.chunks:type_name -> ponder.plugin.v1.Chunk
+	46, // 22: ponder.plugin.v1.RetrieveRequest.filter:type_name -> ponder.plugin.v1.RetrieveRequest.FilterEntry
+	47, // 23: ponder.plugin.v1.Chunk.meta:type_name -> ponder.plugin.v1.Chunk.MetaEntry
+	35, // 24: ponder.plugin.v1.Chunks.chunks:type_name -> ponder.plugin.v1.Chunk
 	13, // 25: ponder.plugin.v1.SolveSubRequest.task:type_name -> ponder.plugin.v1.Task
 	11, // 26: ponder.plugin.v1.SubResult.usage:type_name -> ponder.plugin.v1.Usage
 	14, // 27: ponder.plugin.v1.SubResult.best_path:type_name -> ponder.plugin.v1.Node
@@ -3377,46 +3487,48 @@ var file_ponder_plugin_v1_plugin_proto_depIdxs = []int32{
 	16, // 33: ponder.plugin.v1.Evaluator.Evaluate:input_type -> ponder.plugin.v1.EvaluateRequest
 	0,  // 34: ponder.plugin.v1.Strategy.Describe:input_type -> ponder.plugin.v1.DescribeRequest
 	18, // 35: ponder.plugin.v1.Strategy.Run:input_type -> ponder.plugin.v1.RunRequest
-	20, // 36: ponder.plugin.v1.Host.Complete:input_type -> ponder.plugin.v1.CompleteRequest
-	21, // 37: ponder.plugin.v1.Host.Generate:input_type -> ponder.plugin.v1.GenerateRequest
-	23, // 38: ponder.plugin.v1.Host.AddNode:input_type -> ponder.plugin.v1.AddNodeRequest
-	26, // 39: ponder.plugin.v1.Host.UpdateNode:input_type -> ponder.plugin.v1.UpdateNodeRequest
-	24, // 40: ponder.plugin.v1.Host.GetNode:input_type -> ponder.plugin.v1.NodeRef
-	24, // 41: ponder.plugin.v1.Host.Path:input_type -> ponder.plugin.v1.NodeRef
-	24, // 42: ponder.plugin.v1.Host.Children:input_type -> ponder.plugin.v1.NodeRef
-	27, // 43: ponder.plugin.v1.Host.Prune:input_type -> ponder.plugin.v1.PruneRequest
-	28, // 44: ponder.plugin.v1.Host.Evaluate:input_type -> ponder.plugin.v1.HostEvaluateRequest
-	30, // 45: ponder.plugin.v1.Host.Tools:input_type -> ponder.plugin.v1.SessionRequest
-	29, // 46: ponder.plugin.v1.Host.CallTool:input_type -> ponder.plugin.v1.HostCallToolRequest
-	32, // 47: ponder.plugin.v1.Host.Retrieve:input_type -> ponder.plugin.v1.RetrieveRequest
-	35, // 48: ponder.plugin.v1.Host.SolveSub:input_type -> ponder.plugin.v1.SolveSubRequest
-	37, // 49: ponder.plugin.v1.Host.Trace:input_type -> ponder.plugin.v1.TraceRequest
-	30, // 50: ponder.plugin.v1.Host.Budget:input_type -> ponder.plugin.v1.SessionRequest
-	39, // 51: ponder.plugin.v1.Host.ExtractAnswer:input_type -> ponder.plugin.v1.AnswerRequest
-	1,  // 52: ponder.plugin.v1.Tool.Describe:output_type -> ponder.plugin.v1.Description
-	5,  // 53: ponder.plugin.v1.Tool.Call:output_type -> ponder.plugin.v1.ToolResult
-	1,  // 54: ponder.plugin.v1.Evaluator.Describe:output_type -> ponder.plugin.v1.Description
-	17, // 55: ponder.plugin.v1.Evaluator.Evaluate:output_type -> ponder.plugin.v1.EvaluateResponse
-	1,  // 56: ponder.plugin.v1.Strategy.Describe:output_type -> ponder.plugin.v1.Description
-	19, // 57: ponder.plugin.v1.Strategy.Run:output_type -> ponder.plugin.v1.RunResponse
-	10, // 58: ponder.plugin.v1.Host.Complete:output_type -> ponder.plugin.v1.Completion
-	22, // 59: ponder.plugin.v1.Host.Generate:output_type -> ponder.plugin.v1.Nodes
-	25, // 60: ponder.plugin.v1.Host.AddNode:output_type -> ponder.plugin.v1.NodeID
-	14, // 61: ponder.plugin.v1.Host.UpdateNode:output_type -> ponder.plugin.v1.Node
-	14, // 62: ponder.plugin.v1.Host.GetNode:output_type -> ponder.plugin.v1.Node
-	22, // 63: ponder.plugin.v1.Host.Path:output_type -> ponder.plugin.v1.Nodes
-	22, // 64: ponder.plugin.v1.Host.Children:output_type -> ponder.plugin.v1.Nodes
-	41, // 65: ponder.plugin.v1.Host.Prune:output_type -> ponder.plugin.v1.Empty
-	15, // 66: ponder.plugin.v1.Host.Evaluate:output_type -> ponder.plugin.v1.Evaluation
-	31, // 67: ponder.plugin.v1.Host.Tools:output_type -> ponder.plugin.v1.ToolSpecs
-	5,  // 68: ponder.plugin.v1.Host.CallTool:output_type -> ponder.plugin.v1.ToolResult
-	34, // 69: ponder.plugin.v1.Host.Retrieve:output_type -> ponder.plugin.v1.Chunks
-	36, // 70: ponder.plugin.v1.Host.SolveSub:output_type -> ponder.plugin.v1.SubResult
-	41, // 71: ponder.plugin.v1.Host.Trace:output_type -> ponder.plugin.v1.Empty
-	38, // 72: ponder.plugin.v1.Host.Budget:output_type -> ponder.plugin.v1.BudgetState
-	40, // 73: ponder.plugin.v1.Host.ExtractAnswer:output_type -> ponder.plugin.v1.AnswerResponse
-	52, // [52:74] is the sub-list for method output_type
-	30, // [30:52] is the sub-list for method input_type
+	20, // 36: ponder.plugin.v1.Calls.State:input_type -> ponder.plugin.v1.CallsRequest
+	22, // 37: ponder.plugin.v1.Host.Complete:input_type -> ponder.plugin.v1.CompleteRequest
+	23, // 38: ponder.plugin.v1.Host.Generate:input_type -> ponder.plugin.v1.GenerateRequest
+	25, // 39: ponder.plugin.v1.Host.AddNode:input_type -> ponder.plugin.v1.AddNodeRequest
+	28, // 40: ponder.plugin.v1.Host.UpdateNode:input_type -> ponder.plugin.v1.UpdateNodeRequest
+	26, // 41: ponder.plugin.v1.Host.GetNode:input_type -> ponder.plugin.v1.NodeRef
+	26, // 42: ponder.plugin.v1.Host.Path:input_type -> ponder.plugin.v1.NodeRef
+	26, // 43: ponder.plugin.v1.Host.Children:input_type -> ponder.plugin.v1.NodeRef
+	29, // 44: ponder.plugin.v1.Host.Prune:input_type -> ponder.plugin.v1.PruneRequest
+	30, // 45: ponder.plugin.v1.Host.Evaluate:input_type -> ponder.plugin.v1.HostEvaluateRequest
+	32, // 46: ponder.plugin.v1.Host.Tools:input_type -> ponder.plugin.v1.SessionRequest
+	31, // 47: ponder.plugin.v1.Host.CallTool:input_type -> ponder.plugin.v1.HostCallToolRequest
+	34, // 48: ponder.plugin.v1.Host.Retrieve:input_type -> ponder.plugin.v1.RetrieveRequest
+	37, // 49: ponder.plugin.v1.Host.SolveSub:input_type -> ponder.plugin.v1.SolveSubRequest
+	39, // 50: ponder.plugin.v1.Host.Trace:input_type -> ponder.plugin.v1.TraceRequest
+	32, // 51: ponder.plugin.v1.Host.Budget:input_type -> ponder.plugin.v1.SessionRequest
+	41, // 52: ponder.plugin.v1.Host.ExtractAnswer:input_type -> ponder.plugin.v1.AnswerRequest
+	1,  // 53: ponder.plugin.v1.Tool.Describe:output_type -> ponder.plugin.v1.Description
+	5,  // 54: ponder.plugin.v1.Tool.Call:output_type -> ponder.plugin.v1.ToolResult
+	1,  // 55: ponder.plugin.v1.Evaluator.Describe:output_type -> ponder.plugin.v1.Description
+	17, // 56: ponder.plugin.v1.Evaluator.Evaluate:output_type -> ponder.plugin.v1.EvaluateResponse
+	1,  // 57: ponder.plugin.v1.Strategy.Describe:output_type -> ponder.plugin.v1.Description
+	19, // 58: ponder.plugin.v1.Strategy.Run:output_type -> ponder.plugin.v1.RunResponse
+	21, // 59: ponder.plugin.v1.Calls.State:output_type -> ponder.plugin.v1.CallsState
+	10, // 60: ponder.plugin.v1.Host.Complete:output_type -> ponder.plugin.v1.Completion
+	24, // 61: ponder.plugin.v1.Host.Generate:output_type -> ponder.plugin.v1.Nodes
+	27, // 62: ponder.plugin.v1.Host.AddNode:output_type -> ponder.plugin.v1.NodeID
+	14, // 63: ponder.plugin.v1.Host.UpdateNode:output_type -> ponder.plugin.v1.Node
+	14, // 64: ponder.plugin.v1.Host.GetNode:output_type -> ponder.plugin.v1.Node
+	24, // 65: ponder.plugin.v1.Host.Path:output_type -> ponder.plugin.v1.Nodes
+	24, // 66: ponder.plugin.v1.Host.Children:output_type -> ponder.plugin.v1.Nodes
+	43, // 67: ponder.plugin.v1.Host.Prune:output_type -> ponder.plugin.v1.Empty
+	15, // 68: ponder.plugin.v1.Host.Evaluate:output_type -> ponder.plugin.v1.Evaluation
+	33, // 69: ponder.plugin.v1.Host.Tools:output_type -> ponder.plugin.v1.ToolSpecs
+	5,  // 70: ponder.plugin.v1.Host.CallTool:output_type -> ponder.plugin.v1.ToolResult
+	36, // 71: ponder.plugin.v1.Host.Retrieve:output_type -> ponder.plugin.v1.Chunks
+	38, // 72: ponder.plugin.v1.Host.SolveSub:output_type -> ponder.plugin.v1.SubResult
+	43, // 73: ponder.plugin.v1.Host.Trace:output_type -> ponder.plugin.v1.Empty
+	40, // 74: ponder.plugin.v1.Host.Budget:output_type -> ponder.plugin.v1.BudgetState
+	42, // 75: ponder.plugin.v1.Host.ExtractAnswer:output_type -> ponder.plugin.v1.AnswerResponse
+	53, // [53:76] is the sub-list for method output_type
+	30, // [30:53] is the sub-list for method input_type
 	30, // [30:30] is the sub-list for extension type_name
 	30, // [30:30] is the sub-list for extension extendee
 	0,  // [0:30] is the sub-list for field type_name
@@ -3432,18 +3544,18 @@ func file_ponder_plugin_v1_plugin_proto_init() {
 	file_ponder_plugin_v1_plugin_proto_msgTypes[9].OneofWrappers = []any{}
 	file_ponder_plugin_v1_plugin_proto_msgTypes[15].OneofWrappers = []any{}
 	file_ponder_plugin_v1_plugin_proto_msgTypes[19].OneofWrappers = []any{}
-	file_ponder_plugin_v1_plugin_proto_msgTypes[21].OneofWrappers = []any{}
-	file_ponder_plugin_v1_plugin_proto_msgTypes[26].OneofWrappers = []any{}
-	file_ponder_plugin_v1_plugin_proto_msgTypes[36].OneofWrappers = []any{}
+	file_ponder_plugin_v1_plugin_proto_msgTypes[23].OneofWrappers = []any{}
+	file_ponder_plugin_v1_plugin_proto_msgTypes[28].OneofWrappers = []any{}
+	file_ponder_plugin_v1_plugin_proto_msgTypes[38].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ponder_plugin_v1_plugin_proto_rawDesc), len(file_ponder_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_ponder_plugin_v1_plugin_proto_goTypes,
 		DependencyIndexes: file_ponder_plugin_v1_plugin_proto_depIdxs,

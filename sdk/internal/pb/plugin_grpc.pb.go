@@ -455,6 +455,118 @@ var Strategy_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	Calls_State_FullMethodName = "/ponder.plugin.v1.Calls/State"
+)
+
+// CallsClient is the client API for Calls service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Calls tells the host whether calls it gave up on still run in the
+// plugin, so that it can restart a plugin that keeps them (every plugin
+// built with the Go SDK serves it). A plugin that does not serve it is
+// restarted after each abandoned call, once it has no call in flight.
+type CallsClient interface {
+	State(ctx context.Context, in *CallsRequest, opts ...grpc.CallOption) (*CallsState, error)
+}
+
+type callsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewCallsClient(cc grpc.ClientConnInterface) CallsClient {
+	return &callsClient{cc}
+}
+
+func (c *callsClient) State(ctx context.Context, in *CallsRequest, opts ...grpc.CallOption) (*CallsState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CallsState)
+	err := c.cc.Invoke(ctx, Calls_State_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CallsServer is the server API for Calls service.
+// All implementations must embed UnimplementedCallsServer
+// for forward compatibility.
+//
+// Calls tells the host whether calls it gave up on still run in the
+// plugin, so that it can restart a plugin that keeps them (every plugin
+// built with the Go SDK serves it). A plugin that does not serve it is
+// restarted after each abandoned call, once it has no call in flight.
+type CallsServer interface {
+	State(context.Context, *CallsRequest) (*CallsState, error)
+	mustEmbedUnimplementedCallsServer()
+}
+
+// UnimplementedCallsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedCallsServer struct{}
+
+func (UnimplementedCallsServer) State(context.Context, *CallsRequest) (*CallsState, error) {
+	return nil, status.Error(codes.Unimplemented, "method State not implemented")
+}
+func (UnimplementedCallsServer) mustEmbedUnimplementedCallsServer() {}
+func (UnimplementedCallsServer) testEmbeddedByValue()               {}
+
+// UnsafeCallsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to CallsServer will
+// result in compilation errors.
+type UnsafeCallsServer interface {
+	mustEmbedUnimplementedCallsServer()
+}
+
+func RegisterCallsServer(s grpc.ServiceRegistrar, srv CallsServer) {
+	// If the following call panics, it indicates UnimplementedCallsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Calls_ServiceDesc, srv)
+}
+
+func _Calls_State_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CallsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallsServer).State(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Calls_State_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallsServer).State(ctx, req.(*CallsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Calls_ServiceDesc is the grpc.ServiceDesc for Calls service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Calls_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "ponder.plugin.v1.Calls",
+	HandlerType: (*CallsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "State",
+			Handler:    _Calls_State_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "ponder/plugin/v1/plugin.proto",
+}
+
+const (
 	Host_Complete_FullMethodName      = "/ponder.plugin.v1.Host/Complete"
 	Host_Generate_FullMethodName      = "/ponder.plugin.v1.Host/Generate"
 	Host_AddNode_FullMethodName       = "/ponder.plugin.v1.Host/AddNode"

@@ -1,0 +1,235 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/sdk"
+)
+
+// cancelledCall calls the echo tool with args and cancels the call after
+// d, as a client that gives up does.
+func cancelledCall(t *testing.T, m *Manager, args string, d time.Duration) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	_, err := m.Tools()[0].Call(ctx, []byte(args))
+	return err
+}
+
+func busy(p *Process) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.busy
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// A call the host gave up on but the plugin keeps running (it ignores its
+// context) would pile up in the plugin, which serves every run: the
+// plugin is restarted once it has no other call in flight, or at once
+// when more than MaxAbandoned pile up. One that stops as told is left
+// alone.
+func TestAbandonedCallsRestartThePlugin(t *testing.T) {
+	t.Parallel()
+	const grace = 100 * time.Millisecond
+	setup := func(t *testing.T, mode string) (*Manager, *Process, *syncBuffer) {
+		dir := t.TempDir()
+		installMode(t, dir, "echo", sdk.KindTool, mode)
+		var logs syncBuffer
+		m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, Logger: zerolog.New(&logs)})
+		if res, err := callEcho(t, m, "echo", `{"text":"warm"}`); err != nil || res.Text != "warm" {
+			t.Fatalf("%+v, %v", res, err)
+		}
+		p, _ := m.Plugin("echo")
+		return m, p, &logs
+	}
+	// inFlight starts a call that runs until stop is called.
+	inFlight := func(t *testing.T, m *Manager, p *Process) (stop func() error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := m.Tools()[0].Call(ctx, []byte(`{"wait":true}`))
+			errc <- err
+		}()
+		waitFor(t, "the call in flight", func() bool { return busy(p) == 1 })
+		return func() error { cancel(); return <-errc }
+	}
+
+	t.Run("ignored cancellation restarts it once idle", func(t *testing.T) {
+		t.Parallel()
+		m, p, logs := setup(t, "tool")
+		pid := p.Status().PID
+		if err := cancelledCall(t, m, `{"hang":true}`, 200*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("cancelled call: %v", err)
+		}
+		waitGone(t, pid)
+		if !strings.Contains(logs.String(), "plugin restarted: 1 call(s) still running") {
+			t.Errorf("log does not say why it restarted:\n%s", logs.String())
+		}
+		if res, err := callEcho(t, m, "echo", `{"text":"back"}`); err != nil || res.Text != "back" {
+			t.Fatalf("after the restart: %+v, %v", res, err)
+		}
+		if st := p.Status(); st.Starts != 2 || st.PID == pid {
+			t.Fatalf("status %+v (old pid %d)", st, pid)
+		}
+	})
+
+	t.Run("a call past the call timeout waits for the calls in flight", func(t *testing.T) {
+		t.Parallel()
+		const timeout = 600 * time.Millisecond
+		dir := t.TempDir()
+		installMode(t, dir, "echo", sdk.KindTool, "tool")
+		var logs syncBuffer
+		m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, CallTimeout: timeout, Logger: zerolog.New(&logs)})
+		if _, err := callEcho(t, m, "echo", `{"text":"warm"}`); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := m.Plugin("echo")
+		pid := p.Status().PID
+		// The hang times out at 600 ms, another call (started at 400 ms)
+		// at 1 s: the plugin, which still runs the hang at 700 ms, is
+		// restarted when that other call ends, not under it.
+		hang := make(chan error, 1)
+		go func() {
+			_, err := callEcho(t, m, "echo", `{"hang":true}`)
+			hang <- err
+		}()
+		time.Sleep(timeout * 2 / 3)
+		other := make(chan error, 1)
+		go func() {
+			_, err := callEcho(t, m, "echo", `{"wait":true}`)
+			other <- err
+		}()
+		err := <-hang
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not answer within 600ms") {
+			t.Fatalf("hang: %v", err)
+		}
+		time.Sleep(150 * time.Millisecond)
+		if !alive(pid) {
+			t.Fatal("killed under a call in flight")
+		}
+		if err := <-other; !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not answer within") {
+			t.Fatalf("the call in flight: %v", err)
+		}
+		waitGone(t, pid)
+		if !strings.Contains(logs.String(), "it is restarted once its calls in flight end") {
+			t.Errorf("log:\n%s", logs.String())
+		}
+	})
+
+	t.Run("honoured cancellation keeps it", func(t *testing.T) {
+		t.Parallel()
+		m, p, _ := setup(t, "tool")
+		pid := p.Status().PID
+		if err := cancelledCall(t, m, `{"wait":true}`, 200*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("cancelled call: %v", err)
+		}
+		time.Sleep(5 * grace)
+		if st := p.Status(); st.State != StateRunning || st.Starts != 1 || st.PID != pid {
+			t.Fatalf("a plugin that stopped as told was restarted: %+v", st)
+		}
+	})
+
+	t.Run("past MaxAbandoned at once", func(t *testing.T) {
+		t.Parallel()
+		m, p, logs := setup(t, "tool")
+		pid := p.Status().PID
+		stop := inFlight(t, m, p)
+		var wg sync.WaitGroup
+		for range MaxAbandoned + 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cancelledCall(t, m, `{"hang":true}`, 200*time.Millisecond)
+			}()
+		}
+		wg.Wait()
+		waitGone(t, pid) // while the call in flight still runs
+		if err := stop(); err == nil {
+			t.Fatal("the call in flight survived the restart")
+		}
+		if !strings.Contains(logs.String(), "plugin restarted: 4 call(s) still running") {
+			t.Errorf("log:\n%s", logs.String())
+		}
+	})
+
+	t.Run("a plugin that does not report is restarted once idle", func(t *testing.T) {
+		t.Parallel()
+		m, p, logs := setup(t, "tool-unreported")
+		pid := p.Status().PID
+		if err := cancelledCall(t, m, `{"wait":true}`, 200*time.Millisecond); err == nil {
+			t.Fatal("cancelled call succeeded")
+		}
+		waitGone(t, pid)
+		if !strings.Contains(logs.String(), "does not report whether its calls still run") {
+			t.Errorf("log:\n%s", logs.String())
+		}
+	})
+}
+
+// A strategy run that ignores its context, given up on by its client (or
+// stopped by the host at its deadline or budget), does not stay in the plugin: each such run restarts it, and
+// repeated runs (as through `ponder serve`) do not pile up.
+func TestHungStrategyRunsDoNotPileUp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "stuck", sdk.KindStrategy, "strategy-hang")
+	var logs syncBuffer
+	m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: 100 * time.Millisecond, Logger: zerolog.New(&logs)})
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	reg := core.NewRegistry()
+	if errs := m.Register(reg); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	running := make(chan struct{}, 1)
+	policy := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		running <- struct{}{}
+		return core.Completion{Choices: []core.Choice{{Text: "The answer is 7."}}}, nil
+	})
+	eng := core.NewEngine(policy, reg, nil)
+	p, _ := m.Plugin("stuck")
+	var pids []int
+	for i := range 2 {
+		// The client gives up once the run is under way in the plugin.
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-running
+			cancel()
+		}()
+		res, err := eng.Solve(ctx, core.Task{Problem: "What is 3 + 4?", Strategy: "stuck"})
+		cancel()
+		if err == nil && res.Stopped == core.StopDone {
+			t.Fatalf("run %d: a hung strategy finished: %+v", i, res)
+		}
+		p.mu.Lock()
+		pid := p.pid // the last process started, restarted or not
+		p.mu.Unlock()
+		pids = append(pids, pid)
+		waitGone(t, pid)
+	}
+	if pids[0] == pids[1] {
+		t.Fatalf("the second run used the first process %d", pids[0])
+	}
+	if st := p.Status(); st.Starts != 2 {
+		t.Fatalf("status %+v", st)
+	}
+}
