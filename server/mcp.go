@@ -600,7 +600,9 @@ func (s *Server) handleListStrategies(_ context.Context, req mcp.CallToolRequest
 		fmt.Fprintf(&b, "\n%s: %s\n", st.Name, st.Summary)
 		for _, p := range st.Params {
 			fmt.Fprintf(&b, "  - %s (%s", p.Name, p.Type)
-			if p.Default != nil {
+			if d, ok := p.Default.(string); ok && d == "" {
+				b.WriteString(`, default ""`)
+			} else if p.Default != nil {
 				fmt.Fprintf(&b, ", default %v", p.Default)
 			}
 			if p.Min != nil || p.Max != nil {
