@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/endpoint"
 )
 
 // Options configures a Client. The zero value (or nil) gives defaults.
@@ -40,11 +40,9 @@ type Options struct {
 type Client struct {
 	cfg config.LLM
 	api *openai.Client
-	url string // BaseURL without credentials, for the log
-	// addrs are the endpoint's URL and host as they may appear in text
-	// from the server or the network stack, longest first: messages
-	// never show them (endpointName).
-	addrs []string
+	// ep keeps the endpoint's URL, address and API key out of messages,
+	// which name it endpointName; its URL() is for the log.
+	ep    *endpoint.Endpoint
 	log   zerolog.Logger
 	sleep func(ctx context.Context, d time.Duration) error
 	// maxBody bounds the body of one response.
@@ -116,8 +114,7 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 	return &Client{
 		cfg:     cfg,
 		api:     openai.NewClientWithConfig(oc),
-		url:     strings.TrimRight(u.Redacted(), "/"),
-		addrs:   endpointAddrs(cfg.BaseURL, u),
+		ep:      endpoint.New(endpointName, cfg.BaseURL, cfg.APIKey),
 		log:     o.Logger,
 		sleep:   sleep,
 		maxBody: maxBody,
@@ -265,27 +262,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// endpointAddrs lists what names the endpoint in text: its URL (as given
-// and without credentials) and its host with the port. A host alone is
-// listed only when it has a dot or a colon (a name like "llm", a compose
-// service, is also a word of the messages).
-func endpointAddrs(raw string, u *url.URL) []string {
-	var out []string
-	add := func(s string) {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	add(strings.TrimRight(raw, "/"))
-	add(strings.TrimRight(u.Redacted(), "/"))
-	if strings.ContainsAny(u.Host, ".:") {
-		add(u.Host)
-	}
-	if h := u.Hostname(); strings.ContainsAny(h, ".:") {
-		add(h)
-	}
-	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return out
 }

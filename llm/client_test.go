@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
 	"github.com/ponder-rlm/ponder/llm"
 )
 
@@ -425,20 +424,12 @@ func TestErrorMessages(t *testing.T) {
 	}
 }
 
-// checkNoAddress fails when err shows where the endpoint is: these
-// messages reach the clients of `ponder serve` and traces, and the
-// endpoint may be internal infrastructure.
+// checkNoAddress fails when err shows where the endpoint is, or the API
+// key: these messages reach the clients of `ponder serve` and traces, and
+// the endpoint may be internal infrastructure.
 func checkNoAddress(t *testing.T, err error, baseURL string) {
 	t.Helper()
-	u, perr := url.Parse(baseURL)
-	if perr != nil {
-		t.Fatal(perr)
-	}
-	for _, addr := range []string{baseURL, u.Host, u.Hostname(), ":" + u.Port()} {
-		if addr != ":" && strings.Contains(err.Error(), addr) {
-			t.Errorf("error %q shows the endpoint's address %q", err, addr)
-		}
-	}
+	endpointtest.CheckHidden(t, err.Error(), baseURL, testKey)
 	if !strings.Contains(err.Error(), "the LLM endpoint") {
 		t.Errorf("error %q does not say what failed (the LLM endpoint)", err)
 	}
@@ -689,15 +680,10 @@ func TestAttemptTimeout(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + l.Addr().String() + "/v1"
-	l.Close()
+	url := "http://" + endpointtest.ClosedPort(t) + "/v1"
 	cfg := testConfig(url)
 	s := &sleeper{}
-	_, err = newClient(t, cfg, &llm.Options{Sleep: s.Sleep}).Complete(context.Background(),
+	_, err := newClient(t, cfg, &llm.Options{Sleep: s.Sleep}).Complete(context.Background(),
 		core.CompletionRequest{Messages: user("hi")})
 	checkErr(t, err, core.ErrLLMUnavailable)
 	if !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "PONDER_LLM_BASE_URL") {
@@ -713,29 +699,11 @@ func TestUnreachable(t *testing.T) {
 // errors names the addresses at both ends and the resolver.
 func TestNetworkErrorsHideTheAddress(t *testing.T) {
 	t.Parallel()
-	reset, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reset.Close() })
-	go func() {
-		for {
-			c, err := reset.Accept()
-			if err != nil {
-				return
-			}
-			// Read the request, then reset the connection.
-			_, _ = c.Read(make([]byte, 4096))
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-			c.Close()
-		}
-	}()
+	reset := endpointtest.ResetServer(t)
 	for _, tt := range []struct {
 		name, url, want string
 	}{
-		{"reset", "http://" + reset.Addr().String() + "/v1", "request to the LLM endpoint failed"},
+		{"reset", "http://" + reset + "/v1", "request to the LLM endpoint failed"},
 		{"no such host", "http://llm-upstream.corp.invalid:8000/v1", "cannot resolve the host of the LLM endpoint"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

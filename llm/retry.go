@@ -19,7 +19,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/ponder-rlm/ponder/core"
-	"github.com/ponder-rlm/ponder/internal/text"
+	"github.com/ponder-rlm/ponder/internal/endpoint"
 )
 
 const (
@@ -214,7 +214,7 @@ func (c *Client) do(ctx context.Context, op, model string, patch map[string]any,
 			return ctx.Err()
 		}
 		retry, ferr := c.classify(err, a, timedOut, i+1, model)
-		ev := c.log.Debug().Str("op", op).Str("endpoint", c.url).Str("model", model).Int("attempt", i+1).Int("status", a.status).
+		ev := c.log.Debug().Str("op", op).Str("endpoint", c.ep.URL()).Str("model", model).Int("attempt", i+1).Int("status", a.status).
 			Dur("latency", time.Since(start)).Str("error", ferr.Error())
 		if !retry || i >= c.cfg.MaxRetries {
 			ev.Msg("llm request failed")
@@ -268,7 +268,7 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		// answer is lost, not malformed, and another try may get it.
 		return true, newError(core.ErrLLMUnavailable, err,
 			"%s answered %d but the answer was cut off (%s, %s): check the server's logs and the network",
-			endpointName, a.status, c.clean(netText(a.bodyErr)), plural(attempts, "attempt"))
+			endpointName, a.status, c.ep.Clean(endpoint.NetText(a.bodyErr)), plural(attempts, "attempt"))
 	}
 	if errors.Is(err, errNoChoices) {
 		// Some servers and proxies answer 200 with {"error": ...}.
@@ -278,7 +278,7 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 				Error json.RawMessage `json:"error"`
 			}
 			if json.Unmarshal(a.head, &v) == nil && len(v.Error) > 0 && string(v.Error) != "null" {
-				detail = c.detail(bodyMessage(a.head))
+				detail = c.detail(endpoint.BodyMessage(a.head))
 			}
 		}
 		return false, newError(core.ErrLLMBadResponse, nil,
@@ -323,16 +323,16 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 	var netErr net.Error
 	if errors.As(err, &urlErr) || errors.As(err, &netErr) || errors.Is(err, syscall.ECONNRESET) {
 		return true, newError(core.ErrLLMUnavailable, err, "request to %s failed (%s): %s: check the server and PONDER_LLM_BASE_URL",
-			endpointName, plural(attempts, "attempt"), c.clean(netText(err)))
+			endpointName, plural(attempts, "attempt"), c.ep.Clean(endpoint.NetText(err)))
 	}
 	if a.status >= 200 && a.status < 300 {
 		return false, newError(core.ErrLLMBadResponse, err,
 			"%s sent an answer that is not valid json (%s): check that PONDER_LLM_BASE_URL points at an openai-compatible api",
-			endpointName, c.clean(err.Error()))
+			endpointName, c.ep.Clean(err.Error()))
 	}
 	// Refused before sending (go-openai's checks of the model's parameters).
 	return false, newError(nil, err, "llm request is invalid for model %q: %s: check the model and the request settings",
-		model, c.clean(err.Error()))
+		model, c.ep.Clean(err.Error()))
 }
 
 // rejectsRequest reports whether err is the server refusing the request as
@@ -346,7 +346,7 @@ func rejectsRequest(err error) bool {
 func httpError(err error) (status int, msg string, ok bool) {
 	var reqErr *openai.RequestError
 	if errors.As(err, &reqErr) {
-		return reqErr.HTTPStatusCode, bodyMessage(reqErr.Body), true
+		return reqErr.HTTPStatusCode, endpoint.BodyMessage(reqErr.Body), true
 	}
 	var apiErr *openai.APIError
 	if errors.As(err, &apiErr) {
@@ -355,73 +355,9 @@ func httpError(err error) (status int, msg string, ok bool) {
 	return 0, "", false
 }
 
-// bodyMessage digs the message out of an error body in the shapes servers
-// use ({"error":{"message"}}, {"error":"..."}, {"message"}, {"detail"}),
-// falling back to the body itself.
-func bodyMessage(b []byte) string {
-	var v struct {
-		Error   json.RawMessage `json:"error"`
-		Message string          `json:"message"`
-		Detail  any             `json:"detail"`
-	}
-	if json.Unmarshal(b, &v) == nil {
-		var nested struct {
-			Message string `json:"message"`
-		}
-		var s string
-		switch {
-		case json.Unmarshal(v.Error, &nested) == nil && nested.Message != "":
-			return nested.Message
-		case json.Unmarshal(v.Error, &s) == nil && s != "":
-			return s
-		case v.Message != "":
-			return v.Message
-		case v.Detail != nil:
-			if s, ok := v.Detail.(string); ok {
-				return s
-			}
-			d, _ := json.Marshal(v.Detail)
-			return string(d)
-		}
-	}
-	return string(b)
-}
-
-// netText is the text of a network error without the addresses in it:
-// a *url.Error repeats the whole URL, a *net.OpError names both ends of
-// the connection ("dial tcp 10.0.0.5:8000: connect: connection refused"),
-// a *net.DNSError the host and the resolver.
-func netText(err error) string {
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return "lookup: " + dnsErr.Err
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Err != nil {
-		return strings.TrimSpace(opErr.Op+" "+opErr.Net) + ": " + opErr.Err.Error()
-	}
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) && urlErr.Err != nil {
-		return urlErr.Err.Error()
-	}
-	return err.Error()
-}
-
-// clean makes server or library text safe for a one-line message: no API
-// key, no endpoint address, no newlines, bounded length.
-func (c *Client) clean(s string) string {
-	if c.cfg.APIKey != "" {
-		s = strings.ReplaceAll(s, c.cfg.APIKey, "[redacted]")
-	}
-	for _, addr := range c.addrs {
-		s = strings.ReplaceAll(s, addr, endpointName)
-	}
-	return text.Clip(text.OneLine(s), 200)
-}
-
-// detail is clean(s) in parentheses after a space, or "" when s is empty.
+// detail is ep.Clean(s) in parentheses after a space, or "" when s is empty.
 func (c *Client) detail(s string) string {
-	if s = c.clean(s); s == "" {
+	if s = c.ep.Clean(s); s == "" {
 		return ""
 	}
 	return " (" + s + ")"

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
 	"github.com/ponder-rlm/ponder/traces"
 )
 
@@ -87,13 +87,7 @@ func fakeLLM(t *testing.T, status int, body string) string {
 // closedPort returns a loopback URL nothing listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr + "/v1"
+	return "http://" + endpointtest.ClosedPort(t) + "/v1"
 }
 
 const okCompletion = `{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"6 times 7 is 42, so \\boxed{42}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}`

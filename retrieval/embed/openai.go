@@ -32,6 +32,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ponder-rlm/ponder/internal/endpoint"
 	"github.com/ponder-rlm/ponder/retrieval"
 )
 
@@ -59,13 +60,10 @@ type Options struct {
 type OpenAI struct {
 	o   Options
 	url string
-	// endpoint is BaseURL without credentials, for the log and Endpoint.
-	endpoint string
-	// addrs are the endpoint's URL and host as they may appear in text
-	// from the server or the network stack, longest first: messages never
-	// show them (endpointName).
-	addrs []string
-	dim   atomic.Int64
+	// ep keeps the endpoint's URL, address and API key out of messages,
+	// which name it endpointName; its URL() is for the log and Endpoint.
+	ep  *endpoint.Endpoint
+	dim atomic.Int64
 }
 
 var _ retrieval.Embedder = (*OpenAI)(nil)
@@ -97,7 +95,7 @@ func NewOpenAI(o Options) (*OpenAI, error) {
 		o.Client = &http.Client{}
 	}
 	e := &OpenAI{o: o, url: strings.TrimRight(o.BaseURL, "/") + "/embeddings",
-		endpoint: strings.TrimRight(u.Redacted(), "/"), addrs: endpointAddrs(o.BaseURL, u)}
+		ep: endpoint.New(endpointName, o.BaseURL, o.APIKey)}
 	e.dim.Store(int64(o.Dim))
 	return e, nil
 }
@@ -105,7 +103,7 @@ func NewOpenAI(o Options) (*OpenAI, error) {
 // Endpoint is the base URL without its password. Error messages never
 // show it (they reach server clients); a command line may add it to its
 // own message, and a server log it.
-func (e *OpenAI) Endpoint() string { return e.endpoint }
+func (e *OpenAI) Endpoint() string { return e.ep.URL() }
 
 // Model implements retrieval.Embedder.
 func (e *OpenAI) Model() string { return e.o.Model }
@@ -160,7 +158,7 @@ func (e *OpenAI) embedBatch(ctx context.Context, texts []string) ([][]float32, e
 		if errors.As(err, &ee) {
 			ee.attempts = attempt
 		}
-		ev := e.o.Logger.Debug().Str("endpoint", e.endpoint).Str("model", e.o.Model).Int("attempt", attempt).Err(err)
+		ev := e.o.Logger.Debug().Str("endpoint", e.ep.URL()).Str("model", e.o.Model).Int("attempt", attempt).Err(err)
 		if !retry || attempt > e.o.MaxRetries {
 			ev.Msg("embeddings request failed")
 			return nil, err
@@ -187,7 +185,7 @@ func (e *OpenAI) post(ctx context.Context, body []byte, n int) (vecs [][]float32
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, e.url, bytes.NewReader(body))
 	if err != nil {
-		return nil, false, 0, &embedError{what: "cannot make a request to " + endpointName + ": " + e.clean(netText(err)),
+		return nil, false, 0, &embedError{what: "cannot make a request to " + endpointName + ": " + e.ep.Clean(endpoint.NetText(err)),
 			hint: "fix " + settingHint, cause: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -207,16 +205,16 @@ func (e *OpenAI) post(ctx context.Context, body []byte, n int) (vecs [][]float32
 		if timedOut() {
 			return nil, true, 0, e.timeout()
 		}
-		return nil, true, 0, &embedError{what: fmt.Sprintf("%s answered %d but the answer was cut off", endpointName, resp.StatusCode), why: e.clean(netText(err)),
+		return nil, true, 0, &embedError{what: fmt.Sprintf("%s answered %d but the answer was cut off", endpointName, resp.StatusCode), why: e.ep.Clean(endpoint.NetText(err)),
 			hint: "check the server's logs and the network", cause: err}
 	}
 	detail := ""
 	if resp.StatusCode != http.StatusOK {
-		if m := strings.TrimSpace(e.clean(bodyMessage(raw))); m != "" {
+		if m := strings.TrimSpace(e.ep.Clean(endpoint.BodyMessage(raw))); m != "" {
 			detail = ": " + m
 		}
 	}
-	status := e.clean(resp.Status)
+	status := e.ep.Clean(resp.Status)
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s", endpointName, status), detail: detail,
@@ -236,11 +234,11 @@ func (e *OpenAI) post(ctx context.Context, body []byte, n int) (vecs [][]float32
 	}
 	var r embedResponse
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, false, 0, &embedError{what: fmt.Sprintf("%s sent an answer that is not valid json (%s)", endpointName, e.clean(err.Error())),
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s sent an answer that is not valid json (%s)", endpointName, e.ep.Clean(err.Error())),
 			hint: "check that " + settingHint + " points at an openai-compatible api", cause: err}
 	}
 	if r.Error != nil && len(r.Data) == 0 {
-		return nil, false, 0, &embedError{what: fmt.Sprintf("%s answered with an error: %s", endpointName, e.clean(r.Error.Message)),
+		return nil, false, 0, &embedError{what: fmt.Sprintf("%s answered with an error: %s", endpointName, e.ep.Clean(r.Error.Message)),
 			hint: "check the server's logs"}
 	}
 	if len(r.Data) != n {
@@ -277,14 +275,14 @@ func (e *OpenAI) netError(err error, timedOut bool) (retry bool, _ error) {
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return !dnsErr.IsNotFound, &embedError{what: "cannot resolve the host of " + endpointName, why: e.clean(netText(err)),
+		return !dnsErr.IsNotFound, &embedError{what: "cannot resolve the host of " + endpointName, why: e.ep.Clean(endpoint.NetText(err)),
 			hint: "fix " + settingHint, cause: err}
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return true, &embedError{what: "cannot connect to " + endpointName, why: "connection refused",
 			hint: "start it or fix " + settingHint, cause: err}
 	}
-	return true, &embedError{what: "request to " + endpointName + " failed", why: e.clean(netText(err)),
+	return true, &embedError{what: "request to " + endpointName + " failed", why: e.ep.Clean(endpoint.NetText(err)),
 		hint: "check the server, the network and " + settingHint, cause: err}
 }
 

@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
 	"github.com/ponder-rlm/ponder/retrieval"
 )
 
@@ -134,8 +134,8 @@ func TestOpenAIErrorsHideTheEndpoint(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(stop) }) // before srv.Close, which waits for handlers
 	self = srv.URL
-	reset := resetServer(t)
-	closed := closedPort(t)
+	reset := endpointtest.ResetServer(t)
+	closed := endpointtest.ClosedPort(t)
 	for _, tt := range []struct {
 		name, base string
 		want       []string
@@ -176,9 +176,9 @@ func TestOpenAIErrorsHideTheEndpoint(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
-			checkNoAddress(t, err, tt.base, key)
+			endpointtest.CheckHidden(t, err.Error(), tt.base, key)
 			if tt.dial != "" {
-				checkNoAddress(t, err, "http://"+tt.dial, key)
+				endpointtest.CheckHidden(t, err.Error(), tt.dial, key)
 			}
 		})
 	}
@@ -187,7 +187,7 @@ func TestOpenAIErrorsHideTheEndpoint(t *testing.T) {
 // Retries say how many tries were made, once.
 func TestOpenAIRetriesAreCounted(t *testing.T) {
 	t.Parallel()
-	closed := closedPort(t)
+	closed := endpointtest.ClosedPort(t)
 	e, err := NewOpenAI(Options{BaseURL: "http://" + closed + "/v1", Model: "m", MaxRetries: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -199,59 +199,4 @@ func TestOpenAIRetriesAreCounted(t *testing.T) {
 	if e.Endpoint() != "http://"+closed+"/v1" {
 		t.Errorf("Endpoint() = %q", e.Endpoint())
 	}
-}
-
-// checkNoAddress fails when err shows where the endpoint is, or the key.
-func checkNoAddress(t *testing.T, err error, base, key string) {
-	t.Helper()
-	u, perr := url.Parse(base)
-	if perr != nil {
-		t.Fatal(perr)
-	}
-	if strings.Contains(err.Error(), key) {
-		t.Errorf("error %q shows the API key", err)
-	}
-	for _, s := range []string{base, u.Host, u.Hostname(), ":" + u.Port(), "127.0.0.1"} {
-		// A host without a dot ("embed", a compose service) is also a
-		// word of the messages; its URL is checked.
-		if s != ":" && strings.ContainsAny(s, ".:") && strings.Contains(err.Error(), s) {
-			t.Errorf("error %q shows %q", err, s)
-		}
-	}
-}
-
-// closedPort is an address where nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// resetServer reads a request, then resets the connection.
-func resetServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Read(make([]byte, 4096))
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
 }

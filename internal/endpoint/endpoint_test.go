@@ -1,0 +1,205 @@
+package endpoint_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/internal/endpoint"
+	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
+)
+
+const name = "the test endpoint"
+
+func TestClean(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 300)
+	for _, tt := range []struct {
+		name, raw, key, in, want string
+	}{
+		{"url whole, before its host", "http://10.0.0.5:8000/v1/", "",
+			"POST http://10.0.0.5:8000/v1/embeddings failed", "POST the test endpoint/embeddings failed"},
+		{"url with a password, as given and redacted", "http://user:s3cret@10.0.0.5:8000/v1", "",
+			"at http://user:s3cret@10.0.0.5:8000/v1 and http://user:xxxxx@10.0.0.5:8000/v1", "at the test endpoint and the test endpoint"},
+		{"origin: another path on the host", "https://llm.corp.example/v1", "",
+			"no route https://llm.corp.example/healthz", "no route the test endpoint/healthz"},
+		{"host with port", "http://10.0.0.5:8000/v1", "", "upstream 10.0.0.5:8000 down", "upstream the test endpoint down"},
+		{"host name alone", "https://llm.corp.example:8443/v1", "", "llm.corp.example is down", "the test endpoint is down"},
+		{"ipv6", "http://[fd00::5]:8000/v1", "", "dial [fd00::5]:8000 and fd00::5", "dial the test endpoint and the test endpoint"},
+		// "llm" is also a word of the messages: only host:port goes.
+		{"host without a dot", "http://llm:8000/v1", "", "the llm at llm:8000 failed", "the llm at the test endpoint failed"},
+		{"api key", "http://10.0.0.5/v1", "sk-123", "bad key sk-123", "bad key [redacted]"},
+		// An empty key must not be "replaced" between every character.
+		{"no api key", "http://10.0.0.5/v1", "", "bad key", "bad key"},
+		{"one line", "http://10.0.0.5/v1", "", "<html>\n  <body>busy</body>\n</html>", "<html> <body>busy</body> </html>"},
+		{"clipped", "http://10.0.0.5/v1", "", long, strings.Repeat("x", 200) + "…"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := endpoint.New(name, tt.raw, tt.key).Clean(tt.in)
+			if got != tt.want {
+				t.Errorf("Clean(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestURLAndName(t *testing.T) {
+	t.Parallel()
+	e := endpoint.New(name, "http://user:s3cret@10.0.0.5:8000/v1/", "k")
+	if e.URL() != "http://user:xxxxx@10.0.0.5:8000/v1" || e.Name() != name {
+		t.Errorf("URL() = %q, Name() = %q", e.URL(), e.Name())
+	}
+	// An unparsable URL is not shown either.
+	bad := "http://10.0.0.5:80%zz/v1"
+	if got := endpoint.New(name, bad).Clean("at " + bad); got != "at "+name {
+		t.Errorf("Clean of an unparsable URL = %q", got)
+	}
+}
+
+// The network errors Go returns, as the clients get them (wrapped in a
+// *url.Error by net/http), and as gRPC passes them on (as text).
+func netErrors() []struct {
+	name     string
+	err      error
+	want     string // NetText; ScrubNetText of the text too, unless scrubbed is set
+	scrubbed string
+} {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 6334},
+		Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	reset := &net.OpError{Op: "read", Net: "tcp", Source: &net.TCPAddr{IP: net.ParseIP("10.0.0.9"), Port: 50123},
+		Addr: &net.TCPAddr{IP: net.ParseIP("fd00::5"), Port: 8000}, Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	dns := &net.DNSError{Err: "no such host", Name: "llm.corp.invalid", Server: "10.0.0.2:53", IsNotFound: true}
+	dnsNoServer := &net.DNSError{Err: "server misbehaving", Name: "llm.corp.invalid"}
+	return []struct {
+		name     string
+		err      error
+		want     string
+		scrubbed string
+	}{
+		{"refused", refused, "dial tcp: connect: connection refused", ""},
+		{"reset, both ends", reset, "read tcp: read: connection reset by peer", ""},
+		{"no such host", dns, "lookup: no such host", ""},
+		{"resolver without server", dnsNoServer, "lookup: server misbehaving", ""},
+		{"dial failing to resolve", &net.OpError{Op: "dial", Net: "tcp", Err: dns}, "lookup: no such host", "dial tcp: lookup: no such host"},
+	}
+}
+
+func TestNetText(t *testing.T) {
+	t.Parallel()
+	for _, tt := range netErrors() {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			wrapped := &url.Error{Op: "Post", URL: "http://llm.corp.invalid:8000/v1/chat/completions", Err: tt.err}
+			for _, err := range []error{tt.err, wrapped, fmt.Errorf("send: %w", wrapped)} {
+				if got := endpoint.NetText(err); got != tt.want {
+					t.Errorf("NetText(%v) = %q, want %q", err, got, tt.want)
+				}
+			}
+		})
+	}
+	// Not a network error: the inner text of a *url.Error, else the text.
+	if got := endpoint.NetText(&url.Error{Op: "Post", URL: "http://10.0.0.5/v1", Err: errors.New("EOF")}); got != "EOF" {
+		t.Errorf("NetText of a url.Error = %q", got)
+	}
+	if got := endpoint.NetText(errors.New("tls: bad certificate")); got != "tls: bad certificate" {
+		t.Errorf("NetText of a plain error = %q", got)
+	}
+}
+
+// The text of an error scrubs to what NetText makes of the error itself.
+func TestScrubNetText(t *testing.T) {
+	t.Parallel()
+	for _, tt := range netErrors() {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := `connection error: desc = "transport: Error while dialing: ` + tt.err.Error() + `"`
+			scrubbed := tt.want
+			if tt.scrubbed != "" {
+				scrubbed = tt.scrubbed
+			}
+			want := `connection error: desc = "transport: Error while dialing: ` + scrubbed + `"`
+			if got := endpoint.ScrubNetText(in); got != want {
+				t.Errorf("ScrubNetText(%q) = %q, want %q", in, got, want)
+			}
+			for _, addr := range []string{"10.0.0.5", "10.0.0.9", "fd00::5", "10.0.0.2", "llm.corp.invalid"} {
+				if strings.Contains(endpoint.ScrubNetText(in), addr) {
+					t.Errorf("ScrubNetText(%q) shows %s", in, addr)
+				}
+			}
+		})
+	}
+	for _, s := range []string{"dial tcp: connect: connection refused", "read tcp: i/o timeout", "Not found: Collection `docs` doesn't exist!"} {
+		if got := endpoint.ScrubNetText(s); got != s {
+			t.Errorf("ScrubNetText(%q) = %q: text without an address changed", s, got)
+		}
+	}
+}
+
+func TestBodyMessage(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ body, want string }{
+		{`{"error":{"message":"model not found","type":"invalid_request_error"}}`, "model not found"},
+		{`{"error":"rate limited"}`, "rate limited"},
+		{`{"message":"overloaded"}`, "overloaded"},
+		{`{"detail":"Not Found"}`, "Not Found"},
+		{`{"detail":[{"loc":["body","input"],"msg":"field required"}]}`, `[{"loc":["body","input"],"msg":"field required"}]`},
+		{`{"error":{"code":500}}`, `{"error":{"code":500}}`},
+		{"<html><body>502 Bad Gateway</body></html>", "<html><body>502 Bad Gateway</body></html>"},
+		{"", ""},
+	} {
+		if got := endpoint.BodyMessage([]byte(tt.body)); got != tt.want {
+			t.Errorf("BodyMessage(%s) = %q, want %q", tt.body, got, tt.want)
+		}
+	}
+}
+
+// The helpers the clients' tests use fail the way they say they do.
+func TestEndpointtest(t *testing.T) {
+	t.Parallel()
+	if _, err := net.Dial("tcp", endpointtest.ClosedPort(t)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial of ClosedPort: %v, want connection refused", err)
+	}
+	c, err := net.Dial("tcp", endpointtest.ResetServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("read from ResetServer: %v, want connection reset", err)
+	}
+	for _, tt := range []struct {
+		msg  string
+		fail bool
+	}{
+		{"cannot connect to the test endpoint (connection refused)", false},
+		{"cannot connect to http://10.0.0.5:8000/v1", true},
+		{"upstream 10.0.0.5 down", true},
+		{"port :8000 closed", true},
+		{"key sk-1 refused", true},
+		{"dial tcp 127.0.0.1:41234: refused", true},
+	} {
+		ft := &fakeT{}
+		endpointtest.CheckHidden(ft, tt.msg, "http://10.0.0.5:8000/v1", "sk-1")
+		if ft.failed != tt.fail {
+			t.Errorf("CheckHidden(%q) failed %v, want %v", tt.msg, ft.failed, tt.fail)
+		}
+	}
+}
+
+// fakeT records whether a check failed.
+type fakeT struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fakeT) Helper()               {}
+func (f *fakeT) Errorf(string, ...any) { f.failed = true }
