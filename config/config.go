@@ -499,6 +499,14 @@ func (c Config) Validate() error {
 	}
 	if c.Retrieval.Backend == "qdrant" && c.Retrieval.QdrantURL == "" {
 		bad("retrieval.backend is qdrant but retrieval.qdrant_url (PONDER_QDRANT_URL) is empty")
+	} else if c.Retrieval.Backend == "qdrant" {
+		// Checked here, where the operator reads the value: the store's
+		// own errors reach MCP clients and do not repeat it.
+		u, err := url.Parse(c.Retrieval.QdrantURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.RawQuery != "" || u.Fragment != "" || u.Port() == "6333" {
+			bad("retrieval.qdrant_url (PONDER_QDRANT_URL): want http://host:6334 or https://host:6334 (gRPC, not the REST port 6333; no query: the key goes in retrieval.qdrant_api_key), got %q",
+				c.Retrieval.QdrantURL)
+		}
 	}
 	if c.Retrieval.ChunkChars < 64 || c.Retrieval.ChunkOverlap < 0 || c.Retrieval.ChunkOverlap > c.Retrieval.ChunkChars/2 {
 		bad("retrieval.chunk_chars (PONDER_CHUNK_CHARS) must be at least 64 and retrieval.chunk_overlap (PONDER_CHUNK_OVERLAP) 0 to half of it, got %d and %d",

@@ -69,6 +69,11 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"public bind without token", func(c *config.Config) { c.Server.Addr = "0.0.0.0:7800" }, "server.token"},
 		{"addr", func(c *config.Config) { c.Server.Addr = "7800" }, "server.addr"},
 		{"qdrant without url", func(c *config.Config) { c.Retrieval.Backend = "qdrant" }, "qdrant_url"},
+		{"qdrant url without scheme", func(c *config.Config) { c.Retrieval.Backend, c.Retrieval.QdrantURL = "qdrant", "qdrant:6334" }, "retrieval.qdrant_url"},
+		{"qdrant rest port", func(c *config.Config) { c.Retrieval.Backend, c.Retrieval.QdrantURL = "qdrant", "http://qdrant:6333" }, "REST port"},
+		{"qdrant key in the url", func(c *config.Config) {
+			c.Retrieval.Backend, c.Retrieval.QdrantURL = "qdrant", "https://q.example:6334?api-key=k"
+		}, "retrieval.qdrant_url"},
 		{"budget", func(c *config.Config) { c.Search.BudgetCalls = -1 }, "budget_calls"},
 		{"token of white space", func(c *config.Config) { c.Server.Token = " " }, "server.token"},
 		{"token with a trailing newline", func(c *config.Config) { c.Server.Token = "secret\n" }, "server.token"},
@@ -90,6 +95,11 @@ func TestValidateNamesTheSetting(t *testing.T) {
 	ok.Server.Addr, ok.Server.Token = "0.0.0.0:7800", "secret"
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("public bind with a token rejected: %v", err)
+	}
+	ok = config.Default()
+	ok.Retrieval.Backend, ok.Retrieval.QdrantURL = "qdrant", "https://qdrant.example"
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("qdrant url without a port (6334) rejected: %v", err)
 	}
 }
 

@@ -79,6 +79,10 @@ func newServeCmd() *cobra.Command {
 				// search_documents).
 				log.Info().Str("endpoint", u).Msg("embedding endpoint")
 			}
+			if cfg.Retrieval.Backend == "qdrant" {
+				// Likewise "the Qdrant server" (its API key is apart).
+				log.Info().Str("endpoint", redactedURL(cfg.Retrieval.QdrantURL)).Msg("qdrant server")
+			}
 			if stdio {
 				return serveStdio(ctx, cmd, srv, cfg, log)
 			}

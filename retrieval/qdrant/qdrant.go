@@ -20,7 +20,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"sort"
 	"strconv"
@@ -32,6 +31,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ponder-rlm/ponder/internal/endpoint"
 	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/retrieval/lexical"
 )
@@ -58,27 +58,41 @@ type Options struct {
 
 // Store is a retrieval.Store on a Qdrant server.
 type Store struct {
-	c   *qc.Client
-	o   Options
-	url string
+	c *qc.Client
+	o Options
+	// ep keeps the server's URL, address and API key out of messages,
+	// which name it serverName.
+	ep *endpoint.Endpoint
 }
 
 var _ retrieval.Store = (*Store)(nil)
 
-// Open connects to Qdrant and checks that it answers.
+// serverName is how messages name the Qdrant server. Not its URL: these
+// messages reach the clients of `ponder serve` (MCP tool results of
+// search_documents and ingest_documents, a grounded solve's trace), and
+// the server may be internal infrastructure they should not learn of.
+// `ponder serve` logs the URL at start.
+const serverName = "the Qdrant server"
+
+// urlSetting names the setting that says where the server is.
+const urlSetting = "retrieval.qdrant_url (PONDER_QDRANT_URL)"
+
+// Open connects to Qdrant and checks that it answers. Its errors, like
+// every error of the Store, name the server serverName and never show
+// o.URL or o.APIKey.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	u, err := url.Parse(o.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return nil, fmt.Errorf("qdrant URL (retrieval.qdrant_url, PONDER_QDRANT_URL): want http://host:6334 or https://host:6334 (gRPC), got %q", o.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%s: want http://host:6334 or https://host:6334 (gRPC; no query or fragment: the key goes in retrieval.qdrant_api_key)", urlSetting)
 	}
 	port := 6334
 	if p := u.Port(); p != "" {
 		if port, err = strconv.Atoi(p); err != nil {
-			return nil, fmt.Errorf("qdrant URL %q: bad port", o.URL)
+			return nil, fmt.Errorf("%s: bad port", urlSetting)
 		}
 	}
 	if port == 6333 {
-		return nil, fmt.Errorf("qdrant URL %q names the REST port 6333: Ponder speaks gRPC, usually port 6334", o.URL)
+		return nil, fmt.Errorf("%s names the REST port 6333: Ponder speaks gRPC, usually port 6334", urlSetting)
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 256
@@ -86,17 +100,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
+	s := &Store{o: o, ep: endpoint.New(serverName, o.URL, o.APIKey)}
 	cfg := &qc.Config{Host: u.Hostname(), Port: port, APIKey: o.APIKey, UseTLS: u.Scheme == "https", TLSConfig: o.TLS,
 		SkipCompatibilityCheck: true, PoolSize: 1}
-	c, err := qc.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: qdrant at %s: %v", retrieval.ErrUnavailable, net.JoinHostPort(u.Hostname(), strconv.Itoa(port)), err)
+	if s.c, err = qc.NewClient(cfg); err != nil {
+		return nil, s.newError(retrieval.ErrUnavailable, err, "cannot make a client of %s (%s): fix %s",
+			serverName, s.clean(err.Error()), urlSetting)
 	}
-	s := &Store{c: c, o: o, url: o.URL}
 	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	if _, err := c.HealthCheck(cctx); err != nil {
-		c.Close()
+	if _, err := s.c.HealthCheck(cctx); err != nil {
+		s.c.Close()
 		return nil, s.wrap(err, "connect")
 	}
 	return s, nil
@@ -105,7 +119,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 // Close closes the connection.
 func (s *Store) Close() error { return s.c.Close() }
 
-// wrap turns gRPC errors into errors that say what to do.
+// wrap turns gRPC errors into errors that say what to do, naming the
+// server serverName: the text gRPC gives (its dialer's error, the server's
+// message) loses the server's addresses and API key.
 func (s *Store) wrap(err error, op string) error {
 	if err == nil {
 		return nil
@@ -117,16 +133,51 @@ func (s *Store) wrap(err error, op string) error {
 	if ok {
 		switch st.Code() {
 		case codes.Unavailable, codes.DeadlineExceeded:
-			return fmt.Errorf("%w: qdrant at %s is unreachable (%s): %s; start it or fix retrieval.qdrant_url — nothing unacknowledged was kept",
-				retrieval.ErrUnavailable, s.url, op, st.Message())
+			why := st.Message()
+			// gRPC quotes its dialer's error in `connection error: desc =
+			// "transport: Error while dialing: dial tcp ...: connect:
+			// connection refused"`: the dialer's error says it all.
+			if _, dial, ok := strings.Cut(why, "Error while dialing: "); ok {
+				why = strings.TrimSuffix(dial, `"`)
+			}
+			return s.newError(retrieval.ErrUnavailable, err, "%s is unreachable (%s): %s; start it or fix %s — nothing unacknowledged was kept",
+				serverName, op, s.clean(why), urlSetting)
 		case codes.Unauthenticated, codes.PermissionDenied:
-			return fmt.Errorf("%w: qdrant at %s rejected the API key (%s): set retrieval.qdrant_api_key (PONDER_QDRANT_API_KEY)",
-				retrieval.ErrUnavailable, s.url, op)
+			return s.newError(retrieval.ErrUnavailable, err, "%s rejected the API key (%s): set retrieval.qdrant_api_key (PONDER_QDRANT_API_KEY)",
+				serverName, op)
 		case codes.NotFound:
-			return fmt.Errorf("%w: %s: %s", retrieval.ErrNoCollection, op, st.Message())
+			return s.newError(retrieval.ErrNoCollection, err, "%s: %s", op, s.clean(st.Message()))
 		}
 	}
-	return fmt.Errorf("qdrant %s: %w", op, err)
+	return s.newError(nil, err, "qdrant %s: %s", op, s.clean(err.Error()))
+}
+
+// clean makes gRPC's or the server's text safe for a message: no address
+// of the server (also none a name resolved to), no API key, one line.
+func (s *Store) clean(msg string) string {
+	return s.ep.Clean(endpoint.ScrubNetText(msg))
+}
+
+// storeError is an error whose text is its own (cleaned) message, while
+// errors.Is and errors.As still see the sentinel and the gRPC error under
+// it.
+type storeError struct {
+	msg  string
+	errs []error
+}
+
+func (e *storeError) Error() string   { return e.msg }
+func (e *storeError) Unwrap() []error { return e.errs }
+
+// newError is a storeError: "SENTINEL: MESSAGE" wrapping sentinel (when
+// not nil) and cause.
+func (s *Store) newError(sentinel, cause error, format string, args ...any) error {
+	e := &storeError{msg: fmt.Sprintf(format, args...), errs: []error{cause}}
+	if sentinel != nil {
+		e.msg = sentinel.Error() + ": " + e.msg
+		e.errs = []error{sentinel, cause}
+	}
+	return e
 }
 
 func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
