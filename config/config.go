@@ -166,6 +166,11 @@ type Retrieval struct {
 	EmbedAPIKey  string `json:"embed_api_key" env:"PONDER_EMBED_API_KEY"`
 	EmbedModel   string `json:"embed_model" env:"PONDER_EMBED_MODEL"`
 	EmbedDim     int    `json:"embed_dim" env:"PONDER_EMBED_DIM"`
+	// EmbedTimeout bounds one request (one batch of texts) to the
+	// embedding endpoint; EmbedMaxRetries is how often a failed one
+	// (429, 5xx, network, timeout) is tried again.
+	EmbedTimeout    time.Duration `json:"embed_timeout" env:"PONDER_EMBED_TIMEOUT"`
+	EmbedMaxRetries int           `json:"embed_max_retries" env:"PONDER_EMBED_MAX_RETRIES"`
 	// TopK is how many chunks a retrieval returns by default.
 	TopK int `json:"top_k" env:"PONDER_RETRIEVAL_TOP_K"`
 	// LockTimeout bounds the wait for the embedded store's file lock.
@@ -200,7 +205,7 @@ func Default() Config {
 			Python: "python3", Bubblewrap: "bwrap", MaxProcs: 16, TmpMB: 64, OpenFiles: 64, MaxSessions: 16},
 			Timeout: 30 * time.Second, MaxOutputBytes: 64 << 10},
 		Retrieval: Retrieval{Backend: "embedded", Collection: "docs", MaxFileBytes: 50 << 20, ChunkChars: 1200, ChunkOverlap: 150,
-			TopK: 5, LockTimeout: 2 * time.Second},
+			EmbedTimeout: 60 * time.Second, EmbedMaxRetries: 4, TopK: 5, LockTimeout: 2 * time.Second},
 		Plugins: Plugins{Start: "lazy", CallTimeout: 30 * time.Second},
 	}
 }
@@ -514,6 +519,12 @@ func (c Config) Validate() error {
 	}
 	if c.Retrieval.MaxFileBytes <= 0 {
 		bad("retrieval.max_file_bytes (PONDER_MAX_FILE_BYTES): want a positive size, got %d", c.Retrieval.MaxFileBytes)
+	}
+	if c.Retrieval.EmbedTimeout <= 0 {
+		bad("retrieval.embed_timeout (PONDER_EMBED_TIMEOUT): want a positive duration, got %s", c.Retrieval.EmbedTimeout)
+	}
+	if c.Retrieval.EmbedMaxRetries < 0 {
+		bad("retrieval.embed_max_retries (PONDER_EMBED_MAX_RETRIES): want 0 or more, got %d", c.Retrieval.EmbedMaxRetries)
 	}
 	if c.Retrieval.TopK < 1 || c.Retrieval.TopK > 50 {
 		bad("retrieval.top_k (PONDER_RETRIEVAL_TOP_K): want 1 to 50, got %d", c.Retrieval.TopK)

@@ -37,6 +37,11 @@ func TestLoadPrecedenceFileThenEnv(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// The embedder's timeout and retries, 0 meaning no retry at all.
+	c, err = config.Load("", []string{"PONDER_EMBED_TIMEOUT=5s", "PONDER_EMBED_MAX_RETRIES=0"})
+	if err != nil || c.Retrieval.EmbedTimeout != 5*time.Second || c.Retrieval.EmbedMaxRetries != 0 || c.Validate() != nil {
+		t.Fatalf("embed settings from the environment: %v, %v, %d", err, c.Retrieval.EmbedTimeout, c.Retrieval.EmbedMaxRetries)
+	}
 }
 
 func TestLoadRejectsUnknownFileKeysAndBadEnv(t *testing.T) {
@@ -50,6 +55,9 @@ func TestLoadRejectsUnknownFileKeysAndBadEnv(t *testing.T) {
 	}
 	if _, err := config.Load("", []string{"PONDER_LLM_CONCURRENCY=many"}); err == nil || !strings.Contains(err.Error(), "PONDER_LLM_CONCURRENCY") {
 		t.Fatalf("bad env value accepted: %v", err)
+	}
+	if _, err := config.Load("", []string{"PONDER_EMBED_TIMEOUT=30"}); err == nil || !strings.Contains(err.Error(), "PONDER_EMBED_TIMEOUT") {
+		t.Fatalf("embed timeout without a unit accepted: %v", err)
 	}
 	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil {
 		t.Fatal("missing explicit config file accepted")
@@ -77,6 +85,11 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"budget", func(c *config.Config) { c.Search.BudgetCalls = -1 }, "budget_calls"},
 		{"token of white space", func(c *config.Config) { c.Server.Token = " " }, "server.token"},
 		{"token with a trailing newline", func(c *config.Config) { c.Server.Token = "secret\n" }, "server.token"},
+		{"llm timeout", func(c *config.Config) { c.LLM.Timeout = 0 }, "llm.timeout (PONDER_LLM_TIMEOUT)"},
+		{"llm retries", func(c *config.Config) { c.LLM.MaxRetries = -1 }, "llm.max_retries (PONDER_LLM_MAX_RETRIES)"},
+		{"embed timeout", func(c *config.Config) { c.Retrieval.EmbedTimeout = 0 }, "retrieval.embed_timeout (PONDER_EMBED_TIMEOUT)"},
+		{"negative embed timeout", func(c *config.Config) { c.Retrieval.EmbedTimeout = -time.Second }, "retrieval.embed_timeout"},
+		{"embed retries", func(c *config.Config) { c.Retrieval.EmbedMaxRetries = -1 }, "retrieval.embed_max_retries (PONDER_EMBED_MAX_RETRIES)"},
 		{"no traces kept", func(c *config.Config) { c.Server.TracesKept = 0 }, "server.traces_kept"},
 		{"negative traces kept", func(c *config.Config) { c.Server.TracesKept = -5 }, "server.traces_kept"},
 	}

@@ -80,7 +80,12 @@ func newEmbedder(cfg config.Config, log zerolog.Logger) (retrieval.Embedder, err
 	if url == "" {
 		return nil, fmt.Errorf("embedding model %q is set but no endpoint: set retrieval.embed_url (PONDER_EMBED_URL) or PONDER_LLM_BASE_URL", model)
 	}
-	return embed.NewOpenAI(embed.Options{BaseURL: url, APIKey: key, Model: model, Dim: cfg.Retrieval.EmbedDim, Logger: log})
+	retries := cfg.Retrieval.EmbedMaxRetries
+	if retries == 0 {
+		retries = -1 // embed.Options reads 0 as its default; the setting's 0 is no retry
+	}
+	return embed.NewOpenAI(embed.Options{BaseURL: url, APIKey: key, Model: model, Dim: cfg.Retrieval.EmbedDim,
+		Timeout: cfg.Retrieval.EmbedTimeout, MaxRetries: retries, Logger: log})
 }
 
 // retrievalHook gives the app a retriever over a store that is opened on

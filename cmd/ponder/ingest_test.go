@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -552,5 +556,60 @@ func TestMCPIngestReportsNotesAndRemovals(t *testing.T) {
 	if !strings.Contains(text, "2 unchanged, 0 skipped, 1 removed;") ||
 		!strings.Contains(text, "removed "+filepath.Join(docs, "gone.md")+": gone from "+docs) {
 		t.Errorf("second ingest's text does not say what was removed: %s", text)
+	}
+}
+
+// retrieval.embed_timeout and retrieval.embed_max_retries reach the
+// embedder: 0 retries is one try (not the embedder's default of 4, which
+// made a refused connection take 7.5s), and a hung endpoint fails after
+// the timeout set, naming the setting to raise.
+func TestEmbedderSettings(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		retries  int
+		timeout  time.Duration
+		path     string
+		requests int32
+		want     string
+	}{
+		{"no retry", 0, time.Minute, "/busy", 1, "answered 503"},
+		{"one retry", 1, time.Minute, "/busy", 2, "answered 503 Service Unavailable (2 attempts)"},
+		{"timeout", 0, 100 * time.Millisecond, "/hang", 1, "did not answer within 100ms: raise retrieval.embed_timeout (PONDER_EMBED_TIMEOUT)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var requests atomic.Int32
+			stop := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				// The server notices a client gone only once the body is read.
+				_, _ = io.Copy(io.Discard, r.Body)
+				if strings.HasPrefix(r.URL.Path, "/hang") {
+					select {
+					case <-r.Context().Done():
+					case <-stop:
+					}
+					return
+				}
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+			}))
+			t.Cleanup(srv.Close)
+			t.Cleanup(func() { close(stop) }) // before srv.Close, which waits for handlers
+			cfg := config.Default()
+			cfg.Retrieval.EmbedModel, cfg.Retrieval.EmbedURL = "m", srv.URL+tt.path
+			cfg.Retrieval.EmbedMaxRetries, cfg.Retrieval.EmbedTimeout = tt.retries, tt.timeout
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			emb, err := newEmbedder(cfg, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = emb.Embed(t.Context(), []string{"x"})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || requests.Load() != tt.requests {
+				t.Fatalf("%d requests, error %v; want %d and %q", requests.Load(), err, tt.requests, tt.want)
+			}
+		})
 	}
 }

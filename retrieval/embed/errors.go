@@ -17,6 +17,12 @@ const endpointName = "the embedding endpoint"
 // settingHint names the settings that say where the endpoint is.
 const settingHint = "retrieval.embed_url (PONDER_EMBED_URL; default the LLM's PONDER_LLM_BASE_URL)"
 
+// The settings of Options.Timeout and Options.MaxRetries.
+const (
+	timeoutSetting = "retrieval.embed_timeout (PONDER_EMBED_TIMEOUT)"
+	retriesSetting = "retrieval.embed_max_retries (PONDER_EMBED_MAX_RETRIES)"
+)
+
 // embedError is a failure of the endpoint: one line saying what failed
 // and why, and what to change. It wraps ErrEmbedder and its cause, whose
 // text (which names addresses) it does not show.

@@ -47,10 +47,13 @@ type Options struct {
 	Dim int
 	// BatchSize is the most texts per request (default 64).
 	BatchSize int
-	// MaxRetries on rate limits, server errors and network failures
-	// (default 4); backoff doubles from 500ms, or follows Retry-After.
+	// MaxRetries on rate limits, server errors, network failures and
+	// timeouts: 0 means the default (4, as retrieval.embed_max_retries),
+	// a negative number none. Backoff doubles from 500ms, or follows
+	// Retry-After.
 	MaxRetries int
-	// Timeout per request (default 60s).
+	// Timeout per request, one batch (default 60s, as
+	// retrieval.embed_timeout).
 	Timeout time.Duration
 	Client  *http.Client
 	Logger  zerolog.Logger
@@ -218,7 +221,7 @@ func (e *OpenAI) post(ctx context.Context, body []byte, n int) (vecs [][]float32
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s", endpointName, status), detail: detail,
-			hint: "lower the load on it, or ingest fewer documents at once"}
+			hint: "lower the load on it, ingest fewer documents at once, or raise " + retriesSetting}
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
 		return nil, true, retryAfter(resp), &embedError{what: fmt.Sprintf("%s answered %s", endpointName, status), detail: detail,
 			hint: "check the server's logs"}
@@ -291,7 +294,7 @@ func (e *OpenAI) netError(err error, timedOut bool) (retry bool, _ error) {
 // deadline did not pass, and errors.Is must not say it did.
 func (e *OpenAI) timeout() error {
 	return &embedError{what: fmt.Sprintf("%s did not answer within %s", endpointName, e.o.Timeout),
-		hint: "check the server's load (a large batch on a slow model takes long)"}
+		hint: "raise " + timeoutSetting + " or check the server's load (a large batch on a slow model takes long)"}
 }
 
 // retryAfter is the wait a 429 or 503 asks for (seconds), or 0.

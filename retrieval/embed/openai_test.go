@@ -122,6 +122,8 @@ func TestOpenAIErrorsHideTheEndpoint(t *testing.T) {
 			fmt.Fprintf(w, "<html>\n<body>%s is down</body></html>", host)
 		case "404":
 			http.Error(w, `{"error":"model m not found at `+self+`"}`, http.StatusNotFound)
+		case "429":
+			http.Error(w, `{"error":{"message":"slow down"}}`, http.StatusTooManyRequests)
 		case "hang":
 			// The server notices a client gone only once the body is read.
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -145,7 +147,8 @@ func TestOpenAIErrorsHideTheEndpoint(t *testing.T) {
 		{"5xx naming the URL", srv.URL + "/v1?case=502-json#", []string{"the embedding endpoint answered 502 Bad Gateway: no upstream for the embedding endpoint", "[redacted]", "check the server's logs"}, ""},
 		{"5xx page naming the host", srv.URL + "/v1?case=503-text#", []string{"answered 503 Service Unavailable: <html> <body>the embedding endpoint is down"}, ""},
 		{"404", srv.URL + "/v1?case=404#", []string{"the embedding endpoint answered 404: model m not found at the embedding endpoint", "/v1"}, ""},
-		{"timeout", srv.URL + "/v1?case=hang#", []string{"the embedding endpoint did not answer within 200ms"}, ""},
+		{"429", srv.URL + "/v1?case=429#", []string{"answered 429 Too Many Requests: slow down: lower the load on it, ingest fewer documents at once, or raise retrieval.embed_max_retries (PONDER_EMBED_MAX_RETRIES)"}, ""},
+		{"timeout", srv.URL + "/v1?case=hang#", []string{"the embedding endpoint did not answer within 200ms: raise retrieval.embed_timeout (PONDER_EMBED_TIMEOUT)"}, ""},
 		{"reset", "http://" + reset + "/v1", []string{"request to the embedding endpoint failed ("}, ""},
 		// Go's error names the address the name resolved to, which no
 		// replacement of the URL's host catches.
