@@ -67,7 +67,7 @@ func newEvalCmd() *cobra.Command {
   ponder eval --dataset gsm8k --limit 100 --strategies cot,self-consistency --budget-calls 8 --out runs/gsm8k
   ponder eval --dataset mine.jsonl --field problem=question --field truth=answer --pack math --strategies cot --out runs/mine
   ponder eval report runs/g24`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runEval(cmd, f) },
 	}
 	fl := cmd.Flags()
@@ -407,7 +407,7 @@ func newEvalReportCmd() *cobra.Command {
 			"strategy and budget, pass@k) and plots of accuracy against LLM calls and against tokens\n" +
 			"(accuracy_vs_calls.png/.svg, accuracy_vs_tokens.png/.svg), one line per strategy.",
 		Example: "  ponder eval report runs/g24\n  ponder eval report runs/g24 --out site/g24 --pass-k 1,10",
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, k := range ks {
 				if k < 1 {

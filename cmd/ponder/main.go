@@ -165,7 +165,64 @@ func newRootCmd() *cobra.Command {
 	for _, add := range extraCommands {
 		root.AddCommand(add())
 	}
+	// Cobra's own, made now so that the walk below covers them too.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	strictArgs(root)
 	return root
+}
+
+// strictArgs makes a wrong command line a usage error (exit status 2) in
+// every command, as a flag Ponder cannot read is, so that no command's
+// file has to remember it: each argument check is wrapped (cobra's errors
+// exit 1), and a command that only groups others (ponder, trace, tools,
+// plugins, ...) refuses an unknown subcommand, where cobra printed the
+// help and exited 0 (`ponder trace lst` looked like it worked).
+func strictArgs(c *cobra.Command) {
+	if !c.Runnable() && c.HasSubCommands() {
+		if c.Args == nil {
+			c.Args = unknownSubcommand
+		}
+		// Runnable, so that its Args are checked at all; with no
+		// arguments it shows its help, as before.
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	if c.Args != nil {
+		c.Args = usageArgs(c.Args)
+	}
+	for _, sub := range c.Commands() {
+		strictArgs(sub)
+	}
+}
+
+// usageArgs makes v's errors usage errors (exit status 2).
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			var ee exitError
+			if errors.As(err, &ee) {
+				return err
+			}
+			return exitError{code: 2, err: err}
+		}
+		return nil
+	}
+}
+
+// unknownSubcommand is the argument check of a command that only groups
+// others: any argument is a subcommand it does not have.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it sets only on its own path
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return errors.New(msg + " (see `" + cmd.CommandPath() + " --help`)")
 }
 
 // extraCommands lets each capability add its commands from its own file

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // Flags Ponder cannot read exit with status 2, as other usage errors do.
@@ -28,6 +30,86 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		if r.code != 2 || !strings.HasPrefix(r.stderr, "ponder: ") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and the error", args, r.code, r.stderr)
 		}
+	}
+}
+
+// A wrong number of arguments, or a subcommand that does not exist, is a
+// usage error (status 2) in every command, as the docs promise; cobra
+// made it 1, and a group given an unknown subcommand printed its help and
+// exited 0. The table must name every command: one added later without a
+// row fails here.
+func TestWrongArgumentCountIsAUsageError(t *testing.T) {
+	t.Parallel()
+	wrong := map[string][][]string{
+		"ponder":                       {{"no-such-command"}},
+		"ponder collections":           {{"lst"}},
+		"ponder collections delete":    {{}, {"a", "b"}},
+		"ponder collections list":      {{"x"}},
+		"ponder completion":            {{"tcsh"}},
+		"ponder completion bash":       {{"x"}},
+		"ponder completion fish":       {{"x"}},
+		"ponder completion powershell": {{"x"}},
+		"ponder completion zsh":        {{"x"}},
+		"ponder config":                {{"x"}},
+		"ponder docs":                  {{"remove"}},
+		"ponder docs delete":           {{"x"}},
+		"ponder eval":                  {{"runs/x"}},
+		"ponder eval report":           {{}, {"a", "b"}},
+		"ponder ingest":                {{}},
+		"ponder plugins":               {{"lst"}},
+		"ponder plugins check":         {{}, {"a", "b"}},
+		"ponder plugins install":       {{}, {"a", "b"}},
+		"ponder plugins list":          {{"x"}},
+		"ponder plugins remove":        {{}, {"a", "b"}},
+		"ponder search":                {{}},
+		"ponder serve":                 {{"x"}},
+		"ponder sim-llm":               {{"x"}},
+		"ponder strategies":            {{"x"}},
+		"ponder tools":                 {{"run"}},
+		"ponder tools call":            {{}, {"a", "b"}},
+		"ponder tools list":            {{"x"}},
+		"ponder trace":                 {{"show"}},
+		"ponder trace get":             {{}, {"a", "b"}},
+		"ponder trace list":            {{"x"}},
+	}
+	// These take any number: a problem's words, trace files, topics.
+	anyCount := map[string]bool{"ponder solve": true, "ponder export": true, "ponder trace view": true, "ponder help": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if _, ok := wrong[c.CommandPath()]; !ok && !anyCount[c.CommandPath()] {
+			t.Errorf("%s: no wrong command line in this test's table", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+	for path, lines := range wrong {
+		for _, extra := range lines {
+			args := append(strings.Fields(path)[1:], extra...)
+			t.Run(strings.Join(append([]string{"ponder"}, args...), " "), func(t *testing.T) {
+				t.Parallel()
+				r := runPonder(t, "", nil, args...)
+				if r.code != 2 || !strings.HasPrefix(r.stderr, "ponder: ") || r.stdout != "" {
+					t.Errorf("exit %d, stdout %q, stderr %q; want 2 and the error alone", r.code, r.stdout, r.stderr)
+				}
+			})
+		}
+	}
+}
+
+// A group with no subcommand named still shows its help, and succeeds.
+func TestGroupWithoutSubcommandShowsHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{}, {"trace"}, {"tools"}, {"plugins"}} {
+		r := runPonder(t, "", nil, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Available Commands:") {
+			t.Errorf("ponder %v: exit %d, stdout %q, stderr %q; want its help", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := runPonder(t, "", nil, "trace", "lst")
+	if !strings.Contains(r.stderr, `unknown command "lst" for "ponder trace"; did you mean`) || !strings.Contains(r.stderr, "list") {
+		t.Errorf("ponder trace lst: stderr %q, want a suggestion", r.stderr)
 	}
 }
 

@@ -155,17 +155,6 @@ func (r sandboxRunner) RunCode(ctx context.Context, code string, timeout time.Du
 	return run, err
 }
 
-// usageArgs makes a wrong number of arguments a usage error (exit status
-// 2), as a flag Ponder cannot read is; cobra's own errors exit 1.
-func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := v(cmd, args); err != nil {
-			return exitError{code: 2, err: err}
-		}
-		return nil
-	}
-}
-
 // unavailable stands in for a built-in tool that could not be set up, so
 // that naming it gives the reason instead of "unknown tool".
 type unavailable struct {
@@ -199,7 +188,7 @@ func newToolsListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the tools with their descriptions (and, with --json, their argument schemas)",
-		Args:  usageArgs(cobra.NoArgs),
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := toolsApp(cmd)
 			if err != nil {
@@ -246,7 +235,7 @@ func newToolsCallCmd() *cobra.Command {
 		Example: `  ponder tools call python --args '{"code":"print(2**100)"}'
   ponder tools call calc --args '{"expression":"comb(52, 5) / 4"}'
   ponder tools call everything.echo --args '{"message":"hi"}' --json`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, pos []string) error {
 			raw, err := readArgs(cmd, args)
 			if err != nil {
