@@ -24,6 +24,7 @@ import (
 	"github.com/ponder-rlm/ponder/eval"
 	"github.com/ponder-rlm/ponder/eval/export"
 	"github.com/ponder-rlm/ponder/eval/report"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 func init() {
@@ -294,7 +295,8 @@ func reportSkipped(w io.Writer, d *eval.Dataset) {
 			fmt.Fprintf(w, "dataset %s: %d more lines skipped\n", d.Name, len(d.Skipped)-20)
 			break
 		}
-		fmt.Fprintf(w, "dataset %s: line %d skipped: %v\n", d.Name, s.Line, s.Err)
+		// The error quotes the line, which is the dataset's text.
+		fmt.Fprintf(w, "dataset %s: line %d skipped: %s\n", text.Terminal(d.Name), s.Line, text.Terminal(s.Err.Error()))
 	}
 }
 
@@ -391,7 +393,7 @@ func printSummary(w io.Writer, recs []eval.Record, strategies []string, budgets 
 			acc = fmt.Sprintf("%.1f%%", 100*r.Accuracy)
 			ci = fmt.Sprintf("%.1f–%.1f%%", 100*r.Low, 100*r.High)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%.1f\t%.0f\n", r.Strategy, r.Budget, r.Graded, acc, ci, r.Errors,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%.1f\t%.0f\n", text.Terminal(r.Strategy), r.Budget, r.Graded, acc, ci, r.Errors,
 			r.MeanCalls, r.MeanTokens)
 	}
 	tw.Flush()
@@ -433,9 +435,11 @@ func newEvalReportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(cmd.OutOrStdout(), r.Markdown())
+			// report.md keeps the text as it is; the terminal gets it
+			// inert (error messages in it quote models and tools).
+			fmt.Fprint(cmd.OutOrStdout(), text.Terminal(r.Markdown()))
 			for _, f := range files {
-				fmt.Fprintln(cmd.ErrOrStderr(), "wrote "+f)
+				fmt.Fprintln(cmd.ErrOrStderr(), "wrote "+text.Terminal(f))
 			}
 			return nil
 		},
@@ -477,7 +481,7 @@ func newExportCmd() *cobra.Command {
 				return usageError("%v", err)
 			}
 			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+text.Terminal(w))
 			}
 			o := export.Options{Format: format, PairsPerNode: pairs}
 			// HumanEval answers are graded by running their tests: the
@@ -556,7 +560,7 @@ func writeExport(ctx context.Context, cmd *cobra.Command, srcs []export.Source, 
 		}
 	}
 	for _, w := range st.Warnings {
-		fmt.Fprintln(cmd.ErrOrStderr(), "warning: skipped "+w)
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning: skipped "+text.Terminal(w))
 	}
 	if st.Skipped > len(st.Warnings) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: skipped %d more unreadable traces\n", st.Skipped-len(st.Warnings))

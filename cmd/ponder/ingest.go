@@ -207,11 +207,13 @@ func newIngestCmd() *cobra.Command {
 			} else {
 				for _, f := range sum.Files {
 					switch {
+					// File names and reasons (a parser's error) are shown
+					// through text.Terminal: a name may hold anything.
 					case f.Status == ingest.Skipped || f.Status == ingest.Failed || f.Status == ingest.Removed:
-						fmt.Fprintf(ew, "%s %s: %s\n", f.Status, f.Path, f.Reason)
+						fmt.Fprintf(ew, "%s %s: %s\n", f.Status, text.Terminal(f.Path), text.Terminal(f.Reason))
 					case f.Note != "":
 						// What was assumed (an encoding) is worth a look.
-						fmt.Fprintf(ew, "%s %s: %s\n", f.Status, f.Path, f.Note)
+						fmt.Fprintf(ew, "%s %s: %s\n", f.Status, text.Terminal(f.Path), text.Terminal(f.Note))
 					}
 				}
 				mb := float64(sum.Bytes) / (1 << 20)
@@ -321,6 +323,9 @@ func newSearchCmd() *cobra.Command {
 	return cmd
 }
 
+// printHits writes search results for a person. A document's text, title,
+// headings and name are the document's: shown through text.Terminal, so
+// that an escape sequence in a file does not act on the terminal.
 func printHits(w io.Writer, hits []retrieval.Hit) {
 	for i, h := range hits {
 		where := strings.Join(h.Headings, " › ")
@@ -331,8 +336,8 @@ func printHits(w io.Writer, hits []retrieval.Hit) {
 		if p := h.Meta["page"]; p != "" {
 			loc += " page " + p
 		}
-		fmt.Fprintf(w, "[%d] %s  (score %.3f)\n    %s\n", i+1, loc, h.Score, where)
-		fmt.Fprintf(w, "    %s\n\n", text.Clip(text.OneLine(h.Text), 400))
+		fmt.Fprintf(w, "[%d] %s  (score %.3f)\n    %s\n", i+1, text.OneLine(text.Terminal(loc)), h.Score, text.OneLine(text.Terminal(where)))
+		fmt.Fprintf(w, "    %s\n\n", text.Clip(text.OneLine(text.Terminal(h.Text)), 400))
 	}
 }
 
@@ -369,7 +374,7 @@ func newCollectionsCmd() *cobra.Command {
 				if c.Dim > 0 {
 					vec = fmt.Sprintf("hybrid, %d-dim %s", c.Dim, c.Model)
 				}
-				fmt.Fprintf(w, "%-20s %6d documents %8d chunks  (%s)\n", c.Name, c.Documents, c.Chunks, vec)
+				fmt.Fprintf(w, "%-20s %6d documents %8d chunks  (%s)\n", text.Terminal(c.Name), c.Documents, c.Chunks, text.Terminal(vec))
 			}
 			return nil
 		},
@@ -431,7 +436,7 @@ func newDocsCmd() *cobra.Command {
 					return err
 				}
 				if ok {
-					fmt.Fprintf(cmd.OutOrStdout(), "deleted %s from %s\n", src, coll)
+					fmt.Fprintf(cmd.OutOrStdout(), "deleted %s from %s\n", text.Terminal(src), text.Terminal(coll))
 					return nil
 				}
 			}

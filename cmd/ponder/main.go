@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // version is set by the build (-ldflags "-X main.version=...").
@@ -43,7 +44,8 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ponder: "+oneLine(err))
+		// Errors quote models, tools, documents and upstream servers.
+		fmt.Fprintln(os.Stderr, "ponder: "+text.Terminal(oneLine(err)))
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/retrieval/embed"
 	"github.com/ponder-rlm/ponder/tasks"
 	"github.com/ponder-rlm/ponder/traces"
@@ -280,23 +281,27 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	return solveExit(res, cfg.LLM.BaseURL, embedEndpoint(cfg))
 }
 
+// printHuman writes the answer to w and the steps and summary to ew. What
+// the model, its tools and documents wrote goes through text.Terminal: an
+// escape sequence in a step must not retitle or clear the terminal
+// (--json keeps it, escaped by JSON).
 func printHuman(w, ew io.Writer, out solveOutput) {
 	for i, st := range out.BestPath {
-		fmt.Fprintf(ew, "step %d: %s\n", i+1, strings.TrimSpace(st.Content))
+		fmt.Fprintf(ew, "step %d: %s\n", i+1, strings.TrimSpace(text.Terminal(st.Content)))
 	}
 	if out.Answer != "" {
-		fmt.Fprintln(w, out.Answer)
+		fmt.Fprintln(w, text.Terminal(out.Answer))
 	} else {
 		fmt.Fprintln(w, "(no answer)")
 	}
 	fmt.Fprintf(ew, "strategy %s, stopped: %s, %d LLM calls, %d+%d tokens, %.0f ms, trace %s\n",
-		out.Strategy, out.StoppedReason, out.Usage.LLMCalls, out.Usage.PromptTokens, out.Usage.CompletionTokens,
+		text.Terminal(out.Strategy), out.StoppedReason, out.Usage.LLMCalls, out.Usage.PromptTokens, out.Usage.CompletionTokens,
 		out.Usage.WallMS, out.TraceID)
 	if out.Error != "" && out.StoppedReason != core.StopDone {
-		fmt.Fprintln(ew, "note: "+out.Error)
+		fmt.Fprintln(ew, "note: "+text.Terminal(out.Error))
 	}
 	if out.TraceError != "" {
-		fmt.Fprintln(ew, "note: "+out.TraceError)
+		fmt.Fprintln(ew, "note: "+text.Terminal(out.TraceError))
 	}
 }
 

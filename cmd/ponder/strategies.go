@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 func newStrategiesCmd() *cobra.Command {
@@ -55,7 +56,10 @@ const specWidth = 100
 // printSpec writes a strategy or evaluator: its summary, then each
 // parameter with its type, default and range in columns, and its
 // description below, wrapped to specWidth.
+//
+// Plugins write specs: what they say is shown through text.Terminal.
 func printSpec(w io.Writer, name, source, summary string, params []core.ParamSpec) {
+	name, source, summary = text.Terminal(name), text.Terminal(source), text.Terminal(summary)
 	src := ""
 	if source != "" && source != "builtin" {
 		src = " (" + source + ")"
@@ -86,8 +90,8 @@ func printSpec(w io.Writer, name, source, summary string, params []core.ParamSpe
 		if len(extra) > 0 {
 			head += "  (" + strings.Join(extra, ", ") + ")"
 		}
-		fmt.Fprintln(w, strings.TrimRight(head, " "))
-		writeWrapped(w, "        ", p.Description)
+		fmt.Fprintln(w, text.Terminal(strings.TrimRight(head, " ")))
+		writeWrapped(w, "        ", text.Terminal(p.Description))
 	}
 	fmt.Fprintln(w)
 }

@@ -198,7 +198,7 @@ func newToolsListCmd() *cobra.Command {
 			if st, ok := toolStates.Load(a); ok && st.(*toolsState).bridge != nil {
 				if err := st.(*toolsState).bridge.Connect(cmd.Context()); err != nil {
 					for _, e := range splitJoined(err) {
-						fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+oneLine(e))
+						fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+text.Terminal(oneLine(e)))
 					}
 				}
 			}
@@ -214,7 +214,8 @@ func newToolsListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tDESCRIPTION")
 			for _, s := range specs {
-				fmt.Fprintf(tw, "%s\t%s\n", s.Name, shorten(text.OneLine(s.Description), 100))
+				// Names and descriptions come from MCP servers and plugins.
+				fmt.Fprintf(tw, "%s\t%s\n", text.Terminal(s.Name), shorten(text.OneLine(text.Terminal(s.Description)), 100))
 			}
 			return tw.Flush()
 		},
@@ -277,8 +278,11 @@ func newToolsCallCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				io.WriteString(w, res.Text)
-				if res.Text != "" && !strings.HasSuffix(res.Text, "\n") {
+				// A program's output is shown, not obeyed: its escape
+				// sequences go (--json keeps them).
+				out := text.Terminal(res.Text)
+				io.WriteString(w, out)
+				if out != "" && !strings.HasSuffix(out, "\n") {
 					io.WriteString(w, "\n")
 				}
 			}

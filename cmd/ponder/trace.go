@@ -96,8 +96,11 @@ func newTraceListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTARTED\tSTATUS\tSTRATEGY\tCALLS\tANSWER\tPROBLEM")
 			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.Started.Local().Format("2006-01-02 15:04:05"), s.Status,
-					s.Strategy, s.Usage.LLMCalls, shorten(text.OneLine(s.Answer), 20), shorten(text.OneLine(s.Problem), 60))
+				// A trace's answer and problem are whatever the model and
+				// the client wrote: shown, never obeyed.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", text.Terminal(s.ID), s.Started.Local().Format("2006-01-02 15:04:05"),
+					text.Terminal(string(s.Status)), text.Terminal(s.Strategy), s.Usage.LLMCalls,
+					shorten(text.OneLine(text.Terminal(s.Answer)), 20), shorten(text.OneLine(text.Terminal(s.Problem)), 60))
 			}
 			return tw.Flush()
 		},
