@@ -177,7 +177,8 @@ func lockDir(dir string) (func(), error) {
 		if who != "" {
 			who = " (pid " + who + ")"
 		}
-		return nil, fmt.Errorf("another ponder eval is writing to %s%s; wait for it or use another --out", dir, who)
+		// ErrBadOptions: a refused --out is the user's to change.
+		return nil, badOptions("another ponder eval is writing to %s%s; wait for it or use another --out", dir, who)
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)

@@ -25,6 +25,8 @@ import (
 	"github.com/ponder-rlm/ponder/eval/export"
 	"github.com/ponder-rlm/ponder/eval/report"
 	"github.com/ponder-rlm/ponder/internal/text"
+	"github.com/ponder-rlm/ponder/standard"
+	"github.com/ponder-rlm/ponder/tasks"
 )
 
 func init() {
@@ -191,6 +193,15 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 	}
 	for i := range f.strategies {
 		f.strategies[i] = strings.TrimSpace(f.strategies[i])
+	}
+	// The packs are tasks' and eval's own (humaneval): the engine's error
+	// named only the first.
+	if f.pack != "" {
+		if _, err := eval.Packs(standard.Packs)(f.pack); err != nil {
+			known := append(tasks.Names(), eval.HumanEval{}.Name())
+			slices.Sort(known)
+			return usageError("--pack %q: unknown task pack (known: %s)", f.pack, strings.Join(slices.Compact(known), ", "))
+		}
 	}
 	d, err := eval.LoadDataset(f.dataset, &eval.DatasetOptions{Fields: fields, Pack: f.pack, Grader: f.grader})
 	if err != nil {

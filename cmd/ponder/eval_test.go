@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ponder-rlm/ponder/eval"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
@@ -220,12 +222,32 @@ func TestEvalBadInputSaysWhatToChange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(junk, eval.ResultsFile), []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	good := filepath.Join(dir, "good.jsonl")
+	if err := os.WriteFile(good, []byte("{\"question\": \"What is 6 times 7?\", \"answer\": \"42\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Another eval writes to this --out: the test holds its lock.
+	locked := filepath.Join(dir, "locked")
+	if err := os.MkdirAll(locked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(locked, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // after the parallel subtests
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
 		code int
 		want string
 	}{
+		{"--out in use", []string{"eval", "--dataset", good, "--strategies", "cot", "--out", locked}, 2, "another ponder eval is writing to " + locked},
+		{"unknown pack", []string{"eval", "--dataset", good, "--pack", "gsm9k", "--strategies", "cot", "--out", out()}, 2,
+			`--pack "gsm9k": unknown task pack (known: game24, generic, gsm8k, humaneval, math)`},
 		{"no dataset", []string{"eval", "--strategies", "cot", "--out", out()}, 2, "--dataset is required"},
 		{"no strategies", []string{"eval", "--dataset", "game24", "--out", out()}, 2, "--strategies is required"},
 		{"no out", []string{"eval", "--dataset", "game24", "--strategies", "cot"}, 2, "--out is required"},
