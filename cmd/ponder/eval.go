@@ -215,7 +215,10 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 		return usageError("dataset %s has no usable problems", d.Name)
 	}
 	log := newLogger(cfg.Log, ew)
-	a, err := newApp(cmd.Context(), cfg, log)
+	// Searches only read documents (the retrieve tool, grounding): the
+	// store is shared, so `ponder search` and solves run beside an eval
+	// of hours.
+	a, err := newAppWith(cmd.Context(), cfg, log, appOptions{readOnlyStore: true})
 	if err != nil {
 		return err
 	}

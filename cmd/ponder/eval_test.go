@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,5 +315,99 @@ func TestEvalHumanEval(t *testing.T) {
 		if rec.Status != eval.StatusWrong {
 			t.Errorf("record %s: %s (%s%s)", rec.Key, rec.Status, rec.Error, rec.Detail)
 		}
+	}
+}
+
+// An eval only reads the document store (here react's retrieve tool):
+// while one runs, waiting on its LLM after a retrieval, `ponder search`
+// of the same store works, and `ponder ingest` fails after lock_timeout
+// saying the store is in use rather than waiting for the eval. The eval
+// then finishes. It held the store alone before.
+func TestSearchBesideARunningEval(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	asked := make(chan struct{}, 16)
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reply := "Thought: the station's documents say.\nAction: retrieve\nAction Input: {\"query\": \"emergency radio frequency\"}"
+		if calls.Add(1) > 1 {
+			// The retrieval is done and the store open: hold the eval here.
+			asked <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			reply = "Thought: the passage gives it.\nFinal Answer: \\boxed{146.520}"
+		}
+		body, _ := json.Marshal(map[string]any{"id": "x", "object": "chat.completion", "model": "m",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": reply}}},
+			"usage":   map[string]any{"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}})
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(srv.Close)
+	t.Cleanup(free) // runs first: the server's Close waits for its handlers
+	data := t.TempDir()
+	env := []string{"PONDER_DATA_DIR=" + data, "PONDER_RETRIEVAL_LOCK_TIMEOUT=300ms"}
+	if r := runPonder(t, "", env, "ingest", docsFolder(t)); r.code != 0 {
+		t.Fatalf("ingest: %d %s", r.code, r.stderr)
+	}
+	dataset := filepath.Join(t.TempDir(), "orion.jsonl")
+	if err := os.WriteFile(dataset, []byte(`{"question": "What is the emergency radio frequency of Orion station, in MHz?", "answer": "146.520"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	ev := exec.Command(ponderBin, "eval", "--dataset", dataset, "--strategies", "react", "--tools", "retrieve",
+		"--budget-calls", "4", "--out", out)
+	ev.Env = append(cleanEnv(), append(env, "PONDER_LLM_BASE_URL="+srv.URL+"/v1", "PONDER_LLM_MAX_RETRIES=0", "PONDER_LOG_LEVEL=warn")...)
+	var stdout, stderr lockedBuffer
+	ev.Stdout, ev.Stderr = &stdout, &stderr
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- ev.Wait() }()
+	ended := false
+	t.Cleanup(func() {
+		if !ended {
+			_ = ev.Process.Kill()
+			<-waited
+		}
+	})
+	select {
+	case <-asked:
+	case err := <-waited:
+		ended = true
+		t.Fatalf("eval ended before its second LLM call: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("eval never made its second LLM call: %s", stderr.String())
+	}
+
+	r := runPonder(t, "", env, "search", "--k", "1", "emergency radio frequency")
+	if r.code != 0 || !strings.Contains(r.stdout, "146.520 MHz") {
+		t.Errorf("search beside a running eval: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	note := filepath.Join(t.TempDir(), "note.md")
+	if err := os.WriteFile(note, []byte("A new note."), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runPonder(t, "", env, "ingest", note)
+	if r.code == 0 || !strings.Contains(r.stderr, "is in use by another ponder process (a running `ponder serve`, ingest, search, solve --collection or eval?)") {
+		t.Errorf("ingest beside a running eval: %d, want an error saying the store is in use\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	free()
+	code := exited(waited, 20*time.Second)
+	ended = code != -1
+	if code != 0 {
+		t.Fatalf("eval: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	lines := resultLines(t, out)
+	var rec eval.Record
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &rec) != nil || rec.Status != eval.StatusCorrect {
+		t.Errorf("eval's record: %v", lines)
 	}
 }
