@@ -100,9 +100,12 @@ func addrs(raw string, u *url.URL) []string {
 }
 
 // Clean makes server or library text safe for a one-line message: no
-// secret, no address of the service (replaced by its name), no newlines,
-// at most 200 characters.
+// secret, no address of the service (replaced by its name) nor any
+// address in Go's network error forms (a proxy's error page quotes the
+// dial that failed behind it: "dial tcp 10.0.0.7:8000: connect: ..."),
+// no newlines, at most 200 characters.
 func (e *Endpoint) Clean(s string) string {
+	s = ScrubNetText(s)
 	for _, k := range e.secrets {
 		s = strings.ReplaceAll(s, k, "[redacted]")
 	}

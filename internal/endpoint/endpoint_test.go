@@ -38,6 +38,11 @@ func TestClean(t *testing.T) {
 		{"no api key", "http://10.0.0.5/v1", "", "bad key", "bad key"},
 		{"one line", "http://10.0.0.5/v1", "", "<html>\n  <body>busy</body>\n</html>", "<html> <body>busy</body> </html>"},
 		{"clipped", "http://10.0.0.5/v1", "", long, strings.Repeat("x", 200) + "…"},
+		// Addresses behind the endpoint, as a proxy's error page quotes them.
+		{"a dial behind a proxy", "http://10.0.0.5/v1", "", "upstream connect error: dial tcp 10.9.8.7:9000: connect: connection refused",
+			"upstream connect error: dial tcp: connect: connection refused"},
+		{"a lookup behind a proxy", "http://10.0.0.5/v1", "", "lookup llm.internal.svc on 10.0.0.2:53: no such host", "lookup: no such host"},
+		{"the endpoint's own dial", "http://10.0.0.5:8000/v1", "", "dial tcp 10.0.0.5:8000: connect: connection refused", "dial tcp: connect: connection refused"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
