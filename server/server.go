@@ -263,6 +263,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	t := newStdioTransport(in, out, s.cfg.MaxBodyBytes)
 	t.samples = s.sampleWatch
+	t.log = s.log
 	ss := mcpserver.NewStdioServer(s.mcp)
 	ss.SetErrorLogger(stdLogFor(s.log))
 	mcpserver.WithWorkerPoolSize(32)(ss)

@@ -8,10 +8,17 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // stdioTransport sits between mcp-go's stdio server and the real stdin and
 // stdout. It does what mcp-go leaves to us on stdio:
+//   - it caps one message at server.max_body_bytes, as HTTP caps a body:
+//     mcp-go reads a line whole (bufio.Reader.ReadString), so a client
+//     sending a 1 GB line would make it hold 1 GB. Lines reach mcp-go only
+//     once complete and within the cap; a longer one is discarded as it
+//     arrives and answered with an error (see overLong);
 //   - it writes progress notifications synchronously (mcp-go sends
 //     notifications from another goroutine, so one sent just before a
 //     handler returns can reach the client after the response);
@@ -25,6 +32,7 @@ type stdioTransport struct {
 	in      io.Reader
 	out     io.Writer
 	maxLine int
+	log     zerolog.Logger
 
 	wmu sync.Mutex // serialises writes to out
 
@@ -34,9 +42,18 @@ type stdioTransport struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool // request id -> cancelled
-	partial  []byte          // an incomplete line read so far
-	skipping bool            // the current line is too long to inspect
+
+	// The reader's state; only mcp-go's one reading goroutine touches it.
+	buf      []byte // what one Read of in returned
+	line     []byte // the current line so far, at most maxLine (+ one read)
+	ready    []byte // complete lines not yet handed to mcp-go
+	skipping bool   // the current line is over the cap: its bytes are dropped
+	refusal  []byte // the answer to the line being skipped, sent when it ends
+	rerr     error  // what ended in
 }
+
+// stdioReadChunk is how much one Read of stdin asks for.
+const stdioReadChunk = 64 << 10
 
 type stdioKey struct{}
 
@@ -49,7 +66,7 @@ func newStdioTransport(in io.Reader, out io.Writer, maxLine int64) *stdioTranspo
 	if maxLine <= 0 {
 		maxLine = 4 << 20
 	}
-	return &stdioTransport{in: in, out: out, maxLine: int(maxLine), inflight: map[string]bool{}}
+	return &stdioTransport{in: in, out: out, maxLine: int(maxLine), log: zerolog.Nop(), inflight: map[string]bool{}}
 }
 
 func (t *stdioTransport) reader() io.Reader { return stdioReader{t} }
@@ -57,40 +74,147 @@ func (t *stdioTransport) writer() io.Writer { return stdioWriter{t} }
 
 type stdioReader struct{ t *stdioTransport }
 
-// Read passes the input through, inspecting each complete line before
-// mcp-go sees it, so a cancellation is known before it is acted on.
+// Read hands mcp-go complete lines only, each inspected first, so a
+// cancellation is known before it is acted on and a line over the cap never
+// reaches it.
 func (r stdioReader) Read(p []byte) (int, error) {
-	n, err := r.t.in.Read(p)
-	if n > 0 {
-		r.t.scan(p[:n])
+	t := r.t
+	for len(t.ready) == 0 {
+		if t.rerr != nil {
+			// mcp-go drops an unterminated last line; give it what
+			// there is (within the cap) all the same.
+			if len(t.line) > 0 && !t.skipping {
+				t.ready, t.line = t.line, nil
+				break
+			}
+			return 0, t.rerr
+		}
+		if t.buf == nil {
+			t.buf = make([]byte, stdioReadChunk)
+		}
+		n, err := t.in.Read(t.buf)
+		t.scan(t.buf[:n])
+		if err != nil {
+			t.rerr = err
+		}
 	}
-	return n, err
+	n := copy(p, t.ready)
+	t.ready = t.ready[n:]
+	if len(t.ready) == 0 {
+		t.ready = t.ready[:0:0] // let a drained line's memory go
+	}
+	return n, nil
 }
 
+// scan splits what was read into lines: complete ones within the cap go to
+// ready, an over-long one is dropped as it arrives.
 func (t *stdioTransport) scan(b []byte) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			if !t.skipping {
-				t.partial = append(t.partial, b...)
-				if len(t.partial) > t.maxLine {
-					t.partial, t.skipping = nil, true
-				}
-			}
-			return
+		seg := b
+		if i >= 0 {
+			seg = b[:i]
 		}
 		if !t.skipping {
-			line := b[:i]
-			if len(t.partial) > 0 {
-				line = append(t.partial, line...)
+			t.line = append(t.line, seg...)
+			if len(t.line) > t.maxLine {
+				t.overLong(t.line[:t.maxLine])
+				t.line, t.skipping = nil, true
 			}
-			t.inspectLocked(line)
 		}
-		t.partial, t.skipping = t.partial[:0], false
+		if i < 0 {
+			return
+		}
 		b = b[i+1:]
+		if t.skipping {
+			t.skipping = false
+			t.sendRefusal()
+			continue
+		}
+		t.mu.Lock()
+		t.inspectLocked(t.line)
+		t.mu.Unlock()
+		t.ready = append(append(t.ready, t.line...), '\n')
+		t.line = t.line[:0]
 	}
+}
+
+// overLong decides how to answer a line longer than the cap from its first
+// maxLine bytes. A request gets a -32600 error (JSON-RPC's Invalid Request,
+// the code HTTP's 413 carries too) with its id, or id null where the prefix
+// does not show one. A response (a client's answer to a sampling request)
+// cannot be answered: mcp-go is handed an error response with its id
+// instead, so the waiting sampling call fails now, naming the setting,
+// rather than at search.timeout.
+func (t *stdioTransport) overLong(prefix []byte) {
+	id, isResponse := prefixID(prefix)
+	t.log.Warn().Int("limit", t.maxLine).Bool("response", isResponse).
+		Msg("stdio: discarding a message longer than server.max_body_bytes")
+	if isResponse {
+		if len(id) == 0 {
+			return
+		}
+		b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{
+			"code": -32600, "message": "the client's response is larger than the limit of " +
+				strconv.Itoa(t.maxLine) + " bytes (server.max_body_bytes)"}})
+		t.ready = append(append(t.ready, b...), '\n')
+		return
+	}
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{
+		"code": -32600, "message": "message is larger than the limit of " + strconv.Itoa(t.maxLine) +
+			" bytes (server.max_body_bytes); it was discarded"}})
+	t.refusal = append(b, '\n')
+}
+
+// sendRefusal answers the over-long line just ended, after all of it was
+// read, as a response follows its request.
+func (t *stdioTransport) sendRefusal() {
+	b := t.refusal
+	t.refusal = nil
+	if b == nil {
+		return
+	}
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	if _, err := t.out.Write(b); err != nil {
+		t.log.Debug().Err(err).Msg("stdio: write the refusal of an over-long message")
+	}
+}
+
+// prefixID reads the top-level "id" of a JSON-RPC message from its first
+// bytes, as far as they go; isResponse is whether it is a response (a
+// "result" or "error" member and no "method" seen). An id that is not a
+// string or a number is no id.
+func prefixID(prefix []byte) (id json.RawMessage, isResponse bool) {
+	d := json.NewDecoder(bytes.NewReader(prefix))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var method, result bool
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			break // the prefix ends in a member's name
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "method":
+			method = true
+		case "result", "error":
+			result = true
+		}
+		var v json.RawMessage
+		if d.Decode(&v) != nil {
+			break // the prefix ends in this member's value
+		}
+		if key == "id" && len(v) > 0 && (v[0] == '"' || v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
+			id = v
+		}
+	}
+	return id, result && !method
 }
 
 // wireMessage is what the transports look at in a JSON-RPC message.

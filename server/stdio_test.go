@@ -2,9 +2,12 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -262,5 +265,149 @@ func TestStdioCancelledSolveCancelsItsSamplingRequests(t *testing.T) {
 	defer e.srv.sampleWatch.mu.Unlock()
 	if n := len(e.srv.sampleWatch.m); n != 0 {
 		t.Errorf("%d sampling requests still watched", n)
+	}
+}
+
+// A message over server.max_body_bytes is refused as HTTP refuses such a
+// body: -32600 naming the setting, with the request's id where its first
+// bytes show it, else id null. The server answers the next line.
+func TestStdioOverLongMessage(t *testing.T) {
+	const limit = 64 << 10
+	big := strings.Repeat("x", 3*limit)
+	tests := []struct {
+		name, line string
+		wantID     any
+	}{
+		{"id before the long params", `{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"solve","arguments":{"problem":"` + big + `"}}}`, float64(41)},
+		{"string id", `{"jsonrpc":"2.0","id":"a-1","method":"tools/call","params":{"name":"solve","arguments":{"problem":"` + big + `"}}}`, "a-1"},
+		{"id after the long params", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"solve","arguments":{"problem":"` + big + `"}},"id":42}`, nil},
+		{"not JSON", big, nil},
+		{"long notification", `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"` + big + `"}}`, nil},
+	}
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxBodyBytes = limit }})
+	c := startStdio(t, e)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.t = t
+			c.sendRaw(tt.line)
+			select {
+			case m := <-c.lines:
+				errObj, _ := m["error"].(map[string]any)
+				if errObj == nil || errObj["code"] != float64(-32600) || !strings.Contains(errObj["message"].(string), "server.max_body_bytes") {
+					t.Fatalf("want a -32600 error naming server.max_body_bytes, got %v", m)
+				}
+				if id, ok := m["id"]; !ok || id != tt.wantID {
+					t.Fatalf("id: want %v, got %v (present %v)", tt.wantID, id, ok)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no answer to the over-long line")
+			}
+			c.send(map[string]any{"jsonrpc": "2.0", "id": 100 + i, "method": "ping"})
+			if msgs := c.until(float64(100 + i)); len(msgs) != 1 {
+				t.Fatalf("more than the ping's answer: %v", msgs)
+			}
+		})
+	}
+	// A line exactly at the limit is served.
+	c.t = t
+	req := `{"jsonrpc":"2.0","id":7,"method":"ping","params":{"_meta":{"pad":"`
+	tail := `"}}}`
+	c.sendRaw(req + strings.Repeat("y", limit-len(req)-len(tail)) + tail)
+	if msgs := c.until(7); msgs[0]["error"] != nil {
+		t.Fatalf("a message at the limit was refused: %v", msgs)
+	}
+}
+
+// A 64 MiB line is discarded as it arrives: what the server allocates
+// while reading it stays near the 1 MiB cap (mcp-go's ReadString alone held
+// the whole line, twice over).
+func TestStdioOverLongMessageMemory(t *testing.T) {
+	const limit, size = 1 << 20, 64 << 20
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxBodyBytes = limit }})
+	c := startStdio(t, e)
+	chunk := bytes.Repeat([]byte("z"), 256<<10)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := io.WriteString(c.in, `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"solve","arguments":{"problem":"`); err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < size; n += len(chunk) {
+		if _, err := c.in.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.sendRaw(`"}}}`)
+	msgs := c.until(5)
+	runtime.ReadMemStats(&after)
+	if errObj, _ := msgs[len(msgs)-1]["error"].(map[string]any); errObj == nil || errObj["code"] != float64(-32600) {
+		t.Fatalf("want -32600, got %v", msgs)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("reading a %d MiB line allocated %.1f MiB (cap %d MiB)", size>>20, float64(alloc)/(1<<20), limit>>20)
+	if alloc > 16<<20 {
+		t.Fatalf("reading a %d MiB line allocated %d MiB; want it bounded by the %d MiB cap", size>>20, alloc>>20, limit>>20)
+	}
+	c.send(map[string]any{"jsonrpc": "2.0", "id": 6, "method": "ping"})
+	c.until(6)
+}
+
+// A client's answer to a sampling request over the cap cannot be answered
+// itself; the sampling call fails at once with the setting's name instead
+// of waiting for an answer that never comes.
+func TestStdioOverLongSamplingResponse(t *testing.T) {
+	const limit = 64 << 10
+	e := newEnv(t, envOptions{noLLM: true, cfg: func(c *config.Server) { c.MaxBodyBytes = limit }})
+	c := startStdioWith(t, e, map[string]any{"sampling": map[string]any{}})
+	c.send(map[string]any{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": map[string]any{
+		"name": "solve", "arguments": map[string]any{"problem": "What is 17 * 23?", "strategy": "cot"}}})
+	var msgs []map[string]any
+	timeout := time.After(20 * time.Second)
+	for {
+		var m map[string]any
+		select {
+		case m = <-c.lines:
+		case <-timeout:
+			t.Fatalf("no answer to the solve; got %v", msgs)
+		}
+		msgs = append(msgs, m)
+		if m["method"] == "sampling/createMessage" {
+			id, _ := json.Marshal(m["id"])
+			c.sendRaw(`{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"role":"assistant","model":"m","content":{"type":"text","text":"` +
+				strings.Repeat("w", 2*limit) + `"}}}`)
+			continue
+		}
+		if m["id"] == float64(3) {
+			break
+		}
+	}
+	b, _ := json.Marshal(msgs[len(msgs)-1])
+	t.Logf("the solve's answer: %.600s", b)
+	if !strings.Contains(string(b), "server.max_body_bytes") {
+		t.Fatalf("the solve's answer does not name server.max_body_bytes: %s", b)
+	}
+}
+
+func TestPrefixID(t *testing.T) {
+	tests := []struct {
+		prefix, id string
+		response   bool
+	}{
+		{`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"x":"abc`, `7`, false},
+		{`{"id":"s","jsonrpc":"2.0","method":"x","params":{`, `"s"`, false},
+		{`{"jsonrpc":"2.0","id":-3,"result":{"content":"abc`, `-3`, true},
+		{`{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"abc`, `2`, true},
+		{`{"jsonrpc":"2.0","params":{"x":"abc`, ``, false},
+		{`{"jsonrpc":"2.0","id":{"a":1},"method":"x","params":"`, ``, false},
+		{`{"jsonrpc":"2.0","id":null,"method":"x","params":"`, ``, false},
+		{`{"jsonrpc":"2.0","i`, ``, false},
+		{`[{"jsonrpc":"2.0","id":1`, ``, false},
+		{`xxxxxxxx`, ``, false},
+	}
+	for _, tt := range tests {
+		id, resp := prefixID([]byte(tt.prefix))
+		if string(id) != tt.id || resp != tt.response {
+			t.Errorf("prefixID(%q) = %s, %v; want %s, %v", tt.prefix, id, resp, tt.id, tt.response)
+		}
 	}
 }
