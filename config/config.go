@@ -107,6 +107,10 @@ type Tools struct {
 	Sandbox Sandbox `json:"sandbox"`
 	// MCPServers are external MCP servers whose tools Ponder offers.
 	MCPServers []MCPServer `json:"mcp_servers"`
+	// MCPMaxMessageBytes bounds one message from an MCP server (a line on
+	// stdio, a response body over HTTP): a bigger one closes the
+	// connection rather than growing Ponder's memory.
+	MCPMaxMessageBytes int `json:"mcp_max_message_bytes" env:"PONDER_MCP_MAX_MESSAGE_BYTES"`
 	// Timeout bounds one call of a tool that has no timeout of its own
 	// (calc; MCP servers without a timeout).
 	Timeout time.Duration `json:"timeout" env:"PONDER_TOOLS_TIMEOUT"`
@@ -203,7 +207,7 @@ func Default() Config {
 		Search: Search{Strategy: "cot", Pack: "generic", BudgetCalls: 64, Timeout: 10 * time.Minute},
 		Tools: Tools{Sandbox: Sandbox{Timeout: 10 * time.Second, MemoryMB: 512, CPUSeconds: 10, OutputBytes: 64 << 10,
 			Python: "python3", Bubblewrap: "bwrap", MaxProcs: 16, TmpMB: 64, OpenFiles: 64, MaxSessions: 16},
-			Timeout: 30 * time.Second, MaxOutputBytes: 64 << 10},
+			Timeout: 30 * time.Second, MaxOutputBytes: 64 << 10, MCPMaxMessageBytes: 16 << 20},
 		Retrieval: Retrieval{Backend: "embedded", Collection: "docs", MaxFileBytes: 50 << 20, ChunkChars: 1200, ChunkOverlap: 150,
 			EmbedTimeout: 60 * time.Second, EmbedMaxRetries: 4, TopK: 5, LockTimeout: 2 * time.Second},
 		Plugins: Plugins{Start: "lazy", CallTimeout: 30 * time.Second},
@@ -487,6 +491,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.TracesKept < 1 {
 		bad("server.traces_kept (PONDER_TRACES_KEPT): want at least 1, got %d", c.Server.TracesKept)
+	}
+	if c.Tools.MCPMaxMessageBytes <= 0 {
+		bad("tools.mcp_max_message_bytes (PONDER_MCP_MAX_MESSAGE_BYTES): want a positive size, got %d", c.Tools.MCPMaxMessageBytes)
 	}
 	if c.Search.BudgetCalls < 0 {
 		bad("search.budget_calls (--budget-calls, PONDER_BUDGET_CALLS): want a positive number, got %d", c.Search.BudgetCalls)

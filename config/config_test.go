@@ -42,6 +42,14 @@ func TestLoadPrecedenceFileThenEnv(t *testing.T) {
 	if err != nil || c.Retrieval.EmbedTimeout != 5*time.Second || c.Retrieval.EmbedMaxRetries != 0 || c.Validate() != nil {
 		t.Fatalf("embed settings from the environment: %v, %v, %d", err, c.Retrieval.EmbedTimeout, c.Retrieval.EmbedMaxRetries)
 	}
+	// The MCP bridge's message cap, 16 MiB unless set.
+	if d := config.Default().Tools.MCPMaxMessageBytes; d != 16<<20 {
+		t.Fatalf("default tools.mcp_max_message_bytes = %d, want 16 MiB", d)
+	}
+	c, err = config.Load("", []string{"PONDER_MCP_MAX_MESSAGE_BYTES=1048576"})
+	if err != nil || c.Tools.MCPMaxMessageBytes != 1<<20 || c.Validate() != nil {
+		t.Fatalf("mcp message cap from the environment: %v, %d", err, c.Tools.MCPMaxMessageBytes)
+	}
 }
 
 func TestLoadRejectsUnknownFileKeysAndBadEnv(t *testing.T) {
@@ -90,6 +98,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"embed timeout", func(c *config.Config) { c.Retrieval.EmbedTimeout = 0 }, "retrieval.embed_timeout (PONDER_EMBED_TIMEOUT)"},
 		{"negative embed timeout", func(c *config.Config) { c.Retrieval.EmbedTimeout = -time.Second }, "retrieval.embed_timeout"},
 		{"embed retries", func(c *config.Config) { c.Retrieval.EmbedMaxRetries = -1 }, "retrieval.embed_max_retries (PONDER_EMBED_MAX_RETRIES)"},
+		{"mcp message cap", func(c *config.Config) { c.Tools.MCPMaxMessageBytes = 0 }, "tools.mcp_max_message_bytes (PONDER_MCP_MAX_MESSAGE_BYTES)"},
+		{"negative mcp message cap", func(c *config.Config) { c.Tools.MCPMaxMessageBytes = -1 }, "tools.mcp_max_message_bytes"},
 		{"no traces kept", func(c *config.Config) { c.Server.TracesKept = 0 }, "server.traces_kept"},
 		{"negative traces kept", func(c *config.Config) { c.Server.TracesKept = -5 }, "server.traces_kept"},
 	}

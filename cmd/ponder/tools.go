@@ -98,7 +98,8 @@ func toolsHook(ctx context.Context, a *app) error {
 	}
 	st := &toolsState{}
 	if len(cfg.MCPServers) > 0 {
-		b, err := mcpclient.New(cfg.MCPServers, &mcpclient.Options{Logger: a.log, ClientVersion: version})
+		b, err := mcpclient.New(cfg.MCPServers, &mcpclient.Options{Logger: a.log, ClientVersion: version,
+			MaxMessageBytes: cfg.MCPMaxMessageBytes})
 		if err != nil {
 			return err
 		}

@@ -62,6 +62,8 @@ func TestToolsBadInput(t *testing.T) {
 		{"disabled unknown", []string{"PONDER_TOOLS_DISABLED=shell"}, []string{"tools", "list"}, 1, "", `tools.disabled (PONDER_TOOLS_DISABLED): unknown built-in tool "shell"`},
 		{"no bwrap", []string{"PONDER_SANDBOX_BWRAP=/no/such/bwrap"}, []string{"tools", "call", "python", "--args", `{"code":"print(1)"}`}, 1, "", "bubblewrap"},
 		{"bad timeout", nil, []string{"tools", "call", "calc", "--timeout", "-1s"}, 2, "", "--timeout must be positive"},
+		{"mcp message cap", []string{"PONDER_MCP_MAX_MESSAGE_BYTES=0"}, []string{"tools", "list"}, 1, "", "tools.mcp_max_message_bytes (PONDER_MCP_MAX_MESSAGE_BYTES): want a positive size, got 0"},
+		{"mcp message cap not a number", []string{"PONDER_MCP_MAX_MESSAGE_BYTES=16MiB"}, []string{"tools", "list"}, 1, "", "PONDER_MCP_MAX_MESSAGE_BYTES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,5 +234,44 @@ func TestUnitTestsRunToTheEnd(t *testing.T) {
 	run, err := sandboxRunner{sb}.RunCode(context.Background(), "print('out', end='')", time.Second)
 	if err != nil || !run.Passed() || run.Stdout != "out" {
 		t.Errorf("a program's output: %+v, %v", run, err)
+	}
+}
+
+// tools.mcp_max_message_bytes reaches the bridge: a server's 2 MiB answer
+// closes the connection under a 1 MiB cap, naming the setting, and is
+// served under a 4 MiB one.
+func TestToolsMCPMessageCap(t *testing.T) {
+	t.Parallel()
+	script, err := filepath.Abs("../../tools/mcpclient/testdata/flood_server.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "ponder.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`tools:
+  mcp_servers:
+    - name: flood
+      command: python3
+      args: [%q, call]
+      env: {FLOOD_MB: "2"}
+      timeout: 20s
+`, script)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, limit string
+		code        int
+		want        string // in stdout or stderr
+	}{
+		{"under the cap", "4194304", 0, "xxxxxxxx"},
+		{"over the cap", "1048576", 1, "more than 1048576 bytes, the limit on one MCP message (tools.mcp_max_message_bytes)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runPonder(t, "", []string{"PONDER_MCP_MAX_MESSAGE_BYTES=" + tt.limit}, "--config", cfg, "tools", "call", "flood.flood")
+			if r.code != tt.code || !strings.Contains(r.stdout+r.stderr, tt.want) {
+				t.Errorf("exit %d (want %d), want %q in\nstdout %.300q\nstderr %.300q", r.code, tt.code, tt.want, r.stdout, r.stderr)
+			}
+		})
 	}
 }

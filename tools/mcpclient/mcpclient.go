@@ -61,7 +61,8 @@ type Options struct {
 	// ClientVersion is sent to servers in clientInfo (default "dev").
 	ClientVersion string
 	// MaxMessageBytes bounds one message from a server (a line on
-	// stdio, a response body over HTTP; default 16 MiB). mcp-go holds a
+	// stdio, a response body over HTTP; default 16 MiB; the setting
+	// tools.mcp_max_message_bytes). mcp-go holds a
 	// message whole before Ponder sees it, so a bigger one closes the
 	// connection (the call fails saying so) rather than growing Ponder's
 	// memory with whatever a server sends.
@@ -396,7 +397,7 @@ type limiter struct {
 func (l *limiter) exceeded() bool { return l.over.Load() }
 
 func (l *limiter) err() error {
-	return fmt.Errorf("the server sent a message of more than %d bytes, the limit on one MCP message; the connection was closed", l.max)
+	return fmt.Errorf("the server sent a message of more than %d bytes, the limit on one MCP message (tools.mcp_max_message_bytes); the connection was closed", l.max)
 }
 
 // lineLimit passes a stdio server's output on, ending it (io.EOF, which
