@@ -47,7 +47,7 @@ var appHooks, lastAppHooks []func(ctx context.Context, a *app) error
 
 // appOptions say what a command needs of the app.
 type appOptions struct {
-	// readOnlyStore: the command only reads documents (solve, eval), so an
+	// readOnlyStore: the command only reads documents (solve, eval, tools), so an
 	// existing embedded store is opened read-only with a shared lock:
 	// searches and other solves run beside it for as long as it runs. A
 	// command that may write them (serve: ingest_documents) leaves it

@@ -328,13 +328,16 @@ func readArgs(cmd *cobra.Command, s string) (json.RawMessage, error) {
 	return json.RawMessage(b), nil
 }
 
-// toolsApp wires the app for the tools commands (no LLM needed).
+// toolsApp wires the app for the tools commands (no LLM needed). They
+// only read documents (retrieve), so the store is opened read-only with a
+// shared lock, as solve and eval open it: `tools call retrieve` runs
+// beside a search, a solve or an eval instead of waiting for them.
 func toolsApp(cmd *cobra.Command) (*app, error) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return nil, err
 	}
-	return newApp(cmd.Context(), cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+	return newAppWith(cmd.Context(), cfg, newLogger(cfg.Log, cmd.ErrOrStderr()), appOptions{readOnlyStore: true})
 }
 
 func splitJoined(err error) []error {
