@@ -411,3 +411,49 @@ func TestPrefixID(t *testing.T) {
 		}
 	}
 }
+
+// Sampling requests have no timeout of their own (a client may ask its
+// user to approve each one): a client that never answers holds the solve
+// until the solve's own deadline (budget.timeout_seconds, else
+// search.timeout), which then ends it and cancels each outstanding request.
+func TestStdioUnansweredSamplingEndsAtTheSolveDeadline(t *testing.T) {
+	e := newEnv(t, envOptions{noLLM: true})
+	c := startStdioWith(t, e, map[string]any{"sampling": map[string]any{}})
+	start := time.Now()
+	c.send(map[string]any{"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": map[string]any{
+		"name": "solve", "arguments": map[string]any{"problem": "What is 17 * 23?", "strategy": "cot",
+			"budget": map[string]any{"timeout_seconds": 1}}}})
+	var asked, cancelled []string
+	msgs := c.until(4)
+	elapsed := time.Since(start)
+	for _, m := range msgs {
+		switch m["method"] {
+		case "sampling/createMessage":
+			asked = append(asked, mustJSONString(m["id"]))
+		case "notifications/cancelled":
+			cancelled = append(cancelled, mustJSONString(m["params"].(map[string]any)["requestId"]))
+		}
+	}
+	if len(asked) == 0 {
+		t.Fatalf("no sampling request: %v", msgs)
+	}
+	if elapsed < time.Second {
+		t.Fatalf("the solve ended after %s, before its deadline: %v", elapsed, msgs)
+	}
+	res, _ := msgs[len(msgs)-1]["result"].(map[string]any)
+	sc, _ := res["structuredContent"].(map[string]any)
+	if sc["stopped_reason"] != "timeout" {
+		t.Fatalf("want stopped_reason timeout, got %v", msgs[len(msgs)-1])
+	}
+	// The cancellations may follow the result: wait for them.
+	for len(cancelled) < len(asked) {
+		select {
+		case m := <-c.lines:
+			if m["method"] == "notifications/cancelled" {
+				cancelled = append(cancelled, mustJSONString(m["params"].(map[string]any)["requestId"]))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("sampling requests %v, cancelled only %v", asked, cancelled)
+		}
+	}
+}
