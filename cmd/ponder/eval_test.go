@@ -395,7 +395,7 @@ func TestSearchBesideARunningEval(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = runPonder(t, "", env, "ingest", note)
-	if r.code == 0 || !strings.Contains(r.stderr, "is in use by another ponder process (a running `ponder serve`, ingest, search, solve --collection or eval?)") {
+	if r.code == 0 || !strings.Contains(r.stderr, "is in use by another ponder process (a running `ponder serve`, ingest, search, solve --collection, eval or tools call?)") {
 		t.Errorf("ingest beside a running eval: %d, want an error saying the store is in use\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 

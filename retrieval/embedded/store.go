@@ -167,7 +167,7 @@ func openBolt(path string, opt Options, readOnly bool) (db *bolt.DB, err error) 
 		// solves.
 		holder := "`ponder serve` or ingest"
 		if !readOnly {
-			holder = "`ponder serve`, ingest, search, solve --collection or eval"
+			holder = "`ponder serve`, ingest, search, solve --collection, eval or tools call"
 		}
 		return nil, fmt.Errorf("%w: %s is in use by another ponder process (a running %s?); let it finish or stop it, or set a different --data-dir", retrieval.ErrLocked, path, holder)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
