@@ -289,3 +289,56 @@ func TestBrowserSaysWhyTheStreamIsRefused(t *testing.T) {
 	close(done) // the server goes away with the page's stream
 	b.WaitFor(t, "the refusal", `document.getElementById("conn").textContent.includes("unauthorized: wrong token")`)
 }
+
+// An LLM call the search gave up (cancelled: the run stopped, ran out of
+// time, or no search needed the reply) is shown as the search's doing,
+// muted; an LLM's own failure stays a red error. Both keep their error
+// text.
+func TestBrowserTellsCancelledCallsFromFailedOnes(t *testing.T) {
+	t.Parallel()
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := bigTrace(8, 8)
+	last := tr.Events[len(tr.Events)-1]
+	failed, cancelled := last.Seq+1, last.Seq+2
+	tr.Events = append(tr.Events,
+		core.Event{Seq: failed, TimeMS: last.TimeMS + 1, Op: core.OpLLMCall,
+			Data: &core.LLMCallFailure{Purpose: "generate", N: 2, MS: 3, Error: "status 502: upstream unavailable"}},
+		core.Event{Seq: cancelled, TimeMS: last.TimeMS + 2, Op: core.OpLLMCall,
+			Data: &core.LLMCallFailure{Purpose: "judge", N: 1, MS: 4, Error: "context deadline exceeded", Cancelled: true}})
+	st.Finish(tr)
+	done := make(chan struct{})
+	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
+	defer srv.Close()
+	defer close(done)
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	b.WaitFor(t, "the run", `document.body.dataset.state === "ready" && document.getElementById("event-count").textContent !== ""`)
+	// Only the LLM calls, so that both rows are drawn.
+	uitest.Eval[chromedp.Void](t, b, `(() => { const s = document.getElementById("op-filter"); s.value = "llm_call"; s.dispatchEvent(new Event("change")); })()`)
+	row := func(seq int64) string {
+		return fmt.Sprintf(`document.querySelector('#event-spacer .ev[data-seq="%d"]')`, seq)
+	}
+	b.WaitFor(t, "the failed calls' rows", row(failed)+` !== null && `+row(cancelled)+` !== null`)
+	for _, tc := range []struct {
+		seq            int64
+		row, cls, text string
+	}{
+		{failed, "error: status 502: upstream unavailable", "error", "error: status 502: upstream unavailable"},
+		{cancelled, "cancelled by the search", "muted call-cancelled", "cancelled by the search: context deadline exceeded"},
+	} {
+		if got := uitest.Eval[string](t, b, row(tc.seq)+`.textContent`); !strings.HasSuffix(got, tc.row) {
+			t.Errorf("event #%d's row reads %q, want it to end %q", tc.seq, got, tc.row)
+		}
+		uitest.Eval[chromedp.Void](t, b, row(tc.seq)+`.click()`)
+		b.WaitFor(t, "the call's details", fmt.Sprintf(`document.querySelector("#details h2").textContent.startsWith("Event #%d ")`, tc.seq))
+		got := uitest.Eval[[]string](t, b, `(() => { const d = document.querySelector("#details details > div"); return d ? [d.className, d.textContent, getComputedStyle(d).color] : []; })()`)
+		if len(got) != 3 || got[0] != tc.cls || got[1] != tc.text {
+			t.Errorf("event #%d's details show %q, want class %q and text %q", tc.seq, got, tc.cls, tc.text)
+		} else if red := got[2] == "rgb(179, 38, 30)"; red != (tc.cls == "error") {
+			t.Errorf("event #%d's %q is coloured %s", tc.seq, tc.text, got[2])
+		}
+	}
+}

@@ -649,8 +649,12 @@
     const d = ev.data || {};
     const toks = (d.prompt_tokens != null ? `${d.prompt_tokens}+${d.completion_tokens} tok` : '');
     const box = el('details', open ? { open: '' } : null,
-      el('summary', { text: `${title} · #${ev.seq} · ${d.purpose || 'call'}${d.model ? ' · ' + iso(d.model) : ''} · n=${d.n || 1}${toks ? ' · ' + toks : ''}${d.ms != null ? ' · ' + fmtMs(d.ms) : ''}` }));
-    if (d.error) box.append(el('div', { class: 'error', text: 'error: ' + d.error }));
+      el('summary', { text: `${title} · #${ev.seq} · ${d.purpose || 'call'}${d.model ? ' · ' + iso(d.model) : ''} · n=${d.n || 1}${toks ? ' · ' + toks : ''}${d.ms != null ? ' · ' + fmtMs(d.ms) : ''}${d.error ? (d.cancelled ? ' · cancelled' : ' · failed') : ''}` }));
+    // A call the search gave up (the run stopped or ran out of time, or no
+    // search needed the reply) failed through no fault of the LLM's: it is
+    // shown muted, so that the red stays for the LLM's own failures.
+    if (d.error && d.cancelled) box.append(el('div', { class: 'muted call-cancelled', title: 'The search gave this request up: the run stopped or ran out of time, or no search needed the reply.', text: 'cancelled by the search: ' + d.error }));
+    else if (d.error) box.append(el('div', { class: 'error', text: 'error: ' + d.error }));
     if (Array.isArray(d.messages)) {
       box.append(el('h3', { text: 'Prompt' }));
       for (const m of d.messages) {
@@ -856,7 +860,7 @@
     switch (e.op) {
       case 'node': return e.node ? `${e.node.kind}: ${clip(firstLine(e.node.content), 120)}` : '';
       case 'update': return e.node ? `visits ${e.node.visits} · value ${(+e.node.value || 0).toFixed(3)}${e.node.pruned ? ' · pruned' : ''}` : '';
-      case 'llm_call': return `${d.purpose || ''} n=${d.n || 1} ${d.prompt_tokens != null ? d.prompt_tokens + '+' + d.completion_tokens + ' tok' : ''} ${d.ms != null ? fmtMs(d.ms) : ''}${d.error ? ' error: ' + clip(d.error, 80) : ''}`;
+      case 'llm_call': return `${d.purpose || ''} n=${d.n || 1} ${d.prompt_tokens != null ? d.prompt_tokens + '+' + d.completion_tokens + ' tok' : ''} ${d.ms != null ? fmtMs(d.ms) : ''}${d.error ? (d.cancelled ? ' cancelled by the search' : ' error: ' + clip(d.error, 80)) : ''}`;
       case 'evaluate': return d.error ? `error: ${clip(d.error, 80)}` : `${d.kind || ''} ${fmtScore(d.score)}`;
       case 'tool_call': return `${iso(d.tool || '')} ${d.error ? 'error' : d.is_error ? 'failed' : 'ok'}`;
       case 'retrieve': return `${iso(clip(d.query || '', 60))} → ${d.chunks != null ? d.chunks : '?'} chunks`;
