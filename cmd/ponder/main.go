@@ -276,7 +276,40 @@ func newLogger(c config.Log, w io.Writer) zerolog.Logger {
 		}
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", FormatPrepare: inertEvent}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// inertEvent makes every string of a console log event inert for the
+// terminal (text.Terminal) before the console writer prints it: messages
+// and fields carry upstream text (an LLM endpoint's error, a plugin's
+// relayed log line), and the writer prints a message as it is and nested
+// values as JSON, which leaves ESC-free C1 controls and bidi overrides
+// raw. It runs on the decoded event, so the writer's own colours stay.
+// JSON mode needs none of this: its encoder escapes controls.
+func inertEvent(evt map[string]any) error {
+	inertValue(evt)
+	return nil
+}
+
+func inertValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return text.Terminal(v)
+	case []any:
+		for i, e := range v {
+			v[i] = inertValue(e)
+		}
+	case map[string]any:
+		for k, e := range v {
+			// A key can be upstream text too (a nested field's name).
+			if tk := text.Terminal(k); tk != k {
+				delete(v, k)
+				k = tk
+			}
+			v[k] = inertValue(e)
+		}
+	}
+	return v
 }
