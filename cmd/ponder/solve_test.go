@@ -19,6 +19,24 @@ import (
 	"github.com/ponder-rlm/ponder/retrieval/embed"
 )
 
+// heldLLM is countingLLM holding every request until free is called:
+// asked receives one value per request that arrived and waits. free runs
+// at the test's end too, before the server closes (which waits for its
+// handlers).
+func heldLLM(t *testing.T) (url string, asked <-chan struct{}, free func()) {
+	t.Helper()
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 16)
+	url, _ = countingLLM(t, func() {
+		arrived <- struct{}{}
+		<-release
+	})
+	var once sync.Once
+	free = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	return url, arrived, free
+}
+
 // countingLLM answers every chat completion with okCompletion, running
 // before (when set) first, and counts the calls.
 func countingLLM(t *testing.T, before func()) (string, *atomic.Int64) {
@@ -164,15 +182,7 @@ func TestSolveNamesTheFailingEmbeddingEndpoint(t *testing.T) {
 // waiting for the solve. The solve then answers.
 func TestSearchBesideARunningSolve(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	asked := make(chan struct{}, 16)
-	url, _ := countingLLM(t, func() {
-		asked <- struct{}{}
-		<-release
-	})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(free) // before the LLM's server closes, which waits for its handlers
+	url, asked, free := heldLLM(t)
 	data := t.TempDir()
 	env := []string{"PONDER_DATA_DIR=" + data, "PONDER_RETRIEVAL_LOCK_TIMEOUT=300ms"}
 	if r := runPonder(t, "", env, "ingest", docsFolder(t)); r.code != 0 {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -284,15 +283,7 @@ func TestToolsMCPMessageCap(t *testing.T) {
 // the store writable before, so it waited lock_timeout and failed.
 func TestToolsRetrieveBesideARunningSolve(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	asked := make(chan struct{}, 16)
-	url, _ := countingLLM(t, func() {
-		asked <- struct{}{}
-		<-release
-	})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(free) // before the LLM's server closes, which waits for its handlers
+	url, asked, free := heldLLM(t)
 	data := t.TempDir()
 	env := []string{"PONDER_DATA_DIR=" + data, "PONDER_RETRIEVAL_LOCK_TIMEOUT=300ms"}
 	if r := runPonder(t, "", env, "ingest", docsFolder(t)); r.code != 0 {
