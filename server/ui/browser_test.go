@@ -237,17 +237,9 @@ func TestBrowserShowsUnreadableRuns(t *testing.T) {
 // it around ("6 calls" shown as "sllac 6").
 func TestBrowserIsolatesBidiText(t *testing.T) {
 	t.Parallel()
-	st, err := traces.Open(t.TempDir(), 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tr := bigTrace(30, 6)
 	tr.Answer, tr.Usage.LLMCalls = "12\u202e", 6
-	st.Finish(tr)
-	done := make(chan struct{})
-	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
-	defer srv.Close()
-	defer close(done)
+	srv := serveFinished(t, tr)
 	b := uitest.NewBrowser(t, 1280, 800)
 	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
 	b.WaitFor(t, "the run", `document.body.dataset.state === "ready" && document.querySelector("#run-list .answer") !== null`)
@@ -296,10 +288,6 @@ func TestBrowserSaysWhyTheStreamIsRefused(t *testing.T) {
 // text.
 func TestBrowserTellsCancelledCallsFromFailedOnes(t *testing.T) {
 	t.Parallel()
-	st, err := traces.Open(t.TempDir(), 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tr := bigTrace(8, 8)
 	last := tr.Events[len(tr.Events)-1]
 	failed, cancelled := last.Seq+1, last.Seq+2
@@ -308,11 +296,7 @@ func TestBrowserTellsCancelledCallsFromFailedOnes(t *testing.T) {
 			Data: &core.LLMCallFailure{Purpose: "generate", N: 2, MS: 3, Error: "status 502: upstream unavailable"}},
 		core.Event{Seq: cancelled, TimeMS: last.TimeMS + 2, Op: core.OpLLMCall,
 			Data: &core.LLMCallFailure{Purpose: "judge", N: 1, MS: 4, Error: "context deadline exceeded", Cancelled: true}})
-	st.Finish(tr)
-	done := make(chan struct{})
-	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
-	defer srv.Close()
-	defer close(done)
+	srv := serveFinished(t, tr)
 	b := uitest.NewBrowser(t, 1280, 800)
 	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
 	b.WaitFor(t, "the run", `document.body.dataset.state === "ready" && document.getElementById("event-count").textContent !== ""`)
@@ -341,4 +325,20 @@ func TestBrowserTellsCancelledCallsFromFailedOnes(t *testing.T) {
 			t.Errorf("event #%d's %q is coloured %s", tc.seq, tc.text, got[2])
 		}
 	}
+}
+
+// serveFinished serves the viewer over a store holding tr, finished; the
+// server and the page's event streams end with the test.
+func serveFinished(t *testing.T, tr *core.Trace) *httptest.Server {
+	t.Helper()
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Finish(tr)
+	done := make(chan struct{})
+	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) }) // runs first: srv.Close waits for the page's event stream
+	return srv
 }
