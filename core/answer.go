@@ -56,6 +56,8 @@ var (
 // forms keep their order of precedence: every prompt asks for \boxed, so a
 // box is the final answer and the prose after it ("the answer is correct",
 // a Markdown "#### Check" heading) is commentary, not a correction.
+// Likewise an answer line that only judges an earlier answer ("the
+// answer is correct") yields to it.
 // An "answer" line's answer ends at the end of its line or sentence. It
 // does not fall back to the last number in the text: a step that states no
 // answer has none.
@@ -80,12 +82,35 @@ func ExtractAnswer(text string) (string, bool) {
 		rest = rest[:i]
 	}
 	m := answerMarker.FindAllStringIndex(text, -1)
+	verdict := ""
 	for k := len(m) - 1; k >= 0; k-- {
-		if a := answerAt(text[m[k][1]:]); a != "" {
+		a := answerAt(text[m[k][1]:])
+		switch {
+		case a == "":
+		case isVerdict(a):
+			// "Answer: 14. Checking: the answer is correct." The verdict
+			// is about an answer before it, which wins; alone, it is the
+			// answer (a true-or-false question's "the answer is true").
+			if verdict == "" {
+				verdict = a
+			}
+		default:
 			return a, true
 		}
 	}
-	return "", false
+	return verdict, verdict != ""
+}
+
+// isVerdict reports whether an answer is only a judgement of an answer
+// ("correct", "right", "wrong", ...), as a model's check of its own
+// answer ends.
+func isVerdict(a string) bool {
+	switch strings.ToLower(strings.TrimRight(a, ".!")) {
+	case "correct", "right", "wrong", "incorrect", "valid", "invalid", "reasonable", "confirmed", "verified",
+		"indeed correct", "definitely correct", "still correct":
+		return true
+	}
+	return false
 }
 
 // answerAt reads the answer that starts s (after a marker): up to the end

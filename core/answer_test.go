@@ -31,6 +31,10 @@ func TestExtractAnswerTakesTheLastFinalAnswer(t *testing.T) {
 		{"initials stay whole", "Answer: J. K. Rowling", "J. K. Rowling", true},
 		{"titles stay whole", "Answer: Dr. Who", "Dr. Who", true},
 		{"expression with = 24", "Answer: (13 - 9) * (10 - 4) = 24. It uses each number once.", "(13 - 9) * (10 - 4) = 24", true},
+		{"a verdict on the answer before it", "Answer: 14\nChecking: 7 + 7 = 14, so the answer is correct.", "14", true},
+		{"a verdict on one line", "The answer is 14. Let me verify: yes, the answer is right.", "14", true},
+		{"a verdict after a true-or-false answer", "Is 7 prime? The answer is true. Answer: correct", "true", true},
+		{"only a verdict", "Answer: correct", "correct", true},
 		{"no marker", "so 5 + 9 = 14", "", false},
 		{"answer without a marker", "the answer to part one is 5", "", false},
 	}
