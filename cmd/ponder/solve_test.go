@@ -182,41 +182,8 @@ func TestSolveNamesTheFailingEmbeddingEndpoint(t *testing.T) {
 // waiting for the solve. The solve then answers.
 func TestSearchBesideARunningSolve(t *testing.T) {
 	t.Parallel()
-	url, asked, free := heldLLM(t)
-	data := t.TempDir()
-	env := []string{"PONDER_DATA_DIR=" + data, "PONDER_RETRIEVAL_LOCK_TIMEOUT=300ms"}
-	if r := runPonder(t, "", env, "ingest", docsFolder(t)); r.code != 0 {
-		t.Fatalf("ingest: %d %s", r.code, r.stderr)
-	}
-
-	solve := exec.Command(ponderBin, "solve", "--collection", "docs", "--json", "What is the emergency radio frequency of Orion station?")
-	solve.Env = append(cleanEnv(), append(env, "PONDER_LLM_BASE_URL="+url, "PONDER_LLM_MAX_RETRIES=0")...)
-	var out, errb lockedBuffer
-	solve.Stdout, solve.Stderr = &out, &errb
-	if err := solve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- solve.Wait() }()
-	ended := false // solve.Wait's result was taken
-	t.Cleanup(func() {
-		if !ended {
-			_ = solve.Process.Kill()
-			<-waited
-		}
-	})
-	// The solve has retrieved (grounding comes first) and holds the store
-	// once its LLM is asked.
-	select {
-	case <-asked:
-	case err := <-waited:
-		ended = true
-		t.Fatalf("solve ended before asking its LLM: %v\n%s\n%s", err, out.String(), errb.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("solve never asked its LLM: %s", errb.String())
-	}
-
-	r := runPonder(t, "", env, "search", "--k", "1", "emergency radio frequency")
+	h := startHeldSolve(t)
+	r := runPonder(t, "", h.env, "search", "--k", "1", "emergency radio frequency")
 	if r.code != 0 || !strings.Contains(r.stdout, "146.520 MHz") {
 		t.Errorf("search beside a running solve: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -224,18 +191,70 @@ func TestSearchBesideARunningSolve(t *testing.T) {
 	if err := os.WriteFile(note, []byte("A new note."), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = runPonder(t, "", env, "ingest", note)
+	r = runPonder(t, "", h.env, "ingest", note)
 	if r.code == 0 || !strings.Contains(r.stderr, "is in use by another ponder process (a running `ponder serve`, ingest, search, solve --collection, eval or tools call?)") {
 		t.Errorf("ingest beside a running solve: %d, want an error saying the store is in use\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 
-	free()
-	code := exited(waited, 20*time.Second)
-	ended = code != -1
-	if code != 0 {
-		t.Fatalf("solve: exit %d\n%s\n%s", code, out.String(), errb.String())
+	if code := h.finish(); code != 0 {
+		t.Fatalf("solve: exit %d\n%s\n%s", code, h.out.String(), h.errb.String())
 	}
-	if !strings.Contains(out.String(), `"answer": "42"`) {
-		t.Errorf("solve's answer: %s", out.String())
+	if !strings.Contains(h.out.String(), `"answer": "42"`) {
+		t.Errorf("solve's answer: %s", h.out.String())
 	}
+}
+
+// heldSolve is `ponder solve --collection docs --json` over docsFolder,
+// held inside its first LLM call: it has retrieved (grounding comes
+// first) and holds the document store, read-only, while a test runs other
+// commands beside it with env (the same data directory, lock_timeout
+// 300ms).
+type heldSolve struct {
+	env       []string
+	out, errb lockedBuffer
+	waited    chan error
+	free      func()
+	code      int // the exit code once finish took it; -1 before
+}
+
+// startHeldSolve ingests docsFolder and starts the solve; it returns once
+// the solve asked its LLM. The solve is stopped at the test's end.
+func startHeldSolve(t *testing.T) *heldSolve {
+	t.Helper()
+	url, asked, free := heldLLM(t)
+	h := &heldSolve{env: []string{"PONDER_DATA_DIR=" + t.TempDir(), "PONDER_RETRIEVAL_LOCK_TIMEOUT=300ms"},
+		waited: make(chan error, 1), free: free, code: -1}
+	if r := runPonder(t, "", h.env, "ingest", docsFolder(t)); r.code != 0 {
+		t.Fatalf("ingest: %d %s", r.code, r.stderr)
+	}
+	solve := exec.Command(ponderBin, "solve", "--collection", "docs", "--json", "What is the emergency radio frequency of Orion station?")
+	solve.Env = append(cleanEnv(), append(h.env, "PONDER_LLM_BASE_URL="+url, "PONDER_LLM_MAX_RETRIES=0")...)
+	solve.Stdout, solve.Stderr = &h.out, &h.errb
+	if err := solve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.waited <- solve.Wait() }()
+	t.Cleanup(func() {
+		if h.code == -1 && h.finish() == -1 {
+			_ = solve.Process.Kill()
+			<-h.waited
+		}
+	})
+	select {
+	case <-asked:
+	case err := <-h.waited:
+		h.waited <- err
+		t.Fatalf("solve ended before asking its LLM: %v\n%s\n%s", err, h.out.String(), h.errb.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("solve never asked its LLM: %s", h.errb.String())
+	}
+	return h
+}
+
+// finish lets the solve's LLM answer and returns the solve's exit code
+// (-1: it did not end within 20 s).
+func (h *heldSolve) finish() int {
+	h.free()
+	h.code = exited(h.waited, 20*time.Second)
+	return h.code
 }

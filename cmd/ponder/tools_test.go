@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -283,38 +282,7 @@ func TestToolsMCPMessageCap(t *testing.T) {
 // the store writable before, so it waited lock_timeout and failed.
 func TestToolsRetrieveBesideARunningSolve(t *testing.T) {
 	t.Parallel()
-	url, asked, free := heldLLM(t)
-	data := t.TempDir()
-	env := []string{"PONDER_DATA_DIR=" + data, "PONDER_RETRIEVAL_LOCK_TIMEOUT=300ms"}
-	if r := runPonder(t, "", env, "ingest", docsFolder(t)); r.code != 0 {
-		t.Fatalf("ingest: %d %s", r.code, r.stderr)
-	}
-	solve := exec.Command(ponderBin, "solve", "--collection", "docs", "What is the emergency radio frequency of Orion station?")
-	solve.Env = append(cleanEnv(), append(env, "PONDER_LLM_BASE_URL="+url, "PONDER_LLM_MAX_RETRIES=0")...)
-	var errb lockedBuffer
-	solve.Stderr = &errb
-	if err := solve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- solve.Wait() }()
-	t.Cleanup(func() {
-		free()
-		if exited(waited, 20*time.Second) == -1 {
-			_ = solve.Process.Kill()
-			<-waited
-		}
-	})
-	// The solve has retrieved (grounding comes first) and holds the store
-	// once its LLM is asked.
-	select {
-	case <-asked:
-	case err := <-waited:
-		waited <- err
-		t.Fatalf("solve ended before asking its LLM: %v\n%s", err, errb.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("solve never asked its LLM: %s", errb.String())
-	}
+	h := startHeldSolve(t)
 	tests := []struct {
 		name string
 		args []string
@@ -324,7 +292,7 @@ func TestToolsRetrieveBesideARunningSolve(t *testing.T) {
 		{"list", []string{"tools", "list"}, "retrieve"},
 	}
 	for _, tt := range tests {
-		r := runPonder(t, "", env, tt.args...)
+		r := runPonder(t, "", h.env, tt.args...)
 		if r.code != 0 || !strings.Contains(r.stdout, tt.want) {
 			t.Errorf("%s beside a running solve: exit %d\nstdout %q\nstderr %q", tt.name, r.code, r.stdout, r.stderr)
 		}
