@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
 	"github.com/ponder-rlm/ponder/llm"
 )
 
@@ -75,12 +75,7 @@ func TestUpstreamFailuresHideTheEndpoint(t *testing.T) {
 // its client gives up or the test ends).
 func failingEndpoints(t *testing.T) (refused, badGateway, hangs string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused = "http://" + ln.Addr().String() + "/v1"
-	ln.Close()
+	refused = "http://" + endpointtest.ClosedPort(t) + "/v1"
 
 	var bad *httptest.Server
 	bad = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
