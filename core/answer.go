@@ -106,8 +106,7 @@ func ExtractAnswer(text string) (string, bool) {
 // answer ends.
 func isVerdict(a string) bool {
 	switch strings.ToLower(strings.TrimRight(a, ".!")) {
-	case "correct", "right", "wrong", "incorrect", "valid", "invalid", "reasonable", "confirmed", "verified",
-		"indeed correct", "definitely correct", "still correct":
+	case "correct", "right", "wrong", "incorrect", "valid", "invalid", "reasonable", "confirmed", "verified":
 		return true
 	}
 	return false
