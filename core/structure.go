@@ -172,27 +172,48 @@ func (s *Structure) add(parents []NodeID, n Node, owned bool) (NodeID, error) {
 			depth = d
 		}
 	}
+	// The stored node, its snapshot in the trace and their one-element
+	// slices live as long as each other (the run's), so they take one
+	// allocation: a search adds a node per sampled step.
+	b := new(nodeBlock)
 	n.ID = NodeID(len(s.nodes))
-	n.Parents = append([]NodeID(nil), parents...)
+	if len(parents) == 1 {
+		b.parent[0] = parents[0]
+		n.Parents = b.parent[:]
+	} else {
+		n.Parents = append([]NodeID(nil), parents...)
+	}
 	n.Children = nil
 	n.Depth = depth
 	n.CreatedMS = sinceMS(s.start)
 	if n.Kind == "" {
 		n.Kind = KindStep
 	}
-	stored := n
+	b.stored = n
+	stored := &b.stored
 	if !owned {
 		stored.own() // the caller keeps its maps
 	}
-	s.nodes = append(s.nodes, &stored)
+	s.nodes = append(s.nodes, stored)
 	for _, p := range parents {
-		s.nodes[p].Children = append(s.nodes[p].Children, n.ID)
+		pn := s.nodes[p]
+		if pn.Children == nil {
+			pn.Children = make([]NodeID, 0, 4) // searches expand a node into a few children
+		}
+		pn.Children = append(pn.Children, n.ID)
 	}
-	snap := stored.clone()
-	snap.Sub = nil // nested structures are traced by their own scoped events
+	b.snap = stored.clone()
+	b.snap.Sub = nil // nested structures are traced by their own scoped events
+	b.id[0] = n.ID
 	s.mu.Unlock()
-	s.tracer.emit(Event{Op: OpNode, Nodes: []NodeID{n.ID}, Node: &snap})
+	s.tracer.emit(Event{Op: OpNode, Nodes: b.id[:], Node: &b.snap})
 	return n.ID, nil
+}
+
+// nodeBlock holds what adding a node allocates.
+type nodeBlock struct {
+	stored, snap Node
+	parent, id   [1]NodeID
 }
 
 // Node returns a copy of node id.

@@ -45,12 +45,12 @@ type Event struct {
 	Node   *Node       `json:"node,omitempty"`
 	Stats  []NodeStats `json:"stats,omitempty"`
 	// Data is a map[string]any (what Record was given, and every event's
-	// data read back from JSON), or the typed data of an llm_call, evaluate
-	// or generate event recorded by this process (LLMCallData,
-	// LLMCallFailure, EvaluationData, EvaluationFailure, GenerateData),
-	// which writes the same JSON: a search records one of those per LLM
-	// call, and a map for each was a good part of its own cost. Read it
-	// with Get.
+	// data read back from JSON), or the typed data of an llm_call,
+	// evaluate, generate or MCTS select event recorded by this process
+	// (LLMCallData, LLMCallFailure, EvaluationData, EvaluationFailure,
+	// GenerateData, SelectData), which writes the same JSON: a search
+	// records one of those per LLM call, and a map for each was a good part
+	// of its own cost. Read it with Get.
 	Data any `json:"data,omitempty"`
 }
 
@@ -209,6 +209,31 @@ func (d *GenerateData) get(key string) any {
 	return nil
 }
 
+// SelectData is the data of a select event of MCTS: the iteration that
+// selected the node, the node's depth and, when more than one expansion of
+// it is in flight, how many. Its fields are in the order a map's keys are
+// written, so the JSON is the same as a map's.
+type SelectData struct {
+	Depth     int `json:"depth"`
+	InFlight  int `json:"in_flight,omitempty"`
+	Iteration int `json:"iteration"`
+}
+
+func (d *SelectData) get(key string) any {
+	switch key {
+	case "depth":
+		return d.Depth
+	case "in_flight":
+		if d.InFlight == 0 {
+			return nil
+		}
+		return d.InFlight
+	case "iteration":
+		return d.Iteration
+	}
+	return nil
+}
+
 // nonEmpty is s, or nil when s is empty (an omitted JSON field).
 func nonEmpty(s string) any {
 	if s == "" {
@@ -278,6 +303,13 @@ func (t *Tracer) Record(op string, nodes []NodeID, data map[string]any) {
 		e.Data = data // a nil map in Data would be written as "data": null
 	}
 	t.emit(e)
+}
+
+// RecordSelect appends a select event for node with typed data: MCTS
+// records one per iteration, and a map for each was a good part of its
+// cost.
+func (t *Tracer) RecordSelect(node NodeID, d SelectData) {
+	t.emit(Event{Op: OpSelect, Nodes: []NodeID{node}, Data: &d})
 }
 
 func (t *Tracer) emit(e Event) int64 {

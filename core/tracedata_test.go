@@ -178,3 +178,40 @@ func canonical(t *testing.T, v any) string {
 	b, _ = json.Marshal(generic)
 	return string(b)
 }
+
+// MCTS's select events carry SelectData: JSON and Get hold what a map of
+// the same keys held, and in_flight only when more than one expansion of
+// the node is in flight.
+func TestSelectDataReadsAndWritesAsAMap(t *testing.T) {
+	for _, tc := range []struct {
+		d    core.SelectData
+		want string
+	}{
+		{core.SelectData{Iteration: 7, Depth: 2}, `{"depth":2,"iteration":7}`},
+		{core.SelectData{Iteration: 9, Depth: 1, InFlight: 3}, `{"depth":1,"in_flight":3,"iteration":9}`},
+	} {
+		tr := core.NewTracer(false)
+		tr.RecordSelect(4, tc.d)
+		ev := tr.Since(0)
+		if len(ev) != 1 || ev[0].Op != core.OpSelect || !slices.Equal(ev[0].Nodes, []core.NodeID{4}) {
+			t.Fatalf("recorded %+v, want one select event on node 4", ev)
+		}
+		b, err := json.Marshal(ev[0].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%+v written as %s, want %s", tc.d, b, tc.want)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"depth", "in_flight", "iteration", "other"} {
+			got, inJSON := ev[0].Get(k), m[k]
+			if (got == nil) != (inJSON == nil) || (got != nil && float64(got.(int)) != inJSON.(float64)) {
+				t.Errorf("%+v: Get(%q) = %v, JSON holds %v", tc.d, k, got, inJSON)
+			}
+		}
+	}
+}

@@ -207,8 +207,11 @@ func ask(ctx context.Context, req core.EvalRequest, msgs []core.Message, n int, 
 // allocates nothing.
 func promptSeed(taskSeed int64, msgs []core.Message) int64 {
 	var num [20]byte
-	h := fnvString(fnvOffset, string(strconv.AppendInt(num[:0], taskSeed, 10)))
-	h = fnvString(h, "|")
+	h := uint64(fnvOffset)
+	for _, b := range strconv.AppendInt(num[:0], taskSeed, 10) {
+		h = fnvByte(h, b)
+	}
+	h = fnvByte(h, '|')
 	for _, m := range msgs {
 		h = fnvString(h, m.Role)
 		h = fnvByte(h, 0)

@@ -381,11 +381,11 @@ func (t *mctsTree) launchLocked(s *mnode) int64 {
 		p.vl++
 		p.avail--
 	}
-	data := map[string]any{"iteration": t.started, "depth": s.depth}
+	d := core.SelectData{Iteration: t.started, Depth: s.depth}
 	if s.pending > 1 {
-		data["in_flight"] = s.pending
+		d.InFlight = s.pending
 	}
-	t.env.Tracer.Record(core.OpSelect, []core.NodeID{s.id}, data)
+	t.env.Tracer.RecordSelect(s.id, d)
 	return seed
 }
 
