@@ -18,7 +18,8 @@ import (
 //     mcp-go reads a line whole (bufio.Reader.ReadString), so a client
 //     sending a 1 GB line would make it hold 1 GB. Lines reach mcp-go only
 //     once complete and within the cap; a longer one is discarded as it
-//     arrives and answered with an error (see overLong);
+//     arrives (what it shows of itself, its id, kept in bounded memory)
+//     and answered with an error (see overLong);
 //   - it writes progress notifications synchronously (mcp-go sends
 //     notifications from another goroutine, so one sent just before a
 //     handler returns can reach the client after the response);
@@ -44,12 +45,12 @@ type stdioTransport struct {
 	inflight map[string]bool // request id -> cancelled
 
 	// The reader's state; only mcp-go's one reading goroutine touches it.
-	buf      []byte // what one Read of in returned
-	line     []byte // the current line so far, at most maxLine (+ one read)
-	ready    []byte // complete lines not yet handed to mcp-go
-	skipping bool   // the current line is over the cap: its bytes are dropped
-	refusal  []byte // the answer to the line being skipped, sent when it ends
-	rerr     error  // what ended in
+	buf      []byte     // what one Read of in returned
+	line     []byte     // the current line so far, at most maxLine (+ one read)
+	ready    []byte     // complete lines not yet handed to mcp-go
+	skipping bool       // the current line is over the cap: its bytes are dropped
+	members  memberScan // what the line being skipped shows of itself (its id)
+	rerr     error      // what ended in
 }
 
 // stdioReadChunk is how much one Read of stdin asks for.
@@ -118,9 +119,14 @@ func (t *stdioTransport) scan(b []byte) {
 		if !t.skipping {
 			t.line = append(t.line, seg...)
 			if len(t.line) > t.maxLine {
-				t.overLong(t.line[:t.maxLine])
+				// Its bytes are scanned as they pass, for an id that
+				// may stand anywhere, even after a long "result".
+				t.members = memberScan{}
+				t.members.feed(t.line)
 				t.line, t.skipping = nil, true
 			}
+		} else {
+			t.members.feed(seg)
 		}
 		if i < 0 {
 			return
@@ -128,7 +134,7 @@ func (t *stdioTransport) scan(b []byte) {
 		b = b[i+1:]
 		if t.skipping {
 			t.skipping = false
-			t.sendRefusal()
+			t.overLong()
 			continue
 		}
 		t.mu.Lock()
@@ -139,17 +145,19 @@ func (t *stdioTransport) scan(b []byte) {
 	}
 }
 
-// overLong decides how to answer a line longer than the cap from its first
-// maxLine bytes. A request gets a -32600 error (JSON-RPC's Invalid Request,
-// the code HTTP's 413 carries too) with its id, or id null where the prefix
-// does not show one. A response (a client's answer to a sampling request)
-// cannot be answered: mcp-go is handed an error response with its id
-// instead, so the waiting sampling call fails now, naming the setting,
-// rather than at search.timeout.
-func (t *stdioTransport) overLong(prefix []byte) {
-	id, isResponse := prefixID(prefix)
-	t.log.Warn().Int("limit", t.maxLine).Bool("response", isResponse).
-		Msg("stdio: discarding a message longer than server.max_body_bytes")
+// overLong answers a line longer than the cap once all of it was read,
+// from what memberScan saw in it. A request gets a -32600 error (JSON-RPC's
+// Invalid Request, the code HTTP's 413 carries too) with its id, or id null
+// where it shows none, after the line as a response follows its request. A
+// response (a client's answer to a sampling request) cannot be answered:
+// mcp-go is handed an error response with its id instead, so the waiting
+// sampling call fails now, naming the setting, rather than at the solve's
+// deadline.
+func (t *stdioTransport) overLong() {
+	id, isResponse := t.members.outcome()
+	t.members = memberScan{}
+	t.log.Warn().Int("limit", t.maxLine).Bool("response", isResponse).Str("id", string(id)).
+		Msg("stdio: discarded a message longer than server.max_body_bytes")
 	if isResponse {
 		if len(id) == 0 {
 			return
@@ -166,55 +174,11 @@ func (t *stdioTransport) overLong(prefix []byte) {
 	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{
 		"code": -32600, "message": "message is larger than the limit of " + strconv.Itoa(t.maxLine) +
 			" bytes (server.max_body_bytes); it was discarded"}})
-	t.refusal = append(b, '\n')
-}
-
-// sendRefusal answers the over-long line just ended, after all of it was
-// read, as a response follows its request.
-func (t *stdioTransport) sendRefusal() {
-	b := t.refusal
-	t.refusal = nil
-	if b == nil {
-		return
-	}
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	if _, err := t.out.Write(b); err != nil {
+	if _, err := t.out.Write(append(b, '\n')); err != nil {
 		t.log.Debug().Err(err).Msg("stdio: write the refusal of an over-long message")
 	}
-}
-
-// prefixID reads the top-level "id" of a JSON-RPC message from its first
-// bytes, as far as they go; isResponse is whether it is a response (a
-// "result" or "error" member and no "method" seen). An id that is not a
-// string or a number is no id.
-func prefixID(prefix []byte) (id json.RawMessage, isResponse bool) {
-	d := json.NewDecoder(bytes.NewReader(prefix))
-	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
-		return nil, false
-	}
-	var method, result bool
-	for d.More() {
-		tok, err := d.Token()
-		if err != nil {
-			break // the prefix ends in a member's name
-		}
-		key, _ := tok.(string)
-		switch key {
-		case "method":
-			method = true
-		case "result", "error":
-			result = true
-		}
-		var v json.RawMessage
-		if d.Decode(&v) != nil {
-			break // the prefix ends in this member's value
-		}
-		if key == "id" && len(v) > 0 && (v[0] == '"' || v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
-			id = v
-		}
-	}
-	return id, result && !method
 }
 
 // wireMessage is what the transports look at in a JSON-RPC message.

@@ -269,8 +269,8 @@ func TestStdioCancelledSolveCancelsItsSamplingRequests(t *testing.T) {
 }
 
 // A message over server.max_body_bytes is refused as HTTP refuses such a
-// body: -32600 naming the setting, with the request's id where its first
-// bytes show it, else id null. The server answers the next line.
+// body: -32600 naming the setting, with the request's id wherever it stands
+// in the line, else id null. The server answers the next line.
 func TestStdioOverLongMessage(t *testing.T) {
 	const limit = 64 << 10
 	big := strings.Repeat("x", 3*limit)
@@ -280,7 +280,7 @@ func TestStdioOverLongMessage(t *testing.T) {
 	}{
 		{"id before the long params", `{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"solve","arguments":{"problem":"` + big + `"}}}`, float64(41)},
 		{"string id", `{"jsonrpc":"2.0","id":"a-1","method":"tools/call","params":{"name":"solve","arguments":{"problem":"` + big + `"}}}`, "a-1"},
-		{"id after the long params", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"solve","arguments":{"problem":"` + big + `"}},"id":42}`, nil},
+		{"id after the long params", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"solve","arguments":{"problem":"` + big + `"}},"id":42}`, float64(42)},
 		{"not JSON", big, nil},
 		{"long notification", `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"` + big + `"}}`, nil},
 	}
@@ -354,60 +354,93 @@ func TestStdioOverLongMessageMemory(t *testing.T) {
 
 // A client's answer to a sampling request over the cap cannot be answered
 // itself; the sampling call fails at once with the setting's name instead
-// of waiting for an answer that never comes.
+// of waiting for an answer that never comes (here the solve's deadline is a
+// minute away). The id is recovered wherever it stands in the answer, as a
+// number or as a string.
 func TestStdioOverLongSamplingResponse(t *testing.T) {
 	const limit = 64 << 10
-	e := newEnv(t, envOptions{noLLM: true, cfg: func(c *config.Server) { c.MaxBodyBytes = limit }})
-	c := startStdioWith(t, e, map[string]any{"sampling": map[string]any{}})
-	c.send(map[string]any{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": map[string]any{
-		"name": "solve", "arguments": map[string]any{"problem": "What is 17 * 23?", "strategy": "cot"}}})
-	var msgs []map[string]any
-	timeout := time.After(20 * time.Second)
-	for {
-		var m map[string]any
-		select {
-		case m = <-c.lines:
-		case <-timeout:
-			t.Fatalf("no answer to the solve; got %v", msgs)
-		}
-		msgs = append(msgs, m)
-		if m["method"] == "sampling/createMessage" {
-			id, _ := json.Marshal(m["id"])
-			c.sendRaw(`{"jsonrpc":"2.0","id":` + string(id) + `,"result":{"role":"assistant","model":"m","content":{"type":"text","text":"` +
-				strings.Repeat("w", 2*limit) + `"}}}`)
-			continue
-		}
-		if m["id"] == float64(3) {
-			break
-		}
+	long := `"result":{"role":"assistant","model":"m","content":{"type":"text","text":"` + strings.Repeat("w", 2*limit) + `"}}`
+	tests := []struct {
+		name   string
+		answer func(id string) string
+	}{
+		{"id first", func(id string) string { return `{"jsonrpc":"2.0","id":` + id + `,` + long + `}` }},
+		{"string id first", func(id string) string { return `{"jsonrpc":"2.0","id":"` + id + `",` + long + `}` }},
+		{"id after the result", func(id string) string { return `{"jsonrpc":"2.0",` + long + `,"id":` + id + `}` }},
+		{"string id after the result", func(id string) string { return `{"jsonrpc":"2.0",` + long + `, "id" : "` + id + `" }` }},
 	}
-	b, _ := json.Marshal(msgs[len(msgs)-1])
-	t.Logf("the solve's answer: %.600s", b)
-	if !strings.Contains(string(b), "server.max_body_bytes") {
-		t.Fatalf("the solve's answer does not name server.max_body_bytes: %s", b)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{noLLM: true, cfg: func(c *config.Server) { c.MaxBodyBytes = limit }})
+			c := startStdioWith(t, e, map[string]any{"sampling": map[string]any{}})
+			c.send(map[string]any{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": map[string]any{
+				"name": "solve", "arguments": map[string]any{"problem": "What is 17 * 23?", "strategy": "cot"}}})
+			var msgs []map[string]any
+			timeout := time.After(20 * time.Second)
+			for {
+				var m map[string]any
+				select {
+				case m = <-c.lines:
+				case <-timeout:
+					t.Fatalf("no answer to the solve; got %v", msgs)
+				}
+				msgs = append(msgs, m)
+				if m["method"] == "sampling/createMessage" {
+					c.sendRaw(tt.answer(mustJSONString(m["id"])))
+					continue
+				}
+				if m["id"] == float64(3) {
+					break
+				}
+			}
+			b, _ := json.Marshal(msgs[len(msgs)-1])
+			t.Logf("the solve's answer: %.600s", b)
+			if !strings.Contains(string(b), "server.max_body_bytes") {
+				t.Fatalf("the solve's answer does not name server.max_body_bytes: %s", b)
+			}
+		})
 	}
 }
 
-func TestPrefixID(t *testing.T) {
+// memberScan finds a message's top-level id and kind wherever they stand,
+// however its bytes are split, and nothing nested or inside a string.
+func TestMemberScan(t *testing.T) {
+	long := strings.Repeat("x", 5000)
 	tests := []struct {
-		prefix, id string
-		response   bool
+		name, msg, id string
+		response      bool
 	}{
-		{`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"x":"abc`, `7`, false},
-		{`{"id":"s","jsonrpc":"2.0","method":"x","params":{`, `"s"`, false},
-		{`{"jsonrpc":"2.0","id":-3,"result":{"content":"abc`, `-3`, true},
-		{`{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"abc`, `2`, true},
-		{`{"jsonrpc":"2.0","params":{"x":"abc`, ``, false},
-		{`{"jsonrpc":"2.0","id":{"a":1},"method":"x","params":"`, ``, false},
-		{`{"jsonrpc":"2.0","id":null,"method":"x","params":"`, ``, false},
-		{`{"jsonrpc":"2.0","i`, ``, false},
-		{`[{"jsonrpc":"2.0","id":1`, ``, false},
-		{`xxxxxxxx`, ``, false},
+		{"request", `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"x":"abc"}}`, `7`, false},
+		{"string id first", `{"id":"s","jsonrpc":"2.0","method":"x","params":{}}`, `"s"`, false},
+		{"negative id", `{"jsonrpc":"2.0","id":-3,"result":{"content":"abc"}}`, `-3`, true},
+		{"error response", `{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":"abc"}}`, `2`, true},
+		{"id after a long result", `{"jsonrpc":"2.0","result":{"c":[{"text":"` + long + `"}],"id":9},"id":12}`, `12`, true},
+		{"string id after a long result, spaced", "{ \"result\" : {\"text\":\"" + long + "\"} ,\n \"id\" : \"a\\\"b\" }", `"a\"b"`, true},
+		{"id after the long params", `{"jsonrpc":"2.0","method":"m","params":{"p":"` + long + `"},"id":42}`, `42`, false},
+		{"escaped quotes and braces in strings", `{"method":"m","params":{"p":"\"}{,\"id\":1\\"},"id":"q"}`, `"q"`, false},
+		{"escaped member name", `{"result":1,"\u0069d":5}`, `5`, true},
+		{"nested id only", `{"jsonrpc":"2.0","params":{"id":1},"method":"x"}`, ``, false},
+		{"object id", `{"jsonrpc":"2.0","id":{"a":1},"method":"x","params":""}`, ``, false},
+		{"null id", `{"jsonrpc":"2.0","id":null,"method":"x","params":""}`, ``, false},
+		{"over-long id", `{"result":1,"id":"` + long + `"}`, ``, true},
+		{"cut short in a name", `{"jsonrpc":"2.0","i`, ``, false},
+		{"cut short in the id", `{"result":{},"id":12`, ``, true},
+		{"array", `[{"jsonrpc":"2.0","id":1}]`, ``, false},
+		{"not JSON", `xxxxxxxx"id":1`, ``, false},
+		{"text after the object", `{"method":"m"} {"id":3}`, ``, false},
 	}
 	for _, tt := range tests {
-		id, resp := prefixID([]byte(tt.prefix))
-		if string(id) != tt.id || resp != tt.response {
-			t.Errorf("prefixID(%q) = %s, %v; want %s, %v", tt.prefix, id, resp, tt.id, tt.response)
+		for _, chunk := range []int{1, 7, len(tt.msg)} {
+			var s memberScan
+			for b := []byte(tt.msg); len(b) > 0; {
+				n := min(chunk, len(b))
+				s.feed(b[:n])
+				b = b[n:]
+			}
+			id, resp := s.outcome()
+			if string(id) != tt.id || resp != tt.response {
+				t.Errorf("%s, in chunks of %d: got id %s, response %v; want %s, %v", tt.name, chunk, id, resp, tt.id, tt.response)
+			}
 		}
 	}
 }
