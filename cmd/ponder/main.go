@@ -171,8 +171,21 @@ func newRootCmd() *cobra.Command {
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	strictArgs(root)
+	// A group is runnable only so that its arguments are checked (see
+	// strictArgs); its help shows "ponder trace [command]", not the
+	// "ponder trace [flags]" cobra writes for a runnable command.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), groupUsageFrom, groupUsageTo, 1))
 	return root
 }
+
+// groupAnnotation marks the commands strictArgs made runnable.
+const groupAnnotation = "ponder.group"
+
+// The usage line of cobra's template, and ours: no use line for a group.
+const (
+	groupUsageFrom = "Usage:{{if .Runnable}}"
+	groupUsageTo   = `Usage:{{if and .Runnable (not (index .Annotations "` + groupAnnotation + `"))}}`
+)
 
 // strictArgs makes a wrong command line a usage error (exit status 2) in
 // every command, as a flag Ponder cannot read is, so that no command's
@@ -188,6 +201,10 @@ func strictArgs(c *cobra.Command) {
 		// Runnable, so that its Args are checked at all; with no
 		// arguments it shows its help, as before.
 		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[groupAnnotation] = "true"
 	}
 	if c.Args != nil {
 		c.Args = usageArgs(c.Args)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,6 +112,39 @@ func TestGroupWithoutSubcommandShowsHelp(t *testing.T) {
 	if !strings.Contains(r.stderr, `unknown command "lst" for "ponder trace"; did you mean`) || !strings.Contains(r.stderr, "list") {
 		t.Errorf("ponder trace lst: stderr %q, want a suggestion", r.stderr)
 	}
+}
+
+// A group's usage names its commands ("ponder trace [command]"), not the
+// "[flags]" line cobra writes for a runnable command (strictArgs makes
+// groups runnable); a command that runs keeps its use line.
+func TestUsageLines(t *testing.T) {
+	t.Parallel()
+	r := runPonder(t, "", nil, "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Usage:\n  ponder [command]\n\n") {
+		t.Errorf("ponder --help: exit %d, stdout %q; want the usage line ponder [command] alone", r.code, r.stdout)
+	}
+	// The commands that only group others; ponder eval runs and groups.
+	groups := map[string]bool{"ponder": true, "ponder collections": true, "ponder completion": true, "ponder docs": true,
+		"ponder plugins": true, "ponder tools": true, "ponder trace": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		u := c.UsageString()
+		usage, _, _ := strings.Cut(strings.TrimPrefix(u, "Usage:\n"), "\n\n")
+		var want []string
+		if !groups[c.CommandPath()] {
+			want = append(want, "  "+c.UseLine())
+		}
+		if c.HasAvailableSubCommands() {
+			want = append(want, "  "+c.CommandPath()+" [command]")
+		}
+		if got := strings.Split(usage, "\n"); !slices.Equal(got, want) {
+			t.Errorf("%s: usage lines %q, want %q", c.CommandPath(), got, want)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
 }
 
 // lockedBuffer collects a process's stderr while the test reads it.
