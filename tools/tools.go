@@ -30,9 +30,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 
 	"github.com/ponder-rlm/ponder/core"
 )
@@ -371,95 +368,10 @@ func CompileSchema(schema json.RawMessage) (*jsonschema.Schema, error) {
 	return sch, nil
 }
 
-var defaultPrinter = message.NewPrinter(language.English)
-
 type noLoader struct{}
 
 func (noLoader) Load(url string) (any, error) {
 	return nil, fmt.Errorf("schema reference %s is not fetched", url)
-}
-
-// ValidateArgs checks args against sch. The error names the failing
-// argument: `argument "code": missing`, `argument "timeout": got string,
-// want number`.
-func ValidateArgs(sch *jsonschema.Schema, args json.RawMessage) error {
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
-	if err != nil {
-		return fmt.Errorf("%w: the arguments are not JSON: %v", ErrInvalidArguments, err)
-	}
-	err = sch.Validate(v)
-	if err == nil {
-		return nil
-	}
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return fmt.Errorf("%w: %v", ErrInvalidArguments, err)
-	}
-	var msgs []string
-	seen := map[string]bool{}
-	for _, leaf := range leaves(ve) {
-		m := describe(leaf)
-		if !seen[m] {
-			seen[m] = true
-			msgs = append(msgs, m)
-		}
-	}
-	return fmt.Errorf("%w: %s", ErrInvalidArguments, strings.Join(msgs, "; "))
-}
-
-func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
-	if len(e.Causes) == 0 {
-		return []*jsonschema.ValidationError{e}
-	}
-	var out []*jsonschema.ValidationError
-	for _, c := range e.Causes {
-		out = append(out, leaves(c)...)
-	}
-	return out
-}
-
-func describe(e *jsonschema.ValidationError) string {
-	field := strings.Join(e.InstanceLocation, ".")
-	switch k := e.ErrorKind.(type) {
-	case *kind.Required:
-		var names []string
-		for _, m := range k.Missing {
-			names = append(names, joinField(field, m))
-		}
-		return fmt.Sprintf("argument %s: missing", quoteAll(names))
-	case *kind.AdditionalProperties:
-		var names []string
-		for _, p := range k.Properties {
-			names = append(names, joinField(field, p))
-		}
-		return fmt.Sprintf("argument %s: not accepted", quoteAll(names))
-	case *kind.Type:
-		return fmt.Sprintf("argument %s: got %s, want %s", fieldName(field), k.Got, strings.Join(k.Want, " or "))
-	}
-	msg := e.ErrorKind.LocalizedString(defaultPrinter)
-	return fmt.Sprintf("argument %s: %s", fieldName(field), msg)
-}
-
-func joinField(parent, name string) string {
-	if parent == "" {
-		return name
-	}
-	return parent + "." + name
-}
-
-func fieldName(f string) string {
-	if f == "" {
-		return "object"
-	}
-	return fmt.Sprintf("%q", f)
-}
-
-func quoteAll(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
-	}
-	return strings.Join(q, ", ")
 }
 
 // Func is a tool made of a spec and a function.

@@ -36,25 +36,25 @@ func TestValidation(t *testing.T) {
 	}
 	tests := []struct {
 		tool, args string
-		want       string // in the error result
+		want       string // the error result's whole text
 	}{
-		{"calc", `{}`, `argument "expression": missing`},
-		{"calc", `{"expression": 42}`, `argument "expression": got number, want string`},
-		{"calc", `{"expression": ""}`, `argument "expression"`},
-		{"calc", `{"expression": "1", "precision": 3}`, `argument "precision": not accepted`},
-		{"calc", `[1]`, `argument object: got array, want object`},
-		{"calc", `{"expression": `, `not JSON`},
-		{"python", `{"code": "print(1)", "timeout": "soon"}`, `argument "timeout": got string, want number`},
-		{"python", `{"code": "print(1)", "timeout": -1}`, `argument "timeout"`},
-		{"python", `{"cod": "print(1)"}`, `argument "code": missing`},
+		{"calc", `{}`, `calc: invalid arguments: argument "expression": missing`},
+		{"calc", `{"expression": 42}`, `calc: invalid arguments: argument "expression": got number, want string`},
+		{"calc", `{"expression": ""}`, `calc: invalid arguments: argument "expression": got 0 characters, want at least 1`},
+		{"calc", `{"expression": "1", "precision": 3}`, `calc: invalid arguments: argument "precision": not accepted`},
+		{"calc", `[1]`, `calc: invalid arguments: arguments: got array, want object`},
+		{"calc", `{"expression": `, `calc: invalid arguments: the arguments are not JSON: unexpected EOF`},
+		{"python", `{"code": "print(1)", "timeout": "soon"}`, `python: invalid arguments: argument "timeout": got string, want number`},
+		{"python", `{"code": "print(1)", "timeout": -1}`, `python: invalid arguments: argument "timeout": got -1, want more than 0`},
+		{"python", `{"cod": "print(1)"}`, `python: invalid arguments: argument "code": missing; argument "cod": not accepted`},
 	}
 	for _, tt := range tests {
 		res, err := reg.Call(context.Background(), tt.tool, json.RawMessage(tt.args))
 		if err != nil {
 			t.Fatalf("%s %s: %v", tt.tool, tt.args, err)
 		}
-		if !res.IsError || !strings.Contains(res.Text, tt.want) {
-			t.Errorf("%s %s: got %q (error %v), want an error naming %q", tt.tool, tt.args, res.Text, res.IsError, tt.want)
+		if !res.IsError || res.Text != tt.want {
+			t.Errorf("%s %s: got %q (error %v), want the error %q", tt.tool, tt.args, res.Text, res.IsError, tt.want)
 		}
 	}
 	// Valid arguments pass; empty arguments are an empty object.

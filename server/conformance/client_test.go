@@ -159,8 +159,9 @@ func TestTypeScriptSDKClient(t *testing.T) {
 			if r.UnknownTool != "-32602" {
 				t.Errorf("unknown tool: %q", r.UnknownTool)
 			}
-			if !r.BadArgs.IsError || !strings.Contains(r.BadArgs.Text, "problem") {
-				t.Errorf("wrong argument type: %+v", r.BadArgs)
+			// The whole text, as the assistant reads it (tools.ValidateArgs).
+			if want := `solve: invalid arguments: argument "problem": got number, want string`; !r.BadArgs.IsError || r.BadArgs.Text != want {
+				t.Errorf("wrong argument type: %+v, want the tool error %q", r.BadArgs, want)
 			}
 			if r.PromptMissingArg != "-32602" {
 				t.Errorf("prompts/get without its required argument: %q, want -32602 (invalid params)", r.PromptMissingArg)
