@@ -85,6 +85,9 @@ type Server struct {
 	// SamplingConcurrency bounds concurrent sampling/createMessage requests
 	// to one MCP client (its own model as the policy).
 	SamplingConcurrency int `json:"sampling_concurrency" env:"PONDER_SAMPLING_CONCURRENCY"`
+	// SamplingTimeout bounds one sampling request (0: none of its own; the
+	// solve's deadline bounds it, as the client may ask its user first).
+	SamplingTimeout time.Duration `json:"sampling_timeout" env:"PONDER_SAMPLING_TIMEOUT"`
 	// ShutdownTimeout bounds how long shutdown waits for running requests
 	// once their searches are cancelled.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout" env:"PONDER_SHUTDOWN_TIMEOUT"`
@@ -485,6 +488,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.SamplingConcurrency < 1 {
 		bad("server.sampling_concurrency (PONDER_SAMPLING_CONCURRENCY): want at least 1, got %d", c.Server.SamplingConcurrency)
+	}
+	if c.Server.SamplingTimeout < 0 {
+		bad("server.sampling_timeout (PONDER_SAMPLING_TIMEOUT): want a duration such as 5m, or 0 for none, got %s", c.Server.SamplingTimeout)
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		bad("server.shutdown_timeout (PONDER_SHUTDOWN_TIMEOUT): want a positive duration, got %s", c.Server.ShutdownTimeout)

@@ -102,6 +102,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"negative mcp message cap", func(c *config.Config) { c.Tools.MCPMaxMessageBytes = -1 }, "tools.mcp_max_message_bytes"},
 		{"no traces kept", func(c *config.Config) { c.Server.TracesKept = 0 }, "server.traces_kept"},
 		{"negative traces kept", func(c *config.Config) { c.Server.TracesKept = -5 }, "server.traces_kept"},
+		{"negative sampling timeout", func(c *config.Config) { c.Server.SamplingTimeout = -time.Second }, "server.sampling_timeout (PONDER_SAMPLING_TIMEOUT)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

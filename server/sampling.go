@@ -35,6 +35,7 @@ type samplingPolicy struct {
 	slots   chan struct{}
 	watch   *sampleWatch
 	session string
+	timeout time.Duration // server.sampling_timeout; 0: none of its own
 }
 
 var _ core.Policy = (*samplingPolicy)(nil)
@@ -56,7 +57,8 @@ func (s *Server) samplingPolicy(ctx context.Context) core.Policy {
 	// mcp-go queues at most 10 sampling requests per HTTP session.
 	n := min(s.cfg.SamplingConcurrency, maxSamplingConcurrency)
 	slots, _ := s.samplers.LoadOrStore(cs.SessionID(), make(chan struct{}, n))
-	return &samplingPolicy{srv: s.mcp, slots: slots.(chan struct{}), watch: s.sampleWatch, session: cs.SessionID()}
+	return &samplingPolicy{srv: s.mcp, slots: slots.(chan struct{}), watch: s.sampleWatch, session: cs.SessionID(),
+		timeout: s.cfg.SamplingTimeout}
 }
 
 // Complete implements core.Policy: one sampling request per sample, at
@@ -125,11 +127,22 @@ func (p *samplingPolicy) Complete(ctx context.Context, req core.CompletionReques
 }
 
 // request sends one sampling request. When ctx ends first (the solve was
-// cancelled, or is over), the client is told with notifications/cancelled
-// that its model's answer is no longer wanted: mcp-go stops waiting for
-// the response but tells the client nothing, so the client's model went on
-// generating, and its user on being asked, for a search long gone.
+// cancelled, or is over), or server.sampling_timeout passes, the client is
+// told with notifications/cancelled that its model's answer is no longer
+// wanted: mcp-go stops waiting for the response but tells the client
+// nothing, so the client's model went on generating, and its user on being
+// asked, for a search long gone.
 func (p *samplingPolicy) request(ctx context.Context, cm mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	rctx := ctx
+	if p.timeout > 0 {
+		// Off by default: a client may ask its user to approve each
+		// request, and the solve's own deadline bounds the wait; this
+		// one is for solves with none (search.timeout 0) and clients
+		// that hang.
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
 	nonce := p.watch.add()
 	// Each request carries its own nonce, by which the transport's writer
 	// (sampleWatch.observe) learns the JSON-RPC id it was sent with.
@@ -140,11 +153,16 @@ func (p *samplingPolicy) request(ctx context.Context, cm mcp.CreateMessageReques
 	}
 	meta[sampleNonceKey] = nonce
 	cm.Metadata = meta
-	res, err := p.srv.RequestSampling(ctx, cm)
-	if err != nil && ctx.Err() != nil {
+	res, err := p.srv.RequestSampling(rctx, cm)
+	if err != nil && rctx.Err() != nil {
+		reason := "Ponder's search no longer needs this sample: it was cancelled or has ended"
+		if ctx.Err() == nil {
+			reason = "no answer within " + p.timeout.String() + " (server.sampling_timeout)"
+			err = fmt.Errorf("the MCP client did not answer the sampling request within %s (server.sampling_timeout)", p.timeout)
+		}
 		p.watch.cancel(nonce, func(id json.RawMessage) {
 			_ = p.srv.SendNotificationToSpecificClient(p.session, string(mcp.MethodNotificationCancelled), map[string]any{
-				"requestId": id, "reason": "Ponder's search no longer needs this sample: it was cancelled or has ended",
+				"requestId": id, "reason": reason,
 			})
 		})
 		return res, err

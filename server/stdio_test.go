@@ -490,3 +490,49 @@ func TestStdioUnansweredSamplingEndsAtTheSolveDeadline(t *testing.T) {
 		}
 	}
 }
+
+// With server.sampling_timeout set, a client that does not answer a
+// sampling request fails that LLM call when it passes, naming the setting,
+// and is told to stop (notifications/cancelled), though the solve's own
+// deadline (a minute here) is far off.
+func TestStdioSamplingTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	e := newEnv(t, envOptions{noLLM: true, cfg: func(c *config.Server) { c.SamplingTimeout = timeout }})
+	c := startStdioWith(t, e, map[string]any{"sampling": map[string]any{}})
+	c.send(map[string]any{"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": map[string]any{
+		"name": "solve", "arguments": map[string]any{"problem": "What is 17 * 23?", "strategy": "cot"}}})
+	asked, cancelled := map[string]bool{}, map[string]string{}
+	var last map[string]any
+	timeoutC := time.After(20 * time.Second)
+	for last == nil || len(cancelled) < len(asked) {
+		select {
+		case m, ok := <-c.lines:
+			if !ok {
+				t.Fatal("stdout closed")
+			}
+			switch {
+			case m["method"] == "sampling/createMessage":
+				asked[mustJSONString(m["id"])] = true // never answered
+			case m["method"] == "notifications/cancelled":
+				p := m["params"].(map[string]any)
+				cancelled[mustJSONString(p["requestId"])], _ = p["reason"].(string)
+			case m["id"] == float64(4):
+				last = m
+			}
+		case <-timeoutC:
+			t.Fatalf("asked %v, cancelled %v, answer %v: the solve still waits on its client", asked, cancelled, last)
+		}
+	}
+	if len(asked) == 0 {
+		t.Fatalf("no sampling request; answer %v", last)
+	}
+	for id := range asked {
+		if !strings.Contains(cancelled[id], "server.sampling_timeout") {
+			t.Errorf("sampling request %s: cancelled with reason %q, want one naming server.sampling_timeout", id, cancelled[id])
+		}
+	}
+	b, _ := json.Marshal(last)
+	if !strings.Contains(string(b), "did not answer the sampling request within 200ms (server.sampling_timeout)") {
+		t.Fatalf("the solve's answer does not say the sampling request timed out: %s", b)
+	}
+}
