@@ -11,6 +11,17 @@ import (
 // records it, so a change of rules is a change of configuration.
 const BudgetMappingVersion = "v1"
 
+// GradingVersion names the rules that turn a finished search into a
+// record's status; a run directory records it, so that a run resumed by a
+// Ponder that grades otherwise is refused instead of mixing records graded
+// two ways in one report. Raise it with every change of those rules.
+//
+//   - unset (manifests before it): every search that returned was graded.
+//   - v2: a search whose LLM failed more of its calls than it answered is
+//     an error record (llm_errors), as is one stopped with nothing found
+//     by calls that failed.
+const GradingVersion = "v2"
+
 // BudgetParams returns the parameters that make strategy spend a budget
 // of b LLM calls, and a one-line description of the rule. Every run is
 // also capped at b calls (core.Limits.LLMCalls), so the rule only decides

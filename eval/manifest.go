@@ -41,6 +41,7 @@ type RunConfig struct {
 	BudgetTokens  int64                  `json:"budget_tokens,omitempty"`
 	Timeout       string                 `json:"timeout,omitempty"`
 	BudgetMapping string                 `json:"budget_mapping"`
+	Grading       string                 `json:"grading,omitempty"`
 }
 
 // Hash is the hex SHA-256 of the configuration's JSON.
@@ -146,8 +147,21 @@ func checkConfig(dir string, old *Manifest, cfg RunConfig) error {
 	if len(diffs) == 0 {
 		diffs = []string{"config hash " + old.ConfigHash[:12]}
 	}
+	if old.Config.Grading != cfg.Grading || old.Config.BudgetMapping != cfg.BudgetMapping {
+		// No flag brings back the rules of another Ponder.
+		return fmt.Errorf("%w: --out %s was run by a Ponder (%s) that spends budgets or grades records by other rules "+
+			"(%s); its records cannot be extended with this one's: use a new --out, or that Ponder",
+			ErrConfigMismatch, dir, orUnknown(old.Version), strings.Join(diffs, "; "))
+	}
 	return fmt.Errorf("%w: --out %s was run with %s; use a new --out, or the flags of that run (%s)",
 		ErrConfigMismatch, dir, strings.Join(diffs, "; "), filepath.Join(dir, ManifestFile))
+}
+
+func orUnknown(version string) string {
+	if version == "" {
+		return "version unknown"
+	}
+	return version
 }
 
 func short(v any) string {

@@ -255,7 +255,7 @@ func (o *Options) config() RunConfig {
 	c := RunConfig{
 		Dataset: o.Dataset.Name, DatasetSHA256: o.Dataset.SHA256, Fields: o.Dataset.Fields, Pack: o.Dataset.Pack,
 		Grader: o.Dataset.Grader, Seed: o.Seed, Model: o.Model, Oracle: o.Oracle, Tools: o.Tools, BudgetTokens: o.BudgetTokens,
-		BudgetMapping: BudgetMappingVersion,
+		BudgetMapping: BudgetMappingVersion, Grading: GradingVersion,
 	}
 	if o.Timeout > 0 {
 		c.Timeout = o.Timeout.String()

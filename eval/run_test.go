@@ -262,6 +262,57 @@ func TestRunRefusesAnotherConfiguration(t *testing.T) {
 	}
 }
 
+// A run directory written before the grading rules had a version
+// (testdata/run-before-grading-v2: a Ponder that graded a search that lost
+// most of its LLM calls) is not resumed with today's rules: its records
+// would be mixed with records graded otherwise in one report. The error
+// says why and what to do, and the directory is left as it was.
+func TestRunRefusesRecordsGradedByOtherRules(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 1})
+	out := t.TempDir()
+	for _, f := range []string{ManifestFile, ResultsFile} {
+		b, err := os.ReadFile(filepath.Join("testdata", "run-before-grading-v2", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := os.ReadFile(filepath.Join(out, ResultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The flags of that run, which nothing else tells apart from today's.
+	o := game24Options(t, out)
+	o.Limit, o.Strategies, o.Budgets = 2, []string{"cot"}, []int64{4}
+	_, err = Run(context.Background(), eng, o)
+	if !errors.Is(err, ErrConfigMismatch) || !strings.Contains(err.Error(), `(grading unset, now "v2")`) ||
+		!strings.Contains(err.Error(), "v0.15.0") || !strings.Contains(err.Error(), "use a new --out") {
+		t.Fatalf("resuming a run graded before %s: %v; want ErrConfigMismatch naming the grading rules alone", GradingVersion, err)
+	}
+	after, err := os.ReadFile(filepath.Join(out, ResultsFile))
+	if err != nil || string(after) != string(before) {
+		t.Errorf("the refused run changed results.jsonl (%v)", err)
+	}
+	m, err := ReadManifest(out)
+	if err != nil || m.Config.Grading != "" || m.Config.BudgetMapping != BudgetMappingVersion {
+		t.Errorf("the refused run changed the manifest: %+v, %v", m, err)
+	}
+	// The same run into a new directory records the version, and resumes.
+	o.Out = t.TempDir()
+	if _, err := Run(context.Background(), eng, o); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := ReadManifest(o.Out); err != nil || m.Config.Grading != GradingVersion {
+		t.Fatalf("manifest of a new run: %+v, %v; want grading %s", m, err, GradingVersion)
+	}
+	if sum, err := Run(context.Background(), eng, o); err != nil || sum.Done != 2 || sum.Ran != 0 {
+		t.Errorf("resuming a run of today's rules: %+v, %v; want its 2 records reused", sum, err)
+	}
+}
+
 func TestFailingLLMIsAnErrorNotAWrongAnswer(t *testing.T) {
 	t.Parallel()
 	eng := newEngine(t, simtest.Start(t, sim.Options{Seed: 1, Rate500: 1}))
