@@ -143,14 +143,54 @@ var (
 	dnsText = regexp.MustCompile(`\blookup \S+?(?: on \S+?)?: `)
 )
 
+// A quoted name in x509's text: %q writes "name", and a status message
+// that quotes the whole error again (gRPC's desc = %q) writes \"name\".
+const quoted = `\\?"[^"]*?\\?"`
+
+// certText are the forms of crypto/x509's errors that name hosts: the
+// names a certificate is valid for (other hosts of the same operator,
+// internal ones among them), the name that was asked for (the service's,
+// or one behind a proxy), a candidate authority's name (a self-signed
+// certificate's is often its host) and a name constraint's. Each is
+// replaced by what it says without the names.
+var certText = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	// HostnameError: "valid for a, b, not c"; "valid for 120 names, but
+	// none matched c"; "not valid for any names, but wanted to match c";
+	// "cannot validate certificate for 10.0.0.5 because ...".
+	{regexp.MustCompile(`x509: certificate is valid for [^\s,]+(?:, [^\s,]+)*, not [^\s"\\,;)]+`),
+		"x509: certificate is valid for other names, not the one asked for"},
+	{regexp.MustCompile(`(x509: certificate is valid for \d+ (?:IP SANs|names)), but none matched [^\s"\\,;)]+`),
+		"$1, but none matched the one asked for"},
+	{regexp.MustCompile(`(x509: certificate is not valid for any names), but wanted to match [^\s"\\,;)]+`), "$1"},
+	{regexp.MustCompile(`x509: cannot validate certificate for \S+ because it doesn't contain any IP SANs`),
+		"x509: cannot validate certificate for an IP address because it doesn't contain any IP SANs"},
+	// UnknownAuthorityError's hint.
+	{regexp.MustCompile(`while trying to verify candidate authority certificate ` + quoted), "while trying to verify a candidate authority certificate"},
+	// Name constraints: `DNS name "x" is excluded by constraint "y"`.
+	{regexp.MustCompile(`(DNS name|IP address|email address|URI) ` + quoted + ` is not permitted by any constraint`), "$1 is not permitted by any constraint"},
+	{regexp.MustCompile(`(DNS name|IP address|email address|URI) ` + quoted + ` is excluded by constraint ` + quoted), "$1 is excluded by a constraint"},
+}
+
 // ScrubNetText is NetText for a network error that arrives as text only
 // (gRPC puts its dialer's error into a status message): it removes the
 // addresses of the forms Go's *net.OpError and *net.DNSError write,
 // "dial tcp 10.0.0.5:6334: connect: connection refused" becoming "dial
-// tcp: connect: connection refused".
+// tcp: connect: connection refused", and the host names of the forms
+// crypto/x509 writes, "x509: certificate is valid for db.corp, vault.corp,
+// not llm.corp" becoming "x509: certificate is valid for other names, not
+// the one asked for". Clean applies it to all text.
 func ScrubNetText(s string) string {
 	s = opText.ReplaceAllString(s, "$1 $2: ")
-	return dnsText.ReplaceAllString(s, "lookup: ")
+	s = dnsText.ReplaceAllString(s, "lookup: ")
+	if strings.Contains(s, "x509: ") {
+		for _, c := range certText {
+			s = c.re.ReplaceAllString(s, c.with)
+		}
+	}
+	return s
 }
 
 // BodyMessage digs the message out of an error body in the shapes servers

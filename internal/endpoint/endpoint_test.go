@@ -1,14 +1,27 @@
 package endpoint_test
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/internal/endpoint"
 	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
@@ -208,3 +221,137 @@ type fakeT struct {
 
 func (f *fakeT) Helper()               {}
 func (f *fakeT) Errorf(string, ...any) { f.failed = true }
+
+// tlsServer serves HTTPS with a certificate for names and ips, signed by a
+// CA of its own; the returned pool trusts that CA.
+func tlsServer(t *testing.T, names []string, ips []net.IP) (*httptest.Server, *x509.CertPool) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca.corp.internal"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: names, IPAddresses: ips,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes fail by design
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return srv, pool
+}
+
+// A TLS failure names no host: neither those the server's certificate is
+// valid for (other hosts of its operator) nor the one asked for, nor the
+// certificate's issuer, in what a client makes of the error (Clean of
+// NetText) or of its text alone (as gRPC passes it on).
+func TestCleanTLSErrors(t *testing.T) {
+	t.Parallel()
+	hidden := []string{"db.corp.internal", "vault.corp.internal", "llm.corp.example", "10.1.2.3", "10.1.2.4", "ca.corp.internal", "127.0.0.1"}
+	for _, tt := range []struct {
+		name  string
+		names []string
+		ips   []net.IP
+		host  string // the URL's host, dialed at the server
+		trust bool
+		want  string
+	}{
+		{"names other hosts", []string{"db.corp.internal", "vault.corp.internal"}, nil, "llm.corp.example", true,
+			"tls: failed to verify certificate: x509: certificate is valid for other names, not the one asked for"},
+		{"names other addresses", nil, []net.IP{net.ParseIP("10.1.2.3"), net.ParseIP("10.1.2.4")}, "127.0.0.1", true,
+			"tls: failed to verify certificate: x509: certificate is valid for other names, not the one asked for"},
+		{"names no address", []string{"db.corp.internal"}, nil, "127.0.0.1", true,
+			"tls: failed to verify certificate: x509: cannot validate certificate for an IP address because it doesn't contain any IP SANs"},
+		{"unknown authority", []string{"llm.corp.example"}, nil, "llm.corp.example", false,
+			"tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, pool := tlsServer(t, tt.names, tt.ips)
+			tlsConf := &tls.Config{}
+			if tt.trust {
+				tlsConf.RootCAs = pool
+			}
+			addr := srv.Listener.Addr().String()
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf,
+				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, network, addr)
+				}}}
+			raw := "https://" + tt.host + ":8443/v1"
+			resp, err := client.Get(raw + "/models")
+			if err == nil {
+				resp.Body.Close()
+				t.Fatal("the request succeeded; want a certificate error")
+			}
+			ep := endpoint.New(name, raw)
+			for _, got := range []string{ep.Clean(endpoint.NetText(err)), endpoint.ScrubNetText(endpoint.NetText(err))} {
+				if got != tt.want {
+					t.Errorf("from %q: got %q, want %q", err, got, tt.want)
+				}
+			}
+			// As gRPC quotes it: `desc = "...: \"name\""`.
+			grpc := fmt.Sprintf("connection error: desc = %q", "transport: authentication handshake failed: "+endpoint.NetText(err))
+			got := ep.Clean(grpc)
+			if !strings.Contains(got, "x509: ") {
+				t.Errorf("gRPC text %q cleaned to %q, which lost the certificate's fault", grpc, got)
+			}
+			for _, h := range hidden {
+				if strings.Contains(got, h) {
+					t.Errorf("gRPC text %q cleaned to %q, which shows %s", grpc, got, h)
+				}
+			}
+		})
+	}
+}
+
+// The x509 forms no real server of the test above produces: too many
+// names to list, none at all, a rejected candidate authority, a name
+// constraint; in Go's text and as gRPC quotes it.
+func TestScrubNetTextCertificates(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"x509: certificate is valid for 120 names, but none matched llm.corp.example",
+			"x509: certificate is valid for 120 names, but none matched the one asked for"},
+		{"x509: certificate is valid for 100 IP SANs, but none matched 10.1.2.3",
+			"x509: certificate is valid for 100 IP SANs, but none matched the one asked for"},
+		{"x509: certificate is not valid for any names, but wanted to match llm.corp.example",
+			"x509: certificate is not valid for any names"},
+		{"x509: certificate is valid for db.corp.internal, not llm.corp.example; retrying",
+			"x509: certificate is valid for other names, not the one asked for; retrying"},
+		{`x509: certificate signed by unknown authority (possibly because of "crypto/rsa: verification error" while trying to verify candidate authority certificate "ca.corp.internal")`,
+			`x509: certificate signed by unknown authority (possibly because of "crypto/rsa: verification error" while trying to verify a candidate authority certificate)`},
+		{`desc = "x509: certificate signed by unknown authority (possibly because of \"x\" while trying to verify candidate authority certificate \"ca.corp.internal\")"`,
+			`desc = "x509: certificate signed by unknown authority (possibly because of \"x\" while trying to verify a candidate authority certificate)"`},
+		{`x509: a root or intermediate certificate is not authorized to sign for this name: DNS name "db.corp.internal" is excluded by constraint "corp.internal"`,
+			`x509: a root or intermediate certificate is not authorized to sign for this name: DNS name is excluded by a constraint`},
+		{`x509: a root or intermediate certificate is not authorized to sign for this name: IP address "10.1.2.3" is not permitted by any constraint`,
+			`x509: a root or intermediate certificate is not authorized to sign for this name: IP address is not permitted by any constraint`},
+		{"x509: certificate has expired or is not yet valid: current time 2026-01-02T00:00:00Z is after 2026-01-01T00:00:00Z",
+			"x509: certificate has expired or is not yet valid: current time 2026-01-02T00:00:00Z is after 2026-01-01T00:00:00Z"},
+	} {
+		if got := endpoint.ScrubNetText(tt.in); got != tt.want {
+			t.Errorf("ScrubNetText(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
