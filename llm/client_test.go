@@ -1,7 +1,6 @@
 package llm_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/llm"
 )
 
@@ -823,7 +823,7 @@ func TestResponseTooLarge(t *testing.T) {
 func TestLogs(t *testing.T) {
 	t.Parallel()
 	f := startFake(t, (&fakeLLM{}).push(reply{status: 500}))
-	var buf syncBuffer
+	var buf testutil.LockedBuffer
 	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	s := &sleeper{}
 	c := newClient(t, testConfig(f.URL()), &llm.Options{Logger: log, Sleep: s.Sleep})
@@ -890,20 +890,3 @@ func TestHTTPClientKept(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

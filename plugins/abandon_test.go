@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/sdk"
 )
 
@@ -47,10 +48,10 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 func TestAbandonedCallsRestartThePlugin(t *testing.T) {
 	t.Parallel()
 	const grace = 100 * time.Millisecond
-	setup := func(t *testing.T, mode string) (*Manager, *Process, *syncBuffer) {
+	setup := func(t *testing.T, mode string) (*Manager, *Process, *testutil.LockedBuffer) {
 		dir := t.TempDir()
 		installMode(t, dir, "echo", sdk.KindTool, mode)
-		var logs syncBuffer
+		var logs testutil.LockedBuffer
 		m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, Logger: zerolog.New(&logs)})
 		if res, err := callEcho(t, m, "echo", `{"text":"warm"}`); err != nil || res.Text != "warm" {
 			t.Fatalf("%+v, %v", res, err)
@@ -94,7 +95,7 @@ func TestAbandonedCallsRestartThePlugin(t *testing.T) {
 		const timeout = 600 * time.Millisecond
 		dir := t.TempDir()
 		installMode(t, dir, "echo", sdk.KindTool, "tool")
-		var logs syncBuffer
+		var logs testutil.LockedBuffer
 		m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, CallTimeout: timeout, Logger: zerolog.New(&logs)})
 		if _, err := callEcho(t, m, "echo", `{"text":"warm"}`); err != nil {
 			t.Fatal(err)
@@ -189,7 +190,7 @@ func TestHungStrategyRunsDoNotPileUp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "stuck", sdk.KindStrategy, "strategy-hang")
-	var logs syncBuffer
+	var logs testutil.LockedBuffer
 	m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: 100 * time.Millisecond, Logger: zerolog.New(&logs)})
 	defer func() {
 		if t.Failed() {

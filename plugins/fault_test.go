@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/sdk"
 )
 
@@ -266,7 +267,7 @@ func TestGoroutinePanicIsOneErrorEntry(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	var logs syncBuffer
+	var logs testutil.LockedBuffer
 	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
 	if _, err := callEcho(t, m, "echo", `{"gopanic":true}`); err == nil {
 		t.Fatal("the call of a plugin that died succeeded")
@@ -295,7 +296,7 @@ func TestMalformedStderrIsRelayedNotFatal(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool-noisy")
-	var logs syncBuffer
+	var logs testutil.LockedBuffer
 	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
 	if res, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil || res.Text != "hi" {
 		t.Fatalf("%+v, %v", res, err)
@@ -319,7 +320,7 @@ func TestLogsDuringCallsAreRelayed(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	var logs syncBuffer
+	var logs testutil.LockedBuffer
 	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
 	if res, err := callEcho(t, m, "echo", `{"text":"hi","log":"mid-call note"}`); err != nil || res.Text != "hi" {
 		t.Fatalf("%+v, %v", res, err)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ponder-rlm/ponder/eval"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/standard"
@@ -363,7 +364,7 @@ func TestSearchBesideARunningEval(t *testing.T) {
 	ev := exec.Command(ponderBin, "eval", "--dataset", dataset, "--strategies", "react", "--tools", "retrieve",
 		"--budget-calls", "4", "--out", out)
 	ev.Env = append(cleanEnv(), append(env, "PONDER_LLM_BASE_URL="+srv.URL+"/v1", "PONDER_LLM_MAX_RETRIES=0", "PONDER_LOG_LEVEL=warn")...)
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testutil.LockedBuffer
 	ev.Stdout, ev.Stderr = &stdout, &stderr
 	if err := ev.Start(); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/retrieval/embedded"
@@ -412,9 +413,9 @@ func TestIngestPrunesGoneFiles(t *testing.T) {
 // mcpStdio starts `ponder serve --stdio` (the real binary) with env and a
 // clean PONDER_* environment, and connects an MCP client to it, as an
 // assistant that spawns Ponder does. The server's log is in the buffer.
-func mcpStdio(t *testing.T, env []string) (*client.Client, *lockedBuffer) {
+func mcpStdio(t *testing.T, env []string) (*client.Client, *testutil.LockedBuffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testutil.LockedBuffer{}
 	dir := t.TempDir()
 	c, err := client.NewStdioMCPClientWithOptions(ponderBin, env, []string{"serve", "--stdio"},
 		transport.WithCommandFunc(func(ctx context.Context, command string, env, args []string) (*exec.Cmd, error) {

@@ -9,12 +9,13 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ponder-rlm/ponder/internal/testutil"
 )
 
 // Flags Ponder cannot read exit with status 2, as other usage errors do.
@@ -147,24 +148,6 @@ func TestUsageLines(t *testing.T) {
 	walk(newRootCmd())
 }
 
-// lockedBuffer collects a process's stderr while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // exited waits up to d for cmd to exit and returns its status, or -1 when
 // it is still running.
 func exited(waited <-chan error, d time.Duration) int {
@@ -211,7 +194,7 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			waited := make(chan error, 1)
-			var log lockedBuffer
+			var log testutil.LockedBuffer
 			addr := make(chan string, 1)
 			go func() {
 				sc := bufio.NewScanner(stderr)
@@ -271,7 +254,7 @@ func TestSolveInterruptedWhileReadingStdin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stdin.Close()
-	var log lockedBuffer
+	var log testutil.LockedBuffer
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

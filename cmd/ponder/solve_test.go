@@ -16,6 +16,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/retrieval/embed"
 )
 
@@ -211,7 +212,7 @@ func TestSearchBesideARunningSolve(t *testing.T) {
 // 300ms).
 type heldSolve struct {
 	env       []string
-	out, errb lockedBuffer
+	out, errb testutil.LockedBuffer
 	waited    chan error
 	free      func()
 	code      int // the exit code once finish took it; -1 before

@@ -17,10 +17,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ponder-rlm/ponder/internal/testutil"
 )
 
 var (
@@ -73,25 +74,8 @@ func node(t testing.TB) string {
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string // host:port of the HTTP listener
-	stderr *syncBuffer
+	stderr *testutil.LockedBuffer
 	done   chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // ponderEnv is the environment of a ponder under test: its own data dir,
@@ -113,7 +97,7 @@ func startServe(t testing.TB, extra map[string]string, args ...string) *proc {
 	cmd := exec.Command(ponderBin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = ponderEnv(t, extra)
-	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, stderr: &testutil.LockedBuffer{}, done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {

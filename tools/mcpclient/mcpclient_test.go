@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/tools"
 )
 
@@ -567,9 +566,9 @@ for line in sys.stdin:
 // same name are skipped with a warning.
 func TestOddToolNames(t *testing.T) {
 	t.Parallel()
-	var logs strings.Builder
+	var logs testutil.LockedBuffer
 	b, err := New([]config.MCPServer{listingServer(t, "odd", "a.b", "with space", "", "evil\x1b]0;title\x07\nx", "dup", "dup")},
-		&Options{Logger: zerolog.New(&syncWriter{w: &logs})})
+		&Options{Logger: zerolog.New(&logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,17 +598,6 @@ func TestOddToolNames(t *testing.T) {
 			t.Errorf("no warning %q in %s", want, logs.String())
 		}
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // TestHungServerBackoff: a server that never answers initialize costs its
