@@ -46,6 +46,23 @@ var (
 	// initials and titles ("J. K. Rowling", "Dr. Who") stay whole.
 	sentenceBreak = regexp.MustCompile(`(?:[0-9$)}\]]|[a-z]{2})(\.)\s+[A-Z]`)
 	numberRe      = regexp.MustCompile(`-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?`)
+	// notFinal is a word before "answer" that makes it one on the way:
+	// "the partial answer is 5", "my first answer was", "the sub-answer is".
+	notFinal = regexp.MustCompile(`(?i)\b(?:partial|intermediate|interim|current|temporary|tentative|preliminary|` +
+		`provisional|running|initial|first|previous|earlier|original|approximate|rough|estimated|candidate|possible|` +
+		`draft|wrong|incorrect|sub)[\s-]*$`)
+	// goesOn is reasoning that goes on in the answer's own sentence: "5,
+	// now we add 3", "5 so far", "5; we still need to subtract 2".
+	goesOn = regexp.MustCompile(`(?i)(?:[,;:.]\s*|\s(?:and|but|so)\s+)(?:and\s+|so\s+|but\s+)?(?:now|next|then|` +
+		`after\s+that|still|plus|(?:we|i)\s+(?:now\s+|then\s+|next\s+|still\s+)?(?:add|subtract|multiply|divide|need|` +
+		`have\s+to|must|carry|continue|compute|calculate|move\s+on|proceed|plug|substitute))\b|` +
+		`\b(?:so\s+far|for\s+now|for\s+the\s+moment|at\s+this\s+(?:point|stage)|up\s+to\s+now|until\s+now)\b`)
+	// nextStep opens a sentence that takes the answer as a step: "The
+	// answer is 5. Now we add 3." A check of the answer ("Now let me
+	// verify") does not.
+	nextStep = regexp.MustCompile(`(?i)^(?:and\s+|so\s+)?(?:now|next|then|after\s+that|plus|adding|subtracting|` +
+		`multiplying|dividing|(?:we|i)\s+(?:now|then|next|still|need|have\s+to|must)|it\s+remains)\b`)
+	checking = regexp.MustCompile(`(?i)\b(?:check|checking|verify|verifying|confirm|confirming|double-check|recheck)\b`)
 )
 
 // ExtractAnswer finds a final answer in text: the last \boxed{...}, else
@@ -76,7 +93,7 @@ func ExtractAnswer(text string) (string, bool) {
 		if i < 0 {
 			break
 		}
-		if a := answerAt(rest[i+len("####"):]); a != "" {
+		if a, _ := answerAt(rest[i+len("####"):]); a != "" {
 			return a, true
 		}
 		rest = rest[:i]
@@ -84,9 +101,10 @@ func ExtractAnswer(text string) (string, bool) {
 	m := answerMarker.FindAllStringIndex(text, -1)
 	verdict := ""
 	for k := len(m) - 1; k >= 0; k-- {
-		a := answerAt(text[m[k][1]:])
+		a, after := answerAt(text[m[k][1]:])
 		switch {
 		case a == "":
+		case !isFinal(text[:m[k][0]], a, after):
 		case isVerdict(a):
 			// "Answer: 14. Checking: the answer is correct." The verdict
 			// is about an answer before it, which wins; alone, it is the
@@ -114,16 +132,36 @@ func isVerdict(a string) bool {
 
 // answerAt reads the answer that starts s (after a marker): up to the end
 // of its line and of its sentence, without surrounding space or a final
-// period.
-func answerAt(s string) string {
+// period. after is the text that follows it.
+func answerAt(s string) (answer, after string) {
 	s = strings.TrimLeft(s, " \t\r\n")
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
+		s, after = s[:i], s[i:]
 	}
 	if loc := sentenceBreak.FindStringSubmatchIndex(s); loc != nil {
-		s = s[:loc[2]]
+		s, after = s[:loc[2]], s[loc[2]+1:]+after
 	}
-	return strings.TrimRight(strings.TrimSpace(s), ".")
+	return strings.TrimRight(strings.TrimSpace(s), "."), after
+}
+
+// isFinal reports whether answer, read after a marker that follows
+// before, is a final answer rather than one on the way to it (a model
+// writes "the answer is" mid-reasoning too): the marker is not qualified
+// ("the partial answer is 5"), the answer's sentence does not go on
+// reasoning ("5, now we add 3") and the next sentence, on its line or
+// the next, does not take it as a step ("5. Now we add 3").
+func isFinal(before, answer, after string) bool {
+	if notFinal.MatchString(strings.TrimRight(before, " \t")) || goesOn.MatchString(answer) {
+		return false
+	}
+	next := strings.TrimLeft(after, " \t\r\n")
+	if i := strings.IndexByte(next, '\n'); i >= 0 {
+		next = next[:i]
+	}
+	if loc := sentenceBreak.FindStringSubmatchIndex(next); loc != nil {
+		next = next[:loc[2]]
+	}
+	return !nextStep.MatchString(next) || checking.MatchString(next)
 }
 
 // containsFoldASCII reports whether s contains the lower-case ASCII word

@@ -48,6 +48,50 @@ func TestExtractAnswerTakesTheLastFinalAnswer(t *testing.T) {
 	}
 }
 
+// "answer is" read mid-reasoning is no final answer: a qualified one
+// ("the partial answer is 5"), one whose sentence goes on reasoning ("5,
+// now we add 3"), or one the next sentence takes as a step ("5. Now we add
+// 3"). A final answer at the end of a step, a line or a reply still is,
+// and a check after it ("Now let me verify") leaves it final.
+func TestExtractAnswerReadsOnlyFinalAnswers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"partial answer mid-step", "the partial answer is 5, now we add 3", "", false},
+		{"partial answer alone", "The partial answer is 5.", "", false},
+		{"intermediate answer label", "Intermediate answer: 12", "", false},
+		{"sub-answer", "The sub-answer is 4.", "", false},
+		{"current answer so far", "So the current answer is 9", "", false},
+		{"an intermediate answer before the final one", "The intermediate answer is 12. The final answer is 14.", "14", true},
+		{"sub-answer before the answer", "The sub-answer is 4. Answer: 9", "9", true},
+		{"reasoning goes on after a comma", "So the answer is 5, now we add 3 to get 8", "", false},
+		{"reasoning goes on after and", "The answer is 5 and then we subtract 2", "", false},
+		{"we still need", "The answer is 5; we still need to add 3", "", false},
+		{"so far", "The answer is 5 so far", "", false},
+		{"next sentence takes it as a step", "The answer is 5. Now we add 3 to get 8.", "", false},
+		{"next line takes it as a step", "The answer is 5.\nNext, we add 3.", "", false},
+		{"next sentence goes on, a later answer wins", "The answer is 5. Then we add 3. The answer is 8.", "8", true},
+		{"final answer at the end of a step", "5 + 3 = 8, so the answer is 8.", "8", true},
+		{"the final answer is", "The final answer is 14", "14", true},
+		{"a check after the answer", "The answer is 14. Now let me verify: 7 + 7 = 14.", "14", true},
+		{"a check on the next line", "The answer is 14.\nNow we check it: 7 + 7 = 14.", "14", true},
+		{"commentary after the answer", "The answer is 14. It is even.", "14", true},
+		{"a list answer", "Answer: 3, 5", "3, 5", true},
+		{"a pair of values", "The answer is x = 3, y = 4.", "x = 3, y = 4", true},
+		{"first as an adverb", "First, the answer is 7.", "7", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := core.ExtractAnswer(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("ExtractAnswer(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
 // Forms of one answer share a vote key; different answers never do.
 func TestGenericNormalizeKeysOneAnswerOnce(t *testing.T) {
 	t.Parallel()
