@@ -107,15 +107,15 @@ func problem(k jsonschema.ErrorKind) string {
 	case *kind.Const:
 		return fmt.Sprintf("got %s, want %s", shortJSON(k.Got), shortJSON(k.Want))
 	case *kind.Minimum:
-		return fmt.Sprintf("got %s, want at least %s", ratString(k.Got), ratString(k.Want))
+		return number(k.Got, "at least", k.Want)
 	case *kind.Maximum:
-		return fmt.Sprintf("got %s, want at most %s", ratString(k.Got), ratString(k.Want))
+		return number(k.Got, "at most", k.Want)
 	case *kind.ExclusiveMinimum:
-		return fmt.Sprintf("got %s, want more than %s", ratString(k.Got), ratString(k.Want))
+		return number(k.Got, "more than", k.Want)
 	case *kind.ExclusiveMaximum:
-		return fmt.Sprintf("got %s, want less than %s", ratString(k.Got), ratString(k.Want))
+		return number(k.Got, "less than", k.Want)
 	case *kind.MultipleOf:
-		return fmt.Sprintf("got %s, want a multiple of %s", ratString(k.Got), ratString(k.Want))
+		return number(k.Got, "a multiple of", k.Want)
 	case *kind.MinLength:
 		return fmt.Sprintf("got %d characters, want at least %d", k.Got, k.Want)
 	case *kind.MaxLength:
@@ -166,6 +166,11 @@ func shortJSON(v any) string {
 		return text.Clip(fmt.Sprint(v), 200)
 	}
 	return text.Clip(string(b), 200)
+}
+
+// number is a numeric bound's message: "got -1, want at least 1".
+func number(got *big.Rat, rel string, want *big.Rat) string {
+	return fmt.Sprintf("got %s, want %s %s", ratString(got), rel, ratString(want))
 }
 
 // ratString is an exact number as the caller would write it: an integer
