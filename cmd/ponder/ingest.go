@@ -56,7 +56,11 @@ func openStoreFor(ctx context.Context, cfg config.Config, log zerolog.Logger, re
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	return embedded.Open(storePath(cfg), opts)
+	// A command that may write (serve, ingest, deletes) locks the file
+	// only for each read or write, so `ponder ingest` and `ponder search`
+	// run beside a running `ponder serve`, and a CLI ingest and the
+	// server's ingest_documents interleave transaction by transaction.
+	return embedded.OpenShared(storePath(cfg), opts)
 }
 
 // newEmbedder returns the configured embedder, or nil for lexical only.

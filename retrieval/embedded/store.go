@@ -138,6 +138,17 @@ func Open(path string, o *Options) (*Store, error) {
 	if readOnly != "" {
 		return s, nil
 	}
+	// Only a new file is written at open: a write transaction at every
+	// open would fsync and move the file's transaction id, which Shared
+	// reads as another process's write.
+	made := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		made = tx.Bucket(bCollections) != nil
+		return nil
+	})
+	if made {
+		return s, nil
+	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bCollections)
 		return err

@@ -1,0 +1,279 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/ponder-rlm/ponder/retrieval"
+)
+
+// Shared is the store for long-lived processes and for writers that run
+// beside them (`ponder serve`, `ponder ingest`): it opens the file for each
+// operation and closes it, with its lock, as soon as no operation is in
+// flight. Reads take the shared lock, writes the exclusive one, each only
+// for as long as one call (one Put is one transaction), so a server that
+// runs for days never keeps `ponder ingest` or `ponder search` out, and two
+// writers in two processes interleave transaction by transaction: every
+// document is whole (bbolt's lock and transactions), and the last Put of a
+// source wins, as it does within one process.
+//
+// Operations in flight in this process share one open handle: reads share
+// a read-only handle, and every operation shares a writable one. A write
+// waits for this process's reads to finish (and new reads wait behind it),
+// then opens the file for writing. Another process's lock is waited on for
+// LockTimeout, as with Open.
+//
+// The in-memory dense (HNSW) index outlives the handle: it is kept while
+// the file's transaction id shows that no other process wrote since this
+// one last saw it (this process's own writes update the index as they
+// commit), and rebuilt on the next dense search otherwise.
+type Shared struct {
+	path string
+	opt  Options
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	st    *Store // open while refs > 0
+	write bool   // st was opened for writing
+	refs  int
+	// writers waiting for a writable handle: new reads wait behind them,
+	// so a stream of searches cannot keep an ingest out.
+	writers int
+	closed  bool
+
+	// dense is the dense indexes, valid for the file as of transaction
+	// txid (0: none seen yet).
+	dense map[string]*denseIndex
+	txid  int
+}
+
+var _ retrieval.Store = (*Shared)(nil)
+
+// errSharedClosed: the Shared store was closed.
+var errSharedClosed = errors.New("document store is closed")
+
+// OpenShared returns a Shared store over the file at path. It opens the
+// file once for reading (creating it when it is not there, unless
+// o.ReadOnly) to report a damaged or unreadable store now rather than at
+// the first operation, and closes it again; a write lock is first taken
+// by the first write. With o.ReadOnly every operation takes the shared
+// lock and writes fail with retrieval.ErrReadOnly.
+func OpenShared(path string, o *Options) (*Shared, error) {
+	s := &Shared{path: path, dense: map[string]*denseIndex{}}
+	if o != nil {
+		s.opt = *o
+	}
+	s.cond = sync.NewCond(&s.mu)
+	if _, err := s.acquire(false); err != nil {
+		return nil, err
+	}
+	s.release()
+	return s, nil
+}
+
+// acquire returns an open handle fit for a read (write false) or a write;
+// the caller must call release once done with it.
+func (s *Shared) acquire(write bool) (*Store, error) {
+	write = write && !s.opt.ReadOnly
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if write {
+		s.writers++
+		defer func() { s.writers-- }()
+	}
+	for {
+		if s.closed {
+			return nil, fmt.Errorf("%s: %w", s.path, errSharedClosed)
+		}
+		switch {
+		case s.st == nil:
+			st, err := s.openLocked(write)
+			if err != nil {
+				return nil, err
+			}
+			s.st, s.write, s.refs = st, write, 1
+			return st, nil
+		case s.write || (!write && s.writers == 0):
+			// A writable handle serves everything; a read-only one serves
+			// reads while no write waits.
+			s.refs++
+			return s.st, nil
+		}
+		s.cond.Wait()
+	}
+}
+
+// openLocked opens the file (s.mu held). A read of a file that is not there
+// yet opens it for writing, which creates it, as Open does for every
+// command: the read then finds no collection and says how to make one.
+func (s *Shared) openLocked(write bool) (*Store, error) {
+	opt := s.opt
+	opt.ReadOnly = !write
+	if !write && !s.opt.ReadOnly {
+		if _, err := os.Stat(s.path); errors.Is(err, os.ErrNotExist) {
+			opt.ReadOnly = false
+		}
+	}
+	st, err := Open(s.path, &opt)
+	if err != nil {
+		return nil, err
+	}
+	if id, err := txID(st.db); err != nil || id != s.txid {
+		// Another process wrote since this one last had the file open
+		// (or this is the first open): the dense indexes are stale.
+		s.dense = map[string]*denseIndex{}
+	}
+	st.dense = s.dense
+	return st, nil
+}
+
+// release ends one operation; the last one closes the handle, which
+// releases the file's lock.
+func (s *Shared) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refs--
+	if s.refs > 0 {
+		return
+	}
+	st := s.st
+	s.st = nil
+	// The dense indexes are in step with the file as of now: this
+	// process's commits updated them.
+	if id, err := txID(st.db); err == nil {
+		s.txid = id
+	} else {
+		s.txid = 0
+	}
+	if err := st.db.Close(); err != nil {
+		s.opt.Logger.Warn().Err(err).Str("path", s.path).Msg("close document store")
+	}
+	s.cond.Broadcast()
+}
+
+func txID(db *bolt.DB) (int, error) {
+	id := 0
+	err := db.View(func(tx *bolt.Tx) error {
+		id = tx.ID()
+		return nil
+	})
+	return id, err
+}
+
+// Path is the store's file.
+func (s *Shared) Path() string { return s.path }
+
+// Close makes later operations fail; one in flight finishes, and the last
+// closes the file.
+func (s *Shared) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.cond.Broadcast()
+	return nil
+}
+
+// EnsureCollection implements retrieval.Store.
+func (s *Shared) EnsureCollection(ctx context.Context, spec retrieval.CollectionSpec) (retrieval.CollectionInfo, error) {
+	st, err := s.acquire(true)
+	if err != nil {
+		return retrieval.CollectionInfo{}, err
+	}
+	defer s.release()
+	return st.EnsureCollection(ctx, spec)
+}
+
+// Collection implements retrieval.Store.
+func (s *Shared) Collection(ctx context.Context, name string) (retrieval.CollectionInfo, error) {
+	st, err := s.acquire(false)
+	if err != nil {
+		return retrieval.CollectionInfo{}, err
+	}
+	defer s.release()
+	return st.Collection(ctx, name)
+}
+
+// Collections implements retrieval.Store.
+func (s *Shared) Collections(ctx context.Context) ([]retrieval.CollectionInfo, error) {
+	st, err := s.acquire(false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return st.Collections(ctx)
+}
+
+// DeleteCollection implements retrieval.Store.
+func (s *Shared) DeleteCollection(ctx context.Context, name string) error {
+	st, err := s.acquire(true)
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	return st.DeleteCollection(ctx, name)
+}
+
+// Documents implements retrieval.Store.
+func (s *Shared) Documents(ctx context.Context, collection string, sources []string) (map[string]retrieval.DocInfo, error) {
+	st, err := s.acquire(false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return st.Documents(ctx, collection, sources)
+}
+
+// ListDocuments returns every document of a collection, by source.
+func (s *Shared) ListDocuments(ctx context.Context, collection string) ([]retrieval.DocInfo, error) {
+	st, err := s.acquire(false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return st.ListDocuments(ctx, collection)
+}
+
+// Sources implements retrieval.Store.
+func (s *Shared) Sources(ctx context.Context, collection, prefix string) ([]string, error) {
+	st, err := s.acquire(false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return st.Sources(ctx, collection, prefix)
+}
+
+// Put implements retrieval.Store.
+func (s *Shared) Put(ctx context.Context, collection string, docs []retrieval.Document) error {
+	st, err := s.acquire(true)
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	return st.Put(ctx, collection, docs)
+}
+
+// DeleteDocument implements retrieval.Store.
+func (s *Shared) DeleteDocument(ctx context.Context, collection, source string) (bool, error) {
+	st, err := s.acquire(true)
+	if err != nil {
+		return false, err
+	}
+	defer s.release()
+	return st.DeleteDocument(ctx, collection, source)
+}
+
+// Search implements retrieval.Store.
+func (s *Shared) Search(ctx context.Context, collection string, q retrieval.Query) ([]retrieval.Hit, error) {
+	st, err := s.acquire(false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.release()
+	return st.Search(ctx, collection, q)
+}

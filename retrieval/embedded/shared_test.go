@@ -1,0 +1,260 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ponder-rlm/ponder/retrieval"
+	"github.com/ponder-rlm/ponder/retrieval/storetest"
+)
+
+// TestMain lets the test binary act as a writing child process for the
+// two-process tests.
+func TestMain(m *testing.M) {
+	if store := os.Getenv("PONDER_TEST_SHARED_STORE"); store != "" {
+		n, _ := strconv.Atoi(os.Getenv("PONDER_TEST_SHARED_DOCS"))
+		if err := sharedChild(store, os.Getenv("PONDER_TEST_SHARED_PREFIX"), n); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const sharedDim = 4
+
+// sharedDoc is document i written by the process named prefix: three
+// chunks carrying its marker, with vectors in the first three dimensions.
+func sharedDoc(prefix string, i int) retrieval.Document {
+	d := retrieval.Document{Source: fmt.Sprintf("/p/%s/%03d.md", prefix, i), Hash: "h"}
+	for j := range 3 {
+		vec := []float32{1, float32(i%7) / 7, float32(j) / 3, 0}
+		if prefix == "z" {
+			vec = []float32{0, 0, 0, 1} // a direction no other document has
+		}
+		d.Chunks = append(d.Chunks, retrieval.Chunk{Text: fmt.Sprintf("Station log %s part %d mentions %sm%03d.", prefix, j, prefix, i), Vector: vec})
+	}
+	return d
+}
+
+// sharedChild writes n documents of its own, one Put each, and rewrites
+// ten sources that every child writes, through a Shared store.
+func sharedChild(store, prefix string, n int) error {
+	st, err := OpenShared(store, &Options{LockTimeout: 20 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := context.Background()
+	for i := range n {
+		docs := []retrieval.Document{sharedDoc(prefix, i)}
+		if i%3 == 0 {
+			docs = append(docs, retrieval.Document{Source: fmt.Sprintf("/p/common/%d.md", i%10), Hash: prefix,
+				Chunks: []retrieval.Chunk{{Text: "common written by " + prefix, Vector: []float32{1, 1, 0, 0}}}})
+		}
+		if err := st.Put(ctx, "docs", docs); err != nil {
+			return fmt.Errorf("child %s, document %d: %w", prefix, i, err)
+		}
+	}
+	return nil
+}
+
+// startChild starts a child writing n documents as prefix into store.
+func startChild(t *testing.T, store, prefix string, n int) func() error {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PONDER_TEST_SHARED_STORE="+store, "PONDER_TEST_SHARED_PREFIX="+prefix,
+		"PONDER_TEST_SHARED_DOCS="+strconv.Itoa(n))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() error {
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("child %s: %v: %s", prefix, err, stderr.String())
+		}
+		return nil
+	}
+}
+
+// Two processes write one store through Shared while a third (this test)
+// keeps it open, searching: nobody is kept out, every document is whole,
+// the counts agree, and this process sees what the others wrote, in its
+// dense index too. With Open (the lock held for the store's life) the
+// second writer fails with ErrLocked.
+func TestSharedTwoProcessesWriteWhileOneReads(t *testing.T) {
+	t.Parallel()
+	store := filepath.Join(t.TempDir(), "store.db")
+	// ExactBelow 2: dense search uses the HNSW index, so a stale index
+	// would miss the other processes' documents.
+	st, err := OpenShared(store, &Options{LockTimeout: 20 * time.Second, ExactBelow: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	// Build the dense index before the others write.
+	if hits, err := st.Search(ctx, "docs", retrieval.Query{Vector: []float32{1, 0, 0, 0}, K: 1, Mode: retrieval.ModeDense}); err != nil || len(hits) != 1 {
+		t.Fatalf("dense search: %v, %v", hits, err)
+	}
+
+	// This process's own writes keep the index (no rebuild per search).
+	built := st.dense["docs"]
+	if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := st.Search(ctx, "docs", retrieval.Query{Vector: []float32{1, 1.0 / 7, 0, 0}, K: 1, Mode: retrieval.ModeDense}); err != nil || len(hits) != 1 || hits[0].Source != "/p/parent/001.md" {
+		t.Fatalf("dense search after this process's Put: %v, %v", hits, err)
+	}
+	if built == nil || st.dense["docs"] != built {
+		t.Fatal("the dense index was rebuilt after this process's own write")
+	}
+
+	const n = 40
+	waits := []func() error{startChild(t, store, "a", n), startChild(t, store, "b", n)}
+	// Search all the while: each search takes the shared lock for itself
+	// only, between the children's transactions.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var searchErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := st.Search(ctx, "docs", retrieval.Query{Text: "station log", K: 3}); err != nil {
+				searchErr = err
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	for _, w := range waits {
+		if err := w(); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if searchErr != nil {
+		t.Errorf("search beside two writing processes: %v", searchErr)
+	}
+
+	info, err := st.Collection(ctx, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantDocs, wantChunks := 2+2*n+10, 3*(2+2*n)+10; info.Documents != wantDocs || info.Chunks != wantChunks {
+		t.Errorf("collection holds %d documents and %d chunks, want %d and %d", info.Documents, info.Chunks, wantDocs, wantChunks)
+	}
+	for _, p := range []string{"a", "b"} {
+		for i := range n {
+			marker := fmt.Sprintf("%sm%03d", p, i)
+			hits, err := st.Search(ctx, "docs", retrieval.Query{Text: marker, K: 5})
+			if err != nil || len(hits) != 3 {
+				t.Fatalf("search %s: %d hits (%v), want the document's 3 chunks", marker, len(hits), err)
+			}
+		}
+	}
+	for i := range 10 {
+		// Written by whichever child came last: one version, whole.
+		src := fmt.Sprintf("/p/common/%d.md", i)
+		hits, err := st.Search(ctx, "docs", retrieval.Query{Text: "common written", K: 20, Filter: map[string]string{"source": src}})
+		if err != nil || len(hits) != 1 {
+			t.Errorf("%s: %d chunks (%v), want 1", src, len(hits), err)
+		}
+	}
+
+	// A document only another process wrote, in a direction no other
+	// vector has: this process's dense index must have been rebuilt.
+	if err := startChild(t, store, "z", 1)(); err != nil {
+		t.Fatal(err)
+	}
+	hits, err := st.Search(ctx, "docs", retrieval.Query{Vector: []float32{0, 0, 0, 1}, K: 1, Mode: retrieval.ModeDense})
+	if err != nil || len(hits) != 1 || hits[0].Source != "/p/z/000.md" {
+		t.Fatalf("dense search after another writer: %v, %v; want /p/z/000.md (a stale dense index?)", hits, err)
+	}
+
+	// What Shared replaces: a store held open for its life keeps the other
+	// process out.
+	held, err := Open(store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := OpenShared(store, &Options{LockTimeout: 100 * time.Millisecond}); !errors.Is(err, retrieval.ErrLocked) {
+		t.Fatalf("OpenShared beside a held store: %v, want ErrLocked", err)
+	}
+}
+
+// A read-only Shared store never writes, and a Shared store whose file is
+// not there yet reports a missing collection as Open does.
+func TestSharedReadOnlyAndMissing(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "store.db")
+	fill(t, path)
+	ro, err := OpenShared(path, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	ctx := t.Context()
+	if hits, err := ro.Search(ctx, "docs", retrieval.Query{Text: "admin console port", K: 3}); err != nil || len(hits) != 1 {
+		t.Fatalf("read-only search: %v, %v", hits, err)
+	}
+	d := retrieval.Document{Source: "/d/new.md", Hash: "h2", Chunks: []retrieval.Chunk{{Text: "new"}}}
+	if err := ro.Put(ctx, "docs", []retrieval.Document{d}); !errors.Is(err, retrieval.ErrReadOnly) {
+		t.Fatalf("Put on a read-only Shared store: %v, want ErrReadOnly", err)
+	}
+
+	fresh, err := OpenShared(filepath.Join(t.TempDir(), "sub", "store.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, err := fresh.Search(ctx, "docs", retrieval.Query{Text: "x"}); !errors.Is(err, retrieval.ErrNoCollection) {
+		t.Fatalf("search of a new store: %v, want ErrNoCollection", err)
+	}
+	fresh.Close()
+	if _, err := fresh.Collections(ctx); err == nil {
+		t.Fatal("a closed Shared store still answers")
+	}
+}
+
+// Shared keeps every promise of a Store, with the HNSW path too.
+func TestConformanceShared(t *testing.T) {
+	t.Parallel()
+	for _, exactBelow := range []int{0, 1} {
+		t.Run(fmt.Sprintf("ExactBelow=%d", exactBelow), func(t *testing.T) {
+			t.Parallel()
+			storetest.Run(t, func(t *testing.T) retrieval.Store {
+				st, err := OpenShared(filepath.Join(t.TempDir(), "store.db"), &Options{ExactBelow: exactBelow})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st
+			})
+		})
+	}
+}
