@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -18,7 +19,23 @@ const (
 	encUTF16LE     = "utf-16le"
 	encUTF16BE     = "utf-16be"
 	encWindows1252 = "windows-1252"
+	// UTF-16 guessed from the pattern of its NUL bytes: no byte order mark
+	// to drop. Chunks say utf-16le or utf-16be (encodingName).
+	encUTF16LEGuess = "utf-16le-guessed"
+	encUTF16BEGuess = "utf-16be-guessed"
 )
+
+// encodingName is the encoding as chunks give it: a guessed UTF-16 is
+// UTF-16 all the same.
+func encodingName(enc string) string {
+	switch enc {
+	case encUTF16LEGuess:
+		return encUTF16LE
+	case encUTF16BEGuess:
+		return encUTF16BE
+	}
+	return enc
+}
 
 // errBinary is why a file that is not text is skipped (wrapped in
 // ErrMalformed by Extract).
@@ -30,8 +47,9 @@ func (e errBinary) Error() string { return string(e) }
 // UTF-16LE, UTF-16BE); else a NUL byte in the first 8 KiB means binary;
 // else valid UTF-8 is UTF-8, and text that is not is Windows-1252 unless
 // it is mostly UTF-8 with a few bad bytes (a UTF-8 file with a stray Latin-1
-// character: reading it all as Windows-1252 would garble the rest). UTF-16
-// without a byte order mark is not guessed: it reads as binary.
+// character: reading it all as Windows-1252 would garble the rest). A file
+// with NUL bytes is UTF-16 without a byte order mark when guessUTF16 says
+// so, and binary otherwise.
 func sniffText(data []byte) (string, error) {
 	switch {
 	case bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}):
@@ -43,6 +61,9 @@ func sniffText(data []byte) (string, error) {
 	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
 		return encUTF16BE, nil
 	case IsBinary(data):
+		if enc, ok := guessUTF16(data); ok {
+			return enc, nil
+		}
 		return "", errBinary("binary content (a NUL byte)")
 	case utf8.Valid(data):
 		return encUTF8, nil
@@ -86,6 +107,13 @@ func decodeText(data []byte, enc string) (text, note string) {
 		data = data[3:]
 	case encUTF16LE, encUTF16BE:
 		return decodeUTF16(data[2:], enc == encUTF16BE)
+	case encUTF16LEGuess, encUTF16BEGuess:
+		text, _ := decodeUTF16(data, enc == encUTF16BEGuess)
+		name := "UTF-16LE"
+		if enc == encUTF16BEGuess {
+			name = "UTF-16BE"
+		}
+		return text, "read as " + name + " (no byte order mark: guessed from its NUL bytes)"
 	case encWindows1252:
 		return decode1252(data), "read as Windows-1252: the file is not valid UTF-8"
 	}
@@ -163,4 +191,63 @@ func decode1252(b []byte) string {
 		}
 	}
 	return sb.String()
+}
+
+// guessUTF16 says whether data (no byte order mark, NUL bytes in it) is
+// UTF-16 text, and in which byte order. Text that Windows tools saved as
+// "Unicode" without a mark has a NUL high byte in every ASCII or Latin-1
+// character: zero bytes at odd offsets (little-endian) or even ones
+// (big-endian), hardly ever at the other parity. Binary files fail it:
+// their NULs fall at both parities (NUL characters), or their units decode
+// to control characters, unpaired surrogates, private-use or unassigned
+// code points. The file must also have an even length, and at least one
+// unit in twenty must carry a NUL high byte, so that ASCII with a stray NUL
+// is not read as CJK.
+func guessUTF16(data []byte) (string, bool) {
+	if len(data) < 4 || len(data)%2 == 1 {
+		return "", false
+	}
+	var zeros [2]int // by parity of the offset
+	for i, c := range data {
+		if c == 0 {
+			zeros[i%2]++
+		}
+	}
+	be := zeros[0] > zeros[1]
+	high, low := zeros[1], zeros[0] // NUL high bytes, NUL low bytes
+	if be {
+		high, low = low, high
+	}
+	units := len(data) / 2
+	if high*20 < units || high < 4*low {
+		return "", false
+	}
+	unit := func(i int) rune {
+		if be {
+			return rune(data[i])<<8 | rune(data[i+1])
+		}
+		return rune(data[i+1])<<8 | rune(data[i])
+	}
+	bad, limit := 0, units/200 // a stray control character in 200 is tolerated
+	for i := 0; i+1 < len(data); i += 2 {
+		r := unit(i)
+		if utf16.IsSurrogate(r) && i+3 < len(data) {
+			if d := utf16.DecodeRune(r, unit(i+2)); d != utf8.RuneError {
+				r = d
+				i += 2
+			}
+		}
+		switch {
+		case r == '\t', r == '\n', r == '\r', r == '\f', r == '\v':
+		case unicode.IsGraphic(r), unicode.Is(unicode.Cf, r): // text, and format marks (joiners, direction marks)
+		default:
+			if bad++; bad > limit {
+				return "", false
+			}
+		}
+	}
+	if be {
+		return encUTF16BEGuess, true
+	}
+	return encUTF16LEGuess, true
 }

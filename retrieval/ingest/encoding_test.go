@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/ponder-rlm/ponder/retrieval"
 )
@@ -65,7 +66,17 @@ func TestEncodings(t *testing.T) {
 		// garbled into Windows-1252.
 		{"stray-byte.txt", Added, "1 bytes that are not valid UTF-8 became U+FFFD", "", "Malmö São Paulo",
 			"Naïve café résumé in São Paulo: Kyōto and Malmö are twinned. One stray \uFFFD byte.", "stray-byte.txt"},
+		// No byte order mark: guessed from where the NUL bytes fall.
+		{"utf-16le-nobom.txt", Added, "read as UTF-16LE (no byte order mark: guessed from its NUL bytes)", "utf-16le", "Szczecin ferry",
+			"The Szczecin ferry leaves at 06:40; tickets cost 45 zł.", "utf-16le-nobom.txt"},
+		{"utf-16be-nobom.md", Added, "read as UTF-16BE (no byte order mark: guessed from its NUL bytes)", "utf-16be", "Shenzhen office",
+			"The Shenzhen office (深圳办公室) moves to floor 12 in March.", "会议记录"},
 		{"utf-32le-bom.txt", Skipped, "UTF-32", "", "", "", ""},
+		// NULs where UTF-16 has them, but the units are control
+		// characters (little-endian numbers), and NUL padding (NULs at
+		// both offsets): binary still.
+		{"samples.txt", Skipped, "binary content (a NUL byte)", "", "", "", ""},
+		{"padded.txt", Skipped, "binary content (a NUL byte)", "", "", "", ""},
 		{"archive.txt", Skipped, "binary content (a NUL byte)", "", "", "", ""},
 		{"noise.log", Skipped, "binary content (control bytes", "", "", "", ""},
 	} {
@@ -101,8 +112,8 @@ func TestEncodings(t *testing.T) {
 	// Reading them again changes nothing: the encoding is part of the
 	// params the stored version is compared with.
 	sum, err = New(st, &Options{Collection: "docs"}).Run(ctx, []string{dir}, nil)
-	if err != nil || sum.Unchanged != 6 || sum.Added+sum.Updated != 0 {
-		t.Fatalf("second run: %+v, %v; want 6 unchanged", sum, err)
+	if err != nil || sum.Unchanged != 8 || sum.Added+sum.Updated != 0 {
+		t.Fatalf("second run: %+v, %v; want 8 unchanged", sum, err)
 	}
 }
 
@@ -127,6 +138,58 @@ func TestWindows1252Table(t *testing.T) {
 	}
 	if enc, err := sniffText(in); err != nil || enc != encWindows1252 {
 		t.Fatalf("sniffText(cp1252 bytes) = %q, %v", enc, err)
+	}
+}
+
+// TestGuessUTF16 tells UTF-16 without a byte order mark from binary data
+// and from ASCII with a stray NUL.
+func TestGuessUTF16(t *testing.T) {
+	t.Parallel()
+	le := func(s string) []byte {
+		var b []byte
+		for _, u := range utf16.Encode([]rune(s)) {
+			b = append(b, byte(u), byte(u>>8))
+		}
+		return b
+	}
+	be := func(s string) []byte {
+		var b []byte
+		for _, u := range utf16.Encode([]rune(s)) {
+			b = append(b, byte(u>>8), byte(u))
+		}
+		return b
+	}
+	long := strings.Repeat("Die Sitzung in Zürich beschloss das Budget. ", 20)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string // "" for binary
+	}{
+		{"LE Latin", le(long), encUTF16LEGuess},
+		{"BE Latin", be(long), encUTF16BEGuess},
+		{"LE emoji pair and CJK", le("Plan 😀 計画 for Q3\r\n"), encUTF16LEGuess},
+		{"BE tiny", be("hi"), encUTF16BEGuess},
+		{"LE with one control character in 200 units", le(long[:150] + "\x07" + long[:150]), encUTF16LEGuess},
+		{"odd length", le(long)[1:], ""},
+		{"NUL characters", le("abc\x00\x00\x00\x00def\x00\x00\x00\x00gh"), ""},
+		{"control characters", le(strings.Repeat("\x01\x02\x03ab", 10)), ""},
+		{"lone surrogates", append(le(strings.Repeat("ab", 10)), 0x00, 0xD8, 0x00, 0xD8, 0x00, 0xD8), ""},
+		{"private use", le(strings.Repeat("\ue000\ue001a", 10)), ""},
+		{"ASCII with one stray NUL", append([]byte(strings.Repeat("plain ascii text ", 10)), 0, 'x'), ""},
+		{"uint32 little-endian", []byte{1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := sniffText(tc.in)
+			if tc.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "binary") {
+					t.Fatalf("sniffText = %q, %v; want binary", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("sniffText = %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }
 

@@ -130,7 +130,7 @@ func extract(ctx context.Context, name string, data []byte, enc string) (Extract
 			ex = Extracted{Text: text, Breaks: blankLines(text)}
 		}
 		if enc != encUTF8 {
-			ex.Encoding = enc
+			ex.Encoding = encodingName(enc)
 		}
 		ex.Note = note
 	}
