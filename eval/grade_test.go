@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"testing"
-	"time"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/core/evaluator"
@@ -79,14 +78,6 @@ func TestGraders(t *testing.T) {
 	}
 }
 
-// runner runs the unit-test verifier's programs in the real sandbox.
-type sandboxRunner struct{ sb *sandbox.Sandbox }
-
-func (r sandboxRunner) RunCode(ctx context.Context, code string, timeout time.Duration) (evaluator.CodeRun, error) {
-	res, err := r.sb.Run(ctx, code, &sandbox.RunOptions{Timeout: timeout})
-	return evaluator.CodeRun{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode, Stop: string(res.Stop)}, err
-}
-
 // unitTestsOrSkip returns HumanEval's unit-test verifier on the sandbox.
 func unitTestsOrSkip(t *testing.T) func(string) (core.Evaluator, error) {
 	t.Helper()
@@ -96,7 +87,7 @@ func unitTestsOrSkip(t *testing.T) func(string) (core.Evaluator, error) {
 	}
 	t.Cleanup(func() { sb.Close() })
 	reg := core.NewRegistry()
-	reg.RegisterEvaluator(evaluator.UnitTestSpec(sandboxRunner{sb}))
+	reg.RegisterEvaluator(evaluator.UnitTestSpec(sandbox.UnitTestRunner{Sandbox: sb}))
 	return func(entry string) (core.Evaluator, error) {
 		return reg.Evaluator("unittest", core.Params{"entry_point": entry, "timeout": "2s"})
 	}

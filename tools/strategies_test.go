@@ -378,15 +378,6 @@ func (f strategyFunc) Run(ctx context.Context, env *core.Env) (core.Outcome, err
 	return f(ctx, env)
 }
 
-// runner runs the unittest verifier's programs in the sandbox, as
-// cmd/ponder wires it.
-type runner struct{ sb *sandbox.Sandbox }
-
-func (r runner) RunCode(ctx context.Context, code string, timeout time.Duration) (evaluator.CodeRun, error) {
-	res, err := r.sb.Run(ctx, code, &sandbox.RunOptions{Timeout: timeout})
-	return evaluator.CodeRun{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode, Stop: string(res.Stop)}, err
-}
-
 // TestUnitTestVerifier checks HumanEval's canonical solutions pass their
 // tests in the sandbox and broken ones fail, with the reason.
 func TestUnitTestVerifier(t *testing.T) {
@@ -401,7 +392,7 @@ func TestUnitTestVerifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, it := range items[:4] {
-		ev := evaluator.UnitTest{Runner: runner{sb}, EntryPoint: it.Extra["entry_point"], Timeout: 10 * time.Second}
+		ev := evaluator.UnitTest{Runner: sandbox.UnitTestRunner{Sandbox: sb}, EntryPoint: it.Extra["entry_point"], Timeout: 10 * time.Second}
 		task := core.Task{Problem: it.Problem, Truth: it.Extra["test"]}
 		good := []core.Node{{Kind: core.KindProblem}, {Kind: core.KindStep, Content: "```python\n" + it.Problem + it.Extra["canonical_solution"] + "\n```"}}
 		got, err := ev.Evaluate(context.Background(), core.EvalRequest{Task: task, Path: good})
@@ -419,7 +410,7 @@ func TestUnitTestVerifier(t *testing.T) {
 			t.Errorf("%s broken: %+v %v", it.ID, got, err)
 		}
 	}
-	ev := evaluator.UnitTest{Runner: runner{sb}, Timeout: 300 * time.Millisecond}
+	ev := evaluator.UnitTest{Runner: sandbox.UnitTestRunner{Sandbox: sb}, Timeout: 300 * time.Millisecond}
 	task := core.Task{Problem: "loop", Truth: "assert f() == 1"}
 	got, err := ev.Evaluate(context.Background(), core.EvalRequest{Task: task,
 		Path: []core.Node{{Content: "```python\ndef f():\n    while True: pass\n```"}}})

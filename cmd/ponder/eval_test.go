@@ -23,6 +23,7 @@ import (
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/standard"
 	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/tools/toolstest"
 )
 
 // evalEnv points the binary at a simulator and the benchmark data.
@@ -316,6 +317,52 @@ func TestEvalHumanEval(t *testing.T) {
 		if rec.Status != eval.StatusWrong {
 			t.Errorf("record %s: %s (%s%s)", rec.Key, rec.Status, rec.Error, rec.Detail)
 		}
+	}
+}
+
+// Unit tests of one's own that end the program themselves
+// (unittest.main()) grade a program that passes them correct, and one that
+// fails them wrong: ponder wires the sandbox's runner that tells the
+// tests' own exit from the candidate's (tools/sandbox tests it in full).
+func TestEvalUnitTestsThatExitThemselves(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Skip("no bubblewrap: the sandbox is tested where it is installed")
+	}
+	tests := "import unittest\n\nclass T(unittest.TestCase):\n    def test_inc(self):\n        self.assertEqual(inc(1), 2)\n\n" +
+		"if __name__ == '__main__':\n    unittest.main()\n"
+	var data strings.Builder
+	for _, id := range []string{"right", "wrong"} {
+		b, _ := json.Marshal(map[string]string{"id": id, "problem": id + ": def inc(x): return x plus one", "test": tests, "entry_point": "inc"})
+		data.Write(append(b, '\n'))
+	}
+	file := filepath.Join(t.TempDir(), "mine.jsonl")
+	if err := os.WriteFile(file, []byte(data.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := toolstest.StartLLM(t, func(r toolstest.Request) toolstest.Reply {
+		body := "    return x + 1\n"
+		if strings.Contains(r.Messages[len(r.Messages)-1].Content, "wrong:") {
+			body = "    return x\n"
+		}
+		return toolstest.Text("```python\ndef inc(x):\n" + body + "```")
+	})
+	out := filepath.Join(t.TempDir(), "mine")
+	r := runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url}, "eval", "--dataset", file, "--pack", "humaneval",
+		"--strategies", "cot", "--budget-calls", "1", "--out", out)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	got := map[string]eval.Status{}
+	for _, l := range resultLines(t, out) {
+		var rec eval.Record
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		got[rec.Item] = rec.Status
+	}
+	if got["right"] != eval.StatusCorrect || got["wrong"] != eval.StatusWrong {
+		t.Errorf("statuses %v; want right correct, wrong wrong", got)
 	}
 }
 

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -93,7 +90,7 @@ func toolsHook(ctx context.Context, a *app) error {
 				MaxOutput: max(cfg.MaxOutputBytes, sb.Options().MaxOutput*2+256)}); err != nil {
 				return err
 			}
-			a.reg.ReplaceEvaluator(evaluator.UnitTestSpec(sandboxRunner{sb}))
+			a.reg.ReplaceEvaluator(evaluator.UnitTestSpec(sandbox.UnitTestRunner{Sandbox: sb}))
 		}
 	}
 	st := &toolsState{}
@@ -119,41 +116,6 @@ func sandboxOptions(c config.Sandbox, a *app) *sandbox.Options {
 		TmpBytes: int64(c.TmpMB) << 20, OpenFiles: c.OpenFiles, ReadOnlyPaths: c.ReadOnlyPaths,
 		MaxParallel: c.MaxParallel, MaxSessions: c.MaxSessions, Logger: a.log,
 	}
-}
-
-// sandboxRunner runs the unittest verifier's programs in the sandbox.
-type sandboxRunner struct{ sb *sandbox.Sandbox }
-
-// earlyExit is the stderr line of a program that exited with status 0
-// before its last line ran.
-const earlyExit = "the program exited before its tests finished (sys.exit, exit() or os._exit ran before the last line): not passed"
-
-// RunCode runs the program with a last line that writes a random mark, and
-// reports status 0 only when the mark came out: a candidate that calls
-// sys.exit(0) or os._exit(0) before the tests (at import, or inside the
-// function check calls) exits 0 with no assertion run, and would otherwise
-// be graded as passing.
-func (r sandboxRunner) RunCode(ctx context.Context, code string, timeout time.Duration) (evaluator.CodeRun, error) {
-	var nb [12]byte
-	if _, err := rand.Read(nb[:]); err != nil {
-		return evaluator.CodeRun{}, fmt.Errorf("sandbox: random mark: %w", err)
-	}
-	mark := "\n[ponder: ran to the end " + hex.EncodeToString(nb[:]) + "]\n"
-	prog := code + "\n\nimport os as _ponder_os, sys as _ponder_sys\n" +
-		"try:\n    _ponder_sys.stdout.flush()\nexcept BaseException:\n    pass\n" +
-		"_ponder_os.write(1, " + strconv.Quote(mark) + ".encode())\n"
-	res, err := r.sb.Run(ctx, prog, &sandbox.RunOptions{Timeout: timeout})
-	run := evaluator.CodeRun{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode, Stop: string(res.Stop)}
-	if i := strings.LastIndex(run.Stdout, mark); i >= 0 {
-		run.Stdout = run.Stdout[:i] + run.Stdout[i+len(mark):]
-	} else if err == nil && run.Passed() {
-		run.ExitCode = 1
-		if run.Stderr != "" && !strings.HasSuffix(run.Stderr, "\n") {
-			run.Stderr += "\n"
-		}
-		run.Stderr += earlyExit
-	}
-	return run, err
 }
 
 // unavailable stands in for a built-in tool that could not be set up, so

@@ -23,6 +23,15 @@ type CodeRunner interface {
 	RunCode(ctx context.Context, code string, timeout time.Duration) (CodeRun, error)
 }
 
+// TestRunner is a CodeRunner that is told which part of the program is
+// the tests, so that it can pass a test program that ends itself once its
+// checks ran (unittest.main(), sys.exit(0) after the asserts) and fail a
+// candidate that exits before them. The unittest verifier uses it when its
+// runner has it.
+type TestRunner interface {
+	RunTests(ctx context.Context, program, tests string, timeout time.Duration) (CodeRun, error)
+}
+
 // CodeRun is how a program ran.
 type CodeRun struct {
 	Stdout, Stderr string
@@ -79,20 +88,23 @@ var checkDef = regexp.MustCompile(`(?m)^def check\s*\(`)
 // the problem's prompt when it only has a function body), the tests, and
 // the call of check(entry_point) when the tests define check.
 func (u UnitTest) Program(problem, candidate, tests string) string {
-	code := candidate
+	code, t := u.parts(problem, candidate, tests)
+	return code + "\n\n" + t
+}
+
+// parts are the program's two parts: the candidate, and the tests with
+// the call of check.
+func (u UnitTest) parts(problem, candidate, tests string) (code, t string) {
+	code = candidate
 	if u.EntryPoint != "" && !regexp.MustCompile(`(?m)^\s*def\s+`+regexp.QuoteMeta(u.EntryPoint)+`\s*\(`).MatchString(code) {
 		// A HumanEval-style completion: the body of the prompt's function.
 		code = problem + code
 	}
-	var b strings.Builder
-	b.WriteString(code)
-	b.WriteString("\n\n")
-	b.WriteString(tests)
-	b.WriteString("\n")
+	t = tests + "\n"
 	if u.EntryPoint != "" && checkDef.MatchString(tests) {
-		b.WriteString("\ncheck(" + u.EntryPoint + ")\n")
+		t += "\ncheck(" + u.EntryPoint + ")\n"
 	}
-	return b.String()
+	return code, t
 }
 
 // PathFree implements core.PathFree.
@@ -122,7 +134,14 @@ func (u UnitTest) Evaluate(ctx context.Context, req core.EvalRequest) (core.Eval
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	run, err := u.Runner.RunCode(ctx, u.Program(req.Task.Problem, candidate, tests), timeout)
+	code, t := u.parts(req.Task.Problem, candidate, tests)
+	var run CodeRun
+	var err error
+	if tr, ok := u.Runner.(TestRunner); ok {
+		run, err = tr.RunTests(ctx, code, t, timeout)
+	} else {
+		run, err = u.Runner.RunCode(ctx, code+"\n\n"+t, timeout)
+	}
 	if err != nil {
 		return core.Evaluation{}, fmt.Errorf("unittest: %w", err)
 	}

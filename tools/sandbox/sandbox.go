@@ -421,8 +421,12 @@ def _exec(src, name, g):
         _report(e); return 1
 if _mode == "run":
     sys.argv = ["/tmp/main.py"]
-    _g = {"__name__": "__main__", "__file__": "/tmp/main.py", "__builtins__": __builtins__}
-    _c = _exec(_src, "/tmp/main.py", _g)
+    # The program is module __main__, as python main.py makes it:
+    # unittest.main(), doctest.testmod() and pickle look it up there.
+    _m = type(sys)("__main__")
+    _m.__file__, _m.__builtins__ = "/tmp/main.py", __builtins__
+    sys.modules["__main__"] = _m
+    _c = _exec(_src, "/tmp/main.py", _m.__dict__)
     sys.stdout.flush(); sys.stderr.flush()
     os._exit(_c)
 import json, io
