@@ -75,9 +75,10 @@ var (
 // a Markdown "#### Check" heading) is commentary, not a correction.
 // Likewise an answer line that only judges an earlier answer ("the
 // answer is correct") yields to it.
-// An "answer" line's answer ends at the end of its line or sentence. It
-// does not fall back to the last number in the text: a step that states no
-// answer has none.
+// An "answer" line's answer ends at the end of its line or sentence, and
+// one on the way to the answer ("the partial answer is 5, now we add 3")
+// is none (isFinal). It does not fall back to the last number in the
+// text: a step that states no answer has none.
 func ExtractAnswer(text string) (string, bool) {
 	if b, ok := ExtractBoxed(text); ok {
 		return b, true
