@@ -201,8 +201,11 @@ func decode1252(b []byte) string {
 // their NULs fall at both parities (NUL characters), or their units decode
 // to control characters, unpaired surrogates, private-use or unassigned
 // code points. The file must also have an even length, and at least one
-// unit in twenty must carry a NUL high byte, so that ASCII with a stray NUL
-// is not read as CJK.
+// unit in three must carry a NUL high byte (an ASCII or Latin-1
+// character): pairs of ASCII bytes decode to CJK and other letters, so
+// ASCII with a few NULs ("now\x00binary", NUL-separated fields) would
+// otherwise read as UTF-16. Text with fewer such characters (most of it
+// CJK, say) is not guessed.
 func guessUTF16(data []byte) (string, bool) {
 	if len(data) < 4 || len(data)%2 == 1 {
 		return "", false
@@ -219,7 +222,7 @@ func guessUTF16(data []byte) (string, bool) {
 		high, low = low, high
 	}
 	units := len(data) / 2
-	if high*20 < units || high < 4*low {
+	if high*3 < units || high < 4*low {
 		return "", false
 	}
 	unit := func(i int) rune {

@@ -175,6 +175,8 @@ func TestGuessUTF16(t *testing.T) {
 		{"control characters", le(strings.Repeat("\x01\x02\x03ab", 10)), ""},
 		{"lone surrogates", append(le(strings.Repeat("ab", 10)), 0x00, 0xD8, 0x00, 0xD8, 0x00, 0xD8), ""},
 		{"private use", le(strings.Repeat("\ue000\ue001a", 10)), ""},
+		{"ASCII word with a NUL", []byte("now\x00binary"), ""},
+		{"NUL-separated fields", []byte("key\x00value\x00name\x00walrus\x00"), ""},
 		{"ASCII with one stray NUL", append([]byte(strings.Repeat("plain ascii text ", 10)), 0, 'x'), ""},
 		{"uint32 little-endian", []byte{1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0}, ""},
 	} {
