@@ -279,7 +279,7 @@ func ingestOutputSchema() json.RawMessage {
 			"collection": obj{"type": "string"},
 			"added":      obj{"type": "integer"}, "updated": obj{"type": "integer"}, "unchanged": obj{"type": "integer"},
 			"skipped": obj{"type": "integer"}, "chunks": obj{"type": "integer"},
-			"removed": obj{"type": "integer", "description": "documents whose files are gone from a folder ingested again, taken out of the collection"},
+			"removed": obj{"type": "integer", "description": "documents whose files are gone from a folder or glob ingested again, taken out of the collection"},
 			"documents": obj{"type": "array", "items": obj{
 				"type": "object",
 				"properties": obj{

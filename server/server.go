@@ -47,7 +47,7 @@ type IngestResult struct {
 	Updated    int    `json:"updated"`
 	Unchanged  int    `json:"unchanged"`
 	Skipped    int    `json:"skipped"`
-	// Removed counts documents whose files are gone from a folder ingested
+	// Removed counts documents whose files are gone from a folder or glob ingested
 	// again: they were taken out of the collection.
 	Removed   int           `json:"removed"`
 	Chunks    int           `json:"chunks"`
@@ -57,7 +57,7 @@ type IngestResult struct {
 // IngestedDoc is the outcome for one document.
 type IngestedDoc struct {
 	Source string `json:"source"`
-	Status string `json:"status"` // added, updated, unchanged, skipped, failed, removed (gone from a folder ingested again)
+	Status string `json:"status"` // added, updated, unchanged, skipped, failed, removed (gone from a folder or glob ingested again)
 	Reason string `json:"reason,omitempty"`
 	// Note says what was assumed in reading the file, e.g. "read as
 	// Windows-1252: the file is not valid UTF-8": the client may want to

@@ -223,7 +223,7 @@ func newIngestCmd() *cobra.Command {
 				mb := float64(sum.Bytes) / (1 << 20)
 				removed := ""
 				if sum.Removed > 0 {
-					removed = fmt.Sprintf(", %d removed (gone from the folder)", sum.Removed)
+					removed = fmt.Sprintf(", %d removed (gone from the folder or glob)", sum.Removed)
 				}
 				fmt.Fprintf(w, "%s: %d added, %d updated, %d unchanged, %d skipped, %d failed%s; %d chunks, %.1f MiB in %.1fs\n",
 					coll, sum.Added, sum.Updated, sum.Unchanged, sum.Skipped, sum.Failed, removed, sum.Chunks, mb, sum.Seconds)
@@ -244,7 +244,7 @@ func newIngestCmd() *cobra.Command {
 	fl.StringVarP(&collection, "collection", "c", "", "collection to add to (default from config: docs)")
 	fl.BoolVar(&jsonOut, "json", false, "print a JSON summary with each file's status and skip reason")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
-	fl.BoolVar(&keepMissing, "keep-missing", false, "keep the documents of files gone from a folder being ingested (default: remove them)")
+	fl.BoolVar(&keepMissing, "keep-missing", false, "keep the documents of files gone from a folder or glob being ingested (default: remove them)")
 	fl.StringVar(&stdinName, "stdin-name", "stdin.txt", "source name of the document read from - (its extension picks the reader)")
 	return cmd
 }

@@ -382,7 +382,7 @@ func TestIngestPrunesGoneFiles(t *testing.T) {
 	}
 	chmod(t, map[string]os.FileMode{sub: 0o311})
 	r := run(data, "ingest", docs)
-	if r.code != 0 || !strings.Contains(r.stdout, "1 removed (gone from the folder)") ||
+	if r.code != 0 || !strings.Contains(r.stdout, "1 removed (gone from the folder or glob)") ||
 		!strings.Contains(r.stderr, "removed "+filepath.Join(docs, "b.md")+": gone from "+docs) ||
 		!strings.Contains(r.stderr, "skipped "+sub+": unreadable: permission denied") {
 		t.Fatalf("second ingest: %d\n%s\n%s", r.code, r.stdout, r.stderr)

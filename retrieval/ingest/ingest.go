@@ -56,8 +56,8 @@ type Options struct {
 	// sources it held.
 	OnStored func(sources []string)
 	// KeepMissing keeps the documents of files that are gone from a
-	// folder being ingested (by default they are removed: re-ingesting a
-	// folder brings the collection in line with it).
+	// folder or glob being ingested (by default they are removed:
+	// re-ingesting a folder or glob brings the collection in line with it).
 	KeepMissing bool
 	Logger      zerolog.Logger
 	// Now is the clock (tests).
@@ -74,7 +74,7 @@ const (
 	Unchanged Status = "unchanged"
 	Skipped   Status = "skipped"
 	Failed    Status = "failed" // read fine but could not be stored
-	// Removed: the file is gone from a folder being ingested, and its
+	// Removed: the file is gone from a folder or glob being ingested, and its
 	// document was removed from the collection.
 	Removed Status = "removed"
 )
@@ -171,6 +171,9 @@ func Expand(paths []string) (files []string, missing []FileResult) {
 type walked struct {
 	Root       string
 	Unreadable []string
+	// Pattern is the absolute glob a run named (Root is then the folder
+	// its matches lie under); Given is the glob as named.
+	Pattern, Given string
 }
 
 // expand is Expand, also returning the folders it walked.
@@ -230,7 +233,7 @@ func expand(paths []string) (files []string, missing []FileResult, dirs []walked
 		case err == nil:
 			add(p)
 		case strings.ContainsAny(p, "*?["):
-			matches, gerr := glob(p)
+			matches, unreadable, gerr := glob(p)
 			if gerr != nil {
 				missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: "bad pattern: " + gerr.Error()})
 				continue
@@ -243,6 +246,17 @@ func expand(paths []string) (files []string, missing []FileResult, dirs []walked
 					add(m)
 				}
 			}
+			// Sources are absolute, so the pattern they are matched
+			// against when pruning is too.
+			if abs, err := filepath.Abs(p); err == nil {
+				w := walked{Root: globRoot(abs), Pattern: abs, Given: p}
+				for _, u := range unreadable {
+					if a, err := filepath.Abs(u); err == nil {
+						w.Unreadable = append(w.Unreadable, a)
+					}
+				}
+				dirs = append(dirs, w)
+			}
 		default:
 			missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: "unreadable: " + errText(err)})
 		}
@@ -250,38 +264,82 @@ func expand(paths []string) (files []string, missing []FileResult, dirs []walked
 	return files, missing, dirs
 }
 
-// glob is filepath.Glob with "**" matching any number of folders.
-func glob(pattern string) ([]string, error) {
+// glob is filepath.Glob with "**" matching any number of folders. It also
+// returns the folders a "**" walk could not read (filepath.Glob reports
+// none: pruning then relies on a file under an unreadable folder not
+// reading as absent).
+func glob(pattern string) (matches, unreadable []string, err error) {
 	i := strings.Index(pattern, "**")
 	if i < 0 {
-		return filepath.Glob(pattern)
+		matches, err = filepath.Glob(pattern)
+		return matches, nil, err
 	}
-	root := filepath.Clean(pattern[:i])
-	if pattern[:i] == "" {
-		root = "."
-	}
-	rest := strings.TrimLeft(pattern[i+2:], string(filepath.Separator))
+	root, rest := deepGlob(pattern, i)
 	if _, err := filepath.Match(rest, ""); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			unreadable = append(unreadable, path)
 			return nil
 		}
-		rel, _ := filepath.Rel(root, path)
-		// Match the tail of the path against the rest of the pattern.
-		parts := strings.Split(rel, string(filepath.Separator))
-		for j := range parts {
-			if ok, _ := filepath.Match(rest, filepath.Join(parts[j:]...)); ok {
-				out = append(out, path)
-				break
-			}
+		if d.IsDir() {
+			return nil
+		}
+		if matchDeep(root, rest, path) {
+			matches = append(matches, path)
 		}
 		return nil
 	})
-	sort.Strings(out)
-	return out, err
+	sort.Strings(matches)
+	return matches, unreadable, err
+}
+
+// deepGlob splits a pattern at its first "**" (at i): the folder before it
+// and the pattern after it.
+func deepGlob(pattern string, i int) (root, rest string) {
+	root = filepath.Clean(pattern[:i])
+	if pattern[:i] == "" {
+		root = "."
+	}
+	return root, strings.TrimLeft(pattern[i+2:], string(filepath.Separator))
+}
+
+// matchDeep says whether path, under root, matches root/**/rest: some tail
+// of its path below root matches rest.
+func matchDeep(root, rest, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return false
+	}
+	parts := strings.Split(rel, string(filepath.Separator))
+	for j := range parts {
+		if ok, _ := filepath.Match(rest, filepath.Join(parts[j:]...)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch says whether path matches pattern as glob matches files: the
+// test pruning applies to stored sources.
+func globMatch(pattern, path string) bool {
+	if i := strings.Index(pattern, "**"); i >= 0 {
+		root, rest := deepGlob(pattern, i)
+		return matchDeep(root, rest, path)
+	}
+	ok, _ := filepath.Match(pattern, path)
+	return ok
+}
+
+// globRoot is the folder every match of an absolute pattern lies under:
+// its leading components that hold no pattern character.
+func globRoot(pattern string) string {
+	dir := pattern
+	for strings.ContainsAny(dir, "*?[\\") {
+		dir = filepath.Dir(dir)
+	}
+	return dir
 }
 
 // fileKind names what a non-regular file is.
@@ -482,15 +540,18 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 }
 
 // prune removes from the collection the documents of files that are gone
-// from the folders walked (dirs), so that re-ingesting a folder brings the
-// collection in line with it. It works through the Store interface alone,
-// so every backend prunes alike. A document is removed only when its
-// source lies under a walked folder, was not among the files found (seen),
+// from the folders walked and the globs expanded (dirs), so that
+// re-ingesting a folder or a glob brings the collection in line with it.
+// It works through the Store interface alone, so every backend prunes
+// alike. A document is removed only when its source lies under a walked
+// folder (or matches a glob, under the folder the glob starts from), was
+// not among the files found (seen),
 // lies under no folder that could not be read, and is not there on disk
 // (a hidden file, or one in node_modules, ingested by name, stays). A
 // folder that could not be read itself prunes nothing, and neither does
-// one where no file was found: an empty folder is more often a share that
-// is not mounted than a collection meant to be emptied.
+// one where no file was found, nor a glob that matched none: an empty
+// folder is more often a share that is not mounted than a collection meant
+// to be emptied.
 func (in *Ingester) prune(ctx context.Context, dirs []walked, seen []string) ([]FileResult, error) {
 	found := make(map[string]bool, len(seen))
 	for _, f := range seen {
@@ -503,20 +564,26 @@ func (in *Ingester) prune(ctx context.Context, dirs []walked, seen []string) ([]
 	var out []FileResult
 	done := map[string]bool{}
 	for _, w := range dirs {
+		// A glob prunes what it matches, a folder what lies under it.
+		covers, what, gone := under, w.Root, "gone from "+w.Root
+		if w.Pattern != "" {
+			covers = func(path, _ string) bool { return under(path, w.Root) && globMatch(w.Pattern, path) }
+			what, gone = w.Given, "gone (it matched "+w.Given+")"
+		}
 		if slices.ContainsFunc(w.Unreadable, func(u string) bool { return under(w.Root, u) }) {
 			in.o.Logger.Warn().Str("folder", w.Root).Msg("the folder could not be read: documents of files gone from it are kept")
 			continue
 		}
-		if !slices.ContainsFunc(seen, func(f string) bool { return under(f, w.Root) }) {
-			in.o.Logger.Warn().Str("folder", w.Root).Msg("no file found in the folder: its documents are kept (remove them with `ponder docs delete` or `ponder collections delete`)")
+		if !slices.ContainsFunc(seen, func(f string) bool { return covers(f, w.Root) }) {
+			in.o.Logger.Warn().Str("folder", what).Msg("no file found in the folder (or matching the glob): its documents are kept (remove them with `ponder docs delete` or `ponder collections delete`)")
 			continue
 		}
 		srcs, err := in.store.Sources(ctx, in.o.Collection, strings.TrimSuffix(w.Root, sep)+sep)
 		if err != nil {
-			return out, fmt.Errorf("list the documents of %s: %w", w.Root, err)
+			return out, fmt.Errorf("list the documents of %s: %w", what, err)
 		}
 		for _, src := range srcs {
-			if found[src] || done[src] || slices.ContainsFunc(w.Unreadable, func(u string) bool { return under(src, u) }) {
+			if found[src] || done[src] || !covers(src, w.Root) || slices.ContainsFunc(w.Unreadable, func(u string) bool { return under(src, u) }) {
 				continue
 			}
 			if _, err := os.Lstat(src); !errors.Is(err, fs.ErrNotExist) {
@@ -525,11 +592,11 @@ func (in *Ingester) prune(ctx context.Context, dirs []walked, seen []string) ([]
 			done[src] = true
 			ok, err := in.store.DeleteDocument(ctx, in.o.Collection, src)
 			if err != nil {
-				out = append(out, FileResult{Path: src, Status: Failed, Reason: "gone from " + w.Root + ", but removing it from the collection failed: " + err.Error()})
-				return out, fmt.Errorf("remove %s (gone from %s): %w", src, w.Root, err)
+				out = append(out, FileResult{Path: src, Status: Failed, Reason: gone + ", but removing it from the collection failed: " + err.Error()})
+				return out, fmt.Errorf("remove %s (%s): %w", src, gone, err)
 			}
 			if ok {
-				out = append(out, FileResult{Path: src, Status: Removed, Reason: "gone from " + w.Root + ": its chunks were removed from the collection"})
+				out = append(out, FileResult{Path: src, Status: Removed, Reason: gone + ": its chunks were removed from the collection"})
 			}
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/ponder-rlm/ponder/retrieval"
 )
 
-// TestPruneGoneFiles: re-ingesting a folder removes the documents of its
-// files that are gone, and nothing else.
+// TestPruneGoneFiles: re-ingesting a folder or a glob removes the documents
+// of its files that are gone, and nothing else.
 func TestPruneGoneFiles(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -61,10 +61,46 @@ func TestPruneGoneFiles(t *testing.T) {
 			rm(t, root, "docs/b.md")
 			return []string{"docs/a.md"}
 		}, false, nil},
+		// A glob prunes the files it matched that are gone, and only
+		// those.
 		{"glob", func(t *testing.T, root string) []string {
 			rm(t, root, "docs/b.md")
 			return []string{"docs/*.md"}
+		}, false, []string{"docs/b.md"}},
+		{"glob leaves what it does not match", func(t *testing.T, root string) []string {
+			rm(t, root, "docs/sub/c.md")
+			rm(t, root, "docs2/d.md")
+			return []string{"docs/*.md"}
 		}, false, nil},
+		{"glob across folders", func(t *testing.T, root string) []string {
+			rm(t, root, "docs/b.md")
+			rm(t, root, "docs2/d.md")
+			write(t, root, "docs2/e.md", "echo walrus")
+			return []string{"*/*.md"}
+		}, false, []string{"docs/b.md", "docs2/d.md"}},
+		// docs2 shares the prefix "docs" but is outside docs/**.
+		{"deep glob", func(t *testing.T, root string) []string {
+			rm(t, root, "docs/sub/c.md")
+			rm(t, root, "docs2/d.md")
+			return []string{"docs/**/*.md"}
+		}, false, []string{"docs/sub/c.md"}},
+		{"glob of another type", func(t *testing.T, root string) []string {
+			rm(t, root, "docs/b.md")
+			write(t, root, "docs/notes.txt", "a text file")
+			return []string{"docs/*.txt"}
+		}, false, nil},
+		// A glob that matches nothing now is more often a share that is
+		// not mounted.
+		{"glob matching nothing", func(t *testing.T, root string) []string {
+			for _, f := range []string{"docs/a.md", "docs/b.md", "docs/.hidden.md"} {
+				rm(t, root, f)
+			}
+			return []string{"docs/*.md"}
+		}, false, nil},
+		{"glob, keep missing", func(t *testing.T, root string) []string {
+			rm(t, root, "docs/b.md")
+			return []string{"docs/*.md"}
+		}, true, nil},
 		{"folder gone", func(t *testing.T, root string) []string {
 			if err := os.RemoveAll(filepath.Join(root, "docs")); err != nil {
 				t.Fatal(err)
