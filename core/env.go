@@ -71,13 +71,15 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 		// served and billed it, so it stays charged and a budget is never
 		// overdrawn by requests whose replies were thrown away.
 		e.Tracer.emit(Event{Op: OpLLMCall, Data: &LLMCallFailure{Purpose: req.Purpose, N: req.N, MS: ms, Error: err.Error(), Cancelled: ctx.Err() != nil}})
-		err = fmt.Errorf("llm call (%s): %w", req.Purpose, err)
+		// A variable of its own: storing the address of err would move
+		// err to the heap on every call, failed or not.
+		failed := fmt.Errorf("llm call (%s): %w", req.Purpose, err)
 		if ctx.Err() == nil {
 			for env := e; env != nil; env = env.parent {
-				env.llmErr.Store(&err)
+				env.llmErr.Store(&failed)
 			}
 		}
-		return Completion{}, err
+		return Completion{}, failed
 	}
 	if got := len(c.Choices); got < req.N {
 		e.Budget.RefundCalls(int64(req.N - got))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -237,8 +238,7 @@ func (m mcts) pick(s *mnode, accept func(*mnode) bool) *mnode {
 
 // backup is x1's backpropagation from s to the root. It returns the nodes
 // whose statistics changed.
-func (m mcts) backup(s *mnode) []*mnode {
-	var touched []*mnode
+func (m mcts) backup(s *mnode, touched []*mnode) []*mnode {
 	for ; s != nil; s = s.parent {
 		sum, visits := 0.0, 0
 		for _, c := range s.children {
@@ -643,11 +643,16 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 	// The new children's and the backed-up path's Q and N go to the
 	// structure in one stats event.
 	stats := make([]core.NodeStats, 0, len(kids)+leaf.depth+1)
+	// The new children take one allocation, and the leaf's list room for
+	// them at once.
+	block := make([]mnode, len(kids))
+	leaf.children = slices.Grow(leaf.children, len(kids))
 	for i, k := range kids {
 		if t.cancelled && !k.scored {
 			continue // its valuation was cancelled by the stop
 		}
-		c := &mnode{id: k.id, parent: leaf, depth: leaf.depth + 1, seed: t.env.Seed(leaf.seed, int64(first+i)),
+		c := &block[i]
+		*c = mnode{id: k.id, parent: leaf, depth: leaf.depth + 1, seed: t.env.Seed(leaf.seed, int64(first+i)),
 			n: 1, q: k.q, qModel: k.qModel, terminal: k.terminal, answer: k.answer, correct: k.correct, scored: k.scored}
 		c.dead = !c.terminal && c.depth >= m.maxDepth
 		if m.selectable(c) {
@@ -666,7 +671,8 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 		}
 	}
 	t.adjust(leaf, avail, open-1) // the leaf was one open leaf, pending
-	for _, s := range m.backup(leaf) {
+	var path [16]*mnode
+	for _, s := range m.backup(leaf, path[:0]) {
 		stats = append(stats, core.NodeStats{ID: s.id, Value: s.q, Visits: s.n})
 	}
 	_ = t.env.Structure.SetStatsBatch(stats)

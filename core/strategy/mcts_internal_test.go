@@ -112,7 +112,7 @@ func TestMCTSBackupByHand(t *testing.T) {
 	//   root:   Q = 0.96·(4·0.36864 + 1·(−0.5))/5    = 0.18711552, N 4 → 5
 	root, parent, leaf := build()
 	m := x1Defaults(t, nil)
-	touched := m.backup(leaf)
+	touched := m.backup(leaf, nil)
 	if len(touched) != 3 || touched[0] != leaf || touched[2] != root {
 		t.Fatalf("backup touched %d nodes, want leaf, parent, root", len(touched))
 	}
@@ -133,14 +133,14 @@ func TestMCTSBackupByHand(t *testing.T) {
 	// parent 0.5·0.3 + 0.5·0.96·(2·0.23 + 3·0.8)/5 = 0.42456.
 	_, parent, leaf = build()
 	m = x1Defaults(t, core.Params{"lr_td": 0.5})
-	m.backup(leaf)
+	m.backup(leaf, nil)
 	if !near(leaf.q, 0.23) || !near(parent.q, 0.42456) {
 		t.Errorf("lr_td 0.5: leaf Q %.16g parent Q %.16g, want 0.23 and 0.42456", leaf.q, parent.q)
 	}
 	// γ = 1 and lr_td = 1: the visit-weighted mean of the children.
 	_, _, leaf = build()
 	m = x1Defaults(t, core.Params{"gamma": 1.0})
-	m.backup(leaf)
+	m.backup(leaf, nil)
 	if !near(leaf.q, -0.25) {
 		t.Errorf("γ 1: leaf Q %v, want −0.25", leaf.q)
 	}
