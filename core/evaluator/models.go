@@ -171,9 +171,13 @@ func ask(ctx context.Context, req core.EvalRequest, msgs []core.Message, n int, 
 	n = max(n, 1)
 	// The seed follows the prompt, so the same state gets the same rating
 	// in every run with the same task seed.
-	seed := promptSeed(req.Task.Seed, msgs)
-	c, err := req.Policy.Complete(ctx, core.CompletionRequest{Messages: msgs, N: n, Temperature: &temp,
-		MaxTokens: 256, Seed: &seed, Purpose: purpose})
+	// The request points at both; one allocation holds them.
+	knobs := &struct {
+		temp float64
+		seed int64
+	}{temp, promptSeed(req.Task.Seed, msgs)}
+	c, err := req.Policy.Complete(ctx, core.CompletionRequest{Messages: msgs, N: n, Temperature: &knobs.temp,
+		MaxTokens: 256, Seed: &knobs.seed, Purpose: purpose})
 	if err != nil {
 		return core.Evaluation{}, err
 	}

@@ -225,7 +225,11 @@ func (o nestedOpts) expand(ctx context.Context, env *core.Env, parent core.NodeI
 			ids, err := proposeSteps(ctx, env, pr, parent, steps, 1, k, seed, temp, o.check)
 			return dedupe(env, ids), err
 		}
-		ids, err := core.Generate(ctx, env, parent, k, core.GenerateOptions{Temperature: &temp, Seed: &seed, Purpose: "expand"})
+		knobs := &struct { // one allocation for the two pointers
+			temp float64
+			seed int64
+		}{temp, seed}
+		ids, err := core.Generate(ctx, env, parent, k, core.GenerateOptions{Temperature: &knobs.temp, Seed: &knobs.seed, Purpose: "expand"})
 		return o.keep(env, ids), err
 	}
 	ids := make([]core.NodeID, k)

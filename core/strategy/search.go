@@ -477,7 +477,7 @@ func dedupe(env *core.Env, ids []core.NodeID) []core.NodeID {
 			})
 		}
 	}
-	var out []core.NodeID
+	out := make([]core.NodeID, 0, len(ids))
 	var dups []core.NodeID
 	for _, id := range ids {
 		key := dedupeKey(env.Structure.MustNode(id))
