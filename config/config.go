@@ -191,6 +191,9 @@ type Plugins struct {
 	// Start is "lazy" (on first use, default) or "eager" (at start-up).
 	Start       string        `json:"start" env:"PONDER_PLUGIN_START"`
 	CallTimeout time.Duration `json:"call_timeout" env:"PONDER_PLUGIN_CALL_TIMEOUT"`
+	// AbandonGrace is how long a plugin may keep running a call the host
+	// gave up on before the plugin is restarted.
+	AbandonGrace time.Duration `json:"abandon_grace" env:"PONDER_PLUGIN_ABANDON_GRACE"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -213,7 +216,7 @@ func Default() Config {
 			Timeout: 30 * time.Second, MaxOutputBytes: 64 << 10, MCPMaxMessageBytes: 16 << 20},
 		Retrieval: Retrieval{Backend: "embedded", Collection: "docs", MaxFileBytes: 50 << 20, ChunkChars: 1200, ChunkOverlap: 150,
 			EmbedTimeout: 60 * time.Second, EmbedMaxRetries: 4, TopK: 5, LockTimeout: 2 * time.Second},
-		Plugins: Plugins{Start: "lazy", CallTimeout: 30 * time.Second},
+		Plugins: Plugins{Start: "lazy", CallTimeout: 30 * time.Second, AbandonGrace: 2 * time.Second},
 	}
 }
 
@@ -546,6 +549,9 @@ func (c Config) Validate() error {
 	case "lazy", "eager":
 	default:
 		bad("plugins.start (PONDER_PLUGIN_START): want lazy or eager, got %q", c.Plugins.Start)
+	}
+	if c.Plugins.AbandonGrace <= 0 {
+		bad("plugins.abandon_grace (PONDER_PLUGIN_ABANDON_GRACE): want a positive duration such as 2s, got %s", c.Plugins.AbandonGrace)
 	}
 	if c.DataDir == "" {
 		bad("data_dir (--data-dir, PONDER_DATA_DIR) is empty")

@@ -103,6 +103,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"no traces kept", func(c *config.Config) { c.Server.TracesKept = 0 }, "server.traces_kept"},
 		{"negative traces kept", func(c *config.Config) { c.Server.TracesKept = -5 }, "server.traces_kept"},
 		{"negative sampling timeout", func(c *config.Config) { c.Server.SamplingTimeout = -time.Second }, "server.sampling_timeout (PONDER_SAMPLING_TIMEOUT)"},
+		{"no abandon grace", func(c *config.Config) { c.Plugins.AbandonGrace = 0 }, "plugins.abandon_grace (PONDER_PLUGIN_ABANDON_GRACE)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -42,9 +43,10 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 
 // A call the host gave up on but the plugin keeps running (it ignores its
 // context) would pile up in the plugin, which serves every run: the
-// plugin is restarted once it has no other call in flight, or at once
-// when more than MaxAbandoned pile up. One that stops as told is left
-// alone.
+// plugin is restarted, at once when it has no other call in flight or
+// more than MaxAbandoned pile up, else by sending new calls to a fresh
+// process and stopping the old one when its calls in flight end. One that
+// stops as told is left alone.
 func TestAbandonedCallsRestartThePlugin(t *testing.T) {
 	t.Parallel()
 	const grace = 100 * time.Millisecond
@@ -128,7 +130,7 @@ func TestAbandonedCallsRestartThePlugin(t *testing.T) {
 			t.Fatalf("the call in flight: %v", err)
 		}
 		waitGone(t, pid)
-		if !strings.Contains(logs.String(), "it is restarted once its calls in flight end") {
+		if !strings.Contains(logs.String(), "the old one is stopped once its calls in flight end") {
 			t.Errorf("log:\n%s", logs.String())
 		}
 	})
@@ -232,5 +234,153 @@ func TestHungStrategyRunsDoNotPileUp(t *testing.T) {
 	}
 	if st := p.Status(); st.Starts != 2 {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+// A restart that falls due while calls are in flight happens under a
+// steady stream of calls too, which keeps the old process busy for good:
+// new calls go to a fresh process at once, and the old one is stopped
+// once the calls it has end, none of them cut short.
+func TestRestartUnderSteadyCalls(t *testing.T) {
+	t.Parallel()
+	const grace = 100 * time.Millisecond
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	var logs testutil.LockedBuffer
+	m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, Logger: zerolog.New(&logs)})
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	if _, err := callEcho(t, m, "echo", `{"text":"warm"}`); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.Plugin("echo")
+	old := p.Status().PID
+
+	// The stream: a call every 40 ms, each taking 150 ms, so that some
+	// call is always in flight on whichever process serves them.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bad []error
+	var once sync.Once
+	end := func() {
+		once.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	t.Cleanup(end) // a failed check ends the stream too
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := callEcho(t, m, "echo", `{"sleep_ms":150,"text":"s"}`)
+				if err != nil || res.Text != "s" {
+					mu.Lock()
+					bad = append(bad, fmt.Errorf("%+v, %w", res, err))
+					mu.Unlock()
+				}
+			}()
+		}
+	}()
+	waitFor(t, "the stream's calls in flight", func() bool { return busy(p) > 0 })
+	// One call that ignores its cancellation.
+	if err := cancelledCall(t, m, `{"hang":true}`, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the hung call: %v", err)
+	}
+	waitGone(t, old) // while the stream goes on
+	if !strings.Contains(logs.String(), "plugin restarted: 1 call(s) still running") {
+		t.Errorf("the log does not say why it restarted")
+	}
+	var fresh int
+	waitFor(t, "a fresh process serving the stream", func() bool {
+		st := p.Status()
+		fresh = st.PID
+		return st.State == StateRunning && st.PID != old && busy(p) > 0
+	})
+	end()
+	if len(bad) > 0 {
+		t.Fatalf("calls of the stream failed: %v", bad)
+	}
+	if res, err := callEcho(t, m, "echo", `{"text":"after"}`); err != nil || res.Text != "after" {
+		t.Fatalf("after the restart: %+v, %v", res, err)
+	}
+	if st := p.Status(); st.PID != fresh || st.Starts != 2 {
+		t.Fatalf("status %+v; want the one fresh process %d", st, fresh)
+	}
+}
+
+// Retired processes still finishing their calls are bounded: retiring one
+// more than MaxDraining stops the oldest at once, its call with it; the
+// others are stopped as their calls end.
+func TestDrainingProcessesAreBounded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "echo", sdk.KindTool, "tool")
+	var logs testutil.LockedBuffer
+	m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: 100 * time.Millisecond, Logger: zerolog.New(&logs)})
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	p, _ := m.Plugin("echo")
+	draining := func() []int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		var pids []int
+		for _, d := range p.draining {
+			pids = append(pids, d.pid)
+		}
+		return pids
+	}
+	var pids []int
+	var stops []func() error
+	for i := range MaxDraining + 1 {
+		// A call that runs until it is stopped, on a fresh process, and
+		// one that hangs there: the process is retired under the first.
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := m.Tools()[0].Call(ctx, []byte(`{"wait":true}`))
+			errc <- err
+		}()
+		waitFor(t, "the call in flight", func() bool { return busy(p) == 1 })
+		stops = append(stops, func() error { cancel(); return <-errc })
+		pids = append(pids, p.Status().PID)
+		if err := cancelledCall(t, m, `{"hang":true}`, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the hung call: %v", err)
+		}
+		waitFor(t, fmt.Sprintf("process %d to be retired", i+1), func() bool {
+			d := draining()
+			return len(d) > 0 && d[len(d)-1] == pids[i]
+		})
+	}
+	waitGone(t, pids[0])
+	if err := stops[0](); err == nil {
+		t.Fatal("the oldest retired process's call survived its stop")
+	}
+	if d := draining(); len(d) != MaxDraining || !alive(pids[1]) || !alive(pids[2]) {
+		t.Fatalf("retired processes %v (started %v); want the last %d, running", d, pids, MaxDraining)
+	}
+	for i := 1; i < len(pids); i++ {
+		if err := stops[i](); !errors.Is(err, context.Canceled) {
+			t.Errorf("call %d: %v", i, err)
+		}
+		waitGone(t, pids[i])
+	}
+	if d := draining(); len(d) != 0 {
+		t.Fatalf("retired processes %v left after their calls ended", d)
 	}
 }

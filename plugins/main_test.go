@@ -42,8 +42,9 @@ func TestMain(m *testing.M) {
 // echoTool answers {"text": X} with X; {"crash": true} exits the process
 // mid-call, {"hang": true} never answers, {"bytes": N} answers N bytes,
 // {"gopanic": true} panics in a goroutine, {"wait": true} answers when the
-// call is cancelled and {"log": M} logs M (sdk.Logger), prints it to
-// stderr and to stdout.
+// call is cancelled, {"sleep_ms": N} answers after N ms (or when
+// cancelled) and {"log": M} logs M (sdk.Logger), prints it to stderr and
+// to stdout.
 type echoTool struct{}
 
 func (echoTool) Spec() sdk.ToolSpec {
@@ -60,6 +61,7 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		Log   string `json:"log"`
 		Panic bool   `json:"gopanic"`
 		Wait  bool   `json:"wait"`
+		Sleep int    `json:"sleep_ms"`
 	}
 	if err := json.Unmarshal(args, &in); err != nil {
 		return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
@@ -92,6 +94,12 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		return sdk.ToolResult{}, ctx.Err()
 	case in.Bytes > 0:
 		return sdk.ToolResult{Text: strings.Repeat("x", in.Bytes)}, nil
+	case in.Sleep > 0:
+		select {
+		case <-time.After(time.Duration(in.Sleep) * time.Millisecond):
+		case <-ctx.Done():
+			return sdk.ToolResult{}, ctx.Err()
+		}
 	}
 	return sdk.ToolResult{Text: in.Text}, nil
 }

@@ -38,10 +38,12 @@ type Options struct {
 	// the host refused a call for the budget, before the host stops it
 	// (default 2s).
 	BudgetGrace time.Duration
-	// AbandonGrace is how long a call the host gave up on (cancelled, past
-	// plugins.call_timeout, a run the host stopped) may keep running in
-	// the plugin; past it the plugin is restarted once it has no call in
-	// flight, or at once when more than MaxAbandoned such calls pile up
+	// AbandonGrace (plugins.abandon_grace) is how long a call the host
+	// gave up on (cancelled, past plugins.call_timeout, a run the host
+	// stopped) may keep running in the plugin; past it the plugin is
+	// restarted: at once when it has no call in flight or more than
+	// MaxAbandoned such calls pile up, else new calls go to a fresh
+	// process and the old one is stopped when its calls in flight end
 	// (default 2s).
 	AbandonGrace time.Duration
 	// Env is added to each plugin's environment. Plugins do not inherit

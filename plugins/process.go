@@ -60,20 +60,37 @@ type Process struct {
 	lastErr   error
 	stopWatch chan struct{}
 	watchDone chan struct{}
-	// busy counts the calls in flight on the running process; restart is
-	// the reason it is to be restarted once busy is 0 (a call abandoned
-	// past AbandonGrace still runs in it); unreported counts the abandoned
-	// calls of a plugin that does not say whether they still run.
+	// busy counts the calls in flight on the running process;
+	// unreported counts the abandoned calls of a plugin that does not say
+	// whether they still run.
 	busy       int
-	restart    string
 	unreported int
-	// checks are the goroutines that look into abandoned calls.
-	checks sync.WaitGroup
+	// draining are earlier processes of the plugin that get no new calls
+	// (a restart fell due while calls were in flight on them): each is
+	// stopped when its last call ends.
+	draining []*drainingProc
+	// checks are the goroutines that look into abandoned calls; watches
+	// the health watches, a retired process's included.
+	checks  sync.WaitGroup
+	watches sync.WaitGroup
 }
 
-// MaxAbandoned is how many calls abandoned past AbandonGrace a plugin may
-// hold while it serves other calls; past it, it is restarted at once.
+// drainingProc is a process of the plugin retired with calls in flight.
+type drainingProc struct {
+	client *plugin.Client
+	remote *sdk.Remote
+	pid    int
+	sock   string
+	busy   int
+}
+
+// MaxAbandoned is how many calls abandoned past AbandonGrace a process may
+// hold while it finishes other calls; past it, it is stopped at once.
 const MaxAbandoned = 3
+
+// MaxDraining bounds the retired processes of one plugin still finishing
+// their calls; retiring one more stops the oldest at once.
+const MaxDraining = 2
 
 // Status is a snapshot of a Process for listings.
 type Status struct {
@@ -160,6 +177,23 @@ func backoff(n int) time.Duration {
 func (p *Process) Remote(ctx context.Context) (*sdk.Remote, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.remoteLocked(ctx)
+}
+
+// acquire is Remote counting a call in flight on the process returned, in
+// one step: a process retired in between would get a call it is not
+// waited for.
+func (p *Process) acquire(ctx context.Context) (*sdk.Remote, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, err := p.remoteLocked(ctx)
+	if err == nil {
+		p.busy++
+	}
+	return r, err
+}
+
+func (p *Process) remoteLocked(ctx context.Context) (*sdk.Remote, error) {
 	switch p.state {
 	case StateClosed:
 		return nil, fmt.Errorf("plugin %s: ponder is shutting down", p.m.Name)
@@ -251,7 +285,11 @@ func (p *Process) startLocked(ctx context.Context) (err error) {
 	p.log.Debug().Int("pid", p.pid).Int("starts", p.starts).Str("version", desc.Version).Msg("plugin started")
 	if p.opts.HealthInterval > 0 {
 		p.stopWatch, p.watchDone = make(chan struct{}), make(chan struct{})
-		go p.watch(client, remote, rpc, p.stopWatch, p.watchDone)
+		p.watches.Add(1)
+		go func(stop, done chan struct{}) {
+			defer p.watches.Done()
+			p.watch(client, remote, rpc, stop, done)
+		}(p.stopWatch, p.watchDone)
 	}
 	return nil
 }
@@ -445,7 +483,60 @@ func (p *Process) forceKillLocked() {
 	killGroup(p.pid)
 	removeSocket(p.sock)
 	p.client, p.remote = nil, nil
-	p.busy, p.restart, p.unreported = 0, "", 0
+	p.busy, p.unreported = 0, 0
+}
+
+// retireLocked takes the running process out of service for reason while
+// calls are in flight on it: the next call starts a fresh process (at once
+// in eager mode), and end stops the retired one when its last call ends.
+// Were new calls to wait for the process to go idle instead, a steady
+// stream of them would hold off the restart indefinitely. p.mu is held.
+func (p *Process) retireLocked(reason string) {
+	p.log.Warn().Int("in_flight", p.busy).Int("pid", p.pid).
+		Msg("plugin restarted: " + reason + "; new calls go to a fresh process, the old one is stopped once its calls in flight end")
+	if p.stopWatch != nil {
+		close(p.stopWatch) // its calls are bounded; no more health checks
+	}
+	d := &drainingProc{client: p.client, remote: p.remote, pid: p.pid, sock: p.sock, busy: p.busy}
+	p.client, p.remote, p.stopWatch, p.watchDone = nil, nil, nil, nil
+	p.busy, p.unreported = 0, 0
+	p.draining = append(p.draining, d)
+	if len(p.draining) > MaxDraining {
+		old := p.draining[0]
+		p.log.Warn().Int("pid", old.pid).Int("in_flight", old.busy).Msg("plugin: too many old processes finishing their calls; stopping the oldest now")
+		p.stopDrainingLocked(old)
+	}
+	p.state = StateCrashed
+	p.lastErr = fmt.Errorf("restarted: %s", reason)
+	p.startEagerLocked()
+}
+
+// drainingLocked is the retired process of r, or nil. p.mu is held.
+func (p *Process) drainingLocked(r *sdk.Remote) *drainingProc {
+	for _, d := range p.draining {
+		if d.remote == r {
+			return d
+		}
+	}
+	return nil
+}
+
+// stopDrainingLocked kills a retired process at once and forgets it; its
+// health watch was told to stop when it was retired (close waits for
+// it). p.mu is held.
+func (p *Process) stopDrainingLocked(d *drainingProc) {
+	if !d.client.Exited() && d.pid > 0 {
+		killNow(d.pid)
+	}
+	d.client.Kill()
+	killGroup(d.pid)
+	removeSocket(d.sock)
+	for i, x := range p.draining {
+		if x == d {
+			p.draining = append(p.draining[:i], p.draining[i+1:]...)
+			break
+		}
+	}
 }
 
 // removeSocket removes the Unix socket a plugin listened on: go-plugin
@@ -468,6 +559,9 @@ func (p *Process) close() {
 	client, stop, done, pid, sock := p.client, p.stopWatch, p.watchDone, p.pid, p.sock
 	p.client, p.remote, p.stopWatch = nil, nil, nil
 	p.state = StateClosed
+	for len(p.draining) > 0 {
+		p.stopDrainingLocked(p.draining[0])
+	}
 	p.mu.Unlock()
 	if stop != nil {
 		close(stop)
@@ -483,6 +577,7 @@ func (p *Process) close() {
 	// Checks of abandoned calls end on the manager's done channel, or
 	// when their query fails on the process killed above.
 	p.checks.Wait()
+	p.watches.Wait()
 }
 
 // MaxReply is the largest reply the host reads from a plugin.
@@ -495,11 +590,10 @@ const MaxReply = 16 << 20
 // restarted if it still runs the call AbandonGrace later (see
 // abandoned). The error names the plugin either way.
 func (p *Process) call(ctx context.Context, timeout time.Duration, what string, fn func(context.Context, *sdk.Remote) error) error {
-	r, err := p.Remote(ctx)
+	r, err := p.acquire(ctx)
 	if err != nil {
 		return err
 	}
-	p.begin(r)
 	defer p.end(r)
 	cctx := ctx
 	if timeout > 0 {
@@ -530,26 +624,22 @@ func (p *Process) call(ctx context.Context, timeout time.Duration, what string, 
 	return fmt.Errorf("plugin %s: %w", p.m.Name, err)
 }
 
-// begin and end count a call in flight on r, the running process; end
-// restarts a process whose restart waited for its last call.
-func (p *Process) begin(r *sdk.Remote) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.remote == r {
-		p.busy++
-	}
-}
-
+// end counts off a call on r (acquire counted it on): a retired process
+// is stopped when its last call ends.
 func (p *Process) end(r *sdk.Remote) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.remote != r {
-		return // restarted meanwhile: busy counts the new process's calls
+	if p.remote == r {
+		p.busy--
+		return
 	}
-	p.busy--
-	if p.busy == 0 && p.restart != "" {
-		p.restartLocked(p.restart)
+	if d := p.drainingLocked(r); d != nil {
+		if d.busy--; d.busy == 0 {
+			p.log.Debug().Int("pid", d.pid).Msg("plugin: the old process finished its calls; stopped")
+			p.stopDrainingLocked(d)
+		}
 	}
+	// Else it crashed or was stopped meanwhile.
 }
 
 // abandoned looks into a call on r that the host gave up on: AbandonGrace
@@ -557,13 +647,14 @@ func (p *Process) end(r *sdk.Remote) {
 // still run (Go cannot stop a goroutine that ignores its context, and the
 // plugin process serves every run: such calls would pile up in it, with
 // whatever they hold, for as long as it lives). A plugin that still runs
-// one is restarted once it has no call in flight, or at once when it
-// holds more than MaxAbandoned; one that does not say (not built with the
-// Go SDK) is restarted once idle after each abandoned call.
+// one is restarted: at once when it has no call in flight or holds more
+// than MaxAbandoned, else new calls go to a fresh process and the old one
+// is stopped when its calls in flight end. One that does not say (not
+// built with the Go SDK) is restarted so after each abandoned call.
 func (p *Process) abandoned(r *sdk.Remote, what string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.remote != r || p.state != StateRunning {
+	if (p.remote != r || p.state != StateRunning) && p.drainingLocked(r) == nil {
 		return
 	}
 	grace := p.opts.AbandonGrace
@@ -582,6 +673,15 @@ func (p *Process) abandoned(r *sdk.Remote, what string) {
 		cancel()
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if d := p.drainingLocked(r); d != nil {
+			// Retired already: stopped when its calls end, or now if
+			// abandoned calls pile up in it meanwhile.
+			if err == nil && n > MaxAbandoned {
+				p.log.Warn().Int("pid", d.pid).Int("abandoned", n).Msg("plugin: the old process holds too many abandoned calls; stopped now")
+				p.stopDrainingLocked(d)
+			}
+			return
+		}
 		if p.remote != r || p.state != StateRunning {
 			return // restarted, crashed or closed meanwhile
 		}
@@ -604,10 +704,7 @@ func (p *Process) abandoned(r *sdk.Remote, what string) {
 			p.restartLocked(reason)
 			return
 		}
-		if p.restart == "" {
-			p.log.Warn().Int("abandoned", n).Int("in_flight", p.busy).Msg("plugin holds abandoned calls: it is restarted once its calls in flight end")
-		}
-		p.restart = reason
+		p.retireLocked(reason)
 	}()
 }
 
@@ -619,6 +716,12 @@ func (p *Process) restartLocked(reason string) {
 	p.forceKillLocked()
 	p.state = StateCrashed
 	p.lastErr = fmt.Errorf("restarted: %s", reason)
+	p.startEagerLocked()
+}
+
+// startEagerLocked starts the plugin again in the background in eager
+// mode (lazily, the next call does). p.mu is held.
+func (p *Process) startEagerLocked() {
 	if p.opts.Eager {
 		p.checks.Add(1)
 		go func() {

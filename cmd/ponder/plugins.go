@@ -43,7 +43,8 @@ func pluginDirs(cfg config.Config) []string {
 func installDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "plugins") }
 
 func pluginOptions(cfg config.Config, log zerolog.Logger) *plugins.Options {
-	return &plugins.Options{Dirs: pluginDirs(cfg), Eager: cfg.Plugins.Start == "eager", CallTimeout: cfg.Plugins.CallTimeout, Logger: log}
+	return &plugins.Options{Dirs: pluginDirs(cfg), Eager: cfg.Plugins.Start == "eager", CallTimeout: cfg.Plugins.CallTimeout,
+		AbandonGrace: cfg.Plugins.AbandonGrace, Logger: log}
 }
 
 // pluginsHook discovers the installed plugins and adds them to the app:

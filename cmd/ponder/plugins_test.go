@@ -279,16 +279,16 @@ func TestPluginNamedLikeABuiltinToolIsSkipped(t *testing.T) {
 }
 
 // A tool plugin that never answers is stopped at plugins.call_timeout with
-// the plugin's own message (the one docs/plugins.md lists), not a generic
-// tool timeout.
+// the plugin's own message (the one docs/plugins.md lists, naming
+// plugins.abandon_grace's value), not a generic tool timeout.
 func TestHungToolPluginIsStoppedWithItsOwnMessage(t *testing.T) {
 	bin := testPlugin(t)
-	env := []string{"PONDER_DATA_DIR=" + t.TempDir(), "TESTPLUGIN_NAME=stuck", "PONDER_PLUGIN_CALL_TIMEOUT=1s"}
+	env := []string{"PONDER_DATA_DIR=" + t.TempDir(), "TESTPLUGIN_NAME=stuck", "PONDER_PLUGIN_CALL_TIMEOUT=1s", "PONDER_PLUGIN_ABANDON_GRACE=3s"}
 	if r := runPonder(t, "", env, "plugins", "install", bin); r.code != 0 {
 		t.Fatalf("install: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r := runPonder(t, "", env, "tools", "call", "stuck", "--args", `{"hang": true}`)
-	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "did not answer within 1s (a plugin that keeps running it past 2s is restarted)") {
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "did not answer within 1s (a plugin that keeps running it past 3s is restarted)") {
 		t.Errorf("tools call stuck: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 }
