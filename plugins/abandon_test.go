@@ -166,8 +166,13 @@ func TestAbandonedCallsRestartThePlugin(t *testing.T) {
 		if err := stop(); err == nil {
 			t.Fatal("the call in flight survived the restart")
 		}
-		if !strings.Contains(logs.String(), "plugin restarted: 4 call(s) still running") {
-			t.Errorf("log:\n%s", logs.String())
+		// Asked once all four are seen cancelled, the plugin is restarted
+		// at once; a plugin that saw some cancellations late (a loaded
+		// machine) is retired first, and its watch stops it once it
+		// reports all four.
+		if log := logs.String(); !strings.Contains(log, "plugin restarted: 4 call(s) still running") &&
+			!strings.Contains(log, "the old process holds too many abandoned calls; stopped now") {
+			t.Errorf("log:\n%s", log)
 		}
 	})
 

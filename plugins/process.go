@@ -82,6 +82,9 @@ type drainingProc struct {
 	pid    int
 	sock   string
 	busy   int
+	// watched: a check goroutine keeps asking it about its abandoned
+	// calls until it is stopped.
+	watched bool
 }
 
 // MaxAbandoned is how many calls abandoned past AbandonGrace a process may
@@ -663,49 +666,75 @@ func (p *Process) abandoned(r *sdk.Remote, what string) {
 		defer p.checks.Done()
 		// The plugin sees the cancellation a moment after the host gave
 		// up: ask a while after grace for calls cancelled grace ago.
-		select {
-		case <-p.opts.done:
-			return
-		case <-time.After(grace + grace/2):
+		wait := grace + grace/2
+		for p.checkAbandoned(r, what, grace, wait) {
+			// r was retired with abandoned calls in it: this check keeps
+			// asking, every grace, until it is stopped, so calls the
+			// plugin saw cancelled late, or that pile up meanwhile, still
+			// stop it past MaxAbandoned.
+			wait = grace
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), min(p.opts.CallTimeout, 10*time.Second))
-		n, err := r.AbandonedCalls(ctx, grace)
-		cancel()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if d := p.drainingLocked(r); d != nil {
-			// Retired already: stopped when its calls end, or now if
-			// abandoned calls pile up in it meanwhile.
-			if err == nil && n > MaxAbandoned {
-				p.log.Warn().Int("pid", d.pid).Int("abandoned", n).Msg("plugin: the old process holds too many abandoned calls; stopped now")
-				p.stopDrainingLocked(d)
-			}
-			return
-		}
-		if p.remote != r || p.state != StateRunning {
-			return // restarted, crashed or closed meanwhile
-		}
-		var reason string
-		switch {
-		case errors.Is(err, sdk.ErrNotReported):
-			p.unreported++
-			n = p.unreported
-			reason = fmt.Sprintf("%d abandoned %s(s) (it does not report whether its calls still run)", n, what)
-		case err != nil:
-			// Gone or wedged: the next call or the health check sees to it.
-			p.log.Debug().Err(err).Msg("could not ask the plugin about an abandoned call")
-			return
-		case n == 0:
-			return // it stopped as told
-		default:
-			reason = fmt.Sprintf("%d call(s) still running %s after the host gave up on them (the plugin ignores their cancellation)", n, grace)
-		}
-		if p.busy == 0 || n > MaxAbandoned {
-			p.restartLocked(reason)
-			return
-		}
-		p.retireLocked(reason)
 	}()
+}
+
+// checkAbandoned waits wait, then asks r how many calls cancelled grace ago
+// still run and acts on it (see abandoned). It reports whether r is a
+// retired process with abandoned calls that this check is to keep
+// watching.
+func (p *Process) checkAbandoned(r *sdk.Remote, what string, grace, wait time.Duration) (again bool) {
+	select {
+	case <-p.opts.done:
+		return false
+	case <-time.After(wait):
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(p.opts.CallTimeout, 10*time.Second))
+	n, err := r.AbandonedCalls(ctx, grace)
+	cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d := p.drainingLocked(r); d != nil {
+		// Retired already: stopped when its calls end, or now if
+		// abandoned calls pile up in it meanwhile.
+		switch {
+		case err == nil && n > MaxAbandoned:
+			p.log.Warn().Int("pid", d.pid).Int("abandoned", n).Msg("plugin: the old process holds too many abandoned calls; stopped now")
+			p.stopDrainingLocked(d)
+			return false
+		case err != nil || n == 0 || (d.watched && wait > grace):
+			// Gone, wedged, done with them, or watched by another check.
+			return false
+		}
+		d.watched = true
+		return true
+	}
+	if p.remote != r || p.state != StateRunning {
+		return false // restarted, crashed or closed meanwhile
+	}
+	var reason string
+	switch {
+	case errors.Is(err, sdk.ErrNotReported):
+		p.unreported++
+		n = p.unreported
+		reason = fmt.Sprintf("%d abandoned %s(s) (it does not report whether its calls still run)", n, what)
+	case err != nil:
+		// Gone or wedged: the next call or the health check sees to it.
+		p.log.Debug().Err(err).Msg("could not ask the plugin about an abandoned call")
+		return false
+	case n == 0:
+		return false // it stopped as told
+	default:
+		reason = fmt.Sprintf("%d call(s) still running %s after the host gave up on them (the plugin ignores their cancellation)", n, grace)
+	}
+	if p.busy == 0 || n > MaxAbandoned {
+		p.restartLocked(reason)
+		return false
+	}
+	p.retireLocked(reason)
+	if d := p.drainingLocked(r); d != nil && err == nil && !d.watched {
+		d.watched = true
+		return true
+	}
+	return false
 }
 
 // restartLocked stops the running process for reason (not a crash: no
