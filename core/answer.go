@@ -44,7 +44,7 @@ var (
 	// correct" (Minerva's format), "x = 3. Then ...". The period must follow
 	// a digit, a closing bracket or dollar, or a lower-case word, so that
 	// initials and titles ("J. K. Rowling", "Dr. Who") stay whole.
-	sentenceBreak = regexp.MustCompile(`(?:[0-9$)}\]]|[a-z]{2})(\.)\s+[A-Z]`)
+	sentenceBreak = regexp.MustCompile(`(?:[0-9$)}\]*]|[a-z]{2})(\.)\s+[A-Z]`)
 	numberRe      = regexp.MustCompile(`-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?`)
 	// notFinal is a word before "answer" that makes it one on the way:
 	// "the partial answer is 5", "my first answer was", "the sub-answer is".
@@ -57,12 +57,26 @@ var (
 		`after\s+that|still|plus|(?:we|i)\s+(?:now\s+|then\s+|next\s+|still\s+)?(?:add|subtract|multiply|divide|need|` +
 		`have\s+to|must|carry|continue|compute|calculate|move\s+on|proceed|plug|substitute))\b|` +
 		`\b(?:so\s+far|for\s+now|for\s+the\s+moment|at\s+this\s+(?:point|stage)|up\s+to\s+now|until\s+now)\b`)
+	// concluding is a "now" or "then" that goes on to no step: "5, now
+	// that we know x", "5, then." (as in "so it is 5, then"), "5 and now
+	// we're done".
+	concluding = regexp.MustCompile(`(?i)\b(?:now|then)\s+that\b|[,;]\s*then$|\b(?:and\s+)?(?:now\s+)?(?:we|i)(?:'re|'m|\s+are|` +
+		`\s+am)\s+(?:now\s+)?(?:all\s+)?(?:done|finished)\b`)
 	// nextStep opens a sentence that takes the answer as a step: "The
-	// answer is 5. Now we add 3." A check of the answer ("Now let me
-	// verify") does not.
-	nextStep = regexp.MustCompile(`(?i)^(?:and\s+|so\s+)?(?:now|next|then|after\s+that|plus|adding|subtracting|` +
-		`multiplying|dividing|(?:we|i)\s+(?:now|then|next|still|need|have\s+to|must)|it\s+remains)\b`)
-	checking = regexp.MustCompile(`(?i)\b(?:check|checking|verify|verifying|confirm|confirming|double-check|recheck)\b`)
+	// answer is 5. Now we add 3." or "Then 5 * 2 = 10.": an opener that
+	// goes on to a step of work (stepWork), or one that is itself one
+	// ("It remains to", "We still need to"). "Now we are done", "Then she
+	// has $18" or "Plus, this matches the estimate" take the answer as
+	// none, and a check of the answer ("Now let me verify") does not.
+	nextStep = regexp.MustCompile(`(?i)^(?:and\s+|so\s+)?(?:(?:adding|subtracting|multiplying|dividing|it\s+remains|` +
+		`(?:we|i)\s+(?:still|need|have\s+to|must))\b|(?:now|next|then|after\s+that|plus|(?:we|i)\s+(?:now|then|next))\b)`)
+	stepOpener = regexp.MustCompile(`(?i)^(?:and\s+|so\s+)?(?:now|next|then|after\s+that|plus|(?:we|i)\s+(?:now|then|next))\b`)
+	stepWork   = regexp.MustCompile(`(?i)\b(?:add(?:s|ed|ing)?|subtract\w*|multipl\w*|divid\w*|plug\w*|substitut\w*|comput\w*|` +
+		`calculat\w*|find\w*|solv\w*|simplif\w*|evaluat\w*|combin\w*|convert\w*|appl(?:y|ies|ied|ying)|take|takes|taking|` +
+		`consider\w*|proceed\w*|continu\w*|carr(?:y|ies|ied|ying)|need\w*|must|have\s+to|has\s+to|mov(?:e|ing)\s+on|` +
+		`(?:we|i|you)\s+(?:\w+\s+)?(?:get|obtain))\b|[0-9)]\s*[-+*/×÷]\s*[0-9(]`)
+	checking = regexp.MustCompile(`(?i)\b(?:check|checking|verify|verifying|confirm|confirming|double-check|recheck|` +
+		`make\s+sure|ensure|sanity)\b`)
 )
 
 // ExtractAnswer finds a final answer in text: the last \boxed{...}, else
@@ -142,7 +156,20 @@ func answerAt(s string) (answer, after string) {
 	if loc := sentenceBreak.FindStringSubmatchIndex(s); loc != nil {
 		s, after = s[:loc[2]], s[loc[2]+1:]+after
 	}
-	return strings.TrimRight(strings.TrimSpace(s), "."), after
+	return trimAnswer(s), after
+}
+
+// trimAnswer drops the space, final periods and Markdown emphasis around
+// an answer: "** 18" ("**Answer:** 18"), "18.**" ("**The answer is
+// 18.**"), "**18**." ("The answer is **18**.").
+func trimAnswer(s string) string {
+	for {
+		t := strings.TrimRight(strings.Trim(strings.TrimSpace(s), "*"), ".")
+		if t == s {
+			return s
+		}
+		s = t
+	}
 }
 
 // isFinal reports whether answer, read after a marker that follows
@@ -152,7 +179,7 @@ func answerAt(s string) (answer, after string) {
 // reasoning ("5, now we add 3") and the next sentence, on its line or
 // the next, does not take it as a step ("5. Now we add 3").
 func isFinal(before, answer, after string) bool {
-	if notFinal.MatchString(strings.TrimRight(before, " \t")) || goesOn.MatchString(answer) {
+	if notFinal.MatchString(strings.TrimRight(before, " \t*_")) || goesOn.MatchString(concluding.ReplaceAllString(answer, "")) {
 		return false
 	}
 	next := strings.TrimLeft(after, " \t\r\n")
@@ -162,7 +189,15 @@ func isFinal(before, answer, after string) bool {
 	if loc := sentenceBreak.FindStringSubmatchIndex(next); loc != nil {
 		next = next[:loc[2]]
 	}
-	return !nextStep.MatchString(next) || checking.MatchString(next)
+	if !nextStep.MatchString(next) || checking.MatchString(next) {
+		return true
+	}
+	if loc := stepOpener.FindStringIndex(next); loc != nil {
+		// "Now we add 3", "Then 5 * 2 = 10": a step; "Now we are done",
+		// "Then she has $18": none.
+		return !stepWork.MatchString(next[loc[1]:])
+	}
+	return false
 }
 
 // containsFoldASCII reports whether s contains the lower-case ASCII word

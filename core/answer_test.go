@@ -81,6 +81,33 @@ func TestExtractAnswerReadsOnlyFinalAnswers(t *testing.T) {
 		{"a list answer", "Answer: 3, 5", "3, 5", true},
 		{"a pair of values", "The answer is x = 3, y = 4.", "x = 3, y = 4", true},
 		{"first as an adverb", "First, the answer is 7.", "7", true},
+		// A sentence that opens with now, then or plus but does no more
+		// work leaves the answer final.
+		{"now we are done", "The answer is 18.\nNow we are done.", "18", true},
+		{"now we're finished", "The answer is 6. Now we're finished.", "6", true},
+		{"then, we are done", "The answer is $x^2 + 1$. Then, we are done.", "$x^2 + 1$", true},
+		{"then restating the answer", "The answer is 6. Then, Janet has 6 eggs left.", "6", true},
+		{"now, to summarize", "The answer is 18. Now, to summarize: Janet makes $18.", "18", true},
+		{"plus, a remark", "Thus the answer is 6. Plus, this matches the estimate.", "6", true},
+		{"we now have the result", "The answer is 18. We now have the final result.", "18", true},
+		{"making sure is a check", "The answer is 18. I need to make sure: 9 * 2 = 18.", "18", true},
+		{"now that", "So the answer is 18, now that we have computed everything.", "18, now that we have computed everything", true},
+		{"a closing then", "So it is 1 hour, then. The answer is 18, then.", "18, then", true},
+		{"and now we're done", "The answer is 18 and now we're done.", "18 and now we're done", true},
+		// A sentence that does more work with it takes it as a step.
+		{"then we multiply", "The answer is 5. Then we multiply by 2.", "", false},
+		{"next, multiply", "The answer is 5. Next, multiply by 2.", "", false},
+		{"then arithmetic", "The answer is 5. Then 5 * 2 = 10.", "", false},
+		{"next we find", "The answer is x = 3. Next, we find y.", "", false},
+		{"then we get", "The answer is 5. Then we get 8 by adding 3.", "", false},
+		{"we still need", "The answer is 5. We still need to subtract 2.", "", false},
+		// Markdown emphasis is not part of the answer.
+		{"bold label", "**Answer:** 18", "18", true},
+		{"bold final answer label", "**Final Answer:** 18", "18", true},
+		{"bold sentence", "**The answer is 18.**", "18", true},
+		{"bold answer", "The answer is **18**.", "18", true},
+		{"bold answer, then commentary", "The answer is **18**. It is even.", "18", true},
+		{"bold partial answer", "**Partial answer:** 5", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
