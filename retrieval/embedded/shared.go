@@ -28,10 +28,11 @@ import (
 // then opens the file for writing. Another process's lock is waited on for
 // LockTimeout, as with Open.
 //
-// The in-memory dense (HNSW) index outlives the handle: it is kept while
-// the file's transaction id shows that no other process wrote since this
-// one last saw it (this process's own writes update the index as they
-// commit), and rebuilt on the next dense search otherwise.
+// The in-memory dense (HNSW) index outlives the handle: this process's
+// own writes update it as they commit, and when the file's transaction id
+// shows that another process wrote since this one last saw it, the next
+// dense search adds and removes what changed (the graph is built again
+// only when the collection was deleted and made again).
 type Shared struct {
 	path string
 	opt  Options
@@ -125,8 +126,15 @@ func (s *Shared) openLocked(write bool) (*Store, error) {
 	}
 	if id, err := txID(st.db); err != nil || id != s.txid {
 		// Another process wrote since this one last had the file open
-		// (or this is the first open): the dense indexes are stale.
-		s.dense = map[string]*denseIndex{}
+		// (or this is the first open): the dense indexes may be stale.
+		// The next dense search brings each up to date with the stored
+		// vectors (a build of its own would hold the lock for as long as
+		// building the whole graph takes, keeping writers out).
+		for _, d := range s.dense {
+			d.mu.Lock()
+			d.stale = true
+			d.mu.Unlock()
+		}
 	}
 	st.dense = s.dense
 	return st, nil

@@ -258,3 +258,89 @@ func TestConformanceShared(t *testing.T) {
 		})
 	}
 }
+
+// After another writer's transaction, the next dense search adds and
+// removes what changed in this process's HNSW graph instead of building
+// it again (which holds the shared lock for as long as the build takes:
+// tens of seconds at 20,000 chunks of 384 dimensions, so a `ponder ingest`
+// beside `ponder serve` failed with ErrLocked). A collection deleted and
+// made again, whose sequence numbers start over, is built again.
+func TestSharedDenseIndexCatchesUp(t *testing.T) {
+	t.Parallel()
+	store := filepath.Join(t.TempDir(), "store.db")
+	ctx := t.Context()
+	a, err := OpenShared(store, &Options{ExactBelow: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// b stands for another process: it opens the file on its own, under
+	// the same locks (flock locks are per open file).
+	b, err := OpenShared(store, &Options{ExactBelow: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := a.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := a.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dense := func(vec []float32, k int) []retrieval.Hit {
+		t.Helper()
+		hits, err := a.Search(ctx, "docs", retrieval.Query{Vector: vec, K: k, Mode: retrieval.ModeDense})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hits
+	}
+	dense([]float32{1, 0, 0, 0}, 1)
+	built := a.dense["docs"].ix
+
+	if err := b.Put(ctx, "docs", []retrieval.Document{sharedDoc("z", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.DeleteDocument(ctx, "docs", "/p/parent/001.md"); !ok || err != nil {
+		t.Fatalf("delete: %v, %v", ok, err)
+	}
+	if hits := dense([]float32{0, 0, 0, 1}, 1); len(hits) != 1 || hits[0].Source != "/p/z/000.md" {
+		t.Fatalf("dense search after another writer: %v; want /p/z/000.md", hits)
+	}
+	for _, h := range dense([]float32{1, 1.0 / 7, 0, 0}, 20) {
+		if h.Source == "/p/parent/001.md" {
+			t.Fatalf("a document another writer deleted is still found: %v", h)
+		}
+	}
+	if got := a.dense["docs"].ix; got != built {
+		t.Fatal("the dense index was built again after another writer's transaction; want it brought up to date")
+	}
+	if n := a.dense["docs"].ix.Len(); n != 3*5 {
+		t.Fatalf("dense index holds %d vectors, want 15", n)
+	}
+
+	// Deleted and made again: sequence numbers start over, so the old
+	// graph's keys would name the new chunks with the old vectors.
+	if err := b.DeleteCollection(ctx, "docs"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
+		t.Fatal(err)
+	}
+	y := retrieval.Document{Source: "/p/y.md", Hash: "h"}
+	for range 3 {
+		y.Chunks = append(y.Chunks, retrieval.Chunk{Text: "y", Vector: []float32{0, 1, 0, 0}})
+	}
+	if err := b.Put(ctx, "docs", []retrieval.Document{y}); err != nil {
+		t.Fatal(err)
+	}
+	hits := dense([]float32{0, 1, 0, 0}, 5)
+	if len(hits) != 3 || hits[0].Source != "/p/y.md" || hits[0].Score < 0.99 {
+		t.Fatalf("dense search of a collection made again: %v; want /p/y.md's 3 chunks, scored 1", hits)
+	}
+	if a.dense["docs"].ix == built {
+		t.Fatal("the dense index of a collection made again was kept")
+	}
+}

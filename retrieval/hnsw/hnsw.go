@@ -486,6 +486,17 @@ func (ix *Index) Search(q []float32, k, ef int) []Result {
 	return out
 }
 
+// Keys returns the keys of the live vectors, in no order.
+func (ix *Index) Keys() []uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	keys := make([]uint64, 0, len(ix.byKey))
+	for k := range ix.byKey {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 // Delete tombstones key; it reports whether key was live.
 func (ix *Index) Delete(key uint64) bool {
 	ix.mu.Lock()
