@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -37,11 +38,17 @@ type Shared struct {
 	path string
 	opt  Options
 
-	mu    sync.Mutex
-	cond  *sync.Cond
-	st    *Store // open while refs > 0
-	write bool   // st was opened for writing
-	refs  int
+	mu sync.Mutex
+	// changed is closed (and replaced) whenever the state below changes:
+	// waiters select on it and on their context, so a cancelled call
+	// stops waiting (a sync.Cond cannot be).
+	changed chan struct{}
+	st      *Store // open while refs > 0
+	write   bool   // st was opened for writing
+	refs    int
+	// opening: one call is opening the file, without s.mu (waiting
+	// for another process's lock may take LockTimeout).
+	opening bool
 	// writers waiting for a writable handle: new reads wait behind them,
 	// so a stream of searches cannot keep an ingest out.
 	writers int
@@ -69,51 +76,92 @@ func OpenShared(path string, o *Options) (*Shared, error) {
 	if o != nil {
 		s.opt = *o
 	}
-	s.cond = sync.NewCond(&s.mu)
-	if _, err := s.acquire(false); err != nil {
+	s.changed = make(chan struct{})
+	if _, err := s.acquire(context.Background(), false); err != nil {
 		return nil, err
 	}
 	s.release()
 	return s, nil
 }
 
+// broadcast wakes every waiter (s.mu held).
+func (s *Shared) broadcast() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // acquire returns an open handle fit for a read (write false) or a write;
-// the caller must call release once done with it.
-func (s *Shared) acquire(write bool) (*Store, error) {
+// the caller must call release once done with it. It gives up when ctx
+// ends while it waits for this process's other calls.
+func (s *Shared) acquire(ctx context.Context, write bool) (*Store, error) {
 	write = write && !s.opt.ReadOnly
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if write {
 		s.writers++
-		defer func() { s.writers-- }()
+		defer func() {
+			if s.writers--; s.writers == 0 {
+				s.broadcast() // reads held back for this write may go
+			}
+		}()
 	}
 	for {
 		if s.closed {
 			return nil, fmt.Errorf("%s: %w", s.path, errSharedClosed)
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		switch {
-		case s.st == nil:
-			st, err := s.openLocked(write)
+		case s.st == nil && !s.opening && (write || s.writers == 0):
+			s.opening = true
+			s.mu.Unlock()
+			st, err := s.open(ctx, write)
+			s.mu.Lock()
+			s.opening = false
+			s.broadcast()
 			if err != nil {
 				return nil, err
 			}
+			if s.closed {
+				s.closeHandle(st)
+				return nil, fmt.Errorf("%s: %w", s.path, errSharedClosed)
+			}
 			s.st, s.write, s.refs = st, write, 1
 			return st, nil
-		case s.write || (!write && s.writers == 0):
+		case s.st != nil && (s.write || (!write && s.writers == 0)):
 			// A writable handle serves everything; a read-only one serves
 			// reads while no write waits.
 			s.refs++
 			return s.st, nil
 		}
-		s.cond.Wait()
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		s.mu.Lock()
 	}
 }
 
-// openLocked opens the file (s.mu held). A read of a file that is not there
-// yet opens it for writing, which creates it, as Open does for every
-// command: the read then finds no collection and says how to make one.
-func (s *Shared) openLocked(write bool) (*Store, error) {
+// open opens the file (s.opening set by the caller, s.mu not held: no
+// handle is open, and no other call opens one meanwhile). A read of a file
+// that is not there yet opens it for writing, which creates it, as Open
+// does for every command: the read then finds no collection and says how
+// to make one. The wait for another process's lock ends at ctx's
+// deadline when that comes before LockTimeout.
+func (s *Shared) open(ctx context.Context, write bool) (*Store, error) {
 	opt := s.opt
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if left <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+		if opt.LockTimeout <= 0 || left < opt.LockTimeout {
+			opt.LockTimeout = left
+		}
+	}
 	opt.ReadOnly = !write
 	if !write && !s.opt.ReadOnly {
 		if _, err := os.Stat(s.path); errors.Is(err, os.ErrNotExist) {
@@ -124,6 +172,8 @@ func (s *Shared) openLocked(write bool) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if id, err := txID(st.db); err != nil || id != s.txid {
 		// Another process wrote since this one last had the file open
 		// (or this is the first open): the dense indexes may be stale.
@@ -151,6 +201,12 @@ func (s *Shared) release() {
 	}
 	st := s.st
 	s.st = nil
+	s.closeHandle(st)
+	s.broadcast()
+}
+
+// closeHandle closes st, noting the file's transaction id (s.mu held).
+func (s *Shared) closeHandle(st *Store) {
 	// The dense indexes are in step with the file as of now: this
 	// process's commits updated them.
 	if id, err := txID(st.db); err == nil {
@@ -161,7 +217,6 @@ func (s *Shared) release() {
 	if err := st.db.Close(); err != nil {
 		s.opt.Logger.Warn().Err(err).Str("path", s.path).Msg("close document store")
 	}
-	s.cond.Broadcast()
 }
 
 func txID(db *bolt.DB) (int, error) {
@@ -182,13 +237,13 @@ func (s *Shared) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	s.cond.Broadcast()
+	s.broadcast()
 	return nil
 }
 
 // EnsureCollection implements retrieval.Store.
 func (s *Shared) EnsureCollection(ctx context.Context, spec retrieval.CollectionSpec) (retrieval.CollectionInfo, error) {
-	st, err := s.acquire(true)
+	st, err := s.acquire(ctx, true)
 	if err != nil {
 		return retrieval.CollectionInfo{}, err
 	}
@@ -198,7 +253,7 @@ func (s *Shared) EnsureCollection(ctx context.Context, spec retrieval.Collection
 
 // Collection implements retrieval.Store.
 func (s *Shared) Collection(ctx context.Context, name string) (retrieval.CollectionInfo, error) {
-	st, err := s.acquire(false)
+	st, err := s.acquire(ctx, false)
 	if err != nil {
 		return retrieval.CollectionInfo{}, err
 	}
@@ -208,7 +263,7 @@ func (s *Shared) Collection(ctx context.Context, name string) (retrieval.Collect
 
 // Collections implements retrieval.Store.
 func (s *Shared) Collections(ctx context.Context) ([]retrieval.CollectionInfo, error) {
-	st, err := s.acquire(false)
+	st, err := s.acquire(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +273,7 @@ func (s *Shared) Collections(ctx context.Context) ([]retrieval.CollectionInfo, e
 
 // DeleteCollection implements retrieval.Store.
 func (s *Shared) DeleteCollection(ctx context.Context, name string) error {
-	st, err := s.acquire(true)
+	st, err := s.acquire(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -228,7 +283,7 @@ func (s *Shared) DeleteCollection(ctx context.Context, name string) error {
 
 // Documents implements retrieval.Store.
 func (s *Shared) Documents(ctx context.Context, collection string, sources []string) (map[string]retrieval.DocInfo, error) {
-	st, err := s.acquire(false)
+	st, err := s.acquire(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +293,7 @@ func (s *Shared) Documents(ctx context.Context, collection string, sources []str
 
 // ListDocuments returns every document of a collection, by source.
 func (s *Shared) ListDocuments(ctx context.Context, collection string) ([]retrieval.DocInfo, error) {
-	st, err := s.acquire(false)
+	st, err := s.acquire(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +303,7 @@ func (s *Shared) ListDocuments(ctx context.Context, collection string) ([]retrie
 
 // Sources implements retrieval.Store.
 func (s *Shared) Sources(ctx context.Context, collection, prefix string) ([]string, error) {
-	st, err := s.acquire(false)
+	st, err := s.acquire(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +313,7 @@ func (s *Shared) Sources(ctx context.Context, collection, prefix string) ([]stri
 
 // Put implements retrieval.Store.
 func (s *Shared) Put(ctx context.Context, collection string, docs []retrieval.Document) error {
-	st, err := s.acquire(true)
+	st, err := s.acquire(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -268,7 +323,7 @@ func (s *Shared) Put(ctx context.Context, collection string, docs []retrieval.Do
 
 // DeleteDocument implements retrieval.Store.
 func (s *Shared) DeleteDocument(ctx context.Context, collection, source string) (bool, error) {
-	st, err := s.acquire(true)
+	st, err := s.acquire(ctx, true)
 	if err != nil {
 		return false, err
 	}
@@ -278,7 +333,7 @@ func (s *Shared) DeleteDocument(ctx context.Context, collection, source string) 
 
 // Search implements retrieval.Store.
 func (s *Shared) Search(ctx context.Context, collection string, q retrieval.Query) ([]retrieval.Hit, error) {
-	st, err := s.acquire(false)
+	st, err := s.acquire(ctx, false)
 	if err != nil {
 		return nil, err
 	}

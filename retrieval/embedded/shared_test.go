@@ -344,3 +344,70 @@ func TestSharedDenseIndexCatchesUp(t *testing.T) {
 		t.Fatal("the dense index of a collection made again was kept")
 	}
 }
+
+// A call waiting for the store gives up when its context ends: a write
+// waiting behind this process's reads (a dense index being built can take
+// a minute), and a wait for another process's lock, which ends at the
+// context's deadline when that comes before LockTimeout. Reads that
+// waited behind a write that gave up go on at once.
+func TestSharedWaitHonoursContext(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "store.db")
+	fill(t, path)
+	st, err := OpenShared(path, &Options{LockTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.acquire(t.Context(), false); err != nil { // a read in flight
+		t.Fatal(err)
+	}
+	held := true
+	defer func() {
+		if held {
+			st.release()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	d := retrieval.Document{Source: "/d/new.md", Hash: "h2", Chunks: []retrieval.Chunk{{Text: "new"}}}
+	readDone := make(chan error, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // behind the waiting write
+		_, err := st.Search(t.Context(), "docs", retrieval.Query{Text: "admin console port", K: 3})
+		readDone <- err
+	}()
+	start := time.Now()
+	if err := st.Put(ctx, "docs", []retrieval.Document{d}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put behind a read, its context ended: %v, want DeadlineExceeded", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("Put gave up after %s, want about 300ms", el)
+	}
+	select {
+	case err := <-readDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a read that waited behind a write that gave up is still waiting")
+	}
+	st.release()
+	held = false
+
+	// Another process holds the file.
+	other, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel2()
+	start = time.Now()
+	if _, err := st.Search(ctx2, "docs", retrieval.Query{Text: "admin", K: 3}); err == nil {
+		t.Fatal("search of a store another process holds succeeded")
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("search gave up after %s, want about 300ms (its deadline), not LockTimeout", el)
+	}
+}
