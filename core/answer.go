@@ -38,8 +38,22 @@ func ExtractBoxed(text string) (string, bool) {
 
 var (
 	// answerMarker is "answer:", "answer =" or "answer is", with the space
-	// after it (line breaks included: "The answer is\n14").
-	answerMarker = regexp.MustCompile(`(?i)\banswer\s*(?:is\s*:?|[:=])\s*`)
+	// after it (line breaks included: "The answer is\n14"), or "answer to
+	// <what> is" ("The answer to the question is 6"), where <what> (group
+	// 1) is a short phrase within the sentence: the first "is" ends it, so
+	// "The answer to the question is 6, which is even" reads 6.
+	answerMarker = regexp.MustCompile(`(?i)\banswer(?:\s+to\s+((?:[^.!\n;:=]|\.\d){1,80}?)\s+is\b\s*:?|\s*(?:is\s*:?|[:=]))\s*`)
+	// partOf is what makes "the answer to <what>" one on the way: a part
+	// of the problem ("part one", "the first question", "step 2", "(a)",
+	// "this sub-problem", "the question so far"), unless it names them all
+	// (wholeOf: "both parts", "all the steps").
+	partOf = regexp.MustCompile(`(?i)\b(?:parts?|steps?|stages?|pieces?|cases?|sub-?(?:problem|question|task|goal|part|` +
+		`expression|step|case|total)s?|first|second|third|fourth|fifth|sixth|next|previous|\d+(?:st|nd|rd|th)|` +
+		`so\s+far|for\s+now)\b|\(\s*(?:[a-h]|[ivx]{1,4}|\d{1,2})\s*\)|\b(?:question|problem|exercise|item)\s+\d`)
+	wholeOf = regexp.MustCompile(`(?i)\b(?:both|all|every|whole|entire|overall)\b`)
+	// whLast is a phrase that ends with a question word, which an "is"
+	// follows within the question ("the answer to what is 2 + 2 is 4").
+	whLast = regexp.MustCompile(`(?i)\b(?:what|who|which|where|when|how|why)$`)
 	// sentenceBreak ends an answer written inside prose: "14. I hope it is
 	// correct" (Minerva's format), "x = 3. Then ...". The period must follow
 	// a digit, a closing bracket or dollar, or a lower-case word, so that
@@ -75,12 +89,29 @@ var (
 		`calculat\w*|find\w*|solv\w*|simplif\w*|evaluat\w*|combin\w*|convert\w*|appl(?:y|ies|ied|ying)|take|takes|taking|` +
 		`consider\w*|proceed\w*|continu\w*|carr(?:y|ies|ied|ying)|need\w*|must|have\s+to|has\s+to|mov(?:e|ing)\s+on|` +
 		`(?:we|i|you)\s+(?:\w+\s+)?(?:get|obtain))\b|[0-9)]\s*[-+*/×÷]\s*[0-9(]`)
-	checking = regexp.MustCompile(`(?i)\b(?:check|checking|verify|verifying|confirm|confirming|double-check|recheck|` +
+	// explains opens a clause that explains the answer before it: ", which
+	// is the number of apples left", " because 6 * 7 = 42", "; this is the
+	// total". Group 1 is the comma or semicolon, group 2 the word;
+	// cutExplanation decides which forms end the answer.
+	explains = regexp.MustCompile(`(?i)(?:([,;])\s*|\s+)(which|where|because|since|as|now\s+that|this|that|it)\b`)
+	// stepAdverb, in a clause after the answer, may take it on to a step:
+	// "which is then multiplied by 2".
+	stepAdverb = regexp.MustCompile(`(?i)\b(?:now|then|next)\b`)
+	// proseWord is a word of three letters or more, as an aside in
+	// parentheses holds ("(rounded)", "(since 6 * 7 = 42)") and a factor
+	// or an interval does not ("(x + 1)", "(2, 3)").
+	proseWord = regexp.MustCompile(`[A-Za-z]{3,}`)
+	// arithmetic is sums of numbers alone, as an aside that works a
+	// number out holds ("12 (4 + 8)"); a factor holds a letter ("3 (x +
+	// 1)", "2 (3 + \sqrt{2})").
+	arithmetic = regexp.MustCompile(`^[\d\s.,$+\-*/×÷=]*\d\s*[+\-*/×÷=]\s*\$?\d[\d\s.,$+\-*/×÷=]*$`)
+	checking   = regexp.MustCompile(`(?i)\b(?:check|checking|verify|verifying|confirm|confirming|double-check|recheck|` +
 		`make\s+sure|ensure|sanity)\b`)
 )
 
 // ExtractAnswer finds a final answer in text: the last \boxed{...}, else
-// the last "#### x", else the last "answer: x" / "answer is x". The last
+// the last "#### x", else the last "answer: x" / "answer is x" / "answer
+// to <the question> is x". The last
 // one wins within each form, even on one line, because a model that
 // corrects itself ("Answer: 12 ... wait ... Answer: 14") ends with the
 // answer it settled on, as lm-eval-harness and the MATH grader read it. The
@@ -89,10 +120,12 @@ var (
 // a Markdown "#### Check" heading) is commentary, not a correction.
 // Likewise an answer line that only judges an earlier answer ("the
 // answer is correct") yields to it.
-// An "answer" line's answer ends at the end of its line or sentence, and
-// one on the way to the answer ("the partial answer is 5, now we add 3")
-// is none (isFinal). It does not fall back to the last number in the
-// text: a step that states no answer has none.
+// An "answer" line's answer ends at the end of its line or sentence, or
+// where a clause that only explains it opens (cutExplanation: "5, which
+// is ..."), and one on the way to the answer ("the partial answer is 5,
+// now we add 3": isFinal; "the answer to part one is 5": partOf) is none.
+// It does not fall back to the last number in the text: a step that
+// states no answer has none.
 func ExtractAnswer(text string) (string, bool) {
 	if b, ok := ExtractBoxed(text); ok {
 		return b, true
@@ -113,13 +146,28 @@ func ExtractAnswer(text string) (string, bool) {
 		}
 		rest = rest[:i]
 	}
-	m := answerMarker.FindAllStringIndex(text, -1)
+	m := answerMarker.FindAllStringSubmatchIndex(text, -1)
 	verdict := ""
 	for k := len(m) - 1; k >= 0; k-- {
-		a, after := answerAt(text[m[k][1]:])
+		if m[k][2] >= 0 {
+			// "The answer to part one is 5" answers a part on the way.
+			if what := text[m[k][2]:m[k][3]]; partOf.MatchString(what) && !wholeOf.MatchString(what) {
+				continue
+			}
+		}
+		full, after := answerAt(text[m[k][1]:])
+		if m[k][2] >= 0 && whLast.MatchString(text[m[k][2]:m[k][3]]) {
+			// "The answer to what is 2 + 2 is 4": the question's own "is"
+			// ended the phrase too soon.
+			if i := strings.Index(full, " is "); i >= 0 {
+				full = strings.TrimLeft(full[i+len(" is "):], " :")
+			}
+		}
+		a, why := cutExplanation(full)
 		switch {
 		case a == "":
-		case !isFinal(text[:m[k][0]], a, after):
+		case !isFinal(text[:m[k][0]], full, after):
+		case why != "" && clauseGoesOn(why):
 		case isVerdict(a):
 			// "Answer: 14. Checking: the answer is correct." The verdict
 			// is about an answer before it, which wins; alone, it is the
@@ -132,6 +180,134 @@ func ExtractAnswer(text string) (string, bool) {
 		}
 	}
 	return verdict, verdict != ""
+}
+
+// cutExplanation splits an answer read after a marker into the answer
+// and a clause that only explains it, so that "5, which is the number of
+// apples left" and "5 because 2 + 3 = 5" both read 5 and vote together.
+// why is the clause's text after its opening word ("" when there is
+// none). A clause is cut where it opens:
+//   - after a comma or semicolon: "which", "where", "because", "since",
+//     "as" (not "as well"), "now that", "this", "that", "it" ("5; this is
+//     the total", "18, that is what she makes");
+//   - after a space alone: "because", "since", "now that", and "which"
+//     after a value ("5 which is the total"; after words, a bare "which"
+//     restricts them: "the smallest number which is prime");
+//   - as an aside in parentheses at the end that holds a word ("42
+//     (since 6 * 7 = 42)", "18 (dollars)") or, after a number, only
+//     arithmetic ("12 (4 + 8)"), but not "3 (x + 1)" or "5 (mod 7)".
+//
+// It is cut only outside brackets and after an answer-like head: one that
+// holds a digit or math (a value: "x = 3, y = 4, which ..."), or a short
+// one: up to three words before a comma, semicolon or parenthesis, one
+// word before a bare "because" or "since", none before a bare "which".
+// A longer head is taken for a
+// sentence that is itself the answer, whose clause may be part of it
+// ("Rome fell because of overexpansion", "the days since 1900"), and an
+// answer that opens with the word ("because of its history") is kept
+// whole.
+func cutExplanation(a string) (answer, why string) {
+	for _, m := range explains.FindAllStringSubmatchIndex(a, -1) {
+		head := strings.TrimRight(a[:m[0]], " \t,;")
+		word := strings.ToLower(a[m[4]:m[5]])
+		rest := strings.TrimLeft(a[m[5]:], " \t")
+		maxWords := 3
+		switch {
+		case m[2] >= 0:
+			if word == "as" && strings.HasPrefix(strings.ToLower(rest), "well") {
+				continue
+			}
+		case word == "which":
+			maxWords = 0
+		case word == "because" || word == "since" || strings.HasPrefix(word, "now"):
+			maxWords = 1
+		default:
+			continue
+		}
+		if answerLike(head, maxWords) && depth(a[:m[0]]) == 0 {
+			return trimAnswer(head), rest
+		}
+	}
+	if !strings.HasSuffix(a, ")") {
+		return a, ""
+	}
+	// The aside's opening parenthesis: the one that closes at the end.
+	d := 0
+	for i := len(a) - 1; i > 0; i-- {
+		switch a[i] {
+		case ')', ']', '}':
+			d++
+		case '(', '[', '{':
+			d--
+		}
+		if d != 0 {
+			continue
+		}
+		if a[i] != '(' || (a[i-1] != ' ' && a[i-1] != '\t') {
+			return a, ""
+		}
+		aside := a[i+1 : len(a)-1]
+		head := strings.TrimRight(a[:i], " \t,;")
+		if !(prose(aside) && answerLike(head, 3)) && !(arithmetic.MatchString(aside) && strings.ContainsAny(head, "0123456789")) {
+			return a, ""
+		}
+		return trimAnswer(head), aside
+	}
+	return a, ""
+}
+
+// clauseGoesOn reports whether a clause cut from an answer goes on
+// reasoning with it ("5, which we now add to 3", "5, which is then
+// multiplied by 2"), as an answer's own sentence may (goesOn), so that the
+// answer is one on the way.
+func clauseGoesOn(why string) bool {
+	if goesOn.MatchString(", " + why) {
+		return true
+	}
+	loc := stepAdverb.FindStringIndex(why)
+	return loc != nil && stepWork.MatchString(why[loc[1]:])
+}
+
+// answerLike reports whether head reads as an answer that a clause after
+// it explains: a value (a digit or math in it) or at most maxWords words.
+func answerLike(head string, maxWords int) bool {
+	head = strings.Trim(head, "* \t")
+	if head == "" {
+		return false
+	}
+	return strings.ContainsAny(head, "0123456789$\\=^_{}") || len(strings.Fields(head)) <= maxWords
+}
+
+// depth is how many brackets of any kind s leaves open: a clause inside
+// "(a, which ...)" or "\text{, since }" is part of the answer.
+func depth(s string) int {
+	d := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '(', '[', '{':
+			d++
+		case ')', ']', '}':
+			d--
+		}
+	}
+	return d
+}
+
+// prose reports whether an aside in parentheses holds a word rather than
+// math: a word of three letters or more that is no LaTeX command
+// ("\sqrt") and no function ("sin", "mod").
+func prose(s string) bool {
+	for _, m := range proseWord.FindAllStringIndex(s, -1) {
+		if m[0] > 0 && s[m[0]-1] == '\\' {
+			continue
+		}
+		switch strings.ToLower(s[m[0]:m[1]]) {
+		case "sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "mod", "pmod", "max", "min", "gcd", "lcm", "det", "arg", "lim":
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // isVerdict reports whether an answer is only a judgement of an answer

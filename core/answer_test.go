@@ -36,7 +36,7 @@ func TestExtractAnswerTakesTheLastFinalAnswer(t *testing.T) {
 		{"a verdict after a true-or-false answer", "Is 7 prime? The answer is true. Answer: correct", "true", true},
 		{"only a verdict", "Answer: correct", "correct", true},
 		{"no marker", "so 5 + 9 = 14", "", false},
-		{"answer without a marker", "the answer to part one is 5", "", false},
+		{"an answer to a part of the problem", "the answer to part one is 5", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,7 +91,7 @@ func TestExtractAnswerReadsOnlyFinalAnswers(t *testing.T) {
 		{"plus, a remark", "Thus the answer is 6. Plus, this matches the estimate.", "6", true},
 		{"we now have the result", "The answer is 18. We now have the final result.", "18", true},
 		{"making sure is a check", "The answer is 18. I need to make sure: 9 * 2 = 18.", "18", true},
-		{"now that", "So the answer is 18, now that we have computed everything.", "18, now that we have computed everything", true},
+		{"now that", "So the answer is 18, now that we have computed everything.", "18", true},
 		{"a closing then", "So it is 1 hour, then. The answer is 18, then.", "18, then", true},
 		{"and now we're done", "The answer is 18 and now we're done.", "18 and now we're done", true},
 		// A sentence that does more work with it takes it as a step.
@@ -108,6 +108,127 @@ func TestExtractAnswerReadsOnlyFinalAnswers(t *testing.T) {
 		{"bold answer", "The answer is **18**.", "18", true},
 		{"bold answer, then commentary", "The answer is **18**. It is even.", "18", true},
 		{"bold partial answer", "**Partial answer:** 5", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := core.ExtractAnswer(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("ExtractAnswer(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// A clause that only explains the answer is not part of it, so samples
+// that agree vote together; an answer that holds commas, brackets or the
+// clause's words as part of itself stays whole.
+func TestExtractAnswerCutsTheExplanation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"which", "The answer is 5, which is the number of apples left.", "5", true},
+		{"because", "The answer is 42 because 6 * 7 = 42.", "42", true},
+		{"since", "The answer is 7 since 3 + 4 = 7.", "7", true},
+		{"comma as", "The answer is 5, as 2 + 3 = 5.", "5", true},
+		{"semicolon", "The answer is 18; this is what she makes every day.", "18", true},
+		{"comma splice", "The answer is 18, that is what she makes every day.", "18", true},
+		{"a value, then a bare which", "The answer is 5 which is the number of apples left.", "5", true},
+		{"aside in parentheses", "The answer is 42 (since 6 * 7 = 42).", "42", true},
+		{"unit in parentheses", "Answer: $18 (dollars)", "$18", true},
+		{"a pair of values, then which", "The answer is x = 3, y = 4, which satisfies both equations.", "x = 3, y = 4", true},
+		{"a point, then where", "The answer is (2, 3), where the two lines meet.", "(2, 3)", true},
+		{"a fraction, then since", `The answer is \frac{1}{2}, since half of the pie is left.`, `\frac{1}{2}`, true},
+		{"a word, then a comma and because", "The answer is Paris, because of its history.", "Paris", true},
+		{"a word, then because", "The answer is Paris because it is the capital.", "Paris", true},
+		{"a bold answer, then which", "The answer is **18**, which is even.", "18", true},
+		{"a verdict with its reason yields", "Answer: 14\nThe answer is correct because 7 + 7 = 14.", "14", true},
+		{"a clause that goes on reasoning", "The answer is 5, which we now add to 3.", "", false},
+		{"a clause that does a step", "The answer is 5, which we multiply by 2.", "", false},
+		{"a clause that takes it on", "The answer is 5, which is then multiplied by 2 to get 10.", "", false},
+		{"a clause that ends with now", "The answer is 5, which is what she has now.", "5", true},
+		// Whole answers.
+		{"a list", "The answer is 1, 2 and 3.", "1, 2 and 3", true},
+		{"a point", "The answer is (2, 3).", "(2, 3)", true},
+		{"a fraction", `The answer is \frac{1}{2}.`, `\frac{1}{2}`, true},
+		{"a reason as the answer", "The answer is because of its history.", "because of its history", true},
+		{"a sentence with because", "The answer is that Rome fell because of overexpansion.", "that Rome fell because of overexpansion", true},
+		{"a sentence with which", "The answer is the empire overextended its borders, which made defence costly.",
+			"the empire overextended its borders, which made defence costly", true},
+		{"since as a preposition", "The answer is the number of days since 1900.", "the number of days since 1900", true},
+		{"a restrictive which", "The answer is the smallest number which is prime.", "the smallest number which is prime", true},
+		{"a restrictive which after a word", "The answer is primes which are odd.", "primes which are odd", true},
+		{"as well as", "The answer is apples, as well as pears.", "apples, as well as pears", true},
+		{"two values with a semicolon", "The answer is x = 1; y = 2.", "x = 1; y = 2", true},
+		{"a factor in parentheses", "The answer is 3 (x + 1).", "3 (x + 1)", true},
+		{"a modulus in parentheses", "The answer is 5 (mod 7).", "5 (mod 7)", true},
+		{"arithmetic in parentheses", "The answer is 12 (4 + 8).", "12", true},
+		{"an interval", "The answer is [0, 1), since x must be non-negative.", "[0, 1)", true},
+		{"a clause inside braces", `The answer is \text{yes, because it halts}.`, `\text{yes, because it halts}`, true},
+		{"a hash answer is untouched", "#### 42 because 6 * 7 = 42", "42 because 6 * 7 = 42", true},
+		{"a box is untouched", `\boxed{5, which is odd}`, "5, which is odd", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := core.ExtractAnswer(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("ExtractAnswer(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// Samples that agree but explain their answer differently vote together.
+func TestExplainedAnswersShareAVote(t *testing.T) {
+	t.Parallel()
+	p := core.GenericPack{}
+	samples := []string{
+		"The answer is 5.",
+		"The answer is 5, which is the number of apples left.",
+		"So the answer is 5 because 8 - 3 = 5.",
+		"The answer is 5 (three were eaten).",
+		"The answer to the question is 5.",
+	}
+	a, _ := p.ExtractAnswer(samples[0])
+	want := p.Normalize(a)
+	for _, s := range samples[1:] {
+		got, ok := p.ExtractAnswer(s)
+		if k := p.Normalize(got); !ok || k != want {
+			t.Errorf("%q reads %q (key %q); want key %q, as %q has", s, got, k, want, samples[0])
+		}
+	}
+}
+
+// "The answer to <what> is x" is read as "the answer is x", unless <what>
+// is a part of the problem on the way to its answer.
+func TestExtractAnswerReadsTheAnswerToAQuestion(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"the question", "The answer to the question is 6.", "6", true},
+		{"the final answer to the problem", "The final answer to the problem is 14", "14", true},
+		{"with a colon", "The answer to this problem is: 9", "9", true},
+		{"a question in words", "So the answer to how many eggs Janet sells is 9.", "9", true},
+		{"an expression", "The answer to 16 - 3 - 4 is 9.", "9", true},
+		{"a question with is", "The answer to what is 2 + 2 is 4.", "4", true},
+		{"a decimal in the phrase", "The answer to 3.5 + 1.5 is 5.", "5", true},
+		{"then an explanation", "The answer to the question is 6, which is even.", "6", true},
+		{"bold", "**The answer to the question is 6.**", "6", true},
+		{"both parts", "The answer to both parts is 3 and 5.", "3 and 5", true},
+		{"a part, then the question", "The answer to the first part is 4. The answer to the question is 9.", "9", true},
+		{"a box wins", `\boxed{7}. The answer to the question is 6.`, "7", true},
+		// On the way to the answer.
+		{"the first part", "The answer to the first part is 5.", "", false},
+		{"a step", "The answer to step 2 is 8, now we add 3.", "", false},
+		{"a labelled part", "The answer to (a) is 4.", "", false},
+		{"a numbered question", "The answer to question 1 is 4.", "", false},
+		{"a sub-problem", "The answer to this sub-problem is 4.", "", false},
+		{"a qualified answer", "The partial answer to the question is 5.", "", false},
+		{"the next sentence takes it as a step", "The answer to the question is 5. Now we add 3.", "", false},
+		{"answer to as a verb", "I will answer to the best of my ability. 5 + 4 = 9.", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
