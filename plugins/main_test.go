@@ -29,6 +29,9 @@ import (
 
 const modeFlag = "--ponder-test-plugin="
 
+// slowStart is how long the tool-slow-start plugin takes before it serves.
+const slowStart = 1500 * time.Millisecond
+
 func TestMain(m *testing.M) {
 	for _, a := range os.Args[1:] {
 		if mode, ok := strings.CutPrefix(a, modeFlag); ok {
@@ -107,6 +110,14 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 func servePlugin(mode string) {
 	switch mode {
 	case "tool":
+		sdk.Serve(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: echoTool{}})
+	case "tool-slow-start":
+		// A plugin that takes a while to load before it serves (a model,
+		// an index): longer than the callers in the start tests wait.
+		time.Sleep(slowStart)
+		sdk.Serve(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: echoTool{}})
+	case "tool-stuck-start":
+		time.Sleep(5 * time.Minute) // never gets to serve
 		sdk.Serve(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: echoTool{}})
 	case "tool-noisy":
 		// Lines go-plugin's own parser would panic on, then a normal log.

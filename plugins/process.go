@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -60,6 +61,9 @@ type Process struct {
 	lastErr   error
 	stopWatch chan struct{}
 	watchDone chan struct{}
+	// starting is the start in progress, nil when none: every call that
+	// needs the process waits for it, each until its own context ends.
+	starting *startAttempt
 	// busy counts the calls in flight on the running process;
 	// unreported counts the abandoned calls of a plugin that does not say
 	// whether they still run.
@@ -73,6 +77,22 @@ type Process struct {
 	// the health watches, a retired process's included.
 	checks  sync.WaitGroup
 	watches sync.WaitGroup
+	// startRuns are the goroutines that run starts.
+	startRuns sync.WaitGroup
+}
+
+// startAttempt is a start of the plugin process. It runs on its own,
+// bounded by StartTimeout, not by the context of the call that began it:
+// were it aborted when that caller gave up, a plugin that takes longer to
+// start than its callers wait would be killed and started from scratch
+// by every call, and never become ready.
+type startAttempt struct {
+	done  chan struct{} // closed when the start ended
+	abort context.CancelFunc
+	// remote and err are set before done is closed: the process started,
+	// or why it did not.
+	remote *sdk.Remote
+	err    error
 }
 
 // drainingProc is a process of the plugin retired with calls in flight.
@@ -176,106 +196,189 @@ func backoff(n int) time.Duration {
 // Remote returns a connection to the running plugin, starting it (again)
 // when needed. Within the backoff after a crash or a failed start it
 // fails at once, saying when the next start will be tried, rather than
-// holding the caller.
+// holding the caller. A caller that waits for a start returns when its
+// ctx ends; the start goes on (see startAttempt).
 func (p *Process) Remote(ctx context.Context) (*sdk.Remote, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.remoteLocked(ctx)
+	return p.get(ctx, false)
 }
 
 // acquire is Remote counting a call in flight on the process returned, in
 // one step: a process retired in between would get a call it is not
 // waited for.
 func (p *Process) acquire(ctx context.Context) (*sdk.Remote, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r, err := p.remoteLocked(ctx)
-	if err == nil {
-		p.busy++
-	}
-	return r, err
+	return p.get(ctx, true)
 }
 
-func (p *Process) remoteLocked(ctx context.Context) (*sdk.Remote, error) {
+func (p *Process) get(ctx context.Context, count bool) (*sdk.Remote, error) {
+	p.mu.Lock()
+	for {
+		r, st, err := p.remoteLocked()
+		if err != nil || r != nil {
+			if r != nil && count {
+				p.busy++
+			}
+			p.mu.Unlock()
+			return r, err
+		}
+		// p.mu is not held while waiting: other callers can give up, and
+		// Close can stop the start.
+		p.mu.Unlock()
+		select {
+		case <-st.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("plugin %s: gave up waiting for the plugin to start (the start goes on; later calls use it): %w",
+				p.m.Name, ctx.Err())
+		}
+		if st.err != nil {
+			return nil, st.err
+		}
+		p.mu.Lock()
+		// Started; unless it crashed, was restarted or closed meanwhile,
+		// remoteLocked returns it.
+	}
+}
+
+// remoteLocked returns the running process, or else the start to wait
+// for: the one in progress, or one begun now. p.mu is held.
+func (p *Process) remoteLocked() (*sdk.Remote, *startAttempt, error) {
+	if p.state == StateClosed {
+		return nil, nil, fmt.Errorf("plugin %s: ponder is shutting down", p.m.Name)
+	}
+	if p.starting != nil {
+		return nil, p.starting, nil
+	}
 	switch p.state {
-	case StateClosed:
-		return nil, fmt.Errorf("plugin %s: ponder is shutting down", p.m.Name)
 	case StateDisabled:
 		// Refused for good, unless it was reinstalled since.
 		if changed, err := p.refreshLocked(); !changed {
 			if err != nil {
 				p.lastErr = err
 			}
-			return nil, p.lastErr
+			return nil, nil, p.lastErr
 		}
 		p.crashes = 0
 	case StateRunning:
 		if !p.client.Exited() {
-			return p.remote, nil
+			return p.remote, nil, nil
 		}
 		p.noteCrashLocked(p.remote, errors.New("the plugin process exited"))
 	}
 	if p.crashes > 0 {
 		if wait := backoff(p.crashes) - time.Since(p.lastCrash); wait > 0 {
-			return nil, fmt.Errorf("plugin %s: %w: %d failures in a row (last: %v); next start in %s",
+			return nil, nil, fmt.Errorf("plugin %s: %w: %d failures in a row (last: %v); next start in %s",
 				p.m.Name, sdk.ErrUnavailable, p.crashes, p.lastErr, wait.Round(time.Millisecond))
 		}
 	}
-	if err := p.startLocked(ctx); err != nil {
-		return nil, err
-	}
-	return p.remote, nil
+	return nil, p.startLocked(), nil
 }
 
-// startLocked starts the plugin process; p.mu is held.
-func (p *Process) startLocked(ctx context.Context) (err error) {
-	defer func() {
-		if err != nil && ctx.Err() != nil {
-			// The caller gave up while the plugin started: not the
-			// plugin's failure.
-			p.state = StateStopped
+// startLocked begins a start of the plugin process and returns it (see
+// startAttempt); p.mu is held, and no start is in progress.
+func (p *Process) startLocked() *startAttempt {
+	st := &startAttempt{done: make(chan struct{})}
+	if _, err := p.refreshLocked(); err != nil {
+		p.startFailedLocked(st, err, true)
+		return st
+	}
+	// closing ends only when Close stops the start: the handshake is
+	// bounded by go-plugin's own StartTimeout, Describe below by
+	// StartTimeout.
+	closing, abort := context.WithCancel(context.Background())
+	st.abort = abort
+	p.starting = st
+	p.startRuns.Add(1)
+	go func(e exe) {
+		defer p.startRuns.Done()
+		defer abort()
+		client, remote, rpc, desc, disable, err := p.launchDescribe(closing, e)
+		p.mu.Lock()
+		p.starting = nil
+		if p.state == StateClosed {
+			p.mu.Unlock()
+			if client != nil {
+				stopStarted(client)
+			}
+			st.err = fmt.Errorf("plugin %s: ponder is shutting down", p.m.Name)
+			close(st.done)
 			return
 		}
+		defer p.mu.Unlock()
 		if err != nil {
-			p.lastErr = err
-			if p.state != StateDisabled {
-				p.state = StateFailed
-				p.crashes++
-				p.lastCrash = time.Now()
-			}
-			p.log.Warn().Err(err).Msg("plugin did not start")
+			p.startFailedLocked(st, err, disable)
+			return
 		}
-	}()
-	if _, err := p.refreshLocked(); err != nil {
+		p.startedLocked(client, remote, rpc, desc)
+		st.remote = remote
+		close(st.done)
+	}(p.exe)
+	return st
+}
+
+// startFailedLocked ends st with err: a failed start counts as a crash
+// (backoff) unless disable refuses the plugin for good. p.mu is held.
+func (p *Process) startFailedLocked(st *startAttempt, err error, disable bool) {
+	p.lastErr = err
+	if disable {
 		p.state = StateDisabled
-		return err
+	} else {
+		p.state = StateFailed
+		p.crashes++
+		p.lastCrash = time.Now()
 	}
+	p.log.Warn().Err(err).Msg("plugin did not start")
+	st.err = err
+	close(st.done)
+}
+
+// launchDescribe starts binary e, completes the handshake and checks that
+// the plugin is the one its manifest names; p.mu is not held. closing
+// ends when Close stops the start. disable: the plugin is refused for
+// good (bad checksum, protocol, identity).
+func (p *Process) launchDescribe(closing context.Context, e exe) (client *plugin.Client, remote *sdk.Remote, rpc plugin.ClientProtocol,
+	desc sdk.Description, disable bool, err error) {
 	// go-plugin's SecureConfig hashes the binary right before exec and
 	// refuses it on a mismatch (startError names it ErrChecksum).
-	client, rpc, err := launch(p.opts, p.m.Name, filepath.Join(p.m.Dir, p.exe.binary), p.m.Dir, p.exe.args, p.exe.sha)
+	client, rpc, err = launchContext(closing, p.opts, p.m.Name, filepath.Join(p.m.Dir, e.binary), p.m.Dir, e.args, e.sha)
 	if err != nil {
-		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrProtocol) {
-			p.state = StateDisabled
-		}
-		return err
+		return nil, nil, nil, desc, errors.Is(err, ErrChecksum) || errors.Is(err, ErrProtocol), err
 	}
-	remote, err := sdk.Dispense(rpc, p.m.Kind)
+	remote, err = sdk.Dispense(rpc, p.m.Kind)
 	if err != nil {
-		client.Kill()
-		return fmt.Errorf("plugin %s: %w", p.m.Name, err)
+		stopStarted(client)
+		return nil, nil, nil, desc, false, fmt.Errorf("plugin %s: %w", p.m.Name, err)
 	}
-	dctx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
-	desc, err := remote.Describe(dctx)
+	dctx, cancel := context.WithTimeout(closing, p.opts.StartTimeout)
+	desc, err = remote.Describe(dctx)
 	cancel()
 	if err != nil {
-		client.Kill()
-		return fmt.Errorf("plugin %s: %w", p.m.Name, err)
+		stopStarted(client)
+		return nil, nil, nil, desc, false, fmt.Errorf("plugin %s: %w", p.m.Name, err)
 	}
 	if desc.Name != p.m.Name || desc.Kind != p.m.Kind {
-		client.Kill()
-		p.state = StateDisabled
-		return fmt.Errorf("plugin %s: the binary says it is %s %q, its manifest says %s %q: reinstall it", p.m.Name, desc.Kind, desc.Name, p.m.Kind, p.m.Name)
+		stopStarted(client)
+		return nil, nil, nil, desc, true, fmt.Errorf("plugin %s: the binary says it is %s %q, its manifest says %s %q: reinstall it",
+			p.m.Name, desc.Kind, desc.Name, p.m.Kind, p.m.Name)
 	}
+	return client, remote, rpc, desc, false, nil
+}
+
+// stopStarted stops a process that is not (or no longer) in service: its
+// start failed or was stopped by Close.
+func stopStarted(client *plugin.Client) {
+	pid, sock := 0, ""
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+		if rc.Addr != nil && rc.Addr.Network() == "unix" {
+			sock = rc.Addr.String()
+		}
+	}
+	client.Kill()
+	killGroup(pid)
+	removeSocket(sock)
+}
+
+// startedLocked puts a started process in service; p.mu is held.
+func (p *Process) startedLocked(client *plugin.Client, remote *sdk.Remote, rpc plugin.ClientProtocol, desc sdk.Description) {
 	p.client, p.remote = client, remote
 	p.state, p.starts, p.startedAt, p.lastErr = StateRunning, p.starts+1, time.Now(), nil
 	if rc := client.ReattachConfig(); rc != nil {
@@ -294,7 +397,6 @@ func (p *Process) startLocked(ctx context.Context) (err error) {
 			p.watch(client, remote, rpc, stop, done)
 		}(p.stopWatch, p.watchDone)
 	}
-	return nil
 }
 
 var versionRE = regexp.MustCompile(`(?i)plugin version: (\d+)`)
@@ -302,11 +404,29 @@ var versionRE = regexp.MustCompile(`(?i)plugin version: (\d+)`)
 // launch starts the binary at path after checking it against sha (hex)
 // and completes the handshake. name labels its log lines and errors.
 func launch(opts *Options, name, path, dir string, args []string, sha string) (*plugin.Client, plugin.ClientProtocol, error) {
+	return launchContext(context.Background(), opts, name, path, dir, args, sha)
+}
+
+// launchContext is launch that kills the binary when ctx ends before the
+// handshake completed (go-plugin waits for it up to StartTimeout, and
+// holds the client's lock meanwhile, so client.Kill would wait as long).
+// Once launched, the process outlives ctx.
+func launchContext(ctx context.Context, opts *Options, name, path, dir string, args []string, sha string) (*plugin.Client, plugin.ClientProtocol, error) {
 	sum, err := hex.DecodeString(sha)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plugin %s: bad sha256 %q", name, sha)
 	}
-	cmd := exec.Command(path, args...)
+	var launched atomic.Bool
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Cancel = func() error {
+		if launched.Load() {
+			// Its stop is the host's business now; ErrProcessDone keeps
+			// os/exec from reporting ctx's error when it exits.
+			return os.ErrProcessDone
+		}
+		killGroup(cmd.Process.Pid)
+		return cmd.Process.Kill()
+	}
 	cmd.Dir = dir
 	cmd.Env = childEnv(os.Environ(), opts.Env)
 	cmd.SysProcAttr = childProcAttr()
@@ -335,8 +455,12 @@ func launch(opts *Options, name, path, dir string, args []string, sha string) (*
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill() // returns once the plugin's stderr is read to its end
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("plugin %s: start of %s stopped: %w", name, path, ctx.Err())
+		}
 		return nil, nil, startError(opts, name, path, err, stderr.lastWords())
 	}
+	launched.Store(true)
 	return client, rpc, nil
 }
 
@@ -437,12 +561,10 @@ func (p *Process) restartEager() {
 		return
 	case <-time.After(wait):
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.StartTimeout)
-	defer cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state == StateCrashed || p.state == StateFailed {
-		_ = p.startLocked(ctx) // logs its own failure; the next call retries
+	if (p.state == StateCrashed || p.state == StateFailed) && p.starting == nil {
+		p.startLocked() // logs its own failure; the next call retries
 	}
 }
 
@@ -565,6 +687,11 @@ func (p *Process) close() {
 	for len(p.draining) > 0 {
 		p.stopDrainingLocked(p.draining[0])
 	}
+	if p.starting != nil {
+		// A process still starting is stopped by its start, which sees
+		// the state closed.
+		p.starting.abort()
+	}
 	p.mu.Unlock()
 	if stop != nil {
 		close(stop)
@@ -577,6 +704,7 @@ func (p *Process) close() {
 	if done != nil {
 		<-done
 	}
+	p.startRuns.Wait()
 	// Checks of abandoned calls end on the manager's done channel, or
 	// when their query fails on the process killed above.
 	p.checks.Wait()
