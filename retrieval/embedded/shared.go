@@ -24,10 +24,15 @@ import (
 // source wins, as it does within one process.
 //
 // Operations in flight in this process share one open handle: reads share
-// a read-only handle, and every operation shares a writable one. A write
-// waits for this process's reads to finish (and new reads wait behind it),
-// then opens the file for writing. Another process's lock is waited on for
-// LockTimeout, as with Open.
+// a read-only handle, and reads join a writable one only while a write is
+// in flight on it (once its writes are done, reads wait for it to close
+// and open the file read-only again, so a busy server holds the exclusive
+// lock no longer than its writes). A write waits for this process's reads
+// to finish (and new reads wait behind it), then opens the file for
+// writing. A handle takes new operations for maxHold only; then they wait
+// for it to close and for lockGap more, so another process waiting for
+// the lock gets it however busy this one is. Another process's lock is
+// waited on for LockTimeout, as with Open.
 //
 // The in-memory dense (HNSW) index outlives the handle: this process's
 // own writes update it as they commit, and when the file's transaction id
@@ -46,6 +51,12 @@ type Shared struct {
 	st      *Store // open while refs > 0
 	write   bool   // st was opened for writing
 	refs    int
+	// writeRefs: the writes among refs. Reads join a writable handle
+	// only while one is in flight.
+	writeRefs int
+	// heldSince: since when this process has held the file's lock with
+	// no break of lockGap; closedAt: when the last handle closed.
+	heldSince, closedAt time.Time
 	// opening: one call is opening the file, without s.mu (waiting
 	// for another process's lock may take LockTimeout).
 	opening bool
@@ -61,6 +72,21 @@ type Shared struct {
 }
 
 var _ retrieval.Store = (*Shared)(nil)
+
+const (
+	// maxHold is how long this process holds the file's lock before it
+	// lets another process in: an open handle takes new operations for
+	// maxHold after the hold began, then they wait for it to close. Long
+	// enough that a handle serves many searches (an open costs about a
+	// millisecond), short enough that a `ponder ingest` beside a busy
+	// server gets the lock well within the default lock_timeout of 2s.
+	maxHold = 500 * time.Millisecond
+	// lockGap is how long the file is left unlocked after a hold of
+	// maxHold: bbolt polls a held lock every 50ms (flock has no queue),
+	// so a gap of two polls lets the waiting process in even on a loaded
+	// machine. Busy searches wait at most this long, once per maxHold.
+	lockGap = 100 * time.Millisecond
+)
 
 // errSharedClosed: the Shared store was closed.
 var errSharedClosed = errors.New("document store is closed")
@@ -80,7 +106,7 @@ func OpenShared(path string, o *Options) (*Shared, error) {
 	if _, err := s.acquire(context.Background(), false); err != nil {
 		return nil, err
 	}
-	s.release()
+	s.release(false)
 	return s, nil
 }
 
@@ -112,8 +138,22 @@ func (s *Shared) acquire(ctx context.Context, write bool) (*Store, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		now := time.Now()
+		fresh := s.st != nil && now.Sub(s.heldSince) < maxHold
 		switch {
 		case s.st == nil && !s.opening && (write || s.writers == 0):
+			if gap := s.gapLeft(now); gap > 0 {
+				// Held for maxHold: leave the file unlocked a while.
+				s.mu.Unlock()
+				t := time.NewTimer(gap)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+				s.mu.Lock()
+				continue
+			}
 			s.opening = true
 			s.mu.Unlock()
 			st, err := s.open(ctx, write)
@@ -127,11 +167,24 @@ func (s *Shared) acquire(ctx context.Context, write bool) (*Store, error) {
 				s.closeHandle(st)
 				return nil, fmt.Errorf("%s: %w", s.path, errSharedClosed)
 			}
-			s.st, s.write, s.refs = st, write, 1
+			if now := time.Now(); now.Sub(s.closedAt) >= lockGap {
+				s.heldSince = now // the lock was free a while: a new hold
+			}
+			s.st, s.write, s.refs, s.writeRefs = st, write, 1, 0
+			if write {
+				s.writeRefs = 1
+			}
 			return st, nil
-		case s.st != nil && (s.write || (!write && s.writers == 0)):
-			// A writable handle serves everything; a read-only one serves
-			// reads while no write waits.
+		case fresh && s.write && (write || s.writeRefs > 0):
+			// A writable handle serves writes, and reads while a write is
+			// in flight (the exclusive lock is held for it anyway).
+			s.refs++
+			if write {
+				s.writeRefs++
+			}
+			return s.st, nil
+		case fresh && !s.write && !write && s.writers == 0:
+			// A read-only one serves reads while no write waits.
 			s.refs++
 			return s.st, nil
 		}
@@ -143,6 +196,15 @@ func (s *Shared) acquire(ctx context.Context, write bool) (*Store, error) {
 		}
 		s.mu.Lock()
 	}
+}
+
+// gapLeft is how long the next open must wait so that the file is left
+// unlocked for lockGap after a hold of maxHold (s.mu held).
+func (s *Shared) gapLeft(now time.Time) time.Duration {
+	if s.closedAt.IsZero() || s.closedAt.Sub(s.heldSince) < maxHold {
+		return 0
+	}
+	return max(0, s.closedAt.Add(lockGap).Sub(now))
 }
 
 // open opens the file (s.opening set by the caller, s.mu not held: no
@@ -190,12 +252,15 @@ func (s *Shared) open(ctx context.Context, write bool) (*Store, error) {
 	return st, nil
 }
 
-// release ends one operation; the last one closes the handle, which
-// releases the file's lock.
-func (s *Shared) release() {
+// release ends one operation (write: acquired for a write); the last one
+// closes the handle, which releases the file's lock.
+func (s *Shared) release(write bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refs--
+	if write && s.write {
+		s.writeRefs--
+	}
 	if s.refs > 0 {
 		return
 	}
@@ -217,6 +282,7 @@ func (s *Shared) closeHandle(st *Store) {
 	if err := st.db.Close(); err != nil {
 		s.opt.Logger.Warn().Err(err).Str("path", s.path).Msg("close document store")
 	}
+	s.closedAt = time.Now()
 }
 
 func txID(db *bolt.DB) (int, error) {
@@ -247,7 +313,7 @@ func (s *Shared) EnsureCollection(ctx context.Context, spec retrieval.Collection
 	if err != nil {
 		return retrieval.CollectionInfo{}, err
 	}
-	defer s.release()
+	defer s.release(true)
 	return st.EnsureCollection(ctx, spec)
 }
 
@@ -257,7 +323,7 @@ func (s *Shared) Collection(ctx context.Context, name string) (retrieval.Collect
 	if err != nil {
 		return retrieval.CollectionInfo{}, err
 	}
-	defer s.release()
+	defer s.release(false)
 	return st.Collection(ctx, name)
 }
 
@@ -267,7 +333,7 @@ func (s *Shared) Collections(ctx context.Context) ([]retrieval.CollectionInfo, e
 	if err != nil {
 		return nil, err
 	}
-	defer s.release()
+	defer s.release(false)
 	return st.Collections(ctx)
 }
 
@@ -277,7 +343,7 @@ func (s *Shared) DeleteCollection(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	defer s.release()
+	defer s.release(true)
 	return st.DeleteCollection(ctx, name)
 }
 
@@ -287,7 +353,7 @@ func (s *Shared) Documents(ctx context.Context, collection string, sources []str
 	if err != nil {
 		return nil, err
 	}
-	defer s.release()
+	defer s.release(false)
 	return st.Documents(ctx, collection, sources)
 }
 
@@ -297,7 +363,7 @@ func (s *Shared) ListDocuments(ctx context.Context, collection string) ([]retrie
 	if err != nil {
 		return nil, err
 	}
-	defer s.release()
+	defer s.release(false)
 	return st.ListDocuments(ctx, collection)
 }
 
@@ -307,7 +373,7 @@ func (s *Shared) Sources(ctx context.Context, collection, prefix string) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	defer s.release()
+	defer s.release(false)
 	return st.Sources(ctx, collection, prefix)
 }
 
@@ -317,7 +383,7 @@ func (s *Shared) Put(ctx context.Context, collection string, docs []retrieval.Do
 	if err != nil {
 		return err
 	}
-	defer s.release()
+	defer s.release(true)
 	return st.Put(ctx, collection, docs)
 }
 
@@ -327,7 +393,7 @@ func (s *Shared) DeleteDocument(ctx context.Context, collection, source string) 
 	if err != nil {
 		return false, err
 	}
-	defer s.release()
+	defer s.release(true)
 	return st.DeleteDocument(ctx, collection, source)
 }
 
@@ -337,6 +403,6 @@ func (s *Shared) Search(ctx context.Context, collection string, q retrieval.Quer
 	if err != nil {
 		return nil, err
 	}
-	defer s.release()
+	defer s.release(false)
 	return st.Search(ctx, collection, q)
 }

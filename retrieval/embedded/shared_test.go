@@ -22,7 +22,8 @@ import (
 func TestMain(m *testing.M) {
 	if store := os.Getenv("PONDER_TEST_SHARED_STORE"); store != "" {
 		n, _ := strconv.Atoi(os.Getenv("PONDER_TEST_SHARED_DOCS"))
-		if err := sharedChild(store, os.Getenv("PONDER_TEST_SHARED_PREFIX"), n); err != nil {
+		lockTimeout, _ := time.ParseDuration(os.Getenv("PONDER_TEST_SHARED_LOCK_TIMEOUT"))
+		if err := sharedChild(store, os.Getenv("PONDER_TEST_SHARED_OP"), os.Getenv("PONDER_TEST_SHARED_PREFIX"), n, lockTimeout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -47,15 +48,35 @@ func sharedDoc(prefix string, i int) retrieval.Document {
 	return d
 }
 
-// sharedChild writes n documents of its own, one Put each, and rewrites
-// ten sources that every child writes, through a Shared store.
-func sharedChild(store, prefix string, n int) error {
-	st, err := OpenShared(store, &Options{LockTimeout: 20 * time.Second})
+// sharedChild is a process beside the test's. By op:
+//   - "" writes n documents of its own, one Put each, and rewrites ten
+//     sources that every child writes, through a Shared store (as `ponder
+//     ingest` does);
+//   - "search" opens the store read-only for its life and searches once
+//     (as `ponder search` does).
+//
+// Each waits up to lockTimeout (default 20s) for the file's lock.
+func sharedChild(store, op, prefix string, n int, lockTimeout time.Duration) error {
+	if lockTimeout <= 0 {
+		lockTimeout = 20 * time.Second
+	}
+	ctx := context.Background()
+	if op == "search" {
+		st, err := Open(store, &Options{LockTimeout: lockTimeout, ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("child search: %w", err)
+		}
+		defer st.Close()
+		if _, err := st.Search(ctx, "docs", retrieval.Query{Text: "station log", K: 3}); err != nil {
+			return fmt.Errorf("child search: %w", err)
+		}
+		return nil
+	}
+	st, err := OpenShared(store, &Options{LockTimeout: lockTimeout})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ctx := context.Background()
 	for i := range n {
 		docs := []retrieval.Document{sharedDoc(prefix, i)}
 		if i%3 == 0 {
@@ -72,9 +93,17 @@ func sharedChild(store, prefix string, n int) error {
 // startChild starts a child writing n documents as prefix into store.
 func startChild(t *testing.T, store, prefix string, n int) func() error {
 	t.Helper()
+	return startChildOp(t, store, "", prefix, n, 0)
+}
+
+// startChildOp starts a child doing op (see sharedChild), waiting up to
+// lockTimeout for the lock; the returned func waits for it to end.
+func startChildOp(t *testing.T, store, op, prefix string, n int, lockTimeout time.Duration) func() error {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PONDER_TEST_SHARED_STORE="+store, "PONDER_TEST_SHARED_PREFIX="+prefix,
-		"PONDER_TEST_SHARED_DOCS="+strconv.Itoa(n))
+		"PONDER_TEST_SHARED_DOCS="+strconv.Itoa(n), "PONDER_TEST_SHARED_OP="+op,
+		"PONDER_TEST_SHARED_LOCK_TIMEOUT="+lockTimeout.String())
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -365,7 +394,7 @@ func TestSharedWaitHonoursContext(t *testing.T) {
 	held := true
 	defer func() {
 		if held {
-			st.release()
+			st.release(false)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
@@ -392,7 +421,7 @@ func TestSharedWaitHonoursContext(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a read that waited behind a write that gave up is still waiting")
 	}
-	st.release()
+	st.release(false)
 	held = false
 
 	// Another process holds the file.
@@ -409,5 +438,99 @@ func TestSharedWaitHonoursContext(t *testing.T) {
 	}
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("search gave up after %s, want about 300ms (its deadline), not LockTimeout", el)
+	}
+}
+
+// A process whose searches overlap without pause still lets another
+// process in within its lock timeout: a `ponder ingest` (the exclusive
+// lock), and a `ponder search` (the shared lock) after this process
+// wrote. The handle was kept open while any call was in flight, so
+// overlapping searches held the shared lock for good, and after one write
+// held the exclusive one, keeping out even readers.
+func TestSharedYieldsToOtherProcesses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		op    string // the child's (see sharedChild)
+		write bool   // this process writes once its searches run
+	}{
+		{"ingest beside searches", "", false},
+		{"ingest beside searches after a write", "", true},
+		{"search beside searches after a write", "search", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			store := filepath.Join(t.TempDir(), "store.db")
+			st, err := OpenShared(store, &Options{LockTimeout: 20 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ctx := t.Context()
+			if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Three searchers, each search held 10ms and started 3ms
+			// apart, so one is always in flight (a busy server; searches
+			// that happen to end together would let the lock go by
+			// chance).
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			errs := make(chan error, 3)
+			for g := range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					time.Sleep(time.Duration(g) * 3 * time.Millisecond)
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						h, err := st.acquire(ctx, false)
+						if err == nil {
+							_, err = h.Search(ctx, "docs", retrieval.Query{Text: "station log", K: 3})
+							time.Sleep(10 * time.Millisecond)
+							st.release(false)
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			defer func() {
+				close(stop)
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Errorf("search: %v", err)
+				}
+			}()
+			if tc.write {
+				time.Sleep(20 * time.Millisecond) // the searches run
+				if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", 20)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The child waits up to the default retrieval.lock_timeout
+			// and a second more (a loaded machine).
+			if err := startChildOp(t, store, tc.op, "c", 1, 3*time.Second)(); err != nil {
+				t.Fatalf("another process beside this one's searches: %v", err)
+			}
+			if tc.op == "" {
+				hits, err := st.Search(ctx, "docs", retrieval.Query{Text: "cm000", K: 5})
+				if err != nil || len(hits) != 3 {
+					t.Fatalf("the other process's document: %d hits (%v), want 3", len(hits), err)
+				}
+			}
+		})
 	}
 }
