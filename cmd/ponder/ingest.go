@@ -46,7 +46,7 @@ func openStoreFor(ctx context.Context, cfg config.Config, log zerolog.Logger, re
 	if cfg.Retrieval.Backend == "qdrant" {
 		return qdrant.Open(ctx, qdrant.Options{URL: cfg.Retrieval.QdrantURL, APIKey: cfg.Retrieval.QdrantAPIKey, Logger: log})
 	}
-	opts := &embedded.Options{Logger: log, LockTimeout: cfg.Retrieval.LockTimeout}
+	opts := storeOptions(cfg, log, readOnly)
 	if _, err := os.Stat(storePath(cfg)); readOnly && err == nil {
 		opts.ReadOnly = true
 		return embedded.Open(storePath(cfg), opts)
@@ -61,6 +61,16 @@ func openStoreFor(ctx context.Context, cfg config.Config, log zerolog.Logger, re
 	// run beside a running `ponder serve`, and a CLI ingest and the
 	// server's ingest_documents interleave transaction by transaction.
 	return embedded.OpenShared(storePath(cfg), opts)
+}
+
+// storeOptions are the embedded store's options for a command; readOnly:
+// it only reads (search, solve, eval, tools call). Those are short-lived
+// and make a few dense queries, so they score them exactly (milliseconds
+// each) rather than build the HNSW graph for the first (about 40s at
+// 20,000 chunks of 384 dimensions); `ponder serve` builds it once and
+// keeps it.
+func storeOptions(cfg config.Config, log zerolog.Logger, readOnly bool) *embedded.Options {
+	return &embedded.Options{Logger: log, LockTimeout: cfg.Retrieval.LockTimeout, ExactDense: readOnly}
 }
 
 // newEmbedder returns the configured embedder, or nil for lexical only.

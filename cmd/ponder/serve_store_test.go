@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/config"
 )
 
 // writeDocs writes n Markdown files into a new folder, each naming word
@@ -82,6 +86,28 @@ func TestIngestBesideServe(t *testing.T) {
 		word := strings.Fields(q)[2]
 		if _, text, isErr := callTool(t, c, "search_documents", map[string]any{"query": q}); isErr || !strings.Contains(text, word) {
 			t.Errorf("search_documents %q: %s", q, text)
+		}
+	}
+}
+
+// The commands that only read the store (search, solve, eval, tools call)
+// are short-lived: they score dense queries exactly instead of building
+// the HNSW graph for their first query (about 40s at 20,000 chunks of 384
+// dimensions, for one search); serve, ingest and the deletes keep the
+// graph.
+func TestStoreOptionsExactDense(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	for _, tc := range []struct {
+		name     string
+		readOnly bool
+		exact    bool
+	}{
+		{"search, solve, eval, tools call", true, true},
+		{"serve, ingest, deletes", false, false},
+	} {
+		if got := storeOptions(cfg, zerolog.Nop(), tc.readOnly); got.ExactDense != tc.exact || got.LockTimeout != cfg.Retrieval.LockTimeout {
+			t.Errorf("%s: ExactDense %v, lock timeout %s; want %v, %s", tc.name, got.ExactDense, got.LockTimeout, tc.exact, cfg.Retrieval.LockTimeout)
 		}
 	}
 }

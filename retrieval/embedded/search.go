@@ -43,7 +43,7 @@ func (s *Store) Search(ctx context.Context, collection string, q retrieval.Query
 		}); err != nil {
 			return nil, fmt.Errorf("search %q: %w", collection, err)
 		}
-		if n >= uint64(s.opt.ExactBelow) && m.Dim > 0 && len(q.Vector) == m.Dim {
+		if !s.opt.ExactDense && n >= uint64(s.opt.ExactBelow) && m.Dim > 0 && len(q.Vector) == m.Dim {
 			var err error
 			if ix, err = s.graph(collection, m.Dim); err != nil {
 				return nil, fmt.Errorf("search %q: %w", collection, err)
@@ -376,9 +376,10 @@ func (s *Store) denseSearch(b *bolt.Bucket, ix *hnsw.Index, q []float32, k int, 
 		// Exact: score every vector (filters need the full ranking).
 		qv := append([]float32(nil), q...)
 		hnsw.Normalize(qv)
-		var cands []scored
+		cands := make([]scored, 0, readStats(b).chunks)
+		var vec []float32 // one buffer: a process scores every vector per query (ExactDense)
 		err := b.Bucket(bVecs).ForEach(func(key, v []byte) error {
-			vec := decodeVec(v)
+			vec = decodeVecInto(vec, v)
 			hnsw.Normalize(vec)
 			cands = append(cands, scored{uint32(binary.BigEndian.Uint64(key)), hnsw.Dot(qv, vec)})
 			return nil

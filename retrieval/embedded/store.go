@@ -48,6 +48,14 @@ type Options struct {
 	// ExactBelow: collections with fewer vectors are searched exactly
 	// (default 4096).
 	ExactBelow int
+	// ExactDense scores every dense query exactly, however large the
+	// collection, and never builds the HNSW graph: for short-lived
+	// processes (`ponder search`, a solve), which make a few queries, and
+	// for whom building the graph (about 40s at 20,000 chunks of 384
+	// dimensions) costs far more than scoring every stored vector
+	// (milliseconds a query). Results are those of the exact search of a
+	// collection under ExactBelow.
+	ExactDense bool
 	// HNSW tunes the graph.
 	HNSW   *hnsw.Options
 	Logger zerolog.Logger
@@ -772,7 +780,16 @@ func encodeVec(v []float32) []byte {
 }
 
 func decodeVec(b []byte) []float32 {
-	v := make([]float32, len(b)/4)
+	return decodeVecInto(nil, b)
+}
+
+// decodeVecInto decodes b into buf's storage when it is large enough.
+func decodeVecInto(buf []float32, b []byte) []float32 {
+	n := len(b) / 4
+	if cap(buf) < n {
+		buf = make([]float32, n)
+	}
+	v := buf[:n]
 	for i := range v {
 		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -95,5 +96,79 @@ func TestPutSameSourceTwiceDense(t *testing.T) {
 	hits, err := st.Search(ctx, "d", q)
 	if err != nil || len(hits) != 2 || hits[0].Text != "second" {
 		t.Fatalf("dense search: %+v %v, want a's second version and c", hits, err)
+	}
+}
+
+// With ExactDense a short-lived process scores dense and hybrid queries
+// exactly however large the collection: it never builds the HNSW graph
+// (tens of seconds at 20,000 chunks, for one `ponder search`), and finds
+// what the exact search of a small collection finds, in the same order.
+func TestExactDense(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dim = 8
+	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "d", Dim: dim}); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	vec := func() []float32 {
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = rng.Float32()*2 - 1
+		}
+		return v
+	}
+	var docs []retrieval.Document
+	for i := range 60 {
+		d := retrieval.Document{Source: fmt.Sprintf("/d/%02d.md", i), Hash: "h"}
+		for j := range 3 {
+			d.Chunks = append(d.Chunks, retrieval.Chunk{Text: fmt.Sprintf("note %d part %d about ports", i, j), Vector: vec()})
+		}
+		docs = append(docs, d)
+	}
+	if err := st.Put(ctx, "d", docs); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	exact, err := Open(path, &Options{ReadOnly: true}) // 180 chunks: under ExactBelow
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exact.Close()
+	// ExactBelow 1 stands for a collection above the graph's threshold.
+	short, err := Open(path, &Options{ReadOnly: true, ExactDense: true, ExactBelow: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	for i := range 10 {
+		for _, mode := range []retrieval.Mode{retrieval.ModeDense, retrieval.ModeHybrid} {
+			q := retrieval.Query{Text: "ports part 1", Vector: vec(), K: 7, Mode: mode}
+			want, err := exact.Search(ctx, "d", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := short.Search(ctx, "d", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) || len(got) != q.K {
+				t.Fatalf("query %d (%s): %d hits, want %d", i, mode, len(got), len(want))
+			}
+			for j := range got {
+				if got[j].ID != want[j].ID || got[j].Score != want[j].Score {
+					t.Fatalf("query %d (%s), hit %d: %s %.4f, want %s %.4f (the exact ranking)", i, mode, j, got[j].ID, got[j].Score, want[j].ID, want[j].Score)
+				}
+			}
+		}
+	}
+	if d := short.dense["d"]; d != nil {
+		t.Fatal("a store opened with ExactDense built the HNSW graph")
 	}
 }
