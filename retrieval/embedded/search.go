@@ -229,6 +229,10 @@ type denseIndex struct {
 	// created is the collection's creation time as of ix: a collection
 	// deleted and made again reuses sequence numbers, so ix is rebuilt.
 	created time.Time
+	// building: a Shared store is building ix (or bringing it up to
+	// date) from a snapshot, away from the file's lock; ready is false
+	// meanwhile, so commits leave ix to the builder.
+	building bool
 }
 
 type denseAdd struct {
@@ -274,11 +278,26 @@ func (s *Store) graph(collection string, dim int) (*hnsw.Index, error) {
 	if d.ready && !d.stale {
 		return d.ix, nil
 	}
+	if d.building {
+		return nil, nil // scored exactly until the index is ready
+	}
 	if d.ready {
-		ok, err := s.catchUp(collection, d)
+		limit := 0
+		if s.deferBuild != nil {
+			limit = maxCatchUp
+		}
+		ok, err := s.catchUp(collection, d, limit)
 		if err != nil || ok {
 			return d.ix, err
 		}
+	}
+	if s.deferBuild != nil {
+		// Built away from this handle (see Shared.build); meanwhile
+		// dense queries are scored exactly.
+		if s.deferBuild(collection, d) {
+			d.building, d.ready = true, false
+		}
+		return nil, nil
 	}
 	// Build from a snapshot taken after d was registered: commits after it
 	// wait on d.mu and are applied once the build is done.
@@ -299,19 +318,31 @@ func (s *Store) graph(collection string, dim int) (*hnsw.Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	addAll(ix, vecs)
+	if s.opt.beforeBuild != nil {
+		s.opt.beforeBuild()
+	}
+	if err := addAll(context.Background(), ix, vecs); err != nil {
+		return nil, err
+	}
 	s.log.Debug().Str("collection", collection).Int("vectors", len(vecs)).Msg("built dense index")
 	d.ix, d.ready, d.stale, d.created = ix, true, false, created
 	return ix, nil
 }
+
+// maxCatchUp is the most vectors a Shared store adds to a stale index
+// under the file's lock (about 2ms each at 384 dimensions); more (another
+// process ingested a folder) are added away from the lock, as a build is.
+const maxCatchUp = 64
 
 // catchUp brings the stale index d (d.mu held) in line with the stored
 // vectors: another process's writes add and remove a few chunks, and
 // adding those is far cheaper than building the graph again (tens of
 // seconds for 20,000 vectors of 384 dimensions, with the file locked all
 // the while). It reports false when the index must be built again: the
-// collection was deleted and made again, or its dimension changed.
-func (s *Store) catchUp(collection string, d *denseIndex) (bool, error) {
+// collection was deleted and made again, or its dimension changed; or,
+// with a limit above 0, when more than limit vectors are to be added
+// (nothing is changed then).
+func (s *Store) catchUp(collection string, d *denseIndex, limit int) (bool, error) {
 	have := map[uint64]bool{}
 	for _, k := range d.ix.Keys() {
 		have[k] = true
@@ -337,20 +368,23 @@ func (s *Store) catchUp(collection string, d *denseIndex) (bool, error) {
 			return nil
 		})
 	})
-	if err != nil || !same {
+	if err != nil || !same || (limit > 0 && len(add) > limit) {
 		return false, err
 	}
 	for seq := range have {
 		d.ix.Delete(seq)
 	}
-	addAll(d.ix, add)
+	if err := addAll(context.Background(), d.ix, add); err != nil {
+		return false, err
+	}
 	s.log.Debug().Str("collection", collection).Int("added", len(add)).Int("removed", len(have)).Msg("updated dense index")
 	d.stale = false
 	return true, nil
 }
 
-// addAll adds vecs to ix, four at a time.
-func addAll(ix *hnsw.Index, vecs []denseAdd) {
+// addAll adds vecs to ix, four at a time; it stops early when ctx ends
+// (a Shared store closing) and says so.
+func addAll(ctx context.Context, ix *hnsw.Index, vecs []denseAdd) error {
 	var wg sync.WaitGroup
 	next := make(chan denseAdd, 64)
 	for range 4 {
@@ -362,11 +396,16 @@ func addAll(ix *hnsw.Index, vecs []denseAdd) {
 			}
 		}()
 	}
+	defer wg.Wait()
+	defer close(next)
 	for _, a := range vecs {
-		next <- a
+		select {
+		case next <- a:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	close(next)
-	wg.Wait()
+	return nil
 }
 
 // denseSearch uses ix when given, else scores every vector exactly.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ponder-rlm/ponder/retrieval"
+	"github.com/ponder-rlm/ponder/retrieval/hnsw"
 	"github.com/ponder-rlm/ponder/retrieval/storetest"
 )
 
@@ -143,16 +144,16 @@ func TestSharedTwoProcessesWriteWhileOneReads(t *testing.T) {
 	if hits, err := st.Search(ctx, "docs", retrieval.Query{Vector: []float32{1, 0, 0, 0}, K: 1, Mode: retrieval.ModeDense}); err != nil || len(hits) != 1 {
 		t.Fatalf("dense search: %v, %v", hits, err)
 	}
+	built := denseBuilt(t, st, "docs")
 
 	// This process's own writes keep the index (no rebuild per search).
-	built := st.dense["docs"]
 	if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", 1)}); err != nil {
 		t.Fatal(err)
 	}
 	if hits, err := st.Search(ctx, "docs", retrieval.Query{Vector: []float32{1, 1.0 / 7, 0, 0}, K: 1, Mode: retrieval.ModeDense}); err != nil || len(hits) != 1 || hits[0].Source != "/p/parent/001.md" {
 		t.Fatalf("dense search after this process's Put: %v, %v", hits, err)
 	}
-	if built == nil || st.dense["docs"] != built {
+	if denseBuilt(t, st, "docs") != built {
 		t.Fatal("the dense index was rebuilt after this process's own write")
 	}
 
@@ -327,7 +328,7 @@ func TestSharedDenseIndexCatchesUp(t *testing.T) {
 		return hits
 	}
 	dense([]float32{1, 0, 0, 0}, 1)
-	built := a.dense["docs"].ix
+	built := denseBuilt(t, a, "docs")
 
 	if err := b.Put(ctx, "docs", []retrieval.Document{sharedDoc("z", 0)}); err != nil {
 		t.Fatal(err)
@@ -343,10 +344,10 @@ func TestSharedDenseIndexCatchesUp(t *testing.T) {
 			t.Fatalf("a document another writer deleted is still found: %v", h)
 		}
 	}
-	if got := a.dense["docs"].ix; got != built {
+	if got := denseBuilt(t, a, "docs"); got != built {
 		t.Fatal("the dense index was built again after another writer's transaction; want it brought up to date")
 	}
-	if n := a.dense["docs"].ix.Len(); n != 3*5 {
+	if n := built.Len(); n != 3*5 {
 		t.Fatalf("dense index holds %d vectors, want 15", n)
 	}
 
@@ -369,8 +370,11 @@ func TestSharedDenseIndexCatchesUp(t *testing.T) {
 	if len(hits) != 3 || hits[0].Source != "/p/y.md" || hits[0].Score < 0.99 {
 		t.Fatalf("dense search of a collection made again: %v; want /p/y.md's 3 chunks, scored 1", hits)
 	}
-	if a.dense["docs"].ix == built {
+	if denseBuilt(t, a, "docs") == built {
 		t.Fatal("the dense index of a collection made again was kept")
+	}
+	if hits := dense([]float32{0, 1, 0, 0}, 5); len(hits) != 3 || hits[0].Source != "/p/y.md" {
+		t.Fatalf("dense search of a collection made again, through its new graph: %v", hits)
 	}
 }
 
@@ -532,5 +536,147 @@ func TestSharedYieldsToOtherProcesses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// denseBuilt waits for the dense index of collection, which st builds in
+// the background, to be ready, and returns its graph.
+func denseBuilt(t *testing.T, st *Shared, collection string) *hnsw.Index {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st.mu.Lock()
+		d := st.dense[collection]
+		st.mu.Unlock()
+		if d != nil {
+			d.mu.Lock()
+			ix, ready := d.ix, d.ready && !d.building
+			d.mu.Unlock()
+			if ready {
+				return ix
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dense index of %s is not built after 30s", collection)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The first dense search of `ponder serve` builds the HNSW graph away
+// from the file's lock, from a snapshot of the vectors read in one
+// transaction: another process ingests meanwhile (it failed after
+// lock_timeout while the graph was built under the shared lock, about 35s
+// at 20,000 chunks of 384 dimensions), searches meanwhile are scored
+// exactly (they waited for the build), and once built the graph catches
+// up with what was written during the build.
+func TestSharedBuildsGraphAwayFromLock(t *testing.T) {
+	t.Parallel()
+	store := filepath.Join(t.TempDir(), "store.db")
+	started := make(chan struct{}, 1)
+	var gateMu sync.Mutex
+	proceed := make(chan struct{})
+	resume := func() { // lets the build held now go on; the next is held again
+		gateMu.Lock()
+		close(proceed)
+		proceed = make(chan struct{})
+		gateMu.Unlock()
+	}
+	defer resume()
+	// beforeBuild holds the build in progress, as a large collection's
+	// would be.
+	st, err := OpenShared(store, &Options{LockTimeout: 20 * time.Second, ExactBelow: 2, beforeBuild: func() {
+		gateMu.Lock()
+		p := proceed
+		gateMu.Unlock()
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-p
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dense := func(vec []float32) []retrieval.Hit {
+		t.Helper()
+		hits, err := st.Search(ctx, "docs", retrieval.Query{Vector: vec, K: 3, Mode: retrieval.ModeDense})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hits
+	}
+	first := make(chan []retrieval.Hit, 1)
+	go func() {
+		hits, _ := st.Search(ctx, "docs", retrieval.Query{Vector: []float32{1, 0, 0, 0}, K: 3, Mode: retrieval.ModeDense})
+		first <- hits
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first dense search started no build")
+	}
+	if err := startChildOp(t, store, "", "z", 1, 2*time.Second)(); err != nil {
+		t.Fatalf("another process ingesting while the graph is built: %v", err)
+	}
+	select {
+	case hits := <-first:
+		if len(hits) != 3 || hits[0].Source != "/p/parent/000.md" {
+			t.Fatalf("first dense search: %v, want /p/parent/000.md's 3 chunks", hits)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first dense search waits for the graph")
+	}
+	// Scored exactly meanwhile: what the other process wrote is found.
+	if hits := dense([]float32{0, 0, 0, 1}); len(hits) == 0 || hits[0].Source != "/p/z/000.md" {
+		t.Fatalf("dense search during the build: %v, want /p/z/000.md", hits)
+	}
+	resume()
+	built := denseBuilt(t, st, "docs")
+	// Through the graph, caught up with the write made during the build.
+	if hits := dense([]float32{0, 0, 0, 1}); len(hits) == 0 || hits[0].Source != "/p/z/000.md" {
+		t.Fatalf("dense search through the graph: %v, want /p/z/000.md", hits)
+	}
+	info, err := st.Collection(ctx, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := denseBuilt(t, st, "docs"); got != built || got.Len() != info.Chunks {
+		t.Fatalf("graph holds %d vectors (rebuilt: %v), want the collection's %d", got.Len(), got != built, info.Chunks)
+	}
+
+	// Another process ingests more than is worth adding under the lock:
+	// the next dense search adds it to the graph in the background too,
+	// and another ingest meanwhile gets in.
+	if err := startChild(t, store, "y", 30)(); err != nil {
+		t.Fatal(err)
+	}
+	dense([]float32{0, 0, 0, 1})
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a large change was added to the graph under the lock")
+	}
+	if err := startChildOp(t, store, "", "x", 1, 2*time.Second)(); err != nil {
+		t.Fatalf("another process ingesting while a large change is added to the graph: %v", err)
+	}
+	resume()
+	denseBuilt(t, st, "docs")
+	dense([]float32{0, 0, 0, 1}) // catches up with x
+	if info, err = st.Collection(ctx, "docs"); err != nil {
+		t.Fatal(err)
+	}
+	if got := denseBuilt(t, st, "docs"); got != built || got.Len() != info.Chunks {
+		t.Fatalf("graph holds %d vectors (rebuilt: %v), want the collection's %d", got.Len(), got != built, info.Chunks)
 	}
 }

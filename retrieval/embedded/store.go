@@ -71,6 +71,10 @@ type Options struct {
 	// openFile opens the file for bbolt (tests: a file this user may not
 	// write, as root, who may write anything).
 	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
+	// beforeBuild, when set, is called before an HNSW graph is built or
+	// brought up to date from a snapshot (tests: hold a build in
+	// progress).
+	beforeBuild func()
 }
 
 // Store is the embedded store. It is safe for concurrent use.
@@ -85,6 +89,11 @@ type Store struct {
 	bufs  sync.Pool
 	// readOnly says why the store is read-only ("" when it is writable).
 	readOnly string
+	// deferBuild (Shared) builds a dense index away from this handle, so
+	// not under the file's lock; it reports false when it cannot (the
+	// store is closing). Until the index is ready, dense queries are
+	// scored exactly.
+	deferBuild func(collection string, d *denseIndex) bool
 }
 
 var _ retrieval.Store = (*Store)(nil)
