@@ -119,6 +119,19 @@ func servePlugin(mode string) {
 	case "tool-stuck-start":
 		time.Sleep(5 * time.Minute) // never gets to serve
 		sdk.Serve(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: echoTool{}})
+	case "tool-helper":
+		// A plugin that starts a helper process before it serves (a model
+		// server, a wrapper script's background job) and lets it write to
+		// its own stdout and stderr: the helper holds the pipes go-plugin
+		// reads the plugin's output from.
+		startHelper(true)
+		sdk.Serve(sdk.Plugin{Name: "echo", Version: "0.1.0", Tool: echoTool{}})
+	case "tool-helper-stuck-start":
+		// Starts a helper (writing to the plugin's output when
+		// $ECHO_HELPER_INHERIT is set, else to /dev/null), then never
+		// gets to its handshake.
+		startHelper(os.Getenv("ECHO_HELPER_INHERIT") != "")
+		time.Sleep(5 * time.Minute)
 	case "tool-noisy":
 		// Lines go-plugin's own parser would panic on, then a normal log.
 		fmt.Fprintln(os.Stderr, `{"@message": 1, "@level": 5, "@timestamp": 7}`)
@@ -173,6 +186,23 @@ func servePlugin(mode string) {
 		runHost()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown test plugin mode", mode)
+		os.Exit(2)
+	}
+}
+
+// startHelper starts `sleep 300` and writes its pid to $ECHO_HELPER_PIDFILE;
+// inherit: the helper writes to the plugin's own stdout and stderr.
+func startHelper(inherit bool) {
+	c := exec.Command("sleep", "300")
+	if inherit {
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	}
+	if err := c.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(2)
+	}
+	if err := os.WriteFile(os.Getenv("ECHO_HELPER_PIDFILE"), []byte(strconv.Itoa(c.Process.Pid)), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "helper pid:", err)
 		os.Exit(2)
 	}
 }

@@ -372,9 +372,48 @@ func stopStarted(client *plugin.Client) {
 			sock = rc.Addr.String()
 		}
 	}
-	client.Kill()
-	killGroup(pid)
+	killClient(client, pid)
 	removeSocket(sock)
+}
+
+// killClient stops a plugin process at once, with the processes it
+// started: the whole process group first, then go-plugin's client. Kill
+// returns only once the plugin's stdout and stderr are closed, and a
+// helper the plugin started that writes to them (one started before
+// sdk.Serve, a wrapper script's background job) holds them open for as
+// long as it runs: killed after Kill, it kept Kill, and whoever called it
+// with p.mu held, waiting for good.
+func killClient(client *plugin.Client, pid int) {
+	if pid > 0 && !client.Exited() {
+		killNow(pid)
+	}
+	killGroup(pid)
+	client.Kill()
+}
+
+// gracefulExit is how long go-plugin's Kill waits for a plugin asked to
+// exit before it kills it.
+const gracefulExit = 2 * time.Second
+
+// stopGracefully asks the plugin to exit (go-plugin's Kill kills it if it
+// has not gracefulExit later), then stops what it started. When a helper
+// of the plugin holds its output open (see killClient), the group is
+// killed once the plugin had its time to exit, so that Kill returns.
+func stopGracefully(client *plugin.Client, pid int) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		client.Kill()
+	}()
+	t := time.NewTimer(gracefulExit + 500*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		killGroup(pid)
+		<-done
+	}
+	killGroup(pid)
 }
 
 // startedLocked puts a started process in service; p.mu is held.
@@ -454,7 +493,14 @@ func launchContext(ctx context.Context, opts *Options, name, path, dir string, a
 	})
 	rpc, err := client.Client()
 	if err != nil {
-		client.Kill() // returns once the plugin's stderr is read to its end
+		// go-plugin killed the plugin; its helpers go with their group
+		// (they are left running otherwise, and Kill, which returns once
+		// the plugin's output is read to its end, waits for any that
+		// holds it).
+		if cmd.Process != nil {
+			killGroup(cmd.Process.Pid)
+		}
+		client.Kill()
 		if ctx.Err() != nil {
 			return nil, nil, fmt.Errorf("plugin %s: start of %s stopped: %w", name, path, ctx.Err())
 		}
@@ -601,11 +647,7 @@ func (p *Process) forceKillLocked() {
 		close(p.stopWatch)
 		p.stopWatch = nil
 	}
-	if !p.client.Exited() && p.pid > 0 {
-		killNow(p.pid)
-	}
-	p.client.Kill()
-	killGroup(p.pid)
+	killClient(p.client, p.pid)
 	removeSocket(p.sock)
 	p.client, p.remote = nil, nil
 	p.busy, p.unreported = 0, 0
@@ -650,11 +692,7 @@ func (p *Process) drainingLocked(r *sdk.Remote) *drainingProc {
 // health watch was told to stop when it was retired (close waits for
 // it). p.mu is held.
 func (p *Process) stopDrainingLocked(d *drainingProc) {
-	if !d.client.Exited() && d.pid > 0 {
-		killNow(d.pid)
-	}
-	d.client.Kill()
-	killGroup(d.pid)
+	killClient(d.client, d.pid)
 	removeSocket(d.sock)
 	for i, x := range p.draining {
 		if x == d {
@@ -697,8 +735,7 @@ func (p *Process) close() {
 		close(stop)
 	}
 	if client != nil {
-		client.Kill()
-		killGroup(pid)
+		stopGracefully(client, pid)
 		removeSocket(sock)
 	}
 	if done != nil {
