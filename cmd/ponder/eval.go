@@ -91,7 +91,7 @@ func newEvalCmd() *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar and no summary on stderr")
 	fl.BoolVar(&f.retryErrors, "retry-errors", false, "run again the problems whose record is an error")
 	fl.BoolVar(&f.noTraces, "no-traces", false, "do not keep traces/ID.json (ponder export needs them)")
-	fl.StringSliceVar(&f.tools, "tools", nil, "tools every search may call, comma-separated (react and pal need them; see `ponder tools list`)")
+	fl.StringSliceVar(&f.tools, "tools", nil, "tools every search may call, comma-separated (react and pal need them; see ponder tools list)")
 	fl.BoolVar(&f.oracle, "oracle", false, "give the search the ground truth (verifiers use it): for training data, not for accuracy")
 	cmd.AddCommand(newEvalReportCmd())
 	return cmd

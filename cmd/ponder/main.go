@@ -157,7 +157,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.llmURL, "llm-url", "", "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env PONDER_LLM_BASE_URL)")
 	pf.StringVar(&g.model, "model", "", "model name sent to the LLM endpoint (env PONDER_LLM_MODEL)")
 	pf.IntVar(&g.concurrent, "llm-concurrency", 0, "concurrent LLM requests (env PONDER_LLM_CONCURRENCY)")
-	pf.StringArrayVar(&pluginDirFlag, "plugin-dir", nil, "directory of plugins to load, searched first (repeatable; see `ponder plugins`)")
+	pf.StringArrayVar(&pluginDirFlag, "plugin-dir", nil, "directory of plugins to load, searched first (repeatable; see ponder plugins)")
 	root.AddCommand(
 		newServeCmd(),
 		newSolveCmd(),

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -140,6 +141,28 @@ func TestUsageLines(t *testing.T) {
 		}
 		if got := strings.Split(usage, "\n"); !slices.Equal(got, want) {
 			t.Errorf("%s: usage lines %q, want %q", c.CommandPath(), got, want)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+}
+
+// A flag's help shows its value's type (or the name its usage gives in
+// backquotes, which pflag takes for the value's name): a usage that quoted
+// a command in backquotes read "--plugin-dir ponder plugins" in every
+// command's help.
+func TestFlagHelpValueNames(t *testing.T) {
+	t.Parallel()
+	flagName := regexp.MustCompile(`--([a-z0-9][a-z0-9-]*)`)
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		fs := c.LocalFlags() // with the persistent flags c defines
+		for _, m := range flagName.FindAllStringSubmatch(fs.FlagUsages(), -1) {
+			if f := fs.Lookup(m[1]); f != nil && strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s: usage %q quotes in backquotes, which its help shows as the value's name", c.CommandPath(), f.Name, f.Usage)
+			}
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)

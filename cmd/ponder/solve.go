@@ -72,7 +72,7 @@ func newSolveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error { return runSolve(cmd, args, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.strategy, "strategy", "s", "", "strategy (see `ponder strategies`; default cot or the configured one)")
+	fl.StringVarP(&f.strategy, "strategy", "s", "", "strategy (see ponder strategies; default cot or the configured one)")
 	fl.StringArrayVarP(&f.params, "param", "p", nil, "strategy parameter as name=value (repeatable; value @FILE reads a file)")
 	fl.StringVar(&f.pack, "pack", "auto", "task pack: auto, generic, gsm8k, math, game24, ...")
 	fl.Int64Var(&f.budgetCalls, "budget-calls", 0, "most LLM calls (samples) the search may make (default from config: 64)")
@@ -80,7 +80,7 @@ func newSolveCmd() *cobra.Command {
 	fl.DurationVar(&f.timeout, "timeout", 0, "wall-time limit, e.g. 30s (default from config: 10m)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object with answer, best path, usage and stopped_reason")
 	fl.StringVar(&f.traceFile, "trace", "", "write the full trace (JSON, docs/trace.schema.json) to this file")
-	fl.StringSliceVar(&f.tools, "tools", nil, "tools the search may call (see `ponder tools list`)")
+	fl.StringSliceVar(&f.tools, "tools", nil, "tools the search may call (see ponder tools list)")
 	fl.StringVar(&f.collection, "collection", "", "document collection to ground the search on")
 	fl.Int64Var(&f.seed, "seed", 0, "seed for sampling (same seed, same requests)")
 	fl.StringVar(&f.truth, "truth", "", "known correct answer, for verifiers (evaluation)")
