@@ -119,3 +119,29 @@ func TestFailedStartStopsThePluginsChildren(t *testing.T) {
 		})
 	}
 }
+
+// TestInspectStopsAPluginWithAHelper: `ponder plugins install` inspects a
+// plugin by starting it; one whose helper holds its output made go-plugin's
+// Kill wait for pipes that never close, and the install hung.
+func TestInspectStopsAPluginWithAHelper(t *testing.T) {
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pidfile := filepath.Join(t.TempDir(), "helper.pid")
+	script := filepath.Join(dir, "plugin.sh")
+	body := "#!/bin/sh\nexec '" + strings.ReplaceAll(self, "'", `'\''`) + "' " + modeFlag + "tool-helper\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var m Manifest
+	within(t, 8*time.Second, "Inspect of a plugin whose helper holds its output", func() {
+		m, _, err = Inspect(context.Background(), script, &Options{Env: []string{"ECHO_HELPER_PIDFILE=" + pidfile}})
+	})
+	if err != nil || m.Name != "echo" {
+		t.Fatalf("Inspect: %+v, %v", m, err)
+	}
+	waitGone(t, helperPid(t, pidfile))
+}

@@ -48,8 +48,9 @@ func Inspect(ctx context.Context, path string, opts *Options) (Manifest, time.Du
 		if rc := client.ReattachConfig(); rc != nil {
 			pid = rc.Pid
 		}
-		client.Kill()
-		killGroup(pid)
+		// A helper the plugin started may hold its output open, and
+		// go-plugin's Kill waits for that to close.
+		stopGracefully(client, pid)
 	}()
 	dctx, cancel := context.WithTimeout(ctx, o.StartTimeout)
 	defer cancel()

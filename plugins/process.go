@@ -831,12 +831,15 @@ func (p *Process) abandoned(r *sdk.Remote, what string) {
 		defer p.checks.Done()
 		// The plugin sees the cancellation a moment after the host gave
 		// up: ask a while after grace for calls cancelled grace ago.
-		wait := grace + grace/2
-		for p.checkAbandoned(r, what, grace, wait) {
+		wait, watching := grace+grace/2, false
+		for {
+			if watching = p.checkAbandoned(r, what, grace, wait, watching); !watching {
+				return
+			}
 			// r was retired with abandoned calls in it: this check keeps
-			// asking, every grace, until it is stopped, so calls the
-			// plugin saw cancelled late, or that pile up meanwhile, still
-			// stop it past MaxAbandoned.
+			// asking, every grace, until it is stopped or done with them,
+			// so calls the plugin saw cancelled late, or that pile up
+			// meanwhile, still stop it past MaxAbandoned.
 			wait = grace
 		}
 	}()
@@ -846,7 +849,7 @@ func (p *Process) abandoned(r *sdk.Remote, what string) {
 // still run and acts on it (see abandoned). It reports whether r is a
 // retired process with abandoned calls that this check is to keep
 // watching.
-func (p *Process) checkAbandoned(r *sdk.Remote, what string, grace, wait time.Duration) (again bool) {
+func (p *Process) checkAbandoned(r *sdk.Remote, what string, grace, wait time.Duration, watching bool) (again bool) {
 	select {
 	case <-p.opts.done:
 		return false
@@ -865,9 +868,15 @@ func (p *Process) checkAbandoned(r *sdk.Remote, what string, grace, wait time.Du
 			p.log.Warn().Int("pid", d.pid).Int("abandoned", n).Msg("plugin: the old process holds too many abandoned calls; stopped now")
 			p.stopDrainingLocked(d)
 			return false
-		case err != nil || n == 0 || (d.watched && wait > grace):
-			// Gone, wedged, done with them, or watched by another check.
+		case err != nil || n == 0:
+			// Gone, wedged or done with them: a later abandoned call
+			// may start a watch again.
+			if watching {
+				d.watched = false
+			}
 			return false
+		case d.watched && !watching:
+			return false // another check watches it
 		}
 		d.watched = true
 		return true
