@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -239,7 +240,7 @@ func Load(path string, environ []string) (Config, error) {
 			return c, fmt.Errorf("config file %s: %v", path, err)
 		}
 		if err := yaml.UnmarshalStrict(b, &c); err != nil {
-			return c, fmt.Errorf("config file %s: %v", path, err)
+			return c, fmt.Errorf("config file %s: %s", path, decodeMessage(err))
 		}
 	}
 	env := map[string]string{}
@@ -253,6 +254,53 @@ func Load(path string, environ []string) (Config, error) {
 	}
 	return c, nil
 }
+
+// decodeMessage is a config file's decoding error without the JSON its
+// decoder reads YAML by way of: a misspelt key reads as an unknown setting.
+func decodeMessage(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	if name, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		return "unknown setting " + name + " (`ponder config` lists every setting)"
+	}
+	// "cannot unmarshal string into Go struct field LLM.llm.concurrency of
+	// type int": the Go type's name comes before the setting's.
+	if m := typeErrorRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("setting %q: got %s, want %s", m[2], article(m[1]), wantOf(m[3]))
+	}
+	return msg
+}
+
+// article puts "a" or "an" before a JSON type's name.
+func article(kind string) string {
+	if kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
+}
+
+// wantOf says in words what a setting of Go type t holds.
+func wantOf(t string) string {
+	switch t {
+	case "time.Duration":
+		return "a duration such as 30s"
+	case "int", "int64", "int32", "uint", "uint64":
+		return "a whole number"
+	case "float64", "float32":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	case "[]string":
+		return "a list of strings"
+	}
+	return t
+}
+
+var typeErrorRE = regexp.MustCompile(`^cannot unmarshal (\w+) into Go struct field \w+\.([\w.]+) of type (.+)$`)
 
 // durationsToNanos rewrites duration strings ("30s") in a YAML or JSON
 // config file as the nanoseconds time.Duration unmarshals from, in place,

@@ -58,8 +58,8 @@ func TestLoadRejectsUnknownFileKeysAndBadEnv(t *testing.T) {
 	if err := os.WriteFile(file, []byte("llm:\n  base_ur: http://x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := config.Load(file, nil); err == nil || !strings.Contains(err.Error(), "base_ur") {
-		t.Fatalf("misspelt key accepted: %v", err)
+	if _, err := config.Load(file, nil); err == nil || !strings.Contains(err.Error(), `unknown setting "base_ur"`) || strings.Contains(err.Error(), "JSON") {
+		t.Fatalf("misspelt key accepted, or refused in the decoder's words: %v", err)
 	}
 	if _, err := config.Load("", []string{"PONDER_LLM_CONCURRENCY=many"}); err == nil || !strings.Contains(err.Error(), "PONDER_LLM_CONCURRENCY") {
 		t.Fatalf("bad env value accepted: %v", err)
@@ -69,6 +69,25 @@ func TestLoadRejectsUnknownFileKeysAndBadEnv(t *testing.T) {
 	}
 	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil {
 		t.Fatal("missing explicit config file accepted")
+	}
+}
+
+// A config file's value of the wrong type names the setting and what it
+// holds, in the file's words, not the Go types and JSON its decoder reads.
+func TestLoadNamesTheSettingOfAWrongType(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ yaml, want string }{
+		{"llm:\n  concurrency: lots\n", `setting "llm.concurrency": got a string, want a whole number`},
+		{"search:\n  timeout: [1]\n", `setting "search.timeout": got an array, want a duration such as 30s`},
+	} {
+		file := filepath.Join(t.TempDir(), "ponder.yaml")
+		if err := os.WriteFile(file, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := config.Load(file, nil)
+		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want it to end %q", tc.yaml, err, tc.want)
+		}
 	}
 }
 
