@@ -3,7 +3,6 @@ package embedded
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -158,22 +157,8 @@ func BenchmarkSearch20k(b *testing.B) {
 func BenchmarkDenseFirstQuery20k(b *testing.B) {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), "s.db")
-	st, err := Open(path, &Options{NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
 	const dim, n = 384, 20_000
-	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "bench", Dim: dim}); err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	vec := func() []float32 {
-		v := make([]float32, dim)
-		for i := range v {
-			v[i] = rng.Float32()*2 - 1
-		}
-		return v
-	}
+	st, vec := openRandomVecs(b, path, &Options{NoSync: true}, "bench", dim)
 	c := gen.New(1, 50_000)
 	var batch []retrieval.Document
 	for d := 0; d < n/20; d++ {

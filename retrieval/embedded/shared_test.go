@@ -49,6 +49,28 @@ func sharedDoc(prefix string, i int) retrieval.Document {
 	return d
 }
 
+// openSharedDocs opens a Shared store over path with o, closed when the
+// test ends, and makes the collection "docs" with n documents
+// sharedDoc("parent", i) in it, one Put each.
+func openSharedDocs(t *testing.T, path string, o *Options, n int) *Shared {
+	t.Helper()
+	st, err := OpenShared(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
 // sharedChild is a process beside the test's. By op:
 //   - "" writes n documents of its own, one Put each, and rewrites ten
 //     sources that every child writes, through a Shared store (as `ponder
@@ -128,18 +150,8 @@ func TestSharedTwoProcessesWriteWhileOneReads(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "store.db")
 	// ExactBelow 2: dense search uses the HNSW index, so a stale index
 	// would miss the other processes' documents.
-	st, err := OpenShared(store, &Options{LockTimeout: 20 * time.Second, ExactBelow: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openSharedDocs(t, store, &Options{LockTimeout: 20 * time.Second, ExactBelow: 2}, 1)
 	ctx := t.Context()
-	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", 0)}); err != nil {
-		t.Fatal(err)
-	}
 	// Build the dense index before the others write.
 	if hits, err := st.Search(ctx, "docs", retrieval.Query{Vector: []float32{1, 0, 0, 0}, K: 1, Mode: retrieval.ModeDense}); err != nil || len(hits) != 1 {
 		t.Fatalf("dense search: %v, %v", hits, err)
@@ -299,11 +311,7 @@ func TestSharedDenseIndexCatchesUp(t *testing.T) {
 	t.Parallel()
 	store := filepath.Join(t.TempDir(), "store.db")
 	ctx := t.Context()
-	a, err := OpenShared(store, &Options{ExactBelow: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openSharedDocs(t, store, &Options{ExactBelow: 2}, 5)
 	// b stands for another process: it opens the file on its own, under
 	// the same locks (flock locks are per open file).
 	b, err := OpenShared(store, &Options{ExactBelow: 2})
@@ -311,14 +319,6 @@ func TestSharedDenseIndexCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := a.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		if err := a.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	dense := func(vec []float32, k int) []retrieval.Hit {
 		t.Helper()
 		hits, err := a.Search(ctx, "docs", retrieval.Query{Vector: vec, K: k, Mode: retrieval.ModeDense})
@@ -465,20 +465,8 @@ func TestSharedYieldsToOtherProcesses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			store := filepath.Join(t.TempDir(), "store.db")
-			st, err := OpenShared(store, &Options{LockTimeout: 20 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := openSharedDocs(t, store, &Options{LockTimeout: 20 * time.Second}, 20)
 			ctx := t.Context()
-			if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 20 {
-				if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", i)}); err != nil {
-					t.Fatal(err)
-				}
-			}
 			// Three searchers, each search held 10ms and started 3ms
 			// apart, so one is always in flight (a busy server; searches
 			// that happen to end together would let the lock go by
@@ -585,7 +573,7 @@ func TestSharedBuildsGraphAwayFromLock(t *testing.T) {
 	defer resume()
 	// beforeBuild holds the build in progress, as a large collection's
 	// would be.
-	st, err := OpenShared(store, &Options{LockTimeout: 20 * time.Second, ExactBelow: 2, beforeBuild: func() {
+	st := openSharedDocs(t, store, &Options{LockTimeout: 20 * time.Second, ExactBelow: 2, beforeBuild: func() {
 		gateMu.Lock()
 		p := proceed
 		gateMu.Unlock()
@@ -594,20 +582,8 @@ func TestSharedBuildsGraphAwayFromLock(t *testing.T) {
 		default:
 		}
 		<-p
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	}}, 10)
 	ctx := t.Context()
-	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "docs", Dim: sharedDim}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		if err := st.Put(ctx, "docs", []retrieval.Document{sharedDoc("parent", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	dense := func(vec []float32) []retrieval.Hit {
 		t.Helper()
 		hits, err := st.Search(ctx, "docs", retrieval.Query{Vector: vec, K: 3, Mode: retrieval.ModeDense})

@@ -107,22 +107,7 @@ func TestExactDense(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "store.db")
-	st, err := Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const dim = 8
-	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "d", Dim: dim}); err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	vec := func() []float32 {
-		v := make([]float32, dim)
-		for i := range v {
-			v[i] = rng.Float32()*2 - 1
-		}
-		return v
-	}
+	st, vec := openRandomVecs(t, path, nil, "d", 8)
 	var docs []retrieval.Document
 	for i := range 60 {
 		d := retrieval.Document{Source: fmt.Sprintf("/d/%02d.md", i), Hash: "h"}
@@ -170,5 +155,28 @@ func TestExactDense(t *testing.T) {
 	}
 	if d := short.dense["d"]; d != nil {
 		t.Fatal("a store opened with ExactDense built the HNSW graph")
+	}
+}
+
+// openRandomVecs opens (creating) the store at path with o and makes the
+// collection name of dim dimensions; vec returns random vectors of dim
+// components in [-1, 1), the same sequence on every run.
+func openRandomVecs(tb testing.TB, path string, o *Options, name string, dim int) (st *Store, vec func() []float32) {
+	tb.Helper()
+	st, err := Open(path, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := st.EnsureCollection(tb.Context(), retrieval.CollectionSpec{Name: name, Dim: dim}); err != nil {
+		st.Close()
+		tb.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	return st, func() []float32 {
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = rng.Float32()*2 - 1
+		}
+		return v
 	}
 }
