@@ -460,26 +460,59 @@ func asAPIError(err error) *apiError {
 	return badRequest("", "%v", err)
 }
 
+// streamHeartbeatIdle is how long a stream may be silent before it is sent
+// a heartbeat.
+var streamHeartbeatIdle = 10 * time.Second
+
 // sseWriter writes server-sent events, one goroutine at a time.
 type sseWriter struct {
 	mu   sync.Mutex
 	w    http.ResponseWriter
 	f    http.Flusher
 	last time.Time
+	// done[i] is set once choice i has sent its finish chunk.
+	done []bool
 }
 
 func (s *sseWriter) data(v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.write(v)
+}
+
+func (s *sseWriter) write(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	_, _ = fmt.Fprintf(s.w, "data: %s\n\n", b)
 	if s.f != nil {
 		s.f.Flush()
 	}
 	s.last = time.Now()
+}
+
+// finish sends choice i's finish chunk.
+func (s *sseWriter) finish(i int, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.write(v)
+	s.done[i] = true
+}
+
+// heartbeat sends, when the stream has been silent for idle, an empty
+// delta of a choice still searching (chunk(i) builds it). A chunk, not an
+// SSE comment: go-openai's reader keeps every line that is not data and
+// parses them with a later error event, which a comment would garble.
+func (s *sseWriter) heartbeat(idle time.Duration, chunk func(i int) any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.last) <= idle {
+		return
+	}
+	if i := slices.Index(s.done, false); i >= 0 {
+		s.write(chunk(i))
+	}
 }
 
 func (s *sseWriter) raw(line string) {
@@ -502,7 +535,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	f, _ := w.(http.Flusher)
-	sw := &sseWriter{w: w, f: f}
+	sw := &sseWriter{w: w, f: f, done: make([]bool, len(tasks))}
 	created := time.Now().Unix()
 	chunk := func(choices []map[string]any, extra map[string]any) map[string]any {
 		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
@@ -522,21 +555,19 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	// Keep the connection alive through long silent stretches.
 	hbDone := make(chan struct{})
 	hbExited := make(chan struct{})
+	hbIdle := streamHeartbeatIdle
 	go func() {
 		defer close(hbExited)
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(hbIdle / 2)
 		defer t.Stop()
 		for {
 			select {
 			case <-hbDone:
 				return
 			case <-t.C:
-				sw.mu.Lock()
-				idle := time.Since(sw.last) > 10*time.Second
-				sw.mu.Unlock()
-				if idle {
-					sw.raw(": searching\n\n")
-				}
+				sw.heartbeat(hbIdle, func(i int) any {
+					return chunk([]map[string]any{delta(i, map[string]any{}, nil)}, nil)
+				})
 			}
 		}
 	}()
@@ -574,7 +605,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 				onFinal:  func(p progress, evs []core.Event) { emit(p, evs, true) }})
 			res := results[i]
 			if errs[i] != nil {
-				sw.data(map[string]any{"error": map[string]any{"message": errs[i].Error(), "type": "server_error"}})
+				sw.finish(i, map[string]any{"error": map[string]any{"message": errs[i].Error(), "type": "server_error"}})
 				return
 			}
 			if !answered {
@@ -584,7 +615,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": "(search failed: " + res.Error + ")\n"}, nil)}, nil))
 				}
 			}
-			sw.data(chunk([]map[string]any{delta(i, map[string]any{}, finishOf(res.Stopped))},
+			sw.finish(i, chunk([]map[string]any{delta(i, map[string]any{}, finishOf(res.Stopped))},
 				map[string]any{"ponder": choiceTraceOf(i, res)}))
 		}()
 	}

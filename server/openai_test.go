@@ -489,3 +489,50 @@ func TestChatWhenTheLLMRateLimits(t *testing.T) {
 		t.Errorf("streaming: %s", body)
 	}
 }
+
+// A stream that stayed silent long enough for heartbeats and then failed
+// still reaches go-openai as the error it is: its reader keeps every line
+// that is not data (an SSE comment included) and parses them together with
+// the error event, so a comment heartbeat turned the error into a JSON
+// syntax error.
+func TestChatStreamErrorAfterHeartbeats(t *testing.T) {
+	old := streamHeartbeatIdle
+	streamHeartbeatIdle = 40 * time.Millisecond
+	t.Cleanup(func() { streamHeartbeatIdle = old })
+	slowDown := core.PolicyFunc(func(ctx context.Context, _ core.CompletionRequest) (core.Completion, error) {
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return core.Completion{}, fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused)", core.ErrLLMUnavailable)
+	})
+	e := newEnv(t, envOptions{policy: slowDown})
+	stream, err := e.openai().CreateChatCompletionStream(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
+		Model: "cot", Stream: true, Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "What is 2+2?"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	heartbeats := 0
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			t.Fatal("the stream ended without the error")
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "connection refused") {
+				t.Fatalf("go-openai read the error as %q", err)
+			}
+			break
+		}
+		for _, c := range chunk.Choices {
+			if c.Delta.Role == "" && c.Delta.Content == "" && c.Delta.ReasoningContent == "" && c.FinishReason == "" {
+				heartbeats++
+			}
+		}
+	}
+	if heartbeats == 0 {
+		t.Fatal("no heartbeat reached the client: the test tests nothing")
+	}
+}
