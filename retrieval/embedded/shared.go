@@ -84,6 +84,11 @@ type Shared struct {
 	bgMu     sync.Mutex
 	bgClosed bool
 	bg       sync.WaitGroup
+
+	// beforeSnapshot, when set, is called by a background build before
+	// it takes the file for its snapshot (tests: let another process
+	// take the lock first). Set before the first search.
+	beforeSnapshot func()
 }
 
 var _ retrieval.Store = (*Shared)(nil)
@@ -292,9 +297,13 @@ func (s *Shared) startBuild(collection string, d *denseIndex) bool {
 // from them, or adds to d's graph what changed when the collection is
 // the one it was built for, with no lock held. The index is marked stale,
 // so the next dense search catches up, under the lock, with the few
-// writes made since the snapshot. On failure d is left not ready, and the
-// next dense search tries again.
+// writes made since the snapshot. On failure d keeps the graph it had,
+// stale (none after a first build), and the next dense search tries
+// again.
 func (s *Shared) build(ctx context.Context, collection string, d *denseIndex) {
+	if s.beforeSnapshot != nil {
+		s.beforeSnapshot()
+	}
 	d.mu.Lock()
 	ix, created := d.ix, d.created
 	d.mu.Unlock()
@@ -347,11 +356,17 @@ func (s *Shared) build(ctx context.Context, collection string, d *denseIndex) {
 	defer d.mu.Unlock()
 	d.building = false
 	if err != nil {
-		// A stale graph, or one partly built, is not searched again.
-		d.ix, d.ready = nil, false
 		if ctx.Err() == nil {
 			s.opt.Logger.Warn().Err(err).Str("collection", collection).Msg("build dense index")
 		}
+		// A graph built before keeps its place, stale: the next dense
+		// search catches it up (its keys say what it holds, even after a
+		// catch-up cut short), where building it again would take as
+		// long as the first build (about 35s at 20,000 chunks of 384
+		// dimensions). The snapshot fails when another process holds the
+		// file past LockTimeout. A new graph that failed is dropped, and
+		// the next dense search builds one again.
+		d.ready, d.stale = d.ix != nil, true
 		return
 	}
 	d.ix, d.created, d.ready, d.stale = ix, created, true, true

@@ -10,8 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/retrieval/hnsw"
@@ -654,5 +657,139 @@ func TestSharedBuildsGraphAwayFromLock(t *testing.T) {
 	}
 	if got := denseBuilt(t, st, "docs"); got != built || got.Len() != info.Chunks {
 		t.Fatalf("graph holds %d vectors (rebuilt: %v), want the collection's %d", got.Len(), got != built, info.Chunks)
+	}
+}
+
+// lockedBuffer is a log that background builds write while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// holdSnapshots makes st's background builds wait, before they take the
+// file for their snapshot, once hold is set: each then sends on arrived
+// and waits for proceed to close.
+func holdSnapshots(st *Shared) (hold *atomic.Bool, arrived chan struct{}, proceed chan struct{}) {
+	hold = &atomic.Bool{}
+	arrived, proceed = make(chan struct{}, 1), make(chan struct{})
+	st.beforeSnapshot = func() {
+		if hold.Load() {
+			arrived <- struct{}{}
+			<-proceed
+		}
+	}
+	return hold, arrived, proceed
+}
+
+// denseSettled waits until no background build of collection's dense
+// index is in progress, and returns its graph and state.
+func denseSettled(t *testing.T, st *Shared, collection string) (ix *hnsw.Index, ready, stale bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st.mu.Lock()
+		d := st.dense[collection]
+		st.mu.Unlock()
+		d.mu.Lock()
+		ix, ready, stale, building := d.ix, d.ready, d.stale, d.building
+		d.mu.Unlock()
+		if !building {
+			return ix, ready, stale
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dense index of %s is still being built after 30s", collection)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A background catch-up that cannot read the store (another process
+// holds it past LockTimeout) keeps the graph it was to bring up to date,
+// stale, and the next dense search catches that graph up: it was thrown
+// away, and the next dense search built the whole graph again (about 35s
+// at 20,000 chunks of 384 dimensions).
+func TestSharedFailedCatchUpKeepsGraph(t *testing.T) {
+	t.Parallel()
+	store := filepath.Join(t.TempDir(), "store.db")
+	ctx := t.Context()
+	var log lockedBuffer
+	a := openSharedDocs(t, store, &Options{ExactBelow: 2, LockTimeout: 300 * time.Millisecond, Logger: zerolog.New(&log)}, 5)
+	hold, arrived, proceed := holdSnapshots(a)
+	dense := func() []retrieval.Hit {
+		t.Helper()
+		hits, err := a.Search(ctx, "docs", retrieval.Query{Vector: []float32{0, 0, 0, 1}, K: 3, Mode: retrieval.ModeDense})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hits
+	}
+	dense()
+	built := denseBuilt(t, a, "docs")
+
+	// Another process ingests more than is added under the lock (90
+	// vectors), so the next dense search catches up in the background.
+	b, err := OpenShared(store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var docs []retrieval.Document
+	for i := range 30 {
+		docs = append(docs, sharedDoc("z", i))
+	}
+	if err := b.Put(ctx, "docs", docs); err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(true)
+	dense()
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a large change from another process started no catch-up")
+	}
+	// Yet another process takes the file before the catch-up reads it,
+	// and holds it past LockTimeout.
+	other, err := Open(store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	letGo := sync.OnceFunc(func() { other.Close() })
+	defer letGo()
+	hold.Store(false)
+	close(proceed)
+	ix, ready, stale := denseSettled(t, a, "docs")
+	letGo()
+	if !strings.Contains(log.String(), "in use by another ponder process") {
+		t.Fatalf("the catch-up did not fail on the lock; log:\n%s", log.String())
+	}
+	if ix != built || !ready || !stale {
+		t.Fatalf("after a catch-up that could not read the store: graph %p (ready %v, stale %v), want the graph built before (%p), ready and stale", ix, ready, stale, built)
+	}
+
+	if hits := dense(); len(hits) != 3 || !strings.HasPrefix(hits[0].Source, "/p/z/") {
+		t.Fatalf("dense search after the failed catch-up: %v, want the other process's chunks", hits)
+	}
+	info, err := a.Collection(ctx, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := denseBuilt(t, a, "docs"); got != built || got.Len() != info.Chunks {
+		t.Fatalf("graph holds %d vectors (built again: %v), want the collection's %d in the graph built before", got.Len(), got != built, info.Chunks)
+	}
+	if hits := dense(); len(hits) != 3 || !strings.HasPrefix(hits[0].Source, "/p/z/") {
+		t.Fatalf("dense search through the caught-up graph: %v, want the other process's chunks", hits)
 	}
 }
