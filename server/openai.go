@@ -299,10 +299,16 @@ func failure(res *core.Result) (int, string) {
 }
 
 // answerContent is a choice's message content: the answer, or the last
-// step of the best path when no answer was extracted.
+// step of the best path when no answer was extracted (a budget or time
+// limit stopped the search: finish_reason length). A search that failed
+// before it chose an answer has none: its last step is not one, and the
+// request fails as MCP's solve does.
 func answerContent(res core.Result) string {
 	if res.Answer != "" {
 		return res.Answer
+	}
+	if res.Stopped == core.StopError {
+		return ""
 	}
 	for i := len(res.BestPath) - 1; i >= 0; i-- {
 		if n := res.BestPath[i]; n.Kind != core.KindProblem {

@@ -9,8 +9,10 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +21,9 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/llm"
 	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/retrieval/embedded"
 )
@@ -534,5 +538,46 @@ func TestChatStreamErrorAfterHeartbeats(t *testing.T) {
 	}
 	if heartbeats == 0 {
 		t.Fatal("no heartbeat reached the client: the test tests nothing")
+	}
+}
+
+// A search the LLM endpoint failed partway, before the strategy chose an
+// answer, is a failed request (as MCP's solve reports it), not a 200 whose
+// "answer" is the last intermediate step with finish_reason stop.
+func TestChatSearchFailedPartway(t *testing.T) {
+	t.Parallel()
+	url := simtest.Start(t, sim.Options{DataDir: sim.NoData})
+	c, err := llm.New(config.LLM{BaseURL: url, Model: "ponder-sim", Timeout: 30 * time.Second, N: "auto"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	diesAfterTwo := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		if calls.Add(1) > 4 {
+			return core.Completion{}, fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused)", core.ErrLLMUnavailable)
+		}
+		return c.Complete(ctx, req)
+	})
+	e := newEnv(t, envOptions{policy: diesAfterTwo})
+	req := `{"model":"mcts","messages":[{"role":"user","content":"What is 17 * 23?"}]`
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 502)
+	if !strings.Contains(body, "connection refused") {
+		t.Errorf("without streaming: %s", body)
+	}
+	l := e.traces.List()
+	if len(l) != 1 || l[0].Status != core.StopError || calls.Load() < 3 {
+		t.Fatalf("the search did not fail partway: %d calls, %+v", calls.Load(), l)
+	}
+	calls.Store(0)
+	_, err = e.openai().CreateChatCompletion(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
+		Model: "mcts", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "What is 17 * 23?"}}})
+	var ae *openai.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatusCode != 502 || ae.Type != "upstream_error" {
+		t.Errorf("go-openai: %v", err)
+	}
+	calls.Store(0)
+	body = postJSON(t, e.ts.URL+"/v1/chat/completions", req+`,"stream":true}`, 200)
+	if regexp.MustCompile(`"content":"[^"]`).MatchString(body) || !strings.Contains(body, `"type":"upstream_error"`) {
+		t.Errorf("streaming: an intermediate step was sent as the answer, or no error event:\n%s", body)
 	}
 }
