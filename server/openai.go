@@ -41,7 +41,19 @@ type chatRequest struct {
 	N             *int            `json:"n"`
 	Seed          *int64          `json:"seed"`
 	Tools         json.RawMessage `json:"tools"`
-	Ponder        json.RawMessage `json:"ponder"`
+	Functions     json.RawMessage `json:"functions"`
+	ToolChoice    json.RawMessage `json:"tool_choice"`
+	FunctionCall  json.RawMessage `json:"function_call"`
+	Logprobs      bool            `json:"logprobs"`
+	// ResponseFormat is json.RawMessage so that a wrong shape is named.
+	ResponseFormat json.RawMessage `json:"response_format"`
+	Ponder         json.RawMessage `json:"ponder"`
+}
+
+// given reports whether a raw field was sent with a value.
+func given(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) > 0 && !bytes.Equal(t, []byte("null"))
 }
 
 type streamOptions struct {
@@ -107,8 +119,33 @@ func decodeChatRequest(body []byte) (chatRequest, *ponderOptions, error) {
 	if req.N != nil && (*req.N < 1 || *req.N > maxChoices) {
 		return req, nil, badRequest("n", "n must be between 1 and %d, got %d", maxChoices, *req.N)
 	}
-	if t := bytes.TrimSpace(req.Tools); len(t) > 0 && !bytes.Equal(t, []byte("null")) && !bytes.Equal(t, []byte("[]")) {
+	if t := bytes.TrimSpace(req.Tools); given(t) && !bytes.Equal(t, []byte("[]")) {
 		return req, nil, badRequest("tools", "function calling is not supported by Ponder's reasoning models; leave tools out (Ponder's own tools go in ponder.tools)")
+	}
+	if t := bytes.TrimSpace(req.Functions); given(t) && !bytes.Equal(t, []byte("[]")) {
+		return req, nil, badRequest("functions", "function calling is not supported by Ponder's reasoning models; leave functions out (Ponder's own tools go in ponder.tools)")
+	}
+	// The answer is text: what would change its shape is refused, not
+	// ignored, so that a client never misreads it.
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"tool_choice", req.ToolChoice}, {"function_call", req.FunctionCall}} {
+		var choice string
+		if given(f.raw) && (json.Unmarshal(f.raw, &choice) != nil || (choice != "none" && choice != "auto")) {
+			return req, nil, badRequest(f.name, "%s %s asks for a function call, and Ponder's reasoning models answer in text; leave it out or send \"none\"", f.name, bytes.TrimSpace(f.raw))
+		}
+	}
+	if given(req.ResponseFormat) {
+		var rf struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(req.ResponseFormat, &rf); err != nil || rf.Type != "text" {
+			return req, nil, badRequest("response_format", "response_format: only {\"type\": \"text\"} is supported: Ponder's answer is the text the search chose, not JSON; leave response_format out")
+		}
+	}
+	if req.Logprobs {
+		return req, nil, badRequest("logprobs", "logprobs are not available: Ponder's answer is chosen by a search over many completions, not sampled token by token; leave logprobs out")
 	}
 	var po ponderOptions
 	if p := bytes.TrimSpace(req.Ponder); len(p) > 0 && !bytes.Equal(p, []byte("null")) {

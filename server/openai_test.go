@@ -239,6 +239,16 @@ func TestChatBadRequests(t *testing.T) {
 		{"text parts", `{"model":"cot","messages":[{"role":"user","content":[{"type":"text","text":"What is 2+2?"}]}]}`, 200, "chat.completion"},
 		{"n too big", `{"model":"cot","n":17,` + user + `}`, 400, "n must be between 1 and 16"},
 		{"tools", `{"model":"cot","tools":[{"type":"function","function":{"name":"f"}}],` + user + `}`, 400, "function calling"},
+		// What would change the answer's shape is refused, not ignored: a
+		// client relying on it would misread the answer.
+		{"legacy functions", `{"model":"cot","functions":[{"name":"f"}],` + user + `}`, 400, "function calling"},
+		{"tool_choice required", `{"model":"cot","tool_choice":"required",` + user + `}`, 400, "tool_choice"},
+		{"tool_choice none", `{"model":"cot","tool_choice":"none","tools":[],` + user + `}`, 200, "chat.completion"},
+		{"json mode", `{"model":"cot","response_format":{"type":"json_object"},` + user + `}`, 400, "response_format"},
+		{"json schema", `{"model":"cot","response_format":{"type":"json_schema","json_schema":{"name":"a"}},` + user + `}`, 400, "response_format"},
+		{"text format", `{"model":"cot","response_format":{"type":"text"},` + user + `}`, 200, "chat.completion"},
+		{"logprobs", `{"model":"cot","logprobs":true,` + user + `}`, 400, "logprobs"},
+		{"no logprobs", `{"model":"cot","logprobs":false,"temperature":0.2,"max_tokens":5,"stop":["x"],` + user + `}`, 200, "chat.completion"},
 		{"unknown ponder field", `{"model":"cot",` + user + `,"ponder":{"parms":{}}}`, 400, "parms"},
 		{"bad strategy param", `{"model":"self-consistency",` + user + `,"ponder":{"params":{"k":"many"}}}`, 400, "want an integer"},
 		{"misspelt strategy", `{"model":"mtcs:ponder-sim",` + user + `}`, 404, "not a strategy"},
@@ -257,6 +267,13 @@ func TestChatBadRequests(t *testing.T) {
 				t.Fatalf("not an OpenAI error: %s", body)
 			}
 		})
+	}
+	_, err := e.openai().CreateChatCompletion(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
+		Model: "cot", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}},
+		ResponseFormat: &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONObject}})
+	var ae *openai.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatusCode != 400 || ae.Param == nil || *ae.Param != "response_format" {
+		t.Fatalf("go-openai with JSON mode: %v", err)
 	}
 	resp, text := do(t, newReq(t, "GET", e.ts.URL+"/v1/chat/completions", "", nil))
 	if resp.StatusCode != 405 || !strings.Contains(text, "POST") {
