@@ -34,7 +34,8 @@ import (
 // writing. A handle takes new operations for maxHold only; then they wait
 // for it to close and for lockGap more, so another process waiting for
 // the lock gets it however busy this one is. Another process's lock is
-// waited on for LockTimeout, as with Open.
+// waited on for LockTimeout, as with Open, or until the call's context
+// ends.
 //
 // The in-memory dense (HNSW) index outlives the handle: this process's
 // own writes update it as they commit, and when the file's transaction id
@@ -106,6 +107,14 @@ const (
 	// so a gap of two polls lets the waiting process in even on a loaded
 	// machine. Busy searches wait at most this long, once per maxHold.
 	lockGap = 100 * time.Millisecond
+	// lockTry is how long one try to open the file waits for another
+	// process's lock (bbolt polls it every 50ms and cannot be stopped
+	// while it waits); between tries the wait ends if the caller's
+	// context has, so Close, which cancels a background build's, waits
+	// for it about this long rather than for LockTimeout.
+	lockTry = 100 * time.Millisecond
+	// defaultLockTimeout is Open's when Options.LockTimeout is not set.
+	defaultLockTimeout = 2 * time.Second
 )
 
 // errSharedClosed: the Shared store was closed.
@@ -234,16 +243,21 @@ func (s *Shared) gapLeft(now time.Time) time.Duration {
 // that is not there yet opens it for writing, which creates it, as Open
 // does for every command: the read then finds no collection and says how
 // to make one. The wait for another process's lock ends at ctx's
-// deadline when that comes before LockTimeout.
+// deadline when that comes before LockTimeout, and soon after ctx is
+// cancelled (Close cancels a background build's).
 func (s *Shared) open(ctx context.Context, write bool) (*Store, error) {
 	opt := s.opt
+	wait := opt.LockTimeout
+	if wait <= 0 {
+		wait = defaultLockTimeout
+	}
+	deadline := time.Now().Add(wait)
 	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl)
-		if left <= 0 {
+		if time.Until(dl) <= 0 {
 			return nil, context.DeadlineExceeded
 		}
-		if opt.LockTimeout <= 0 || left < opt.LockTimeout {
-			opt.LockTimeout = left
+		if dl.Before(deadline) {
+			deadline = dl
 		}
 	}
 	opt.ReadOnly = !write
@@ -252,9 +266,22 @@ func (s *Shared) open(ctx context.Context, write bool) (*Store, error) {
 			opt.ReadOnly = false
 		}
 	}
-	st, err := Open(s.path, &opt)
-	if err != nil {
-		return nil, err
+	var st *Store
+	for {
+		// bbolt's wait for the lock cannot be cancelled: wait lockTry at
+		// a time, and look at ctx between tries.
+		// (At least a millisecond: Open takes 0 for its default.)
+		opt.LockTimeout = max(time.Millisecond, min(lockTry, time.Until(deadline)))
+		var err error
+		if st, err = Open(s.path, &opt); err == nil {
+			break
+		}
+		if !errors.Is(err, retrieval.ErrLocked) || time.Until(deadline) <= 0 {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("open document store %s: gave up waiting for another process's lock: %w", s.path, context.Cause(ctx))
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -419,7 +446,8 @@ func txID(db *bolt.DB) (int, error) {
 func (s *Shared) Path() string { return s.path }
 
 // Close makes later operations fail; one in flight finishes, and the last
-// closes the file. A dense index being built is given up.
+// closes the file. A dense index being built is given up, within lockTry
+// when its build waits for another process's lock.
 func (s *Shared) Close() error {
 	s.mu.Lock()
 	s.closed = true

@@ -446,6 +446,18 @@ func TestSharedWaitHonoursContext(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("search gave up after %s, want about 300ms (its deadline), not LockTimeout", el)
 	}
+	// A context cancelled, with no deadline: bbolt's wait for the lock
+	// cannot be cancelled, and went on for LockTimeout.
+	ctx3, cancel3 := context.WithCancel(t.Context())
+	defer cancel3()
+	time.AfterFunc(300*time.Millisecond, cancel3)
+	start = time.Now()
+	if _, err := st.Search(ctx3, "docs", retrieval.Query{Text: "admin", K: 3}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("search of a store another process holds, its context cancelled: %v, want context.Canceled", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("search gave up after %s, want about 300ms (when its context was cancelled), not LockTimeout", el)
+	}
 }
 
 // A process whose searches overlap without pause still lets another
@@ -791,5 +803,52 @@ func TestSharedFailedCatchUpKeepsGraph(t *testing.T) {
 	}
 	if hits := dense(); len(hits) != 3 || !strings.HasPrefix(hits[0].Source, "/p/z/") {
 		t.Fatalf("dense search through the caught-up graph: %v, want the other process's chunks", hits)
+	}
+}
+
+// Close gives up a background build that waits for another process's
+// lock at once, not after LockTimeout: bbolt's wait cannot be cancelled,
+// so stopping `ponder serve` beside a long shell ingest waited out
+// lock_timeout.
+func TestSharedCloseEndsBuildWaitingForLock(t *testing.T) {
+	t.Parallel()
+	store := filepath.Join(t.TempDir(), "store.db")
+	st := openSharedDocs(t, store, &Options{ExactBelow: 2, LockTimeout: time.Minute}, 5)
+	hold, arrived, proceed := holdSnapshots(st)
+	hold.Store(true)
+	if _, err := st.Search(t.Context(), "docs", retrieval.Query{Vector: []float32{1, 0, 0, 0}, K: 3, Mode: retrieval.ModeDense}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first dense search started no build")
+	}
+	other, err := Open(store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	close(proceed)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		st.mu.Lock()
+		opening := st.opening
+		st.mu.Unlock()
+		if opening {
+			break // the build waits for other's lock
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the build does not open the file")
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		st.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waits out the background build's wait for another process's lock (LockTimeout 1m)")
 	}
 }

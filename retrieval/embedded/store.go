@@ -120,7 +120,7 @@ func Open(path string, o *Options) (*Store, error) {
 		opt = *o
 	}
 	if opt.LockTimeout <= 0 {
-		opt.LockTimeout = 2 * time.Second
+		opt.LockTimeout = defaultLockTimeout
 	}
 	if opt.EfSearch <= 0 {
 		opt.EfSearch = 96
