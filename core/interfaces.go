@@ -74,6 +74,10 @@ var (
 	ErrLLMAuth        = errors.New("llm rejected the credentials")
 	ErrLLMRateLimited = errors.New("llm rate limited")
 	ErrLLMBadResponse = errors.New("llm returned a malformed response")
+	// ErrLLMRejected: the endpoint refused the request as invalid (400,
+	// 422: a prompt over the model's context, a setting it does not
+	// take); sending it again does not help.
+	ErrLLMRejected = errors.New("llm rejected the request")
 )
 
 // EvalRequest asks an evaluator to score the last node of Path (root first).

@@ -150,12 +150,11 @@ func TestComplete(t *testing.T) {
 			wantN: []any{3.0},
 		},
 		{
-			name: "n rejected with n yes is an error",
-			fake: &fakeLLM{rejectN: true},
-			mode: "yes",
-			reqs: []core.CompletionRequest{{Messages: msgs, N: 3}},
-			// No sentinel fits a rejected request; the message names the status.
-			wantErr: errString("answered 400"),
+			name:    "n rejected with n yes is an error",
+			fake:    &fakeLLM{rejectN: true},
+			mode:    "yes",
+			reqs:    []core.CompletionRequest{{Messages: msgs, N: 3}},
+			wantErr: core.ErrLLMRejected,
 			wantN:   []any{3.0},
 		},
 		{

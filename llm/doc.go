@@ -9,8 +9,8 @@
 // timeouts with exponential backoff and full jitter, honouring Retry-After,
 // refuses answers larger than Options.MaxResponseBytes (64 MiB), and
 // classifies what it cannot recover from with core's sentinels:
-// core.ErrLLMAuth, core.ErrLLMUnavailable, core.ErrLLMRateLimited and
-// core.ErrLLMBadResponse. Cancelling the context
+// core.ErrLLMAuth, core.ErrLLMUnavailable, core.ErrLLMRateLimited,
+// core.ErrLLMBadResponse and core.ErrLLMRejected. Cancelling the context
 // stops a call at once, backoff included. Error messages say what failed
 // and why, naming the endpoint "the LLM endpoint", never by its URL or
 // address (they reach server clients and traces; the endpoint may be

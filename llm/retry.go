@@ -305,7 +305,7 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 				"%s answered 404%s: check that PONDER_LLM_BASE_URL includes the api prefix (such as /v1) and PONDER_LLM_MODEL names a served model",
 				endpointName, detail)
 		default:
-			return false, newError(nil, err, "llm rejected the request: %s answered %d%s: check the model and the request settings",
+			return false, newError(core.ErrLLMRejected, err, "%s answered %d%s: check the model and the request settings",
 				endpointName, status, detail)
 		}
 	}

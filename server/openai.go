@@ -327,10 +327,15 @@ func allFailed(results []core.Result, errs []error) *core.Result {
 
 // failure is the HTTP status and OpenAI error type of a request whose every
 // search failed: 429 when the LLM endpoint rate limited it, so that clients
-// back off as they would from OpenAI; else 502, the endpoint failed.
+// back off as they would from OpenAI; 400 when it refused the request as
+// invalid (a prompt over the model's context), which clients do not retry
+// and OpenAI answers so too; else 502, the endpoint failed.
 func failure(res *core.Result) (int, string) {
-	if errors.Is(res.Err, core.ErrLLMRateLimited) {
+	switch {
+	case errors.Is(res.Err, core.ErrLLMRateLimited):
 		return http.StatusTooManyRequests, "rate_limit_exceeded"
+	case errors.Is(res.Err, core.ErrLLMRejected):
+		return http.StatusBadRequest, "invalid_request_error"
 	}
 	return http.StatusBadGateway, "upstream_error"
 }

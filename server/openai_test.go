@@ -511,6 +511,24 @@ func TestChatWhenTheLLMRateLimits(t *testing.T) {
 	}
 }
 
+// An LLM endpoint that refuses the searches' requests as invalid (a prompt
+// over the model's context) makes the request a 400, as OpenAI answers it,
+// not a 502 that client SDKs retry.
+func TestChatWhenTheLLMRejectsTheRequest(t *testing.T) {
+	t.Parallel()
+	rejects := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, fmt.Errorf("%w: the endpoint answered 400: context_length_exceeded", core.ErrLLMRejected)
+	})
+	e := newEnv(t, envOptions{policy: rejects})
+	req := `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]`
+	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 400); !strings.Contains(body, `"type":"invalid_request_error"`) || !strings.Contains(body, "context_length_exceeded") {
+		t.Errorf("without streaming: %s", body)
+	}
+	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`,"stream":true}`, 200); !strings.Contains(body, `"type":"invalid_request_error"`) {
+		t.Errorf("streaming: %s", body)
+	}
+}
+
 // A stream that stayed silent long enough for heartbeats and then failed
 // still reaches go-openai as the error it is: its reader keeps every line
 // that is not data (an SSE comment included) and parses them together with
