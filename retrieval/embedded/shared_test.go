@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/retrieval/hnsw"
 	"github.com/ponder-rlm/ponder/retrieval/storetest"
@@ -546,23 +547,62 @@ func TestSharedYieldsToOtherProcesses(t *testing.T) {
 // the background, to be ready, and returns its graph.
 func denseBuilt(t *testing.T, st *Shared, collection string) *hnsw.Index {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	ix, _, _ := denseWhen(t, st, collection, "built", func(d *denseIndex) bool { return d.ready && !d.building })
+	return ix
+}
+
+// checkGraph waits for the dense index of "docs" to be ready, and checks
+// that it is built, the graph brought up to date rather than one built
+// again, and that it holds every chunk of the collection.
+func checkGraph(t *testing.T, st *Shared, built *hnsw.Index) {
+	t.Helper()
+	info, err := st.Collection(t.Context(), "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := denseBuilt(t, st, "docs"); got != built || got.Len() != info.Chunks {
+		t.Fatalf("graph holds %d vectors (built again: %v), want the collection's %d in the graph built before", got.Len(), got != built, info.Chunks)
+	}
+}
+
+// denseWhen waits until ok (called with d.mu held) holds for the dense
+// index of collection, and returns its graph and whether it is ready and
+// stale; what says what is waited for.
+func denseWhen(t *testing.T, st *Shared, collection, what string, ok func(d *denseIndex) bool) (ix *hnsw.Index, ready, stale bool) {
+	t.Helper()
+	waitUntil(t, "the dense index of "+collection+" is "+what, func() bool {
 		st.mu.Lock()
 		d := st.dense[collection]
 		st.mu.Unlock()
-		if d != nil {
-			d.mu.Lock()
-			ix, ready := d.ix, d.ready && !d.building
-			d.mu.Unlock()
-			if ready {
-				return ix
-			}
+		if d == nil {
+			return false
 		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		ix, ready, stale = d.ix, d.ready, d.stale
+		return ok(d)
+	})
+	return ix, ready, stale
+}
+
+// waitRecv waits for a value on ch, for up to 30s; what says what it
+// stands for.
+func waitRecv(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not after 30s: %s", what)
+	}
+}
+
+// waitUntil polls cond until it holds, for up to 30s (a loaded machine).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the dense index of %s is not built after 30s", collection)
+			t.Fatalf("not after 30s: %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -612,11 +652,7 @@ func TestSharedBuildsGraphAwayFromLock(t *testing.T) {
 		hits, _ := st.Search(ctx, "docs", retrieval.Query{Vector: []float32{1, 0, 0, 0}, K: 3, Mode: retrieval.ModeDense})
 		first <- hits
 	}()
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first dense search started no build")
-	}
+	waitRecv(t, started, "the first dense search starts a build")
 	if err := startChildOp(t, store, "", "z", 1, 2*time.Second)(); err != nil {
 		t.Fatalf("another process ingesting while the graph is built: %v", err)
 	}
@@ -638,13 +674,7 @@ func TestSharedBuildsGraphAwayFromLock(t *testing.T) {
 	if hits := dense([]float32{0, 0, 0, 1}); len(hits) == 0 || hits[0].Source != "/p/z/000.md" {
 		t.Fatalf("dense search through the graph: %v, want /p/z/000.md", hits)
 	}
-	info, err := st.Collection(ctx, "docs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := denseBuilt(t, st, "docs"); got != built || got.Len() != info.Chunks {
-		t.Fatalf("graph holds %d vectors (rebuilt: %v), want the collection's %d", got.Len(), got != built, info.Chunks)
-	}
+	checkGraph(t, st, built)
 
 	// Another process ingests more than is worth adding under the lock:
 	// the next dense search adds it to the graph in the background too,
@@ -653,42 +683,14 @@ func TestSharedBuildsGraphAwayFromLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	dense([]float32{0, 0, 0, 1})
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatal("a large change was added to the graph under the lock")
-	}
+	waitRecv(t, started, "a large change is added to the graph away from the lock")
 	if err := startChildOp(t, store, "", "x", 1, 2*time.Second)(); err != nil {
 		t.Fatalf("another process ingesting while a large change is added to the graph: %v", err)
 	}
 	resume()
 	denseBuilt(t, st, "docs")
 	dense([]float32{0, 0, 0, 1}) // catches up with x
-	if info, err = st.Collection(ctx, "docs"); err != nil {
-		t.Fatal(err)
-	}
-	if got := denseBuilt(t, st, "docs"); got != built || got.Len() != info.Chunks {
-		t.Fatalf("graph holds %d vectors (rebuilt: %v), want the collection's %d", got.Len(), got != built, info.Chunks)
-	}
-}
-
-// lockedBuffer is a log that background builds write while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	checkGraph(t, st, built)
 }
 
 // holdSnapshots makes st's background builds wait, before they take the
@@ -706,28 +708,6 @@ func holdSnapshots(st *Shared) (hold *atomic.Bool, arrived chan struct{}, procee
 	return hold, arrived, proceed
 }
 
-// denseSettled waits until no background build of collection's dense
-// index is in progress, and returns its graph and state.
-func denseSettled(t *testing.T, st *Shared, collection string) (ix *hnsw.Index, ready, stale bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st.mu.Lock()
-		d := st.dense[collection]
-		st.mu.Unlock()
-		d.mu.Lock()
-		ix, ready, stale, building := d.ix, d.ready, d.stale, d.building
-		d.mu.Unlock()
-		if !building {
-			return ix, ready, stale
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the dense index of %s is still being built after 30s", collection)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A background catch-up that cannot read the store (another process
 // holds it past LockTimeout) keeps the graph it was to bring up to date,
 // stale, and the next dense search catches that graph up: it was thrown
@@ -737,7 +717,7 @@ func TestSharedFailedCatchUpKeepsGraph(t *testing.T) {
 	t.Parallel()
 	store := filepath.Join(t.TempDir(), "store.db")
 	ctx := t.Context()
-	var log lockedBuffer
+	var log testutil.LockedBuffer
 	a := openSharedDocs(t, store, &Options{ExactBelow: 2, LockTimeout: 300 * time.Millisecond, Logger: zerolog.New(&log)}, 5)
 	hold, arrived, proceed := holdSnapshots(a)
 	dense := func() []retrieval.Hit {
@@ -767,11 +747,7 @@ func TestSharedFailedCatchUpKeepsGraph(t *testing.T) {
 	}
 	hold.Store(true)
 	dense()
-	select {
-	case <-arrived:
-	case <-time.After(30 * time.Second):
-		t.Fatal("a large change from another process started no catch-up")
-	}
+	waitRecv(t, arrived, "a large change from another process starts a catch-up")
 	// Yet another process takes the file before the catch-up reads it,
 	// and holds it past LockTimeout.
 	other, err := Open(store, nil)
@@ -782,7 +758,7 @@ func TestSharedFailedCatchUpKeepsGraph(t *testing.T) {
 	defer letGo()
 	hold.Store(false)
 	close(proceed)
-	ix, ready, stale := denseSettled(t, a, "docs")
+	ix, ready, stale := denseWhen(t, a, "docs", "idle", func(d *denseIndex) bool { return !d.building })
 	letGo()
 	if !strings.Contains(log.String(), "in use by another ponder process") {
 		t.Fatalf("the catch-up did not fail on the lock; log:\n%s", log.String())
@@ -794,13 +770,7 @@ func TestSharedFailedCatchUpKeepsGraph(t *testing.T) {
 	if hits := dense(); len(hits) != 3 || !strings.HasPrefix(hits[0].Source, "/p/z/") {
 		t.Fatalf("dense search after the failed catch-up: %v, want the other process's chunks", hits)
 	}
-	info, err := a.Collection(ctx, "docs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := denseBuilt(t, a, "docs"); got != built || got.Len() != info.Chunks {
-		t.Fatalf("graph holds %d vectors (built again: %v), want the collection's %d in the graph built before", got.Len(), got != built, info.Chunks)
-	}
+	checkGraph(t, a, built)
 	if hits := dense(); len(hits) != 3 || !strings.HasPrefix(hits[0].Source, "/p/z/") {
 		t.Fatalf("dense search through the caught-up graph: %v, want the other process's chunks", hits)
 	}
@@ -819,28 +789,18 @@ func TestSharedCloseEndsBuildWaitingForLock(t *testing.T) {
 	if _, err := st.Search(t.Context(), "docs", retrieval.Query{Vector: []float32{1, 0, 0, 0}, K: 3, Mode: retrieval.ModeDense}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-arrived:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the first dense search started no build")
-	}
+	waitRecv(t, arrived, "the first dense search starts a build")
 	other, err := Open(store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Close()
 	close(proceed)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	waitUntil(t, "the build waits for the other's lock", func() bool {
 		st.mu.Lock()
-		opening := st.opening
-		st.mu.Unlock()
-		if opening {
-			break // the build waits for other's lock
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the build does not open the file")
-		}
-	}
+		defer st.mu.Unlock()
+		return st.opening
+	})
 	closed := make(chan struct{})
 	go func() {
 		st.Close()
