@@ -81,7 +81,10 @@ type apiError struct {
 	status int
 	typ    string
 	param  string
-	msg    string
+	// code is OpenAI's machine-readable code (invalid_api_key,
+	// invalid_type), null when empty.
+	code string
+	msg  string
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -101,14 +104,54 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 	if e.param != "" {
 		body["param"] = e.param
 	}
+	if e.code != "" {
+		body["code"] = e.code
+	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": body})
+}
+
+// bodyError is a request body that does not decode into a chat completion
+// request. A value of the wrong type names its parameter in param, as
+// OpenAI's does (n, messages[1].role), with code invalid_type.
+func bodyError(body []byte, err error) *apiError {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" {
+		return badRequest("", "the request body is not a valid chat completion request: %s", jsonErrText(err))
+	}
+	named := *te
+	named.Field = typeErrorParam(body, te.Field)
+	e := badRequest(named.Field, "the request body is not a valid chat completion request: %s", jsonErrText(&named))
+	e.code = "invalid_type"
+	return e
+}
+
+// typeErrorParam turns encoding/json's path of a wrong value (n,
+// messages.role: no index) into OpenAI's (n, messages[1].role), finding
+// the message that does not decode.
+func typeErrorParam(body []byte, field string) string {
+	rest, inMessages := strings.CutPrefix(field, "messages")
+	if !inMessages || (rest != "" && rest[0] != '.') {
+		return field
+	}
+	var r struct {
+		Messages []json.RawMessage `json:"messages"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return "messages" // not an array
+	}
+	for i, m := range r.Messages {
+		if json.Unmarshal(m, new(chatMessage)) != nil {
+			return fmt.Sprintf("messages[%d]%s", i, rest)
+		}
+	}
+	return "messages"
 }
 
 // decodeChatRequest reads and checks a request body.
 func decodeChatRequest(body []byte) (chatRequest, *ponderOptions, error) {
 	var req chatRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return req, nil, badRequest("", "the request body is not a valid chat completion request: %s", jsonErrText(err))
+		return req, nil, bodyError(body, err)
 	}
 	if strings.TrimSpace(req.Model) == "" {
 		return req, nil, badRequest("model", "model is required: use <strategy>:<upstream model> (e.g. mcts:qwen2.5-7b-instruct), a strategy, or an upstream model; GET /v1/models lists them")
@@ -153,7 +196,11 @@ func decodeChatRequest(body []byte) (chatRequest, *ponderOptions, error) {
 		dec.DisallowUnknownFields()
 		dec.UseNumber()
 		if err := dec.Decode(&po); err != nil {
-			return req, nil, badRequest("ponder", "ponder: %s (fields: params, budget, pack, session, collection, tools, seed)", jsonErrText(err))
+			e := badRequest("ponder", "ponder: %s (fields: params, budget, pack, session, collection, tools, seed)", jsonErrText(err))
+			if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) && te.Field != "" {
+				e.param, e.code = "ponder."+te.Field, "invalid_type"
+			}
+			return req, nil, e
 		}
 	}
 	return req, &po, nil

@@ -285,6 +285,43 @@ func TestChatBadRequests(t *testing.T) {
 	}
 }
 
+// A bad request's error names the parameter at fault in param, as
+// OpenAI's do, so that a client can point at it: a value of the wrong type
+// too (code invalid_type), at any depth.
+func TestChatErrorsNameTheParameter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	user := `"messages":[{"role":"user","content":"hi"}]`
+	tests := []struct {
+		name, body string
+		status     int
+		param      any // nil: param is null
+		code       any
+	}{
+		{"n as a string", `{"model":"cot","n":"2",` + user + `}`, 400, "n", "invalid_type"},
+		{"model as a number", `{"model":5,` + user + `}`, 400, "model", "invalid_type"},
+		{"stream as a string", `{"model":"cot","stream":"yes",` + user + `}`, 400, "stream", "invalid_type"},
+		{"include_usage as a string", `{"model":"cot","stream":true,"stream_options":{"include_usage":"yes"},` + user + `}`, 400, "stream_options.include_usage", "invalid_type"},
+		{"a message's role as a number", `{"model":"cot","messages":[{"role":"system","content":"a"},{"role":5,"content":"b"}]}`, 400, "messages[1].role", "invalid_type"},
+		{"a message as a string", `{"model":"cot","messages":[{"role":"user","content":"a"},"b"]}`, 400, "messages[1]", "invalid_type"},
+		{"messages as a string", `{"model":"cot","messages":"hi"}`, 400, "messages", "invalid_type"},
+		{"a ponder field's type", `{"model":"cot",` + user + `,"ponder":{"budget":{"llm_calls":"8"}}}`, 400, "ponder.budget.llm_calls", "invalid_type"},
+		{"malformed JSON", `{"model":`, 400, nil, nil},
+		{"not an object", `[1]`, 400, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got struct{ Error map[string]any }
+			if err := json.Unmarshal([]byte(postJSON(t, e.ts.URL+"/v1/chat/completions", tt.body, tt.status)), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Error["type"] != "invalid_request_error" || got.Error["param"] != tt.param || got.Error["code"] != tt.code {
+				t.Fatalf("want param %v code %v: %v", tt.param, tt.code, got.Error)
+			}
+		})
+	}
+}
+
 func TestChatWithoutLLM(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{noLLM: true})
