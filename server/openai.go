@@ -159,6 +159,11 @@ func decodeChatRequest(body []byte) (chatRequest, *ponderOptions, error) {
 	if len(req.Messages) == 0 {
 		return req, nil, badRequest("messages", "messages is empty: send at least one user message")
 	}
+	if req.StreamOptions != nil && !req.Stream {
+		// As OpenAI refuses it: options of a stream that will not be sent
+		// are a client's mistake (include_usage would be silently lost).
+		return req, nil, badRequest("stream_options", "stream_options is only allowed with \"stream\": true; leave it out or set stream")
+	}
 	if req.N != nil && (*req.N < 1 || *req.N > maxChoices) {
 		return req, nil, badRequest("n", "n must be between 1 and %d, got %d", maxChoices, *req.N)
 	}

@@ -287,7 +287,8 @@ func TestChatBadRequests(t *testing.T) {
 
 // A bad request's error names the parameter at fault in param, as
 // OpenAI's do, so that a client can point at it: a value of the wrong type
-// too (code invalid_type), at any depth.
+// too (code invalid_type), at any depth, and stream_options sent without
+// stream, which OpenAI refuses.
 func TestChatErrorsNameTheParameter(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
@@ -308,6 +309,8 @@ func TestChatErrorsNameTheParameter(t *testing.T) {
 		{"a ponder field's type", `{"model":"cot",` + user + `,"ponder":{"budget":{"llm_calls":"8"}}}`, 400, "ponder.budget.llm_calls", "invalid_type"},
 		{"malformed JSON", `{"model":`, 400, nil, nil},
 		{"not an object", `[1]`, 400, nil, nil},
+		{"stream_options without stream", `{"model":"cot","stream_options":{"include_usage":true},` + user + `}`, 400, "stream_options", nil},
+		{"stream_options with stream false", `{"model":"cot","stream":false,"stream_options":{"include_usage":false},` + user + `}`, 400, "stream_options", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,6 +322,16 @@ func TestChatErrorsNameTheParameter(t *testing.T) {
 				t.Fatalf("want param %v code %v: %v", tt.param, tt.code, got.Error)
 			}
 		})
+	}
+	// stream_options null is no option: accepted without stream.
+	postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","stream_options":null,`+user+`}`, 200)
+
+	_, err := e.openai().CreateChatCompletion(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
+		Model: "cot", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}},
+		StreamOptions: &openai.StreamOptions{IncludeUsage: true}})
+	var ae *openai.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatusCode != 400 || ae.Param == nil || *ae.Param != "stream_options" {
+		t.Fatalf("go-openai with stream_options and no stream: %v", err)
 	}
 }
 
