@@ -110,6 +110,18 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": body})
 }
 
+// denial is the OpenAI error of a /v1 request the guard refused (see
+// deny), kind its type. A 401 is typed as OpenAI types it,
+// invalid_request_error with code invalid_api_key: clients that tell a bad
+// key apart read the code (the SDKs raise their authentication error on
+// the status alone).
+func denial(status int, kind, msg string) *apiError {
+	if status == http.StatusUnauthorized {
+		return &apiError{status: status, typ: "invalid_request_error", code: "invalid_api_key", msg: msg}
+	}
+	return &apiError{status: status, typ: kind, msg: msg}
+}
+
 // bodyError is a request body that does not decode into a chat completion
 // request. A value of the wrong type names its parameter in param, as
 // OpenAI's does (n, messages[1].role), with code invalid_type.

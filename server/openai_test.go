@@ -335,6 +335,32 @@ func TestChatErrorsNameTheParameter(t *testing.T) {
 	}
 }
 
+// A missing or wrong token is OpenAI's 401: type invalid_request_error,
+// code invalid_api_key, which go-openai parses into APIError.Code.
+func TestChatUnauthorizedIsOpenAIs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.Token = "s3cret-token" }})
+	for _, hdr := range []map[string]string{nil, {"Authorization": "Bearer nope"}} {
+		resp, text := do(t, newReq(t, "POST", e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[{"role":"user","content":"hi"}]}`, hdr))
+		var got struct{ Error map[string]any }
+		if err := json.Unmarshal([]byte(text), &got); err != nil || resp.StatusCode != 401 {
+			t.Fatalf("%d %v: %s", resp.StatusCode, err, text)
+		}
+		want := map[string]any{"type": "invalid_request_error", "code": "invalid_api_key", "param": nil,
+			"message": `unauthorized: send the server token as "Authorization: Bearer <token>" (server.token, PONDER_TOKEN)`}
+		if d := cmp.Diff(want, got.Error); d != "" {
+			t.Errorf("header %v (-want +got):\n%s", hdr, d)
+		}
+	}
+	cfg := openai.DefaultConfig("nope")
+	cfg.BaseURL = e.ts.URL + "/v1"
+	_, err := openai.NewClientWithConfig(cfg).ListModels(ctxTimeout(t, 10*time.Second))
+	var ae *openai.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatusCode != 401 || ae.Code != "invalid_api_key" || ae.Type != "invalid_request_error" {
+		t.Fatalf("go-openai with a wrong key: %#v", err)
+	}
+}
+
 func TestChatWithoutLLM(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{noLLM: true})

@@ -197,7 +197,7 @@ func deny(w http.ResponseWriter, r *http.Request, status int, code, msg string) 
 	case strings.HasPrefix(r.URL.Path, "/mcp"):
 		writeRPCError(w, status, -32600, msg)
 	case strings.HasPrefix(r.URL.Path, "/v1/"):
-		writeOpenAIError(w, status, code, msg)
+		writeAPIError(w, denial(status, code, msg))
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
