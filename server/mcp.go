@@ -417,6 +417,15 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	if args.Session != "" && res.Answer != "" {
 		s.sess.Add(args.Session, turn{Problem: args.Problem, Answer: res.Answer, TraceID: res.TraceID, At: time.Now()})
 	}
+	if res.Stopped == core.StopError && transportOf(ctx) != transportStdio {
+		// Over HTTP, the client is not the operator, as over the OpenAI
+		// API: it is sent what failed, without the operator's advice
+		// (PONDER_LLM_BASE_URL), which the log keeps. A stdio client
+		// started this server with its own environment: the advice is
+		// for it, and it has no other log to read.
+		s.logFailures("mcp", []core.Result{res})
+		res.Error = clientError(res)
+	}
 	out := resultOf(res, task.Pack, args.Session, policy)
 	level := mcp.LoggingLevelInfo
 	if res.Stopped == core.StopError {

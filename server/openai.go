@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -352,8 +353,12 @@ type choiceTrace struct {
 }
 
 func choiceTraceOf(i int, res core.Result) choiceTrace {
+	var msg string
+	if res.Error != "" {
+		msg = clientError(res)
+	}
 	return choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy, StoppedReason: res.Stopped,
-		LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: res.Error}
+		LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: msg}
 }
 
 // usageOf sums the token usage of every choice's search.
@@ -402,6 +407,47 @@ func failure(res *core.Result) (int, string) {
 		return http.StatusBadRequest, "invalid_request_error"
 	}
 	return http.StatusBadGateway, "upstream_error"
+}
+
+// operatorAdvice is the advice the LLM client ends its errors with (start
+// the server or fix PONDER_LLM_BASE_URL, raise PONDER_LLM_TIMEOUT, check the
+// server's logs): the operator's to follow, with settings and logs only
+// they can reach.
+var operatorAdvice = regexp.MustCompile(`: (?:start|fix|check|raise|lower|set) [^:]*$`)
+
+// clientError is a failed search's error as a client of the server reads
+// it: what failed and why, without the operator's advice, which the server
+// logs instead (logFailures). A failure of the server's own LLM endpoint
+// says so and sends the client to the operator: a client reading "start
+// the server or fix PONDER_LLM_BASE_URL" would look for a fault on its own
+// side. A rate limit (429) and a request the endpoint refused as invalid
+// (400) are left as they are: the client can act on them (back off, send
+// less).
+func clientError(res core.Result) string {
+	why := operatorAdvice.ReplaceAllString(res.Error, "")
+	var what string
+	switch {
+	case errors.Is(res.Err, core.ErrLLMUnavailable):
+		what = "this Ponder server cannot reach its LLM endpoint"
+	case errors.Is(res.Err, core.ErrLLMAuth):
+		what = "this Ponder server's LLM endpoint refused its credentials"
+	case errors.Is(res.Err, core.ErrLLMBadResponse):
+		what = "this Ponder server's LLM endpoint sent an answer it cannot read"
+	default:
+		return why
+	}
+	return what + "; contact the server's operator (its log says how to fix it): " + why
+}
+
+// logFailures logs each failed search's error whole, the operator's
+// advice included, which clients are not sent (clientError).
+func (s *Server) logFailures(via string, results []core.Result) {
+	for _, res := range results {
+		if res.Stopped == core.StopError && res.Error != "" {
+			s.log.Warn().Str("via", via).Str("trace", res.TraceID).Str("strategy", res.Strategy).
+				Str("error", res.Error).Msg("search failed")
+		}
+	}
 }
 
 // answerContent is a choice's message content: the answer, or the last
@@ -460,8 +506,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.engine.HasPolicy() {
+		// The operator's fix (PONDER_LLM_BASE_URL) is in the log from the
+		// server's start.
 		writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, typ: "server_error",
-			msg: "no LLM endpoint is configured: start Ponder with PONDER_LLM_BASE_URL (e.g. http://127.0.0.1:8000/v1 for vLLM, http://127.0.0.1:11434/v1 for Ollama) and PONDER_LLM_MODEL"})
+			msg: "this Ponder server has no LLM endpoint configured, so it cannot reason; contact the server's operator (its log says how to set one)"})
 		return
 	}
 	id := newCompletionID()
@@ -484,6 +532,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Err() != nil {
 		return // the client went away; its searches were cancelled
 	}
+	s.logFailures("openai", results)
 	s.rememberTurn(tasks[0].Session, question, results)
 	var choices []map[string]any
 	var meta []choiceTrace
@@ -495,7 +544,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	if res := allFailed(results, errs); res != nil {
 		status, kind := failure(res)
-		writeOpenAIError(w, status, kind, "the search failed: "+res.Error)
+		writeOpenAIError(w, status, kind, "the search failed: "+clientError(*res)+" (trace "+res.TraceID+")")
 		return
 	}
 	for i, res := range results {
@@ -724,7 +773,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 				if c := answerContent(res); c != "" {
 					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": c}, nil)}, nil))
 				} else if res.Stopped == core.StopError {
-					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": "(search failed: " + res.Error + ")\n"}, nil)}, nil))
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": "(search failed: " + clientError(res) + ")\n"}, nil)}, nil))
 				}
 			}
 			sw.finish(i, chunk([]map[string]any{delta(i, map[string]any{}, finishOf(res.Stopped))},
@@ -737,12 +786,13 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	if ctx.Err() != nil {
 		return nil
 	}
+	s.logFailures("openai", results)
 	// Every search failed: the request failed, as it does without
 	// streaming (502 there); the 200 is sent already, so an error event
 	// says it, which OpenAI's clients raise.
 	if res := allFailed(results, errs); res != nil {
 		_, kind := failure(res)
-		sw.data(map[string]any{"error": map[string]any{"message": "the search failed: " + res.Error, "type": kind}})
+		sw.data(map[string]any{"error": map[string]any{"message": "the search failed: " + clientError(*res) + " (trace " + res.TraceID + ")", "type": kind}})
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		sw.data(chunk([]map[string]any{}, map[string]any{"usage": usageOf(results)}))

@@ -361,11 +361,14 @@ func TestChatUnauthorizedIsOpenAIs(t *testing.T) {
 	}
 }
 
+// Without an LLM endpoint, a client is told so and sent to the operator:
+// PONDER_LLM_BASE_URL is a setting only the operator can change, and the
+// server's log has said it since the start.
 func TestChatWithoutLLM(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{noLLM: true})
 	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[{"role":"user","content":"hi"}]}`, 503)
-	if !strings.Contains(body, "PONDER_LLM_BASE_URL") {
+	if strings.Contains(body, "PONDER_") || !strings.Contains(body, "has no LLM endpoint configured") || !strings.Contains(body, "contact the server's operator") {
 		t.Fatal(body)
 	}
 }
