@@ -550,7 +550,19 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	for i, res := range results {
 		content := answerContent(res)
 		msg := map[string]any{"role": "assistant", "content": content}
-		if rt := reasoningText(res); rt != "" {
+		rt := reasoningText(res)
+		if content == "" && res.Stopped == core.StopError {
+			// One of n searches failed (all failing is an error above):
+			// its choice has no answer, content null as OpenAI's schema
+			// has it for a message without text (an empty string would
+			// read as an empty answer), and says why where clients read
+			// it: in reasoning_content, as the stream sends it, and in
+			// ponder.choices. finish_reason stays in OpenAI's enum (see
+			// docs/server.md).
+			msg["content"] = nil
+			rt += "(search failed: " + clientError(res) + ")\n"
+		}
+		if rt != "" {
 			msg["reasoning_content"] = rt
 		}
 		choices = append(choices, map[string]any{"index": i, "message": msg, "finish_reason": finishOf(res.Stopped), "logprobs": nil})

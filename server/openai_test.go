@@ -695,3 +695,125 @@ func TestChatSearchFailedPartway(t *testing.T) {
 		t.Errorf("streaming: an intermediate step was sent as the answer, or no error event:\n%s", body)
 	}
 }
+
+// With n > 1, a choice whose search failed while the others answered is
+// told apart from an empty answer: content null (non-streaming),
+// reasoning_content ending with why, and ponder.choices[i] with stopped
+// reason error and the error; finish_reason stays in OpenAI's enum, which
+// strict clients check. The request is not failed: the other searches'
+// answers are kept.
+func TestChatOneOfNChoicesFails(t *testing.T) {
+	t.Parallel()
+	url := simtest.Start(t, sim.Options{DataDir: sim.NoData})
+	c, err := llm.New(config.LLM{BaseURL: url, Model: "ponder-sim", Timeout: 30 * time.Second, N: "auto"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	firstFails := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		if calls.Add(1) == 1 {
+			return core.Completion{}, fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused, 1 attempt): start the server or fix PONDER_LLM_BASE_URL or --llm-url", core.ErrLLMUnavailable)
+		}
+		return c.Complete(ctx, req)
+	})
+	e := newEnv(t, envOptions{policy: firstFails})
+	const says = "(search failed: this Ponder server cannot reach its LLM endpoint; contact the server's operator"
+	req := `{"model":"cot","n":2,"messages":[{"role":"user","content":"What is 17 * 23?"}]`
+
+	t.Run("raw", func(t *testing.T) {
+		calls.Store(0)
+		var resp struct {
+			Choices []struct {
+				Message struct {
+					Content   *string `json:"content"`
+					Reasoning string  `json:"reasoning_content"`
+				}
+				FinishReason string `json:"finish_reason"`
+			}
+			Ponder struct{ Choices []choiceTrace }
+		}
+		body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 200)
+		if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Choices) != 2 || len(resp.Ponder.Choices) != 2 {
+			t.Fatalf("%v: %s", err, body)
+		}
+		failed := 0
+		for i, ch := range resp.Choices {
+			p := resp.Ponder.Choices[i]
+			if ch.FinishReason != "stop" {
+				t.Errorf("choice %d: finish_reason %q", i, ch.FinishReason)
+			}
+			if p.StoppedReason != core.StopError {
+				if ch.Message.Content == nil || *ch.Message.Content == "" {
+					t.Errorf("choice %d answered, without content: %s", i, body)
+				}
+				continue
+			}
+			failed++
+			if ch.Message.Content != nil || !strings.Contains(ch.Message.Reasoning, says) ||
+				!strings.HasSuffix(ch.Message.Reasoning, "cannot connect to the LLM endpoint (connection refused, 1 attempt))\n") ||
+				!strings.HasPrefix(p.Error, strings.TrimPrefix(says, "(search failed: ")) || strings.Contains(body, "PONDER_") {
+				t.Errorf("choice %d failed, and does not say so: %s", i, body)
+			}
+		}
+		if failed != 1 {
+			t.Fatalf("%d choices failed, want 1: %s", failed, body)
+		}
+	})
+
+	t.Run("go-openai", func(t *testing.T) {
+		calls.Store(0)
+		resp, err := e.openai().CreateChatCompletion(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
+			Model: "cot", N: 2, Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "What is 17 * 23?"}}})
+		if err != nil || len(resp.Choices) != 2 {
+			t.Fatalf("%v %+v", err, resp)
+		}
+		var failed, answered int
+		for _, ch := range resp.Choices {
+			switch {
+			case ch.Message.Content == "" && strings.Contains(ch.Message.ReasoningContent, says):
+				failed++
+			case ch.Message.Content != "" && !strings.Contains(ch.Message.ReasoningContent, "search failed"):
+				answered++
+			}
+		}
+		if failed != 1 || answered != 1 {
+			t.Fatalf("want one failed choice that says so and one answer: %+v", resp.Choices)
+		}
+	})
+
+	t.Run("stream", func(t *testing.T) {
+		calls.Store(0)
+		stream, err := e.openai().CreateChatCompletionStream(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
+			Model: "cot", N: 2, Stream: true, Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "What is 17 * 23?"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.Close()
+		content, reasoning := map[int]string{}, map[int]string{}
+		for {
+			chunk, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range chunk.Choices {
+				content[ch.Index] += ch.Delta.Content
+				reasoning[ch.Index] += ch.Delta.ReasoningContent
+			}
+		}
+		var failed, answered int
+		for i := range 2 {
+			switch {
+			case content[i] == "" && strings.Contains(reasoning[i], says):
+				failed++
+			case content[i] != "" && !strings.Contains(reasoning[i], "search failed"):
+				answered++
+			}
+		}
+		if failed != 1 || answered != 1 {
+			t.Fatalf("want one failed choice that says so and one answer: content %v reasoning %v", content, reasoning)
+		}
+	})
+}
