@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -99,6 +101,26 @@ func (e *optionsError) Is(target error) bool { return target == ErrBadOptions }
 
 func badOptions(format string, a ...any) error {
 	return &optionsError{fmt.Sprintf(format, a...)}
+}
+
+// ErrLLMDown is matched (errors.Is) by the error of a run that stopped
+// because the LLM endpoint could not be reached (connection refused, an
+// unknown host) or refused the credentials for DownAfter runs in a row:
+// every further search would fail the same way, slowly, after the client's
+// retries. What finished is kept; the failed runs are error records that
+// --retry-errors runs again.
+var ErrLLMDown = errors.New("eval stopped: the LLM endpoint is unreachable or refuses the credentials")
+
+// DownAfter is how many runs in a row must fail to reach the LLM before
+// Run stops (ErrLLMDown): twice the concurrency, at least 8.
+func (o *Options) DownAfter() int { return max(8, 2*o.Concurrency) }
+
+// unreachable reports whether a search's error says that the LLM endpoint
+// cannot be reached or will not take the credentials, rather than failing
+// this one request.
+func unreachable(err error) bool {
+	var dns *net.DNSError
+	return err != nil && (errors.Is(err, core.ErrLLMAuth) || errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns))
 }
 
 // job is one (problem, strategy, budget).
@@ -288,7 +310,8 @@ type runner struct {
 	log    *resultsLog
 	logger zerolog.Logger
 
-	mu sync.Mutex // serialises OnRecord and the summary
+	mu   sync.Mutex // serialises OnRecord and the summary; guards down
+	down int        // records in a row whose search could not reach the LLM
 }
 
 func (r *runner) runAll(ctx context.Context, jobs []job, sum *Summary) error {
@@ -305,7 +328,7 @@ func (r *runner) runAll(ctx context.Context, jobs []job, sum *Summary) error {
 		go func() {
 			defer wg.Done()
 			for j := range ch {
-				rec, ok := r.do(ctx, j)
+				rec, down, ok := r.do(ctx, j)
 				if !ok {
 					continue
 				}
@@ -326,6 +349,22 @@ func (r *runner) runAll(ctx context.Context, jobs []job, sum *Summary) error {
 				if r.o.OnRecord != nil {
 					r.o.OnRecord(rec)
 				}
+				switch {
+				case down:
+					r.down++
+				case rec.Status != StatusError:
+					r.down = 0
+				}
+				if r.down == r.o.DownAfter() {
+					fatalMu.Lock()
+					if fatalErr == nil {
+						fatalErr = fmt.Errorf("%w: %d runs in a row failed on it (the last: %s); %d of %d runs are done and kept: "+
+							"once the endpoint answers, run the same command with --retry-errors to run the failed ones again",
+							ErrLLMDown, r.down, rec.Error, sum.Done+sum.Ran, sum.Jobs)
+					}
+					fatalMu.Unlock()
+					cancel()
+				}
 				r.mu.Unlock()
 			}
 		}()
@@ -343,21 +382,23 @@ feed:
 	return fatalErr
 }
 
-// do solves, grades and traces one job. It reports false when the job was
-// cut short by the context: nothing is recorded and a re-run does it.
-func (r *runner) do(ctx context.Context, j job) (Record, bool) {
+// do solves, grades and traces one job. It reports down when the search
+// failed because the LLM endpoint could not be reached, and !ok when the
+// job was cut short by the context: nothing is recorded and a re-run does
+// it.
+func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
 	if ctx.Err() != nil {
-		return Record{}, false
+		return Record{}, false, false
 	}
 	o := r.o
 	task := o.task(j.item, j.strategy, j.budget)
-	rec := Record{
+	rec = Record{
 		Key: RecordKey(j.item.ID, j.strategy, j.budget), Item: j.item.ID, Index: j.index, Strategy: j.strategy,
 		Budget: j.budget, Params: task.Params, Truth: j.item.Truth,
 	}
 	res, err := r.eng.Solve(ctx, task)
 	if ctx.Err() != nil && (err != nil || res.Stopped == core.StopCancelled || res.Stopped == core.StopError) {
-		return Record{}, false // cut short: a re-run does it
+		return Record{}, false, false // cut short: a re-run does it
 	}
 	// A search that finished is graded and recorded even if Ctrl-C came
 	// meanwhile: nothing finished is lost.
@@ -365,7 +406,7 @@ func (r *runner) do(ctx context.Context, j job) (Record, bool) {
 	if err != nil {
 		rec.Status, rec.Error, rec.Stopped = StatusError, err.Error(), core.StopError
 		rec.Time = time.Now().UTC()
-		return rec, true
+		return rec, unreachable(err), true
 	}
 	rec.Answer, rec.Stopped, rec.Usage, rec.TraceID = res.Answer, res.Stopped, res.Usage, res.TraceID
 	loss := countLLMLoss(res.Trace)
@@ -376,6 +417,7 @@ func (r *runner) do(ctx context.Context, j job) (Record, bool) {
 		if rec.Error == "" {
 			rec.Error = string(res.Stopped)
 		}
+		down = unreachable(res.Err)
 	case loss.mostLost():
 		rec.Status, rec.Error = StatusError, loss.err()
 	default:
@@ -416,7 +458,7 @@ func (r *runner) do(ctx context.Context, j job) (Record, bool) {
 	rec.Time = time.Now().UTC()
 	r.logger.Debug().Str("item", j.item.ID).Str("strategy", j.strategy).Int64("budget", j.budget).
 		Str("status", string(rec.Status)).Int64("llm_calls", rec.Usage.LLMCalls).Msg("eval record")
-	return rec, true
+	return rec, down, true
 }
 
 // gradeSamples grades every complete answer of the search (terminal

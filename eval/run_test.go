@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -667,5 +668,43 @@ func TestMostSamplesLostIsAnError(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An LLM endpoint that cannot be reached (stopped, a wrong port) fails
+// every search, each after the client's retries: the run stops after
+// DownAfter of them in a row instead of writing an error record for every
+// problem left, and says how to go on; --retry-errors then finishes it.
+func TestRunStopsWhenTheLLMCannotBeReached(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/v1"
+	ln.Close() // nothing listens: connection refused
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Limit, o.Budgets, o.Strategies, o.Concurrency = 12, []int64{2}, []string{"cot", "self-consistency"}, 2
+	sum, err := Run(context.Background(), newEngine(t, url), o)
+	if !errors.Is(err, ErrLLMDown) || !strings.Contains(err.Error(), "--retry-errors") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("err %v; want ErrLLMDown saying what to do", err)
+	}
+	if sum.Ran < o.DownAfter() || sum.Ran >= 24 {
+		t.Fatalf("summary %+v; want the run stopped after %d errors", sum, o.DownAfter())
+	}
+	if n := len(rawKeys(t, out)); n != sum.Ran {
+		t.Fatalf("%d lines, %d reported", n, sum.Ran)
+	}
+	o = game24Options(t, out)
+	o.Limit, o.Budgets, o.Strategies, o.Concurrency, o.RetryErrors = 12, []int64{2}, []string{"cot", "self-consistency"}, 2, true
+	sum, err = Run(context.Background(), simEngine(t, sim.Options{Seed: 1}), o)
+	if err != nil || sum.Errors != 0 || sum.Done+sum.Ran != 24 {
+		t.Fatalf("retry: %+v, %v", sum, err)
+	}
+	for _, r := range readAll(t, out) {
+		if r.Status == StatusError {
+			t.Errorf("record %s still an error", r.Key)
+		}
 	}
 }
