@@ -161,8 +161,9 @@ func SortRecords(rs []Record) {
 // Concurrent appends share fsyncs (group commit): one sync covers every
 // line written before it started.
 type resultsLog struct {
-	mu      sync.Mutex // guards f and written
+	mu      sync.Mutex // guards f, size and written
 	f       *os.File
+	size    int64 // bytes of whole lines in f
 	written int64
 
 	syncMu sync.Mutex // serialises syncs; guards synced
@@ -199,7 +200,7 @@ func openResults(path string) (*resultsLog, []Record, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	return &resultsLog{f: f}, recs, nil
+	return &resultsLog{f: f, size: int64(len(b))}, recs, nil
 }
 
 var errClosed = errors.New("results file is closed")
@@ -215,10 +216,20 @@ func (l *resultsLog) Append(rec Record) error {
 		l.mu.Unlock()
 		return errClosed
 	}
-	if _, err := l.f.Write(append(b, '\n')); err != nil {
+	if n, err := l.f.Write(append(b, '\n')); err != nil {
+		if n > 0 {
+			// A full disk took part of the line: cut it off, or the next
+			// record (another search's, or the next run's) would be
+			// appended to it and lost with it.
+			if terr := l.f.Truncate(l.size); terr == nil {
+				_, _ = l.f.Seek(l.size, io.SeekStart)
+			}
+		}
 		l.mu.Unlock()
-		return fmt.Errorf("append record %s: %w", rec.Key, err)
+		return fmt.Errorf("append record %s: %w; the records before it are kept: make room and run the same command again to continue",
+			rec.Key, err)
 	}
+	l.size += int64(len(b) + 1)
 	l.written++
 	mine := l.written
 	l.mu.Unlock()
@@ -235,7 +246,7 @@ func (l *resultsLog) Append(rec Record) error {
 		return errClosed
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync results: %w", err)
+		return fmt.Errorf("sync results: %w; run the same command again once the disk is fixed: what was synced before is kept", err)
 	}
 	l.synced = upTo
 	return nil

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
@@ -706,5 +709,62 @@ func TestRunStopsWhenTheLLMCannotBeReached(t *testing.T) {
 		if r.Status == StatusError {
 			t.Errorf("record %s still an error", r.Key)
 		}
+	}
+}
+
+// A write that the disk cut short (ENOSPC, here the file size limit)
+// leaves no partial line: the next record, once there is room, starts a
+// line of its own instead of being lost inside the cut one.
+func TestResultsWriteCutShortLeavesNoPartialLine(t *testing.T) {
+	path := os.Getenv("PONDER_TEST_RESULTS_FSIZE")
+	if path == "" {
+		t.Parallel()
+		path = filepath.Join(t.TempDir(), ResultsFile)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestResultsWriteCutShortLeavesNoPartialLine$")
+		cmd.Env = append(os.Environ(), "PONDER_TEST_RESULTS_FSIZE="+path)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		recs, bad, err := ReadRecords(path)
+		if err != nil || len(bad) > 0 || len(recs) < 2 || recs[len(recs)-1].Item != "after" {
+			t.Fatalf("%d records, bad lines %v, %v; want every appended record and no bad line", len(recs), bad, err)
+		}
+		return
+	}
+	// The child: writes past 2000 bytes fail part way.
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	old := lim.Cur
+	lim.Cur = 2000
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skip(err)
+	}
+	l, _, err := openResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rec := Record{Item: "x", Strategy: "cot", Budget: 1, Status: StatusWrong, Answer: strings.Repeat("a", 150)}
+	for i := 0; ; i++ {
+		rec.Key = RecordKey(fmt.Sprint(i), "cot", 1)
+		rec.Item = fmt.Sprint(i)
+		err := l.Append(rec)
+		if err == nil {
+			continue
+		}
+		if !strings.Contains(err.Error(), "run the same command again") {
+			t.Errorf("error %v does not say what to do", err)
+		}
+		break
+	}
+	lim.Cur = old
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	rec.Key, rec.Item = RecordKey("after", "cot", 1), "after"
+	if err := l.Append(rec); err != nil {
+		t.Fatal(err)
 	}
 }
