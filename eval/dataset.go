@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -183,13 +182,20 @@ func loadJSONL(path string, o DatasetOptions) (*Dataset, error) {
 	d := &Dataset{Name: filepath.Base(path), Path: path, SHA256: hex.EncodeToString(sum[:]), Pack: pack, Grader: grader, Fields: o.Fields}
 	seen := map[string]int{}
 	// A file saved by Windows tools starts with a UTF-8 byte-order mark;
-	// left there, it makes line 1 bad JSON.
-	sc := bufio.NewScanner(bytes.NewReader(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))))
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	// left there, it makes line 1 bad JSON. The file is in memory: lines
+	// are split there, whatever their length (a scanner's limit made one
+	// long line fail the whole file).
+	rest := bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	line := 0
-	for sc.Scan() {
+	for len(rest) > 0 {
 		line++
-		text := bytes.TrimSpace(sc.Bytes())
+		cur := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			cur, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		text := bytes.TrimSpace(cur)
 		if len(text) == 0 {
 			continue
 		}
@@ -220,9 +226,6 @@ func loadJSONL(path string, o DatasetOptions) (*Dataset, error) {
 			}
 		}
 		d.Items = append(d.Items, it)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("dataset %s: line %d: %w", path, line+1, err)
 	}
 	return d, nil
 }

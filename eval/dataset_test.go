@@ -143,3 +143,21 @@ func TestSelect(t *testing.T) {
 		}
 	}
 }
+
+// A line longer than a scanner's buffer (64 MiB) is read like any other,
+// not the end of the whole dataset.
+func TestLoadJSONLWithAVeryLongLine(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "long.jsonl")
+	long := `{"question": "` + strings.Repeat("x", 65<<20) + `", "answer": "1"}`
+	if err := os.WriteFile(path, []byte("{\"question\": \"1+1\", \"answer\": \"2\"}\n"+long+"\n{\"question\": \"2+2\", \"answer\": \"4\"}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := LoadDataset(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Items) != 3 || len(d.Skipped) != 0 || d.Items[2].ID != "long/3" || len(d.Items[1].Problem) != 65<<20 {
+		t.Fatalf("%d items, skipped %v; want all 3 lines read", len(d.Items), d.Skipped)
+	}
+}
