@@ -432,6 +432,9 @@ func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
 		}
 		rec.Samples, rec.SamplesCorrect = r.gradeSamples(gctx, j.item, res.Trace, res.Answer, g.Correct)
 	}
+	if o.NoTraces {
+		rec.TraceID = "" // no traces/ID.json to name
+	}
 	if res.Trace != nil && !o.NoTraces {
 		tr := res.Trace
 		if tr.Meta == nil {

@@ -768,3 +768,23 @@ func TestResultsWriteCutShortLeavesNoPartialLine(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With NoTraces no record names a trace file, for there is none: export
+// says the run kept no traces instead of failing to open each one.
+func TestNoTracesNamesNoTraceFile(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Limit, o.Budgets, o.Strategies, o.NoTraces = 2, []int64{2}, []string{"cot"}, true
+	if _, err := Run(context.Background(), simEngine(t, sim.Options{Seed: 1}), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range readAll(t, out) {
+		if r.TraceID != "" {
+			t.Errorf("record %s names trace %s, which --no-traces did not keep", r.Key, r.TraceID)
+		}
+	}
+	if files, _ := os.ReadDir(filepath.Join(out, TracesDir)); len(files) != 0 {
+		t.Errorf("%d trace files with --no-traces", len(files))
+	}
+}

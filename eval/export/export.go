@@ -84,9 +84,11 @@ func Collect(paths []string) (srcs []Source, warnings []string, err error) {
 				warnings = append(warnings, fmt.Sprintf("%s: %d lines are not records (first: line %d)", results, len(bad), bad[0].Line))
 			}
 			var outside []string
+			untraced := 0
 			for i := range recs {
 				r := &recs[i]
 				if r.TraceID == "" {
+					untraced++
 					continue
 				}
 				// A trace id names a file in traces/: one with a path
@@ -96,6 +98,11 @@ func Collect(paths []string) (srcs []Source, warnings []string, err error) {
 					continue
 				}
 				srcs = append(srcs, Source{Path: filepath.Join(p, eval.TracesDir, r.TraceID+".json"), Record: r})
+			}
+			if untraced > 0 {
+				warnings = append(warnings, fmt.Sprintf("%s: %d of %d records have no trace (run with --no-traces, or the trace "+
+					"could not be saved), left out: run them again without --no-traces into another --out to export them",
+					results, untraced, len(recs)))
 			}
 			if len(outside) > 0 {
 				warnings = append(warnings, fmt.Sprintf("%s: %d records name a trace outside %s, left out (first: %s)",
@@ -175,7 +182,11 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 			if err != nil {
 				st.Skipped++
 				if len(st.Warnings) < 3 {
-					st.Warnings = append(st.Warnings, err.Error())
+					msg := err.Error()
+					if errors.Is(err, os.ErrNotExist) && src.Record != nil {
+						msg = fmt.Sprintf("the trace of %s: %s is missing (deleted, or a run with --no-traces)", src.Record.Key, src.Path)
+					}
+					st.Warnings = append(st.Warnings, msg)
 				}
 				continue
 			}

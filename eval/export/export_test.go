@@ -261,6 +261,22 @@ func TestCollect(t *testing.T) {
 	if err != nil || len(srcs) != 0 || len(warnings) != 1 || !strings.Contains(warnings[0], "outside traces") {
 		t.Errorf("a trace id with a path: %d sources %v, warnings %q, %v", len(srcs), srcs, warnings, err)
 	}
+	// Records without a trace (--no-traces) and records whose trace file
+	// is gone are named as such, not as failures to open a file.
+	recs := `{"key":"b|cot|1","item":"b","strategy":"cot","budget":1,"status":"correct"}` + "\n" +
+		`{"key":"c|cot|1","item":"c","strategy":"cot","budget":1,"status":"correct","trace_id":"00000000000000c9"}` + "\n"
+	if err := os.WriteFile(filepath.Join(run, eval.ResultsFile), []byte(recs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srcs, warnings, err = Collect([]string{run})
+	if err != nil || len(srcs) != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], "1 of 2 records have no trace (run with --no-traces") {
+		t.Errorf("a record without a trace: %d sources, warnings %q, %v", len(srcs), warnings, err)
+	}
+	st, err = Write(context.Background(), &bytes.Buffer{}, srcs, Options{Format: SFT})
+	if err != nil || st.Skipped != 1 || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "the trace of c|cot|1") ||
+		!strings.Contains(st.Warnings[0], "missing") {
+		t.Errorf("a record whose trace is gone: %+v, %v", st, err)
+	}
 	if _, err := Write(context.Background(), &bytes.Buffer{}, nil, Options{Format: "csv"}); err == nil || !strings.Contains(err.Error(), "sft, prm, value, dpo") {
 		t.Errorf("unknown format: %v", err)
 	}
