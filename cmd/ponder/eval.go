@@ -280,12 +280,29 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 	if !f.quiet {
 		fmt.Fprintf(ew, "%d of %d runs done (%d this time, %d errors); results in %s\n",
 			sum.Done+sum.Ran, sum.Jobs, sum.Ran, sum.Errors, filepath.Join(f.out, eval.ResultsFile))
+		// Errors count as done: without this a rerun after fixing the
+		// endpoint says "0 this time" and leaves them be.
+		if n := sum.Errors + countErrors(sum.Previous); n > 0 {
+			fmt.Fprintf(ew, "%d of these runs are errors (the LLM or the grader failed: see each record's error, or `ponder eval report %s`); "+
+				"they are left out of accuracy. Once the cause is fixed, run the same command with --retry-errors to run them again\n",
+				n, text.Terminal(f.out))
+		}
 	}
 	if sum.Interrupted {
 		return exitError{code: 130, err: fmt.Errorf("interrupted: %d of %d runs are done and kept; run the same command again to continue",
 			sum.Done+sum.Ran, sum.Jobs)}
 	}
 	return nil
+}
+
+func countErrors(recs []eval.Record) int {
+	n := 0
+	for _, r := range recs {
+		if r.Status == eval.StatusError {
+			n++
+		}
+	}
+	return n
 }
 
 // unitTests returns the unit-test verifier with the app's sandbox, when

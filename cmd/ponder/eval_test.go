@@ -459,3 +459,23 @@ func TestSearchBesideARunningEval(t *testing.T) {
 		t.Errorf("eval's record: %v", lines)
 	}
 }
+
+// Error records count as done, so the summary says how many there are and
+// how to run them again, also on a rerun that has nothing left to do.
+func TestEvalSaysHowToRetryErrors(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"eval", "--dataset", "game24", "--strategies", "cot", "--budget-calls", "2", "--limit", "2", "--out", out}
+	down := evalEnv(t, sim.Options{Seed: 1, Rate500: 1})
+	for _, want := range []string{"(2 this time, 2 errors)", "(0 this time, 0 errors)"} {
+		r := runPonder(t, "", down, args...)
+		if r.code != 0 || !strings.Contains(r.stderr, want) ||
+			!strings.Contains(r.stderr, "2 of these runs are errors") || !strings.Contains(r.stderr, "--retry-errors") {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+	}
+	r := runPonder(t, "", evalEnv(t, sim.Options{Seed: 1}), append(args, "--retry-errors")...)
+	if r.code != 0 || !strings.Contains(r.stderr, "(2 this time, 0 errors)") || strings.Contains(r.stderr, "are errors") {
+		t.Fatalf("retry: exit %d\n%s", r.code, r.stderr)
+	}
+}
