@@ -326,6 +326,16 @@ func EvaluateAll(ctx context.Context, env *Env, ev Evaluator, ids []NodeID) ([]E
 			errs[i] = err
 		}
 	}
+	// When the calls left cannot pay one per node, the nodes are scored
+	// one after the other in order: left to the goroutines, which of them
+	// the budget cut off would depend on which reserved first, and a run
+	// with the same seed could end with another answer.
+	if left := env.Budget.Remaining(); left >= 0 && left < int64(len(ids)) {
+		for i := range ids {
+			one(i)
+		}
+		return evs, oks, errors.Join(errs...)
+	}
 	var wg sync.WaitGroup
 	for i := range ids {
 		if i == len(ids)-1 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,5 +214,49 @@ func TestSelectDataReadsAndWritesAsAMap(t *testing.T) {
 				t.Errorf("%+v: Get(%q) = %v, JSON holds %v", tc.d, k, got, inJSON)
 			}
 		}
+	}
+}
+
+// scoreFive generates five steps and scores them with EvaluateAll, with an
+// evaluator that holds back the early nodes before its call: run
+// concurrently, the late nodes would reserve the calls left first.
+type scoreFive struct{ scored *[]core.NodeID }
+
+func (s scoreFive) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	ids, err := core.Generate(ctx, env, 0, 5, core.GenerateOptions{})
+	if err != nil {
+		return core.Outcome{}, err
+	}
+	var mu sync.Mutex
+	slowFirst := evalFunc(func(ctx context.Context, r core.EvalRequest) (core.Evaluation, error) {
+		last, _ := r.LastNode()
+		time.Sleep(time.Duration(len(ids)-slices.Index(ids, last.ID)) * 15 * time.Millisecond)
+		if _, err := r.Policy.Complete(ctx, core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "rate"}}, Purpose: "value"}); err != nil {
+			return core.Evaluation{}, err
+		}
+		mu.Lock()
+		*s.scored = append(*s.scored, last.ID)
+		mu.Unlock()
+		return core.Evaluation{Score: 0.5}, nil
+	})
+	_, _, err = core.EvaluateAll(ctx, env, slowFirst, ids)
+	return core.Outcome{Best: ids[0]}, err
+}
+
+// When the budget cannot pay for every node, EvaluateAll scores the nodes
+// in order, so which ones the budget cuts off does not depend on timing.
+func TestEvaluateAllCutsOffInOrder(t *testing.T) {
+	t.Parallel()
+	var scored []core.NodeID
+	reg := testRegistry()
+	reg.RegisterStrategy(core.StrategySpec{Name: "score-five", New: func(core.Params) (core.Strategy, error) { return scoreFive{&scored}, nil }})
+	eng := core.NewEngine(failing{}, reg, nil)
+	// Five samples in one request, then three scorings of five.
+	res, err := eng.Solve(t.Context(), core.Task{Problem: "p", Strategy: "score-five", Limits: core.Limits{LLMCalls: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(scored, []core.NodeID{1, 2, 3}) || res.Stopped != core.StopBudget {
+		t.Fatalf("scored %v (stopped %s), want the first three nodes, 1 2 3, in order, and a budget stop", scored, res.Stopped)
 	}
 }

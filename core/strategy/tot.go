@@ -334,15 +334,10 @@ func (r *totRun) pass(ctx context.Context, root *tstate, pass int) (core.NodeID,
 	for depth := 1; depth <= r.maxDepth && len(frontier) > 0; depth++ {
 		errs := make([]error, len(frontier))
 		kids := make([][]core.NodeID, len(frontier))
-		var wg sync.WaitGroup
-		for i, s := range frontier {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				kids[i], errs[i] = r.generate(ctx, s.id, s.proposed)
-			}()
-		}
-		wg.Wait()
+		// One request of k samples (or proposals) per state.
+		runAll(r.env, len(frontier), int64(max(r.k, 1)), func(i int) {
+			kids[i], errs[i] = r.generate(ctx, frontier[i].id, frontier[i].proposed)
+		})
 		// New states are registered in frontier order, whatever order the
 		// calls came back in, so that runs are reproducible.
 		var answers []*tstate
