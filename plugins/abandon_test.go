@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/sdk"
@@ -53,13 +51,12 @@ func TestAbandonedCallsRestartThePlugin(t *testing.T) {
 	setup := func(t *testing.T, mode string) (*Manager, *Process, *testutil.LockedBuffer) {
 		dir := t.TempDir()
 		installMode(t, dir, "echo", sdk.KindTool, mode)
-		var logs testutil.LockedBuffer
-		m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, Logger: zerolog.New(&logs)})
+		m, logs := loggedManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace})
 		if res, err := callEcho(t, m, "echo", `{"text":"warm"}`); err != nil || res.Text != "warm" {
 			t.Fatalf("%+v, %v", res, err)
 		}
 		p, _ := m.Plugin("echo")
-		return m, p, &logs
+		return m, p, logs
 	}
 	// inFlight starts a call that runs until stop is called.
 	inFlight := func(t *testing.T, m *Manager, p *Process) (stop func() error) {
@@ -97,8 +94,7 @@ func TestAbandonedCallsRestartThePlugin(t *testing.T) {
 		const timeout = 600 * time.Millisecond
 		dir := t.TempDir()
 		installMode(t, dir, "echo", sdk.KindTool, "tool")
-		var logs testutil.LockedBuffer
-		m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, CallTimeout: timeout, Logger: zerolog.New(&logs)})
+		m, logs := loggedManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, CallTimeout: timeout})
 		if _, err := callEcho(t, m, "echo", `{"text":"warm"}`); err != nil {
 			t.Fatal(err)
 		}
@@ -197,13 +193,7 @@ func TestHungStrategyRunsDoNotPileUp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "stuck", sdk.KindStrategy, "strategy-hang")
-	var logs testutil.LockedBuffer
-	m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: 100 * time.Millisecond, Logger: zerolog.New(&logs)})
-	defer func() {
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	}()
+	m, _ := loggedManager(t, Options{Dirs: []string{dir}, AbandonGrace: 100 * time.Millisecond})
 	reg := core.NewRegistry()
 	if errs := m.Register(reg); len(errs) > 0 {
 		t.Fatal(errs)
@@ -251,13 +241,7 @@ func TestRestartUnderSteadyCalls(t *testing.T) {
 	const grace = 100 * time.Millisecond
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	var logs testutil.LockedBuffer
-	m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace, Logger: zerolog.New(&logs)})
-	defer func() {
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	}()
+	m, logs := loggedManager(t, Options{Dirs: []string{dir}, AbandonGrace: grace})
 	if _, err := callEcho(t, m, "echo", `{"text":"warm"}`); err != nil {
 		t.Fatal(err)
 	}
@@ -333,13 +317,7 @@ func TestDrainingProcessesAreBounded(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	var logs testutil.LockedBuffer
-	m := newTestManager(t, Options{Dirs: []string{dir}, AbandonGrace: 100 * time.Millisecond, Logger: zerolog.New(&logs)})
-	defer func() {
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	}()
+	m, _ := loggedManager(t, Options{Dirs: []string{dir}, AbandonGrace: 100 * time.Millisecond})
 	p, _ := m.Plugin("echo")
 	draining := func() []int {
 		p.mu.Lock()

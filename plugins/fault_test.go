@@ -15,10 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/ponder-rlm/ponder/core"
-	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/sdk"
 )
 
@@ -267,8 +264,7 @@ func TestGoroutinePanicIsOneErrorEntry(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	var logs testutil.LockedBuffer
-	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
+	m, logs := loggedManager(t, Options{Dirs: []string{dir}})
 	if _, err := callEcho(t, m, "echo", `{"gopanic":true}`); err == nil {
 		t.Fatal("the call of a plugin that died succeeded")
 	}
@@ -296,8 +292,7 @@ func TestMalformedStderrIsRelayedNotFatal(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool-noisy")
-	var logs testutil.LockedBuffer
-	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
+	m, logs := loggedManager(t, Options{Dirs: []string{dir}})
 	if res, err := callEcho(t, m, "echo", `{"text":"hi"}`); err != nil || res.Text != "hi" {
 		t.Fatalf("%+v, %v", res, err)
 	}
@@ -320,8 +315,7 @@ func TestLogsDuringCallsAreRelayed(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	var logs testutil.LockedBuffer
-	m := newTestManager(t, Options{Dirs: []string{dir}, Logger: zerolog.New(&logs)})
+	m, logs := loggedManager(t, Options{Dirs: []string{dir}})
 	if res, err := callEcho(t, m, "echo", `{"text":"hi","log":"mid-call note"}`); err != nil || res.Text != "hi" {
 		t.Fatalf("%+v, %v", res, err)
 	}

@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/sdk"
 )
 
@@ -298,6 +300,21 @@ func installMode(t testing.TB, root, name string, kind sdk.Kind, mode string) Ma
 		t.Fatal(err)
 	}
 	return m
+}
+
+// loggedManager is newTestManager logging into a buffer the test reads,
+// shown with the test's output when it fails.
+func loggedManager(t *testing.T, o Options) (*Manager, *testutil.LockedBuffer) {
+	t.Helper()
+	logs := new(testutil.LockedBuffer)
+	o.Logger = zerolog.New(logs)
+	m := newTestManager(t, o)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	return m, logs
 }
 
 func newTestManager(t testing.TB, o Options) *Manager {
