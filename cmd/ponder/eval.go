@@ -559,14 +559,39 @@ func newExportCmd() *cobra.Command {
 	return cmd
 }
 
+// outDirError says why no file could be made in dir, the directory of
+// --out: the error of os.CreateTemp names the temporary file the user never
+// asked for (open nodir/.export-3097025403: no such file or directory).
+func outDirError(dir string, err error) error {
+	st, serr := os.Stat(dir)
+	switch {
+	case errors.Is(serr, os.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist", dir)
+	case serr != nil:
+		return serr
+	case !st.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("cannot create a file in %s: %w", dir, pe.Err)
+	}
+	return err
+}
+
 func writeExport(ctx context.Context, cmd *cobra.Command, srcs []export.Source, o export.Options, out string) error {
 	w := cmd.OutOrStdout()
 	var tmp *os.File
 	if out != "" {
 		dir := filepath.Dir(out)
+		// Checked before any trace is read: the rename at the end would
+		// fail on a directory, naming the temporary file.
+		if st, err := os.Stat(out); err == nil && st.IsDir() {
+			return usageError("--out %s is a directory: name a file, such as %s", out, filepath.Join(out, "export.jsonl"))
+		}
 		f, err := os.CreateTemp(dir, ".export-*")
 		if err != nil {
-			return usageError("--out %s: %v", out, err)
+			return usageError("--out %s: %v", out, outDirError(dir, err))
 		}
 		defer os.Remove(f.Name())
 		tmp, w = f, f

@@ -245,6 +245,10 @@ func TestEvalBadInputSaysWhatToChange(t *testing.T) {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}
+	trace, err := filepath.Abs(filepath.Join("..", "..", "eval", "export", "testdata", "traces", "mcts-game24.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -275,6 +279,12 @@ func TestEvalBadInputSaysWhatToChange(t *testing.T) {
 		{"report of no records", []string{"eval", "report", junk}, 2, "no line of its results.jsonl is one (1 bad, first line 1: not a record: no item)"},
 		{"export without format", []string{"export", "--from", dir}, 2, "--format"},
 		{"export of nothing", []string{"export", "--from", dir, "--format", "sft"}, 2, "no results.jsonl"},
+		{"export into a missing directory", []string{"export", "--from", trace, "--format", "sft", "--out", "nodir/x.jsonl"}, 2,
+			"--out nodir/x.jsonl: directory nodir does not exist"},
+		{"export into a file's directory", []string{"export", "--from", trace, "--format", "sft", "--out", good + "/x.jsonl"}, 2,
+			"--out " + good + "/x.jsonl: " + good + " is not a directory"},
+		{"export onto a directory", []string{"export", "--from", trace, "--format", "sft", "--out", dir}, 2,
+			"--out " + dir + " is a directory: name a file, such as " + filepath.Join(dir, "export.jsonl")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
