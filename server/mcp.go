@@ -22,12 +22,29 @@ const instructions = `Ponder is a reasoning server: it turns an LLM into a reaso
 Use solve for problems that reward careful multi-step reasoning (math, logic, planning, puzzles); pass the whole problem. Pick a strategy with list_strategies when the default is not enough, and bound the cost with budget.
 Use search_documents to find passages in the user's ingested documents, and ingest_documents to add documents. get_trace shows how a solve reached its answer.`
 
-// errNoPolicy says how to give Ponder a model.
+// errNoPolicy says how to give Ponder a model, to a stdio client: it
+// started this server, with the environment its configuration gives it.
 var errNoPolicy = errors.New("no LLM is available to reason with: this Ponder server has no LLM endpoint configured " +
 	"and this client does not offer MCP sampling. Set PONDER_LLM_BASE_URL (for example http://127.0.0.1:11434/v1 for Ollama " +
 	"or http://127.0.0.1:8000/v1 for vLLM, with PONDER_LLM_MODEL and, if needed, PONDER_LLM_API_KEY) in the environment " +
 	"Ponder is started with (the env block of the MCP client's server configuration) and restart it, or use an MCP client " +
 	"that supports sampling")
+
+// errNoPolicyRemote is errNoPolicy to a client over HTTP, who did not
+// start this server and cannot set its environment: it is sent to the
+// operator, whose log has said how to set an endpoint since the start (as
+// the OpenAI API's 503 does), and told what it can do itself: lend its
+// own model through sampling.
+var errNoPolicyRemote = errors.New("no LLM is available to reason with: this Ponder server has no LLM endpoint configured " +
+	"and this client does not offer MCP sampling; use an MCP client that supports sampling, or contact the server's " +
+	"operator (its log says how to set an endpoint)")
+
+// clientIsOperator reports whether the client of a request started this
+// server (stdio): the operator's advice (PONDER_LLM_BASE_URL, restart) is
+// for it. A client over HTTP is told to contact the operator instead.
+func clientIsOperator(ctx context.Context) bool {
+	return transportOf(ctx) == transportStdio
+}
 
 func boolp(b bool) *bool { return &b }
 
@@ -384,6 +401,9 @@ func (s *Server) policyFor(ctx context.Context) (*core.Engine, string, error) {
 	if p := s.samplingPolicy(ctx); p != nil {
 		return s.engine.WithPolicy(p), "sampling", nil
 	}
+	if !clientIsOperator(ctx) {
+		return nil, "", errNoPolicyRemote
+	}
 	return nil, "", errNoPolicy
 }
 
@@ -417,7 +437,7 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	if args.Session != "" && res.Answer != "" {
 		s.sess.Add(args.Session, turn{Problem: args.Problem, Answer: res.Answer, TraceID: res.TraceID, At: time.Now()})
 	}
-	if res.Stopped == core.StopError && transportOf(ctx) != transportStdio {
+	if res.Stopped == core.StopError && !clientIsOperator(ctx) {
 		// Over HTTP, the client is not the operator, as over the OpenAI
 		// API: it is sent what failed, without the operator's advice
 		// (PONDER_LLM_BASE_URL), which the log keeps. A stdio client

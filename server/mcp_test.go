@@ -490,18 +490,64 @@ func TestLoggingSetLevel(t *testing.T) {
 	}
 }
 
+// Without an LLM endpoint or sampling, a solve says what to do, by
+// transport: a stdio client started the server, so it is told how to
+// configure one (PONDER_LLM_BASE_URL in its env block); a client over HTTP
+// cannot set the server's environment, so it is sent to the operator (as
+// the OpenAI API's 503 does) and told what it can do itself, sample.
 func TestNoLLMAndNoSamplingSaysHowToConfigure(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{noLLM: true})
-	c := e.rpc(t)
-	r := result(t, c.call("solve", map[string]any{"problem": "What is 2 + 2?"}, nil))
-	if r["isError"] != true || !strings.Contains(toolText(r), "PONDER_LLM_BASE_URL") {
-		t.Fatalf("want an error saying how to configure an LLM, got %v", r)
+	// connect opens a session over a transport; its solve calls the tool.
+	connect := map[string]func(t *testing.T) func(args map[string]any) map[string]any{
+		"http": func(t *testing.T) func(args map[string]any) map[string]any {
+			c := e.rpc(t)
+			return func(args map[string]any) map[string]any { return result(t, c.call("solve", args, nil)) }
+		},
+		"stdio": func(t *testing.T) func(args map[string]any) map[string]any {
+			c := startStdio(t, e)
+			var id float64
+			return func(args map[string]any) map[string]any {
+				id++
+				c.send(map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call",
+					"params": map[string]any{"name": "solve", "arguments": args}})
+				return result(t, c.until(id))
+			}
+		},
 	}
-	// A bad argument is still reported first.
-	r = result(t, c.call("solve", map[string]any{"problem": "2?", "strategy": "nope"}, nil))
-	if !strings.Contains(toolText(r), "nope") {
-		t.Fatalf("%v", r)
+	for _, tc := range []struct {
+		transport string
+		says      []string
+		not       []string
+	}{
+		{"http", []string{"has no LLM endpoint configured", "use an MCP client that supports sampling",
+			"contact the server's operator (its log says how to set an endpoint)"}, []string{"PONDER_", "restart"}},
+		{"stdio", []string{"has no LLM endpoint configured", "Set PONDER_LLM_BASE_URL", "env block",
+			"use an MCP client that supports sampling"}, []string{"operator"}},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			solve := connect[tc.transport](t)
+			r := solve(map[string]any{"problem": "What is 2 + 2?"})
+			text := toolText(r)
+			if r["isError"] != true {
+				t.Fatalf("want an error, got %v", r)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(text, s) {
+					t.Errorf("lacks %q: %s", s, text)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(text, s) {
+					t.Errorf("has %q: %s", s, text)
+				}
+			}
+			// A bad argument is still reported first.
+			r = solve(map[string]any{"problem": "2?", "strategy": "nope"})
+			if !strings.Contains(toolText(r), "nope") {
+				t.Fatalf("%v", r)
+			}
+		})
 	}
 }
 

@@ -187,7 +187,8 @@ func TestTypeScriptSDKClient(t *testing.T) {
 // that supports sampling lends its model, at most
 // PONDER_SAMPLING_CONCURRENCY requests at a time, within the budget, and a
 // cancelled solve cancels its sampling requests; a client that does not
-// support sampling is told how to configure an endpoint.
+// support sampling is told how to configure an endpoint (over stdio) or to
+// contact the operator (over HTTP).
 func TestTypeScriptSDKSampling(t *testing.T) {
 	node(t)
 	for _, mode := range []string{"stdio", "http"} {
@@ -220,10 +221,17 @@ func TestTypeScriptSDKSampling(t *testing.T) {
 				t.Fatalf("cancelling a solve during sampling: %+v (every sampling request should be cancelled)", c)
 			}
 
+			// Without sampling, a stdio client, which started the server,
+			// is told how to configure an endpoint; a client over HTTP
+			// cannot, and is sent to the operator.
 			env["SCENARIO"] = "nosampling"
 			r = runSDKClient(t, env)
-			if !r.Solve.IsError || !strings.Contains(r.Solve.Text, "PONDER_LLM_BASE_URL") {
-				t.Fatalf("without sampling or an endpoint: %+v", r.Solve)
+			says, not := "PONDER_LLM_BASE_URL", "operator"
+			if mode == "http" {
+				says, not = "contact the server's operator", "PONDER_"
+			}
+			if !r.Solve.IsError || !strings.Contains(r.Solve.Text, says) || strings.Contains(r.Solve.Text, not) {
+				t.Fatalf("without sampling or an endpoint: want %q and not %q: %+v", says, not, r.Solve)
 			}
 		})
 	}
