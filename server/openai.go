@@ -101,6 +101,13 @@ func writeOpenAIError(w http.ResponseWriter, status int, typ, msg string) {
 func writeAPIError(w http.ResponseWriter, e *apiError) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": e.body()})
+}
+
+// body is the error object OpenAI sends, in a response body or a stream's
+// error event: message, type, param and code, the last two null when
+// empty.
+func (e *apiError) body() map[string]any {
 	body := map[string]any{"message": e.msg, "type": e.typ, "code": nil, "param": nil}
 	if e.param != "" {
 		body["param"] = e.param
@@ -108,17 +115,30 @@ func writeAPIError(w http.ResponseWriter, e *apiError) {
 	if e.code != "" {
 		body["code"] = e.code
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": body})
+	return body
+}
+
+// rateLimited is a 429 as OpenAI's clients read it: OpenAI's code,
+// rate_limit_exceeded, which is what clients that tell a rate limit apart
+// from the status read (OpenAI's type for it varies: requests, tokens).
+// The type stays Ponder's own, rate_limit_exceeded too, for the clients
+// that read it before the code was set. The SDKs raise their rate-limit
+// error on the status alone.
+func rateLimited(msg string) *apiError {
+	return &apiError{status: http.StatusTooManyRequests, typ: "rate_limit_exceeded", code: "rate_limit_exceeded", msg: msg}
 }
 
 // denial is the OpenAI error of a /v1 request the guard refused (see
 // deny), kind its type. A 401 is typed as OpenAI types it,
 // invalid_request_error with code invalid_api_key: clients that tell a bad
 // key apart read the code (the SDKs raise their authentication error on
-// the status alone).
+// the status alone). A 429 carries OpenAI's code too (rateLimited).
 func denial(status int, kind, msg string) *apiError {
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		return &apiError{status: status, typ: "invalid_request_error", code: "invalid_api_key", msg: msg}
+	case http.StatusTooManyRequests:
+		return rateLimited(msg)
 	}
 	return &apiError{status: status, typ: kind, msg: msg}
 }
@@ -394,19 +414,21 @@ func allFailed(results []core.Result, errs []error) *core.Result {
 	return last
 }
 
-// failure is the HTTP status and OpenAI error type of a request whose every
-// search failed: 429 when the LLM endpoint rate limited it, so that clients
-// back off as they would from OpenAI; 400 when it refused the request as
-// invalid (a prompt over the model's context), which clients do not retry
-// and OpenAI answers so too; else 502, the endpoint failed.
-func failure(res *core.Result) (int, string) {
+// failure is the OpenAI error of a request whose every search failed, res
+// the last: 429 when the LLM endpoint rate limited it, so that clients
+// back off as they would from OpenAI (with OpenAI's code, as Ponder's own
+// rate limit); 400 when it refused the request as invalid (a prompt over
+// the model's context), which clients do not retry and OpenAI answers so
+// too; else 502, the endpoint failed.
+func failure(res *core.Result) *apiError {
+	msg := "the search failed: " + clientError(*res) + " (trace " + res.TraceID + ")"
 	switch {
 	case errors.Is(res.Err, core.ErrLLMRateLimited):
-		return http.StatusTooManyRequests, "rate_limit_exceeded"
+		return rateLimited(msg)
 	case errors.Is(res.Err, core.ErrLLMRejected):
-		return http.StatusBadRequest, "invalid_request_error"
+		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", msg: msg}
 	}
-	return http.StatusBadGateway, "upstream_error"
+	return &apiError{status: http.StatusBadGateway, typ: "upstream_error", msg: msg}
 }
 
 // operatorAdvice is the advice the LLM client ends its errors with (start
@@ -543,8 +565,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if res := allFailed(results, errs); res != nil {
-		status, kind := failure(res)
-		writeOpenAIError(w, status, kind, "the search failed: "+clientError(*res)+" (trace "+res.TraceID+")")
+		writeAPIError(w, failure(res))
 		return
 	}
 	for i, res := range results {
@@ -803,8 +824,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	// streaming (502 there); the 200 is sent already, so an error event
 	// says it, which OpenAI's clients raise.
 	if res := allFailed(results, errs); res != nil {
-		_, kind := failure(res)
-		sw.data(map[string]any{"error": map[string]any{"message": "the search failed: " + clientError(*res) + " (trace " + res.TraceID + ")", "type": kind}})
+		sw.data(map[string]any{"error": failure(res).body()})
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		sw.data(chunk([]map[string]any{}, map[string]any{"usage": usageOf(results)}))

@@ -573,8 +573,52 @@ func TestChatBodyTooLarge(t *testing.T) {
 	}
 }
 
+// checkRateLimitError checks an OpenAI error object of a 429: OpenAI's
+// code, rate_limit_exceeded, which clients that tell a rate limit apart
+// read, and Ponder's type, which clients read before the code was set.
+func checkRateLimitError(t *testing.T, where, text string) {
+	t.Helper()
+	var got struct{ Error map[string]any }
+	if err := json.Unmarshal([]byte(text), &got); err != nil || got.Error == nil {
+		t.Fatalf("%s: not an OpenAI error (%v): %s", where, err, text)
+	}
+	msg, _ := got.Error["message"].(string)
+	want := map[string]any{"type": "rate_limit_exceeded", "code": "rate_limit_exceeded", "param": nil, "message": msg}
+	if d := cmp.Diff(want, got.Error); d != "" || msg == "" {
+		t.Errorf("%s (-want +got):\n%s", where, d)
+	}
+}
+
+// Ponder's own rate limit (server.rate_limit) answers an OpenAI client as
+// OpenAI does: 429 with Retry-After and code rate_limit_exceeded, which
+// go-openai parses into APIError.Code.
+func TestChatRateLimitedIsOpenAIs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.RateLimit = 1; c.RateBurst = 1 }})
+	now := time.Now() // a frozen clock: the bucket does not refill during the test
+	e.srv.limiter.now = func() time.Time { return now }
+	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/v1/models", "", nil)); resp.StatusCode != 200 {
+		t.Fatalf("the first request was refused: %d", resp.StatusCode)
+	}
+	resp, text := do(t, newReq(t, "POST", e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[{"role":"user","content":"hi"}]}`, nil))
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("want 429 with Retry-After, got %d %v: %s", resp.StatusCode, resp.Header, text)
+	}
+	checkRateLimitError(t, "raw", text)
+	if !strings.Contains(text, "server.rate_limit") {
+		t.Errorf("does not name the setting: %s", text)
+	}
+	_, err := e.openai().CreateChatCompletion(ctxTimeout(t, 10*time.Second), openai.ChatCompletionRequest{
+		Model: "cot", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+	var ae *openai.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatusCode != 429 || ae.Code != "rate_limit_exceeded" || ae.Type != "rate_limit_exceeded" {
+		t.Fatalf("go-openai when rate limited: %#v", err)
+	}
+}
+
 // An LLM endpoint that rate limits every search makes the request a 429,
-// so that clients back off, not a 502.
+// so that clients back off, not a 502, with OpenAI's code as for Ponder's
+// own rate limit; streaming, the error event says the same.
 func TestChatWhenTheLLMRateLimits(t *testing.T) {
 	t.Parallel()
 	limited := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
@@ -582,11 +626,32 @@ func TestChatWhenTheLLMRateLimits(t *testing.T) {
 	})
 	e := newEnv(t, envOptions{policy: limited})
 	req := `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]`
-	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 429); !strings.Contains(body, `"type":"rate_limit_exceeded"`) {
-		t.Errorf("without streaming: %s", body)
+	checkRateLimitError(t, "without streaming", postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 429))
+	var event string
+	for _, line := range strings.Split(postJSON(t, e.ts.URL+"/v1/chat/completions", req+`,"stream":true}`, 200), "\n") {
+		if strings.HasPrefix(line, `data: {"error"`) {
+			event = strings.TrimPrefix(line, "data: ")
+		}
 	}
-	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`,"stream":true}`, 200); !strings.Contains(body, `"type":"rate_limit_exceeded"`) {
-		t.Errorf("streaming: %s", body)
+	checkRateLimitError(t, "the stream's error event", event)
+
+	msgs := []openai.ChatCompletionMessage{{Role: "user", Content: "What is 2+2?"}}
+	_, err := e.openai().CreateChatCompletion(ctxTimeout(t, 10*time.Second), openai.ChatCompletionRequest{Model: "cot", Messages: msgs})
+	var ae *openai.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatusCode != 429 || ae.Code != "rate_limit_exceeded" || ae.Type != "rate_limit_exceeded" {
+		t.Fatalf("go-openai: %#v", err)
+	}
+	stream, err := e.openai().CreateChatCompletionStream(ctxTimeout(t, 10*time.Second), openai.ChatCompletionRequest{Model: "cot", Messages: msgs, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	for err == nil {
+		_, err = stream.Recv()
+	}
+	ae = nil
+	if !errors.As(err, &ae) || ae.Code != "rate_limit_exceeded" || ae.Type != "rate_limit_exceeded" {
+		t.Fatalf("go-openai streaming: %#v", err)
 	}
 }
 
