@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ponder-rlm/ponder/eval"
 )
@@ -249,15 +250,15 @@ func (r *Report) Markdown() string {
 	if r.Manifest != nil {
 		title = r.Manifest.Config.Dataset
 	}
-	fmt.Fprintf(&b, "# Eval report: %s\n\n", title)
+	fmt.Fprintf(&b, "# Eval report: %s\n\n", mdText(title))
 	if m := r.Manifest; m != nil {
 		c := m.Config
 		model := c.Model
 		if model == "" {
 			model = "(endpoint default)"
 		}
-		fmt.Fprintf(&b, "Run directory `%s`: dataset %s (%d problems, %d evaluated), pack %s, grader %s, model %s, seed %d",
-			r.Dir, c.Dataset, m.Items, r.problems(), c.Pack, c.Grader, model, c.Seed)
+		fmt.Fprintf(&b, "Run directory %s: dataset %s (%d problems, %d evaluated), pack %s, grader %s, model %s, seed %d",
+			codeSpan(r.Dir), mdText(c.Dataset), m.Items, r.problems(), mdText(c.Pack), mdText(c.Grader), mdText(model), c.Seed)
 		if c.Oracle {
 			b.WriteString(", **oracle** (the search saw the ground truth: not an accuracy measurement)")
 		}
@@ -266,9 +267,9 @@ func (r *Report) Markdown() string {
 			b.WriteString("How each budget (LLM calls) maps onto a strategy — every run is also capped at its budget:\n\n")
 			for _, s := range r.Strategies() {
 				if rule, ok := m.Rules[s]; ok {
-					fmt.Fprintf(&b, "- %s: %s", s, rule)
+					fmt.Fprintf(&b, "- %s: %s", mdText(s), mdText(rule))
 					if p := c.Params[s]; len(p) > 0 {
-						fmt.Fprintf(&b, " (user parameters: %s)", paramString(p))
+						fmt.Fprintf(&b, " (user parameters: %s)", mdText(paramString(p)))
 					}
 					b.WriteString("\n")
 				}
@@ -276,7 +277,7 @@ func (r *Report) Markdown() string {
 			b.WriteString("\n")
 		}
 	} else {
-		fmt.Fprintf(&b, "Run directory `%s` (no manifest): %d problems.\n\n", r.Dir, r.problems())
+		fmt.Fprintf(&b, "Run directory %s (no manifest): %d problems.\n\n", codeSpan(r.Dir), r.problems())
 	}
 	b.WriteString("Accuracy is over graded problems (correct + wrong); errors (the LLM or the grader failed) are counted apart. " +
 		"95% CI: Wilson score interval. Means are per graded problem.\n\n")
@@ -287,7 +288,7 @@ func (r *Report) Markdown() string {
 		if row.Graded > 0 {
 			ci = pct(row.Low, 1) + "–" + pct(row.High, 1)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %d | %.1f | %.0f |\n", row.Strategy, row.Budget, row.Graded,
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %s | %d | %.1f | %.0f |\n", mdText(row.Strategy), row.Budget, row.Graded,
 			row.Correct, pct(row.Accuracy, row.Graded), ci, row.Errors, row.MeanCalls, row.MeanTokens)
 	}
 	b.WriteString("\n")
@@ -300,7 +301,7 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n|---|---:|" + strings.Repeat("---:|", len(r.Ks)) + "\n")
 		for _, row := range r.Rows {
-			fmt.Fprintf(&b, "| %s | %d |", row.Strategy, row.Budget)
+			fmt.Fprintf(&b, "| %s | %d |", mdText(row.Strategy), row.Budget)
 			for _, k := range r.Ks {
 				if n, ok := row.PassAtKProblems[k]; ok {
 					fmt.Fprintf(&b, " %s (%d) |", pct(row.PassAtK[k], 1), n)
@@ -315,7 +316,7 @@ func (r *Report) Markdown() string {
 	if errs := r.errorCounts(); len(errs) > 0 {
 		b.WriteString("Errors by message:\n\n")
 		for _, e := range errs {
-			fmt.Fprintf(&b, "- %d × %s\n", e.n, e.msg)
+			fmt.Fprintf(&b, "- %d × %s\n", e.n, codeSpan(e.msg))
 		}
 		b.WriteString("\n")
 	}
@@ -343,6 +344,62 @@ func (r *Report) hasPassAtK() bool {
 	return false
 }
 
+// maxErrorChars is the most characters of an error message the report
+// shows; results.jsonl keeps the whole message.
+const maxErrorChars = 160
+
+// oneLine collapses every run of white space, line breaks included, into
+// one space: a line break in a list item or table cell would end it and
+// spill the rest into the report as Markdown of its own.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// cut shortens s to at most n characters, the last one "…" when it cut:
+// it counts runes, so a cut never splits a UTF-8 sequence.
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i, k := 0, 0
+	for i = range s {
+		if k == n-1 {
+			break
+		}
+		k++
+	}
+	return s[:i] + "…"
+}
+
+// codeSpan shows s on one line as inline code, fenced by more backticks
+// than any run of them in s: nothing in it (|, <, *, `) is read as
+// Markdown or HTML. Error messages quote programs, models and tools.
+func codeSpan(s string) string {
+	s = oneLine(s)
+	longest, run := 0, 0
+	for _, c := range s {
+		if c == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", longest+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " " // CommonMark strips one space each side
+	}
+	return fence + s + fence
+}
+
+// mdText shows s on one line as plain text in prose and table cells:
+// what would break them out of their place is escaped with a backslash
+// (| ends a table cell, a backtick opens code, < opens HTML, and \ would
+// undo an escape). The rest is kept as it is, as files keep text.
+func mdText(s string) string {
+	return mdEscaper.Replace(oneLine(s))
+}
+
+var mdEscaper = strings.NewReplacer(`\`, `\\`, "`", "\\`", "|", `\|`, "<", `\<`)
+
 type errCount struct {
 	msg string
 	n   int
@@ -352,9 +409,9 @@ func (r *Report) errorCounts() []errCount {
 	m := map[string]int{}
 	for _, rec := range r.Records {
 		if rec.Status == eval.StatusError {
-			msg := rec.Error
-			if len(msg) > 160 {
-				msg = msg[:157] + "..."
+			msg := cut(oneLine(rec.Error), maxErrorChars)
+			if msg == "" {
+				msg = "(no message)"
 			}
 			m[msg]++
 		}

@@ -2,12 +2,14 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ponder-rlm/ponder/eval"
 )
@@ -88,7 +90,7 @@ func TestReportFromFixture(t *testing.T) {
 		"| self-consistency | 10 | 5 | 4 | 80.0% | 37.6%–96.4% | 0 | 10.0 | 1500 |",
 		"| cot | 10 | 3 | 1 | 33.3% | 6.1%–79.2% | 1 | 1.0 | 180 |",
 		"| self-consistency | 10 | 54.0% (5) | 88.3% (5) | 100.0% (5) |",
-		"1 × llm call (sample): 500 Internal Server Error",
+		"- 1 × `llm call (sample): 500 Internal Server Error`",
 		"- self-consistency: k = budget",
 		"model ponder-sim, seed 3",
 		"1 lines of results.jsonl were not records",
@@ -97,6 +99,115 @@ func TestReportFromFixture(t *testing.T) {
 		if !strings.Contains(md, s) {
 			t.Errorf("report lacks %q:\n%s", s, md)
 		}
+	}
+}
+
+func TestMarkdownHelpers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+		f              func(string) string
+	}{
+		{"cut keeps a short message", "boom", "boom", func(s string) string { return cut(s, 5) }},
+		{"cut at exactly n", "abcde", "abcde", func(s string) string { return cut(s, 5) }},
+		{"cut counts characters, not bytes", "数数数数数数", "数数数数…", func(s string) string { return cut(s, 5) }},
+		{"cut of two-byte runes", "éééééé", "éééé…", func(s string) string { return cut(s, 5) }},
+		{"oneLine collapses line breaks", "a\n  b\r\n\tc\u2028d ", "a b c d", oneLine},
+		{"codeSpan of plain text", "a | <b>", "`a | <b>`", codeSpan},
+		{"codeSpan fences past backticks", "x ``y`` `z", "```x ``y`` `z```", codeSpan},
+		{"codeSpan pads a message that ends in a backtick", "x `y`", "`` x `y` ``", codeSpan},
+		{"codeSpan pads an edge backtick", "`a", "`` `a ``", codeSpan},
+		{"codeSpan of several lines", "a\nb", "`a b`", codeSpan},
+		{"mdText escapes what breaks out", "a|b <i>*c*</i> `d` [e](f)", "a\\|b \\<i>*c*\\</i> \\`d\\` [e](f)", mdText},
+		{"mdText escapes a backslash", `a\|`, `a\\\|`, mdText},
+	}
+	for _, tc := range tests {
+		if got := tc.f(tc.in); got != tc.want {
+			t.Errorf("%s: %q → %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestReportKeepsRecordTextInItsPlace checks that what records say (error
+// messages from models, programs and tools; strategy names) stays inside
+// its list item or table cell: report.md is read by Markdown renderers.
+func TestReportKeepsRecordTextInItsPlace(t *testing.T) {
+	t.Parallel()
+	errs := []string{
+		strings.Repeat("é", 200), // a cut at byte 157 splits a rune
+		strings.Repeat("数", 100),
+		"grade: Traceback (most recent call last):\n  File \"<string>\", line 3\n    assert f(1) | 2\nAssertionError: `got` 3",
+		"<script>alert(1)</script> ends in `",
+		"| a | table | row |",
+	}
+	var lines []string
+	for i, e := range errs {
+		rec := eval.Record{Item: fmt.Sprint(i), Index: i, Strategy: "cot", Budget: 4, Status: eval.StatusError, Error: e}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+	}
+	b, err := json.Marshal(eval.Record{Item: "x", Strategy: "odd|name", Budget: 4, Status: eval.StatusCorrect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, string(b))
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, eval.ResultsFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := r.Markdown()
+	if !utf8.ValidString(md) {
+		t.Errorf("report.md is not valid UTF-8:\n%q", md)
+	}
+	_, section, ok := strings.Cut(md, "Errors by message:\n\n")
+	if !ok {
+		t.Fatalf("no errors section:\n%s", md)
+	}
+	section, _, _ = strings.Cut(section, "\n\n")
+	items := strings.Split(section, "\n")
+	if len(items) != len(errs) {
+		t.Fatalf("%d lines of errors, want one per message (%d):\n%s", len(items), len(errs), section)
+	}
+	for _, it := range items {
+		// Each item is "- 1 × " and one code span: a fence of n backticks,
+		// text with no run of n, the same fence.
+		span, ok := strings.CutPrefix(it, "- 1 × ")
+		fence := span[:len(span)-len(strings.TrimLeft(span, "`"))]
+		inner, ok2 := strings.CutSuffix(strings.TrimPrefix(span, fence), fence)
+		if !ok || fence == "" || !ok2 || strings.Contains(inner, fence) || strings.HasSuffix(inner, "`") {
+			t.Errorf("error item %q is not one code span", it)
+			continue
+		}
+		if n := utf8.RuneCountInString(strings.TrimSpace(inner)); n > maxErrorChars {
+			t.Errorf("error item %q shows %d characters, want at most %d", it, n, maxErrorChars)
+		}
+	}
+	for _, want := range []string{"`" + strings.Repeat("é", maxErrorChars-1) + "…`", "`" + strings.Repeat("数", 100) + "`"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("errors lack %q:\n%s", want, section)
+		}
+	}
+	// The row of a strategy named odd|name has the table's nine cells.
+	cells := func(row string) int { return strings.Count(row, "|") - strings.Count(row, `\|`) }
+	header := "| Strategy | Budget (calls) | Graded | Correct | Accuracy | 95% CI | Errors | Mean calls | Mean tokens |"
+	found := false
+	for _, l := range strings.Split(md, "\n") {
+		if strings.HasPrefix(l, "| odd") {
+			found = true
+			if cells(l) != cells(header) && cells(l) != 6 {
+				t.Errorf("row %q has %d cell breaks, want %d (or 6 in the pass@k table)", l, cells(l), cells(header))
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no row of strategy odd|name:\n%s", md)
 	}
 }
 
