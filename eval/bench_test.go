@@ -16,7 +16,7 @@ import (
 // fsync. BenchmarkResultsAppendParallel shows the group commit: appends
 // from several goroutines share fsyncs.
 func BenchmarkResultsAppend(b *testing.B) {
-	l, _, err := openResults(filepath.Join(b.TempDir(), ResultsFile))
+	l, _, _, err := openResults(filepath.Join(b.TempDir(), ResultsFile))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func BenchmarkReadRecords(b *testing.B) {
 }
 
 func BenchmarkResultsAppendParallel(b *testing.B) {
-	l, _, err := openResults(filepath.Join(b.TempDir(), ResultsFile))
+	l, _, _, err := openResults(filepath.Join(b.TempDir(), ResultsFile))
 	if err != nil {
 		b.Fatal(err)
 	}

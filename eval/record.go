@@ -81,10 +81,12 @@ func ReadRecords(path string) (records []Record, bad []LineError, err error) {
 		return nil, nil, fmt.Errorf("read results: %w", err)
 	}
 	defer f.Close()
-	return readRecords(f)
+	return readRecords(f, nil)
 }
 
-func readRecords(r io.Reader) ([]Record, []LineError, error) {
+// readRecords reads records as ReadRecords does; named, when not nil, gets
+// the trace id of every record line, replaced ones included.
+func readRecords(r io.Reader, named map[string]bool) ([]Record, []LineError, error) {
 	byKey := map[string]int{}
 	var out []Record
 	var bad []LineError
@@ -108,6 +110,9 @@ func readRecords(r io.Reader) ([]Record, []LineError, error) {
 		}
 		if rec.Key == "" {
 			rec.Key = RecordKey(rec.Item, rec.Strategy, rec.Budget)
+		}
+		if named != nil && rec.TraceID != "" {
+			named[rec.TraceID] = true
 		}
 		if i, ok := byKey[rec.Key]; ok {
 			out[i] = rec
@@ -171,36 +176,38 @@ type resultsLog struct {
 }
 
 // openResults opens (or creates) the results file for appending and
-// returns the records already there. A last line cut short by a crash is
-// cut off, so the next record starts on its own line.
-func openResults(path string) (*resultsLog, []Record, error) {
+// returns the records already there and the trace ids any of its lines
+// names. A last line cut short by a crash is cut off, so the next record
+// starts on its own line.
+func openResults(path string) (*resultsLog, []Record, map[string]bool, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open results: %w", err)
+		return nil, nil, nil, fmt.Errorf("open results: %w", err)
 	}
 	b, err := io.ReadAll(f)
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("read results: %w", err)
+		return nil, nil, nil, fmt.Errorf("read results: %w", err)
 	}
 	if n := len(b); n > 0 && b[n-1] != '\n' {
 		keep := bytes.LastIndexByte(b, '\n') + 1
 		if err := f.Truncate(int64(keep)); err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("cut the unfinished last line of %s: %w", path, err)
+			return nil, nil, nil, fmt.Errorf("cut the unfinished last line of %s: %w", path, err)
 		}
 		b = b[:keep]
 	}
 	if _, err := f.Seek(0, io.SeekEnd); err != nil {
 		f.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	recs, _, err := readRecords(bytes.NewReader(b))
+	named := map[string]bool{}
+	recs, _, err := readRecords(bytes.NewReader(b), named)
 	if err != nil {
 		f.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return &resultsLog{f: f, size: int64(len(b))}, recs, nil
+	return &resultsLog{f: f, size: int64(len(b))}, recs, named, nil
 }
 
 var errClosed = errors.New("results file is closed")

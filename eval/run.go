@@ -87,6 +87,9 @@ type Summary struct {
 	// Interrupted is set when the context ended the run early: what
 	// finished is on disk, and running the same command continues.
 	Interrupted bool
+	// RemovedTraces counts the trace files no record named that the run
+	// removed before it started (see removeOrphanTraces).
+	RemovedTraces int
 }
 
 // ErrBadOptions is matched (errors.Is) by the errors of options the user
@@ -190,11 +193,12 @@ func Run(ctx context.Context, eng *core.Engine, o Options) (Summary, error) {
 	} else if _, err := os.Stat(filepath.Join(o.Out, ResultsFile)); err == nil {
 		return sum, fmt.Errorf("%w: --out %s has %s but no %s; use a new --out", ErrConfigMismatch, o.Out, ResultsFile, ManifestFile)
 	}
-	log, prev, err := openResults(filepath.Join(o.Out, ResultsFile))
+	log, prev, named, err := openResults(filepath.Join(o.Out, ResultsFile))
 	if err != nil {
 		return sum, err
 	}
 	defer log.Close()
+	sum.RemovedTraces = removeOrphanTraces(o.Out, named, o.Logger)
 	man.Strategies = mergeStrings(man.Strategies, o.Strategies)
 	man.Budgets = mergeInts(man.Budgets, o.Budgets)
 	man.Rules = BudgetRules(man.Strategies, o.Params)

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -554,7 +555,7 @@ func TestReadRecordsRefusesObjectsThatAreNotRecords(t *testing.T) {
 	good := `{"key":"a|cot|4","item":"a","strategy":"cot","budget":4,"status":"wrong"}`
 	in := strings.Join([]string{`{}`, good, `{"item":"b","strategy":"cot","budget":4,"status":"Correct"}`,
 		`{"item":"c","strategy":"cot","status":"correct"}`, `{"item":"d","budget":4,"status":"error"}`, `[1]`}, "\n")
-	recs, bad, err := readRecords(strings.NewReader(in))
+	recs, bad, err := readRecords(strings.NewReader(in), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -741,7 +742,7 @@ func TestResultsWriteCutShortLeavesNoPartialLine(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
 		t.Skip(err)
 	}
-	l, _, err := openResults(path)
+	l, _, _, err := openResults(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -786,5 +787,94 @@ func TestNoTracesNamesNoTraceFile(t *testing.T) {
 	}
 	if files, _ := os.ReadDir(filepath.Join(out, TracesDir)); len(files) != 0 {
 		t.Errorf("%d trace files with --no-traces", len(files))
+	}
+}
+
+// TestResumeRemovesTracesNoRecordNames builds on disk what a run killed
+// between saving a trace and appending its record leaves (the trace, no
+// line naming it; a temporary file of a trace write cut short) and checks
+// that the rerun removes them, so each search has one trace, and keeps the
+// trace of a record --retry-errors replaced.
+func TestResumeRemovesTracesNoRecordNames(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 1})
+	out := t.TempDir()
+	o := game24Options(t, out)
+	o.Limit, o.Budgets, o.Strategies = 3, []int64{2}, []string{"cot"}
+	if _, err := Run(context.Background(), eng, o); err != nil {
+		t.Fatal(err)
+	}
+	results := filepath.Join(out, ResultsFile)
+	b, err := os.ReadFile(results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d records, want 3", len(lines))
+	}
+	var lost, first Record
+	if err := json.Unmarshal([]byte(lines[2]), &lost); err != nil || lost.TraceID == "" {
+		t.Fatalf("last record %v has no trace: %s", err, lines[2])
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	// The killed run: the last record never reached the file, its trace
+	// did. An earlier error record of the first key names a trace of its
+	// own (--retry-errors replaced it).
+	replaced := first
+	replaced.Status, replaced.Error, replaced.Answer, replaced.TraceID = StatusError, "llm call: 500", "", "replaced-trace"
+	rb, err := json.Marshal(replaced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(results, []byte(string(rb)+"\n"+lines[0]+"\n"+lines[1]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tdir := filepath.Join(out, TracesDir)
+	for _, name := range []string{"replaced-trace.json", ".trace-4242"} {
+		if err := os.WriteFile(filepath.Join(tdir, name), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sum, err := Run(context.Background(), eng, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Ran != 1 || sum.RemovedTraces != 2 {
+		t.Errorf("rerun ran %d searches and removed %d files, want 1 and 2 (the lost record's trace, .trace-4242)", sum.Ran, sum.RemovedTraces)
+	}
+	recs := readAll(t, out)
+	named := map[string]bool{"replaced-trace": true}
+	for _, r := range recs {
+		named[r.TraceID] = true
+	}
+	if named[lost.TraceID] {
+		t.Fatalf("the rerun's trace has the lost one's id %s: the test cannot tell them apart", lost.TraceID)
+	}
+	entries, err := os.ReadDir(tdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perItem := map[string]int{}
+	for _, e := range entries {
+		id, _ := strings.CutSuffix(e.Name(), ".json")
+		if !named[id] {
+			t.Errorf("traces/%s: no record names it", e.Name())
+			continue
+		}
+		if id == "replaced-trace" {
+			continue
+		}
+		tr, err := traces.ReadFile(filepath.Join(tdir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		perItem[fmt.Sprint(tr.Meta["eval_item"])]++
+	}
+	if len(entries) != 4 || perItem[lost.Item] != 1 {
+		t.Errorf("%d trace files (want 3 searches and the replaced one), %d of problem %s (want 1)", len(entries), perItem[lost.Item], lost.Item)
 	}
 }

@@ -278,6 +278,10 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 		printSummary(cmd.OutOrStdout(), recs, f.strategies, budgets)
 	}
 	if !f.quiet {
+		if sum.RemovedTraces > 0 {
+			fmt.Fprintf(ew, "removed %d files of %s that no record names (a run was stopped between saving a trace and its record; "+
+				"its search ran again)\n", sum.RemovedTraces, text.Terminal(filepath.Join(f.out, eval.TracesDir)))
+		}
 		fmt.Fprintf(ew, "%d of %d runs done (%d this time, %d errors); results in %s\n",
 			sum.Done+sum.Ran, sum.Jobs, sum.Ran, sum.Errors, filepath.Join(f.out, eval.ResultsFile))
 		// Errors count as done: without this a rerun after fixing the
