@@ -616,16 +616,22 @@ func TestChatRateLimitedIsOpenAIs(t *testing.T) {
 	}
 }
 
+// failingEverySearch is a server whose LLM endpoint fails every call with
+// err, and a chat request for it without its closing brace.
+func failingEverySearch(t *testing.T, err error) (*env, string) {
+	t.Helper()
+	fails := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, err
+	})
+	return newEnv(t, envOptions{policy: fails}), `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]`
+}
+
 // An LLM endpoint that rate limits every search makes the request a 429,
 // so that clients back off, not a 502, with OpenAI's code as for Ponder's
 // own rate limit; streaming, the error event says the same.
 func TestChatWhenTheLLMRateLimits(t *testing.T) {
 	t.Parallel()
-	limited := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
-		return core.Completion{}, fmt.Errorf("%w: the endpoint answered 429", core.ErrLLMRateLimited)
-	})
-	e := newEnv(t, envOptions{policy: limited})
-	req := `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]`
+	e, req := failingEverySearch(t, fmt.Errorf("%w: the endpoint answered 429", core.ErrLLMRateLimited))
 	checkRateLimitError(t, "without streaming", postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 429))
 	var event string
 	for _, line := range strings.Split(postJSON(t, e.ts.URL+"/v1/chat/completions", req+`,"stream":true}`, 200), "\n") {
@@ -660,11 +666,7 @@ func TestChatWhenTheLLMRateLimits(t *testing.T) {
 // not a 502 that client SDKs retry.
 func TestChatWhenTheLLMRejectsTheRequest(t *testing.T) {
 	t.Parallel()
-	rejects := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
-		return core.Completion{}, fmt.Errorf("%w: the endpoint answered 400: context_length_exceeded", core.ErrLLMRejected)
-	})
-	e := newEnv(t, envOptions{policy: rejects})
-	req := `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]`
+	e, req := failingEverySearch(t, fmt.Errorf("%w: the endpoint answered 400: context_length_exceeded", core.ErrLLMRejected))
 	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 400); !strings.Contains(body, `"type":"invalid_request_error"`) || !strings.Contains(body, "context_length_exceeded") {
 		t.Errorf("without streaming: %s", body)
 	}
