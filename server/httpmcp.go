@@ -102,9 +102,14 @@ func (s *Server) mcpHandler() http.Handler {
 			}
 		}
 		if r.Method == http.MethodPost && session != "" {
-			// A session is not idle while a request of its is in progress.
+			// A session is not idle while a request of its is in progress,
+			// and a request ends when its session does (mcpSessions.Terminate).
 			s.mcpSess.begin(session)
 			defer s.mcpSess.done(session)
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			defer s.mcpSess.track(session, cancel)()
+			r = r.WithContext(ctx)
 		}
 		s.stream.ServeHTTP(mw, r)
 	})

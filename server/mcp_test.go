@@ -739,3 +739,42 @@ func TestMCPGoClient(t *testing.T) {
 		})
 	}
 }
+
+// A client that ends its session (DELETE) ends the session's work: a solve
+// in progress stops and its LLM calls with it, rather than running to its
+// budget for a session that no longer exists.
+func TestSessionDeleteCancelsItsSearch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sim: sim.Options{Latency: 100 * time.Millisecond}})
+	c := e.rpc(t)
+	msgs := c.streamCall(ctxTimeout(t, 30*time.Second), 91, "solve", slowSolve, "ended")
+	if m := <-msgs; m["method"] != "notifications/progress" {
+		t.Fatalf("want progress first, got %v", m)
+	}
+	start := time.Now()
+	req, err := http.NewRequest(http.MethodDelete, c.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Mcp-Session-Id", c.session)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	for range msgs {
+	}
+	waitFor(t, 5*time.Second, "the search to be cancelled", func() bool {
+		_, st, _ := latestTrace(t, e)
+		return st != "" && st != core.StopRunning
+	})
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the search ended %s after its session did", d)
+	}
+	if _, st, calls := latestTrace(t, e); st != core.StopCancelled || calls >= 40 {
+		t.Errorf("the search went on after its session ended: %s, %d calls", st, calls)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -28,10 +29,15 @@ type mcpSessions struct {
 	mu      sync.Mutex
 	lastUse map[string]time.Time
 	busy    map[string]int // requests in progress, by session
+	// cancels ends the requests in progress of a session when it ends
+	// (a client's DELETE, idle expiry, eviction): a solve of a session
+	// that no longer exists stops, and its LLM calls with it.
+	cancels map[string]map[*context.CancelFunc]struct{}
 }
 
 func newMCPSessions(max int, ttl time.Duration) *mcpSessions {
-	return &mcpSessions{max: max, ttl: ttl, now: time.Now, lastUse: map[string]time.Time{}, busy: map[string]int{}}
+	return &mcpSessions{max: max, ttl: ttl, now: time.Now, lastUse: map[string]time.Time{}, busy: map[string]int{},
+		cancels: map[string]map[*context.CancelFunc]struct{}{}}
 }
 
 // Generate implements mcp-go's SessionIdManager.
@@ -108,6 +114,30 @@ func (m *mcpSessions) done(id string) {
 	}
 }
 
+// track registers cancel, which ends a request of session id, to be called
+// when the session ends; the returned func unregisters it.
+func (m *mcpSessions) track(id string, cancel context.CancelFunc) (untrack func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	set := m.cancels[id]
+	if set == nil {
+		set = map[*context.CancelFunc]struct{}{}
+		m.cancels[id] = set
+	}
+	key := &cancel
+	set[key] = struct{}{}
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if set := m.cancels[id]; set != nil {
+			delete(set, key)
+			if len(set) == 0 {
+				delete(m.cancels, id)
+			}
+		}
+	}
+}
+
 // sweep ends the sessions idle for longer than the TTL.
 func (m *mcpSessions) sweep() {
 	m.mu.Lock()
@@ -146,7 +176,12 @@ func (m *mcpSessions) Terminate(id string) (bool, error) {
 	m.mu.Lock()
 	delete(m.lastUse, id)
 	delete(m.busy, id)
+	set := m.cancels[id]
+	delete(m.cancels, id)
 	m.mu.Unlock()
+	for cancel := range set {
+		(*cancel)()
+	}
 	return false, nil
 }
 
