@@ -388,11 +388,41 @@ func (c *conn) startProcess(cfg config.MCPServer) error {
 	return nil
 }
 
-// limiter is a connection's bound on one message from its server.
+// limiter is a connection's bound on one message from its server. It also
+// keeps the start of the last line a stdio server wrote that cannot be a
+// JSON-RPC message (a banner, a log line, npx asking "Ok to proceed?"),
+// which mcp-go skips without a word: a server that wrote only such lines
+// would otherwise read as one that said nothing.
 type limiter struct {
 	max  int
 	over atomic.Bool
+
+	mu     sync.Mutex
+	stray  string
+	nStray int // how many such lines so far
 }
+
+// strays is how many lines the server wrote that are not JSON-RPC.
+func (l *limiter) strays() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nStray
+}
+
+// strayNote says what the server wrote that is not JSON-RPC, for an error
+// about a missing answer; "" when it wrote no such line after the first
+// since lines.
+func (l *limiter) strayNote(since int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.nStray <= since {
+		return ""
+	}
+	return fmt.Sprintf(" (the server wrote on stdout what is not JSON-RPC, which is skipped: %q; a stdio server must write only MCP messages there, and its logs on stderr)", l.stray)
+}
+
+// strayHead is how much of a stray line an error quotes.
+const strayHead = 120
 
 func (l *limiter) exceeded() bool { return l.over.Load() }
 
@@ -404,9 +434,10 @@ func (l *limiter) err() error {
 // mcp-go takes for the server closing it) once a line passes the limit:
 // mcp-go's reader would otherwise hold the line whole, however long.
 type lineLimit struct {
-	r io.Reader
-	l *limiter
-	n int // bytes since the last newline
+	r    io.Reader
+	l    *limiter
+	n    int    // bytes since the last newline
+	head []byte // the start of the current line, up to strayHead bytes
 }
 
 func (r *lineLimit) Read(p []byte) (int, error) {
@@ -414,16 +445,40 @@ func (r *lineLimit) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := r.r.Read(p)
-	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
-		r.n = n - i - 1
-	} else {
-		r.n += n
+	for rest := p[:n]; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		seg := rest
+		if i >= 0 {
+			seg = rest[:i]
+		}
+		if room := strayHead - len(r.head); room > 0 {
+			r.head = append(r.head, seg[:min(room, len(seg))]...)
+		}
+		if i < 0 {
+			r.n += len(seg)
+			break
+		}
+		r.endLine(r.n+len(seg) <= strayHead)
+		r.n, rest = 0, rest[i+1:]
 	}
 	if r.n > r.l.max {
 		r.l.over.Store(true)
 		return 0, io.EOF
 	}
 	return n, err
+}
+
+// endLine notes a line that cannot be a JSON-RPC message: not blank, and
+// not an object (or a batch), or not JSON at all when head holds it whole.
+func (r *lineLimit) endLine(whole bool) {
+	h := bytes.TrimLeft(r.head, " \t\r")
+	if len(h) > 0 && (h[0] != '{' && h[0] != '[' || whole && !json.Valid(h)) {
+		r.l.mu.Lock()
+		r.l.stray = strings.ToValidUTF8(strings.TrimRight(string(h), "\r"), "?")
+		r.l.nStray++
+		r.l.mu.Unlock()
+	}
+	r.head = r.head[:0]
 }
 
 // limitedBodies bounds each HTTP response body from a server (a JSON
@@ -662,6 +717,9 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 		if t := strings.TrimSpace(c.stderr.String()); t != "" {
 			err = fmt.Errorf("%w (stderr: %s)", err, lastLine(t))
 		}
+		if note := c.limit.strayNote(0); note != "" {
+			err = fmt.Errorf("%w%s", err, note)
+		}
 		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -780,6 +838,7 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (core.ToolResult,
 		req.Params.Name = t.tool.Name
 		req.Params.Arguments = argv
 		cctx, cancel := context.WithTimeout(ctx, t.srv.timeout)
+		strays := c.limit.strays()
 		res, err := c.client.CallTool(cctx, req)
 		timedOut := cctx.Err() == context.DeadlineExceeded
 		cancel()
@@ -798,7 +857,7 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (core.ToolResult,
 		}
 		if timedOut {
 			c.markSuspect()
-			return core.ToolResult{}, fmt.Errorf("%w: %s: no answer within %s", ErrUnavailable, t.srv.cfg.Name, t.srv.timeout)
+			return core.ToolResult{}, fmt.Errorf("%w: %s: no answer within %s%s", ErrUnavailable, t.srv.cfg.Name, t.srv.timeout, c.limit.strayNote(strays))
 		}
 		if t.srv.cfg.URL != "" && sessionLost(err) && attempt == 0 {
 			// The server no longer knows the session (it restarted): it

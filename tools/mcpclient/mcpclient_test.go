@@ -634,3 +634,89 @@ func TestHungServerBackoff(t *testing.T) {
 		t.Errorf("backoff after many failures: %s", d)
 	}
 }
+
+// TestStrayStdoutSaysWhy: a stdio server that writes on stdout what is
+// not JSON-RPC (npx asking "Ok to proceed?", a log line, a broken answer)
+// is skipped by mcp-go; the timeout that follows quotes it rather than
+// reading as a server that said nothing. A line of an earlier call is not
+// blamed for a later one.
+func TestStrayStdoutSaysWhy(t *testing.T) {
+	t.Parallel()
+	script := filepath.Join(t.TempDir(), "server.py")
+	src := `import sys, json
+def send(o):
+    sys.stdout.write(json.dumps(o) + "\n"); sys.stdout.flush()
+print("server starting")
+sys.stdout.flush()
+for line in sys.stdin:
+    msg = json.loads(line)
+    mid, m = msg.get("id"), msg.get("method")
+    if mid is None:
+        continue
+    if m == "initialize":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}}, "serverInfo": {"name": "t", "version": "1"}}})
+    elif m == "tools/list":
+        send({"jsonrpc": "2.0", "id": mid, "result": {"tools": [{"name": n, "inputSchema": {"type": "object"}} for n in ("broken", "quiet")]}})
+    elif m == "tools/call" and msg["params"]["name"] == "broken":
+        sys.stdout.write('{"jsonrpc": "2.0", "id": %s, "result": {oops\n' % json.dumps(mid)); sys.stdout.flush()
+    elif m == "tools/call":
+        pass
+    else:
+        send({"jsonrpc": "2.0", "id": mid, "result": {}})
+`
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New([]config.MCPServer{
+		{Name: "banner", Command: "sh", Args: []string{"-c", "echo 'Need to install the following packages: x. Ok to proceed? (y)'; exec sleep 100"}, Timeout: time.Second},
+		{Name: "s", Command: "python3", Args: []string{script}, Timeout: time.Second},
+	}, &Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	err = b.Connect(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `not JSON-RPC, which is skipped: "Need to install the following packages: x. Ok to proceed? (y)"`) {
+		t.Errorf("connect: %v", err)
+	}
+	for _, tt := range []struct{ tool, want string }{
+		{"s.broken", `no answer within 1s (the server wrote on stdout what is not JSON-RPC, which is skipped: "{\"jsonrpc\": \"2.0\", \"id\": `},
+		{"s.quiet", "no answer within 1s"},
+	} {
+		tool, ok := b.Tool(tt.tool)
+		if !ok {
+			t.Fatalf("no tool %s", tt.tool)
+		}
+		_, err := tool.Call(context.Background(), json.RawMessage(`{}`))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || tt.tool == "s.quiet" && strings.Contains(err.Error(), "not JSON-RPC") {
+			t.Errorf("%s: %v, want %q", tt.tool, err, tt.want)
+		}
+	}
+}
+
+// TestLineLimitStray checks which lines the limiter takes for stray ones,
+// with lines split across reads.
+func TestLineLimitStray(t *testing.T) {
+	t.Parallel()
+	long := `{"a":"` + strings.Repeat("x", 200) + `"}`
+	for input, want := range map[string]string{
+		"{\"jsonrpc\":\"2.0\"}\n\n  \r\n[1]\n": "",
+		"hello\n{\"a\":1}\n":                  "hello",
+		"{\"a\":1}\n  Listening on stdio\r\n": "Listening on stdio",
+		"{oops\n":                             "{oops",
+		long + "\n":                           "",
+		strings.Repeat("z", 300) + "\n":       strings.Repeat("z", strayHead),
+	} {
+		l := &limiter{max: 1 << 20}
+		r := &lineLimit{r: &chunked{s: input, n: 7}, l: l}
+		buf := make([]byte, 7)
+		for {
+			if _, err := r.Read(buf); err != nil {
+				break
+			}
+		}
+		if l.stray != want {
+			t.Errorf("%.40q: stray %q, want %q", input, l.stray, want)
+		}
+	}
+}
