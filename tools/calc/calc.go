@@ -25,6 +25,7 @@ import (
 	"math"
 	"math/big"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -483,6 +484,9 @@ func (p *parser) postfix() (*big.Rat, error) {
 		return nil, err
 	}
 	for p.isOp("!") {
+		if err := p.ctx.Err(); err != nil {
+			return nil, err
+		}
 		op := p.next()
 		if v, err = factorial(v, p.maxBits); err != nil {
 			return nil, fmt.Errorf("%w (the ! at offset %d)", err, op.pos)
@@ -689,12 +693,21 @@ func smallInt(v *big.Rat, what string, lo, hi int64) (int64, error) {
 	return i.Int64(), nil
 }
 
+// factorialLimits holds factorialLimit's answers by maxBits: computing one
+// takes tens of thousands of logarithms, which each ! of "1!!!…!" paid
+// again (seconds for one expression of 10,000 bytes).
+var factorialLimits sync.Map
+
 // factorialLimit is the largest n whose n! fits in maxBits (log2 n! < n log2 n).
 func factorialLimit(maxBits int) int64 {
+	if n, ok := factorialLimits.Load(maxBits); ok {
+		return n.(int64)
+	}
 	n := int64(1)
 	for lg := 0.0; lg < float64(maxBits); n++ {
 		lg += math.Log2(float64(n + 1))
 	}
+	factorialLimits.Store(maxBits, n-1)
 	return n - 1
 }
 

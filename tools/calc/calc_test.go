@@ -305,3 +305,18 @@ func TestErrorsAbbreviateHugeNumbers(t *testing.T) {
 		t.Errorf("lcm: %v", err)
 	}
 }
+
+// Each ! of a chain costs one factorial, not the tens of thousands of
+// logarithms that find the largest factorial allowed: "1!!!…!" of 10,000
+// bytes took 6s.
+func TestFactorialChainIsCheap(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	v, err := Eval("1"+strings.Repeat("!", DefaultMaxLen-1), nil)
+	if err != nil || Format(v) != "1" {
+		t.Fatalf("= %v, %v", v, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %s", d)
+	}
+}
