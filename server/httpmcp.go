@@ -100,10 +100,12 @@ func (s *Server) mcpHandler() http.Handler {
 				writeRPCError(w, http.StatusNotFound, -32600, err.Error())
 				return
 			}
+			// The session's requests in progress end with it.
+			defer s.mcpSess.cancelRequests(session)
 		}
 		if r.Method == http.MethodPost && session != "" {
 			// A session is not idle while a request of its is in progress,
-			// and a request ends when its session does (mcpSessions.Terminate).
+			// and a request ends when its session does (cancelRequests).
 			s.mcpSess.begin(session)
 			defer s.mcpSess.done(session)
 			ctx, cancel := context.WithCancel(r.Context())

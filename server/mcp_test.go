@@ -778,3 +778,26 @@ func TestSessionDeleteCancelsItsSearch(t *testing.T) {
 		t.Errorf("the search went on after its session ended: %s, %d calls", st, calls)
 	}
 }
+
+// A session ended to make room (every session busy, server.max_sessions
+// reached) takes its solve with it too.
+func TestEvictedSessionCancelsItsSearch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sim: sim.Options{Latency: 100 * time.Millisecond},
+		cfg: func(c *config.Server) { c.MaxSessions = 1 }})
+	c := e.rpc(t)
+	msgs := c.streamCall(ctxTimeout(t, 30*time.Second), 92, "solve", slowSolve, "evicted")
+	if m := <-msgs; m["method"] != "notifications/progress" {
+		t.Fatalf("want progress first, got %v", m)
+	}
+	e.rpc(t) // a second session: the first, busy as it is, makes room
+	for range msgs {
+	}
+	waitFor(t, 5*time.Second, "the search to end", func() bool {
+		_, st, _ := latestTrace(t, e)
+		return st != "" && st != core.StopRunning
+	})
+	if _, st, calls := latestTrace(t, e); st != core.StopCancelled || calls >= 40 {
+		t.Errorf("the search went on after its session ended: %s, %d calls", st, calls)
+	}
+}

@@ -30,8 +30,8 @@ type mcpSessions struct {
 	lastUse map[string]time.Time
 	busy    map[string]int // requests in progress, by session
 	// cancels ends the requests in progress of a session when it ends
-	// (a client's DELETE, idle expiry, eviction): a solve of a session
-	// that no longer exists stops, and its LLM calls with it.
+	// (cancelRequests): a solve of a session that no longer exists stops,
+	// and its LLM calls with it.
 	cancels map[string]map[*context.CancelFunc]struct{}
 }
 
@@ -138,6 +138,19 @@ func (m *mcpSessions) track(id string, cancel context.CancelFunc) (untrack func(
 	}
 }
 
+// cancelRequests ends the requests in progress of session id, which has
+// ended (a client's DELETE, idle expiry, eviction). Not at shutdown: there
+// the searches are cancelled and each request still gets its answer.
+func (m *mcpSessions) cancelRequests(id string) {
+	m.mu.Lock()
+	set := m.cancels[id]
+	delete(m.cancels, id)
+	m.mu.Unlock()
+	for cancel := range set {
+		(*cancel)()
+	}
+}
+
 // sweep ends the sessions idle for longer than the TTL.
 func (m *mcpSessions) sweep() {
 	m.mu.Lock()
@@ -176,12 +189,7 @@ func (m *mcpSessions) Terminate(id string) (bool, error) {
 	m.mu.Lock()
 	delete(m.lastUse, id)
 	delete(m.busy, id)
-	set := m.cancels[id]
-	delete(m.cancels, id)
 	m.mu.Unlock()
-	for cancel := range set {
-		(*cancel)()
-	}
 	return false, nil
 }
 
@@ -200,6 +208,7 @@ func (s *Server) endSession(id string) {
 	}
 	req.Header.Set("Mcp-Session-Id", id)
 	s.stream.ServeHTTP(discardWriter{h: http.Header{}}, req)
+	s.mcpSess.cancelRequests(id)
 	s.log.Debug().Msg("ended an MCP session (idle beyond server.session_ttl, or the least recently used beyond server.max_sessions)")
 }
 
