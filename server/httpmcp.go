@@ -30,6 +30,14 @@ import (
 func (s *Server) mcpHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		session := r.Header.Get("Mcp-Session-Id")
+		if v := r.Header.Get("Mcp-Protocol-Version"); v != "" && !mcp.IsValidProtocolVersion(v) {
+			// The spec wants 400 for a version the server does not speak.
+			// mcp-go takes any header sorting after 2026-07-28 ("x") for
+			// the stateless protocol, and answers a GET or DELETE with it
+			// 405 and a POST with an error about _meta.
+			unsupportedVersion(w, r, v)
+			return
+		}
 		mw := &mcpWriter{ResponseWriter: w, s: s, session: session}
 		if r.Method == http.MethodGet && !mcp.IsModernProtocol(r.Header.Get("Mcp-Protocol-Version")) {
 			// mcp-go opens a stream for any GET, making up a session (and
@@ -153,6 +161,29 @@ func modernRequest(r *http.Request, body []byte) bool {
 		} `json:"params"`
 	}
 	return json.Unmarshal(body, &w) == nil && mcp.IsModernProtocol(w.Params.Meta.ProtocolVersion())
+}
+
+// unsupportedVersion answers a request whose Mcp-Protocol-Version header
+// names a version this server does not speak: 400 with the JSON-RPC error
+// the stateless protocol defines (UNSUPPORTED_PROTOCOL_VERSION), which
+// lists the versions it does speak, and the request's id where it has one.
+func unsupportedVersion(w http.ResponseWriter, r *http.Request, v string) {
+	var id json.RawMessage
+	if r.Method == http.MethodPost {
+		if body, err := readBody(r, 1<<20); err == nil {
+			var m wireMessage
+			if json.Unmarshal(body, &m) == nil {
+				id = m.ID
+			}
+		}
+	}
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	e := mcp.UnsupportedProtocolVersionError{Version: v, Supported: mcp.ValidProtocolVersions}.JSONRPCError()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": id, "error": e.Error})
 }
 
 // readBody reads at most limit bytes of r's body.

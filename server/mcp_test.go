@@ -779,6 +779,44 @@ func TestSessionDeleteCancelsItsSearch(t *testing.T) {
 	}
 }
 
+// A Mcp-Protocol-Version header naming no version this server speaks gets
+// 400 with the versions it does speak, as the spec asks, whatever the
+// method: mcp-go takes any header sorting after 2026-07-28 ("x",
+// "garbage") for the stateless protocol and answered a GET or DELETE 405
+// ("not supported in protocol version 2026-07-28") and a POST with an
+// error about a missing _meta field.
+func TestUnknownProtocolVersionHeaderIsBadRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	for _, v := range []string{"x", "2099-01-01", "1999-01-01"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			req := c.request([]byte(`{"jsonrpc":"2.0","id":9,"method":"ping"}`))
+			req.Method = method
+			req.Header.Set("Mcp-Protocol-Version", v)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs := readMessages(t, resp)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || len(msgs) != 1 {
+				t.Errorf("%s with version %q: %d %v, want 400 and a JSON-RPC error", method, v, resp.StatusCode, msgs)
+				continue
+			}
+			msg := mustJSONString(msgs[0]["error"])
+			if !strings.Contains(msg, "unsupported protocol version") || !strings.Contains(msg, "2025-11-25") ||
+				!strings.Contains(msg, v) {
+				t.Errorf("%s with version %q: error %s, want it to name the version and the supported ones", method, v, msg)
+			}
+		}
+	}
+	// The session is still there, and a supported version works.
+	if r := result(t, c.call("list_strategies", map[string]any{}, nil)); r["isError"] == true {
+		t.Fatal(toolText(r))
+	}
+}
+
 // A session ended to make room (every session busy, server.max_sessions
 // reached) takes its solve with it too.
 func TestEvictedSessionCancelsItsSearch(t *testing.T) {
