@@ -304,6 +304,30 @@ func isScript(path string) bool {
 	return err == nil && string(b[:]) == "#!"
 }
 
+// pythonPrefix is what the sandbox shows of an interpreter outside /usr:
+// its installation, the directory above its bin/ when that holds Python's
+// library (lib/python3.X/os.py, the landmark Python looks for), as in
+// pyenv, conda or a python-build-standalone tree; else the binary alone.
+// The directory above bin/ is not shown unless it is an installation: for
+// ~/bin/python3 it is the home directory, with ~/.ssh in it (and the
+// sandbox's uid owns Ponder's files). An installation at the root or in
+// a home directory itself (./configure --prefix=$HOME) is refused.
+func pythonPrefix(python string) (string, error) {
+	prefix := filepath.Dir(filepath.Dir(python))
+	if filepath.Base(filepath.Dir(python)) != "bin" {
+		return python, nil
+	}
+	landmarks, _ := filepath.Glob(filepath.Join(prefix, "lib", "python3*", "os.py"))
+	if len(landmarks) == 0 {
+		return python, nil
+	}
+	home, _ := os.UserHomeDir()
+	if prefix == "/" || home != "" && filepath.Clean(home) == prefix {
+		return "", fmt.Errorf("%w: python %s is installed in %s, which the sandbox would show whole (a home directory, or the root): install it in a directory of its own, or set tools.sandbox.python to one in /usr", ErrUnavailable, python, prefix)
+	}
+	return prefix, nil
+}
+
 func (s *Sandbox) buildArgs() ([]string, error) {
 	help, _ := exec.Command(s.bwrap, "--help").CombinedOutput()
 	has := func(flag string) bool { return bytes.Contains(help, []byte(flag)) }
@@ -332,8 +356,12 @@ func (s *Sandbox) buildArgs() ([]string, error) {
 	}
 	binds := map[string]bool{}
 	if !strings.HasPrefix(s.python, "/usr/") {
-		// An interpreter outside /usr: bind its installation prefix.
-		prefix := filepath.Dir(filepath.Dir(s.python))
+		// An interpreter outside /usr: bind its installation prefix, or
+		// the binary alone when it is in none.
+		prefix, err := pythonPrefix(s.python)
+		if err != nil {
+			return nil, err
+		}
 		binds[prefix] = true
 		a = append(a, "--ro-bind", prefix, prefix)
 	}

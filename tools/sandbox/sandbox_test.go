@@ -595,3 +595,57 @@ func TestInheritedDescriptors(t *testing.T) {
 		t.Errorf("session: an inherited descriptor reached the program: %+v", res)
 	}
 }
+
+// An interpreter outside /usr is shown with its installation (the
+// directory above bin/ when that holds lib/python3.X/os.py), else alone:
+// for ~/bin/python3 the directory above bin/ is the home, whose ~/.ssh the
+// sandbox could read (its uid owns the user's files). An installation
+// that is a home directory itself is refused.
+func TestPythonOutsideUsrShowsOnlyItsInstallation(t *testing.T) {
+	dir := t.TempDir()
+	file := func(p string) string {
+		p = filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	home := filepath.Join(dir, "home")
+	t.Setenv("HOME", home)
+	file("home/.ssh/id_ed25519")
+	inst := filepath.Join(dir, "opt/python")
+	file("opt/python/lib/python3.12/os.py")
+	args := func(python string) ([]string, error) {
+		s := &Sandbox{python: python, bwrap: "bwrap", opts: Options{TmpBytes: 1 << 20}}
+		return s.buildArgs()
+	}
+	binds := func(a []string) []string {
+		var out []string
+		for i, x := range a {
+			if x == "--ro-bind" && !strings.HasPrefix(a[i+1], "/usr") && !strings.HasPrefix(a[i+1], "/lib") && !strings.HasPrefix(a[i+1], "/bin") && !strings.HasPrefix(a[i+1], "/sbin") {
+				out = append(out, a[i+1])
+			}
+		}
+		return out
+	}
+	for python, want := range map[string]string{
+		file("home/bin/python3"):       filepath.Join(home, "bin/python3"),
+		file("home/py/python3"):        filepath.Join(home, "py/python3"),
+		file("opt/python/bin/python3"): inst,
+	} {
+		a, err := args(python)
+		if err != nil {
+			t.Fatalf("%s: %v", python, err)
+		}
+		if got := binds(a); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: binds %q, want only %s", python, got, want)
+		}
+	}
+	file("home/lib/python3.12/os.py")
+	if a, err := args(filepath.Join(home, "bin/python3")); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "install it in a directory of its own") {
+		t.Errorf("python installed in the home directory: %q, %v", binds(a), err)
+	}
+}
