@@ -701,11 +701,11 @@ func TestLineLimitStray(t *testing.T) {
 	long := `{"a":"` + strings.Repeat("x", 200) + `"}`
 	for input, want := range map[string]string{
 		"{\"jsonrpc\":\"2.0\"}\n\n  \r\n[1]\n": "",
-		"hello\n{\"a\":1}\n":                  "hello",
-		"{\"a\":1}\n  Listening on stdio\r\n": "Listening on stdio",
-		"{oops\n":                             "{oops",
-		long + "\n":                           "",
-		strings.Repeat("z", 300) + "\n":       strings.Repeat("z", strayHead),
+		"hello\n{\"a\":1}\n":                   "hello",
+		"{\"a\":1}\n  Listening on stdio\r\n":  "Listening on stdio",
+		"{oops\n":                              "{oops",
+		long + "\n":                            "",
+		strings.Repeat("z", 300) + "\n":        strings.Repeat("z", strayHead),
 	} {
 		l := &limiter{max: 1 << 20}
 		r := &lineLimit{r: &chunked{s: input, n: 7}, l: l}
