@@ -194,13 +194,25 @@ func newToolsCallCmd() *cobra.Command {
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "call NAME [--args JSON]",
+		Use:   "call NAME [--args JSON | JSON]",
 		Short: "Call a tool once and print what it returned",
 		Example: `  ponder tools call python --args '{"code":"print(2**100)"}'
+  ponder tools call python '{"code":"print(2**100)"}'
   ponder tools call calc --args '{"expression":"comb(52, 5) / 4"}'
   ponder tools call everything.echo --args '{"message":"hi"}' --json`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, pos []string) error {
+			// The arguments may follow the name, as people first type
+			// them: a JSON object there is --args.
+			if len(pos) == 2 {
+				switch {
+				case cmd.Flags().Changed("args"):
+					return usageError("arguments given twice: after the tool's name and in --args")
+				case !strings.HasPrefix(strings.TrimSpace(pos[1]), "{"):
+					return usageError("one tool at a time: %q is not a JSON object of arguments (give them as '{...}' or with --args)", shorten(pos[1], 40))
+				}
+				args = pos[1]
+			}
 			raw, err := readArgs(cmd, args)
 			if err != nil {
 				return err

@@ -45,8 +45,11 @@ func TestToolsBadInput(t *testing.T) {
 		stderr string
 	}{
 		{"unknown tool", nil, []string{"tools", "call", "shell"}, 2, "", `unknown tool "shell" (known: calc, python`},
-		{"no tool", nil, []string{"tools", "call"}, 2, "", "accepts 1 arg(s), received 0"},
-		{"two tools", nil, []string{"tools", "call", "calc", "python"}, 2, "", "accepts 1 arg(s), received 2"},
+		{"no tool", nil, []string{"tools", "call"}, 2, "", "accepts between 1 and 2 arg(s), received 0"},
+		{"two tools", nil, []string{"tools", "call", "calc", "python"}, 2, "", `one tool at a time: "python" is not a JSON object of arguments`},
+		{"arguments twice", nil, []string{"tools", "call", "calc", `{"expression":"1"}`, "--args", `{"expression":"2"}`}, 2, "", "arguments given twice"},
+		{"arguments after the name", nil, []string{"tools", "call", "calc", `{"expression":"6 * 7"}`}, 0, "42", ""},
+		{"three words", nil, []string{"tools", "call", "calc", "{}", "x"}, 2, "", "accepts between 1 and 2 arg(s), received 3"},
 		{"list with an argument", nil, []string{"tools", "list", "calc"}, 2, "", `unknown command "calc"`},
 		{"args not JSON", nil, []string{"tools", "call", "calc", "--args", "1+1"}, 2, "", "--args is not JSON"},
 		{"args not an object", nil, []string{"tools", "call", "calc", "--args", "[1]"}, 2, "", "--args must be a JSON object"},
