@@ -159,6 +159,9 @@ func newToolsListCmd() *cobra.Command {
 			}
 			defer a.Close()
 			if st, ok := toolStates.Load(a); ok && st.(*toolsState).bridge != nil {
+				// Listing asks the bridge for its tools again below: a
+				// server that failed here is not started a second time.
+				st.(*toolsState).bridge.SingleAttempt()
 				if err := st.(*toolsState).bridge.Connect(cmd.Context()); err != nil {
 					for _, e := range splitJoined(err) {
 						fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+text.Terminal(oneLine(e)))

@@ -250,3 +250,39 @@ func TestToolsRetrieveBesideARunningSolve(t *testing.T) {
 		}
 	}
 }
+
+// `tools list` connects each MCP server once: with a server that exits at
+// once and one that times out after 2s, the first's 1s backoff ran out
+// while the second was still timing out, and listing started it again
+// (and warned about it twice).
+func TestToolsListConnectsOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	starts := filepath.Join(dir, "starts")
+	cfg := filepath.Join(dir, "ponder.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`tools:
+  mcp_servers:
+    - name: dies
+      command: sh
+      args: ["-c", "echo started >> %s; exit 4"]
+    - name: hangs
+      command: sleep
+      args: ["100"]
+      timeout: 2s
+`, starts)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runPonder(t, "", nil, "--config", cfg, "tools", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "calc") {
+		t.Fatalf("list: %+v", r)
+	}
+	b, _ := os.ReadFile(starts)
+	if n := strings.Count(string(b), "started"); n != 1 {
+		t.Errorf("the failing server was started %d times, want 1", n)
+	}
+	for _, srv := range []string{"dies", "hangs"} {
+		if n := strings.Count(r.stderr, "warning: mcp server unavailable: "+srv+":"); n != 1 {
+			t.Errorf("%d warnings about %s, want 1: %q", n, srv, r.stderr)
+		}
+	}
+}

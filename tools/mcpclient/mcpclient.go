@@ -117,6 +117,22 @@ type Bridge struct {
 	log     zerolog.Logger
 }
 
+// SingleAttempt makes each server's first connection attempt its last
+// while it fails: a server that could not be reached keeps that error
+// instead of being tried again after its backoff. One-shot commands
+// (`ponder tools list`) use it so that a failing server is started, and
+// warned about, once per command: listing connects every server, then
+// asks for their tools, and a server that failed fast was started again
+// when a slower one's timeout outlasted its 1s backoff. Long-running
+// processes (serve) keep retrying, so a server that comes back is used.
+func (b *Bridge) SingleAttempt() {
+	for _, s := range b.servers {
+		s.mu.Lock()
+		s.single = true
+		s.mu.Unlock()
+	}
+}
+
 // New validates the configurations and returns a bridge that connects to
 // a server when one of its tools is first looked up (Tool, Specs) or when
 // Connect is called. It fails only on an invalid configuration.
@@ -275,6 +291,7 @@ type server struct {
 	lastErr error     // of the last connection attempt, when it failed
 	fails   int       // connection attempts failed in a row
 	retryAt time.Time // no new attempt before, while lastErr is set
+	single  bool      // no new attempt at all once one failed (SingleAttempt)
 }
 
 // conn is one live connection.
@@ -628,7 +645,7 @@ func (s *server) connect(ctx context.Context) (*conn, error) {
 	// Back off after a failure, so a dead server is not restarted on every
 	// call of a busy search, and one that hangs does not cost a timeout on
 	// every step of a search that offers its tools.
-	if s.lastErr != nil && time.Now().Before(s.retryAt) {
+	if s.lastErr != nil && (s.single || time.Now().Before(s.retryAt)) {
 		err := s.lastErr
 		s.mu.Unlock()
 		return nil, err

@@ -720,3 +720,40 @@ func TestLineLimitStray(t *testing.T) {
 		}
 	}
 }
+
+// TestSingleAttempt: after SingleAttempt, a server that failed is not
+// started again once its backoff has passed; without it, it is.
+func TestSingleAttempt(t *testing.T) {
+	t.Parallel()
+	for _, single := range []bool{false, true} {
+		t.Run(fmt.Sprint("single=", single), func(t *testing.T) {
+			t.Parallel()
+			starts := filepath.Join(t.TempDir(), "starts")
+			b, err := New([]config.MCPServer{{Name: "dies", Command: "sh",
+				Args: []string{"-c", "echo started >> " + starts + "; exit 4"}}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if single {
+				b.SingleAttempt()
+			}
+			for i := range 2 {
+				if err := b.Connect(context.Background()); err == nil || !strings.Contains(err.Error(), "exit status 4") {
+					t.Fatalf("connect %d: %v", i, err)
+				}
+				if i == 0 {
+					time.Sleep(1200 * time.Millisecond) // past the 1s backoff
+				}
+			}
+			data, _ := os.ReadFile(starts)
+			want := 2
+			if single {
+				want = 1
+			}
+			if n := strings.Count(string(data), "started"); n != want {
+				t.Errorf("started %d times, want %d", n, want)
+			}
+		})
+	}
+}
