@@ -32,6 +32,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // Defaults of Options.
@@ -135,7 +136,9 @@ func (r *Registry) guard(t core.Tool, spec core.ToolSpec, own ToolOptions) (*gua
 }
 
 // Register adds t under its spec's name. It fails on an empty or
-// duplicate name and on a schema that does not compile.
+// duplicate name, a name with white space, control or bidi characters
+// (a terminal would show it as another name, which could not be called)
+// and on a schema that does not compile.
 func (r *Registry) Register(t core.Tool, o *ToolOptions) error {
 	spec := t.Spec()
 	if spec.Name == "" {
@@ -143,6 +146,9 @@ func (r *Registry) Register(t core.Tool, o *ToolOptions) error {
 	}
 	if strings.ContainsAny(spec.Name, " \t\n") {
 		return fmt.Errorf("register tool %q: the name has white space", spec.Name)
+	}
+	if text.Terminal(spec.Name) != spec.Name {
+		return fmt.Errorf("register tool %q: the name has control or bidi characters, or bytes that are not UTF-8", spec.Name)
 	}
 	var own ToolOptions
 	if o != nil {

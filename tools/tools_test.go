@@ -77,6 +77,11 @@ func TestRegistry(t *testing.T) {
 	if err := reg.Register(calc.New(nil), nil); err == nil || !strings.Contains(err.Error(), "already registered") {
 		t.Errorf("duplicate: %v", err)
 	}
+	for _, name := range []string{"h.\u202eevil", "a\x1b[2Jb", "bad\xffutf8"} {
+		if err := reg.Register(tools.Func{ToolSpec: core.ToolSpec{Name: name}}, nil); err == nil || !strings.Contains(err.Error(), "control or bidi") {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
 	bad := tools.Func{ToolSpec: core.ToolSpec{Name: "bad", Schema: json.RawMessage(`{"type": 7}`)}}
 	if err := reg.Register(bad, nil); err == nil {
 		t.Error("a schema that does not compile was accepted")

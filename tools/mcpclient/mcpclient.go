@@ -46,6 +46,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // DefaultTimeout bounds a request to a server whose config sets none.
@@ -556,14 +557,19 @@ func (s *server) setTools(listed []mcp.Tool) {
 }
 
 // badToolName says why a listed tool cannot be offered: no name, a name
-// with control characters (they would reach terminals and prompts), or
-// one listed before (calls could not tell the two apart).
+// with control characters (they would reach terminals and prompts), one
+// that is shown as another name (a bidi override such as U+202E, which
+// `tools list` removes, or bytes that are not UTF-8: the name shown could
+// not be called, and could read as another tool's), or one listed before
+// (calls could not tell the two apart).
 func badToolName(name string, seen map[string]bool) string {
 	switch {
 	case name == "":
 		return "it has no name"
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		return "its name has control characters"
+	case text.Terminal(name) != name:
+		return "its name has bidi controls or bytes that are not UTF-8, so it would be shown as another name"
 	case seen[name]:
 		return "the server lists its name twice; the first is kept"
 	}

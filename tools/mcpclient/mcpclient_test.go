@@ -562,12 +562,13 @@ for line in sys.stdin:
 }
 
 // TestOddToolNames: names with dots and spaces work; an empty name, one
-// with control characters (terminal escapes) and a second tool of the
-// same name are skipped with a warning.
+// with control characters (terminal escapes), one with bidi controls
+// (shown without them, so not callable as shown) and a second tool of the
+// same name are skipped with a warning that names the server.
 func TestOddToolNames(t *testing.T) {
 	t.Parallel()
 	var logs testutil.LockedBuffer
-	b, err := New([]config.MCPServer{listingServer(t, "odd", "a.b", "with space", "", "evil\x1b]0;title\x07\nx", "dup", "dup")},
+	b, err := New([]config.MCPServer{listingServer(t, "odd", "a.b", "with space", "", "evil\x1b]0;title\x07\nx", "dup", "dup", "h.\u202eevil", "rtl\u2067x")},
 		&Options{Logger: zerolog.New(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -593,10 +594,13 @@ func TestOddToolNames(t *testing.T) {
 			t.Errorf("%s: called %q, described %q, want %q", name, res.Text, tool.Spec().Description, want)
 		}
 	}
-	for _, want := range []string{"it has no name", "control characters", "lists its name twice"} {
+	for _, want := range []string{"it has no name", "control characters", "lists its name twice", "bidi controls"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("no warning %q in %s", want, logs.String())
 		}
+	}
+	if n := strings.Count(logs.String(), `"mcp_server":"odd","tool":"\"h.\\u202eevil\"","message":"mcp server tool skipped: its name has bidi controls`); n != 1 {
+		t.Errorf("the bidi override's warning does not name the server and the tool (%d): %s", n, logs.String())
 	}
 }
 
