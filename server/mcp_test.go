@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -837,5 +838,27 @@ func TestEvictedSessionCancelsItsSearch(t *testing.T) {
 	})
 	if _, st, calls := latestTrace(t, e); st != core.StopCancelled || calls >= 40 {
 		t.Errorf("the search went on after its session ended: %s, %d calls", st, calls)
+	}
+}
+
+// The last progress notification of a solve reports the counts its
+// result does: it said 42 of 60 LLM calls (what the trace showed) where
+// the result's usage said 45.
+func TestFinalProgressReportsTheResultsCounts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	for i := 0; i < 5; i++ {
+		msgs := c.call("solve", map[string]any{"problem": gsm8kProblem, "strategy": "mcts",
+			"budget": map[string]any{"llm_calls": 60}}, map[string]any{"progressToken": "p"})
+		if len(msgs) < 2 || msgs[len(msgs)-2]["method"] != "notifications/progress" {
+			t.Fatalf("want a progress notification right before the result, got %v", msgs)
+		}
+		final := msgs[len(msgs)-2]["params"].(map[string]any)
+		u := result(t, msgs)["structuredContent"].(map[string]any)["usage"].(map[string]any)
+		want := fmt.Sprintf("%v of 60 LLM calls, %v tokens", u["llm_calls"], u["prompt_tokens"].(float64)+u["completion_tokens"].(float64))
+		if final["progress"] != float64(60) || !strings.Contains(final["message"].(string), want) {
+			t.Fatalf("solve %d: final progress %v does not report the result's usage (%s)", i, final, want)
+		}
 	}
 }

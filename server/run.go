@@ -263,7 +263,15 @@ func (s *Server) run(ctx context.Context, eng *core.Engine, task core.Task, ro r
 		<-exited
 		evs := started.advance()
 		if ro.onFinal != nil {
-			ro.onFinal(started.snap, evs)
+			snap := started.snap
+			if err == nil {
+				// The counts the result reports: the trace does not show
+				// every call the budget counted (an MCTS run's trace said 42
+				// of the 45 calls its usage did).
+				snap.LLMCalls = res.Usage.LLMCalls
+				snap.Tokens = res.Usage.PromptTokens + res.Usage.CompletionTokens
+			}
+			ro.onFinal(snap, evs)
 		}
 	}
 	if err == nil {
