@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
 )
 
 // The streamable HTTP side of what mcp-go leaves to us:
@@ -23,6 +24,11 @@ import (
 //     result: writers record the progress notifications they write, and the
 //     handler waits for its last one before returning (mcp-go forwards
 //     notifications from another goroutine);
+//   - log notifications a request sends go out on its own POST stream,
+//     written by its handler (postStream.notify), before its response:
+//     mcp-go would hand them to whichever of the session's streams takes
+//     them first, and one taken by this POST's forwarder as the handler
+//     returns is dropped (the response closes the stream first);
 //   - the body is read here, capped, before mcp-go (which reads all of it)
 //     sees the request.
 
@@ -76,6 +82,7 @@ func (s *Server) mcpHandler() http.Handler {
 			}
 			mw.codes = &rpcCodes{}
 			r = r.WithContext(context.WithValue(r.Context(), rpcCodesKey{}, mw.codes))
+			r = r.WithContext(context.WithValue(r.Context(), postStreamKey{}, mw))
 			// Only stateful sessions send notifications/cancelled; a
 			// stateless (2026-07-28) client cancels by closing its stream,
 			// and without a session id its request ids are not unique.
@@ -210,11 +217,53 @@ type mcpWriter struct {
 	ex      *exchange
 	codes   *rpcCodes // error codes due for this POST's responses
 
+	// wmu serialises writes: mcp-go's notification forwarder writes from
+	// its goroutine, notify from the handler's.
+	wmu         sync.Mutex
 	wroteHeader bool
 	dropping    bool
 }
 
+type postStreamKey struct{}
+
+// postStream returns the writer of the POST whose request ctx handles.
+func postStream(ctx context.Context) *mcpWriter {
+	w, _ := ctx.Value(postStreamKey{}).(*mcpWriter)
+	return w
+}
+
+// notify writes a notification on this POST's stream now, upgrading the
+// response to an event stream; mcp-go is told, so the response follows as
+// an event too. Only a handler of this POST's request calls it.
+func (w *mcpWriter) notify(cs mcpserver.ClientSession, method string, params map[string]any) error {
+	b, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": method, "params": params})
+	if err != nil {
+		return err
+	}
+	if u, ok := cs.(mcpserver.SessionWithStreamableHTTPConfig); ok {
+		u.UpgradeToSSEWhenReceiveNotification()
+	}
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if !w.wroteHeader {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.writeHeader(http.StatusOK)
+	}
+	if _, err := w.write([]byte("event: message\ndata: " + string(b) + "\n\n")); err != nil {
+		return err
+	}
+	w.flush()
+	return nil
+}
+
 func (w *mcpWriter) WriteHeader(code int) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	w.writeHeader(code)
+}
+
+func (w *mcpWriter) writeHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
@@ -232,8 +281,14 @@ func (w *mcpWriter) WriteHeader(code int) {
 }
 
 func (w *mcpWriter) Write(p []byte) (int, error) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return w.write(p)
+}
+
+func (w *mcpWriter) write(p []byte) (int, error) {
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	if w.dropping {
 		return len(p), nil
@@ -284,6 +339,12 @@ func (w *mcpWriter) recordProgress(p []byte) {
 }
 
 func (w *mcpWriter) Flush() {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	w.flush()
+}
+
+func (w *mcpWriter) flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

@@ -464,11 +464,48 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 
 // logToClient sends an MCP log notification (logging/setLevel decides
 // which reach the client). Never prompts or answers: ids and counts only.
+//
+// It is written now on the request's own stream (stdout, or its POST's
+// event stream), so it precedes the response: mcp-go sends notifications
+// from another goroutine, and over HTTP hands them to whichever of the
+// session's streams takes them first, so that a solve's last log ("solve
+// finished", a warning when it failed) came after the response on stdio,
+// and over HTTP on another stream or not at all.
 func (s *Server) logToClient(ctx context.Context, level mcp.LoggingLevel, data map[string]any) {
-	if mcpserver.ClientSessionFromContext(ctx) == nil {
+	cs := mcpserver.ClientSessionFromContext(ctx)
+	if cs == nil {
 		return
 	}
-	_ = s.mcp.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(level, "ponder", data))
+	t, w := stdioFrom(ctx), postStream(ctx)
+	if t == nil && w == nil {
+		_ = s.mcp.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(level, "ponder", data))
+		return
+	}
+	if !cs.Initialized() || !logWanted(ctx, cs, level) {
+		return
+	}
+	params := map[string]any{"level": level, "logger": "ponder", "data": data}
+	var err error
+	if t != nil {
+		err = t.notify("notifications/message", params)
+	} else {
+		err = w.notify(cs, "notifications/message", params)
+	}
+	if err != nil {
+		s.log.Debug().Err(err).Msg("log notification not sent")
+	}
+}
+
+// logWanted reports whether the client asked for log notifications of
+// level, as mcp-go's SendLogMessageToClient decides: by the request's own
+// level in the stateless protocol (none: no logs), else by the session's
+// (logging/setLevel).
+func logWanted(ctx context.Context, cs mcpserver.ClientSession, level mcp.LoggingLevel) bool {
+	if info := mcpserver.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern {
+		return info.LogLevel != "" && level.ShouldSendTo(info.LogLevel)
+	}
+	sl, ok := cs.(mcpserver.SessionWithLogging)
+	return ok && level.ShouldSendTo(sl.GetLogLevel())
 }
 
 // How long the final progress notification is given to reach the client

@@ -841,6 +841,82 @@ func TestEvictedSessionCancelsItsSearch(t *testing.T) {
 	}
 }
 
+// solveLogs returns the "solve started" and "solve finished" log
+// notifications among msgs, and fails unless each comes once.
+func solveLogs(t *testing.T, msgs []map[string]any) (started, finished map[string]any) {
+	t.Helper()
+	for _, m := range msgs {
+		if m["method"] != "notifications/message" {
+			continue
+		}
+		p := m["params"].(map[string]any)
+		data, _ := p["data"].(map[string]any)
+		switch {
+		case data["event"] == "solve started" && started == nil:
+			started = p
+		case data["event"] == "solve finished" && finished == nil:
+			finished = p
+		default:
+			t.Fatalf("unexpected log notification: %v", p)
+		}
+	}
+	if started == nil || finished == nil {
+		t.Fatalf("want solve started and solve finished logs before the result, got %v", msgs)
+	}
+	return started, finished
+}
+
+// A solve's log notifications go out on its own POST stream before its
+// result, even with the session's GET stream open to take them: mcp-go
+// handed them to whichever stream took them first, and dropped the last
+// one ("solve finished") when the result closed the POST's stream first.
+func TestSolveLogsPrecedeResultOnItsStream(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	c.post(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel", "params": map[string]any{"level": "info"}})
+	get, err := http.NewRequestWithContext(ctxTimeout(t, time.Minute), http.MethodGet, c.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get.Header.Set("Accept", "text/event-stream")
+	get.Header.Set("Mcp-Session-Id", c.session)
+	get.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	resp, err := http.DefaultClient.Do(get)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	for i := 0; i < 10; i++ {
+		msgs := c.call("solve", map[string]any{"problem": gsm8kProblem, "strategy": "self-consistency",
+			"params": map[string]any{"k": 3}, "budget": map[string]any{"llm_calls": 3}}, nil)
+		_, finished := solveLogs(t, msgs)
+		sc := result(t, msgs)["structuredContent"].(map[string]any)
+		data := finished["data"].(map[string]any)
+		if finished["level"] != "info" || data["trace_id"] != sc["trace_id"] || data["stopped"] != "done" {
+			t.Fatalf("solve %d: solve finished log %v does not match the result %v", i, finished, sc)
+		}
+	}
+}
+
+func TestStdioSolveLogsPrecedeResult(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := startStdio(t, e)
+	c.send(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel", "params": map[string]any{"level": "info"}})
+	c.until(1)
+	for i := 2; i <= 11; i++ {
+		c.send(map[string]any{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": map[string]any{
+			"name": "solve", "arguments": map[string]any{"problem": "What is 17 * 23?", "strategy": "self-consistency",
+				"params": map[string]any{"k": 3}, "budget": map[string]any{"llm_calls": 3}}}})
+		msgs := c.until(float64(i))
+		_, finished := solveLogs(t, msgs)
+		sc := msgs[len(msgs)-1]["result"].(map[string]any)["structuredContent"].(map[string]any)
+		if finished["data"].(map[string]any)["trace_id"] != sc["trace_id"] {
+			t.Fatalf("call %d: solve finished log %v does not match the result %v", i, finished, sc)
+		}
+	}
+}
+
 // The last progress notification of a solve reports the counts its
 // result does: it said 42 of 60 LLM calls (what the trace showed) where
 // the result's usage said 45.
