@@ -216,7 +216,7 @@ func newToolsCallCmd() *cobra.Command {
 				}
 				args = pos[1]
 			}
-			raw, err := readArgs(cmd, args)
+			argText, err := readArgs(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -236,6 +236,10 @@ func newToolsCallCmd() *cobra.Command {
 					names = append(names, s.Name)
 				}
 				return usageError("unknown tool %q (known: %s; see `ponder tools list`)", name, strings.Join(names, ", "))
+			}
+			raw, err := parseArgs(argText, tool.Spec())
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			if timeout > 0 {
@@ -277,32 +281,76 @@ func newToolsCallCmd() *cobra.Command {
 	return cmd
 }
 
-func readArgs(cmd *cobra.Command, s string) (json.RawMessage, error) {
-	var b []byte
+// readArgs reads --args: the text itself, @FILE or - (stdin). Whether it
+// is a JSON object is checked by parseArgs, once the tool is known.
+func readArgs(cmd *cobra.Command, s string) ([]byte, error) {
 	switch {
 	case s == "-":
-		var err error
-		b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 16<<20))
+		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 16<<20))
 		if err != nil {
 			return nil, fmt.Errorf("read --args from stdin: %w", err)
 		}
+		return b, nil
 	case strings.HasPrefix(s, "@"):
-		var err error
-		b, err = os.ReadFile(s[1:])
+		b, err := os.ReadFile(s[1:])
 		if err != nil {
 			return nil, usageError("--args %s: %v", s, err)
 		}
-	default:
-		b = []byte(s)
+		return b, nil
 	}
+	return []byte(s), nil
+}
+
+// parseArgs checks that b is a JSON object. Its error shows an object of
+// the tool's required arguments (from its schema), not python's for every
+// tool.
+func parseArgs(b []byte, spec core.ToolSpec) (json.RawMessage, error) {
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, usageError("--args is not JSON (%v): pass an object such as '{\"code\":\"print(1)\"}'", err)
+		return nil, usageError("--args is not JSON (%v): pass an object such as '%s'", err, exampleArgs(spec.Schema))
 	}
 	if _, ok := v.(map[string]any); !ok {
-		return nil, usageError("--args must be a JSON object, got %s", shorten(string(b), 40))
+		return nil, usageError("--args must be a JSON object such as '%s', got %s", exampleArgs(spec.Schema), shorten(string(b), 40))
 	}
 	return json.RawMessage(b), nil
+}
+
+// exampleArgs is a JSON object of a schema's required properties, each
+// with a placeholder of its type: {"expression":"..."} for calc.
+func exampleArgs(schema json.RawMessage) string {
+	var sch struct {
+		Properties map[string]struct {
+			Type any `json:"type"`
+		} `json:"properties"`
+		Required []string `json:"required"`
+	}
+	_ = json.Unmarshal(schema, &sch) // a schema we cannot read gives {}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, name := range sch.Required {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(name)
+		b.Write(k)
+		b.WriteByte(':')
+		typ, _ := sch.Properties[name].Type.(string)
+		switch typ {
+		case "number", "integer":
+			b.WriteString("1")
+		case "boolean":
+			b.WriteString("true")
+		case "array":
+			b.WriteString("[]")
+		case "object":
+			b.WriteString("{}")
+		default:
+			b.WriteString(`"..."`)
+		}
+	}
+	b.WriteByte('}')
+	// Names come from MCP servers and plugins.
+	return text.Terminal(b.String())
 }
 
 // toolsApp wires the app for the tools commands (no LLM needed). They

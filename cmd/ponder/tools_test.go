@@ -25,7 +25,8 @@ func TestToolsCallPython(t *testing.T) {
 		Text       string         `json:"text"`
 		Structured map[string]any `json:"structured"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Text != "649740" || res.Structured["integer"] != true {
+	// --json ends in a newline, as the plain text does.
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Text != "649740" || res.Structured["integer"] != true || !strings.HasSuffix(r.stdout, "}\n") {
 		t.Errorf("calc --json: %q (%v), stderr %q", r.stdout, err, r.stderr)
 	}
 	r = runPonder(t, `{"code":"import sys; print(sys.version_info[0])"}`, nil, "tools", "call", "python", "--args", "-")
@@ -51,8 +52,9 @@ func TestToolsBadInput(t *testing.T) {
 		{"arguments after the name", nil, []string{"tools", "call", "calc", `{"expression":"6 * 7"}`}, 0, "42", ""},
 		{"three words", nil, []string{"tools", "call", "calc", "{}", "x"}, 2, "", "accepts between 1 and 2 arg(s), received 3"},
 		{"list with an argument", nil, []string{"tools", "list", "calc"}, 2, "", `unknown command "calc"`},
-		{"args not JSON", nil, []string{"tools", "call", "calc", "--args", "1+1"}, 2, "", "--args is not JSON"},
-		{"args not an object", nil, []string{"tools", "call", "calc", "--args", "[1]"}, 2, "", "--args must be a JSON object"},
+		{"args not JSON", nil, []string{"tools", "call", "calc", "--args", "1+1"}, 2, "", `--args is not JSON (invalid character '+' after top-level value): pass an object such as '{"expression":"..."}'`},
+		{"python args not JSON", nil, []string{"tools", "call", "python", "--args", "print(1)"}, 2, "", `pass an object such as '{"code":"..."}'`},
+		{"args not an object", nil, []string{"tools", "call", "calc", "--args", "[1]"}, 2, "", `--args must be a JSON object such as '{"expression":"..."}', got [1]`},
 		{"args file missing", nil, []string{"tools", "call", "calc", "--args", "@/no/such/file"}, 2, "", "--args @/no/such/file"},
 		{"schema", nil, []string{"tools", "call", "calc", "--args", `{"expr":"1"}`}, 1, `argument "expression": missing`, "reported an error"},
 		{"program fails", nil, []string{"tools", "call", "python", "--args", `{"code":"raise SystemExit(3)"}`}, 1, "[exit status 3]", "reported an error"},
@@ -129,6 +131,11 @@ func TestToolsMCP(t *testing.T) {
 	r = runPonder(t, "", nil, "--config", cfg, "tools", "call", "everything.get-sum", "--args", `{"a":"x"}`)
 	if r.code != 1 || !strings.Contains(r.stdout, `argument "a": got string, want number`) {
 		t.Errorf("bad arguments: %+v", r)
+	}
+	// A JSON mistake is answered with the tool's own required arguments.
+	r = runPonder(t, "", nil, "--config", cfg, "tools", "call", "everything.get-sum", "--args", `{a:1}`)
+	if r.code != 2 || !strings.Contains(r.stderr, `pass an object such as '{"a":1,"b":1}'`) {
+		t.Errorf("arguments that are not JSON: %+v", r)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("tools:\n  mcp_servers:\n    - name: a.b\n      url: ftp://x\n"), 0o600)
