@@ -131,7 +131,7 @@ if (scenario === 'main') {
     for (let i = 0; i < 200 && slowModel.asked < 2; i++) await sleep(10);
     ac.abort('the user pressed stop');
     const outcome = await cancelled;
-    for (let i = 0; i < 300 && slowModel.aborted < slowModel.asked; i++) await sleep(10);
+    for (let i = 0; i < 1000 && slowModel.aborted < slowModel.asked; i++) await sleep(10); // up to 10 s on a loaded machine
     report.samplingCancel = { ...slowModel, outcome };
   }
 }
