@@ -462,6 +462,28 @@ func TestTool(t *testing.T) {
 	}
 }
 
+// TestToolTimeoutUnderANanosecond: a timeout that rounds to zero is
+// refused (it fell back to the configured 10s), and one too large for a
+// Duration is the configured one.
+func TestToolTimeoutUnderANanosecond(t *testing.T) {
+	t.Parallel()
+	tool := newTestSandbox(t, nil).Tool()
+	tests := []struct {
+		args, text string
+		isErr      bool
+	}{
+		{`{"code":"print(1)","timeout":1e-300}`, `python: argument "timeout": 1e-300 seconds is less than a nanosecond`, true},
+		{`{"code":"print(1)","timeout":4e-10}`, `python: argument "timeout": 4e-10 seconds is less than a nanosecond`, true},
+		{`{"code":"print(1)","timeout":1e300}`, "1\n", false},
+	}
+	for _, tt := range tests {
+		res, err := tool.Call(context.Background(), json.RawMessage(tt.args))
+		if err != nil || !strings.HasPrefix(res.Text, tt.text) || res.IsError != tt.isErr {
+			t.Errorf("%s: got %q (error %v, %v), want %q (error %v)", tt.args, res.Text, res.IsError, err, tt.text, tt.isErr)
+		}
+	}
+}
+
 func ExampleSandbox_Run() {
 	sb, err := New(nil)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -58,7 +59,16 @@ func (t Tool) Call(ctx context.Context, raw json.RawMessage) (core.ToolResult, e
 	}
 	ro := &RunOptions{Stdin: a.Stdin}
 	if a.Timeout > 0 {
-		ro.Timeout = time.Duration(a.Timeout * float64(time.Second))
+		// A timeout under a nanosecond would round to 0, which means "the
+		// configured one": 1e-300 asked for the least and got 10s. One
+		// past what a Duration holds is the configured one too, as any
+		// timeout above it is.
+		switch ns := a.Timeout * float64(time.Second); {
+		case ns < 1:
+			return core.ToolResult{Text: fmt.Sprintf(`python: argument "timeout": %g seconds is less than a nanosecond; give a longer one, or leave it out for the configured %s`, a.Timeout, t.sb.opts.Timeout), IsError: true}, nil
+		case ns < float64(math.MaxInt64):
+			ro.Timeout = time.Duration(ns)
+		}
 	}
 	var res Result
 	var err error
