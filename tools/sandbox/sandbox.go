@@ -240,6 +240,17 @@ func New(opts *Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What is under the sandbox's own /tmp, /dev or /proc is hidden there
+	// (its installation too: that is the interpreter's directory or one
+	// above it, and the root is refused).
+	if m := coveredBy(py); m != "" {
+		return nil, fmt.Errorf("%w: python %s is under %s, which the sandbox replaces with its own (an empty %s), so it could not run there: install it elsewhere (e.g. /opt) or set tools.sandbox.python to one in /usr", ErrUnavailable, py, m, m)
+	}
+	for _, p := range o.ReadOnlyPaths {
+		if abs, err := filepath.Abs(p); err == nil && coveredBy(abs) != "" {
+			return nil, fmt.Errorf("%w: tools.sandbox.read_only_paths: %s is under %s, which the sandbox replaces with its own, so it would not be seen there", ErrUnavailable, abs, coveredBy(abs))
+		}
+	}
 	s := &Sandbox{opts: o, python: py, bwrap: bw, slots: make(chan struct{}, o.MaxParallel), log: o.Logger}
 	if os.Geteuid() == 0 {
 		// As root, bwrap would run the code as the real root (no
@@ -326,6 +337,19 @@ func pythonPrefix(python string) (string, error) {
 		return "", fmt.Errorf("%w: python %s is installed in %s, which the sandbox would show whole (a home directory, or the root): install it in a directory of its own, or set tools.sandbox.python to one in /usr", ErrUnavailable, python, prefix)
 	}
 	return prefix, nil
+}
+
+// coveredBy names the sandbox's own mount (its /tmp, /dev or /proc) that
+// would hide a host path bound at the same place, or "": bwrap mounts
+// those after the binds, so an interpreter in the host's /tmp failed with
+// bwrap's bare "execvp ...: No such file or directory".
+func coveredBy(path string) string {
+	for _, m := range []string{"/tmp", "/dev", "/proc"} {
+		if path == m || strings.HasPrefix(path, m+"/") {
+			return m
+		}
+	}
+	return ""
 }
 
 func (s *Sandbox) buildArgs() ([]string, error) {

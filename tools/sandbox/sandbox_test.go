@@ -462,6 +462,42 @@ func TestTool(t *testing.T) {
 	}
 }
 
+// TestInterpreterUnderTmp: an interpreter (or a read-only path) in the
+// host's /tmp is hidden by the sandbox's own /tmp; New refuses it and says
+// why, instead of every run failing with bwrap's "execvp ...: No such
+// file or directory".
+func TestInterpreterUnderTmp(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("/tmp", "ponder-python-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	py := filepath.Join(dir, "python3")
+	if err := os.WriteFile(py, []byte("\x7fELF"), 0o755); err != nil { // not run: New refuses it first
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		mod  func(*Options)
+		want string
+	}{
+		{"python", func(o *Options) { o.Python = py }, "python " + py + " is under /tmp, which the sandbox replaces with its own"},
+		{"read-only path", func(o *Options) { o.ReadOnlyPaths = []string{dir} }, "tools.sandbox.read_only_paths: " + dir + " is under /tmp"},
+	}
+	for _, tt := range tests {
+		o := &Options{}
+		tt.mod(o)
+		sb, err := New(o)
+		if err == nil {
+			sb.Close()
+		}
+		if !errors.Is(err, ErrUnavailable) || err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
 // TestToolTimeoutUnderANanosecond: a timeout that rounds to zero is
 // refused (it fell back to the configured 10s), and one too large for a
 // Duration is the configured one.
