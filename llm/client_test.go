@@ -889,3 +889,23 @@ func TestHTTPClientKept(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A 429 that outlasts the retries carries the endpoint's Retry-After, so
+// that a server can pass it on to its own clients; one without the header
+// carries none.
+func TestRateLimitKeepsRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{{"7", 7 * time.Second}, {"", 0}} {
+		f := startFake(t, (&fakeLLM{}).push(reply{status: 429, retryAfter: tc.header, body: `{"error":{"message":"slow down"}}`}))
+		cfg := testConfig(f.URL())
+		cfg.MaxRetries = 0
+		_, err := newClient(t, cfg, nil).Complete(t.Context(), core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "hi"}}})
+		var ra interface{ RetryAfter() time.Duration }
+		if !errors.Is(err, core.ErrLLMRateLimited) || !errors.As(err, &ra) || ra.RetryAfter() != tc.want {
+			t.Errorf("Retry-After %q: %v, want a rate limit error asking to wait %s", tc.header, err, tc.want)
+		}
+	}
+}

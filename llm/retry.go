@@ -294,9 +294,13 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
 			return false, newError(core.ErrLLMAuth, err, "%s answered %d%s: check PONDER_LLM_API_KEY", endpointName, status, detail)
 		case status == http.StatusTooManyRequests:
-			return true, newError(core.ErrLLMRateLimited, err,
+			e := newError(core.ErrLLMRateLimited, err,
 				"%s answered 429 after %s%s: lower PONDER_LLM_CONCURRENCY or raise PONDER_LLM_MAX_RETRIES",
-				endpointName, plural(attempts, "attempt"), detail)
+				endpointName, plural(attempts, "attempt"), detail).(*llmError)
+			if a.hasRetryAfter {
+				e.retryAfter = a.retryAfter
+			}
+			return true, e
 		case status == http.StatusRequestTimeout || status >= 500:
 			return true, newError(core.ErrLLMUnavailable, err, "%s answered %d after %s%s: check the server's logs",
 				endpointName, status, plural(attempts, "attempt"), detail)
@@ -383,10 +387,18 @@ func plural(n int, word string) string {
 type llmError struct {
 	msg  string
 	errs []error
+	// retryAfter is the endpoint's Retry-After on its last answer (a 429),
+	// 0 when it sent none.
+	retryAfter time.Duration
 }
 
 func (e *llmError) Error() string   { return e.msg }
 func (e *llmError) Unwrap() []error { return e.errs }
+
+// RetryAfter is how long the endpoint asked to wait before trying again,
+// when it rate limited the request and said so (0 otherwise): a server
+// passes it on to its own clients.
+func (e *llmError) RetryAfter() time.Duration { return e.retryAfter }
 
 func newError(sentinel, cause error, format string, args ...any) error {
 	e := &llmError{msg: fmt.Sprintf(format, args...)}

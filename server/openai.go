@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +88,8 @@ type apiError struct {
 	// invalid_type), null when empty.
 	code string
 	msg  string
+	// retryAfter, when set, goes out as the Retry-After header (a 429).
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -99,6 +103,9 @@ func writeOpenAIError(w http.ResponseWriter, status int, typ, msg string) {
 }
 
 func writeAPIError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": e.body()})
@@ -424,7 +431,14 @@ func failure(res *core.Result) *apiError {
 	msg := "the search failed: " + clientError(*res) + " (trace " + res.TraceID + ")"
 	switch {
 	case errors.Is(res.Err, core.ErrLLMRateLimited):
-		return rateLimited(msg)
+		e := rateLimited(msg)
+		// The endpoint's own Retry-After, when it sent one, so that
+		// clients wait as long as it asked.
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(res.Err, &ra) {
+			e.retryAfter = ra.RetryAfter()
+		}
+		return e
 	case errors.Is(res.Err, core.ErrLLMRejected):
 		return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", msg: msg}
 	}

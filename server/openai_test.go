@@ -884,3 +884,34 @@ func TestChatOneOfNChoicesFails(t *testing.T) {
 		}
 	})
 }
+
+// rateLimitedFor is an LLM rate limit error that says how long to wait, as
+// the llm client's is when the endpoint sent Retry-After.
+type rateLimitedFor time.Duration
+
+func (r rateLimitedFor) Error() string             { return "the endpoint answered 429" }
+func (r rateLimitedFor) Unwrap() error             { return core.ErrLLMRateLimited }
+func (r rateLimitedFor) RetryAfter() time.Duration { return time.Duration(r) }
+
+// The endpoint's Retry-After reaches the client's 429, so that it waits as
+// long as the endpoint asked; without one, none is made up.
+func TestChatPassesOnRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{rateLimitedFor(6500 * time.Millisecond), "7"},
+		{fmt.Errorf("%w: the endpoint answered 429", core.ErrLLMRateLimited), ""},
+	} {
+		e, req := failingEverySearch(t, tc.err)
+		resp, err := http.Post(e.ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(req+`}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != tc.want {
+			t.Errorf("%v: %d, Retry-After %q, want 429 and %q", tc.err, resp.StatusCode, resp.Header.Get("Retry-After"), tc.want)
+		}
+	}
+}
