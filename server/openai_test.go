@@ -722,22 +722,34 @@ func TestChatStreamErrorAfterHeartbeats(t *testing.T) {
 	}
 }
 
-// A search the LLM endpoint failed partway, before the strategy chose an
-// answer, is a failed request (as MCP's solve reports it), not a 200 whose
-// "answer" is the last intermediate step with finish_reason stop.
-func TestChatSearchFailedPartway(t *testing.T) {
-	t.Parallel()
+// simFailing is a policy on the simulator that fails the calls fail picks
+// (numbered from 1, by the counter it returns) with the error it returns.
+func simFailing(t *testing.T, fail func(call int64) error) (core.Policy, *atomic.Int64) {
+	t.Helper()
 	url := simtest.Start(t, sim.Options{DataDir: sim.NoData})
 	c, err := llm.New(config.LLM{BaseURL: url, Model: "ponder-sim", Timeout: 30 * time.Second, N: "auto"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int64
-	diesAfterTwo := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
-		if calls.Add(1) > 4 {
-			return core.Completion{}, fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused)", core.ErrLLMUnavailable)
+	calls := new(atomic.Int64)
+	return core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		if err := fail(calls.Add(1)); err != nil {
+			return core.Completion{}, err
 		}
 		return c.Complete(ctx, req)
+	}), calls
+}
+
+// A search the LLM endpoint failed partway, before the strategy chose an
+// answer, is a failed request (as MCP's solve reports it), not a 200 whose
+// "answer" is the last intermediate step with finish_reason stop.
+func TestChatSearchFailedPartway(t *testing.T) {
+	t.Parallel()
+	diesAfterTwo, calls := simFailing(t, func(call int64) error {
+		if call > 4 {
+			return fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused)", core.ErrLLMUnavailable)
+		}
+		return nil
 	})
 	e := newEnv(t, envOptions{policy: diesAfterTwo})
 	req := `{"model":"mcts","messages":[{"role":"user","content":"What is 17 * 23?"}]`
@@ -750,7 +762,7 @@ func TestChatSearchFailedPartway(t *testing.T) {
 		t.Fatalf("the search did not fail partway: %d calls, %+v", calls.Load(), l)
 	}
 	calls.Store(0)
-	_, err = e.openai().CreateChatCompletion(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
+	_, err := e.openai().CreateChatCompletion(ctxTimeout(t, 30*time.Second), openai.ChatCompletionRequest{
 		Model: "mcts", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "What is 17 * 23?"}}})
 	var ae *openai.APIError
 	if !errors.As(err, &ae) || ae.HTTPStatusCode != 502 || ae.Type != "upstream_error" {
@@ -771,17 +783,11 @@ func TestChatSearchFailedPartway(t *testing.T) {
 // answers are kept.
 func TestChatOneOfNChoicesFails(t *testing.T) {
 	t.Parallel()
-	url := simtest.Start(t, sim.Options{DataDir: sim.NoData})
-	c, err := llm.New(config.LLM{BaseURL: url, Model: "ponder-sim", Timeout: 30 * time.Second, N: "auto"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls atomic.Int64
-	firstFails := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
-		if calls.Add(1) == 1 {
-			return core.Completion{}, fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused, 1 attempt): start the server or fix PONDER_LLM_BASE_URL or --llm-url", core.ErrLLMUnavailable)
+	firstFails, calls := simFailing(t, func(call int64) error {
+		if call == 1 {
+			return fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused, 1 attempt): start the server or fix PONDER_LLM_BASE_URL or --llm-url", core.ErrLLMUnavailable)
 		}
-		return c.Complete(ctx, req)
+		return nil
 	})
 	e := newEnv(t, envOptions{policy: firstFails})
 	const says = "(search failed: this Ponder server cannot reach its LLM endpoint; contact the server's operator"
