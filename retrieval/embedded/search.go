@@ -310,10 +310,8 @@ func (s *Store) graph(collection string, dim int) (*hnsw.Index, error) {
 			return err
 		}
 		created = m.Created
-		return b.Bucket(bVecs).ForEach(func(k, v []byte) error {
-			vecs = append(vecs, denseAdd{seq: binary.BigEndian.Uint64(k), vec: decodeVec(v)})
-			return nil
-		})
+		vecs, _, err = vecDiff(b, nil)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -343,43 +341,70 @@ const maxCatchUp = 64
 // with a limit above 0, when more than limit vectors are to be added
 // (nothing is changed then).
 func (s *Store) catchUp(collection string, d *denseIndex, limit int) (bool, error) {
-	have := map[uint64]bool{}
-	for _, k := range d.ix.Keys() {
-		have[k] = true
-	}
 	var add []denseAdd
+	var removed []uint64
 	same := false
 	err := s.db.View(func(tx *bolt.Tx) error {
 		m, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err
 		}
-		if !m.Created.Equal(d.created) || m.Dim != d.ix.Dim() {
+		if same = sameGraph(m, d.ix, d.created); !same {
 			return nil
 		}
-		same = true
-		return b.Bucket(bVecs).ForEach(func(k, v []byte) error {
-			seq := binary.BigEndian.Uint64(k)
-			if have[seq] {
-				delete(have, seq)
-			} else {
-				add = append(add, denseAdd{seq: seq, vec: decodeVec(v)})
-			}
-			return nil
-		})
+		add, removed, err = vecDiff(b, d.ix)
+		return err
 	})
 	if err != nil || !same || (limit > 0 && len(add) > limit) {
 		return false, err
 	}
-	for seq := range have {
-		d.ix.Delete(seq)
-	}
-	if err := addAll(context.Background(), d.ix, add); err != nil {
+	if err := applyDiff(context.Background(), d.ix, add, removed); err != nil {
 		return false, err
 	}
-	s.log.Debug().Str("collection", collection).Int("added", len(add)).Int("removed", len(have)).Msg("updated dense index")
+	s.log.Debug().Str("collection", collection).Int("added", len(add)).Int("removed", len(removed)).Msg("updated dense index")
 	d.stale = false
 	return true, nil
+}
+
+// sameGraph says whether ix, built for the collection made at created,
+// is for the collection m describes: one deleted and made again (which
+// reuses sequence numbers), or of another dimension, needs a new graph.
+func sameGraph(m collMeta, ix *hnsw.Index, created time.Time) bool {
+	return ix != nil && m.Created.Equal(created) && m.Dim == ix.Dim()
+}
+
+// vecDiff compares the collection's stored vectors (b, its bucket) with
+// the keys of ix: the vectors ix lacks (every one when ix is nil), and
+// the keys it holds that are no longer stored.
+func vecDiff(b *bolt.Bucket, ix *hnsw.Index) (add []denseAdd, removed []uint64, err error) {
+	have := map[uint64]bool{}
+	if ix != nil {
+		for _, k := range ix.Keys() {
+			have[k] = true
+		}
+	}
+	err = b.Bucket(bVecs).ForEach(func(k, v []byte) error {
+		seq := binary.BigEndian.Uint64(k)
+		if have[seq] {
+			delete(have, seq)
+		} else {
+			add = append(add, denseAdd{seq: seq, vec: decodeVec(v)})
+		}
+		return nil
+	})
+	for seq := range have {
+		removed = append(removed, seq)
+	}
+	return add, removed, err
+}
+
+// applyDiff removes from ix the keys removed and adds the vectors add
+// (see vecDiff).
+func applyDiff(ctx context.Context, ix *hnsw.Index, add []denseAdd, removed []uint64) error {
+	for _, seq := range removed {
+		ix.Delete(seq)
+	}
+	return addAll(ctx, ix, add)
 }
 
 // addAll adds vecs to ix, four at a time; it stops early when ctx ends

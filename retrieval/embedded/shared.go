@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -347,26 +346,10 @@ func (s *Shared) build(ctx context.Context, collection string, d *denseIndex) {
 			if err != nil {
 				return err
 			}
-			have := map[uint64]bool{}
-			if ix != nil && m.Created.Equal(created) && m.Dim == ix.Dim() {
-				for _, k := range ix.Keys() {
-					have[k] = true
-				}
-			} else {
+			if !sameGraph(m, ix, created) {
 				ix, created = hnsw.New(m.Dim, s.opt.HNSW), m.Created
 			}
-			err = b.Bucket(bVecs).ForEach(func(k, v []byte) error {
-				seq := binary.BigEndian.Uint64(k)
-				if have[seq] {
-					delete(have, seq)
-				} else {
-					add = append(add, denseAdd{seq: seq, vec: decodeVec(v)})
-				}
-				return nil
-			})
-			for seq := range have {
-				removed = append(removed, seq)
-			}
+			add, removed, err = vecDiff(b, ix)
 			return err
 		})
 	}()
@@ -374,10 +357,7 @@ func (s *Shared) build(ctx context.Context, collection string, d *denseIndex) {
 		if s.opt.beforeBuild != nil {
 			s.opt.beforeBuild()
 		}
-		for _, seq := range removed {
-			ix.Delete(seq)
-		}
-		err = addAll(ctx, ix, add)
+		err = applyDiff(ctx, ix, add, removed)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
