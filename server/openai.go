@@ -207,11 +207,13 @@ func decodeChatRequest(body []byte) (chatRequest, *ponderOptions, error) {
 	if req.N != nil && (*req.N < 1 || *req.N > maxChoices) {
 		return req, nil, badRequest("n", "n must be between 1 and %d, got %d", maxChoices, *req.N)
 	}
-	if t := bytes.TrimSpace(req.Tools); given(t) && !bytes.Equal(t, []byte("[]")) {
-		return req, nil, badRequest("tools", "function calling is not supported by Ponder's reasoning models; leave tools out (Ponder's own tools go in ponder.tools)")
-	}
-	if t := bytes.TrimSpace(req.Functions); given(t) && !bytes.Equal(t, []byte("[]")) {
-		return req, nil, badRequest("functions", "function calling is not supported by Ponder's reasoning models; leave functions out (Ponder's own tools go in ponder.tools)")
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"tools", req.Tools}, {"functions", req.Functions}} {
+		if given(f.raw) && !bytes.Equal(bytes.TrimSpace(f.raw), []byte("[]")) {
+			return req, nil, badRequest(f.name, "function calling is not supported by Ponder's reasoning models; leave %s out (Ponder's own tools go in ponder.tools)", f.name)
+		}
 	}
 	// The answer is text: what would change its shape is refused, not
 	// ignored, so that a client never misreads it.
@@ -236,8 +238,8 @@ func decodeChatRequest(body []byte) (chatRequest, *ponderOptions, error) {
 		return req, nil, badRequest("logprobs", "logprobs are not available: Ponder's answer is chosen by a search over many completions, not sampled token by token; leave logprobs out")
 	}
 	var po ponderOptions
-	if p := bytes.TrimSpace(req.Ponder); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
-		dec := json.NewDecoder(bytes.NewReader(p))
+	if given(req.Ponder) {
+		dec := json.NewDecoder(bytes.NewReader(req.Ponder))
 		dec.DisallowUnknownFields()
 		dec.UseNumber()
 		if err := dec.Decode(&po); err != nil {
@@ -475,6 +477,12 @@ func clientError(res core.Result) string {
 	return what + "; contact the server's operator (its log says how to fix it): " + why
 }
 
+// failedNote is the reasoning_content line that says why a choice's
+// search failed, in a response and in a stream alike.
+func failedNote(res core.Result) string {
+	return "(search failed: " + clientError(res) + ")\n"
+}
+
 // logFailures logs each failed search's error whole, the operator's
 // advice included, which clients are not sent (clientError).
 func (s *Server) logFailures(via string, results []core.Result) {
@@ -595,7 +603,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			// ponder.choices. finish_reason stays in OpenAI's enum (see
 			// docs/server.md).
 			msg["content"] = nil
-			rt += "(search failed: " + clientError(res) + ")\n"
+			rt += failedNote(res)
 		}
 		if rt != "" {
 			msg["reasoning_content"] = rt
@@ -820,7 +828,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 				if c := answerContent(res); c != "" {
 					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": c}, nil)}, nil))
 				} else if res.Stopped == core.StopError {
-					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": "(search failed: " + clientError(res) + ")\n"}, nil)}, nil))
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": failedNote(res)}, nil)}, nil))
 				}
 			}
 			sw.finish(i, chunk([]map[string]any{delta(i, map[string]any{}, finishOf(res.Stopped))},
