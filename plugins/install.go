@@ -44,12 +44,9 @@ func Inspect(ctx context.Context, path string, opts *Options) (Manifest, time.Du
 		return Manifest{}, 0, err
 	}
 	defer func() {
-		pid := 0
-		if rc := client.ReattachConfig(); rc != nil {
-			pid = rc.Pid
-		}
 		// A helper the plugin started may hold its output open, and
 		// go-plugin's Kill waits for that to close.
+		pid, _ := processOf(client)
 		stopGracefully(client, pid)
 	}()
 	dctx, cancel := context.WithTimeout(ctx, o.StartTimeout)

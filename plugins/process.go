@@ -365,15 +365,22 @@ func (p *Process) launchDescribe(closing context.Context, e exe) (client *plugin
 // stopStarted stops a process that is not (or no longer) in service: its
 // start failed or was stopped by Close.
 func stopStarted(client *plugin.Client) {
-	pid, sock := 0, ""
-	if rc := client.ReattachConfig(); rc != nil {
-		pid = rc.Pid
-		if rc.Addr != nil && rc.Addr.Network() == "unix" {
-			sock = rc.Addr.String()
-		}
-	}
+	pid, sock := processOf(client)
 	killClient(client, pid)
 	removeSocket(sock)
+}
+
+// processOf returns the pid of a started plugin and the Unix socket it
+// listens on ("" for none); 0 and "" before it started.
+func processOf(client *plugin.Client) (pid int, sock string) {
+	rc := client.ReattachConfig()
+	if rc == nil {
+		return 0, ""
+	}
+	if rc.Addr != nil && rc.Addr.Network() == "unix" {
+		sock = rc.Addr.String()
+	}
+	return rc.Pid, sock
 }
 
 // killClient stops a plugin process at once, with the processes it
@@ -420,13 +427,7 @@ func stopGracefully(client *plugin.Client, pid int) {
 func (p *Process) startedLocked(client *plugin.Client, remote *sdk.Remote, rpc plugin.ClientProtocol, desc sdk.Description) {
 	p.client, p.remote = client, remote
 	p.state, p.starts, p.startedAt, p.lastErr = StateRunning, p.starts+1, time.Now(), nil
-	if rc := client.ReattachConfig(); rc != nil {
-		p.pid = rc.Pid
-		p.sock = ""
-		if rc.Addr != nil && rc.Addr.Network() == "unix" {
-			p.sock = rc.Addr.String()
-		}
-	}
+	p.pid, p.sock = processOf(client)
 	p.log.Debug().Int("pid", p.pid).Int("starts", p.starts).Str("version", desc.Version).Msg("plugin started")
 	if p.opts.HealthInterval > 0 {
 		p.stopWatch, p.watchDone = make(chan struct{}), make(chan struct{})
