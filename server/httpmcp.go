@@ -81,7 +81,6 @@ func (s *Server) mcpHandler() http.Handler {
 				return
 			}
 			mw.codes = &rpcCodes{}
-			r = r.WithContext(context.WithValue(r.Context(), rpcCodesKey{}, mw.codes))
 			r = r.WithContext(context.WithValue(r.Context(), postStreamKey{}, mw))
 			// Only stateful sessions send notifications/cancelled; a
 			// stateless (2026-07-28) client cancels by closing its stream,

@@ -35,13 +35,11 @@ type rpcCodes struct {
 	m  map[string]rpcCode // idKey(request id) -> code
 }
 
-type rpcCodesKey struct{}
-
 // rpcCodesFrom returns the codes of the transport that carries ctx's
-// request.
+// request: its POST's, or its stdio connection's.
 func rpcCodesFrom(ctx context.Context) *rpcCodes {
-	if c, ok := ctx.Value(rpcCodesKey{}).(*rpcCodes); ok {
-		return c
+	if w := postStream(ctx); w != nil {
+		return w.codes
 	}
 	if t := stdioFrom(ctx); t != nil {
 		return &t.codes
