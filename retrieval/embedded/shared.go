@@ -441,102 +441,66 @@ func (s *Shared) Close() error {
 	return nil
 }
 
+// with runs f on a handle acquired for a read (write false) or a write,
+// and releases it.
+func with[T any](ctx context.Context, s *Shared, write bool, f func(*Store) (T, error)) (T, error) {
+	st, err := s.acquire(ctx, write)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer s.release(write)
+	return f(st)
+}
+
 // EnsureCollection implements retrieval.Store.
 func (s *Shared) EnsureCollection(ctx context.Context, spec retrieval.CollectionSpec) (retrieval.CollectionInfo, error) {
-	st, err := s.acquire(ctx, true)
-	if err != nil {
-		return retrieval.CollectionInfo{}, err
-	}
-	defer s.release(true)
-	return st.EnsureCollection(ctx, spec)
+	return with(ctx, s, true, func(st *Store) (retrieval.CollectionInfo, error) { return st.EnsureCollection(ctx, spec) })
 }
 
 // Collection implements retrieval.Store.
 func (s *Shared) Collection(ctx context.Context, name string) (retrieval.CollectionInfo, error) {
-	st, err := s.acquire(ctx, false)
-	if err != nil {
-		return retrieval.CollectionInfo{}, err
-	}
-	defer s.release(false)
-	return st.Collection(ctx, name)
+	return with(ctx, s, false, func(st *Store) (retrieval.CollectionInfo, error) { return st.Collection(ctx, name) })
 }
 
 // Collections implements retrieval.Store.
 func (s *Shared) Collections(ctx context.Context) ([]retrieval.CollectionInfo, error) {
-	st, err := s.acquire(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.release(false)
-	return st.Collections(ctx)
+	return with(ctx, s, false, func(st *Store) ([]retrieval.CollectionInfo, error) { return st.Collections(ctx) })
 }
 
 // DeleteCollection implements retrieval.Store.
 func (s *Shared) DeleteCollection(ctx context.Context, name string) error {
-	st, err := s.acquire(ctx, true)
-	if err != nil {
-		return err
-	}
-	defer s.release(true)
-	return st.DeleteCollection(ctx, name)
+	_, err := with(ctx, s, true, func(st *Store) (struct{}, error) { return struct{}{}, st.DeleteCollection(ctx, name) })
+	return err
 }
 
 // Documents implements retrieval.Store.
 func (s *Shared) Documents(ctx context.Context, collection string, sources []string) (map[string]retrieval.DocInfo, error) {
-	st, err := s.acquire(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.release(false)
-	return st.Documents(ctx, collection, sources)
+	return with(ctx, s, false, func(st *Store) (map[string]retrieval.DocInfo, error) { return st.Documents(ctx, collection, sources) })
 }
 
 // ListDocuments returns every document of a collection, by source.
 func (s *Shared) ListDocuments(ctx context.Context, collection string) ([]retrieval.DocInfo, error) {
-	st, err := s.acquire(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.release(false)
-	return st.ListDocuments(ctx, collection)
+	return with(ctx, s, false, func(st *Store) ([]retrieval.DocInfo, error) { return st.ListDocuments(ctx, collection) })
 }
 
 // Sources implements retrieval.Store.
 func (s *Shared) Sources(ctx context.Context, collection, prefix string) ([]string, error) {
-	st, err := s.acquire(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.release(false)
-	return st.Sources(ctx, collection, prefix)
+	return with(ctx, s, false, func(st *Store) ([]string, error) { return st.Sources(ctx, collection, prefix) })
 }
 
 // Put implements retrieval.Store.
 func (s *Shared) Put(ctx context.Context, collection string, docs []retrieval.Document) error {
-	st, err := s.acquire(ctx, true)
-	if err != nil {
-		return err
-	}
-	defer s.release(true)
-	return st.Put(ctx, collection, docs)
+	_, err := with(ctx, s, true, func(st *Store) (struct{}, error) { return struct{}{}, st.Put(ctx, collection, docs) })
+	return err
 }
 
 // DeleteDocument implements retrieval.Store.
 func (s *Shared) DeleteDocument(ctx context.Context, collection, source string) (bool, error) {
-	st, err := s.acquire(ctx, true)
-	if err != nil {
-		return false, err
-	}
-	defer s.release(true)
-	return st.DeleteDocument(ctx, collection, source)
+	return with(ctx, s, true, func(st *Store) (bool, error) { return st.DeleteDocument(ctx, collection, source) })
 }
 
 // Search implements retrieval.Store.
 func (s *Shared) Search(ctx context.Context, collection string, q retrieval.Query) ([]retrieval.Hit, error) {
-	st, err := s.acquire(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer s.release(false)
-	return st.Search(ctx, collection, q)
+	return with(ctx, s, false, func(st *Store) ([]retrieval.Hit, error) { return st.Search(ctx, collection, q) })
 }
