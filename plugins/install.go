@@ -155,25 +155,25 @@ type CheckReport struct {
 func Check(ctx context.Context, target string, opts *Options) (CheckReport, error) {
 	var rep CheckReport
 	bin := target
-	dir := ""
+	var installed *Manifest
 	if st, err := os.Stat(target); err == nil && st.IsDir() {
-		dir = target
-	} else if m, err := ReadManifest(filepath.Dir(target)); err == nil && m.Binary == filepath.Base(target) {
-		// The binary of an installed plugin, named by its path: checked
-		// against its manifest as when named by its directory.
-		dir = filepath.Dir(target)
-	}
-	if dir != "" {
-		m, err := ReadManifest(dir)
+		m, err := ReadManifest(target)
 		if err != nil {
 			return rep, err
 		}
+		installed = &m
+	} else if m, err := ReadManifest(filepath.Dir(target)); err == nil && m.Binary == filepath.Base(target) {
+		// The binary of an installed plugin, named by its path: checked
+		// against its manifest as when named by its directory.
+		installed = &m
+	}
+	if installed != nil {
 		rep.Installed = true
-		if err := VerifyChecksum(m); err != nil {
+		if err := VerifyChecksum(*installed); err != nil {
 			return rep, err
 		}
 		rep.ChecksumOK = true
-		bin = m.Path()
+		bin = installed.Path()
 	}
 	m, ready, err := Inspect(ctx, bin, opts)
 	if err != nil {
