@@ -26,8 +26,9 @@ type Options struct {
 	// background; otherwise plugins start on first use.
 	Eager bool
 	// CallTimeout bounds one tool or evaluator call and a health check
-	// (default DefaultCallTimeout). A plugin that does not answer in time is killed and
-	// restarted on next use. Strategy runs are bounded by their budget.
+	// (default DefaultCallTimeout). A call that does not answer in time
+	// fails and is abandoned (see AbandonGrace); a health check that does
+	// not is a crash. Strategy runs are bounded by their budget.
 	CallTimeout time.Duration
 	// StartTimeout bounds a plugin's start and handshake (default 10s).
 	StartTimeout time.Duration
