@@ -39,7 +39,7 @@ func Inspect(ctx context.Context, path string, opts *Options) (Manifest, time.Du
 	}
 	label := filepath.Base(abs)
 	start := time.Now()
-	client, rpc, err := launch(&o, label, abs, filepath.Dir(abs), nil, sha)
+	client, rpc, err := launch(context.Background(), &o, label, abs, filepath.Dir(abs), nil, sha)
 	if err != nil {
 		return Manifest{}, 0, err
 	}

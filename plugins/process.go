@@ -338,7 +338,7 @@ func (p *Process) launchDescribe(closing context.Context, e exe) (client *plugin
 	desc sdk.Description, disable bool, err error) {
 	// go-plugin's SecureConfig hashes the binary right before exec and
 	// refuses it on a mismatch (startError names it ErrChecksum).
-	client, rpc, err = launchContext(closing, p.opts, p.m.Name, filepath.Join(p.m.Dir, e.binary), p.m.Dir, e.args, e.sha)
+	client, rpc, err = launch(closing, p.opts, p.m.Name, filepath.Join(p.m.Dir, e.binary), p.m.Dir, e.args, e.sha)
 	if err != nil {
 		return nil, nil, nil, desc, errors.Is(err, ErrChecksum) || errors.Is(err, ErrProtocol), err
 	}
@@ -442,16 +442,12 @@ func (p *Process) startedLocked(client *plugin.Client, remote *sdk.Remote, rpc p
 var versionRE = regexp.MustCompile(`(?i)plugin version: (\d+)`)
 
 // launch starts the binary at path after checking it against sha (hex)
-// and completes the handshake. name labels its log lines and errors.
-func launch(opts *Options, name, path, dir string, args []string, sha string) (*plugin.Client, plugin.ClientProtocol, error) {
-	return launchContext(context.Background(), opts, name, path, dir, args, sha)
-}
-
-// launchContext is launch that kills the binary when ctx ends before the
-// handshake completed (go-plugin waits for it up to StartTimeout, and
-// holds the client's lock meanwhile, so client.Kill would wait as long).
-// Once launched, the process outlives ctx.
-func launchContext(ctx context.Context, opts *Options, name, path, dir string, args []string, sha string) (*plugin.Client, plugin.ClientProtocol, error) {
+// and completes the handshake. name labels its log lines and errors. It
+// kills the binary when ctx ends before the handshake completed (go-plugin
+// waits for it up to StartTimeout, and holds the client's lock meanwhile,
+// so client.Kill would wait as long). Once launched, the process outlives
+// ctx.
+func launch(ctx context.Context, opts *Options, name, path, dir string, args []string, sha string) (*plugin.Client, plugin.ClientProtocol, error) {
 	sum, err := hex.DecodeString(sha)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plugin %s: bad sha256 %q", name, sha)
