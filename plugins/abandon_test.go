@@ -39,6 +39,20 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
+// inFlight starts a call on the echo tool that runs until stop is called,
+// and waits until it is the one call in flight on p.
+func inFlight(t *testing.T, m *Manager, p *Process) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := m.Tools()[0].Call(ctx, []byte(`{"wait":true}`))
+		errc <- err
+	}()
+	waitFor(t, "the call in flight", func() bool { return busy(p) == 1 })
+	return func() error { cancel(); return <-errc }
+}
+
 // A call the host gave up on but the plugin keeps running (it ignores its
 // context) would pile up in the plugin, which serves every run: the
 // plugin is restarted, at once when it has no other call in flight or
@@ -57,17 +71,6 @@ func TestAbandonedCallsRestartThePlugin(t *testing.T) {
 		}
 		p, _ := m.Plugin("echo")
 		return m, p, logs
-	}
-	// inFlight starts a call that runs until stop is called.
-	inFlight := func(t *testing.T, m *Manager, p *Process) (stop func() error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := m.Tools()[0].Call(ctx, []byte(`{"wait":true}`))
-			errc <- err
-		}()
-		waitFor(t, "the call in flight", func() bool { return busy(p) == 1 })
-		return func() error { cancel(); return <-errc }
 	}
 
 	t.Run("ignored cancellation restarts it once idle", func(t *testing.T) {
@@ -333,14 +336,7 @@ func TestDrainingProcessesAreBounded(t *testing.T) {
 	for i := range MaxDraining + 1 {
 		// A call that runs until it is stopped, on a fresh process, and
 		// one that hangs there: the process is retired under the first.
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := m.Tools()[0].Call(ctx, []byte(`{"wait":true}`))
-			errc <- err
-		}()
-		waitFor(t, "the call in flight", func() bool { return busy(p) == 1 })
-		stops = append(stops, func() error { cancel(); return <-errc })
+		stops = append(stops, inFlight(t, m, p))
 		pids = append(pids, p.Status().PID)
 		if err := cancelledCall(t, m, `{"hang":true}`, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("the hung call: %v", err)
