@@ -312,9 +312,9 @@ func (r *callRecorder) Complete(ctx context.Context, req CompletionRequest) (Com
 	return c, err
 }
 
-// EvaluateAll scores ids concurrently (the limiter bounds LLM calls) and
-// returns the evaluations in order; unscored nodes have ok false. It returns
-// an error only for the budget or the context.
+// EvaluateAll scores ids concurrently (the limiter bounds LLM calls; see
+// ForEach) and returns the evaluations in order; unscored nodes have ok
+// false. It returns an error only for the budget or the context.
 func EvaluateAll(ctx context.Context, env *Env, ev Evaluator, ids []NodeID) ([]Evaluation, []bool, error) {
 	evs := make([]Evaluation, len(ids))
 	oks := make([]bool, len(ids))
@@ -326,30 +326,37 @@ func EvaluateAll(ctx context.Context, env *Env, ev Evaluator, ids []NodeID) ([]E
 			errs[i] = err
 		}
 	}
-	// When the calls left cannot pay one per node, the nodes are scored
-	// one after the other in order: left to the goroutines, which of them
-	// the budget cut off would depend on which reserved first, and a run
-	// with the same seed could end with another answer.
-	if left := env.Budget.Remaining(); left >= 0 && left < int64(len(ids)) {
-		for i := range ids {
-			one(i)
+	env.ForEach(len(ids), 1, one)
+	return evs, oks, errors.Join(errs...)
+}
+
+// ForEach runs fn(0) … fn(n-1): concurrently while the LLM calls left can
+// pay need calls for each, else one after the other in order. Left to the
+// goroutines, which of them the budget cut off would depend on which one
+// reserved first, and a run with the same seed could end with another
+// answer. (A job that makes more than need calls can still be cut off at
+// a place that depends on timing.)
+func (e *Env) ForEach(n int, need int64, fn func(i int)) {
+	serial := n <= 1
+	if !serial {
+		left := e.Budget.Remaining()
+		serial = left >= 0 && left < int64(n)*need
+	}
+	if serial {
+		for i := range n {
+			fn(i)
 		}
-		return evs, oks, errors.Join(errs...)
+		return
 	}
 	var wg sync.WaitGroup
-	for i := range ids {
-		if i == len(ids)-1 {
-			one(i) // the caller's goroutine takes the last: one goroutine fewer to start
+	for i := range n {
+		if i == n-1 {
+			fn(i) // the caller's goroutine takes the last: one goroutine fewer to start
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			one(i)
-		}()
+		wg.Go(func() { fn(i) })
 	}
 	wg.Wait()
-	return evs, oks, errors.Join(errs...)
 }
 
 func finite(f float64) any {

@@ -148,34 +148,10 @@ func (s scorers) scoreAll(ctx context.Context, env *core.Env, ids []core.NodeID,
 	evs := make([]core.Evaluation, len(ids))
 	oks := make([]bool, len(ids))
 	errs := make([]error, len(ids))
-	runAll(env, len(ids), 1, func(i int) {
+	env.ForEach(len(ids), 1, func(i int) {
 		evs[i], oks[i], errs[i] = s.score(ctx, env, ids[i], terminal[i])
 	})
 	return evs, oks, firstErr(errs)
-}
-
-// runAll runs fn(0) … fn(n-1): concurrently while the LLM calls left can
-// pay need calls for each, else one after the other in order. Left to the
-// goroutines, which of them the budget cut off would depend on which one
-// reserved first, and a run with the same seed could end with another
-// answer. (A job that makes more than need calls can still be cut off at
-// a place that depends on timing.)
-func runAll(env *core.Env, n int, need int64, fn func(i int)) {
-	if n == 1 {
-		fn(0)
-		return
-	}
-	if left := env.Budget.Remaining(); left >= 0 && left < int64(n)*need {
-		for i := range n {
-			fn(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { fn(i) })
-	}
-	wg.Wait()
 }
 
 // isStop reports errors that end a search: the budget and the context.

@@ -335,7 +335,7 @@ func (r *totRun) pass(ctx context.Context, root *tstate, pass int) (core.NodeID,
 		errs := make([]error, len(frontier))
 		kids := make([][]core.NodeID, len(frontier))
 		// One request of k samples (or proposals) per state.
-		runAll(r.env, len(frontier), int64(max(r.k, 1)), func(i int) {
+		r.env.ForEach(len(frontier), int64(max(r.k, 1)), func(i int) {
 			kids[i], errs[i] = r.generate(ctx, frontier[i].id, frontier[i].proposed)
 		})
 		// New states are registered in frontier order, whatever order the

@@ -1,7 +1,8 @@
-package strategy
+package core_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -10,15 +11,15 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 )
 
-// fiveCalls makes five one-call jobs through runAll, the early ones held
-// back before their call: run concurrently, the late jobs would take the
-// calls left first.
+// fiveCalls makes five one-call jobs through Env.ForEach, the early ones
+// held back before their call: run concurrently, the late jobs would take
+// the calls left first.
 type fiveCalls struct{ done *[]int }
 
 func (f fiveCalls) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	var mu sync.Mutex
 	var errs [5]error
-	runAll(env, 5, 1, func(i int) {
+	env.ForEach(5, 1, func(i int) {
 		time.Sleep(time.Duration(5-i) * 15 * time.Millisecond)
 		if _, errs[i] = env.Complete(ctx, core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "x"}}}); errs[i] == nil {
 			mu.Lock()
@@ -26,13 +27,13 @@ func (f fiveCalls) Run(ctx context.Context, env *core.Env) (core.Outcome, error)
 			mu.Unlock()
 		}
 	})
-	return core.Outcome{}, firstErr(errs[:])
+	return core.Outcome{}, errors.Join(errs[:]...)
 }
 
-// When the calls left cannot pay for every job, runAll runs them in order,
+// When the calls left cannot pay for every job, ForEach runs them in order,
 // so which ones the budget cuts off does not depend on timing; with enough
 // calls they run at once.
-func TestRunAllCutsOffInOrder(t *testing.T) {
+func TestForEachCutsOffInOrder(t *testing.T) {
 	t.Parallel()
 	answer := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
 		return core.Completion{Choices: []core.Choice{{Text: "ok"}}}, nil
