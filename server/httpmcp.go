@@ -75,6 +75,10 @@ func (s *Server) mcpHandler() http.Handler {
 				writeRPCError(w, status, -32600, err.Error())
 				return
 			}
+			if id, msg := envelopeError(body); msg != "" {
+				writeRPCErrorID(w, http.StatusBadRequest, -32600, id, msg)
+				return
+			}
 			var m wireMessage
 			parsed := json.Unmarshal(body, &m) == nil
 			if parsed && !s.sessionFits(w, r, session, body, m) {
@@ -202,9 +206,14 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 
 // writeRPCError answers with a JSON-RPC error object (id null).
 func writeRPCError(w http.ResponseWriter, status, code int, msg string) {
+	writeRPCErrorID(w, status, code, json.RawMessage("null"), msg)
+}
+
+// writeRPCErrorID answers with a JSON-RPC error object for the request id.
+func writeRPCErrorID(w http.ResponseWriter, status, code int, id json.RawMessage, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil,
+	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": id,
 		"error": map[string]any{"code": code, "message": msg}})
 }
 

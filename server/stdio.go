@@ -137,6 +137,11 @@ func (t *stdioTransport) scan(b []byte) {
 			t.overLong()
 			continue
 		}
+		if id, msg := envelopeError(t.line); msg != "" {
+			t.refuse(id, msg)
+			t.line = t.line[:0]
+			continue
+		}
 		t.mu.Lock()
 		t.inspectLocked(t.line)
 		t.mu.Unlock()
@@ -171,13 +176,18 @@ func (t *stdioTransport) overLong() {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
-	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{
-		"code": -32600, "message": "message is larger than the limit of " + strconv.Itoa(t.maxLine) +
-			" bytes (server.max_body_bytes); it was discarded"}})
+	t.refuse(id, "message is larger than the limit of "+strconv.Itoa(t.maxLine)+
+		" bytes (server.max_body_bytes); it was discarded")
+}
+
+// refuse answers a message mcp-go is not handed with a -32600 error
+// (JSON-RPC's Invalid Request).
+func (t *stdioTransport) refuse(id json.RawMessage, msg string) {
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": -32600, "message": msg}})
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	if _, err := t.out.Write(append(b, '\n')); err != nil {
-		t.log.Debug().Err(err).Msg("stdio: write the refusal of an over-long message")
+		t.log.Debug().Err(err).Msg("stdio: write the refusal of a message")
 	}
 }
 

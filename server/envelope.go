@@ -1,0 +1,78 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// envelopeError says what is wrong with the shape of a JSON-RPC message
+// that parses as JSON, for the transports to answer with -32600 (Invalid
+// Request) before mcp-go sees it; "" when its shape is fine or when it is
+// not JSON at all (mcp-go answers that with -32700 itself). id is the
+// message's id when it has a usable one, else null.
+//
+// mcp-go answers a batch, or a message that is JSON but not an object,
+// with -32700 (parse error), which tells the client its bytes were broken;
+// takes "id": null as a notification, so the client waits forever for an
+// answer; accepts objects, booleans and fractions as ids; and silently
+// drops an object that is neither a request nor a response. MCP asks for
+// string or integer ids, never null, and has no batches from 2025-06-18 on.
+func envelopeError(body []byte) (id json.RawMessage, msg string) {
+	null := json.RawMessage("null")
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		return nil, ""
+	}
+	switch body[0] {
+	case '{':
+	case '[':
+		return null, "JSON-RPC batches are not supported (MCP has none from protocol 2025-06-18 on): send each message on its own"
+	default:
+		return null, "a JSON-RPC message is a JSON object"
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return nil, ""
+	}
+	rawID, hasID := m["id"]
+	idOK := hasID && validID(rawID)
+	if idOK {
+		id = rawID
+	} else {
+		id = null
+	}
+	method, hasMethod := m["method"]
+	_, hasResult := m["result"]
+	_, hasError := m["error"]
+	switch {
+	case hasMethod && (len(method) == 0 || method[0] != '"'):
+		return id, "\"method\" must be a string"
+	case hasMethod && hasID && !idOK:
+		return id, "\"id\" must be a string or an integer (a notification has no \"id\" at all)"
+	case !hasMethod && !hasResult && !hasError:
+		return id, "the message is neither a request (it has no \"method\") nor a response (it has no \"result\" or \"error\")"
+	case !hasMethod && !idOK && !(hasError && isNull(rawID)):
+		// A response names the request it answers; only an error
+		// about a request whose id could not be read has id null.
+		return id, "a response's \"id\" must be the string or integer of the request it answers"
+	}
+	return nil, ""
+}
+
+// validID reports whether raw is an id MCP allows: a string, or a number
+// without a fraction or exponent.
+func validID(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		return true
+	case c == '-' || (c >= '0' && c <= '9'):
+		return !bytes.ContainsAny(raw, ".eE")
+	}
+	return false
+}
+
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
