@@ -124,11 +124,9 @@ func (s *Server) mcpHandler() http.Handler {
 		if r.Method == http.MethodPost && session != "" {
 			// A session is not idle while a request of its is in progress,
 			// and a request ends when its session does (cancelRequests).
-			s.mcpSess.begin(session)
-			defer s.mcpSess.done(session)
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
-			defer s.mcpSess.track(session, cancel)()
+			defer s.mcpSess.enter(session, cancel)()
 			r = r.WithContext(ctx)
 		}
 		s.stream.ServeHTTP(mw, r)

@@ -28,16 +28,16 @@ type mcpSessions struct {
 	end     func(id string) // ends a session in the transport
 	mu      sync.Mutex
 	lastUse map[string]time.Time
-	busy    map[string]int // requests in progress, by session
-	// cancels ends the requests in progress of a session when it ends
-	// (cancelRequests): a solve of a session that no longer exists stops,
-	// and its LLM calls with it.
-	cancels map[string]map[*context.CancelFunc]struct{}
+	// requests holds each session's requests in progress, by the cancel
+	// func that ends one: while a session has one it is not idle, and
+	// when it ends (cancelRequests) they are cancelled, so a solve of a
+	// session that no longer exists stops, and its LLM calls with it.
+	requests map[string]map[*context.CancelFunc]struct{}
 }
 
 func newMCPSessions(max int, ttl time.Duration) *mcpSessions {
-	return &mcpSessions{max: max, ttl: ttl, now: time.Now, lastUse: map[string]time.Time{}, busy: map[string]int{},
-		cancels: map[string]map[*context.CancelFunc]struct{}{}}
+	return &mcpSessions{max: max, ttl: ttl, now: time.Now, lastUse: map[string]time.Time{},
+		requests: map[string]map[*context.CancelFunc]struct{}{}}
 }
 
 // Generate implements mcp-go's SessionIdManager.
@@ -53,7 +53,7 @@ func (m *mcpSessions) Generate() string {
 		var oldest time.Time
 		victimBusy := false
 		for k, t := range m.lastUse {
-			busy := m.busy[k] > 0
+			busy := len(m.requests[k]) > 0
 			if victim == "" || (victimBusy && !busy) || (busy == victimBusy && t.Before(oldest)) {
 				victim, oldest, victimBusy = k, t, busy
 			}
@@ -80,60 +80,37 @@ func (m *mcpSessions) Validate(id string) (bool, error) {
 		return false, errUnknownSession
 	}
 	now := m.now()
-	if m.busy[id] == 0 && now.Sub(last) > m.ttl {
+	if len(m.requests[id]) == 0 && now.Sub(last) > m.ttl {
 		return false, errUnknownSession // sweep ends it
 	}
 	m.lastUse[id] = now
 	return false, nil
 }
 
-// begin and done bracket a request of session id: while one is in
-// progress the session is not idle, and its idle time starts at done.
-func (m *mcpSessions) begin(id string) {
+// enter registers a request of session id in progress, which cancel ends
+// if the session ends first. While one is in progress the session is not
+// idle; leave, called when the request is done, starts its idle time.
+func (m *mcpSessions) enter(id string, cancel context.CancelFunc) (leave func()) {
+	key := &cancel
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.lastUse[id]; ok {
-		m.busy[id]++
-	}
-}
-
-func (m *mcpSessions) done(id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n, ok := m.busy[id]
-	if !ok {
-		return
-	}
-	if n <= 1 {
-		delete(m.busy, id)
-	} else {
-		m.busy[id] = n - 1
-	}
-	if _, ok := m.lastUse[id]; ok {
-		m.lastUse[id] = m.now()
-	}
-}
-
-// track registers cancel, which ends a request of session id, to be called
-// when the session ends; the returned func unregisters it.
-func (m *mcpSessions) track(id string, cancel context.CancelFunc) (untrack func()) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	set := m.cancels[id]
+	set := m.requests[id]
 	if set == nil {
 		set = map[*context.CancelFunc]struct{}{}
-		m.cancels[id] = set
+		m.requests[id] = set
 	}
-	key := &cancel
 	set[key] = struct{}{}
+	m.mu.Unlock()
 	return func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if set := m.cancels[id]; set != nil {
+		if set := m.requests[id]; set != nil {
 			delete(set, key)
 			if len(set) == 0 {
-				delete(m.cancels, id)
+				delete(m.requests, id)
 			}
+		}
+		if _, ok := m.lastUse[id]; ok {
+			m.lastUse[id] = m.now()
 		}
 	}
 }
@@ -143,8 +120,8 @@ func (m *mcpSessions) track(id string, cancel context.CancelFunc) (untrack func(
 // the searches are cancelled and each request still gets its answer.
 func (m *mcpSessions) cancelRequests(id string) {
 	m.mu.Lock()
-	set := m.cancels[id]
-	delete(m.cancels, id)
+	set := m.requests[id]
+	delete(m.requests, id)
 	m.mu.Unlock()
 	for cancel := range set {
 		(*cancel)()
@@ -157,7 +134,7 @@ func (m *mcpSessions) sweep() {
 	now := m.now()
 	var expired []string
 	for id, last := range m.lastUse {
-		if m.busy[id] == 0 && now.Sub(last) > m.ttl {
+		if len(m.requests[id]) == 0 && now.Sub(last) > m.ttl {
 			expired = append(expired, id)
 			delete(m.lastUse, id)
 		}
@@ -188,7 +165,6 @@ func (m *mcpSessions) sweepEvery(done <-chan struct{}) {
 func (m *mcpSessions) Terminate(id string) (bool, error) {
 	m.mu.Lock()
 	delete(m.lastUse, id)
-	delete(m.busy, id)
 	m.mu.Unlock()
 	return false, nil
 }

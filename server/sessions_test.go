@@ -100,7 +100,7 @@ func TestMCPSessionCapSparesBusySessions(t *testing.T) {
 	var ended []string
 	m.end = func(id string) { ended = append(ended, id) }
 	busy := m.Generate()
-	m.begin(busy) // a long solve
+	leave := m.enter(busy, func() {}) // a long solve
 	now = now.Add(time.Second)
 	idle := m.Generate()
 	now = now.Add(time.Second)
@@ -108,7 +108,7 @@ func TestMCPSessionCapSparesBusySessions(t *testing.T) {
 	if len(ended) != 1 || ended[0] != idle {
 		t.Fatalf("ended %v, want the idle session %s (not the busy %s)", ended, idle, busy)
 	}
-	m.done(busy)
+	leave()
 	now = now.Add(2 * time.Hour)
 	if _, err := m.Validate(busy); err == nil {
 		t.Fatal("a session idle beyond the TTL is still valid")
