@@ -56,6 +56,10 @@ const (
 	panicQuiet = 200 * time.Millisecond
 )
 
+// hostKeys are the keys of a relayed entry the host sets: a plugin's own
+// fields of these names are renamed field_NAME.
+var hostKeys = []string{"level", "message", "plugin", "stream"}
+
 func newStderrRelay(l zerolog.Logger, name string) *stderrRelay {
 	return &stderrRelay{log: l, plugin: name}
 }
@@ -121,6 +125,15 @@ func (r *stderrRelay) line(b []byte) {
 		delete(m, "time")
 		delete(m, "@timestamp")
 		delete(m, "@module")
+		// Keys the host writes itself are the plugin's fields under
+		// another name: a second "plugin" key would name another plugin
+		// (JSON readers keep the last), a second "level" another level.
+		for _, k := range hostKeys {
+			if v, ok := m[k]; ok {
+				delete(m, k)
+				m["field_"+k] = v
+			}
+		}
 		if lvl < zerolog.TraceLevel || lvl > zerolog.PanicLevel {
 			lvl = zerolog.InfoLevel
 		}
