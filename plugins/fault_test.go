@@ -196,6 +196,7 @@ func TestRefusedBinariesHostKeepsRunning(t *testing.T) {
 	installMode(t, dir, "echo", sdk.KindTool, "tool")
 	installMode(t, dir, "old", sdk.KindTool, "wrong-protocol")
 	installMode(t, dir, "chatty", sdk.KindTool, "not-plugin")
+	installMode(t, dir, "silent", sdk.KindTool, "silent-exit")
 	installMode(t, dir, "liar", sdk.KindTool, "tool") // describes itself as echo
 	// A system binary that is no plugin at all.
 	echoBin, err := exec.LookPath("echo")
@@ -218,7 +219,8 @@ func TestRefusedBinariesHostKeepsRunning(t *testing.T) {
 		text string
 	}{
 		{"old", ErrProtocol, "speaks plugin protocol 2, this Ponder speaks 1"},
-		{"chatty", ErrNotPlugin, "did not answer the plugin handshake"},
+		{"chatty", ErrNotPlugin, "did not answer the plugin handshake (Unrecognized remote plugin message: hello, I am not a plugin)"},
+		{"silent", ErrNotPlugin, "did not answer the plugin handshake: it wrote nothing on stdout or stderr before it exited"},
 		{"sysecho", ErrNotPlugin, "did not answer the plugin handshake"},
 		{"liar", nil, `the binary says it is tool "echo", its manifest says tool "liar"`},
 	}

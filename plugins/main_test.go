@@ -184,6 +184,8 @@ func servePlugin(mode string) {
 		select {}
 	case "not-plugin":
 		fmt.Println("hello, I am not a plugin")
+	case "silent-exit":
+		os.Exit(0)
 	case "host":
 		runHost()
 	default:

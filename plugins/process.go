@@ -528,6 +528,11 @@ func startError(opts *Options, name, path string, err error, said string) error 
 		if said != "" {
 			return fmt.Errorf("plugin %s: %w: %s exited before the plugin handshake, saying: %s", name, ErrExited, path, said)
 		}
+		if line := firstLine(msg); strings.HasSuffix(strings.TrimSpace(line), ":") {
+			// go-plugin quotes the line it read: an empty one is a
+			// plugin that exited without a word (or printed a blank line).
+			return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake: it wrote nothing on stdout or stderr before it exited (is it built with sdk.Serve?)", name, ErrNotPlugin, path)
+		}
 		return fmt.Errorf("plugin %s: %w: %s did not answer the plugin handshake (%s)", name, ErrNotPlugin, path, firstLine(msg))
 	case strings.Contains(low, "timeout while waiting for plugin to start"):
 		if said != "" {
