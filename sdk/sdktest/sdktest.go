@@ -3,7 +3,7 @@
 // real subprocess the host starts (Build and Install).
 //
 //	func TestBeam(t *testing.T) {
-//		res := sdktest.Solve(t, plugin, core.Task{Problem: "What is 6 times 7?"},
+//		res := sdktest.Solve(t, plugin, sdk.Task{Problem: "What is 6 times 7?"},
 //			&sdktest.SolveOptions{Policy: sdktest.Replies("6 * 7 = 42. The answer is 42.")})
 //		if res.Answer != "42" { t.Fatalf("answer %q", res.Answer) }
 //	}
