@@ -346,7 +346,20 @@ func evaluationFromPB(e *pb.Evaluation) (Evaluation, error) {
 	if math.IsNaN(s) || s < -1 || s > 1 {
 		return Evaluation{}, fmt.Errorf("score %v is outside [-1, 1]", s)
 	}
+	// The kind is the score's key on the node: strategies look for value,
+	// prm, orm and verifier, so "Verifier" would be kept and never read.
+	if k := e.GetKind(); k != "" && (len(k) > 64 || ValidName(k) != nil) {
+		return Evaluation{}, fmt.Errorf("evaluation kind %q: want a lower-case score name (value, prm, orm, verifier)", clipKind(k))
+	}
 	return Evaluation{Score: s, Kind: e.GetKind(), Correct: e.Correct, Detail: e.GetDetail()}, nil
+}
+
+// clipKind shortens a kind for an error message.
+func clipKind(k string) string {
+	if len(k) <= 64 {
+		return k
+	}
+	return strings.ToValidUTF8(k[:64], "") + "…"
 }
 
 func paramSpecsToPB(ps []ParamSpec) ([]*pb.ParamSpec, error) {

@@ -165,6 +165,16 @@ func TestMalformedReplies(t *testing.T) {
 			t.Errorf("score %v accepted", s)
 		}
 	}
+	for _, k := range []string{"Verifier", "a score", strings.Repeat("k", 1000), "value\x00<b>"} {
+		if _, err := evaluationFromPB(&pb.Evaluation{Score: 0.5, Kind: k}); err == nil || len(err.Error()) > 200 {
+			t.Errorf("evaluation kind %.20q: %v", k, err)
+		}
+	}
+	for _, k := range []string{"", "value", "verifier", "prm", "orm", "novelty"} {
+		if _, err := evaluationFromPB(&pb.Evaluation{Score: 0.5, Kind: k}); err != nil {
+			t.Errorf("evaluation kind %q: %v", k, err)
+		}
+	}
 	if _, err := descriptionFromPB(&pb.Description{Name: "../../etc", Kind: "tool"}); err == nil {
 		t.Error("path-like plugin name accepted")
 	}
