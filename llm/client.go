@@ -23,8 +23,10 @@ type Options struct {
 	// Logger receives debug events (model, n, tokens, latency, attempt).
 	// The zero value logs nothing.
 	Logger zerolog.Logger
-	// HTTPClient sends the requests; nil means a fresh http.Client. Its
-	// Transport is wrapped, never modified. Leave its Timeout at zero: the
+	// HTTPClient sends the requests; nil means a fresh http.Client whose
+	// transport keeps config.LLM.Concurrency connections open between
+	// requests. Its Transport is wrapped, never modified (nil means that
+	// pooled one). Leave its Timeout at zero: the
 	// client bounds each attempt with config.LLM.Timeout.
 	HTTPClient *http.Client
 	// Sleep waits d between attempts, returning early with ctx.Err() when
@@ -95,7 +97,7 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 	}
 	base := hc.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		base = pooledTransport(cfg.Concurrency)
 	}
 	maxBody := o.MaxResponseBytes
 	if maxBody <= 0 {
@@ -247,6 +249,25 @@ func add(out *core.Completion, resp openai.ChatCompletionResponse, limit int, lo
 	if out.Model == "" {
 		out.Model = resp.Model
 	}
+}
+
+// pooledTransport is http.DefaultTransport keeping up to concurrency idle
+// connections to the endpoint (8 when it is not set) rather than its 2:
+// with the default, every wave of more than 2 concurrent requests closed
+// the connections past 2 after use and dialled them again (and paid a TLS
+// handshake each) for the next wave.
+func pooledTransport(concurrency int) http.RoundTripper {
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	t := def.Clone()
+	if concurrency <= 0 {
+		concurrency = 8
+	}
+	t.MaxIdleConnsPerHost = max(concurrency, http.DefaultMaxIdleConnsPerHost)
+	t.MaxIdleConns = max(t.MaxIdleConns, t.MaxIdleConnsPerHost)
+	return t
 }
 
 // sleepCtx waits d or until ctx is done.
