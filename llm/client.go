@@ -26,8 +26,10 @@ type Options struct {
 	// HTTPClient sends the requests; nil means a fresh http.Client whose
 	// transport keeps config.LLM.Concurrency connections open between
 	// requests. Its Transport is wrapped, never modified (nil means that
-	// pooled one). Leave its Timeout at zero: the
-	// client bounds each attempt with config.LLM.Timeout.
+	// pooled one); without a CheckRedirect of its own it follows only
+	// redirects that keep the method and the origin (checkRedirect).
+	// Leave its Timeout at zero: the client bounds each attempt with
+	// config.LLM.Timeout.
 	HTTPClient *http.Client
 	// Sleep waits d between attempts, returning early with ctx.Err() when
 	// ctx is done; nil means a real timer. Tests pass a fake.
@@ -94,6 +96,9 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 	if o.HTTPClient != nil {
 		copied := *o.HTTPClient
 		hc = &copied
+	}
+	if hc.CheckRedirect == nil {
+		hc.CheckRedirect = checkRedirect
 	}
 	base := hc.Transport
 	if base == nil {

@@ -55,6 +55,38 @@ type attempt struct {
 // headBytes bounds attempt.head.
 const headBytes = 4 << 10
 
+// redirectError is a redirect the client does not follow: one that would
+// change the request's method (Go resends a POST answered 301, 302 or 303
+// as a GET without its body, which servers answer 405 or 404) or its
+// origin (another host, or https to http; Go would drop the API key
+// there, and the prompts would go to a host nobody configured).
+type redirectError struct {
+	status   int
+	location string // the URL without its password, for the log
+}
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("redirect (%d) not followed", e.status)
+}
+
+// checkRedirect is the http.Client's CheckRedirect: it follows redirects
+// that keep the method and the origin (307 and 308 to another path of the
+// same server), at most 10 of them.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0]
+	if req.Method != first.Method || req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host {
+		status := 0
+		if req.Response != nil {
+			status = req.Response.StatusCode
+		}
+		return &redirectError{status: status, location: req.URL.Redacted()}
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
+}
+
 // errNoChoices is an answer (2xx, valid json) without choices.
 var errNoChoices = errors.New("answer without choices")
 
@@ -216,6 +248,9 @@ func (c *Client) do(ctx context.Context, op, model string, patch map[string]any,
 		retry, ferr := c.classify(err, a, timedOut, i+1, model)
 		ev := c.log.Debug().Str("op", op).Str("endpoint", c.ep.URL()).Str("model", model).Int("attempt", i+1).Int("status", a.status).
 			Dur("latency", time.Since(start)).Str("error", ferr.Error())
+		if redir := (*redirectError)(nil); errors.As(err, &redir) {
+			ev.Str("location", redir.location)
+		}
 		if !retry || i >= c.cfg.MaxRetries {
 			ev.Msg("llm request failed")
 			return ferr
@@ -312,6 +347,12 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 			return false, newError(core.ErrLLMRejected, err, "%s answered %d%s: check the model and the request settings",
 				endpointName, status, detail)
 		}
+	}
+	var redir *redirectError
+	if errors.As(err, &redir) {
+		return false, newError(core.ErrLLMUnavailable, nil,
+			"%s answered %d, a redirect to another address that Ponder does not follow (the request would arrive as a GET or at another host): set PONDER_LLM_BASE_URL to the address it redirects to (the debug log has it)",
+			endpointName, redir.status)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {

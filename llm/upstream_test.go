@@ -2,14 +2,17 @@ package llm_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/llm"
 )
 
 // TestConnectionsReused sends waves of as many concurrent requests as
@@ -64,5 +67,65 @@ func TestConnectionsReused(t *testing.T) {
 	// ones (2 idle connections kept, as before, make 14).
 	if n := dialled.Load(); n > conc+2 {
 		t.Errorf("%d waves of %d concurrent requests opened %d connections, want %d", waves, conc, n, conc)
+	}
+}
+
+// TestRedirects checks that a redirect keeping the method and the server
+// (307, 308) is followed, and that one Go would resend as a GET (301, 302,
+// 303: the endpoint then answers 405, which read as a rejected request) or
+// to another host (without the API key) is an error saying to change the
+// base URL, sent once.
+func TestRedirects(t *testing.T) {
+	t.Parallel()
+	other := startFake(t, &fakeLLM{})
+	for _, tc := range []struct {
+		status  int
+		to      string // "" means the same server's /v1
+		wantErr bool
+	}{
+		{http.StatusMovedPermanently, "", true},
+		{http.StatusFound, "", true},
+		{http.StatusSeeOther, "", true},
+		{http.StatusTemporaryRedirect, "", false},
+		{http.StatusPermanentRedirect, "", false},
+		{http.StatusTemporaryRedirect, other.URL(), true},
+	} {
+		t.Run(fmt.Sprint(tc.status, tc.to != ""), func(t *testing.T) {
+			f := &fakeLLM{}
+			var redirected atomic.Int64
+			mux := http.NewServeMux()
+			mux.HandleFunc("POST /v1/chat/completions", f.chat)
+			mux.HandleFunc("/old/v1/", func(w http.ResponseWriter, r *http.Request) {
+				redirected.Add(1)
+				to := tc.to
+				if to == "" {
+					to = "/v1"
+				}
+				http.Redirect(w, r, to+strings.TrimPrefix(r.URL.Path, "/old/v1"), tc.status)
+			})
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			s := &sleeper{}
+			c := newClient(t, testConfig(srv.URL+"/old/v1"), &llm.Options{Sleep: s.Sleep})
+			got, err := c.Complete(context.Background(), core.CompletionRequest{Messages: user("hi")})
+			if !tc.wantErr {
+				if err != nil || len(got.Choices) != 1 || len(f.requests()) != 1 {
+					t.Fatalf("got %+v, %v after %d requests; want one choice from the redirected request", got, err, len(f.requests()))
+				}
+				return
+			}
+			checkErr(t, err, core.ErrLLMUnavailable)
+			if want := fmt.Sprintf("answered %d, a redirect", tc.status); !strings.Contains(err.Error(), want) ||
+				!strings.Contains(err.Error(), "PONDER_LLM_BASE_URL") {
+				t.Errorf("error %q: want it to say %q and the setting to fix", err, want)
+			}
+			checkNoAddress(t, err, srv.URL)
+			if n := redirected.Load(); n != 1 || len(s.waits()) != 0 {
+				t.Errorf("%d requests, %d waits; want one request, not retried", n, len(s.waits()))
+			}
+			if n := len(f.requests()) + len(other.requests()); n != 0 {
+				t.Errorf("the redirect was followed (%d requests)", n)
+			}
+		})
 	}
 }
