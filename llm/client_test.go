@@ -641,6 +641,12 @@ func TestDeadlineBeforeRetryAfter(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("returned after %s, want at once", d)
 	}
+	// Retries were left: the error says why none was made, not to allow
+	// more.
+	if msg := err.Error(); !strings.Contains(msg, "after 1 attempt") || !strings.Contains(msg, "asked to wait 1m0s, past the deadline") ||
+		strings.Contains(msg, "PONDER_LLM_MAX_RETRIES") {
+		t.Errorf("error %q: want it to say that the endpoint asked to wait 1m0s, past the deadline, and not to raise the retries", msg)
+	}
 }
 
 func TestAttemptTimeout(t *testing.T) {

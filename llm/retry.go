@@ -245,7 +245,13 @@ func (c *Client) do(ctx context.Context, op, model string, patch map[string]any,
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		retry, ferr := c.classify(err, a, timedOut, i+1, model)
+		d := backoff(i)
+		if a.hasRetryAfter {
+			d = a.retryAfter
+		}
+		dl, hasDeadline := ctx.Deadline()
+		late := hasDeadline && time.Until(dl) < d
+		retry, ferr := c.classify(err, a, timedOut, i+1, model, late && i < c.cfg.MaxRetries)
 		ev := c.log.Debug().Str("op", op).Str("endpoint", c.ep.URL()).Str("model", model).Int("attempt", i+1).Int("status", a.status).
 			Dur("latency", time.Since(start)).Str("error", ferr.Error())
 		if redir := (*redirectError)(nil); errors.As(err, &redir) {
@@ -255,11 +261,7 @@ func (c *Client) do(ctx context.Context, op, model string, patch map[string]any,
 			ev.Msg("llm request failed")
 			return ferr
 		}
-		d := backoff(i)
-		if a.hasRetryAfter {
-			d = a.retryAfter
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		if late {
 			ev.Dur("backoff", d).Msg("llm request failed; the next try would start after the deadline")
 			return ferr
 		}
@@ -285,7 +287,11 @@ const endpointName = "the LLM endpoint"
 // error to return when no try is left: one line, wrapping a core sentinel,
 // saying what failed and why and what to change, and never holding the
 // API key or the endpoint's address.
-func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, model string) (retry bool, _ error) {
+//
+// late says that a retry would start after ctx's deadline, so that none is
+// made although retries are left: a rate limit then says how long the
+// endpoint asked to wait rather than to allow more retries.
+func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, model string, late bool) (retry bool, _ error) {
 	if timedOut {
 		// No cause: the caller's own deadline did not pass, and errors.Is
 		// must not say it did.
@@ -329,9 +335,16 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
 			return false, newError(core.ErrLLMAuth, err, "%s answered %d%s: check PONDER_LLM_API_KEY", endpointName, status, detail)
 		case status == http.StatusTooManyRequests:
-			e := newError(core.ErrLLMRateLimited, err,
-				"%s answered 429 after %s%s: lower PONDER_LLM_CONCURRENCY or raise PONDER_LLM_MAX_RETRIES",
-				endpointName, plural(attempts, "attempt"), detail).(*llmError)
+			format := "%s answered 429 after %s%s: lower PONDER_LLM_CONCURRENCY or raise PONDER_LLM_MAX_RETRIES"
+			args := []any{endpointName, plural(attempts, "attempt"), detail}
+			switch {
+			case late && a.hasRetryAfter:
+				format = "%s answered 429 after %s%s and asked to wait %s, past the deadline of the search or request: lower PONDER_LLM_CONCURRENCY or try again later"
+				args = append(args, roundWait(a.retryAfter))
+			case late:
+				format = "%s answered 429 after %s%s, with no time left before the deadline of the search or request to try again: lower PONDER_LLM_CONCURRENCY"
+			}
+			e := newError(core.ErrLLMRateLimited, err, format, args...).(*llmError)
 			if a.hasRetryAfter {
 				e.retryAfter = a.retryAfter
 			}
@@ -406,6 +419,15 @@ func (c *Client) detail(s string) string {
 		return ""
 	}
 	return " (" + s + ")"
+}
+
+// roundWait is d to the second when it is one or more (an HTTP date's
+// wait is a second less a fraction).
+func roundWait(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d
 }
 
 // byteSize writes n bytes in MiB when it is a whole number of them.
