@@ -1,6 +1,7 @@
 package llm_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ type reply struct {
 	body       string // raw body sent as is (with status, or 200)
 	hang       bool   // answer only after the client gave up (or 10s)
 	cut        bool   // promise more body than is sent, then close
+	mediaType  string // Content-Type of body; "" means application/json
 	toolCall   *openai.ToolCall
 }
 
@@ -116,7 +118,7 @@ func (f *fakeLLM) chat(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", rep.retryAfter)
 	}
 	if rep.body != "" || rep.status != 0 {
-		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Type", cmp.Or(rep.mediaType, "application/json"))
 		if rep.cut {
 			w.Header().Set("Content-Length", fmt.Sprint(len(rep.body)+100))
 		}

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"math/rand/v2"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +47,8 @@ type attempt struct {
 	status        int
 	retryAfter    time.Duration
 	hasRetryAfter bool
+	// mediaType is the response's Content-Type without parameters.
+	mediaType string
 	// bodyErr is the first error reading the response body gave other than
 	// io.EOF: the connection broke mid-answer, or errTooLarge.
 	bodyErr error
@@ -118,6 +123,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	a.status = resp.StatusCode
 	a.retryAfter, a.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	a.mediaType, _, _ = mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	resp.Body = &body{rc: resp.Body, a: a, left: t.max}
 	return resp, nil
 }
@@ -330,6 +336,9 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		if status == 0 {
 			status = a.status
 		}
+		if page, ok := htmlPage(a.mediaType, msg); ok {
+			msg = page
+		}
 		detail := c.detail(msg)
 		switch {
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
@@ -384,6 +393,20 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 			endpointName, plural(attempts, "attempt"), c.ep.Clean(endpoint.NetText(err)))
 	}
 	if a.status >= 200 && a.status < 300 {
+		// A web server's or proxy's page (a login or welcome page where
+		// the api was expected), or a stream a proxy forced on a request
+		// that asked for one answer: say what came, not which byte of it
+		// is not json.
+		if page, ok := htmlPage(a.mediaType, string(a.head)); ok {
+			return false, newError(core.ErrLLMBadResponse, nil,
+				"%s sent %s, not json: check that PONDER_LLM_BASE_URL points at an openai-compatible api (with its prefix, such as /v1) and not at a web page or a proxy's login",
+				endpointName, c.ep.Clean(page))
+		}
+		if a.mediaType == "text/event-stream" || bytes.HasPrefix(bytes.TrimSpace(a.head), []byte("data:")) {
+			return false, newError(core.ErrLLMBadResponse, nil,
+				"%s sent an event stream (server-sent events), not the single json answer asked for: check that no proxy in between turns requests into streams and that PONDER_LLM_BASE_URL points at an openai-compatible api",
+				endpointName)
+		}
 		return false, newError(core.ErrLLMBadResponse, err,
 			"%s sent an answer that is not valid json (%s): check that PONDER_LLM_BASE_URL points at an openai-compatible api",
 			endpointName, c.ep.Clean(err.Error()))
@@ -411,6 +434,28 @@ func httpError(err error) (status int, msg string, ok bool) {
 		return apiErr.HTTPStatusCode, apiErr.Message, true
 	}
 	return 0, "", false
+}
+
+// htmlTitle finds an HTML page's title.
+var htmlTitle = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+
+// htmlPage describes body as "an HTML page" with its title, when the
+// response said it is HTML or body looks like a page.
+func htmlPage(mediaType, body string) (string, bool) {
+	start := strings.ToLower(strings.TrimSpace(body))
+	if mediaType != "text/html" && mediaType != "application/xhtml+xml" &&
+		!strings.HasPrefix(start, "<!doctype html") && !strings.HasPrefix(start, "<html") {
+		return "", false
+	}
+	m := htmlTitle.FindStringSubmatch(body)
+	if m == nil {
+		return "an HTML page", true
+	}
+	title := strings.Join(strings.Fields(html.UnescapeString(m[1])), " ")
+	if title == "" {
+		return "an HTML page", true
+	}
+	return fmt.Sprintf("an HTML page, %q", title), true
 }
 
 // detail is ep.Clean(s) in parentheses after a space, or "" when s is empty.

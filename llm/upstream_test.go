@@ -129,3 +129,43 @@ func TestRedirects(t *testing.T) {
 		})
 	}
 }
+
+// TestNotAnAnswer checks that a page or a stream where one JSON answer was
+// expected is named for what it is (a proxy's page, its title; a stream
+// forced by a proxy), not by the first byte that is not JSON, and that an
+// error status's HTML page is quoted by its title, not its markup.
+func TestNotAnAnswer(t *testing.T) {
+	t.Parallel()
+	page := "<!DOCTYPE html>\n<html><head><title>Sign in &middot; Corp SSO</title></head><body><form>...</form></body></html>"
+	stream := "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"The\"}}]}\n\n"
+	for _, tc := range []struct {
+		name    string
+		rep     reply
+		wantErr error
+		want    string
+		not     string
+	}{
+		{"login page", reply{body: page, mediaType: "text/html"}, core.ErrLLMBadResponse,
+			`sent an HTML page, "Sign in · Corp SSO", not json`, "invalid character"},
+		{"page without a type", reply{body: "<html><body>It works!</body></html>", mediaType: "text/plain"}, core.ErrLLMBadResponse,
+			"sent an HTML page, not json", "invalid character"},
+		{"stream", reply{body: stream, mediaType: "text/event-stream"}, core.ErrLLMBadResponse,
+			"sent an event stream", "invalid character"},
+		{"stream without [DONE] or type", reply{body: stream, mediaType: "text/plain"}, core.ErrLLMBadResponse,
+			"sent an event stream", "invalid character"},
+		{"gateway page", reply{status: 502, body: "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
+			mediaType: "text/html"}, core.ErrLLMUnavailable, `answered 502 after 1 attempt (an HTML page, "502 Bad Gateway")`, "<center>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := startFake(t, (&fakeLLM{}).push(tc.rep))
+			cfg := testConfig(f.URL())
+			cfg.MaxRetries = 0
+			_, err := newClient(t, cfg, nil).Complete(context.Background(), core.CompletionRequest{Messages: user("hi")})
+			checkErr(t, err, tc.wantErr)
+			if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.not) {
+				t.Errorf("error %q: want it to say %q, not %q", msg, tc.want, tc.not)
+			}
+		})
+	}
+}
