@@ -342,3 +342,40 @@ func serveFinished(t *testing.T, tr *core.Trace) *httptest.Server {
 	t.Cleanup(func() { close(done) }) // runs first: srv.Close waits for the page's event stream
 	return srv
 }
+
+// A link to another run or node pasted into a tab already showing the
+// viewer (`ponder trace view` prints one; a colleague sends another)
+// changes only the address's fragment: the page opens what it names
+// instead of staying on the run it shows.
+func TestBrowserFollowsTheAddressFragment(t *testing.T) {
+	t.Parallel()
+	first, second := bigTrace(30, 7), bigTrace(40, 8)
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Finish(first)
+	st.Finish(second)
+	done := make(chan struct{})
+	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) })
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+first.ID))
+	b.WaitFor(t, "the first run", fmt.Sprintf(`document.getElementById("tree").dataset.run === %q`, first.ID))
+	uitest.Eval[chromedp.Void](t, b, `window.__sameDocument = true`)
+	node := 3
+	b.Do(t, chromedp.Navigate(fmt.Sprintf("%s/ui/#run=%s&node=%d", srv.URL, second.ID, node)))
+	b.WaitFor(t, "the run the new address names", fmt.Sprintf(`document.getElementById("tree").dataset.run === %q && document.body.dataset.state === "ready"`, second.ID))
+	b.WaitFor(t, "its node selected", fmt.Sprintf(`document.getElementById("details").textContent.includes("Node %d")`, node))
+	if !uitest.Eval[bool](t, b, `window.__sameDocument === true`) {
+		t.Fatal("the page reloaded: the test did not change only the fragment")
+	}
+	if uitest.Eval[bool](t, b, `document.getElementById("follow").checked`) {
+		t.Error("following the newest run is still on after opening a run by its address")
+	}
+	// A node of the run already shown is selected in place.
+	other := 5
+	b.Do(t, chromedp.Navigate(fmt.Sprintf("%s/ui/#run=%s&node=%d", srv.URL, second.ID, other)))
+	b.WaitFor(t, "the other node selected", fmt.Sprintf(`document.getElementById("details").textContent.includes("Node %d")`, other))
+}

@@ -1166,6 +1166,14 @@
     document.addEventListener('visibilitychange', () => (document.hidden ? pauseStreams() : resumeStreams()));
     window.addEventListener('pagehide', pauseStreams);
     window.addEventListener('pageshow', (e) => { if (e.persisted) resumeStreams(); });
+    // A link pasted into this tab (another run, or a node) changes only the
+    // fragment: open what it names. setHash's replaceState fires no event.
+    window.addEventListener('hashchange', () => {
+      const h = hashParams(), run = h.get('run'), node = h.get('node') || undefined;
+      if (!run) return;
+      if (run !== S.runId) { S.follow = false; $('follow').checked = false; openRun(run, node); }
+      else if (node && node !== S.selected) selectNode(node, true);
+    });
     const p = hashParams();
     if (p.get('run')) { S.follow = false; $('follow').checked = false; openRun(p.get('run'), p.get('node') || undefined); }
     connectRuns();
