@@ -35,6 +35,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -282,9 +283,17 @@ func checkTrace(b []byte) error {
 	return nil
 }
 
+// unreadable answers a stored trace that cannot be served. The log keeps
+// the whole error; the client's names the file without the data directory
+// (a remote client has no business knowing the server's paths).
 func (h *handler) unreadable(w http.ResponseWriter, id string, err error) {
 	h.log.Warn().Err(err).Str("trace", id).Msg("trace unreadable")
-	apiError(w, http.StatusInternalServerError, "trace "+id+" could not be read: "+oneLine(err))
+	msg := oneLine(err)
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path != "" {
+		msg = strings.ReplaceAll(msg, pe.Path, filepath.Base(pe.Path))
+	}
+	apiError(w, http.StatusInternalServerError, "trace "+id+" could not be read: "+msg)
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, v any) {

@@ -358,6 +358,13 @@ func TestDamagedTraceOnDisk(t *testing.T) {
 		{"null", func(f string) error { return os.WriteFile(f, []byte("null"), 0o600) }, 500, "not a Ponder trace"},
 		{"other JSON", func(f string) error { return os.WriteFile(f, []byte(`{"schema":"x","id":"1"}`), 0o600) }, 500, "not a Ponder trace"},
 		{"removed", os.Remove, 404, "not found"},
+		// An I/O error names the file, which is under the data directory.
+		{"a directory in its place", func(f string) error {
+			if err := os.Remove(f); err != nil {
+				return err
+			}
+			return os.Mkdir(f, 0o700)
+		}, 500, "is a directory"},
 	} {
 		tr := bigTrace(20, 3)
 		st.Finish(tr)
