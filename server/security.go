@@ -236,7 +236,12 @@ func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 		if !s.authorized(r) {
 			s.metrics.rejected.WithLabelValues("token").Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ponder"`)
-			deny(w, r, http.StatusUnauthorized, "invalid_api_key", "unauthorized: send the server token as \"Authorization: Bearer <token>\" (server.token, PONDER_TOKEN)")
+			msg := "unauthorized: send the server token as \"Authorization: Bearer <token>\" (server.token, PONDER_TOKEN)"
+			if r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/") {
+				// A browser cannot send the header: it logs in once.
+				msg = "unauthorized: open /ui/?token=<token> in the browser once, with the server token (server.token, PONDER_TOKEN); scripts send \"Authorization: Bearer <token>\""
+			}
+			deny(w, r, http.StatusUnauthorized, "invalid_api_key", msg)
 			return
 		}
 		if r.ContentLength > s.cfg.MaxBodyBytes {

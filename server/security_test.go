@@ -166,6 +166,13 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 	if r.StatusCode != 200 || string(b) != "viewer" {
 		t.Fatalf("the browser did not reach the viewer with its cookie: %d %s", r.StatusCode, b)
 	}
+	// A browser without the cookie (a new profile, an expired cookie) is
+	// told how to log in: it cannot send the header.
+	for _, p := range []string{"/ui/", "/ui/api/runs"} {
+		if resp, text := do(t, newReq(t, "GET", e.ts.URL+p, "", nil)); resp.StatusCode != 401 || !strings.Contains(text, "/ui/?token=") {
+			t.Errorf("%s without a token: %d %s; want a 401 saying to open /ui/?token=", p, resp.StatusCode, text)
+		}
+	}
 	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=wrong", "", nil)); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("wrong token login: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
