@@ -95,7 +95,7 @@ func reasoningModel(model string) bool {
 // choiceFrom maps one response choice. Logprob is the sum of the token
 // logprobs when they were asked for and the server sent them.
 func choiceFrom(ch openai.ChatCompletionChoice, logprobs bool) core.Choice {
-	out := core.Choice{Text: ch.Message.Content, FinishReason: string(ch.FinishReason)}
+	out := core.Choice{Text: messageText(ch.Message), FinishReason: string(ch.FinishReason)}
 	if logprobs && ch.LogProbs != nil && len(ch.LogProbs.Content) > 0 {
 		var sum float64
 		for _, lp := range ch.LogProbs.Content {
@@ -114,6 +114,23 @@ func choiceFrom(ch openai.ChatCompletionChoice, logprobs bool) core.Choice {
 		out.ToolCalls = append(out.ToolCalls, core.ToolCall{Name: fc.Name, Arguments: rawArgs(fc.Arguments)})
 	}
 	return out
+}
+
+// messageText is the text of an answer's message: its content, or the
+// text parts of a content given as a list of parts (Mistral's reasoning
+// models answer [{"type":"thinking",...},{"type":"text","text":"..."}]),
+// which go-openai keeps apart and would leave the choice empty.
+func messageText(m openai.ChatCompletionMessage) string {
+	if m.Content != "" || len(m.MultiContent) == 0 {
+		return m.Content
+	}
+	var b strings.Builder
+	for _, p := range m.MultiContent {
+		if p.Type == openai.ChatMessagePartTypeText {
+			b.WriteString(p.Text)
+		}
+	}
+	return b.String()
 }
 
 // rawArgs keeps the arguments a model wrote as JSON. Empty arguments become

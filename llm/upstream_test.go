@@ -169,3 +169,17 @@ func TestNotAnAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestContentParts checks that an answer whose content is a list of parts
+// (Mistral's reasoning models: a thinking part, then the text) gives the
+// text parts' text, not an empty choice.
+func TestContentParts(t *testing.T) {
+	t.Parallel()
+	f := startFake(t, (&fakeLLM{}).push(reply{body: `{"id":"x","model":"magistral","choices":[{"index":0,"message":{"role":"assistant","content":[` +
+		`{"type":"thinking","thinking":[{"type":"text","text":"2+4 is 6"}]},{"type":"text","text":"The answer"},{"type":"text","text":" is 6."}]},` +
+		`"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":9}}`}))
+	got, err := newClient(t, testConfig(f.URL()), nil).Complete(context.Background(), core.CompletionRequest{Messages: user("hi")})
+	if err != nil || len(got.Choices) != 1 || got.Choices[0].Text != "The answer is 6." {
+		t.Fatalf("got %+v, %v; want one choice saying %q", got, err, "The answer is 6.")
+	}
+}
