@@ -249,8 +249,10 @@ func add(out *core.Completion, resp openai.ChatCompletionResponse, limit int, lo
 		}
 		out.Choices = append(out.Choices, choiceFrom(ch, logprobs))
 	}
-	out.PromptTokens += int64(resp.Usage.PromptTokens)
-	out.CompletionTokens += int64(resp.Usage.CompletionTokens)
+	// A negative count (a broken server or proxy) would give the search
+	// tokens back.
+	out.PromptTokens += int64(max(resp.Usage.PromptTokens, 0))
+	out.CompletionTokens += int64(max(resp.Usage.CompletionTokens, 0))
 	if out.Model == "" {
 		out.Model = resp.Model
 	}

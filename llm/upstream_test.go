@@ -183,3 +183,15 @@ func TestContentParts(t *testing.T) {
 		t.Fatalf("got %+v, %v; want one choice saying %q", got, err, "The answer is 6.")
 	}
 }
+
+// TestNegativeUsage checks that negative token counts (a broken server or
+// proxy) count as none rather than giving a token budget back.
+func TestNegativeUsage(t *testing.T) {
+	t.Parallel()
+	f := startFake(t, (&fakeLLM{}).push(reply{body: `{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"6"},` +
+		`"finish_reason":"stop"}],"usage":{"prompt_tokens":-1000000,"completion_tokens":-5}}`}))
+	got, err := newClient(t, testConfig(f.URL()), nil).Complete(context.Background(), core.CompletionRequest{Messages: user("hi")})
+	if err != nil || got.PromptTokens != 0 || got.CompletionTokens != 0 {
+		t.Fatalf("got %+v, %v; want no tokens counted", got, err)
+	}
+}
