@@ -54,6 +54,13 @@ type Result struct {
 	Usage    Usage      `json:"usage"`
 	Stopped  StopReason `json:"stopped_reason"`
 	Error    string     `json:"error,omitempty"`
+	// Warnings say what failed without stopping the search (evaluations
+	// that left their nodes unscored, LLM requests that failed), which
+	// the answer may be the worse for.
+	Warnings []string `json:"warnings,omitempty"`
+	// failed counts the failed evaluations and LLM requests behind
+	// Warnings, for the log.
+	failed failureCounts
 	// Err is the error behind Error, for errors.Is (an LLM that rate
 	// limits, say); nil when the run did not stop on one.
 	Err error `json:"-"`
@@ -259,6 +266,11 @@ func (e *Engine) Solve(ctx context.Context, t Task) (Result, error) {
 		e.opts.OnEnd(trace)
 	}
 	res.Trace = trace
+	if len(res.Warnings) > 0 {
+		// Counts only: the errors can quote the model's replies.
+		e.opts.Logger.Warn().Str("trace", id).Int("failed_evaluations", res.failed.evals).Int("failed_llm_requests", res.failed.requests).
+			Msg("solve went on past failures (the result's warnings say which)")
+	}
 	e.opts.Logger.Info().Str("trace", id).Str("strategy", p.spec.Name).Str("stopped", string(res.Stopped)).
 		Int64("llm_calls", res.Usage.LLMCalls).Float64("wall_ms", res.Usage.WallMS).Msg("solve finished")
 	return res, nil
@@ -289,9 +301,9 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		Logger:    e.opts.Logger.With().Str("strategy", p.spec.Name).Logger(),
 	}
 	if parentEnv != nil {
-		env.queue = parentEnv.queue
+		env.queue, env.failures = parentEnv.queue, parentEnv.failures
 	} else {
-		env.queue = make(chan struct{}, e.limiter.Slots())
+		env.queue, env.failures = make(chan struct{}, e.limiter.Slots()), &failureLog{}
 	}
 	tr.Record(OpStart, nil, map[string]any{"strategy": p.spec.Name, "pack": p.pack.Name()})
 	out, runErr := groundAndRun(ctx, p.strategy, env) // grounds on Task.Collection first (ground.go)
@@ -309,6 +321,9 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		// failed (failed calls are refunded): the LLM stopped the search,
 		// and nothing was found.
 		res.Stopped, res.Error, res.Err = StopError, (*failed).Error(), *failed
+	}
+	if parentEnv == nil {
+		res.Warnings, res.failed = env.failures.warnings(res.Stopped == StopError)
 	}
 	tr.Record(OpEnd, nil, map[string]any{"stopped": string(res.Stopped), "answer": res.Answer})
 	trace := &Trace{

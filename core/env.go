@@ -33,6 +33,9 @@ type Env struct {
 	// llmErr is the last LLM call that failed in this run or a search
 	// nested in it (see Engine.run).
 	llmErr atomic.Pointer[error]
+	// failures counts what failed without stopping the run, shared with
+	// the searches nested in it (Result.Warnings).
+	failures *failureLog
 }
 
 // Policy returns the metered policy: calls through it are charged, limited
@@ -78,6 +81,7 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 			for env := e; env != nil; env = env.parent {
 				env.llmErr.Store(&failed)
 			}
+			e.failures.llmRequest(failed)
 		}
 		return Completion{}, failed
 	}

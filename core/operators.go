@@ -268,6 +268,9 @@ func Evaluate(ctx context.Context, env *Env, ev Evaluator, id NodeID) (Evaluatio
 			n.Meta["eval_error"] = msg
 		})
 		env.Tracer.emit(Event{Op: OpEvaluate, Nodes: one.node[:], Data: &EvaluationFailure{Error: msg, LLMCalls: seqs}})
+		if !errors.Is(err, ErrNotApplicable) {
+			env.failures.evaluation(err)
+		}
 		return Evaluation{}, fmt.Errorf("evaluate node %d: %w: %v", id, ErrUnscored, err)
 	}
 	if e.Kind == "" {

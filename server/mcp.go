@@ -330,12 +330,13 @@ type solveResult struct {
 	Session       string          `json:"session,omitempty"`
 	Policy        string          `json:"policy,omitempty"`
 	Error         string          `json:"error,omitempty"`
+	Warnings      []string        `json:"warnings,omitempty"`
 }
 
 func resultOf(res core.Result, pack, session, policy string) solveResult {
 	out := solveResult{Answer: res.Answer, Strategy: res.Strategy, Pack: pack, StoppedReason: res.Stopped,
 		Score: res.Score, Usage: res.Usage, TraceID: res.TraceID, Session: session, Policy: policy,
-		BestPath: []solveStep{}, Error: res.Error}
+		BestPath: []solveStep{}, Error: res.Error, Warnings: res.Warnings}
 	if res.TraceID != "" {
 		out.TraceURI = "ponder://traces/" + res.TraceID
 	}
@@ -388,6 +389,9 @@ func (r solveResult) text() string {
 		r.Usage.PromptTokens+r.Usage.CompletionTokens, r.Usage.WallMS/1000, r.TraceID)
 	if r.Error != "" && r.StoppedReason != core.StopDone && r.StoppedReason != core.StopCancelled {
 		fmt.Fprintf(&b, "\nNote: %s", r.Error)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "\nWarning: %s", w)
 	}
 	return b.String()
 }
@@ -445,6 +449,9 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 		// for it, and it has no other log to read.
 		s.logFailures("mcp", []core.Result{res})
 		res.Error = clientError(res)
+	}
+	if !clientIsOperator(ctx) {
+		res.Warnings = clientWarnings(res.Warnings)
 	}
 	out := resultOf(res, task.Pack, args.Session, policy)
 	level := mcp.LoggingLevelInfo

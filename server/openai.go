@@ -379,6 +379,8 @@ type choiceTrace struct {
 	LLMCalls      int64           `json:"llm_calls"`
 	Score         *float64        `json:"score,omitempty"`
 	Error         string          `json:"error,omitempty"`
+	// Warnings say what failed without stopping the search.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func choiceTraceOf(i int, res core.Result) choiceTrace {
@@ -387,7 +389,7 @@ func choiceTraceOf(i int, res core.Result) choiceTrace {
 		msg = clientError(res)
 	}
 	return choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy, StoppedReason: res.Stopped,
-		LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: msg}
+		LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: msg, Warnings: clientWarnings(res.Warnings)}
 }
 
 // usageOf sums the token usage of every choice's search.
@@ -475,6 +477,19 @@ func clientError(res core.Result) string {
 		return why
 	}
 	return what + "; contact the server's operator (its log says how to fix it): " + why
+}
+
+// clientWarnings are a result's warnings without the operator's advice
+// that a failed LLM request's error carries (see clientError).
+func clientWarnings(ws []string) []string {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = operatorAdvice.ReplaceAllString(w, "")
+	}
+	return out
 }
 
 // failedNote is the reasoning_content line that says why a choice's

@@ -178,6 +178,8 @@ func solveOutputSchema() json.RawMessage {
 			"session":        obj{"type": "string"},
 			"policy":         obj{"type": "string", "enum": []string{"endpoint", "sampling"}, "description": "whose model reasoned: the configured endpoint, or this client's through sampling"},
 			"error":          obj{"type": "string"},
+			"warnings": obj{"type": "array", "items": obj{"type": "string"},
+				"description": "what failed without stopping the search (evaluations that left nodes unscored, LLM requests that failed)"},
 		},
 		"required": []string{"answer", "strategy", "stopped_reason", "best_path", "usage", "trace_id"},
 	})

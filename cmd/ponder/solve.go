@@ -44,8 +44,10 @@ type solveOutput struct {
 	Usage         core.Usage      `json:"usage"`
 	StoppedReason core.StopReason `json:"stopped_reason"`
 	Error         string          `json:"error,omitempty"`
-	TraceID       string          `json:"trace_id"`
-	TraceFile     string          `json:"trace_file,omitempty"`
+	// Warnings say what failed without stopping the search.
+	Warnings  []string `json:"warnings,omitempty"`
+	TraceID   string   `json:"trace_id"`
+	TraceFile string   `json:"trace_file,omitempty"`
 	// TraceError says why the trace was not kept in the data directory or
 	// not written to --trace FILE (a full or read-only disk).
 	TraceError string `json:"trace_error,omitempty"`
@@ -236,7 +238,7 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	}
 	out := solveOutput{
 		Answer: res.Answer, Strategy: res.Strategy, Pack: pack, Score: res.Score, Usage: res.Usage,
-		StoppedReason: res.Stopped, Error: res.Error, TraceID: res.TraceID, TraceFile: f.traceFile,
+		StoppedReason: res.Stopped, Error: res.Error, Warnings: res.Warnings, TraceID: res.TraceID, TraceFile: f.traceFile,
 		BestPath: []solveStep{},
 	}
 	// A trace that cannot be kept does not cost the answer: it is printed,
@@ -299,6 +301,9 @@ func printHuman(w, ew io.Writer, out solveOutput) {
 		out.Usage.WallMS, out.TraceID)
 	if out.Error != "" && out.StoppedReason != core.StopDone {
 		fmt.Fprintln(ew, "note: "+text.Terminal(out.Error))
+	}
+	for _, w := range out.Warnings {
+		fmt.Fprintln(ew, "warning: "+text.Terminal(w))
 	}
 	if out.TraceError != "" {
 		fmt.Fprintln(ew, "note: "+text.Terminal(out.TraceError))

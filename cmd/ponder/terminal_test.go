@@ -202,6 +202,9 @@ func TestPrintersAreInert(t *testing.T) {
 			printHuman(w, w, solveOutput{Answer: "42" + hostile, Strategy: "cot" + hostile, Error: hostile, TraceError: hostile,
 				StoppedReason: core.StopError, BestPath: []solveStep{{Content: "step " + hostile}}})
 		}, "step"},
+		{"solve warnings", func(w *bytes.Buffer) {
+			printHuman(w, w, solveOutput{Answer: "42", StoppedReason: core.StopDone, Warnings: []string{"1 evaluation failed " + hostile}})
+		}, "warning: 1 evaluation failed"},
 		{"eval summary", func(w *bytes.Buffer) {
 			s := "cot" + hostile
 			printSummary(w, []eval.Record{{Key: "1|" + s + "|1", Item: "1", Strategy: s, Budget: 1, Status: eval.StatusCorrect}}, []string{s}, []int64{1})

@@ -1,0 +1,74 @@
+package core
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/ponder-rlm/ponder/internal/text"
+)
+
+// failureLog counts what failed in a run without stopping it: a search
+// goes on past an evaluator that errs or an LLM request that fails, and
+// its answer may be the worse for it, which Result.Warnings says (else
+// only the trace showed it). A nil log records nothing (an Env built
+// outside Engine.run).
+type failureLog struct {
+	mu sync.Mutex
+	failureCounts
+	firstEval, firstLLM string
+}
+
+type failureCounts struct{ evals, requests int }
+
+// failureQuote bounds the error quoted in a warning.
+const failureQuote = 300
+
+func (f *failureLog) evaluation(err error) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.evals++; f.evals == 1 {
+		f.firstEval = text.Clip(text.OneLine(err.Error()), failureQuote)
+	}
+}
+
+func (f *failureLog) llmRequest(err error) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.requests++; f.requests == 1 {
+		f.firstLLM = text.Clip(text.OneLine(err.Error()), failureQuote)
+	}
+}
+
+// warnings says what failed, and returns the counts. stoppedOnError
+// leaves the LLM requests out: the result's error says why the search
+// stopped.
+func (f *failureLog) warnings(stoppedOnError bool) ([]string, failureCounts) {
+	if f == nil {
+		return nil, failureCounts{}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	if f.evals > 0 {
+		out = append(out, fmt.Sprintf("%s failed and left %s unscored; the first: %s",
+			counted(f.evals, "evaluation"), counted(f.evals, "node"), f.firstEval))
+	}
+	if f.requests > 0 && !stoppedOnError {
+		out = append(out, fmt.Sprintf("%s failed; the first: %s", counted(f.requests, "LLM request"), f.firstLLM))
+	}
+	return out, f.failureCounts
+}
+
+// counted is "1 node", "2 nodes".
+func counted(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,102 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// picky scores a node by its step: "error" fails, "nan" is no score,
+// "n/a" is not applicable (not a failure), anything else scores 0.5.
+type picky struct{}
+
+func (picky) Evaluate(_ context.Context, req core.EvalRequest) (core.Evaluation, error) {
+	last, _ := req.LastNode()
+	switch last.Content {
+	case "error":
+		return core.Evaluation{}, errors.New("reward model said no")
+	case "nan":
+		return core.Evaluation{Score: math.NaN()}, nil
+	case "n/a":
+		return core.Evaluation{}, core.ErrNotApplicable
+	}
+	return core.Evaluation{Score: 0.5}, nil
+}
+
+// scoreSteps adds a child of the root per step, scores each with picky, and
+// (with nested) does the same in a search nested in the first child.
+type scoreSteps struct {
+	steps  []string
+	nested bool
+	call   bool // make one LLM call first
+}
+
+func (s scoreSteps) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	if s.call {
+		// A failed request the search goes on past.
+		_, _ = env.Complete(ctx, core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "x"}}, Purpose: "step"})
+	}
+	var first core.NodeID
+	for _, step := range s.steps {
+		id, err := env.AddNode([]core.NodeID{0}, core.Node{Kind: core.KindStep, Content: step})
+		if err != nil {
+			return core.Outcome{}, err
+		}
+		if first == 0 {
+			first = id
+		}
+		if _, err := core.Evaluate(ctx, env, picky{}, id); err != nil && !errors.Is(err, core.ErrUnscored) {
+			return core.Outcome{}, err
+		}
+	}
+	if s.nested {
+		if _, err := env.SolveSub(ctx, first, core.Task{Problem: "sub", Strategy: "score-nested"}); err != nil {
+			return core.Outcome{}, err
+		}
+	}
+	return core.Outcome{Best: first, Answer: "42"}, nil
+}
+
+// A search goes on past evaluations that fail and LLM requests that fail;
+// its result says so (before, only the nodes' eval_error in the trace did,
+// and a run whose reward model failed on every node read "done").
+func TestResultWarnsOfFailuresTheSearchWentOnPast(t *testing.T) {
+	t.Parallel()
+	failing := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, errors.New("upstream hiccup")
+	})
+	for _, c := range []struct {
+		name   string
+		s      scoreSteps
+		policy core.Policy
+		want   []string
+	}{
+		{"all scored", scoreSteps{steps: []string{"a", "b"}}, nil, nil},
+		{"not applicable is no failure", scoreSteps{steps: []string{"n/a", "b"}}, nil, nil},
+		{"one failure", scoreSteps{steps: []string{"error", "b"}}, nil,
+			[]string{"1 evaluation failed and left 1 node unscored; the first: reward model said no"}},
+		{"failures of a nested search count", scoreSteps{steps: []string{"a", "error", "nan"}, nested: true}, nil,
+			[]string{"4 evaluations failed and left 4 nodes unscored; the first: reward model said no"}},
+		{"a failed request", scoreSteps{steps: []string{"a"}, call: true}, failing,
+			[]string{"1 LLM request failed; the first: llm call (step): upstream hiccup"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reg := core.NewRegistry()
+			reg.RegisterStrategy(core.StrategySpec{Name: "score", New: func(core.Params) (core.Strategy, error) { return c.s, nil }})
+			nested := c.s
+			nested.nested, nested.call = false, false
+			reg.RegisterStrategy(core.StrategySpec{Name: "score-nested", New: func(core.Params) (core.Strategy, error) { return nested, nil }})
+			res, err := core.NewEngine(c.policy, reg, nil).Solve(t.Context(), core.Task{Problem: "p", Strategy: "score"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Stopped != core.StopDone || strings.Join(res.Warnings, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("stopped %s, warnings %q; want done, %q", res.Stopped, res.Warnings, c.want)
+			}
+		})
+	}
+}

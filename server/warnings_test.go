@@ -1,0 +1,55 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ponder-rlm/ponder/core"
+)
+
+// A search that went on past a failed LLM request says so in its result,
+// over MCP and the OpenAI API alike, without the operator's advice the
+// error carries (the log has it): before, "stopped: done" was all a client
+// saw.
+func TestResultsWarnOfFailuresTheSearchWentOnPast(t *testing.T) {
+	t.Parallel()
+	advice := ": start the server or fix PONDER_LLM_BASE_URL or --llm-url"
+	secondFails, calls := simFailing(t, func(call int64) error {
+		if call == 2 {
+			return fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused)%s", core.ErrLLMUnavailable, advice)
+		}
+		return nil
+	})
+	e := newEnv(t, envOptions{policy: secondFails})
+	const want = "1 LLM request failed; the first: llm call (sample): llm unavailable: cannot connect to the LLM endpoint (connection refused)"
+	// Self-consistency with samples one per request (temperature varies
+	// them), so that the search goes on past the failed one.
+	params := map[string]any{"k": 3}
+
+	t.Run("mcp", func(t *testing.T) {
+		calls.Store(0)
+		r := result(t, e.rpc(t).call("solve", map[string]any{"problem": "What is 17 * 23?", "strategy": "self-consistency", "params": params}, nil))
+		sc, _ := r["structuredContent"].(map[string]any)
+		ws, _ := sc["warnings"].([]any)
+		if r["isError"] == true || sc["stopped_reason"] != "done" || len(ws) != 1 || ws[0] != want ||
+			!strings.Contains(toolText(r), "\nWarning: "+want) {
+			t.Fatalf("want one warning %q in the structured result and its text, got %v", want, r)
+		}
+	})
+	t.Run("openai", func(t *testing.T) {
+		calls.Store(0)
+		body := postJSON(t, e.ts.URL+"/v1/chat/completions",
+			`{"model":"self-consistency","messages":[{"role":"user","content":"What is 17 * 23?"}],"ponder":{"params":{"k":3}}}`, 200)
+		var resp struct {
+			Ponder struct{ Choices []choiceTrace }
+		}
+		if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Ponder.Choices) != 1 {
+			t.Fatalf("%v: %s", err, body)
+		}
+		if ws := resp.Ponder.Choices[0].Warnings; len(ws) != 1 || ws[0] != want || strings.Contains(body, "PONDER_") {
+			t.Fatalf("want one warning %q without the operator's advice, got %s", want, body)
+		}
+	})
+}
