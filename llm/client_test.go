@@ -388,6 +388,8 @@ func TestErrorMessages(t *testing.T) {
 		{"not found", reply{status: 404, body: `{"detail":"Not Found"}`}, []string{"/v1", "Not Found"}},
 		{"bad json", reply{body: `{"choices": oops}`}, []string{"not valid json", "PONDER_LLM_BASE_URL"}},
 		{"html page", reply{body: "<html>"}, []string{"an HTML page, not json", "PONDER_LLM_BASE_URL"}},
+		{"json of another shape", reply{body: `{"id":"x","choices":[],"usage":{"prompt_tokens":"3"}}`},
+			[]string{"sent json that is not a chat completion (json: cannot unmarshal string", "PONDER_LLM_BASE_URL"}},
 		{"server error", reply{status: 500, body: "line one\nline two"}, []string{"500", "line one line two"}},
 		{"error in a 200", reply{body: `{"error":{"message":"upstream provider overloaded","code":502}}`},
 			[]string{"without choices (upstream provider overloaded)", "PONDER_LLM_BASE_URL"}},

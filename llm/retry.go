@@ -407,6 +407,13 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 				"%s sent an event stream (server-sent events), not the single json answer asked for: check that no proxy in between turns requests into streams and that PONDER_LLM_BASE_URL points at an openai-compatible api",
 				endpointName)
 		}
+		if typeErr := (*json.UnmarshalTypeError)(nil); errors.As(err, &typeErr) {
+			// Valid json of another shape (a count as a string, a
+			// field of another type).
+			return false, newError(core.ErrLLMBadResponse, err,
+				"%s sent json that is not a chat completion (%s): check that PONDER_LLM_BASE_URL points at an openai-compatible api",
+				endpointName, c.ep.Clean(err.Error()))
+		}
 		return false, newError(core.ErrLLMBadResponse, err,
 			"%s sent an answer that is not valid json (%s): check that PONDER_LLM_BASE_URL points at an openai-compatible api",
 			endpointName, c.ep.Clean(err.Error()))
