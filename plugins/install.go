@@ -39,7 +39,9 @@ func Inspect(ctx context.Context, path string, opts *Options) (Manifest, time.Du
 	}
 	label := filepath.Base(abs)
 	start := time.Now()
-	client, rpc, err := launch(context.Background(), &o, label, abs, filepath.Dir(abs), nil, sha)
+	logs := newLogLimiter(o.Logger, label)
+	defer logs.close()
+	client, rpc, err := launch(context.Background(), &o, label, abs, filepath.Dir(abs), nil, sha, logs)
 	if err != nil {
 		return Manifest{}, 0, err
 	}

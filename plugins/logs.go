@@ -19,6 +19,116 @@ import (
 // maxLogLine bounds one relayed stderr line; longer lines are cut.
 const maxLogLine = 16 << 10
 
+// Bounds of what the host relays of one plugin's output (stderr, and
+// stdout once it serves), all its processes together, restarts included:
+// a token bucket of lines and one of bytes, each with a burst. A plugin
+// that prints past them loses lines, and the host logs how many, at most
+// once per LogDropReport. A plugin that logs each call (even at debug, when
+// Ponder logs debug) stays far below: they bound a plugin stuck in a loop
+// that prints, which put 109 MB into Ponder's log in one call, to
+// LogBytesPerSecond (about 5 GB a day at worst, with a warning every
+// LogDropReport that says which plugin). Lines below Ponder's log level
+// are not relayed and not counted.
+const (
+	LogLinesPerSecond = 100
+	LogLineBurst      = 1000
+	LogBytesPerSecond = 64 << 10
+	LogByteBurst      = 1 << 20
+	LogDropReport     = 10 * time.Second
+)
+
+// logLimiter meters the lines relayed of one plugin (LogLinesPerSecond,
+// LogBytesPerSecond) and reports the lines it dropped, once per
+// LogDropReport at most: from a timer set at the first line dropped after
+// a report, so that a plugin that falls silent after a flood still has its
+// count logged. close reports what is left and stops the timer.
+type logLimiter struct {
+	log    zerolog.Logger
+	plugin string
+	now    func() time.Time
+	// Rates, bursts and report interval: the constants above; tests set
+	// their own.
+	lineRate, lineBurst float64
+	byteRate, byteBurst float64
+	every               time.Duration
+
+	mu           sync.Mutex
+	lines, bytes float64 // tokens left
+	last         time.Time
+	dropped      int64
+	droppedBytes int64
+	timer        *time.Timer
+	closed       bool
+}
+
+func newLogLimiter(l zerolog.Logger, plugin string) *logLimiter {
+	return &logLimiter{log: l, plugin: plugin, now: time.Now,
+		lineRate: LogLinesPerSecond, lineBurst: LogLineBurst, byteRate: LogBytesPerSecond, byteBurst: LogByteBurst,
+		every: LogDropReport, lines: LogLineBurst, bytes: LogByteBurst}
+}
+
+// allow takes one line of n bytes from the buckets, or counts it dropped.
+// A nil limiter allows everything.
+func (l *logLimiter) allow(n int) bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if !l.last.IsZero() {
+		el := now.Sub(l.last).Seconds()
+		l.lines = min(l.lineBurst, l.lines+el*l.lineRate)
+		l.bytes = min(l.byteBurst, l.bytes+el*l.byteRate)
+	}
+	l.last = now
+	if l.lines >= 1 && l.bytes >= float64(n) {
+		l.lines--
+		l.bytes -= float64(n)
+		return true
+	}
+	l.dropped++
+	l.droppedBytes += int64(n)
+	if l.timer == nil && !l.closed {
+		l.timer = time.AfterFunc(l.every, l.report)
+	}
+	return false
+}
+
+// report logs the lines dropped since the last report.
+func (l *logLimiter) report() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timer = nil
+	l.reportLocked()
+}
+
+func (l *logLimiter) reportLocked() {
+	if l.dropped == 0 {
+		return
+	}
+	l.log.Warn().Str("plugin", l.plugin).Int64("dropped_lines", l.dropped).Int64("dropped_bytes", l.droppedBytes).
+		Msgf("plugin %s printed more than %d lines or %d KiB a second: %d of its log lines were dropped",
+			l.plugin, int(l.lineRate), int(l.byteRate)>>10, l.dropped)
+	l.dropped, l.droppedBytes = 0, 0
+}
+
+// close reports the lines dropped and not yet reported, and stops the
+// timer. Lines dropped later are counted and never reported.
+func (l *logLimiter) close() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	l.reportLocked()
+}
+
 // stderrRelay receives a plugin's stderr (go-plugin writes each line, then
 // the newline separately) and logs every line into zerolog with the
 // plugin's name. JSON lines (zerolog's or hclog's keys) keep their level,
@@ -29,6 +139,9 @@ const maxLogLine = 16 << 10
 type stderrRelay struct {
 	log    zerolog.Logger
 	plugin string
+	// limit meters the lines relayed (nil: no limit), shared by the
+	// relays of all the plugin's processes.
+	limit *logLimiter
 	// stream is set for a stream other than stderr ("stdout": what a
 	// plugin printed after the handshake), which is logged at warn level
 	// at least.
@@ -60,8 +173,8 @@ const (
 // fields of these names are renamed field_NAME.
 var hostKeys = []string{"level", "message", "plugin", "stream"}
 
-func newStderrRelay(l zerolog.Logger, name string) *stderrRelay {
-	return &stderrRelay{log: l, plugin: name}
+func newStderrRelay(l zerolog.Logger, name string, limit *logLimiter) *stderrRelay {
+	return &stderrRelay{log: l, plugin: name, limit: limit}
 }
 
 func (r *stderrRelay) Write(p []byte) (int, error) {
@@ -137,25 +250,45 @@ func (r *stderrRelay) line(b []byte) {
 		if lvl < zerolog.TraceLevel || lvl > zerolog.PanicLevel {
 			lvl = zerolog.InfoLevel
 		}
+		said := msg
+		if e, ok := m["error"].(string); ok && e != "" {
+			said += ": " + e
+		}
+		r.remember(said)
+		if !r.admit(lvl, len(b)) {
+			return
+		}
 		ev := r.event(lvl)
 		if len(m) > 0 {
 			ev = ev.Fields(m)
 		}
 		ev.Msg(msg)
-		if e, ok := m["error"].(string); ok && e != "" {
-			msg += ": " + e
-		}
-		r.remember(msg)
 		return
 	}
 	s := string(b)
 	r.remember(s)
 	if strings.HasPrefix(s, "panic:") || strings.HasPrefix(s, "fatal error:") {
+		// Metered when it is logged, stack and all (flushPanicLocked).
 		r.panicMsg = s
 		r.panicTimer = time.AfterFunc(panicQuiet, r.flushPanic)
 		return
 	}
-	r.event(zerolog.InfoLevel).Msg(s)
+	if r.admit(zerolog.InfoLevel, len(b)) {
+		r.event(zerolog.InfoLevel).Msg(s)
+	}
+}
+
+// admit says whether a line of n bytes at lvl is to be logged: Ponder
+// logs that level, and the plugin's limit allows it. A line Ponder would
+// not log anyway costs the plugin nothing.
+func (r *stderrRelay) admit(lvl zerolog.Level, n int) bool {
+	if r.stream != "" {
+		lvl = max(lvl, zerolog.WarnLevel)
+	}
+	if lvl < r.log.GetLevel() || lvl < zerolog.GlobalLevel() {
+		return false
+	}
+	return r.limit.allow(n)
 }
 
 // remember keeps s among the last lines.
@@ -190,13 +323,17 @@ func (r *stderrRelay) flushPanicLocked() {
 		return
 	}
 	r.panicTimer.Stop()
+	msg := r.panicMsg
+	r.panicMsg = ""
+	defer r.stack.Reset()
+	if !r.admit(zerolog.ErrorLevel, len(msg)+r.stack.Len()) {
+		return
+	}
 	ev := r.event(zerolog.ErrorLevel)
 	if st := strings.TrimSpace(r.stack.String()); st != "" {
 		ev = ev.Str("stack", st)
 	}
-	ev.Msg(r.panicMsg)
-	r.panicMsg = ""
-	r.stack.Reset()
+	ev.Msg(msg)
 }
 
 func (r *stderrRelay) event(lvl zerolog.Level) *zerolog.Event {
@@ -214,6 +351,9 @@ type hcLogger struct {
 	log    zerolog.Logger
 	plugin string
 	args   []any
+	// limit meters its messages too: go-plugin logs the pieces of a
+	// stderr line longer than its buffer (64 KiB) at debug itself.
+	limit *logLimiter
 }
 
 var _ hclog.Logger = (*hcLogger)(nil)
@@ -222,6 +362,13 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	lvl := zerolog.DebugLevel
 	if level >= hclog.Error {
 		lvl = zerolog.WarnLevel
+	}
+	if lvl < h.log.GetLevel() || lvl < zerolog.GlobalLevel() {
+		return
+	}
+	msg = text.Clip(msg, maxLogLine)
+	if !h.limit.allow(len(msg)) {
+		return
 	}
 	ev := h.log.WithLevel(lvl).Str("plugin", h.plugin)
 	all := append(append([]any(nil), h.args...), args...)
@@ -253,11 +400,11 @@ func (h *hcLogger) ResetNamed(string) hclog.Logger { return h }
 func (h *hcLogger) SetLevel(hclog.Level)           {}
 func (h *hcLogger) GetLevel() hclog.Level          { return hclog.Off }
 func (h *hcLogger) With(args ...any) hclog.Logger {
-	return &hcLogger{log: h.log, plugin: h.plugin, args: append(append([]any(nil), h.args...), args...)}
+	return &hcLogger{log: h.log, plugin: h.plugin, args: append(append([]any(nil), h.args...), args...), limit: h.limit}
 }
 func (h *hcLogger) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger {
 	return log.New(h.StandardWriter(nil), "", 0)
 }
 func (h *hcLogger) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
-	return newStderrRelay(h.log, h.plugin)
+	return newStderrRelay(h.log, h.plugin, h.limit)
 }

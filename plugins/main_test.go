@@ -48,8 +48,9 @@ func TestMain(m *testing.M) {
 // mid-call, {"hang": true} never answers, {"bytes": N} answers N bytes,
 // {"gopanic": true} panics in a goroutine, {"wait": true} answers when the
 // call is cancelled, {"sleep_ms": N} answers after N ms (or when
-// cancelled) and {"log": M} logs M (sdk.Logger), prints it to stderr and
-// to stdout.
+// cancelled), {"log": M} logs M (sdk.Logger), prints it to stderr and
+// to stdout, and {"spam": N, "spam_bytes": B} prints N lines of B bytes
+// to stderr.
 type echoTool struct{}
 
 func (echoTool) Spec() sdk.ToolSpec {
@@ -67,6 +68,8 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		Panic bool   `json:"gopanic"`
 		Wait  bool   `json:"wait"`
 		Sleep int    `json:"sleep_ms"`
+		Spam  int    `json:"spam"`
+		SpamB int    `json:"spam_bytes"`
 	}
 	if err := json.Unmarshal(args, &in); err != nil {
 		return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
@@ -78,6 +81,12 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		l.Warn().Str("k", "v").Msg(in.Log)
 		fmt.Fprintln(os.Stderr, "plain "+in.Log)
 		fmt.Println("stdout " + in.Log)
+	}
+	if in.Spam > 0 {
+		line := []byte(strings.Repeat("s", max(in.SpamB-1, 0)) + "\n")
+		for range in.Spam {
+			os.Stderr.Write(line)
+		}
 	}
 	switch {
 	case in.Spawn: // a helper process that outlives the call

@@ -42,6 +42,8 @@ type Process struct {
 	m    Manifest
 	opts *Options
 	log  zerolog.Logger
+	// logs meters what the plugin prints, over all its processes.
+	logs *logLimiter
 	// installed is set for a plugin loaded from a plugin directory: its
 	// manifest is read again before each start, so that a reinstall
 	// (`ponder plugins install` while Ponder runs) is picked up.
@@ -137,7 +139,8 @@ type exe struct {
 
 func newProcess(m Manifest, opts *Options) *Process {
 	return &Process{m: m, opts: opts, log: opts.Logger.With().Str("plugin", m.Name).Logger(), state: StateStopped,
-		exe: exe{binary: m.Binary, sha: m.SHA256, version: m.Version, args: m.Args}}
+		logs: newLogLimiter(opts.Logger, m.Name),
+		exe:  exe{binary: m.Binary, sha: m.SHA256, version: m.Version, args: m.Args}}
 }
 
 // refreshLocked reads the manifest of an installed plugin again and adopts
@@ -338,7 +341,7 @@ func (p *Process) launchDescribe(closing context.Context, e exe) (client *plugin
 	desc sdk.Description, disable bool, err error) {
 	// go-plugin's SecureConfig hashes the binary right before exec and
 	// refuses it on a mismatch (startError names it ErrChecksum).
-	client, rpc, err = launch(closing, p.opts, p.m.Name, filepath.Join(p.m.Dir, e.binary), p.m.Dir, e.args, e.sha)
+	client, rpc, err = launch(closing, p.opts, p.m.Name, filepath.Join(p.m.Dir, e.binary), p.m.Dir, e.args, e.sha, p.logs)
 	if err != nil {
 		return nil, nil, nil, desc, errors.Is(err, ErrChecksum) || errors.Is(err, ErrProtocol), err
 	}
@@ -447,7 +450,7 @@ var versionRE = regexp.MustCompile(`(?i)plugin version: (\d+)`)
 // waits for it up to StartTimeout, and holds the client's lock meanwhile,
 // so client.Kill would wait as long). Once launched, the process outlives
 // ctx.
-func launch(ctx context.Context, opts *Options, name, path, dir string, args []string, sha string) (*plugin.Client, plugin.ClientProtocol, error) {
+func launch(ctx context.Context, opts *Options, name, path, dir string, args []string, sha string, logs *logLimiter) (*plugin.Client, plugin.ClientProtocol, error) {
 	sum, err := hex.DecodeString(sha)
 	if err != nil {
 		return nil, nil, fmt.Errorf("plugin %s: bad sha256 %q", name, sha)
@@ -466,7 +469,7 @@ func launch(ctx context.Context, opts *Options, name, path, dir string, args []s
 	cmd.Dir = dir
 	cmd.Env = childEnv(os.Environ(), opts.Env)
 	cmd.SysProcAttr = childProcAttr()
-	stderr := newStderrRelay(opts.Logger, name)
+	stderr := newStderrRelay(opts.Logger, name, logs)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: sdk.PluginSet()},
@@ -475,13 +478,13 @@ func launch(ctx context.Context, opts *Options, name, path, dir string, args []s
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     opts.StartTimeout,
-		Logger:           &hcLogger{log: opts.Logger, plugin: name},
+		Logger:           &hcLogger{log: opts.Logger, plugin: name, limit: logs},
 		Stderr:           stderr,
 		// Once sdk.Serve runs, go-plugin swaps the plugin's os.Stdout and
 		// os.Stderr for pipes it streams over gRPC (GRPCStdio): what the
 		// plugin logs while it serves arrives here, not on Stderr.
-		SyncStderr:  newStderrRelay(opts.Logger, name),
-		SyncStdout:  &stderrRelay{log: opts.Logger, plugin: name, stream: "stdout"},
+		SyncStderr:  newStderrRelay(opts.Logger, name, logs),
+		SyncStdout:  &stderrRelay{log: opts.Logger, plugin: name, stream: "stdout", limit: logs},
 		SkipHostEnv: true,
 		// go-plugin lets a reply be as large as 2 GiB; a plugin's replies
 		// are tool results (capped at 64 KiB later anyway), scores and
@@ -748,6 +751,7 @@ func (p *Process) close() {
 	// when their query fails on the process killed above.
 	p.checks.Wait()
 	p.watches.Wait()
+	p.logs.close()
 }
 
 // MaxReply is the largest reply the host reads from a plugin.
