@@ -374,17 +374,25 @@ func (r *gotRun) run(ctx context.Context, op GraphOp, in []core.NodeID) ([]core.
 	env := r.env
 	switch op.Op {
 	case OpGenerate:
-		if len(op.From) == 0 {
-			seed := env.Seed(stepsHash([]string{op.ID}))
-			return core.Generate(ctx, env, 0, op.K, core.GenerateOptions{Whole: true, Temperature: tempPtr(r.temp), Seed: &seed, Purpose: "generate"})
+		// A request is paid for whole: k samples that the calls left
+		// cannot pay for would get none, so it asks for those that fit.
+		generate := func(parent core.NodeID, seed int64, whole bool) ([]core.NodeID, error) {
+			k, capped := fitSamples(env, op.K)
+			if k == 0 {
+				return nil, capped
+			}
+			ids, err := core.Generate(ctx, env, parent, k, core.GenerateOptions{Whole: whole, Temperature: tempPtr(r.temp), Seed: &seed, Purpose: "generate"})
+			return ids, firstErr([]error{err, capped})
 		}
-		return r.each(in, func(id core.NodeID) ([]core.NodeID, error) {
+		if len(op.From) == 0 {
+			return generate(0, env.Seed(stepsHash([]string{op.ID})), true)
+		}
+		return r.each(in, int64(op.K), func(id core.NodeID) ([]core.NodeID, error) {
 			n := env.Structure.MustNode(id)
 			if n.Terminal {
 				return []core.NodeID{id}, nil // a finished thought passes through
 			}
-			seed := env.Seed(stepsHash([]string{op.ID, fmt.Sprint(id)}))
-			return core.Generate(ctx, env, id, op.K, core.GenerateOptions{Temperature: tempPtr(r.temp), Seed: &seed, Purpose: "generate"})
+			return generate(id, env.Seed(stepsHash([]string{op.ID, fmt.Sprint(id)})), false)
 		})
 	case OpAggregate:
 		if len(in) == 0 {
@@ -399,15 +407,9 @@ func (r *gotRun) run(ctx context.Context, op GraphOp, in []core.NodeID) ([]core.
 		}
 		out := make([]core.NodeID, op.K)
 		errs := make([]error, op.K)
-		var wg sync.WaitGroup
-		for i := 0; i < op.K; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out[i], errs[i] = core.Aggregate(ctx, env, in, tasks.AggregatePrompt(env.Task.Problem, cands))
-			}()
-		}
-		wg.Wait()
+		env.ForEach(op.K, 1, func(i int) {
+			out[i], errs[i] = core.Aggregate(ctx, env, in, tasks.AggregatePrompt(env.Task.Problem, cands))
+		})
 		var ids []core.NodeID
 		for i := range out {
 			if errs[i] == nil {
@@ -416,7 +418,7 @@ func (r *gotRun) run(ctx context.Context, op GraphOp, in []core.NodeID) ([]core.
 		}
 		return ids, tolerate(firstErr(errs), len(ids))
 	case OpRefine:
-		return r.each(in, func(id core.NodeID) ([]core.NodeID, error) {
+		return r.each(in, int64(2*op.Rounds), func(id core.NodeID) ([]core.NodeID, error) {
 			cur := id
 			for round := 0; round < op.Rounds; round++ {
 				steps := tasks.SolutionSteps(thoughtText(env, cur))
@@ -493,20 +495,17 @@ func (r *gotRun) run(ctx context.Context, op GraphOp, in []core.NodeID) ([]core.
 	return nil, fmt.Errorf("unknown operation %q", op.Op)
 }
 
-// each runs f on every input concurrently and gathers the outputs in input
-// order.
-func (r *gotRun) each(in []core.NodeID, f func(core.NodeID) ([]core.NodeID, error)) ([]core.NodeID, error) {
+// each runs f on every input and gathers the outputs in input order:
+// concurrently while the calls left can pay need calls for each input,
+// else one after the other in input order (core.Env.ForEach), so which
+// inputs the budget cuts off does not depend on timing (keep_best's
+// order: the best inputs first).
+func (r *gotRun) each(in []core.NodeID, need int64, f func(core.NodeID) ([]core.NodeID, error)) ([]core.NodeID, error) {
 	outs := make([][]core.NodeID, len(in))
 	errs := make([]error, len(in))
-	var wg sync.WaitGroup
-	for i, id := range in {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			outs[i], errs[i] = f(id)
-		}()
-	}
-	wg.Wait()
+	r.env.ForEach(len(in), need, func(i int) {
+		outs[i], errs[i] = f(in[i])
+	})
 	var out []core.NodeID
 	for _, o := range outs {
 		out = append(out, o...)

@@ -37,11 +37,7 @@ func sampleSolutions(ctx context.Context, env *core.Env, k, per int, temp float6
 	// When the calls left cannot pay for every sample, the first samples
 	// get them: left to the requests, which ones got the budget would
 	// depend on which reserved first, and so would the answer.
-	var capped error
-	if left := env.Budget.Remaining(); left >= 0 && int64(k) > left {
-		capped = fmt.Errorf("%w: %d of %d samples fit in the %d llm calls left", core.ErrBudgetExhausted, left, k, left)
-		k = int(left)
-	}
+	k, capped := fitSamples(env, k)
 	type batch struct{ first, n int }
 	var batches []batch
 	for i := 0; i < k; i += per {
@@ -78,6 +74,17 @@ func sampleSolutions(ctx context.Context, env *core.Env, k, per int, temp float6
 		errs = append(errs, capped)
 	}
 	return out, firstErr(errs)
+}
+
+// fitSamples caps a request for k samples at the LLM calls left: a
+// request is paid for whole or not at all, so asking for more than the
+// budget allows would get nothing where it could get what fits. capped
+// says so (core.ErrBudgetExhausted) when it cut k.
+func fitSamples(env *core.Env, k int) (int, error) {
+	if left := env.Budget.Remaining(); left >= 0 && int64(k) > left {
+		return int(left), fmt.Errorf("%w: %d of %d samples fit in the %d llm calls left", core.ErrBudgetExhausted, left, k, left)
+	}
+	return k, nil
 }
 
 func sampleIndex(n core.Node) int {
