@@ -47,6 +47,11 @@ func newHostPolicy(cfg config.Server) (*hostPolicy, error) {
 	for _, h := range cfg.AllowedHosts {
 		h = strings.ToLower(strings.TrimSpace(h))
 		if h == "*" {
+			if cfg.Token == "" {
+				// The Origin check cannot stand in: a rebound page's
+				// Origin names the same host as its Host.
+				return nil, fmt.Errorf("server.allowed_hosts (PONDER_ALLOWED_HOSTS): \"*\" without server.token (PONDER_TOKEN) would let any web page that points its own name at this machine (DNS rebinding) drive Ponder; list the host names, or set a token")
+			}
 			p.anyHost = true
 			continue
 		}

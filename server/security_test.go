@@ -189,6 +189,14 @@ func TestNonLoopbackWithoutTokenIsRefusedByConfig(t *testing.T) {
 	if _, err := newHostPolicy(config.Server{Addr: "127.0.0.1:1", AllowedOrigins: []string{"*"}}); err == nil {
 		t.Fatal("allowed_origins * must be refused")
 	}
+	// Any Host on a server without a token is DNS rebinding: a page on
+	// evil.example rebound to 127.0.0.1 sends Host and Origin evil.example.
+	if _, err := newHostPolicy(config.Server{Addr: "127.0.0.1:1", AllowedHosts: []string{"*"}}); err == nil || !strings.Contains(err.Error(), "server.token") {
+		t.Fatalf("allowed_hosts * without a token must be refused, naming server.token; got %v", err)
+	}
+	if _, err := newHostPolicy(config.Server{Addr: "127.0.0.1:1", AllowedHosts: []string{"*"}, Token: "t"}); err != nil {
+		t.Fatalf("allowed_hosts * with a token: %v", err)
+	}
 }
 
 func TestBodyLimit(t *testing.T) {
