@@ -79,6 +79,9 @@ type Budget struct {
 	lineage []*Budget
 	limits  Limits
 	start   time.Time
+	// tokenLimited: a token limit bounds it or an ancestor, which
+	// CheckTokens must look at before a request goes out.
+	tokenLimited bool
 
 	mu   sync.Mutex
 	used Usage
@@ -86,14 +89,14 @@ type Budget struct {
 
 // NewBudget returns a budget bounded by l.
 func NewBudget(l Limits) *Budget {
-	b := &Budget{limits: l, start: time.Now()}
+	b := &Budget{limits: l, start: time.Now(), tokenLimited: l.tokenLimited()}
 	b.lineage = []*Budget{b}
 	return b
 }
 
 // Carve returns a child budget bounded by l and by what is left of b.
 func (b *Budget) Carve(l Limits) *Budget {
-	c := &Budget{parent: b, limits: l, start: time.Now()}
+	c := &Budget{parent: b, limits: l, start: time.Now(), tokenLimited: b.tokenLimited || l.tokenLimited()}
 	c.lineage = append(append(make([]*Budget, 0, len(b.chain())+1), b.chain()...), c)
 	return c
 }
@@ -156,16 +159,11 @@ func (b *Budget) ReserveCalls(n int64) error {
 		}
 	}()
 	for _, c := range chain {
-		l, u := c.limits, c.used
-		switch {
-		case l.LLMCalls > 0 && u.LLMCalls+n > l.LLMCalls:
+		if l, u := c.limits, c.used; l.LLMCalls > 0 && u.LLMCalls+n > l.LLMCalls {
 			return fmt.Errorf("%w: %d of %d llm calls used", ErrBudgetExhausted, u.LLMCalls, l.LLMCalls)
-		case l.Tokens > 0 && u.PromptTokens+u.CompletionTokens >= l.Tokens:
-			return fmt.Errorf("%w: %d of %d tokens used", ErrBudgetExhausted, u.PromptTokens+u.CompletionTokens, l.Tokens)
-		case l.PromptTokens > 0 && u.PromptTokens >= l.PromptTokens:
-			return fmt.Errorf("%w: %d of %d prompt tokens used", ErrBudgetExhausted, u.PromptTokens, l.PromptTokens)
-		case l.OutputTokens > 0 && u.CompletionTokens >= l.OutputTokens:
-			return fmt.Errorf("%w: %d of %d completion tokens used", ErrBudgetExhausted, u.CompletionTokens, l.OutputTokens)
+		}
+		if err := c.tokensSpentLocked(); err != nil {
+			return err
 		}
 	}
 	for _, c := range chain {
@@ -174,6 +172,42 @@ func (b *Budget) ReserveCalls(n int64) error {
 	}
 	return nil
 }
+
+// CheckTokens fails with ErrBudgetExhausted when any ancestor's token
+// limit is reached. A request's tokens are known only once it returns, so
+// ReserveCalls checks them when a request is charged and CheckTokens again
+// when it is about to go out: requests that waited for an LLM slot behind
+// others would else all be sent on a spent token budget.
+func (b *Budget) CheckTokens() error {
+	if !b.tokenLimited {
+		return nil
+	}
+	for cur := b; cur != nil; cur = cur.parent {
+		cur.mu.Lock()
+		err := cur.tokensSpentLocked()
+		cur.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokensSpentLocked says which token limit of b is reached, if any.
+func (b *Budget) tokensSpentLocked() error {
+	l, u := b.limits, b.used
+	switch {
+	case l.Tokens > 0 && u.PromptTokens+u.CompletionTokens >= l.Tokens:
+		return fmt.Errorf("%w: %d of %d tokens used", ErrBudgetExhausted, u.PromptTokens+u.CompletionTokens, l.Tokens)
+	case l.PromptTokens > 0 && u.PromptTokens >= l.PromptTokens:
+		return fmt.Errorf("%w: %d of %d prompt tokens used", ErrBudgetExhausted, u.PromptTokens, l.PromptTokens)
+	case l.OutputTokens > 0 && u.CompletionTokens >= l.OutputTokens:
+		return fmt.Errorf("%w: %d of %d completion tokens used", ErrBudgetExhausted, u.CompletionTokens, l.OutputTokens)
+	}
+	return nil
+}
+
+func (l Limits) tokenLimited() bool { return l.Tokens > 0 || l.PromptTokens > 0 || l.OutputTokens > 0 }
 
 // RefundCalls gives back n of the calls reserved for a request that was
 // served with fewer samples than it asked for.

@@ -1,8 +1,10 @@
 package core_test
 
 import (
+	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,5 +174,49 @@ func TestParamsDuration(t *testing.T) {
 	}
 	if got := (core.Params{}).Duration("missing"); got != 0 {
 		t.Errorf("a missing duration is %v, want 0", got)
+	}
+}
+
+// burst makes n LLM calls at once and stops at the first budget error.
+type burst struct{ n int }
+
+func (b burst) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	errs := make([]error, b.n)
+	env.ForEach(b.n, 1, func(i int) {
+		_, errs[i] = env.Complete(ctx, core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "x"}}, Purpose: "sample"})
+	})
+	return core.Outcome{}, errors.Join(errs...)
+}
+
+// A token budget is checked when a request goes out, not only when it is
+// charged: with one LLM slot, 8 requests charged at once all went out one
+// after the other on a budget the first had spent (14 times over).
+func TestTokenBudgetStopsRequestsThatWaitedForASlot(t *testing.T) {
+	t.Parallel()
+	var sent atomic.Int64
+	pol := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		sent.Add(1)
+		time.Sleep(time.Millisecond) // the others wait for the slot meanwhile
+		return core.Completion{PromptTokens: 11, CompletionTokens: 7, Choices: []core.Choice{{Text: "a"}}}, nil
+	})
+	for _, c := range []struct {
+		name   string
+		limits core.Limits
+	}{
+		{"tokens", core.Limits{Tokens: 10}},
+		{"prompt tokens", core.Limits{PromptTokens: 10}},
+		{"completion tokens", core.Limits{OutputTokens: 5}},
+	} {
+		sent.Store(0)
+		reg := core.NewRegistry()
+		reg.RegisterStrategy(core.StrategySpec{Name: "burst", New: func(core.Params) (core.Strategy, error) { return burst{n: 8}, nil }})
+		eng := core.NewEngine(pol, reg, &core.EngineOptions{Concurrency: 1})
+		res, err := eng.Solve(t.Context(), core.Task{Problem: "p", Strategy: "burst", Limits: c.limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := sent.Load(); n != 1 || res.Stopped != core.StopBudget || res.Usage.LLMCalls != 1 {
+			t.Errorf("%s: %d requests sent, %d calls charged, stopped %s; want 1, 1, budget", c.name, n, res.Usage.LLMCalls, res.Stopped)
+		}
 	}
 }

@@ -60,6 +60,11 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	}
 	start := time.Now()
 	c, err := e.engine.policy.Complete(ctx, req)
+	if err == nil {
+		// Before the slot goes: the request waiting for it checks the
+		// token budget with these tokens counted.
+		e.Budget.AddTokens(c.PromptTokens, c.CompletionTokens)
+	}
 	e.engine.limiter.Release()
 	if queued {
 		e.dequeue()
@@ -88,7 +93,6 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	if got := len(c.Choices); got < req.N {
 		e.Budget.RefundCalls(int64(req.N - got))
 	}
-	e.Budget.AddTokens(c.PromptTokens, c.CompletionTokens)
 	data := &LLMCallData{Purpose: req.Purpose, N: req.N, MS: ms, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens, Model: c.Model}
 	if e.Tracer.RecordPrompts() {
 		data.Messages = req.Messages
@@ -138,6 +142,13 @@ func (e *Env) acquire(ctx context.Context, n int64) (queued bool, err error) {
 		return false, err
 	}
 	if err := e.engine.limiter.Acquire(ctx); err != nil {
+		e.dequeue()
+		e.Budget.RefundRequest(n)
+		return false, err
+	}
+	if err := e.Budget.CheckTokens(); err != nil {
+		// Tokens reported while this request waited for its slot.
+		e.engine.limiter.Release()
 		e.dequeue()
 		e.Budget.RefundRequest(n)
 		return false, err
