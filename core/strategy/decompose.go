@@ -66,7 +66,7 @@ func decomposeSpec() core.StrategySpec {
 			{Name: "final", Type: core.ParamString, Default: FinalCompose,
 				Description: "compose: one more call answers the problem from the sub-answers; last: the last sub-question's answer is the answer",
 				Enum:        []string{FinalCompose, FinalLast}},
-			{Name: "verifier", Type: core.ParamString, Default: "verifier",
+			{Name: "verifier", Type: core.ParamJSON, Default: "verifier",
 				Description: `scores the final answer (the run's score): "verifier" (the pack's: Game of 24 needs no truth, GSM8K and MATH ` +
 					`need the task's truth), any evaluator, or "none"`},
 			{Name: "temperature", Type: core.ParamFloat, Default: 0.0, Description: "sampling temperature of the plan and compose calls",

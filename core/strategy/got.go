@@ -62,10 +62,29 @@ type GraphOp struct {
 	// attempts. Keep: keep_best's count (not "n", which YAML reads as
 	// false). Rounds: refine's. Evaluator: score's (default: the
 	// strategy's evaluator).
-	K         int    `json:"k,omitempty"`
-	Keep      int    `json:"keep,omitempty"`
-	Rounds    int    `json:"rounds,omitempty"`
-	Evaluator string `json:"evaluator,omitempty"`
+	K         int      `json:"k,omitempty"`
+	Keep      int      `json:"keep,omitempty"`
+	Rounds    int      `json:"rounds,omitempty"`
+	Evaluator EvalSpec `json:"evaluator,omitempty"`
+}
+
+// EvalSpec names an evaluator as the evaluator parameters do: a name, or
+// {"name": ..., "params": {...}} written as an object or as its JSON text.
+type EvalSpec string
+
+// UnmarshalJSON takes a string as it is and anything else as its JSON.
+func (e *EvalSpec) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*e = EvalSpec(s)
+		return nil
+	}
+	var c bytes.Buffer
+	if err := json.Compact(&c, b); err != nil {
+		return err
+	}
+	*e = EvalSpec(c.String())
+	return nil
 }
 
 // Graph is a validated GoT graph in an order that runs every operation
@@ -147,7 +166,7 @@ func ParseGraph(text string) (Graph, error) {
 		case op.Evaluator != "" && op.Op != OpScore:
 			return Graph{}, fmt.Errorf("%s: only score takes an evaluator", name())
 		}
-		if _, err := parseEvalRef("evaluator", op.Evaluator); err != nil {
+		if _, err := parseEvalRef("evaluator", string(op.Evaluator)); err != nil {
 			return Graph{}, fmt.Errorf("%s: %v", name(), err)
 		}
 		op.K, op.Keep, op.Rounds = max(op.K, 1), max(op.Keep, 1), max(op.Rounds, 1)
@@ -259,7 +278,7 @@ func (g got) Check(p core.Preflight) error {
 		return err
 	}
 	for _, op := range g.graph.Ops {
-		ref, _ := parseEvalRef("evaluator", op.Evaluator)
+		ref, _ := parseEvalRef("evaluator", string(op.Evaluator))
 		if err := checkRefs(p, ref); err != nil {
 			return fmt.Errorf("graph operation %s: %w", op.ID, err)
 		}
@@ -277,7 +296,7 @@ func (g got) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		if op.Evaluator == "" {
 			continue
 		}
-		ref, _ := parseEvalRef("evaluator", op.Evaluator)
+		ref, _ := parseEvalRef("evaluator", string(op.Evaluator))
 		s, err := buildScorers(env, ref, g.verifier)
 		if err != nil {
 			return core.Outcome{}, fmt.Errorf("graph operation %s: %w", op.ID, err)

@@ -74,3 +74,43 @@ func TestGoTRefinesInputsInOrderUnderABudget(t *testing.T) {
 		}
 	}
 }
+
+// Over MCP and the OpenAI API parameters are JSON: an evaluator given as
+// the object the docs show ({"name": ..., "params": {...}}), not as its
+// text, was refused ("want a string, got map[string]interface {}"), in a
+// GoT graph's score operation too.
+func TestEvaluatorsGivenAsJSONObjects(t *testing.T) {
+	t.Parallel()
+	value := map[string]any{"name": "value", "params": map[string]any{"samples": 2, "temperature": 0.7}}
+	bogus := map[string]any{"name": "value", "params": map[string]any{"bogus": 1}}
+	graph := func(ev any) any {
+		return []any{map[string]any{"id": "a", "op": "generate", "k": 2},
+			map[string]any{"id": "s", "op": "score", "from": []any{"a"}, "evaluator": ev}}
+	}
+	checkRejections(t, []rejection{
+		{"tot-bfs", core.Params{"evaluator": bogus}, []string{`"evaluator"`, `"bogus"`}},
+		{"beam", core.Params{"verifier": bogus}, []string{`"verifier"`, `"bogus"`}},
+		{"got", core.Params{"graph": graph(bogus)}, []string{"graph operation s", `"bogus"`}},
+	})
+	for _, task := range []core.Task{
+		{Strategy: "tot-bfs", Params: core.Params{"evaluator": value, "max_depth": 1, "passes": 1}},
+		{Strategy: "best-of-n", Params: core.Params{"evaluator": value, "n": 2}},
+		{Strategy: "got", Params: core.Params{"graph": graph(value)}},
+	} {
+		m := &meter{Policy: &gotScript{}}
+		task.Problem, task.Pack = "What is 17 * 23?", "generic"
+		res, err := newEngine(m).Solve(t.Context(), task)
+		if err != nil {
+			t.Fatalf("%s: %v", task.Strategy, err)
+		}
+		var samples int
+		for _, e := range res.Trace.Events {
+			if d, ok := e.Data.(*core.LLMCallData); ok && d.Purpose == "value" && d.N == 2 {
+				samples++
+			}
+		}
+		if samples == 0 {
+			t.Errorf("%s: no value call with 2 samples: the evaluator's params were not used", task.Strategy)
+		}
+	}
+}

@@ -20,13 +20,18 @@ import (
 // got, refine).
 
 // evaluatorParamSpec documents an evaluator-valued parameter.
+//
+// Its type is JSON: over MCP and the OpenAI API the value is a name or an
+// object ({"name": ..., "params": {...}}) as the docs show, which a string
+// parameter refused ("want a string, got map[string]interface {}"); a
+// name stays a name.
 func evaluatorParamSpec(name, def, what string) core.ParamSpec {
-	return core.ParamSpec{Name: name, Type: core.ParamString, Default: def,
+	return core.ParamSpec{Name: name, Type: core.ParamJSON, Default: def,
 		Description: what + `: a registered evaluator (see ` + "`ponder strategies --evaluators`" +
 			`), or {"name": ..., "params": {...}}`}
 }
 
-var verifierParam = core.ParamSpec{Name: "verifier", Type: core.ParamString, Default: "verifier",
+var verifierParam = core.ParamSpec{Name: "verifier", Type: core.ParamJSON, Default: "verifier",
 	Description: `checks final answers before the evaluator is asked: "verifier" (the pack's: Game of 24 needs no truth, ` +
 		`GSM8K and MATH need the task's truth), "exact", "game24", "unittest", any evaluator, or "none"`}
 
