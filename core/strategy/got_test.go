@@ -114,3 +114,17 @@ func TestEvaluatorsGivenAsJSONObjects(t *testing.T) {
 		}
 	}
 }
+
+// best-of-n whose scorings the budget cut off said so once per scoring
+// ("budget exhausted: 8 of 8 llm calls used" eight times, one per line).
+func TestBestOfNSaysOnceThatTheBudgetCutItsScoringsOff(t *testing.T) {
+	t.Parallel()
+	res, err := newEngine(&gotScript{}).Solve(t.Context(), core.Task{Problem: "What is 17 * 23?", Pack: "generic",
+		Strategy: "best-of-n", Params: core.Params{"n": 4}, Limits: core.Limits{LLMCalls: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopBudget || res.Answer == "" || strings.Count(res.Error, "budget exhausted") != 1 {
+		t.Fatalf("stopped %s with %q, error %q: want the best so far and the budget named once", res.Stopped, res.Answer, res.Error)
+	}
+}

@@ -294,6 +294,11 @@ func (b bestOfN) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	evalErr := error(nil)
 	if len(answered) > 0 {
 		_, _, evalErr = core.EvaluateAll(ctx, env, ev, answered)
+		if j, ok := evalErr.(interface{ Unwrap() []error }); ok {
+			// EvaluateAll joins each scoring's error: n scorings cut off by
+			// the budget read as the same line n times.
+			evalErr = firstErr(j.Unwrap())
+		}
 	}
 	counts := map[string]int{}
 	for _, v := range tally(env.Pack, samples) {
