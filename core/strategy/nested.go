@@ -155,7 +155,8 @@ var nestedParams = []core.ParamSpec{
 	{Name: "step_strategy", Type: core.ParamString, Default: "",
 		Description: "solve each new step as a nested search with this step-level strategy (e.g. beam with " +
 			`step_params {"beam_width":1,"expansions":4,"max_depth":1}: a best-of-4 step by the PRM); empty: sample steps directly`},
-	{Name: "step_params", Type: core.ParamJSON, Default: "", Description: "parameters of the nested strategy (JSON object)"},
+	{Name: "step_params", Type: core.ParamJSON, Default: "", Description: "parameters of the nested strategy (JSON object; " +
+		"beam and tot-bfs make one pass unless it sets passes)"},
 	{Name: "step_budget", Type: core.ParamInt, Default: int64(0),
 		Description: "most LLM calls of one nested search (0: bounded by the run's budget only)", Min: core.Bound(0)},
 }
@@ -188,8 +189,25 @@ func parseNested(p core.Params) (nestedOpts, error) {
 			return o, fmt.Errorf("%w \"step_params\": want a JSON object, got %s", core.ErrInvalidParam, raw)
 		}
 	}
+	if multiPass[o.strategy] {
+		if _, set := o.params["passes"]; !set {
+			// A step search ends at its max_depth without an answer: that
+			// is its step, not a failed pass to retry. With its 10 passes a
+			// "best-of-4 step" (beam 1 × 4, depth 1) sampled up to 40 steps
+			// and spent 80 calls on each child.
+			if o.params == nil {
+				o.params = core.Params{}
+			}
+			o.params["passes"] = 1
+		}
+	}
 	return o, nil
 }
+
+// multiPass strategies start another pass when one ends without an
+// answer; as step searches they make one pass unless step_params says
+// otherwise.
+var multiPass = map[string]bool{"beam": true, "tot-bfs": true}
 
 // validate checks the pack and the nested strategy and its parameters when
 // the engine validates the task (the strategy's Check).

@@ -90,3 +90,35 @@ func TestStepBudgetTooSmallForOneRequestIsNamed(t *testing.T) {
 		t.Fatalf("stopped %s after %d calls: %q; want budget, no call, and step_budget named", res.Stopped, pol.calls.Load(), res.Error)
 	}
 }
+
+// A step search ends at its max_depth without an answer, which beam took
+// for a failed pass: the documented best-of-4 step (beam 1 × 4 at depth 1)
+// ran pass after pass, sampling up to 40 steps for each child. It makes
+// one pass: 4 sampled steps and their 4 PRM scores.
+func TestStepSearchesMakeOnePass(t *testing.T) {
+	t.Parallel()
+	for _, nested := range []string{"beam", "tot-bfs"} {
+		params := `{"beam_width": 1, "expansions": 4, "max_depth": 1}`
+		if nested == "tot-bfs" {
+			params = `{"breadth": 1, "samples": 4, "max_depth": 1, "generate": "sample", "evaluator": "prm"}`
+		}
+		res, err := newEngine(stepper("Score: 5")).Solve(t.Context(), core.Task{Problem: "What is 17 * 23?", Pack: "generic",
+			Strategy: "mcts", Params: core.Params{"parallel": 1, "iterations": 1, "children": 2, "stop_on": "none",
+				"evaluator": "none", "step_strategy": nested, "step_params": params}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs := 0
+		for _, n := range res.Trace.Structure.Nodes() {
+			if n.Kind == core.KindSubProblem {
+				subs++
+				if n.Usage.LLMCalls != 8 {
+					t.Errorf("%s: nested search of node %d made %d calls, want 4 steps and 4 scores", nested, n.ID, n.Usage.LLMCalls)
+				}
+			}
+		}
+		if subs != 2 {
+			t.Fatalf("%s: %d sub-problem nodes, want 2: %s", nested, subs, res.Error)
+		}
+	}
+}
