@@ -2,10 +2,12 @@ package plugins
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/sdk"
@@ -16,16 +18,88 @@ import (
 // uses. The first call refused for the budget closes exhausted, which
 // starts the grace period after which the host stops the plugin.
 type envHost struct {
-	env *core.Env
+	env    *core.Env
+	plugin string
 
 	once      sync.Once
 	exhausted chan struct{}
+	// added counts the bytes the plugin put into the run itself (nodes,
+	// updates' scores and meta, trace data), against MaxRunBytes.
+	added atomic.Int64
 }
 
 var _ sdk.Host = (*envHost)(nil)
 
-func newEnvHost(env *core.Env) *envHost {
-	return &envHost{env: env, exhausted: make(chan struct{})}
+func newEnvHost(env *core.Env, plugin string) *envHost {
+	return &envHost{env: env, plugin: plugin, exhausted: make(chan struct{})}
+}
+
+// What a strategy plugin may put into a run itself, through AddNode,
+// UpdateNode and Trace (what Generate and Complete add is the policy's,
+// bounded by the budget). A node holds its content, answer, kind, scores
+// and meta; MaxNodeBytes is that of a long LLM reply (128k tokens are
+// about 512 KiB), far above a step's few KiB. Every node is kept in memory
+// for the run and written to its trace, several times over: 101 nodes of
+// 3 MiB took the server to 4 GB and a 635 MB trace. Past MaxRunBytes the
+// plugin's additions are refused as the budget's are (its host calls fail
+// with sdk.ErrBudgetExhausted, and it is stopped if it keeps going).
+const (
+	MaxNodeBytes = 1 << 20
+	MaxRunBytes  = 64 << 20
+)
+
+// statsBytes is what a change of a node's Value and Visits costs: one
+// stats event in the trace.
+const statsBytes = 32
+
+// charge checks what the plugin sent in one call (sent bytes; what says
+// what they are, with a %s for their size) against MaxNodeBytes, and
+// counts what the call adds to the run (added bytes: the node, event or
+// snapshot it stores) against MaxRunBytes. The errors do not name the
+// call: the plugin's side of a host call does.
+func (h *envHost) charge(what string, sent, added int) error {
+	if sent > MaxNodeBytes {
+		return fmt.Errorf("plugin %s sent "+what+", over the %d MiB a plugin may add to a run at once", h.plugin,
+			byteSize(sent), MaxNodeBytes>>20)
+	}
+	if h.added.Add(int64(added)) > MaxRunBytes {
+		h.added.Add(-int64(added))
+		return h.check(fmt.Errorf("%w: plugin %s added %d MiB to this run's nodes and trace, the most a plugin may",
+			core.ErrBudgetExhausted, h.plugin, MaxRunBytes>>20))
+	}
+	return nil
+}
+
+// byteSize says n bytes in KiB or MiB, one decimal.
+func byteSize(n int) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+}
+
+// nodeBytes is what a node the plugin sent holds: its texts, scores and
+// meta (as JSON).
+func nodeBytes(n core.Node) (int, error) {
+	size := len(n.Kind) + len(n.Content) + len(n.Answer) + 8*len(n.Parents)
+	m, err := extraBytes(n.Scores, n.Meta)
+	return size + m, err
+}
+
+// extraBytes is the size of scores and meta.
+func extraBytes(scores map[string]float64, meta map[string]any) (int, error) {
+	size := 0
+	for k := range scores {
+		size += len(k) + 8
+	}
+	if len(meta) > 0 {
+		b, err := json.Marshal(meta)
+		if err != nil {
+			return 0, fmt.Errorf("meta: %w", err)
+		}
+		size += len(b)
+	}
+	return size, nil
 }
 
 // check notes budget exhaustion in err and returns err.
@@ -82,6 +156,13 @@ func (h *envHost) AddNode(ctx context.Context, parents []core.NodeID, n core.Nod
 			return 0, fmt.Errorf("add node: score %q is not finite", k)
 		}
 	}
+	size, err := nodeBytes(n)
+	if err != nil {
+		return 0, fmt.Errorf("add node: %w", err)
+	}
+	if err := h.charge("a node of %s", size, size); err != nil {
+		return 0, err
+	}
 	n.Sub = nil
 	id, err := h.env.AddNode(parents, n)
 	return id, h.check(err)
@@ -99,10 +180,47 @@ func (h *envHost) UpdateNode(ctx context.Context, id core.NodeID, u sdk.NodeUpda
 	if u.Value != nil && (math.IsNaN(*u.Value) || math.IsInf(*u.Value, 0)) {
 		return core.Node{}, fmt.Errorf("update node %d: value is not finite", id)
 	}
-	if _, err := h.node(id); err != nil {
+	old, err := h.node(id)
+	if err != nil {
 		return core.Node{}, err
 	}
-	err := h.env.Structure.Update(id, func(n *core.Node) {
+	what := fmt.Sprintf("update node %d", id)
+	sent := fmt.Sprintf("%%s of scores and meta for node %d", id)
+	if len(u.Scores) == 0 && len(u.Meta) == 0 && u.Pruned == nil {
+		if u.Value == nil && u.Visits == nil {
+			return old, nil
+		}
+		// Search statistics only (MCTS's Q and N): recorded as the
+		// built-in searches record them, in a stats event, not a copy of
+		// the whole node in an update event for every backup.
+		if err := h.charge(sent, 0, statsBytes); err != nil {
+			return core.Node{}, err
+		}
+		value, visits := old.Value, old.Visits
+		if u.Value != nil {
+			value = *u.Value
+		}
+		if u.Visits != nil {
+			visits = *u.Visits
+		}
+		if err := h.env.Structure.SetStats(id, value, visits); err != nil {
+			return core.Node{}, err
+		}
+		return h.node(id)
+	}
+	extra, err := extraBytes(u.Scores, u.Meta)
+	if err != nil {
+		return core.Node{}, fmt.Errorf("%s: %w", what, err)
+	}
+	// The trace records the node as it is after the update, whole.
+	size, err := nodeBytes(old)
+	if err != nil {
+		return core.Node{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := h.charge(sent, extra, size+extra); err != nil {
+		return core.Node{}, err
+	}
+	err = h.env.Structure.Update(id, func(n *core.Node) {
 		for k, v := range u.Scores {
 			if n.Scores == nil {
 				n.Scores = map[string]float64{}
@@ -218,6 +336,15 @@ func (h *envHost) Trace(_ context.Context, op string, nodes []core.NodeID, data 
 	}
 	for _, id := range nodes {
 		if _, err := h.node(id); err != nil {
+			return err
+		}
+	}
+	if len(data) > 0 {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return fmt.Errorf("trace: data: %w", err)
+		}
+		if err := h.charge("%s of trace data", len(b), len(b)); err != nil {
 			return err
 		}
 	}

@@ -181,6 +181,8 @@ func servePlugin(mode string) {
 			})})
 	case "strategy-polite":
 		sdk.Serve(sdk.Plugin{Name: "polite", Version: "0.1.0", Strategy: sdk.StrategyFunc(polite)})
+	case "strategy-hoard":
+		sdk.Serve(sdk.Plugin{Name: "hoard", Version: "0.1.0", Strategy: sdk.StrategyFunc(hoard)})
 	case "wrong-protocol":
 		cfg := sdk.ServeConfig(sdk.Plugin{Name: "echo", Tool: echoTool{}})
 		cfg.HandshakeConfig.ProtocolVersion = sdk.ProtocolVersion + 1
@@ -263,6 +265,51 @@ func polite(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome
 			return sdk.Outcome{}, fmt.Errorf("search: %w", err)
 		}
 	}
+}
+
+// hoard puts what its problem says into the run ("WHAT BYTES COUNT": COUNT
+// times a payload of BYTES) and answers "N all", or "N refused: ERROR" at
+// the first call the host refused. WHAT is content, answer or meta (of a
+// new node), update (meta of one node), stats (Value and Visits of a node
+// of BYTES) or trace (event data).
+func hoard(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome, error) {
+	var (
+		what        string
+		size, count int
+	)
+	if _, err := fmt.Sscan(req.Task.Problem, &what, &size, &count); err != nil {
+		return sdk.Outcome{}, fmt.Errorf("problem %q: %w", req.Task.Problem, err)
+	}
+	payload := strings.Repeat("x", size)
+	var id sdk.NodeID
+	if what == "update" || what == "stats" {
+		var err error
+		if id, err = host.AddNode(ctx, []sdk.NodeID{0}, sdk.Node{Kind: core.KindStep, Content: payload[:min(size, 1<<19)]}); err != nil {
+			return sdk.Outcome{}, err
+		}
+	}
+	for i := range count {
+		var err error
+		switch what {
+		case "content":
+			_, err = host.AddNode(ctx, []sdk.NodeID{0}, sdk.Node{Kind: core.KindStep, Content: payload})
+		case "answer":
+			_, err = host.AddNode(ctx, []sdk.NodeID{0}, sdk.Node{Kind: core.KindAnswer, Answer: payload, Terminal: true})
+		case "meta":
+			_, err = host.AddNode(ctx, []sdk.NodeID{0}, sdk.Node{Kind: core.KindStep, Content: "m", Meta: map[string]any{"blob": payload}})
+		case "update":
+			_, err = host.UpdateNode(ctx, id, sdk.NodeUpdate{Meta: map[string]any{"blob": payload}})
+		case "stats":
+			v, n := float64(i)/float64(count), i
+			_, err = host.UpdateNode(ctx, id, sdk.NodeUpdate{Value: &v, Visits: &n})
+		case "trace":
+			err = host.Trace(ctx, core.OpInfo, nil, map[string]any{"blob": payload})
+		}
+		if err != nil {
+			return sdk.Outcome{Answer: fmt.Sprintf("%d refused: %v", i, err)}, nil
+		}
+	}
+	return sdk.Outcome{Answer: fmt.Sprintf("%d all", count)}, nil
 }
 
 // runHost is a Ponder stand-in for the shutdown tests: it starts the tool

@@ -335,7 +335,7 @@ func HostStrategy(name string, s sdk.Strategy, params core.Params, grace time.Du
 
 func runStrategy(ctx context.Context, env *core.Env, name string, params core.Params, grace time.Duration,
 	run func(context.Context, sdk.Host, sdk.RunRequest) (core.Outcome, error)) (core.Outcome, error) {
-	h := newEnvHost(env)
+	h := newEnvHost(env, name)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stopped atomic.Bool
