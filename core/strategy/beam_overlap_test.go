@@ -183,7 +183,7 @@ func TestBeamOverlappedPassesChooseWhatPassesOneAfterTheOtherChoose(t *testing.T
 		{pol, core.Params{"beam_width": 2, "expansions": 2, "max_depth": 4, "passes": 6, "verifier": "exact"}, "3", true},
 		// Each step a nested beam search of its own.
 		{repeating, core.Params{"beam_width": 2, "expansions": 2, "max_depth": 3, "passes": 3, "verifier": "exact",
-			"step_strategy": "beam", "step_params": `{"beam_width": 1, "expansions": 2, "max_depth": 1}`}, "1", true},
+			"step_strategy": "beam", "step_params": `{"beam_width": 1, "expansions": 2, "max_depth": 1, "passes": 10}`}, "1", true},
 	} {
 		eng := beamEngine(tc.pol, 6)
 		t.Run(fmt.Sprint(tc.params, " repeats:", tc.pol.repeatEven), func(t *testing.T) {
