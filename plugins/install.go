@@ -79,6 +79,12 @@ func Install(ctx context.Context, path, pluginsDir string, opts *Options) (Manif
 	if err != nil {
 		return Manifest{}, err
 	}
+	if opts != nil && opts.Taken != nil {
+		if by := opts.Taken(m.Kind, m.Name); by != "" {
+			return Manifest{}, fmt.Errorf("plugin %s: %w by %s: Ponder would skip this plugin (built-ins are never replaced); "+
+				"rename it (sdk.Plugin's Name, or a tool's Spec().Name) and build it again", m.Name, ErrNameTaken, by)
+		}
+	}
 	dir := filepath.Join(pluginsDir, m.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Manifest{}, fmt.Errorf("install plugin %s: %w", m.Name, err)
@@ -110,6 +116,10 @@ func Install(ctx context.Context, path, pluginsDir string, opts *Options) (Manif
 	}
 	return m, nil
 }
+
+// ErrNameTaken is a plugin whose name a part of the host has (see
+// Options.Taken).
+var ErrNameTaken = errors.New("its name is taken")
 
 // Remove deletes the installed plugin name from pluginsDir.
 func Remove(pluginsDir, name string) error {

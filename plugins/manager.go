@@ -51,6 +51,11 @@ type Options struct {
 	// the host's PONDER_* variables or anything named like a secret.
 	Env    []string
 	Logger zerolog.Logger
+	// Taken, when set, says what of the host's own already has a
+	// plugin's kind and name ("the built-in strategy cot"), "" for
+	// nothing: the host skips such a plugin, so Install refuses it
+	// (ErrNameTaken).
+	Taken func(kind sdk.Kind, name string) string
 
 	done chan struct{}
 }

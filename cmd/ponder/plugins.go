@@ -17,7 +17,9 @@ import (
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/plugins"
+	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/sdk"
+	"github.com/ponder-rlm/ponder/standard"
 	"github.com/ponder-rlm/ponder/tools"
 )
 
@@ -44,7 +46,40 @@ func installDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "p
 
 func pluginOptions(cfg config.Config, log zerolog.Logger) *plugins.Options {
 	return &plugins.Options{Dirs: pluginDirs(cfg), Eager: cfg.Plugins.Start == "eager", CallTimeout: cfg.Plugins.CallTimeout,
-		AbandonGrace: cfg.Plugins.AbandonGrace, Logger: log}
+		AbandonGrace: cfg.Plugins.AbandonGrace, Logger: log,
+		Taken: func(kind sdk.Kind, name string) string { return builtinNamed(cfg, kind, name) }}
+}
+
+// builtinNamed names the built-in of kind that has name ("the built-in
+// strategy cot"), or "" for none: serve and solve register every built-in
+// first and skip a plugin of the same name, so install refuses it and
+// list and check say so. A built-in tool turned off with tools.disabled
+// leaves its name free (a plugin may stand in for it).
+func builtinNamed(cfg config.Config, kind sdk.Kind, name string) string {
+	reg := standard.Registry()
+	switch kind {
+	case sdk.KindStrategy:
+		if _, err := reg.Strategy(name); err == nil {
+			return "the built-in strategy " + name
+		}
+	case sdk.KindEvaluator:
+		if reg.HasEvaluator(name) {
+			return "the built-in evaluator " + name
+		}
+	case sdk.KindTool:
+		switch name {
+		case "calc", "python":
+			for _, d := range cfg.Tools.Disabled {
+				if strings.TrimSpace(d) == name {
+					return ""
+				}
+			}
+			return "the built-in tool " + name
+		case retrieval.ToolName:
+			return "the built-in tool " + name
+		}
+	}
+	return ""
 }
 
 // pluginsHook discovers the installed plugins and adds them to the app:
@@ -199,6 +234,10 @@ func newPluginsListCmd() *cobra.Command {
 					if errors.Is(err, plugins.ErrChecksum) {
 						row.State = "checksum mismatch"
 					}
+				} else if by := builtinNamed(cfg, m.Kind, m.Name); by != "" {
+					// Installed before the built-in came (or while
+					// tools.disabled freed its name): never loaded.
+					row.State, row.Error = "name taken", fmt.Sprintf("%s has its name: serve and solve skip this plugin; rename it and install it again", by)
 				}
 				rows = append(rows, row)
 			}
@@ -263,9 +302,18 @@ func newPluginsCheckCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("check failed: %w", err)
 			}
+			// The check ran the plugin on its own; serve and solve would
+			// skip it.
+			var taken error
+			if by := builtinNamed(cfg, rep.Manifest.Kind, rep.Manifest.Name); by != "" {
+				taken = fmt.Errorf("check failed: plugin %s: %w by %s: serve and solve skip it; rename it", rep.Manifest.Name, plugins.ErrNameTaken, by)
+			}
 			w := cmd.OutOrStdout()
 			if jsonOut {
-				return printJSON(w, rep)
+				if err := printJSON(w, rep); err != nil {
+					return err
+				}
+				return taken
 			}
 			m := rep.Manifest
 			fmt.Fprintf(w, "binary     %s (sha256 %s)\n", m.Path(), m.SHA256)
@@ -280,6 +328,9 @@ func newPluginsCheckCmd() *cobra.Command {
 				fmt.Fprintf(w, "           param %s (%s, %s): %s\n", p.Name, p.Type, paramDefault(p.Default), p.Description)
 			}
 			fmt.Fprintf(w, "test call  %s\n", rep.TestCall)
+			if taken != nil {
+				return taken
+			}
 			fmt.Fprintln(w, "ok")
 			return nil
 		},

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/sdk"
 )
 
 var (
@@ -261,20 +263,79 @@ var buildCalcPlugin = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// A tool plugin that takes a built-in tool's name is skipped, with a
-// warning: the built-in stays, and every command still works.
-func TestPluginNamedLikeABuiltinToolIsSkipped(t *testing.T) {
+// A plugin named like a built-in is refused at install, naming the clash:
+// serve and solve would skip it (built-ins are never replaced), and list
+// said "ready". One installed while the built-in's name was free
+// (tools.disabled) is listed as "name taken" and fails its check once the
+// built-in is back, and is skipped with a warning: the built-in stays, and
+// every command still works.
+func TestPluginNamedLikeABuiltinTool(t *testing.T) {
 	bin := testPlugin(t)
-	env := []string{"PONDER_DATA_DIR=" + t.TempDir()}
-	if r := runPonder(t, "", env, "plugins", "install", bin); r.code != 0 {
-		t.Fatalf("install: %d\n%s%s", r.code, r.stdout, r.stderr)
+	data := t.TempDir()
+	env := []string{"PONDER_DATA_DIR=" + data}
+	r := runPonder(t, "", env, "plugins", "install", bin)
+	if r.code != 1 || !strings.Contains(r.stderr, "plugin calc: its name is taken by the built-in tool calc: Ponder would skip this plugin") ||
+		!strings.Contains(r.stderr, "rename it") {
+		t.Errorf("install of a plugin named calc: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r := runPonder(t, "", env, "tools", "call", "calc", "--args", `{"expression": "1/3 + 1/6"}`)
+	if _, err := os.Stat(filepath.Join(data, "plugins", "calc")); !os.IsNotExist(err) {
+		t.Errorf("the refused plugin was installed: %v", err)
+	}
+
+	off := append(env, "PONDER_TOOLS_DISABLED=calc")
+	if r := runPonder(t, "", off, "plugins", "install", bin); r.code != 0 {
+		t.Fatalf("install with the built-in calc off: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runPonder(t, "", off, "tools", "call", "calc", "--args", `{"expression": "1"}`); r.code != 0 || !strings.Contains(r.stdout, "the plugin answered") {
+		t.Errorf("the plugin standing in for calc: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runPonder(t, "", off, "plugins", "list"); !strings.Contains(r.stdout, "ready") {
+		t.Errorf("list with calc off:\n%s%s", r.stdout, r.stderr)
+	}
+
+	r = runPonder(t, "", env, "plugins", "list")
+	if !strings.Contains(r.stdout, "name taken") || !strings.Contains(r.stderr, "calc: the built-in tool calc has its name: serve and solve skip this plugin") {
+		t.Errorf("list with calc on:\n%s%s", r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", env, "plugins", "check", "calc")
+	if r.code != 1 || strings.HasSuffix(r.stdout, "ok\n") || !strings.Contains(r.stderr, "plugin calc: its name is taken by the built-in tool calc: serve and solve skip it") {
+		t.Errorf("check with calc on: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", env, "tools", "call", "calc", "--args", `{"expression": "1/3 + 1/6"}`)
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "1/2") || !strings.Contains(r.stderr, "already registered") {
 		t.Errorf("tools call calc: exit %d\nstdout: %s\nstderr: %s\nwant the built-in's 1/2 and a warning that the plugin's calc was not added", r.code, r.stdout, r.stderr)
 	}
 	if r := runPonder(t, "", env, "tools", "list"); r.code != 0 || strings.Contains(r.stdout, "Not the built-in") {
 		t.Errorf("tools list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestBuiltinNamed(t *testing.T) {
+	t.Parallel()
+	var on, off config.Config
+	off.Tools.Disabled = []string{"python", " calc"}
+	for _, c := range []struct {
+		cfg  config.Config
+		kind sdk.Kind
+		name string
+		want string
+	}{
+		{on, sdk.KindStrategy, "cot", "the built-in strategy cot"},
+		{on, sdk.KindStrategy, "mcts", "the built-in strategy mcts"},
+		{on, sdk.KindStrategy, "beam-lite", ""},
+		{on, sdk.KindEvaluator, "value", "the built-in evaluator value"},
+		{on, sdk.KindEvaluator, "cot", ""},
+		{on, sdk.KindTool, "calc", "the built-in tool calc"},
+		{on, sdk.KindTool, "python", "the built-in tool python"},
+		{on, sdk.KindTool, "retrieve", "the built-in tool retrieve"},
+		{on, sdk.KindTool, "cot", ""},
+		{off, sdk.KindTool, "calc", ""},
+		{off, sdk.KindTool, "python", ""},
+		{off, sdk.KindTool, "retrieve", "the built-in tool retrieve"},
+	} {
+		if got := builtinNamed(c.cfg, c.kind, c.name); got != c.want {
+			t.Errorf("%s %s (disabled %v): %q, want %q", c.kind, c.name, c.cfg.Tools.Disabled, got, c.want)
+		}
 	}
 }
 
