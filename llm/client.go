@@ -54,6 +54,9 @@ type Client struct {
 
 	// noN is set once the endpoint rejected or ignored n > 1 (mode "auto").
 	noN atomic.Bool
+	// usageEstimated is set once an answer came without token counts and
+	// got estimates (fillUsage), so that the log says so once.
+	usageEstimated atomic.Bool
 }
 
 var _ core.Policy = (*Client)(nil)
@@ -235,9 +238,10 @@ func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int
 	if err != nil {
 		return resp, err
 	}
+	estimated := c.fillUsage(&resp, r)
 	c.log.Debug().Str("model", r.Model).Int("n", n).Int("choices", len(resp.Choices)).
 		Int("prompt_tokens", resp.Usage.PromptTokens).Int("completion_tokens", resp.Usage.CompletionTokens).
-		Dur("latency", time.Since(start)).Msg("llm completion")
+		Bool("usage_estimated", estimated).Dur("latency", time.Since(start)).Msg("llm completion")
 	return resp, nil
 }
 
@@ -249,8 +253,8 @@ func add(out *core.Completion, resp openai.ChatCompletionResponse, limit int, lo
 		}
 		out.Choices = append(out.Choices, choiceFrom(ch, logprobs))
 	}
-	// A negative count (a broken server or proxy) would give the search
-	// tokens back.
+	// chat estimated missing or negative counts; a negative one would give
+	// the search tokens back.
 	out.PromptTokens += int64(max(resp.Usage.PromptTokens, 0))
 	out.CompletionTokens += int64(max(resp.Usage.CompletionTokens, 0))
 	if out.Model == "" {

@@ -11,7 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/llm"
 )
 
@@ -184,14 +187,57 @@ func TestContentParts(t *testing.T) {
 	}
 }
 
-// TestNegativeUsage checks that negative token counts (a broken server or
-// proxy) count as none rather than giving a token budget back.
-func TestNegativeUsage(t *testing.T) {
+// TestUsageMissing checks that an answer without token counts (a proxy
+// that drops usage, or sends zeros or negative counts) is charged an
+// estimate by the documented rule (docs/configuration.md): token budgets
+// would else never stop a search. Counts the endpoint sent are kept, and
+// the debug log says once that estimates are in use.
+func TestUsageMissing(t *testing.T) {
 	t.Parallel()
-	f := startFake(t, (&fakeLLM{}).push(reply{body: `{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"6"},` +
-		`"finish_reason":"stop"}],"usage":{"prompt_tokens":-1000000,"completion_tokens":-5}}`}))
-	got, err := newClient(t, testConfig(f.URL()), nil).Complete(context.Background(), core.CompletionRequest{Messages: user("hi")})
-	if err != nil || got.PromptTokens != 0 || got.CompletionTokens != 0 {
-		t.Fatalf("got %+v, %v; want no tokens counted", got, err)
+	// Prompt: 3 (reply) + 4+4 ("You are terse.", 14 bytes) + 4+3
+	// ("what is 2+2?", 12 bytes) = 18.
+	msgs := []core.Message{{Role: "system", Content: "You are terse."}, {Role: "user", Content: "what is 2+2?"}}
+	answer := func(usage string, contents ...string) string {
+		var chs []string
+		for i, c := range contents {
+			chs = append(chs, fmt.Sprintf(`{"index":%d,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}`, i, c))
+		}
+		return `{"id":"x","model":"m","choices":[` + strings.Join(chs, ",") + `]` + usage + `}`
+	}
+	for _, tc := range []struct {
+		name                 string
+		body                 string
+		n                    int
+		wantPrompt, wantComp int64
+		wantLog              bool
+	}{
+		// "The answer is 4." is 16 bytes: 4 tokens.
+		{"no usage", answer("", "The answer is 4."), 1, 18, 4, true},
+		{"usage null", answer(`,"usage":null`, "The answer is 4."), 1, 18, 4, true},
+		{"zero counts", answer(`,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`, "The answer is 4."), 1, 18, 4, true},
+		// Negative counts would give a token budget back.
+		{"negative counts", answer(`,"usage":{"prompt_tokens":-1000000,"completion_tokens":-5}`, "The answer is 4."), 1, 18, 4, true},
+		{"only the prompt counted", answer(`,"usage":{"prompt_tokens":30}`, "The answer is 4."), 1, 30, 4, true},
+		// One token per character that is not ASCII: 4, and "café" 1+1.
+		{"not ascii", answer("", "答案是四", "café"), 2, 18, 6, true},
+		// n in one answer: the prompt once, every choice's text.
+		{"n choices", answer("", "The answer is 4.", "4"), 2, 18, 5, true},
+		{"counts kept", answer(`,"usage":{"prompt_tokens":7,"completion_tokens":2}`, "The answer is 4."), 1, 7, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := startFake(t, (&fakeLLM{}).push(reply{body: tc.body}, reply{body: tc.body}))
+			var buf testutil.LockedBuffer
+			c := newClient(t, testConfig(f.URL()), &llm.Options{Logger: zerolog.New(&buf).Level(zerolog.DebugLevel)})
+			for range 2 {
+				got, err := c.Complete(context.Background(), core.CompletionRequest{Messages: msgs, N: tc.n})
+				if err != nil || len(got.Choices) != tc.n || got.PromptTokens != tc.wantPrompt || got.CompletionTokens != tc.wantComp {
+					t.Fatalf("got %+v, %v; want %d choices, %d prompt and %d completion tokens", got, err, tc.n, tc.wantPrompt, tc.wantComp)
+				}
+			}
+			if n := strings.Count(buf.String(), "without token counts"); n != map[bool]int{true: 1}[tc.wantLog] {
+				t.Errorf("the log says %d times that counts are estimated, want it once when they are:\n%s", n, buf.String())
+			}
+		})
 	}
 }
