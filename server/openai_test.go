@@ -745,13 +745,27 @@ func simFailing(t *testing.T, fail func(call int64) error) (core.Policy, *atomic
 // "answer" is the last intermediate step with finish_reason stop.
 func TestChatSearchFailedPartway(t *testing.T) {
 	t.Parallel()
-	diesAfterTwo, calls := simFailing(t, func(call int64) error {
+	refused := fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused)", core.ErrLLMUnavailable)
+	diesAfterFour, calls := simFailing(t, func(call int64) error {
 		if call > 4 {
-			return fmt.Errorf("%w: cannot connect to the LLM endpoint (connection refused)", core.ErrLLMUnavailable)
+			return refused
 		}
 		return nil
 	})
-	e := newEnv(t, envOptions{policy: diesAfterTwo})
+	// MCTS runs 8 simulations at once, so which 4 calls come back
+	// depends on timing: a reply that would give the search an answer
+	// fails too, so that none is found whatever the order (under load,
+	// an answer among the first 4 made the search succeed).
+	noAnswers := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		c, err := diesAfterFour.Complete(ctx, req)
+		for _, ch := range c.Choices {
+			if strings.Contains(strings.ToLower(ch.Text), "answer") {
+				return core.Completion{}, refused
+			}
+		}
+		return c, err
+	})
+	e := newEnv(t, envOptions{policy: noAnswers})
 	req := `{"model":"mcts","messages":[{"role":"user","content":"What is 17 * 23?"}]`
 	body := postJSON(t, e.ts.URL+"/v1/chat/completions", req+`}`, 502)
 	if !strings.Contains(body, "connection refused") {
