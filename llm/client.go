@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,8 +53,9 @@ type Client struct {
 	// maxBody bounds the body of one response.
 	maxBody int64
 
-	// noN is set once the endpoint rejected or ignored n > 1 (mode "auto").
-	noN atomic.Bool
+	// noN holds the models for which the endpoint rejected or ignored
+	// n > 1 (mode "auto").
+	noN modelSet
 	// usageEstimated is set once an answer came without token counts and
 	// got estimates (fillUsage), so that the log says so once.
 	usageEstimated atomic.Bool
@@ -149,7 +151,7 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 		mode = "no" // go-openai refuses n > 1 for these models
 	}
 	rejected := false // the n request failed in a way n may explain
-	if n > 1 && (mode == "yes" || (mode == "auto" && !c.noN.Load())) {
+	if n > 1 && (mode == "yes" || (mode == "auto" && !c.noN.has(base.Model))) {
 		r := base
 		r.N = n
 		resp, err := c.chat(ctx, r, n)
@@ -159,10 +161,9 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 			if mode == "yes" {
 				return out, nil
 			}
-			if len(resp.Choices) < n {
-				c.noN.Store(true)
+			if len(resp.Choices) < n && c.noN.add(r.Model) {
 				c.log.Debug().Str("model", r.Model).Int("n", n).Int("choices", len(resp.Choices)).
-					Msg("llm endpoint ignored n; sending sequential requests from now on")
+					Msg("llm endpoint ignored n for this model; sending it sequential requests from now on")
 			}
 		case mode == "auto" && rejectsRequest(err):
 			rejected = true
@@ -188,9 +189,10 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 		}
 		if rejected {
 			rejected = false
-			c.noN.Store(true)
-			c.log.Debug().Str("model", r.Model).Int("n", n).
-				Msg("llm endpoint rejected n; sending sequential requests from now on")
+			if c.noN.add(r.Model) {
+				c.log.Debug().Str("model", r.Model).Int("n", n).
+					Msg("llm endpoint rejected n for this model; sending it sequential requests from now on")
+			}
 		}
 		add(&out, resp, 1, wantLogprobs)
 	}
@@ -260,6 +262,44 @@ func add(out *core.Completion, resp openai.ChatCompletionResponse, limit int, lo
 	if out.Model == "" {
 		out.Model = resp.Model
 	}
+}
+
+// maxModels bounds a modelSet. Model names come from a server's clients
+// (`serve`'s <strategy>:<model> names are not checked against the
+// endpoint's list), so the set must not grow without end; a model past the
+// bound is asked for n each time, which costs a request a call at worst.
+const maxModels = 1024
+
+// modelSet is a bounded set of model names, safe for concurrent use. The
+// n detection is per model: one endpoint (a proxy, a vLLM or LiteLLM
+// serving several models) may honour n for one model and not another,
+// and one model that ignores n must not send every other model's samples
+// as separate requests for the life of the process.
+type modelSet struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+func (s *modelSet) has(model string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[model]
+	return ok
+}
+
+// add adds model and reports whether it was not there yet (and the set
+// had room).
+func (s *modelSet) add(model string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[model]; ok || len(s.m) >= maxModels {
+		return false
+	}
+	if s.m == nil {
+		s.m = make(map[string]struct{})
+	}
+	s.m[model] = struct{}{}
+	return true
 }
 
 // pooledTransport is http.DefaultTransport keeping up to concurrency idle

@@ -4,7 +4,8 @@
 //
 // A Client maps a core.CompletionRequest to one chat completion request, or
 // to several when the endpoint does not honour n (config.LLM.N "no", or
-// "auto" after the endpoint rejected or ignored n once). It retries 429, 5xx,
+// "auto" after the endpoint rejected or ignored n once for the model:
+// detection is per model). It retries 429, 5xx,
 // network errors (an answer cut off mid-body included) and per-attempt
 // timeouts with exponential backoff and full jitter, honouring Retry-After,
 // refuses answers larger than Options.MaxResponseBytes (64 MiB), and

@@ -28,6 +28,10 @@ type fakeLLM struct {
 	logprobs bool   // send logprobs when asked
 	models   []string
 
+	// ignoreNModel and rejectNModel do as ignoreN and rejectN for
+	// requests naming that model only.
+	ignoreNModel, rejectNModel string
+
 	mu     sync.Mutex
 	script []reply
 	reqs   []fakeRequest
@@ -128,12 +132,12 @@ func (f *fakeLLM) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	req := fr.req
 	n := max(req.N, 1)
-	if f.rejectN && n > 1 {
+	if (f.rejectN || (f.rejectNModel != "" && req.Model == f.rejectNModel)) && n > 1 {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"object": "error",
 			"message": "n > 1 is not supported", "param": "n", "code": 400})
 		return
 	}
-	if f.ignoreN {
+	if f.ignoreN || (f.ignoreNModel != "" && req.Model == f.ignoreNModel) {
 		n = 1
 	}
 	seed := "none"

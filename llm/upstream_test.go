@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -239,5 +240,47 @@ func TestUsageMissing(t *testing.T) {
 				t.Errorf("the log says %d times that counts are estimated, want it once when they are:\n%s", n, buf.String())
 			}
 		})
+	}
+}
+
+// TestNDetectionPerModel checks that `llm.n auto` learns per model that
+// the endpoint ignores or rejects n: behind one endpoint (a proxy, `serve`
+// with <strategy>:<model> names) a model that ignores n must not send
+// every other model's samples as separate requests from then on.
+func TestNDetectionPerModel(t *testing.T) {
+	t.Parallel()
+	f := startFake(t, &fakeLLM{ignoreNModel: "ignores", rejectNModel: "rejects"})
+	c := newClient(t, testConfig(f.URL()), &llm.Options{Sleep: (&sleeper{}).Sleep})
+	type sentN struct {
+		Model string
+		N     int
+	}
+	var want []sentN
+	for _, call := range []struct {
+		model string
+		n     int
+		sent  []int // n of each request; 0 means none sent
+	}{
+		{"ignores", 3, []int{3, 0, 0}},
+		{"rejects", 2, []int{2, 0, 0}},
+		{"honours", 3, []int{3}},
+		{"ignores", 2, []int{0, 0}},
+		{"rejects", 2, []int{0, 0}},
+		{"honours", 2, []int{2}},
+	} {
+		got, err := c.Complete(context.Background(), core.CompletionRequest{Model: call.model, Messages: user("hi"), N: call.n})
+		if err != nil || len(got.Choices) != call.n {
+			t.Fatalf("model %s: got %+v, %v; want %d choices", call.model, got, err, call.n)
+		}
+		for _, n := range call.sent {
+			want = append(want, sentN{call.model, n})
+		}
+	}
+	var got []sentN
+	for _, r := range f.requests() {
+		got = append(got, sentN{r.req.Model, r.req.N})
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
 	}
 }
