@@ -660,8 +660,9 @@ func TestOversizedReplyIsRefused(t *testing.T) {
 		t.Fatalf("a 1 MiB reply: %d bytes, %v", len(res.Text), err)
 	}
 	_, err := callEcho(t, m, "echo", `{"bytes": `+strconv.Itoa(MaxReply+1)+`}`)
-	if err == nil || !strings.Contains(err.Error(), "plugin echo: tool call: the reply is larger than 16 MiB") {
-		t.Fatalf("an oversized reply: %v", err)
+	want := "plugin echo: tool call: message too large: the reply of " + strconv.Itoa(MaxReply+6) + " bytes is over the 16 MiB the host reads from a plugin"
+	if err == nil || err.Error() != want || !errors.Is(err, sdk.ErrTooLarge) {
+		t.Fatalf("an oversized reply: %v\nwant %s", err, want)
 	}
 	if res, err := callEcho(t, m, "echo", `{"text":"still here"}`); err != nil || res.Text != "still here" {
 		t.Fatalf("after it: %+v, %v", res, err)

@@ -757,6 +757,10 @@ func (p *Process) close() {
 // MaxReply is the largest reply the host reads from a plugin.
 const MaxReply = 16 << 20
 
+// tooLargeRE finds the size in gRPC's "received message larger than max
+// (N vs. M)".
+var tooLargeRE = regexp.MustCompile(`larger than max \((\d+) vs\.`)
+
 // call runs fn on the plugin with a per-call timeout (0: none). A plugin
 // that crashed during the call is killed and restarted on next use; a
 // call the host gives up on (the caller's context ended, or the timeout)
@@ -790,7 +794,14 @@ func (p *Process) call(ctx context.Context, timeout time.Duration, what string, 
 		return fmt.Errorf("plugin %s: %s did not answer within %s (a plugin that keeps running it past %s is restarted): %w",
 			p.m.Name, what, timeout, p.opts.AbandonGrace, context.DeadlineExceeded)
 	case errors.Is(err, sdk.ErrTooLarge):
-		return fmt.Errorf("plugin %s: %s: the reply is larger than %d MiB: %w", p.m.Name, what, MaxReply>>20, err)
+		// err repeats what ("run: message too large (grpc: …)"): say it
+		// once, with the size gRPC measured.
+		size := ""
+		if m := tooLargeRE.FindStringSubmatch(err.Error()); m != nil {
+			size = " of " + m[1] + " bytes"
+		}
+		return fmt.Errorf("plugin %s: %s: %w: the reply%s is over the %d MiB the host reads from a plugin", p.m.Name, what,
+			sdk.ErrTooLarge, size, MaxReply>>20)
 	case errors.Is(err, sdk.ErrUnavailable) || p.exited(r):
 		p.crashed(r, fmt.Errorf("crashed during %s: %v", what, err))
 		return fmt.Errorf("plugin %s crashed during %s (it will be restarted): %w", p.m.Name, what, err)

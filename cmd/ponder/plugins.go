@@ -323,7 +323,7 @@ func newPluginsCheckCmd() *cobra.Command {
 				fmt.Fprintf(w, "checksum   not installed (install with `ponder plugins install %s`)\n", args[0])
 			}
 			fmt.Fprintf(w, "handshake  ok: protocol %d, ready in %.1f ms\n", m.ProtocolVersion, rep.ReadyMS)
-			fmt.Fprintf(w, "describe   %s %q version %s: %s\n", m.Kind, m.Name, m.Version, m.Summary)
+			fmt.Fprintf(w, "describe   %s\n", describe(m))
 			for _, p := range m.Params {
 				fmt.Fprintf(w, "           param %s (%s, %s): %s\n", p.Name, p.Type, paramDefault(p.Default), p.Description)
 			}
@@ -337,6 +337,16 @@ func newPluginsCheckCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// describe is check's line on what a plugin says it is: kind, name,
+// version and its summary, when it has one.
+func describe(m plugins.Manifest) string {
+	s := fmt.Sprintf("%s %q version %s", m.Kind, m.Name, m.Version)
+	if m.Summary != "" {
+		s += ": " + m.Summary
+	}
+	return s
 }
 
 // paramDefault says what a parameter defaults to in check's listing; an

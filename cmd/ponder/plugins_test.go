@@ -17,6 +17,7 @@ import (
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/plugins"
 	"github.com/ponder-rlm/ponder/sdk"
 )
 
@@ -351,5 +352,25 @@ func TestHungToolPluginIsStoppedWithItsOwnMessage(t *testing.T) {
 	r := runPonder(t, "", env, "tools", "call", "stuck", "--args", `{"hang": true}`)
 	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "did not answer within 1s (a plugin that keeps running it past 3s is restarted)") {
 		t.Errorf("tools call stuck: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	// The tool reported nothing: the host gave up on it.
+	if !strings.HasSuffix(r.stderr, "ponder: tool stuck: the call failed\n") || strings.Contains(r.stderr, "reported") {
+		t.Errorf("tools call stuck ends with %q", r.stderr)
+	}
+}
+
+// check describes a plugin without a summary without a dangling colon.
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		m    plugins.Manifest
+		want string
+	}{
+		{plugins.Manifest{Name: "greedy", Kind: sdk.KindStrategy, Version: "0.1.0"}, `strategy "greedy" version 0.1.0`},
+		{plugins.Manifest{Name: "upper", Kind: sdk.KindTool, Version: "0.1.0", Summary: "Upper-case a text."}, `tool "upper" version 0.1.0: Upper-case a text.`},
+	} {
+		if got := describe(c.m); got != c.want {
+			t.Errorf("describe(%+v) = %q, want %q", c.m, got, c.want)
+		}
 	}
 }

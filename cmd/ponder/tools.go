@@ -269,7 +269,10 @@ func newToolsCallCmd() *cobra.Command {
 				}
 			}
 			if res.IsError {
-				return exitError{code: 1, err: fmt.Errorf("tool %s reported an error", name)}
+				// Not "the tool reported an error": the result may be
+				// the host's (arguments that do not meet the schema, a
+				// plugin that did not answer in time); its text says.
+				return exitError{code: 1, err: fmt.Errorf("tool %s: the call failed", name)}
 			}
 			return nil
 		},
