@@ -393,9 +393,14 @@ func (t *mctsTree) launchLocked(s *mnode) int64 {
 // and nothing can be widened: it picks the most promising node being
 // expanded that may take another expansion (the highest value estimate,
 // then the shallowest) and gives it one more slot, which launchLocked then
-// takes. It returns nil when none can, or when widening is off.
+// takes. It returns nil when none can, when widening is off, or when
+// expansions are nested searches.
 func (t *mctsTree) alsoExpandLocked() *mnode {
-	if !t.m.widen {
+	if !t.m.widen || t.m.nested.strategy != "" {
+		// An expansion by a nested search makes many calls, several at
+		// once: a second one of the same node would not fill an idle slot
+		// but spend a share of the budget on one node (four in flight at
+		// the root spent all 64 calls of a search there).
 		return nil
 	}
 	var best *mnode

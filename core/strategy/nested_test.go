@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/tasks"
@@ -119,6 +120,31 @@ func TestStepSearchesMakeOnePass(t *testing.T) {
 		}
 		if subs != 2 {
 			t.Fatalf("%s: %d sub-problem nodes, want 2: %s", nested, subs, res.Error)
+		}
+	}
+}
+
+// While MCTS's first expansion is in flight, its idle simulations expanded
+// the same node again (up to 4 at once) to fill their LLM slots; with a
+// nested step search an expansion is many calls, several at once, and the
+// documented example spent its whole budget of 64 calls at the root and
+// found no answer. Nested expansions of a node are never in flight twice.
+func TestMCTSDoesNotExpandANodeTwiceAtOnceWithNestedSteps(t *testing.T) {
+	t.Parallel()
+	slow := stepper("Score: 5")
+	pol := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		time.Sleep(2 * time.Millisecond) // the other simulations meet the expansion in flight
+		return slow.Complete(ctx, req)
+	})
+	res, err := newEngine(pol).Solve(t.Context(), core.Task{Problem: "What is 17 * 23?", Pack: "generic",
+		Strategy: "mcts", Params: core.Params{"parallel": 8, "iterations": 6, "children": 2, "stop_on": "none",
+			"step_strategy": "beam", "step_params": `{"beam_width": 1, "expansions": 4, "max_depth": 1}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Trace.Events {
+		if d, ok := e.Data.(*core.SelectData); ok && len(e.Scope) == 0 && d.InFlight > 1 {
+			t.Fatalf("node %v selected with %d expansions in flight (iteration %d)", e.Nodes, d.InFlight, d.Iteration)
 		}
 	}
 }
