@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,6 +86,31 @@ func Resolve(specs []ParamSpec, p Params) (Params, error) {
 	return out, nil
 }
 
+// describeValue names a parameter's value as its JSON reads, for errors:
+// the user wrote JSON or a command line, not Go ("got 1", "got null", "got
+// an object", never "got json.Number" or "got <nil>").
+func describeValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return strconv.Quote(x)
+	case bool, json.Number, float64, float32, int, int64, int32:
+		return fmt.Sprint(x)
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	}
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return fmt.Sprint(v)
+}
+
 func (s ParamSpec) convert(v any) (any, error) {
 	var out any
 	switch s.Type {
@@ -112,7 +138,7 @@ func (s ParamSpec) convert(v any) (any, error) {
 			}
 			out = i
 		default:
-			return nil, fmt.Errorf("want an integer, got %T", v)
+			return nil, fmt.Errorf("want an integer, got %s", describeValue(v))
 		}
 		if err := s.inRange(float64(out.(int64))); err != nil {
 			return nil, err
@@ -138,7 +164,7 @@ func (s ParamSpec) convert(v any) (any, error) {
 				return nil, fmt.Errorf("want a number, got %v", x)
 			}
 		default:
-			return nil, fmt.Errorf("want a number, got %T", v)
+			return nil, fmt.Errorf("want a number, got %s", describeValue(v))
 		}
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return nil, fmt.Errorf("want a finite number, got %v", f)
@@ -158,7 +184,7 @@ func (s ParamSpec) convert(v any) (any, error) {
 			}
 			out = b
 		default:
-			return nil, fmt.Errorf("want true or false, got %T", v)
+			return nil, fmt.Errorf("want true or false, got %s", describeValue(v))
 		}
 	case ParamDuration:
 		switch x := v.(type) {
@@ -173,7 +199,7 @@ func (s ParamSpec) convert(v any) (any, error) {
 		case float64: // seconds, from JSON
 			out = time.Duration(x * float64(time.Second))
 		default:
-			return nil, fmt.Errorf("want a duration, got %T", v)
+			return nil, fmt.Errorf("want a duration, got %s", describeValue(v))
 		}
 		if out.(time.Duration) < 0 {
 			return nil, fmt.Errorf("want a positive duration, got %v", out)
@@ -181,7 +207,7 @@ func (s ParamSpec) convert(v any) (any, error) {
 	case ParamString:
 		x, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("want a string, got %T", v)
+			return nil, fmt.Errorf("want a string, got %s", describeValue(v))
 		}
 		if len(s.Enum) > 0 {
 			found := false

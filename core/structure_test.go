@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -128,6 +129,35 @@ func TestResolveParams(t *testing.T) {
 	for _, bad := range []core.Params{{"k": "-1"}, {"c1": "-0.5"}, {"rule": "best"}, {"k": 1.5}, {"zz": 1}} {
 		if _, err := core.Resolve(specs, bad); err == nil {
 			t.Errorf("Resolve(%v) accepted bad input", bad)
+		}
+	}
+}
+
+// A value of the wrong type is named as the user wrote it, in JSON or on a
+// command line: the errors said "got json.Number", "got <nil>" and "got
+// map[string]interface {}".
+func TestResolveNamesWrongValuesAsWritten(t *testing.T) {
+	t.Parallel()
+	specs := []core.ParamSpec{
+		{Name: "widen", Type: core.ParamBool},
+		{Name: "c1", Type: core.ParamFloat},
+		{Name: "k", Type: core.ParamInt},
+		{Name: "rule", Type: core.ParamString},
+		{Name: "timeout", Type: core.ParamDuration},
+	}
+	for _, c := range []struct {
+		p    core.Params
+		want string
+	}{
+		{core.Params{"widen": json.Number("1")}, `invalid parameter "widen": want true or false, got 1`},
+		{core.Params{"c1": nil}, `invalid parameter "c1": want a number, got null`},
+		{core.Params{"k": map[string]any{"a": 1}}, `invalid parameter "k": want an integer, got an object`},
+		{core.Params{"rule": []any{"x1"}}, `invalid parameter "rule": want a string, got an array`},
+		{core.Params{"rule": 3.5}, `invalid parameter "rule": want a string, got 3.5`},
+		{core.Params{"timeout": true}, `invalid parameter "timeout": want a duration, got true`},
+	} {
+		if _, err := core.Resolve(specs, c.p); err == nil || err.Error() != c.want {
+			t.Errorf("Resolve(%v): got %v, want %s", c.p, err, c.want)
 		}
 	}
 }
