@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net"
@@ -28,7 +29,8 @@ import (
 const (
 	backoffBase   = 500 * time.Millisecond
 	backoffCap    = 30 * time.Second
-	maxRetryAfter = 5 * time.Minute // longer Retry-After values are cut to this
+	maxRetryAfter = 5 * time.Minute // Ponder waits at most this long, whatever Retry-After asks
+	maxRedirects  = 10
 
 	// defaultMaxResponseBytes bounds the body of one response, so that a
 	// broken or hostile server cannot exhaust memory; n=64 samples of 8k
@@ -43,8 +45,11 @@ var errTooLarge = errors.New("response body too large")
 // not carry response headers, so the transport records them here. It also
 // carries fields to set in the JSON body that go-openai cannot express.
 type attempt struct {
-	patch         map[string]any
-	status        int
+	patch  map[string]any
+	status int
+	// retryAfter is the wait the response's Retry-After asked for, not
+	// cut to maxRetryAfter: messages say what was asked, and a server
+	// passes it on to its clients.
 	retryAfter    time.Duration
 	hasRetryAfter bool
 	// mediaType is the response's Content-Type without parameters.
@@ -74,20 +79,44 @@ func (e *redirectError) Error() string {
 	return fmt.Sprintf("redirect (%d) not followed", e.status)
 }
 
+// redirectLoopError is a chain of redirects that leads back to an address
+// already asked (loop) or goes on past maxRedirects. Go's own limit gives
+// a plain error that read as a network error and was retried max_retries
+// times, each try running the whole chain again; a misconfigured server or
+// proxy does not mend between tries.
+type redirectLoopError struct {
+	status   int
+	loop     bool
+	location string // the URL without its password, for the log
+}
+
+func (e *redirectLoopError) Error() string {
+	if e.loop {
+		return fmt.Sprintf("redirect (%d) loop", e.status)
+	}
+	return fmt.Sprintf("more than %d redirects", maxRedirects)
+}
+
 // checkRedirect is the http.Client's CheckRedirect: it follows redirects
 // that keep the method and the origin (307 and 308 to another path of the
-// same server), at most 10 of them.
+// same server), at most maxRedirects of them, and none back to an address
+// already asked.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	first := via[0]
+	status := 0
+	if req.Response != nil {
+		status = req.Response.StatusCode
+	}
 	if req.Method != first.Method || req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host {
-		status := 0
-		if req.Response != nil {
-			status = req.Response.StatusCode
-		}
 		return &redirectError{status: status, location: req.URL.Redacted()}
 	}
-	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
+	for _, prev := range via {
+		if prev.URL.String() == req.URL.String() {
+			return &redirectLoopError{status: status, loop: true, location: req.URL.Redacted()}
+		}
+	}
+	if len(via) >= maxRedirects {
+		return &redirectLoopError{status: status, location: req.URL.Redacted()}
 	}
 	return nil
 }
@@ -195,27 +224,27 @@ func patchBody(req *http.Request, patch map[string]any) (*http.Request, error) {
 	return out, nil
 }
 
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP
+// date. The wait is what the endpoint asked for (up to the longest
+// time.Duration); do cuts it to maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, false
 	}
-	var d time.Duration
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s < 0 {
+	if s, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case s < 0 || math.IsNaN(s):
 			return 0, false
+		case s >= math.MaxInt64/float64(time.Second):
+			return math.MaxInt64, true
 		}
-		d = time.Duration(s * float64(time.Second))
-		if s > maxRetryAfter.Seconds() {
-			d = maxRetryAfter
-		}
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = max(t.Sub(now), 0)
-	} else {
-		return 0, false
+		return time.Duration(s * float64(time.Second)), true
 	}
-	return min(d, maxRetryAfter), true
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
 }
 
 // backoff is the wait before retry i (0-based): exponential with full
@@ -253,15 +282,21 @@ func (c *Client) do(ctx context.Context, op, model string, patch map[string]any,
 		}
 		d := backoff(i)
 		if a.hasRetryAfter {
-			d = a.retryAfter
+			d = min(a.retryAfter, maxRetryAfter)
 		}
 		dl, hasDeadline := ctx.Deadline()
 		late := hasDeadline && time.Until(dl) < d
 		retry, ferr := c.classify(err, a, timedOut, i+1, model, late && i < c.cfg.MaxRetries)
 		ev := c.log.Debug().Str("op", op).Str("endpoint", c.ep.URL()).Str("model", model).Int("attempt", i+1).Int("status", a.status).
 			Dur("latency", time.Since(start)).Str("error", ferr.Error())
+		if a.hasRetryAfter {
+			ev.Dur("retry_after", a.retryAfter)
+		}
 		if redir := (*redirectError)(nil); errors.As(err, &redir) {
 			ev.Str("location", redir.location)
+		}
+		if loop := (*redirectLoopError)(nil); errors.As(err, &loop) {
+			ev.Str("location", loop.location)
 		}
 		if !retry || i >= c.cfg.MaxRetries {
 			ev.Msg("llm request failed")
@@ -349,7 +384,12 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 			switch {
 			case late && a.hasRetryAfter:
 				format = "%s answered 429 after %s%s and asked to wait %s, past the deadline of the search or request: lower PONDER_LLM_CONCURRENCY or try again later"
-				args = append(args, roundWait(a.retryAfter))
+				args = append(args, askedWait(a.retryAfter))
+			case a.hasRetryAfter && a.retryAfter > maxRetryAfter:
+				// Retrying sooner than asked is why the retries ran out:
+				// more of them would not help.
+				format = "%s answered 429 after %s%s and asked to wait %s: lower PONDER_LLM_CONCURRENCY or try again later"
+				args = append(args, askedWait(a.retryAfter))
 			case late:
 				format = "%s answered 429 after %s%s, with no time left before the deadline of the search or request to try again: lower PONDER_LLM_CONCURRENCY"
 			}
@@ -359,8 +399,13 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 			}
 			return true, e
 		case status == http.StatusRequestTimeout || status >= 500:
-			return true, newError(core.ErrLLMUnavailable, err, "%s answered %d after %s%s: check the server's logs",
-				endpointName, status, plural(attempts, "attempt"), detail)
+			var asked string
+			if a.hasRetryAfter && a.retryAfter > maxRetryAfter {
+				// A server down for maintenance says for how long.
+				asked = " and asked to wait " + askedWait(a.retryAfter)
+			}
+			return true, newError(core.ErrLLMUnavailable, err, "%s answered %d after %s%s%s: check the server's logs",
+				endpointName, status, plural(attempts, "attempt"), detail, asked)
 		case status == http.StatusNotFound:
 			return false, newError(core.ErrLLMUnavailable, err,
 				"%s answered 404%s: check that PONDER_LLM_BASE_URL includes the api prefix (such as /v1) and PONDER_LLM_MODEL names a served model",
@@ -375,6 +420,17 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		return false, newError(core.ErrLLMUnavailable, nil,
 			"%s answered %d, a redirect to another address that Ponder does not follow (the request would arrive as a GET or at another host): set PONDER_LLM_BASE_URL to the address it redirects to (the debug log has it)",
 			endpointName, redir.status)
+	}
+	var loop *redirectLoopError
+	if errors.As(err, &loop) {
+		if loop.loop {
+			return false, newError(core.ErrLLMUnavailable, nil,
+				"%s answered %d, a redirect back to an address it had already redirected from (a redirect loop): check the server's or proxy's configuration and that PONDER_LLM_BASE_URL is the api's own address",
+				endpointName, loop.status)
+		}
+		return false, newError(core.ErrLLMUnavailable, nil,
+			"%s redirected the request more than %d times: check the server's or proxy's configuration and that PONDER_LLM_BASE_URL is the api's own address (the debug log has where the redirects led)",
+			endpointName, maxRedirects)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
@@ -473,6 +529,15 @@ func (c *Client) detail(s string) string {
 	return " (" + s + ")"
 }
 
+// askedWait says how long the endpoint asked to wait, and that Ponder
+// waits less when it asked for more than maxRetryAfter.
+func askedWait(d time.Duration) string {
+	if d > maxRetryAfter {
+		return fmt.Sprintf("%s (Ponder waits %s at most)", roundWait(d), maxRetryAfter)
+	}
+	return roundWait(d).String()
+}
+
 // roundWait is d to the second when it is one or more (an HTTP date's
 // wait is a second less a fraction).
 func roundWait(d time.Duration) time.Duration {
@@ -503,7 +568,7 @@ type llmError struct {
 	msg  string
 	errs []error
 	// retryAfter is the endpoint's Retry-After on its last answer (a 429),
-	// 0 when it sent none.
+	// as asked (not cut to the wait Ponder takes), 0 when it sent none.
 	retryAfter time.Duration
 }
 

@@ -2,6 +2,7 @@ package llm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,8 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -282,5 +285,109 @@ func TestNDetectionPerModel(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+// TestRetryAfterCapped checks that a Retry-After longer than the 5
+// minutes Ponder waits is reported as asked (an hour), saying that Ponder
+// waits less, not as the 5 minutes it was cut to; that the wait taken is
+// the 5 minutes; and that the error carries the hour for a server's
+// clients.
+func TestRetryAfterCapped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		status   int
+		deadline time.Duration // 0: none
+		wantErr  error
+		want     string
+		waits    int
+	}{
+		{"429 until retries run out", 429, 0, core.ErrLLMRateLimited,
+			"answered 429 after 2 attempts (busy) and asked to wait 1h0m0s (Ponder waits 5m0s at most): lower PONDER_LLM_CONCURRENCY", 1},
+		{"429 past the deadline", 429, time.Minute, core.ErrLLMRateLimited,
+			"answered 429 after 1 attempt (busy) and asked to wait 1h0m0s (Ponder waits 5m0s at most), past the deadline", 0},
+		{"503 for maintenance", 503, 0, core.ErrLLMUnavailable,
+			"answered 503 after 2 attempts (busy) and asked to wait 1h0m0s (Ponder waits 5m0s at most): check the server's logs", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rep := reply{status: tc.status, retryAfter: "3600", body: `{"error":{"message":"busy"}}`}
+			f := startFake(t, (&fakeLLM{}).push(rep, rep))
+			cfg := testConfig(f.URL())
+			cfg.MaxRetries = 1
+			s := &sleeper{}
+			ctx := context.Background()
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			_, err := newClient(t, cfg, &llm.Options{Sleep: s.Sleep}).Complete(ctx, core.CompletionRequest{Messages: user("hi")})
+			checkErr(t, err, tc.wantErr)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q: want it to say %q", err, tc.want)
+			}
+			want := make([]time.Duration, tc.waits)
+			for i := range want {
+				want[i] = 5 * time.Minute
+			}
+			if diff := cmp.Diff(want, s.waits(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("waits (-want +got):\n%s", diff)
+			}
+			var ra interface{ RetryAfter() time.Duration }
+			if tc.status == 429 && (!errors.As(err, &ra) || ra.RetryAfter() != time.Hour) {
+				t.Errorf("error %v: want it to carry the hour asked for", err)
+			}
+		})
+	}
+}
+
+// TestRedirectLoop checks that redirects that lead back to an address
+// already asked, or on past 10 of them, fail at once saying so: Go's own
+// limit read as a network error and was retried, each try running the
+// whole chain again.
+func TestRedirectLoop(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		base     string                   // the base URL's path
+		next     func(path string) string // where path redirects to
+		want     string
+		requests int64
+	}{
+		{"to itself", "/a/v1", func(p string) string { return p }, "answered 307, a redirect back to an address it had already redirected from (a redirect loop)", 1},
+		{"between two", "/a/v1", func(p string) string {
+			if strings.HasPrefix(p, "/a/") {
+				return "/b/" + p[3:]
+			}
+			return "/a/" + p[3:]
+		}, "answered 307, a redirect back to an address it had already redirected from (a redirect loop)", 2},
+		{"without end", "/r0/v1", func(p string) string {
+			var i int
+			fmt.Sscanf(p, "/r%d/", &i)
+			return fmt.Sprintf("/r%d/%s", i+1, p[strings.Index(p[1:], "/")+2:])
+		}, "redirected the request more than 10 times", 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var requests atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				http.Redirect(w, r, tc.next(r.URL.Path), http.StatusTemporaryRedirect)
+			}))
+			t.Cleanup(srv.Close)
+			s := &sleeper{}
+			_, err := newClient(t, testConfig(srv.URL+tc.base), &llm.Options{Sleep: s.Sleep}).Complete(context.Background(),
+				core.CompletionRequest{Messages: user("hi")})
+			checkErr(t, err, core.ErrLLMUnavailable)
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "PONDER_LLM_BASE_URL") {
+				t.Errorf("error %q: want it to say %q and the setting to check", err, tc.want)
+			}
+			checkNoAddress(t, err, srv.URL)
+			if n := requests.Load(); n != tc.requests || len(s.waits()) != 0 {
+				t.Errorf("%d requests, %d waits; want %d requests, not retried", n, len(s.waits()), tc.requests)
+			}
+		})
 	}
 }
