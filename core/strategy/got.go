@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -104,6 +106,56 @@ const DefaultGraph = `operations:
   - {id: answer, op: keep_best, keep: 1, from: [final]}
 `
 
+// graphDecodeError says what encoding/json found wrong in a graph in the
+// graph's words: it names Go types ("Go struct field GraphOp.operations.k
+// of type int").
+func graphDecodeError(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		if msg == `unknown field "false"` || msg == `unknown field "true"` {
+			msg += ` (YAML reads the keys n, no, off, y, yes and on as false or true: quote them; keep_best's count is "keep")`
+		}
+		return msg
+	}
+	want := "a value of another type"
+	switch te.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = "an integer"
+	case reflect.Float32, reflect.Float64:
+		want = "a number"
+	case reflect.String:
+		want = "a string"
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.Slice, reflect.Array:
+		want = "a list"
+	case reflect.Struct, reflect.Map:
+		want = "an object"
+	}
+	got := te.Value
+	switch {
+	case got == "bool":
+		got = "true or false"
+	case got == "array":
+		got = "a list"
+	case got == "number":
+		got = "a number"
+	case strings.HasPrefix(got, "number "):
+		got = strings.TrimPrefix(got, "number ")
+	case got == "object" || got == "string":
+		got = "an " + got
+		if got == "an string" {
+			got = "a string"
+		}
+	}
+	field := te.Field
+	if field == "" {
+		field = "the graph"
+	}
+	return fmt.Sprintf("%s: want %s, got %s", field, want, got)
+}
+
 // ParseGraph reads a GoT graph from JSON or YAML (an object with
 // "operations", or the list alone) and validates it: known operations,
 // unique ids, known inputs, no cycles, parameters in range. Errors name
@@ -124,7 +176,7 @@ func ParseGraph(text string) (Graph, error) {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&g); err != nil {
-		return Graph{}, fmt.Errorf("want {operations: [{id, op, from, k, keep, rounds, evaluator}, ...]}: %v", err)
+		return Graph{}, fmt.Errorf("want {operations: [{id, op, from, k, keep, rounds, evaluator}, ...]}: %s", graphDecodeError(err))
 	}
 	if len(g.Ops) == 0 {
 		return Graph{}, fmt.Errorf("the graph has no operations")

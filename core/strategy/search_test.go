@@ -138,8 +138,12 @@ func TestInvalidParametersAreRejectedBeforeAnyLLMCall(t *testing.T) {
 		{"got", core.Params{"graph": `[{"id": "a", "op": "generate"}, {"id": "b", "op": "summon", "from": ["a"]}]`}, []string{`"graph"`, `unknown operation "summon"`}},
 		{"got", core.Params{"graph": `[{"id": "a", "op": "generate"}, {"id": "b", "op": "score", "from": ["x"]}]`}, []string{`takes from "x"`}},
 		{"got", core.Params{"graph": `[{"id": "a", "op": "score"}]`}, []string{"needs inputs"}},
-		{"got", core.Params{"graph": `[{"id": "a", "op": "generate", "k": 0.5}]`}, []string{`"graph"`}},
-		{"got", core.Params{"graph": "operations: [{id: a, op: generate, n: 2}]"}, []string{`"graph"`}},
+		// Field errors in the graph's words, not Go's ("Go struct field
+		// GraphOp.operations.k of type int").
+		{"got", core.Params{"graph": `[{"id": "a", "op": "generate", "k": 0.5}]`}, []string{`"graph"`, "operations.k: want an integer, got 0.5"}},
+		{"got", core.Params{"graph": `[{"id": "a", "op": "generate", "k": "many"}]`}, []string{"operations.k: want an integer, got a string"}},
+		{"got", core.Params{"graph": `[{"id": "a", "op": "generate"}, {"id": "b", "op": "score", "from": "a"}]`}, []string{"operations.from: want a list, got a string"}},
+		{"got", core.Params{"graph": "operations: [{id: a, op: generate, n: 2}]"}, []string{`"graph"`, `unknown field "false" (YAML reads the keys n, no`}},
 		{"got", core.Params{"graph": "{{{"}, []string{`"graph"`, "not JSON or YAML"}},
 	}
 	checkRejections(t, tests)
