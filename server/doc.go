@@ -18,8 +18,8 @@
 // answer as soon as it is chosen, and sums usage over every internal call.
 //
 // HTTP is secure by default: Host and Origin are checked against an
-// allow-list (DNS rebinding), a bearer token (or the ponder_token_<port> cookie set
-// by visiting /ui/?token=...) is required when one is configured, bodies are
+// allow-list (DNS rebinding), a bearer token (or, for the viewer under /ui
+// only, the login cookie set by visiting /ui/?token=...) is required when one is configured, bodies are
 // capped, and each client is rate limited.
 //
 // Usage:

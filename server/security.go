@@ -1,7 +1,11 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -166,33 +170,104 @@ func clientAddr(r *http.Request) string {
 	return h
 }
 
-// TokenCookie is the name of the cookie that holds the token of the
-// server at host (the request's Host): ponder_token, then the port.
-// Browsers keep cookies by host name, not by port, so two Ponder servers
-// (or trace viewers) on one machine with one name each would overwrite
-// each other's.
-func TokenCookie(host string) string {
-	if _, port, err := net.SplitHostPort(host); err == nil && port != "" {
-		return "ponder_token_" + port
+// UILifetime is how long a browser stays logged in to the web viewer
+// after opening /ui/?token=. The login cookie can reach other servers on
+// the same host name (cookies ignore ports): what it holds expires.
+const UILifetime = 12 * time.Hour
+
+// UICookie is the name of the web viewer's login cookie for the server at
+// host (the request's Host): ponder_ui, then the port, so that two servers
+// on one host name keep their own.
+func UICookie(host string) string {
+	if p := portOf(host); p != "" {
+		return "ponder_ui_" + p
 	}
-	return "ponder_token"
+	return "ponder_ui"
 }
 
-// authorized checks the bearer token, or the cookie the web viewer got.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.Token == "" {
-		return true
+func portOf(host string) string {
+	if _, port, err := net.SplitHostPort(host); err == nil {
+		return port
 	}
-	want := []byte(s.cfg.Token)
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[7:])), want) == 1 {
+	return ""
+}
+
+// UISessions issues and checks the web viewer's login cookie. The cookie
+// never holds the server token: browsers send a host's cookies to every
+// port on it, so another local server (another user's page on
+// localhost:8000) receives it. It holds an expiry and an HMAC of it and
+// the port under a key made at start: good only for the viewer (/ui, never
+// /v1, /mcp or /metrics), on that port, until it expires or the server
+// restarts. Nothing is kept per login.
+type UISessions struct {
+	key [32]byte
+	ttl time.Duration
+	now func() time.Time
+}
+
+// NewUISessions returns logins that last UILifetime under a fresh key.
+func NewUISessions() *UISessions {
+	u := &UISessions{ttl: UILifetime, now: time.Now}
+	_, _ = rand.Read(u.key[:]) // never fails (crypto/rand)
+	return u
+}
+
+func (u *UISessions) sign(port string, exp int64) string {
+	m := hmac.New(sha256.New, u.key[:])
+	fmt.Fprintf(m, "ponder viewer login\x00%s\x00%d", port, exp)
+	return strconv.FormatInt(exp, 10) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Login answers a right ?token= with the viewer's cookie, scoped to /ui,
+// HttpOnly and SameSite=Strict, and removes the cookie of older versions,
+// which held the token itself.
+func (u *UISessions) Login(w http.ResponseWriter, r *http.Request) {
+	exp := u.now().Add(u.ttl).Unix()
+	http.SetCookie(w, &http.Cookie{Name: UICookie(r.Host), Value: u.sign(portOf(r.Host), exp), Path: "/ui",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(u.ttl / time.Second)})
+	if p := portOf(r.Host); p != "" {
+		http.SetCookie(w, &http.Cookie{Name: "ponder_token_" + p, Value: "", Path: "/", MaxAge: -1})
+	}
+}
+
+// Valid says whether r carries an unexpired viewer cookie made by u for
+// the port r reached.
+func (u *UISessions) Valid(r *http.Request) bool {
+	name, port, now := UICookie(r.Host), portOf(r.Host), u.now().Unix()
+	for _, c := range r.CookiesNamed(name) {
+		exp, _, ok := strings.Cut(c.Value, ".")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil || n <= now || n > now+int64(u.ttl/time.Second) {
+			continue
+		}
+		if hmac.Equal([]byte(c.Value), []byte(u.sign(port, n))) {
 			return true
 		}
 	}
-	if c, err := r.Cookie(TokenCookie(r.Host)); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), want) == 1 {
+	return false
+}
+
+// isUI says whether a path is the web viewer's, the only one its login
+// cookie opens.
+func isUI(path string) bool {
+	return path == "/ui" || strings.HasPrefix(path, "/ui/")
+}
+
+// authorized checks the bearer token, or on the viewer's paths the login
+// cookie.
+func (s *Server) authorized(r *http.Request, ui *UISessions) bool {
+	if s.cfg.Token == "" {
 		return true
 	}
-	return false
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[7:])), []byte(s.cfg.Token)) == 1 {
+			return true
+		}
+	}
+	return isUI(r.URL.Path) && ui.Valid(r)
 }
 
 // deny answers a refused request in the format of its route: JSON-RPC
@@ -213,6 +288,7 @@ func deny(w http.ResponseWriter, r *http.Request, status int, code, msg string) 
 // guard is the middleware every request passes: Host, Origin, rate limit,
 // token, body size.
 func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
+	ui := NewUISessions()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hosts.hostOK(r) {
 			s.metrics.rejected.WithLabelValues("host").Inc()
@@ -224,7 +300,9 @@ func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 			deny(w, r, http.StatusForbidden, "forbidden", fmt.Sprintf("forbidden: Origin %q is not allowed (add it to server.allowed_origins)", r.Header.Get("Origin")))
 			return
 		}
-		if r.URL.Path == "/healthz" {
+		if r.URL.Path == "/healthz" || (r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
+			// Probes; and / only redirects to /ui/, whose login cookie a
+			// browser does not send for /.
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -235,14 +313,14 @@ func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 			return
 		}
 		if s.cfg.Token != "" && (r.URL.Path == "/ui/" || r.URL.Path == "/ui") && r.URL.Query().Has("token") {
-			s.tokenLogin(w, r)
+			s.tokenLogin(w, r, ui)
 			return
 		}
-		if !s.authorized(r) {
+		if !s.authorized(r, ui) {
 			s.metrics.rejected.WithLabelValues("token").Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ponder"`)
 			msg := "unauthorized: send the server token as \"Authorization: Bearer <token>\" (server.token, PONDER_TOKEN)"
-			if r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/") {
+			if isUI(r.URL.Path) {
 				// A browser cannot send the header: it logs in once.
 				msg = "unauthorized: open /ui/?token=<token> in the browser once, with the server token (server.token, PONDER_TOKEN); scripts send \"Authorization: Bearer <token>\""
 			}
@@ -262,10 +340,10 @@ func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 	})
 }
 
-// tokenLogin handles /ui/?token=...: a right token becomes an HttpOnly,
-// SameSite=Strict cookie, and the browser is sent to the same page without
-// the token in its address.
-func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request) {
+// tokenLogin handles /ui/?token=...: a right token becomes the viewer's
+// login cookie (not the token), and the browser is sent to the same page
+// without the token in its address.
+func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request, ui *UISessions) {
 	tok := r.URL.Query().Get("token")
 	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) != 1 {
 		s.metrics.rejected.WithLabelValues("token").Inc()
@@ -273,8 +351,7 @@ func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request) {
 		deny(w, r, http.StatusUnauthorized, "invalid_api_key", "unauthorized: wrong token in /ui/?token=")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: TokenCookie(r.Host), Value: tok, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: 30 * 24 * 3600})
+	ui.Login(w, r)
 	q := r.URL.Query()
 	q.Del("token")
 	dest := "/ui/"

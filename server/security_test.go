@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -109,12 +111,6 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 			o.UI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "viewer") })
 		},
 	})
-	// The cookie is named after the port: two servers on one host keep
-	// their own (browsers share cookies across ports).
-	cookie := TokenCookie(strings.TrimPrefix(e.ts.URL, "http://"))
-	if !strings.HasPrefix(cookie, "ponder_token_") || cookie == "ponder_token_" {
-		t.Fatalf("cookie name %q", cookie)
-	}
 	cases := []struct {
 		name string
 		hdr  map[string]string
@@ -124,8 +120,8 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 		{"wrong token", map[string]string{"Authorization": "Bearer nope"}, 401},
 		{"bearer token", map[string]string{"Authorization": "Bearer s3cret-token"}, 200},
 		{"lower-case scheme", map[string]string{"Authorization": "bearer s3cret-token"}, 200},
-		{"cookie", map[string]string{"Cookie": cookie + "=s3cret-token"}, 200},
-		{"another port's cookie", map[string]string{"Cookie": "ponder_token_1=s3cret-token"}, 401},
+		// Older versions' cookie held the token: it opens nothing now.
+		{"the token as a cookie", map[string]string{"Cookie": "ponder_token_" + portOf(e.ts.Listener.Addr().String()) + "=s3cret-token"}, 401},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,15 +141,11 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/metrics", "", nil)); resp.StatusCode != 401 {
 		t.Errorf("metrics without token: %d", resp.StatusCode)
 	}
-	// Visiting /ui/?token=... sets an HttpOnly SameSite=Strict cookie and
-	// drops the token from the address.
+	// Visiting /ui/?token=... sets the viewer's login cookie and drops the
+	// token from the address.
 	resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=s3cret-token&run=abc", "", nil))
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/?run=abc" {
 		t.Fatalf("login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	ck := resp.Cookies()
-	if len(ck) != 1 || ck[0].Name != cookie || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode {
-		t.Fatalf("cookie: %+v", ck)
 	}
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar}
@@ -166,6 +158,11 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 	if r.StatusCode != 200 || string(b) != "viewer" {
 		t.Fatalf("the browser did not reach the viewer with its cookie: %d %s", r.StatusCode, b)
 	}
+	// / sends a logged-in browser to the viewer: the cookie is not sent
+	// for /.
+	if r, err := browser.Get(e.ts.URL + "/"); err != nil || r.StatusCode != 200 || r.Request.URL.Path != "/ui/" {
+		t.Errorf("/ did not lead to the viewer: %v %v", r, err)
+	}
 	// A browser without the cookie (a new profile, an expired cookie) is
 	// told how to log in: it cannot send the header.
 	for _, p := range []string{"/ui/", "/ui/api/runs"} {
@@ -175,6 +172,84 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 	}
 	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=wrong", "", nil)); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("wrong token login: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
+
+// Browsers send a host name's cookies to every port on it, so another
+// user's server on localhost:8000 receives the viewer's login cookie: it
+// must not be the token, and it must open only the viewer, on this port,
+// for a while.
+func TestViewerCookieIsNotTheToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{
+		cfg: func(c *config.Server) { c.Token = "s3cret-token" },
+		opts: func(o *Options) {
+			o.UI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "viewer") })
+		},
+	})
+	host := e.ts.Listener.Addr().String()
+	resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=s3cret-token", "", nil))
+	var login, legacy *http.Cookie
+	for _, c := range resp.Cookies() {
+		switch c.Name {
+		case UICookie(host):
+			login = c
+		case "ponder_token_" + portOf(host):
+			legacy = c
+		}
+	}
+	if login == nil {
+		t.Fatalf("no %s cookie: %v", UICookie(host), resp.Cookies())
+	}
+	if strings.Contains(login.Value, "s3cret-token") || login.Path != "/ui" || !login.HttpOnly || login.SameSite != http.SameSiteStrictMode ||
+		login.MaxAge <= 0 || login.MaxAge > int(UILifetime/time.Second) {
+		t.Errorf("login cookie %+v: want no token in it, Path=/ui, HttpOnly, SameSite=Strict, Max-Age up to %v", login, UILifetime)
+	}
+	if legacy == nil || legacy.MaxAge >= 0 || legacy.Path != "/" {
+		t.Errorf("the old cookie, which held the token, is not removed: %+v", legacy)
+	}
+	with := func(v string) map[string]string { return map[string]string{"Cookie": UICookie(host) + "=" + v} }
+	other := NewUISessions() // another server's, or one before a restart
+	exp := func(d time.Duration) int64 { return time.Now().Add(d).Unix() }
+	for _, tc := range []struct {
+		name, path string
+		hdr        map[string]string
+		want       int
+	}{
+		{"the viewer", "/ui/", with(login.Value), 200},
+		{"the viewer's API", "/ui/api/runs", with(login.Value), 200},
+		{"the OpenAI API", "/v1/models", with(login.Value), 401},
+		{"metrics", "/metrics", with(login.Value), 401},
+		{"MCP", "/mcp", with(login.Value), 401},
+		{"another key", "/ui/api/runs", with(other.sign(portOf(host), exp(time.Hour))), 401},
+		{"another port", "/ui/api/runs", with(other.sign("1", exp(time.Hour))), 401},
+		{"expiry moved", "/ui/api/runs", with(strconv.FormatInt(exp(2*time.Hour), 10) + login.Value[strings.Index(login.Value, "."):]), 401},
+		{"another port's cookie", "/ui/api/runs", map[string]string{"Cookie": "ponder_ui_1=" + login.Value}, 401},
+	} {
+		method, body, hdr := "GET", "", tc.hdr
+		if tc.path == "/mcp" {
+			method, body = "POST", initBody
+			hdr["Content-Type"], hdr["Accept"] = "application/json", "application/json, text/event-stream"
+		}
+		if resp, text := do(t, newReq(t, method, e.ts.URL+tc.path, body, hdr)); resp.StatusCode != tc.want {
+			t.Errorf("%s: %s with the viewer cookie: %d, want %d: %.200s", tc.name, tc.path, resp.StatusCode, tc.want, text)
+		}
+	}
+	// A login expires.
+	u := NewUISessions()
+	u.now = func() time.Time { return time.Now().Add(-UILifetime - time.Minute) }
+	req := newReq(t, "GET", e.ts.URL+"/ui/", "", nil)
+	rec := httptest.NewRecorder()
+	u.Login(rec, req)
+	c := rec.Result().Cookies()[0]
+	req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	u.now = time.Now
+	if u.Valid(req) {
+		t.Error("a login older than UILifetime is still valid")
+	}
+	u.now = func() time.Time { return time.Now().Add(-UILifetime + time.Minute) }
+	if !u.Valid(req) {
+		t.Error("a login younger than UILifetime is not valid")
 	}
 }
 

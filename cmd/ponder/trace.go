@@ -278,9 +278,10 @@ func randomToken() (string, error) {
 
 // viewerGuard protects `ponder trace view`: a request must name this
 // server in Host (no DNS rebinding) and carry the access token, as
-// ?token= (which sets the ponder_token_<port> cookie and redirects to drop it from
-// the address bar), the cookie, or a bearer token.
+// ?token= (which sets the viewer's login cookie, not the token, and
+// redirects to drop it from the address bar), that cookie, or a bearer token.
 func viewerGuard(next http.Handler, token string, at *net.TCPAddr) http.Handler {
+	logins := server.NewUISessions()
 	port := fmt.Sprint(at.Port)
 	anyHost := at.IP.IsUnspecified()
 	hostOK := func(h string) bool {
@@ -305,26 +306,28 @@ func viewerGuard(next http.Handler, token string, at *net.TCPAddr) http.Handler 
 			deny(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not this trace viewer: open the URL `ponder trace view` printed", r.Host))
 			return
 		}
+		if r.URL.Path == "/" {
+			// The login cookie is scoped to /ui: / only sends there
+			// (with its ?token=, if any).
+			u := url.URL{Path: "/ui/", RawQuery: r.URL.RawQuery}
+			http.Redirect(w, r, u.RequestURI(), http.StatusFound)
+			return
+		}
 		if q := r.URL.Query(); q.Has("token") {
 			if !same(q.Get("token")) {
 				deny(w, http.StatusForbidden, "wrong token: open the URL `ponder trace view` printed")
 				return
 			}
-			http.SetCookie(w, &http.Cookie{Name: server.TokenCookie(r.Host), Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			logins.Login(w, r)
 			q.Del("token")
 			u := *r.URL
 			u.RawQuery = q.Encode()
 			http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
 			return
 		}
-		c, err := r.Cookie(server.TokenCookie(r.Host))
 		bearer, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !(err == nil && same(c.Value)) && !(hasBearer && same(bearer)) {
+		if !logins.Valid(r) && !(hasBearer && same(bearer)) {
 			deny(w, http.StatusUnauthorized, "this trace viewer needs its access token: open the URL `ponder trace view` printed")
-			return
-		}
-		if r.URL.Path == "/" {
-			http.Redirect(w, r, "/ui/", http.StatusFound)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,6 +144,20 @@ func TestTraceViewShowsASavedTrace(t *testing.T) {
 		t.Errorf("node 1's details lack its text or its LLM call:\n%.600s", d)
 	}
 	b.Screenshot(t, "trace-view.png")
+
+	// Browsers send a host name's cookies to every port on it: another
+	// local server (another user's page on the same host) receives the
+	// viewer's login cookie, which must not be the token.
+	cookies := make(chan string, 8)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cookies <- r.Header.Get("Cookie")
+	}))
+	defer other.Close()
+	token := url[strings.Index(url, "?token=")+len("?token=") : strings.Index(url, "#")]
+	b.Do(t, chromedp.Navigate(other.URL+"/ui/"))
+	if got := <-cookies; !strings.Contains(got, "ponder_ui_") || strings.Contains(got, token) {
+		t.Errorf("another server on this host got the cookies %q: want the viewer's login, not its token %s", got, token)
+	}
 
 	// Ctrl-C stops it promptly, open event streams notwithstanding.
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
