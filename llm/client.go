@@ -139,12 +139,18 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 // samples come from sequential requests with n=1 (and seed+i when req.Seed
 // is set). If a sequential
 // request fails after some samples arrived, Complete returns those samples
-// and no error; callers see fewer choices than they asked for.
+// and no error; callers see fewer choices than they asked for. Samples cut
+// off at max_tokens while the model was still reasoning (no content, only
+// reasoning_content) are left out too; when no sample is left, Complete
+// fails saying to raise the limit (see cutWhileReasoning).
 func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
 	n := max(req.N, 1)
 	base := c.chatRequest(req)
 	wantLogprobs := req.Logprobs
 	var out core.Completion
+	// sent counts the samples the endpoint sent, cut ones included
+	// (whose requests are not to be made again); cut counts those.
+	sent, cut := 0, 0
 
 	mode := c.cfg.N
 	if reasoningModel(base.Model) {
@@ -157,9 +163,10 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 		resp, err := c.chat(ctx, r, n)
 		switch {
 		case err == nil:
-			add(&out, resp, n, wantLogprobs)
+			s, k := add(&out, resp, n, wantLogprobs)
+			sent, cut = sent+s, cut+k
 			if mode == "yes" {
-				return out, nil
+				return c.finish(out, cut, base, req)
 			}
 			if len(resp.Choices) < n && c.noN.add(r.Model) {
 				c.log.Debug().Str("model", r.Model).Int("n", n).Int("choices", len(resp.Choices)).
@@ -172,7 +179,7 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 		}
 	}
 
-	for i := len(out.Choices); i < n; i++ {
+	for i := sent; i < n; i++ {
 		r := base
 		if base.Seed != nil {
 			s := *base.Seed + i
@@ -185,7 +192,7 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 			}
 			c.log.Debug().Err(err).Int("n", n).Int("choices", len(out.Choices)).
 				Msg("llm sequential sample failed; returning the samples so far")
-			return out, nil
+			return c.finish(out, cut, base, req)
 		}
 		if rejected {
 			rejected = false
@@ -194,9 +201,47 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 					Msg("llm endpoint rejected n for this model; sending it sequential requests from now on")
 			}
 		}
-		add(&out, resp, 1, wantLogprobs)
+		_, k := add(&out, resp, 1, wantLogprobs)
+		cut += k
 	}
-	return out, nil
+	return c.finish(out, cut, base, req)
+}
+
+// finish returns out, or, when every sample was cut off while the model
+// was reasoning (cut of them, none left), an error saying which limit to
+// raise. An empty choice would become an empty step or a judge's
+// unreadable score with nothing to say why; the operator can fix the
+// limit, the search cannot.
+func (c *Client) finish(out core.Completion, cut int, r openai.ChatCompletionRequest, req core.CompletionRequest) (core.Completion, error) {
+	if cut == 0 {
+		return out, nil
+	}
+	limit := max(r.MaxTokens, r.MaxCompletionTokens)
+	c.log.Debug().Str("model", r.Model).Int("cut", cut).Int("choices", len(out.Choices)).Int("max_tokens", limit).
+		Msg("llm samples cut off at max_tokens while the model was reasoning (no content) left out")
+	if len(out.Choices) > 0 {
+		return out, nil
+	}
+	const what = "%s's answer ran out of tokens while the model was still reasoning (finish_reason length, reasoning_content and no content%s): %s"
+	var detail, advice string
+	switch {
+	case req.MaxTokens > 0:
+		// Ponder's own limit for this call (a judge's 256 tokens):
+		// PONDER_LLM_MAX_TOKENS does not apply to it.
+		call := "this call"
+		if req.Purpose != "" {
+			call = "the " + req.Purpose + " call"
+		}
+		detail = fmt.Sprintf(", max_tokens %d set by %s", limit, call)
+		advice = "lower the model's reasoning effort at the endpoint, or use a model that reasons less"
+	case limit > 0:
+		detail = fmt.Sprintf(", max_tokens %d", limit)
+		advice = "raise PONDER_LLM_MAX_TOKENS or lower the model's reasoning effort at the endpoint"
+	default:
+		detail = ", the endpoint's default max_tokens"
+		advice = "set PONDER_LLM_MAX_TOKENS above the endpoint's default or lower the model's reasoning effort at the endpoint"
+	}
+	return core.Completion{}, newError(core.ErrLLMBadResponse, nil, what, endpointName, detail, advice)
 }
 
 // Models lists the ids of the models the endpoint serves (GET /models).
@@ -247,11 +292,19 @@ func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int
 	return resp, nil
 }
 
-// add appends up to limit choices of resp to out and sums the usage.
-func add(out *core.Completion, resp openai.ChatCompletionResponse, limit int, logprobs bool) {
+// add appends up to limit choices of resp to out, but those cut off while
+// the model was reasoning, and sums the usage (of all: they were
+// generated). It returns how many choices it took and how many of those
+// were cut off.
+func add(out *core.Completion, resp openai.ChatCompletionResponse, limit int, logprobs bool) (took, cut int) {
 	for i, ch := range resp.Choices {
 		if i == limit {
 			break
+		}
+		took++
+		if cutWhileReasoning(ch) {
+			cut++
+			continue
 		}
 		out.Choices = append(out.Choices, choiceFrom(ch, logprobs))
 	}
@@ -262,6 +315,7 @@ func add(out *core.Completion, resp openai.ChatCompletionResponse, limit int, lo
 	if out.Model == "" {
 		out.Model = resp.Model
 	}
+	return took, cut
 }
 
 // maxModels bounds a modelSet. Model names come from a server's clients

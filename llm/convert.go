@@ -92,10 +92,31 @@ func reasoningModel(model string) bool {
 	return false
 }
 
+// cutWhileReasoning reports whether ch is a reasoning model's answer cut
+// off at max_tokens before it wrote any: finish_reason length, no content
+// or tool calls, only reasoning_content (vLLM's, SGLang's and DeepSeek's
+// reasoning parsers). Its reasoning is unfinished thinking, not a step or
+// an answer: taken as the text, its tentative answers ("so maybe 42...
+// wait") would be extracted as final ones and scored.
+func cutWhileReasoning(ch openai.ChatCompletionChoice) bool {
+	m := ch.Message
+	return ch.FinishReason == openai.FinishReasonLength && strings.TrimSpace(messageText(m)) == "" &&
+		strings.TrimSpace(m.ReasoningContent) != "" && len(m.ToolCalls) == 0 && m.FunctionCall == nil
+}
+
 // choiceFrom maps one response choice. Logprob is the sum of the token
-// logprobs when they were asked for and the server sent them.
+// logprobs when they were asked for and the server sent them. An answer
+// that ended (not cut off) with reasoning_content and no content gives the
+// reasoning: several reasoning parsers (vLLM's deepseek_r1 in some
+// versions, parsers in thinking mode) put the whole output there when it
+// has no end-of-thinking marker, as when a model skipped </think> or a
+// stop sequence ended the step before it.
 func choiceFrom(ch openai.ChatCompletionChoice, logprobs bool) core.Choice {
 	out := core.Choice{Text: messageText(ch.Message), FinishReason: string(ch.FinishReason)}
+	if strings.TrimSpace(out.Text) == "" && len(ch.Message.ToolCalls) == 0 && ch.Message.FunctionCall == nil &&
+		strings.TrimSpace(ch.Message.ReasoningContent) != "" {
+		out.Text = ch.Message.ReasoningContent
+	}
 	if logprobs && ch.LogProbs != nil && len(ch.LogProbs.Content) > 0 {
 		var sum float64
 		for _, lp := range ch.LogProbs.Content {

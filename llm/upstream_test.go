@@ -391,3 +391,89 @@ func TestRedirectLoop(t *testing.T) {
 		})
 	}
 }
+
+// TestCutWhileReasoning checks answers whose content is null and whose
+// reasoning_content holds the model's thinking: cut off at max_tokens
+// (finish_reason length) such a sample is left out, and when none is left
+// the call fails saying which limit to raise, rather than giving an empty
+// step; one that ended otherwise gives its reasoning as the text.
+func TestCutWhileReasoning(t *testing.T) {
+	t.Parallel()
+	msg := func(content, reasoning, finish string) string {
+		c := "null"
+		if content != "" {
+			c = fmt.Sprintf("%q", content)
+		}
+		return fmt.Sprintf(`{"message":{"role":"assistant","content":%s,"reasoning_content":%q},"finish_reason":%q}`, c, reasoning, finish)
+	}
+	answer := func(choices ...string) string {
+		return `{"id":"x","model":"r1","choices":[` + strings.Join(choices, ",") +
+			`],"usage":{"prompt_tokens":9,"completion_tokens":512}}`
+	}
+	thinking := "Okay, 6*7. Maybe 42... wait, let me check: 6*7 = 6*5 + 6*2 ="
+	cut := msg("", thinking, "length")
+	for _, tc := range []struct {
+		name      string
+		mode      string // config.LLM.N
+		cfgMax    int    // PONDER_LLM_MAX_TOKENS
+		req       core.CompletionRequest
+		replies   []string
+		want      []string // choice texts
+		wantErr   error
+		wantIn    []string // in the error
+		wantNotIn string
+		requests  int
+	}{
+		{name: "cut off, max tokens from the config", cfgMax: 512, req: core.CompletionRequest{}, replies: []string{answer(cut)},
+			wantErr: core.ErrLLMBadResponse, wantIn: []string{"ran out of tokens while the model was still reasoning", "max_tokens 512", "raise PONDER_LLM_MAX_TOKENS"}, requests: 1},
+		{name: "cut off, the endpoint's default", req: core.CompletionRequest{}, replies: []string{answer(cut)},
+			wantErr: core.ErrLLMBadResponse, wantIn: []string{"the endpoint's default max_tokens", "set PONDER_LLM_MAX_TOKENS"}, requests: 1},
+		{name: "cut off, the call's own limit", cfgMax: 4096, req: core.CompletionRequest{MaxTokens: 256, Purpose: "judge"}, replies: []string{answer(cut)},
+			wantErr: core.ErrLLMBadResponse, wantIn: []string{"max_tokens 256 set by the judge call", "lower the model's reasoning effort"},
+			wantNotIn: "PONDER_LLM_MAX_TOKENS", requests: 1},
+		{name: "every sample of n cut off", mode: "yes", req: core.CompletionRequest{N: 2}, replies: []string{answer(cut, cut)},
+			wantErr: core.ErrLLMBadResponse, wantIn: []string{"ran out of tokens"}, requests: 1},
+		{name: "one sample of n cut off", mode: "yes", req: core.CompletionRequest{N: 2}, replies: []string{answer(cut, msg("42", thinking, "stop"))},
+			want: []string{"42"}, requests: 1},
+		// The cut sample is not asked for again.
+		{name: "one sequential sample cut off", mode: "no", req: core.CompletionRequest{N: 2},
+			replies: []string{answer(cut), answer(msg("42", "", "stop"))}, want: []string{"42"}, requests: 2},
+		{name: "ended with reasoning only", req: core.CompletionRequest{}, replies: []string{answer(msg("", "6*7 = 42. The answer is 42.", "stop"))},
+			want: []string{"6*7 = 42. The answer is 42."}, requests: 1},
+		{name: "answer cut off after reasoning", req: core.CompletionRequest{}, replies: []string{answer(msg("The answer is", thinking, "length"))},
+			want: []string{"The answer is"}, requests: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeLLM{}
+			for _, b := range tc.replies {
+				f.push(reply{body: b})
+			}
+			startFake(t, f)
+			cfg := testConfig(f.URL())
+			cfg.MaxTokens = tc.cfgMax
+			if tc.mode != "" {
+				cfg.N = tc.mode
+			}
+			s := &sleeper{}
+			req := tc.req
+			req.Messages = user("6*7?")
+			got, err := newClient(t, cfg, &llm.Options{Sleep: s.Sleep}).Complete(context.Background(), req)
+			checkErr(t, err, tc.wantErr)
+			for _, w := range tc.wantIn {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q: want it to say %q", err, w)
+				}
+			}
+			if tc.wantNotIn != "" && strings.Contains(err.Error(), tc.wantNotIn) {
+				t.Errorf("error %q: want it not to say %q", err, tc.wantNotIn)
+			}
+			if diff := cmp.Diff(tc.want, texts(got)); diff != "" {
+				t.Errorf("choices (-want +got):\n%s", diff)
+			}
+			if n := len(f.requests()); n != tc.requests || len(s.waits()) != 0 {
+				t.Errorf("%d requests, %d waits; want %d, not retried", n, len(s.waits()), tc.requests)
+			}
+		})
+	}
+}
