@@ -56,7 +56,8 @@ type Result struct {
 	Error    string     `json:"error,omitempty"`
 	// Warnings say what failed without stopping the search (evaluations
 	// that left their nodes unscored, LLM requests that failed), which
-	// the answer may be the worse for.
+	// the answer may be the worse for, and why a search that ended by
+	// itself found no answer (Outcome.Note).
 	Warnings []string `json:"warnings,omitempty"`
 	// failed counts the failed evaluations and LLM requests behind
 	// Warnings, for the log.
@@ -324,6 +325,9 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 	}
 	if parentEnv == nil {
 		res.Warnings, res.failed = env.failures.warnings(res.Stopped == StopError)
+	}
+	if out.Note != "" {
+		res.Warnings = append(res.Warnings, out.Note)
 	}
 	tr.Record(OpEnd, nil, map[string]any{"stopped": string(res.Stopped), "answer": res.Answer})
 	trace := &Trace{

@@ -338,6 +338,9 @@ type Outcome struct {
 	// Best is the node whose path is the best solution (0 when none).
 	Best  NodeID   `json:"best"`
 	Score *float64 `json:"score,omitempty"`
+	// Note says why a search that ended by itself has no answer (every
+	// candidate pruned, say): it joins Result.Warnings.
+	Note string `json:"note,omitempty"`
 }
 
 // StrategySpec registers a strategy by name.

@@ -187,7 +187,20 @@ func (t tot) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	if a, ok := bestAnswer(answers); ok {
 		return outcome(a), err
 	}
-	return core.Outcome{Best: best}, err
+	out := core.Outcome{Best: best}
+	if err == nil {
+		// Faithful to ToT, but a bare "done" without an answer leaves the
+		// caller guessing.
+		r.mu.Lock()
+		outOfStates := t.dfs && r.states >= t.maxStates
+		r.mu.Unlock()
+		out.Note = fmt.Sprintf("no answer: every path was pruned (valued below threshold %g) or reached max_depth %d "+
+			"without one; a lower threshold searches further", t.threshold, t.maxDepth)
+		if outOfStates {
+			out.Note = fmt.Sprintf("no answer: the search expanded max_states (%d) states without one", t.maxStates)
+		}
+	}
+	return out, err
 }
 
 // generate proposes (or samples) the next steps of state id, its
