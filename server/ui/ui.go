@@ -254,31 +254,74 @@ func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkTrace says why a stored trace document is not one: not JSON
-// (truncated), or not a Ponder trace. Validating is half the cost of
-// decoding, and "schema" comes first in every trace written.
+// (truncated), not a Ponder trace, or one whose structure has no nodes or
+// no root, which the page would draw as an empty tree without a word.
+// Validating is half the cost of decoding: the rest is read only as far
+// as needed ("schema" and "structure" come before the events in every
+// trace written, and the root first among the nodes).
 func checkTrace(b []byte) error {
 	if !json.Valid(b) {
 		var v any
 		err := json.Unmarshal(b, &v) // only to say where it breaks
 		return fmt.Errorf("the stored file is damaged (%d bytes, truncated?): %v", len(b), err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
 	schema := ""
-	if tok, _ := dec.Token(); tok == json.Delim('{') {
-		for dec.More() {
-			key, _ := dec.Token()
-			if key == "schema" {
-				_ = dec.Decode(&schema)
-				break
-			}
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				break
-			}
-		}
-	}
+	_ = findKey(b, "schema", func(dec *json.Decoder) error { return dec.Decode(&schema) })
 	if schema != core.TraceSchema {
 		return fmt.Errorf("the stored file is not a Ponder trace: schema %q, want %q", text.Clip(schema, 40), core.TraceSchema)
+	}
+	nodes, root := 0, false
+	_ = findKey(b, "structure", func(dec *json.Decoder) error {
+		return findKeyIn(dec, "nodes", func(dec *json.Decoder) error {
+			if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+				return err // null, or not a list: no nodes
+			}
+			for dec.More() && !root {
+				var n struct {
+					ID *int64 `json:"id"`
+				}
+				if err := dec.Decode(&n); err != nil {
+					return err
+				}
+				nodes++
+				root = n.ID != nil && *n.ID == 0
+			}
+			return nil
+		})
+	})
+	switch {
+	case nodes == 0:
+		return errors.New("the stored file is damaged: its structure has no nodes, not even the problem at its root")
+	case !root:
+		return fmt.Errorf("the stored file is damaged: its structure's %d nodes have no root (node 0, the problem)", nodes)
+	}
+	return nil
+}
+
+// findKey calls read with a decoder at the value of the top-level key of
+// the JSON object b, if it has one.
+func findKey(b []byte, key string, read func(*json.Decoder) error) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	return findKeyIn(dec, key, read)
+}
+
+// findKeyIn is findKey for the object that dec is at.
+func findKeyIn(dec *json.Decoder, key string, read func(*json.Decoder) error) error {
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return err
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if k == key {
+			return read(dec)
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
 	}
 	return nil
 }

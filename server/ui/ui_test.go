@@ -339,6 +339,25 @@ func TestStreamLimit(t *testing.T) {
 // A stored trace damaged on disk (cut short, overwritten) is a 500 that
 // says so, not a 200 whose body the page cannot read; one whose file is
 // gone is a 404, like an evicted one.
+// restructure replaces the structure of the trace in a file.
+func restructure(structure string) func(file string) error {
+	return func(file string) error {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return err
+		}
+		doc["structure"] = json.RawMessage(structure)
+		if b, err = json.Marshal(doc); err != nil {
+			return err
+		}
+		return os.WriteFile(file, b, 0o600)
+	}
+}
+
 func TestDamagedTraceOnDisk(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -357,6 +376,12 @@ func TestDamagedTraceOnDisk(t *testing.T) {
 		{"cut short", func(f string) error { return os.Truncate(f, 300) }, 500, "damaged"},
 		{"null", func(f string) error { return os.WriteFile(f, []byte("null"), 0o600) }, 500, "not a Ponder trace"},
 		{"other JSON", func(f string) error { return os.WriteFile(f, []byte(`{"schema":"x","id":"1"}`), 0o600) }, 500, "not a Ponder trace"},
+		// Valid JSON of the right schema whose structure the page cannot
+		// draw: it showed an empty tree and no word.
+		{"no nodes", restructure(`{"kind":"tree","nodes":null}`), 500, "damaged: its structure has no nodes"},
+		{"empty nodes", restructure(`{"kind":"tree","nodes":[]}`), 500, "damaged: its structure has no nodes"},
+		{"no structure", restructure(`null`), 500, "damaged: its structure has no nodes"},
+		{"nodes without a root", restructure(`{"kind":"tree","nodes":[{"id":1,"parents":[0]},{"id":2,"parents":[0]}]}`), 500, "damaged: its structure's 2 nodes have no root"},
 		{"removed", os.Remove, 404, "not found"},
 		// An I/O error names the file, which is under the data directory.
 		{"a directory in its place", func(f string) error {
