@@ -37,6 +37,12 @@
 //		// tell the user to fix PONDER_LLM_API_KEY
 //	}
 //
+// An answer without token counts (a proxy that drops usage) is charged
+// an estimate, so that token budgets still hold (fillUsage has the rule).
+// A sample cut off at max_tokens while a reasoning model was still
+// thinking (reasoning_content, no content) is left out, and a call left
+// with none fails saying which limit to raise.
+//
 // The client logs at debug level only, and never logs the API key or
 // prompts.
 package llm
