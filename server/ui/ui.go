@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"path"
 	"path/filepath"
@@ -608,6 +609,9 @@ func resumePoint(r *http.Request) (int64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(v, "-") {
+		return 0, fmt.Errorf("%s %q is too large: want the seq of the last event seen (at most %d)", name, text.Clip(v, 40), int64(math.MaxInt64))
+	}
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("%s %q: want the seq of the last event seen (a number >= 0)", name, text.Clip(v, 40))
 	}

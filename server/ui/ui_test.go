@@ -256,6 +256,8 @@ func TestRequests(t *testing.T) {
 		{"GET", "/ui/api/runs/%2e%2e", 404, "application/json", "no such page"},
 		{"GET", "/ui/api/runs/0123456789abcdef/events", 404, "application/json", "not found"},
 		{"GET", "/ui/api/runs/0123456789abcdef/events?after=x", 400, "application/json", `after \"x\"`},
+		{"GET", "/ui/api/runs/0123456789abcdef/events?after=-1", 400, "application/json", "(a number"},
+		{"GET", "/ui/api/runs/0123456789abcdef/events?after=99999999999999999999", 400, "application/json", "is too large"},
 		{"POST", "/ui/api/runs", 405, "application/json", "read-only"},
 		{"DELETE", "/ui/", 405, "application/json", "read-only"},
 	} {
