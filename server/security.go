@@ -31,6 +31,21 @@ type hostPolicy struct {
 	origins map[string]bool // allowed cross origins, scheme://host[:port]
 }
 
+// ListenURL is the http:// address to print for a listener opened on the
+// configured address: the listener's own, except that a wildcard bind
+// reads as configured (Go reports 0.0.0.0 as [::]), with the port it got.
+func ListenURL(configured string, addr net.Addr) string {
+	a := addr.String()
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		host := hostOf(configured)
+		if host == "" { // ":7800": every interface
+			host = "0.0.0.0"
+		}
+		a = net.JoinHostPort(host, strconv.Itoa(ta.Port))
+	}
+	return "http://" + a
+}
+
 func hostOf(addr string) string {
 	h, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -290,6 +305,9 @@ func deny(w http.ResponseWriter, r *http.Request, status int, code, msg string) 
 func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 	ui := NewUISessions()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every answer, JSON-RPC, OpenAI or event stream, is what its
+		// Content-Type says.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if !hosts.hostOK(r) {
 			s.metrics.rejected.WithLabelValues("host").Inc()
 			deny(w, r, http.StatusForbidden, "forbidden", fmt.Sprintf("forbidden: Host %q is not allowed (DNS rebinding protection; add it to server.allowed_hosts)", r.Host))

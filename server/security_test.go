@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -92,6 +93,9 @@ func TestHostAndOriginChecks(t *testing.T) {
 			resp, text := do(t, newReq(t, tt.method, e.ts.URL+tt.path, body, tt.hdr))
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, text)
+			}
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("no X-Content-Type-Options: nosniff")
 			}
 			if tt.want == 403 && tt.path == "/mcp" && !strings.Contains(text, `"jsonrpc":"2.0"`) {
 				t.Errorf("a refused MCP request should get a JSON-RPC error: %s", text)
@@ -250,6 +254,28 @@ func TestViewerCookieIsNotTheToken(t *testing.T) {
 	u.now = func() time.Time { return time.Now().Add(-UILifetime + time.Minute) }
 	if !u.Valid(req) {
 		t.Error("a login younger than UILifetime is not valid")
+	}
+}
+
+// The startup log says where the server listens as configured: Go
+// reports a listener on 0.0.0.0 as [::].
+func TestListenURL(t *testing.T) {
+	t.Parallel()
+	v6any, v4any, lo := net.IPv6unspecified, net.IPv4zero, net.IPv4(127, 0, 0, 1)
+	for _, tc := range []struct {
+		configured string
+		got        net.IP // what the listener reports
+		want       string
+	}{
+		{"0.0.0.0:0", v6any, "http://0.0.0.0:7801"},
+		{"0.0.0.0:7801", v4any, "http://0.0.0.0:7801"},
+		{"[::]:0", v6any, "http://[::]:7801"},
+		{":0", v6any, "http://0.0.0.0:7801"},
+		{"127.0.0.1:0", lo, "http://127.0.0.1:7801"},
+	} {
+		if got := ListenURL(tc.configured, &net.TCPAddr{IP: tc.got, Port: 7801}); got != tc.want {
+			t.Errorf("listening on %s: %q, want %q", tc.configured, got, tc.want)
+		}
 	}
 }
 

@@ -126,7 +126,7 @@ func serveHTTP(ctx context.Context, srv *server.Server, cfg config.Config, log z
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another ponder running? set --addr)", cfg.Server.Addr, err)
 	}
-	base := "http://" + ln.Addr().String()
+	base := server.ListenURL(cfg.Server.Addr, ln.Addr())
 	log.Info().Str("addr", base).Str("mcp", base+"/mcp").Str("openai", base+"/v1").Str("ui", base+"/ui/").
 		Bool("token", cfg.Server.Token != "").Msg("ponder serving")
 	if err := srv.Serve(ctx, ln); err != nil {
@@ -145,7 +145,7 @@ func serveStdio(ctx context.Context, cmd *cobra.Command, srv *server.Server, cfg
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w (is another ponder running? set --addr)", cfg.Server.Addr, err)
 		}
-		log.Info().Str("addr", "http://"+ln.Addr().String()).Msg("ponder serving HTTP beside stdio")
+		log.Info().Str("addr", server.ListenURL(cfg.Server.Addr, ln.Addr())).Msg("ponder serving HTTP beside stdio")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

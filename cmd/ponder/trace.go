@@ -179,7 +179,7 @@ func runTraceView(ctx context.Context, cmd *cobra.Command, cfg config.Config, ad
 	srv := &http.Server{Handler: viewerGuard(h, token, ln.Addr().(*net.TCPAddr)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	u := url.URL{Scheme: "http", Host: ln.Addr().String(), Path: "/ui/", RawQuery: "token=" + token}
+	u := url.URL{Scheme: "http", Host: strings.TrimPrefix(server.ListenURL(addr, ln.Addr()), "http://"), Path: "/ui/", RawQuery: "token=" + token}
 	if first != "" {
 		u.Fragment = "run=" + first
 	}
