@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -218,5 +219,33 @@ func TestTokenBudgetStopsRequestsThatWaitedForASlot(t *testing.T) {
 		if n := sent.Load(); n != 1 || res.Stopped != core.StopBudget || res.Usage.LLMCalls != 1 {
 			t.Errorf("%s: %d requests sent, %d calls charged, stopped %s; want 1, 1, budget", c.name, n, res.Usage.LLMCalls, res.Stopped)
 		}
+	}
+}
+
+// billed is a failed call the model spent tokens on.
+type billed struct{ prompt, completion int64 }
+
+func (b billed) Error() string                            { return "cut off while reasoning" }
+func (b billed) BilledTokens() (prompt, completion int64) { return b.prompt, b.completion }
+
+// A call that fails after the model spent tokens (a reply cut off while it
+// reasoned) counts them against the token budget: they were lost, and a
+// reasoning model cut off again and again ran on a spent budget.
+func TestFailedCallsTokensAreCharged(t *testing.T) {
+	t.Parallel()
+	var sent atomic.Int64
+	pol := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		sent.Add(1)
+		return core.Completion{}, fmt.Errorf("llm bad response: %w", billed{prompt: 9, completion: 512})
+	})
+	reg := core.NewRegistry()
+	reg.RegisterStrategy(core.StrategySpec{Name: "burst", New: func(core.Params) (core.Strategy, error) { return burst{n: 8}, nil }})
+	eng := core.NewEngine(pol, reg, &core.EngineOptions{Concurrency: 1})
+	res, err := eng.Solve(t.Context(), core.Task{Problem: "p", Strategy: "burst", Limits: core.Limits{Tokens: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sent.Load(); n != 2 || res.Usage.PromptTokens != 18 || res.Usage.CompletionTokens != 1024 || res.Usage.LLMCalls != 0 {
+		t.Errorf("%d requests sent, usage %+v; want 2 (the second passes the budget), 18+1024 tokens, no calls (failed ones are refunded)", n, res.Usage)
 	}
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -60,10 +61,12 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	}
 	start := time.Now()
 	c, err := e.engine.policy.Complete(ctx, req)
+	// Before the slot goes: the request waiting for it checks the token
+	// budget with these tokens counted.
 	if err == nil {
-		// Before the slot goes: the request waiting for it checks the
-		// token budget with these tokens counted.
 		e.Budget.AddTokens(c.PromptTokens, c.CompletionTokens)
+	} else if p, c, ok := billedTokens(err); ok {
+		e.Budget.AddTokens(p, c)
 	}
 	e.engine.limiter.Release()
 	if queued {
@@ -103,6 +106,19 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	}
 	c.TraceSeq = e.Tracer.emit(Event{Op: OpLLMCall, Data: data})
 	return c, nil
+}
+
+// billedTokens returns the tokens a failed call's error says the model
+// spent (see Policy).
+func billedTokens(err error) (prompt, completion int64, ok bool) {
+	var b interface {
+		BilledTokens() (prompt, completion int64)
+	}
+	if !errors.As(err, &b) {
+		return 0, 0, false
+	}
+	prompt, completion = b.BilledTokens()
+	return max(prompt, 0), max(completion, 0), true
 }
 
 // acquire charges n calls to the budget and takes an LLM slot; the caller

@@ -54,7 +54,10 @@ type Completion struct {
 }
 
 // Policy proposes reasoning steps: an LLM behind any API, a plugin, or an
-// MCP client's own model through sampling.
+// MCP client's own model through sampling. A call that fails after the
+// model spent tokens (a reply cut off while it reasoned) may return an
+// error with a method BilledTokens() (prompt, completion int64): they are
+// charged to the run's token budget, as a served call's are.
 type Policy interface {
 	Complete(ctx context.Context, req CompletionRequest) (Completion, error)
 }

@@ -241,8 +241,21 @@ func (c *Client) finish(out core.Completion, cut int, r openai.ChatCompletionReq
 		detail = ", the endpoint's default max_tokens"
 		advice = "set PONDER_LLM_MAX_TOKENS above the endpoint's default or lower the model's reasoning effort at the endpoint"
 	}
-	return core.Completion{}, newError(core.ErrLLMBadResponse, nil, what, endpointName, detail, advice)
+	return core.Completion{}, &billedError{error: newError(core.ErrLLMBadResponse, nil, what, endpointName, detail, advice),
+		prompt: out.PromptTokens, completion: out.CompletionTokens}
 }
+
+// billedError is a failed call the model spent tokens on: the run's token
+// budget counts them (core.Policy).
+type billedError struct {
+	error
+	prompt, completion int64
+}
+
+func (e *billedError) Unwrap() error { return e.error }
+
+// BilledTokens implements what core.Env.Complete looks for.
+func (e *billedError) BilledTokens() (prompt, completion int64) { return e.prompt, e.completion }
 
 // Models lists the ids of the models the endpoint serves (GET /models).
 func (c *Client) Models(ctx context.Context) ([]string, error) {

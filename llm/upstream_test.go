@@ -468,6 +468,16 @@ func TestCutWhileReasoning(t *testing.T) {
 			if tc.wantNotIn != "" && strings.Contains(err.Error(), tc.wantNotIn) {
 				t.Errorf("error %q: want it not to say %q", err, tc.wantNotIn)
 			}
+			// The tokens the model spent on a failed call are charged all
+			// the same (core.Env.Complete looks for BilledTokens).
+			var billed interface{ BilledTokens() (int64, int64) }
+			if err != nil {
+				if !errors.As(err, &billed) {
+					t.Errorf("error %q does not say what the model spent", err)
+				} else if p, c := billed.BilledTokens(); p != 9*int64(tc.requests) || c != 512*int64(tc.requests) {
+					t.Errorf("billed %d+%d tokens, want the usage of %d replies", p, c, tc.requests)
+				}
+			}
 			if diff := cmp.Diff(tc.want, texts(got)); diff != "" {
 				t.Errorf("choices (-want +got):\n%s", diff)
 			}
