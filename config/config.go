@@ -236,7 +236,7 @@ func Load(path string, environ []string) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("config file: %w", err)
 		}
-		if b, err = durationsToNanos(b); err != nil {
+		if b, err = normalise(b); err != nil {
 			return c, fmt.Errorf("config file %s: %v", path, err)
 		}
 		if err := yaml.UnmarshalStrict(b, &c); err != nil {
@@ -302,17 +302,21 @@ func wantOf(t string) string {
 
 var typeErrorRE = regexp.MustCompile(`^cannot unmarshal (\w+) into Go struct field \w+\.([\w.]+) of type (.+)$`)
 
-// durationsToNanos rewrites duration strings ("30s") in a YAML or JSON
-// config file as the nanoseconds time.Duration unmarshals from, in place,
-// so every other value is read exactly as written. A setting that is not a
-// duration is an error naming it.
-func durationsToNanos(b []byte) ([]byte, error) {
+// normalise rewrites a YAML or JSON config file, in place, so that it
+// decodes as written: duration strings ("30s") become the nanoseconds
+// time.Duration unmarshals from, and plain keys and plain values of text
+// settings are quoted. The decoder reads YAML 1.1, where the key n of
+// llm.n is the boolean false, "no" and "on" are booleans and 0123, 0x1f
+// and 1.10 are numbers: a token 0123 became "83", a model 1.10 "1.1". A
+// setting that is not a duration, and a key that names no setting, are
+// errors naming it.
+func normalise(b []byte) ([]byte, error) {
 	var root yamlv3.Node
 	if err := yamlv3.Unmarshal(b, &root); err != nil || len(root.Content) == 0 {
 		return b, nil // UnmarshalStrict reports a malformed file
 	}
-	var edits []durationEdit
-	if err := durationsIn(reflect.TypeOf(Config{}), root.Content[0], "", &edits); err != nil {
+	var edits []textEdit
+	if err := normaliseIn(reflect.TypeOf(Config{}), root.Content[0], "", &edits); err != nil {
 		return nil, err
 	}
 	if len(edits) == 0 {
@@ -339,10 +343,12 @@ func durationsToNanos(b []byte) ([]byte, error) {
 			}
 			n++
 		}
-		if off+e.length > len(l) {
+		// Only text found where the parser saw it is replaced (a plain
+		// scalar folded over lines, an escaped quoted one, is left).
+		if !strings.HasPrefix(l[off:], e.orig) {
 			continue
 		}
-		lines[e.line-1] = l[:off] + e.text + l[off+e.length:]
+		lines[e.line-1] = l[:off] + e.text + l[off+len(e.orig):]
 	}
 	return []byte(strings.Join(lines, "")), nil
 }
@@ -351,13 +357,26 @@ func durationsToNanos(b []byte) ([]byte, error) {
 // and the environment write as "30s".
 var durationType = reflect.TypeOf(time.Duration(0))
 
-type durationEdit struct {
-	line, col, length int
-	text              string
+// textEdit replaces orig, found at line and col (1-based, characters), by
+// text.
+type textEdit struct {
+	line, col int
+	orig      string
+	text      string
 }
 
-func durationsIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]durationEdit) error {
-	if n.Kind == yamlv3.AliasNode && n.Alias != nil {
+// quotePlain quotes a plain scalar (not null) so that it reads as the
+// text written.
+func quotePlain(n *yamlv3.Node, edits *[]textEdit) {
+	if n.Kind != yamlv3.ScalarNode || n.Style != 0 || n.Tag == "!!null" || n.Value == "" {
+		return
+	}
+	*edits = append(*edits, textEdit{line: n.Line, col: n.Column, orig: n.Value,
+		text: "'" + strings.ReplaceAll(n.Value, "'", "''") + "'"})
+}
+
+func normaliseIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]textEdit) error {
+	if n.Kind == yamlv3.AliasNode {
 		return nil
 	}
 	if t == durationType {
@@ -373,20 +392,34 @@ func durationsIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]durationEdi
 		if err != nil {
 			return fmt.Errorf("%s: want a duration like 30s, got %q", at, n.Value)
 		}
-		length := len(n.Value)
-		if n.Style&(yamlv3.DoubleQuotedStyle|yamlv3.SingleQuotedStyle) != 0 {
-			length += 2
+		orig := n.Value
+		switch {
+		case n.Style&yamlv3.DoubleQuotedStyle != 0:
+			orig = `"` + orig + `"`
+		case n.Style&yamlv3.SingleQuotedStyle != 0:
+			orig = "'" + orig + "'"
 		}
-		*edits = append(*edits, durationEdit{line: n.Line, col: n.Column, length: length, text: strconv.FormatInt(int64(d), 10)})
+		*edits = append(*edits, textEdit{line: n.Line, col: n.Column, orig: orig, text: strconv.FormatInt(int64(d), 10)})
 		return nil
 	}
 	switch t.Kind() {
+	case reflect.String:
+		quotePlain(n, edits)
 	case reflect.Pointer:
-		return durationsIn(t.Elem(), n, at, edits)
+		return normaliseIn(t.Elem(), n, at, edits)
 	case reflect.Slice:
 		if n.Kind == yamlv3.SequenceNode {
 			for i, c := range n.Content {
-				if err := durationsIn(t.Elem(), c, fmt.Sprintf("%s[%d]", at, i), edits); err != nil {
+				if err := normaliseIn(t.Elem(), c, fmt.Sprintf("%s[%d]", at, i), edits); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yamlv3.MappingNode && t.Key().Kind() == reflect.String {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				quotePlain(n.Content[i], edits)
+				if err := normaliseIn(t.Elem(), n.Content[i+1], at+"."+n.Content[i].Value, edits); err != nil {
 					return err
 				}
 			}
@@ -396,22 +429,82 @@ func durationsIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]durationEdi
 			return nil
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := n.Content[i].Value
-			for j := 0; j < t.NumField(); j++ {
-				f := t.Field(j)
-				if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name == key && name != "" {
-					path := key
-					if at != "" {
-						path = at + "." + key
-					}
-					if err := durationsIn(f.Type, n.Content[i+1], path, edits); err != nil {
-						return err
-					}
-				}
+			k := n.Content[i]
+			if k.Kind != yamlv3.ScalarNode || (k.Value == "<<" && k.Style == 0) {
+				continue // a merge key: the decoder reads it
+			}
+			path := k.Value
+			if at != "" {
+				path = at + "." + k.Value
+			}
+			f, ok := fieldNamed(t, k.Value)
+			if !ok {
+				return unknownSetting(t, path, k.Value)
+			}
+			quotePlain(k, edits)
+			if err := normaliseIn(f.Type, n.Content[i+1], path, edits); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// fieldNamed is the field of struct t whose file name is name.
+func fieldNamed(t reflect.Type, name string) (reflect.StructField, bool) {
+	for j := 0; j < t.NumField(); j++ {
+		f := t.Field(j)
+		if n, _, _ := strings.Cut(f.Tag.Get("json"), ","); n == name && n != "" {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// unknownSetting is the error for a key of struct t that names no setting,
+// with the setting it most likely meant.
+func unknownSetting(t reflect.Type, path, key string) error {
+	prefix := strings.TrimSuffix(path, key)
+	best, bestD := "", 3
+	for j := 0; j < t.NumField(); j++ {
+		n, _, _ := strings.Cut(t.Field(j).Tag.Get("json"), ",")
+		if n == "" {
+			continue
+		}
+		if strings.EqualFold(n, key) {
+			best, bestD = n, 0
+			break
+		}
+		if d := editDistance(strings.ToLower(key), n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	msg := fmt.Sprintf("unknown setting %q", path)
+	if best != "" {
+		msg += fmt.Sprintf("; did you mean %q?", prefix+best)
+	}
+	return errors.New(msg + " (`ponder config` lists every setting; names are lower case)")
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func applyEnv(v reflect.Value, env map[string]string) error {

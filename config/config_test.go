@@ -58,7 +58,7 @@ func TestLoadRejectsUnknownFileKeysAndBadEnv(t *testing.T) {
 	if err := os.WriteFile(file, []byte("llm:\n  base_ur: http://x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := config.Load(file, nil); err == nil || !strings.Contains(err.Error(), `unknown setting "base_ur"`) || strings.Contains(err.Error(), "JSON") {
+	if _, err := config.Load(file, nil); err == nil || !strings.Contains(err.Error(), `unknown setting "llm.base_ur"; did you mean "llm.base_url"?`) || strings.Contains(err.Error(), "JSON") {
 		t.Fatalf("misspelt key accepted, or refused in the decoder's words: %v", err)
 	}
 	if _, err := config.Load("", []string{"PONDER_LLM_CONCURRENCY=many"}); err == nil || !strings.Contains(err.Error(), "PONDER_LLM_CONCURRENCY") {
@@ -168,5 +168,48 @@ func TestLoadRefusesBareNumberDurations(t *testing.T) {
 	c, err := config.Load(file, nil)
 	if err != nil || c.LLM.Timeout != 30*time.Second || c.Search.Timeout != 0 {
 		t.Fatalf("Load = %+v, %v", c.Search, err)
+	}
+}
+
+// A config file reads as written, though its decoder reads YAML 1.1: the
+// key n (llm.n) is not the boolean false, and text settings that look like
+// numbers or booleans keep their text (a token 0123 was "83", an all-digit
+// key 1.2345679e+22, a model 1.10 "1.1"). Keys are the settings' own
+// names: "LLM" or "Timeout" is refused, not matched case-blind (where a
+// duration then failed as "want a duration such as 30s").
+func TestLoadReadsTextAsWritten(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	load := func(body string) (config.Config, error) {
+		file := filepath.Join(dir, "ponder.yaml")
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return config.Load(file, nil)
+	}
+	c, err := load("llm:\n  n: no\n  model: 1.10\n  api_key: 12345678901234567890123\nserver:\n  token: 0123\n" +
+		"  allowed_hosts: [on, 0x1f]\nretrieval: {embed_model: yes, qdrant_api_key: 'it''s'}\n" +
+		"tools:\n  mcp_servers:\n    - name: x\n      command: c\n      args: [1.10, --x='a']\n      env: {DEBUG: on, n: 007}\n      timeout: 5s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LLM.N != "no" || c.LLM.Model != "1.10" || c.LLM.APIKey != "12345678901234567890123" || c.Server.Token != "0123" ||
+		strings.Join(c.Server.AllowedHosts, ",") != "on,0x1f" || c.Retrieval.EmbedModel != "yes" || c.Retrieval.QdrantAPIKey != "it's" {
+		t.Fatalf("text settings changed: n %q model %q key %q token %q hosts %q embed %q qdrant key %q",
+			c.LLM.N, c.LLM.Model, c.LLM.APIKey, c.Server.Token, c.Server.AllowedHosts, c.Retrieval.EmbedModel, c.Retrieval.QdrantAPIKey)
+	}
+	m := c.Tools.MCPServers[0]
+	if strings.Join(m.Args, " ") != "1.10 --x='a'" || m.Env["DEBUG"] != "on" || m.Env["n"] != "007" || m.Timeout != 5*time.Second {
+		t.Fatalf("mcp server changed: %+v", m)
+	}
+	for body, want := range map[string]string{
+		"LLM:\n  timeout: 30s\n":               `unknown setting "LLM"; did you mean "llm"?`,
+		"llm:\n  Timeout: 30s\n":               `unknown setting "llm.Timeout"; did you mean "llm.timeout"?`,
+		`{"search": {"budget_call": 3}}`:       `unknown setting "search.budget_call"; did you mean "search.budget_calls"?`,
+		"tools:\n  mcp_servers:\n  - cmd: x\n": `unknown setting "tools.mcp_servers[0].cmd"`,
+	} {
+		if _, err := load(body); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
 	}
 }
