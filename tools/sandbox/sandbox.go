@@ -132,8 +132,12 @@ type Result struct {
 // OK reports whether the program exited by itself with status 0.
 func (r Result) OK() bool { return r.Stop == StopExit && r.ExitCode == 0 }
 
+// NoOutput is the text of a program that ran cleanly and printed nothing.
+const NoOutput = "[no output: the program ran and printed nothing; print() the values you need]"
+
 // Text renders the result for a policy: stdout, then stderr under a
-// "[stderr]" line, then a bracketed status line unless the run was OK.
+// "[stderr]" line, then a bracketed status line unless the run was OK
+// (NoOutput when it was OK and printed nothing).
 func (r Result) Text() string {
 	var b strings.Builder
 	if r.SessionRestarted {
@@ -151,6 +155,13 @@ func (r Result) Text() string {
 		if r.StderrTruncated {
 			b.WriteString("\n[stderr truncated]")
 		}
+	}
+	if r.OK() && r.Stdout == "" && r.Stderr == "" {
+		// An empty observation reads as a lost result (and some
+		// endpoints refuse a tool message with no content): say that the
+		// program ran and printed nothing, the usual mistake of ending on
+		// an expression as in a notebook.
+		b.WriteString(NoOutput)
 	}
 	if !r.OK() {
 		if b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {

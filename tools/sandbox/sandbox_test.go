@@ -707,3 +707,34 @@ func TestPythonOutsideUsrShowsOnlyItsInstallation(t *testing.T) {
 		t.Errorf("python installed in the home directory: %q, %v", binds(a), err)
 	}
 }
+
+// TestNoOutputSaysSo: a program that ran cleanly and printed nothing (the
+// notebook habit of ending on an expression) is told so, alone or in a
+// session, instead of an empty observation; its stdout stays empty.
+func TestNoOutputSaysSo(t *testing.T) {
+	t.Parallel()
+	tool := newTestSandbox(t, nil).Tool()
+	for _, args := range []string{
+		`{"code":"x = 6*7\nx"}`,
+		`{"code":"y = 1","session":"quiet"}`,
+		`{"code":"y + 1","session":"quiet"}`,
+	} {
+		res, err := tool.Call(context.Background(), json.RawMessage(args))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.IsError || res.Text != NoOutput || res.Structured.(Result).Stdout != "" {
+			t.Errorf("%s: got %q (error %v), want %q", args, res.Text, res.IsError, NoOutput)
+		}
+	}
+	// Output, or a failure without any, is not "no output".
+	for _, code := range []string{"print(1)", "import sys; sys.exit(2)"} {
+		res, err := tool.Call(context.Background(), json.RawMessage(`{"code":"`+code+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(res.Text, "no output") {
+			t.Errorf("%s: %q", code, res.Text)
+		}
+	}
+}
