@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -19,8 +20,14 @@ type Field struct {
 // secretFields are never printed.
 var secretFields = map[string]bool{"llm.api_key": true, "server.token": true, "retrieval.qdrant_api_key": true, "retrieval.embed_api_key": true}
 
+// urlFields are printed without their password.
+var urlFields = map[string]bool{"llm.base_url": true, "retrieval.qdrant_url": true, "retrieval.embed_url": true}
+
 // Fields lists every setting of c in declaration order. Secret values are
-// replaced by "(set)" or "".
+// replaced by "(set)" or "": the secret settings, URLs' passwords, and an
+// MCP server's bearer token, header values and environment values (where
+// its API keys go). tools.mcp_servers is a list of maps, as the file
+// writes it.
 func Fields(c Config) []Field {
 	var out []Field
 	var walk func(v reflect.Value, prefix string)
@@ -43,6 +50,12 @@ func Fields(c Config) []Field {
 				if fv.String() != "" {
 					val = "(set)"
 				}
+			}
+			if urlFields[path] {
+				val = redactedURL(fv.String())
+			}
+			if servers, ok := val.([]MCPServer); ok {
+				val = redactedServers(servers)
 			}
 			typ := f.Type.String()
 			if f.Type == durationType {
@@ -77,4 +90,58 @@ func Markdown() string {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | `%s` |\n", f.Path, env, f.Type, def)
 	}
 	return b.String()
+}
+
+// redactedURL is raw without the password of its user information.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); !has {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// redactedServers is the MCP servers as their file writes them, with
+// their secrets replaced by "(set)".
+func redactedServers(servers []MCPServer) []map[string]any {
+	var out []map[string]any
+	hide := func(m map[string]string) map[string]string {
+		h := map[string]string{}
+		for k := range m {
+			h[k] = "(set)"
+		}
+		return h
+	}
+	for _, s := range servers {
+		m := map[string]any{"name": s.Name}
+		if s.Command != "" {
+			m["command"] = s.Command
+		}
+		if len(s.Args) > 0 {
+			m["args"] = s.Args
+		}
+		if len(s.Env) > 0 {
+			m["env"] = hide(s.Env)
+		}
+		if s.URL != "" {
+			m["url"] = redactedURL(s.URL)
+		}
+		if len(s.Headers) > 0 {
+			m["headers"] = hide(s.Headers)
+		}
+		if s.Bearer != "" {
+			m["bearer"] = "(set)"
+		}
+		if s.Timeout != 0 {
+			m["timeout"] = s.Timeout.String()
+		}
+		if len(s.Tools) > 0 {
+			m["tools"] = s.Tools
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -1,10 +1,12 @@
 package config_test
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/config"
 )
@@ -39,13 +41,39 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 	t.Fatalf("%s is out of date with config.Config: run go test ./config -update", path)
 }
 
+// Fields shows no secret: the secret settings, URLs' passwords, and an MCP
+// server's bearer token, headers and environment (printed whole before).
 func TestFieldsHideSecrets(t *testing.T) {
 	t.Parallel()
 	c := config.Default()
 	c.LLM.APIKey, c.Server.Token = "sk-very-secret", "tok"
+	c.LLM.BaseURL = "http://user:pw-very-secret@127.0.0.1:8000/v1"
+	c.Retrieval.QdrantURL, c.Retrieval.EmbedURL = "https://q:very-secret-q@q:6334", "http://e:very-secret-e@e/v1"
+	c.Tools.MCPServers = []config.MCPServer{
+		{Name: "gh", URL: "https://u:very-secret-url@example.com/mcp", Bearer: "very-secret-bearer",
+			Headers: map[string]string{"X-Api-Key": "very-secret-header"}, Timeout: 5 * time.Second},
+		{Name: "fs", Command: "npx", Args: []string{"-y", "server"}, Env: map[string]string{"GITHUB_TOKEN": "very-secret-env"}},
+	}
+	var servers string
 	for _, f := range config.Fields(c) {
-		if s, ok := f.Value.(string); ok && (strings.Contains(s, "very-secret") || s == "tok") {
-			t.Fatalf("%s printed a secret", f.Path)
+		b, err := json.Marshal(f.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := string(b); strings.Contains(s, "very-secret") || s == `"tok"` {
+			t.Errorf("%s printed a secret: %s", f.Path, s)
+		}
+		if f.Path == "tools.mcp_servers" {
+			servers = string(b)
+		}
+		if f.Path == "llm.base_url" && f.Value != "http://user:xxxxx@127.0.0.1:8000/v1" {
+			t.Errorf("llm.base_url = %v", f.Value)
+		}
+	}
+	// What is not secret is still shown, as the file writes it.
+	for _, want := range []string{`"name":"gh"`, `"bearer":"(set)"`, `"X-Api-Key":"(set)"`, `"timeout":"5s"`, `"args":["-y","server"]`, `"GITHUB_TOKEN":"(set)"`} {
+		if !strings.Contains(servers, want) {
+			t.Errorf("tools.mcp_servers = %s, want %s in it", servers, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -35,7 +36,16 @@ func newConfigCmd() *cobra.Command {
 			} else {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				for _, f := range fields {
-					fmt.Fprintf(tw, "%s\t%v\t%s\n", f.Path, f.Value, f.Env)
+					v := fmt.Sprint(f.Value)
+					if _, ok := f.Value.([]map[string]any); ok {
+						// tools.mcp_servers: as JSON, not Go's struct syntax.
+						b, err := json.Marshal(f.Value)
+						if err != nil {
+							return err
+						}
+						v = string(b)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Path, v, f.Env)
 				}
 				tw.Flush()
 			}
