@@ -205,7 +205,11 @@ func reactChoice(ctx context.Context, env *core.Env, leaf core.NodeID, ch core.C
 	}
 	if mode != ModeNative && !o.Final {
 		if a, ok := parseTextAction(text); ok {
-			return act(ctx, env, leaf, names.real(a.name), a.args, "", ModeText, a.thought, o, usage)
+			name := names.real(a.name)
+			if a.args == nil {
+				a.args = bareArgs(env, name, a.bare)
+			}
+			return act(ctx, env, leaf, name, a.args, "", ModeText, a.thought, o, usage)
 		}
 	}
 	n := core.Node{Kind: core.KindStep, Content: text, Usage: usage}
@@ -240,6 +244,12 @@ func act(ctx context.Context, env *core.Env, parent core.NodeID, name string, ar
 			return env.AddNode([]core.NodeID{cid}, obs)
 		}
 		args = obj
+	} else if !isObject(args) {
+		// An array, a number, null: no tool takes one, so spend no call
+		// on it (as on arguments that do not parse).
+		obs := core.Node{Kind: core.KindToolResult, Content: "error: the arguments are not a JSON object; send them as one JSON object",
+			Meta: map[string]any{"tool": name, "call_id": callID, "mode": mode, "is_error": true}}
+		return env.AddNode([]core.NodeID{cid}, obs)
 	}
 	sent := withSession(env, name, args, o.Session)
 	res, err := env.CallTool(ctx, core.ToolCall{ID: callID, Name: name, Arguments: sent})
@@ -271,8 +281,8 @@ func act(ctx context.Context, env *core.Env, parent core.NodeID, name string, ar
 // why there is none; ok is false for arguments that are not a string.
 func stringArgs(args json.RawMessage) (obj json.RawMessage, problem string, ok bool) {
 	var text string
-	if json.Unmarshal(args, &text) != nil {
-		return nil, "", false
+	if t := bytes.TrimSpace(args); len(t) == 0 || t[0] != '"' || json.Unmarshal(t, &text) != nil {
+		return nil, "", false // null unmarshals into a string too
 	}
 	var v any
 	if err := json.Unmarshal([]byte(text), &v); err != nil {
@@ -282,6 +292,12 @@ func stringArgs(args json.RawMessage) (obj json.RawMessage, problem string, ok b
 		return nil, "the arguments are not a JSON object", true
 	}
 	return json.RawMessage(strings.TrimSpace(text)), "", true
+}
+
+// isObject reports whether args is one JSON object.
+func isObject(args json.RawMessage) bool {
+	t := bytes.TrimSpace(args)
+	return len(t) > 0 && t[0] == '{' && json.Valid(t)
 }
 
 // toolsSpentError is the tool-call budget running out in a step: the
@@ -449,12 +465,16 @@ var (
 type textAction struct {
 	name, thought string
 	args          json.RawMessage
+	// bare is input that is not JSON (a program, an expression), when
+	// args is nil: bareArgs makes it the tool's argument.
+	bare string
 }
 
 // parseTextAction reads "Action: NAME" and "Action Input: {...}" from a
-// reply in the text protocol. The input may be fenced; a fenced block that
-// is not JSON (a Python program) is passed as {"code": ...}; input that
-// starts like a JSON object but does not parse is kept as a JSON string.
+// reply in the text protocol. The input may be fenced; input that is not
+// JSON (a Python program, an expression) is left in bare, for bareArgs;
+// input that starts like a JSON object but does not parse is kept as a
+// JSON string.
 func parseTextAction(reply string) (textAction, bool) {
 	if loc := observation.FindStringIndex(reply); loc != nil {
 		reply = reply[:loc[0]]
@@ -489,13 +509,46 @@ func parseTextAction(reply string) (textAction, bool) {
 			a.args = v
 		}
 	default:
-		a.args = quoted("code", raw)
+		a.bare = raw
 	}
 	return a, true
 }
 
-func quoted(key, v string) json.RawMessage {
-	b, _ := json.Marshal(map[string]string{key: v})
+// bareArgs makes text-protocol input that is not JSON the argument of the
+// tool it calls: its one required string argument (python's code, calc's
+// expression, retrieve's query), else a "code" argument, else its only
+// string argument. For a tool with none of these, or one the task does
+// not offer, the input goes as {"code": ...} and the tool (or the
+// engine's refusal) says what is wrong.
+func bareArgs(env *core.Env, name, raw string) json.RawMessage {
+	key := "code"
+	for _, s := range env.Tools() {
+		if s.Name != name {
+			continue
+		}
+		var sch struct {
+			Properties map[string]struct {
+				Type any `json:"type"`
+			} `json:"properties"`
+			Required []string `json:"required"`
+		}
+		_ = json.Unmarshal(s.Schema, &sch)
+		isString := func(k string) bool { p, ok := sch.Properties[k]; return ok && p.Type == "string" }
+		var strs []string
+		for k := range sch.Properties {
+			if isString(k) {
+				strs = append(strs, k)
+			}
+		}
+		switch {
+		case len(sch.Required) == 1 && isString(sch.Required[0]):
+			key = sch.Required[0]
+		case isString("code"):
+		case len(strs) == 1:
+			key = strs[0]
+		}
+	}
+	b, _ := json.Marshal(map[string]string{key: raw})
 	return b
 }
 

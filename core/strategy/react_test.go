@@ -24,7 +24,8 @@ func TestParseTextAction(t *testing.T) {
 	}{
 		{"plain", "Thought: add them\nAction: calc\nAction Input: {\"expression\": \"1+2\"}", true, "calc", `{"expression": "1+2"}`, "Thought: add them"},
 		{"fenced json", "Action: python\nAction Input:\n```json\n{\"code\": \"print(1)\"}\n```", true, "python", `{"code": "print(1)"}`, ""},
-		{"bare code", "Action: python\nAction Input:\n```python\nprint(1)\n```", true, "python", `{"code":"print(1)"}`, ""},
+		{"bare code", "Action: python\nAction Input:\n```python\nprint(1)\n```", true, "python", `bare:print(1)`, ""},
+		{"bare expression", "Action: calc\nAction Input: 2^10", true, "calc", `bare:2^10`, ""},
 		{"hallucinated observation", "Action: calc\nAction Input: {\"expression\": \"2\"}\nObservation: 2\nAction: calc\nAction Input: {}", true, "calc", `{"expression": "2"}`, ""},
 		{"trailing text", "Action: `calc`\nAction Input: {\"expression\": \"2\"} and then I will see", true, "calc", `{"expression": "2"}`, ""},
 		{"bold markdown", "**Action:** calc\n**Action Input:** {\"expression\": \"3\"}", true, "calc", `{"expression": "3"}`, ""},
@@ -40,6 +41,9 @@ func TestParseTextAction(t *testing.T) {
 			}
 			if !ok {
 				return
+			}
+			if a.args == nil {
+				a.args = json.RawMessage("bare:" + a.bare)
 			}
 			if a.name != tt.tool || string(a.args) != tt.args || a.thought != tt.thght {
 				t.Errorf("got %q %s %q; want %q %s %q", a.name, a.args, a.thought, tt.tool, tt.args, tt.thght)
@@ -238,6 +242,66 @@ func TestReActTextInputThatDoesNotParse(t *testing.T) {
 	}
 	if res.Usage.ToolCalls != 0 {
 		t.Errorf("%d tool calls spent on input that did not parse", res.Usage.ToolCalls)
+	}
+}
+
+// TestReActTextBareInput: text-protocol input that is not JSON is the
+// argument of the tool it calls (calc's expression, a query), not always
+// "code", which calc refused as an argument the model never wrote.
+func TestReActTextBareInput(t *testing.T) {
+	t.Parallel()
+	search := tools.Func{ToolSpec: core.ToolSpec{Name: "search", Description: "search",
+		Schema: json.RawMessage(`{"type":"object","properties":{"query":{"type":"string"},"k":{"type":"integer"}},"required":["query"]}`)},
+		Fn: func(_ context.Context, args json.RawMessage) (core.ToolResult, error) {
+			var a struct{ Query string }
+			_ = json.Unmarshal(args, &a)
+			return core.ToolResult{Text: "found " + a.Query}, nil
+		}}
+	m := &textModel{replies: []string{"Action: calc\nAction Input: 2^10", "Action: search\nAction Input: ducks", "\\boxed{1024}"}}
+	eng := toolEngine(t, m, calc.New(nil), search)
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "2^10?", Strategy: "react", Tools: []string{"calc", "search"},
+		Params: core.Params{"mode": ModeText}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.BestPath) != 6 || res.Answer != "1024" {
+		t.Fatalf("path %+v, answer %q", res.BestPath, res.Answer)
+	}
+	if call, obs := res.BestPath[1].Content, res.BestPath[2].Content; !strings.HasSuffix(call, `Action Input: {"expression":"2^10"}`) || obs != "1024" {
+		t.Errorf("calc: call %q, observation %q", call, obs)
+	}
+	if obs := res.BestPath[4].Content; obs != "found ducks" {
+		t.Errorf("search: observation %q", obs)
+	}
+}
+
+// TestReActArgumentsNotAnObject: native arguments that parse but are not
+// an object (an array, null, a number) are answered with what is wrong
+// and cost no tool call, like arguments that do not parse.
+func TestReActArgumentsNotAnObject(t *testing.T) {
+	t.Parallel()
+	args := []string{`[1, 2]`, `null`, `42`, `{"expression":"1+2"}`}
+	m := &toolModel{final: "\\boxed{3}", call: func(i int) core.ToolCall {
+		return core.ToolCall{ID: "c", Name: "calc", Arguments: json.RawMessage(args[(i-1)%len(args)])}
+	}}
+	eng := toolEngine(t, m, calc.New(nil))
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "react", Tools: []string{"calc"},
+		Params: core.Params{"max_steps": int64(len(args))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obs []string
+	for _, n := range res.BestPath {
+		if n.Kind == core.KindToolResult {
+			obs = append(obs, n.Content)
+		}
+	}
+	want := "error: the arguments are not a JSON object; send them as one JSON object"
+	if len(obs) != 4 || obs[0] != want || obs[1] != want || obs[2] != want || obs[3] != "3" {
+		t.Errorf("observations %q; want the error three times, then 3", obs)
+	}
+	if res.Usage.ToolCalls != 1 {
+		t.Errorf("%d tool calls; want 1 (only the object)", res.Usage.ToolCalls)
 	}
 }
 
