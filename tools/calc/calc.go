@@ -688,7 +688,11 @@ func smallInt(v *big.Rat, what string, lo, hi int64) (int64, error) {
 		return 0, err
 	}
 	if !i.IsInt64() || i.Int64() < lo || i.Int64() > hi {
-		return 0, fmt.Errorf("%w: %s must be between %d and %d, got %s", ErrTooLarge, what, lo, hi, brief(new(big.Rat).SetInt(i)))
+		kind := ErrTooLarge
+		if i.Cmp(big.NewInt(lo)) < 0 {
+			kind = ErrDomain // root(16, 0) is not a result too large
+		}
+		return 0, fmt.Errorf("%w: %s must be between %d and %d, got %s", kind, what, lo, hi, brief(new(big.Rat).SetInt(i)))
 	}
 	return i.Int64(), nil
 }
