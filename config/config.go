@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -707,4 +708,83 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
+}
+
+// otherVariables are PONDER_* variables that are not settings but are read
+// elsewhere: benchmark files (eval, sim-llm), a plugin's handshake
+// cookie, and the tests' own.
+var otherVariables = []string{"PONDER_DATA_SETS", "PONDER_PLUGIN", "PONDER_ARTIFACTS", "PONDER_BIN", "PONDER_URL", "PONDER_TEST_", "PONDER_GAME24_"}
+
+// UnknownVariables says, for each PONDER_* variable of environ that no
+// setting reads, that it is ignored, with the variable most likely meant:
+// a misspelt PONDER_LLM_MODLE would otherwise pass silently (a misspelt
+// key in a config file is an error).
+func UnknownVariables(environ []string) []string {
+	known := map[string]bool{}
+	var names []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+				walk(f.Type)
+				continue
+			}
+			if e := f.Tag.Get("env"); e != "" {
+				known[e] = true
+				names = append(names, e)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+	var out []string
+	seen := map[string]bool{}
+outer:
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "PONDER_") || known[k] || seen[k] {
+			continue
+		}
+		seen[k] = true
+		for _, o := range otherVariables {
+			if k == o || (strings.HasSuffix(o, "_") && strings.HasPrefix(k, o)) {
+				continue outer
+			}
+		}
+		msg := k + " is not a setting and is ignored"
+		if best := likeliest(k, names); best != "" {
+			msg += "; did you mean " + best + "?"
+		}
+		out = append(out, msg+" (`ponder config` lists every setting and its variable)")
+	}
+	return out
+}
+
+// likeliest is the variable of names that k most likely misspells: one a
+// typo or two away, else the one sharing most words with it
+// (PONDER_LLM_URL: PONDER_LLM_BASE_URL), closest first; "" when none is.
+func likeliest(k string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(k, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best != "" {
+		return best
+	}
+	words := strings.Split(strings.TrimPrefix(k, "PONDER_"), "_")
+	bestShared, bestD := 0, 0
+	for _, n := range names {
+		shared := 0
+		for _, w := range strings.Split(strings.TrimPrefix(n, "PONDER_"), "_") {
+			if w != "" && slices.Contains(words, w) {
+				shared++
+			}
+		}
+		if d := editDistance(k, n); shared > bestShared || (shared == bestShared && shared > 0 && d < bestD) {
+			best, bestShared, bestD = n, shared, d
+		}
+	}
+	return best
 }

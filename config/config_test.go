@@ -213,3 +213,20 @@ func TestLoadReadsTextAsWritten(t *testing.T) {
 		}
 	}
 }
+
+// A PONDER_* variable no setting reads is reported, with the one meant; the
+// variables read elsewhere (benchmark files, plugins, tests) are not.
+func TestUnknownVariables(t *testing.T) {
+	t.Parallel()
+	got := config.UnknownVariables([]string{"PONDER_LLM_MODLE=x", "PONDER_TOKEN=t", "PONDER_DATA_SETS=/d", "PONDER_TEST_STORE=1",
+		"PONDER_PLUGIN=cookie", "HOME=/root", "PONDER_FROBNICATE=1", "PONDER_LLM_MODLE=y", "PONDER_LLM_URL=u", "PONDER_MODEL=m"})
+	want := []string{
+		"PONDER_LLM_MODLE is not a setting and is ignored; did you mean PONDER_LLM_MODEL? (`ponder config` lists every setting and its variable)",
+		"PONDER_FROBNICATE is not a setting and is ignored (`ponder config` lists every setting and its variable)",
+		"PONDER_LLM_URL is not a setting and is ignored; did you mean PONDER_LLM_BASE_URL? (`ponder config` lists every setting and its variable)",
+		"PONDER_MODEL is not a setting and is ignored; did you mean PONDER_LLM_MODEL? (`ponder config` lists every setting and its variable)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("UnknownVariables = %q, want %q", got, want)
+	}
+}

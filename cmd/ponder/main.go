@@ -255,6 +255,9 @@ func loadConfig(cmd *cobra.Command) (config.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	for _, w := range config.UnknownVariables(os.Environ()) {
+		fmt.Fprintln(cmd.ErrOrStderr(), "ponder: warning: "+text.Terminal(w))
+	}
 	f := cmd.Flags()
 	if f.Changed("log-level") {
 		cfg.Log.Level = g.logLevel

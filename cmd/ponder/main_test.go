@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -295,5 +296,23 @@ func TestSolveInterruptedWhileReadingStdin(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "interrupted while reading the problem from stdin") {
 		t.Errorf("stderr does not say what was interrupted:\n%s", log.String())
+	}
+}
+
+// `ponder config` warns of a PONDER_* variable no setting reads and prints
+// no MCP server's secret.
+func TestConfigCommandWarnsAndHidesSecrets(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "ponder.yaml")
+	yaml := "tools:\n  mcp_servers:\n    - name: gh\n      url: https://example.com/mcp\n      bearer: very-secret-bearer\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runPonder(t, "", []string{"PONDER_LLM_MODLE=x"}, "config", "--config", file)
+	if r.code != 0 || !strings.Contains(r.stderr, "ponder: warning: PONDER_LLM_MODLE is not a setting and is ignored; did you mean PONDER_LLM_MODEL?") {
+		t.Fatalf("status %d, stderr %q: want a warning naming PONDER_LLM_MODEL", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout, "very-secret") || !strings.Contains(r.stdout, `"bearer":"(set)"`) {
+		t.Fatalf("tools.mcp_servers printed its secret or not at all:\n%s", r.stdout)
 	}
 }
