@@ -617,7 +617,7 @@ func (s *server) conn(ctx context.Context) (*conn, error) {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
-				s.log.Warn().Err(err).Msg("mcp server stopped answering; reconnecting")
+				s.log.Warn().Err(s.scrub(err)).Msg("mcp server stopped answering; reconnecting")
 				broken = true
 			}
 		}
@@ -659,6 +659,7 @@ func (s *server) connect(ctx context.Context) (*conn, error) {
 	s.mu.Unlock()
 	start := time.Now()
 	c, tools, err := s.open(ctx)
+	err = s.scrub(err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -721,7 +722,7 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 		tr, err := transport.NewStreamableHTTP(s.cfg.URL, transport.WithHTTPHeaders(headers), transport.WithHTTPLogger(quiet),
 			transport.WithHTTPBasicClient(hc))
 		if err != nil {
-			return nil, nil, fmt.Errorf("url %s: %w", s.cfg.URL, err)
+			return nil, nil, fmt.Errorf("url: %w", err)
 		}
 		c.client = client.NewClient(tr, client.WithDiscoverTimeout(min(s.timeout, 5*time.Second)))
 		c.client.OnConnectionLost(func(error) { c.markBroken() })
@@ -788,6 +789,45 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 	}
 	return nil
 }
+
+// scrub takes the configured URL of an HTTP server out of err's text,
+// leaving its scheme and host: Go's and mcp-go's errors quote the whole URL
+// (hiding only a password), and a key in its query or path
+// (https://mcp.example.com/mcp?api_key=..., a per-user path) would go into
+// the logs, the tool's error that a policy reads (and so to the LLM
+// endpoint) and the trace. The server's name in the message says which.
+func (s *server) scrub(err error) error {
+	if err == nil || s.cfg.URL == "" {
+		return err
+	}
+	u, perr := url.Parse(s.cfg.URL)
+	if perr != nil || u.Host == "" {
+		return err
+	}
+	safe := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		safe += "/…"
+	}
+	msg := err.Error()
+	for _, form := range []string{s.cfg.URL, u.String(), u.Redacted()} {
+		if form != safe {
+			msg = strings.ReplaceAll(msg, form, safe)
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return scrubbed{msg: msg, err: err}
+}
+
+// scrubbed is an error with another text, for errors.Is and errors.As.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e scrubbed) Error() string { return e.msg }
+func (e scrubbed) Unwrap() error { return e.err }
 
 func explain(err error, ctx context.Context, timeout time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
@@ -886,7 +926,7 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (core.ToolResult,
 			// The server no longer knows the session (it restarted): it
 			// rejected the call without running it, so start a new session
 			// and send it again.
-			t.srv.log.Info().Err(err).Msg("mcp session lost; reconnecting")
+			t.srv.log.Info().Err(t.srv.scrub(err)).Msg("mcp session lost; reconnecting")
 			c.markBroken()
 			continue
 		}
@@ -896,7 +936,7 @@ func (t *Tool) Call(ctx context.Context, args json.RawMessage) (core.ToolResult,
 			return core.ToolResult{Text: t.spec.Name + ": " + err.Error(), IsError: true}, nil
 		}
 		c.markBroken()
-		cause := err
+		cause := t.srv.scrub(err)
 		if st := strings.TrimSpace(c.stderr.String()); st != "" {
 			cause = fmt.Errorf("%w (stderr: %s)", err, lastLine(st))
 		}

@@ -761,3 +761,48 @@ func TestSingleAttempt(t *testing.T) {
 		})
 	}
 }
+
+// TestURLKeyNotInErrors: an HTTP server's URL that carries a key (in its
+// query or path) is not quoted whole in the errors a policy reads (and the
+// trace keeps) nor in the logs: Go's errors hide only a password.
+func TestURLKeyNotInErrors(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	hangup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	defer hangup.Close()
+	for _, base := range []string{"http://" + refused, hangup.URL} {
+		var logs testutil.LockedBuffer
+		b, err := New([]config.MCPServer{{Name: "keyed", URL: base + "/mcp/sk-pathsecret?api_key=querysecret",
+			Bearer: "bearersecret", Timeout: 2 * time.Second}}, &Options{Logger: zerolog.New(&logs)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := tools.NewRegistry(nil)
+		reg.AddProvider(b, nil)
+		_, err = reg.Call(context.Background(), "keyed.anything", json.RawMessage(`{}`))
+		b.Close()
+		if err == nil || !strings.Contains(err.Error(), "keyed:") || !strings.Contains(err.Error(), base+"/…") {
+			t.Errorf("%s: %v; want the server's name and %s/…", base, err, base)
+		}
+		for what, text := range map[string]string{"error": fmt.Sprint(err), "log": logs.String()} {
+			for _, secret := range []string{"querysecret", "pathsecret", "bearersecret"} {
+				if strings.Contains(text, secret) {
+					t.Errorf("%s: the %s shows %s: %s", base, what, secret, text)
+				}
+			}
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s: %v is not ErrUnavailable", base, err)
+		}
+	}
+}
