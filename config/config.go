@@ -253,7 +253,30 @@ func Load(path string, environ []string) (Config, error) {
 	if err := applyEnv(reflect.ValueOf(&c).Elem(), env); err != nil {
 		return c, err
 	}
+	c.DataDir = ExpandHome(c.DataDir)
+	for i, d := range c.Plugins.Dirs {
+		c.Plugins.Dirs[i] = ExpandHome(d)
+	}
+	for i, d := range c.Tools.Sandbox.ReadOnlyPaths {
+		c.Tools.Sandbox.ReadOnlyPaths[i] = ExpandHome(d)
+	}
 	return c, nil
+}
+
+// ExpandHome replaces a leading ~ of path by the home directory, as a
+// shell does: a config file, a service's environment file and
+// --data-dir=~/x are not read by one, and data_dir: ~/.local/share/ponder
+// (the documented default) made a folder named "~" in the working
+// directory.
+func ExpandHome(path string) string {
+	if path != "~" && !strings.HasPrefix(path, "~/") {
+		return path
+	}
+	h, err := os.UserHomeDir()
+	if err != nil {
+		return path
+	}
+	return filepath.Join(h, path[1:])
 }
 
 // decodeMessage is a config file's decoding error without the JSON its

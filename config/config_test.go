@@ -230,3 +230,28 @@ func TestUnknownVariables(t *testing.T) {
 		t.Fatalf("UnknownVariables = %q, want %q", got, want)
 	}
 }
+
+// A leading ~ in a path setting is the home directory, wherever it was
+// written: data_dir: ~/.local/share/ponder (the documented default) made a
+// folder named "~" in the working directory.
+func TestLoadExpandsHome(t *testing.T) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	file := filepath.Join(t.TempDir(), "ponder.yaml")
+	if err := os.WriteFile(file, []byte("data_dir: ~/.local/share/ponder\nplugins:\n  dirs: [~/plugins, /abs, ~x/y]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(file, []string{"PONDER_SANDBOX_READ_ONLY_PATHS=~/venv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != filepath.Join(home, ".local/share/ponder") || c.Tools.Sandbox.ReadOnlyPaths[0] != filepath.Join(home, "venv") ||
+		strings.Join(c.Plugins.Dirs, ",") != filepath.Join(home, "plugins")+",/abs,~x/y" {
+		t.Fatalf("data_dir %q, read_only_paths %q, plugins.dirs %q", c.DataDir, c.Tools.Sandbox.ReadOnlyPaths, c.Plugins.Dirs)
+	}
+	if c, err := config.Load("", []string{"PONDER_DATA_DIR=~"}); err != nil || c.DataDir != home {
+		t.Fatalf("PONDER_DATA_DIR=~: %q, %v", c.DataDir, err)
+	}
+}

@@ -266,7 +266,7 @@ func loadConfig(cmd *cobra.Command) (config.Config, error) {
 		cfg.Log.Format = g.logFormat
 	}
 	if f.Changed("data-dir") {
-		cfg.DataDir = g.dataDir
+		cfg.DataDir = config.ExpandHome(g.dataDir)
 	}
 	if f.Changed("llm-url") {
 		cfg.LLM.BaseURL = g.llmURL
