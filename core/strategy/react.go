@@ -642,8 +642,26 @@ func reactSpec() core.StrategySpec {
 }
 
 func (r react) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
-	if len(offered(env, r.tools)) == 0 {
+	all := offered(env, nil)
+	if len(all) == 0 {
 		return core.Outcome{}, errors.New("react: the task allows no tools: pass --tools, e.g. --tools python,calc (see `ponder tools list`)")
+	}
+	// The tools parameter picks among the task's tools: a name that is not
+	// one of them (a typo, a tool left out of --tools) would be dropped
+	// without a word, or leave none and blame --tools.
+	var missing []string
+	for _, n := range r.tools {
+		if len(offered(env, []string{n})) == 0 {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		var names []string
+		for _, s := range all {
+			names = append(names, s.Name)
+		}
+		return core.Outcome{}, fmt.Errorf("react: parameter tools names %s, which the task does not allow (it allows %s): add them to the task's tools (--tools) or leave them out of the parameter",
+			strings.Join(missing, ", "), strings.Join(names, ", "))
 	}
 	temp := r.temp
 	o := ReActOptions{Mode: r.mode, Temperature: &temp, Tools: r.tools}

@@ -338,3 +338,27 @@ func TestWithoutSessionArg(t *testing.T) {
 		}
 	}
 }
+
+// TestReActToolsParamOutsideTask: the tools parameter names a tool the
+// task does not allow: the error says which and what the task allows,
+// rather than dropping it (or, with none left, asking for --tools).
+func TestReActToolsParamOutsideTask(t *testing.T) {
+	t.Parallel()
+	m := &textModel{replies: []string{"\\boxed{1}"}}
+	eng := toolEngine(t, m, calc.New(nil))
+	for _, param := range []string{"python", "calc,pyton"} {
+		res, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"},
+			Params: core.Params{"tools": param}})
+		msg := res.Error
+		if err != nil {
+			msg = err.Error()
+		}
+		if res.Answer != "" || !strings.Contains(msg, "parameter tools names") || !strings.Contains(msg, "it allows calc") || strings.Contains(msg, "allows no tools") {
+			t.Errorf("tools=%s: answer %q, error %q", param, res.Answer, msg)
+		}
+	}
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"}, Params: core.Params{"tools": "calc"}})
+	if err != nil || res.Answer != "1" {
+		t.Errorf("tools=calc: %q %v %s", res.Answer, err, res.Error)
+	}
+}
