@@ -721,6 +721,37 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir (--data-dir, PONDER_DATA_DIR) is empty")
 	}
+	// Sizes, counts and timeouts whose 0 means "none" or "the default":
+	// a negative one means nothing (llm.max_tokens -5 was sent to the
+	// endpoint with every request; the others read as their default).
+	for _, n := range []struct {
+		setting, env string
+		v            int64
+	}{
+		{"llm.max_tokens", "PONDER_LLM_MAX_TOKENS", int64(c.LLM.MaxTokens)},
+		{"tools.timeout", "PONDER_TOOLS_TIMEOUT", int64(c.Tools.Timeout)},
+		{"tools.max_output_bytes", "PONDER_TOOLS_MAX_OUTPUT_BYTES", int64(c.Tools.MaxOutputBytes)},
+		{"tools.sandbox.timeout", "PONDER_SANDBOX_TIMEOUT", int64(c.Tools.Sandbox.Timeout)},
+		{"tools.sandbox.memory_mb", "PONDER_SANDBOX_MEMORY_MB", int64(c.Tools.Sandbox.MemoryMB)},
+		{"tools.sandbox.cpu_seconds", "PONDER_SANDBOX_CPU_SECONDS", int64(c.Tools.Sandbox.CPUSeconds)},
+		{"tools.sandbox.output_bytes", "PONDER_SANDBOX_OUTPUT_BYTES", int64(c.Tools.Sandbox.OutputBytes)},
+		{"tools.sandbox.max_procs", "PONDER_SANDBOX_MAX_PROCS", int64(c.Tools.Sandbox.MaxProcs)},
+		{"tools.sandbox.tmp_mb", "PONDER_SANDBOX_TMP_MB", int64(c.Tools.Sandbox.TmpMB)},
+		{"tools.sandbox.open_files", "PONDER_SANDBOX_OPEN_FILES", int64(c.Tools.Sandbox.OpenFiles)},
+		{"tools.sandbox.max_parallel", "PONDER_SANDBOX_MAX_PARALLEL", int64(c.Tools.Sandbox.MaxParallel)},
+		{"tools.sandbox.max_sessions", "PONDER_SANDBOX_MAX_SESSIONS", int64(c.Tools.Sandbox.MaxSessions)},
+		{"retrieval.embed_dim", "PONDER_EMBED_DIM", int64(c.Retrieval.EmbedDim)},
+		{"retrieval.lock_timeout", "PONDER_RETRIEVAL_LOCK_TIMEOUT", int64(c.Retrieval.LockTimeout)},
+		{"plugins.call_timeout", "PONDER_PLUGIN_CALL_TIMEOUT", int64(c.Plugins.CallTimeout)},
+	} {
+		if n.v < 0 {
+			got := strconv.FormatInt(n.v, 10)
+			if strings.HasSuffix(n.setting, "timeout") {
+				got = time.Duration(n.v).String()
+			}
+			bad("%s (%s): want 0 or more, got %s", n.setting, n.env, got)
+		}
+	}
 	return errors.Join(errs...)
 }
 
