@@ -70,6 +70,18 @@ func allowTool(env *core.Env, name string) error {
 			env.Task.Tools = allowed
 			return fmt.Errorf("the %s tool is unavailable: %s", name, reason)
 		}
+		// pal sends {"code": program}: a tool without that argument (calc,
+		// retrieve) would refuse every program and the run end on "no
+		// program printed an answer", its k samples and repairs spent.
+		var sch struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		if json.Unmarshal(s.Schema, &sch) == nil && sch.Properties != nil {
+			if _, ok := sch.Properties["code"]; !ok {
+				env.Task.Tools = allowed
+				return fmt.Errorf("the %s tool takes no \"code\" argument, so it cannot run programs: set tool to a code-execution tool such as python", name)
+			}
+		}
 		return nil
 	}
 	env.Task.Tools = allowed

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/tools/calc"
 	"github.com/ponder-rlm/ponder/tools/sandbox"
 )
 
@@ -43,5 +44,21 @@ func TestPALUnavailableSandboxCostsNoCalls(t *testing.T) {
 			t.Errorf("tools %v: stopped %s (%q) after %d LLM calls; want an error naming the reason, before any call",
 				tools, res.Stopped, res.Error, res.Usage.LLMCalls)
 		}
+	}
+}
+
+// TestPALToolWithoutCode: pal with tool=calc (no "code" argument) fails at
+// once saying so, instead of sampling programs calc refuses and ending on
+// "no program printed an answer".
+func TestPALToolWithoutCode(t *testing.T) {
+	t.Parallel()
+	m := &toolModel{final: "```python\nprint(3)\n```"}
+	eng := toolEngine(t, m, calc.New(nil))
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "pal", Params: core.Params{"tool": "calc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopError || !strings.Contains(res.Error, `calc tool takes no "code" argument`) || res.Usage.LLMCalls != 0 {
+		t.Errorf("stopped %s (%q) after %d LLM calls; want the reason before any call", res.Stopped, res.Error, res.Usage.LLMCalls)
 	}
 }
