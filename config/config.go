@@ -233,6 +233,9 @@ func Load(path string, environ []string) (Config, error) {
 		}
 	}
 	if path != "" {
+		if ext := strings.ToLower(filepath.Ext(path)); ext == ".toml" || ext == ".ini" || ext == ".env" {
+			return c, fmt.Errorf("config file %s: Ponder reads YAML or JSON files, not %s (docs/configuration.md has an example)", path, ext[1:])
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return c, fmt.Errorf("config file: %w", err)
@@ -283,9 +286,11 @@ func ExpandHome(path string) string {
 // decoder reads YAML by way of: a misspelt key reads as an unknown setting.
 func decodeMessage(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
+	// "yaml: unmarshal errors:\n  line 3: key "n" already set in map"
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
 	if name, ok := strings.CutPrefix(msg, "unknown field "); ok {
 		return "unknown setting " + name + " (`ponder config` lists every setting)"
 	}
@@ -320,6 +325,15 @@ func wantOf(t string) string {
 		return "a string"
 	case "[]string":
 		return "a list of strings"
+	case "map[string]string":
+		return "name: value pairs"
+	}
+	if strings.HasPrefix(t, "[]") {
+		return "a list"
+	}
+	if strings.HasPrefix(t, "config.") {
+		// A group such as llm: its settings on the lines below it.
+		return "its settings, indented on the lines below it"
 	}
 	return t
 }

@@ -79,6 +79,9 @@ func TestLoadNamesTheSettingOfAWrongType(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"llm:\n  concurrency: lots\n", `setting "llm.concurrency": got a string, want a whole number`},
 		{"search:\n  timeout: [1]\n", `setting "search.timeout": got an array, want a duration such as 30s`},
+		{"llm: qwen\n", `setting "llm": got a string, want its settings, indented on the lines below it`},
+		{"tools:\n  mcp_servers: npx\n", `setting "tools.mcp_servers": got a string, want a list`},
+		{"llm:\n  n: auto\n  n: no\n", `ponder.yaml: yaml: line 3: key "n" already set in map`},
 	} {
 		file := filepath.Join(t.TempDir(), "ponder.yaml")
 		if err := os.WriteFile(file, []byte(tc.yaml), 0o600); err != nil {
@@ -257,5 +260,18 @@ func TestLoadExpandsHome(t *testing.T) {
 	}
 	if c, err := config.Load("", []string{"PONDER_DATA_DIR=~"}); err != nil || c.DataDir != home {
 		t.Fatalf("PONDER_DATA_DIR=~: %q, %v", c.DataDir, err)
+	}
+}
+
+// A TOML file is refused as such, not as "cannot unmarshal array into Go
+// value of type config.Config".
+func TestLoadRefusesTOML(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "ponder.toml")
+	if err := os.WriteFile(file, []byte("[llm]\nmodel = \"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(file, nil); err == nil || !strings.Contains(err.Error(), "Ponder reads YAML or JSON files, not toml") {
+		t.Fatalf("Load = %v", err)
 	}
 }
