@@ -207,7 +207,8 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 		t.Run(tc.sig.String(), func(t *testing.T) {
 			t.Parallel()
 			cmd := exec.Command(ponderBin, "serve", "--addr", "127.0.0.1:0")
-			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LOG_FORMAT=json",
+			data := t.TempDir()
+			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+data, "PONDER_LOG_FORMAT=json",
 				"PONDER_SHUTDOWN_TIMEOUT=2m", "PONDER_LLM_BASE_URL="+closedPort(t))
 			cmd.Dir = t.TempDir()
 			stderr, err := cmd.StderrPipe()
@@ -237,6 +238,10 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 			case a = <-addr:
 			case <-time.After(10 * time.Second):
 				t.Fatalf("ponder serve did not start: %s", log.String())
+			}
+			// The start says where the data goes.
+			if want, _ := json.Marshal(data); !strings.Contains(log.String(), `"data_dir":`+string(want)) {
+				t.Errorf("the start does not name the data dir %s:\n%s", data, log.String())
 			}
 			// A request whose body never comes: its handler waits.
 			conn, err := net.Dial("tcp", a)

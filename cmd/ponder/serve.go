@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -127,8 +128,14 @@ func serveHTTP(ctx context.Context, srv *server.Server, cfg config.Config, log z
 		return fmt.Errorf("listen on %s: %w (is another ponder running? set --addr)", cfg.Server.Addr, err)
 	}
 	base := server.ListenURL(cfg.Server.Addr, ln.Addr())
+	// Where traces, documents and plugins go: a first `make run` says
+	// nowhere else.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		dataDir = cfg.DataDir
+	}
 	log.Info().Str("addr", base).Str("mcp", base+"/mcp").Str("openai", base+"/v1").Str("ui", base+"/ui/").
-		Bool("token", cfg.Server.Token != "").Msg("ponder serving")
+		Bool("token", cfg.Server.Token != "").Str("data_dir", dataDir).Msg("ponder serving")
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
