@@ -109,6 +109,7 @@ func TestSolveBadInputSaysWhatToChange(t *testing.T) {
 		{"bad parameter value", "", []string{"PONDER_LLM_BASE_URL=" + good}, []string{"solve", "--strategy", "self-consistency", "--param", "k=0", "2+2?"}, 2, `"k"`},
 		{"malformed parameter", "", []string{"PONDER_LLM_BASE_URL=" + good}, []string{"solve", "--param", "k", "2+2?"}, 2, "want name=value"},
 		{"budget of zero", "", []string{"PONDER_LLM_BASE_URL=" + good}, []string{"solve", "--budget-calls", "0", "2+2?"}, 2, "--budget-calls must be at least 1"},
+		{"tool budget of zero", "", []string{"PONDER_LLM_BASE_URL=" + good}, []string{"solve", "--budget-tool-calls", "0", "2+2?"}, 2, "--budget-tool-calls must be at least 1"},
 		{"empty problem", "   \n", []string{"PONDER_LLM_BASE_URL=" + good}, []string{"solve"}, 2, "problem is empty"},
 		{"no LLM configured", "", nil, []string{"solve", "2+2?"}, 1, "PONDER_LLM_BASE_URL"},
 		{"bad LLM URL", "", []string{"PONDER_LLM_BASE_URL=localhost:8000"}, []string{"solve", "2+2?"}, 1, "llm.base_url"},
@@ -132,6 +133,29 @@ func TestSolveBadInputSaysWhatToChange(t *testing.T) {
 				t.Fatalf("stack trace on stderr:\n%s", r.stderr)
 			}
 		})
+	}
+}
+
+// --budget-tool-calls bounds the tool calls of a search from the command
+// line, as budget.tool_calls does over MCP (there was no flag for it).
+func TestSolveToolCallBudget(t *testing.T) {
+	t.Parallel()
+	program := strings.Replace(okCompletion, `6 times 7 is 42, so \\boxed{42}`, "```python\\nprint(6 * 7)\\n```", 1)
+	url := fakeLLM(t, 200, program)
+	r := runPonder(t, "", []string{"PONDER_LLM_BASE_URL=" + url}, "solve", "--strategy", "pal", "--tools", "python",
+		"--param", "k=3", "--param", "temperature=0.7", "--budget-tool-calls", "1", "--json", "What is 6 times 7?")
+	var out struct {
+		Answer  string `json:"answer"`
+		Stopped string `json:"stopped_reason"`
+		Usage   struct {
+			ToolCalls int `json:"tool_calls"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 {
+		t.Fatalf("exit %d, %v: %s %s", r.code, err, r.stdout, r.stderr)
+	}
+	if out.Usage.ToolCalls != 1 || out.Stopped != "budget" || out.Answer != "42" {
+		t.Fatalf("answer %q, stopped %s, %d tool calls; want 42 from the one tool call allowed, then budget", out.Answer, out.Stopped, out.Usage.ToolCalls)
 	}
 }
 

@@ -25,6 +25,7 @@ type solveFlags struct {
 	pack         string
 	budgetCalls  int64
 	budgetTokens int64
+	budgetTools  int64
 	timeout      time.Duration
 	jsonOut      bool
 	traceFile    string
@@ -79,6 +80,7 @@ func newSolveCmd() *cobra.Command {
 	fl.StringVar(&f.pack, "pack", "auto", "task pack: auto, generic, gsm8k, math, game24, ...")
 	fl.Int64Var(&f.budgetCalls, "budget-calls", 0, "most LLM calls (samples) the search may make (default from config: 64)")
 	fl.Int64Var(&f.budgetTokens, "budget-tokens", 0, "most prompt+completion tokens the search may use (default: no limit)")
+	fl.Int64Var(&f.budgetTools, "budget-tool-calls", 0, "most tool calls the search may make (default: no limit)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "wall-time limit, e.g. 30s (default from config: 10m)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON object with answer, best path, usage and stopped_reason")
 	fl.StringVar(&f.traceFile, "trace", "", "write the full trace (JSON, docs/trace.schema.json) to this file")
@@ -193,6 +195,9 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	if fl.Changed("budget-tokens") && f.budgetTokens <= 0 {
 		return usageError("--budget-tokens must be at least 1, got %d", f.budgetTokens)
 	}
+	if fl.Changed("budget-tool-calls") && f.budgetTools <= 0 {
+		return usageError("--budget-tool-calls must be at least 1, got %d", f.budgetTools)
+	}
 	if fl.Changed("timeout") && f.timeout <= 0 {
 		return usageError("--timeout must be positive, got %s", f.timeout)
 	}
@@ -219,7 +224,7 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	}
 	task := core.Task{
 		Problem: problem, Pack: pack, Strategy: f.strategy, Params: params, Truth: f.truth,
-		Limits: core.Limits{LLMCalls: f.budgetCalls, Tokens: f.budgetTokens, WallTime: f.timeout},
+		Limits: core.Limits{LLMCalls: f.budgetCalls, Tokens: f.budgetTokens, ToolCalls: f.budgetTools, WallTime: f.timeout},
 		Tools:  f.tools, Collection: f.collection, Seed: f.seed,
 	}
 	// Reject a bad task before asking whether an LLM is there: a typo in a
