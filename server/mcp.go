@@ -374,12 +374,18 @@ func (r solveResult) text() string {
 		}
 	}
 	fmt.Fprintf(&b, "\nStrategy %s, stopped: %s", r.Strategy, r.StoppedReason)
-	switch r.StoppedReason {
-	case core.StopBudget:
+	switch {
+	case r.Answer == "" && r.StoppedReason == core.StopBudget:
+		b.WriteString(" (budget used up before an answer was found)")
+	case r.Answer == "" && r.StoppedReason == core.StopTimeout:
+		b.WriteString(" (time limit reached before an answer was found)")
+	case r.Answer == "" && r.StoppedReason == core.StopCancelled:
+		b.WriteString(" (cancelled before an answer was found)")
+	case r.StoppedReason == core.StopBudget:
 		b.WriteString(" (budget used up; this is the best answer found so far)")
-	case core.StopTimeout:
+	case r.StoppedReason == core.StopTimeout:
 		b.WriteString(" (time limit reached; best answer so far)")
-	case core.StopCancelled:
+	case r.StoppedReason == core.StopCancelled:
 		b.WriteString(" (cancelled; best answer so far)")
 	}
 	if r.Score != nil {

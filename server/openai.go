@@ -377,6 +377,7 @@ type choiceTrace struct {
 	Strategy      string          `json:"strategy"`
 	StoppedReason core.StopReason `json:"stopped_reason"`
 	LLMCalls      int64           `json:"llm_calls"`
+	ToolCalls     int64           `json:"tool_calls,omitempty"`
 	Score         *float64        `json:"score,omitempty"`
 	Error         string          `json:"error,omitempty"`
 	// Warnings say what failed without stopping the search.
@@ -389,7 +390,7 @@ func choiceTraceOf(i int, res core.Result) choiceTrace {
 		msg = clientError(res)
 	}
 	return choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy, StoppedReason: res.Stopped,
-		LLMCalls: res.Usage.LLMCalls, Score: res.Score, Error: msg, Warnings: clientWarnings(res.Warnings)}
+		LLMCalls: res.Usage.LLMCalls, ToolCalls: res.Usage.ToolCalls, Score: res.Score, Error: msg, Warnings: clientWarnings(res.Warnings)}
 }
 
 // usageOf sums the token usage of every choice's search.

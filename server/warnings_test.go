@@ -53,3 +53,36 @@ func TestResultsWarnOfFailuresTheSearchWentOnPast(t *testing.T) {
 		}
 	})
 }
+
+// The text a model reads says when a search stopped before it found any
+// answer: "this is the best answer found so far" followed "No answer was
+// found." before.
+func TestSolveTextSaysWhenNothingWasFound(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		answer  string
+		stopped core.StopReason
+		want    string
+	}{
+		{"", core.StopBudget, "(budget used up before an answer was found)"},
+		{"", core.StopTimeout, "(time limit reached before an answer was found)"},
+		{"", core.StopCancelled, "(cancelled before an answer was found)"},
+		{"42", core.StopBudget, "(budget used up; this is the best answer found so far)"},
+		{"42", core.StopTimeout, "(time limit reached; best answer so far)"},
+	} {
+		text := solveResult{Answer: c.answer, Strategy: "react", StoppedReason: c.stopped}.text()
+		if !strings.Contains(text, c.want) || (c.answer == "" && strings.Contains(text, "so far")) {
+			t.Errorf("answer %q, stopped %s: %q does not say %q", c.answer, c.stopped, text, c.want)
+		}
+	}
+}
+
+// ponder.choices[i] on the OpenAI endpoint counts a search's tool calls,
+// as MCP's usage does (only the trace said before).
+func TestChoiceTraceCountsToolCalls(t *testing.T) {
+	t.Parallel()
+	b, err := json.Marshal(choiceTraceOf(0, core.Result{Usage: core.Usage{LLMCalls: 4, ToolCalls: 3}}))
+	if err != nil || !strings.Contains(string(b), `"tool_calls":3`) {
+		t.Fatalf("%s %v", b, err)
+	}
+}
