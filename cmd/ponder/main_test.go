@@ -321,3 +321,34 @@ func TestConfigCommandWarnsAndHidesSecrets(t *testing.T) {
 		t.Fatalf("tools.mcp_servers printed its secret or not at all:\n%s", r.stdout)
 	}
 }
+
+// `ponder config` says where each setting came from, flag > env > file >
+// default.
+func TestConfigCommandSources(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "ponder.yaml")
+	if err := os.WriteFile(file, []byte("llm:\n  model: from-file\n  temperature: 0.5\n  concurrency: 2\n  n: no\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runPonder(t, "", []string{"PONDER_LLM_TEMPERATURE=0.2", "PONDER_LLM_CONCURRENCY=5"}, "config", "--config", file, "--llm-concurrency", "3")
+	if r.code != 0 {
+		t.Fatalf("status %d: %s", r.code, r.stderr)
+	}
+	for _, want := range [][]string{
+		{"llm.model", "from-file", "file", "PONDER_LLM_MODEL"},
+		{"llm.n", "no", "file", "PONDER_LLM_N"},
+		{"llm.temperature", "0.2", "env", "PONDER_LLM_TEMPERATURE"},
+		{"llm.concurrency", "3", "flag", "--llm-concurrency", "PONDER_LLM_CONCURRENCY"},
+		{"llm.timeout", "2m0s", "default", "PONDER_LLM_TIMEOUT"},
+	} {
+		found := false
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if strings.Join(strings.Fields(line), " ") == strings.Join(want, " ") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no line %q in:\n%s", want, r.stdout)
+		}
+	}
+}
