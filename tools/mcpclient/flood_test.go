@@ -202,3 +202,27 @@ func (c *chunked) Read(p []byte) (int, error) {
 	c.s = c.s[k:]
 	return k, nil
 }
+
+// A stdio server that answers nothing to requests it does not know, as some
+// old servers do, is connected to within its timeout: mcp-go's
+// server/discover probe took all of a short timeout, and the server failed
+// with "initialize: no answer".
+func TestServerSilentOnUnknownMethods(t *testing.T) {
+	t.Parallel()
+	script, err := filepath.Abs("testdata/flood_server.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New([]config.MCPServer{{Name: "old", Command: python3(t), Args: []string{script, "silent"}, Timeout: 2 * time.Second}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := toolNamed(t, b, "old.echo").Call(context.Background(), json.RawMessage(`{"message":"hi"}`))
+	if err != nil || !strings.Contains(fmt.Sprint(res), "Echo: hi") {
+		t.Fatalf("%v %v", res, err)
+	}
+}

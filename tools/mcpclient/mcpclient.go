@@ -709,7 +709,7 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 			c.kill(false)
 			return nil, nil, fmt.Errorf("start %s: %w", s.cfg.Command, err)
 		}
-		c.client = client.NewClient(tr, client.WithDiscoverTimeout(min(s.timeout, 5*time.Second)))
+		c.client = client.NewClient(tr, client.WithDiscoverTimeout(discoverProbe(s.timeout)))
 	} else {
 		headers := map[string]string{}
 		for k, v := range s.cfg.Headers {
@@ -724,7 +724,7 @@ func (s *server) open(ctx context.Context) (*conn, []mcp.Tool, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("url: %w", err)
 		}
-		c.client = client.NewClient(tr, client.WithDiscoverTimeout(min(s.timeout, 5*time.Second)))
+		c.client = client.NewClient(tr, client.WithDiscoverTimeout(discoverProbe(s.timeout)))
 		c.client.OnConnectionLost(func(error) { c.markBroken() })
 	}
 	fail := func(what string, err error) (*conn, []mcp.Tool, error) {
@@ -828,6 +828,14 @@ type scrubbed struct {
 
 func (e scrubbed) Error() string { return e.msg }
 func (e scrubbed) Unwrap() error { return e.err }
+
+// discoverProbe bounds the server/discover request that mcp-go sends
+// before initialize to learn whether a server speaks protocol 2026-07-28: a
+// server that answers nothing to a method it does not know (JSON-RPC wants
+// -32601) is then spoken to the old way. Half the server's timeout at most,
+// so that initialize keeps the other half (with all of it, such a server
+// failed with "initialize: no answer").
+func discoverProbe(timeout time.Duration) time.Duration { return min(timeout/2, 5*time.Second) }
 
 func explain(err error, ctx context.Context, timeout time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {

@@ -1,7 +1,8 @@
 """A hostile MCP server over stdio: it answers like a server, but one answer
 is a single line of FLOOD_MB mebibytes (a tools/call of "flood", or the
 tools/list itself when started with the argument "list"). Ponder must not
-hold that line whole."""
+hold that line whole. With the argument "silent" it answers nothing to the
+requests it does not know."""
 import json
 import os
 import sys
@@ -53,5 +54,7 @@ for line in sys.stdin:
     elif method == "tools/call":
         text = "Echo: " + msg["params"].get("arguments", {}).get("message", "")
         send({"jsonrpc": "2.0", "id": id_, "result": {"content": [{"type": "text", "text": text}]}})
+    elif MODE == "silent":
+        continue  # drops requests it does not know (server/discover), as some old servers do
     else:
         send({"jsonrpc": "2.0", "id": id_, "result": {}})
