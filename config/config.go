@@ -624,7 +624,7 @@ func (c Config) Validate() error {
 	switch c.Log.Format {
 	case "auto", "console", "json":
 	default:
-		bad("log.format (PONDER_LOG_FORMAT): want auto, console or json, got %q", c.Log.Format)
+		bad("log.format (--log-format, PONDER_LOG_FORMAT): want auto, console or json, got %q", c.Log.Format)
 	}
 	if c.LLM.BaseURL != "" {
 		if u, err := url.Parse(c.LLM.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -632,7 +632,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.LLM.Concurrency < 1 {
-		bad("llm.concurrency (PONDER_LLM_CONCURRENCY): want at least 1, got %d", c.LLM.Concurrency)
+		bad("llm.concurrency (--llm-concurrency, PONDER_LLM_CONCURRENCY): want at least 1, got %d", c.LLM.Concurrency)
 	}
 	if c.LLM.Timeout <= 0 {
 		bad("llm.timeout (PONDER_LLM_TIMEOUT): want a positive duration, got %s", c.LLM.Timeout)

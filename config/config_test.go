@@ -103,7 +103,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 	}{
 		{"log level", func(c *config.Config) { c.Log.Level = "loud" }, "log.level"},
 		{"llm url", func(c *config.Config) { c.LLM.BaseURL = "localhost:8000" }, "llm.base_url"},
-		{"concurrency", func(c *config.Config) { c.LLM.Concurrency = 0 }, "llm.concurrency"},
+		{"concurrency", func(c *config.Config) { c.LLM.Concurrency = 0 }, "llm.concurrency (--llm-concurrency, PONDER_LLM_CONCURRENCY)"},
+		{"log format", func(c *config.Config) { c.Log.Format = "xml" }, "log.format (--log-format, PONDER_LOG_FORMAT)"},
 		{"public bind without token", func(c *config.Config) { c.Server.Addr = "0.0.0.0:7800" }, "server.token"},
 		{"addr", func(c *config.Config) { c.Server.Addr = "7800" }, "server.addr"},
 		{"qdrant without url", func(c *config.Config) { c.Retrieval.Backend = "qdrant" }, "qdrant_url"},
