@@ -23,25 +23,19 @@ type failureCounts struct{ evals, requests int }
 // failureQuote bounds the error quoted in a warning.
 const failureQuote = 300
 
-func (f *failureLog) evaluation(err error) {
-	if f == nil {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.evals++; f.evals == 1 {
-		f.firstEval = text.Clip(text.OneLine(err.Error()), failureQuote)
-	}
-}
+func (f *failureLog) evaluation(err error) { f.record(&f.evals, &f.firstEval, err) }
 
-func (f *failureLog) llmRequest(err error) {
+func (f *failureLog) llmRequest(err error) { f.record(&f.requests, &f.firstLLM, err) }
+
+// record counts err in *n, keeping the first error's text in *first.
+func (f *failureLog) record(n *int, first *string, err error) {
 	if f == nil {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.requests++; f.requests == 1 {
-		f.firstLLM = text.Clip(text.OneLine(err.Error()), failureQuote)
+	if *n++; *n == 1 {
+		*first = text.Clip(text.OneLine(err.Error()), failureQuote)
 	}
 }
 
