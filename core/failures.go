@@ -23,15 +23,20 @@ type failureCounts struct{ evals, requests int }
 // failureQuote bounds the error quoted in a warning.
 const failureQuote = 300
 
-func (f *failureLog) evaluation(err error) { f.record(&f.evals, &f.firstEval, err) }
+func (f *failureLog) evaluation(err error) {
+	if f != nil {
+		f.record(&f.evals, &f.firstEval, err)
+	}
+}
 
-func (f *failureLog) llmRequest(err error) { f.record(&f.requests, &f.firstLLM, err) }
+func (f *failureLog) llmRequest(err error) {
+	if f != nil {
+		f.record(&f.requests, &f.firstLLM, err)
+	}
+}
 
 // record counts err in *n, keeping the first error's text in *first.
 func (f *failureLog) record(n *int, first *string, err error) {
-	if f == nil {
-		return
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if *n++; *n == 1 {
