@@ -282,7 +282,7 @@ func newSearchCmd() *cobra.Command {
 			if query == "" {
 				return usageError("the query is empty")
 			}
-			if k < 1 || k > 50 {
+			if cmd.Flags().Changed("k") && (k < 1 || k > 50) {
 				return usageError("--k must be 1 to 50, got %d", k)
 			}
 			filter := map[string]string{}
@@ -307,6 +307,9 @@ func newSearchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("k") {
+				k = rs.cfg.Retrieval.TopK // retrieval.top_k: 5 was fixed here
+			}
 			r := retrieval.NewRetriever(rs.store, &retrieval.RetrieverOptions{Embedder: rs.emb, Collection: coll})
 			hits, err := r.Search(cmd.Context(), retrieval.SearchRequest{Query: query, Collection: coll, K: k, Filter: filter, Mode: retrieval.Mode(mode)})
 			if err != nil {
@@ -330,7 +333,7 @@ func newSearchCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&collection, "collection", "c", "", "collection to search (default from config: docs)")
-	fl.IntVarP(&k, "k", "k", 5, "number of chunks")
+	fl.IntVarP(&k, "k", "k", 0, "number of chunks, 1 to 50 (default from config: 5)")
 	fl.BoolVar(&jsonOut, "json", false, "print JSON: the chunks with source, score and metadata")
 	fl.StringArrayVar(&filters, "filter", nil, "metadata that must match, key=value (repeatable): type, source, title, page, ...")
 	fl.StringVar(&mode, "mode", "", "lexical, dense or hybrid (default: hybrid when the collection has vectors and an embedder is set)")

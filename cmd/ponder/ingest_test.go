@@ -94,6 +94,11 @@ func TestDocumentsEndToEnd(t *testing.T) {
 		!strings.Contains(found.Chunks[0].Text, "146.520 MHz") {
 		t.Fatalf("search: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// Without --k, retrieval.top_k (it was 5 whatever the setting).
+	r = runPonder(t, "", []string{data, "PONDER_RETRIEVAL_TOP_K=1"}, "search", "--json", "emergency radio frequency")
+	if found = (searchOutput{}); r.code != 0 || json.Unmarshal([]byte(r.stdout), &found) != nil || len(found.Chunks) != 1 {
+		t.Fatalf("search with PONDER_RETRIEVAL_TOP_K=1: %d chunks, want 1\n%s\n%s", len(found.Chunks), r.stdout, r.stderr)
+	}
 	r = runPonder(t, "", []string{data}, "search", "--filter", "type=md", "admin console port")
 	if r.code != 0 || !strings.Contains(r.stdout, "guide.md") || !strings.Contains(r.stdout, "Network › Ports") {
 		t.Fatalf("human search: %s %s", r.stdout, r.stderr)
