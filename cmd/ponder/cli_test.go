@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,6 +206,20 @@ func TestSolveJSONOutput(t *testing.T) {
 
 func TestSolveCtrlCPrintsBestSoFar(t *testing.T) {
 	t.Parallel()
+	// SIGTERM (a service manager's stop) exits 143, as a second one does:
+	// it exited 130, Ctrl-C's status.
+	for _, tc := range []struct {
+		sig    os.Signal
+		status int
+	}{{os.Interrupt, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			t.Parallel()
+			solveStopsOnSignal(t, tc.sig, tc.status)
+		})
+	}
+}
+
+func solveStopsOnSignal(t *testing.T, sig os.Signal, status int) {
 	// The LLM answers the first sample at once and hangs on the rest, so an
 	// interrupt arrives mid-search with one answer in hand.
 	calls := make(chan struct{}, 100)
@@ -239,7 +254,7 @@ func TestSolveCtrlCPrintsBestSoFar(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Process.Signal(sig)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	var err error
@@ -251,8 +266,8 @@ func TestSolveCtrlCPrintsBestSoFar(t *testing.T) {
 		t.Fatalf("ponder did not exit within 30s of SIGINT; stderr: %s", errb.String())
 	}
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 130 {
-		t.Fatalf("exit: %v, want status 130; stderr: %s", err, errb.String())
+	if !ok || ee.ExitCode() != status {
+		t.Fatalf("exit: %v, want status %d; stderr: %s", err, status, errb.String())
 	}
 	var res struct {
 		Answer  string `json:"answer"`

@@ -48,6 +48,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ponder: "+text.Terminal(oneLine(err)))
 		var ee exitError
 		if errors.As(err, &ee) {
+			if ee.code == 130 {
+				// A run stopped by a signal: 143 after SIGTERM.
+				os.Exit(interruptStatus(ctx))
+			}
 			os.Exit(ee.code)
 		}
 		os.Exit(1)
@@ -64,7 +68,8 @@ func main() {
 // (signal.NotifyContext kept catching every later signal, so a second
 // Ctrl-C did nothing.) stop undoes it all.
 func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancelCause := context.WithCancelCause(parent)
+	cancel := func() { cancelCause(nil) }
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
@@ -83,7 +88,7 @@ func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) 
 					if sig == os.Interrupt {
 						fmt.Fprintln(stderr, "ponder: interrupted: stopping (press Ctrl-C again to quit at once)")
 					}
-					cancel()
+					cancelCause(signalled{sig})
 					continue
 				}
 				fmt.Fprintf(stderr, "ponder: %s again: quitting at once, without waiting for the run to stop\n", signalName(sig))
@@ -100,6 +105,21 @@ func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) 
 		<-finished
 		cancel()
 	}
+}
+
+// signalled is the cause of the context the first signal cancelled.
+type signalled struct{ sig os.Signal }
+
+func (s signalled) Error() string { return signalName(s.sig) }
+
+// interruptStatus is the exit status of a run that a signal stopped
+// gracefully (ctx is interruptContext's): 143 after SIGTERM, else 130.
+func interruptStatus(ctx context.Context) int {
+	var s signalled
+	if errors.As(context.Cause(ctx), &s) {
+		return signalStatus(s.sig)
+	}
+	return 130
 }
 
 func signalName(sig os.Signal) string {
