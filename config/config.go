@@ -629,6 +629,10 @@ func (c Config) Validate() error {
 	if c.LLM.BaseURL != "" {
 		if u, err := url.Parse(c.LLM.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("llm.base_url (--llm-url, PONDER_LLM_BASE_URL): want an http(s) URL such as http://127.0.0.1:8000/v1, got %q", c.LLM.BaseURL)
+		} else if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+			// As the LLM client refuses it; without its value, which may
+			// hold a key.
+			bad("llm.base_url (--llm-url, PONDER_LLM_BASE_URL): want the API prefix alone, such as http://127.0.0.1:8000/v1, without ?... or #... (a key goes in llm.api_key)")
 		}
 	}
 	if c.LLM.Concurrency < 1 {

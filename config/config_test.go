@@ -103,6 +103,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 	}{
 		{"log level", func(c *config.Config) { c.Log.Level = "loud" }, "log.level"},
 		{"llm url", func(c *config.Config) { c.LLM.BaseURL = "localhost:8000" }, "llm.base_url"},
+		{"llm url with a query", func(c *config.Config) { c.LLM.BaseURL = "http://h/v1?api-key=k" }, "llm.base_url (--llm-url, PONDER_LLM_BASE_URL): want the API prefix alone"},
 		{"concurrency", func(c *config.Config) { c.LLM.Concurrency = 0 }, "llm.concurrency (--llm-concurrency, PONDER_LLM_CONCURRENCY)"},
 		{"log format", func(c *config.Config) { c.Log.Format = "xml" }, "log.format (--log-format, PONDER_LOG_FORMAT)"},
 		{"public bind without token", func(c *config.Config) { c.Server.Addr = "0.0.0.0:7800" }, "server.token"},
