@@ -73,7 +73,7 @@ type Server struct {
 	AllowedHosts   []string `json:"allowed_hosts" env:"PONDER_ALLOWED_HOSTS"`
 	MaxBodyBytes   int64    `json:"max_body_bytes" env:"PONDER_MAX_BODY_BYTES"`
 	// RateLimit is requests per second per client (0: none); RateBurst is
-	// how many a client may send at once (default 2 × RateLimit).
+	// how many a client may send at once (0: 2 × RateLimit).
 	RateLimit float64 `json:"rate_limit" env:"PONDER_RATE_LIMIT"`
 	RateBurst int     `json:"rate_burst" env:"PONDER_RATE_BURST"`
 	// SessionTTL, MaxSessions, SessionMaxTurns and SessionMaxBytes bound the
