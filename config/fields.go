@@ -92,16 +92,31 @@ func Markdown() string {
 	return b.String()
 }
 
-// redactedURL is raw without the password of its user information.
+// redactedURL is raw without the password of its user information and
+// the values of its query (an MCP server's ?api_key=...).
 func redactedURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
 		return raw
 	}
-	if _, has := u.User.Password(); !has {
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			changed = true
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery, changed = q.Encode(), true
+	}
+	if !changed {
 		return raw
 	}
-	return u.Redacted()
+	return u.String()
 }
 
 // redactedServers is the MCP servers as their file writes them, with

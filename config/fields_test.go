@@ -50,7 +50,7 @@ func TestFieldsHideSecrets(t *testing.T) {
 	c.LLM.BaseURL = "http://user:pw-very-secret@127.0.0.1:8000/v1"
 	c.Retrieval.QdrantURL, c.Retrieval.EmbedURL = "https://q:very-secret-q@q:6334", "http://e:very-secret-e@e/v1"
 	c.Tools.MCPServers = []config.MCPServer{
-		{Name: "gh", URL: "https://u:very-secret-url@example.com/mcp", Bearer: "very-secret-bearer",
+		{Name: "gh", URL: "https://u:very-secret-url@example.com/mcp?api_key=very-secret-query", Bearer: "very-secret-bearer",
 			Headers: map[string]string{"X-Api-Key": "very-secret-header"}, Timeout: 5 * time.Second},
 		{Name: "fs", Command: "npx", Args: []string{"-y", "server"}, Env: map[string]string{"GITHUB_TOKEN": "very-secret-env"}},
 	}
@@ -71,7 +71,7 @@ func TestFieldsHideSecrets(t *testing.T) {
 		}
 	}
 	// What is not secret is still shown, as the file writes it.
-	for _, want := range []string{`"name":"gh"`, `"bearer":"(set)"`, `"X-Api-Key":"(set)"`, `"timeout":"5s"`, `"args":["-y","server"]`, `"GITHUB_TOKEN":"(set)"`} {
+	for _, want := range []string{`"name":"gh"`, `"url":"https://u:xxxxx@example.com/mcp?api_key=xxxxx"`, `"bearer":"(set)"`, `"X-Api-Key":"(set)"`, `"timeout":"5s"`, `"args":["-y","server"]`, `"GITHUB_TOKEN":"(set)"`} {
 		if !strings.Contains(servers, want) {
 			t.Errorf("tools.mcp_servers = %s, want %s in it", servers, want)
 		}
