@@ -77,9 +77,10 @@ func Markdown() string {
 	b.WriteString("| setting (file) | environment | type | default |\n|---|---|---|---|\n")
 	for _, f := range Fields(Default()) {
 		def := fmt.Sprint(f.Value)
+		note := ""
 		switch {
 		case f.Path == "data_dir":
-			def = "~/.local/share/ponder"
+			def, note = "~/.local/share/ponder", " (`./ponder-data` without a home directory)"
 		case def == "" || def == "[]" || def == "map[]":
 			def = "(empty)"
 		}
@@ -87,7 +88,7 @@ func Markdown() string {
 		if env == "" {
 			env = "(file only)"
 		}
-		fmt.Fprintf(&b, "| `%s` | `%s` | %s | `%s` |\n", f.Path, env, f.Type, def)
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | `%s`%s |\n", f.Path, env, f.Type, def, note)
 	}
 	return b.String()
 }
