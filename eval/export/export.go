@@ -423,7 +423,7 @@ func (t *tree) sft(emit func(string, any) error) error {
 		if o, ok := t.outcome[n.ID]; !ok || o != 1 || n.Answer == "" {
 			continue
 		}
-		completion := strings.Join(contents(t.path(n.ID)), "\n")
+		completion := t.withAnswer(strings.Join(contents(t.path(n.ID)), "\n"), n.Answer)
 		msgs := append(t.pack.SolvePrompt(t.tr.Problem), core.Message{Role: "assistant", Content: completion})
 		line := SFTLine{Messages: msgs, base: t.base(n.ID), Completion: completion, Answer: n.Answer}
 		if err := emit("sft\x00"+t.tr.Problem+"\x00"+completion, line); err != nil {
@@ -431,6 +431,22 @@ func (t *tree) sft(emit func(string, any) error) error {
 		}
 	}
 	return nil
+}
+
+// withAnswer ends a solution with its answer as \boxed{ANSWER}, as every
+// pack's solve prompt asks, when the pack reads no answer (or another one)
+// from it: a tree search's last step can hold a move whose answer the
+// search worked out itself (Game of 24's "6 * 4 = 24 (left: 24)"), and a
+// model trained on it would never write the answer the prompt asks for.
+func (t *tree) withAnswer(solution, answer string) string {
+	if a, ok := t.pack.ExtractAnswer(solution); ok && t.pack.Normalize(a) == t.pack.Normalize(answer) {
+		return solution
+	}
+	boxed := "\\boxed{" + answer + "}"
+	if strings.TrimSpace(solution) == "" {
+		return boxed
+	}
+	return solution + "\n" + boxed
 }
 
 // PRMLine is one line of the prm format: a solution path with a label per

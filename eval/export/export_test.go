@@ -93,6 +93,42 @@ func TestSFT(t *testing.T) {
 	}
 }
 
+// A tree search can find an answer without the model writing it (Game of
+// 24's check_steps works out the expression of a finished position): the
+// SFT solution still ends with the \boxed{} answer the solve prompt asks
+// for, or a model trained on it would never write one.
+func TestSFTStatesTheAnswer(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("testdata/traces/mcts-game24.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const move = "4 * 6 = 24 (left: 24)"
+	js, _ := json.Marshal(c3)
+	moveJS, _ := json.Marshal(move)
+	raw = bytes.Replace(raw, js[1:len(js)-1], moveJS[1:len(moveJS)-1], 1)
+	path := filepath.Join(t.TempDir(), "t.json")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := traces.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := Write(context.Background(), &buf, []Source{{Path: path, Trace: tr}}, Options{Format: SFT}); err != nil {
+		t.Fatal(err)
+	}
+	var l SFTLine
+	if err := json.Unmarshal(buf.Bytes(), &l); err != nil {
+		t.Fatalf("%q: %v", buf.String(), err)
+	}
+	want := c1 + "\n" + c2 + "\n" + move + "\n\\boxed{(13 - 9) * (10 - 4)}"
+	if l.Completion != want || l.Messages[len(l.Messages)-1].Content != want {
+		t.Errorf("completion %q, assistant %q; want %q", l.Completion, l.Messages[len(l.Messages)-1].Content, want)
+	}
+}
+
 func TestPRM(t *testing.T) {
 	t.Parallel()
 	lines, _ := export[PRMLine](t, PRM, "mcts-game24.json", "sc-math.json")
