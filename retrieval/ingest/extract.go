@@ -392,9 +392,16 @@ func extractPDF(ctx context.Context, data []byte) (Extracted, error) {
 	text := strings.ToValidUTF8(out.String(), "\uFFFD")
 	ex := Extracted{}
 	var b strings.Builder
+	// pdftotext ends every page with a form feed, so the last piece is
+	// what follows the last page (nothing). A blank page (a scan, a
+	// separator) still counts: without its start, every later page was
+	// cited one page early.
 	pages := strings.Split(text, "\f")
+	if len(pages) > 1 && strings.TrimSpace(pages[len(pages)-1]) == "" {
+		pages = pages[:len(pages)-1]
+	}
 	for i, p := range pages {
-		if i > 0 && strings.TrimSpace(p) != "" {
+		if i > 0 {
 			ex.Pages = append(ex.Pages, b.Len())
 		}
 		b.WriteString(p)

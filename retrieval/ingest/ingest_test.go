@@ -322,6 +322,36 @@ func TestPDFSkipReasons(t *testing.T) {
 	}
 }
 
+// A blank page (a scan, a separator page) still counts: the text after it
+// is cited with its own page number, not one page early.
+func TestPDFPagesCountBlankPages(t *testing.T) {
+	t.Parallel()
+	// Pages: "Manual title", "Alpha text on page two", blank, "Zebra
+	// crossing fact on page four".
+	data, err := os.ReadFile("testdata/blank-page.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := Extract(context.Background(), "blank-page.pdf", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"Manual": "1", "Alpha": "2", "Zebra": "4"}
+	chunks := Chunk(ex, ChunkOptions{})
+	for _, c := range chunks {
+		word, _, _ := strings.Cut(c.Text, " ")
+		if w, ok := want[word]; ok {
+			if c.Meta["page"] != w {
+				t.Errorf("%q: page %s, want %s", c.Text, c.Meta["page"], w)
+			}
+			delete(want, word)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no chunk for %v in %d chunks", want, len(chunks))
+	}
+}
+
 // Text whose only spaces are multi-byte (no-break spaces from HTML and
 // PDFs, ideographic spaces) is never cut inside a character.
 func TestChunkCutsWholeRunes(t *testing.T) {
