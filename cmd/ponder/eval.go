@@ -583,6 +583,25 @@ func outDirError(dir string, err error) error {
 	return err
 }
 
+// outMode is the mode --out gets: the file's it replaces, else the one
+// the umask gives a new file (as `> out` would), not os.CreateTemp's 0600,
+// which a trainer running as another user could not read.
+func outMode(out string) os.FileMode {
+	if st, err := os.Stat(out); err == nil {
+		return st.Mode().Perm()
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return 0o600
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0o600
+	}
+	return st.Mode().Perm()
+}
+
 func writeExport(ctx context.Context, cmd *cobra.Command, srcs []export.Source, o export.Options, out string) error {
 	w := cmd.OutOrStdout()
 	var tmp *os.File
@@ -609,6 +628,10 @@ func writeExport(ctx context.Context, cmd *cobra.Command, srcs []export.Source, 
 	}
 	if tmp != nil {
 		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return fmt.Errorf("write %s: %w", out, err)
+		}
+		if err := tmp.Chmod(outMode(out)); err != nil {
 			tmp.Close()
 			return fmt.Errorf("write %s: %w", out, err)
 		}

@@ -489,3 +489,44 @@ func TestEvalSaysHowToRetryErrors(t *testing.T) {
 		t.Fatalf("retry: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// ponder export --out writes a file other users may read as the umask
+// allows (as `> out` does), and keeps the mode of a file it replaces: it was
+// 0600 whatever the umask, os.CreateTemp's.
+func TestExportOutMode(t *testing.T) {
+	t.Parallel()
+	trace, err := filepath.Abs(filepath.Join("..", "..", "eval", "export", "testdata", "traces", "mcts-game24.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// What the umask makes of a new file (the binary runs under ours).
+	probe := filepath.Join(dir, "probe")
+	if err := os.WriteFile(probe, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	pst, err := os.Stat(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, kept := filepath.Join(dir, "fresh.jsonl"), filepath.Join(dir, "kept.jsonl")
+	if err := os.WriteFile(kept, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(kept, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]os.FileMode{fresh: pst.Mode().Perm(), kept: 0o640} {
+		r := runPonder(t, "", nil, "export", "--from", trace, "--format", "sft", "--out", file)
+		if r.code != 0 {
+			t.Fatalf("export: exit %d\n%s", r.code, r.stderr)
+		}
+		st, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != want || st.Size() == 0 {
+			t.Errorf("%s: mode %v, %d bytes; want %v and the lines", filepath.Base(file), st.Mode().Perm(), st.Size(), want)
+		}
+	}
+}
