@@ -444,7 +444,9 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 		}
 		return toolError("solve: %v", err), nil
 	}
-	if args.Session != "" && res.Answer != "" {
+	if args.Session != "" && res.Answer != "" && res.Stopped != core.StopCancelled && ctx.Err() == nil {
+		// Only an answer the client gets: a cancelled request's response
+		// is not sent.
 		s.sess.Add(args.Session, turn{Problem: args.Problem, Answer: res.Answer, TraceID: res.TraceID, At: time.Now()})
 	}
 	if res.Stopped == core.StopError && !clientIsOperator(ctx) {

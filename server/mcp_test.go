@@ -328,6 +328,34 @@ func TestCancelledNotificationStopsSearchAndSendsNoResponse(t *testing.T) {
 	}
 }
 
+// A solve the client cancelled adds no turn to its session: the client
+// never got that answer, and the next follow-up was posed with it.
+func TestCancelledSolveLeavesItsSessionAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sim: sim.Options{Latency: 100 * time.Millisecond}})
+	c := e.rpc(t)
+	args := map[string]any{"session": "c1"}
+	for k, v := range slowSolve {
+		args[k] = v
+	}
+	msgs := c.streamCall(ctxTimeout(t, 30*time.Second), 4343, "solve", args, "slow")
+	if m := <-msgs; m["method"] != "notifications/progress" {
+		t.Fatalf("want progress first, got %v", m)
+	}
+	c.post(map[string]any{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": map[string]any{"requestId": 4343}})
+	for range msgs {
+	}
+	waitFor(t, 5*time.Second, "the search to be cancelled", func() bool {
+		e.srv.runMu.Lock()
+		defer e.srv.runMu.Unlock()
+		_, st, _ := latestTrace(t, e)
+		return st == core.StopCancelled && e.srv.runN == 0
+	})
+	if info, ok := e.srv.sess.Get("c1"); ok {
+		t.Fatalf("the cancelled solve's answer entered the session: %+v", info.Turns)
+	}
+}
+
 func TestClientDisconnectCancelsSearch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{sim: sim.Options{Latency: 100 * time.Millisecond}})
@@ -380,6 +408,14 @@ func TestSessionsCarryEarlierTurnsUntilCleared(t *testing.T) {
 	r = result(t, c.call("clear_session", map[string]any{"session": "bad id!"}, nil))
 	if r["isError"] != true {
 		t.Fatalf("a malformed session id was accepted: %v", r)
+	}
+	// A Game of 24 puzzle is posed alone, in a session too: the pack reads
+	// its four numbers from the problem, and earlier turns before them
+	// made it unsolvable ("No answer was found" after 2 calls).
+	puzzle := solve("4 9 10 13")
+	tr, _ = e.traces.Get(puzzle["trace_id"].(string))
+	if tr.Problem != "4 9 10 13" || tr.Pack != "game24" {
+		t.Fatalf("a Game of 24 puzzle in a session was posed as %q (pack %s)", tr.Problem, tr.Pack)
 	}
 }
 

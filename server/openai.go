@@ -575,7 +575,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	id := newCompletionID()
 	if req.Stream {
 		results := s.streamChat(w, r, id, req, tasks)
-		s.rememberTurn(tasks[0].Session, question, results)
+		if r.Context().Err() == nil { // the client read the answer
+			s.rememberTurn(tasks[0].Session, question, results)
+		}
 		return
 	}
 	results := make([]core.Result, len(tasks))
@@ -874,7 +876,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 // rememberTurn records a chat completion's question and first answer in
 // its reasoning session, if it named one.
 func (s *Server) rememberTurn(session, question string, results []core.Result) {
-	if session == "" || len(results) == 0 || results[0].Answer == "" {
+	if session == "" || len(results) == 0 || results[0].Answer == "" || results[0].Stopped == core.StopCancelled {
 		return
 	}
 	s.sess.Add(session, turn{Problem: question, Answer: results[0].Answer, TraceID: results[0].TraceID, At: time.Now()})

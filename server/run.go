@@ -209,6 +209,10 @@ func (s *Server) run(ctx context.Context, eng *core.Engine, task core.Task, ro r
 		return core.Result{}, errShuttingDown
 	}
 	defer s.leave()
+	if task.Session != "" {
+		// Its earlier turns stay while it runs, however long.
+		defer s.sess.hold(task.Session)()
+	}
 	ctx, cancel := s.detach(ctx)
 	defer cancel()
 	if ro.interval <= 0 {
@@ -303,8 +307,10 @@ func (s *Server) problemTask(req solveArgs) (core.Task, error) {
 		if err := validSessionID(req.Session); err != nil {
 			return core.Task{}, fmt.Errorf("%w: %v", core.ErrInvalidTask, err)
 		}
-		if ctxText := s.sess.Context(req.Session); ctxText != "" {
-			full = ctxText + "\n\nProblem: " + problem
+		if p, err := tasks.Get(pack); err != nil || !isDataProblem(p) {
+			if ctxText := s.sess.Context(req.Session); ctxText != "" {
+				full = ctxText + "\n\nProblem: " + problem
+			}
 		}
 	}
 	params := core.Params{}
@@ -315,6 +321,13 @@ func (s *Server) problemTask(req solveArgs) (core.Task, error) {
 		Problem: full, Pack: pack, Strategy: req.Strategy, Params: params, Limits: limits,
 		Tools: req.Tools, Collection: req.Collection, Session: req.Session, Model: req.Model, Seed: req.Seed,
 	}, nil
+}
+
+// isDataProblem reports whether pack reads its problem as data (see
+// tasks.DataProblem).
+func isDataProblem(pack core.Pack) bool {
+	_, ok := pack.(tasks.DataProblem)
+	return ok
 }
 
 // collectionFinder is a retriever that can tell a collection that does not

@@ -32,6 +32,7 @@ type session struct {
 	bytes int
 	last  time.Time
 	elem  *list.Element
+	busy  int // solves of the session running (hold)
 }
 
 type sessions struct {
@@ -71,10 +72,14 @@ func (s *sessions) expireLocked() {
 	cut := s.now().Add(-s.ttl)
 	for e := s.lru.Back(); e != nil; {
 		ss := e.Value.(*session)
+		prev := e.Prev()
+		if ss.busy > 0 {
+			e = prev
+			continue
+		}
 		if ss.last.After(cut) {
 			return
 		}
-		prev := e.Prev()
 		s.lru.Remove(e)
 		delete(s.byID, ss.id)
 		e = prev
@@ -118,10 +123,14 @@ func (s *sessions) Add(id string, t turn) {
 		ss = &session{id: id}
 		ss.elem = s.lru.PushFront(ss)
 		s.byID[id] = ss
-		for s.lru.Len() > s.max {
-			old := s.lru.Back().Value.(*session)
-			s.lru.Remove(old.elem)
-			delete(s.byID, old.id)
+		for e := s.lru.Back(); s.lru.Len() > s.max && e != nil; {
+			// The least recently used session no solve is using.
+			old, prev := e.Value.(*session), e.Prev()
+			if old.busy == 0 {
+				s.lru.Remove(e)
+				delete(s.byID, old.id)
+			}
+			e = prev
 		}
 	} else {
 		s.lru.MoveToFront(ss.elem)
@@ -132,6 +141,30 @@ func (s *sessions) Add(id string, t turn) {
 	for len(ss.turns) > s.maxTurns || (ss.bytes > s.maxBytes && len(ss.turns) > 1) {
 		ss.bytes -= ss.turns[0].size()
 		ss.turns = append([]turn(nil), ss.turns[1:]...)
+	}
+}
+
+// hold marks session id in use by a solve until release is called: a
+// session in use neither expires nor makes room for others, and its idle
+// time starts when the solve ends (a solve longer than session_ttl lost
+// the turns before it, and one could be evicted while it ran).
+func (s *sessions) hold(id string) (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	ss, ok := s.byID[id]
+	if !ok {
+		return func() {}
+	}
+	ss.busy++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		ss.busy--
+		if s.byID[id] == ss { // not cleared meanwhile
+			ss.last = s.now()
+			s.lru.MoveToFront(ss.elem)
+		}
 	}
 }
 

@@ -66,6 +66,37 @@ func TestSessionCaps(t *testing.T) {
 	}
 }
 
+// A session a solve is using neither expires nor makes room for others
+// while the solve runs, however long, and its idle time starts when the
+// solve ends: a solve longer than session_ttl lost the turns before it.
+func TestSessionInUseStays(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	s := newSessions(1, 10, 1000, time.Minute)
+	s.now = func() time.Time { return now }
+	s.Add("long", turn{Problem: "p1", Answer: "a1"})
+	release := s.hold("long")
+	now = now.Add(time.Hour) // the solve runs an hour
+	if s.Context("long") == "" {
+		t.Fatal("a session in use expired")
+	}
+	s.Add("other", turn{Problem: "q", Answer: "r"}) // over the cap of 1
+	if _, ok := s.Get("long"); !ok {
+		t.Fatal("a session in use was evicted to make room")
+	}
+	release()
+	now = now.Add(30 * time.Second)
+	s.Add("long", turn{Problem: "p2", Answer: "a2"})
+	if info, _ := s.Get("long"); len(info.Turns) != 2 {
+		t.Fatalf("after the solve: %d turns, want the earlier one and the new one", len(info.Turns))
+	}
+	now = now.Add(2 * time.Minute)
+	if _, ok := s.Get("long"); ok {
+		t.Fatal("an idle session outlived its TTL once released")
+	}
+	s.hold("gone")() // holding an unknown session is harmless
+}
+
 func TestSessionID(t *testing.T) {
 	t.Parallel()
 	for _, ok := range []string{"a", "chat-1", "user.42:thread_7", strings.Repeat("x", 128)} {

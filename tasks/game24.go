@@ -28,7 +28,11 @@ var (
 	_ core.Verifier = Game24{}
 	_ Valuer        = Game24{}
 	_ Proposer      = Game24{}
+	_ DataProblem   = Game24{}
 )
+
+// ProblemIsData implements DataProblem: the problem is the four numbers.
+func (Game24) ProblemIsData() {}
 
 // System prompts and instructions of the Game of 24 pack.
 const (

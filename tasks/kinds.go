@@ -13,6 +13,14 @@ import (
 // system prompt and instruction, is laid out by core.LayoutPrompt and is
 // read back by Identify, so the simulator (llm/sim) answers each in kind.
 
+// DataProblem is implemented by packs that read their problem as data
+// (Game of 24's four numbers): text before it, such as a reasoning session's
+// earlier turns, would be read as part of it, so such a problem is posed
+// alone.
+type DataProblem interface {
+	ProblemIsData()
+}
+
 // Valuer is implemented by packs with their own value prompt (Game of 24's
 // sure/likely/impossible). Other packs use the generic "Score: N" prompt.
 type Valuer interface {
