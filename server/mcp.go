@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -895,7 +896,7 @@ func (s *Server) handleClearSession(_ context.Context, req mcp.CallToolRequest) 
 	}
 	turns, cleared := s.sess.Clear(args.Session)
 	out := map[string]any{"session": args.Session, "cleared": cleared, "turns": turns}
-	text := fmt.Sprintf("Session %s cleared (%d turns forgotten).", args.Session, turns)
+	text := fmt.Sprintf("Session %s cleared (%s forgotten).", args.Session, plural(turns, "turn"))
 	if !cleared {
 		text = fmt.Sprintf("Session %s holds nothing (unknown or expired).", args.Session)
 	}
@@ -940,7 +941,21 @@ func (s *Server) readTrace(_ context.Context, req mcp.ReadResourceRequest) ([]mc
 	return jsonResource(req.Params.URI, t)
 }
 
+// promptArgs refuses arguments a prompt does not take: a misspelt one
+// ("strategi") was ignored, and the prompt made without it.
+func promptArgs(req mcp.GetPromptRequest, takes ...string) error {
+	for name := range req.Params.Arguments {
+		if !slices.Contains(takes, name) {
+			return fmt.Errorf("%w: prompt %s takes no argument %q (it takes %s)", mcp.ErrInvalidParams, req.Params.Name, name, strings.Join(takes, ", "))
+		}
+	}
+	return nil
+}
+
 func (s *Server) promptSolve(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	if err := promptArgs(req, "problem", "strategy"); err != nil {
+		return nil, err
+	}
 	problem := strings.TrimSpace(req.Params.Arguments["problem"])
 	if problem == "" {
 		return nil, fmt.Errorf("%w: argument problem is required", mcp.ErrInvalidParams)
@@ -959,6 +974,9 @@ func (s *Server) promptSolve(_ context.Context, req mcp.GetPromptRequest) (*mcp.
 }
 
 func (s *Server) promptDocuments(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	if err := promptArgs(req, "question", "collection"); err != nil {
+		return nil, err
+	}
 	q := strings.TrimSpace(req.Params.Arguments["question"])
 	if q == "" {
 		return nil, fmt.Errorf("%w: argument question is required", mcp.ErrInvalidParams)

@@ -24,6 +24,9 @@ var protocolErrorCases = []struct {
 	{"documents prompt without a question", "prompts/get",
 		map[string]any{"name": "answer_from_documents", "arguments": map[string]any{"collection": "docs"}}, -32602, "question", ""},
 	{"unknown prompt", "prompts/get", map[string]any{"name": "no_such_prompt"}, -32602, "no_such_prompt", ""},
+	// A misspelt argument was ignored, and the prompt made without it.
+	{"prompt with an argument it does not take", "prompts/get",
+		map[string]any{"name": "solve_step_by_step", "arguments": map[string]any{"problem": "2+2?", "strategi": "cot"}}, -32602, `no argument "strategi"`, ""},
 	{"trace that does not exist", "resources/read",
 		map[string]any{"uri": "ponder://traces/no-such-trace"}, -32002, "ponder://traces/no-such-trace", "ponder://traces/no-such-trace"},
 	{"trace id that is no id", "resources/read",
