@@ -442,6 +442,24 @@ func TestStrategyRunsThroughHost(t *testing.T) {
 	}
 }
 
+// A strategy plugin's note on why it found no answer reaches the result's
+// warnings, as a built-in strategy's does.
+func TestStrategyPluginNoteReachesTheResult(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "noted", sdk.KindStrategy, "strategy-note")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	reg := core.NewRegistry()
+	m.Register(reg)
+	res, err := core.NewEngine(nil, reg, nil).Solve(context.Background(), core.Task{Problem: "What is 3 + 4?", Strategy: "noted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopDone || len(res.Warnings) != 1 || res.Warnings[0] != "no answer: every candidate was pruned" {
+		t.Fatalf("stopped %s, warnings %q", res.Stopped, res.Warnings)
+	}
+}
+
 // TestNoOrphans: a host that gets SIGTERM stops its plugins; a host that
 // is SIGKILLed takes them down too (parent-death signal).
 func TestNoOrphans(t *testing.T) {

@@ -158,6 +158,11 @@ func servePlugin(mode string) {
 			})})
 	case "strategy":
 		sdk.Serve(sdk.Plugin{Name: "one-shot", Version: "0.1.0", Strategy: sdk.StrategyFunc(oneShot)})
+	case "strategy-note":
+		sdk.Serve(sdk.Plugin{Name: "noted", Version: "0.1.0", Strategy: sdk.StrategyFunc(
+			func(context.Context, sdk.Host, sdk.RunRequest) (sdk.Outcome, error) {
+				return sdk.Outcome{Note: "no answer: every candidate was pruned"}, nil
+			})})
 	case "strategy-greedy":
 		sdk.Serve(sdk.Plugin{Name: "greedy", Version: "0.1.0", Strategy: sdk.StrategyFunc(greedy)})
 	case "tool-unreported":

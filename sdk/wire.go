@@ -222,7 +222,7 @@ func (s *strategyServer) Run(ctx context.Context, r *pb.RunRequest) (_ *pb.RunRe
 		return nil, toStatus(err)
 	}
 	out, runErr := s.impl.Strategy.Run(ctx, h, RunRequest{Task: task, Params: params, Limits: limitsFromPB(r.GetLimits())})
-	resp := &pb.RunResponse{Answer: out.Answer, Best: int32(out.Best), Score: out.Score}
+	resp := &pb.RunResponse{Answer: out.Answer, Best: int32(out.Best), Score: out.Score, Note: out.Note}
 	if runErr != nil {
 		resp.Error = runErr.Error()
 		switch {
@@ -418,7 +418,7 @@ func (s *strategyClient) Run(ctx context.Context, host Host, req RunRequest) (Ou
 	if err != nil {
 		return Outcome{}, fromStatus(ctx, "run", err)
 	}
-	out := Outcome{Answer: r.GetAnswer(), Best: NodeID(r.GetBest()), Score: r.Score}
+	out := Outcome{Answer: r.GetAnswer(), Best: NodeID(r.GetBest()), Score: r.Score, Note: r.GetNote()}
 	if msg := r.GetError(); msg != "" {
 		switch r.GetErrorCode() {
 		case "budget":

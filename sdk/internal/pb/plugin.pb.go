@@ -1547,8 +1547,11 @@ type RunResponse struct {
 	Best   int32                  `protobuf:"varint,2,opt,name=best,proto3" json:"best,omitempty"`
 	Score  *float64               `protobuf:"fixed64,3,opt,name=score,proto3,oneof" json:"score,omitempty"`
 	// error ends the run with the answer above as the best so far.
-	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
-	ErrorCode     string `protobuf:"bytes,5,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"` // "budget", "cancelled", "timeout" or "" (other)
+	Error     string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorCode string `protobuf:"bytes,5,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"` // "budget", "cancelled", "timeout" or "" (other)
+	// note says why a run that ended by itself has no answer (every
+	// candidate pruned, say): it joins the result's warnings.
+	Note          string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1614,6 +1617,13 @@ func (x *RunResponse) GetError() string {
 func (x *RunResponse) GetErrorCode() string {
 	if x != nil {
 		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *RunResponse) GetNote() string {
+	if x != nil {
+		return x.Note
 	}
 	return ""
 }
@@ -3228,14 +3238,15 @@ const file_ponder_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04task\x18\x03 \x01(\v2\x16.ponder.plugin.v1.TaskR\x04task\x12\x1f\n" +
 	"\vparams_json\x18\x04 \x01(\tR\n" +
 	"paramsJson\x120\n" +
-	"\x06limits\x18\x05 \x01(\v2\x18.ponder.plugin.v1.LimitsR\x06limits\"\x93\x01\n" +
+	"\x06limits\x18\x05 \x01(\v2\x18.ponder.plugin.v1.LimitsR\x06limits\"\xa7\x01\n" +
 	"\vRunResponse\x12\x16\n" +
 	"\x06answer\x18\x01 \x01(\tR\x06answer\x12\x12\n" +
 	"\x04best\x18\x02 \x01(\x05R\x04best\x12\x19\n" +
 	"\x05score\x18\x03 \x01(\x01H\x00R\x05score\x88\x01\x01\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
-	"error_code\x18\x05 \x01(\tR\terrorCodeB\b\n" +
+	"error_code\x18\x05 \x01(\tR\terrorCode\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04noteB\b\n" +
 	"\x06_score\"8\n" +
 	"\fCallsRequest\x12(\n" +
 	"\x10abandoned_for_ms\x18\x01 \x01(\x03R\x0eabandonedForMs\"D\n" +
