@@ -24,12 +24,17 @@ func Steps(path []Node) []string {
 	return out
 }
 
+// MetaWhole is the Meta key (true) of a node that holds a whole solution
+// by itself (Generate with Whole), not one step of a path.
+const MetaWhole = "whole"
+
 // GenerateOptions tune Generate.
 type GenerateOptions struct {
 	// Prompt builds the request's messages from the path to the parent;
 	// default: the pack's StepPrompt (or SolvePrompt when Whole is set).
 	Prompt func(path []Node) []Message
-	// Whole asks for complete solutions instead of single steps.
+	// Whole asks for complete solutions instead of single steps; the
+	// nodes get Meta MetaWhole.
 	Whole       bool
 	Temperature *float64
 	MaxTokens   int
@@ -92,6 +97,15 @@ func Generate(ctx context.Context, env *Env, parent NodeID, k int, o GenerateOpt
 		}
 		if ch.Logprob != nil {
 			n.Meta = map[string]any{"logprob": *ch.Logprob}
+		}
+		if o.Whole {
+			// A whole solution answers the solve prompt, not the step
+			// prompt: readers of the trace (ponder export's paths and
+			// prompts) must not take it for one step.
+			if n.Meta == nil {
+				n.Meta = map[string]any{}
+			}
+			n.Meta[MetaWhole] = true
 		}
 		n.LLMCall = c.TraceSeq
 		id, err := env.addNode([]NodeID{parent}, n, true)

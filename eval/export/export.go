@@ -229,6 +229,9 @@ type tree struct {
 	pack  core.Pack
 	item  string
 	nodes []core.Node
+	// unmarked: no node has core.MetaWhole, as in traces written before
+	// it existed (see whole).
+	unmarked bool
 	// outcome of terminal nodes: 1 correct, 0 wrong; absent: unknown.
 	outcome map[core.NodeID]float64
 	// correct and total count labeled terminal nodes at or below a node.
@@ -244,6 +247,13 @@ func newTree(ctx context.Context, src Source, gopts eval.GraderOptions) (*tree, 
 		pack = core.GenericPack{}
 	}
 	t := &tree{src: src, tr: tr, pack: pack, nodes: tr.Structure.Nodes(), outcome: map[core.NodeID]float64{}}
+	t.unmarked = true
+	for _, n := range t.nodes {
+		if _, ok := n.Meta[core.MetaWhole]; ok {
+			t.unmarked = false
+			break
+		}
+	}
 	t.item = metaString(tr, "eval_item")
 	if src.Record != nil {
 		t.item = src.Record.Item
@@ -356,19 +366,28 @@ func (t *tree) count() {
 	}
 }
 
-// standalone reports nodes that hold a whole solution by themselves (a
-// sample, a revision, an aggregation): paths start at them.
-func standalone(n core.Node) bool {
+// whole reports nodes that hold a whole solution by themselves (a sample,
+// a revision, an aggregation, any node core.Generate made with Whole):
+// paths start at them, and their prompt is the solve prompt.
+func (t *tree) whole(n core.Node) bool {
 	if n.Kind == core.KindAggregate {
 		return true
 	}
 	_, sample := n.Meta["sample"]
 	_, refines := n.Meta["refines"]
-	return sample || refines
+	marked, _ := n.Meta[core.MetaWhole].(bool)
+	if sample || refines || marked {
+		return true
+	}
+	// Traces written before core.MetaWhole existed: GoT's first thoughts
+	// and refine's first sample are the strategies' whole solutions from
+	// the root.
+	return t.unmarked && len(n.Parents) == 1 && n.Parents[0] == 0 &&
+		(t.tr.Strategy == "got" || t.tr.Strategy == "refine")
 }
 
 // path returns the nodes from the first step to id: up through first
-// parents to the root, or to a standalone node.
+// parents to the root, or to a whole solution (t.whole).
 func (t *tree) path(id core.NodeID) []core.Node {
 	var rev []core.Node
 	for cur := id; ; {
@@ -377,7 +396,7 @@ func (t *tree) path(id core.NodeID) []core.Node {
 			break
 		}
 		rev = append(rev, n)
-		if standalone(n) || len(n.Parents) == 0 {
+		if t.whole(n) || len(n.Parents) == 0 {
 			break
 		}
 		cur = n.Parents[0]
@@ -477,7 +496,7 @@ func (t *tree) prm(emit func(string, any) error) error {
 		}
 		path := t.path(n.ID)
 		line := PRMLine{base: t.base(n.ID), Outcome: o == 1}
-		if len(path) == 1 && standalone(path[0]) {
+		if len(path) == 1 && t.whole(path[0]) {
 			steps := tasks.SolutionSteps(path[0].Content)
 			if len(steps) == 0 {
 				steps = []string{strings.TrimSpace(path[0].Content)}
@@ -615,7 +634,7 @@ func (t *tree) dpo(emit func(string, any) error, perNode int) error {
 		})
 		var prompt []core.Message
 		var steps []string
-		whole := standalone(cs[0].n)
+		whole := t.whole(cs[0].n)
 		if whole || parent.Kind == core.KindProblem {
 			if whole {
 				prompt = t.pack.SolvePrompt(t.tr.Problem)
