@@ -222,13 +222,19 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 	return st, nil
 }
 
-// tree is one trace's top structure with outcomes.
+// tree is one trace's structure with outcomes: the top structure, with
+// the nested searches that continue its paths grafted in (see graft).
 type tree struct {
-	src   Source
-	tr    *core.Trace
-	pack  core.Pack
-	item  string
+	src  Source
+	tr   *core.Trace
+	pack core.Pack
+	item string
+	// nodes are indexed by their ID: the top structure's keep theirs,
+	// grafted nested nodes follow, renumbered (parents and children too).
 	nodes []core.Node
+	// origin of each node: its id in its own structure and the nodes that
+	// own that structure, outermost first (a trace event's scope).
+	origin []origin
 	// unmarked: no node has core.MetaWhole, as in traces written before
 	// it existed (see whole).
 	unmarked bool
@@ -246,7 +252,8 @@ func newTree(ctx context.Context, src Source, gopts eval.GraderOptions) (*tree, 
 	if err != nil {
 		pack = core.GenericPack{}
 	}
-	t := &tree{src: src, tr: tr, pack: pack, nodes: tr.Structure.Nodes(), outcome: map[core.NodeID]float64{}}
+	t := &tree{src: src, tr: tr, pack: pack, outcome: map[core.NodeID]float64{}}
+	t.graft(tr.Structure.Nodes())
 	t.unmarked = true
 	for _, n := range t.nodes {
 		if _, ok := n.Meta[core.MetaWhole]; ok {
@@ -366,6 +373,107 @@ func (t *tree) count() {
 	}
 }
 
+// origin is where a node of tree is in the trace.
+type origin struct {
+	id    core.NodeID
+	scope []int
+}
+
+// graft fills t.nodes with top, the trace's top structure, and the nodes
+// of the nested searches that solve a step of it (strategy.NestedStep:
+// mcts or beam with step_strategy), so that every format sees them as the
+// continuations they are. Such a search, owned by node X, continued the
+// path to X's parent from the same step prompt as X's siblings, and X is a
+// copy of its best first step (meta sub_best): its root becomes X's
+// parent, its best first step becomes X, and its other nodes are added
+// below them. Nested searches of another kind (decompose's sub-questions,
+// a plugin's) solve another problem and are left out.
+func (t *tree) graft(top []core.Node) {
+	t.nodes = make([]core.Node, 0, len(top))
+	for _, n := range top { // ids are 0..n-1 (core.Structure's UnmarshalJSON checks)
+		// Parents and children are renumbered below: private copies.
+		n.Parents, n.Children = append([]core.NodeID(nil), n.Parents...), append([]core.NodeID(nil), n.Children...)
+		t.nodes = append(t.nodes, n)
+		t.origin = append(t.origin, origin{id: n.ID})
+	}
+	// Nested nodes are appended, so the loop reaches their own nested
+	// searches too.
+	for x := 0; x < len(t.nodes); x++ {
+		owner := t.nodes[x]
+		if owner.Sub == nil || owner.Kind != core.KindSubProblem || len(owner.Parents) == 0 {
+			continue
+		}
+		sub := owner.Sub.Nodes()
+		best, ok := metaInt(owner, "sub_best")
+		if !ok || best <= 0 || best >= len(sub) || len(sub[best].Parents) != 1 || sub[best].Parents[0] != 0 ||
+			sub[0].Kind != core.KindProblem || strings.TrimSpace(sub[0].Content) != strings.TrimSpace(t.tr.Problem) {
+			continue
+		}
+		ids := make([]core.NodeID, len(sub))
+		ids[0], ids[best] = owner.Parents[0], core.NodeID(x)
+		next := core.NodeID(len(t.nodes))
+		for j := 1; j < len(sub); j++ {
+			if j != best {
+				ids[j] = next
+				next++
+			}
+		}
+		renumber := func(in []core.NodeID) []core.NodeID {
+			out := make([]core.NodeID, 0, len(in))
+			for _, id := range in {
+				if int(id) < len(ids) && id != 0 {
+					out = append(out, ids[id])
+				}
+			}
+			return out
+		}
+		scope := append(append([]int(nil), t.origin[x].scope...), int(t.origin[x].id))
+		for j, n := range sub {
+			switch j {
+			case 0:
+				t.nodes[ids[0]].Children = append(t.nodes[ids[0]].Children, withoutID(renumber(n.Children), ids[best])...)
+			case best:
+				t.nodes[x].Children = append(t.nodes[x].Children, renumber(n.Children)...)
+			default:
+				n.ID = ids[j]
+				n.Children = renumber(n.Children)
+				parents := make([]core.NodeID, len(n.Parents))
+				for k, p := range n.Parents {
+					parents[k] = ids[0]
+					if int(p) < len(ids) && p != 0 {
+						parents[k] = ids[p]
+					}
+				}
+				n.Parents = parents
+				t.nodes = append(t.nodes, n)
+				t.origin = append(t.origin, origin{id: core.NodeID(j), scope: scope})
+			}
+		}
+	}
+}
+
+func withoutID(ids []core.NodeID, drop core.NodeID) []core.NodeID {
+	out := ids[:0:0]
+	for _, id := range ids {
+		if id != drop {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func metaInt(n core.Node, k string) (int, bool) {
+	switch v := n.Meta[k].(type) {
+	case int:
+		return v, true
+	case float64:
+		if v == math.Trunc(v) {
+			return int(v), true
+		}
+	}
+	return 0, false
+}
+
 // whole reports nodes that hold a whole solution by themselves (a sample,
 // a revision, an aggregation, any node core.Generate made with Whole):
 // paths start at them, and their prompt is the solve prompt.
@@ -382,21 +490,22 @@ func (t *tree) whole(n core.Node) bool {
 	// Traces written before core.MetaWhole existed: GoT's first thoughts
 	// and refine's first sample are the strategies' whole solutions from
 	// the root.
-	return t.unmarked && len(n.Parents) == 1 && n.Parents[0] == 0 &&
+	return t.unmarked && t.origin[n.ID].scope == nil && len(n.Parents) == 1 && n.Parents[0] == 0 &&
 		(t.tr.Strategy == "got" || t.tr.Strategy == "refine")
 }
 
 // path returns the nodes from the first step to id: up through first
-// parents to the root, or to a whole solution (t.whole).
+// parents to the root, or to a whole solution (t.whole). A malformed
+// trace's parents could loop: a path has at most every node once.
 func (t *tree) path(id core.NodeID) []core.Node {
 	var rev []core.Node
-	for cur := id; ; {
+	for cur := id; len(rev) < len(t.nodes); {
 		n := t.nodes[cur]
 		if n.Kind == core.KindProblem {
 			break
 		}
 		rev = append(rev, n)
-		if t.whole(n) || len(n.Parents) == 0 {
+		if t.whole(n) || len(n.Parents) == 0 || int(n.Parents[0]) >= len(t.nodes) {
 			break
 		}
 		cur = n.Parents[0]
@@ -423,10 +532,15 @@ type base struct {
 	Strategy string `json:"strategy"`
 	TraceID  string `json:"trace_id"`
 	Node     int    `json:"node"`
+	// Scope is, for a node of a nested search, the ids of the nodes that
+	// own it, outermost first (as a trace event's scope); Node is its id
+	// in that nested structure.
+	Scope []int `json:"scope,omitempty"`
 }
 
 func (t *tree) base(id core.NodeID) base {
-	return base{Problem: t.tr.Problem, Pack: t.tr.Pack, Item: t.item, Strategy: t.tr.Strategy, TraceID: t.tr.ID, Node: int(id)}
+	o := t.origin[id]
+	return base{Problem: t.tr.Problem, Pack: t.tr.Pack, Item: t.item, Strategy: t.tr.Strategy, TraceID: t.tr.ID, Node: int(o.id), Scope: o.scope}
 }
 
 // SFTLine is one line of the sft format.
@@ -599,6 +713,11 @@ type DPOLine struct {
 	RejectedScore float64  `json:"rejected_score"`
 	ChosenNode    int      `json:"chosen_node"`
 	RejectedNode  int      `json:"rejected_node"`
+	// ChosenScope and RejectedScope are, for a node of a nested search,
+	// the nodes that own it (as base.Scope): the nested search continued
+	// the path to node (the parent), as node's own children do.
+	ChosenScope   []int `json:"chosen_scope,omitempty"`
+	RejectedScope []int `json:"rejected_scope,omitempty"`
 }
 
 func (t *tree) dpo(emit func(string, any) error, perNode int) error {
@@ -655,8 +774,10 @@ func (t *tree) dpo(emit func(string, any) error, perNode int) error {
 			if ca == cb {
 				continue
 			}
+			ao, bo := t.origin[a.n.ID], t.origin[b.n.ID]
 			line := DPOLine{Prompt: prompt, base: t.base(parent.ID), Steps: steps, Chosen: ca, Rejected: cb,
-				ChosenScore: a.score, RejectedScore: b.score, ChosenNode: int(a.n.ID), RejectedNode: int(b.n.ID)}
+				ChosenScore: a.score, RejectedScore: b.score, ChosenNode: int(ao.id), RejectedNode: int(bo.id),
+				ChosenScope: ao.scope, RejectedScope: bo.scope}
 			if line.Steps == nil {
 				line.Steps = []string{}
 			}

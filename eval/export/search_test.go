@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,11 +39,19 @@ func solveOnSim(t *testing.T, opts sim.Options, task core.Task, truth string) *c
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := res.Trace
 	if truth != "" {
-		tr.Meta = map[string]any{"truth": truth}
+		res.Trace.Meta = map[string]any{"truth": truth}
 	}
-	return tr
+	// Exported traces are files: what export reads is what JSON keeps.
+	b, err := json.Marshal(res.Trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr core.Trace
+	if err := json.Unmarshal(b, &tr); err != nil {
+		t.Fatal(err)
+	}
+	return &tr
 }
 
 // lines exports tr in format and decodes the lines.
@@ -102,7 +111,7 @@ func TestWholeSolutionsOfSearches(t *testing.T) {
 				prm := 0
 				for _, l := range lines[PRMLine](t, tr, PRM) {
 					content, ok := whole[l.Node]
-					if !ok {
+					if !ok || l.Scope != nil {
 						continue
 					}
 					prm++
@@ -115,7 +124,7 @@ func TestWholeSolutionsOfSearches(t *testing.T) {
 				}
 				dpo := 0
 				for _, l := range lines[DPOLine](t, tr, DPO) {
-					if _, ok := whole[l.ChosenNode]; !ok {
+					if _, ok := whole[l.ChosenNode]; !ok || l.ChosenScope != nil {
 						continue
 					}
 					dpo++
@@ -158,4 +167,108 @@ func withoutWholeMarks(t *testing.T, tr *core.Trace) *core.Trace {
 		t.Fatal(err)
 	}
 	return &old
+}
+
+// MCTS with step_strategy=beam solves each step with a nested beam search
+// that continues the path to the step's parent: its nodes are exported as
+// steps after that path (with scope naming the nested structure), its
+// answers are labeled and count for the steps above them, and its first
+// steps pair with the outer siblings in dpo. Export read only the top
+// structure, and left the nested searches' answers out.
+func TestNestedSearchesAreExported(t *testing.T) {
+	t.Parallel()
+	tr := solveOnSim(t, sim.Options{Seed: 1}, core.Task{Problem: "4 9 10 13", Pack: "game24", Strategy: "mcts",
+		Params: core.Params{"step_strategy": "beam", "parallel": 1}, Seed: 1, Limits: core.Limits{LLMCalls: 40}}, "")
+
+	// What the trace says, read here without export's graft: the steps of
+	// every nested node (the path to its owner's parent, then its own path
+	// in the nested structure) and the answers to label.
+	top := tr.Structure.Nodes()
+	topPath := func(id core.NodeID) []string {
+		var rev []string
+		for n := top[id]; n.Kind != core.KindProblem; n = top[n.Parents[0]] {
+			rev = append(rev, strings.TrimSpace(n.Content))
+		}
+		slices.Reverse(rev)
+		return rev
+	}
+	type key struct{ owner, node int }
+	want := map[key][]string{}
+	answers := 0
+	for _, n := range top {
+		if n.Answer != "" && n.Kind != core.KindProblem {
+			answers++
+		}
+		best, _ := n.Meta["sub_best"].(float64)
+		if n.Sub == nil || best == 0 {
+			continue
+		}
+		sub := n.Sub.Nodes()
+		for _, m := range sub[1:] {
+			var rev []string
+			for c := m; c.Kind != core.KindProblem; c = sub[c.Parents[0]] {
+				rev = append(rev, strings.TrimSpace(c.Content))
+			}
+			slices.Reverse(rev)
+			want[key{int(n.ID), int(m.ID)}] = append(topPath(n.Parents[0]), rev...)
+			if m.Answer != "" && int(m.ID) != int(best) { // the best first step is n itself
+				answers++
+			}
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("the search made no nested beam search: the test needs another one")
+	}
+
+	check := func(format string, node int, scope []int, steps []string) bool {
+		t.Helper()
+		if len(scope) == 0 {
+			return false
+		}
+		w, ok := want[key{scope[0], node}]
+		if len(scope) != 1 || !ok || !slices.Equal(steps, w) {
+			t.Errorf("%s line of node %d in scope %v: steps %q, want %q", format, node, scope, steps, w)
+		}
+		return true
+	}
+	nested := map[string]int{}
+	for _, l := range lines[SFTLine](t, tr, SFT) {
+		if check(SFT, l.Node, l.Scope, strings.Split(strings.TrimSuffix(l.Completion, "\n\\boxed{"+l.Answer+"}"), "\n")) {
+			nested[SFT]++
+		}
+	}
+	for _, l := range lines[PRMLine](t, tr, PRM) {
+		if check(PRM, l.Node, l.Scope, l.Steps) {
+			nested[PRM]++
+			if last := l.Labels[len(l.Labels)-1]; last == nil || (*last == 1) != l.Outcome {
+				t.Errorf("prm line of nested node %d: last label %v, outcome %v", l.Node, last, l.Outcome)
+			}
+		}
+	}
+	for _, l := range lines[ValueLine](t, tr, Value) {
+		if check(Value, l.Node, l.Scope, l.Steps) {
+			nested[Value]++
+		}
+	}
+	for _, l := range lines[DPOLine](t, tr, DPO) {
+		for _, side := range []struct {
+			node  int
+			scope []int
+			text  string
+		}{{l.ChosenNode, l.ChosenScope, l.Chosen}, {l.RejectedNode, l.RejectedScope, l.Rejected}} {
+			if check(DPO, side.node, side.scope, append(slices.Clone(l.Steps), side.text)) {
+				nested[DPO]++
+			}
+		}
+	}
+	for _, f := range Formats() {
+		if nested[f] == 0 {
+			t.Errorf("%s: no line of a nested search's node", f)
+		}
+	}
+	var buf bytes.Buffer
+	st, err := Write(context.Background(), &buf, []Source{{Trace: tr}}, Options{Format: Value})
+	if err != nil || st.Labeled != answers || st.Unlabeled != 0 {
+		t.Errorf("%d answers labeled, %d unlabeled, %v; want the %d answers of the search and its nested searches", st.Labeled, st.Unlabeled, err, answers)
+	}
 }
