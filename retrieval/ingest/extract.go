@@ -101,12 +101,17 @@ func Extract(ctx context.Context, name string, data []byte) (Extracted, error) {
 			return Extracted{}, fmt.Errorf("%w: %v in a .%s file", ErrMalformed, err, t)
 		}
 	}
-	return extract(ctx, name, data, enc)
+	return extract(ctx, name, data, enc, 0)
 }
 
 // extract is Extract with the text encoding already sniffed (enc, unused
 // for PDFs).
-func extract(ctx context.Context, name string, data []byte, enc string) (Extracted, error) {
+//
+// A PDF whose text is longer than maxText bytes (0: the default
+// max_file_bytes, 50 MiB) is refused with errTextTooLarge: a few MiB of
+// PDF can hold pages that repeat one content stream, hundreds of MiB of
+// text, and ingest held all of it (and its chunks) in memory.
+func extract(ctx context.Context, name string, data []byte, enc string, maxText int64) (Extracted, error) {
 	typ := TypeOf(name)
 	base := filepath.Base(name)
 	var ex Extracted
@@ -115,7 +120,7 @@ func extract(ctx context.Context, name string, data []byte, enc string) (Extract
 		return ex, fmt.Errorf("%w %q (ingest reads .md .txt .html .pdf and source files)", ErrUnsupported, filepath.Ext(name))
 	case "pdf":
 		var err error
-		if ex, err = extractPDF(ctx, data); err != nil {
+		if ex, err = extractPDF(ctx, data, maxText); err != nil {
 			return ex, err
 		}
 	default:
@@ -368,7 +373,7 @@ func extractHTML(src string) Extracted {
 // elsewhere.
 var PDFToText = "pdftotext"
 
-func extractPDF(ctx context.Context, data []byte) (Extracted, error) {
+func extractPDF(ctx context.Context, data []byte, maxText int64) (Extracted, error) {
 	if !bytes.HasPrefix(bytes.TrimLeft(data[:min(len(data), 1024)], "\x00\t\r\n "), []byte("%PDF-")) {
 		return Extracted{}, fmt.Errorf("%w: not a PDF (no %%PDF- header)", ErrMalformed)
 	}
@@ -380,16 +385,25 @@ func extractPDF(ctx context.Context, data []byte) (Extracted, error) {
 	// a PDF is skipped.
 	cmd := exec.CommandContext(ctx, bin, "-enc", "UTF-8", "-", "-")
 	cmd.Stdin = bytes.NewReader(data)
-	var out bytes.Buffer
+	if maxText <= 0 {
+		maxText = 50 << 20
+	}
+	// Writing past maxText fails, which closes pdftotext's output: it
+	// stops at once rather than writing the rest nobody reads.
+	out := &capBuffer{max: maxText}
 	stderr := &tailBuffer{max: 8 << 10}
-	cmd.Stdout, cmd.Stderr = &out, stderr
-	if err := cmd.Run(); err != nil {
+	cmd.Stdout, cmd.Stderr = out, stderr
+	err = cmd.Run()
+	if out.over {
+		return Extracted{}, fmt.Errorf("%w: its text is more than %d bytes", errTextTooLarge, maxText)
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return Extracted{}, ctx.Err()
 		}
 		return Extracted{}, fmt.Errorf("%w: pdftotext: %s", ErrMalformed, pdfError(stderr.String(), err))
 	}
-	text := strings.ToValidUTF8(out.String(), "\uFFFD")
+	text := strings.ToValidUTF8(out.b.String(), "\uFFFD")
 	ex := Extracted{}
 	var b strings.Builder
 	// pdftotext ends every page with a form feed, so the last piece is
@@ -440,6 +454,25 @@ func pdfError(stderr string, err error) string {
 		return err.Error()
 	}
 	return last
+}
+
+// errTextTooLarge: a document's extracted text is longer than allowed.
+var errTextTooLarge = errors.New("too large")
+
+// capBuffer keeps what is written to it, up to max bytes; a write past
+// that fails.
+type capBuffer struct {
+	max  int64
+	b    bytes.Buffer
+	over bool
+}
+
+func (c *capBuffer) Write(p []byte) (int, error) {
+	if int64(c.b.Len()+len(p)) > c.max {
+		c.over = true
+		return 0, errTextTooLarge
+	}
+	return c.b.Write(p)
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -718,8 +718,11 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	if encErr != nil {
 		return gone("%v in a .%s file", encErr, TypeOf(j.path))
 	}
-	ex, err := extract(ctx, j.path, data, enc)
+	ex, err := extract(ctx, j.path, data, enc, in.o.MaxFileBytes)
 	if err != nil {
+		if errors.Is(err, errTextTooLarge) {
+			return skip("%v, limit %d (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", err, in.o.MaxFileBytes)
+		}
 		if errors.Is(err, ErrUnsupported) {
 			return skip("unsupported file type %q (ingest reads .md .txt .html .pdf and source files)", filepath.Ext(j.path))
 		}

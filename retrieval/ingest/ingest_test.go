@@ -352,6 +352,35 @@ func TestPDFPagesCountBlankPages(t *testing.T) {
 	}
 }
 
+// A PDF's text is bounded like a file's size: 200 pages that repeat one
+// content stream make 1.8 MB of text from 41 KB of PDF (the same trick
+// turned 9 MiB into 561 MB, 600,000 chunks and 8 GB of memory).
+func TestPDFTextOverLimitIsSkipped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data, err := os.ReadFile("testdata/repeated-pages.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "r.pdf")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	sum, err := New(st, &Options{Collection: "c", MaxFileBytes: 1 << 20}).Run(context.Background(), []string{path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := byPath(sum)["r.pdf"]
+	if f.Status != Skipped || !strings.Contains(f.Reason, "its text is more than 1048576 bytes") || !strings.Contains(f.Reason, "max_file_bytes") {
+		t.Errorf("r.pdf: %s %q, want skipped: its text is too large", f.Status, f.Reason)
+	}
+	sum, err = New(st, &Options{Collection: "c", MaxFileBytes: 2 << 20}).Run(context.Background(), []string{path}, nil)
+	if err != nil || sum.Added != 1 {
+		t.Errorf("under the limit: %+v, %v", sum, err)
+	}
+}
+
 // Text whose only spaces are multi-byte (no-break spaces from HTML and
 // PDFs, ideographic spaces) is never cut inside a character.
 func TestChunkCutsWholeRunes(t *testing.T) {
