@@ -721,7 +721,7 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	ex, err := extract(ctx, j.path, data, enc, in.o.MaxFileBytes)
 	if err != nil {
 		if errors.Is(err, errTextTooLarge) {
-			return skip("%v, limit %d (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", err, in.o.MaxFileBytes)
+			return skip("%v (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", err)
 		}
 		if errors.Is(err, ErrUnsupported) {
 			return skip("unsupported file type %q (ingest reads .md .txt .html .pdf and source files)", filepath.Ext(j.path))
