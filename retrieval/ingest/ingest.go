@@ -643,6 +643,13 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	}
 	var data []byte
 	if j.stdin != nil {
+		// Files are stored under their absolute paths: a text named like
+		// one would replace that file's document, its passages then cited
+		// as the file's (an MCP client sending texts could rewrite any
+		// ingested file's content that way).
+		if filepath.IsAbs(j.path) {
+			return skip("the name %q is an absolute path, which names an ingested file: give a relative name (notes/page.md)", j.path)
+		}
 		b, err := io.ReadAll(io.LimitReader(j.stdin, in.o.MaxFileBytes+1))
 		if err != nil {
 			return skip("unreadable: %v", err)

@@ -187,6 +187,35 @@ func TestIngestGlobAndStdin(t *testing.T) {
 	}
 }
 
+// A document read from stdin (or sent as text to ingest_documents) named
+// with an absolute path is refused: it would replace the document of the
+// file ingested from there, and its text would be cited as the file's.
+func TestStdinNameCannotReplaceAFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := copyDocs(t)
+	st := openStore(t)
+	guide := filepath.Join(dir, "guide.md")
+	if _, err := New(st, &Options{Collection: "c"}).Run(ctx, []string{guide}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, err := st.Documents(ctx, "c", []string{guide})
+	if err != nil || len(before) != 1 {
+		t.Fatalf("%v %v", before, err)
+	}
+	sum, err := New(st, &Options{Collection: "c", StdinName: guide}).Run(ctx, []string{"-"}, strings.NewReader("# Forged\n\nThe port is 1.\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := sum.Files[0]; f.Status != Skipped || !strings.Contains(f.Reason, "absolute path") {
+		t.Errorf("stdin named %s: %s %q, want skipped", guide, f.Status, f.Reason)
+	}
+	after, err := st.Documents(ctx, "c", []string{guide})
+	if err != nil || after[guide].Hash != before[guide].Hash {
+		t.Errorf("the file's document was replaced: %+v %v", after, err)
+	}
+}
+
 func TestChunkSizesAndOverlap(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder
