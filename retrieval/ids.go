@@ -40,12 +40,20 @@ var collectionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // ValidateCollection checks a collection name: 1 to 64 letters, digits,
 // '_', '-' or '.', starting with a letter or digit.
+// Its error is an ErrBadQuery that does not say "bad query": it reaches
+// ingest, deletes and listings too, where no query was made.
 func ValidateCollection(name string) error {
 	if !collectionName.MatchString(name) {
-		return fmt.Errorf("%w: collection name %q: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit", ErrBadQuery, name)
+		return badName(fmt.Sprintf("collection name %q: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit", name))
 	}
 	return nil
 }
+
+// badName is an ErrBadQuery whose text is its own.
+type badName string
+
+func (e badName) Error() string { return string(e) }
+func (e badName) Unwrap() error { return ErrBadQuery }
 
 // MatchFilter reports whether c has every key=value of f. Keys "source",
 // "title" and "doc_hash" match those fields; others match c.Meta.
