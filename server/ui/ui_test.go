@@ -338,9 +338,6 @@ func TestStreamLimit(t *testing.T) {
 	}
 }
 
-// A stored trace damaged on disk (cut short, overwritten) is a 500 that
-// says so, not a 200 whose body the page cannot read; one whose file is
-// gone is a 404, like an evicted one.
 // restructure replaces the structure of the trace in a file.
 func restructure(structure string) func(file string) error {
 	return func(file string) error {
@@ -360,6 +357,9 @@ func restructure(structure string) func(file string) error {
 	}
 }
 
+// A stored trace damaged on disk (cut short, overwritten) is a 500 that
+// says so, not a 200 whose body the page cannot read; one whose file is
+// gone is a 404, like an evicted one.
 func TestDamagedTraceOnDisk(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
