@@ -65,36 +65,40 @@ type attempt struct {
 // headBytes bounds attempt.head.
 const headBytes = 4 << 10
 
-// redirectError is a redirect the client does not follow: one that would
-// change the request's method (Go resends a POST answered 301, 302 or 303
-// as a GET without its body, which servers answer 405 or 404) or its
-// origin (another host, or https to http; Go would drop the API key
-// there, and the prompts would go to a host nobody configured).
+// redirectError is a redirect the client does not follow (why says
+// which):
+//   - redirectElsewhere: one that would change the request's method (Go
+//     resends a POST answered 301, 302 or 303 as a GET without its body,
+//     which servers answer 405 or 404) or its origin (another host, or
+//     https to http; Go would drop the API key there, and the prompts
+//     would go to a host nobody configured);
+//   - redirectLoop, redirectTooMany: a chain of redirects that leads back
+//     to an address already asked, or goes on past maxRedirects. Go's own
+//     limit gives a plain error that read as a network error and was
+//     retried max_retries times, each try running the whole chain again;
+//     a misconfigured server or proxy does not mend between tries.
 type redirectError struct {
 	status   int
+	why      redirectWhy
 	location string // the URL without its password, for the log
 }
+
+type redirectWhy int
+
+const (
+	redirectElsewhere redirectWhy = iota
+	redirectLoop
+	redirectTooMany
+)
 
 func (e *redirectError) Error() string {
-	return fmt.Sprintf("redirect (%d) not followed", e.status)
-}
-
-// redirectLoopError is a chain of redirects that leads back to an address
-// already asked (loop) or goes on past maxRedirects. Go's own limit gives
-// a plain error that read as a network error and was retried max_retries
-// times, each try running the whole chain again; a misconfigured server or
-// proxy does not mend between tries.
-type redirectLoopError struct {
-	status   int
-	loop     bool
-	location string // the URL without its password, for the log
-}
-
-func (e *redirectLoopError) Error() string {
-	if e.loop {
+	switch e.why {
+	case redirectLoop:
 		return fmt.Sprintf("redirect (%d) loop", e.status)
+	case redirectTooMany:
+		return fmt.Sprintf("more than %d redirects", maxRedirects)
 	}
-	return fmt.Sprintf("more than %d redirects", maxRedirects)
+	return fmt.Sprintf("redirect (%d) not followed", e.status)
 }
 
 // checkRedirect is the http.Client's CheckRedirect: it follows redirects
@@ -108,15 +112,15 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 		status = req.Response.StatusCode
 	}
 	if req.Method != first.Method || req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host {
-		return &redirectError{status: status, location: req.URL.Redacted()}
+		return &redirectError{status: status, why: redirectElsewhere, location: req.URL.Redacted()}
 	}
 	for _, prev := range via {
 		if prev.URL.String() == req.URL.String() {
-			return &redirectLoopError{status: status, loop: true, location: req.URL.Redacted()}
+			return &redirectError{status: status, why: redirectLoop, location: req.URL.Redacted()}
 		}
 	}
 	if len(via) >= maxRedirects {
-		return &redirectLoopError{status: status, location: req.URL.Redacted()}
+		return &redirectError{status: status, why: redirectTooMany, location: req.URL.Redacted()}
 	}
 	return nil
 }
@@ -295,9 +299,6 @@ func (c *Client) do(ctx context.Context, op, model string, patch map[string]any,
 		if redir := (*redirectError)(nil); errors.As(err, &redir) {
 			ev.Str("location", redir.location)
 		}
-		if loop := (*redirectLoopError)(nil); errors.As(err, &loop) {
-			ev.Str("location", loop.location)
-		}
 		if !retry || i >= c.cfg.MaxRetries {
 			ev.Msg("llm request failed")
 			return ferr
@@ -417,20 +418,19 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 	}
 	var redir *redirectError
 	if errors.As(err, &redir) {
+		switch redir.why {
+		case redirectLoop:
+			return false, newError(core.ErrLLMUnavailable, nil,
+				"%s answered %d, a redirect back to an address it had already redirected from (a redirect loop): check the server's or proxy's configuration and that PONDER_LLM_BASE_URL is the api's own address",
+				endpointName, redir.status)
+		case redirectTooMany:
+			return false, newError(core.ErrLLMUnavailable, nil,
+				"%s redirected the request more than %d times: check the server's or proxy's configuration and that PONDER_LLM_BASE_URL is the api's own address (the debug log has where the redirects led)",
+				endpointName, maxRedirects)
+		}
 		return false, newError(core.ErrLLMUnavailable, nil,
 			"%s answered %d, a redirect to another address that Ponder does not follow (the request would arrive as a GET or at another host): set PONDER_LLM_BASE_URL to the address it redirects to (the debug log has it)",
 			endpointName, redir.status)
-	}
-	var loop *redirectLoopError
-	if errors.As(err, &loop) {
-		if loop.loop {
-			return false, newError(core.ErrLLMUnavailable, nil,
-				"%s answered %d, a redirect back to an address it had already redirected from (a redirect loop): check the server's or proxy's configuration and that PONDER_LLM_BASE_URL is the api's own address",
-				endpointName, loop.status)
-		}
-		return false, newError(core.ErrLLMUnavailable, nil,
-			"%s redirected the request more than %d times: check the server's or proxy's configuration and that PONDER_LLM_BASE_URL is the api's own address (the debug log has where the redirects led)",
-			endpointName, maxRedirects)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
