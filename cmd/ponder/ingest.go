@@ -402,6 +402,11 @@ func newCollectionsCmd() *cobra.Command {
 		Short: "Delete a collection and all its documents",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A name no collection can have is said so, not "no such
+			// collection" with advice to ingest into it (which fails).
+			if err := retrieval.ValidateCollection(args[0]); err != nil {
+				return usageError("%v", err)
+			}
 			rs, err := setupRetrieval(cmd, false)
 			if err != nil {
 				return err

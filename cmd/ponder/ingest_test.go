@@ -184,6 +184,7 @@ func TestDocumentCommandsBadInput(t *testing.T) {
 		{"bad mode", []string{"search", "--mode", "fuzzy", "x"}, "--mode"},
 		{"delete without source", []string{"docs", "delete"}, "--source is required"},
 		{"unknown collection", []string{"collections", "delete", "nope"}, "no such collection"},
+		{"delete a bad collection name", []string{"collections", "delete", "../x"}, `collection name "../x": use 1-64 letters`},
 		{"solve with unknown collection", []string{"solve", "--llm-url", "http://127.0.0.1:9/v1", "--collection", "nope", "q?"}, "no such collection"},
 	}
 	for _, tc := range tests {
