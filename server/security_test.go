@@ -255,6 +255,17 @@ func TestViewerCookieIsNotTheToken(t *testing.T) {
 	if !u.Valid(req) {
 		t.Error("a login younger than UILifetime is not valid")
 	}
+	// A login is good on its port only, under the same key and cookie
+	// name: the cases above use another key, or another name.
+	u = NewUISessions()
+	rec = httptest.NewRecorder()
+	u.Login(rec, httptest.NewRequest("GET", "http://localhost:7801/ui/?token=t", nil))
+	c = rec.Result().Cookies()[0]
+	elsewhere := httptest.NewRequest("GET", "http://localhost:7802/ui/", nil)
+	elsewhere.AddCookie(&http.Cookie{Name: UICookie(elsewhere.Host), Value: c.Value})
+	if u.Valid(elsewhere) {
+		t.Error("a login on port 7801 is valid on port 7802")
+	}
 }
 
 // The startup log says where the server listens as configured: Go
