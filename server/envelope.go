@@ -20,18 +20,17 @@ import (
 func envelopeError(body []byte) (id json.RawMessage, msg string) {
 	null := json.RawMessage("null")
 	body = bytes.TrimSpace(body)
-	if !json.Valid(body) {
-		return nil, ""
-	}
-	switch body[0] {
-	case '{':
-	case '[':
-		return null, "JSON-RPC batches are not supported (MCP has none from protocol 2025-06-18 on): send each message on its own"
-	default:
+	if len(body) > 0 && body[0] != '{' {
+		switch {
+		case !json.Valid(body):
+			return nil, ""
+		case body[0] == '[':
+			return null, "JSON-RPC batches are not supported (MCP has none from protocol 2025-06-18 on): send each message on its own"
+		}
 		return null, "a JSON-RPC message is a JSON object"
 	}
 	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
+	if json.Unmarshal(body, &m) != nil { // it checks the JSON as it goes: no json.Valid first
 		return nil, ""
 	}
 	rawID, hasID := m["id"]
