@@ -143,11 +143,10 @@ func graphDecodeError(err error) string {
 		got = "a number"
 	case strings.HasPrefix(got, "number "):
 		got = strings.TrimPrefix(got, "number ")
-	case got == "object" || got == "string":
-		got = "an " + got
-		if got == "an string" {
-			got = "a string"
-		}
+	case got == "object":
+		got = "an object"
+	case got == "string":
+		got = "a string"
 	}
 	field := te.Field
 	if field == "" {
