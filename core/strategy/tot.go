@@ -194,10 +194,11 @@ func (t tot) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		r.mu.Lock()
 		outOfStates := t.dfs && r.states >= t.maxStates
 		r.mu.Unlock()
-		out.Note = fmt.Sprintf("no answer: every path was pruned (valued below threshold %g) or reached max_depth %d "+
-			"without one; a lower threshold searches further", t.threshold, t.maxDepth)
 		if outOfStates {
 			out.Note = fmt.Sprintf("no answer: the search expanded max_states (%d) states without one", t.maxStates)
+		} else {
+			out.Note = fmt.Sprintf("no answer: every path was pruned (valued below threshold %g) or reached max_depth %d "+
+				"without one; a lower threshold searches further", t.threshold, t.maxDepth)
 		}
 	}
 	return out, err
