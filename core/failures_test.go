@@ -100,3 +100,29 @@ func TestResultWarnsOfFailuresTheSearchWentOnPast(t *testing.T) {
 		})
 	}
 }
+
+// failOnCall makes one LLM call and stops on its error.
+type failOnCall struct{}
+
+func (failOnCall) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
+	_, err := env.Complete(ctx, core.CompletionRequest{Messages: []core.Message{{Role: "user", Content: "x"}}, Purpose: "step"})
+	return core.Outcome{}, err
+}
+
+// A search that stops on a failed request says why in its error, not
+// again in a warning.
+func TestFailedRequestThatStoppedTheSearchIsNoWarning(t *testing.T) {
+	t.Parallel()
+	failing := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{}, errors.New("upstream hiccup")
+	})
+	reg := core.NewRegistry()
+	reg.RegisterStrategy(core.StrategySpec{Name: "fail", New: func(core.Params) (core.Strategy, error) { return failOnCall{}, nil }})
+	res, err := core.NewEngine(failing, reg, nil).Solve(t.Context(), core.Task{Problem: "p", Strategy: "fail"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stopped != core.StopError || !strings.Contains(res.Error, "upstream hiccup") || len(res.Warnings) != 0 {
+		t.Errorf("stopped %s, error %q, warnings %q; want error, the hiccup, none", res.Stopped, res.Error, res.Warnings)
+	}
+}
