@@ -24,6 +24,7 @@ bench ./core/strategy/            'Utilisation'                1x
 bench ./core/strategy/            'Game24'                     1x
 bench ./eval/                     '.'                          1s
 bench ./eval/mathequiv/           '.'                          1s
+bench ./tasks/                    'Game24HostileLongAnswers'   3x
 bench ./tools/sandbox/            'RunPrint1|RunParallel2'     100x
 bench ./tools/calc/               'Eval10k'                    20x
 bench ./tools/mcpclient/          'Call'                       100x
