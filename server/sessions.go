@@ -123,8 +123,10 @@ func (s *sessions) Add(id string, t turn) {
 		ss = &session{id: id}
 		ss.elem = s.lru.PushFront(ss)
 		s.byID[id] = ss
-		for e := s.lru.Back(); s.lru.Len() > s.max && e != nil; {
-			// The least recently used session no solve is using.
+		for e := s.lru.Back(); s.lru.Len() > s.max && e != ss.elem; {
+			// The least recently used session no solve is using; with
+			// every other one in use, the cap is passed for a while
+			// rather than this turn dropped with its new session.
 			old, prev := e.Value.(*session), e.Prev()
 			if old.busy == 0 {
 				s.lru.Remove(e)

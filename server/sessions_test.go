@@ -96,6 +96,16 @@ func TestSessionInUseStays(t *testing.T) {
 		t.Fatal("an idle session outlived its TTL once released")
 	}
 	s.hold("gone")() // holding an unknown session is harmless
+
+	// With every other session in use at the cap, a new session's turn is
+	// kept (the cap is passed for a while): it was evicted as it was made.
+	s.Add("x", turn{Problem: "q", Answer: "r"})
+	busy := s.hold("x")
+	defer busy()
+	s.Add("new", turn{Problem: "q", Answer: "r"})
+	if _, ok := s.Get("new"); !ok {
+		t.Fatal("a new session's first turn was dropped to keep the cap")
+	}
 }
 
 func TestSessionID(t *testing.T) {
