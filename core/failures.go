@@ -56,18 +56,10 @@ func (f *failureLog) warnings(stoppedOnError bool) ([]string, failureCounts) {
 	var out []string
 	if f.evals > 0 {
 		out = append(out, fmt.Sprintf("%s failed and left %s unscored; the first: %s",
-			counted(f.evals, "evaluation"), counted(f.evals, "node"), f.firstEval))
+			text.Count(f.evals, "evaluation"), text.Count(f.evals, "node"), f.firstEval))
 	}
 	if f.requests > 0 && !stoppedOnError {
-		out = append(out, fmt.Sprintf("%s failed; the first: %s", counted(f.requests, "LLM request"), f.firstLLM))
+		out = append(out, fmt.Sprintf("%s failed; the first: %s", text.Count(f.requests, "LLM request"), f.firstLLM))
 	}
 	return out, f.failureCounts
-}
-
-// counted is "1 node", "2 nodes".
-func counted(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/endpoint"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 const (
@@ -339,7 +340,7 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		// must not say it did.
 		return true, newError(core.ErrLLMUnavailable, nil,
 			"%s did not answer within %s (%s): raise PONDER_LLM_TIMEOUT or check the server's load",
-			endpointName, c.cfg.Timeout, plural(attempts, "attempt"))
+			endpointName, c.cfg.Timeout, text.Count(attempts, "attempt"))
 	}
 	if errors.Is(a.bodyErr, errTooLarge) {
 		return false, newError(core.ErrLLMBadResponse, nil,
@@ -351,7 +352,7 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 		// answer is lost, not malformed, and another try may get it.
 		return true, newError(core.ErrLLMUnavailable, err,
 			"%s answered %d but the answer was cut off (%s, %s): check the server's logs and the network",
-			endpointName, a.status, c.ep.Clean(endpoint.NetText(a.bodyErr)), plural(attempts, "attempt"))
+			endpointName, a.status, c.ep.Clean(endpoint.NetText(a.bodyErr)), text.Count(attempts, "attempt"))
 	}
 	if errors.Is(err, errNoChoices) {
 		// Some servers and proxies answer 200 with {"error": ...}.
@@ -381,7 +382,7 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 			return false, newError(core.ErrLLMAuth, err, "%s answered %d%s: check PONDER_LLM_API_KEY", endpointName, status, detail)
 		case status == http.StatusTooManyRequests:
 			format := "%s answered 429 after %s%s: lower PONDER_LLM_CONCURRENCY or raise PONDER_LLM_MAX_RETRIES"
-			args := []any{endpointName, plural(attempts, "attempt"), detail}
+			args := []any{endpointName, text.Count(attempts, "attempt"), detail}
 			switch {
 			case late && a.hasRetryAfter:
 				format = "%s answered 429 after %s%s and asked to wait %s, past the deadline of the search or request: lower PONDER_LLM_CONCURRENCY or try again later"
@@ -406,7 +407,7 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 				asked = " and asked to wait " + askedWait(a.retryAfter)
 			}
 			return true, newError(core.ErrLLMUnavailable, err, "%s answered %d after %s%s%s: check the server's logs",
-				endpointName, status, plural(attempts, "attempt"), detail, asked)
+				endpointName, status, text.Count(attempts, "attempt"), detail, asked)
 		case status == http.StatusNotFound:
 			return false, newError(core.ErrLLMUnavailable, err,
 				"%s answered 404%s: check that PONDER_LLM_BASE_URL includes the api prefix (such as /v1) and PONDER_LLM_MODEL names a served model",
@@ -440,13 +441,13 @@ func (c *Client) classify(err error, a *attempt, timedOut bool, attempts int, mo
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return true, newError(core.ErrLLMUnavailable, err,
 			"cannot connect to %s (connection refused, %s): start the server or fix PONDER_LLM_BASE_URL or --llm-url",
-			endpointName, plural(attempts, "attempt"))
+			endpointName, text.Count(attempts, "attempt"))
 	}
 	var urlErr *url.Error
 	var netErr net.Error
 	if errors.As(err, &urlErr) || errors.As(err, &netErr) || errors.Is(err, syscall.ECONNRESET) {
 		return true, newError(core.ErrLLMUnavailable, err, "request to %s failed (%s): %s: check the server and PONDER_LLM_BASE_URL",
-			endpointName, plural(attempts, "attempt"), c.ep.Clean(endpoint.NetText(err)))
+			endpointName, text.Count(attempts, "attempt"), c.ep.Clean(endpoint.NetText(err)))
 	}
 	if a.status >= 200 && a.status < 300 {
 		// A web server's or proxy's page (a login or welcome page where
@@ -552,14 +553,7 @@ func byteSize(n int64) string {
 	if n >= 1<<20 && n%(1<<20) == 0 {
 		return strconv.FormatInt(n>>20, 10) + " MiB"
 	}
-	return plural(int(n), "byte")
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return strconv.Itoa(n) + " " + word + "s"
+	return text.Count(int(n), "byte")
 }
 
 // llmError is a classified failure: its own one-line message, unwrapping

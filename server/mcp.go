@@ -16,6 +16,7 @@ import (
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/traces"
 )
 
@@ -254,13 +255,6 @@ func jsonTypeName(kind string) string {
 	return kind
 }
 
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
-}
-
 func toolError(format string, a ...any) *mcp.CallToolResult {
 	return mcp.NewToolResultError(fmt.Sprintf(format, a...))
 }
@@ -362,7 +356,7 @@ func (r solveResult) text() string {
 		b.WriteString("No answer was found.\n")
 	}
 	if len(r.BestPath) > 0 {
-		fmt.Fprintf(&b, "\nBest reasoning path (%s):\n", plural(len(r.BestPath), "step"))
+		fmt.Fprintf(&b, "\nBest reasoning path (%s):\n", text.Count(len(r.BestPath), "step"))
 		budget := 24000
 		for i, st := range r.BestPath {
 			line := strings.TrimSpace(st.Content)
@@ -896,7 +890,7 @@ func (s *Server) handleClearSession(_ context.Context, req mcp.CallToolRequest) 
 	}
 	turns, cleared := s.sess.Clear(args.Session)
 	out := map[string]any{"session": args.Session, "cleared": cleared, "turns": turns}
-	text := fmt.Sprintf("Session %s cleared (%s forgotten).", args.Session, plural(turns, "turn"))
+	text := fmt.Sprintf("Session %s cleared (%s forgotten).", args.Session, text.Count(turns, "turn"))
 	if !cleared {
 		text = fmt.Sprintf("Session %s holds nothing (unknown or expired).", args.Session)
 	}

@@ -3,6 +3,7 @@
 package text
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -51,4 +52,12 @@ func OneLine(s string) string {
 		return strings.Join(strings.Fields(s), " ") // a trailing space
 	}
 	return s
+}
+
+// Count writes n and noun, adding an s unless n is 1: "1 turn", "3 turns".
+func Count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

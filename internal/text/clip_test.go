@@ -41,3 +41,14 @@ func ExampleClip() {
 	// a model reply far to…
 	// short
 }
+
+func TestCount(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{0, "0 turns"}, {1, "1 turn"}, {2, "2 turns"}} {
+		if got := text.Count(c.n, "turn"); got != c.want {
+			t.Errorf("Count(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+}
