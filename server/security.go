@@ -60,8 +60,10 @@ func newHostPolicy(cfg config.Server) (*hostPolicy, error) {
 	switch {
 	case bind == "" || bind == "0.0.0.0" || bind == "::":
 		p.anyHost = len(cfg.AllowedHosts) == 0
-	case !config.IsLoopback(bind):
-		p.hosts[bind] = true
+	default:
+		// The bind address itself, loopback ones included: a server on
+		// 127.0.0.2 (one per user or service) is reached as 127.0.0.2.
+		p.hosts[strings.Trim(bind, "[]")] = true
 	}
 	for _, h := range cfg.AllowedHosts {
 		h = strings.ToLower(strings.TrimSpace(h))

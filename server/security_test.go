@@ -311,6 +311,29 @@ func TestNonLoopbackWithoutTokenIsRefusedByConfig(t *testing.T) {
 	}
 }
 
+// TestBindAddressIsAnAllowedHost: the docs accept the bind address as a
+// Host, loopback ones too; a server on 127.0.0.2 refused its own address
+// (the URL it logs) with 403.
+func TestBindAddressIsAnAllowedHost(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ addr, host string }{
+		{"127.0.0.2:7800", "127.0.0.2:7800"},
+		{"[::1]:7800", "[::1]:7800"},
+		{"10.1.2.3:7800", "10.1.2.3:7800"},
+	} {
+		p, err := newHostPolicy(config.Server{Addr: tt.addr, Token: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.hostOK(&http.Request{Host: tt.host}) {
+			t.Errorf("bound to %s, Host %s was refused", tt.addr, tt.host)
+		}
+		if p.hostOK(&http.Request{Host: "evil.example:7800"}) {
+			t.Errorf("bound to %s, a foreign Host was accepted", tt.addr)
+		}
+	}
+}
+
 func TestBodyLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxBodyBytes = 1 << 20 }})
