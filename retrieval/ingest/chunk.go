@@ -43,41 +43,97 @@ func (o ChunkOptions) norm() ChunkOptions {
 // breaks, else sentence ends, else spaces, with Overlap characters
 // repeated between neighbouring pieces. Each chunk carries its heading
 // trail, byte offsets in ex.Text and, for PDFs, its page.
+//
+// A document with more sections than sectionBudget allows (sections that
+// average under minSectionBytes: a file of one-line headings) is packed
+// instead: neighbouring sections share chunks of up to Size bytes, so its
+// chunk count follows its size rather than its line count (see
+// chunkDoc).
 func Chunk(ex Extracted, o ChunkOptions) []retrieval.Chunk {
+	out, _ := chunkDoc(ex, o)
+	return out
+}
+
+// Sections are packed when a document has more than sectionSlack +
+// bytes/minSectionBytes of them. Every chunk costs about a kilobyte to
+// store and several to build and index, whatever its text, so a file of
+// one-line headings (a few bytes a section) cost about 100 times its
+// size in memory and 300 times in the store. Real documents stay well
+// clear: of 769 Markdown files on a development machine (READMEs,
+// changelogs, API references, up to 1 MiB) none averaged under 140
+// bytes a chunk, the large ones 600 to 900.
+const (
+	sectionSlack    = 256
+	minSectionBytes = 128
+)
+
+// sectionBudget is how many sections a document of n bytes may make
+// chunks of before they are packed.
+func sectionBudget(n int, o ChunkOptions) int {
+	return sectionSlack + n/min(minSectionBytes, o.Size/4)
+}
+
+// chunkDoc is Chunk, also saying whether the document's sections were
+// packed (and how many there were).
+func chunkDoc(ex Extracted, o ChunkOptions) (out []retrieval.Chunk, packedSections int) {
 	o = o.norm()
+	// A section's heading trail is its heading and the headings it lies
+	// under: parent links, turned into strings only for the chunks made,
+	// so that a document of millions of headings does not first hold a
+	// trail for each.
+	parent := make([]int, len(ex.Heads))
+	depth := make([]int, len(ex.Heads))
 	type section struct {
 		start, end int
-		trail      []string
+		head       int // index in ex.Heads of the innermost heading it lies under; -1: none
 		headEnd    int // end of the heading line the section starts with
 	}
 	var secs []section
-	var trail []Head
-	trailText := func() []string {
-		out := make([]string, len(trail))
-		for i, h := range trail {
-			out[i] = h.Text
-		}
-		return out
-	}
-	pos, headEnd := 0, -1
-	for _, h := range ex.Heads {
+	var stack []int
+	pos, cur, headEnd := 0, -1, -1
+	for i, h := range ex.Heads {
 		if h.Start > pos {
-			secs = append(secs, section{pos, h.Start, trailText(), headEnd})
+			secs = append(secs, section{pos, h.Start, cur, headEnd})
 		}
-		for len(trail) > 0 && trail[len(trail)-1].Level >= h.Level {
-			trail = trail[:len(trail)-1]
+		for len(stack) > 0 && ex.Heads[stack[len(stack)-1]].Level >= h.Level {
+			stack = stack[:len(stack)-1]
 		}
-		trail = append(trail, h)
-		pos, headEnd = h.Start, h.End
+		parent[i] = -1
+		if len(stack) > 0 {
+			parent[i] = stack[len(stack)-1]
+		}
+		stack = append(stack, i)
+		depth[i] = len(stack)
+		pos, cur, headEnd = h.Start, i, h.End
 	}
-	secs = append(secs, section{pos, len(ex.Text), trailText(), headEnd})
+	secs = append(secs, section{pos, len(ex.Text), cur, headEnd})
+	depthOf := func(h int) int {
+		if h < 0 {
+			return 0
+		}
+		return depth[h]
+	}
+	// The pieces of a section (and of its page-split parts) share its
+	// trail; only the last one made is kept.
+	lastHead, lastTrail := -2, []string(nil)
+	trail := func(h int) []string {
+		if h == lastHead {
+			return lastTrail
+		}
+		t := make([]string, depthOf(h))
+		for j, k := len(t)-1, h; j >= 0; j, k = j-1, parent[k] {
+			t[j] = ex.Heads[k].Text
+		}
+		lastHead, lastTrail = h, t
+		return t
+	}
 	// Pages are structure too: no chunk spans two pages.
 	if len(ex.Pages) > 0 {
 		var split []section
 		for _, s := range secs {
 			for _, p := range ex.Pages {
 				if p > s.start && p < s.end {
-					split = append(split, section{s.start, p, s.trail, s.headEnd})
+					split = append(split, section{s.start, p, s.head, s.headEnd})
 					s.start = p
 				}
 			}
@@ -85,28 +141,87 @@ func Chunk(ex Extracted, o ChunkOptions) []retrieval.Chunk {
 		}
 		secs = split
 	}
-	var out []retrieval.Chunk
-	for i, s := range secs {
-		// A heading with no text under it is not a chunk of its own when
-		// sections below it carry it in their trail; with none below it
-		// (a document of headings only, an empty last section) its text
-		// would be found nowhere, so it is kept.
-		if s.headEnd > s.start && s.headEnd <= s.end && strings.TrimSpace(ex.Text[s.headEnd:s.end]) == "" &&
-			i+1 < len(secs) && len(secs[i+1].trail) > len(s.trail) {
-			continue
+	// skip: a heading with no text under it is not a chunk of its own
+	// when sections below it carry it in their trail; with none below it
+	// (a document of headings only, an empty last section) its text would
+	// be found nowhere, so it is kept.
+	skip := func(i int) bool {
+		s := secs[i]
+		return s.headEnd > s.start && s.headEnd <= s.end && strings.TrimSpace(ex.Text[s.headEnd:s.end]) == "" &&
+			i+1 < len(secs) && depthOf(secs[i+1].head) > depthOf(s.head)
+	}
+	add := func(start, end int, trail []string) {
+		text := ex.Text[start:end]
+		c := retrieval.Chunk{Ordinal: len(out), Text: text, Headings: trail, Start: start, End: end,
+			Meta: map[string]string{"type": ex.Type}}
+		if len(ex.Pages) > 0 {
+			page := sort.SearchInts(ex.Pages, start+1) + 1
+			c.Meta["page"] = strconv.Itoa(page)
 		}
-		for _, r := range splitRange(ex.Text, s.start, s.end, ex.Breaks, o) {
-			text := ex.Text[r[0]:r[1]]
-			c := retrieval.Chunk{Ordinal: len(out), Text: text, Headings: s.trail, Start: r[0], End: r[1],
-				Meta: map[string]string{"type": ex.Type}}
-			if len(ex.Pages) > 0 {
-				page := sort.SearchInts(ex.Pages, r[0]+1) + 1
-				c.Meta["page"] = strconv.Itoa(page)
-			}
-			out = append(out, c)
+		out = append(out, c)
+	}
+	kept := 0
+	for i, s := range secs {
+		if !skip(i) && strings.TrimSpace(ex.Text[s.start:s.end]) != "" {
+			kept++
 		}
 	}
-	return out
+	if kept <= sectionBudget(len(ex.Text), o) {
+		for i, s := range secs {
+			if skip(i) {
+				continue
+			}
+			for _, r := range splitRange(ex.Text, s.start, s.end, ex.Breaks, o) {
+				add(r[0], r[1], trail(s.head))
+			}
+		}
+		return out, 0
+	}
+	// Packed: runs of neighbouring sections share a chunk of up to Size
+	// bytes, under the headings they all lie under (each one's own
+	// heading is in the chunk's text); a section longer than Size is cut
+	// as before. Any two neighbouring packed chunks hold more than Size
+	// bytes together, so a document makes at most about 2*bytes/Size
+	// chunks. Pages are packed together too (a chunk's page is the one it
+	// starts on): a PDF of many near-empty pages would otherwise be the
+	// same file of tiny sections.
+	common := func(a, b int) int {
+		for depthOf(a) > depthOf(b) {
+			a = parent[a]
+		}
+		for depthOf(b) > depthOf(a) {
+			b = parent[b]
+		}
+		for a != b {
+			a, b = parent[a], parent[b]
+		}
+		return a
+	}
+	gStart, gEnd, gHead := -1, -1, -1
+	flush := func() {
+		if gStart >= 0 {
+			for _, r := range splitRange(ex.Text, gStart, gEnd, ex.Breaks, o) {
+				add(r[0], r[1], trail(gHead))
+			}
+		}
+		gStart = -1
+	}
+	for _, s := range secs {
+		switch {
+		case s.end-s.start > o.Size:
+			flush()
+			for _, r := range splitRange(ex.Text, s.start, s.end, ex.Breaks, o) {
+				add(r[0], r[1], trail(s.head))
+			}
+		case gStart >= 0 && s.end-gStart <= o.Size:
+			gEnd, gHead = s.end, common(gHead, s.head)
+		default:
+			flush()
+			gStart, gEnd, gHead = s.start, s.end, s.head
+		}
+	}
+	flush()
+	return out, kept
 }
 
 // splitRange cuts text[start:end] into trimmed pieces of at most o.Size

@@ -43,7 +43,8 @@ type Options struct {
 	// Embedder, when set, adds dense vectors (else lexical only).
 	Embedder retrieval.Embedder
 	// BatchBytes: documents are stored in transactions of about this many
-	// bytes of text (default 4 MiB).
+	// bytes of text, each chunk counting 512 bytes besides its text
+	// (default 4 MiB). A document is never split across transactions.
 	BatchBytes int
 	// Workers read and chunk files in parallel (default GOMAXPROCS).
 	Workers int
@@ -105,6 +106,10 @@ type Summary struct {
 	Bytes      int64        `json:"bytes"`
 	Seconds    float64      `json:"seconds"`
 }
+
+// chunkOverhead is what a chunk counts towards a batch besides its text:
+// about what its record, postings and terms take in the store.
+const chunkOverhead = 512
 
 // Ingester ingests documents into one collection of a store.
 type Ingester struct {
@@ -494,8 +499,12 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 			}
 		}
 		batch = append(batch, r)
+		// A chunk's record and index entries cost about as much as a
+		// short text, so each counts towards the batch besides its text:
+		// a batch of small documents with many tiny sections stays as
+		// small a transaction as one of few large chunks.
 		for _, c := range r.doc.Chunks {
-			batchBytes += len(c.Text)
+			batchBytes += len(c.Text) + chunkOverhead
 		}
 		if batchBytes >= in.o.BatchBytes || len(batch) >= 512 {
 			flush()
@@ -741,7 +750,7 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	if strings.TrimSpace(ex.Text) == "" {
 		return gone("empty: no text found")
 	}
-	chunks := Chunk(ex, in.o.Chunk)
+	chunks, packed := chunkDoc(ex, in.o.Chunk)
 	if len(chunks) == 0 {
 		return gone("empty: no text found")
 	}
@@ -749,6 +758,13 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	doc := &retrieval.Document{Source: j.path, Hash: hash, Params: params, Title: ex.Title, Bytes: int64(len(data)),
 		IngestedAt: now, Meta: map[string]string{"type": ex.Type}}
 	r.Note = ex.Note
+	if packed > 0 {
+		if r.Note != "" {
+			r.Note += "; "
+		}
+		r.Note += fmt.Sprintf("its %d sections average %d bytes (under %d): neighbouring sections were packed into %d chunks of up to %d bytes, so that it costs memory and store space by its size rather than its section count",
+			packed, len(ex.Text)/packed, min(minSectionBytes, in.o.Chunk.Size/4), len(chunks), in.o.Chunk.Size)
+	}
 	if ex.Encoding != "" && ex.Encoding != encUTF8BOM {
 		// Offsets are into the decoded text, not the file: the encoding
 		// on every chunk says so (and can be filtered on).
