@@ -106,6 +106,9 @@ func (r *Retriever) Search(ctx context.Context, req SearchRequest) ([]Hit, error
 		return nil, fmt.Errorf("%w: %s search needs a collection ingested with an embedder and an embedder configured (retrieval.embed_url)", ErrBadQuery, req.Mode)
 	}
 	if dense {
+		if err := CheckModel(info, r.o.Embedder.Model(), true); err != nil {
+			return nil, err
+		}
 		if d := r.o.Embedder.Dim(); d != 0 && d != info.Dim {
 			return nil, fmt.Errorf("%w: collection %q holds %d-dimensional vectors (model %s) but the embedder %s gives %d: configure the same model, or search with --mode lexical",
 				ErrDimension, req.Collection, info.Dim, info.Model, r.o.Embedder.Model(), d)

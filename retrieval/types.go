@@ -62,7 +62,8 @@ type CollectionSpec struct {
 	Name string `json:"name"`
 	// Dim is the dense vector size; 0 makes a lexical-only collection.
 	Dim int `json:"dim,omitempty"`
-	// Model names the embedding model, for messages about mismatches.
+	// Model names the embedding model; an existing collection whose
+	// vectors another model made refuses it (ErrModel).
 	Model string `json:"model,omitempty"`
 }
 
@@ -130,7 +131,8 @@ type Hit struct {
 // implementation passes the suite in retrieval/storetest.
 type Store interface {
 	// EnsureCollection creates the collection if it does not exist. An
-	// existing one must have the same Dim, else ErrDimension.
+	// existing one must have the same Dim, else ErrDimension, and, when
+	// both name one, the same Model, else ErrModel (CheckModel).
 	EnsureCollection(ctx context.Context, spec CollectionSpec) (CollectionInfo, error)
 	// Collection describes one collection (ErrNoCollection if missing).
 	Collection(ctx context.Context, name string) (CollectionInfo, error)
@@ -171,4 +173,7 @@ var (
 	// ErrReadOnly: the store was opened for reading only (by request, or
 	// because this user cannot write it), so writes are refused.
 	ErrReadOnly = errors.New("document store is read-only")
+	// ErrModel: the embedder's model is not the one the collection's
+	// vectors were made with (see CheckModel).
+	ErrModel = errors.New("embedding model mismatch")
 )

@@ -317,7 +317,7 @@ func (s *Store) EnsureCollection(ctx context.Context, spec retrieval.CollectionS
 				return dimErr(m, spec.Dim, spec.Model)
 			}
 			out = info(m, b)
-			return nil
+			return retrieval.CheckModel(out, spec.Model, false)
 		}
 		m := collMeta{Name: spec.Name, Dim: spec.Dim, Model: spec.Model, Created: time.Now().UTC()}
 		v, _ := json.Marshal(m)

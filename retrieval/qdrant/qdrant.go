@@ -234,7 +234,8 @@ func (s *Store) EnsureCollection(ctx context.Context, spec retrieval.CollectionS
 		return info, fmt.Errorf("%w: collection %q holds %d-dimensional vectors (0: lexical only) but %d were asked for: use the same embedding model, or another collection",
 			retrieval.ErrDimension, spec.Name, info.Dim, spec.Dim)
 	}
-	return info, nil
+	// The model is in the collection's metadata (ponder_model).
+	return info, retrieval.CheckModel(info, spec.Model, false)
 }
 
 // Collection implements retrieval.Store.

@@ -339,6 +339,15 @@ func testDense(t *testing.T, ctx context.Context, st retrieval.Store, coll strin
 	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: coll, Dim: 8, Model: "test-embed"}); err != nil {
 		t.Fatal(err)
 	}
+	// Another model of the same dimension is refused, naming the
+	// collection's model: its vectors would be mixed with test-embed's.
+	_, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: coll, Dim: 8, Model: "other-embed"})
+	if !errors.Is(err, retrieval.ErrModel) || !strings.Contains(err.Error(), "holds vectors from test-embed, and vectors from other-embed cannot be compared with them") {
+		t.Fatalf("EnsureCollection with another model: %v, want ErrModel naming both", err)
+	}
+	if info, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: coll, Dim: 8, Model: "test-embed"}); err != nil || info.Model != "test-embed" {
+		t.Fatalf("EnsureCollection with the same model again: %+v, %v", info, err)
+	}
 	docs := []retrieval.Document{
 		doc("/d/a.md", "alpha topic about caching layers"),
 		doc("/d/b.md", "bravo topic about network ports"),
