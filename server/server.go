@@ -249,6 +249,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.cancelBase()
 	s.stream.CloseSessions(sctx)
 	err := hs.Shutdown(sctx)
+	if err != nil {
+		// Requests still running past the timeout lose their
+		// connections: a handler blocked writing to a client that stopped
+		// reading would hold its search, and Close, for ever.
+		_ = hs.Close()
+	}
 	<-errc
 	s.Close()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {

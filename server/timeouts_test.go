@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/llm"
+	"github.com/ponder-rlm/ponder/llm/sim"
+	"github.com/ponder-rlm/ponder/llm/sim/simtest"
+	"github.com/ponder-rlm/ponder/standard"
+)
+
+// floodEnv is a server whose "flood" strategy adds long nodes until its
+// search is cancelled: an OpenAI stream of it never ends by itself, and
+// it writes faster than a client that does not read takes.
+func floodEnv(t *testing.T, cfg func(*config.Server)) *env {
+	t.Helper()
+	policy, err := llm.New(config.LLM{BaseURL: simtest.Start(t, sim.Options{DataDir: sim.NoData}), Model: "ponder-sim", Timeout: 30 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEnv(t, envOptions{cfg: cfg, policy: policy, opts: func(o *Options) {
+		reg := standard.Registry()
+		reg.RegisterStrategy(core.StrategySpec{Name: "flood", New: func(core.Params) (core.Strategy, error) {
+			return core.StrategyFunc(func(ctx context.Context, env *core.Env) (core.Outcome, error) {
+				step := strings.Repeat("a step that says a lot ", 13)
+				for i := 0; ctx.Err() == nil; i++ {
+					if _, err := env.AddNode([]core.NodeID{0}, core.Node{Content: fmt.Sprint(i, step)}); err != nil {
+						return core.Outcome{}, err
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+				return core.Outcome{}, nil
+			}), nil
+		}})
+		o.Engine = core.NewEngine(policy, reg, &core.EngineOptions{
+			Packs: standard.Packs, OnStart: o.Traces.Start, OnEnd: o.Traces.Finish,
+			DefaultLimits: core.Limits{WallTime: time.Minute}})
+	}})
+}
+
+// smallBuffers accepts connections with a small send buffer, so that a
+// client that does not read soon blocks the server's writes.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// serve runs e's server on a listener of its own until the returned
+// function is called; that function returns Serve's error.
+func serve(t *testing.T, e *env) (addr string, stop func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, smallBuffers{ln}) }()
+	return ln.Addr().String(), func() error {
+		cancel()
+		select {
+		case err := <-served:
+			return err
+		case <-time.After(5 * time.Second):
+			return errors.New("Serve did not return 5s after its context ended")
+		}
+	}
+}
+
+// streamNeverRead opens an OpenAI stream of the flood strategy on a
+// connection whose client never reads (a small receive buffer too); the
+// connection closes when the test ends.
+func streamNeverRead(t *testing.T, addr, token string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).SetReadBuffer(1024)
+	t.Cleanup(func() { c.Close() })
+	body := `{"model":"flood","stream":true,"messages":[{"role":"user","content":"go on"}]}`
+	fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		addr, token, len(body), body)
+	return c
+}
+
+func (s *Server) running() int {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	return s.runN
+}
+
+// Shutdown ends within server.shutdown_timeout when a handler is blocked
+// writing to a client that stopped reading: its connection is closed. It
+// waited for the write, for ever.
+func TestShutdownEndsWithAClientThatStopsReading(t *testing.T) {
+	t.Parallel()
+	e := floodEnv(t, func(c *config.Server) { c.ShutdownTimeout = 300 * time.Millisecond })
+	addr, stop := serve(t, e)
+	streamNeverRead(t, addr, "")
+	waitFor(t, 5*time.Second, "the search to start", func() bool { return e.srv.running() == 1 })
+	time.Sleep(500 * time.Millisecond) // the server's writes block
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown took %v with a shutdown timeout of 300ms", d)
+	}
+}
