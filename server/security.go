@@ -7,11 +7,14 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -290,6 +293,13 @@ func (s *Server) authorized(r *http.Request, ui *UISessions) bool {
 // deny answers a refused request in the format of its route: JSON-RPC
 // for /mcp, OpenAI errors for /v1, else {"error": ...}.
 func deny(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	if r.ContentLength != 0 {
+		// The body is not wanted, but net/http reads what is left of a
+		// small one before it answers (so the connection can serve the
+		// next request): a client that sends it slowly, or not at all,
+		// gets its answer a second later, and loses the connection.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Second))
+	}
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/mcp"):
 		writeRPCError(w, status, -32600, msg)
@@ -307,6 +317,10 @@ func deny(w http.ResponseWriter, r *http.Request, status int, code, msg string) 
 func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 	ui := NewUISessions()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw, r := s.timed(w, r)
+		// net/http sends what is buffered once the handler returns.
+		defer tw.renew()
+		w = tw
 		// Every answer, JSON-RPC, OpenAI or event stream, is what its
 		// Content-Type says.
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -381,3 +395,86 @@ func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request, ui *UISessio
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 }
+
+// bodyTimeout bounds how long a client may take to send a request's body
+// (http.Server's ReadHeaderTimeout bounds its headers); writeTimeout
+// bounds one write of a response, so a client that stops reading (a
+// stream it never reads) loses its connection, and its searches, instead
+// of holding them for ever. Neither bounds a whole request: a solve, and
+// the streams following it, may take as long as they need.
+const (
+	bodyTimeout  = time.Minute
+	writeTimeout = time.Minute
+)
+
+// timed puts r's body under the server's body timeout and every write of
+// w under its write timeout. (http.Server's ReadTimeout and WriteTimeout
+// would bound whole requests: a long solve, or an event stream.)
+func (s *Server) timed(w http.ResponseWriter, r *http.Request) (*timedWriter, *http.Request) {
+	rc := http.NewResponseController(w)
+	tw := &timedWriter{ResponseWriter: w, rc: rc, d: s.writeTimeout}
+	tw.renew()
+	if r.Body != nil && r.Body != http.NoBody && s.bodyTimeout > 0 {
+		// A body not sent in time fails its read; one never read (a
+		// refused request) is still bounded: net/http reads what is left
+		// of a small body before it answers.
+		if rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)) == nil {
+			r.Body = &timedBody{ReadCloser: r.Body, rc: rc, d: s.bodyTimeout}
+		}
+	}
+	return tw, r
+}
+
+// timedBody lifts the read deadline once the body has been read: net/http
+// then reads the connection to learn that the client went away, and a
+// deadline there would cancel the request.
+type timedBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	d    time.Duration
+	done bool
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Not "read tcp 10.0.0.5:7800->...: i/o timeout".
+		err = fmt.Errorf("the request body did not all arrive within %v", b.d)
+	}
+	return n, err
+}
+
+// timedWriter gives each write, header and flush writeTimeout to reach the
+// client.
+type timedWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *timedWriter) renew() {
+	if w.d > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	}
+}
+
+func (w *timedWriter) WriteHeader(code int) {
+	w.renew()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *timedWriter) Write(p []byte) (int, error) {
+	w.renew()
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *timedWriter) Flush() {
+	w.renew()
+	_ = w.rc.Flush()
+}
+
+func (w *timedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -116,6 +116,9 @@ type Server struct {
 	limiter *rateLimiter
 	models  *modelCache
 
+	// bodyTimeout and writeTimeout: see the constants.
+	bodyTimeout, writeTimeout time.Duration
+
 	// base is the parent of every search: cancelled by Close.
 	base       context.Context
 	cancelBase context.CancelFunc
@@ -194,6 +197,7 @@ func New(opts Options) (*Server, error) {
 		deliveries:  newDeliveries(),
 		sampleWatch: newSampleWatch(),
 	}
+	s.bodyTimeout, s.writeTimeout = bodyTimeout, writeTimeout
 	s.models = &modelCache{fetch: opts.Models, fallback: opts.UpstreamModel, ttl: time.Minute}
 	s.mcp = s.newMCPServer()
 	s.mcpSess = newMCPSessions(cfg.MaxSessions, cfg.SessionTTL)

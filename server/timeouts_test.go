@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -104,12 +107,26 @@ func (s *Server) running() int {
 	return s.runN
 }
 
+// A client that stops reading its stream loses it: a write it does not
+// take within the write timeout fails, which cancels its search. The
+// search ran (and the handler held its connection) for ever.
+func TestClientThatStopsReadingLosesItsStream(t *testing.T) {
+	t.Parallel()
+	e := floodEnv(t, nil)
+	e.srv.writeTimeout = 300 * time.Millisecond
+	addr, _ := serve(t, e)
+	streamNeverRead(t, addr, "")
+	waitFor(t, 5*time.Second, "the search to start", func() bool { return e.srv.running() == 1 })
+	waitFor(t, 5*time.Second, "the unread stream's search to end", func() bool { return e.srv.running() == 0 })
+}
+
 // Shutdown ends within server.shutdown_timeout when a handler is blocked
 // writing to a client that stopped reading: its connection is closed. It
 // waited for the write, for ever.
 func TestShutdownEndsWithAClientThatStopsReading(t *testing.T) {
 	t.Parallel()
 	e := floodEnv(t, func(c *config.Server) { c.ShutdownTimeout = 300 * time.Millisecond })
+	e.srv.writeTimeout = time.Hour
 	addr, stop := serve(t, e)
 	streamNeverRead(t, addr, "")
 	waitFor(t, 5*time.Second, "the search to start", func() bool { return e.srv.running() == 1 })
@@ -120,5 +137,57 @@ func TestShutdownEndsWithAClientThatStopsReading(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("shutdown took %v with a shutdown timeout of 300ms", d)
+	}
+}
+
+// postWithoutBody sends a POST that announces a body and never sends it,
+// and returns the answer's status and body.
+func postWithoutBody(t *testing.T, addr, path, auth string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\n%sContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{", path, addr, auth)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s: no answer to a request whose body never came: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A request whose body does not arrive in time is answered and its
+// connection closed: one that sent a Content-Length and no body held a
+// connection and a goroutine for ever.
+func TestBodyMustArriveInTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.Token = "tok" }})
+	e.srv.bodyTimeout = 300 * time.Millisecond
+	for _, path := range []string{"/v1/chat/completions", "/mcp"} {
+		code, body := postWithoutBody(t, e.ts.Listener.Addr().String(), path, "Authorization: Bearer tok\r\n")
+		if code != http.StatusBadRequest || !strings.Contains(body, "did not all arrive within 300ms") {
+			t.Errorf("%s: %d %s, want 400 saying the body did not arrive in time", path, code, body)
+		}
+	}
+}
+
+// A refused request is answered within a second, whatever is left of its
+// body (net/http reads the rest of a small body first, as slowly as the
+// client sends it: without a token, a client held a connection for ever).
+func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.Token = "tok" }})
+	e.srv.bodyTimeout = time.Hour
+	for _, path := range []string{"/v1/chat/completions", "/mcp", "/nowhere"} {
+		t.Run(path, func(t *testing.T) {
+			t.Parallel()
+			if code, _ := postWithoutBody(t, e.ts.Listener.Addr().String(), path, ""); code != http.StatusUnauthorized {
+				t.Errorf("status %d, want 401", code)
+			}
+		})
 	}
 }
