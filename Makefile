@@ -19,8 +19,7 @@ run: build
 deps:
 	@bash scripts/deps.sh
 
-test: deps build
-	$(GO) vet ./...
+test: deps build lint
 	$(GO) test -p 2 -timeout 15m ./...
 
 bench: build

@@ -349,7 +349,7 @@ func TestGame24HostileLongAnswers(t *testing.T) {
 	}
 }
 
-//	go test -run '^$' -bench Game24HostileLongAnswers ./tasks/
+// go test -run '^$' -bench Game24HostileLongAnswers ./tasks/
 func BenchmarkGame24HostileLongAnswers(b *testing.B) {
 	for name, s := range hostileAnswers {
 		b.Run(name, func(b *testing.B) {
