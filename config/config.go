@@ -638,6 +638,20 @@ func (c Config) Validate() error {
 	if c.LLM.Concurrency < 1 {
 		bad("llm.concurrency (--llm-concurrency, PONDER_LLM_CONCURRENCY): want at least 1, got %d", c.LLM.Concurrency)
 	}
+	// ExpandHome leaves a leading ~ when there is no home directory: it
+	// would name a folder "~" in the working directory.
+	tilde := func(setting, path string) {
+		if path == "~" || strings.HasPrefix(path, "~/") {
+			bad("%s: %q starts with ~, the home directory, and there is none (HOME is not set): give an absolute path", setting, path)
+		}
+	}
+	tilde("data_dir (--data-dir, PONDER_DATA_DIR)", c.DataDir)
+	for _, d := range c.Plugins.Dirs {
+		tilde("plugins.dirs (PONDER_PLUGIN_DIRS)", d)
+	}
+	for _, d := range c.Tools.Sandbox.ReadOnlyPaths {
+		tilde("tools.sandbox.read_only_paths", d)
+	}
 	if c.LLM.Timeout <= 0 {
 		bad("llm.timeout (PONDER_LLM_TIMEOUT): want a positive duration, got %s", c.LLM.Timeout)
 	}

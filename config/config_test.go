@@ -265,6 +265,32 @@ func TestLoadExpandsHome(t *testing.T) {
 	}
 }
 
+// Without a home directory a leading ~ cannot be expanded: it is refused,
+// naming the setting, instead of making a folder named "~" in the working
+// directory (HOME unset, PONDER_DATA_DIR=~/q made ./~/q).
+func TestTildeWithoutHomeIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		set  func(*config.Config)
+		want string
+	}{
+		{func(c *config.Config) { c.DataDir = "~/q" }, `data_dir (--data-dir, PONDER_DATA_DIR): "~/q" starts with ~`},
+		{func(c *config.Config) { c.Plugins.Dirs = []string{"/abs", "~"} }, `plugins.dirs (PONDER_PLUGIN_DIRS): "~" starts with ~`},
+		{func(c *config.Config) { c.Tools.Sandbox.ReadOnlyPaths = []string{"~/venv"} }, `tools.sandbox.read_only_paths: "~/venv" starts with ~`},
+	} {
+		cfg := config.Default()
+		c.set(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want an error saying %s", err, c.want)
+		}
+	}
+	cfg := config.Default()
+	cfg.Plugins.Dirs = []string{"~x/y"} // another user's home: left as written
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A TOML file is refused as such, not as "cannot unmarshal array into Go
 // value of type config.Config".
 func TestLoadRefusesTOML(t *testing.T) {
