@@ -301,8 +301,8 @@ func printHuman(w, ew io.Writer, out solveOutput) {
 	} else {
 		fmt.Fprintln(w, "(no answer)")
 	}
-	fmt.Fprintf(ew, "strategy %s, stopped: %s, %d LLM calls, %d+%d tokens, %.0f ms, trace %s\n",
-		text.Terminal(out.Strategy), out.StoppedReason, out.Usage.LLMCalls, out.Usage.PromptTokens, out.Usage.CompletionTokens,
+	fmt.Fprintf(ew, "strategy %s, stopped: %s, %s, %d+%d tokens, %.0f ms, trace %s\n",
+		text.Terminal(out.Strategy), out.StoppedReason, text.Count(int(out.Usage.LLMCalls), "LLM call"), out.Usage.PromptTokens, out.Usage.CompletionTokens,
 		out.Usage.WallMS, out.TraceID)
 	if out.Error != "" && out.StoppedReason != core.StopDone {
 		fmt.Fprintln(ew, "note: "+text.Terminal(out.Error))

@@ -205,6 +205,9 @@ func TestPrintersAreInert(t *testing.T) {
 		{"solve warnings", func(w *bytes.Buffer) {
 			printHuman(w, w, solveOutput{Answer: "42", StoppedReason: core.StopDone, Warnings: []string{"1 evaluation failed " + hostile}})
 		}, "warning: 1 evaluation failed"},
+		{"solve of one call", func(w *bytes.Buffer) {
+			printHuman(w, w, solveOutput{Answer: "42", StoppedReason: core.StopDone, Usage: core.Usage{LLMCalls: 1}})
+		}, "stopped: done, 1 LLM call, "},
 		{"eval summary", func(w *bytes.Buffer) {
 			s := "cot" + hostile
 			printSummary(w, []eval.Record{{Key: "1|" + s + "|1", Item: "1", Strategy: s, Budget: 1, Status: eval.StatusCorrect}}, []string{s}, []int64{1})
