@@ -322,6 +322,19 @@ func (p Preflight) Evaluator(name string, params Params) (Evaluator, error) {
 	return p.engine.reg.Evaluator(name, params)
 }
 
+// Tool returns the spec of the engine's tool name, whether or not the task
+// allows it (pal allows the tool it needs).
+func (p Preflight) Tool(name string) (ToolSpec, bool) {
+	if p.engine.opts.Tools == nil {
+		return ToolSpec{}, false
+	}
+	t, ok := p.engine.opts.Tools.Tool(name)
+	if !ok {
+		return ToolSpec{}, false
+	}
+	return t.Spec(), true
+}
+
 // ValidateSub reports whether a nested search of sub would be accepted
 // (Env.ValidateSub during the run).
 func (p Preflight) ValidateSub(sub Task) error {

@@ -73,14 +73,9 @@ func allowTool(env *core.Env, name string) error {
 		// pal sends {"code": program}: a tool without that argument (calc,
 		// retrieve) would refuse every program and the run end on "no
 		// program printed an answer", its k samples and repairs spent.
-		var sch struct {
-			Properties map[string]json.RawMessage `json:"properties"`
-		}
-		if json.Unmarshal(s.Schema, &sch) == nil && sch.Properties != nil {
-			if _, ok := sch.Properties["code"]; !ok {
-				env.Task.Tools = allowed
-				return fmt.Errorf("the %s tool takes no \"code\" argument, so it cannot run programs: set tool to a code-execution tool such as python", name)
-			}
+		if !takesCode(s) {
+			env.Task.Tools = allowed
+			return fmt.Errorf("the %s tool takes no \"code\" argument, so it cannot run programs: set tool to a code-execution tool such as python", name)
 		}
 		return nil
 	}
@@ -92,6 +87,34 @@ func allowTool(env *core.Env, name string) error {
 // could not be set up (cmd/ponder, tools/mcpclient): its calls fail with
 // the reason that follows.
 const unavailablePrefix = "UNAVAILABLE: "
+
+// Check refuses a tool that no program can run on (an unknown name, one
+// without a "code" argument) before the run, as a bad parameter: it failed
+// the run instead (exit 1, a trace), after the task was accepted. A tool
+// that exists but could not be set up is the machine's matter: Run says so.
+func (s pal) Check(p core.Preflight) error {
+	spec, ok := p.Tool(s.tool)
+	if !ok {
+		return fmt.Errorf("%w \"tool\": the %s tool is not available (see `ponder tools list`; the python tool needs bubblewrap and python3)", core.ErrInvalidParam, s.tool)
+	}
+	if !takesCode(spec) {
+		return fmt.Errorf("%w \"tool\": the %s tool takes no \"code\" argument, so it cannot run programs: set tool to a code-execution tool such as python", core.ErrInvalidParam, s.tool)
+	}
+	return nil
+}
+
+// takesCode reports whether a tool's schema has the "code" argument pal
+// sends its programs in (a schema that lists no properties may).
+func takesCode(s core.ToolSpec) bool {
+	var sch struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if json.Unmarshal(s.Schema, &sch) != nil || sch.Properties == nil {
+		return true
+	}
+	_, ok := sch.Properties["code"]
+	return ok
+}
 
 func (s pal) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	if err := allowTool(env, s.tool); err != nil {

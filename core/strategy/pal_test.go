@@ -3,6 +3,8 @@ package strategy
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -47,18 +49,19 @@ func TestPALUnavailableSandboxCostsNoCalls(t *testing.T) {
 	}
 }
 
-// TestPALToolWithoutCode: pal with tool=calc (no "code" argument) fails at
-// once saying so, instead of sampling programs calc refuses and ending on
-// "no program printed an answer".
+// TestPALToolWithoutCode: pal with tool=calc (no "code" argument), or a
+// tool that does not exist, makes the task invalid, naming the parameter,
+// instead of sampling programs calc refuses and ending on "no program
+// printed an answer" (or failing the run, exit 1, after the task was
+// accepted).
 func TestPALToolWithoutCode(t *testing.T) {
 	t.Parallel()
 	m := &toolModel{final: "```python\nprint(3)\n```"}
 	eng := toolEngine(t, m, calc.New(nil))
-	res, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "pal", Params: core.Params{"tool": "calc"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Stopped != core.StopError || !strings.Contains(res.Error, `calc tool takes no "code" argument`) || res.Usage.LLMCalls != 0 {
-		t.Errorf("stopped %s (%q) after %d LLM calls; want the reason before any call", res.Stopped, res.Error, res.Usage.LLMCalls)
+	for tool, want := range map[string]string{"calc": `calc tool takes no "code" argument`, "pyhton": "pyhton tool is not available"} {
+		_, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "pal", Params: core.Params{"tool": tool}})
+		if !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(fmt.Sprint(err), `invalid parameter "tool": the `+want) {
+			t.Errorf("tool=%s: %v; want an invalid task saying %q", tool, err, want)
+		}
 	}
 }

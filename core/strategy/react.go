@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -631,7 +632,16 @@ func reactSpec() core.StrategySpec {
 		},
 		New: func(p core.Params) (core.Strategy, error) {
 			r := react{maxSteps: p.Int("max_steps"), temp: p.Float("temperature"), mode: p.String("mode"), session: p.Bool("session")}
-			for _, t := range strings.Split(p.String("tools"), ",") {
+			list := p.String("tools")
+			if strings.HasPrefix(strings.TrimSpace(list), "[") {
+				// A JSON list, as an MCP or API client writes one.
+				var names []string
+				if err := json.Unmarshal([]byte(list), &names); err != nil {
+					return nil, fmt.Errorf("%w \"tools\": want comma-separated names or a JSON list of names, got %s", core.ErrInvalidParam, list)
+				}
+				list = strings.Join(names, ",")
+			}
+			for _, t := range strings.Split(list, ",") {
 				if t = strings.TrimSpace(t); t != "" {
 					r.tools = append(r.tools, t)
 				}
@@ -639,6 +649,26 @@ func reactSpec() core.StrategySpec {
 			return r, nil
 		},
 	}
+}
+
+// Check refuses, before the run, a task that allows no tools and a tools
+// parameter naming one the task does not allow: both failed the run (exit
+// 1, a trace) after the task was accepted.
+func (r react) Check(p core.Preflight) error {
+	if len(p.Task.Tools) == 0 {
+		return errors.New("react needs tools: pass --tools, e.g. --tools python,calc (see `ponder tools list`)")
+	}
+	var missing []string
+	for _, n := range r.tools {
+		if !slices.Contains(p.Task.Tools, n) {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w \"tools\": names %s, which the task does not allow (it allows %s): add them to the task's tools (--tools) or leave them out of the parameter",
+			core.ErrInvalidParam, strings.Join(missing, ", "), strings.Join(p.Task.Tools, ", "))
+	}
+	return nil
 }
 
 func (r react) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {

@@ -3,6 +3,8 @@ package strategy
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -346,19 +348,24 @@ func TestReActToolsParamOutsideTask(t *testing.T) {
 	t.Parallel()
 	m := &textModel{replies: []string{"\\boxed{1}"}}
 	eng := toolEngine(t, m, calc.New(nil))
-	for _, param := range []string{"python", "calc,pyton"} {
-		res, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"},
+	// A bad tools parameter makes the task invalid (it failed the run,
+	// exit 1, after the task was accepted); a JSON list, as MCP and API
+	// clients write one, reads as the names it holds.
+	for param, want := range map[string]string{"python": "names python,", "calc,pyton": "names pyton,", `["calc", "pyton"]`: "names pyton,"} {
+		_, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"},
 			Params: core.Params{"tools": param}})
-		msg := res.Error
-		if err != nil {
-			msg = err.Error()
-		}
-		if res.Answer != "" || !strings.Contains(msg, "parameter tools names") || !strings.Contains(msg, "it allows calc") || strings.Contains(msg, "allows no tools") {
-			t.Errorf("tools=%s: answer %q, error %q", param, res.Answer, msg)
+		if msg := fmt.Sprint(err); !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(msg, `invalid parameter "tools": `+want) || !strings.Contains(msg, "it allows calc") {
+			t.Errorf("tools=%s: %v; want an invalid task saying %q", param, err, want)
 		}
 	}
-	res, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"}, Params: core.Params{"tools": "calc"}})
-	if err != nil || res.Answer != "1" {
-		t.Errorf("tools=calc: %q %v %s", res.Answer, err, res.Error)
+	_, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Params: core.Params{}})
+	if !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(fmt.Sprint(err), "react needs tools: pass --tools") {
+		t.Errorf("no tools: %v", err)
+	}
+	for _, param := range []string{"calc", `["calc"]`} {
+		res, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"}, Params: core.Params{"tools": param}})
+		if err != nil || res.Answer != "1" {
+			t.Errorf("tools=%s: %q %v %s", param, res.Answer, err, res.Error)
+		}
 	}
 }
