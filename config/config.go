@@ -76,6 +76,10 @@ type Server struct {
 	// how many a client may send at once (0: 2 × RateLimit).
 	RateLimit float64 `json:"rate_limit" env:"PONDER_RATE_LIMIT"`
 	RateBurst int     `json:"rate_burst" env:"PONDER_RATE_BURST"`
+	// MaxSearches bounds the searches running or waiting for an LLM slot at
+	// once, over every client (0: no bound); a request beyond it is told
+	// the server is busy and when to try again.
+	MaxSearches int `json:"max_searches" env:"PONDER_MAX_SEARCHES"`
 	// SessionTTL, MaxSessions, SessionMaxTurns and SessionMaxBytes bound the
 	// reasoning sessions (solve's session argument): idle ones expire, the
 	// least recently used go beyond MaxSessions, and the oldest turns of a
@@ -210,7 +214,7 @@ func Default() Config {
 		LLM: LLM{Model: "default", Temperature: 0.7, Timeout: 120 * time.Second, MaxRetries: 4,
 			Concurrency: 8, N: "auto"},
 		Server: Server{Addr: "127.0.0.1:7800", MaxBodyBytes: 4 << 20, RateLimit: 100, RateBurst: 400,
-			SessionTTL: time.Hour, MaxSessions: 1000, SessionMaxTurns: 20, SessionMaxBytes: 64 << 10,
+			MaxSearches: 256, SessionTTL: time.Hour, MaxSessions: 1000, SessionMaxTurns: 20, SessionMaxBytes: 64 << 10,
 			SamplingConcurrency: 4, ShutdownTimeout: 10 * time.Second, TracesKept: 200},
 		Search: Search{Strategy: "cot", Pack: "generic", BudgetCalls: 64, Timeout: 10 * time.Minute},
 		Tools: Tools{Sandbox: Sandbox{Timeout: 10 * time.Second, MemoryMB: 512, CPUSeconds: 10, OutputBytes: 64 << 10,
@@ -685,6 +689,9 @@ func (c Config) Validate() error {
 	if c.Server.SessionTTL <= 0 || c.Server.MaxSessions < 1 || c.Server.SessionMaxTurns < 1 || c.Server.SessionMaxBytes < 1 {
 		bad("server.session_ttl, max_sessions, session_max_turns, session_max_bytes (PONDER_SESSION_TTL, PONDER_MAX_SESSIONS, PONDER_SESSION_MAX_TURNS, PONDER_SESSION_MAX_BYTES): want positive values, got %s, %d, %d, %d",
 			c.Server.SessionTTL, c.Server.MaxSessions, c.Server.SessionMaxTurns, c.Server.SessionMaxBytes)
+	}
+	if c.Server.MaxSearches < 0 {
+		bad("server.max_searches (PONDER_MAX_SEARCHES): want 0 (no bound) or more, got %d", c.Server.MaxSearches)
 	}
 	if c.Server.SamplingConcurrency < 1 {
 		bad("server.sampling_concurrency (PONDER_SAMPLING_CONCURRENCY): want at least 1, got %d", c.Server.SamplingConcurrency)

@@ -432,6 +432,11 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	p := newProgressSender(s, ctx, req)
 	s.logToClient(ctx, mcp.LoggingLevelInfo, map[string]any{"event": "solve started", "strategy": task.Strategy,
 		"pack": task.Pack, "policy": policy})
+	release, err := s.admit(1)
+	if err != nil {
+		return toolError("solve: %v", err), nil
+	}
+	defer release()
 	res, err := s.run(ctx, eng, task, runOptions{via: "mcp", onUpdate: p.update, onFinal: p.final})
 	if err != nil {
 		if errors.Is(err, errShuttingDown) {

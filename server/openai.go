@@ -572,6 +572,15 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			msg: "this Ponder server has no LLM endpoint configured, so it cannot reason; contact the server's operator (its log says how to set one)"})
 		return
 	}
+	release, err := s.admit(len(tasks))
+	if err != nil {
+		// As OpenAI answers an overloaded engine; the SDKs retry a 503
+		// after Retry-After.
+		writeAPIError(w, &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "server_busy",
+			msg: "this Ponder server is busy: " + strings.TrimPrefix(err.Error(), errBusy.Error()+": "), retryAfter: busyRetryAfter})
+		return
+	}
+	defer release()
 	id := newCompletionID()
 	if req.Stream {
 		results := s.streamChat(w, r, id, req, tasks)

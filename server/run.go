@@ -13,6 +13,39 @@ import (
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
+// errBusy is returned for requests that would take the server past
+// server.max_searches; busyRetryAfter is when they are told to try again.
+var errBusy = errors.New("the server is busy")
+
+const busyRetryAfter = 5 * time.Second
+
+// admit reserves n of the server's server.max_searches places for the
+// searches of one request, before any starts (an OpenAI request with n > 1
+// is admitted whole or not at all, and a stream is refused before its
+// headers go out). Searches beyond llm.concurrency wait for an LLM slot;
+// without a bound, a crowd of clients made that queue, and the memory it
+// holds, grow without end, and nobody was told to come back later.
+func (s *Server) admit(n int) (release func(), err error) {
+	limit := s.cfg.MaxSearches
+	if limit <= 0 {
+		return func() {}, nil
+	}
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.admitted+n > limit {
+		return nil, fmt.Errorf("%w: it is running the %d searches server.max_searches allows; try again in a few seconds", errBusy, limit)
+	}
+	s.admitted += n
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.runMu.Lock()
+			s.admitted -= n
+			s.runMu.Unlock()
+		})
+	}, nil
+}
+
 // errShuttingDown is returned for requests that arrive while the server
 // stops.
 var errShuttingDown = errors.New("the server is shutting down")

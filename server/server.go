@@ -124,6 +124,7 @@ type Server struct {
 	cancelBase context.CancelFunc
 	runMu      sync.Mutex
 	runN       int
+	admitted   int // places of server.max_searches taken (admit)
 	closing    bool
 	idle       chan struct{}
 

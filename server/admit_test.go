@@ -1,0 +1,61 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ponder-rlm/ponder/config"
+	"github.com/ponder-rlm/ponder/llm/sim"
+)
+
+// Beyond server.max_searches a request is told the server is busy and when
+// to come back, over MCP and the OpenAI API alike (an OpenAI request with
+// n > 1 is admitted whole or not at all); searches beyond the LLM slots
+// queued without end before. A place is given back when its search ends.
+func TestBusyServerSaysWhenToComeBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{sim: sim.Options{Latency: 100 * time.Millisecond}, cfg: func(c *config.Server) { c.MaxSearches = 2 }})
+	c := e.rpc(t)
+	// One slow search holds a place.
+	msgs := c.streamCall(ctxTimeout(t, 30*time.Second), 51, "solve", slowSolve, "slow")
+	if m := <-msgs; m["method"] != "notifications/progress" {
+		t.Fatalf("want progress first, got %v", m)
+	}
+
+	// Two more searches do not fit in the one place left.
+	resp, err := http.Post(e.ts.URL+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"cot","n":2,"messages":[{"role":"user","content":"What is 2+2?"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
+		t.Fatalf("n=2 with one place left: %d, Retry-After %q; want 503 with Retry-After 5", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","stream":true,"n":2,"messages":[{"role":"user","content":"What is 2+2?"}]}`, 503); !strings.Contains(body, `"code":"server_busy"`) ||
+		!strings.Contains(body, "server.max_searches") {
+		t.Fatalf("a stream is refused before it starts: %s", body)
+	}
+	// One fits.
+	postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]}`, 200)
+
+	// With both places taken, an MCP solve is told so.
+	second := c.streamCall(ctxTimeout(t, 30*time.Second), 52, "solve", slowSolve, "slow2")
+	if m := <-second; m["method"] != "notifications/progress" {
+		t.Fatalf("want progress first, got %v", m)
+	}
+	r := result(t, c.call("solve", map[string]any{"problem": "What is 2+2?"}, nil))
+	if r["isError"] != true || !strings.Contains(toolText(r), "the server is busy") {
+		t.Fatalf("a third search: %v", r)
+	}
+	for range msgs {
+	}
+	for range second {
+	}
+	// The places are given back.
+	if r := result(t, c.call("solve", map[string]any{"problem": "What is 2+2?"}, nil)); r["isError"] == true {
+		t.Fatalf("after the searches ended: %v", r)
+	}
+}
