@@ -180,9 +180,10 @@ func TestPluginLogFloodIsLimited(t *testing.T) {
 	if most := LogLineBurst + int(took.Seconds()*LogLinesPerSecond) + 1; relayed > most || relayed == 0 {
 		t.Errorf("%d of %d lines relayed in %s; want 1 to %d", relayed, n, took, most)
 	}
-	// The count includes go-plugin's own debug lines about the flood
-	// ("waiting for stdio data", one a chunk): they are the plugin's doing.
-	if dropped < n/2 {
-		t.Errorf("%d lines relayed, %d reported dropped, of %d", relayed, dropped, n)
+	// What was dropped is said. (Not how much: lines still in the pipe
+	// when Close stops the relay are neither relayed nor counted, and how
+	// many that is depends on how far the relay lags under load.)
+	if dropped == 0 {
+		t.Errorf("%d lines relayed and none reported dropped, of %d", relayed, n)
 	}
 }

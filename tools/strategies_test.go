@@ -166,12 +166,10 @@ func TestPALWithoutSandbox(t *testing.T) {
 	}
 	url := toolstest.StartLLM(t, func(toolstest.Request) toolstest.Reply { return toolstest.Text("```python\nprint(1)\n```") })
 	eng := newEngine(t, url, reg, nil)
-	res, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "pal"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Stopped != core.StopError || !strings.Contains(res.Error, "python tool is not available") {
-		t.Errorf("without python: %+v", res)
+	// A tool the engine does not have makes the task invalid, before the run.
+	_, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "pal"})
+	if !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(err.Error(), "python tool is not available") {
+		t.Errorf("without python: %v", err)
 	}
 	err = eng.Validate(core.Task{Problem: "1?", Strategy: "pal", Params: core.Params{"k": "3"}})
 	if err == nil || !strings.Contains(err.Error(), "set temperature") {
@@ -332,9 +330,9 @@ func TestReActStepBudget(t *testing.T) {
 	if err != nil || res.Stopped != core.StopBudget || res.Usage.ToolCalls != 1 {
 		t.Errorf("tool-call budget: %+v %v", res, err)
 	}
-	res, err = eng.Solve(context.Background(), core.Task{Problem: "3+4?", Strategy: "react"})
-	if err != nil || res.Stopped != core.StopError || !strings.Contains(res.Error, "--tools") {
-		t.Errorf("no tools: %+v %v", res, err)
+	_, err = eng.Solve(context.Background(), core.Task{Problem: "3+4?", Strategy: "react"})
+	if !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(err.Error(), "--tools") {
+		t.Errorf("no tools: %v", err)
 	}
 }
 
