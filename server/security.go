@@ -324,6 +324,14 @@ func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 		// Every answer, JSON-RPC, OpenAI or event stream, is what its
 		// Content-Type says.
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if r.Method == "PRI" && r.ProtoMajor == 2 {
+			// An HTTP/2 client that skips TLS (h2c, prior knowledge): its
+			// preface has no Host, and it was told that Host "" is not
+			// allowed.
+			http.Error(w, "HTTP/2 without TLS (h2c) is not supported: speak HTTP/1.1 to this address, or put a TLS proxy in front for HTTP/2",
+				http.StatusHTTPVersionNotSupported)
+			return
+		}
 		if !hosts.hostOK(r) {
 			s.metrics.rejected.WithLabelValues("host").Inc()
 			deny(w, r, http.StatusForbidden, "forbidden", fmt.Sprintf("forbidden: Host %q is not allowed (DNS rebinding protection; add it to server.allowed_hosts)", r.Host))

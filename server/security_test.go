@@ -547,3 +547,23 @@ func TestMCPSessionIsNotIdleWhileASolveRuns(t *testing.T) {
 		t.Fatalf("%d MCP sessions after sweeping an idle one", n)
 	}
 }
+
+// An HTTP/2 client that skips TLS (h2c with prior knowledge) is told h2c is
+// not supported (505), not that Host "" is not allowed (403).
+func TestH2CPriorKnowledgeIsToldWhy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 505") || !strings.Contains(string(b), "h2c) is not supported") {
+		t.Fatalf("got %q", b)
+	}
+}
