@@ -342,8 +342,10 @@ func (s *Store) List() []Summary {
 	out := make([]Summary, 0, len(s.live)+len(s.finished))
 	for _, l := range s.live {
 		sum := l.sum
-		if n := l.tracer.Nodes(); n > 0 {
-			sum.Usage.Nodes = int64(n)
+		if n := l.tracer.Nodes(); n > 1 {
+			// usage.nodes counts the nodes the search added, not the
+			// root (docs/trace.md), as the finished run's will.
+			sum.Usage.Nodes = int64(n - 1)
 		}
 		out = append(out, sum)
 	}
@@ -399,7 +401,7 @@ func (s *Store) Get(id string) (*core.Trace, error) {
 		}
 		return &core.Trace{Schema: core.TraceSchema, ID: id, Problem: l.task.Problem, Pack: l.task.Pack,
 			Strategy: l.task.Strategy, Params: l.task.Params, Limits: l.task.Limits, Started: l.sum.Started,
-			Status: core.StopRunning, Structure: st, Events: evs}, nil
+			Status: core.StopRunning, Usage: usageOf(evs, l.sum.Started), Structure: st, Events: evs}, nil
 	}
 	switch {
 	case unsaved != nil:
@@ -415,6 +417,51 @@ func (s *Store) Get(id string) (*core.Trace, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id) // evicted meanwhile
 	}
 	return t, err
+}
+
+// usageOf is the usage of a running run so far, counted from its events
+// as the engine counts it (docs/trace.md): the samples and requests of LLM
+// calls that came back or that the search gave up (cancelled: they stay
+// charged; calls the LLM failed are refunded), their tokens, tool calls,
+// and the nodes added (not the roots, the problem's and each nested
+// search's), nested searches included.
+func usageOf(evs []core.Event, started time.Time) core.Usage {
+	var u core.Usage
+	for _, e := range evs {
+		switch e.Op {
+		case core.OpLLMCall:
+			if e.Get("error") == nil || e.Get("cancelled") == true {
+				u.LLMCalls += count(e.Get("n"))
+				u.Requests++
+			}
+			u.PromptTokens += count(e.Get("prompt_tokens"))
+			u.CompletionTokens += count(e.Get("completion_tokens"))
+		case core.OpToolCall:
+			u.ToolCalls++
+		case core.OpNode:
+			if e.Node != nil && e.Node.ID != 0 {
+				u.Nodes++
+			}
+		}
+	}
+	if !started.IsZero() {
+		u.WallMS = float64(time.Since(started).Microseconds()) / 1000
+	}
+	return u
+}
+
+// count reads a count of an event's data, typed (recorded by this process)
+// or read back from JSON.
+func count(v any) int64 {
+	switch n := v.(type) {
+	case int:
+		return int64(n)
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	}
+	return 0
 }
 
 // forget drops a finished run whose file is gone.

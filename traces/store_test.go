@@ -172,8 +172,8 @@ func TestStoreListsALiveRunsNodes(t *testing.T) {
 	<-added
 	list := st.List()
 	close(release)
-	if len(list) != 1 || list[0].Status != core.StopRunning || list[0].Usage.Nodes != 4 {
-		t.Errorf("live run listed as %+v, want running with 4 nodes (root and 3 steps)", list)
+	if len(list) != 1 || list[0].Status != core.StopRunning || list[0].Usage.Nodes != 3 {
+		t.Errorf("live run listed as %+v, want running with 3 nodes (the steps: usage.nodes counts no root)", list)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -329,5 +329,79 @@ func TestStoreGetSaysATraceIsDamaged(t *testing.T) {
 	}
 	if _, err := st.Get("0123456789abcdef"); !errors.Is(err, traces.ErrDamaged) {
 		t.Fatalf("Get = %v, want ErrDamaged", err)
+	}
+}
+
+// A running run's trace (get_trace, ponder://traces, the viewer's
+// /api/runs/{id}) has the usage so far, counted as the engine counts it:
+// it said 0 LLM calls whatever the run had done.
+func TestLiveTraceHasItsUsageSoFar(t *testing.T) {
+	t.Parallel()
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, release := make(chan core.Usage), make(chan struct{})
+	reg := core.NewRegistry()
+	reg.RegisterStrategy(core.StrategySpec{Name: "sub", New: func(core.Params) (core.Strategy, error) {
+		return core.StrategyFunc(func(ctx context.Context, env *core.Env) (core.Outcome, error) {
+			_, err := core.Generate(ctx, env, 0, 1, core.GenerateOptions{Whole: true})
+			return core.Outcome{}, err
+		}), nil
+	}})
+	reg.RegisterStrategy(core.StrategySpec{Name: "wait", New: func(core.Params) (core.Strategy, error) {
+		return core.StrategyFunc(func(ctx context.Context, env *core.Env) (core.Outcome, error) {
+			ids, err := core.Generate(ctx, env, 0, 3, core.GenerateOptions{Whole: true})
+			if err != nil {
+				return core.Outcome{}, err
+			}
+			if _, err := env.Complete(ctx, core.CompletionRequest{N: 2, Purpose: "fail"}); err == nil {
+				return core.Outcome{}, errors.New("the failing call succeeded")
+			}
+			if _, err := env.SolveSub(ctx, ids[0], core.Task{Problem: "sub", Strategy: "sub"}); err != nil {
+				return core.Outcome{}, err
+			}
+			used <- env.Budget.Used()
+			<-release
+			return core.Outcome{}, nil
+		}), nil
+	}})
+	pol := core.PolicyFunc(func(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
+		if req.Purpose == "fail" {
+			return core.Completion{}, errors.New("the endpoint failed")
+		}
+		c := core.Completion{PromptTokens: 11, CompletionTokens: 5}
+		for i := 0; i < req.N; i++ {
+			c.Choices = append(c.Choices, core.Choice{Text: `\boxed{7}`})
+		}
+		return c, nil
+	})
+	eng := core.NewEngine(pol, reg, &core.EngineOptions{OnStart: st.Start, OnEnd: st.Finish, DefaultStrategy: "wait"})
+	done := make(chan core.Result, 1)
+	go func() {
+		res, _ := eng.Solve(context.Background(), core.Task{Problem: "p"})
+		done <- res
+	}()
+	want := <-used
+	list := st.List()
+	live, err := st.Get(list[0].ID)
+	close(release)
+	res := <-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := live.Usage
+	if got.WallMS <= 0 {
+		t.Errorf("live wall_ms %v", got.WallMS)
+	}
+	got.WallMS, want.WallMS = 0, 0
+	if got != want || got.LLMCalls != 4 || got.Requests != 2 || got.Nodes != 4 {
+		t.Errorf("live trace usage %+v, want %+v (4 samples in 2 requests, 4 nodes)", got, want)
+	}
+	if fin := res.Usage; fin.WallMS > 0 {
+		fin.WallMS = 0
+		if fin != want {
+			t.Errorf("finished usage %+v, want what the live trace had, %+v", fin, want)
+		}
 	}
 }
