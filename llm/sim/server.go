@@ -146,6 +146,18 @@ func writeError(w http.ResponseWriter, status int, typ, msg string) {
 	writeJSON(w, status, e)
 }
 
+// badParam answers 400 naming the request field at fault, as OpenAI does.
+func badParam(w http.ResponseWriter, param, msg string) {
+	var e apiError
+	e.Error.Message, e.Error.Type, e.Error.Param = msg, "invalid_request_error", &param
+	writeJSON(w, http.StatusBadRequest, e)
+}
+
+// maxTopLogprobs is OpenAI's bound on top_logprobs; the simulator makes up
+// that many alternatives per token, so an unbounded value would let one
+// request grow the reply (and the server's memory) without limit.
+const maxTopLogprobs = 20
+
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<20))
 	if err := dec.Decode(v); err != nil {
@@ -265,13 +277,19 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case len(req.Messages) == 0:
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "messages must not be empty")
+		badParam(w, "messages", "messages must not be empty")
 		return
 	case n < 1 || n > 128:
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "n must be in 1..128")
+		badParam(w, "n", "n must be in 1..128")
 		return
 	case req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2):
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "temperature must be in [0, 2]")
+		badParam(w, "temperature", "temperature must be in [0, 2]")
+		return
+	case req.TopLogprobs < 0 || req.TopLogprobs > maxTopLogprobs:
+		badParam(w, "top_logprobs", fmt.Sprintf("top_logprobs must be in 0..%d", maxTopLogprobs))
+		return
+	case req.TopLogprobs > 0 && !req.Logprobs:
+		badParam(w, "top_logprobs", "top_logprobs needs logprobs: true")
 		return
 	}
 	msgs := make([]core.Message, len(req.Messages))

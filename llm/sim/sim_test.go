@@ -406,15 +406,31 @@ func TestModelsAndHealth(t *testing.T) {
 func TestBadRequests(t *testing.T) {
 	t.Parallel()
 	url := simtest.Start(t, sim.Options{})
-	for _, body := range []string{`{`, `{"messages": []}`, `{"messages": [{"role": "user", "content": "hi"}], "n": 0}`,
-		`{"messages": [{"role": "user", "content": "hi"}], "temperature": 3}`} {
+	const hi = `"messages": [{"role": "user", "content": "hi"}]`
+	for body, param := range map[string]any{
+		`{`:                              nil,
+		`{"messages": []}`:               "messages",
+		`{` + hi + `, "n": 0}`:           "n",
+		`{` + hi + `, "temperature": 3}`: "temperature",
+		`{` + hi + `, "logprobs": true, "top_logprobs": 21}`: "top_logprobs", // made up per token: 10^6 was gigabytes
+		`{` + hi + `, "logprobs": true, "top_logprobs": -1}`: "top_logprobs",
+		`{` + hi + `, "top_logprobs": 2}`:                    "top_logprobs",
+	} {
 		resp, err := http.Post(url+"/chat/completions", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+				Type    string `json:"type"`
+				Param   any    `json:"param"`
+			} `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
-		if resp.StatusCode != 400 {
-			t.Errorf("%s: status %d, want 400", body, resp.StatusCode)
+		if resp.StatusCode != 400 || err != nil || e.Error.Type != "invalid_request_error" || e.Error.Message == "" || e.Error.Param != param {
+			t.Errorf("%s: status %d, error %+v (%v), want 400 naming param %v", body, resp.StatusCode, e.Error, err, param)
 		}
 	}
 }
