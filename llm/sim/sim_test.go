@@ -371,6 +371,36 @@ func TestEmbeddings(t *testing.T) {
 	}
 }
 
+// OpenAI writes a token's bytes as a list of integers (the Python and
+// Node SDKs type them so); encoding/json would write []byte as base64.
+func TestLogprobBytesAreIntegers(t *testing.T) {
+	t.Parallel()
+	url := simtest.Start(t, sim.Options{Seed: 1})
+	resp := rawChat(t, url, map[string]any{"messages": []map[string]string{{"role": "user", "content": "Größe 7 + 5?"}},
+		"logprobs": true, "top_logprobs": 2, "seed": 1})
+	content := resp["choices"].([]any)[0].(map[string]any)["logprobs"].(map[string]any)["content"].([]any)
+	if len(content) == 0 {
+		t.Fatal("no logprobs")
+	}
+	check := func(lp map[string]any) {
+		var got []byte
+		list, ok := lp["bytes"].([]any)
+		for _, v := range list {
+			got = append(got, byte(v.(float64)))
+		}
+		if tok := lp["token"].(string); !ok || string(got) != tok {
+			t.Errorf("token %q: bytes %#v, want its UTF-8 bytes as integers", tok, lp["bytes"])
+		}
+	}
+	for _, c := range content {
+		lp := c.(map[string]any)
+		check(lp)
+		for _, top := range lp["top_logprobs"].([]any) {
+			check(top.(map[string]any))
+		}
+	}
+}
+
 func TestModelsAndHealth(t *testing.T) {
 	t.Parallel()
 	url := simtest.Start(t, sim.Options{Models: []string{"a", "b"}})

@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 )
 
@@ -87,16 +88,32 @@ type usage struct {
 	TotalTokens      int `json:"total_tokens"`
 }
 
+// tokenBytes is a token's UTF-8 bytes, written as OpenAI writes them: a
+// list of integers (encoding/json would write a []byte as base64).
+type tokenBytes []byte
+
+func (b tokenBytes) MarshalJSON() ([]byte, error) {
+	out := make([]byte, 0, 2+4*len(b))
+	out = append(out, '[')
+	for i, c := range b {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = strconv.AppendUint(out, uint64(c), 10)
+	}
+	return append(out, ']'), nil
+}
+
 type topLogprob struct {
-	Token   string  `json:"token"`
-	Logprob float64 `json:"logprob"`
-	Bytes   []byte  `json:"bytes"`
+	Token   string     `json:"token"`
+	Logprob float64    `json:"logprob"`
+	Bytes   tokenBytes `json:"bytes"`
 }
 
 type tokenLogprob struct {
 	Token       string       `json:"token"`
 	Logprob     float64      `json:"logprob"`
-	Bytes       []byte       `json:"bytes"`
+	Bytes       tokenBytes   `json:"bytes"`
 	TopLogprobs []topLogprob `json:"top_logprobs"`
 }
 
