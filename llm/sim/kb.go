@@ -171,7 +171,7 @@ var numberRe = regexp.MustCompile(`\d[\d,]*(?:\.\d+)?`)
 // genericSolution answers a problem outside the data: the sum of its
 // numbers (or a number derived from its text when it has none).
 func genericSolution(text string) (truth string, steps []string) {
-	nums := problemNumbers(text)
+	nums := problemNumbers(text, 7) // the first six, and whether there are more
 	if len(nums) == 0 {
 		n := 2 + hashString("generic", norm(text))%97
 		return big.NewRat(int64(n), 1).RatString(), []string{"Consider what the problem asks.", "Counting the cases gives " + big.NewRat(int64(n), 1).RatString() + "."}
@@ -196,9 +196,10 @@ func genericSolution(text string) (truth string, steps []string) {
 	return tasks.FormatRat(sum), steps
 }
 
-func problemNumbers(text string) []*big.Rat {
+// problemNumbers returns the first limit numbers in text (all for limit < 0).
+func problemNumbers(text string, limit int) []*big.Rat {
 	var out []*big.Rat
-	for _, m := range numberRe.FindAllString(text, -1) {
+	for _, m := range numberRe.FindAllString(text, limit) {
 		if r, ok := new(big.Rat).SetString(strings.ReplaceAll(m, ",", "")); ok {
 			out = append(out, r)
 		}
@@ -223,30 +224,57 @@ func distractors(pack core.Pack, truth, text string) []string {
 	key := pack.Normalize(truth)
 	seen := map[string]bool{key: true}
 	var out []string
+	// add keeps s unless it is a known wrong answer or the truth. Only the
+	// first len(distractorWeights) count, so the loops below stop there: a
+	// prompt of a million numbers took minutes and gigabytes otherwise.
 	add := func(s string) {
 		if k := pack.Normalize(s); s != "" && !seen[k] {
 			seen[k] = true
 			out = append(out, s)
 		}
 	}
+	full := func() bool { return len(out) >= len(distractorWeights) }
 	rng := rand.New(rand.NewPCG(hashString("distractors", norm(text)), 7))
 	if t, ok := new(big.Rat).SetString(strings.ReplaceAll(strings.TrimSpace(truth), ",", "")); ok {
 		one, two, ten := big.NewRat(1, 1), big.NewRat(2, 1), big.NewRat(10, 1)
-		cands := []*big.Rat{
+		// A candidate is a number made from the truth (r) or one written in
+		// the problem (s, parsed when the loop reaches it).
+		type cand struct {
+			r *big.Rat
+			s string
+		}
+		var cands []cand
+		for _, r := range []*big.Rat{
 			new(big.Rat).Add(t, one), new(big.Rat).Sub(t, one), new(big.Rat).Mul(t, two),
 			new(big.Rat).Quo(t, two), new(big.Rat).Add(t, two), new(big.Rat).Add(t, ten),
 			new(big.Rat).Mul(t, ten), new(big.Rat).Sub(t, two), new(big.Rat).Add(t, big.NewRat(3, 1)),
 			new(big.Rat).Sub(t, big.NewRat(3, 1)), new(big.Rat).Mul(t, big.NewRat(3, 1)),
+		} {
+			cands = append(cands, cand{r: r})
 		}
-		for _, n := range problemNumbers(text) {
-			cands = append(cands, n)
+		for _, m := range numberRe.FindAllString(text, -1) {
+			cands = append(cands, cand{s: m}) // every match parses (problemNumbers)
 		}
 		rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+		tried := map[string]bool{} // numbers from the problem already weighed
 		for _, c := range cands {
-			if t.Sign() >= 0 && c.Sign() < 0 || (t.IsInt() && !c.IsInt()) {
+			if full() {
+				break
+			}
+			if c.r == nil {
+				if tried[c.s] {
+					continue
+				}
+				tried[c.s] = true
+				var ok bool
+				if c.r, ok = new(big.Rat).SetString(strings.ReplaceAll(c.s, ",", "")); !ok {
+					continue
+				}
+			}
+			if t.Sign() >= 0 && c.r.Sign() < 0 || (t.IsInt() && !c.r.IsInt()) {
 				continue
 			}
-			add(tasks.FormatRat(c))
+			add(tasks.FormatRat(c.r))
 		}
 	} else {
 		locs := numberRe.FindAllStringIndex(truth, -1)
@@ -266,6 +294,9 @@ func distractors(pack core.Pack, truth, text string) []string {
 		cands = append(cands, "-"+truth, truth+"+1", `\frac{`+truth+`}{2}`, "2"+truth)
 		rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
 		for _, c := range cands {
+			if full() {
+				break
+			}
 			add(c)
 		}
 	}

@@ -88,7 +88,7 @@ func palProgram(p *problem, calc []annotation, wrong string) string {
 		}
 	}
 	if len(calc) == 0 {
-		if nums := problemNumbers(p.text); len(nums) > 0 && p.pack.Name() == "generic" {
+		if nums := problemNumbers(p.text, 6); len(nums) > 0 && p.pack.Name() == "generic" {
 			terms := make([]string, len(nums))
 			for i, n := range nums {
 				terms[i] = fmt.Sprintf("Fraction(%q)", tasks.FormatRat(n))
