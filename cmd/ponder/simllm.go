@@ -37,6 +37,9 @@ func newSimLLMCmd() *cobra.Command {
 			if len(models) > 0 {
 				o.Models = models
 			}
+			if err := checkSimFlags(o); err != nil {
+				return err
+			}
 			// In Options zero means the default; on the command line it means zero.
 			for name, p := range map[string]*float64{"accuracy": &o.Accuracy, "step-accuracy": &o.StepAccuracy,
 				"judge-accuracy": &o.JudgeAccuracy, "revise-accuracy": &o.ReviseAccuracy, "propose-solvable": &o.ProposeSolvable} {
@@ -84,4 +87,31 @@ func newSimLLMCmd() *cobra.Command {
 	f.IntVar(&o.EmbeddingDim, "embedding-dim", sim.DefaultEmbeddingDim, "default length of embedding vectors")
 	f.StringSliceVar(&models, "models", nil, "model ids listed by /v1/models (default ponder-sim,ponder-sim-embed)")
 	return cmd
+}
+
+// checkSimFlags refuses values sim.Options would clamp or misread (in
+// Options a probability above 1 means 1 and a negative one 0; NaN slipped
+// through as a model that is never right), naming the flag.
+func checkSimFlags(o sim.Options) error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"accuracy", o.Accuracy}, {"spread", o.Spread}, {"step-accuracy", o.StepAccuracy},
+		{"judge-accuracy", o.JudgeAccuracy}, {"revise-accuracy", o.ReviseAccuracy},
+		{"propose-solvable", o.ProposeSolvable}, {"error-429", o.Rate429}, {"error-500", o.Rate500},
+		{"error-timeout", o.RateTimeout}, {"error-malformed", o.RateMalformed}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			return usageError("--%s %v: want a probability in [0, 1]", f.name, f.v)
+		}
+	}
+	if sum := o.Rate429 + o.Rate500 + o.RateTimeout + o.RateMalformed; sum > 1 {
+		return usageError("--error-429, --error-500, --error-timeout and --error-malformed add up to %v: want at most 1", sum)
+	}
+	if o.Latency < 0 || o.Jitter < 0 {
+		return usageError("--latency and --jitter must not be negative")
+	}
+	if o.EmbeddingDim < 1 || o.EmbeddingDim > 65536 {
+		return usageError("--embedding-dim %d: want 1..65536", o.EmbeddingDim)
+	}
+	return nil
 }
