@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ponder-rlm/ponder/tasks"
@@ -105,6 +106,12 @@ func (o Options) withDefaults() (Options, error) {
 	o.ReviseAccuracy = prob(o.ReviseAccuracy, DefaultReviseAccuracy)
 	o.ProposeSolvable = prob(o.ProposeSolvable, DefaultProposeSolvable)
 	o.Spread = max(0, o.Spread)
+	for name, p := range map[string]float64{"Accuracy": o.Accuracy, "StepAccuracy": o.StepAccuracy, "JudgeAccuracy": o.JudgeAccuracy,
+		"ReviseAccuracy": o.ReviseAccuracy, "ProposeSolvable": o.ProposeSolvable, "Spread": o.Spread} {
+		if math.IsNaN(p) {
+			return o, fmt.Errorf("sim: %s is NaN, want a probability", name)
+		}
+	}
 	switch o.Game24Model {
 	case "":
 		o.Game24Model = Game24Basic
@@ -113,7 +120,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("sim: Game24Model %q, want %q or %q", o.Game24Model, Game24Basic, Game24Calibrated)
 	}
 	for name, r := range map[string]float64{"Rate429": o.Rate429, "Rate500": o.Rate500, "RateTimeout": o.RateTimeout, "RateMalformed": o.RateMalformed} {
-		if r < 0 || r > 1 {
+		if !(r >= 0 && r <= 1) { // NaN too
 			return o, fmt.Errorf("sim: %s = %v, want a probability in [0, 1]", name, r)
 		}
 	}

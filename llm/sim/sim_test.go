@@ -629,7 +629,8 @@ func TestServe(t *testing.T) {
 
 func TestOptionsValidation(t *testing.T) {
 	t.Parallel()
-	for _, o := range []sim.Options{{Rate429: 1.5}, {Rate429: 0.6, Rate500: 0.6}, {Latency: -1}, {EmbeddingDim: -3}} {
+	for _, o := range []sim.Options{{Rate429: 1.5}, {Rate429: 0.6, Rate500: 0.6}, {Latency: -1}, {EmbeddingDim: -3},
+		{RateTimeout: math.NaN()}, {Accuracy: math.NaN()}, {Spread: math.NaN()}} {
 		if _, err := sim.New(o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
 		}
