@@ -72,6 +72,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	s.mux.HandleFunc("POST /v1/embeddings", s.embeddings)
 	s.mux.HandleFunc("GET /v1/models", s.models)
+	s.mux.HandleFunc("GET /v1/models/{model...}", s.model)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -477,6 +478,22 @@ func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
 		list.Data = append(list.Data, modelEntry{ID: m, Object: "model", Created: 1735689600, OwnedBy: "ponder-sim"})
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+// model answers GET /v1/models/{model} (the SDKs' models.retrieve) for the
+// ids /v1/models lists.
+func (s *Server) model(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("model")
+	for _, m := range s.opts.Models {
+		if m == id {
+			writeJSON(w, http.StatusOK, modelEntry{ID: m, Object: "model", Created: 1735689600, OwnedBy: "ponder-sim"})
+			return
+		}
+	}
+	var e apiError
+	code := "model_not_found"
+	e.Error.Message, e.Error.Type, e.Error.Code = fmt.Sprintf("the model %q is not listed by /v1/models", id), "invalid_request_error", &code
+	writeJSON(w, http.StatusNotFound, e)
 }
 
 var _ http.Handler = (*Server)(nil)

@@ -439,6 +439,13 @@ func TestModelsAndHealth(t *testing.T) {
 	if d := cmp.Diff([]string{"a", "b"}, ids); d != "" {
 		t.Errorf("models (-want +got):\n%s", d)
 	}
+	if m, err := client(url).GetModel(context.Background(), "b"); err != nil || m.ID != "b" || m.Object != "model" {
+		t.Errorf("GET /v1/models/b: %+v, %v", m, err)
+	}
+	var apiErr *openai.APIError
+	if _, err := client(url).GetModel(context.Background(), "c"); !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 404 || apiErr.Code != "model_not_found" {
+		t.Errorf("GET /v1/models/c: %v, want a 404 model_not_found", err)
+	}
 	resp, err := http.Get(strings.TrimSuffix(url, "/v1") + "/healthz")
 	if err != nil {
 		t.Fatal(err)
