@@ -205,8 +205,11 @@ func (s *Structure) add(parents []NodeID, n Node, owned bool) (NodeID, error) {
 	b.snap = stored.clone()
 	b.snap.Sub = nil // nested structures are traced by their own scoped events
 	b.id[0] = n.ID
-	s.mu.Unlock()
+	// Recorded before the lock goes, so that the events of concurrent
+	// changes are in the order the changes were made: Replay must meet
+	// node 11 before node 12, and a node's last update last.
 	s.tracer.emit(Event{Op: OpNode, Nodes: b.id[:], Node: &b.snap})
+	s.mu.Unlock()
 	return n.ID, nil
 }
 
@@ -259,8 +262,8 @@ func (s *Structure) change(id NodeID, fn func(*Node)) error {
 	fn(n)
 	snap := n.clone()
 	snap.Sub = nil // nested structures are traced by their own scoped events
+	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap}) // in order (see add)
 	s.mu.Unlock()
-	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
 	return nil
 }
 
@@ -292,8 +295,8 @@ func (s *Structure) SetStatsBatch(stats []NodeStats) error {
 		n := s.nodes[st.ID]
 		n.Value, n.Visits = st.Value, st.Visits
 	}
+	s.tracer.emit(Event{Op: OpStats, Stats: stats}) // in order (see add)
 	s.mu.Unlock()
-	s.tracer.emit(Event{Op: OpStats, Stats: stats})
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package strategy_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -14,9 +15,8 @@ import (
 // in its scope, usage is what the events add up to (samples and requests
 // of llm_call events that came back or that the search gave up, their
 // tokens, tool calls, nodes less the roots) and what the result says.
-// (Whether the replay of the events is the final structure is left to
-// tests of searches that add nodes one at a time: concurrent adds can
-// record their node events out of id order.)
+// The events replay to the final structure (concurrent changes recorded
+// their events out of order before).
 func TestTracesKeepTheirContract(t *testing.T) {
 	t.Parallel()
 	eng := newEngine(simPolicy(t, sim.Options{Seed: 4}))
@@ -96,6 +96,22 @@ func TestTracesKeepTheirContract(t *testing.T) {
 			if sum != tr.Usage || tr.Usage != res.Usage {
 				t.Errorf("usage: trace %+v, result %+v, events add up to %+v", tr.Usage, res.Usage, sum)
 			}
+			rep, err := core.Replay(tr.Structure.Kind(), tr.Events)
+			if err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			if a, b := mustJSON(t, rep), mustJSON(t, tr.Structure); a != b {
+				t.Errorf("the events replay to another structure than the final one")
+			}
 		})
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
