@@ -262,7 +262,8 @@ func (s *Structure) change(id NodeID, fn func(*Node)) error {
 	fn(n)
 	snap := n.clone()
 	snap.Sub = nil // nested structures are traced by their own scoped events
-	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap}) // in order (see add)
+	// Recorded before the lock goes, in order (see add).
+	s.tracer.emit(Event{Op: OpUpdate, Nodes: []NodeID{id}, Node: &snap})
 	s.mu.Unlock()
 	return nil
 }
@@ -295,7 +296,8 @@ func (s *Structure) SetStatsBatch(stats []NodeStats) error {
 		n := s.nodes[st.ID]
 		n.Value, n.Visits = st.Value, st.Visits
 	}
-	s.tracer.emit(Event{Op: OpStats, Stats: stats}) // in order (see add)
+	// Recorded before the lock goes, in order (see add).
+	s.tracer.emit(Event{Op: OpStats, Stats: stats})
 	s.mu.Unlock()
 	return nil
 }
