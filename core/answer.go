@@ -510,6 +510,10 @@ var (
 // digits would cost seconds as a big.Rat.
 const maxKeyDigits = 256
 
+// digitSeparators drops the separators a number may be written with
+// (made once: Normalize runs for every vote).
+var digitSeparators = strings.NewReplacer(",", "", " ", "")
+
 // numberKey is the exact value of s when s is one plainly written number
 // (dollar signs, as currency or math delimiters, aside), as a reduced
 // fraction or integer.
@@ -518,7 +522,7 @@ func numberKey(s string) (string, bool) {
 	if len(s) > maxKeyDigits || !plainNumber.MatchString(s) {
 		return "", false
 	}
-	s = strings.NewReplacer(",", "", " ", "").Replace(s)
+	s = digitSeparators.Replace(s)
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return "", false // a division by zero
