@@ -306,7 +306,8 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 	} else {
 		env.queue, env.failures = make(chan struct{}, e.limiter.Slots()), &failureLog{}
 	}
-	tr.Record(OpStart, nil, map[string]any{"strategy": p.spec.Name, "pack": p.pack.Name()})
+	// The structure's kind, for Replay: a nested got is a graph.
+	tr.Record(OpStart, nil, map[string]any{"strategy": p.spec.Name, "pack": p.pack.Name(), "kind": string(kind)})
 	out, runErr := groundAndRun(ctx, p.strategy, env) // grounds on Task.Collection first (ground.go)
 	res := Result{Strategy: p.spec.Name, Answer: out.Answer, Score: out.Score}
 	if out.Best > 0 {

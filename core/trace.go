@@ -470,9 +470,13 @@ func NewTraceID() string {
 // prune events mark them pruned.
 // It is how live viewers draw a run that has not finished, and a test that
 // the trace holds everything needed to redraw it.
+//
+// kind is the run's structure kind when its start event does not say
+// (traces written before it did); nested structures without it are trees.
 func Replay(kind StructureKind, events []Event) (*Structure, error) {
 	root := &Structure{kind: kind}
 	scopes := map[string]*Structure{"": root}
+	kinds := map[string]StructureKind{} // by scope, from start events
 	var key func(scope []NodeID) string
 	key = func(scope []NodeID) string {
 		var b []byte
@@ -483,6 +487,16 @@ func Replay(kind StructureKind, events []Event) (*Structure, error) {
 		return string(b)
 	}
 	for _, e := range events {
+		if e.Op == OpStart {
+			if k, _ := e.Get("kind").(string); k != "" {
+				// The root node is recorded before the start event.
+				kinds[key(e.Scope)] = StructureKind(k)
+				if s, ok := scopes[key(e.Scope)]; ok {
+					s.kind = StructureKind(k)
+				}
+			}
+			continue
+		}
 		if e.Op == OpStats {
 			s, ok := scopes[key(e.Scope)]
 			if !ok {
@@ -550,6 +564,9 @@ func Replay(kind StructureKind, events []Event) (*Structure, error) {
 				return nil, fmt.Errorf("replay: event %d: scope owner %d does not exist", e.Seq, owner)
 			}
 			s = &Structure{kind: Tree}
+			if k, ok := kinds[k]; ok {
+				s.kind = k
+			}
 			parent.nodes[owner].Sub = s
 			scopes[k] = s
 		}
