@@ -325,14 +325,22 @@ func (h *envHost) SolveSub(ctx context.Context, node core.NodeID, task core.Task
 
 // traceOps are the operations a plugin may record itself; nodes, updates,
 // LLM and tool calls are recorded by the host as they happen.
+// traceOps are the events a plugin may record as notes. prune and evaluate
+// are not among them: Replay and the viewer apply those events to the
+// structure, so a note would mark a node pruned, or scored, that is not
+// (Host.Prune and Host.Evaluate make the change and record it).
 var traceOps = map[string]bool{
 	core.OpInfo: true, core.OpSelect: true, core.OpBacktrack: true, core.OpGenerate: true, core.OpRefine: true,
-	core.OpAggregate: true, core.OpPrune: true, core.OpRestructure: true, core.OpEvaluate: true,
+	core.OpAggregate: true, core.OpRestructure: true,
 }
 
 func (h *envHost) Trace(_ context.Context, op string, nodes []core.NodeID, data map[string]any) error {
+	if op == core.OpPrune || op == core.OpEvaluate {
+		return fmt.Errorf("a plugin records %s by doing it: call Host.%s, which changes the structure and records the event",
+			op, map[string]string{core.OpPrune: "Prune", core.OpEvaluate: "Evaluate"}[op])
+	}
 	if !traceOps[op] {
-		return fmt.Errorf("trace: a plugin may record info, select, backtrack, generate, refine, aggregate, prune, restructure or evaluate, not %q", op)
+		return fmt.Errorf("a plugin may record info, select, backtrack, generate, refine, aggregate or restructure, not %q", op)
 	}
 	for _, id := range nodes {
 		if _, err := h.node(id); err != nil {

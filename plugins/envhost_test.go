@@ -37,6 +37,10 @@ func TestStrategyPluginAdditionsAreBounded(t *testing.T) {
 		{"meta 2000000 1", []string{"0 refused: host add node: plugin hoard sent a node of 1.9 MiB"}},
 		{"update 2000000 1", []string{"0 refused: host update node: plugin hoard sent 1.9 MiB of scores and meta for node 1, over the 1 MiB"}},
 		{"trace 2000000 1", []string{"0 refused: host trace: plugin hoard sent 1.9 MiB of trace data, over the 1 MiB"}},
+		// Replay and the viewer apply prune and evaluate events: as notes
+		// they marked a node pruned, or scored, that was not.
+		{"trace-prune 1 1", []string{"0 refused: host trace: a plugin records prune by doing it: call Host.Prune"}},
+		{"trace-evaluate 1 1", []string{"0 refused: host trace: a plugin records evaluate by doing it: call Host.Evaluate"}},
 		{"content 1048000 1", []string{"1 all"}},
 		{"content 10240 100", []string{"100 all"}},
 		// 512 KiB recorded again at each of 200 updates would be 100 MiB.

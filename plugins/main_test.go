@@ -309,6 +309,10 @@ func hoard(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome,
 			_, err = host.UpdateNode(ctx, id, sdk.NodeUpdate{Value: &v, Visits: &n})
 		case "trace":
 			err = host.Trace(ctx, core.OpInfo, nil, map[string]any{"blob": payload})
+		case "trace-prune":
+			err = host.Trace(ctx, core.OpPrune, []sdk.NodeID{0}, nil)
+		case "trace-evaluate":
+			err = host.Trace(ctx, core.OpEvaluate, []sdk.NodeID{0}, map[string]any{"kind": "value", "score": 1.0})
 		}
 		if err != nil {
 			return sdk.Outcome{Answer: fmt.Sprintf("%d refused: %v", i, err)}, nil
