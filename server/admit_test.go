@@ -59,3 +59,27 @@ func TestBusyServerSaysWhenToComeBack(t *testing.T) {
 		t.Fatalf("after the searches ended: %v", r)
 	}
 }
+
+// A request for more choices than server.max_searches could ever run is
+// the client's mistake, a 400 naming n: a 503 server_busy on an idle
+// server sent OpenAI's SDKs back to retry what can never fit. The busy
+// error counts its searches in English ("1 search").
+func TestMoreChoicesThanTheServerRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxSearches = 1 }})
+	for _, stream := range []string{"false", "true"} {
+		body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","stream":`+stream+`,"n":2,"messages":[{"role":"user","content":"What is 2+2?"}]}`, 400)
+		if !strings.Contains(body, `"param":"n"`) || !strings.Contains(body, "server.max_searches") || strings.Contains(body, "server_busy") {
+			t.Fatalf("stream %s, n=2 with max_searches 1: %s", stream, body)
+		}
+	}
+	postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[{"role":"user","content":"What is 2+2?"}]}`, 200)
+	release, err := e.srv.admit(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if _, err := e.srv.admit(1); err == nil || !strings.Contains(err.Error(), "running the 1 search server.max_searches") {
+		t.Fatalf("busy with one place: %v", err)
+	}
+}

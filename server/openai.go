@@ -572,6 +572,12 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			msg: "this Ponder server has no LLM endpoint configured, so it cannot reason; contact the server's operator (its log says how to set one)"})
 		return
 	}
+	if limit := s.cfg.MaxSearches; limit > 0 && len(tasks) > limit {
+		// It would never fit: a 503 would send the client back for ever.
+		writeAPIError(w, badRequest("n", "n is %d, more than the %s this server runs at once (server.max_searches): ask for at most %d",
+			len(tasks), searches(limit), limit))
+		return
+	}
 	release, err := s.admit(len(tasks))
 	if err != nil {
 		// As OpenAI answers an overloaded engine; the SDKs retry a 503

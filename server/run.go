@@ -33,7 +33,7 @@ func (s *Server) admit(n int) (release func(), err error) {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
 	if s.admitted+n > limit {
-		return nil, fmt.Errorf("%w: it is running the %d searches server.max_searches allows; try again in a few seconds", errBusy, limit)
+		return nil, fmt.Errorf("%w: it is running the %s server.max_searches allows; try again in a few seconds", errBusy, searches(limit))
 	}
 	s.admitted += n
 	var once sync.Once
@@ -44,6 +44,14 @@ func (s *Server) admit(n int) (release func(), err error) {
 			s.runMu.Unlock()
 		})
 	}, nil
+}
+
+// searches is "1 search", "2 searches".
+func searches(n int) string {
+	if n == 1 {
+		return "1 search"
+	}
+	return fmt.Sprintf("%d searches", n)
 }
 
 // errShuttingDown is returned for requests that arrive while the server
