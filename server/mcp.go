@@ -386,8 +386,8 @@ func (r solveResult) text() string {
 	if r.Score != nil {
 		fmt.Fprintf(&b, ", score %.2f", *r.Score)
 	}
-	fmt.Fprintf(&b, ", %d LLM calls, %d tokens, %.1f s. Trace %s", r.Usage.LLMCalls,
-		r.Usage.PromptTokens+r.Usage.CompletionTokens, r.Usage.WallMS/1000, r.TraceID)
+	fmt.Fprintf(&b, ", %s, %s, %.1f s. Trace %s", text.Count(int(r.Usage.LLMCalls), "LLM call"),
+		text.Count(int(r.Usage.PromptTokens+r.Usage.CompletionTokens), "token"), r.Usage.WallMS/1000, r.TraceID)
 	if r.Error != "" && r.StoppedReason != core.StopDone && r.StoppedReason != core.StopCancelled {
 		fmt.Fprintf(&b, "\nNote: %s", r.Error)
 	}
@@ -856,8 +856,8 @@ func (s *Server) handleGetTrace(_ context.Context, req mcp.CallToolRequest) (*mc
 		out.Nodes = t.Structure.Len()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Trace %s: strategy %s, status %s, %d nodes, %d LLM calls.\nProblem: %s\nAnswer: %s\n",
-		t.ID, t.Strategy, t.Status, out.Nodes, t.Usage.LLMCalls, clipBytes(t.Problem, 2000), t.Answer)
+	fmt.Fprintf(&b, "Trace %s: strategy %s, status %s, %s, %s.\nProblem: %s\nAnswer: %s\n",
+		t.ID, t.Strategy, t.Status, text.Count(out.Nodes, "node"), text.Count(int(t.Usage.LLMCalls), "LLM call"), clipBytes(t.Problem, 2000), t.Answer)
 	if args.Detail != "summary" && t.Structure != nil && len(t.BestPath) > 0 {
 		for _, id := range t.BestPath {
 			if n, ok := t.Structure.Node(id); ok && n.Kind != core.KindProblem {

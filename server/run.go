@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -81,17 +82,17 @@ func (p progress) message() string {
 	default:
 		b.WriteString("searching: ")
 	}
-	fmt.Fprintf(&b, "%d nodes", p.Nodes)
+	b.WriteString(text.Count(p.Nodes, "node"))
 	if p.BestScore != nil {
 		fmt.Fprintf(&b, ", best score %.2f", *p.BestScore)
 	}
 	if p.CallLimit > 0 {
 		fmt.Fprintf(&b, ", %d of %d LLM calls", p.LLMCalls, p.CallLimit)
 	} else {
-		fmt.Fprintf(&b, ", %d LLM calls", p.LLMCalls)
+		b.WriteString(", " + text.Count(int(p.LLMCalls), "LLM call"))
 	}
 	if p.Tokens > 0 {
-		fmt.Fprintf(&b, ", %d tokens", p.Tokens)
+		b.WriteString(", " + text.Count(int(p.Tokens), "token"))
 	}
 	return b.String()
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/ponder-rlm/ponder/core"
@@ -70,4 +71,20 @@ func deref(p *float64) any {
 		return nil
 	}
 	return *p
+}
+
+// What a client reads counts in English: one call is "1 LLM call", one
+// node "1 node" (solve's text said "1 LLM calls", progress "1 nodes").
+func TestCountsReadAsEnglish(t *testing.T) {
+	t.Parallel()
+	if got := (progress{Nodes: 1, LLMCalls: 1, Tokens: 1}).message(); got != "searching: 1 node, 1 LLM call, 1 token" {
+		t.Fatalf("progress: %q", got)
+	}
+	if got := (progress{Nodes: 2, LLMCalls: 2, Tokens: 2, CallLimit: 5}).message(); got != "searching: 2 nodes, 2 of 5 LLM calls, 2 tokens" {
+		t.Fatalf("progress: %q", got)
+	}
+	out := solveResult{StoppedReason: core.StopDone, Usage: core.Usage{LLMCalls: 1, PromptTokens: 1}}
+	if got := out.text(); !strings.Contains(got, ", 1 LLM call, 1 token,") {
+		t.Fatalf("solve's text: %q", got)
+	}
 }
