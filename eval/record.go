@@ -49,8 +49,13 @@ type Record struct {
 	// LLMErrors counts the search's LLM calls that failed (after the
 	// client's retries), which usage does not count. A search that lost
 	// more calls than came back is an error, not a graded answer.
-	LLMErrors int    `json:"llm_errors,omitempty"`
-	TraceID   string `json:"trace_id,omitempty"`
+	LLMErrors int `json:"llm_errors,omitempty"`
+	// Warnings are the search's own (core.Result.Warnings): what failed
+	// without stopping it (evaluations that left nodes unscored, LLM
+	// requests it went on without), which the answer may be the worse
+	// for, and why a search that ended by itself found no answer.
+	Warnings []string `json:"warnings,omitempty"`
+	TraceID  string   `json:"trace_id,omitempty"`
 	// Samples and SamplesCorrect count the complete answers in the search
 	// (every terminal node) and how many of them grade correct: pass@k
 	// is estimated from them.

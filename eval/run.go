@@ -413,6 +413,7 @@ func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
 		return rec, unreachable(err), true
 	}
 	rec.Answer, rec.Stopped, rec.Usage, rec.TraceID = res.Answer, res.Stopped, res.Usage, res.TraceID
+	rec.Warnings = res.Warnings
 	loss := countLLMLoss(res.Trace)
 	rec.LLMErrors = loss.failed
 	switch {

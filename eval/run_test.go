@@ -654,6 +654,10 @@ func TestMostSamplesLostIsAnError(t *testing.T) {
 				case !mostLost && (r.Status == StatusError || r.Answer == ""):
 					t.Errorf("record %s: %d of 16 calls failed, status %s, error %q; want a graded answer", r.Key, r.LLMErrors, r.Status, r.Error)
 				}
+				// The search's warning says so, in the record that keeps it.
+				if !mostLost && (len(r.Warnings) == 0 || !strings.Contains(r.Warnings[0], "LLM request")) {
+					t.Errorf("record %s: %d of 16 calls failed, warnings %q; want the search's warning about them", r.Key, r.LLMErrors, r.Warnings)
+				}
 			}
 			if lost == 0 {
 				t.Fatal("no record lost some of its calls; the test tests nothing")

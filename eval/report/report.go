@@ -320,6 +320,11 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	if n := r.warned(); n > 0 {
+		fmt.Fprintf(&b, "Graded runs with warnings: %d (evaluations or LLM requests that failed without stopping the search, "+
+			"which the answer may be the worse for, or why a search found no answer: each record's `warnings` in %s).\n\n",
+			n, eval.ResultsFile)
+	}
 	b.WriteString("![accuracy against LLM calls](accuracy_vs_calls.svg)\n\n![accuracy against tokens](accuracy_vs_tokens.svg)\n")
 	if len(r.Bad) > 0 {
 		fmt.Fprintf(&b, "\n%d lines of %s were not records and were skipped (first: line %d).\n", len(r.Bad), eval.ResultsFile, r.Bad[0].Line)
@@ -333,6 +338,17 @@ func (r *Report) problems() int {
 		seen[rec.Item] = true
 	}
 	return len(seen)
+}
+
+// warned counts the graded records that carry the search's warnings.
+func (r *Report) warned() int {
+	n := 0
+	for _, rec := range r.Records {
+		if rec.Status != eval.StatusError && len(rec.Warnings) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Report) hasPassAtK() bool {

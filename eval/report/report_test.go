@@ -211,6 +211,36 @@ func TestReportKeepsRecordTextInItsPlace(t *testing.T) {
 	}
 }
 
+// Graded records whose search went on past failures are counted, so a
+// reader of the report knows some answers were handicapped.
+func TestReportCountsRecordsWithWarnings(t *testing.T) {
+	t.Parallel()
+	var lines []string
+	for i, rec := range []eval.Record{
+		{Item: "a", Strategy: "best-of-n", Budget: 4, Status: eval.StatusWrong, Warnings: []string{"2 evaluations failed"}},
+		{Item: "b", Strategy: "best-of-n", Budget: 4, Status: eval.StatusCorrect},
+		{Item: "c", Strategy: "best-of-n", Budget: 4, Status: eval.StatusError, Error: "x", Warnings: []string{"1 evaluation failed"}},
+	} {
+		rec.Index = i
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, eval.ResultsFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "Graded runs with warnings: 1 ") {
+		t.Errorf("report does not count the one graded record with warnings:\n%s", md)
+	}
+}
+
 func TestWriteMakesReportAndPlots(t *testing.T) {
 	t.Parallel()
 	r, err := Load("testdata/run")
