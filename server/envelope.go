@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 )
 
 // envelopeError says what is wrong with the shape of a JSON-RPC message
@@ -48,6 +49,10 @@ func envelopeError(body []byte) (id json.RawMessage, msg string) {
 		return id, "\"method\" must be a string"
 	case hasMethod && hasID && !idOK:
 		return id, "\"id\" must be a string or an integer (a notification has no \"id\" at all)"
+	case hasMethod && idOK && !exactID(rawID):
+		// mcp-go reads a number id as a float64: the answer would
+		// name another id (9007199254740993 as ...992), or an exponent.
+		return id, "\"id\" must be a string or an integer of at most 2^53 (9007199254740992) either way: a larger one cannot be answered with the same id"
 	case !hasMethod && !hasResult && !hasError:
 		return id, "the message is neither a request (it has no \"method\") nor a response (it has no \"result\" or \"error\")"
 	case !hasMethod && !idOK && !(hasError && isNull(rawID)):
@@ -72,6 +77,17 @@ func validID(raw json.RawMessage) bool {
 		return !bytes.ContainsAny(raw, ".eE")
 	}
 	return false
+}
+
+// exactID reports whether a valid id reads back as itself: a string, or
+// an integer no larger than 2^53 either way, which a float64 holds exactly.
+func exactID(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	if raw[0] == '"' {
+		return true
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return err == nil && n <= 1<<53 && n >= -(1<<53)
 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }

@@ -26,6 +26,11 @@ var badEnvelopes = []struct {
 	{"fraction id", `{"jsonrpc":"2.0","id":1.5,"method":"ping"}`, nil, `"id" must be a string or an integer`},
 	{"method not a string", `{"jsonrpc":"2.0","id":6,"method":5}`, float64(6), `"method" must be a string`},
 	{"no method, result or error", `{"jsonrpc":"2.0","id":5}`, float64(5), "neither a request"},
+	// mcp-go reads number ids as float64s: it answered 9007199254740993
+	// as 9007199254740992 and a longer one in exponent form, ids the
+	// client never sent. The error names the id as the client wrote it.
+	{"id beyond 2^53", `{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"}`, float64(9007199254740993), "at most 2^53"},
+	{"id beyond int64", `{"jsonrpc":"2.0","id":-12345678901234567890123,"method":"ping"}`, float64(-12345678901234567890123), "at most 2^53"},
 	{"response with null id", `{"jsonrpc":"2.0","id":null,"result":{}}`, nil, `a response's "id"`},
 }
 
@@ -44,7 +49,7 @@ func TestBadEnvelopesHTTP(t *testing.T) {
 	}
 	// Requests MCP allows still pass: string and integer ids, and a
 	// notification (no id).
-	for _, body := range []string{`{"jsonrpc":"2.0","id":"a-1","method":"ping"}`, `{"jsonrpc":"2.0","id":-7,"method":"ping"}`} {
+	for _, body := range []string{`{"jsonrpc":"2.0","id":"a-1","method":"ping"}`, `{"jsonrpc":"2.0","id":-7,"method":"ping"}`, `{"jsonrpc":"2.0","id":-9007199254740992,"method":"ping"}`} {
 		if msgs, resp := c.postRaw([]byte(body)); resp.StatusCode != http.StatusOK || len(msgs) != 1 || msgs[0]["result"] == nil {
 			t.Errorf("%s: got %d %v", body, resp.StatusCode, msgs)
 		}
@@ -77,5 +82,22 @@ func checkInvalidRequest(t *testing.T, m map[string]any, id any, want string) {
 	msg, _ := errObj["message"].(string)
 	if errObj == nil || errObj["code"] != float64(-32600) || !strings.Contains(msg, want) || m["id"] != id {
 		t.Errorf("want -32600 containing %q with id %v, got %v", want, id, m)
+	}
+}
+
+// An id too large to read back exactly is refused with the id as the
+// client wrote it, so the client can match the error to its request.
+func TestTooLargeIDAnsweredAsWritten(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{"9007199254740993", "-9007199254740993", "12345678901234567890123"} {
+		id, msg := envelopeError([]byte(`{"jsonrpc":"2.0","id":` + raw + `,"method":"ping"}`))
+		if msg == "" || string(id) != raw {
+			t.Errorf("id %s: answered as %s, %q", raw, id, msg)
+		}
+	}
+	for _, raw := range []string{"9007199254740992", "-9007199254740992", "0", `"9007199254740993"`} {
+		if _, msg := envelopeError([]byte(`{"jsonrpc":"2.0","id":` + raw + `,"method":"ping"}`)); msg != "" {
+			t.Errorf("id %s refused: %s", raw, msg)
+		}
 	}
 }
