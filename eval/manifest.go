@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -155,6 +156,47 @@ func checkConfig(dir string, old *Manifest, cfg RunConfig) error {
 	}
 	return fmt.Errorf("%w: --out %s was run with %s; use a new --out, or the flags of that run (%s)",
 		ErrConfigMismatch, dir, strings.Join(diffs, "; "), filepath.Join(dir, ManifestFile))
+}
+
+// mergeParams checks that every strategy of this run that the directory
+// ran before is run with the --param values it had, and returns the
+// directory's values with those of the strategies new to it added.
+func mergeParams(dir string, old *Manifest, params map[string]core.Params, strategies []string) (map[string]core.Params, error) {
+	merged := map[string]core.Params{}
+	for s, p := range old.Config.Params {
+		merged[s] = p
+	}
+	for _, s := range strategies {
+		was, now := old.Config.Params[s], params[s]
+		if slices.Contains(old.Strategies, s) || len(was) > 0 {
+			if !sameParams(was, now) {
+				return nil, fmt.Errorf("%w: --out %s ran %s with params %s, now %s; use a new --out, or the flags of that run (%s)",
+					ErrConfigMismatch, dir, s, short(paramsOrNil(was)), short(paramsOrNil(now)), filepath.Join(dir, ManifestFile))
+			}
+			continue
+		}
+		if len(now) > 0 {
+			merged[s] = now
+		}
+	}
+	if len(merged) == 0 {
+		return nil, nil
+	}
+	return merged, nil
+}
+
+// sameParams compares parameters as the manifest keeps them (JSON).
+func sameParams(a, b core.Params) bool {
+	ja, _ := json.Marshal(paramsOrNil(a))
+	jb, _ := json.Marshal(paramsOrNil(b))
+	return string(ja) == string(jb)
+}
+
+func paramsOrNil(p core.Params) any {
+	if len(p) == 0 {
+		return nil
+	}
+	return p
 }
 
 func orUnknown(version string) string {

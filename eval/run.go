@@ -183,9 +183,20 @@ func Run(ctx context.Context, eng *core.Engine, o Options) (Summary, error) {
 	now := time.Now().UTC()
 	man := &Manifest{Schema: ManifestSchema, ConfigHash: cfg.Hash(), Config: cfg, Created: now}
 	if old, err := ReadManifest(o.Out); err == nil {
-		if err := checkConfig(o.Out, old, cfg); err != nil {
+		// A strategy's --param values give its records their meaning, not
+		// other strategies': a run of some of the directory's strategies
+		// needs only theirs, and a new strategy may bring its own.
+		params, err := mergeParams(o.Out, old, o.Params, o.Strategies)
+		if err != nil {
 			return sum, err
 		}
+		cmp := cfg
+		cmp.Params = old.Config.Params
+		if err := checkConfig(o.Out, old, cmp); err != nil {
+			return sum, err
+		}
+		cfg.Params = params
+		man.Config, man.ConfigHash = cfg, cfg.Hash()
 		man.Created = old.Created
 		man.Strategies, man.Budgets = old.Strategies, old.Budgets
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -201,7 +212,7 @@ func Run(ctx context.Context, eng *core.Engine, o Options) (Summary, error) {
 	sum.RemovedTraces = removeOrphanTraces(o.Out, named, o.Logger)
 	man.Strategies = mergeStrings(man.Strategies, o.Strategies)
 	man.Budgets = mergeInts(man.Budgets, o.Budgets)
-	man.Rules = BudgetRules(man.Strategies, o.Params)
+	man.Rules = BudgetRules(man.Strategies, cfg.Params)
 	man.Items = len(d.Items)
 	man.Updated = now
 	man.Version = o.Version

@@ -222,6 +222,47 @@ func TestRunExtendsWithMoreStrategiesBudgetsAndProblems(t *testing.T) {
 	}
 }
 
+// --param values belong to their strategy: a directory run with
+// self-consistency's takes a run of cot alone (the error said "use the
+// flags of that run", whose --param was refused without its strategy),
+// and a new strategy with its own; self-consistency without its values
+// is still refused.
+func TestRunParamsBelongToTheirStrategy(t *testing.T) {
+	t.Parallel()
+	eng := simEngine(t, sim.Options{Seed: 1})
+	out := t.TempDir()
+	run := func(limit int, strategies []string, params map[string]core.Params) error {
+		o := game24Options(t, out)
+		o.Limit, o.Strategies, o.Budgets, o.Params = limit, strategies, []int64{4}, params
+		_, err := Run(context.Background(), eng, o)
+		return err
+	}
+	sc := map[string]core.Params{"self-consistency": {"temperature": "0.5"}}
+	if err := run(1, []string{"cot", "self-consistency"}, sc); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(2, []string{"cot"}, nil); err != nil {
+		t.Fatalf("cot alone: %v", err)
+	}
+	if err := run(1, []string{"best-of-n"}, map[string]core.Params{"best-of-n": {"evaluator": "verifier"}}); err != nil {
+		t.Fatalf("a new strategy with its own --param: %v", err)
+	}
+	m, err := ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Config.Params) != 2 || m.ConfigHash != m.Config.Hash() || !strings.Contains(m.Rules["best-of-n"], "programmatic") {
+		t.Errorf("manifest params %v, hash %s (config's %s), rules %v; want both strategies' params", m.Config.Params, m.ConfigHash,
+			m.Config.Hash(), m.Rules)
+	}
+	if err := run(1, []string{"self-consistency"}, nil); !errors.Is(err, ErrConfigMismatch) || !strings.Contains(err.Error(), "self-consistency with params") {
+		t.Errorf("self-consistency without its --param: %v; want ErrConfigMismatch naming it", err)
+	}
+	if err := run(1, []string{"cot"}, map[string]core.Params{"cot": {"temperature": "0.1"}}); !errors.Is(err, ErrConfigMismatch) {
+		t.Errorf("cot with a --param it was run without: %v; want ErrConfigMismatch", err)
+	}
+}
+
 func TestRunRefusesAnotherConfiguration(t *testing.T) {
 	t.Parallel()
 	eng := simEngine(t, sim.Options{Seed: 1})
