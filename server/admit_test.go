@@ -46,9 +46,18 @@ func TestBusyServerSaysWhenToComeBack(t *testing.T) {
 	if m := <-second; m["method"] != "notifications/progress" {
 		t.Fatalf("want progress first, got %v", m)
 	}
-	r := result(t, c.call("solve", map[string]any{"problem": "What is 2+2?"}, nil))
+	c.post(map[string]any{"jsonrpc": "2.0", "id": 53, "method": "logging/setLevel", "params": map[string]any{"level": "info"}})
+	third := c.call("solve", map[string]any{"problem": "What is 2+2?"}, nil)
+	r := result(t, third)
 	if r["isError"] != true || !strings.Contains(toolText(r), "the server is busy") {
 		t.Fatalf("a third search: %v", r)
+	}
+	for _, m := range third {
+		// It never started: no "solve started" to a client following
+		// the logs, with no "solve finished" after it.
+		if m["method"] == "notifications/message" {
+			t.Fatalf("a refused solve logged %v", m)
+		}
 	}
 	for range msgs {
 	}

@@ -428,15 +428,17 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	if err != nil {
 		return toolError("solve: %v", err), nil
 	}
-	log := s.log.With().Str("via", "mcp").Str("transport", string(transportOf(ctx))).Logger()
-	p := newProgressSender(s, ctx, req)
-	s.logToClient(ctx, mcp.LoggingLevelInfo, map[string]any{"event": "solve started", "strategy": task.Strategy,
-		"pack": task.Pack, "policy": policy})
+	// Admitted before "solve started" is logged: a solve refused as busy
+	// never started.
 	release, err := s.admit(1)
 	if err != nil {
 		return toolError("solve: %v", err), nil
 	}
 	defer release()
+	log := s.log.With().Str("via", "mcp").Str("transport", string(transportOf(ctx))).Logger()
+	p := newProgressSender(s, ctx, req)
+	s.logToClient(ctx, mcp.LoggingLevelInfo, map[string]any{"event": "solve started", "strategy": task.Strategy,
+		"pack": task.Pack, "policy": policy})
 	res, err := s.run(ctx, eng, task, runOptions{via: "mcp", onUpdate: p.update, onFinal: p.final})
 	if err != nil {
 		if errors.Is(err, errShuttingDown) {
