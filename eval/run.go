@@ -272,10 +272,16 @@ func (o *Options) check() error {
 		}
 		seen[s] = true
 	}
+	budgets := map[int64]bool{}
 	for _, b := range o.Budgets {
 		if b < 1 {
 			return badOptions("budget %d: budgets must be at least 1 LLM call", b)
 		}
+		if budgets[b] {
+			// Each of its runs would be run, and recorded, twice.
+			return badOptions("budget %d is listed twice", b)
+		}
+		budgets[b] = true
 	}
 	for s := range o.Params {
 		if !seen[s] {

@@ -191,8 +191,15 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 	if err != nil {
 		return err
 	}
-	for i := range f.strategies {
-		f.strategies[i] = strings.TrimSpace(f.strategies[i])
+	// "cot," or "cot, mcts" name two strategies at most, as budgets do.
+	var strategies []string
+	for _, s := range f.strategies {
+		if s = strings.TrimSpace(s); s != "" {
+			strategies = append(strategies, s)
+		}
+	}
+	if f.strategies = strategies; len(strategies) == 0 {
+		return usageError("--strategies is required, e.g. --strategies cot,self-consistency,best-of-n")
 	}
 	// The packs are tasks' and eval's own (humaneval): the engine's error
 	// named only the first.
