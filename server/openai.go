@@ -680,9 +680,12 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) (tasks []core.Task,
 	if err != nil {
 		return nil, req, "", badRequest("ponder", "%v", err)
 	}
-	if problem != question {
+	if problem != question && !packIsData(base.Pack) {
 		// The conversation comes first; a session's turns are not added to
-		// a conversation that carries its own history.
+		// a conversation that carries its own history. A Game of 24
+		// puzzle is posed alone, as in a session: the pack reads its four
+		// numbers from the problem, and a system prompt or earlier
+		// messages before them made it unsolvable.
 		base.Problem = problem
 	}
 	if err := s.validate(ctx, base); err != nil {

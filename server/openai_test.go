@@ -935,3 +935,23 @@ func TestChatPassesOnRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// A Game of 24 puzzle in a conversation (a client's system prompt, earlier
+// messages) is posed alone, as in a reasoning session: the pack reads the
+// four numbers from the problem, and the text before them made every
+// puzzle unsolvable ("You are a helpful assistant." was enough).
+func TestChatGame24PuzzlePosedAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[`+
+		`{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is 12 + 3?"},`+
+		`{"role":"assistant","content":"15"},{"role":"user","content":"4 9 10 13"}]}`, 200)
+	var resp struct{ Ponder struct{ Choices []choiceTrace } }
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Ponder.Choices) != 1 {
+		t.Fatalf("%v: %s", err, body)
+	}
+	tr, _ := e.traces.Get(resp.Ponder.Choices[0].TraceID)
+	if tr.Problem != "4 9 10 13" || tr.Pack != "game24" {
+		t.Fatalf("a Game of 24 puzzle in a conversation was posed as %q (pack %s)", tr.Problem, tr.Pack)
+	}
+}

@@ -372,6 +372,13 @@ func isDataProblem(pack core.Pack) bool {
 	return ok
 }
 
+// packIsData reports whether the pack named name reads its problem as
+// data.
+func packIsData(name string) bool {
+	p, err := tasks.Get(name)
+	return err == nil && isDataProblem(p)
+}
+
 // collectionFinder is a retriever that can tell a collection that does not
 // exist (retrieval.Retriever).
 type collectionFinder interface {
