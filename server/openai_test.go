@@ -946,7 +946,9 @@ func TestChatGame24PuzzlePosedAlone(t *testing.T) {
 	body := postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"cot","messages":[`+
 		`{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is 12 + 3?"},`+
 		`{"role":"assistant","content":"15"},{"role":"user","content":"4 9 10 13"}]}`, 200)
-	var resp struct{ Ponder struct{ Choices []choiceTrace } }
+	var resp struct {
+		Ponder struct{ Choices []choiceTrace }
+	}
 	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Ponder.Choices) != 1 {
 		t.Fatalf("%v: %s", err, body)
 	}
