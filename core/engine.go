@@ -267,7 +267,7 @@ func (e *Engine) Solve(ctx context.Context, t Task) (Result, error) {
 		e.opts.OnEnd(trace)
 	}
 	res.Trace = trace
-	if len(res.Warnings) > 0 {
+	if res.failed != (failureCounts{}) { // not for a strategy's note alone
 		// Counts only: the errors can quote the model's replies.
 		e.opts.Logger.Warn().Str("trace", id).Int("failed_evaluations", res.failed.evals).Int("failed_llm_requests", res.failed.requests).
 			Msg("solve went on past failures (the result's warnings say which)")

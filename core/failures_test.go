@@ -1,11 +1,14 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/core"
 )
@@ -124,5 +127,32 @@ func TestFailedRequestThatStoppedTheSearchIsNoWarning(t *testing.T) {
 	}
 	if res.Stopped != core.StopError || !strings.Contains(res.Error, "upstream hiccup") || len(res.Warnings) != 0 {
 		t.Errorf("stopped %s, error %q, warnings %q; want error, the hiccup, none", res.Stopped, res.Error, res.Warnings)
+	}
+}
+
+// The log's warning is for failures a search went on past, not for a
+// strategy's note on why it found no answer ("solve went on past failures"
+// with no failures, on stderr during eval).
+func TestNoteAloneLogsNoFailures(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		s    core.Strategy
+		warn bool
+	}{
+		{core.StrategyFunc(func(context.Context, *core.Env) (core.Outcome, error) {
+			return core.Outcome{Note: "no answer: every path was pruned"}, nil
+		}), false},
+		{scoreSteps{steps: []string{"error"}}, true},
+	} {
+		reg := core.NewRegistry()
+		reg.RegisterStrategy(core.StrategySpec{Name: "s", New: func(core.Params) (core.Strategy, error) { return c.s, nil }})
+		var log bytes.Buffer
+		res, err := core.NewEngine(nil, reg, &core.EngineOptions{Logger: zerolog.New(&log)}).Solve(t.Context(), core.Task{Problem: "p", Strategy: "s"})
+		if err != nil || len(res.Warnings) != 1 {
+			t.Fatalf("warnings %q, %v", res.Warnings, err)
+		}
+		if got := strings.Contains(log.String(), "went on past failures"); got != c.warn {
+			t.Errorf("warning %q: logged a failure warning %v, want %v:\n%s", res.Warnings[0], got, c.warn, log.String())
+		}
 	}
 }
