@@ -132,6 +132,23 @@ func (b *Budget) Remaining() int64 {
 	return rem
 }
 
+// RemainingToolCalls returns how many more tool calls b allows (-1:
+// unlimited).
+func (b *Budget) RemainingToolCalls() int64 {
+	rem := int64(-1)
+	for cur := b; cur != nil; cur = cur.parent {
+		cur.mu.Lock()
+		if cur.limits.ToolCalls > 0 {
+			r := max(cur.limits.ToolCalls-cur.used.ToolCalls, 0)
+			if rem < 0 || r < rem {
+				rem = r
+			}
+		}
+		cur.mu.Unlock()
+	}
+	return rem
+}
+
 // Deadline returns the earliest wall-time deadline of b and its ancestors.
 func (b *Budget) Deadline() (time.Time, bool) {
 	var d time.Time

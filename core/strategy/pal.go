@@ -136,10 +136,25 @@ func (s pal) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	for _, b := range batches {
+	// Under a tool-call budget that cannot run every program, the programs
+	// are sampled and run one after another in sample order: which of them
+	// got the calls depended on timing, and so did the answer.
+	left := env.Budget.RemainingToolCalls()
+	ordered := left >= 0 && left < int64(s.k)
+	async := func(wg *sync.WaitGroup, fn func()) {
 		wg.Add(1)
+		if ordered {
+			defer wg.Done()
+			fn()
+			return
+		}
 		go func() {
 			defer wg.Done()
+			fn()
+		}()
+	}
+	for _, b := range batches {
+		async(&wg, func() {
 			temp, seed := s.temp, env.Seed(int64(b.first))
 			c, err := env.Complete(ctx, core.CompletionRequest{Messages: tasks.PALPrompt(env.Task.Problem), N: b.n,
 				Temperature: &temp, Seed: &seed, Purpose: "program"})
@@ -149,18 +164,16 @@ func (s pal) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 			}
 			var inner sync.WaitGroup
 			for j, ch := range c.Choices {
-				inner.Add(1)
-				go func() {
-					defer inner.Done()
+				async(&inner, func() {
 					usage := core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens / int64(len(c.Choices)),
 						CompletionTokens: c.CompletionTokens / int64(len(c.Choices))}
 					if err := s.sample(ctx, env, b.first+j, ch.Text, usage); err != nil {
 						fail(err)
 					}
-				}()
+				})
 			}
 			inner.Wait()
-		}()
+		})
 	}
 	wg.Wait()
 

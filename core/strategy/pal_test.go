@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/tools/calc"
@@ -63,5 +67,57 @@ func TestPALToolWithoutCode(t *testing.T) {
 		if !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(fmt.Sprint(err), `invalid parameter "tool": the `+want) {
 			t.Errorf("tool=%s: %v; want an invalid task saying %q", tool, err, want)
 		}
+	}
+}
+
+// codeTool is a python stand-in: it "prints" what the program prints,
+// after a random pause so that concurrent programs finish in any order,
+// and notes which programs it ran.
+type codeTool struct {
+	mu  sync.Mutex
+	ran []string
+}
+
+func (c *codeTool) Spec() core.ToolSpec {
+	return core.ToolSpec{Name: "python", Description: "runs python", Schema: json.RawMessage(sandbox.ToolSchema)}
+}
+
+func (c *codeTool) Call(_ context.Context, args json.RawMessage) (core.ToolResult, error) {
+	var a struct{ Code string }
+	_ = json.Unmarshal(args, &a)
+	time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+	c.mu.Lock()
+	c.ran = append(c.ran, a.Code)
+	c.mu.Unlock()
+	out := strings.TrimSuffix(strings.TrimPrefix(a.Code, "print("), ")")
+	return core.ToolResult{Text: out + "\n", Structured: map[string]any{"stdout": out + "\n", "exit_code": 0}}, nil
+}
+
+// Under a tool-call budget that cannot run every program, which programs
+// run (and so the answer) does not depend on timing: the first ones, in
+// sample order. Before, two identical runs answered differently.
+func TestPALToolBudgetRunsTheFirstPrograms(t *testing.T) {
+	t.Parallel()
+	// Each sample's program prints its seed (one per sample index), and
+	// replies come back in any order.
+	programs := core.PolicyFunc(func(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+		return core.Completion{Choices: []core.Choice{{Text: fmt.Sprintf("```python\nprint(%d)\n```", *req.Seed)}}}, nil
+	})
+	var first string
+	for run := 0; run < 10; run++ {
+		tool := &codeTool{}
+		eng := toolEngine(t, programs, tool)
+		res, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "pal",
+			Params: core.Params{"k": 5, "temperature": 0.7, "per_request": 1}, Limits: core.Limits{ToolCalls: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(tool.ran)
+		ran := strings.Join(tool.ran, ",")
+		if len(tool.ran) != 2 || (run > 0 && ran != first) {
+			t.Fatalf("run %d: programs run %q (answer %q); run 0 ran %q", run, tool.ran, res.Answer, first)
+		}
+		first = ran
 	}
 }
