@@ -301,7 +301,11 @@ func decodeMessage(err error) string {
 	// "cannot unmarshal string into Go struct field LLM.llm.concurrency of
 	// type int": the Go type's name comes before the setting's.
 	if m := typeErrorRE.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("setting %q: got %s, want %s", m[2], article(m[1]), wantOf(m[3]))
+		got := article(m[1])
+		if m[2] != "" { // "number 1.5": a fraction, or a number too large, for a whole number
+			got = m[2]
+		}
+		return fmt.Sprintf("setting %q: got %s, want %s", m[3], got, wantOf(m[4]))
 	}
 	return msg
 }
@@ -342,7 +346,7 @@ func wantOf(t string) string {
 	return t
 }
 
-var typeErrorRE = regexp.MustCompile(`^cannot unmarshal (\w+) into Go struct field \w+\.([\w.]+) of type (.+)$`)
+var typeErrorRE = regexp.MustCompile(`^cannot unmarshal (\w+)(?: (\S+))? into Go struct field \w+\.([\w.]+) of type (.+)$`)
 
 // normalise rewrites a YAML or JSON config file, in place, so that it
 // decodes as written: duration strings ("30s") become the nanoseconds

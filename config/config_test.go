@@ -81,6 +81,10 @@ func TestLoadNamesTheSettingOfAWrongType(t *testing.T) {
 		{"search:\n  timeout: [1]\n", `setting "search.timeout": got an array, want a duration such as 30s`},
 		{"llm: qwen\n", `setting "llm": got a string, want its settings, indented on the lines below it`},
 		{"tools:\n  mcp_servers: npx\n", `setting "tools.mcp_servers": got a string, want a list`},
+		// A fraction, or a number too large, for a whole number: it read
+		// "cannot unmarshal number 1.5 into Go struct field Server.server.max_searches of type int".
+		{"server:\n  max_searches: 1.5\n", `setting "server.max_searches": got 1.5, want a whole number`},
+		{"server:\n  max_searches: 100000000000000000000\n", `setting "server.max_searches": got 100000000000000000000, want a whole number`},
 		{"llm:\n  n: auto\n  n: no\n", `ponder.yaml: yaml: line 3: key "n" already set in map`},
 	} {
 		file := filepath.Join(t.TempDir(), "ponder.yaml")
