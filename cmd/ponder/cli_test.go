@@ -133,6 +133,11 @@ func TestSolveBadInputSaysWhatToChange(t *testing.T) {
 			if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic:") {
 				t.Fatalf("stack trace on stderr:\n%s", r.stderr)
 			}
+			// A search that failed says why once (it was a note and the
+			// command's error).
+			if strings.Contains(r.stderr, "note: ") {
+				t.Fatalf("stderr says the error twice:\n%s", r.stderr)
+			}
 		})
 	}
 }

@@ -304,7 +304,9 @@ func printHuman(w, ew io.Writer, out solveOutput) {
 	fmt.Fprintf(ew, "strategy %s, stopped: %s, %s, %d+%d tokens, %.0f ms, trace %s\n",
 		text.Terminal(out.Strategy), out.StoppedReason, text.Count(int(out.Usage.LLMCalls), "LLM call"), out.Usage.PromptTokens, out.Usage.CompletionTokens,
 		out.Usage.WallMS, out.TraceID)
-	if out.Error != "" && out.StoppedReason != core.StopDone {
+	// A search that failed without an answer says why once, as the
+	// command's error (solveExit), not also as a note.
+	if out.Error != "" && out.StoppedReason != core.StopDone && (out.StoppedReason != core.StopError || out.Answer != "") {
 		fmt.Fprintln(ew, "note: "+text.Terminal(out.Error))
 	}
 	for _, w := range out.Warnings {
