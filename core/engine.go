@@ -341,6 +341,7 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		Ended:     time.Now(),
 		Status:    res.Stopped,
 		Error:     res.Error,
+		Warnings:  res.Warnings,
 		Answer:    res.Answer,
 		Usage:     res.Usage,
 		Structure: st,

@@ -3,6 +3,7 @@ package core_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/traces/tracetest"
 )
 
 // picky scores a node by its step: "error" fails, "nan" is no score,
@@ -99,6 +101,17 @@ func TestResultWarnsOfFailuresTheSearchWentOnPast(t *testing.T) {
 			}
 			if res.Stopped != core.StopDone || strings.Join(res.Warnings, "\n") != strings.Join(c.want, "\n") {
 				t.Errorf("stopped %s, warnings %q; want done, %q", res.Stopped, res.Warnings, c.want)
+			}
+			// The trace keeps them, as the result's record, and stays valid.
+			if strings.Join(res.Trace.Warnings, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("trace warnings %q, want %q", res.Trace.Warnings, c.want)
+			}
+			b, err := json.Marshal(res.Trace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tracetest.Validate(t, b); err != nil {
+				t.Errorf("trace with warnings: %v", err)
 			}
 		})
 	}

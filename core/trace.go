@@ -438,17 +438,19 @@ func (t *Tracer) Close() {
 // Trace is the versioned document of one run (docs/trace.schema.json):
 // enough to replay the run and to draw its structure.
 type Trace struct {
-	Schema    string         `json:"schema"`
-	ID        string         `json:"id"`
-	Problem   string         `json:"problem"`
-	Pack      string         `json:"pack"`
-	Strategy  string         `json:"strategy"`
-	Params    Params         `json:"params"`
-	Limits    Limits         `json:"limits"`
-	Started   time.Time      `json:"started"`
-	Ended     time.Time      `json:"ended"`
-	Status    StopReason     `json:"status"`
-	Error     string         `json:"error,omitempty"`
+	Schema   string     `json:"schema"`
+	ID       string     `json:"id"`
+	Problem  string     `json:"problem"`
+	Pack     string     `json:"pack"`
+	Strategy string     `json:"strategy"`
+	Params   Params     `json:"params"`
+	Limits   Limits     `json:"limits"`
+	Started  time.Time  `json:"started"`
+	Ended    time.Time  `json:"ended"`
+	Status   StopReason `json:"status"`
+	Error    string     `json:"error,omitempty"`
+	// Warnings are the result's (Result.Warnings).
+	Warnings  []string       `json:"warnings,omitempty"`
 	Answer    string         `json:"answer"`
 	BestPath  []NodeID       `json:"best_path"`
 	Usage     Usage          `json:"usage"`
