@@ -42,6 +42,12 @@ func export[T any](t *testing.T, format string, files ...string) ([]T, Stats) {
 		}
 		srcs = append(srcs, Source{Path: f, Trace: tr})
 	}
+	return write[T](t, srcs, format)
+}
+
+// write runs Write on srcs and decodes the lines.
+func write[T any](t *testing.T, srcs []Source, format string) ([]T, Stats) {
+	t.Helper()
 	var buf bytes.Buffer
 	st, err := Write(context.Background(), &buf, srcs, Options{Format: format})
 	if err != nil {

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -57,20 +56,7 @@ func solveOnSim(t *testing.T, opts sim.Options, task core.Task, truth string) *c
 // lines exports tr in format and decodes the lines.
 func lines[T any](t *testing.T, tr *core.Trace, format string) []T {
 	t.Helper()
-	var buf bytes.Buffer
-	if _, err := Write(context.Background(), &buf, []Source{{Trace: tr}}, Options{Format: format}); err != nil {
-		t.Fatal(err)
-	}
-	var out []T
-	sc := bufio.NewScanner(&buf)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var v T
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		out = append(out, v)
-	}
+	out, _ := write[T](t, []Source{{Trace: tr}}, format)
 	return out
 }
 
