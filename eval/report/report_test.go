@@ -131,6 +131,28 @@ func TestMarkdownHelpers(t *testing.T) {
 // TestReportKeepsRecordTextInItsPlace checks that what records say (error
 // messages from models, programs and tools; strategy names) stays inside
 // its list item or table cell: report.md is read by Markdown renderers.
+// loadRecords writes recs as a run directory's results and loads its report.
+func loadRecords(t *testing.T, recs []eval.Record) *Report {
+	t.Helper()
+	var lines []string
+	for _, rec := range recs {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, eval.ResultsFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func TestReportKeepsRecordTextInItsPlace(t *testing.T) {
 	t.Parallel()
 	errs := []string{
@@ -140,28 +162,12 @@ func TestReportKeepsRecordTextInItsPlace(t *testing.T) {
 		"<script>alert(1)</script> ends in `",
 		"| a | table | row |",
 	}
-	var lines []string
+	var recs []eval.Record
 	for i, e := range errs {
-		rec := eval.Record{Item: fmt.Sprint(i), Index: i, Strategy: "cot", Budget: 4, Status: eval.StatusError, Error: e}
-		b, err := json.Marshal(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, string(b))
+		recs = append(recs, eval.Record{Item: fmt.Sprint(i), Index: i, Strategy: "cot", Budget: 4, Status: eval.StatusError, Error: e})
 	}
-	b, err := json.Marshal(eval.Record{Item: "x", Strategy: "odd|name", Budget: 4, Status: eval.StatusCorrect})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines = append(lines, string(b))
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, eval.ResultsFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs = append(recs, eval.Record{Item: "x", Strategy: "odd|name", Budget: 4, Status: eval.StatusCorrect})
+	r := loadRecords(t, recs)
 	md := r.Markdown()
 	if !utf8.ValidString(md) {
 		t.Errorf("report.md is not valid UTF-8:\n%q", md)
@@ -215,27 +221,15 @@ func TestReportKeepsRecordTextInItsPlace(t *testing.T) {
 // reader of the report knows some answers were handicapped.
 func TestReportCountsRecordsWithWarnings(t *testing.T) {
 	t.Parallel()
-	var lines []string
-	for i, rec := range []eval.Record{
+	recs := []eval.Record{
 		{Item: "a", Strategy: "best-of-n", Budget: 4, Status: eval.StatusWrong, Warnings: []string{"2 evaluations failed"}},
 		{Item: "b", Strategy: "best-of-n", Budget: 4, Status: eval.StatusCorrect},
 		{Item: "c", Strategy: "best-of-n", Budget: 4, Status: eval.StatusError, Error: "x", Warnings: []string{"1 evaluation failed"}},
-	} {
-		rec.Index = i
-		b, err := json.Marshal(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, string(b))
 	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, eval.ResultsFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for i := range recs {
+		recs[i].Index = i
 	}
-	r, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := loadRecords(t, recs)
 	if md := r.Markdown(); !strings.Contains(md, "Graded runs with warnings: 1 ") {
 		t.Errorf("report does not count the one graded record with warnings:\n%s", md)
 	}
