@@ -349,7 +349,7 @@ func (s *Server) problemTask(req solveArgs) (core.Task, error) {
 		if err := validSessionID(req.Session); err != nil {
 			return core.Task{}, fmt.Errorf("%w: %v", core.ErrInvalidTask, err)
 		}
-		if p, err := tasks.Get(pack); err != nil || !isDataProblem(p) {
+		if !packIsData(pack) {
 			if ctxText := s.sess.Context(req.Session); ctxText != "" {
 				full = ctxText + "\n\nProblem: " + problem
 			}
@@ -365,18 +365,15 @@ func (s *Server) problemTask(req solveArgs) (core.Task, error) {
 	}, nil
 }
 
-// isDataProblem reports whether pack reads its problem as data (see
-// tasks.DataProblem).
-func isDataProblem(pack core.Pack) bool {
-	_, ok := pack.(tasks.DataProblem)
-	return ok
-}
-
 // packIsData reports whether the pack named name reads its problem as
-// data.
+// data (tasks.DataProblem).
 func packIsData(name string) bool {
 	p, err := tasks.Get(name)
-	return err == nil && isDataProblem(p)
+	if err != nil {
+		return false
+	}
+	_, ok := p.(tasks.DataProblem)
+	return ok
 }
 
 // collectionFinder is a retriever that can tell a collection that does not
