@@ -478,7 +478,6 @@ func NewTraceID() string {
 func Replay(kind StructureKind, events []Event) (*Structure, error) {
 	root := &Structure{kind: kind}
 	scopes := map[string]*Structure{"": root}
-	kinds := map[string]StructureKind{} // by scope, from start events
 	var key func(scope []NodeID) string
 	key = func(scope []NodeID) string {
 		var b []byte
@@ -490,9 +489,9 @@ func Replay(kind StructureKind, events []Event) (*Structure, error) {
 	}
 	for _, e := range events {
 		if e.Op == OpStart {
+			// A structure's root node is recorded before its start event
+			// (Engine.run), so its scope exists.
 			if k, _ := e.Get("kind").(string); k != "" {
-				// The root node is recorded before the start event.
-				kinds[key(e.Scope)] = StructureKind(k)
 				if s, ok := scopes[key(e.Scope)]; ok {
 					s.kind = StructureKind(k)
 				}
@@ -565,10 +564,7 @@ func Replay(kind StructureKind, events []Event) (*Structure, error) {
 			if int(owner) >= len(parent.nodes) {
 				return nil, fmt.Errorf("replay: event %d: scope owner %d does not exist", e.Seq, owner)
 			}
-			s = &Structure{kind: Tree}
-			if k, ok := kinds[k]; ok {
-				s.kind = k
-			}
+			s = &Structure{kind: Tree} // until its start event says
 			parent.nodes[owner].Sub = s
 			scopes[k] = s
 		}
