@@ -70,14 +70,7 @@ func allowTool(env *core.Env, name string) error {
 			env.Task.Tools = allowed
 			return fmt.Errorf("the %s tool is unavailable: %s", name, reason)
 		}
-		// pal sends {"code": program}: a tool without that argument (calc,
-		// retrieve) would refuse every program and the run end on "no
-		// program printed an answer", its k samples and repairs spent.
-		if !takesCode(s) {
-			env.Task.Tools = allowed
-			return fmt.Errorf("the %s tool takes no \"code\" argument, so it cannot run programs: set tool to a code-execution tool such as python", name)
-		}
-		return nil
+		return nil // Check refused a tool without a "code" argument
 	}
 	env.Task.Tools = allowed
 	return fmt.Errorf("the %s tool is not available (see `ponder tools list`; the python tool needs bubblewrap and python3)", name)
