@@ -115,32 +115,23 @@ func (b *Budget) Used() Usage {
 
 // Remaining returns how many more LLM calls b allows (-1: unlimited).
 func (b *Budget) Remaining() int64 {
-	rem := int64(-1)
-	for cur := b; cur != nil; cur = cur.parent {
-		cur.mu.Lock()
-		if cur.limits.LLMCalls > 0 {
-			r := cur.limits.LLMCalls - cur.used.LLMCalls
-			if r < 0 {
-				r = 0
-			}
-			if rem < 0 || r < rem {
-				rem = r
-			}
-		}
-		cur.mu.Unlock()
-	}
-	return rem
+	return b.remaining(func(l Limits, u Usage) (int64, int64) { return l.LLMCalls, u.LLMCalls })
 }
 
 // RemainingToolCalls returns how many more tool calls b allows (-1:
 // unlimited).
 func (b *Budget) RemainingToolCalls() int64 {
+	return b.remaining(func(l Limits, u Usage) (int64, int64) { return l.ToolCalls, u.ToolCalls })
+}
+
+// remaining is the least that b and its ancestors have left of the limit
+// and use that of picks (a limit of 0 is none; -1: unlimited).
+func (b *Budget) remaining(of func(Limits, Usage) (limit, used int64)) int64 {
 	rem := int64(-1)
 	for cur := b; cur != nil; cur = cur.parent {
 		cur.mu.Lock()
-		if cur.limits.ToolCalls > 0 {
-			r := max(cur.limits.ToolCalls-cur.used.ToolCalls, 0)
-			if rem < 0 || r < rem {
+		if limit, used := of(cur.limits, cur.used); limit > 0 {
+			if r := max(limit-used, 0); rem < 0 || r < rem {
 				rem = r
 			}
 		}
