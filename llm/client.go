@@ -59,6 +59,9 @@ type Client struct {
 	// usageEstimated is set once an answer came without token counts and
 	// got estimates (fillUsage), so that the log says so once.
 	usageEstimated atomic.Bool
+	// cutWarned holds the models whose samples cut off while reasoning
+	// were left out and logged at warn level (finish).
+	cutWarned modelSet
 }
 
 var _ core.Policy = (*Client)(nil)
@@ -141,8 +144,9 @@ func New(cfg config.LLM, opts *Options) (*Client, error) {
 // request fails after some samples arrived, Complete returns those samples
 // and no error; callers see fewer choices than they asked for. Samples cut
 // off at max_tokens while the model was still reasoning (no content, only
-// reasoning_content) are left out too; when no sample is left, Complete
-// fails saying to raise the limit (see cutWhileReasoning).
+// reasoning_content or reasoning) are left out too, which the log says
+// at warn level once per model; when no sample is left, Complete fails
+// saying to raise the limit (see cutWhileReasoning).
 func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
 	n := max(req.N, 1)
 	base := c.chatRequest(req)
@@ -217,13 +221,32 @@ func (c *Client) finish(out core.Completion, cut int, r openai.ChatCompletionReq
 		return out, nil
 	}
 	limit := max(r.MaxTokens, r.MaxCompletionTokens)
-	c.log.Debug().Str("model", r.Model).Int("cut", cut).Int("choices", len(out.Choices)).Int("max_tokens", limit).
-		Msg("llm samples cut off at max_tokens while the model was reasoning (no content) left out")
+	detail, advice := cutAdvice(limit, req)
 	if len(out.Choices) > 0 {
+		// The search goes on with fewer samples than it asked for, which
+		// nothing else shows (core has no way for a policy to add a
+		// warning to a call that succeeded): the operator hears of it
+		// once per model, at warn level, and at debug level each time.
+		ev := c.log.Debug()
+		msg := "llm samples cut off at max_tokens while the model was reasoning (no content) left out"
+		if c.cutWarned.add(r.Model) {
+			ev = c.log.Warn()
+			msg = "llm samples cut off at max_tokens while the model was still reasoning (no content) were left out, so the search got fewer samples than it asked for (logged once per model; the debug log has each): " + advice
+		}
+		ev.Str("model", r.Model).Int("cut", cut).Int("choices", len(out.Choices)).Int("max_tokens", limit).
+			Str("purpose", req.Purpose).Msg(msg)
 		return out, nil
 	}
-	const what = "%s's answer ran out of tokens while the model was still reasoning (finish_reason length, reasoning_content and no content%s): %s"
-	var detail, advice string
+	c.log.Debug().Str("model", r.Model).Int("cut", cut).Int("max_tokens", limit).
+		Msg("llm samples cut off at max_tokens while the model was reasoning (no content): none left")
+	const what = "%s's answer ran out of tokens while the model was still reasoning (finish_reason length, reasoning and no content%s): %s"
+	return core.Completion{}, &billedError{error: newError(core.ErrLLMBadResponse, nil, what, endpointName, detail, advice),
+		prompt: out.PromptTokens, completion: out.CompletionTokens}
+}
+
+// cutAdvice says which max_tokens cut the samples off (limit, sent for
+// req) and what to change.
+func cutAdvice(limit int, req core.CompletionRequest) (detail, advice string) {
 	switch {
 	case req.MaxTokens > 0:
 		// Ponder's own limit for this call (a judge's 256 tokens):
@@ -241,8 +264,7 @@ func (c *Client) finish(out core.Completion, cut int, r openai.ChatCompletionReq
 		detail = ", the endpoint's default max_tokens"
 		advice = "set PONDER_LLM_MAX_TOKENS above the endpoint's default or lower the model's reasoning effort at the endpoint"
 	}
-	return core.Completion{}, &billedError{error: newError(core.ErrLLMBadResponse, nil, what, endpointName, detail, advice),
-		prompt: out.PromptTokens, completion: out.CompletionTokens}
+	return detail, advice
 }
 
 // billedError is a failed call the model spent tokens on: the run's token
@@ -288,11 +310,17 @@ func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int
 	var resp openai.ChatCompletionResponse
 	start := time.Now()
 	err := c.do(ctx, "chat", r.Model, patch, func(ctx context.Context) error {
+		a := attemptOf(ctx)
+		a.keep = true
 		var err error
 		resp, err = c.api.CreateChatCompletion(ctx, r)
 		if err == nil && len(resp.Choices) == 0 {
 			err = errNoChoices
 		}
+		if err == nil {
+			addReasoning(&resp, a.raw)
+		}
+		a.raw = nil
 		return err
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 
@@ -92,10 +93,50 @@ func reasoningModel(model string) bool {
 	return false
 }
 
+// reasoningKey is the "reasoning" key as it appears in an answer's JSON.
+// Text that holds the word in quotes is escaped (\"reasoning\"), and
+// "reasoning_content" does not match, so an answer without the key is
+// not parsed twice.
+var reasoningKey = []byte(`"reasoning"`)
+
+// addReasoning sets each choice's ReasoningContent, when the endpoint
+// sent none, from its message's "reasoning" field in raw, the answer's
+// body. vLLM renamed reasoning_content (DeepSeek's name, which go-openai
+// reads) to reasoning, as OpenRouter, Ollama and OpenAI's guidance for
+// gpt-oss name it, and has since dropped the old name
+// (vllm-project/vllm#27752, #33402); go-openai drops the field, so a
+// reasoning model's cut-off thinking looked like an empty answer and a
+// reasoning-only answer was lost. A field that is not a string is
+// ignored.
+func addReasoning(resp *openai.ChatCompletionResponse, raw []byte) {
+	if !bytes.Contains(raw, reasoningKey) {
+		return
+	}
+	var v struct {
+		Choices []struct {
+			Message struct {
+				Reasoning json.RawMessage `json:"reasoning"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return
+	}
+	for i, ch := range v.Choices {
+		if i == len(resp.Choices) {
+			break
+		}
+		var s string
+		if resp.Choices[i].Message.ReasoningContent == "" && json.Unmarshal(ch.Message.Reasoning, &s) == nil {
+			resp.Choices[i].Message.ReasoningContent = s
+		}
+	}
+}
+
 // cutWhileReasoning reports whether ch is a reasoning model's answer cut
 // off at max_tokens before it wrote any: finish_reason length, no content
-// or tool calls, only reasoning_content (vLLM's, SGLang's and DeepSeek's
-// reasoning parsers). Its reasoning is unfinished thinking, not a step or
+// or tool calls, only reasoning_content or reasoning (vLLM's, SGLang's
+// and DeepSeek's reasoning parsers; addReasoning reads the second). Its reasoning is unfinished thinking, not a step or
 // an answer: taken as the text, its tentative answers ("so maybe 42...
 // wait") would be extracted as final ones and scored.
 func cutWhileReasoning(ch openai.ChatCompletionChoice) bool {

@@ -39,10 +39,13 @@
 //
 // An answer without token counts (a proxy that drops usage) is charged
 // an estimate, so that token budgets still hold (fillUsage has the rule).
-// A sample cut off at max_tokens while a reasoning model was still
-// thinking (reasoning_content, no content) is left out, and a call left
-// with none fails saying which limit to raise.
+// A reasoning model's thinking is read from reasoning_content (DeepSeek,
+// older vLLM) or reasoning (newer vLLM, Ollama, OpenRouter). A sample cut
+// off at max_tokens while the model was still thinking (reasoning, no
+// content) is left out, and a call left with none fails saying which
+// limit to raise.
 //
-// The client logs at debug level only, and never logs the API key or
-// prompts.
+// The client logs at debug level, but for one warning per model whose
+// samples were left out so (the search got fewer than it asked for), and
+// never logs the API key or prompts.
 package llm

@@ -61,6 +61,17 @@ type attempt struct {
 	// head is the start of the response body (headBytes at most), for
 	// messages about a successful answer that holds none.
 	head []byte
+	// keep asks for the whole body in raw: a chat answer is read again
+	// for the fields go-openai drops (addReasoning).
+	keep bool
+	raw  []byte
+}
+
+// attemptOf is the attempt do made for the try ctx belongs to (nil
+// outside do).
+func attemptOf(ctx context.Context) *attempt {
+	a, _ := ctx.Value(attemptKey{}).(*attempt)
+	return a
 }
 
 // headBytes bounds attempt.head.
@@ -140,7 +151,7 @@ type transport struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	a, _ := req.Context().Value(attemptKey{}).(*attempt)
+	a := attemptOf(req.Context())
 	if a == nil {
 		return t.base.RoundTrip(req)
 	}
@@ -190,6 +201,9 @@ func (b *body) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	if room := headBytes - len(b.a.head); room > 0 {
 		b.a.head = append(b.a.head, p[:min(n, room)]...)
+	}
+	if b.a.keep {
+		b.a.raw = append(b.a.raw, p[:n]...)
 	}
 	return n, b.fail(err)
 }

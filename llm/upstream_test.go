@@ -227,6 +227,12 @@ func TestUsageMissing(t *testing.T) {
 		// n in one answer: the prompt once, every choice's text.
 		{"n choices", answer("", "The answer is 4.", "4"), 2, 18, 5, true},
 		{"counts kept", answer(`,"usage":{"prompt_tokens":7,"completion_tokens":2}`, "The answer is 4."), 1, 7, 2, false},
+		// Reasoning is generated text too: "4" 1 token, "2+2 is 4, so"
+		// 12 bytes 3, under either name; one that is not text is not
+		// reasoning.
+		{"reasoning_content", `{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4","reasoning_content":"2+2 is 4, so"},"finish_reason":"stop"}]}`, 1, 18, 4, true},
+		{"reasoning", `{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4","reasoning":"2+2 is 4, so"},"finish_reason":"stop"}]}`, 1, 18, 4, true},
+		{"reasoning not text", `{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4","reasoning":{"text":"2+2 is 4, so"}},"finish_reason":"stop"}]}`, 1, 18, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -393,97 +399,119 @@ func TestRedirectLoop(t *testing.T) {
 }
 
 // TestCutWhileReasoning checks answers whose content is null and whose
-// reasoning_content holds the model's thinking: cut off at max_tokens
-// (finish_reason length) such a sample is left out, and when none is left
-// the call fails saying which limit to raise, rather than giving an empty
-// step; one that ended otherwise gives its reasoning as the text.
+// reasoning (reasoning_content for DeepSeek and older vLLM, reasoning for
+// newer vLLM and Ollama) holds the model's thinking: cut off at
+// max_tokens (finish_reason length) such a sample is left out, saying so
+// at warn level once per model, and when none is left the call fails
+// saying which limit to raise, rather than giving an empty step; one that
+// ended otherwise gives its reasoning as the text.
 func TestCutWhileReasoning(t *testing.T) {
 	t.Parallel()
-	msg := func(content, reasoning, finish string) string {
-		c := "null"
-		if content != "" {
-			c = fmt.Sprintf("%q", content)
-		}
-		return fmt.Sprintf(`{"message":{"role":"assistant","content":%s,"reasoning_content":%q},"finish_reason":%q}`, c, reasoning, finish)
-	}
-	answer := func(choices ...string) string {
-		return `{"id":"x","model":"r1","choices":[` + strings.Join(choices, ",") +
-			`],"usage":{"prompt_tokens":9,"completion_tokens":512}}`
-	}
 	thinking := "Okay, 6*7. Maybe 42... wait, let me check: 6*7 = 6*5 + 6*2 ="
-	cut := msg("", thinking, "length")
-	for _, tc := range []struct {
-		name      string
-		mode      string // config.LLM.N
-		cfgMax    int    // PONDER_LLM_MAX_TOKENS
-		req       core.CompletionRequest
-		replies   []string
-		want      []string // choice texts
-		wantErr   error
-		wantIn    []string // in the error
-		wantNotIn string
-		requests  int
-	}{
-		{name: "cut off, max tokens from the config", cfgMax: 512, req: core.CompletionRequest{}, replies: []string{answer(cut)},
-			wantErr: core.ErrLLMBadResponse, wantIn: []string{"ran out of tokens while the model was still reasoning", "max_tokens 512", "raise PONDER_LLM_MAX_TOKENS"}, requests: 1},
-		{name: "cut off, the endpoint's default", req: core.CompletionRequest{}, replies: []string{answer(cut)},
-			wantErr: core.ErrLLMBadResponse, wantIn: []string{"the endpoint's default max_tokens", "set PONDER_LLM_MAX_TOKENS"}, requests: 1},
-		{name: "cut off, the call's own limit", cfgMax: 4096, req: core.CompletionRequest{MaxTokens: 256, Purpose: "judge"}, replies: []string{answer(cut)},
-			wantErr: core.ErrLLMBadResponse, wantIn: []string{"max_tokens 256 set by the judge call", "lower the model's reasoning effort"},
-			wantNotIn: "PONDER_LLM_MAX_TOKENS", requests: 1},
-		{name: "every sample of n cut off", mode: "yes", req: core.CompletionRequest{N: 2}, replies: []string{answer(cut, cut)},
-			wantErr: core.ErrLLMBadResponse, wantIn: []string{"ran out of tokens"}, requests: 1},
-		{name: "one sample of n cut off", mode: "yes", req: core.CompletionRequest{N: 2}, replies: []string{answer(cut, msg("42", thinking, "stop"))},
-			want: []string{"42"}, requests: 1},
-		// The cut sample is not asked for again.
-		{name: "one sequential sample cut off", mode: "no", req: core.CompletionRequest{N: 2},
-			replies: []string{answer(cut), answer(msg("42", "", "stop"))}, want: []string{"42"}, requests: 2},
-		{name: "ended with reasoning only", req: core.CompletionRequest{}, replies: []string{answer(msg("", "6*7 = 42. The answer is 42.", "stop"))},
-			want: []string{"6*7 = 42. The answer is 42."}, requests: 1},
-		{name: "answer cut off after reasoning", req: core.CompletionRequest{}, replies: []string{answer(msg("The answer is", thinking, "length"))},
-			want: []string{"The answer is"}, requests: 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := &fakeLLM{}
-			for _, b := range tc.replies {
-				f.push(reply{body: b})
+	for _, field := range []string{"reasoning_content", "reasoning"} {
+		msg := func(content, reasoning, finish string) string {
+			c := "null"
+			if content != "" {
+				c = fmt.Sprintf("%q", content)
 			}
-			startFake(t, f)
-			cfg := testConfig(f.URL())
-			cfg.MaxTokens = tc.cfgMax
-			if tc.mode != "" {
-				cfg.N = tc.mode
-			}
-			s := &sleeper{}
-			req := tc.req
-			req.Messages = user("6*7?")
-			got, err := newClient(t, cfg, &llm.Options{Sleep: s.Sleep}).Complete(context.Background(), req)
-			checkErr(t, err, tc.wantErr)
-			for _, w := range tc.wantIn {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q: want it to say %q", err, w)
+			return fmt.Sprintf(`{"message":{"role":"assistant","content":%s,%q:%q},"finish_reason":%q}`, c, field, reasoning, finish)
+		}
+		answer := func(choices ...string) string {
+			return `{"id":"x","model":"r1","choices":[` + strings.Join(choices, ",") +
+				`],"usage":{"prompt_tokens":9,"completion_tokens":512}}`
+		}
+		cut := msg("", thinking, "length")
+		for _, tc := range []struct {
+			name      string
+			mode      string // config.LLM.N
+			cfgMax    int    // PONDER_LLM_MAX_TOKENS
+			req       core.CompletionRequest
+			replies   []string
+			want      []string // choice texts
+			wantErr   error
+			wantIn    []string // in the error
+			wantNotIn string
+			wantWarn  string // in the one warning, "" for none
+			requests  int
+		}{
+			{name: "cut off, max tokens from the config", cfgMax: 512, req: core.CompletionRequest{}, replies: []string{answer(cut)},
+				wantErr: core.ErrLLMBadResponse, wantIn: []string{"ran out of tokens while the model was still reasoning", "max_tokens 512", "raise PONDER_LLM_MAX_TOKENS"}, requests: 1},
+			{name: "cut off, the endpoint's default", req: core.CompletionRequest{}, replies: []string{answer(cut)},
+				wantErr: core.ErrLLMBadResponse, wantIn: []string{"the endpoint's default max_tokens", "set PONDER_LLM_MAX_TOKENS"}, requests: 1},
+			{name: "cut off, the call's own limit", cfgMax: 4096, req: core.CompletionRequest{MaxTokens: 256, Purpose: "judge"}, replies: []string{answer(cut)},
+				wantErr: core.ErrLLMBadResponse, wantIn: []string{"max_tokens 256 set by the judge call", "lower the model's reasoning effort"},
+				wantNotIn: "PONDER_LLM_MAX_TOKENS", requests: 1},
+			{name: "every sample of n cut off", mode: "yes", req: core.CompletionRequest{N: 2}, replies: []string{answer(cut, cut)},
+				wantErr: core.ErrLLMBadResponse, wantIn: []string{"ran out of tokens"}, requests: 1},
+			{name: "one sample of n cut off", mode: "yes", cfgMax: 512, req: core.CompletionRequest{N: 2}, replies: []string{answer(cut, msg("42", thinking, "stop"))},
+				want: []string{"42"}, wantWarn: "raise PONDER_LLM_MAX_TOKENS", requests: 1},
+			// The cut sample is not asked for again.
+			{name: "one sequential sample cut off", mode: "no", req: core.CompletionRequest{N: 2},
+				replies: []string{answer(cut), answer(msg("42", "", "stop"))}, want: []string{"42"}, wantWarn: "fewer samples than it asked for", requests: 2},
+			{name: "ended with reasoning only", req: core.CompletionRequest{}, replies: []string{answer(msg("", "6*7 = 42. The answer is 42.", "stop"))},
+				want: []string{"6*7 = 42. The answer is 42."}, requests: 1},
+			{name: "answer cut off after reasoning", req: core.CompletionRequest{}, replies: []string{answer(msg("The answer is", thinking, "length"))},
+				want: []string{"The answer is"}, requests: 1},
+		} {
+			t.Run(field+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				f := &fakeLLM{}
+				for _, b := range tc.replies {
+					f.push(reply{body: b})
 				}
-			}
-			if tc.wantNotIn != "" && strings.Contains(err.Error(), tc.wantNotIn) {
-				t.Errorf("error %q: want it not to say %q", err, tc.wantNotIn)
-			}
-			// The tokens the model spent on a failed call are charged all
-			// the same (core.Env.Complete looks for BilledTokens).
-			var billed interface{ BilledTokens() (int64, int64) }
-			if err != nil {
-				if !errors.As(err, &billed) {
-					t.Errorf("error %q does not say what the model spent", err)
-				} else if p, c := billed.BilledTokens(); p != 9*int64(tc.requests) || c != 512*int64(tc.requests) {
-					t.Errorf("billed %d+%d tokens, want the usage of %d replies", p, c, tc.requests)
+				startFake(t, f)
+				cfg := testConfig(f.URL())
+				cfg.MaxTokens = tc.cfgMax
+				if tc.mode != "" {
+					cfg.N = tc.mode
 				}
-			}
-			if diff := cmp.Diff(tc.want, texts(got)); diff != "" {
-				t.Errorf("choices (-want +got):\n%s", diff)
-			}
-			if n := len(f.requests()); n != tc.requests || len(s.waits()) != 0 {
-				t.Errorf("%d requests, %d waits; want %d, not retried", n, len(s.waits()), tc.requests)
-			}
-		})
+				s := &sleeper{}
+				var log testutil.LockedBuffer
+				c := newClient(t, cfg, &llm.Options{Sleep: s.Sleep, Logger: zerolog.New(&log).Level(zerolog.InfoLevel)})
+				req := tc.req
+				req.Messages = user("6*7?")
+				got, err := c.Complete(context.Background(), req)
+				checkErr(t, err, tc.wantErr)
+				for _, w := range tc.wantIn {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q: want it to say %q", err, w)
+					}
+				}
+				if tc.wantNotIn != "" && strings.Contains(err.Error(), tc.wantNotIn) {
+					t.Errorf("error %q: want it not to say %q", err, tc.wantNotIn)
+				}
+				// The tokens the model spent on a failed call are charged all
+				// the same (core.Env.Complete looks for BilledTokens).
+				var billed interface{ BilledTokens() (int64, int64) }
+				if err != nil {
+					if !errors.As(err, &billed) {
+						t.Errorf("error %q does not say what the model spent", err)
+					} else if p, c := billed.BilledTokens(); p != 9*int64(tc.requests) || c != 512*int64(tc.requests) {
+						t.Errorf("billed %d+%d tokens, want the usage of %d replies", p, c, tc.requests)
+					}
+				}
+				if diff := cmp.Diff(tc.want, texts(got)); diff != "" {
+					t.Errorf("choices (-want +got):\n%s", diff)
+				}
+				if n := len(f.requests()); n != tc.requests || len(s.waits()) != 0 {
+					t.Errorf("%d requests, %d waits; want %d, not retried", n, len(s.waits()), tc.requests)
+				}
+				// Samples left out are said once per model, not per call.
+				if tc.wantWarn != "" {
+					// A second call with a cut sample, in either mode.
+					f.push(reply{body: answer(cut, msg("42", "", "stop"))}, reply{body: answer(msg("42", "", "stop"))})
+					if _, err := c.Complete(context.Background(), core.CompletionRequest{Messages: user("6*7?"), N: 2}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				warns := strings.Count(log.String(), `"level":"warn"`)
+				switch {
+				case tc.wantWarn == "" && warns != 0:
+					t.Errorf("want no warning, got:\n%s", log.String())
+				case tc.wantWarn != "" && (warns != 1 || !strings.Contains(log.String(), tc.wantWarn) || !strings.Contains(log.String(), `"model":"test-model"`)):
+					t.Errorf("want one warning naming the model and saying %q, got:\n%s", tc.wantWarn, log.String())
+				}
+			})
+		}
 	}
 }
