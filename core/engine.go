@@ -59,6 +59,11 @@ type Result struct {
 	// the answer may be the worse for, and why a search that ended by
 	// itself found no answer (Outcome.Note).
 	Warnings []string `json:"warnings,omitempty"`
+	// Verified is the pack's check of the answer: true or false when the
+	// pack can check it (Game of 24 always, GSM8K and MATH against
+	// Task.Truth), nil when it cannot or there is no answer. A rejected
+	// answer also has a warning, so that every reader is told.
+	Verified *bool `json:"verified,omitempty"`
 	// failed counts the failed evaluations and LLM requests behind
 	// Warnings, for the log.
 	failed failureCounts
@@ -330,6 +335,12 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 	if out.Note != "" {
 		res.Warnings = append(res.Warnings, out.Note)
 	}
+	if parentEnv == nil {
+		res.Verified = verify(p.pack, p.task, res.Answer)
+		if res.Verified != nil && !*res.Verified {
+			res.Warnings = append(res.Warnings, rejectedWarning(p.pack, p.task))
+		}
+	}
 	tr.Record(OpEnd, nil, map[string]any{"stopped": string(res.Stopped), "answer": res.Answer})
 	trace := &Trace{
 		Schema:    TraceSchema,
@@ -342,6 +353,7 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		Status:    res.Stopped,
 		Error:     res.Error,
 		Warnings:  res.Warnings,
+		Verified:  res.Verified,
 		Answer:    res.Answer,
 		Usage:     res.Usage,
 		Structure: st,
@@ -350,6 +362,31 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 		trace.BestPath = append(trace.BestPath, n.ID)
 	}
 	return res, trace
+}
+
+// verify checks a search's answer with its pack, which costs no LLM call:
+// a strategy that never asks the verifier (cot, refine, got's default
+// graph) or ends with only rejected answers would otherwise hand the user
+// an answer Ponder knows to be wrong without a word.
+func verify(pack Pack, task Task, answer string) *bool {
+	v, ok := pack.(Verifier)
+	if !ok || answer == "" {
+		return nil
+	}
+	correct, applicable := v.Verify(task.Problem, answer, task.Truth)
+	if !applicable {
+		return nil
+	}
+	return &correct
+}
+
+// rejectedWarning says that the pack's check rejects the answer, and
+// against what.
+func rejectedWarning(pack Pack, task Task) string {
+	if task.Truth != "" {
+		return fmt.Sprintf("the answer is wrong: by the %s pack's check it differs from the task's truth", pack.Name())
+	}
+	return fmt.Sprintf("the answer is wrong: the %s pack's check rejects it", pack.Name())
 }
 
 // jsonSafe turns durations into strings so params round-trip through JSON.

@@ -450,7 +450,9 @@ type Trace struct {
 	Status   StopReason `json:"status"`
 	Error    string     `json:"error,omitempty"`
 	// Warnings are the result's (Result.Warnings).
-	Warnings  []string       `json:"warnings,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Verified is the result's (Result.Verified).
+	Verified  *bool          `json:"verified,omitempty"`
 	Answer    string         `json:"answer"`
 	BestPath  []NodeID       `json:"best_path"`
 	Usage     Usage          `json:"usage"`
