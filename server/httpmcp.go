@@ -57,7 +57,7 @@ func (s *Server) mcpHandler() http.Handler {
 					"GET /mcp opens the event stream of a session: send the Mcp-Session-Id header that initialize returned")
 				return
 			}
-			if _, err := s.mcpSess.Validate(session); err != nil {
+			if err := s.validateSession(session); err != nil {
 				writeRPCError(w, http.StatusNotFound, -32600, err.Error())
 				return
 			}
@@ -114,7 +114,7 @@ func (s *Server) mcpHandler() http.Handler {
 					"DELETE /mcp ends a session: send the Mcp-Session-Id header that initialize returned")
 				return
 			}
-			if _, err := s.mcpSess.Validate(session); err != nil {
+			if err := s.validateSession(session); err != nil {
 				writeRPCError(w, http.StatusNotFound, -32600, err.Error())
 				return
 			}
@@ -150,7 +150,7 @@ func (s *Server) sessionFits(w http.ResponseWriter, r *http.Request, session str
 			"missing Mcp-Session-Id header: send the session id that initialize returned with every later request")
 		return false
 	}
-	if _, err := s.mcpSess.Validate(session); err != nil {
+	if err := s.validateSession(session); err != nil {
 		writeRPCError(w, http.StatusNotFound, -32600, err.Error())
 		return false
 	}

@@ -70,6 +70,11 @@ func (m *mcpSessions) Generate() string {
 
 var errUnknownSession = errors.New("unknown or expired MCP session: initialize a new one")
 
+// errSessionExpired is Validate's error for a session idle beyond the TTL
+// that the sweep has not ended yet (it runs every TTL/2): refused all the
+// same, or a session would live up to half a TTL longer than configured.
+var errSessionExpired = errors.New("MCP session expired: it was idle for longer than server.session_ttl; initialize a new one")
+
 // Validate implements mcp-go's SessionIdManager: known, unexpired ids are
 // valid, and each use keeps its session alive.
 func (m *mcpSessions) Validate(id string) (bool, error) {
@@ -80,11 +85,44 @@ func (m *mcpSessions) Validate(id string) (bool, error) {
 		return false, errUnknownSession
 	}
 	now := m.now()
-	if len(m.requests[id]) == 0 && now.Sub(last) > m.ttl {
-		return false, errUnknownSession // sweep ends it
+	if m.expiredLocked(id, last, now) {
+		return false, errSessionExpired
 	}
 	m.lastUse[id] = now
 	return false, nil
+}
+
+// expiredLocked says whether session id, last used at last, is idle
+// beyond the TTL: never while a request of its is in progress.
+func (m *mcpSessions) expiredLocked(id string, last, now time.Time) bool {
+	return len(m.requests[id]) == 0 && now.Sub(last) > m.ttl
+}
+
+// expire ends session id now if it is still expired (Validate refused
+// it), rather than at the next sweep: its transport state is freed and the
+// session counts no longer. Not called from Validate, which mcp-go calls
+// in the middle of its own handling.
+func (m *mcpSessions) expire(id string) {
+	m.mu.Lock()
+	last, ok := m.lastUse[id]
+	ended := ok && m.expiredLocked(id, last, m.now())
+	if ended {
+		delete(m.lastUse, id)
+	}
+	m.mu.Unlock()
+	if ended && m.end != nil {
+		m.end(id)
+	}
+}
+
+// validateSession checks the session a request names, as Validate does, and ends
+// it at once when it has expired.
+func (s *Server) validateSession(id string) error {
+	_, err := s.mcpSess.Validate(id)
+	if errors.Is(err, errSessionExpired) {
+		s.mcpSess.expire(id)
+	}
+	return err
 }
 
 // enter registers a request of session id in progress, which cancel ends
@@ -134,7 +172,7 @@ func (m *mcpSessions) sweep() {
 	now := m.now()
 	var expired []string
 	for id, last := range m.lastUse {
-		if len(m.requests[id]) == 0 && now.Sub(last) > m.ttl {
+		if m.expiredLocked(id, last, now) {
 			expired = append(expired, id)
 			delete(m.lastUse, id)
 		}

@@ -567,3 +567,48 @@ func TestH2CPriorKnowledgeIsToldWhy(t *testing.T) {
 		t.Fatalf("got %q", b)
 	}
 }
+
+// A session idle beyond server.session_ttl is refused on its next POST
+// with 404, so the client initializes again, as the MCP spec says: at
+// once, not only after the sweep (every TTL/2) has ended it. The refusal
+// ends it (it no longer counts), and the client's new session works.
+func TestMCPExpiredSessionIsRefusedOnPost(t *testing.T) {
+	t.Parallel()
+	// A TTL of an hour: the sweep never runs during the test, and the
+	// session's clock is moved on by hand.
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.SessionTTL = time.Hour }})
+	m := e.srv.mcpSess
+	var skew time.Duration
+	advance := func(d time.Duration) {
+		m.mu.Lock()
+		skew += d
+		now := time.Now().Add(skew)
+		m.now = func() time.Time { return now }
+		m.mu.Unlock()
+	}
+	c := e.rpc(t)
+	ping := func(id int) (int, string) {
+		t.Helper()
+		msgs, resp := c.post(map[string]any{"jsonrpc": "2.0", "id": id, "method": "ping"})
+		return resp.StatusCode, mustJSONString(msgs)
+	}
+	advance(59 * time.Minute)
+	if code, msgs := ping(1); code != 200 {
+		t.Fatalf("a session used 59 minutes ago (TTL 1h) was refused: %d %s", code, msgs)
+	}
+	advance(61 * time.Minute) // from that ping
+	code, msgs := ping(2)
+	if code != http.StatusNotFound || !strings.Contains(msgs, "expired") || !strings.Contains(msgs, "initialize") {
+		t.Fatalf("a session idle for 61 minutes (TTL 1h): %d %s, want 404 saying it expired and to initialize", code, msgs)
+	}
+	if n := m.Len(); n != 0 {
+		t.Fatalf("%d MCP sessions after the expired one was refused, want it ended", n)
+	}
+	if code, msgs := ping(3); code != http.StatusNotFound {
+		t.Fatalf("the ended session again: %d %s, want 404", code, msgs)
+	}
+	again := e.rpc(t)
+	if msgs, resp := again.post(map[string]any{"jsonrpc": "2.0", "id": 4, "method": "ping"}); resp.StatusCode != 200 {
+		t.Fatalf("the client's new session: %d %v", resp.StatusCode, msgs)
+	}
+}
