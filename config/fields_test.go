@@ -3,6 +3,7 @@ package config_test
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -75,5 +76,56 @@ func TestFieldsHideSecrets(t *testing.T) {
 		if !strings.Contains(servers, want) {
 			t.Errorf("tools.mcp_servers = %s, want %s in it", servers, want)
 		}
+	}
+}
+
+// An MCP server's arguments show what runs, without the secrets servers
+// take as arguments: an option's value (--api-key sk-..., --token=...),
+// a variable passed on (docker -e GITHUB_TOKEN=...), a header, a
+// well-known key given bare, a database URL's password.
+func TestFieldsHideSecretArgs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no secret", []string{"-y", "@modelcontextprotocol/server-filesystem", "/data", "--max-tokens", "512"},
+			[]string{"-y", "@modelcontextprotocol/server-filesystem", "/data", "--max-tokens", "512"}},
+		{"option then value", []string{"server.py", "--api-key", "abc123", "--port", "8080"},
+			[]string{"server.py", "--api-key", "(set)", "--port", "8080"}},
+		{"option=value", []string{"--token=abc123", "--client_secret=s3", "--apiKey=k", "--verbose=true"},
+			[]string{"--token=(set)", "--client_secret=(set)", "--apiKey=(set)", "--verbose=true"}},
+		{"short option", []string{"-p", "hunter2-pwd", "--password", "hunter2"},
+			[]string{"-p", "hunter2-pwd", "--password", "(set)"}},
+		{"docker -e", []string{"run", "-i", "--rm", "-e", "GITHUB_PERSONAL_ACCESS_TOKEN=abc123", "-e", "GITHUB_TOOLSETS=repos", "ghcr.io/github/github-mcp-server"},
+			[]string{"run", "-i", "--rm", "-e", "GITHUB_PERSONAL_ACCESS_TOKEN=(set)", "-e", "GITHUB_TOOLSETS=repos", "ghcr.io/github/github-mcp-server"}},
+		{"env name only", []string{"-e", "GITHUB_TOKEN", "image"}, []string{"-e", "GITHUB_TOKEN", "image"}},
+		{"header", []string{"mcp-remote", "https://example.com/mcp", "--header", "X-Team: blue", "-H", "Authorization: Bearer abc123"},
+			[]string{"mcp-remote", "https://example.com/mcp", "--header", "X-Team: (set)", "-H", "Authorization: (set)"}},
+		{"header whole", []string{"Authorization:Bearer abc123"}, []string{"Authorization: (set)"}},
+		{"bare well-known keys", []string{"sk-proj-abc123", "ghp_abc123", "--key-less", "--model=sk-live"},
+			[]string{"(set)", "(set)", "--key-less", "--model=(set)"}},
+		{"database url", []string{"postgresql://ponder:abc123@db:5432/app?sslpassword=abc123"},
+			[]string{"postgresql://ponder:xxxxx@db:5432/app?sslpassword=xxxxx"}},
+		{"database url option", []string{"--db=postgres://ponder:abc123@db/app"}, []string{"--db=postgres://ponder:xxxxx@db/app"}},
+		{"switch off", []string{"--no-auth", "server.py"}, []string{"--no-auth", "server.py"}},
+		{"switch then secret option", []string{"--use-auth", "--token", "abc123"}, []string{"--use-auth", "--token", "(set)"}},
+		{"secret option last", []string{"serve", "--token"}, []string{"serve", "--token"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := config.Default()
+			c.Tools.MCPServers = []config.MCPServer{{Name: "s", Command: "cmd", Args: tc.args}}
+			for _, f := range config.Fields(c) {
+				if f.Path != "tools.mcp_servers" {
+					continue
+				}
+				got := f.Value.([]map[string]any)[0]["args"]
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Errorf("args %q shown as %q, want %q", tc.args, got, tc.want)
+				}
+			}
+		})
 	}
 }
