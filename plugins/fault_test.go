@@ -461,7 +461,8 @@ func TestStrategyPluginNoteReachesTheResult(t *testing.T) {
 }
 
 // TestNoOrphans: a host that gets SIGTERM stops its plugins; a host that
-// is SIGKILLed takes them down too (parent-death signal).
+// is SIGKILLed takes them down too (parent-death signal), and with them
+// (PID namespace) a daemon a plugin started.
 func TestNoOrphans(t *testing.T) {
 	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
@@ -485,14 +486,23 @@ func TestNoOrphans(t *testing.T) {
 				host.Process.Kill()
 				t.Fatalf("host: %v\n%s", err, stderr.String())
 			}
-			pid, err := strconv.Atoi(strings.TrimSpace(line))
-			if err != nil || !alive(pid) {
+			var pid, daemon int
+			if _, err := fmt.Sscan(line, &pid, &daemon); err != nil || !alive(pid) {
 				host.Process.Kill()
-				t.Fatalf("plugin pid %q: %v", line, err)
+				t.Fatalf("plugin pid and its daemon's %q: %v", line, err)
+			}
+			if daemon > 0 {
+				t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
 			}
 			host.Process.Signal(sig)
 			host.Wait()
 			waitGone(t, pid)
+			if iso, _ := pluginIsolation(); iso != isolateGroup {
+				if daemon <= 0 {
+					t.Fatalf("the plugin started no daemon: %q", line)
+				}
+				waitGone(t, daemon)
+			}
 		})
 	}
 }
@@ -581,42 +591,55 @@ func TestRestartBackoff(t *testing.T) {
 
 // TestPluginChildrenStopWithIt: processes a plugin started are killed with
 // it, whether it hung, crashed or was closed, instead of being left
-// behind as orphans.
+// behind as orphans: its children, and (in a PID namespace of its own)
+// those that left its process group with setsid, its daemons' included.
 func TestPluginChildrenStopWithIt(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	installMode(t, dir, "echo", sdk.KindTool, "tool")
-	m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: time.Second, AbandonGrace: 100 * time.Millisecond})
-	spawn := func() int {
-		t.Helper()
-		res, err := callEcho(t, m, "echo", `{"spawn":true}`)
-		for deadline := time.Now().Add(3 * time.Second); errors.Is(err, sdk.ErrUnavailable) && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond) // the restart back-off after two crashes
-			res, err = callEcho(t, m, "echo", `{"spawn":true}`)
-		}
-		if err != nil || res.IsError {
-			t.Fatalf("spawn: %+v, %v", res, err)
-		}
-		pid, err := strconv.Atoi(res.Text)
-		if err != nil || !alive(pid) {
-			t.Fatalf("child %q: %v", res.Text, err)
-		}
-		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-		return pid
+	kinds := []string{"child"}
+	if iso, err := pluginIsolation(); iso != isolateGroup {
+		kinds = append(kinds, "setsid", "orphan")
+	} else {
+		t.Logf("no PID namespace here (%v): only the process group is tested", err)
 	}
-	child := spawn()
-	if _, err := callEcho(t, m, "echo", `{"hang":true}`); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("hang: %v", err)
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			installMode(t, dir, "echo", sdk.KindTool, "tool")
+			m := newTestManager(t, Options{Dirs: []string{dir}, CallTimeout: time.Second, AbandonGrace: 100 * time.Millisecond})
+			spawn := func() int {
+				t.Helper()
+				args := `{"spawn":"` + kind + `"}`
+				res, err := callEcho(t, m, "echo", args)
+				for deadline := time.Now().Add(3 * time.Second); errors.Is(err, sdk.ErrUnavailable) && time.Now().Before(deadline); {
+					time.Sleep(50 * time.Millisecond) // the restart back-off after two crashes
+					res, err = callEcho(t, m, "echo", args)
+				}
+				if err != nil || res.IsError {
+					t.Fatalf("spawn: %+v, %v", res, err)
+				}
+				pid, err := strconv.Atoi(res.Text)
+				if err != nil || !alive(pid) {
+					t.Fatalf("child %q: %v", res.Text, err)
+				}
+				t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+				return pid
+			}
+			child := spawn()
+			if _, err := callEcho(t, m, "echo", `{"hang":true}`); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("hang: %v", err)
+			}
+			waitGone(t, child)
+			child = spawn()
+			if _, err := callEcho(t, m, "echo", `{"crash":true}`); err == nil {
+				t.Fatal("crash: no error")
+			}
+			waitGone(t, child)
+			child = spawn()
+			m.Close()
+			waitGone(t, child)
+		})
 	}
-	waitGone(t, child)
-	child = spawn()
-	if _, err := callEcho(t, m, "echo", `{"crash":true}`); err == nil {
-		t.Fatal("crash: no error")
-	}
-	waitGone(t, child)
-	child = spawn()
-	m.Close()
-	waitGone(t, child)
 }
 
 // TestToolSchemaThatDoesNotCompileRefused: a tool plugin whose argument

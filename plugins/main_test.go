@@ -45,7 +45,8 @@ func TestMain(m *testing.M) {
 }
 
 // echoTool answers {"text": X} with X; {"crash": true} exits the process
-// mid-call, {"hang": true} never answers, {"bytes": N} answers N bytes,
+// mid-call, {"hang": true} never answers, {"spawn": K} starts a helper
+// process that outlives the call and answers its pid (see spawnHelper), {"bytes": N} answers N bytes,
 // {"gopanic": true} panics in a goroutine, {"wait": true} answers when the
 // call is cancelled, {"sleep_ms": N} answers after N ms (or when
 // cancelled), {"log": M} logs M (sdk.Logger), prints it to stderr and
@@ -62,7 +63,7 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		Text  string `json:"text"`
 		Crash bool   `json:"crash"`
 		Hang  bool   `json:"hang"`
-		Spawn bool   `json:"spawn"`
+		Spawn string `json:"spawn"`
 		Bytes int    `json:"bytes"`
 		Log   string `json:"log"`
 		Panic bool   `json:"gopanic"`
@@ -89,13 +90,12 @@ func (echoTool) Call(ctx context.Context, args json.RawMessage) (sdk.ToolResult,
 		}
 	}
 	switch {
-	case in.Spawn: // a helper process that outlives the call
-		c := exec.Command("sleep", "300")
-		if err := c.Start(); err != nil {
+	case in.Spawn != "":
+		pid, err := spawnHelper(in.Spawn)
+		if err != nil {
 			return sdk.ToolResult{Text: err.Error(), IsError: true}, nil
 		}
-		go c.Wait()
-		return sdk.ToolResult{Text: strconv.Itoa(c.Process.Pid)}, nil
+		return sdk.ToolResult{Text: strconv.Itoa(pid)}, nil
 	case in.Crash:
 		os.Exit(3)
 	case in.Panic: // a goroutine of the plugin's own panics: the process dies
@@ -204,6 +204,16 @@ func servePlugin(mode string) {
 		os.Exit(0)
 	case "host":
 		runHost()
+	case "daemon":
+		// Not a plugin: starts a daemon (see spawnHelper), prints its pid
+		// and waits to be killed.
+		pid, err := spawnHelper("orphan")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Println(pid)
+		select {}
 	default:
 		fmt.Fprintln(os.Stderr, "unknown test plugin mode", mode)
 		os.Exit(2)
@@ -221,10 +231,81 @@ func startHelper(inherit bool) {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(2)
 	}
-	if err := os.WriteFile(os.Getenv("ECHO_HELPER_PIDFILE"), []byte(strconv.Itoa(c.Process.Pid)), 0o600); err != nil {
+	pid, err := hostPID(c.Process.Pid)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper pid:", err)
 		os.Exit(2)
 	}
+	if err := os.WriteFile(os.Getenv("ECHO_HELPER_PIDFILE"), []byte(strconv.Itoa(pid)), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "helper pid:", err)
+		os.Exit(2)
+	}
+}
+
+// spawnHelper starts a `sleep 300` that outlives the call and returns its
+// pid as the test sees it (hostPID). kind: "child", a child in the
+// plugin's process group; "setsid", a child in a session of its own;
+// "orphan", a grandchild in a session of its own whose parent exited (a
+// daemon), so that the plugin is not its parent either.
+func spawnHelper(kind string) (int, error) {
+	var c *exec.Cmd
+	switch kind {
+	case "child", "setsid":
+		c = exec.Command("sleep", "300")
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: kind == "setsid"}
+	case "orphan":
+		// sh runs setsid in the background without job control, so the
+		// job is no group leader and setsid(1) execs sleep without a fork:
+		// $! is sleep's pid.
+		out, err := exec.Command("sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!").Output()
+		if err != nil {
+			return 0, fmt.Errorf("orphan: %w", err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+		if err != nil {
+			return 0, fmt.Errorf("orphan pid %q: %w", out, err)
+		}
+		return hostPID(pid)
+	default:
+		return 0, fmt.Errorf("spawn %q: child, setsid or orphan", kind)
+	}
+	if err := c.Start(); err != nil {
+		return 0, err
+	}
+	go c.Wait()
+	return hostPID(c.Process.Pid)
+}
+
+// hostPID turns the pid of a process the plugin started, as the plugin
+// sees it, into the pid the test sees: they differ when the plugin runs in
+// a PID namespace of its own. /proc is the host's, so each process's
+// NSpid line lists its pid in every namespace, the host's first and the
+// plugin's last.
+func hostPID(pid int) (int, error) {
+	self, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return pid, nil // no /proc: no namespaces either
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	want := strconv.Itoa(pid)
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if ns, _ := os.Readlink("/proc/" + e.Name() + "/ns/pid"); ns != self {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/status")
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" && f[len(f)-1] == want {
+				return strconv.Atoi(f[1])
+			}
+		}
+	}
+	return 0, fmt.Errorf("no process %d in the plugin's PID namespace", pid)
 }
 
 // badSchema is a tool whose schema is not JSON: sdk.Serve refuses it.
@@ -334,7 +415,15 @@ func runHost() {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	fmt.Println(p.Status().PID)
+	// A daemon of the plugin's (see spawnHelper), which only a PID
+	// namespace takes down with it.
+	daemon := "0"
+	for _, tl := range m.Tools() {
+		if res, err := tl.Call(context.Background(), json.RawMessage(`{"spawn":"orphan"}`)); err == nil && !res.IsError {
+			daemon = res.Text
+		}
+	}
+	fmt.Println(p.Status().PID, daemon)
 	<-sigs
 	m.Close()
 }

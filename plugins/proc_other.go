@@ -3,13 +3,17 @@
 package plugins
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
 
-// childProcAttr: outside Linux there is no parent-death signal; plugins
-// are stopped by Manager.Close.
-func childProcAttr() *syscall.SysProcAttr { return nil }
+// childProcAttr: outside Linux there is no parent-death signal nor PID
+// namespace; plugins are stopped by Manager.Close, and what they start is
+// their own business.
+func childProcAttr() (*syscall.SysProcAttr, error) {
+	return nil, errors.New("only Linux has PID namespaces")
+}
 
 func killNow(pid int) {
 	if p, err := os.FindProcess(pid); err == nil {

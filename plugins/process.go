@@ -442,6 +442,9 @@ func (p *Process) startedLocked(client *plugin.Client, remote *sdk.Remote, rpc p
 	}
 }
 
+// noNamespace warns once per Ponder that plugins get no PID namespace.
+var noNamespace sync.Once
+
 var versionRE = regexp.MustCompile(`(?i)plugin version: (\d+)`)
 
 // launch starts the binary at path after checking it against sha (hex)
@@ -468,7 +471,13 @@ func launch(ctx context.Context, opts *Options, name, path, dir string, args []s
 	}
 	cmd.Dir = dir
 	cmd.Env = childEnv(os.Environ(), opts.Env)
-	cmd.SysProcAttr = childProcAttr()
+	attr, err := childProcAttr()
+	if err != nil {
+		noNamespace.Do(func() {
+			opts.Logger.Warn().Err(err).Msg("plugins run without a PID namespace of their own: a process a plugin starts that leaves its process group (setsid, a daemon) outlives the plugin")
+		})
+	}
+	cmd.SysProcAttr = attr
 	stderr := newStderrRelay(opts.Logger, name, logs)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
