@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -204,12 +205,8 @@ type Plugins struct {
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
-	data := "ponder-data"
-	if h, err := os.UserHomeDir(); err == nil {
-		data = filepath.Join(h, ".local", "share", "ponder")
-	}
 	return Config{
-		DataDir: data,
+		DataDir: defaultDataDir(os.Getenv("XDG_DATA_HOME")),
 		Log:     Log{Level: "info", Format: "auto"},
 		LLM: LLM{Model: "default", Temperature: 0.7, Timeout: 120 * time.Second, MaxRetries: 4,
 			Concurrency: 8, N: "auto"},
@@ -224,6 +221,45 @@ func Default() Config {
 			EmbedTimeout: 60 * time.Second, EmbedMaxRetries: 4, TopK: 5, LockTimeout: 2 * time.Second},
 		Plugins: Plugins{Start: "lazy", CallTimeout: 30 * time.Second, AbandonGrace: 2 * time.Second},
 	}
+}
+
+// defaultDataDir is where data goes when no data_dir is set: ponder in
+// xdgDataHome ($XDG_DATA_HOME) when that is an absolute path, as the XDG
+// Base Directory spec asks (a relative one is invalid and ignored), else
+// ~/.local/share/ponder, the spec's own default, else ./ponder-data
+// without a home directory. Data that Ponder kept at
+// ~/.local/share/ponder before it read XDG_DATA_HOME stays found: while
+// that folder exists and $XDG_DATA_HOME/ponder does not, it is still the
+// one used (docs/configuration.md says how to move it).
+func defaultDataDir(xdgDataHome string) string {
+	old := ""
+	if h, err := os.UserHomeDir(); err == nil {
+		old = filepath.Join(h, ".local", "share", "ponder")
+	}
+	if filepath.IsAbs(xdgDataHome) {
+		dir := filepath.Join(xdgDataHome, "ponder")
+		if old != "" && old != dir && isDir(old) && !exists(dir) {
+			return old
+		}
+		return dir
+	}
+	if old != "" {
+		return old
+	}
+	return "ponder-data"
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// exists reports whether path is there (or may be: an error other than
+// not-existing counts as there, so that a folder Ponder cannot stat is
+// never passed over for the old one).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // Load builds the configuration: defaults, then the file at path (or

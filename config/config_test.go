@@ -307,3 +307,48 @@ func TestLoadRefusesTOML(t *testing.T) {
 		t.Fatalf("Load = %v", err)
 	}
 }
+
+// The default data_dir honours XDG_DATA_HOME as the XDG Base Directory
+// spec asks (an absolute path; a relative one is ignored), and data kept
+// at ~/.local/share/ponder before stays found until the new folder exists.
+func TestDefaultDataDirFollowsXDG(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		xdg  string   // XDG_DATA_HOME, relative to the temporary folder when it starts with /
+		dirs []string // folders that exist, relative to it
+		want string   // relative to it
+	}{
+		{name: "unset", want: "home/.local/share/ponder"},
+		{name: "set", xdg: "/xdg", want: "xdg/ponder"},
+		{name: "relative is ignored", xdg: "rel", want: "home/.local/share/ponder"},
+		{name: "the old folder is kept", xdg: "/xdg", dirs: []string{"home/.local/share/ponder"}, want: "home/.local/share/ponder"},
+		{name: "the new folder wins once it exists", xdg: "/xdg", dirs: []string{"home/.local/share/ponder", "xdg/ponder"}, want: "xdg/ponder"},
+		{name: "the spec's default written out", xdg: "/home/.local/share", dirs: []string{"home/.local/share/ponder"}, want: "home/.local/share/ponder"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			t.Setenv("HOME", filepath.Join(root, "home"))
+			xdg := tc.xdg
+			if strings.HasPrefix(xdg, "/") {
+				xdg = root + xdg
+			}
+			t.Setenv("XDG_DATA_HOME", xdg)
+			for _, d := range tc.dirs {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := config.Load("", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := filepath.Join(root, tc.want); c.DataDir != want {
+				t.Errorf("data_dir %q, want %q", c.DataDir, want)
+			}
+			// A data_dir that is set is used as it is.
+			if c, err := config.Load("", []string{"PONDER_DATA_DIR=/elsewhere"}); err != nil || c.DataDir != "/elsewhere" {
+				t.Errorf("PONDER_DATA_DIR=/elsewhere: %q, %v", c.DataDir, err)
+			}
+		})
+	}
+}

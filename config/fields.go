@@ -80,7 +80,7 @@ func Markdown() string {
 		note := ""
 		switch {
 		case f.Path == "data_dir":
-			def, note = "~/.local/share/ponder", " (`./ponder-data` without a home directory)"
+			def, note = "$XDG_DATA_HOME/ponder", " (`~/.local/share/ponder` when `XDG_DATA_HOME` is unset or not absolute, or while only that one exists; `./ponder-data` without either)"
 		case def == "" || def == "[]" || def == "map[]":
 			def = "(empty)"
 		}

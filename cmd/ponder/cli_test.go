@@ -66,7 +66,9 @@ func runPonder(t *testing.T, stdin string, env []string, args ...string) runResu
 func cleanEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PONDER_") {
+		// XDG_DATA_HOME would take the default data dir out of a test's
+		// HOME (config's defaultDataDir).
+		if !strings.HasPrefix(kv, "PONDER_") && !strings.HasPrefix(kv, "XDG_DATA_HOME=") {
 			out = append(out, kv)
 		}
 	}
