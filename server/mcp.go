@@ -318,6 +318,7 @@ type solveResult struct {
 	Pack          string          `json:"pack,omitempty"`
 	StoppedReason core.StopReason `json:"stopped_reason"`
 	Score         *float64        `json:"score,omitempty"`
+	Verified      *bool           `json:"verified,omitempty"` // the pack's check of the answer
 	BestPath      []solveStep     `json:"best_path"`
 	Usage         core.Usage      `json:"usage"`
 	TraceID       string          `json:"trace_id"`
@@ -330,7 +331,7 @@ type solveResult struct {
 
 func resultOf(res core.Result, pack, session, policy string) solveResult {
 	out := solveResult{Answer: res.Answer, Strategy: res.Strategy, Pack: pack, StoppedReason: res.Stopped,
-		Score: res.Score, Usage: res.Usage, TraceID: res.TraceID, Session: session, Policy: policy,
+		Score: res.Score, Verified: res.Verified, Usage: res.Usage, TraceID: res.TraceID, Session: session, Policy: policy,
 		BestPath: []solveStep{}, Error: res.Error, Warnings: res.Warnings}
 	if res.TraceID != "" {
 		out.TraceURI = "ponder://traces/" + res.TraceID
@@ -352,6 +353,9 @@ func (r solveResult) text() string {
 	var b strings.Builder
 	if r.Answer != "" {
 		fmt.Fprintf(&b, "Answer: %s\n", r.Answer)
+		if r.Verified != nil && *r.Verified {
+			b.WriteString("The task pack's check accepts this answer.\n") // a rejected one has a warning
+		}
 	} else {
 		b.WriteString("No answer was found.\n")
 	}

@@ -379,6 +379,7 @@ type choiceTrace struct {
 	LLMCalls      int64           `json:"llm_calls"`
 	ToolCalls     int64           `json:"tool_calls,omitempty"`
 	Score         *float64        `json:"score,omitempty"`
+	Verified      *bool           `json:"verified,omitempty"` // the pack's check of the answer
 	Error         string          `json:"error,omitempty"`
 	// Warnings say what failed without stopping the search.
 	Warnings []string `json:"warnings,omitempty"`
@@ -390,7 +391,7 @@ func choiceTraceOf(i int, res core.Result) choiceTrace {
 		msg = clientError(res)
 	}
 	return choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy, StoppedReason: res.Stopped,
-		LLMCalls: res.Usage.LLMCalls, ToolCalls: res.Usage.ToolCalls, Score: res.Score, Error: msg, Warnings: clientWarnings(res.Warnings)}
+		LLMCalls: res.Usage.LLMCalls, ToolCalls: res.Usage.ToolCalls, Score: res.Score, Verified: res.Verified, Error: msg, Warnings: clientWarnings(res.Warnings)}
 }
 
 // usageOf sums the token usage of every choice's search.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -84,5 +85,42 @@ func TestChoiceTraceCountsToolCalls(t *testing.T) {
 	b, err := json.Marshal(choiceTraceOf(0, core.Result{Usage: core.Usage{LLMCalls: 4, ToolCalls: 3}}))
 	if err != nil || !strings.Contains(string(b), `"tool_calls":3`) {
 		t.Fatalf("%s %v", b, err)
+	}
+}
+
+// A result says whether the task pack's check accepts its answer, over MCP
+// (structured, and in the text a model reads) and the OpenAI API alike: a
+// Game of 24 answer that does not make 24 was handed out without a word.
+func TestResultsSayWhetherThePackAcceptsTheAnswer(t *testing.T) {
+	t.Parallel()
+	reply := `\boxed{(10 - 4) * (13 - 10)}` // 18
+	pol := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{Choices: []core.Choice{{Text: reply}}}, nil
+	})
+	e := newEnv(t, envOptions{policy: pol})
+	const wrong = "the answer is wrong: the game24 pack's check rejects it"
+
+	r := result(t, e.rpc(t).call("solve", map[string]any{"problem": "4 9 10 13", "pack": "game24", "strategy": "cot"}, nil))
+	sc, _ := r["structuredContent"].(map[string]any)
+	if sc["verified"] != false || !strings.Contains(toolText(r), "\nWarning: "+wrong) {
+		t.Fatalf("mcp: want verified false and a warning, got %v", r)
+	}
+	body := postJSON(t, e.ts.URL+"/v1/chat/completions",
+		`{"model":"cot","messages":[{"role":"user","content":"4 9 10 13"}],"ponder":{"pack":"game24"}}`, 200)
+	var resp struct {
+		Ponder struct{ Choices []choiceTrace }
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Ponder.Choices) != 1 {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if c := resp.Ponder.Choices[0]; c.Verified == nil || *c.Verified || len(c.Warnings) != 1 || c.Warnings[0] != wrong {
+		t.Fatalf("openai: want verified false and the warning, got %s", body)
+	}
+
+	reply = `\boxed{(10 - 4) * (13 - 9)}`
+	r = result(t, e.rpc(t).call("solve", map[string]any{"problem": "4 9 10 13", "pack": "game24", "strategy": "cot"}, nil))
+	sc, _ = r["structuredContent"].(map[string]any)
+	if sc["verified"] != true || !strings.Contains(toolText(r), "The task pack's check accepts this answer.") {
+		t.Fatalf("mcp: want verified true, said in the text, got %v", r)
 	}
 }

@@ -37,11 +37,13 @@ type solveFlags struct {
 
 // solveOutput is what `ponder solve --json` prints.
 type solveOutput struct {
-	Answer        string          `json:"answer"`
-	Strategy      string          `json:"strategy"`
-	Pack          string          `json:"pack"`
-	BestPath      []solveStep     `json:"best_path"`
-	Score         *float64        `json:"score,omitempty"`
+	Answer   string      `json:"answer"`
+	Strategy string      `json:"strategy"`
+	Pack     string      `json:"pack"`
+	BestPath []solveStep `json:"best_path"`
+	Score    *float64    `json:"score,omitempty"`
+	// Verified is the pack's check of the answer (core.Result.Verified).
+	Verified      *bool           `json:"verified,omitempty"`
 	Usage         core.Usage      `json:"usage"`
 	StoppedReason core.StopReason `json:"stopped_reason"`
 	Error         string          `json:"error,omitempty"`
@@ -242,7 +244,7 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 		return exitError{code: 2, err: err}
 	}
 	out := solveOutput{
-		Answer: res.Answer, Strategy: res.Strategy, Pack: pack, Score: res.Score, Usage: res.Usage,
+		Answer: res.Answer, Strategy: res.Strategy, Pack: pack, Score: res.Score, Verified: res.Verified, Usage: res.Usage,
 		StoppedReason: res.Stopped, Error: res.Error, Warnings: res.Warnings, TraceID: res.TraceID, TraceFile: f.traceFile,
 		BestPath: []solveStep{},
 	}
@@ -301,8 +303,12 @@ func printHuman(w, ew io.Writer, out solveOutput) {
 	} else {
 		fmt.Fprintln(w, "(no answer)")
 	}
-	fmt.Fprintf(ew, "strategy %s, stopped: %s, %s, %d+%d tokens, %.0f ms, trace %s\n",
-		text.Terminal(out.Strategy), out.StoppedReason, text.Count(int(out.Usage.LLMCalls), "LLM call"), out.Usage.PromptTokens, out.Usage.CompletionTokens,
+	verified := ""
+	if out.Verified != nil && *out.Verified {
+		verified = ", answer checked by the pack" // a rejected one has a warning
+	}
+	fmt.Fprintf(ew, "strategy %s, stopped: %s%s, %s, %d+%d tokens, %.0f ms, trace %s\n",
+		text.Terminal(out.Strategy), out.StoppedReason, verified, text.Count(int(out.Usage.LLMCalls), "LLM call"), out.Usage.PromptTokens, out.Usage.CompletionTokens,
 		out.Usage.WallMS, out.TraceID)
 	// A search that failed without an answer says why once, as the
 	// command's error (solveExit), not also as a note.

@@ -259,3 +259,37 @@ func (h *heldSolve) finish() int {
 	h.code = exited(h.waited, 20*time.Second)
 	return h.code
 }
+
+// solve says whether the pack's check accepts the answer: in --json, and
+// in the summary line or a warning for people reading the terminal.
+func TestSolveSaysWhetherThePackAcceptsTheAnswer(t *testing.T) {
+	t.Parallel()
+	url, _ := countingLLM(t, nil)
+	env := []string{"PONDER_LLM_BASE_URL=" + url, "PONDER_DATA_DIR=" + t.TempDir()}
+	for _, c := range []struct {
+		truth, verified, stderr string
+	}{
+		{"42", "true", "answer checked by the pack"},
+		{"41", "false", "warning: the answer is wrong: by the gsm8k pack's check it differs from the task's truth"},
+		{"", "", "stopped: done, 1 LLM call"},
+	} {
+		args := []string{"solve", "--pack", "gsm8k", "What is 6 times 7?"}
+		if c.truth != "" {
+			args = append(args, "--truth", c.truth)
+		}
+		r := runPonder(t, "", env, args...)
+		if r.code != 0 || !strings.Contains(r.stderr, c.stderr) {
+			t.Errorf("truth %q: exit %d, stderr %q, want %q in it", c.truth, r.code, r.stderr, c.stderr)
+		}
+		r = runPonder(t, "", env, append(args, "--json")...)
+		var out struct {
+			Verified *bool `json:"verified"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Fatalf("truth %q: %v\n%s", c.truth, err, r.stdout)
+		}
+		if got := fmt.Sprint(out.Verified != nil && *out.Verified); (out.Verified == nil) != (c.verified == "") || (out.Verified != nil && got != c.verified) {
+			t.Errorf("truth %q: verified %v, want %q", c.truth, out.Verified, c.verified)
+		}
+	}
+}
