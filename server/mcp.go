@@ -883,7 +883,7 @@ func (s *Server) handleGetTrace(_ context.Context, req mcp.CallToolRequest) (*mc
 			b.Write(raw)
 		} else {
 			out.Truncated = true
-			fmt.Fprintf(&b, "\nThe full trace is %d bytes, too large to return here: read the resource ponder://traces/%s or open the web viewer at /ui/.", len(raw), t.ID)
+			fmt.Fprintf(&b, "\nThe full trace is %d bytes, too large to return here: read the resource ponder://traces/%s (up to %s), GET /ui/api/runs/%s, or run `ponder trace get %s` on the server's machine.", len(raw), t.ID, sizeText(maxTraceResourceBytes), t.ID, t.ID)
 		}
 	}
 	return mcp.NewToolResultStructured(out, b.String()), nil
@@ -929,21 +929,6 @@ func (s *Server) readTraceList(_ context.Context, req mcp.ReadResourceRequest) (
 		}
 	}
 	return jsonResource(req.Params.URI, map[string]any{"traces": list})
-}
-
-func (s *Server) readTrace(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	id := strings.TrimPrefix(req.Params.URI, "ponder://traces/")
-	if s.opts.Traces == nil {
-		return nil, fmt.Errorf("%w: this server keeps no traces", mcpserver.ErrResourceNotFound)
-	}
-	t, err := s.opts.Traces.Get(id)
-	if err != nil {
-		if errors.Is(err, traces.ErrNotFound) {
-			return nil, fmt.Errorf("%w: %s", mcpserver.ErrResourceNotFound, req.Params.URI)
-		}
-		return nil, err
-	}
-	return jsonResource(req.Params.URI, t)
 }
 
 // promptArgs refuses arguments a prompt does not take: a misspelt one

@@ -496,6 +496,27 @@ func (s *Store) Raw(id string) ([]byte, error) {
 	return b, nil
 }
 
+// Size returns the size in bytes of a finished trace's stored document,
+// without reading it, for callers that cap what they return. Running
+// traces have none: use Get.
+func (s *Store) Size(id string) (int64, error) {
+	if !validID.MatchString(id) {
+		return 0, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
+	}
+	s.mu.Lock()
+	s.refreshLocked()
+	_, isDone := s.finished[id]
+	s.mu.Unlock()
+	if !isDone || s.dir == "" {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	st, err := os.Stat(filepath.Join(s.dir, id+".json"))
+	if err != nil {
+		return 0, fmt.Errorf("trace %s: %w", id, err)
+	}
+	return st.Size(), nil
+}
+
 // ReadFile reads a trace document written by WriteFile (or `ponder solve
 // --trace`).
 func ReadFile(path string) (*core.Trace, error) {
