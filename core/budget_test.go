@@ -248,4 +248,17 @@ func TestFailedCallsTokensAreCharged(t *testing.T) {
 	if n := sent.Load(); n != 2 || res.Usage.PromptTokens != 18 || res.Usage.CompletionTokens != 1024 || res.Usage.LLMCalls != 0 {
 		t.Errorf("%d requests sent, usage %+v; want 2 (the second passes the budget), 18+1024 tokens, no calls (failed ones are refunded)", n, res.Usage)
 	}
+	// The trace's events account for those tokens too: a live run's usage
+	// is counted from them.
+	var prompt, completion int64
+	for _, e := range res.Trace.Events {
+		if e.Op == core.OpLLMCall && e.Get("error") != nil {
+			p, _ := e.Get("prompt_tokens").(int64)
+			c, _ := e.Get("completion_tokens").(int64)
+			prompt, completion = prompt+p, completion+c
+		}
+	}
+	if prompt != res.Usage.PromptTokens || completion != res.Usage.CompletionTokens {
+		t.Errorf("failed llm_call events bill %d+%d tokens, usage %d+%d", prompt, completion, res.Usage.PromptTokens, res.Usage.CompletionTokens)
+	}
 }

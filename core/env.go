@@ -63,9 +63,11 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	c, err := e.engine.policy.Complete(ctx, req)
 	// Before the slot goes: the request waiting for it checks the token
 	// budget with these tokens counted.
+	var billedPrompt, billedCompletion int64
 	if err == nil {
 		e.Budget.AddTokens(c.PromptTokens, c.CompletionTokens)
 	} else if p, c, ok := billedTokens(err); ok {
+		billedPrompt, billedCompletion = p, c
 		e.Budget.AddTokens(p, c)
 	}
 	e.engine.limiter.Release()
@@ -81,7 +83,8 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 		// stopped, or a search no longer needed it); the endpoint may have
 		// served and billed it, so it stays charged and a budget is never
 		// overdrawn by requests whose replies were thrown away.
-		e.Tracer.emit(Event{Op: OpLLMCall, Data: &LLMCallFailure{Purpose: req.Purpose, N: req.N, MS: ms, Error: err.Error(), Cancelled: ctx.Err() != nil}})
+		e.Tracer.emit(Event{Op: OpLLMCall, Data: &LLMCallFailure{Purpose: req.Purpose, N: req.N, MS: ms, Error: err.Error(), Cancelled: ctx.Err() != nil,
+			PromptTokens: billedPrompt, CompletionTokens: billedCompletion}})
 		// A variable of its own: storing the address of err would move
 		// err to the heap on every call, failed or not.
 		failed := fmt.Errorf("llm call (%s): %w", req.Purpose, err)

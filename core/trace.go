@@ -126,12 +126,22 @@ type LLMCallFailure struct {
 	// reply): a failure of the run's, not of the LLM, which readers such
 	// as the eval harness must tell apart without parsing Error.
 	Cancelled bool `json:"cancelled,omitempty"`
+	// PromptTokens and CompletionTokens are what the endpoint billed for
+	// the failed request (a reply cut off while the model reasoned), which
+	// the run's usage counts: without them here a trace's events, and a
+	// live run's usage counted from them, fall short of it.
+	PromptTokens     int64 `json:"prompt_tokens,omitempty"`
+	CompletionTokens int64 `json:"completion_tokens,omitempty"`
 }
 
 func (d *LLMCallFailure) get(key string) any {
 	switch key {
 	case "error":
 		return d.Error
+	case "prompt_tokens":
+		return nonZero(d.PromptTokens) // as the JSON form, which omits 0
+	case "completion_tokens":
+		return nonZero(d.CompletionTokens)
 	case "cancelled":
 		if !d.Cancelled {
 			return nil // as the JSON form, which omits it
@@ -235,6 +245,13 @@ func (d *SelectData) get(key string) any {
 }
 
 // nonEmpty is s, or nil when s is empty (an omitted JSON field).
+func nonZero(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
 func nonEmpty(s string) any {
 	if s == "" {
 		return nil
