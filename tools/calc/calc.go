@@ -8,13 +8,16 @@
 // Expressions have numbers (integers, decimals and scientific notation,
 // all read exactly), + - * / (also × ÷), ^ or ** (right-associative, binding
 // tighter than a leading minus: -2^2 = -4), % (remainder with the sign of
-// the divisor, as in Python), // (floor division), postfix ! (factorial),
-// parentheses, and functions that have exact results: abs, sign, floor,
-// ceil, round (half away from zero), trunc, sqrt and cbrt and root(x, n)
-// (when the root is rational), isqrt, gcd, lcm, factorial, comb (also
-// binomial, choose), perm, min, max, mod, numerator, denominator. Results
-// larger than Options.MaxBits, and the exponents and factorials that would
-// make them, are refused before they are computed.
+// the divisor, as in Python), // (floor division), postfix ! (factorial;
+// adjacent marks are the multifactorial, so n!! is the double factorial
+// 7·5·3·1 and (n!)! the factorial of a factorial), parentheses, and
+// functions that have exact results: abs, sign, floor, ceil, round (half
+// away from zero, not to even as Python's), trunc, sqrt and cbrt and
+// root(x, n) (when the root is rational), isqrt, gcd, lcm, factorial, comb
+// (also binomial, choose), perm, min, max, mod, numerator, denominator.
+// Results larger than Options.MaxBits (ErrTooLarge), or so near zero that
+// their denominator is (ErrTooSmall), and the exponents and factorials
+// that would make them, are refused before they are computed.
 package calc
 
 import (
@@ -64,9 +67,12 @@ func (o *Options) withDefaults() Options {
 
 // Errors wrapped by Eval.
 var (
-	ErrSyntax       = errors.New("syntax error")
-	ErrDivByZero    = errors.New("division by zero")
-	ErrTooLarge     = errors.New("result too large")
+	ErrSyntax    = errors.New("syntax error")
+	ErrDivByZero = errors.New("division by zero")
+	ErrTooLarge  = errors.New("result too large")
+	// ErrTooSmall is a value so near zero that its exact fraction's
+	// denominator is over the bound (10^-400000): not a result too large.
+	ErrTooSmall     = errors.New("result too small to hold exactly")
 	ErrNotExact     = errors.New("no exact result")
 	ErrDomain       = errors.New("argument out of domain")
 	ErrUnknownIdent = errors.New("unknown name")
@@ -232,7 +238,7 @@ func lex(s string) ([]token, error) {
 			}
 			text := string(rs[i:j])
 			v, err := parseNumber(text)
-			if errors.Is(err, ErrTooLarge) {
+			if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrTooSmall) {
 				return nil, fmt.Errorf("%w: number %q at offset %d", err, text, off[i])
 			}
 			if err != nil {
@@ -262,7 +268,16 @@ func lex(s string) ([]token, error) {
 		case r == '/' && i+1 < len(rs) && rs[i+1] == '/':
 			out = append(out, token{kind: tOp, text: "//", pos: off[i]})
 			i += 2
-		case strings.ContainsRune("+-*/^%!", r):
+		case r == '!':
+			// Adjacent marks are one operator: n!! is the double
+			// factorial, n!!! the triple (multifactorial).
+			j := i
+			for j < len(rs) && rs[j] == '!' {
+				j++
+			}
+			out = append(out, token{kind: tOp, text: string(rs[i:j]), pos: off[i]})
+			i = j
+		case strings.ContainsRune("+-*/^%", r):
 			out = append(out, token{kind: tOp, text: string(r), pos: off[i]})
 			i++
 		case r == '×' || r == '·':
@@ -282,9 +297,13 @@ func lex(s string) ([]token, error) {
 	return out, nil
 }
 
-// errExponent refuses a number's decimal exponent past ±100000 (a
-// 10^100000 is 332,000 bits; the cap on any value is 2^20 bits).
-var errExponent = fmt.Errorf("%w: its exponent must be between -100000 and 100000", ErrTooLarge)
+// errExponent and errNegExponent refuse a number's decimal exponent past
+// ±100000 (a 10^100000 is 332,000 bits; the cap on any value is 2^20
+// bits): 1e-200000 is too small to hold exactly, not too large.
+var (
+	errExponent    = fmt.Errorf("%w: its exponent must be between -100000 and 100000", ErrTooLarge)
+	errNegExponent = fmt.Errorf("%w: its exponent must be between -100000 and 100000", ErrTooSmall)
+)
 
 func parseNumber(text string) (*big.Rat, error) {
 	t := strings.ReplaceAll(text, "_", "")
@@ -300,15 +319,19 @@ func parseNumber(text string) (*big.Rat, error) {
 		return nil, ErrSyntax
 	}
 	if exp != "" {
+		bad := errExponent
+		if strings.HasPrefix(exp, "-") {
+			bad = errNegExponent
+		}
 		var e int
 		if _, err := fmt.Sscan(exp, &e); err != nil {
 			if _, ok := new(big.Int).SetString(strings.TrimPrefix(exp, "+"), 10); ok {
-				return nil, errExponent
+				return nil, bad
 			}
 			return nil, ErrSyntax
 		}
 		if e > 100000 || e < -100000 {
-			return nil, errExponent
+			return nil, bad
 		}
 		p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(e))), nil)
 		if e >= 0 {
@@ -351,14 +374,29 @@ func (p *parser) isOp(s string) bool {
 	return t.kind == tOp && t.text == s
 }
 
+// isFactorial reports whether the next token is a run of ! marks.
+func (p *parser) isFactorial() bool {
+	t := p.peek()
+	return t.kind == tOp && strings.HasPrefix(t.text, "!")
+}
+
 func (p *parser) check(v *big.Rat) (*big.Rat, error) {
 	if err := p.ctx.Err(); err != nil {
 		return nil, err
 	}
 	if v.Num().BitLen() > p.maxBits || v.Denom().BitLen() > p.maxBits {
+		if tiny(v) {
+			return nil, fmt.Errorf("%w: an intermediate result's denominator has more than %d bits", ErrTooSmall, p.maxBits)
+		}
 		return nil, fmt.Errorf("%w: an intermediate result has more than %d bits", ErrTooLarge, p.maxBits)
 	}
 	return v, nil
+}
+
+// tiny reports whether 0 < |v| < 1: a value whose size is in its
+// denominator.
+func tiny(v *big.Rat) bool {
+	return v.Sign() != 0 && v.Num().CmpAbs(v.Denom()) < 0
 }
 
 func (p *parser) enter() error {
@@ -483,13 +521,13 @@ func (p *parser) postfix() (*big.Rat, error) {
 	if err != nil {
 		return nil, err
 	}
-	for p.isOp("!") {
+	for p.isFactorial() {
 		if err := p.ctx.Err(); err != nil {
 			return nil, err
 		}
 		op := p.next()
-		if v, err = factorial(v, p.maxBits); err != nil {
-			return nil, fmt.Errorf("%w (the ! at offset %d)", err, op.pos)
+		if v, err = multifactorial(v, len(op.text), p.maxBits); err != nil {
+			return nil, fmt.Errorf("%w (the %s at offset %d)", err, op.text, op.pos)
 		}
 	}
 	return v, nil
@@ -605,6 +643,11 @@ func pow(ctx context.Context, base, exp *big.Rat, maxBits int) (*big.Rat, error)
 	ae := new(big.Int).Abs(e)
 	// |base|^|e| has about bits*|e| bits (bits-1 at least); refuse early.
 	if !ae.IsInt64() || (int64(bits)-1)*ae.Int64() > int64(maxBits) || ae.Int64() > int64(maxBits) {
+		// |base|^e is below 1 when |base| < 1 and e > 0 or the other
+		// way round: 10^-400000 is tiny, not large.
+		if tiny(base) == (e.Sign() > 0) {
+			return nil, fmt.Errorf("%w: the power's denominator has more than %d bits", ErrTooSmall, maxBits)
+		}
 		return nil, fmt.Errorf("%w: the power has more than %d bits", ErrTooLarge, maxBits)
 	}
 	num := new(big.Int).Exp(base.Num(), ae, nil)
@@ -727,6 +770,64 @@ func factorial(v *big.Rat, maxBits int) (*big.Rat, error) {
 		return big.NewRat(1, 1), nil
 	}
 	return new(big.Rat).SetInt(new(big.Int).MulRange(1, n)), nil
+}
+
+// multifactorial is v followed by k ! marks: v! for one; for more, the
+// product v(v-k)(v-2k)… of the terms above 0 (7!! = 7·5·3·1 = 105, 8!! =
+// 8·6·4·2, 10!!! = 10·7·4·1; 0 and 1 give 1), as mathematicians read
+// n!!, not (n!)!, which is written with parentheses.
+func multifactorial(v *big.Rat, k, maxBits int) (*big.Rat, error) {
+	if k == 1 {
+		return factorial(v, maxBits)
+	}
+	marks := strings.Repeat("!", k)
+	if v.Sign() < 0 {
+		return nil, fmt.Errorf("%w: %s of a negative number", ErrDomain, marks)
+	}
+	i, err := toInt(v, "the argument of "+marks)
+	if err != nil {
+		return nil, err
+	}
+	if !i.IsInt64() {
+		return nil, fmt.Errorf("%w: the argument of %s must be at most %d, got %s", ErrTooLarge, marks, int64(math.MaxInt64), brief(v))
+	}
+	n, step := i.Int64(), int64(k)
+	if n < 2 {
+		return big.NewRat(1, 1), nil
+	}
+	terms := n / step
+	if n%step != 0 {
+		terms++
+	}
+	// The product is step^terms · Γ(n/step+1) / Γ(n/step-terms+1):
+	// refuse it before computing it when it is over maxBits.
+	x := float64(n) / float64(step)
+	hi, _ := math.Lgamma(x + 1)
+	lo, _ := math.Lgamma(x - float64(terms) + 1)
+	if bits := (float64(terms)*math.Log(float64(step)) + hi - lo) / math.Ln2; bits > float64(maxBits)+1 {
+		return nil, fmt.Errorf("%w: %d%s has about %.0f bits, more than %d", ErrTooLarge, n, marks, bits, maxBits)
+	}
+	out := stepProduct(n, terms, step)
+	if out.BitLen() > maxBits {
+		return nil, fmt.Errorf("%w: %d%s has more than %d bits", ErrTooLarge, n, marks, maxBits)
+	}
+	return new(big.Rat).SetInt(out), nil
+}
+
+// stepProduct is hi(hi-step)(hi-2·step)… of count terms, all above 0,
+// multiplied in halves so that the big products are of like sizes.
+func stepProduct(hi, count, step int64) *big.Int {
+	if count <= 16 {
+		out := big.NewInt(1)
+		var t big.Int
+		for j := range count {
+			out.Mul(out, t.SetInt64(hi-j*step))
+		}
+		return out
+	}
+	half := count / 2
+	left := stepProduct(hi, half, step)
+	return left.Mul(left, stepProduct(hi-half*step, count-half, step))
 }
 
 func call(ctx context.Context, name string, args []*big.Rat, maxBits int) (*big.Rat, error) {
@@ -922,8 +1023,9 @@ const Schema = `{"type":"object","properties":{"expression":{"type":"string","mi
 func (t *Tool) Spec() core.ToolSpec {
 	return core.ToolSpec{
 		Name: "calc",
-		Description: "Exact calculator on big rationals: + - * / ^ % // ! and parentheses, with abs, floor, ceil, round, " +
-			"sqrt, root, gcd, lcm, factorial, comb, perm, min, max, mod. Results are exact integers or fractions p/q.",
+		Description: "Exact calculator on big rationals: + - * / ^ % // ! (n!! is the double factorial) and parentheses, " +
+			"with abs, floor, ceil, round (half away from zero), sqrt, root, gcd, lcm, factorial, comb, perm, min, max, mod. " +
+			"Results are exact integers or fractions p/q.",
 		Schema: json.RawMessage(Schema),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -35,7 +36,21 @@ func TestEval(t *testing.T) {
 		{"7 // 2", "3"},
 		{"-7 // 2", "-4"},
 		{"5!", "120"},
-		{"3!!", "720"},
+		// Adjacent marks are the multifactorial; parentheses or a space
+		// apply ! again.
+		{"3!!", "3"},
+		{"7!!", "105"},
+		{"8!!", "384"},
+		{"10!!!", "280"},
+		{"0!!", "1"},
+		{"1!!", "1"},
+		{"2!!!", "2"},
+		{"5!!!!!", "5"},
+		{"-7!!", "-105"},
+		{"(3!)!", "720"},
+		{"3! !", "720"},
+		{"2^3!!", "8"},
+		{"1e-100000 * 1e100000", "1"},
 		{"factorial(20)", "2432902008176640000"},
 		{"comb(52, 5)", "2598960"},
 		{"binomial(10, 0)", "1"},
@@ -91,6 +106,18 @@ func TestEvalErrors(t *testing.T) {
 		{"2^(10^9)", ErrTooLarge, "bits"},
 		{"10^10^10", ErrTooLarge, ""},
 		{"99999999!", ErrTooLarge, ""},
+		{"99999999!!", ErrTooLarge, "99999999!! has about"},
+		{"(10^30)!!", ErrTooLarge, "at most"},
+		{"(-3)!!", ErrDomain, "!! of a negative number"},
+		{"(7/2)!!", ErrDomain, "integer"},
+		// Values near zero are not too large: their denominator is.
+		{"10^-400000", ErrTooSmall, "the power's denominator has more than 1048576 bits (the ^ at offset 2)"},
+		{"(1/2)^2000000", ErrTooSmall, "denominator"},
+		{"(-10)^-400001", ErrTooSmall, "denominator"},
+		{"(2/3)^-2000000", ErrTooLarge, "the power has"},
+		{"1/3^600000 / 3^600000", ErrTooSmall, "an intermediate result's denominator"},
+		{"1/10^400000", ErrTooLarge, "the power has"},
+		{"1e-200000", ErrTooSmall, "result too small to hold exactly: its exponent must be between -100000 and 100000"},
 		{"factorial(-1)", ErrDomain, ""},
 		{"factorial(1/2)", ErrDomain, "integer"},
 		{"sqrt(2)", ErrNotExact, "irrational"},
@@ -108,7 +135,7 @@ func TestEvalErrors(t *testing.T) {
 		{"1 2", ErrSyntax, "unexpected"},
 		{"1..2", ErrSyntax, "bad number"},
 		{"1e1000000000", ErrTooLarge, "exponent must be between -100000 and 100000"},
-		{"2.5e-999999999999999999999", ErrTooLarge, "exponent"},
+		{"2.5e-999999999999999999999", ErrTooSmall, "exponent"},
 		{"1e+100001", ErrTooLarge, "exponent"},
 		{"1 $ 2", ErrSyntax, "offset 2"},
 		{"", ErrSyntax, ""},
@@ -149,6 +176,41 @@ func TestMaxBits(t *testing.T) {
 	}
 	if _, err := Eval("21!", o); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("21! over 64 bits: err = %v", err)
+	}
+	// 33!! is 6332659870762850625 (63 bits), 35!! 65 bits.
+	if v, err := Eval("33!!", o); err != nil || Format(v) != "6332659870762850625" {
+		t.Errorf("33!! within 64 bits: %v, %v", v, err)
+	}
+	if _, err := Eval("35!!", o); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("35!! over 64 bits: err = %v", err)
+	}
+	if _, err := Eval("2^-64", o); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("2^-64 over 64 bits: err = %v", err)
+	}
+}
+
+// n followed by k marks is n(n-k)(n-2k)… down to a term of 1 to k, as a
+// plain loop computes it.
+func TestMultifactorial(t *testing.T) {
+	t.Parallel()
+	for k := 1; k <= 6; k++ {
+		for n := int64(0); n <= 120; n++ {
+			want := big.NewInt(1)
+			for m := n; m > 0; m -= int64(k) {
+				want.Mul(want, big.NewInt(m))
+			}
+			expr := fmt.Sprint(n) + strings.Repeat("!", k)
+			v, err := Eval(expr, nil)
+			if err != nil || Format(v) != want.String() {
+				t.Fatalf("%s = %v, %v; want %s", expr, v, err, want)
+			}
+		}
+	}
+	// The largest allowed: the estimate before computing agrees with the
+	// size after.
+	v, err := Eval("120000!!", nil)
+	if err != nil || v.Num().BitLen() > DefaultMaxBits {
+		t.Fatalf("120000!!: %d bits, %v", v.Num().BitLen(), err)
 	}
 }
 
@@ -310,12 +372,12 @@ func TestErrorsAbbreviateHugeNumbers(t *testing.T) {
 }
 
 // Each ! of a chain costs one factorial, not the tens of thousands of
-// logarithms that find the largest factorial allowed: "1!!!…!" of 10,000
-// bytes took 6s.
+// logarithms that find the largest factorial allowed: "1! ! … !" of
+// 10,000 bytes took 6s. (Marks written together are one multifactorial.)
 func TestFactorialChainIsCheap(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	v, err := Eval("1"+strings.Repeat("!", DefaultMaxLen-1), nil)
+	v, err := Eval("1"+strings.Repeat(" !", (DefaultMaxLen-1)/2), nil)
 	if err != nil || Format(v) != "1" {
 		t.Fatalf("= %v, %v", v, err)
 	}
