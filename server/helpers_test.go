@@ -112,7 +112,13 @@ type rpc struct {
 
 func (e *env) rpc(t testing.TB) *rpc {
 	t.Helper()
-	c := &rpc{t: t, url: e.ts.URL + "/mcp", header: http.Header{}}
+	return e.rpcWith(t, http.Header{})
+}
+
+// rpcWith is rpc sending header (a token) from the first request on.
+func (e *env) rpcWith(t testing.TB, header http.Header) *rpc {
+	t.Helper()
+	c := &rpc{t: t, url: e.ts.URL + "/mcp", header: header}
 	msgs, resp := c.post(map[string]any{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": map[string]any{
 		"protocolVersion": "2025-06-18", "capabilities": map[string]any{},
 		"clientInfo": map[string]any{"name": "test", "version": "1"}}})

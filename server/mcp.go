@@ -17,6 +17,7 @@ import (
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
+	"github.com/ponder-rlm/ponder/retrieval"
 	"github.com/ponder-rlm/ponder/traces"
 )
 
@@ -752,6 +753,12 @@ func (s *Server) handleSearch(ctx context.Context, req mcp.CallToolRequest) (*mc
 			return nil, ctx.Err()
 		}
 		return toolError("search_documents: %v", err), nil
+	}
+	// A remote client is shown each source's name (docs/guide.md), not the
+	// absolute path it is stored under, which tells how the server's disk
+	// is laid out; a local one gets the path, to open the file.
+	if !s.localClient(ctx) {
+		chunks = retrieval.PublicChunks(chunks)
 	}
 	out := searchResult{Collection: args.Collection, Passages: []passage{}}
 	for i, c := range chunks {

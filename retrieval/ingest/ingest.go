@@ -158,15 +158,20 @@ func (in *Ingester) Params() string {
 // input is one thing to read: a file path, or stdin.
 type input struct {
 	path  string // absolute path, or StdinName for stdin
+	name  string // the name shown to remote clients (see placed.name)
 	stdin io.Reader
 }
 
 // Expand turns the command line's paths into files: folders are walked
 // (hidden entries and node_modules skipped), globs expanded ("**" matches
-// any depth), "-" is stdin. Paths that match nothing are reported as
-// skipped.
+// any depth), "-" is stdin. A symbolic link to a file is followed and the
+// file listed once, under its own path (see anchor.place). Paths that
+// match nothing, and broken links, are reported as skipped.
 func Expand(paths []string) (files []string, missing []FileResult) {
-	files, missing, _ = expand(paths)
+	found, missing, _ := expand(paths)
+	for _, f := range found {
+		files = append(files, f.path)
+	}
 	return files, missing
 }
 
@@ -179,25 +184,110 @@ type walked struct {
 	// Pattern is the absolute glob a run named (Root is then the folder
 	// its matches lie under); Given is the glob as named.
 	Pattern, Given string
+	// at places the files found under Root.
+	at anchor
+}
+
+// placed is a file a run found: path is where it is stored (its source),
+// name what a remote client is shown instead (a path relative to the
+// folder that holds what was named: docs/guide/a.md for the folder docs,
+// a.md for a file named by itself), so that no server path leaks.
+type placed struct{ path, name string }
+
+// anchor is a folder a run named (a folder walked, a glob's root, or the
+// folder of a file named): given is its absolute path as named, real the
+// same with symbolic links resolved, and names are made relative to
+// base, the folder that holds it (or, for a file named by itself, the
+// file's own folder).
+type anchor struct{ given, real, base string }
+
+func newAnchor(dir, base string) anchor {
+	a := anchor{given: dir, real: dir, base: base}
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		a.real = r
+	}
+	return a
+}
+
+// place says where the file at path (absolute, found under a.given) is
+// stored. A symbolic link is one more name for a file, not another file:
+// it is stored once, under its real path, expressed under the folder as
+// named when it lies there (so a folder named through a link, or under
+// /tmp on a system where that is a link, keeps the paths it had), else
+// under the real path. A link and its target in one folder, or a link into
+// a folder ingested too, so give one document, not two. A broken link is
+// an error.
+func (a anchor) place(path string) (string, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	if real == path {
+		return path, nil
+	}
+	if rel, err := filepath.Rel(a.real, real); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return filepath.Join(a.given, rel), nil
+	}
+	return real, nil
+}
+
+// name is what a remote client is shown for the file stored at src and
+// found at path: src relative to a.base when it lies under the folder
+// named, else the path it was found at (a link to a file elsewhere).
+func (a anchor) name(src, path string) string {
+	for _, p := range []string{src, path} {
+		if rel, err := filepath.Rel(a.base, p); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.Base(path)
+}
+
+// brokenLink says why path, which os.Stat could not read, is a broken
+// symbolic link ("" if it is not one).
+func brokenLink(path string) string {
+	lst, err := os.Lstat(path)
+	if err != nil || lst.Mode()&fs.ModeSymlink == 0 {
+		return ""
+	}
+	target, err := os.Readlink(path)
+	if err != nil {
+		return "a broken symbolic link"
+	}
+	return fmt.Sprintf("a broken symbolic link: its target %s does not exist", target)
 }
 
 // expand is Expand, also returning the folders it walked.
-func expand(paths []string) (files []string, missing []FileResult, dirs []walked) {
+func expand(paths []string) (files []placed, missing []FileResult, dirs []walked) {
 	seen := map[string]bool{}
-	add := func(p string) {
+	// add lists the file found at p under a. Only regular files are
+	// placed by their target: anything else is listed as found, and
+	// read says what it is.
+	add := func(p string, a anchor) {
 		if abs, err := filepath.Abs(p); err == nil {
 			p = abs
 		}
-		if !seen[p] {
-			seen[p] = true
-			files = append(files, p)
+		src := p
+		if st, err := os.Stat(p); err != nil {
+			if why := brokenLink(p); why != "" {
+				missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: why})
+				return
+			}
+		} else if st.Mode().IsRegular() {
+			if s, err := a.place(p); err == nil {
+				src = s
+			}
+		}
+		if !seen[src] {
+			seen[src] = true
+			files = append(files, placed{path: src, name: a.name(src, p)})
 		}
 	}
 	for _, p := range paths {
 		if p == "-" {
 			if !seen["-"] {
 				seen["-"] = true
-				files = append(files, "-")
+				files = append(files, placed{path: "-"})
 			}
 			continue
 		}
@@ -214,6 +304,7 @@ func expand(paths []string) (files []string, missing []FileResult, dirs []walked
 			if abs, err := filepath.Abs(p); err == nil {
 				w.Root = abs
 			}
+			w.at = newAnchor(w.Root, filepath.Dir(w.Root))
 			_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 				if err != nil {
 					missing = append(missing, FileResult{Path: path, Status: Skipped, Reason: "unreadable: " + errText(err)})
@@ -230,13 +321,17 @@ func expand(paths []string) (files []string, missing []FileResult, dirs []walked
 					return nil
 				}
 				if d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0 && !d.IsDir() {
-					add(path)
+					add(path, w.at)
 				}
 				return nil
 			})
 			dirs = append(dirs, w)
 		case err == nil:
-			add(p)
+			abs := p
+			if a, err := filepath.Abs(p); err == nil {
+				abs = a
+			}
+			add(abs, newAnchor(filepath.Dir(abs), filepath.Dir(abs)))
 		case strings.ContainsAny(p, "*?["):
 			matches, unreadable, gerr := glob(p)
 			if gerr != nil {
@@ -246,15 +341,21 @@ func expand(paths []string) (files []string, missing []FileResult, dirs []walked
 			if len(matches) == 0 {
 				missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: "no file matches this pattern"})
 			}
-			for _, m := range matches {
-				if st, err := os.Stat(m); err == nil && !st.IsDir() {
-					add(m)
-				}
-			}
 			// Sources are absolute, so the pattern they are matched
 			// against when pruning is too.
-			if abs, err := filepath.Abs(p); err == nil {
-				w := walked{Root: globRoot(abs), Pattern: abs, Given: p}
+			abs, aerr := filepath.Abs(p)
+			if aerr != nil {
+				abs = p
+			}
+			w := walked{Root: globRoot(abs), Pattern: abs, Given: p}
+			w.at = newAnchor(w.Root, filepath.Dir(w.Root))
+			for _, m := range matches {
+				// A broken link matches too: add reports it.
+				if st, err := os.Stat(m); err != nil || !st.IsDir() {
+					add(m, w.at)
+				}
+			}
+			if aerr == nil {
 				for _, u := range unreadable {
 					if a, err := filepath.Abs(u); err == nil {
 						w.Unreadable = append(w.Unreadable, a)
@@ -263,7 +364,11 @@ func expand(paths []string) (files []string, missing []FileResult, dirs []walked
 				dirs = append(dirs, w)
 			}
 		default:
-			missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: "unreadable: " + errText(err)})
+			reason := "unreadable: " + errText(err)
+			if why := brokenLink(p); why != "" {
+				reason = why
+			}
+			missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: reason})
 		}
 	}
 	return files, missing, dirs
@@ -426,9 +531,9 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 	go func() {
 		defer close(jobs)
 		for _, f := range files {
-			j := input{path: f}
-			if f == "-" {
-				j = input{path: in.o.StdinName, stdin: stdin}
+			j := input{path: f.path, name: f.name}
+			if f.path == "-" {
+				j = input{path: in.o.StdinName, name: in.o.StdinName, stdin: stdin}
 				if stdin == nil {
 					j.stdin = strings.NewReader("")
 				}
@@ -561,10 +666,17 @@ func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (S
 // one where no file was found, nor a glob that matched none: an empty
 // folder is more often a share that is not mounted than a collection meant
 // to be emptied.
-func (in *Ingester) prune(ctx context.Context, dirs []walked, seen []string) ([]FileResult, error) {
-	found := make(map[string]bool, len(seen))
-	for _, f := range seen {
-		found[f] = true
+//
+// A document stored under the path of a symbolic link (as ingest did
+// before links were followed to their file) is removed too when the link
+// is broken, or when its file was found under its own path: the file is
+// then stored once, there.
+func (in *Ingester) prune(ctx context.Context, dirs []walked, files []placed) ([]FileResult, error) {
+	found := make(map[string]bool, len(files))
+	seen := make([]string, len(files))
+	for i, f := range files {
+		found[f.path] = true
+		seen[i] = f.path
 	}
 	sep := string(filepath.Separator)
 	under := func(path, dir string) bool {
@@ -595,17 +707,28 @@ func (in *Ingester) prune(ctx context.Context, dirs []walked, seen []string) ([]
 			if found[src] || done[src] || !covers(src, w.Root) || slices.ContainsFunc(w.Unreadable, func(u string) bool { return under(src, u) }) {
 				continue
 			}
-			if _, err := os.Lstat(src); !errors.Is(err, fs.ErrNotExist) {
+			why := gone
+			if lst, err := os.Lstat(src); err == nil && lst.Mode()&fs.ModeSymlink != 0 {
+				file, perr := w.at.place(src)
+				switch {
+				case perr != nil:
+					why = "a broken symbolic link now"
+				case found[file]:
+					why = "a symbolic link to " + file + ", which is stored under its own path"
+				default:
+					continue
+				}
+			} else if !errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			done[src] = true
 			ok, err := in.store.DeleteDocument(ctx, in.o.Collection, src)
 			if err != nil {
-				out = append(out, FileResult{Path: src, Status: Failed, Reason: gone + ", but removing it from the collection failed: " + err.Error()})
-				return out, fmt.Errorf("remove %s (%s): %w", src, gone, err)
+				out = append(out, FileResult{Path: src, Status: Failed, Reason: why + ", but removing it from the collection failed: " + err.Error()})
+				return out, fmt.Errorf("remove %s (%s): %w", src, why, err)
 			}
 			if ok {
-				out = append(out, FileResult{Path: src, Status: Removed, Reason: gone + ": its chunks were removed from the collection"})
+				out = append(out, FileResult{Path: src, Status: Removed, Reason: why + ": its chunks were removed from the collection"})
 			}
 		}
 	}
@@ -757,6 +880,9 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	now := in.o.Now().UTC()
 	doc := &retrieval.Document{Source: j.path, Hash: hash, Params: params, Title: ex.Title, Bytes: int64(len(data)),
 		IngestedAt: now, Meta: map[string]string{"type": ex.Type}}
+	if j.name != "" {
+		doc.Meta[retrieval.MetaName] = j.name
+	}
 	r.Note = ex.Note
 	if packed > 0 {
 		if r.Note != "" {
@@ -774,6 +900,12 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 		}
 	}
 	for i := range chunks {
+		if j.name != "" {
+			if chunks[i].Meta == nil {
+				chunks[i].Meta = map[string]string{}
+			}
+			chunks[i].Meta[retrieval.MetaName] = j.name
+		}
 		chunks[i].Title = ex.Title
 		chunks[i].Source = j.path
 		chunks[i].DocHash = hash

@@ -101,7 +101,7 @@ func TestIngestFolder(t *testing.T) {
 		"fake.pdf":     {Skipped, "not a PDF"},
 		"huge.txt":     {Skipped, "too large"},
 		"image.png":    {Skipped, "unsupported file type"},
-		"dangling.md":  {Skipped, "unreadable"},
+		"dangling.md":  {Skipped, "broken symbolic link"},
 	} {
 		f, ok := files[name]
 		if !ok {
