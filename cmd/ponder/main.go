@@ -137,7 +137,11 @@ func signalStatus(sig os.Signal) int {
 	return 1
 }
 
-// exitError carries a specific exit status.
+// exitError carries a specific exit status. The statuses: 0 done; 1 a
+// failure, a named trace, document or file that is not there included
+// (any error without an exitError); 2 a bad command line (an unknown
+// command or flag, a malformed argument: usageError); 130 (143 after
+// SIGTERM) stopped by a signal.
 type exitError struct {
 	code int
 	err  error

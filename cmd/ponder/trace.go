@@ -120,6 +120,13 @@ func newTraceGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !isTraceID(args[0]) {
+				// A malformed id is a bad command line (exit 2); a
+				// well-formed one that is not there is a failure (exit 1,
+				// see exitError), as a missing document is for `docs
+				// delete`: the trace may have been pushed out since.
+				return usageError("%q is not a trace id (16 hex digits, as `ponder trace list` shows them)", args[0])
+			}
 			st, err := dataStore(cfg)
 			if err != nil {
 				return err
@@ -130,7 +137,7 @@ func newTraceGetCmd() *cobra.Command {
 					return fmt.Errorf("trace %s is in %s but cannot be read: %w", args[0], traceDir(cfg), err)
 				}
 				if errors.Is(err, traces.ErrNotFound) {
-					return usageError("trace %q is not in %s: see `ponder trace list`", args[0], traceDir(cfg))
+					return fmt.Errorf("trace %s is not in %s: see `ponder trace list`", args[0], traceDir(cfg))
 				}
 				return err
 			}
@@ -238,7 +245,9 @@ func viewStore(cfg config.Config, args []string, log zerolog.Logger) (*traces.St
 			err = fmt.Errorf("%s: no such file, and not a trace id (16 hex digits) either", a)
 		}
 		if err != nil {
-			return nil, "", nil, exitError{code: 2, err: err}
+			// Exit 1: what the command line names is missing or
+			// unreadable; the command line itself is fine.
+			return nil, "", nil, err
 		}
 		loaded = append(loaded, t)
 	}

@@ -63,18 +63,24 @@ func TestTraceListAndGet(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &got) != nil || got.ID != tr.ID || got.Structure.Len() != tr.Structure.Len() {
 		t.Fatalf("trace get: exit %d: %.300s%s", r.code, r.stdout, r.stderr)
 	}
+	// A trace, file or id that is not there is a failure (exit 1), as a
+	// missing document is for `ingest delete`; a bad command line, a
+	// malformed id included, exits 2.
 	for _, tc := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"trace", "get", "0123456789abcdef"}, "is not in"},
-		{[]string{"trace", "view", "no-such-file.json"}, "no such file, and not a trace id"},
-		{[]string{"trace", "view", "0123456789abcdef"}, "see `ponder trace list`"},
-		{[]string{"trace", "view", "--addr", "256.0.0.1:1", file}, "pick another --addr"},
+		{[]string{"trace", "get", "0123456789abcdef"}, 1, "is not in"},
+		{[]string{"trace", "get", "not-an-id"}, 2, "is not a trace id"},
+		{[]string{"trace", "get"}, 2, "accepts 1 arg"},
+		{[]string{"trace", "view", "no-such-file.json"}, 1, "no such file, and not a trace id"},
+		{[]string{"trace", "view", "0123456789abcdef"}, 1, "see `ponder trace list`"},
+		{[]string{"trace", "view", "--addr", "256.0.0.1:1", file}, 2, "pick another --addr"},
 	} {
 		r := runPonder(t, "", env, tc.args...)
-		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
-			t.Errorf("ponder %s: exit %d, stderr %q; want 2 and one line with %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.want)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("ponder %s: exit %d, stderr %q; want %d and one line with %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.want)
 		}
 	}
 }
