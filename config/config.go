@@ -81,6 +81,11 @@ type Server struct {
 	// once, over every client (0: no bound); a request beyond it is told
 	// the server is busy and when to try again.
 	MaxSearches int `json:"max_searches" env:"PONDER_MAX_SEARCHES"`
+	// MaxConnections bounds the HTTP connections open at once (0: no
+	// bound), so a flood of idle or slow ones cannot use up the process's
+	// file descriptors: beyond it an idle one is closed to make room, or
+	// the new one is answered 503.
+	MaxConnections int `json:"max_connections" env:"PONDER_MAX_CONNECTIONS"`
 	// SessionTTL, MaxSessions, SessionMaxTurns and SessionMaxBytes bound the
 	// reasoning sessions (solve's session argument): idle ones expire, the
 	// least recently used go beyond MaxSessions, and the oldest turns of a
@@ -211,7 +216,7 @@ func Default() Config {
 		LLM: LLM{Model: "default", Temperature: 0.7, Timeout: 120 * time.Second, MaxRetries: 4,
 			Concurrency: 8, N: "auto"},
 		Server: Server{Addr: "127.0.0.1:7800", MaxBodyBytes: 4 << 20, RateLimit: 100, RateBurst: 400,
-			MaxSearches: 256, SessionTTL: time.Hour, MaxSessions: 1000, SessionMaxTurns: 20, SessionMaxBytes: 64 << 10,
+			MaxSearches: 256, MaxConnections: 4096, SessionTTL: time.Hour, MaxSessions: 1000, SessionMaxTurns: 20, SessionMaxBytes: 64 << 10,
 			SamplingConcurrency: 4, ShutdownTimeout: 10 * time.Second, TracesKept: 200},
 		Search: Search{Strategy: "cot", Pack: "generic", BudgetCalls: 64, Timeout: 10 * time.Minute},
 		Tools: Tools{Sandbox: Sandbox{Timeout: 10 * time.Second, MemoryMB: 512, CPUSeconds: 10, OutputBytes: 64 << 10,
@@ -729,6 +734,9 @@ func (c Config) Validate() error {
 	if c.Server.SessionTTL <= 0 || c.Server.MaxSessions < 1 || c.Server.SessionMaxTurns < 1 || c.Server.SessionMaxBytes < 1 {
 		bad("server.session_ttl, max_sessions, session_max_turns, session_max_bytes (PONDER_SESSION_TTL, PONDER_MAX_SESSIONS, PONDER_SESSION_MAX_TURNS, PONDER_SESSION_MAX_BYTES): want positive values, got %s, %d, %d, %d",
 			c.Server.SessionTTL, c.Server.MaxSessions, c.Server.SessionMaxTurns, c.Server.SessionMaxBytes)
+	}
+	if c.Server.MaxConnections < 0 {
+		bad("server.max_connections (PONDER_MAX_CONNECTIONS): want 0 (no bound) or more, got %d", c.Server.MaxConnections)
 	}
 	if c.Server.MaxSearches < 0 {
 		bad("server.max_searches (PONDER_MAX_SEARCHES): want 0 (no bound) or more, got %d", c.Server.MaxSearches)

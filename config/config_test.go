@@ -121,6 +121,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"budget", func(c *config.Config) { c.Search.BudgetCalls = -1 }, "budget_calls"},
 		{"token of white space", func(c *config.Config) { c.Server.Token = " " }, "server.token"},
 		{"token with a trailing newline", func(c *config.Config) { c.Server.Token = "secret\n" }, "server.token"},
+		{"negative max connections", func(c *config.Config) { c.Server.MaxConnections = -1 }, "server.max_connections (PONDER_MAX_CONNECTIONS)"},
 		{"llm timeout", func(c *config.Config) { c.LLM.Timeout = 0 }, "llm.timeout (PONDER_LLM_TIMEOUT)"},
 		{"llm retries", func(c *config.Config) { c.LLM.MaxRetries = -1 }, "llm.max_retries (PONDER_LLM_MAX_RETRIES)"},
 		{"embed timeout", func(c *config.Config) { c.Retrieval.EmbedTimeout = 0 }, "retrieval.embed_timeout (PONDER_EMBED_TIMEOUT)"},

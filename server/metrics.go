@@ -23,6 +23,7 @@ type metrics struct {
 	llmCalls     *prometheus.CounterVec
 	tokens       *prometheus.CounterVec
 	active       prometheus.Gauge
+	idleClosed   prometheus.Counter // set by watchConnections
 }
 
 func newMetrics(sessions func() int) *metrics {
@@ -35,7 +36,7 @@ func newMetrics(sessions func() int) *metrics {
 			Help: "HTTP request duration by route (streams count until they end).", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12)},
 			[]string{"route"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ponder_http_rejected_total",
-			Help: "Requests refused before reaching a handler, by reason: host, origin, token, rate, body."}, []string{"reason"}),
+			Help: "Requests refused before reaching a handler, by reason: host, origin, token, rate, body, connections (beyond server.max_connections)."}, []string{"reason"}),
 		toolCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ponder_mcp_tool_calls_total",
 			Help: "MCP tool calls by tool and outcome (ok, tool_error, cancelled, error)."}, []string{"tool", "outcome"}),
 		toolSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ponder_mcp_tool_call_duration_seconds",
@@ -58,6 +59,16 @@ func newMetrics(sessions func() int) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// watchConnections adds the HTTP connection metrics of a server that
+// caps them (server.max_connections): open ones, and those closed
+// idle to make room (refusals count as ponder_http_rejected_total{reason="connections"}).
+func (m *metrics) watchConnections(open func() int) {
+	m.idleClosed = prometheus.NewCounter(prometheus.CounterOpts{Name: "ponder_http_idle_connections_closed_total",
+		Help: "Connections without a request in progress closed to make room for a new one (server.max_connections)."})
+	m.reg.MustRegister(m.idleClosed, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ponder_http_connections",
+		Help: "HTTP connections open now."}, func() float64 { return float64(open()) }))
 }
 
 func (m *metrics) observeSolve(via string, res core.Result, d time.Duration) {

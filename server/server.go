@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -114,7 +115,10 @@ type Server struct {
 	sess    *sessions
 	mcpSess *mcpSessions
 	limiter *rateLimiter
-	models  *modelCache
+	// conns caps the connections Serve accepts (nil: no cap, or not
+	// serving).
+	conns  atomic.Pointer[connLimiter]
+	models *modelCache
 
 	// bodyTimeout and writeTimeout: see the constants.
 	bodyTimeout, writeTimeout time.Duration
@@ -217,6 +221,14 @@ func New(opts Options) (*Server, error) {
 		mcpserver.WithStreamableHTTPLogger(slogFor(s.log)),
 	)
 	s.handler = s.routes(hosts)
+	if cfg.MaxConnections > 0 {
+		s.metrics.watchConnections(func() int {
+			if l := s.conns.Load(); l != nil {
+				return l.open()
+			}
+			return 0
+		})
+	}
 	go s.mcpSess.sweepEvery(s.base.Done())
 	return s, nil
 }
@@ -235,6 +247,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          stdLogFor(s.log),
+	}
+	if max := s.maxConnections(); max > 0 {
+		lim := newConnLimiter(ln, max, s.handler,
+			func() { s.metrics.rejected.WithLabelValues("connections").Inc() }, s.metrics.idleClosed.Inc)
+		hs.ConnState = lim.connState
+		ln = lim
+		s.conns.Store(lim)
+		defer lim.wait()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -266,6 +286,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shut down http: %w", err)
 	}
 	return nil
+}
+
+// fdReserve is the file descriptors kept for what is not a connection:
+// trace files, plugin and sandbox pipes, LLM and MCP server connections.
+const fdReserve = 256
+
+// maxConnections is server.max_connections (0: no cap), lowered to fit
+// the process's limit on open files with fdReserve to spare: a cap above
+// it would protect nothing.
+func (s *Server) maxConnections() int {
+	n := s.cfg.MaxConnections
+	if lim := fdLimit(); n > 0 && lim > 0 && uint64(n)+fdReserve > lim {
+		fit := max(int(lim)-fdReserve, int(lim)/2)
+		s.log.Warn().Int("max_connections", n).Uint64("open_files_limit", lim).Int("using", fit).
+			Msg("server.max_connections is above what the open files limit (ulimit -n) leaves: lowered; raise the limit to allow more")
+		n = fit
+	}
+	return n
 }
 
 // ServeStdio serves MCP over in and out (newline-delimited JSON-RPC) until
