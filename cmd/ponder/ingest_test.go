@@ -620,3 +620,36 @@ func TestEmbedderSettings(t *testing.T) {
 		})
 	}
 }
+
+// What ingest met and did not store is said on stderr: a broken link a
+// glob matched (dropped without a word before), and a file grown past
+// max_file_bytes, whose old chunks are removed rather than left to ground
+// answers with text the file no longer has. The real binary.
+func TestIngestTellsOfBrokenLinksAndRefusedFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := []string{"PONDER_DATA_DIR=" + t.TempDir(), "PONDER_MAX_FILE_BYTES=200"}
+	vault := filepath.Join(dir, "vault.md")
+	if err := os.WriteFile(vault, []byte("# Vault\n\nThe vault code is 4711.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "moved.md"), filepath.Join(dir, "broken.md")); err != nil {
+		t.Fatal(err)
+	}
+	glob := filepath.Join(dir, "*.md")
+	r := runPonder(t, "", data, "ingest", glob)
+	if r.code != 0 || !strings.Contains(r.stdout, "1 added") ||
+		!strings.Contains(r.stderr, "skipped "+filepath.Join(dir, "broken.md")+": a broken symbolic link: its target "+filepath.Join(dir, "moved.md")+" does not exist") {
+		t.Fatalf("first ingest: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if err := os.WriteFile(vault, []byte("# Vault\n\n"+strings.Repeat("The vault code changed. ", 20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runPonder(t, "", data, "ingest", glob)
+	if !strings.Contains(r.stderr, "skipped "+vault+": too large: 489 bytes, limit 200 (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES); the version ingested before was removed from the collection") {
+		t.Fatalf("second ingest: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runPonder(t, "", data, "search", "vault code"); r.code != 0 || !strings.Contains(r.stdout, "no matching chunks") {
+		t.Fatalf("the old version still answers: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

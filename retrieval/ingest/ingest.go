@@ -773,6 +773,20 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 		r.Status, r.Reason = Skipped, fmt.Sprintf(format, a...)
 		return r
 	}
+	// tooLarge skips a file over the limit. A version of it stored
+	// before (when it was smaller, or the limit larger) is removed: left,
+	// its stale chunks would go on grounding answers with no sign that the
+	// file has moved on.
+	tooLarge := func(format string, a ...any) readResult {
+		res := skip(format, a...)
+		have, err := in.store.Documents(ctx, in.o.Collection, []string{j.path})
+		if err != nil {
+			res.Status, res.Reason = Failed, res.Reason+"; looking up the version ingested before failed: "+err.Error()
+			return res
+		}
+		_, res.remove = have[j.path]
+		return res
+	}
 	var data []byte
 	if j.stdin != nil {
 		// Files are stored under their absolute paths: a text named like
@@ -802,7 +816,7 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 		}
 		if st.Size() > in.o.MaxFileBytes {
 			r.Bytes = st.Size()
-			return skip("too large: %d bytes, limit %d (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", st.Size(), in.o.MaxFileBytes)
+			return tooLarge("too large: %d bytes, limit %d (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", st.Size(), in.o.MaxFileBytes)
 		}
 		if TypeOf(j.path) == "" {
 			r.Bytes = st.Size()
@@ -820,7 +834,7 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	}
 	r.Bytes = int64(len(data))
 	if int64(len(data)) > in.o.MaxFileBytes {
-		return skip("too large: more than %d bytes (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", in.o.MaxFileBytes)
+		return tooLarge("too large: more than %d bytes (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", in.o.MaxFileBytes)
 	}
 	hash := retrieval.HashBytes(data)
 	params := in.Params()
@@ -860,7 +874,7 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	ex, err := extract(ctx, j.path, data, enc, in.o.MaxFileBytes)
 	if err != nil {
 		if errors.Is(err, errTextTooLarge) {
-			return skip("%v (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", err)
+			return tooLarge("%v (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", err)
 		}
 		if errors.Is(err, ErrUnsupported) {
 			return skip("unsupported file type %q (ingest reads .md .txt .html .pdf and source files)", filepath.Ext(j.path))

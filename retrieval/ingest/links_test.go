@@ -136,6 +136,64 @@ func TestBrokenLinksAreReported(t *testing.T) {
 	}
 }
 
+// A file that is refused as too large (it grew, or the limit was
+// lowered) loses the chunks an earlier run stored: left, its stale text
+// would go on grounding answers. The reason says so. Files and stdin.
+func TestTooLargeRemovesTheVersionStoredBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	small := "# Vault\n\nThe vault code is 4711.\n"
+	big := small + strings.Repeat("filler words here. ", 200)
+	for _, tc := range []struct {
+		name      string
+		limit     int64 // the second run's max_file_bytes
+		grow      bool  // the file grows past the limit (else the limit drops)
+		stdin     bool
+		wantFirst string
+	}{
+		{"file grew", 1000, true, false, "too large: 3"},
+		{"limit lowered", 20, false, false, "too large: 3"},
+		{"stdin grew", 1000, true, true, "too large: more than 1000 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			write(t, dir, "vault.md", small)
+			st := openStore(t)
+			run := func(limit int64, text string) Summary {
+				t.Helper()
+				o := &Options{Collection: "c", MaxFileBytes: limit}
+				paths, in := []string{filepath.Join(dir, "vault.md")}, strings.NewReader("")
+				if tc.stdin {
+					o.StdinName, paths, in = "vault.md", []string{"-"}, strings.NewReader(text)
+				}
+				sum, err := New(st, o).Run(ctx, paths, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return sum
+			}
+			if sum := run(1000, small); sum.Added != 1 {
+				t.Fatalf("first run: %+v", sum)
+			}
+			text := small
+			if tc.grow {
+				text = big
+				write(t, dir, "vault.md", big)
+			}
+			sum := run(tc.limit, text)
+			f := sum.Files[0]
+			if f.Status != Skipped || !strings.HasPrefix(f.Reason, tc.wantFirst) ||
+				!strings.HasSuffix(f.Reason, "; the version ingested before was removed from the collection") {
+				t.Errorf("second run: %s %q, want skipped as too large, saying the old version was removed", f.Status, f.Reason)
+			}
+			if hits, err := st.Search(ctx, "c", retrieval.Query{Text: "vault code", K: 5}); err != nil || len(hits) != 0 {
+				t.Errorf("the old version still answers: %+v %v", hits, err)
+			}
+		})
+	}
+}
+
 // Each chunk records its source's name, relative to the folder that holds
 // what was ingested: what search_documents shows a remote client.
 func TestSourceNames(t *testing.T) {
