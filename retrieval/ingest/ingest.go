@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -766,6 +767,28 @@ func embedText(title string, c retrieval.Chunk) string {
 	return strings.Join(trail, " > ") + "\n" + c.Text
 }
 
+// unpacked says whether a stored document, unchanged since, holds more
+// chunks than the chunker makes of any document of its size: it was
+// chunked before documents of tiny sections were packed (a file of
+// one-line headings then made a chunk per line and cost about 100 times
+// its size in memory), and is chunked again. Other documents keep their
+// chunks: a version in Params would chunk, and embed, every document of
+// every collection again for the few this affects. Unpacked, a document
+// of n bytes of text makes at most sectionBudget(n) sections and
+// n/(Size-Overlap) more chunks where they are cut; text is at most 3 times
+// the file's bytes (a Windows-1252 byte can take 3 in UTF-8). A PDF's
+// text has no such bound (pages can repeat one content stream), so PDFs
+// are left as they are.
+func (in *Ingester) unpacked(old retrieval.DocInfo, typ string) bool {
+	if typ == "pdf" || typ == "" {
+		return false
+	}
+	n := 3 * old.Bytes
+	o := in.o.Chunk
+	most := int64(sectionBudget(int(min(n, 1<<40)), o)) + n/int64(max(1, o.Size-o.Overlap)) + 1
+	return int64(old.Chunks) > most
+}
+
 // read loads, checks and chunks one input.
 func (in *Ingester) read(ctx context.Context, j input) readResult {
 	r := readResult{FileResult: FileResult{Path: j.path}}
@@ -864,7 +887,8 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	if len(strings.TrimSpace(string(data[:min(len(data), 4096)]))) == 0 && len(strings.TrimSpace(string(data))) == 0 {
 		return gone("empty")
 	}
-	if exists && old.Hash == hash && old.Params == params {
+	repack := exists && old.Hash == hash && old.Params == params && in.unpacked(old, TypeOf(j.path))
+	if exists && old.Hash == hash && old.Params == params && !repack {
 		r.Status, r.Chunks = Unchanged, old.Chunks
 		return r
 	}
@@ -898,6 +922,12 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 		doc.Meta[retrieval.MetaName] = j.name
 	}
 	r.Note = ex.Note
+	if repack {
+		r.Note = "chunked again: it was stored before documents of tiny sections were packed, with " + strconv.Itoa(old.Chunks) + " chunks"
+		if ex.Note != "" {
+			r.Note += "; " + ex.Note
+		}
+	}
 	if packed > 0 {
 		if r.Note != "" {
 			r.Note += "; "

@@ -1,12 +1,15 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ponder-rlm/ponder/retrieval"
 )
 
 // headings returns a Markdown document of n one-line sections made by line.
@@ -167,5 +170,44 @@ func TestBatchesCountChunks(t *testing.T) {
 	// 200 chunks of a few bytes each: about 100 KiB of records a document.
 	if sum.Added != 20 || sum.Chunks != 4000 || batches < 20 {
 		t.Fatalf("%d added, %d chunks, in %d transactions: want 20 documents of 200 chunks, one a transaction", sum.Added, sum.Chunks, batches)
+	}
+}
+
+// A document stored with a chunk per tiny section, before such documents
+// were packed, is chunked again on the next ingest although its bytes and
+// settings did not change, and says so; it is then unchanged, as is every
+// document whose chunks fit its size (the other tests' second runs).
+func TestDocumentChunkedBeforePackingIsChunkedAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	text := headings(5000, func(i int) string { return fmt.Sprintf("# h%d\n", i) })
+	path := filepath.Join(dir, "lines.md")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	ing := New(st, &Options{Collection: "c"})
+	// What ingest stored before packing: one chunk a heading.
+	old := retrieval.Document{Source: path, Hash: retrieval.HashBytes([]byte(text)), Params: ing.Params(), Bytes: int64(len(text))}
+	for i := range 5000 {
+		old.Chunks = append(old.Chunks, retrieval.Chunk{Text: fmt.Sprintf("# h%d", i)})
+	}
+	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, "c", []retrieval.Document{old}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := ing.Run(ctx, []string{path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := sum.Files[0]
+	if f.Status != Updated || f.Chunks > 100 || !strings.HasPrefix(f.Note, "chunked again: it was stored before documents of tiny sections were packed, with 5000 chunks") {
+		t.Fatalf("old chunks: %+v", f)
+	}
+	if sum, err := ing.Run(ctx, []string{path}, nil); err != nil || sum.Unchanged != 1 {
+		t.Fatalf("packed, it is chunked again on every run: %+v %v", sum, err)
 	}
 }
