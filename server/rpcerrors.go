@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -22,10 +25,12 @@ import (
 // hook records the code due for the request id, and the transport writer
 // (HTTP or stdio) puts it in the error response as it goes out.
 
-// rpcCode is the JSON-RPC error code (and data) a response is due.
+// rpcCode is the JSON-RPC error code (and data) a response is due, and
+// the message to send instead of mcp-go's when it is not "".
 type rpcCode struct {
-	code int
-	data any
+	code    int
+	data    any
+	message string
 }
 
 // rpcCodes holds the codes due for requests whose responses have not been
@@ -130,6 +135,9 @@ func (c *rpcCodes) rewriteMessage(b []byte) ([]byte, bool) {
 		Data    any    `json:"data,omitempty"`
 	}
 	e := rpcError{Code: code.code, Message: m.Error.Message, Data: code.data}
+	if code.message != "" {
+		e.Message = code.message
+	}
 	if e.Data == nil && len(m.Error.Data) > 0 {
 		e.Data = m.Error.Data
 	}
@@ -146,20 +154,104 @@ func (c *rpcCodes) rewriteMessage(b []byte) ([]byte, bool) {
 
 // protocolCode returns the code a failed request is due when its error says
 // the request was at fault: -32602 for invalid params, and resource not
-// found as the client's protocol version has it.
+// found as the client's protocol version has it. Where mcp-go's message
+// does not say what to change, the code comes with one that does.
 func protocolCode(ctx context.Context, msg any, err error) (rpcCode, bool) {
+	var unparsable *mcpserver.UnparsableMessageError
 	switch {
+	case errors.As(err, &unparsable):
+		// mcp-go answers params it cannot decode into the method's types
+		// (a prompt argument that is not a string, a number for a URI)
+		// with -32600, as if the message were no request at all. The
+		// envelope was checked before mcp-go saw it (envelope.go), so what
+		// failed is the params: -32602.
+		return rpcCode{code: mcp.INVALID_PARAMS, message: paramsProblem(unparsable)}, true
 	case errors.Is(err, mcp.ErrInvalidParams):
 		return rpcCode{code: mcp.INVALID_PARAMS}, true
+	case errors.Is(err, mcpserver.ErrPromptNotFound):
+		code := rpcCode{code: mcp.INVALID_PARAMS}
+		if req, ok := msg.(*mcp.GetPromptRequest); ok && req != nil && req.Params.Name == "" {
+			code.message = "prompts/get: params.name is required: the name of a prompt that prompts/list returns"
+		}
+		return code, true
 	case errors.Is(err, mcpserver.ErrResourceNotFound):
+		req, _ := msg.(*mcp.ReadResourceRequest)
+		if req != nil && req.Params.URI == "" {
+			// mcp-go looks the empty URI up, and answers that no
+			// resource has it (-32002, data.uri ""): the request lacks
+			// a parameter, which is -32602 in every protocol version.
+			return rpcCode{code: mcp.INVALID_PARAMS, message: "resources/read: params.uri is required: the URI of a " +
+				"resource that resources/list returns, or one made from a template of resources/templates/list " +
+				"(such as ponder://traces/<trace id>)"}, true
+		}
 		code := rpcCode{code: mcp.RESOURCE_NOT_FOUND}
 		if mcp.IsModernProtocol(mcpserver.RequestProtocolVersion(ctx)) {
 			code.code = mcp.INVALID_PARAMS
 		}
-		if req, ok := msg.(*mcp.ReadResourceRequest); ok && req != nil {
+		if req != nil {
 			code.data = map[string]any{"uri": req.Params.URI}
 		}
 		return code, true
 	}
 	return rpcCode{}, false
+}
+
+// paramsProblem says which of a request's params could not be decoded
+// and what it must be, where mcp-go names Go types ("unparsable
+// prompts/get request: json: cannot unmarshal number into Go struct field
+// GetPromptParams.params.arguments of type string").
+func paramsProblem(e *mcpserver.UnparsableMessageError) string {
+	method := string(e.GetMethod())
+	if e.GetMethod() == mcp.MethodPromptsGet {
+		if name, got, ok := nonStringArgument(e.GetMessage()); ok {
+			return fmt.Sprintf("prompts/get: argument %q must be a string, got %s (prompt arguments are all strings: "+
+				"send numbers and lists as text)", name, got)
+		}
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(e, &te) && te.Field != "" {
+		return fmt.Sprintf("%s: invalid params: %s", method, jsonErrText(te))
+	}
+	inner := errors.Unwrap(e)
+	if inner == nil {
+		inner = e
+	}
+	return fmt.Sprintf("%s: invalid params: %s", method, jsonErrText(inner))
+}
+
+// nonStringArgument finds the first (by name) of a prompts/get request's
+// arguments that is not a string, and the JSON type it is instead; the
+// decoder's error names params.arguments, not the argument.
+func nonStringArgument(message json.RawMessage) (name, got string, ok bool) {
+	var m struct {
+		Params struct {
+			Arguments map[string]json.RawMessage `json:"arguments"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(message, &m) != nil {
+		return "", "", false
+	}
+	names := slices.Sorted(maps.Keys(m.Params.Arguments))
+	for _, n := range names {
+		v := bytes.TrimSpace(m.Params.Arguments[n])
+		if len(v) > 0 && v[0] != '"' {
+			return n, jsonKind(v), true
+		}
+	}
+	return "", "", false
+}
+
+// jsonKind names the JSON type of a value, as a client would.
+func jsonKind(v json.RawMessage) string {
+	switch v[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "true or false"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }

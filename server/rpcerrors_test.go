@@ -12,7 +12,7 @@ import (
 var protocolErrorCases = []struct {
 	name     string
 	method   string
-	params   map[string]any
+	params   any
 	code     float64
 	contains string
 	uri      string // data.uri, for resource not found
@@ -32,6 +32,20 @@ var protocolErrorCases = []struct {
 	{"trace id that is no id", "resources/read",
 		map[string]any{"uri": "ponder://traces/../../etc"}, -32002, "ponder://traces/../../etc", "ponder://traces/../../etc"},
 	{"unknown resource", "resources/read", map[string]any{"uri": "ponder://nope"}, -32002, "ponder://nope", "ponder://nope"},
+	// mcp-go answers params it cannot decode with -32600 (invalid
+	// request) and Go type names.
+	{"prompt argument that is not a string", "prompts/get",
+		map[string]any{"name": "solve_step_by_step", "arguments": map[string]any{"problem": 42, "strategy": "cot"}}, -32602, `argument "problem" must be a string, got a number`, ""},
+	{"prompt arguments that are no object", "prompts/get",
+		map[string]any{"name": "solve_step_by_step", "arguments": []any{"2+2?"}}, -32602, "params.arguments must be an object", ""},
+	{"prompt name that is not a string", "prompts/get", map[string]any{"name": 7}, -32602, "params.name must be a string", ""},
+	{"prompt without a name", "prompts/get", map[string]any{}, -32602, "params.name is required", ""},
+	{"params that are no object", "prompts/get", 5, -32602, "params must be an object", ""},
+	{"log level that is not a string", "logging/setLevel", map[string]any{"level": 3}, -32602, "params.level must be a string", ""},
+	// mcp-go looked the missing URI up and answered resource not found.
+	{"resources/read without a uri", "resources/read", map[string]any{}, -32602, "params.uri is required", ""},
+	{"resources/read without params", "resources/read", nil, -32602, "params.uri is required", ""},
+	{"resources/read with a number for uri", "resources/read", map[string]any{"uri": 3}, -32602, "params.uri must be a string", ""},
 }
 
 func checkProtocolError(t *testing.T, msgs []map[string]any, code float64, contains, uri string) {
