@@ -326,8 +326,9 @@ func TestEvalHumanEval(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatal(err)
 		}
-		// The simulator does not write programs: graded wrong, not an error.
-		if rec.Status != eval.StatusWrong {
+		// The simulator writes the canonical solution or a stub: graded by
+		// the unit tests, right or wrong, never an error.
+		if rec.Status != eval.StatusCorrect && (rec.Status != eval.StatusWrong || rec.Detail == "") {
 			t.Errorf("record %s: %s (%s%s)", rec.Key, rec.Status, rec.Error, rec.Detail)
 		}
 	}

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"errors"
 	"hash/fnv"
+	"io/fs"
 	"math/big"
 	"math/rand/v2"
 	"regexp"
@@ -40,10 +42,16 @@ func (k *kb) load() {
 	if k.dir == "" {
 		return
 	}
-	for _, name := range []string{"gsm8k", "math500"} {
+	for _, name := range []string{"gsm8k", "math500", "humaneval"} {
 		items, skipped, err := tasks.LoadDataset(k.dir, name)
 		if err != nil {
-			k.log.Warn().Err(err).Str("dataset", name).Msg("sim: dataset not loaded; its problems get generic answers")
+			ev := k.log.Warn()
+			if name == "humaneval" && errors.Is(err, fs.ErrNotExist) {
+				// Optional: only evals of HumanEval need it, and a data
+				// folder made before it was read has none.
+				ev = k.log.Debug()
+			}
+			ev.Err(err).Str("dataset", name).Msg("sim: dataset not loaded; its problems get generic answers")
 			continue
 		}
 		for _, it := range items {

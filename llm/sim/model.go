@@ -33,6 +33,9 @@ func (s *Server) plan(msgs []core.Message) (generator, string) {
 	if g, kind, ok := s.decompose(msgs); ok { // decompose.go: least-to-most plan and compose prompts
 		return g, kind
 	}
+	if g, kind, ok := s.humanEval(msgs); ok { // humaneval.go: eval's humaneval pack
+		return g, kind
+	}
 	id, ok := tasks.Identify(msgs)
 	if !ok {
 		// Any other chat: answer the last user message as a problem.

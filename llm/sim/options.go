@@ -71,7 +71,8 @@ type Options struct {
 	// the client gives up, or a 200 whose body is not valid JSON.
 	Rate429, Rate500, RateTimeout, RateMalformed float64
 
-	// DataDir holds gsm8k-test.jsonl and math500.jsonl; empty means
+	// DataDir holds gsm8k-test.jsonl, math500.jsonl and humaneval.jsonl
+	// (HumanEval's canonical solutions are its right answers); empty means
 	// tasks.FindDataDir(), NoData means none.
 	DataDir string
 	// EmbeddingDim is the default length of embedding vectors (a request's
