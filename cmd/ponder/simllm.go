@@ -22,7 +22,8 @@ func newSimLLMCmd() *cobra.Command {
 		Short: "Run the deterministic OpenAI-compatible LLM simulator (for tests, demos and offline benchmarks)",
 		Long: "sim-llm serves /v1/chat/completions, /v1/embeddings, /v1/models and /healthz with a seeded noise model:\n" +
 			"whole solutions are right with probability --accuracy, next steps with --step-accuracy, judge/value/PRM\n" +
-			"ratings with --judge-accuracy. GSM8K and MATH-500 problems are answered against their truth from --data.\n" +
+			"ratings with --judge-accuracy. GSM8K and MATH-500 problems are answered against their truth from --data,\n" +
+			"HumanEval problems with their canonical solution (right) or a stub (wrong), as a ```python block.\n" +
 			"See docs/simulator.md.",
 		Example: "  ponder sim-llm --addr 127.0.0.1:8090 --seed 1 --accuracy 0.35\n" +
 			"  PONDER_LLM_BASE_URL=http://127.0.0.1:8090/v1 ponder solve --pack gsm8k \"...\"",
@@ -55,6 +56,9 @@ func newSimLLMCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w (is another simulator running? set --addr)", addr, err)
 			}
+			if warn := exposedWarning(ln.Addr()); warn != "" {
+				log.Warn().Str("addr", ln.Addr().String()).Msg(warn)
+			}
 			eff := srv.Options()
 			log.Info().Str("addr", "http://"+ln.Addr().String()+"/v1").Int64("seed", eff.Seed).
 				Float64("accuracy", eff.Accuracy).Float64("step_accuracy", eff.StepAccuracy).
@@ -68,7 +72,7 @@ func newSimLLMCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", "127.0.0.1:8090", "listen address")
+	f.StringVar(&addr, "addr", "127.0.0.1:8090", "listen address (a non-loopback one is warned about: the simulator has no authentication)")
 	f.Int64Var(&o.Seed, "seed", 0, "seed of every sample's randomness")
 	f.Float64Var(&o.Accuracy, "accuracy", sim.DefaultAccuracy, "probability that a whole solution is correct")
 	f.Float64Var(&o.Spread, "spread", 0, "per-problem accuracy spread: a problem's accuracy is uniform in accuracy ± spread")
@@ -83,10 +87,21 @@ func newSimLLMCmd() *cobra.Command {
 	f.Float64Var(&o.Rate500, "error-500", 0, "probability of a 500")
 	f.Float64Var(&o.RateTimeout, "error-timeout", 0, "probability that a request hangs until the client gives up")
 	f.Float64Var(&o.RateMalformed, "error-malformed", 0, "probability of a 200 whose body is not valid JSON")
-	f.StringVar(&o.DataDir, "data", "", "folder with gsm8k-test.jsonl and math500.jsonl (default: $PONDER_DATA_SETS or ../shared/data; - for none)")
+	f.StringVar(&o.DataDir, "data", "", "folder with gsm8k-test.jsonl, math500.jsonl and humaneval.jsonl (default: $PONDER_DATA_SETS or ../shared/data; - for none)")
 	f.IntVar(&o.EmbeddingDim, "embedding-dim", sim.DefaultEmbeddingDim, "default length of embedding vectors")
 	f.StringSliceVar(&models, "models", nil, "model ids listed by /v1/models (default ponder-sim,ponder-sim-embed)")
 	return cmd
+}
+
+// exposedWarning says why listening on a, when it is not a loopback
+// address, is unwise: the simulator has no authentication, and whoever
+// reaches it can run up its CPU (and read which prompts it is sent).
+func exposedWarning(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
+		return ""
+	}
+	return "sim-llm listens on a non-loopback address: other hosts can reach it, and it has no authentication; " +
+		"use --addr 127.0.0.1:PORT unless you mean to share it"
 }
 
 // checkSimFlags refuses values sim.Options would clamp or misread (in

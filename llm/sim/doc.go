@@ -9,7 +9,9 @@
 // prompts continue a path that is still on track correctly with
 // probability StepAccuracy; judge, value and PRM prompts rate the path the
 // right way with probability JudgeAccuracy; Game of 24 prompts get legal
-// moves, sure/likely/impossible verdicts and checked expressions. Every
+// moves, sure/likely/impossible verdicts and checked expressions; HumanEval
+// prompts (eval's humaneval pack) get the whole function in a ```python
+// block, the canonical solution with probability Accuracy. Every
 // sample is a pure function of Options.Seed, the messages, the request's
 // seed and the choice index. docs/simulator.md describes the noise model.
 //
@@ -23,5 +25,7 @@
 //
 // Endpoints: POST /v1/chat/completions (n, stream, seed, temperature,
 // max_tokens, stop, logprobs, usage), POST /v1/embeddings (hashed bag of
-// words, L2-normalised), GET /v1/models, GET /healthz.
+// words, L2-normalised), GET /v1/models, GET /healthz. Requests are read
+// as strictly as OpenAI reads them, and what the simulator cannot honour
+// (a tool call it must make, a JSON response format) is refused with 400.
 package sim

@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,13 +163,82 @@ func badParam(w http.ResponseWriter, param, msg string) {
 // request grow the reply (and the server's memory) without limit.
 const maxTopLogprobs = 20
 
+// maxBody bounds a request body; past it the request is answered 413, as
+// OpenAI does.
+const maxBody = 32 << 20
+
+// decode reads a request's JSON body into v, as strictly as OpenAI: one
+// JSON object and nothing after it. Bad JSON is answered 400, naming the
+// field and the JSON types; a body over maxBody 413.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<20))
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
-		return false
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	err := dec.Decode(v)
+	if err == nil {
+		// Trailing data (a second object, a stray brace) is a client bug
+		// that a lenient reader would hide.
+		var extra json.RawMessage
+		if err = dec.Decode(&extra); err == io.EOF {
+			return true
+		} else if err == nil {
+			err = errors.New("trailing data after the JSON object")
+		}
 	}
-	return true
+	var tooLarge *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error",
+			fmt.Sprintf("request body over %d MiB", maxBody>>20))
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		writeError(w, http.StatusBadRequest, "invalid_request_error",
+			"invalid JSON body: the body must be a JSON object, got "+jsonValue(typeErr.Value))
+	case errors.As(err, &typeErr):
+		badParam(w, typeErr.Field, fmt.Sprintf("invalid JSON body: %q must be %s, got %s", typeErr.Field,
+			jsonType(typeErr.Type), jsonValue(typeErr.Value)))
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+
+			strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return false
+}
+
+// jsonType names the JSON type a Go type is read from: clients write
+// JSON, not Go.
+func jsonType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another JSON type"
+}
+
+// jsonValue words encoding/json's description of a value it could not
+// read ("string", "number 3.5", "bool").
+func jsonValue(v string) string {
+	if n, ok := strings.CutPrefix(v, "number "); ok {
+		return n
+	}
+	switch v {
+	case "bool":
+		return "a boolean"
+	case "array", "object":
+		return "an " + v
+	}
+	return "a " + v
 }
 
 // inject waits the configured latency and plays this request's fault, if
@@ -291,6 +364,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	case req.TopLogprobs > 0 && !req.Logprobs:
 		badParam(w, "top_logprobs", "top_logprobs needs logprobs: true")
+		return
+	}
+	if param, msg := checkChat(&req); msg != "" {
+		badParam(w, param, msg)
 		return
 	}
 	msgs := make([]core.Message, len(req.Messages))
@@ -426,6 +503,80 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if flusher != nil {
 		flusher.Flush()
 	}
+}
+
+// roles are the message roles OpenAI accepts.
+var roles = []string{"system", "developer", "user", "assistant", "tool", "function"}
+
+// checkChat refuses, as OpenAI does, a request OpenAI would refuse and the
+// simulator would otherwise have answered (a role-less message, a
+// max_tokens below 1), and what the simulator cannot honour: it answers in
+// plain text, so it can offer tools only when the model may leave them
+// alone (tool_choice "auto" or "none"), and no JSON response format. It
+// returns the field at fault and why, or "" when the request is fine.
+func checkChat(req *chatRequest) (param, msg string) {
+	for i, m := range req.Messages {
+		switch {
+		case m.Role == "":
+			p := fmt.Sprintf("messages[%d].role", i)
+			return p, fmt.Sprintf("Missing required parameter: '%s'.", p)
+		case !slices.Contains(roles, m.Role):
+			return fmt.Sprintf("messages[%d].role", i), fmt.Sprintf("Invalid value: '%s'. Supported values are: '%s'.",
+				m.Role, strings.Join(roles, "', '"))
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"max_tokens", req.MaxTokens}, {"max_completion_tokens", req.MaxCompletionTokens}} {
+		if name, v := f.name, f.v; v != nil && *v < 1 {
+			return name, fmt.Sprintf("Invalid '%s': integer below minimum value. Expected a value >= 1, but got %d instead.", name, *v)
+		}
+	}
+	for i, t := range req.Tools {
+		if t.Type != "function" || t.Function == nil || t.Function.Name == "" {
+			return fmt.Sprintf("tools[%d]", i), fmt.Sprintf("tools[%d] must be {\"type\": \"function\", \"function\": {\"name\": ...}}", i)
+		}
+	}
+	if param, msg := checkChoice("tool_choice", req.ToolChoice, len(req.Tools) > 0, "tools"); msg != "" {
+		return param, msg
+	}
+	if param, msg := checkChoice("function_call", req.FunctionCall, len(req.Functions) > 0, "functions"); msg != "" {
+		return param, msg
+	}
+	if rf := req.ResponseFormat; rf != nil {
+		switch rf.Type {
+		case "text":
+		case "json_object", "json_schema":
+			return "response_format", fmt.Sprintf("the simulator answers in plain text: it cannot honour response_format %q (leave it out, or use \"text\")", rf.Type)
+		default:
+			return "response_format.type", fmt.Sprintf("Invalid value: '%s'. Supported values are: 'text', 'json_object' and 'json_schema'.", rf.Type)
+		}
+	}
+	return "", ""
+}
+
+// checkChoice checks tool_choice (or the older function_call): "none" and
+// "auto" the simulator honours by answering in text; "required" or a named
+// function it cannot, as it never calls one.
+func checkChoice(param string, raw json.RawMessage, offered bool, list string) (string, string) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", ""
+	}
+	if !offered {
+		return param, fmt.Sprintf("Invalid value for '%s': '%s' is only allowed when '%s' are specified.", param, param, list)
+	}
+	var choice string
+	if json.Unmarshal(raw, &choice) == nil {
+		switch choice {
+		case "none", "auto":
+			return "", ""
+		case "required":
+		default:
+			return param, fmt.Sprintf("Invalid value: '%s'. Supported values are: 'none', 'auto' and 'required'.", choice)
+		}
+	}
+	return param, fmt.Sprintf("the simulator answers in plain text and never calls a tool: it cannot honour %s %s (use \"auto\" or \"none\")", param, raw)
 }
 
 func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {

@@ -464,20 +464,60 @@ func TestModelsAndHealth(t *testing.T) {
 	}
 }
 
+// TestBadRequests: what OpenAI refuses, the simulator refuses with OpenAI's
+// error shape, naming the field at fault and, for JSON of the wrong type,
+// the JSON types (not Go's); and it refuses what it cannot honour (a tool
+// call it must make, a JSON response) rather than answer in text.
 func TestBadRequests(t *testing.T) {
 	t.Parallel()
 	url := simtest.Start(t, sim.Options{})
 	const hi = `"messages": [{"role": "user", "content": "hi"}]`
-	for body, param := range map[string]any{
-		`{`:                              nil,
-		`{"messages": []}`:               "messages",
-		`{` + hi + `, "n": 0}`:           "n",
-		`{` + hi + `, "temperature": 3}`: "temperature",
-		`{` + hi + `, "logprobs": true, "top_logprobs": 21}`: "top_logprobs", // made up per token: 10^6 was gigabytes
-		`{` + hi + `, "logprobs": true, "top_logprobs": -1}`: "top_logprobs",
-		`{` + hi + `, "top_logprobs": 2}`:                    "top_logprobs",
-	} {
-		resp, err := http.Post(url+"/chat/completions", "application/json", strings.NewReader(body))
+	const tool = `"tools": [{"type": "function", "function": {"name": "calc", "parameters": {"type": "object"}}}]`
+	tests := []struct {
+		body   string
+		status int
+		param  any    // nil: none
+		want   string // in the message
+	}{
+		{`{`, 400, nil, "invalid JSON body"},
+		{`[1]`, 400, nil, "must be a JSON object, got an array"},
+		{`{` + hi + `}{}`, 400, nil, "trailing data"},
+		{`{` + hi + `} x`, 400, nil, "invalid JSON body"},
+		{`{"messages": []}`, 400, "messages", "empty"},
+		{`{` + hi + `, "n": 0}`, 400, "n", "1..128"},
+		{`{` + hi + `, "n": "3"}`, 400, "n", `"n" must be an integer, got a string`},
+		{`{` + hi + `, "n": 2.5}`, 400, "n", `"n" must be an integer, got 2.5`},
+		{`{` + hi + `, "stream": 1}`, 400, "stream", `"stream" must be a boolean, got a number`},
+		{`{"messages": [{"role": ["user"], "content": "hi"}]}`, 400, "messages.role", "must be a string, got an array"},
+		{`{` + hi + `, "temperature": 3}`, 400, "temperature", "[0, 2]"},
+		{`{` + hi + `, "logprobs": true, "top_logprobs": 21}`, 400, "top_logprobs", "0..20"}, // made up per token: 10^6 was gigabytes
+		{`{` + hi + `, "logprobs": true, "top_logprobs": -1}`, 400, "top_logprobs", "0..20"},
+		{`{` + hi + `, "top_logprobs": 2}`, 400, "top_logprobs", "logprobs"},
+		{`{` + hi + `, "max_tokens": -5}`, 400, "max_tokens", "Expected a value >= 1, but got -5"},
+		{`{` + hi + `, "max_tokens": 0}`, 400, "max_tokens", ">= 1"},
+		{`{` + hi + `, "max_completion_tokens": -1}`, 400, "max_completion_tokens", ">= 1"},
+		{`{"messages": [{"content": "hi"}]}`, 400, "messages[0].role", "Missing required parameter"},
+		{`{"messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]}`, 400, "messages[1].role", "Invalid value: 'robot'"},
+		{`{` + hi + `, "tools": [{"type": "function"}]}`, 400, "tools[0]", "function"},
+		{`{` + hi + `, ` + tool + `, "tool_choice": "required"}`, 400, "tool_choice", "cannot honour"},
+		{`{` + hi + `, ` + tool + `, "tool_choice": {"type": "function", "function": {"name": "calc"}}}`, 400, "tool_choice", "cannot honour"},
+		{`{` + hi + `, ` + tool + `, "tool_choice": "sometimes"}`, 400, "tool_choice", "Invalid value"},
+		{`{` + hi + `, "tool_choice": "auto"}`, 400, "tool_choice", "only allowed when 'tools'"},
+		{`{` + hi + `, "functions": [{"name": "calc"}], "function_call": {"name": "calc"}}`, 400, "function_call", "cannot honour"},
+		{`{` + hi + `, "response_format": {"type": "json_object"}}`, 400, "response_format", "plain text"},
+		{`{` + hi + `, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}`, 400, "response_format", "plain text"},
+		{`{` + hi + `, "response_format": {"type": "yaml"}}`, 400, "response_format.type", "Invalid value"},
+		{`{` + hi + `, "pad": "` + strings.Repeat("x", 33<<20) + `"}`, 413, nil, "over 32 MiB"},
+		// What it can honour is answered: tools it may leave alone, text.
+		{`{` + hi + `, ` + tool + `}`, 200, nil, ""},
+		{`{` + hi + `, ` + tool + `, "tool_choice": "auto"}`, 200, nil, ""},
+		{`{` + hi + `, ` + tool + `, "tool_choice": "none"}`, 200, nil, ""},
+		{`{` + hi + `, "response_format": {"type": "text"}, "max_tokens": 1}`, 200, nil, ""},
+		{`{"messages": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}]} ` + "\n", 200, nil, ""},
+	}
+	for _, tc := range tests {
+		name := tc.body[:min(len(tc.body), 90)]
+		resp, err := http.Post(url+"/chat/completions", "application/json", strings.NewReader(tc.body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -490,8 +530,19 @@ func TestBadRequests(t *testing.T) {
 		}
 		err = json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
-		if resp.StatusCode != 400 || err != nil || e.Error.Type != "invalid_request_error" || e.Error.Message == "" || e.Error.Param != param {
-			t.Errorf("%s: status %d, error %+v (%v), want 400 naming param %v", body, resp.StatusCode, e.Error, err, param)
+		if tc.status == 200 {
+			if resp.StatusCode != 200 || err != nil {
+				t.Errorf("%s: status %d, error %+v (%v), want an answer", name, resp.StatusCode, e.Error, err)
+			}
+			continue
+		}
+		if resp.StatusCode != tc.status || err != nil || e.Error.Type != "invalid_request_error" || e.Error.Param != tc.param ||
+			!strings.Contains(e.Error.Message, tc.want) {
+			t.Errorf("%s: status %d, error %+v (%v), want %d naming param %v, saying %q", name, resp.StatusCode, e.Error, err,
+				tc.status, tc.param, tc.want)
+		}
+		if strings.Contains(e.Error.Message, "Go ") || strings.Contains(e.Error.Message, "chatRequest") {
+			t.Errorf("%s: %q names Go's types", name, e.Error.Message)
 		}
 	}
 }

@@ -80,6 +80,24 @@ type chatRequest struct {
 	} `json:"stream_options"`
 	Logprobs    bool `json:"logprobs"`
 	TopLogprobs int  `json:"top_logprobs"`
+	// Read only to refuse what the simulator cannot honour (it answers in
+	// plain text and never calls a tool).
+	Tools          []chatTool      `json:"tools"`
+	ToolChoice     json.RawMessage `json:"tool_choice"`
+	Functions      []chatFunction  `json:"functions"`
+	FunctionCall   json.RawMessage `json:"function_call"`
+	ResponseFormat *struct {
+		Type string `json:"type"`
+	} `json:"response_format"`
+}
+
+type chatFunction struct {
+	Name string `json:"name"`
+}
+
+type chatTool struct {
+	Type     string        `json:"type"`
+	Function *chatFunction `json:"function"`
 }
 
 type usage struct {
