@@ -275,6 +275,7 @@ func (e *Engine) Solve(ctx context.Context, t Task) (Result, error) {
 	if res.failed != (failureCounts{}) { // not for a strategy's note alone
 		// Counts only: the errors can quote the model's replies.
 		e.opts.Logger.Warn().Str("trace", id).Int("failed_evaluations", res.failed.evals).Int("failed_llm_requests", res.failed.requests).
+			Int("short_llm_requests", res.failed.short).
 			Msg("solve went on past failures (the result's warnings say which)")
 	}
 	e.opts.Logger.Info().Str("trace", id).Str("strategy", p.spec.Name).Str("stopped", string(res.Stopped)).

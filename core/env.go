@@ -99,6 +99,9 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	if got := len(c.Choices); got < req.N {
 		e.Budget.RefundCalls(int64(req.N - got))
 	}
+	if c.Note != "" {
+		e.failures.shortRequest(c.Note)
+	}
 	data := &LLMCallData{Purpose: req.Purpose, N: req.N, MS: ms, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens, Model: c.Model}
 	if e.Tracer.RecordPrompts() {
 		data.Messages = req.Messages

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -15,10 +16,12 @@ import (
 type failureLog struct {
 	mu sync.Mutex
 	failureCounts
-	firstEval, firstLLM string
+	firstEval, firstLLM, firstShort string
 }
 
-type failureCounts struct{ evals, requests int }
+// failureCounts: failed evaluations, failed LLM requests, and requests
+// that came back short (Completion.Note).
+type failureCounts struct{ evals, requests, short int }
 
 // failureQuote bounds the error quoted in a warning.
 const failureQuote = 300
@@ -32,6 +35,14 @@ func (f *failureLog) evaluation(err error) {
 func (f *failureLog) llmRequest(err error) {
 	if f != nil {
 		f.record(&f.requests, &f.firstLLM, err)
+	}
+}
+
+// shortRequest counts a request that came back with less than it asked
+// for, as its note says.
+func (f *failureLog) shortRequest(note string) {
+	if f != nil {
+		f.record(&f.short, &f.firstShort, errors.New(note))
 	}
 }
 
@@ -60,6 +71,9 @@ func (f *failureLog) warnings(stoppedOnError bool) ([]string, failureCounts) {
 	}
 	if f.requests > 0 && !stoppedOnError {
 		out = append(out, fmt.Sprintf("%s failed; the first: %s", text.Count(f.requests, "LLM request"), f.firstLLM))
+	}
+	if f.short > 0 {
+		out = append(out, fmt.Sprintf("%s came back with fewer samples than asked; the first: %s", text.Count(f.short, "LLM request"), f.firstShort))
 	}
 	return out, f.failureCounts
 }

@@ -74,6 +74,11 @@ func TestResultWarnsOfFailuresTheSearchWentOnPast(t *testing.T) {
 	failing := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
 		return core.Completion{}, errors.New("upstream hiccup")
 	})
+	// short says it left a sample out (an LLM client drops samples cut
+	// off while a reasoning model thought).
+	short := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{Choices: []core.Choice{{Text: "x"}}, Note: "1 of 2 samples were cut off"}, nil
+	})
 	for _, c := range []struct {
 		name   string
 		s      scoreSteps
@@ -88,6 +93,8 @@ func TestResultWarnsOfFailuresTheSearchWentOnPast(t *testing.T) {
 			[]string{"4 evaluations failed and left 4 nodes unscored; the first: reward model said no"}},
 		{"a failed request", scoreSteps{steps: []string{"a"}, call: true}, failing,
 			[]string{"1 LLM request failed; the first: llm call (step): upstream hiccup"}},
+		{"a request that came back short", scoreSteps{steps: []string{"a"}, call: true}, short,
+			[]string{"1 LLM request came back with fewer samples than asked; the first: 1 of 2 samples were cut off"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			reg := core.NewRegistry()

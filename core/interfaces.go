@@ -51,6 +51,10 @@ type Completion struct {
 	// this call (0 when untraced): nodes point at the call that made them
 	// with Node.LLMCall, evaluate events with data "llm_calls".
 	TraceSeq int64 `json:"-"`
+	// Note says what the policy left out of a call that succeeded (samples
+	// cut off while a reasoning model thought): the search goes on with
+	// fewer samples than it asked for, and Result.Warnings says so.
+	Note string `json:"-"`
 }
 
 // Policy proposes reasoning steps: an LLM behind any API, a plugin, or an

@@ -223,10 +223,12 @@ func (c *Client) finish(out core.Completion, cut int, r openai.ChatCompletionReq
 	limit := max(r.MaxTokens, r.MaxCompletionTokens)
 	detail, advice := cutAdvice(limit, req)
 	if len(out.Choices) > 0 {
-		// The search goes on with fewer samples than it asked for, which
-		// nothing else shows (core has no way for a policy to add a
-		// warning to a call that succeeded): the operator hears of it
-		// once per model, at warn level, and at debug level each time.
+		// The search goes on with fewer samples than it asked for: the
+		// result's warnings say so (Completion.Note), and the operator
+		// hears of it once per model, at warn level, and at debug level
+		// each time.
+		out.Note = fmt.Sprintf("%d of %d samples ran out of tokens while the model was still reasoning and were left out (finish_reason length, reasoning and no content%s): %s",
+			cut, len(out.Choices)+cut, detail, advice)
 		ev := c.log.Debug()
 		msg := "llm samples cut off at max_tokens while the model was reasoning (no content) left out"
 		if c.cutWarned.add(r.Model) {

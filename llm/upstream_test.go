@@ -493,6 +493,11 @@ func TestCutWhileReasoning(t *testing.T) {
 				if diff := cmp.Diff(tc.want, texts(got)); diff != "" {
 					t.Errorf("choices (-want +got):\n%s", diff)
 				}
+				// A call that lost samples says so to the search
+				// (Result.Warnings), one that lost none says nothing.
+				if (got.Note != "") != (tc.wantWarn != "") || (got.Note != "" && !strings.Contains(got.Note, "1 of 2 samples ran out of tokens")) {
+					t.Errorf("note %q; want one saying 1 of 2 samples were left out only when a sample was", got.Note)
+				}
 				if n := len(f.requests()); n != tc.requests || len(s.waits()) != 0 {
 					t.Errorf("%d requests, %d waits; want %d, not retried", n, len(s.waits()), tc.requests)
 				}
