@@ -61,6 +61,9 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 	hooks.AddOnUnregisterSession(func(_ context.Context, cs mcpserver.ClientSession) {
 		s.samplers.Delete(cs.SessionID())
 	})
+	// A second initialize, and a cursor this server never issued, are
+	// refused before mcp-go accepts them (rpcerrors.go).
+	s.addRefusals(hooks)
 	hooks.AddOnError(func(ctx context.Context, id any, method mcp.MCPMethod, msg any, err error) {
 		s.log.Debug().Str("method", string(method)).Err(err).Msg("mcp request failed")
 		// The response goes out as -32603 unless its transport is told

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
 
@@ -254,4 +255,109 @@ func jsonKind(v json.RawMessage) string {
 		return "null"
 	}
 	return "a number"
+}
+
+// listMethods are the list requests that take a pagination cursor.
+var listMethods = []mcp.MCPMethod{mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList,
+	mcp.MethodResourcesTemplatesList}
+
+// addRefusals has mcp-go refuse the requests refuseRequest names.
+func (s *Server) addRefusals(hooks *mcpserver.Hooks) {
+	hooks.AddOnRequestInitialization(s.refuseRequest)
+	hooks.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, _ *mcp.InitializeResult) {
+		if t := stdioFrom(ctx); t != nil {
+			t.initialized.Store(true)
+		}
+	})
+}
+
+// refuseRequest is mcp-go's OnRequestInitialization hook: it refuses,
+// before mcp-go handles them, requests mcp-go would wrongly accept:
+//
+//   - a second initialize on a session (on stdio the connection, over HTTP
+//     the live session its Mcp-Session-Id names): mcp-go initializes again,
+//     replacing the client's capabilities (sampling among them) midway,
+//     and over HTTP starts a new session that the header says is not
+//     wanted. The answer is -32600, as the TypeScript SDK's server gives
+//     ("Invalid Request: Server already initialized");
+//   - a list request with a cursor: Ponder's lists come whole, with no
+//     nextCursor (newMCPServer sets no pagination limit), so a cursor was
+//     never issued by this server. mcp-go answered one that is not base64
+//     with "illegal base64 data at input byte 0", and listed the items
+//     after any other as if it were a name: a cursor from another server
+//     or a stale listing got part of the list, or none. -32602, which the
+//     spec gives an invalid cursor.
+//
+// mcp-go answers the error returned with -32600; a -32602 is put in by
+// the transport's writer (rpcCodes).
+func (s *Server) refuseRequest(ctx context.Context, id any, message any) error {
+	raw, ok := message.(json.RawMessage)
+	if !ok || !(bytes.Contains(raw, []byte(`"initialize"`)) || bytes.Contains(raw, []byte(`"cursor"`))) {
+		return nil // the cheap test first: this runs for every request
+	}
+	var m struct {
+		Method mcp.MCPMethod `json:"method"`
+		Params struct {
+			Cursor json.RawMessage `json:"cursor"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return nil // mcp-go answers what it cannot read
+	}
+	switch {
+	case m.Method == mcp.MethodInitialize:
+		return s.refuseReinitialize(ctx)
+	case slices.Contains(listMethods, m.Method) && len(m.Params.Cursor) > 0:
+		var cursor string
+		if json.Unmarshal(m.Params.Cursor, &cursor) != nil || cursor == "" {
+			return nil // not a string: mcp-go's decoder refuses it (protocolCode); "": no cursor
+		}
+		msg := fmt.Sprintf("%s: invalid cursor %q: this server did not issue it (its lists come whole, with no "+
+			"nextCursor); list again without a cursor", m.Method, clipBytes(cursor, 64))
+		if c := rpcCodesFrom(ctx); c != nil {
+			c.set(id, rpcCode{code: mcp.INVALID_PARAMS})
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// refuseReinitialize refuses an initialize on a session that has had one.
+func (s *Server) refuseReinitialize(ctx context.Context) error {
+	if w := postStream(ctx); w != nil {
+		// Over HTTP, mcp-go starts a new session for every initialize,
+		// whatever Mcp-Session-Id says. One naming a session that has
+		// ended (404) is a client starting over: it gets its new session.
+		if w.session == "" {
+			return nil
+		}
+		if _, err := s.mcpSess.Validate(w.session); err != nil {
+			return nil
+		}
+		// mcp-go has made a session for this request already, and sends
+		// its id in the header of a JSON response. The status is written
+		// now, so the header never goes out: a client that took it would
+		// hold a session that was never initialized. (The session is
+		// unused, and ends with the idle ones.) 400 is what the
+		// TypeScript SDK's server answers.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		return errors.New("session " + w.session + " is already initialized: send initialize " +
+			"without the Mcp-Session-Id header to start a new session (and DELETE the old one when done with it)")
+	}
+	already := "this connection is already initialized: initialize is sent once, first; to start over, " +
+		"close the connection (stdin) and start the server again"
+	if t := stdioFrom(ctx); t != nil {
+		// Known by the connection: mcp-go has one stdio session for the
+		// whole process, whose Initialized() outlives the connection
+		// (ServeStdio can be called again).
+		if t.initialized.Load() {
+			return errors.New(already)
+		}
+		return nil
+	}
+	if cs := mcpserver.ClientSessionFromContext(ctx); cs != nil && cs.Initialized() {
+		return errors.New(already) // in process
+	}
+	return nil
 }

@@ -46,6 +46,15 @@ var protocolErrorCases = []struct {
 	{"resources/read without a uri", "resources/read", map[string]any{}, -32602, "params.uri is required", ""},
 	{"resources/read without params", "resources/read", nil, -32602, "params.uri is required", ""},
 	{"resources/read with a number for uri", "resources/read", map[string]any{"uri": 3}, -32602, "params.uri must be a string", ""},
+	// Ponder's lists come whole: it never issues a cursor. One that is
+	// not base64 got "illegal base64 data at input byte 0"; one that is
+	// got the items listed after its text, here none.
+	{"cursor that is not base64", "tools/list", map[string]any{"cursor": "not a cursor!"}, -32602, "invalid cursor \"not a cursor!\"", ""},
+	{"cursor this server never issued", "tools/list", map[string]any{"cursor": "c29sdmU="}, -32602, "list again without a cursor", ""},
+	{"prompts cursor", "prompts/list", map[string]any{"cursor": "eA=="}, -32602, "prompts/list: invalid cursor", ""},
+	{"resources cursor", "resources/list", map[string]any{"cursor": "eA=="}, -32602, "resources/list: invalid cursor", ""},
+	{"templates cursor", "resources/templates/list", map[string]any{"cursor": "eA=="}, -32602, "resources/templates/list: invalid cursor", ""},
+	{"cursor that is not a string", "tools/list", map[string]any{"cursor": 5}, -32602, "params.cursor must be a string", ""},
 }
 
 func checkProtocolError(t *testing.T, msgs []map[string]any, code float64, contains, uri string) {
@@ -219,5 +228,90 @@ func TestMCPSessionHeaderStatus(t *testing.T) {
 	}
 	if n := e.srv.mcpSess.Len(); n != 1 {
 		t.Errorf("%d MCP sessions, want the 1 live one", n)
+	}
+}
+
+// Every cursor is refused because Ponder never issues one: its lists come
+// whole. Were pagination turned on, nextCursor would appear here and the
+// refusal (refuseRequest) would have to accept the cursors it issues.
+func TestListsComeWholeWithoutCursors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	for i, method := range []string{"tools/list", "prompts/list", "resources/list", "resources/templates/list"} {
+		for _, params := range []map[string]any{{}, {"cursor": ""}} {
+			msgs, _ := c.post(map[string]any{"jsonrpc": "2.0", "id": 700 + i, "method": method, "params": params})
+			r := result(t, msgs)
+			if nc, ok := r["nextCursor"]; ok {
+				t.Errorf("%s %v: nextCursor %v", method, params, nc)
+			}
+		}
+	}
+}
+
+const initializeParams = `{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"again","version":"2"}}`
+
+// A second initialize on a session is refused (-32600, as the TypeScript
+// SDK's server answers it). mcp-go accepted it: on stdio it replaced the
+// client's capabilities midway; over HTTP it started another session,
+// whatever Mcp-Session-Id the client sent.
+func TestSecondInitializeRefusedHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	msgs, resp := c.postRaw([]byte(`{"jsonrpc":"2.0","id":9,"method":"initialize","params":` + initializeParams + `}`))
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", resp.StatusCode)
+	}
+	if got := resp.Header.Get("Mcp-Session-Id"); got != "" {
+		t.Errorf("the refusal names a session, %s, that the client might take up", got)
+	}
+	checkProtocolError(t, msgs, -32600, "already initialized", "")
+	if msgs[0]["id"] != float64(9) {
+		t.Errorf("the error answers id %v, want 9", msgs[0]["id"])
+	}
+	// The session goes on as it was.
+	msgs, resp = c.post(map[string]any{"jsonrpc": "2.0", "id": 10, "method": "ping"})
+	if resp.StatusCode != http.StatusOK || result(t, msgs) == nil {
+		t.Fatalf("ping after the refusal: %d %v", resp.StatusCode, msgs)
+	}
+	// A client starting over after its session ended (404) may still send
+	// the old id: it gets a new session.
+	stale := &rpc{t: t, url: e.ts.URL + "/mcp", session: "mcp-session-ended-long-ago", header: http.Header{}}
+	msgs, resp = stale.postRaw([]byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":` + initializeParams + `}`))
+	if resp.StatusCode != http.StatusOK || result(t, msgs)["protocolVersion"] == nil {
+		t.Fatalf("initialize naming an ended session: %d %v", resp.StatusCode, msgs)
+	}
+	if id := resp.Header.Get("Mcp-Session-Id"); id == "" || id == stale.session {
+		t.Errorf("initialize naming an ended session got session %q, want a new one", id)
+	}
+}
+
+func TestSecondInitializeRefusedStdio(t *testing.T) {
+	e := newEnv(t, envOptions{noLLM: true})
+	// Twice: each connection is initialized once (mcp-go's one stdio
+	// session for the process stays initialized after a connection ends).
+	for _, conn := range []string{"first connection", "next connection"} {
+		t.Run(conn, func(t *testing.T) {
+			c := startStdio(t, e) // initialized without sampling (or fails)
+			c.sendRaw(`{"jsonrpc":"2.0","id":9,"method":"initialize","params":{"protocolVersion":"2025-06-18",` +
+				`"capabilities":{"sampling":{}},"clientInfo":{"name":"again","version":"2"}}}`)
+			checkProtocolError(t, c.until(9), -32600, "already initialized", "")
+			// The first initialize's capabilities hold: with no LLM
+			// endpoint and no sampling, solve says how to configure one,
+			// and asks the client for no sampling (were it asked, the
+			// solve would wait out its timeout for an answer).
+			c.send(map[string]any{"jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": map[string]any{"name": "solve",
+				"arguments": map[string]any{"problem": "What is 2+2?", "budget": map[string]any{"timeout_seconds": 2}}}})
+			msgs := c.until(10)
+			for _, m := range msgs {
+				if m["method"] == "sampling/createMessage" {
+					t.Fatalf("the refused initialize's sampling capability was taken up: %v", m)
+				}
+			}
+			if r := result(t, msgs); r["isError"] != true || !strings.Contains(toolText(r), "no LLM is available") {
+				t.Fatalf("solve without an LLM or sampling: %v", r)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -40,6 +41,8 @@ type stdioTransport struct {
 	codes rpcCodes // error codes due for responses not yet written
 
 	samples *sampleWatch // learns the ids of sampling requests written
+
+	initialized atomic.Bool // an initialize succeeded: another is refused (refuseRequest)
 
 	mu       sync.Mutex
 	inflight map[string]bool // request id -> cancelled

@@ -67,7 +67,9 @@ func startStdioWith(t testing.TB, e *env, caps map[string]any) *stdioClient {
 	})
 	c.send(map[string]any{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": map[string]any{
 		"protocolVersion": "2025-06-18", "capabilities": caps, "clientInfo": map[string]any{"name": "t", "version": "1"}}})
-	c.until(0)
+	if msgs := c.until(0); msgs[len(msgs)-1]["result"] == nil {
+		t.Fatalf("initialize: %v", msgs)
+	}
 	c.send(map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"})
 	return c
 }
