@@ -69,7 +69,11 @@ type Server struct {
 	Addr string `json:"addr" env:"PONDER_ADDR"`
 	// Token is required as a bearer token on every HTTP request when set;
 	// it must be set when Addr is not a loopback address.
-	Token          string   `json:"token" env:"PONDER_TOKEN"`
+	Token string `json:"token" env:"PONDER_TOKEN"`
+	// Tokens are more bearer tokens, one per client or person, each
+	// accepted as Token is. The rate limit is per token: requests with a
+	// valid token share its bucket, from wherever they come.
+	Tokens         []string `json:"tokens" env:"PONDER_TOKENS"`
 	AllowedOrigins []string `json:"allowed_origins" env:"PONDER_ALLOWED_ORIGINS"`
 	AllowedHosts   []string `json:"allowed_hosts" env:"PONDER_ALLOWED_HOSTS"`
 	MaxBodyBytes   int64    `json:"max_body_bytes" env:"PONDER_MAX_BODY_BYTES"`
@@ -719,10 +723,15 @@ func (c Config) Validate() error {
 		// Headers are read trimmed: such a token could never be matched.
 		bad("server.token (PONDER_TOKEN): white space at its ends, or a token of white space only, can never be sent back; remove it")
 	}
+	for i, tok := range c.Server.Tokens {
+		if tok == "" || strings.TrimSpace(tok) != tok {
+			bad("server.tokens (PONDER_TOKENS): token %d is empty or has white space at its ends, and can never be sent back; remove it", i+1)
+		}
+	}
 	host, _, err := net.SplitHostPort(c.Server.Addr)
 	if err != nil {
 		bad("server.addr (--addr, PONDER_ADDR): want host:port such as 127.0.0.1:7800, got %q", c.Server.Addr)
-	} else if !IsLoopback(host) && c.Server.Token == "" {
+	} else if !IsLoopback(host) && c.Server.Token == "" && len(c.Server.Tokens) == 0 {
 		bad("server.addr %q is reachable from other machines: set server.token (PONDER_TOKEN) so requests need a bearer token, or bind 127.0.0.1", c.Server.Addr)
 	}
 	if c.Server.MaxBodyBytes <= 0 {

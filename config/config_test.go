@@ -121,6 +121,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"budget", func(c *config.Config) { c.Search.BudgetCalls = -1 }, "budget_calls"},
 		{"token of white space", func(c *config.Config) { c.Server.Token = " " }, "server.token"},
 		{"token with a trailing newline", func(c *config.Config) { c.Server.Token = "secret\n" }, "server.token"},
+		{"an empty one of the tokens", func(c *config.Config) { c.Server.Tokens = []string{"a", ""} }, "server.tokens (PONDER_TOKENS): token 2 is empty"},
 		{"negative max connections", func(c *config.Config) { c.Server.MaxConnections = -1 }, "server.max_connections (PONDER_MAX_CONNECTIONS)"},
 		{"llm timeout", func(c *config.Config) { c.LLM.Timeout = 0 }, "llm.timeout (PONDER_LLM_TIMEOUT)"},
 		{"llm retries", func(c *config.Config) { c.LLM.MaxRetries = -1 }, "llm.max_retries (PONDER_LLM_MAX_RETRIES)"},
@@ -153,6 +154,11 @@ func TestValidateNamesTheSetting(t *testing.T) {
 	ok.Server.Addr, ok.Server.Token = "0.0.0.0:7800", "secret"
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("public bind with a token rejected: %v", err)
+	}
+	ok = config.Default()
+	ok.Server.Addr, ok.Server.Tokens = "0.0.0.0:7800", []string{"alice-secret", "bob-secret"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("public bind with per-client tokens rejected: %v", err)
 	}
 	ok = config.Default()
 	ok.Retrieval.Backend, ok.Retrieval.QdrantURL = "qdrant", "https://qdrant.example"

@@ -18,7 +18,7 @@ type Field struct {
 }
 
 // secretFields are never printed.
-var secretFields = map[string]bool{"llm.api_key": true, "server.token": true, "retrieval.qdrant_api_key": true, "retrieval.embed_api_key": true}
+var secretFields = map[string]bool{"llm.api_key": true, "server.token": true, "server.tokens": true, "retrieval.qdrant_api_key": true, "retrieval.embed_api_key": true}
 
 // urlFields are printed without their password.
 var urlFields = map[string]bool{"llm.base_url": true, "retrieval.qdrant_url": true, "retrieval.embed_url": true}
@@ -47,7 +47,11 @@ func Fields(c Config) []Field {
 				val = d.String()
 			}
 			if secretFields[path] {
-				if fv.String() != "" {
+				if fv.Kind() == reflect.Slice { // server.tokens
+					if fv.Len() > 0 {
+						val = fmt.Sprintf("(%d set)", fv.Len())
+					}
+				} else if fv.String() != "" {
 					val = "(set)"
 				}
 			}

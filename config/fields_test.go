@@ -48,6 +48,7 @@ func TestFieldsHideSecrets(t *testing.T) {
 	t.Parallel()
 	c := config.Default()
 	c.LLM.APIKey, c.Server.Token = "sk-very-secret", "tok"
+	c.Server.Tokens = []string{"very-secret-t1", "very-secret-t2"}
 	c.LLM.BaseURL = "http://user:pw-very-secret@127.0.0.1:8000/v1"
 	c.Retrieval.QdrantURL, c.Retrieval.EmbedURL = "https://q:very-secret-q@q:6334", "http://e:very-secret-e@e/v1"
 	c.Tools.MCPServers = []config.MCPServer{

@@ -71,7 +71,7 @@ func newHostPolicy(cfg config.Server) (*hostPolicy, error) {
 	for _, h := range cfg.AllowedHosts {
 		h = strings.ToLower(strings.TrimSpace(h))
 		if h == "*" {
-			if cfg.Token == "" {
+			if cfg.Token == "" && len(cfg.Tokens) == 0 {
 				// The Origin check cannot stand in: a rebound page's
 				// Origin names the same host as its Host.
 				return nil, fmt.Errorf("server.allowed_hosts (PONDER_ALLOWED_HOSTS): \"*\" without server.token (PONDER_TOKEN) would let any web page that points its own name at this machine (DNS rebinding) drive Ponder; list the host names, or set a token")
@@ -122,7 +122,8 @@ func (p *hostPolicy) originOK(r *http.Request) bool {
 	return strings.EqualFold(u.Host, r.Host)
 }
 
-// rateLimiter is a token bucket per client address.
+// rateLimiter is a token bucket per client: per bearer token for
+// requests that carry a valid one, else per address (rateKey).
 type rateLimiter struct {
 	rate  float64
 	burst float64
@@ -180,6 +181,38 @@ func (l *rateLimiter) sweepLocked(now time.Time) {
 			delete(l.m, k)
 		}
 	}
+}
+
+// rateKey is the bucket r's requests are counted in. A valid bearer token
+// names its client wherever it connects from: two clients with their own
+// tokens behind one NAT or proxy are two buckets, and one token gets no
+// more by using more addresses. Without one (no token configured, a wrong
+// one, the viewer's login cookie) the client is its address, an IPv6 one
+// by its /64, which one host commonly has whole. X-Forwarded-For is not
+// read: any client can send it, and a limit keyed by it would be escaped
+// with a made-up address per request.
+func rateKey(r *http.Request, token int) string {
+	if token >= 0 {
+		return "token " + strconv.Itoa(token)
+	}
+	return "addr " + addrKey(r.RemoteAddr)
+}
+
+// addrKey is a client address as the rate limit counts it: an IPv4
+// address, or an IPv6 address's /64.
+func addrKey(remote string) string {
+	h, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		h = remote
+	}
+	ip := net.ParseIP(h)
+	if ip == nil {
+		return h
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return v4.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 func clientAddr(r *http.Request) string {
@@ -276,16 +309,46 @@ func isUI(path string) bool {
 	return path == "/ui" || strings.HasPrefix(path, "/ui/")
 }
 
-// authorized checks the bearer token, or on the viewer's paths the login
-// cookie.
-func (s *Server) authorized(r *http.Request, ui *UISessions) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[7:])), []byte(s.cfg.Token)) == 1 {
-			return true
+// bearerTokens are the tokens a request may carry: server.token, then
+// server.tokens.
+func bearerTokens(cfg config.Server) [][]byte {
+	var out [][]byte
+	for _, t := range append([]string{cfg.Token}, cfg.Tokens...) {
+		if t != "" {
+			out = append(out, []byte(t))
 		}
+	}
+	return out
+}
+
+// tokenOf returns which of the configured tokens r's Authorization header
+// carries (its index), or -1.
+func (s *Server) tokenOf(r *http.Request) int {
+	h := r.Header.Get("Authorization")
+	if len(s.tokens) == 0 || len(h) <= 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return -1
+	}
+	return s.matchToken(strings.TrimSpace(h[7:]))
+}
+
+// matchToken returns the index of the configured token tok is, or -1. Each
+// is compared in constant time, all of them, so that the time taken tells
+// nothing of which matched.
+func (s *Server) matchToken(tok string) int {
+	found := -1
+	for i, t := range s.tokens {
+		if subtle.ConstantTimeCompare([]byte(tok), t) == 1 && found < 0 {
+			found = i
+		}
+	}
+	return found
+}
+
+// authorized says whether r may pass: no token is configured, it carries
+// one (token, from tokenOf), or on the viewer's paths the login cookie.
+func (s *Server) authorized(r *http.Request, ui *UISessions, token int) bool {
+	if len(s.tokens) == 0 || token >= 0 {
+		return true
 	}
 	return isUI(r.URL.Path) && ui.Valid(r)
 }
@@ -348,17 +411,18 @@ func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if ok, wait := s.limiter.allow(clientAddr(r)); !ok {
+		token := s.tokenOf(r)
+		if ok, wait := s.limiter.allow(rateKey(r, token)); !ok {
 			s.metrics.rejected.WithLabelValues("rate").Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			deny(w, r, http.StatusTooManyRequests, "rate_limit_exceeded", "too many requests: slow down (server.rate_limit)")
 			return
 		}
-		if s.cfg.Token != "" && (r.URL.Path == "/ui/" || r.URL.Path == "/ui") && r.URL.Query().Has("token") {
+		if len(s.tokens) > 0 && (r.URL.Path == "/ui/" || r.URL.Path == "/ui") && r.URL.Query().Has("token") {
 			s.tokenLogin(w, r, ui)
 			return
 		}
-		if !s.authorized(r, ui) {
+		if !s.authorized(r, ui, token) {
 			s.metrics.rejected.WithLabelValues("token").Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ponder"`)
 			msg := "unauthorized: send the server token as \"Authorization: Bearer <token>\" (server.token, PONDER_TOKEN)"
@@ -387,7 +451,7 @@ func (s *Server) guard(hosts *hostPolicy, next http.Handler) http.Handler {
 // without the token in its address.
 func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request, ui *UISessions) {
 	tok := r.URL.Query().Get("token")
-	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) != 1 {
+	if s.matchToken(tok) < 0 {
 		s.metrics.rejected.WithLabelValues("token").Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ponder"`)
 		deny(w, r, http.StatusUnauthorized, "invalid_api_key", "unauthorized: wrong token in /ui/?token=")

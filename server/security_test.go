@@ -612,3 +612,82 @@ func TestMCPExpiredSessionIsRefusedOnPost(t *testing.T) {
 		t.Fatalf("the client's new session: %d %v", resp.StatusCode, msgs)
 	}
 }
+
+// A request with a valid token is limited per token, not per address: two
+// clients with their own tokens behind one address (a NAT, a proxy) are
+// two buckets, and a token gets no more by connecting from another
+// address. A wrong token is limited per address (and refused). Before, one
+// bucket per address held every token's requests.
+func TestRateLimitPerToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) {
+		c.Token, c.Tokens = "operator-token", []string{"alice-token", "bob-token"}
+		c.RateLimit, c.RateBurst = 5, 2
+	}})
+	var clock atomic.Int64 // a frozen clock: slow machines refill nothing
+	clock.Store(time.Now().UnixNano())
+	e.srv.limiter.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	// from sends a request from a local address of its own (127.0.0.0/8
+	// is all loopback).
+	from := func(addr, token string) int {
+		t.Helper()
+		tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}}).DialContext, DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		req := newReq(t, "GET", e.ts.URL+"/v1/models", "", map[string]string{"Authorization": "Bearer " + token})
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	steps := []struct {
+		what, addr, token string
+		want              int
+	}{
+		{"alice", "127.0.0.1", "alice-token", 200},
+		{"alice again", "127.0.0.1", "alice-token", 200},
+		{"alice past her burst", "127.0.0.1", "alice-token", 429},
+		{"bob, behind the same address", "127.0.0.1", "bob-token", 200},
+		{"alice from another address", "127.0.0.2", "alice-token", 429},
+		{"the operator's token, from alice's address", "127.0.0.1", "operator-token", 200},
+		{"a wrong token", "127.0.0.3", "guess-1", 401},
+		{"a wrong token again", "127.0.0.3", "guess-2", 401},
+		{"a wrong token past the address's burst", "127.0.0.3", "guess-3", 429},
+		{"bob from the guesser's address", "127.0.0.3", "bob-token", 200},
+	}
+	for _, st := range steps {
+		if got := from(st.addr, st.token); got != st.want {
+			t.Errorf("%s: %d, want %d", st.what, got, st.want)
+		}
+	}
+	// Each of the tokens logs a browser in to the viewer.
+	resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=bob-token", "", nil))
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("viewer login with one of server.tokens: %d", resp.StatusCode)
+	}
+}
+
+// The rate limit counts an IPv6 client by its /64, which one host commonly
+// has whole (a new address per request would escape a per-address limit),
+// and an IPv4 one, mapped or not, by its address.
+func TestAddrKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ a, b string }{
+		{"[2001:db8:1:2:aaaa::1]:5000", "[2001:db8:1:2:bbbb:cccc:dddd:eeee]:6000"},
+		{"[::ffff:10.0.0.1]:1", "10.0.0.1:2"},
+		{"[::1]:1", "[::1]:2"},
+	} {
+		if addrKey(tc.a) != addrKey(tc.b) {
+			t.Errorf("%s and %s are counted apart: %s, %s", tc.a, tc.b, addrKey(tc.a), addrKey(tc.b))
+		}
+	}
+	for _, tc := range []struct{ a, b string }{
+		{"[2001:db8:1:2::1]:1", "[2001:db8:1:3::1]:1"},
+		{"10.0.0.1:1", "10.0.0.2:1"},
+	} {
+		if addrKey(tc.a) == addrKey(tc.b) {
+			t.Errorf("%s and %s are counted together: %s", tc.a, tc.b, addrKey(tc.a))
+		}
+	}
+}

@@ -115,6 +115,7 @@ type Server struct {
 	sess    *sessions
 	mcpSess *mcpSessions
 	limiter *rateLimiter
+	tokens  [][]byte // server.token and server.tokens (bearerTokens)
 	// conns caps the connections Serve accepts (nil: no cap, or not
 	// serving).
 	conns  atomic.Pointer[connLimiter]
@@ -196,6 +197,7 @@ func New(opts Options) (*Server, error) {
 		metrics:     newMetrics(sess.Len),
 		sess:        sess,
 		limiter:     newRateLimiter(cfg.RateLimit, cfg.RateBurst),
+		tokens:      bearerTokens(cfg),
 		base:        base,
 		cancelBase:  cancel,
 		exchanges:   newExchanges(),
