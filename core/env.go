@@ -102,7 +102,8 @@ func (e *Env) Complete(ctx context.Context, req CompletionRequest) (Completion, 
 	if c.Note != "" {
 		e.failures.shortRequest(c.Note)
 	}
-	data := &LLMCallData{Purpose: req.Purpose, N: req.N, MS: ms, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens, Model: c.Model}
+	data := &LLMCallData{Purpose: req.Purpose, N: req.N, MS: ms, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens, Model: c.Model,
+		TokensEstimated: c.TokensEstimated}
 	if e.Tracer.RecordPrompts() {
 		data.Messages = req.Messages
 		data.Responses = make([]string, len(c.Choices))

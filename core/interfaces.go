@@ -51,6 +51,9 @@ type Completion struct {
 	// this call (0 when untraced): nodes point at the call that made them
 	// with Node.LLMCall, evaluate events with data "llm_calls".
 	TraceSeq int64 `json:"-"`
+	// TokensEstimated says the token counts are the policy's estimates:
+	// the endpoint sent none (some proxies), and budgets still need them.
+	TokensEstimated bool `json:"-"`
 	// Note says what the policy left out of a call that succeeded (samples
 	// cut off while a reasoning model thought): the search goes on with
 	// fewer samples than it asked for, and Result.Warnings says so.

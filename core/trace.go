@@ -74,6 +74,9 @@ type LLMCallData struct {
 	PromptTokens     int64   `json:"prompt_tokens"`
 	CompletionTokens int64   `json:"completion_tokens"`
 	Model            string  `json:"model,omitempty"`
+	// TokensEstimated marks token counts the policy estimated because
+	// the endpoint reported none (Completion.TokensEstimated).
+	TokensEstimated bool `json:"tokens_estimated,omitempty"`
 	// Messages and Responses are recorded when prompts are
 	// (EngineOptions.RecordPrompts).
 	Messages  []Message `json:"messages,omitempty"`
@@ -88,6 +91,10 @@ func (d *LLMCallData) get(key string) any {
 		return d.CompletionTokens
 	case "model":
 		return nonEmpty(d.Model)
+	case "tokens_estimated":
+		if d.TokensEstimated {
+			return true
+		}
 	case "messages":
 		if d.Messages != nil {
 			return d.Messages

@@ -57,7 +57,7 @@ func (callsAndScores) Run(ctx context.Context, env *core.Env) (core.Outcome, err
 
 // failing fails the requests whose purpose is "fail-me", answers those
 // whose purpose is "hang" only when their context ends, and reports no
-// tokens.
+// tokens (estimated ones, it says, for "value" calls).
 type failing struct{}
 
 func (failing) Complete(ctx context.Context, req core.CompletionRequest) (core.Completion, error) {
@@ -68,7 +68,7 @@ func (failing) Complete(ctx context.Context, req core.CompletionRequest) (core.C
 		<-ctx.Done()
 		return core.Completion{}, ctx.Err()
 	}
-	c := core.Completion{}
+	c := core.Completion{TokensEstimated: req.Purpose == "value"}
 	for i := 0; i < max(req.N, 1); i++ {
 		c.Choices = append(c.Choices, core.Choice{Text: "a step"})
 	}
@@ -144,7 +144,8 @@ func TestTypedEventDataReadsAndWritesAsDocumented(t *testing.T) {
 		}
 		if got := keys(evals[0]); !reflect.DeepEqual(got, []string{"correct", "kind", "llm_calls", "score"}) ||
 			evals[0]["kind"] != core.ScoreVerifier || evals[0]["score"] != 0.25 || evals[0]["correct"] != true ||
-			canonical(t, evals[0]["llm_calls"]) != canonical(t, []int64{callSeqs[1]}) || calls[1]["purpose"] != "value" {
+			canonical(t, evals[0]["llm_calls"]) != canonical(t, []int64{callSeqs[1]}) || calls[1]["purpose"] != "value" ||
+			calls[1]["tokens_estimated"] != true {
 			t.Errorf("checked evaluation: data %v (its call: %v, seq %d)", evals[0], calls[1], callSeqs[1])
 		}
 		if got := keys(evals[1]); !reflect.DeepEqual(got, []string{"kind", "score"}) || evals[1]["kind"] != core.ScoreValue || evals[1]["score"] != 0.0 {

@@ -164,9 +164,10 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 	if n > 1 && (mode == "yes" || (mode == "auto" && !c.noN.has(base.Model))) {
 		r := base
 		r.N = n
-		resp, err := c.chat(ctx, r, n)
+		resp, estimated, err := c.chat(ctx, r, n)
 		switch {
 		case err == nil:
+			out.TokensEstimated = estimated
 			s, k := add(&out, resp, n, wantLogprobs)
 			sent, cut = sent+s, cut+k
 			if mode == "yes" {
@@ -189,7 +190,7 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 			s := *base.Seed + i
 			r.Seed = &s
 		}
-		resp, err := c.chat(ctx, r, 1)
+		resp, estimated, err := c.chat(ctx, r, 1)
 		if err != nil {
 			if ctx.Err() != nil || len(out.Choices) == 0 {
 				return core.Completion{}, err
@@ -207,6 +208,7 @@ func (c *Client) Complete(ctx context.Context, req core.CompletionRequest) (core
 		}
 		_, k := add(&out, resp, 1, wantLogprobs)
 		cut += k
+		out.TokensEstimated = out.TokensEstimated || estimated
 	}
 	return c.finish(out, cut, base, req)
 }
@@ -300,8 +302,9 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 }
 
 // chat sends one chat completion request with retries and checks that the
-// answer has choices.
-func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int) (openai.ChatCompletionResponse, error) {
+// answer has choices. estimated says its token counts are estimates (the
+// answer had none).
+func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int) (resp openai.ChatCompletionResponse, estimated bool, err error) {
 	var patch map[string]any
 	if r.Temperature == 0 && !reasoningModel(r.Model) {
 		// go-openai omits a zero temperature, which servers read as their
@@ -309,9 +312,8 @@ func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int
 		// Reasoning models take no temperature but their own.
 		patch = map[string]any{"temperature": 0}
 	}
-	var resp openai.ChatCompletionResponse
 	start := time.Now()
-	err := c.do(ctx, "chat", r.Model, patch, func(ctx context.Context) error {
+	err = c.do(ctx, "chat", r.Model, patch, func(ctx context.Context) error {
 		a := attemptOf(ctx)
 		a.keep = true
 		var err error
@@ -326,13 +328,13 @@ func (c *Client) chat(ctx context.Context, r openai.ChatCompletionRequest, n int
 		return err
 	})
 	if err != nil {
-		return resp, err
+		return resp, false, err
 	}
-	estimated := c.fillUsage(&resp, r)
+	estimated = c.fillUsage(&resp, r)
 	c.log.Debug().Str("model", r.Model).Int("n", n).Int("choices", len(resp.Choices)).
 		Int("prompt_tokens", resp.Usage.PromptTokens).Int("completion_tokens", resp.Usage.CompletionTokens).
 		Bool("usage_estimated", estimated).Dur("latency", time.Since(start)).Msg("llm completion")
-	return resp, nil
+	return resp, estimated, nil
 }
 
 // add appends up to limit choices of resp to out, but those cut off while

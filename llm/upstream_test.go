@@ -244,6 +244,10 @@ func TestUsageMissing(t *testing.T) {
 				if err != nil || len(got.Choices) != tc.n || got.PromptTokens != tc.wantPrompt || got.CompletionTokens != tc.wantComp {
 					t.Fatalf("got %+v, %v; want %d choices, %d prompt and %d completion tokens", got, err, tc.n, tc.wantPrompt, tc.wantComp)
 				}
+				// The trace marks estimates (core's llm_call event).
+				if got.TokensEstimated != tc.wantLog {
+					t.Errorf("tokens estimated %v, want %v", got.TokensEstimated, tc.wantLog)
+				}
 			}
 			if n := strings.Count(buf.String(), "without token counts"); n != map[bool]int{true: 1}[tc.wantLog] {
 				t.Errorf("the log says %d times that counts are estimated, want it once when they are:\n%s", n, buf.String())
