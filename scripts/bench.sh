@@ -26,7 +26,7 @@ bench ./eval/                     '.'                          1s
 bench ./eval/mathequiv/           '.'                          1s
 bench ./tasks/                    'Game24HostileLongAnswers'   3x
 bench ./tools/sandbox/            'RunPrint1|RunParallel2'     100x
-bench ./tools/calc/               'Eval10k'                    20x
+bench ./tools/calc/               'Eval10k|FactorialChain'     20x
 bench ./tools/mcpclient/          'Call'                       100x
 bench ./retrieval/embedded/       'LexicalQuery100k'           2000x
 bench ./retrieval/ingest/         'IngestLexical'              2x
