@@ -140,9 +140,30 @@ func (s *Server) mcpHandler() http.Handler {
 // unknown or ended session is 404. Both get a JSON-RPC error saying what
 // to do. Stateless (2026-07-28) requests carry no session and pass, and
 // so do the client's responses (sampling), which mcp-go checks itself.
+//
+// An initialize naming a live session is refused here, with 400 and
+// -32600 as the TypeScript SDK's server answers ("already initialized"),
+// before mcp-go sees it: mcp-go starts a new session for every initialize,
+// whatever the header says, and that session, never used, would count
+// toward server.max_sessions until the idle sweep (at the cap, ending the
+// least recently used real session to make room for it). One naming a
+// session that has ended (404) is a client starting over: it gets its new
+// session.
 // It answers the request and returns false when the session does not fit.
 func (s *Server) sessionFits(w http.ResponseWriter, r *http.Request, session string, body []byte, m wireMessage) bool {
-	if m.Method == "" || m.Method == string(mcp.MethodInitialize) || modernRequest(r, body) {
+	if m.Method == string(mcp.MethodInitialize) {
+		if session == "" || modernRequest(r, body) || s.validateSession(session) != nil {
+			return true
+		}
+		id := m.ID
+		if len(id) == 0 {
+			id = json.RawMessage("null")
+		}
+		writeRPCErrorID(w, http.StatusBadRequest, -32600, id, "session "+session+" is already initialized: send "+
+			"initialize without the Mcp-Session-Id header to start a new session (and DELETE the old one when done with it)")
+		return false
+	}
+	if m.Method == "" || modernRequest(r, body) {
 		return true
 	}
 	if session == "" {

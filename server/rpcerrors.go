@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"sync"
 
@@ -274,12 +273,11 @@ func (s *Server) addRefusals(hooks *mcpserver.Hooks) {
 // refuseRequest is mcp-go's OnRequestInitialization hook: it refuses,
 // before mcp-go handles them, requests mcp-go would wrongly accept:
 //
-//   - a second initialize on a session (on stdio the connection, over HTTP
-//     the live session its Mcp-Session-Id names): mcp-go initializes again,
-//     replacing the client's capabilities (sampling among them) midway,
-//     and over HTTP starts a new session that the header says is not
-//     wanted. The answer is -32600, as the TypeScript SDK's server gives
-//     ("Invalid Request: Server already initialized");
+//   - a second initialize on a session (on stdio the connection; over HTTP
+//     sessionFits refuses one naming a live Mcp-Session-Id): mcp-go
+//     initializes again, replacing the client's capabilities (sampling
+//     among them) midway. The answer is -32600, as the TypeScript SDK's
+//     server gives ("Invalid Request: Server already initialized");
 //   - a list request with a cursor: Ponder's lists come whole, with no
 //     nextCursor (newMCPServer sets no pagination limit), so a cursor was
 //     never issued by this server. mcp-go answered one that is not base64
@@ -324,26 +322,11 @@ func (s *Server) refuseRequest(ctx context.Context, id any, message any) error {
 
 // refuseReinitialize refuses an initialize on a session that has had one.
 func (s *Server) refuseReinitialize(ctx context.Context) error {
-	if w := postStream(ctx); w != nil {
-		// Over HTTP, mcp-go starts a new session for every initialize,
-		// whatever Mcp-Session-Id says. One naming a session that has
-		// ended (404) is a client starting over: it gets its new session.
-		if w.session == "" {
-			return nil
-		}
-		if _, err := s.mcpSess.Validate(w.session); err != nil {
-			return nil
-		}
-		// mcp-go has made a session for this request already, and sends
-		// its id in the header of a JSON response. The status is written
-		// now, so the header never goes out: a client that took it would
-		// hold a session that was never initialized. (The session is
-		// unused, and ends with the idle ones.) 400 is what the
-		// TypeScript SDK's server answers.
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		return errors.New("session " + w.session + " is already initialized: send initialize " +
-			"without the Mcp-Session-Id header to start a new session (and DELETE the old one when done with it)")
+	if postStream(ctx) != nil {
+		// Over HTTP, an initialize naming a live session was refused
+		// before mcp-go saw it (sessionFits), or mcp-go would have made a
+		// session for it already.
+		return nil
 	}
 	already := "this connection is already initialized: initialize is sent once, first; to start over, " +
 		"close the connection (stdin) and start the server again"

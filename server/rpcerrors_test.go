@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ponder-rlm/ponder/config"
 )
 
 // protocolErrorCases are requests whose fault is the client's: each must
@@ -257,7 +259,9 @@ const initializeParams = `{"protocolVersion":"2025-06-18","capabilities":{},"cli
 // whatever Mcp-Session-Id the client sent.
 func TestSecondInitializeRefusedHTTP(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	// One session at most: a session made for the refused initialize
+	// would end this one to make room.
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.MaxSessions = 1 }})
 	c := e.rpc(t)
 	msgs, resp := c.postRaw([]byte(`{"jsonrpc":"2.0","id":9,"method":"initialize","params":` + initializeParams + `}`))
 	if resp.StatusCode != http.StatusBadRequest {
@@ -270,7 +274,14 @@ func TestSecondInitializeRefusedHTTP(t *testing.T) {
 	if msgs[0]["id"] != float64(9) {
 		t.Errorf("the error answers id %v, want 9", msgs[0]["id"])
 	}
-	// The session goes on as it was.
+	// No session was made for the refused initialize, and the client's
+	// goes on as it was.
+	e.srv.mcpSess.mu.Lock()
+	n := len(e.srv.mcpSess.lastUse)
+	e.srv.mcpSess.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d MCP sessions after the refusal, want 1 (the client's)", n)
+	}
 	msgs, resp = c.post(map[string]any{"jsonrpc": "2.0", "id": 10, "method": "ping"})
 	if resp.StatusCode != http.StatusOK || result(t, msgs) == nil {
 		t.Fatalf("ping after the refusal: %d %v", resp.StatusCode, msgs)
