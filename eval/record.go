@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,13 +56,36 @@ type Record struct {
 	// requests it went on without), which the answer may be the worse
 	// for, and why a search that ended by itself found no answer.
 	Warnings []string `json:"warnings,omitempty"`
-	TraceID  string   `json:"trace_id,omitempty"`
+	// Verified is the task pack's own check of the answer
+	// (core.Result.Verified): absent when the pack cannot check it (no
+	// answer, or GSM8K and MATH without --oracle). The grade is Status;
+	// this is what the search's user would have been told.
+	Verified *bool  `json:"verified,omitempty"`
+	TraceID  string `json:"trace_id,omitempty"`
 	// Samples and SamplesCorrect count the complete answers in the search
 	// (every terminal node) and how many of them grade correct: pass@k
 	// is estimated from them.
 	Samples        int       `json:"samples"`
 	SamplesCorrect int       `json:"samples_correct"`
 	Time           time.Time `json:"time"`
+}
+
+// rejectedPrefix begins the warning a search's result carries when the
+// task pack's check rejects its answer (core.Result.Verified false).
+const rejectedPrefix = "the answer is wrong: "
+
+// SearchWarnings returns warnings without the task pack's rejection of the
+// answer: an eval grades every answer itself (Status, Detail, Verified),
+// and a wrong answer is no failure of the search. Kept, every wrong Game of
+// 24 answer would count as a search that went on past failures.
+func SearchWarnings(ws []string) []string {
+	var out []string
+	for _, w := range ws {
+		if !strings.HasPrefix(w, rejectedPrefix) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // RecordKey is the key of a record.

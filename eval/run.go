@@ -430,7 +430,7 @@ func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
 		return rec, unreachable(err), true
 	}
 	rec.Answer, rec.Stopped, rec.Usage, rec.TraceID = res.Answer, res.Stopped, res.Usage, res.TraceID
-	rec.Warnings = res.Warnings
+	rec.Warnings, rec.Verified = SearchWarnings(res.Warnings), res.Verified
 	loss := countLLMLoss(res.Trace)
 	rec.LLMErrors = loss.failed
 	switch {

@@ -73,12 +73,25 @@ func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
 	if len(recs) != 24 {
 		t.Fatalf("%d records, want 24", len(recs))
 	}
+	wrongAnswers := 0
 	for _, r := range recs {
 		if r.Key != RecordKey(r.Item, r.Strategy, r.Budget) || r.TraceID == "" || r.Status == StatusError || r.Usage.LLMCalls < 1 || r.Usage.LLMCalls > r.Budget {
 			t.Errorf("record %+v: want a key, a trace, a grade and 1..budget calls", r)
 		}
 		if (r.Status == StatusCorrect) != (r.Answer != "" && gradeGame24OK(t, r)) {
 			t.Errorf("record %s: status %s for answer %q", r.Key, r.Status, r.Answer)
+		}
+		// The pack's check agrees with the grade, and its rejection of a
+		// wrong answer is no warning about the search (the report counts
+		// records with warnings as searches that went on past failures).
+		if r.Answer != "" && (r.Verified == nil || *r.Verified != (r.Status == StatusCorrect)) {
+			t.Errorf("record %s: %s, verified %v", r.Key, r.Status, r.Verified)
+		}
+		if r.Status == StatusWrong && r.Answer != "" {
+			wrongAnswers++
+		}
+		if len(r.Warnings) > 0 {
+			t.Errorf("record %s: warnings %q; the simulator failed nothing", r.Key, r.Warnings)
 		}
 		// The budget mapping: self-consistency k = budget, best-of-n n = budget/2.
 		switch r.Strategy {
@@ -110,6 +123,9 @@ func TestRunRecordsEveryProblemStrategyAndBudget(t *testing.T) {
 		if tr.Meta["eval_item"] != r.Item || tr.Meta["eval_status"] != string(r.Status) || tr.Answer != r.Answer {
 			t.Errorf("trace of %s: meta %v answer %q", r.Key, tr.Meta, tr.Answer)
 		}
+	}
+	if wrongAnswers == 0 {
+		t.Error("no wrong answer to check verified and warnings on")
 	}
 	m, err := ReadManifest(out)
 	if err != nil {

@@ -225,6 +225,9 @@ func TestReportCountsRecordsWithWarnings(t *testing.T) {
 		{Item: "a", Strategy: "best-of-n", Budget: 4, Status: eval.StatusWrong, Warnings: []string{"2 evaluations failed"}},
 		{Item: "b", Strategy: "best-of-n", Budget: 4, Status: eval.StatusCorrect},
 		{Item: "c", Strategy: "best-of-n", Budget: 4, Status: eval.StatusError, Error: "x", Warnings: []string{"1 evaluation failed"}},
+		// A wrong answer the pack's check rejected, as records kept it
+		// before eval left that warning out: nothing failed.
+		{Item: "d", Strategy: "best-of-n", Budget: 4, Status: eval.StatusWrong, Warnings: []string{"the answer is wrong: the game24 pack's check rejects it"}},
 	}
 	for i := range recs {
 		recs[i].Index = i
