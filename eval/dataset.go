@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -195,15 +196,26 @@ func loadJSONL(path string, o DatasetOptions) (*Dataset, error) {
 		} else {
 			rest = nil
 		}
-		text := bytes.TrimSpace(cur)
-		if len(text) == 0 {
+		body := bytes.TrimSpace(cur)
+		if len(body) == 0 {
 			continue
 		}
-		dec := json.NewDecoder(bytes.NewReader(text))
+		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
+		var v any
+		if err := dec.Decode(&v); err != nil {
 			d.Skipped = append(d.Skipped, LineError{Line: line, Err: fmt.Errorf("bad JSON: %v", err)})
+			continue
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			// Two objects on one line (a lost line break): reading the
+			// first alone would drop the second without a word.
+			d.Skipped = append(d.Skipped, LineError{Line: line, Err: errors.New("bad JSON: more after the first value; want one JSON object per line")})
+			continue
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			d.Skipped = append(d.Skipped, LineError{Line: line, Err: fmt.Errorf("not a JSON object but %s; want one object per line", jsonKind(v))})
 			continue
 		}
 		it, err := mapItem(m, o.Fields, needTruth, needTests)
@@ -214,17 +226,24 @@ func loadJSONL(path string, o DatasetOptions) (*Dataset, error) {
 		if it.ID == "" {
 			it.ID = base + "/" + strconv.Itoa(line)
 		}
+		if grader == "gsm8k" {
+			if i := strings.LastIndex(it.Truth, "####"); i >= 0 {
+				it.Truth = strings.ReplaceAll(strings.TrimSpace(it.Truth[i+4:]), ",", "")
+			}
+			if _, ok := numberValue(it.Truth); !ok {
+				// Every search of it would be run and then be an error
+				// record, which --retry-errors would run again to no end.
+				d.Skipped = append(d.Skipped, LineError{Line: line,
+					Err: fmt.Errorf("truth %q is not a number, which the gsm8k grader needs", text.Clip(it.Truth, 80))})
+				continue
+			}
+		}
 		if first, dup := seen[it.ID]; dup {
 			d.Skipped = append(d.Skipped, LineError{Line: line, Err: fmt.Errorf("duplicate id %q (first on line %d)", it.ID, first)})
 			continue
 		}
 		seen[it.ID] = line
 		it.Pack = pack
-		if grader == "gsm8k" {
-			if i := strings.LastIndex(it.Truth, "####"); i >= 0 {
-				it.Truth = strings.ReplaceAll(strings.TrimSpace(it.Truth[i+4:]), ",", "")
-			}
-		}
 		d.Items = append(d.Items, it)
 	}
 	return d, nil
@@ -337,6 +356,23 @@ func scalarString(v any) (string, error) {
 		return strings.Join(parts, ", "), nil
 	}
 	return "", fmt.Errorf("want text or a number, got a JSON object")
+}
+
+// jsonKind names the kind of a decoded JSON value that is not an object.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "another value"
 }
 
 // Select returns items[offset:offset+limit] (limit <= 0: to the end).

@@ -111,6 +111,46 @@ func TestLoadJSONLDefaults(t *testing.T) {
 	}
 }
 
+// Lines that are no object, hold two, or give the gsm8k grader a truth
+// it cannot read are skipped with a reason in the user's words: a truth
+// that is no number made an error record of every search of it, after
+// its LLM calls, and a second object on a line was dropped unreported.
+func TestLoadJSONLSkipsLinesNoSearchCanUse(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "odd.jsonl")
+	lines := []string{
+		`{"question": "1+1?", "answer": "2"}`,
+		`[1, 2, 3]`,
+		`null`,
+		`"just text"`,
+		`{"question": "2+2?", "answer": "4"} {"question": "3+3?", "answer": "6"}`,
+		`{"question": "4+4?", "answer": "eight"}`,
+		`{"question": "5+5?", "answer": "#### 1,0"}`,
+		`{"question": "6+6?", "answer": 12}`,
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := LoadDataset(path, &DatasetOptions{Pack: "gsm8k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]string{2: "not a JSON object but an array", 3: "not a JSON object but null", 4: "not a JSON object but a string",
+		5: "more after the first value", 6: `truth "eight" is not a number`}
+	if len(d.Items) != 3 || len(d.Skipped) != len(want) {
+		t.Fatalf("items %+v, skipped %v; want lines 1, 7 and 8 read, %d skipped", d.Items, d.Skipped, len(want))
+	}
+	for _, s := range d.Skipped {
+		if w, ok := want[s.Line]; !ok || !strings.Contains(s.Err.Error(), w) || strings.Contains(s.Err.Error(), "Go value") {
+			t.Errorf("line %d skipped with %q; want %q", s.Line, s.Err, w)
+		}
+	}
+	// The math grader reads any truth.
+	if d, err := LoadDataset(path, nil); err != nil || len(d.Items) != 4 {
+		t.Errorf("math grader: %v, items %+v; want the 4 objects read", err, d.Items)
+	}
+}
+
 func TestLoadDatasetBadInput(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
