@@ -381,13 +381,18 @@ func verify(pack Pack, task Task, answer string) *bool {
 	return &correct
 }
 
+// WrongAnswerWarning begins the warning of a result whose answer the task
+// pack's check rejects (Result.Verified false), for readers that grade
+// answers themselves (the eval harness) and leave it out.
+const WrongAnswerWarning = "the answer is wrong: "
+
 // rejectedWarning says that the pack's check rejects the answer, and
 // against what.
 func rejectedWarning(pack Pack, task Task) string {
 	if task.Truth != "" {
-		return fmt.Sprintf("the answer is wrong: by the %s pack's check it differs from the task's truth", pack.Name())
+		return fmt.Sprintf(WrongAnswerWarning+"by the %s pack's check it differs from the task's truth", pack.Name())
 	}
-	return fmt.Sprintf("the answer is wrong: the %s pack's check rejects it", pack.Name())
+	return fmt.Sprintf(WrongAnswerWarning+"the %s pack's check rejects it", pack.Name())
 }
 
 // jsonSafe turns durations into strings so params round-trip through JSON.

@@ -70,10 +70,6 @@ type Record struct {
 	Time           time.Time `json:"time"`
 }
 
-// rejectedPrefix begins the warning a search's result carries when the
-// task pack's check rejects its answer (core.Result.Verified false).
-const rejectedPrefix = "the answer is wrong: "
-
 // SearchWarnings returns warnings without the task pack's rejection of the
 // answer: an eval grades every answer itself (Status, Detail, Verified),
 // and a wrong answer is no failure of the search. Kept, every wrong Game of
@@ -81,7 +77,7 @@ const rejectedPrefix = "the answer is wrong: "
 func SearchWarnings(ws []string) []string {
 	var out []string
 	for _, w := range ws {
-		if !strings.HasPrefix(w, rejectedPrefix) {
+		if !strings.HasPrefix(w, core.WrongAnswerWarning) {
 			out = append(out, w)
 		}
 	}
