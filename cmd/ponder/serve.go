@@ -135,7 +135,7 @@ func serveHTTP(ctx context.Context, srv *server.Server, cfg config.Config, log z
 		dataDir = cfg.DataDir
 	}
 	log.Info().Str("addr", base).Str("mcp", base+"/mcp").Str("openai", base+"/v1").Str("ui", base+"/ui/").
-		Bool("token", cfg.Server.Token != "").Str("data_dir", dataDir).Msg("ponder serving")
+		Bool("token", cfg.Server.Token != "" || len(cfg.Server.Tokens) > 0).Str("data_dir", dataDir).Msg("ponder serving")
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
