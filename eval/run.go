@@ -349,17 +349,20 @@ func (r *runner) runAll(ctx context.Context, jobs []job, sum *Summary) error {
 		go func() {
 			defer wg.Done()
 			for j := range ch {
-				rec, down, ok := r.do(ctx, j)
-				if !ok {
-					continue
+				rec, down, ok, err := r.do(ctx, j)
+				if err == nil && ok {
+					err = r.log.Append(rec)
 				}
-				if err := r.log.Append(rec); err != nil {
+				if err != nil {
 					fatalMu.Lock()
 					if fatalErr == nil {
 						fatalErr = err
 					}
 					fatalMu.Unlock()
 					cancel()
+					continue
+				}
+				if !ok {
 					continue
 				}
 				r.mu.Lock()
@@ -406,10 +409,10 @@ feed:
 // do solves, grades and traces one job. It reports down when the search
 // failed because the LLM endpoint could not be reached, and !ok when the
 // job was cut short by the context: nothing is recorded and a re-run does
-// it.
-func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
+// it. An error (the disk is full) stops the run: nothing is recorded.
+func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool, err error) {
 	if ctx.Err() != nil {
-		return Record{}, false, false
+		return Record{}, false, false, nil
 	}
 	o := r.o
 	task := o.task(j.item, j.strategy, j.budget)
@@ -419,7 +422,7 @@ func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
 	}
 	res, err := r.eng.Solve(ctx, task)
 	if ctx.Err() != nil && (err != nil || res.Stopped == core.StopCancelled || res.Stopped == core.StopError) {
-		return Record{}, false, false // cut short: a re-run does it
+		return Record{}, false, false, nil // cut short: a re-run does it
 	}
 	// A search that finished is graded and recorded even if Ctrl-C came
 	// meanwhile: nothing finished is lost.
@@ -427,7 +430,7 @@ func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
 	if err != nil {
 		rec.Status, rec.Error, rec.Stopped = StatusError, err.Error(), core.StopError
 		rec.Time = time.Now().UTC()
-		return rec, unreachable(err), true
+		return rec, unreachable(err), true, nil
 	}
 	rec.Answer, rec.Stopped, rec.Usage, rec.TraceID = res.Answer, res.Stopped, res.Usage, res.TraceID
 	rec.Warnings, rec.Verified = SearchWarnings(res.Warnings), res.Verified
@@ -476,6 +479,13 @@ func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
 			}
 		}
 		if err := traces.WriteFile(filepath.Join(o.Out, TracesDir, res.TraceID+".json"), tr); err != nil {
+			if diskFull(err) {
+				// Recorded without its trace, the search would count as
+				// done: the rerun after making room would not run it
+				// again, and export would never see it.
+				return Record{}, false, false, fmt.Errorf("save the trace of %s: %w; nothing of that search is recorded, "+
+					"the records before it are kept: make room and run the same command again to continue", rec.Key, err)
+			}
 			r.logger.Warn().Err(err).Str("item", j.item.ID).Msg("trace not saved")
 			rec.TraceID = ""
 		}
@@ -483,7 +493,14 @@ func (r *runner) do(ctx context.Context, j job) (rec Record, down, ok bool) {
 	rec.Time = time.Now().UTC()
 	r.logger.Debug().Str("item", j.item.ID).Str("strategy", j.strategy).Int64("budget", j.budget).
 		Str("status", string(rec.Status)).Int64("llm_calls", rec.Usage.LLMCalls).Msg("eval record")
-	return rec, down, true
+	return rec, down, true, nil
+}
+
+// diskFull reports whether a write failed for want of room (a full disk,
+// a quota, the file size limit) or a read-only file system: every write
+// after it would fail too, until the user acts.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EROFS)
 }
 
 // gradeSamples grades every complete answer of the search (terminal

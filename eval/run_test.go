@@ -831,6 +831,52 @@ func TestResultsWriteCutShortLeavesNoPartialLine(t *testing.T) {
 	}
 }
 
+// A trace the disk has no room for stops the run, and its search is not
+// recorded: a record without its trace counted as done, so the rerun
+// after making room never ran it again and export never saw it.
+func TestTraceWithoutRoomStopsTheRunUnrecorded(t *testing.T) {
+	out := os.Getenv("PONDER_TEST_TRACE_FSIZE")
+	if out == "" {
+		t.Parallel()
+		out = t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestTraceWithoutRoomStopsTheRunUnrecorded$")
+		cmd.Env = append(os.Environ(), "PONDER_TEST_TRACE_FSIZE="+out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		for _, r := range readAll(t, out) {
+			if _, err := os.Stat(filepath.Join(out, TracesDir, r.TraceID+".json")); r.TraceID == "" || err != nil {
+				t.Errorf("record %s names trace %q (%v): a search was recorded without its trace", r.Key, r.TraceID, err)
+			}
+		}
+		// With room again, the same command does the rest, traces and all.
+		sum, err := Run(context.Background(), simEngine(t, sim.Options{Seed: 1}), game24Options(t, out))
+		if err != nil || sum.Done+sum.Ran != 24 {
+			t.Fatalf("rerun: %+v, %v", sum, err)
+		}
+		for _, r := range readAll(t, out) {
+			if r.TraceID == "" {
+				t.Errorf("record %s has no trace after the rerun", r.Key)
+			}
+		}
+		return
+	}
+	// The child: files cannot grow past 3000 bytes (EFBIG, as ENOSPC on a
+	// full disk), which the results file's first lines fit and traces do not.
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = 3000
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skip(err)
+	}
+	_, err := Run(context.Background(), simEngine(t, sim.Options{Seed: 1}), game24Options(t, out))
+	if err == nil || !strings.Contains(err.Error(), "save the trace") || !strings.Contains(err.Error(), "run the same command again") {
+		t.Errorf("Run = %v; want the trace's write error saying how to go on", err)
+	}
+}
+
 // With NoTraces no record names a trace file, for there is none: export
 // says the run kept no traces instead of failing to open each one.
 func TestNoTracesNamesNoTraceFile(t *testing.T) {
