@@ -2,11 +2,11 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -174,7 +174,7 @@ func (l *connLimiter) refuse(nc net.Conn) {
 			l.refused()
 			return
 		}
-		rec := httptest.NewRecorder()
+		rec := &refusal{header: http.Header{}}
 		if req.URL.Path == "/healthz" {
 			l.health.ServeHTTP(rec, req)
 		} else {
@@ -189,10 +189,38 @@ func (l *connLimiter) refuse(nc net.Conn) {
 				deny(rec, req, http.StatusServiceUnavailable, "server_busy", msg)
 			}
 		}
-		resp := rec.Result()
-		resp.Close = true
-		_ = resp.Write(nc)
+		_ = rec.send(nc, req)
 	}()
+}
+
+// refusal is the response writer of a request on a refused connection,
+// which no http.Server serves: it holds the answer, small as it is, and
+// send writes it whole, closing the connection after it.
+type refusal struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *refusal) Header() http.Header { return w.header }
+
+func (w *refusal) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *refusal) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(p)
+}
+
+// send writes the answer to req on nc, with Connection: close.
+func (w *refusal) send(nc io.Writer, req *http.Request) error {
+	w.WriteHeader(http.StatusOK)
+	resp := &http.Response{StatusCode: w.status, ProtoMajor: 1, ProtoMinor: 1, Request: req,
+		Header: w.header, Body: io.NopCloser(&w.body), ContentLength: int64(w.body.Len()), Close: true}
+	return resp.Write(nc)
 }
 
 // wait waits for the refusals being answered (each within refuseWait).
