@@ -628,6 +628,7 @@ func (s *Sandbox) Run(ctx context.Context, code string, ro *RunOptions) (Result,
 	}
 	st := <-statc
 	st.started = <-readyc
+	reapOrphan(st.childPid)
 	res := Result{
 		Stdout: stdout.String(), Stderr: stderr.String(),
 		StdoutTruncated: stdout.truncated(), StderrTruncated: stderr.truncated(),
@@ -749,6 +750,7 @@ type bwrapStatus struct {
 	started  bool // the driver started: bwrap set the sandbox up
 	exited   bool
 	exitCode int
+	childPid int // bwrap's child, the sandbox's PID 1 (see reapOrphan)
 }
 
 // readStatus reads bwrap's --json-status-fd stream for {"exit-code": N},
@@ -760,6 +762,9 @@ func readStatus(r io.Reader) bwrapStatus {
 		var m map[string]json.RawMessage
 		if err := dec.Decode(&m); err != nil {
 			return st
+		}
+		if v, ok := m["child-pid"]; ok {
+			_ = json.Unmarshal(v, &st.childPid)
 		}
 		if v, ok := m["exit-code"]; ok {
 			if err := json.Unmarshal(v, &st.exitCode); err == nil {

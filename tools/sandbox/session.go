@@ -307,6 +307,7 @@ func (s *Sandbox) startSession(ctx context.Context) (*sessionProc, error) {
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.waitc)
+		reapOrphan(p.status().childPid)
 	}()
 	select {
 	case ok := <-readyc:
