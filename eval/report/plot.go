@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -29,7 +30,7 @@ func (r *Report) plot(path, xLabel string, x func(Row) float64) error {
 	p := plot.New()
 	title := "accuracy"
 	if r.Manifest != nil {
-		title = r.Manifest.Config.Dataset + ": accuracy at matched compute"
+		title = svgText(r.Manifest.Config.Dataset) + ": accuracy at matched compute"
 	}
 	p.Title.Text = title
 	p.X.Label.Text = xLabel
@@ -95,7 +96,7 @@ func (r *Report) plot(path, xLabel string, x func(Row) float64) error {
 		bars.Color = c
 		bars.CapWidth = vg.Points(4)
 		p.Add(line, points, bars)
-		p.Legend.Add(s, line, points)
+		p.Legend.Add(svgText(s), line, points)
 	}
 	p.Legend.ThumbnailWidth = vg.Points(20)
 	p.Legend.Padding = vg.Points(2)
@@ -105,6 +106,18 @@ func (r *Report) plot(path, xLabel string, x func(Row) float64) error {
 		return fmt.Errorf("save plot %s: %w", path, err)
 	}
 	return nil
+}
+
+// svgText is s as a plot may show it: without control characters and
+// invalid UTF-8, which SVG (XML 1.0) cannot hold even escaped (a file
+// name with an escape character made an SVG no viewer opens).
+func svgText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0xfffe || r == 0xffff {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 // byX sorts points (and their intervals) by x.

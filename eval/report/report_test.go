@@ -3,7 +3,9 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/eval"
 )
 
@@ -271,6 +274,41 @@ func TestWriteMakesReportAndPlots(t *testing.T) {
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	if string(md) != r.Markdown() {
 		t.Error("report.md differs from Markdown()")
+	}
+}
+
+// Plots are well-formed SVG whatever the dataset's file name and the
+// strategies' names hold: XML cannot carry control characters even
+// escaped, and a file name with an escape character made an SVG that no
+// viewer opened.
+func TestPlotsAreWellFormedSVGWhateverTheNames(t *testing.T) {
+	t.Parallel()
+	recs := []eval.Record{
+		{Item: "a", Strategy: "cot\x07<&>", Budget: 4, Status: eval.StatusCorrect, Usage: core.Usage{LLMCalls: 1}},
+		{Item: "a", Strategy: "self-consistency", Budget: 4, Status: eval.StatusWrong, Usage: core.Usage{LLMCalls: 4}},
+	}
+	r := loadRecords(t, recs)
+	r.Manifest = &eval.Manifest{Config: eval.RunConfig{Dataset: "c\x1bd\x00&<.jsonl"}}
+	out := t.TempDir()
+	if _, err := r.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"accuracy_vs_calls.svg", "accuracy_vs_tokens.svg"} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := xml.NewDecoder(bytes.NewReader(b))
+		for {
+			if _, err := dec.Token(); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("%s is not well-formed XML: %v", name, err)
+			}
+		}
+		if !bytes.Contains(b, []byte("cd&amp;&lt;.jsonl")) || !bytes.Contains(b, []byte("cot&lt;&amp;&gt;")) {
+			t.Errorf("%s lost the names' other characters", name)
+		}
 	}
 }
 
