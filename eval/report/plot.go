@@ -2,7 +2,10 @@ package report
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,7 +105,11 @@ func (r *Report) plot(path, xLabel string, x func(Row) float64) error {
 	p.Legend.Padding = vg.Points(2)
 	p.Legend.TextStyle.Font.Size = vg.Points(10)
 	p.Legend.YOffs = -vg.Points(2)
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+	c, err := p.WriterTo(7*vg.Inch, 4.5*vg.Inch, strings.TrimPrefix(filepath.Ext(path), "."))
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	if err := writeFile(path, func(w io.Writer) error { _, err := c.WriteTo(w); return err }); err != nil {
 		return fmt.Errorf("save plot %s: %w", path, err)
 	}
 	return nil
@@ -118,6 +125,31 @@ func svgText(s string) string {
 		}
 		return r
 	}, strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+// writeFile writes path through a temporary file renamed over it: a write
+// the disk cuts short leaves the file as it was (a plot of an earlier
+// report), not a truncated image.
+func writeFile(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename: nothing to remove
+	err = write(tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // byX sorts points (and their intervals) by x.

@@ -12,6 +12,7 @@ package report
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -237,7 +238,7 @@ func (r *Report) Write(outDir string) ([]string, error) {
 		}
 	}
 	md := filepath.Join(outDir, "report.md")
-	if err := os.WriteFile(md, []byte(r.Markdown()), 0o644); err != nil {
+	if err := writeFile(md, func(w io.Writer) error { _, err := io.WriteString(w, r.Markdown()); return err }); err != nil {
 		return files, fmt.Errorf("report: %w", err)
 	}
 	return append([]string{md}, files...), nil

@@ -8,10 +8,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/eval"
@@ -309,6 +312,58 @@ func TestPlotsAreWellFormedSVGWhateverTheNames(t *testing.T) {
 		if !bytes.Contains(b, []byte("cd&amp;&lt;.jsonl")) || !bytes.Contains(b, []byte("cot&lt;&amp;&gt;")) {
 			t.Errorf("%s lost the names' other characters", name)
 		}
+	}
+}
+
+// A report the disk cuts short leaves the files of the report before it
+// as they were: a plot was left truncated (half a PNG), report.md empty.
+func TestWriteCutShortKeepsTheEarlierReport(t *testing.T) {
+	out := os.Getenv("PONDER_TEST_REPORT_FSIZE")
+	if out == "" {
+		t.Parallel()
+		out = t.TempDir()
+		r, err := Load("testdata/run")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := r.Write(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := map[string][]byte{}
+		for _, f := range files {
+			before[f], _ = os.ReadFile(f)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWriteCutShortKeepsTheEarlierReport$")
+		cmd.Env = append(os.Environ(), "PONDER_TEST_REPORT_FSIZE="+out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, b)
+		}
+		for f, b := range before {
+			if now, err := os.ReadFile(f); err != nil || !bytes.Equal(now, b) {
+				t.Errorf("%s: %d bytes before the failed write, %d after (%v)", f, len(b), len(now), err)
+			}
+		}
+		if entries, _ := os.ReadDir(out); len(entries) != len(before) {
+			t.Errorf("%d files in %s, want the %d of the report (no temporary file left)", len(entries), out, len(before))
+		}
+		return
+	}
+	// The child: no file may grow past 2000 bytes (EFBIG, as a full disk).
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = 2000
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skip(err)
+	}
+	r, err := Load("testdata/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Write(out); err == nil {
+		t.Error("Write under a 2000-byte file size limit succeeded")
 	}
 }
 
