@@ -590,6 +590,20 @@ func outDirError(dir string, err error) error {
 	return err
 }
 
+// errWriter keeps the first error of the writer it wraps.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
 // outMode is the mode --out gets: the file's it replaces, else the one
 // the umask gives a new file (as `> out` would), not os.CreateTemp's 0600,
 // which a trainer running as another user could not read.
@@ -626,10 +640,27 @@ func writeExport(ctx context.Context, cmd *cobra.Command, srcs []export.Source, 
 		defer os.Remove(f.Name())
 		tmp, w = f, f
 	}
-	st, err := export.Write(ctx, w, srcs, o)
+	ew := &errWriter{w: w}
+	st, err := export.Write(ctx, ew, srcs, o)
 	if err != nil {
 		if tmp != nil {
 			tmp.Close()
+		}
+		if ew.err != nil {
+			// A full disk or a closed pipe, not the trace being read
+			// then, nor the temporary file the user never named.
+			werr := ew.err
+			var pe *os.PathError
+			if errors.As(werr, &pe) {
+				werr = pe.Err
+			}
+			if tmp != nil {
+				if _, serr := os.Stat(out); serr == nil {
+					return fmt.Errorf("write %s: %w; the file is left as it was", out, werr)
+				}
+				return fmt.Errorf("write %s: %w; nothing was written", out, werr)
+			}
+			return fmt.Errorf("write the %s lines to stdout: %w", o.Format, werr)
 		}
 		return err
 	}

@@ -534,3 +534,45 @@ func TestExportOutMode(t *testing.T) {
 		}
 	}
 }
+
+// An export the disk has no room for says so in the user's words: it named
+// the trace being read then and the temporary file (export
+// runs/g24/traces/ID.json: write ./.export-1788255079: file too large), and
+// a file --out replaces is left as it was.
+func TestExportWithoutRoomSaysSo(t *testing.T) {
+	t.Parallel()
+	trace, err := filepath.Abs(filepath.Join("..", "..", "eval", "export", "testdata", "traces", "mcts-game24.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// stdout is /dev/full: every write fails with ENOSPC.
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer full.Close()
+	cmd := exec.Command(ponderBin, "export", "--from", trace, "--format", "value")
+	cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = full, &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "write the value lines to stdout: no space left on device") ||
+		strings.Contains(stderr.String(), "mcts-game24") {
+		t.Errorf("export to /dev/full: %v\n%s", err, stderr.String())
+	}
+	// --out under a file size limit of 1 KiB (EFBIG, as a full disk).
+	out := filepath.Join(t.TempDir(), "value.jsonl")
+	if err := os.WriteFile(out, []byte("earlier\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command("sh", "-c", `ulimit -f 1 && exec "$0" "$@"`, ponderBin, "export", "--from", trace, "--format", "value", "--out", out)
+	cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir())
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "write "+out+": file too large; the file is left as it was") ||
+		strings.Contains(stderr.String(), ".export-") {
+		t.Errorf("export --out past the size limit: %v\n%s", err, stderr.String())
+	}
+	if b, _ := os.ReadFile(out); string(b) != "earlier\n" {
+		t.Errorf("--out holds %q after the failed export, want what it held", b)
+	}
+}
