@@ -80,8 +80,8 @@ type Store struct {
 	// they are there.
 	scanned time.Time
 	bad     map[string]error
-	// dirErr is why dir could not be created: nothing is written, and every
-	// finished run says so (SaveError).
+	// dirErr is why dir could not be created at Open: each finished run
+	// tries again, and says so while it fails (SaveError).
 	dirErr error
 	// unsaved are finished runs whose trace could not be written, and why;
 	// unsavedOrder is their order, oldest first, bounded by maxUnsaved.
@@ -98,7 +98,8 @@ type Options struct {
 // missing) and keeping the newest keep of them (keep <= 0: 200). With dir
 // "" nothing is written: finished runs stay listed but Get fails for them.
 // A dir that does not exist and cannot be created (a read-only disk) is no
-// error: runs still run, nothing is kept, and SaveError says why.
+// error: runs still run, and each finished one tries again to make it,
+// saying why its trace was not kept while that fails (SaveError).
 func Open(dir string, keep int, opts *Options) (*Store, error) {
 	if keep <= 0 {
 		keep = 200
@@ -118,7 +119,7 @@ func Open(dir string, keep int, opts *Options) (*Store, error) {
 			return nil, fmt.Errorf("trace store %s: %w", dir, err)
 		}
 		s.dirErr = fmt.Errorf("trace store %s: %w", dir, err)
-		s.log.Warn().Err(s.dirErr).Msg("traces will not be kept")
+		s.log.Warn().Err(s.dirErr).Msg("traces will not be kept until the directory can be made")
 		return s, nil
 	}
 	s.mu.Lock()
@@ -266,10 +267,7 @@ func (s *Store) Start(id string, task core.Task, tr *core.Tracer) {
 func (s *Store) Finish(t *core.Trace) {
 	var saveErr error
 	if s.dir != "" {
-		saveErr = s.dirErr
-		if saveErr == nil {
-			saveErr = WriteFile(filepath.Join(s.dir, t.ID+".json"), t)
-		}
+		saveErr = s.write(t)
 		if saveErr != nil {
 			s.log.Error().Err(saveErr).Str("trace", t.ID).Msg("trace not saved")
 		}
@@ -304,6 +302,43 @@ func (s *Store) Finish(t *core.Trace) {
 		_ = os.Remove(filepath.Join(s.dir, id+".json"))
 		_ = os.Remove(summaryFile(s.dir, id))
 	}
+}
+
+// write writes t under the store's directory, making the directory again
+// when it is not there: one removed while the server runs (an operator
+// clearing old traces with rm -rf), or one that could not be made at
+// Open (a disk mounted, or made writable, after the start). Either kept
+// every later run of a long-running server from being saved until it
+// was restarted.
+func (s *Store) write(t *core.Trace) error {
+	s.mu.Lock()
+	dirErr := s.dirErr
+	s.mu.Unlock()
+	path := filepath.Join(s.dir, t.ID+".json")
+	if dirErr == nil {
+		err := WriteFile(path, t)
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		if dirErr != nil {
+			return dirErr
+		}
+		return fmt.Errorf("trace store %s: %w", s.dir, err)
+	}
+	if dirErr != nil {
+		s.mu.Lock()
+		if s.dirErr != nil {
+			s.dirErr = nil
+			if err := s.scanLocked(); err != nil {
+				s.log.Warn().Err(err).Msg("trace store rescan")
+			}
+		}
+		s.mu.Unlock()
+	}
+	s.log.Info().Str("dir", s.dir).Msg("trace store directory was not there: made it")
+	return WriteFile(path, t)
 }
 
 func (s *Store) evictLocked() []string {

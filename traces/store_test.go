@@ -242,19 +242,56 @@ func TestStoreUnsavedTraceKeepsTheOthers(t *testing.T) {
 	if len(files) != 2 {
 		t.Fatalf("files %v, want the saved trace and its summary", files)
 	}
+}
 
-	// A store whose directory disappeared says so too, and writes no summary.
+// A store whose directory is removed while it runs (an operator clearing
+// old traces) makes it again at the next finished run: every later run of
+// the server was lost until a restart. So does one whose directory could
+// not be made at Open (its disk not there yet, here a link to a folder
+// that does not exist), once it can be.
+func TestStoreMakesItsDirectoryAgain(t *testing.T) {
+	t.Parallel()
 	gone := filepath.Join(t.TempDir(), "traces")
-	st2, err := traces.Open(gone, 10, nil)
+	st, err := traces.Open(gone, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.RemoveAll(gone); err != nil {
 		t.Fatal(err)
 	}
-	id := solveInto(t, st2, "nowhere to go").TraceID
-	if err := st2.SaveError(id); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("SaveError = %v, want the write's error", err)
+	id := solveInto(t, st, "its folder was removed").TraceID
+	if err := st.SaveError(id); err != nil {
+		t.Fatalf("SaveError = %v after the directory was removed, want it made again", err)
+	}
+	if _, err := st.Get(id); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+
+	root := t.TempDir()
+	target := filepath.Join(root, "disk")
+	if err := os.Symlink(target, filepath.Join(root, "mnt")); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := traces.Open(filepath.Join(root, "mnt", "traces"), 10, nil)
+	if err != nil {
+		t.Fatalf("Open: %v, want a store that keeps nothing yet", err)
+	}
+	early := solveInto(t, st2, "before the disk").TraceID
+	if err := st2.SaveError(early); err == nil {
+		t.Fatal("SaveError is nil for a run finished while the directory could not be made")
+	}
+	if err := os.Mkdir(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	late := solveInto(t, st2, "after the disk").TraceID
+	if err := st2.SaveError(late); err != nil {
+		t.Fatalf("SaveError = %v once the directory can be made", err)
+	}
+	if list := st2.List(); len(list) != 1 || list[0].ID != late {
+		t.Fatalf("list %+v, want the run saved once the directory could be made", list)
+	}
+	if _, err := os.Stat(filepath.Join(target, "traces", late+".json")); err != nil {
+		t.Fatal(err)
 	}
 }
 
