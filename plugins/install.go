@@ -121,16 +121,29 @@ func Install(ctx context.Context, path, pluginsDir string, opts *Options) (Manif
 // Options.Taken).
 var ErrNameTaken = errors.New("its name is taken")
 
-// Remove deletes the installed plugin name from pluginsDir.
+// ErrNotInstalled is wrapped by Remove when pluginsDir has no plugin of
+// that name.
+var ErrNotInstalled = errors.New("not installed")
+
+// Remove deletes the installed plugin name from pluginsDir: its
+// directory, when it holds a manifest. A manifest this Ponder cannot read
+// (damaged, unreadable, or written for another plugin protocol) does not
+// stop it: such a plugin is never loaded, and removing it is the way out.
 func Remove(pluginsDir, name string) error {
 	if err := sdk.ValidName(name); err != nil {
 		return err
 	}
 	dir := filepath.Join(pluginsDir, name)
-	if _, err := ReadManifest(dir); err != nil {
-		return fmt.Errorf("plugin %s is not installed in %s", name, pluginsDir)
+	if _, err := os.Lstat(filepath.Join(dir, ManifestFile)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("plugin %s is %w in %s", name, ErrNotInstalled, pluginsDir)
+		}
+		return fmt.Errorf("remove plugin %s: %w", name, err)
 	}
-	return os.RemoveAll(dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove plugin %s: %w", name, err)
+	}
+	return nil
 }
 
 func copyExecutable(src, dst string) error {

@@ -294,7 +294,9 @@ func newPluginsCheckCmd() *cobra.Command {
 					}
 				}
 				if target == args[0] {
-					return usageError("plugin %q: no such file and no installed plugin of that name (see `ponder plugins list`)", args[0])
+					// Exit 1, as for a missing trace or document: the
+					// command line is fine, what it names is not there.
+					return fmt.Errorf("plugin %q: no such file and no installed plugin of that name (see `ponder plugins list`)", args[0])
 				}
 			}
 			log := newLogger(cfg.Log, cmd.ErrOrStderr())
@@ -409,7 +411,7 @@ func printInstalled(w io.Writer, m plugins.Manifest) {
 
 func newPluginsRemoveCmd() *cobra.Command {
 	var dir string
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Remove an installed plugin",
 		Args:  cobra.ExactArgs(1),
@@ -418,14 +420,32 @@ func newPluginsRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			name := args[0]
+			if err := sdk.ValidName(name); err != nil {
+				return usageError("plugin %v", err)
+			}
 			if dir == "" {
 				dir = installDir(cfg)
 			}
-			if err := plugins.Remove(dir, args[0]); err != nil {
-				return usageError("%v", err)
+			if err := plugins.Remove(dir, name); err != nil {
+				// Not installed there is exit 1, as for a missing trace or
+				// document; say where a plugin of that name is, if
+				// anywhere (--plugin-dir, plugins.dirs).
+				if errors.Is(err, plugins.ErrNotInstalled) {
+					found, _ := plugins.Discover(pluginDirs(cfg))
+					abs, _ := filepath.Abs(dir)
+					for _, m := range found {
+						if m.Name == name && filepath.Dir(m.Dir) != abs {
+							return fmt.Errorf("%w; it is in %s (remove it with --dir %s)", err, m.Dir, filepath.Dir(m.Dir))
+						}
+					}
+				}
+				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", name)
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&dir, "dir", "", "plugin directory to remove it from (default DATA_DIR/plugins)")
+	return cmd
 }

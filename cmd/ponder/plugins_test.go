@@ -117,9 +117,38 @@ func TestPluginsBadInput(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "not a Ponder plugin") {
 		t.Errorf("install of a script: %d %s", r.code, r.stderr)
 	}
+	// Not found is exit 1 (as for a missing trace or document); a command
+	// line that cannot be right is exit 2.
 	r = runPonder(t, "", env, "plugins", "check", "nosuch")
-	if r.code != 2 || !strings.Contains(r.stderr, "no installed plugin of that name") {
+	if r.code != 1 || !strings.Contains(r.stderr, "no installed plugin of that name") {
 		t.Errorf("check of an unknown name: %d %s", r.code, r.stderr)
+	}
+	r = runPonder(t, "", env, "plugins", "remove", "nosuch")
+	if r.code != 1 || !strings.Contains(r.stderr, "plugin nosuch is not installed in") {
+		t.Errorf("remove of an unknown name: %d %s", r.code, r.stderr)
+	}
+	r = runPonder(t, "", env, "plugins", "remove", "Bad/Name")
+	if r.code != 2 || !strings.Contains(r.stderr, "use lower-case letters") {
+		t.Errorf("remove of an impossible name: %d %s", r.code, r.stderr)
+	}
+	// A plugin installed with --dir is removed with --dir; without it the
+	// error says where it is.
+	other := t.TempDir()
+	if r = runPonder(t, "", env, "plugins", "install", "--dir", other, filepath.Join(bins, "wordcount")); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r = runPonder(t, "", env, "--plugin-dir", other, "plugins", "remove", "wordcount")
+	if r.code != 1 || !strings.Contains(r.stderr, "remove it with --dir "+other) {
+		t.Errorf("remove of a plugin in another directory: %d %s", r.code, r.stderr)
+	}
+	// A manifest this Ponder cannot read (here: of another protocol) does
+	// not keep the plugin from being removed.
+	mf := filepath.Join(other, "wordcount", plugins.ManifestFile)
+	b, _ := os.ReadFile(mf)
+	os.WriteFile(mf, bytes.Replace(b, []byte(`"protocol_version": 1`), []byte(`"protocol_version": 2`), 1), 0o644)
+	r = runPonder(t, "", env, "plugins", "remove", "--dir", other, "wordcount")
+	if _, err := os.Stat(filepath.Dir(mf)); r.code != 0 || !os.IsNotExist(err) {
+		t.Errorf("remove --dir of a plugin of another protocol: %d %s %v", r.code, r.stderr, err)
 	}
 
 	r = runPonder(t, "", env, "plugins", "install", filepath.Join(bins, "beam-lite"))
