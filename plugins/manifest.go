@@ -203,6 +203,12 @@ func Discover(dirs []string) (found []Manifest, problems []error) {
 			}
 			sub := filepath.Join(dir, e.Name())
 			if _, err := os.Stat(filepath.Join(sub, ManifestFile)); err != nil {
+				// No manifest: not a plugin. One that cannot be looked at
+				// (a directory Ponder may not read) is said, not skipped
+				// without a word.
+				if !errors.Is(err, os.ErrNotExist) {
+					problems = append(problems, fmt.Errorf("plugin directory %s: %w", sub, err))
+				}
 				continue
 			}
 			m, err := ReadManifest(sub)
