@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	goopenai "github.com/sashabaranov/go-openai"
+
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
 )
@@ -427,6 +429,38 @@ func allFailed(results []core.Result, errs []error) *core.Result {
 	return last
 }
 
+// failure is failure(res) for a request that named model, the upstream
+// model the client asked for ("" for the configured one): when the
+// endpoint answered 404 for a model it does not list, the request is a 404
+// with OpenAI's code model_not_found, the client's mistake (a misspelt
+// name), not a 502 that sends the client to the operator and that SDKs
+// retry.
+func (s *Server) failure(ctx context.Context, res *core.Result, model string) *apiError {
+	if model != "" && endpointStatus(res.Err) == http.StatusNotFound && !slices.Contains(s.models.get(ctx), model) {
+		why := operatorAdvice.ReplaceAllString(res.Error, "")
+		if i := strings.Index(why, "answered 404"); i >= 0 {
+			why = why[i:]
+		}
+		return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
+			msg: fmt.Sprintf("model %q not found: the LLM endpoint %s; GET /v1/models lists every name (trace %s)", model, why, res.TraceID)}
+	}
+	return failure(res)
+}
+
+// endpointStatus is the HTTP status of the LLM endpoint's answer behind
+// err, 0 when there is none.
+func endpointStatus(err error) int {
+	var reqErr *goopenai.RequestError
+	if errors.As(err, &reqErr) {
+		return reqErr.HTTPStatusCode
+	}
+	var apiErr *goopenai.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.HTTPStatusCode
+	}
+	return 0
+}
+
 // failure is the OpenAI error of a request whose every search failed, res
 // the last: 429 when the LLM endpoint rate limited it, so that clients
 // back off as they would from OpenAI (with OpenAI's code, as Ponder's own
@@ -621,7 +655,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if res := allFailed(results, errs); res != nil {
-		writeAPIError(w, failure(res))
+		writeAPIError(w, s.failure(r.Context(), res, tasks[0].Model))
 		return
 	}
 	for i, res := range results {
@@ -883,7 +917,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	// streaming (502 there); the 200 is sent already, so an error event
 	// says it, which OpenAI's clients raise.
 	if res := allFailed(results, errs); res != nil {
-		sw.data(map[string]any{"error": failure(res).body()})
+		sw.data(map[string]any{"error": s.failure(ctx, res, tasks[0].Model).body()})
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		sw.data(chunk([]map[string]any{}, map[string]any{"usage": usageOf(results)}))
