@@ -288,7 +288,7 @@ func nodeToPB(n Node) (*pb.Node, error) {
 		meta = ""
 	}
 	return &pb.Node{Id: int32(n.ID), Parents: ids32(n.Parents), Children: ids32(n.Children), Kind: string(n.Kind),
-		Content: n.Content, Answer: n.Answer, Terminal: n.Terminal, Depth: int32(n.Depth), Scores: finiteScores(n.Scores),
+		Content: validText(n.Content), Answer: validText(n.Answer), Terminal: n.Terminal, Depth: int32(n.Depth), Scores: finiteScores(n.Scores),
 		Value: finiteOr0(n.Value), Visits: int32(n.Visits), Pruned: n.Pruned, Usage: usageToPB(n.Usage), MetaJson: meta}, nil
 }
 

@@ -317,3 +317,37 @@ func TestReplyTextThatIsNotUTF8GoesOver(t *testing.T) {
 		t.Errorf("text %q, detail %q; want %q", tr.GetText(), ev.GetDetail(), want)
 	}
 }
+
+// A strategy's outcome survives what a buggy plugin puts in it: text that
+// is not UTF-8 goes over with its bad bytes replaced (protobuf refused the
+// whole reply, losing the answer), a score that is no finite number is
+// dropped with a note saying so (`solve --json` failed on it: JSON has no
+// NaN), and a note the size of a document is cut.
+func TestOutcomeOfABuggyStrategy(t *testing.T) {
+	t.Parallel()
+	resp := runResponse(Outcome{Answer: "4\xff", Note: "n\xfe"}, errors.New("stopped \xc3"))
+	if _, err := proto.Marshal(resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetAnswer() != "4\uFFFD" || resp.GetNote() != "n\uFFFD" || resp.GetError() != "stopped \uFFFD" {
+		t.Errorf("run response %q %q %q", resp.GetAnswer(), resp.GetNote(), resp.GetError())
+	}
+	if n, err := nodeToPB(Node{Content: "x \xff", Answer: "\xfe"}); err != nil || proto.Size(n) == 0 {
+		t.Errorf("node: %v", err)
+	} else if _, err := proto.Marshal(n); err != nil {
+		t.Errorf("node: %v", err)
+	}
+	for _, s := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		out := outcomeFromPB(&pb.RunResponse{Answer: "4", Score: &s, Note: "why"})
+		if out.Answer != "4" || out.Score != nil || !strings.HasPrefix(out.Note, "why; the strategy's score ") || !strings.HasSuffix(out.Note, "was dropped: not a finite number") {
+			t.Errorf("score %v: %+v", s, out)
+		}
+	}
+	ok := 0.5
+	if out := outcomeFromPB(&pb.RunResponse{Score: &ok}); out.Score == nil || *out.Score != 0.5 || out.Note != "" {
+		t.Errorf("finite score: %+v", out)
+	}
+	if out := outcomeFromPB(&pb.RunResponse{Note: strings.Repeat("é", 1<<20)}); len(out.Note) > 3*maxNoteRunes || !strings.HasSuffix(out.Note, "é…") {
+		t.Errorf("long note kept %d bytes", len(out.Note))
+	}
+}

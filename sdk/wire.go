@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"sync"
 
@@ -222,9 +223,16 @@ func (s *strategyServer) Run(ctx context.Context, r *pb.RunRequest) (_ *pb.RunRe
 		return nil, toStatus(err)
 	}
 	out, runErr := s.impl.Strategy.Run(ctx, h, RunRequest{Task: task, Params: params, Limits: limitsFromPB(r.GetLimits())})
-	resp := &pb.RunResponse{Answer: out.Answer, Best: int32(out.Best), Score: out.Score, Note: out.Note}
+	return runResponse(out, runErr), nil
+}
+
+// runResponse is a strategy's outcome on the wire. Text that is not UTF-8
+// (an answer cut from bytes) has its bad bytes replaced: protobuf would
+// refuse the whole reply, losing the answer.
+func runResponse(out Outcome, runErr error) *pb.RunResponse {
+	resp := &pb.RunResponse{Answer: validText(out.Answer), Best: int32(out.Best), Score: out.Score, Note: validText(out.Note)}
 	if runErr != nil {
-		resp.Error = runErr.Error()
+		resp.Error = validText(runErr.Error())
 		switch {
 		case errors.Is(runErr, core.ErrBudgetExhausted):
 			resp.ErrorCode = "budget"
@@ -234,7 +242,7 @@ func (s *strategyServer) Run(ctx context.Context, r *pb.RunRequest) (_ *pb.RunRe
 			resp.ErrorCode = "timeout"
 		}
 	}
-	return resp, nil
+	return resp
 }
 
 // ---------------------------------------------------------------- host side
@@ -418,7 +426,7 @@ func (s *strategyClient) Run(ctx context.Context, host Host, req RunRequest) (Ou
 	if err != nil {
 		return Outcome{}, fromStatus(ctx, "run", err)
 	}
-	out := Outcome{Answer: r.GetAnswer(), Best: NodeID(r.GetBest()), Score: r.Score, Note: r.GetNote()}
+	out := outcomeFromPB(r)
 	if msg := r.GetError(); msg != "" {
 		switch r.GetErrorCode() {
 		case "budget":
@@ -455,4 +463,24 @@ func Probe(ctx context.Context, rpc plugin.ClientProtocol) (*Remote, Description
 		return r, desc, nil
 	}
 	return nil, Description{}, fmt.Errorf("the plugin serves none of the tool, evaluator and strategy services")
+}
+
+// maxNoteRunes bounds a strategy plugin's Outcome.Note as the host keeps
+// it: the note is a warning shown with the result, not a place for data.
+const maxNoteRunes = 4096
+
+// outcomeFromPB reads a strategy's outcome. A score that is not a finite
+// number is dropped, saying so in the note (JSON has no NaN: the result
+// could not be printed or sent), and a long note is cut.
+func outcomeFromPB(r *pb.RunResponse) Outcome {
+	out := Outcome{Answer: r.GetAnswer(), Best: NodeID(r.GetBest()), Score: r.Score, Note: text.Clip(r.GetNote(), maxNoteRunes)}
+	if s := out.Score; s != nil && (math.IsNaN(*s) || math.IsInf(*s, 0)) {
+		out.Score = nil
+		msg := fmt.Sprintf("the strategy's score %v was dropped: not a finite number", *s)
+		if out.Note != "" {
+			msg = out.Note + "; " + msg
+		}
+		out.Note = msg
+	}
+	return out
 }
