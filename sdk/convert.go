@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/sdk/internal/pb"
 )
 
@@ -351,8 +352,13 @@ func evaluationFromPB(e *pb.Evaluation) (Evaluation, error) {
 	if k := e.GetKind(); k != "" && (len(k) > 64 || ValidName(k) != nil) {
 		return Evaluation{}, fmt.Errorf("evaluation kind %q: want a lower-case score name (value, prm, orm, verifier)", clipKind(k))
 	}
-	return Evaluation{Score: s, Kind: e.GetKind(), Correct: e.Correct, Detail: e.GetDetail()}, nil
+	return Evaluation{Score: s, Kind: e.GetKind(), Correct: e.Correct, Detail: text.Clip(e.GetDetail(), maxDetailRunes)}, nil
 }
+
+// maxDetailRunes bounds an evaluator plugin's Evaluation.Detail as the host
+// keeps it: the detail is stored on the node and in the evaluate event, so
+// a detail of megabytes made a trace of twice that for every evaluation.
+const maxDetailRunes = 16 << 10
 
 // clipKind shortens a kind for an error message.
 func clipKind(k string) string {

@@ -197,6 +197,14 @@ func TestMalformedReplies(t *testing.T) {
 	if _, err := evaluationFromPB(nil); err == nil {
 		t.Error("missing evaluation accepted")
 	}
+	// A detail of megabytes is cut: it is kept twice in the trace for
+	// every evaluation.
+	if e, err := evaluationFromPB(&pb.Evaluation{Score: 0.5, Detail: strings.Repeat("d", 10<<20)}); err != nil || len(e.Detail) > 3*maxDetailRunes || !strings.HasSuffix(e.Detail, "d…") {
+		t.Errorf("huge detail: %d bytes, %v", len(e.Detail), err)
+	}
+	if e, _ := evaluationFromPB(&pb.Evaluation{Score: 0.5, Detail: "short"}); e.Detail != "short" {
+		t.Errorf("detail %q", e.Detail)
+	}
 }
 
 func TestStatusKeepsErrorIdentity(t *testing.T) {
