@@ -174,7 +174,7 @@ func (l *connLimiter) refuse(nc net.Conn) {
 			l.refused()
 			return
 		}
-		rec := &refusal{header: http.Header{}}
+		rec := &heldResponse{header: http.Header{}}
 		if req.URL.Path == "/healthz" {
 			l.health.ServeHTTP(rec, req)
 		} else {
@@ -193,30 +193,31 @@ func (l *connLimiter) refuse(nc net.Conn) {
 	}()
 }
 
-// refusal is the response writer of a request on a refused connection,
-// which no http.Server serves: it holds the answer, small as it is, and
-// send writes it whole, closing the connection after it.
-type refusal struct {
+// heldResponse is a response writer that holds the whole response: a
+// refusal's (the request of a refused connection, which no http.Server
+// serves: send writes it, closing the connection after it), or one to be
+// rewritten before it is sent (maskUI).
+type heldResponse struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
 }
 
-func (w *refusal) Header() http.Header { return w.header }
+func (w *heldResponse) Header() http.Header { return w.header }
 
-func (w *refusal) WriteHeader(status int) {
+func (w *heldResponse) WriteHeader(status int) {
 	if w.status == 0 {
 		w.status = status
 	}
 }
 
-func (w *refusal) Write(p []byte) (int, error) {
+func (w *heldResponse) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	return w.body.Write(p)
 }
 
 // send writes the answer to req on nc, with Connection: close.
-func (w *refusal) send(nc io.Writer, req *http.Request) error {
+func (w *heldResponse) send(nc io.Writer, req *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	resp := &http.Response{StatusCode: w.status, ProtoMajor: 1, ProtoMinor: 1, Request: req,
 		Header: w.header, Body: io.NopCloser(&w.body), ContentLength: int64(w.body.Len()), Close: true}

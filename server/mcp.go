@@ -472,6 +472,8 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 		res.Warnings = clientWarnings(res.Warnings)
 	}
 	out := resultOf(res, task.Pack, args.Session, policy)
+	// A remote client reads the sources retrieved by their names.
+	mask := traceMask(s.localClient(ctx), res.Trace)
 	level := mcp.LoggingLevelInfo
 	if res.Stopped == core.StopError {
 		level = mcp.LoggingLevelWarning
@@ -480,11 +482,11 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 		"stopped": string(res.Stopped), "llm_calls": res.Usage.LLMCalls})
 	log.Debug().Str("trace", res.TraceID).Str("stopped", string(res.Stopped)).Msg("solve answered")
 	if res.Stopped == core.StopError && res.Answer == "" {
-		r := mcp.NewToolResultStructured(out, "solve failed: "+res.Error+" (trace "+res.TraceID+")")
+		r := mcp.NewToolResultStructured(mask.structured(out), mask.Text("solve failed: "+res.Error+" (trace "+res.TraceID+")"))
 		r.IsError = true
 		return r, nil
 	}
-	return mcp.NewToolResultStructured(out, out.text()), nil
+	return mcp.NewToolResultStructured(mask.structured(out), mask.Text(out.text())), nil
 }
 
 // logToClient sends an MCP log notification (logging/setLevel decides
@@ -823,7 +825,7 @@ func (s *Server) localClient(ctx context.Context) bool {
 	case transportStdio, "inprocess":
 		return true
 	}
-	return config.IsLoopback(hostOf(s.cfg.Addr))
+	return s.loopbackBound()
 }
 
 type traceResult struct {
@@ -845,7 +847,7 @@ type traceResult struct {
 // served by the trace resource and the web viewer.
 const maxTraceBytes = 2 << 20
 
-func (s *Server) handleGetTrace(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+func (s *Server) handleGetTrace(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	var args struct {
 		TraceID string `json:"trace_id"`
 		Detail  string `json:"detail"`
@@ -868,6 +870,9 @@ func (s *Server) handleGetTrace(_ context.Context, req mcp.CallToolRequest) (*mc
 	}
 	out := traceResult{TraceID: t.ID, Status: t.Status, Strategy: t.Strategy, Pack: t.Pack, Problem: t.Problem,
 		Answer: t.Answer, Error: t.Error, Usage: t.Usage}
+	// A remote client reads the sources retrieved by their names; what is
+	// stored keeps their paths.
+	mask := traceMask(s.localClient(ctx), t)
 	if t.Structure != nil {
 		out.Nodes = t.Structure.Len()
 	}
@@ -890,13 +895,13 @@ func (s *Server) handleGetTrace(_ context.Context, req mcp.CallToolRequest) (*mc
 		if err == nil && len(raw) <= maxTraceBytes {
 			out.Trace = t
 			b.WriteString("\nFull trace:\n")
-			b.Write(raw)
+			b.Write(mask.JSON(raw))
 		} else {
 			out.Truncated = true
 			fmt.Fprintf(&b, "\nThe full trace is %d bytes, too large to return here: read the resource ponder://traces/%s (up to %s), GET /ui/api/runs/%s, or run `ponder trace get %s` on the server's machine.", len(raw), t.ID, sizeText(maxTraceResourceBytes), t.ID, t.ID)
 		}
 	}
-	return mcp.NewToolResultStructured(out, b.String()), nil
+	return mcp.NewToolResultStructured(mask.structured(out), mask.Text(b.String())), nil
 }
 
 func (s *Server) handleClearSession(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {

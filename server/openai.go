@@ -658,10 +658,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, s.failure(r.Context(), res, tasks[0].Model))
 		return
 	}
+	local := s.loopbackBound()
 	for i, res := range results {
-		content := answerContent(res)
+		// A remote client reads the sources retrieved by their names.
+		mask := traceMask(local, res.Trace)
+		content := mask.Text(answerContent(res))
 		msg := map[string]any{"role": "assistant", "content": content}
-		rt := reasoningText(res)
+		rt := mask.Text(reasoningText(res))
 		if content == "" && res.Stopped == core.StopError {
 			// One of n searches failed (all failing is an error above):
 			// its choice has no answer, content null as OpenAI's schema
@@ -868,11 +871,21 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 			var answered bool
 			var lastStatus time.Time
 			var lastMessage string
+			// A remote client reads the sources retrieved by their names:
+			// the mask learns them from the events as they come (grounding
+			// records them before the first step).
+			var mask *sourceMask
+			if !s.loopbackBound() {
+				mask = newSourceMask()
+			}
 			emit := func(p progress, evs []core.Event, final bool) {
 				var b strings.Builder
 				for _, e := range evs {
+					if mask != nil {
+						mask.addEvent(e)
+					}
 					if e.Op == core.OpNode && e.Node != nil && e.Node.Kind != core.KindProblem {
-						fmt.Fprintf(&b, "• %s\n", text.Clip(text.OneLine(e.Node.Content), 300))
+						fmt.Fprintf(&b, "• %s\n", text.Clip(text.OneLine(mask.Text(e.Node.Content)), 300))
 					}
 				}
 				if msg := p.message(); msg != lastMessage && (time.Since(lastStatus) >= time.Second || (final && !answered)) {
@@ -884,7 +897,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 				}
 				if p.Ended && !answered && p.Answer != "" {
 					answered = true
-					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": p.Answer}, nil)}, nil))
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": mask.Text(p.Answer)}, nil)}, nil))
 				}
 			}
 			results[i], errs[i] = s.run(ctx, s.engine, t, runOptions{via: "openai", interval: 150 * time.Millisecond,
@@ -895,8 +908,11 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 				sw.finish(i, map[string]any{"error": map[string]any{"message": errs[i].Error(), "type": "server_error"}})
 				return
 			}
+			if mask != nil {
+				mask.addTrace(res.Trace)
+			}
 			if !answered {
-				if c := answerContent(res); c != "" {
+				if c := mask.Text(answerContent(res)); c != "" {
 					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": c}, nil)}, nil))
 				} else if res.Stopped == core.StopError {
 					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": failedNote(res)}, nil)}, nil))

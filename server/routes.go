@@ -34,7 +34,7 @@ func (s *Server) routes(hosts *hostPolicy) http.Handler {
 			deny(w, r, http.StatusNotFound, "not_found", "the trace viewer is not available in this build")
 		})
 	}
-	mux.Handle("/ui/", ui)
+	mux.Handle("/ui/", s.maskUI(ui))
 	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" && r.Method == http.MethodGet {

@@ -46,7 +46,7 @@ type traceTooLarge struct {
 // (docs/trace.schema.json), or its summary when it is larger than the cap.
 // A finished trace's size is read from its file before anything else, so
 // a huge one is never loaded for a read that will not return it.
-func (s *Server) readTrace(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+func (s *Server) readTrace(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 	uri := req.Params.URI
 	id := strings.TrimPrefix(uri, "ponder://traces/")
 	if s.opts.Traces == nil {
@@ -70,6 +70,8 @@ func (s *Server) readTrace(_ context.Context, req mcp.ReadResourceRequest) ([]mc
 	if len(b) > maxTraceResourceBytes { // a running trace, rebuilt from its events
 		return s.traceSummary(uri, id, int64(len(b)), t)
 	}
+	// A remote client reads the sources retrieved by their names.
+	b = traceMask(s.localClient(ctx), t).JSON(b)
 	return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: string(b)}}, nil
 }
 
