@@ -293,7 +293,13 @@ func Load(path string, environ []string) (Config, error) {
 			return c, fmt.Errorf("config file %s: %v", path, err)
 		}
 		if err := yaml.UnmarshalStrict(b, &c); err != nil {
-			return c, fmt.Errorf("config file %s: %s", path, decodeMessage(err))
+			msg := decodeMessage(err)
+			if n := tabIndented(b); n > 0 && strings.HasPrefix(msg, "yaml: ") && !strings.Contains(msg, "tab") {
+				// "found character that cannot start any token", without
+				// a line, is all the parser says of a tab.
+				msg += fmt.Sprintf(" (line %d is indented with a tab: YAML indents with spaces)", n)
+			}
+			return c, fmt.Errorf("config file %s: %s", path, msg)
 		}
 	}
 	env := map[string]string{}
@@ -345,6 +351,10 @@ func decodeMessage(err error) string {
 	}
 	// "cannot unmarshal string into Go struct field LLM.llm.concurrency of
 	// type int": the Go type's name comes before the setting's.
+	// A file that is a list, a number or a word, not settings.
+	if m := topLevelRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("want settings, one name: value a line (llm: on a line of its own, model: ... indented below it), got %s", article(m[1]))
+	}
 	if m := typeErrorRE.FindStringSubmatch(msg); m != nil {
 		got := article(m[1])
 		if m[2] != "" { // "number 1.5": a fraction, or a number too large, for a whole number
@@ -389,6 +399,19 @@ func wantOf(t string) string {
 		return "its settings, indented on the lines below it"
 	}
 	return t
+}
+
+var topLevelRE = regexp.MustCompile(`^cannot unmarshal (\w+) into Go value of type config\.Config$`)
+
+// tabIndented is the number of the first line of b indented with a tab
+// (0: none).
+func tabIndented(b []byte) int {
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l[:len(l)-len(strings.TrimLeft(l, " \t"))], "\t") {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 var typeErrorRE = regexp.MustCompile(`^cannot unmarshal (\w+)(?: (\S+))? into Go struct field \w+\.([\w.]+) of type (.+)$`)
@@ -732,7 +755,7 @@ func (c Config) Validate() error {
 	if err != nil {
 		bad("server.addr (--addr, PONDER_ADDR): want host:port such as 127.0.0.1:7800, got %q", c.Server.Addr)
 	} else if !IsLoopback(host) && c.Server.Token == "" && len(c.Server.Tokens) == 0 {
-		bad("server.addr %q is reachable from other machines: set server.token (PONDER_TOKEN) so requests need a bearer token, or bind 127.0.0.1", c.Server.Addr)
+		bad("server.addr %q is reachable from other machines: set server.token (PONDER_TOKEN) or server.tokens (PONDER_TOKENS) so requests need a bearer token, or bind 127.0.0.1", c.Server.Addr)
 	}
 	if c.Server.MaxBodyBytes <= 0 {
 		bad("server.max_body_bytes (PONDER_MAX_BODY_BYTES): want a positive size, got %d", c.Server.MaxBodyBytes)

@@ -86,6 +86,12 @@ func TestLoadNamesTheSettingOfAWrongType(t *testing.T) {
 		{"server:\n  max_searches: 1.5\n", `setting "server.max_searches": got 1.5, want a whole number`},
 		{"server:\n  max_searches: 100000000000000000000\n", `setting "server.max_searches": got 100000000000000000000, want a whole number`},
 		{"llm:\n  n: auto\n  n: no\n", `ponder.yaml: yaml: line 3: key "n" already set in map`},
+		// A file that is not settings at all: it read "cannot unmarshal
+		// array into Go value of type config.Config".
+		{"- llm\n", `ponder.yaml: want settings, one name: value a line (llm: on a line of its own, model: ... indented below it), got an array`},
+		{"qwen2.5\n", `got a string`},
+		// A tab, of which the parser names neither the line nor the tab.
+		{"llm:\n  model: x\nserver:\n\taddr: 127.0.0.1:7800\n", `(line 4 is indented with a tab: YAML indents with spaces)`},
 	} {
 		file := filepath.Join(t.TempDir(), "ponder.yaml")
 		if err := os.WriteFile(file, []byte(tc.yaml), 0o600); err != nil {
@@ -110,7 +116,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"llm url with a query", func(c *config.Config) { c.LLM.BaseURL = "http://h/v1?api-key=k" }, "llm.base_url (--llm-url, PONDER_LLM_BASE_URL): want the API prefix alone"},
 		{"concurrency", func(c *config.Config) { c.LLM.Concurrency = 0 }, "llm.concurrency (--llm-concurrency, PONDER_LLM_CONCURRENCY)"},
 		{"log format", func(c *config.Config) { c.Log.Format = "xml" }, "log.format (--log-format, PONDER_LOG_FORMAT)"},
-		{"public bind without token", func(c *config.Config) { c.Server.Addr = "0.0.0.0:7800" }, "server.token"},
+		{"public bind without token", func(c *config.Config) { c.Server.Addr = "0.0.0.0:7800" }, "set server.token (PONDER_TOKEN) or server.tokens (PONDER_TOKENS)"},
 		{"addr", func(c *config.Config) { c.Server.Addr = "7800" }, "server.addr"},
 		{"qdrant without url", func(c *config.Config) { c.Retrieval.Backend = "qdrant" }, "qdrant_url"},
 		{"qdrant url without scheme", func(c *config.Config) { c.Retrieval.Backend, c.Retrieval.QdrantURL = "qdrant", "qdrant:6334" }, "retrieval.qdrant_url"},
