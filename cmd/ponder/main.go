@@ -45,17 +45,46 @@ func main() {
 	stop()
 	if err != nil {
 		// Errors quote models, tools, documents and upstream servers.
-		fmt.Fprintln(os.Stderr, "ponder: "+text.Terminal(oneLine(err)))
-		var ee exitError
-		if errors.As(err, &ee) {
-			if ee.code == 130 {
-				// A run stopped by a signal: 143 after SIGTERM.
-				os.Exit(interruptStatus(ctx))
-			}
-			os.Exit(ee.code)
-		}
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "ponder: "+text.Terminal(errorLine(ctx, err)))
+		os.Exit(exitStatus(ctx, err))
 	}
+}
+
+// exitStatus is the exit status of a command that failed with err (ctx is
+// interruptContext's): an exitError's code, 130 (143 after SIGTERM) for a
+// run a signal stopped, else 1. A command that just returns its
+// context's error when a signal cancels it (ingest, tools call) was
+// stopped by that signal, not failed: it exited 1 saying "context
+// canceled".
+func exitStatus(ctx context.Context, err error) int {
+	var ee exitError
+	if errors.As(err, &ee) {
+		if ee.code == 130 {
+			// A run stopped by a signal: 143 after SIGTERM.
+			return interruptStatus(ctx)
+		}
+		return ee.code
+	}
+	if stoppedBySignal(ctx, err) {
+		return interruptStatus(ctx)
+	}
+	return 1
+}
+
+// errorLine is err on one line, a signal's cancellation named as the
+// signal ("ingest stopped: terminated", not "context canceled").
+func errorLine(ctx context.Context, err error) string {
+	msg := oneLine(err)
+	if stoppedBySignal(ctx, err) {
+		msg = strings.ReplaceAll(msg, context.Canceled.Error(), context.Cause(ctx).Error())
+	}
+	return msg
+}
+
+// stoppedBySignal reports whether err is ctx's cancellation by a signal.
+func stoppedBySignal(ctx context.Context, err error) bool {
+	var s signalled
+	return errors.Is(err, context.Canceled) && errors.As(context.Cause(ctx), &s)
 }
 
 // interruptContext returns a context cancelled by the first SIGINT or

@@ -352,3 +352,53 @@ func TestConfigCommandSources(t *testing.T) {
 		}
 	}
 }
+
+// A command that returns its context's error when a signal stops it
+// (ingest, tools call) exits with the signal's status and names the
+// signal: it exited 1 saying "ingest stopped: context canceled", so a
+// service manager or script read a stopped run as a failed one.
+func TestCommandStoppedBySignalExitsWithItsStatus(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sig    syscall.Signal
+		status int
+		says   string
+	}{
+		{syscall.SIGINT, 130, "ponder: ingest stopped: interrupted"},
+		{syscall.SIGTERM, 143, "ponder: ingest stopped: terminated"},
+	} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(ponderBin, "ingest", "-q", "-")
+			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir())
+			cmd.Dir = t.TempDir()
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log testutil.LockedBuffer
+			cmd.Stderr = &log
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			if _, err := io.WriteString(stdin, "a document that is still being written"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // ingest is reading stdin
+			_ = cmd.Process.Signal(tc.sig)
+			// Reading stdin may not heed the signal; the end of the text
+			// ends it either way.
+			time.Sleep(100 * time.Millisecond)
+			stdin.Close()
+			if code := exited(waited, 10*time.Second); code != tc.status {
+				t.Fatalf("exit %d (-1: still running) after %s, want %d; stderr:\n%s", code, tc.sig, tc.status, log.String())
+			}
+			if !strings.Contains(log.String(), tc.says) {
+				t.Errorf("stderr does not say %q:\n%s", tc.says, log.String())
+			}
+		})
+	}
+}
