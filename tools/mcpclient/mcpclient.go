@@ -47,6 +47,7 @@ import (
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
+	"github.com/ponder-rlm/ponder/tools/reap"
 )
 
 // DefaultTimeout bounds a request to a server whose config sets none.
@@ -360,9 +361,12 @@ func (c *conn) kill(graceful bool) {
 	case <-c.waitc:
 	case <-time.After(2 * time.Second):
 	}
-	// Children the server left behind share its process group.
+	// Children the server left behind share its process group. Those
+	// whose parent died before them are orphans, Ponder's to wait for
+	// when it is PID 1 or a subreaper (reap.Group).
 	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 	<-c.waitc
+	reap.Group(c.cmd.Process.Pid)
 	// The transport's reader may still wait on a pipe a grandchild held.
 	_ = c.stdout.Close()
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/testutil"
 	"github.com/ponder-rlm/ponder/tools"
+	"github.com/ponder-rlm/ponder/tools/toolstest"
 )
 
 // everything returns the Node binary and the entry point of the reference
@@ -805,4 +806,22 @@ func TestURLKeyNotInErrors(t *testing.T) {
 			t.Errorf("%s: %v is not ErrUnavailable", base, err)
 		}
 	}
+}
+
+// TestNoZombiesWhenReaper stops a server whose child outlives it, as a
+// container's PID 1 (a subreaper) would: the child, killed with the
+// server's process group after its parent, was re-parented to Ponder and
+// stayed a zombie, one per server restart or shutdown.
+func TestNoZombiesWhenReaper(t *testing.T) {
+	// Not parallel: the subreaper attribute is the whole test process's.
+	toolstest.AsReaper(t)
+	node, entry := everything(t)
+	cfg := config.MCPServer{Name: "ev", Command: "/bin/sh", Timeout: 20 * time.Second,
+		Args: []string{"-c", `sleep 1000 </dev/null >/dev/null 2>&1 & exec "$0" "$1" stdio`, node, entry}}
+	b := newBridge(t, cfg)
+	if res := call(t, toolNamed(t, b, "ev.echo"), `{"message":"one"}`); res.Text != "Echo: one" {
+		t.Fatalf("echo: %q", res.Text)
+	}
+	b.Close()
+	toolstest.NoZombiesLeft(t, "the server was stopped")
 }

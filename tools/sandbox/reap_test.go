@@ -4,38 +4,12 @@ package sandbox
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// zombieChildren counts this process's children that have exited and not
-// been reaped.
-func zombieChildren(t *testing.T) int {
-	t.Helper()
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	me := os.Getpid()
-	n := 0
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(fields[1]); ppid == me && fields[0] == "Z" {
-			n++
-		}
-	}
-	return n
-}
+	"github.com/ponder-rlm/ponder/tools/reap"
+	"github.com/ponder-rlm/ponder/tools/toolstest"
+)
 
 // TestNoZombiesWhenReaper runs Ponder's sandbox as a container's PID 1
 // would (a child subreaper: orphans are re-parented to it). bubblewrap
@@ -44,12 +18,9 @@ func zombieChildren(t *testing.T) int {
 // end) left a zombie counted against the uid's process limit.
 func TestNoZombiesWhenReaper(t *testing.T) {
 	// Not parallel: the subreaper attribute is the whole test process's.
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, 36 /* PR_SET_CHILD_SUBREAPER */, 1, 0); errno != 0 {
-		t.Skipf("prctl(PR_SET_CHILD_SUBREAPER): %v", errno)
-	}
-	t.Cleanup(func() { syscall.RawSyscall(syscall.SYS_PRCTL, 36, 0, 0) })
-	if !isReaper() {
-		t.Fatal("isReaper() is false for a subreaper")
+	toolstest.AsReaper(t)
+	if !reap.IsReaper() {
+		t.Fatal("reap.IsReaper() is false for a subreaper")
 	}
 	sb := newTestSandbox(t, nil)
 	ctx := context.Background()
@@ -65,11 +36,5 @@ func TestNoZombiesWhenReaper(t *testing.T) {
 		t.Fatalf("session: %+v %v", res, err)
 	}
 	sb.CloseSession("z")
-	n := 0
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if n = zombieChildren(t); n == 0 {
-			return
-		}
-	}
-	t.Fatalf("%d zombie children left after 6 sandboxes ended", n)
+	toolstest.NoZombiesLeft(t, "6 sandboxes ended")
 }

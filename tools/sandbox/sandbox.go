@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/tools/reap"
 )
 
 // Defaults of Options.
@@ -628,7 +630,9 @@ func (s *Sandbox) Run(ctx context.Context, code string, ro *RunOptions) (Result,
 	}
 	st := <-statc
 	st.started = <-readyc
-	reapOrphan(st.childPid)
+	// bubblewrap exits before its child, the sandbox's PID 1, which is
+	// orphaned at the end of every run.
+	reap.Pid(st.childPid)
 	res := Result{
 		Stdout: stdout.String(), Stderr: stderr.String(),
 		StdoutTruncated: stdout.truncated(), StderrTruncated: stderr.truncated(),
@@ -750,7 +754,7 @@ type bwrapStatus struct {
 	started  bool // the driver started: bwrap set the sandbox up
 	exited   bool
 	exitCode int
-	childPid int // bwrap's child, the sandbox's PID 1 (see reapOrphan)
+	childPid int // bwrap's child, the sandbox's PID 1
 }
 
 // readStatus reads bwrap's --json-status-fd stream for {"exit-code": N},

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ponder-rlm/ponder/tools/reap"
 )
 
 // RunSession runs code in the named session: one Python process, in its own
@@ -307,7 +309,7 @@ func (s *Sandbox) startSession(ctx context.Context) (*sessionProc, error) {
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.waitc)
-		reapOrphan(p.status().childPid)
+		reap.Pid(p.status().childPid) // orphaned: bwrap exits first
 	}()
 	select {
 	case ok := <-readyc:
