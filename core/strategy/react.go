@@ -628,7 +628,7 @@ func reactSpec() core.StrategySpec {
 			{Name: "mode", Type: core.ParamString, Default: ModeAuto, Enum: []string{ModeAuto, ModeNative, ModeText},
 				Description: "tool calling: auto (native, falling back to the text protocol), native, or text"},
 			{Name: "session", Type: core.ParamBool, Default: true, Description: "keep one python session for the run, so variables persist between calls; it ends with the run (false: every call stands alone)"},
-			{Name: "tools", Type: core.ParamString, Default: "", Description: "comma-separated tools to offer (default: all the task allows)"},
+			{Name: "tools", Type: core.ParamJSON, Default: "", Description: "tools to offer, of those the task allows: comma-separated names or a JSON list (default: all the task allows)"},
 		},
 		New: func(p core.Params) (core.Strategy, error) {
 			r := react{maxSteps: p.Int("max_steps"), temp: p.Float("temperature"), mode: p.String("mode"), session: p.Bool("session")}
@@ -651,12 +651,18 @@ func reactSpec() core.StrategySpec {
 	}
 }
 
+// noToolsAdvice says how to give a task tools wherever it came from: the
+// command line, MCP's solve or the OpenAI endpoint (a client there cannot
+// pass a flag).
+const noToolsAdvice = `react needs tools: pass --tools python,calc (ponder solve, ponder eval), or "tools": ["python", "calc"] ` +
+	"in MCP's solve or the OpenAI endpoint's ponder object (`ponder tools list` and MCP's tools/list show what there is)"
+
 // Check refuses, before the run, a task that allows no tools and a tools
 // parameter naming one the task does not allow: both failed the run (exit
 // 1, a trace) after the task was accepted.
 func (r react) Check(p core.Preflight) error {
 	if len(p.Task.Tools) == 0 {
-		return errors.New("react needs tools: pass --tools, e.g. --tools python,calc (see `ponder tools list`)")
+		return errors.New(noToolsAdvice)
 	}
 	var missing []string
 	for _, n := range r.tools {
@@ -674,7 +680,7 @@ func (r react) Check(p core.Preflight) error {
 func (r react) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	all := offered(env, nil)
 	if len(all) == 0 {
-		return core.Outcome{}, errors.New("react: the task allows no tools: pass --tools, e.g. --tools python,calc (see `ponder tools list`)")
+		return core.Outcome{}, errors.New(noToolsAdvice)
 	}
 	// The tools parameter picks among the task's tools: a name that is not
 	// one of them (a typo, a tool left out of --tools) would be dropped

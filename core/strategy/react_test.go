@@ -351,18 +351,30 @@ func TestReActToolsParamOutsideTask(t *testing.T) {
 	// A bad tools parameter makes the task invalid (it failed the run,
 	// exit 1, after the task was accepted); a JSON list, as MCP and API
 	// clients write one, reads as the names it holds.
-	for param, want := range map[string]string{"python": "names python,", "calc,pyton": "names pyton,", `["calc", "pyton"]`: "names pyton,"} {
+	for param, want := range map[any]string{"python": "names python,", "calc,pyton": "names pyton,", `["calc", "pyton"]`: "names pyton,",
+		// A list itself, as an MCP or API client's params object holds it.
+		"list calc, pyton": "names pyton,"} {
+		if param == "list calc, pyton" {
+			param = []any{"calc", "pyton"}
+		}
 		_, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"},
 			Params: core.Params{"tools": param}})
 		if msg := fmt.Sprint(err); !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(msg, `invalid parameter "tools": `+want) || !strings.Contains(msg, "it allows calc") {
 			t.Errorf("tools=%s: %v; want an invalid task saying %q", param, err, want)
 		}
 	}
+	if _, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"},
+		Params: core.Params{"tools": []any{1}}}); !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(fmt.Sprint(err), "a JSON list of names") {
+		t.Errorf("tools=[1]: %v; want an invalid task asking for a list of names", err)
+	}
+	// Without tools the task is refused, saying how to give it tools from
+	// the command line and from MCP or API clients, which pass no flags.
 	_, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Params: core.Params{}})
-	if !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(fmt.Sprint(err), "react needs tools: pass --tools") {
+	if msg := fmt.Sprint(err); !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(msg, "react needs tools: pass --tools") ||
+		!strings.Contains(msg, `"tools": ["python", "calc"] in MCP's solve`) {
 		t.Errorf("no tools: %v", err)
 	}
-	for _, param := range []string{"calc", `["calc"]`} {
+	for _, param := range []any{"calc", `["calc"]`, []any{"calc"}} {
 		res, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"calc"}, Params: core.Params{"tools": param}})
 		if err != nil || res.Answer != "1" {
 			t.Errorf("tools=%s: %q %v %s", param, res.Answer, err, res.Error)
