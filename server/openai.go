@@ -288,24 +288,27 @@ func messageText(i int, m chatMessage) (string, error) {
 
 // conversationProblem turns the chat into one problem: the last user
 // message, preceded by the earlier turns and instructions when there are
-// any. question is the last user message alone (for pack detection).
-func conversationProblem(msgs []chatMessage) (problem, question string, err error) {
+// any. question is the last user message alone (for pack detection),
+// instructions the system and developer messages' part of problem, and
+// history says whether the chat has earlier turns.
+func conversationProblem(msgs []chatMessage) (problem, question, instructions string, history bool, err error) {
+	fail := func(err error) (string, string, string, bool, error) { return "", "", "", false, err }
 	last := len(msgs) - 1
 	if msgs[last].Role != "user" {
-		return "", "", badRequest("messages", "the last message must be from the user (role user), got role %q", msgs[last].Role)
+		return fail(badRequest("messages", "the last message must be from the user (role user), got role %q", msgs[last].Role))
 	}
 	question, err = messageText(last, msgs[last])
 	if err != nil {
-		return "", "", err
+		return fail(err)
 	}
 	if strings.TrimSpace(question) == "" {
-		return "", "", badRequest("messages", "the last user message is empty")
+		return fail(badRequest("messages", "the last user message is empty"))
 	}
 	var sys, hist []string
 	for i, m := range msgs[:last] {
 		text, err := messageText(i, m)
 		if err != nil {
-			return "", "", err
+			return fail(err)
 		}
 		if strings.TrimSpace(text) == "" {
 			continue
@@ -320,21 +323,20 @@ func conversationProblem(msgs []chatMessage) (problem, question string, err erro
 		case "tool":
 			hist = append(hist, "Tool: "+text)
 		default:
-			return "", "", badRequest(fmt.Sprintf("messages[%d].role", i), "messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role)
+			return fail(badRequest(fmt.Sprintf("messages[%d].role", i), "messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role))
 		}
 	}
 	if len(sys) == 0 && len(hist) == 0 {
-		return question, question, nil
+		return question, question, "", false, nil
 	}
-	var b strings.Builder
 	if len(sys) > 0 {
-		b.WriteString("Instructions: " + strings.Join(sys, "\n") + "\n\n")
+		instructions = "Instructions: " + strings.Join(sys, "\n") + "\n\n"
 	}
+	problem = instructions
 	if len(hist) > 0 {
-		b.WriteString("Earlier in this conversation:\n" + strings.Join(hist, "\n") + "\n\n")
+		problem += "Earlier in this conversation:\n" + strings.Join(hist, "\n") + "\n\n"
 	}
-	b.WriteString("Problem: " + question)
-	return b.String(), question, nil
+	return problem + "Problem: " + question, question, instructions, len(hist) > 0, nil
 }
 
 // parseModel splits a model name into strategy and upstream model.
@@ -701,7 +703,7 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) (tasks []core.Task,
 	if err != nil {
 		return nil, req, "", asAPIError(err)
 	}
-	problem, question, err := conversationProblem(req.Messages)
+	problem, question, instructions, history, err := conversationProblem(req.Messages)
 	if err != nil {
 		return nil, req, "", asAPIError(err)
 	}
@@ -718,12 +720,22 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) (tasks []core.Task,
 	if err != nil {
 		return nil, req, "", badRequest("ponder", "%v", err)
 	}
-	if problem != question && !packIsData(base.Pack) {
+	switch {
+	case packIsData(base.Pack):
+		// A Game of 24 puzzle is posed alone, as in a session: the pack
+		// reads its four numbers from the problem, and a system prompt or
+		// earlier messages before them made it unsolvable.
+	case history:
 		// The conversation comes first; a session's turns are not added to
-		// a conversation that carries its own history. A Game of 24
-		// puzzle is posed alone, as in a session: the pack reads its four
-		// numbers from the problem, and a system prompt or earlier
-		// messages before them made it unsolvable.
+		// a conversation that carries its own history.
+		base.Problem = problem
+	case instructions == "":
+		// The question alone, after the session's turns if any.
+	case base.Problem != strings.TrimSpace(question):
+		// Instructions alone are no history: the session's turns stay,
+		// after them (a chat client's system prompt dropped them).
+		base.Problem = instructions + base.Problem
+	default:
 		base.Problem = problem
 	}
 	if err := s.validate(ctx, base); err != nil {
