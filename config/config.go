@@ -751,9 +751,13 @@ func (c Config) Validate() error {
 			bad("server.tokens (PONDER_TOKENS): token %d is empty or has white space at its ends, and can never be sent back; remove it", i+1)
 		}
 	}
-	host, _, err := net.SplitHostPort(c.Server.Addr)
+	host, port, err := net.SplitHostPort(c.Server.Addr)
 	if err != nil {
 		bad("server.addr (--addr, PONDER_ADDR): want host:port such as 127.0.0.1:7800, got %q", c.Server.Addr)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		// Refused here, not by the listen, whose error came with a
+		// hint about another server holding the port.
+		bad("server.addr (--addr, PONDER_ADDR): want a port from 1 to 65535 (0: any free one), got %q", port)
 	} else if !IsLoopback(host) && c.Server.Token == "" && len(c.Server.Tokens) == 0 {
 		bad("server.addr %q is reachable from other machines: set server.token (PONDER_TOKEN) or server.tokens (PONDER_TOKENS) so requests need a bearer token, or bind 127.0.0.1", c.Server.Addr)
 	}
