@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -125,7 +126,7 @@ func serverOptions(ctx context.Context, a *app, log zerolog.Logger) server.Optio
 func serveHTTP(ctx context.Context, srv *server.Server, cfg config.Config, log zerolog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another ponder running? set --addr)", cfg.Server.Addr, err)
+		return listenError(cfg.Server.Addr, err)
 	}
 	base := server.ListenURL(cfg.Server.Addr, ln.Addr())
 	// Where traces, documents and plugins go: a first `make run` says
@@ -143,6 +144,24 @@ func serveHTTP(ctx context.Context, srv *server.Server, cfg config.Config, log z
 	return nil
 }
 
+// listenError says why addr could not be listened on, with the likely
+// fix: another server holds the port, the address is not this machine's,
+// or a port below 1024 needs privileges. Every error said "is another
+// ponder running?", which sent an operator after a process that was not
+// there.
+func listenError(addr string, err error) error {
+	hint := ""
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		hint = " (is another ponder running? set --addr)"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hint = " (no network interface of this machine has that address: bind 127.0.0.1, or 0.0.0.0 with a token)"
+	case errors.Is(err, syscall.EACCES):
+		hint = " (ports below 1024 need privileges: pick a higher port)"
+	}
+	return fmt.Errorf("listen on %s: %w%s", addr, err, hint)
+}
+
 func serveStdio(ctx context.Context, cmd *cobra.Command, srv *server.Server, cfg config.Config, log zerolog.Logger) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -150,7 +169,7 @@ func serveStdio(ctx context.Context, cmd *cobra.Command, srv *server.Server, cfg
 	if cmd.Flags().Changed("addr") {
 		ln, err := net.Listen("tcp", cfg.Server.Addr)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %w (is another ponder running? set --addr)", cfg.Server.Addr, err)
+			return listenError(cfg.Server.Addr, err)
 		}
 		log.Info().Str("addr", server.ListenURL(cfg.Server.Addr, ln.Addr())).Msg("ponder serving HTTP beside stdio")
 		wg.Add(1)

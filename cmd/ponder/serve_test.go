@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"net"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +67,32 @@ func TestServeSaysWhetherATokenIsNeeded(t *testing.T) {
 				t.Fatalf("ponder serve did not start: %s", log.String())
 			}
 		})
+	}
+}
+
+// A listen that fails says what to fix for its cause: "is another ponder
+// running?" only when the port is taken (it was said of an address this
+// machine does not have, too).
+func TestListenErrorSaysWhatToFix(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for _, tc := range []struct{ addr, want, not string }{
+		{held.Addr().String(), "(is another ponder running? set --addr)", "interface"},
+		// TEST-NET-1 (RFC 5737): no machine has it.
+		{"192.0.2.1:0", "(no network interface of this machine has that address", "another ponder"},
+	} {
+		ln, err := net.Listen("tcp", tc.addr)
+		if err == nil {
+			ln.Close()
+			t.Skipf("listening on %s worked here", tc.addr)
+		}
+		msg := listenError(tc.addr, err).Error()
+		if !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.not) {
+			t.Errorf("%s: %q, want it to say %q and not %q", tc.addr, msg, tc.want, tc.not)
+		}
 	}
 }
