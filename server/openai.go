@@ -356,7 +356,7 @@ func (s *Server) parseModel(ctx context.Context, name string) (strategy, upstrea
 	// A plain upstream model: the default strategy. Refuse names that are
 	// neither a strategy nor a model the endpoint lists, when it lists any.
 	if models := s.models.get(ctx); len(models) > 0 && !slices.Contains(models, name) && strings.Contains(name, ":") {
-		return "", "", &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model",
+		return "", "", &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
 			msg: fmt.Sprintf("model %q not found: %q is not a strategy (%s) and the endpoint serves %s; GET /v1/models lists every name",
 				name, name[:strings.Index(name, ":")], strings.Join(s.strategyNames(), ", "), strings.Join(models, ", "))}
 	}
@@ -1041,7 +1041,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !slices.Contains(s.modelIDs(r.Context()), id) {
-		writeAPIError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model",
+		writeAPIError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
 			msg: fmt.Sprintf("model %q not found; GET /v1/models lists every name", id)})
 		return
 	}

@@ -104,3 +104,29 @@ func TestChatUnknownUpstreamModelIsNotFound(t *testing.T) {
 		}
 	}
 }
+
+// A name that is no model of this server is OpenAI's 404 model_not_found
+// (code and param), for a chat completion and GET /v1/models/{id} alike.
+func TestUnknownModelIsOpenAIsModelNotFound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	for where, body := range map[string]string{
+		"chat completion": postJSON(t, e.ts.URL+"/v1/chat/completions", `{"model":"mtcs:ponder-sim","messages":[{"role":"user","content":"hi"}]}`, http.StatusNotFound),
+		"GET /v1/models/{id}": func() string {
+			resp, err := http.Get(e.ts.URL + "/v1/models/mtcs:ponder-sim")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("GET /v1/models/{id}: %d %s", resp.StatusCode, b)
+			}
+			return string(b)
+		}(),
+	} {
+		if !strings.Contains(body, `"code":"model_not_found"`) || !strings.Contains(body, `"param":"model"`) {
+			t.Errorf("%s: %s", where, body)
+		}
+	}
+}
