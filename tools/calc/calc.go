@@ -140,15 +140,18 @@ func Decimal(v *big.Rat, digits int) (string, bool) {
 		return v.Num().String(), true
 	}
 	// A fraction in lowest terms has a finite decimal expansion iff its
-	// denominator has no prime factors but 2 and 5.
+	// denominator has no prime factors but 2 and 5; it is written out
+	// when that takes at most maxExactDigits digits. The fives are divided
+	// out one at a time only up to that many: a denominator of 5^450000
+	// (1e-300000 has one) took that many divisions of a million-bit
+	// number, 40 s that ignored the call's deadline.
+	const maxExactDigits = 1000
 	d := new(big.Int).Set(v.Denom())
-	twos, fives := 0, 0
-	for d.Bit(0) == 0 {
-		d.Rsh(d, 1)
-		twos++
-	}
+	twos := int(d.TrailingZeroBits())
+	d.Rsh(d, uint(twos))
+	fives := 0
 	five, m := big.NewInt(5), new(big.Int)
-	for {
+	for twos <= maxExactDigits && fives <= maxExactDigits {
 		q, r := new(big.Int).QuoRem(d, five, m)
 		if r.Sign() != 0 {
 			break
@@ -156,11 +159,8 @@ func Decimal(v *big.Rat, digits int) (string, bool) {
 		d = q
 		fives++
 	}
-	if d.Cmp(big.NewInt(1)) == 0 {
-		n := max(twos, fives)
-		if n <= 1000 {
-			return strings.TrimRight(strings.TrimRight(v.FloatString(n), "0"), "."), true
-		}
+	if n := max(twos, fives); n <= maxExactDigits && d.Cmp(big.NewInt(1)) == 0 {
+		return strings.TrimRight(strings.TrimRight(v.FloatString(n), "0"), "."), true
 	}
 	// Significant digits: shift past the leading zeros of a small value.
 	lead := 0

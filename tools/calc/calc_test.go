@@ -394,3 +394,43 @@ func BenchmarkFactorialChain(b *testing.B) {
 		}
 	}
 }
+
+// TestDecimalOfHugeDenominators: a denominator that is a huge power of 5
+// (1e-300000 has one) was divided by 5 once per factor, quadratic in its
+// size: 1/5^450000 took about 40 s, after Eval and past any deadline.
+// Exactness still holds up to 1000 decimal digits.
+func TestDecimalOfHugeDenominators(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		expr  string
+		exact bool
+	}{
+		{"1/10^1000", true}, {"1/10^1001", false}, {"3/2^1000", true}, {"3/2^1001", false},
+		{"1/5^1000", true}, {"1/5^1001", false}, {"1/(3*5^2000)", false},
+	} {
+		v, err := Eval(tt.expr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, exact := Decimal(v, 20); exact != tt.exact || s == "" {
+			t.Errorf("Decimal(%s): exact %v, want %v", tt.expr, exact, tt.exact)
+		}
+	}
+	done := make(chan string, 1)
+	go func() {
+		res, err := New(nil).Call(context.Background(), json.RawMessage(`{"expression":"1/5^450000"}`))
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		done <- res.Text
+	}()
+	select {
+	case got := <-done:
+		if !strings.Contains(got, " ≈ 0") {
+			t.Errorf("got %.100q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the decimal of 1/5^450000 took over 5s")
+	}
+}
