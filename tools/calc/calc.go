@@ -447,7 +447,13 @@ func (p *parser) product() (*big.Rat, error) {
 		}
 		switch op.text {
 		case "*":
-			if v.Num().BitLen()+w.Num().BitLen() > p.maxBits+1 || v.Denom().BitLen()+w.Denom().BitLen() > p.maxBits+1 {
+			nb, db := v.Num().BitLen()+w.Num().BitLen(), v.Denom().BitLen()+w.Denom().BitLen()
+			if nb > p.maxBits+1 || db > p.maxBits+1 {
+				if v.Sign() != 0 && w.Sign() != 0 && db > nb {
+					// Near zero (1e-99999 * 1e-99999 * ...): its size is
+					// in its denominator, as check says.
+					return nil, fmt.Errorf("%w: a product's denominator has more than %d bits", ErrTooSmall, p.maxBits)
+				}
 				return nil, fmt.Errorf("%w: a product has more than %d bits", ErrTooLarge, p.maxBits)
 			}
 			v = new(big.Rat).Mul(v, w)

@@ -187,6 +187,13 @@ func TestMaxBits(t *testing.T) {
 	if _, err := Eval("2^-64", o); !errors.Is(err, ErrTooSmall) {
 		t.Errorf("2^-64 over 64 bits: err = %v", err)
 	}
+	// A product near zero is too small, not too large.
+	if _, err := Eval("2^-40 * 2^-40", o); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("2^-40 * 2^-40 over 64 bits: err = %v", err)
+	}
+	if _, err := Eval("-2^-40 * (3/2^40)", o); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("-2^-40 * (3/2^40) over 64 bits: err = %v", err)
+	}
 }
 
 // n followed by k marks is n(n-k)(n-2k)… down to a term of 1 to k, as a
