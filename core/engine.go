@@ -130,6 +130,9 @@ func NewEngine(policy Policy, reg *Registry, opts *EngineOptions) *Engine {
 // Registry returns the engine's registry.
 func (e *Engine) Registry() *Registry { return e.reg }
 
+// DefaultStrategy is the strategy of a task that names none.
+func (e *Engine) DefaultStrategy() string { return e.opts.DefaultStrategy }
+
 // Limiter returns the engine's LLM concurrency limiter.
 func (e *Engine) Limiter() *Limiter { return e.limiter }
 

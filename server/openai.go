@@ -36,10 +36,12 @@ import (
 const maxChoices = 16
 
 // chatRequest is the part of a chat completion request Ponder reads; other
-// fields (temperature, top_p, max_tokens, ...) are accepted and ignored:
-// the strategy samples as it needs.
+// fields (top_p, max_tokens, ...) are accepted and ignored: the strategy
+// samples as it needs. Temperature becomes the strategy's own parameter
+// (chatTasks).
 type chatRequest struct {
 	Model         string          `json:"model"`
+	Temperature   *float64        `json:"temperature"`
 	Messages      []chatMessage   `json:"messages"`
 	Stream        bool            `json:"stream"`
 	StreamOptions *streamOptions  `json:"stream_options"`
@@ -738,6 +740,9 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) (tasks []core.Task,
 	default:
 		base.Problem = problem
 	}
+	if err := s.requestTemperature(&base, req.Temperature); err != nil {
+		return nil, req, "", err
+	}
 	if err := s.validate(ctx, base); err != nil {
 		return nil, req, "", badRequest("ponder", "%v", err)
 	}
@@ -752,6 +757,44 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) (tasks []core.Task,
 		out[i] = t
 	}
 	return out, req, question, nil
+}
+
+// requestTemperature sets the strategy's temperature parameter from the
+// request's temperature, as an OpenAI client means it: n choices of cot
+// at its default temperature 0 were n copies of one answer. A temperature
+// in ponder.params wins; a strategy without the parameter (best-of-n's
+// samples have their own) ignores it.
+func (s *Server) requestTemperature(t *core.Task, temp *float64) *apiError {
+	if temp == nil {
+		return nil
+	}
+	if _, set := t.Params["temperature"]; set {
+		return nil
+	}
+	name := t.Strategy
+	if name == "" {
+		name = s.engine.DefaultStrategy()
+	}
+	spec, err := s.engine.Registry().Strategy(name)
+	if err != nil {
+		return nil // named in the validation that follows
+	}
+	for _, p := range spec.Params {
+		if p.Name != "temperature" {
+			continue
+		}
+		if p.Min != nil && *temp < *p.Min {
+			return badRequest("temperature", "temperature must be at least %v for the %s strategy, got %v", *p.Min, name, *temp)
+		}
+		if p.Max != nil && *temp > *p.Max {
+			return badRequest("temperature", "temperature must be at most %v for the %s strategy, got %v", *p.Max, name, *temp)
+		}
+		if t.Params == nil {
+			t.Params = core.Params{}
+		}
+		t.Params["temperature"] = *temp
+	}
+	return nil
 }
 
 func asAPIError(err error) *apiError {
