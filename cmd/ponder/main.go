@@ -93,7 +93,8 @@ func stoppedBySignal(ctx context.Context, err error) bool {
 // calls exit at once (status 130 for SIGINT, 143 for SIGTERM): a run that
 // hangs while stopping (a client that never finishes its request, a tool
 // that ignores its cancellation, the shutdown timeout) must not need a
-// kill -9. Plugin and sandbox processes die with Ponder (Pdeathsig).
+// kill -9 (one within sameSignal of the first is that one delivered
+// twice). Plugin and sandbox processes die with Ponder (Pdeathsig).
 // (signal.NotifyContext kept catching every later signal, so a second
 // Ctrl-C did nothing.) stop undoes it all.
 func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) (context.Context, func()) {
@@ -106,11 +107,15 @@ func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) 
 	go func() {
 		defer close(finished)
 		first := true
+		var firstAt time.Time
 		for {
 			select {
 			case sig := <-sigs:
+				if !first && time.Since(firstAt) < sameSignal {
+					continue // the first one, delivered twice
+				}
 				if first {
-					first = false
+					first, firstAt = false, time.Now()
 					// Ctrl-C is a person waiting: say how to stop waiting.
 					// SIGTERM comes from service managers, whose logs
 					// need no hint.
@@ -135,6 +140,13 @@ func interruptContext(parent context.Context, stderr io.Writer, exit func(int)) 
 		cancel()
 	}
 }
+
+// sameSignal is how soon after the first a signal counts as the same one
+// delivered twice, not a second: timeout(1) sends its SIGTERM to Ponder
+// and then to its whole process group, Ponder included, so `timeout 60
+// ponder solve ...` quit at once without its best answer. A person's
+// second Ctrl-C comes later than this.
+const sameSignal = 100 * time.Millisecond
 
 // signalled is the cause of the context the first signal cancelled.
 type signalled struct{ sig os.Signal }
