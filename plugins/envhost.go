@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/sdk"
@@ -68,6 +69,45 @@ func (h *envHost) charge(what string, sent, added int) error {
 			core.ErrBudgetExhausted, h.plugin, MaxRunBytes>>20))
 	}
 	return nil
+}
+
+// minAnswerBytes is what is kept of a strategy's answer even when its
+// additions took the run to MaxRunBytes: a plugin told the budget is spent
+// returns its best answer, which is not to be lost for want of room.
+const minAnswerBytes = 4 << 10
+
+// capAnswer bounds the answer a strategy plugin returned as a node's
+// content is bounded: the result, the trace's end event and the trace
+// itself hold it (a 10 MiB answer made a 20 MB trace). It counts toward
+// MaxRunBytes; past MaxNodeBytes, or past what the run has left (at least
+// minAnswerBytes are kept), it is cut on a UTF-8 boundary, and the
+// outcome's note, which joins the result's warnings, says so.
+func (h *envHost) capAnswer(out *core.Outcome) {
+	size := len(out.Answer)
+	if size == 0 {
+		return
+	}
+	limit := min(MaxNodeBytes, max(MaxRunBytes-int(h.added.Load()), minAnswerBytes))
+	if size <= limit {
+		h.added.Add(int64(size))
+		return
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(out.Answer[cut]) {
+		cut--
+	}
+	out.Answer = out.Answer[:cut]
+	h.added.Add(int64(cut))
+	why := fmt.Sprintf("the %d MiB a plugin may add to a run at once", MaxNodeBytes>>20)
+	if limit < MaxNodeBytes {
+		why = fmt.Sprintf("what is left of the %d MiB a plugin may add to a run", MaxRunBytes>>20)
+	}
+	note := fmt.Sprintf("plugin %s answered with %s, over %s: the answer was cut to its first %d bytes", h.plugin, byteSize(size), why, cut)
+	h.env.Logger.Warn().Str("plugin", h.plugin).Int("answer_bytes", size).Int("kept_bytes", cut).Msg("strategy plugin's answer cut")
+	if out.Note != "" {
+		note = out.Note + "; " + note
+	}
+	out.Note = note
 }
 
 // byteSize says n bytes in KiB or MiB, one decimal.

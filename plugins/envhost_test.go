@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/sdk"
@@ -57,6 +58,59 @@ func TestStrategyPluginAdditionsAreBounded(t *testing.T) {
 			if !strings.Contains(res.Answer, w) {
 				t.Errorf("%s: answer %.300q, want %q in it (error %q)", tt.problem, res.Answer, w, res.Error)
 			}
+		}
+	}
+}
+
+// A strategy plugin's answer is capped as a node's content is, and counts
+// toward what it may add to a run: a 10 MiB answer was accepted whole (the
+// result, the trace's end event and the trace each held it: a 20 MB
+// trace). Past MaxNodeBytes, or past what the run has left, it is cut on a
+// rune boundary, and the result's warnings say so; an answer that fits is
+// kept whole and said nothing of.
+func TestStrategyPluginAnswerIsCapped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	installMode(t, dir, "hoard", sdk.KindStrategy, "strategy-hoard")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	reg := core.NewRegistry()
+	if errs := m.Register(reg); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	eng := core.NewEngine(core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{Choices: []core.Choice{{Text: "The answer is 7."}}}, nil
+	}), reg, nil)
+	// 74 nodes of 900,000 bytes (and their kind, "step") leave this much
+	// of MaxRunBytes.
+	left := MaxRunBytes - 74*(900000+len(core.KindStep))
+	tests := []struct {
+		problem string
+		bytes   int    // of the answer kept
+		warning string // in the result's warnings, "" for none
+	}{
+		{"content 1 0 1000", 1001, ""},
+		{"content 1 0 1048574", MaxNodeBytes - 1, ""},
+		{"content 1 0 10485760", MaxNodeBytes - 1,
+			"plugin hoard answered with 10.0 MiB, over the 1 MiB a plugin may add to a run at once: the answer was cut to its first 1048575 bytes"},
+		{"content 900000 74 1000", 1001, ""},
+		{"content 900000 74 1048576", left - 1,
+			"plugin hoard answered with 1.0 MiB, over what is left of the 64 MiB a plugin may add to a run: the answer was cut to its first"},
+		// 64 nodes of 1 MiB leave nothing; a short answer is still kept.
+		{"content 1048572 64 1000", 1001, ""},
+		{"content 1048572 64 10000", minAnswerBytes - 1, "the answer was cut to its first 4095 bytes"},
+	}
+	for _, tt := range tests {
+		res, err := eng.Solve(context.Background(), core.Task{Problem: tt.problem, Strategy: "hoard"})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.problem, err)
+		}
+		warnings := strings.Join(res.Warnings, "\n")
+		if len(res.Answer) != tt.bytes || !utf8.ValidString(res.Answer) || res.Stopped != core.StopDone {
+			t.Errorf("%s: an answer of %d bytes (valid UTF-8: %t), stopped %s, want %d bytes; warnings: %s",
+				tt.problem, len(res.Answer), utf8.ValidString(res.Answer), res.Stopped, tt.bytes, warnings)
+		}
+		if tt.warning == "" && warnings != "" || !strings.Contains(warnings, tt.warning) {
+			t.Errorf("%s: warnings %q, want %q", tt.problem, warnings, tt.warning)
 		}
 	}
 }

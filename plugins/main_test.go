@@ -357,13 +357,15 @@ func polite(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome
 // times a payload of BYTES) and answers "N all", or "N refused: ERROR" at
 // the first call the host refused. WHAT is content, answer or meta (of a
 // new node), update (meta of one node), stats (Value and Visits of a node
-// of BYTES) or trace (event data).
+// of BYTES) or trace (event data). With a fourth number, "WHAT BYTES COUNT
+// ANSWER", it answers with about ANSWER bytes of two-byte runes instead.
 func hoard(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome, error) {
 	var (
 		what        string
 		size, count int
+		answer      = -1 // bytes of the answer, when the problem gives a fourth number
 	)
-	if _, err := fmt.Sscan(req.Task.Problem, &what, &size, &count); err != nil {
+	if n, err := fmt.Sscan(req.Task.Problem, &what, &size, &count, &answer); n < 3 {
 		return sdk.Outcome{}, fmt.Errorf("problem %q: %w", req.Task.Problem, err)
 	}
 	payload := strings.Repeat("x", size)
@@ -398,6 +400,10 @@ func hoard(ctx context.Context, host sdk.Host, req sdk.RunRequest) (sdk.Outcome,
 		if err != nil {
 			return sdk.Outcome{Answer: fmt.Sprintf("%d refused: %v", i, err)}, nil
 		}
+	}
+	if answer >= 0 {
+		// "é" is two bytes: a cut at an odd byte falls inside one.
+		return sdk.Outcome{Answer: "1" + strings.Repeat("é", answer/2)}, nil
 	}
 	return sdk.Outcome{Answer: fmt.Sprintf("%d all", count)}, nil
 }

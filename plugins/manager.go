@@ -370,6 +370,7 @@ func runStrategy(ctx context.Context, env *core.Env, name string, params core.Pa
 		return bestSoFar(env), fmt.Errorf("plugin %s kept running %s after the budget was spent; stopped by the host: %w",
 			name, grace, core.ErrBudgetExhausted)
 	}
+	h.capAnswer(&out)
 	if out.Best != 0 {
 		if _, ok := env.Structure.Node(out.Best); !ok {
 			env.Logger.Warn().Str("plugin", name).Int("best", int(out.Best)).Msg("strategy plugin named a node that does not exist")
