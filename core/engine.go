@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 // Task is one request to reason: the problem, how to search, and with what.
@@ -165,6 +168,16 @@ func (e *Engine) prepare(t Task) (*prepared, error) {
 	if t.Pack == "" {
 		t.Pack = "generic"
 	}
+	// A tool named twice is offered once (the command line's
+	// --tools python,python listed it twice to the model, under two wire
+	// names).
+	var seen []string
+	for _, name := range t.Tools {
+		if !slices.Contains(seen, name) {
+			seen = append(seen, name)
+		}
+	}
+	t.Tools = seen
 	t.Limits = mergeLimits(t.Limits, e.opts.DefaultLimits)
 	if err := t.Limits.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidTask, err)
@@ -195,7 +208,11 @@ func (e *Engine) prepare(t Task) (*prepared, error) {
 			return nil, fmt.Errorf("%w: tool %q: no tools are configured", ErrInvalidTask, name)
 		}
 		if _, ok := e.opts.Tools.Tool(name); !ok {
-			return nil, fmt.Errorf("%w: unknown tool %q", ErrInvalidTask, name)
+			var known []string
+			for _, spec := range e.opts.Tools.Specs() {
+				known = append(known, spec.Name)
+			}
+			return nil, fmt.Errorf("%w: unknown tool %q (known: %s; a tool named in tools.disabled is not offered)", ErrInvalidTask, name, text.Clip(strings.Join(known, ", "), 300))
 		}
 	}
 	if t.Collection != "" && e.opts.Retriever == nil {

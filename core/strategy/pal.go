@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
@@ -73,8 +74,11 @@ func allowTool(env *core.Env, name string) error {
 		return nil // Check refused a tool without a "code" argument
 	}
 	env.Task.Tools = allowed
-	return fmt.Errorf("the %s tool is not available (see `ponder tools list`; the python tool needs bubblewrap and python3)", name)
+	return fmt.Errorf("the %s tool is not available (%s)", name, toolsHint)
 }
+
+// toolsHint says where a missing tool may have gone.
+const toolsHint = "see `ponder tools list`; the python tool needs bubblewrap and python3, and a tool named in tools.disabled is not offered"
 
 // unavailablePrefix starts the description of a tool that is listed but
 // could not be set up (cmd/ponder, tools/mcpclient): its calls fail with
@@ -88,7 +92,7 @@ const unavailablePrefix = "UNAVAILABLE: "
 func (s pal) Check(p core.Preflight) error {
 	spec, ok := p.Tool(s.tool)
 	if !ok {
-		return fmt.Errorf("%w \"tool\": the %s tool is not available (see `ponder tools list`; the python tool needs bubblewrap and python3)", core.ErrInvalidParam, s.tool)
+		return fmt.Errorf("%w \"tool\": the %s tool is not available (%s)", core.ErrInvalidParam, s.tool, toolsHint)
 	}
 	if !takesCode(spec) {
 		return fmt.Errorf("%w \"tool\": the %s tool takes no \"code\" argument, so it cannot run programs: set tool to a code-execution tool such as python", core.ErrInvalidParam, s.tool)
@@ -244,7 +248,11 @@ func (s pal) sample(ctx context.Context, env *core.Env, idx int, reply string, u
 		}
 		// Show the policy its program and the error, and run the fix.
 		temp, seed := s.temp, env.Seed(int64(idx), int64(attempt+1))
-		c, err := env.Complete(ctx, core.CompletionRequest{Messages: tasks.PALRepairPrompt(env.Task.Problem, program, res.Text),
+		// The end of the output: a traceback ends it, and the whole of a
+		// program's output (up to the tool's 64 KiB) could pass a small
+		// model's context.
+		out := text.Tail(res.Text, repairOutputBytes)
+		c, err := env.Complete(ctx, core.CompletionRequest{Messages: tasks.PALRepairPrompt(env.Task.Problem, program, out),
 			N: 1, Temperature: &temp, Seed: &seed, Purpose: "repair"})
 		if err != nil {
 			return err
@@ -256,6 +264,10 @@ func (s pal) sample(ctx context.Context, env *core.Env, idx int, reply string, u
 		usage = core.Usage{LLMCalls: 1, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens}
 	}
 }
+
+// repairOutputBytes bounds the output of a failed program shown in a
+// repair prompt (about 1,000 tokens).
+const repairOutputBytes = 4096
 
 // stdoutOf is a code tool's standard output: the "stdout" field of its
 // structured result (the python tool's, also after a JSON round trip

@@ -121,3 +121,40 @@ func TestPALToolBudgetRunsTheFirstPrograms(t *testing.T) {
 		first = ran
 	}
 }
+
+// floodTool fails every program after printing 60,000 bytes (under the
+// tool registry's 64 KiB cap).
+type floodTool struct{ codeTool }
+
+func (f *floodTool) Call(context.Context, json.RawMessage) (core.ToolResult, error) {
+	out := strings.Repeat("x", 60000) + "\nTraceback (most recent call last):\nZeroDivisionError: division by zero\n"
+	return core.ToolResult{Text: out, IsError: true}, nil
+}
+
+// A repair prompt shows the end of a failed program's output, where its
+// traceback is, not all of it: 64 KiB of output passed a small model's
+// context.
+func TestPALRepairShowsTheEndOfTheOutput(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var repair string
+	pol := core.PolicyFunc(func(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+		if req.Purpose == "repair" {
+			mu.Lock()
+			for _, m := range req.Messages {
+				repair += m.Content
+			}
+			mu.Unlock()
+		}
+		return core.Completion{Choices: []core.Choice{{Text: "```python\nprint(1/0)\n```"}}}, nil
+	})
+	eng := toolEngine(t, pol, &floodTool{})
+	if _, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "pal", Params: core.Params{"repair": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(repair, "ZeroDivisionError: division by zero") || !strings.Contains(repair, "bytes left out]") || len(repair) > 8000 {
+		t.Errorf("repair prompt of %d bytes; want the traceback and a note of what was left out, under 8000 bytes", len(repair))
+	}
+}

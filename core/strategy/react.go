@@ -269,7 +269,13 @@ func act(ctx context.Context, env *core.Env, parent core.NodeID, name string, ar
 		if stopErr(err) {
 			return cid, err
 		}
-		res = core.ToolResult{Text: "error: " + err.Error() + availableNote(env, o), IsError: true}
+		note := ""
+		if len(offered(env, []string{name})) == 0 || (len(o.Tools) > 0 && !slices.Contains(o.Tools, name)) {
+			// A name the model made up: say which it may call. Not for
+			// a tool that is there and failed (an MCP server gone).
+			note = availableNote(env, o)
+		}
+		res = core.ToolResult{Text: "error: " + err.Error() + note, IsError: true}
 	}
 	obs := core.Node{Kind: core.KindToolResult, Content: res.Text,
 		Meta: map[string]any{"tool": name, "call_id": callID, "mode": mode, "is_error": res.IsError}}

@@ -381,3 +381,53 @@ func TestReActToolsParamOutsideTask(t *testing.T) {
 		}
 	}
 }
+
+// goneTool is a tool whose server went away.
+type goneTool struct{}
+
+func (goneTool) Spec() core.ToolSpec {
+	return core.ToolSpec{Name: "remote.add", Description: "adds", Schema: json.RawMessage(`{"type":"object"}`)}
+}
+
+func (goneTool) Call(context.Context, json.RawMessage) (core.ToolResult, error) {
+	return core.ToolResult{}, errors.New("mcp server unavailable: connection lost")
+}
+
+// A failed call of a tool that is there says what failed, not also which
+// tools are available, as if its name were wrong; a name the model made
+// up still gets the list. And a tool named twice is offered once.
+func TestReActToolErrorsNameAvailableToolsOnlyForUnknownNames(t *testing.T) {
+	t.Parallel()
+	names := []string{"remote.add", "nosuch"}
+	m := &toolModel{final: "\\boxed{3}", call: func(i int) core.ToolCall {
+		return core.ToolCall{ID: "c", Name: names[(i-1)%len(names)], Arguments: json.RawMessage(`{}`)}
+	}}
+	eng := toolEngine(t, m, goneTool{}, calc.New(nil))
+	res, err := eng.Solve(context.Background(), core.Task{Problem: "1+2?", Strategy: "react", Tools: []string{"remote.add", "calc", "calc"},
+		Params: core.Params{"max_steps": int64(2), "mode": "native"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obs []string
+	for _, n := range res.BestPath {
+		if n.Kind == core.KindToolResult {
+			obs = append(obs, n.Content)
+		}
+	}
+	if len(obs) != 2 || strings.Contains(obs[0], "available tools") || !strings.Contains(obs[0], "connection lost") ||
+		!strings.Contains(obs[1], "(available tools: remote.add, calc)") {
+		t.Errorf("observations %q; want the lost connection alone, then the unknown name with the tools offered once each", obs)
+	}
+}
+
+// A task naming a tool the engine does not have is refused with the names
+// it has, and where a configured one may have gone (tools.disabled).
+func TestUnknownToolNamesTheKnownOnes(t *testing.T) {
+	t.Parallel()
+	eng := toolEngine(t, &textModel{replies: []string{"\\boxed{1}"}}, calc.New(nil))
+	_, err := eng.Solve(context.Background(), core.Task{Problem: "1?", Strategy: "react", Tools: []string{"python"}})
+	if msg := fmt.Sprint(err); !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(msg, `unknown tool "python" (known: calc;`) ||
+		!strings.Contains(msg, "tools.disabled") {
+		t.Errorf("%v; want the known tools named", err)
+	}
+}

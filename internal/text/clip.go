@@ -24,6 +24,21 @@ func Clip(s string, n int) string {
 	return s
 }
 
+// Tail returns s when it has at most n bytes, else about its last n bytes
+// (never splitting a UTF-8 sequence) after a line saying how many bytes
+// were left out: for output whose end says what went wrong (a traceback).
+func Tail(s string, n int) string {
+	n = max(n, 0)
+	if len(s) <= n {
+		return s
+	}
+	i := len(s) - n
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
+	}
+	return "[… the first " + strconv.Itoa(i) + " bytes left out]\n" + s[i:]
+}
+
 // OneLine is strings.Join(strings.Fields(s), " "): s on one line, its runs
 // of white space one space each, trimmed. It hands back s itself, without
 // allocating, when s is already so (the usual step of a search, compared

@@ -52,3 +52,22 @@ func TestCount(t *testing.T) {
 		}
 	}
 }
+
+func TestTail(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 6, "abcdef"},
+		{"abcdef", 2, "[… the first 4 bytes left out]\nef"},
+		// A cut inside a UTF-8 sequence moves past it.
+		{"aé", 1, "[… the first 3 bytes left out]\n"},
+		{"abc", 0, "[… the first 3 bytes left out]\n"},
+	} {
+		if got := text.Tail(c.s, c.n); got != c.want {
+			t.Errorf("Tail(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
