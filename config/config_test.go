@@ -200,6 +200,48 @@ func TestLoadRefusesBareNumberDurations(t *testing.T) {
 	}
 }
 
+// A number setting written with a leading zero is refused, naming the
+// setting: YAML 1.1 read max_connections: 0123 as 83 (octal) and 08 as 8,
+// silently. A variable is refused the same way, so one value never reads
+// two ways. 0, 0.5, 0x1f and numbers without a leading zero still read.
+func TestLoadRefusesLeadingZeroNumbers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct{ body, want string }{
+		{"server:\n  max_connections: 0123\n", "server.max_connections: 0123 has a leading zero, which YAML reads as octal (010 is 8); write it without the leading zero: 123"},
+		{"llm:\n  max_tokens: 08\n", "llm.max_tokens: 08 has a leading zero"},
+		{"server:\n  max_body_bytes: 0_400\n", "server.max_body_bytes: 0_400 has a leading zero"},
+		{"search:\n  budget_calls: -010\n", "write it without the leading zero: -10"},
+		{"server:\n  rate_limit: 010\n", "server.rate_limit: 010 has a leading zero"},
+		{"tools:\n  sandbox:\n    memory_mb: 0512\n", "tools.sandbox.memory_mb: 0512 has a leading zero"},
+		{`{"retrieval": {"top_k": 05}}`, "retrieval.top_k: 05 has a leading zero"},
+		{"server:\n  max_searches: 00\n", "write it without the leading zero: 0"},
+	} {
+		file := filepath.Join(dir, "ponder.yaml")
+		if err := os.WriteFile(file, []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := config.Load(file, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: Load = %v (max_connections %d, max_tokens %d), want an error containing %q", tc.body, err, c.Server.MaxConnections, c.LLM.MaxTokens, tc.want)
+		}
+	}
+	for _, kv := range []string{"PONDER_MAX_CONNECTIONS=0123", "PONDER_RATE_LIMIT=010", "PONDER_BUDGET_CALLS=-07"} {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, err := config.Load("", []string{kv}); err == nil || !strings.Contains(err.Error(), name+": ") || !strings.Contains(err.Error(), "leading zero") {
+			t.Errorf("%s: %v, want the leading zero refused", kv, err)
+		}
+	}
+	file := filepath.Join(dir, "ok.yaml")
+	if err := os.WriteFile(file, []byte("server:\n  max_connections: 123\n  max_searches: 0\n  rate_limit: 0.5\n  max_body_bytes: 0x100\n  rate_burst: 1_000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(file, []string{"PONDER_LLM_MAX_TOKENS=0", "PONDER_LLM_TEMPERATURE=0.25"})
+	if err != nil || c.Server.MaxConnections != 123 || c.Server.MaxSearches != 0 || c.Server.RateLimit != 0.5 || c.Server.MaxBodyBytes != 256 ||
+		c.Server.RateBurst != 1000 || c.LLM.MaxTokens != 0 || c.LLM.Temperature != 0.25 {
+		t.Fatalf("Load = %+v, %v", c.Server, err)
+	}
+}
+
 // A config file reads as written, though its decoder reads YAML 1.1: the
 // key n (llm.n) is not the boolean false, and text settings that look like
 // numbers or booleans keep their text (a token 0123 was "83", an all-digit
