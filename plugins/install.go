@@ -194,7 +194,7 @@ func Check(ctx context.Context, target string, opts *Options) (CheckReport, erro
 	}
 	if installed != nil {
 		rep.Installed = true
-		if err := VerifyChecksum(*installed); err != nil {
+		if err := VerifyBinary(*installed); err != nil {
 			return rep, err
 		}
 		rep.ChecksumOK = true

@@ -181,6 +181,38 @@ func VerifyChecksum(m Manifest) error {
 	return nil
 }
 
+// ErrNotExecutable is wrapped when a plugin's binary may not be run: its
+// execute permission is off (a copy that lost it, a chmod), so every start
+// would fail with "permission denied".
+var ErrNotExecutable = errors.New("not executable")
+
+// VerifyBinary checks m's binary as a start would: its sha256 against the
+// manifest (VerifyChecksum), then that it is a file Ponder may execute.
+func VerifyBinary(m Manifest) error {
+	if err := VerifyChecksum(m); err != nil {
+		return err
+	}
+	st, err := os.Stat(m.Path())
+	if err != nil {
+		return fmt.Errorf("plugin %s: %w", m.Name, err)
+	}
+	return executable(m.Name, m.Path(), st.Mode())
+}
+
+// executable says how to fix a binary at path, of mode, that cannot be
+// started for want of its execute permission; nil when it has it.
+func executable(name, path string, mode os.FileMode) error {
+	if mode.IsRegular() && mode&0o111 != 0 {
+		return nil
+	}
+	if !mode.IsRegular() {
+		return fmt.Errorf("plugin %s: %w: %s is not a regular file; install the plugin again with `ponder plugins install PATH`",
+			name, ErrNotExecutable, path)
+	}
+	return fmt.Errorf("plugin %s: %w: %s has mode %s, without execute permission, so it cannot be started: run `chmod +x %s`, or install it again with `ponder plugins install PATH`",
+		name, ErrNotExecutable, path, mode.Perm(), path)
+}
+
 // Discover reads the manifest of every plugin directory under dirs (each
 // plugin is a subdirectory holding manifest.json and its binary). A
 // directory that does not exist is skipped. Bad manifests and duplicate

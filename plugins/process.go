@@ -524,6 +524,15 @@ func launch(ctx context.Context, opts *Options, name, path, dir string, args []s
 // plugin that refused to serve (sdk.Serve's "tool schema is not JSON"),
 // or of one that panicked while starting.
 func startError(opts *Options, name, path string, err error, said string) error {
+	if errors.Is(err, os.ErrPermission) {
+		// "fork/exec PATH: permission denied": say which permission and
+		// how to give it, when it is the file's own.
+		if st, serr := os.Stat(path); serr == nil {
+			if e := executable(name, path, st.Mode()); e != nil {
+				return e
+			}
+		}
+	}
 	msg := err.Error()
 	low := strings.ToLower(msg)
 	switch {

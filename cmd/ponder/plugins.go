@@ -214,6 +214,21 @@ type pluginRow struct {
 	Error   string   `json:"error,omitempty"`
 }
 
+// binaryState is list's state of a plugin whose binary is not fit to
+// start, with why; "" when it is.
+func binaryState(m plugins.Manifest) (state, why string) {
+	err := plugins.VerifyBinary(m)
+	switch {
+	case err == nil:
+		return "", ""
+	case errors.Is(err, plugins.ErrChecksum):
+		return "checksum mismatch", oneLine(err)
+	case errors.Is(err, plugins.ErrNotExecutable):
+		return "not executable", oneLine(err)
+	}
+	return "refused", oneLine(err)
+}
+
 func newPluginsListCmd() *cobra.Command {
 	var jsonOut bool
 	cmd := &cobra.Command{
@@ -229,11 +244,8 @@ func newPluginsListCmd() *cobra.Command {
 			var rows []pluginRow
 			for _, m := range found {
 				row := pluginRow{Name: m.Name, Kind: m.Kind, Version: m.Version, Dir: m.Dir, Summary: m.Summary, State: "ready"}
-				if err := plugins.VerifyChecksum(m); err != nil {
-					row.State, row.Error = "refused", oneLine(err)
-					if errors.Is(err, plugins.ErrChecksum) {
-						row.State = "checksum mismatch"
-					}
+				if state, why := binaryState(m); state != "" {
+					row.State, row.Error = state, why
 				} else if by := builtinNamed(cfg, m.Kind, m.Name); by != "" {
 					// Installed before the built-in came (or while
 					// tools.disabled freed its name): never loaded.

@@ -403,3 +403,39 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+// A plugin binary that lost its execute permission was listed "ready",
+// and every start failed with "fork/exec …: permission denied". list and
+// check say it is not executable and how to fix it.
+func TestPluginsNotExecutable(t *testing.T) {
+	bins := exampleBins(t)
+	env := []string{"PONDER_DATA_DIR=" + t.TempDir()}
+	r := runPonder(t, "", env, "plugins", "install", filepath.Join(bins, "wordcount"))
+	if r.code != 0 {
+		t.Fatalf("install: %d\n%s", r.code, r.stderr)
+	}
+	r = runPonder(t, "", env, "plugins", "list", "--json")
+	var list struct {
+		Plugins []pluginRow `json:"plugins"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Plugins) != 1 {
+		t.Fatalf("list --json: %v\n%s", err, r.stdout)
+	}
+	bin := filepath.Join(list.Plugins[0].Dir, "wordcount")
+	if err := os.Chmod(bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fix := "has mode -rw-r--r--, without execute permission, so it cannot be started: run `chmod +x " + bin + "`, or install it again"
+	r = runPonder(t, "", env, "plugins", "list")
+	if !strings.Contains(r.stdout, "wordcount  tool  1.0.0    not executable") || !strings.Contains(r.stderr, fix) {
+		t.Errorf("list:\n%s%s", r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", env, "plugins", "check", "wordcount")
+	if r.code != 1 || !strings.Contains(r.stderr, "check failed: plugin wordcount: not executable: "+bin+" "+fix) {
+		t.Errorf("check: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", env, "tools", "call", "wordcount", "--args", `{"text": "a b"}`)
+	if r.code == 0 || !strings.Contains(r.stderr, "run `chmod +x "+bin+"`") {
+		t.Errorf("tools call: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
