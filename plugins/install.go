@@ -257,8 +257,8 @@ func Check(ctx context.Context, target string, opts *Options) (CheckReport, erro
 		if res.Stopped == core.StopError {
 			return rep, fmt.Errorf("test call: the strategy failed: %s", res.Error)
 		}
-		rep.TestCall = fmt.Sprintf("solved \"What is 6 times 7?\" with a canned policy: answer %q, %d LLM calls, stopped: %s",
-			res.Answer, res.Usage.LLMCalls, res.Stopped)
+		rep.TestCall = fmt.Sprintf("solved \"What is 6 times 7?\" with a canned policy: answer %q, %s, stopped: %s",
+			res.Answer, text.Count(int(res.Usage.LLMCalls), "LLM call"), res.Stopped)
 	}
 	return rep, nil
 }
