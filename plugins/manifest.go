@@ -181,6 +181,21 @@ func VerifyChecksum(m Manifest) error {
 	return nil
 }
 
+// ShadowedError is a problem Discover returns for a valid plugin that is
+// not used: a plugin of the same name in a directory searched before it
+// comes first. Listings show it as such (with its name and directory),
+// not as a broken plugin.
+type ShadowedError struct {
+	// Manifest is the unused plugin's.
+	Manifest Manifest
+	// By is the directory of the plugin of that name that is used.
+	By string
+}
+
+func (e *ShadowedError) Error() string {
+	return fmt.Sprintf("plugin %s in %s ignored: already found in %s", e.Manifest.Name, e.Manifest.Dir, e.By)
+}
+
 // ErrNotExecutable is wrapped when a plugin's binary may not be run: its
 // execute permission is off (a copy that lost it, a chmod), so every start
 // would fail with "permission denied".
@@ -216,7 +231,8 @@ func executable(name, path string, mode os.FileMode) error {
 // Discover reads the manifest of every plugin directory under dirs (each
 // plugin is a subdirectory holding manifest.json and its binary). A
 // directory that does not exist is skipped. Bad manifests and duplicate
-// names are returned as problems; the first plugin of a name wins.
+// names are returned as problems; the first plugin of a name wins, and
+// each later one is a *ShadowedError.
 func Discover(dirs []string) (found []Manifest, problems []error) {
 	seen := map[string]string{}
 	for _, dir := range dirs {
@@ -249,10 +265,10 @@ func Discover(dirs []string) (found []Manifest, problems []error) {
 				continue
 			}
 			if prev, dup := seen[m.Name]; dup {
-				problems = append(problems, fmt.Errorf("plugin %s in %s ignored: already found in %s", m.Name, sub, prev))
+				problems = append(problems, &ShadowedError{Manifest: m, By: prev})
 				continue
 			}
-			seen[m.Name] = sub
+			seen[m.Name] = m.Dir
 			found = append(found, m)
 		}
 	}

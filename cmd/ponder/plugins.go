@@ -212,6 +212,9 @@ type pluginRow struct {
 	Dir     string   `json:"dir"`
 	Summary string   `json:"summary,omitempty"`
 	Error   string   `json:"error,omitempty"`
+	// ShadowedBy is the directory of the plugin of the same name that is
+	// used instead of this one (found first).
+	ShadowedBy string `json:"shadowed_by,omitempty"`
 }
 
 // binaryState is list's state of a plugin whose binary is not fit to
@@ -254,6 +257,17 @@ func newPluginsListCmd() *cobra.Command {
 				rows = append(rows, row)
 			}
 			for _, p := range problems {
+				var sh *plugins.ShadowedError
+				if errors.As(p, &sh) {
+					// A good plugin, unused: one of its name comes
+					// first. It is listed as itself, so that an author
+					// sees which copy serve and solve run.
+					m := sh.Manifest
+					rows = append(rows, pluginRow{Name: m.Name, Kind: m.Kind, Version: m.Version, Dir: m.Dir, Summary: m.Summary,
+						State: "shadowed", ShadowedBy: sh.By,
+						Error: fmt.Sprintf("not used: shadowed by the %s in %s, which is found first (--plugin-dir, then plugins.dirs, then DATA_DIR/plugins)", m.Name, sh.By)})
+					continue
+				}
 				rows = append(rows, pluginRow{Name: "?", State: "invalid", Error: oneLine(p)})
 			}
 			w := cmd.OutOrStdout()

@@ -404,6 +404,39 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
+// The same plugin in two --plugin-dir directories: the second is valid
+// but unused. It was listed as a nameless "? invalid" row without a
+// directory; it is listed as itself, "shadowed", saying by which.
+func TestPluginsListShadowed(t *testing.T) {
+	bins := exampleBins(t)
+	pd1, pd2 := t.TempDir(), t.TempDir()
+	for _, d := range []string{pd1, pd2} {
+		if r := runPonder(t, "", nil, "plugins", "install", "--dir", d, filepath.Join(bins, "wordcount")); r.code != 0 {
+			t.Fatalf("install --dir %s: %d\n%s", d, r.code, r.stderr)
+		}
+	}
+	r := runPonder(t, "", nil, "--plugin-dir", pd1, "--plugin-dir", pd2, "plugins", "list")
+	used, shadowed := filepath.Join(pd1, "wordcount"), filepath.Join(pd2, "wordcount")
+	for _, want := range []string{"wordcount  tool  1.0.0    ready     " + used, "wordcount  tool  1.0.0    shadowed  " + shadowed} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("list lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "invalid") || !strings.Contains(r.stderr, "wordcount: not used: shadowed by the wordcount in "+used+", which is found first") {
+		t.Errorf("list:\n%s%s", r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", nil, "--plugin-dir", pd1, "--plugin-dir", pd2, "plugins", "list", "--json")
+	var list struct {
+		Plugins []pluginRow `json:"plugins"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list.Plugins) != 2 {
+		t.Fatalf("list --json: %v\n%s", err, r.stdout)
+	}
+	if p := list.Plugins[1]; p.Name != "wordcount" || p.State != "shadowed" || p.Dir != shadowed || p.ShadowedBy != used || p.Kind != sdk.KindTool {
+		t.Errorf("list --json: the shadowed plugin is %+v", p)
+	}
+}
+
 // A plugin binary that lost its execute permission was listed "ready",
 // and every start failed with "fork/exec …: permission denied". list and
 // check say it is not executable and how to fix it.
