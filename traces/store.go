@@ -15,9 +15,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -569,8 +571,11 @@ func ReadFile(path string) (*core.Trace, error) {
 	return &t, nil
 }
 
-// WriteFile writes t to path atomically (temporary file, fsync, rename), so
-// a crash never leaves a half-written trace.
+// WriteFile writes t to path atomically and durably (temporary file,
+// fsync, rename, fsync of the directory), so a crash never leaves a
+// half-written trace and a trace WriteFile returned from is still there
+// after a power cut: without the directory's sync the rename could be
+// lost while a record naming the trace (an eval run's, synced) was kept.
 func WriteFile(path string, t *core.Trace) error {
 	b, err := json.Marshal(t)
 	if err != nil {
@@ -595,7 +600,39 @@ func WriteFile(path string, t *core.Trace) error {
 	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
 		return fmt.Errorf("write trace %s: %w", path, err)
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write trace %s: %w", path, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("write trace %s: sync its folder: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir is fsyncDir; tests wrap it to see when it runs.
+var syncDir = fsyncDir
+
+// fsyncDir makes the entries of dir (a file renamed into it) durable. A
+// file system that cannot sync a folder (EINVAL, ENOTSUP: some network
+// and FUSE ones) gives no more durability than the rename; that is not
+// an error. Windows cannot sync a folder opened for reading (access
+// denied) and journals renames on NTFS itself: nothing is done there.
+func fsyncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		return nil
+	}
+	return err
 }
 
 func summarize(t *core.Trace, session string) Summary {

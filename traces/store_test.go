@@ -14,7 +14,7 @@ import (
 	"github.com/ponder-rlm/ponder/traces"
 )
 
-func solveInto(t *testing.T, st *traces.Store, problem string) core.Result {
+func solveInto(t testing.TB, st *traces.Store, problem string) core.Result {
 	t.Helper()
 	reg := core.NewRegistry()
 	reg.RegisterStrategy(core.StrategySpec{Name: "one", New: func(core.Params) (core.Strategy, error) {
