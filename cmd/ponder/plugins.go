@@ -310,20 +310,9 @@ func newPluginsCheckCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			target := args[0]
-			if _, err := os.Stat(target); err != nil {
-				// Not a path: an installed plugin's name.
-				found, _ := plugins.Discover(pluginDirs(cfg))
-				for _, m := range found {
-					if m.Name == target {
-						target = m.Dir
-					}
-				}
-				if target == args[0] {
-					// Exit 1, as for a missing trace or document: the
-					// command line is fine, what it names is not there.
-					return fmt.Errorf("plugin %q: no such file and no installed plugin of that name (see `ponder plugins list`)", args[0])
-				}
+			target, err := checkTarget(cfg, args[0], cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
 			log := newLogger(cfg.Log, cmd.ErrOrStderr())
 			rep, err := plugins.Check(cmd.Context(), target, pluginOptions(cfg, log))
@@ -348,7 +337,7 @@ func newPluginsCheckCmd() *cobra.Command {
 			if rep.Installed {
 				fmt.Fprintf(w, "checksum   matches the manifest\n")
 			} else {
-				fmt.Fprintf(w, "checksum   not installed (install with `ponder plugins install %s`)\n", args[0])
+				fmt.Fprintf(w, "checksum   not installed (install with `ponder plugins install %s`)\n", asPath(args[0]))
 			}
 			fmt.Fprintf(w, "handshake  ok: protocol %d, ready in %.1f ms\n", m.ProtocolVersion, rep.ReadyMS)
 			fmt.Fprintf(w, "describe   %s\n", describe(m))
@@ -365,6 +354,64 @@ func newPluginsCheckCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// isPath says whether a command-line argument is a file's path rather
+// than a plugin's name: one with a slash (./upper, bin/plugins/upper),
+// "." or "..". A plugin's name never has one, so "upper" is the installed
+// plugin upper even where the folder holds a file named upper (the
+// tutorial's does: `go build -o upper`), and "./upper" is that file.
+func isPath(arg string) bool {
+	return strings.ContainsRune(arg, '/') || strings.ContainsRune(arg, filepath.Separator) || arg == "." || arg == ".."
+}
+
+// asPath writes a file named by a bare name as a path (upper: ./upper),
+// for the commands check suggests.
+func asPath(arg string) string {
+	if isPath(arg) {
+		return arg
+	}
+	return "." + string(filepath.Separator) + arg
+}
+
+// installedPlugin is the plugin named name that serve and solve would
+// load (the first found), if any.
+func installedPlugin(cfg config.Config, name string) (plugins.Manifest, bool) {
+	found, _ := plugins.Discover(pluginDirs(cfg))
+	for _, m := range found {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return plugins.Manifest{}, false
+}
+
+// checkTarget is what `plugins check ARG` checks: a path (see isPath) is
+// that file or plugin directory; a bare name is the installed plugin of
+// that name, or, when none has it, the file of that name in this folder.
+// When both exist, the installed plugin is checked and note says how to
+// check the file instead.
+func checkTarget(cfg config.Config, arg string, note io.Writer) (string, error) {
+	_, statErr := os.Stat(arg)
+	if isPath(arg) {
+		if errors.Is(statErr, os.ErrNotExist) {
+			// Exit 1, as for a missing trace or document: the command
+			// line is fine, what it names is not there.
+			return "", fmt.Errorf("plugin %s: no such file or directory", arg)
+		}
+		return arg, nil
+	}
+	if m, ok := installedPlugin(cfg, arg); ok {
+		if statErr == nil {
+			fmt.Fprintf(note, "note: checking the installed plugin %s (%s), not the file %s in this folder; to check that file, run `ponder plugins check %s`\n",
+				arg, m.Dir, arg, asPath(arg))
+		}
+		return m.Dir, nil
+	}
+	if statErr != nil {
+		return "", fmt.Errorf("plugin %q: no installed plugin of that name and no such file here (see `ponder plugins list`)", arg)
+	}
+	return arg, nil
 }
 
 // describe is check's line on what a plugin says it is: kind, name,
@@ -410,6 +457,15 @@ func newPluginsInstallCmd() *cobra.Command {
 					return err
 				}
 			}
+			if _, err := os.Stat(args[0]); err != nil && !isPath(args[0]) {
+				// install takes a binary's path, a bare name a file in
+				// this folder; one that is not here may be meant as an
+				// installed plugin's name.
+				if m, ok := installedPlugin(cfg, args[0]); ok {
+					return fmt.Errorf("install failed: no file %s in this folder; %s is the name of the plugin installed in %s: install takes the path of a plugin binary (a new build, e.g. %s)",
+						args[0], args[0], m.Dir, asPath(args[0]))
+				}
+			}
 			log := newLogger(cfg.Log, cmd.ErrOrStderr())
 			m, err := plugins.Install(cmd.Context(), args[0], dir, pluginOptions(cfg, log))
 			if err != nil {
@@ -435,6 +491,25 @@ func printInstalled(w io.Writer, m plugins.Manifest) {
 	}
 }
 
+// removeHint names the command that removes the plugin at path (its
+// directory, or its binary there), or says where to find names.
+func removeHint(cfg config.Config, path string) string {
+	m, err := plugins.ReadManifest(path)
+	if err != nil {
+		m, err = plugins.ReadManifest(filepath.Dir(path))
+		if err == nil && m.Binary != filepath.Base(path) {
+			err = errors.New("not its binary")
+		}
+	}
+	if err != nil {
+		return " (see `ponder plugins list`)"
+	}
+	if def, _ := filepath.Abs(installDir(cfg)); filepath.Dir(m.Dir) == def {
+		return fmt.Sprintf(": run `ponder plugins remove %s`", m.Name)
+	}
+	return fmt.Sprintf(": run `ponder plugins remove --dir %s %s`", filepath.Dir(m.Dir), m.Name)
+}
+
 func newPluginsRemoveCmd() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
@@ -447,6 +522,11 @@ func newPluginsRemoveCmd() *cobra.Command {
 				return err
 			}
 			name := args[0]
+			if isPath(name) {
+				// remove deletes an installed plugin, by name; it never
+				// takes a path, lest a file be mistaken for a plugin.
+				return usageError("plugin %s: remove takes an installed plugin's name, not a path%s", name, removeHint(cfg, name))
+			}
 			if err := sdk.ValidName(name); err != nil {
 				return usageError("plugin %v", err)
 			}

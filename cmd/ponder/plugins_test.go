@@ -127,7 +127,7 @@ func TestPluginsBadInput(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "plugin nosuch is not installed in") {
 		t.Errorf("remove of an unknown name: %d %s", r.code, r.stderr)
 	}
-	r = runPonder(t, "", env, "plugins", "remove", "Bad/Name")
+	r = runPonder(t, "", env, "plugins", "remove", "BadName")
 	if r.code != 2 || !strings.Contains(r.stderr, "use lower-case letters") {
 		t.Errorf("remove of an impossible name: %d %s", r.code, r.stderr)
 	}
@@ -404,6 +404,24 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
+// runPonderIn is runPonder with dir as the working directory.
+func runPonderIn(t *testing.T, dir string, env []string, args ...string) runResult {
+	t.Helper()
+	cmd := exec.Command(ponderBin, args...)
+	cmd.Env = append(append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LOG_LEVEL=warn"), env...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return runResult{out.String(), errb.String(), code}
+}
+
 // The same plugin in two --plugin-dir directories: the second is valid
 // but unused. It was listed as a nameless "? invalid" row without a
 // directory; it is listed as itself, "shadowed", saying by which.
@@ -470,5 +488,62 @@ func TestPluginsNotExecutable(t *testing.T) {
 	r = runPonder(t, "", env, "tools", "call", "wordcount", "--args", `{"text": "a b"}`)
 	if r.code == 0 || !strings.Contains(r.stderr, "run `chmod +x "+bin+"`") {
 		t.Errorf("tools call: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// The tutorial's folder holds the binary ./upper, and upper is installed:
+// `plugins check upper` checked the local file and said "not installed".
+// A bare name is the installed plugin (check says so when a file of that
+// name is here too), an argument with a slash is a file; a bare name no
+// plugin has is the file here. install takes a file, remove a name.
+func TestPluginsNameOrPath(t *testing.T) {
+	bins := exampleBins(t)
+	data := t.TempDir()
+	env := []string{"PONDER_DATA_DIR=" + data}
+	work, empty := t.TempDir(), t.TempDir()
+	b, err := os.ReadFile(filepath.Join(bins, "wordcount"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "wordcount"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	installed := filepath.Join(data, "plugins", "wordcount")
+	for _, tt := range []struct {
+		dir    string
+		args   []string
+		code   int
+		stdout []string
+		stderr []string
+	}{
+		// Before install: the bare name is the file here.
+		{work, []string{"check", "wordcount"}, 0, []string{"checksum   not installed (install with `ponder plugins install ./wordcount`)"}, nil},
+		{empty, []string{"check", "wordcount"}, 1, nil, []string{`plugin "wordcount": no installed plugin of that name and no such file here`}},
+		{work, []string{"install", "wordcount"}, 0, []string{"installed wordcount 1.0.0 (tool) in " + installed}, nil},
+		// Installed: the bare name is the plugin, even with the file here.
+		{work, []string{"check", "wordcount"}, 0, []string{"checksum   matches the manifest", "binary     " + installed},
+			[]string{"note: checking the installed plugin wordcount (" + installed + "), not the file wordcount in this folder; to check that file, run `ponder plugins check ./wordcount`"}},
+		{empty, []string{"check", "wordcount"}, 0, []string{"checksum   matches the manifest"}, nil},
+		{work, []string{"check", "./wordcount"}, 0, []string{"checksum   not installed (install with `ponder plugins install ./wordcount`)", "binary     " + filepath.Join(work, "wordcount")}, nil},
+		{empty, []string{"check", "./wordcount"}, 1, nil, []string{"plugin ./wordcount: no such file or directory"}},
+		{empty, []string{"install", "wordcount"}, 1, nil, []string{"install failed: no file wordcount in this folder; wordcount is the name of the plugin installed in " + installed + ": install takes the path of a plugin binary"}},
+		{work, []string{"remove", "./wordcount"}, 2, nil, []string{"plugin ./wordcount: remove takes an installed plugin's name, not a path (see `ponder plugins list`)"}},
+		{work, []string{"remove", installed}, 2, nil, []string{"remove takes an installed plugin's name, not a path: run `ponder plugins remove wordcount`"}},
+		{work, []string{"remove", "wordcount"}, 0, []string{"removed wordcount"}, nil},
+	} {
+		r := runPonderIn(t, tt.dir, env, append([]string{"plugins"}, tt.args...)...)
+		ok := r.code == tt.code
+		for _, w := range tt.stdout {
+			ok = ok && strings.Contains(r.stdout, w)
+		}
+		for _, w := range tt.stderr {
+			ok = ok && strings.Contains(r.stderr, w)
+		}
+		if !ok {
+			t.Errorf("in %s: plugins %v: exit %d (want %d)\nstdout: %s\nstderr: %s\nwant %q and %q", filepath.Base(tt.dir), tt.args, r.code, tt.code, r.stdout, r.stderr, tt.stdout, tt.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "wordcount")); err != nil {
+		t.Errorf("the file in the folder: %v", err)
 	}
 }
