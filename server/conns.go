@@ -24,16 +24,18 @@ import (
 // other, and a real client's new connection, /healthz's included, is
 // served. Only when every connection has a request in progress (a solve,
 // a stream) is the new one refused: its request is read (for at most a
-// second) and answered 503 with Retry-After, or, for /healthz, served,
-// so that a probe does not restart a server that is merely full. Refusals
+// second) and answered 503 with Retry-After, or, for /healthz and
+// /metrics, served (through the whole handler: /metrics still wants the
+// token), so that a probe does not restart a server that is merely full
+// and monitoring is not blind exactly when the server is saturated. Refusals
 // are answered by at most maxRefusing goroutines at once; beyond that a
 // connection is closed unanswered, so a flood cannot turn them into the
 // file descriptors they are meant to save.
 type connLimiter struct {
 	net.Listener
 	max     int
-	health  http.Handler // answers /healthz when full
-	refused func()       // counts a connection refused (not a /healthz served)
+	health  http.Handler // answers /healthz and /metrics when full (exempt)
+	refused func()       // counts a connection refused (not an exempt request served)
 	evicted func()       // counts a connection closed to make room
 
 	mu       sync.Mutex
@@ -175,7 +177,7 @@ func (l *connLimiter) refuse(nc net.Conn) {
 			return
 		}
 		rec := &heldResponse{header: http.Header{}}
-		if req.URL.Path == "/healthz" {
+		if exemptFromCap(req.URL.Path) {
 			l.health.ServeHTTP(rec, req)
 		} else {
 			l.refused()
@@ -192,6 +194,11 @@ func (l *connLimiter) refuse(nc net.Conn) {
 		_ = rec.send(nc, req)
 	}()
 }
+
+// exemptFromCap reports whether a request for path is served on a
+// connection beyond the cap: the health probe, and the metrics that show
+// the saturation (ponder_http_connections, the refusals).
+func exemptFromCap(path string) bool { return path == "/healthz" || path == "/metrics" }
 
 // heldResponse is a response writer that holds the whole response: a
 // refusal's (the request of a refused connection, which no http.Server

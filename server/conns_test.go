@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -111,6 +113,11 @@ func TestMaxConnections(t *testing.T) {
 	if resp, body := get("/healthz"); resp.StatusCode != 200 || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("/healthz when every place is busy: %d %s", resp.StatusCode, body)
 	}
+	// Monitoring sees the saturation: /metrics is served too (it was
+	// refused, so the graphs went blank exactly then).
+	if resp, body := get("/metrics"); resp.StatusCode != 200 || !strings.Contains(body, fmt.Sprintf("ponder_http_connections %d", max)) {
+		t.Fatalf("/metrics when every place is busy: %d %.300s", resp.StatusCode, body)
+	}
 
 	// A place freed is taken again.
 	held[0].Close()
@@ -123,5 +130,54 @@ func TestMaxConnections(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// A request on a connection beyond the cap is answered as the whole
+// handler answers it for /healthz and /metrics (the token still checked
+// for /metrics), and refused 503 for anything else.
+func TestRefusedConnectionServesProbes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{cfg: func(c *config.Server) { c.Token = "s3cret" }})
+	var refused int
+	lim := newConnLimiter(nil, 1, e.srv.handler, func() { refused++ }, func() {})
+	for _, tc := range []struct {
+		path, token string
+		status      int
+		body        string
+		refused     bool
+	}{
+		{"/healthz", "", 200, `"ok"`, false},
+		{"/metrics", "s3cret", 200, "ponder_http_connections", false},
+		{"/metrics", "", 401, "unauthorized", false},
+		{"/v1/models", "s3cret", 503, "server.max_connections", true},
+		{"/mcp", "s3cret", 503, "server.max_connections", true},
+	} {
+		t.Run(tc.path+" token "+tc.token, func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			before := refused
+			lim.refuse(server)
+			_ = client.SetDeadline(time.Now().Add(5 * time.Second))
+			req := "GET " + tc.path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			if tc.token != "" {
+				req += "Authorization: Bearer " + tc.token + "\r\n"
+			}
+			if _, err := io.WriteString(client, req+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(client), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			lim.wait()
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.body) {
+				t.Errorf("%d %.300s, want %d with %q", resp.StatusCode, b, tc.status, tc.body)
+			}
+			if got := refused > before; got != tc.refused {
+				t.Errorf("counted as refused: %v, want %v", got, tc.refused)
+			}
+		})
 	}
 }
