@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -20,12 +21,26 @@ func Serve(p Plugin) {
 	}
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		self := filepath.Base(os.Args[0])
+		path := selfPath(os.Args[0], os.Executable)
 		fmt.Fprintf(os.Stderr, "%s is a Ponder %s plugin: it runs under Ponder, not by hand.\n"+
 			"Install it with:  ponder plugins install %s\nCheck it with:    ponder plugins check %s\n",
-			self, p.Kind(), os.Args[0], os.Args[0])
+			self, p.Kind(), path, path)
 		os.Exit(1)
 	}
 	plugin.Serve(ServeConfig(p))
+}
+
+// selfPath is how the commands Serve prints name this binary: as it was
+// run when that was a path, else (found on PATH) by where it is, since a
+// bare word means an installed plugin to `ponder plugins check`.
+func selfPath(arg0 string, executable func() (string, error)) string {
+	if strings.ContainsRune(arg0, os.PathSeparator) {
+		return arg0
+	}
+	if exe, err := executable(); err == nil {
+		return exe
+	}
+	return "." + string(os.PathSeparator) + arg0
 }
 
 // ServeConfig is the go-plugin configuration Serve uses, for tests that
