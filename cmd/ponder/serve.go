@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -53,6 +54,9 @@ func newServeCmd() *cobra.Command {
 			}
 			log := newLogger(cfg.Log, cmd.ErrOrStderr())
 			if err := ensureDataDir(cfg.DataDir); err != nil {
+				if err := unusableDataDir(cfg.DataDir, err); err != nil {
+					return err
+				}
 				// Serving needs no disk: runs answer, and each says it
 				// could not be kept.
 				log.Warn().Err(err).Msg("runs, documents and plugins cannot be kept: serving without them")
@@ -94,6 +98,24 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", "", "HTTP listen address (default 127.0.0.1:7800, env PONDER_ADDR); a non-loopback address needs PONDER_TOKEN")
 	cmd.Flags().BoolVar(&stdio, "stdio", false, "speak MCP on stdin/stdout (for assistants that spawn Ponder); with --addr, serve HTTP too")
 	return cmd
+}
+
+// unusableDataDir is the error to stop with when the data dir, which
+// could not be made (mkErr), is there but cannot be used: a file where
+// the directory should be, or a path through a file or a directory Ponder
+// may not look into. Only a dir that is not there yet (a read-only disk
+// that may become writable) is served without: the trace store would
+// refuse the rest a moment later, after the log had said serving goes on
+// without them.
+func unusableDataDir(dir string, mkErr error) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err == nil && !fi.IsDir():
+		return fmt.Errorf("data dir %s is a file, not a directory: move it away or set data_dir (--data-dir, PONDER_DATA_DIR) to a directory", dir)
+	}
+	return fmt.Errorf("%w: set data_dir (--data-dir, PONDER_DATA_DIR) to a directory Ponder can use", mkErr)
 }
 
 // serverOptions wires the app's parts into the server.

@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +97,47 @@ func TestListenErrorSaysWhatToFix(t *testing.T) {
 		if !strings.Contains(msg, tc.want) || strings.Contains(msg, tc.not) {
 			t.Errorf("%s: %q, want it to say %q and not %q", tc.addr, msg, tc.want, tc.not)
 		}
+	}
+}
+
+// A data dir that is a file (or lies below one) stops serve at the start
+// with one error saying what to fix: it logged "serving without them" and
+// then exited over the trace store's "not a directory". A data dir that
+// is only not there yet (a disk not mounted or writable yet) is served
+// without.
+func TestServeRefusesADataDirThatIsAFile(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(file, []byte("not a directory\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, dir string
+		args      []string
+		want      string
+	}{
+		{"a file", file, []string{"--addr", "127.0.0.1:0"}, "data dir " + file + " is a file, not a directory: move it away or set data_dir"},
+		{"below a file", filepath.Join(file, "ponder"), []string{"--stdio"}, "not a directory: set data_dir (--data-dir, PONDER_DATA_DIR) to a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(ponderBin, append([]string{"serve"}, tc.args...)...)
+			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+tc.dir, "PONDER_LLM_BASE_URL="+closedPort(t))
+			cmd.Dir = t.TempDir()
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("exit %v, want 1; stderr:\n%s", err, stderr.String())
+			}
+			if got := stderr.String(); !strings.Contains(got, tc.want) || strings.Contains(got, "serving without") ||
+				strings.Count(strings.TrimSpace(got), "\n") != 0 {
+				t.Errorf("stderr is not the one error %q:\n%s", tc.want, got)
+			}
+		})
+	}
+	if err := unusableDataDir(filepath.Join(t.TempDir(), "not", "yet"), errors.New("mkdir: read-only file system")); err != nil {
+		t.Errorf("a data dir not there yet is refused: %v", err)
 	}
 }
