@@ -176,4 +176,8 @@ var (
 	// ErrModel: the embedder's model is not the one the collection's
 	// vectors were made with (see CheckModel).
 	ErrModel = errors.New("embedding model mismatch")
+	// ErrDamaged: the embedded store's file is damaged (cut short, its
+	// header overwritten, a page unreadable) or is not a store at all.
+	// The file is left as it is.
+	ErrDamaged = errors.New("document store is damaged")
 )

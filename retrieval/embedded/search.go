@@ -32,7 +32,7 @@ func (s *Store) Search(ctx context.Context, collection string, q retrieval.Query
 	if mode != retrieval.ModeLexical && len(q.Filter) == 0 {
 		var m collMeta
 		var n uint64
-		if err := s.db.View(func(tx *bolt.Tx) error {
+		if err := s.view(func(tx *bolt.Tx) error {
 			var b *bolt.Bucket
 			var err error
 			m, b, err = s.meta(tx, collection)
@@ -51,7 +51,7 @@ func (s *Store) Search(ctx context.Context, collection string, q retrieval.Query
 		}
 	}
 	var out []retrieval.Hit
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		m, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err
@@ -304,7 +304,7 @@ func (s *Store) graph(collection string, dim int) (*hnsw.Index, error) {
 	ix := hnsw.New(dim, s.opt.HNSW)
 	var vecs []denseAdd
 	var created time.Time
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		m, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err
@@ -344,7 +344,7 @@ func (s *Store) catchUp(collection string, d *denseIndex, limit int) (bool, erro
 	var add []denseAdd
 	var removed []uint64
 	same := false
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		m, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err

@@ -284,7 +284,7 @@ func (s *Shared) open(ctx context.Context, write bool) (*Store, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id, err := txID(st.db); err != nil || id != s.txid {
+	if id, err := txID(st); err != nil || id != s.txid {
 		// Another process wrote since this one last had the file open
 		// (or this is the first open): the dense indexes may be stale.
 		// The next dense search brings each up to date with the stored
@@ -341,7 +341,7 @@ func (s *Shared) build(ctx context.Context, collection string, d *denseIndex) {
 			return err
 		}
 		defer s.release(false)
-		return st.db.View(func(tx *bolt.Tx) error {
+		return st.view(func(tx *bolt.Tx) error {
 			m, b, err := st.meta(tx, collection)
 			if err != nil {
 				return err
@@ -402,7 +402,7 @@ func (s *Shared) release(write bool) {
 func (s *Shared) closeHandle(st *Store) {
 	// The dense indexes are in step with the file as of now: this
 	// process's commits updated them.
-	if id, err := txID(st.db); err == nil {
+	if id, err := txID(st); err == nil {
 		s.txid = id
 	} else {
 		s.txid = 0
@@ -413,9 +413,9 @@ func (s *Shared) closeHandle(st *Store) {
 	s.closedAt = time.Now()
 }
 
-func txID(db *bolt.DB) (int, error) {
+func txID(st *Store) (int, error) {
 	id := 0
-	err := db.View(func(tx *bolt.Tx) error {
+	err := st.view(func(tx *bolt.Tx) error {
 		id = tx.ID()
 		return nil
 	})

@@ -110,8 +110,9 @@ var (
 
 // Open opens (creating if needed) the store file at path. A file locked by
 // another process gives an error wrapping retrieval.ErrLocked after
-// LockTimeout; a file that is not a store, or is damaged, a clear error
-// naming it. A file this user may read but not write (or one on a
+// LockTimeout; a file that is not a store, or is damaged (cut short, its
+// header overwritten), an error wrapping retrieval.ErrDamaged that names
+// it and says what is wrong, and the file is left as it is. A file this user may read but not write (or one on a
 // read-only file system) is opened read-only: search works, writes fail
 // with retrieval.ErrReadOnly saying why.
 func Open(path string, o *Options) (*Store, error) {
@@ -159,14 +160,18 @@ func Open(path string, o *Options) (*Store, error) {
 	// open would fsync and move the file's transaction id, which Shared
 	// reads as another process's write.
 	made := false
-	_ = db.View(func(tx *bolt.Tx) error {
+	if err := s.view(func(tx *bolt.Tx) error {
 		made = tx.Bucket(bCollections) != nil
 		return nil
-	})
+	}); err != nil {
+		// A damaged file is not written to.
+		db.Close()
+		return nil, err
+	}
 	if made {
 		return s, nil
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	if err := s.update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bCollections)
 		return err
 	}); err != nil {
@@ -177,10 +182,15 @@ func Open(path string, o *Options) (*Store, error) {
 }
 
 func openBolt(path string, opt Options, readOnly bool) (db *bolt.DB, err error) {
+	// A file cut short kills the process inside bbolt (see checkFile):
+	// it is refused before bbolt maps it.
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
 	defer func() {
 		// bbolt panics on some kinds of damage instead of returning an error.
 		if r := recover(); r != nil {
-			err = fmt.Errorf("document store %s is damaged (%v): move it aside and ingest again", path, r)
+			db, err = nil, damaged(path, fmt.Sprintf("cannot be read (%v)", r))
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, NoSync: opt.NoSync, ReadOnly: readOnly, OpenFile: opt.openFile})
@@ -199,8 +209,15 @@ func openBolt(path string, opt Options, readOnly bool) (db *bolt.DB, err error) 
 		}
 		return nil, fmt.Errorf("%w: %s is in use by another ponder process (a running %s?); let it finish or stop it, or set a different --data-dir", retrieval.ErrLocked, path, holder)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-		return nil, fmt.Errorf("document store %s is damaged or not a Ponder store (%v): move it aside and ingest again", path, err)
+		return nil, damaged(path, fmt.Sprintf("is not a Ponder document store, or its header is damaged (%v)", err))
 	default:
+		if st, serr := os.Stat(path); readOnly && serr == nil && st.Size() == 0 {
+			// bbolt makes a new store in an empty file, which it cannot
+			// write here. Checked only now, under the shared lock: a
+			// writer in another process may have just made the file and
+			// be writing its first pages.
+			return nil, damaged(path, "is empty (a copy or backup that stopped before it began, on a full disk?)")
+		}
 		return nil, fmt.Errorf("open document store %s: %w", path, err)
 	}
 }
@@ -311,7 +328,7 @@ func (s *Store) EnsureCollection(ctx context.Context, spec retrieval.CollectionS
 		return retrieval.CollectionInfo{}, err
 	}
 	var out retrieval.CollectionInfo
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		if m, b, err := s.meta(tx, spec.Name); err == nil {
 			if m.Dim != spec.Dim {
 				return dimErr(m, spec.Dim, spec.Model)
@@ -367,7 +384,7 @@ func dimErr(m collMeta, dim int, model string) error {
 // Collection implements retrieval.Store.
 func (s *Store) Collection(ctx context.Context, name string) (retrieval.CollectionInfo, error) {
 	var out retrieval.CollectionInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		m, b, err := s.meta(tx, name)
 		if err != nil {
 			return err
@@ -381,7 +398,7 @@ func (s *Store) Collection(ctx context.Context, name string) (retrieval.Collecti
 // Collections implements retrieval.Store.
 func (s *Store) Collections(ctx context.Context) ([]retrieval.CollectionInfo, error) {
 	var out []retrieval.CollectionInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		cb := tx.Bucket(bCollections)
 		if cb == nil {
 			return nil // a read-only store that never had a collection
@@ -403,7 +420,7 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) error {
 	if err := s.writable("delete collection " + name); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		if _, _, err := s.meta(tx, name); err != nil {
 			return err
 		}
@@ -432,7 +449,7 @@ type docRecord struct {
 // Documents implements retrieval.Store.
 func (s *Store) Documents(ctx context.Context, collection string, sources []string) (map[string]retrieval.DocInfo, error) {
 	out := map[string]retrieval.DocInfo{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		_, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err
@@ -455,7 +472,7 @@ func (s *Store) Documents(ctx context.Context, collection string, sources []stri
 // ListDocuments returns every document of a collection, by source.
 func (s *Store) ListDocuments(ctx context.Context, collection string) ([]retrieval.DocInfo, error) {
 	var out []retrieval.DocInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		_, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err
@@ -476,7 +493,7 @@ func (s *Store) ListDocuments(ctx context.Context, collection string) ([]retriev
 // so the sources under a prefix are one range of it.
 func (s *Store) Sources(ctx context.Context, collection, prefix string) ([]string, error) {
 	out := []string{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		_, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err
@@ -553,7 +570,7 @@ func (s *Store) Put(ctx context.Context, collection string, docs []retrieval.Doc
 	}
 	var added []denseAdd
 	var removed []uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		m, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err
@@ -749,7 +766,7 @@ func (s *Store) DeleteDocument(ctx context.Context, collection, source string) (
 	}
 	found := false
 	var removed []uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		_, b, err := s.meta(tx, collection)
 		if err != nil {
 			return err
