@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -144,6 +146,8 @@ type Server struct {
 	sampleWatch *sampleWatch
 
 	closeOnce sync.Once
+	// shutdownOnce logs the start of the shutdown once (logShutdown).
+	shutdownOnce sync.Once
 }
 
 // New builds a Server.
@@ -269,6 +273,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
+	s.logShutdown(context.Cause(ctx))
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	// Cancel the searches first: handlers answer with the best answer so
@@ -322,15 +327,60 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 		ctx = context.WithValue(ctx, transportKey{}, transportStdio)
 		return context.WithValue(ctx, stdioKey{}, t)
 	})
+	outer := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.base, cancel)
 	defer stop()
 	err := ss.Listen(ctx, t.reader(), t.writer())
+	switch {
+	case outer.Err() != nil:
+		s.logShutdown(context.Cause(outer))
+	case err == nil:
+		s.logShutdown(errStdinClosed)
+	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// errStdinClosed is why a stdio server stops when its client closes
+// stdin.
+var errStdinClosed = errors.New("the client closed stdin")
+
+// logShutdown logs, once, that the server begins to shut down, why, and
+// how many searches that cancels: the signal, when why names one (an error
+// with a Signal method, as `ponder serve`'s context cause has), else why
+// itself. Without it the log of a stopped server said only that searches
+// finished cancelled, then that it stopped.
+func (s *Server) logShutdown(why error) {
+	s.shutdownOnce.Do(func() {
+		s.runMu.Lock()
+		n := s.runN
+		s.runMu.Unlock()
+		ev := s.log.Info()
+		var sig interface{ Signal() os.Signal }
+		switch {
+		case errors.As(why, &sig):
+			ev = ev.Str("signal", signalName(sig.Signal()))
+		case why != nil:
+			ev = ev.Str("reason", why.Error())
+		}
+		ev.Int("runs_cancelled", n).Msg("shutting down")
+	})
+}
+
+// signalName is a signal's conventional name (SIGTERM), which operators
+// grep for, rather than Go's description ("terminated").
+func signalName(sig os.Signal) string {
+	switch sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
 }
 
 // Close cancels every running search and waits for them to return.

@@ -153,6 +153,9 @@ type signalled struct{ sig os.Signal }
 
 func (s signalled) Error() string { return signalName(s.sig) }
 
+// Signal is the signal, for the server's "shutting down" log line.
+func (s signalled) Signal() os.Signal { return s.sig }
+
 // interruptStatus is the exit status of a run that a signal stopped
 // gracefully (ctx is interruptContext's): 143 after SIGTERM, else 130.
 func interruptStatus(ctx context.Context) int {

@@ -270,6 +270,16 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 			if code := exited(waited, 500*time.Millisecond); code != -1 {
 				t.Fatalf("the graceful stop did not wait for the request (exit %d), so nothing here hangs: %s", code, log.String())
 			}
+			// The log says the shutdown began, and why, by the signal's name
+			// (of two sent at once, the kernel delivers the lower-numbered
+			// first: either may be the one that counts).
+			want := `"signal":"` + map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[tc.sig] + `","runs_cancelled":0,`
+			if tc.echo != 0 {
+				want = `","runs_cancelled":0,`
+			}
+			if !strings.Contains(log.String(), want) || !strings.Contains(log.String(), `"message":"shutting down"`) {
+				t.Errorf("the log does not say the shutdown began (%s):\n%s", want, log.String())
+			}
 			_ = cmd.Process.Signal(tc.sig)
 			code := exited(waited, 10*time.Second)
 			if code != tc.status {
