@@ -230,7 +230,9 @@ func lex(s string) ([]token, error) {
 					k++
 				}
 				if k < len(rs) && rs[k] >= '0' && rs[k] <= '9' {
-					for k < len(rs) && rs[k] >= '0' && rs[k] <= '9' {
+					// Python allows underscores in the exponent too
+					// (1e1_0); parseNumber checks where they are.
+					for k < len(rs) && (rs[k] >= '0' && rs[k] <= '9' || rs[k] == '_') {
 						k++
 					}
 					j = k
@@ -240,6 +242,9 @@ func lex(s string) ([]token, error) {
 			v, err := parseNumber(text)
 			if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrTooSmall) {
 				return nil, fmt.Errorf("%w: number %q at offset %d", err, text, off[i])
+			}
+			if errors.Is(err, errUnderscore) {
+				return nil, fmt.Errorf("%w: bad number %q at offset %d: %v", ErrSyntax, text, off[i], err)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%w: bad number %q at offset %d", ErrSyntax, text, off[i])
@@ -305,9 +310,19 @@ var (
 	errNegExponent = fmt.Errorf("%w: its exponent must be between -100000 and 100000", ErrTooSmall)
 )
 
+// errUnderscore is a number with an underscore that is not between two
+// digits: Python, whose syntax calc follows for them, refuses 1_000_,
+// 1__0, 1_.5 and 1e_5, and so does calc rather than guess what was meant.
+var errUnderscore = errors.New("an underscore goes between two digits, as in 1_000_000")
+
 func parseNumber(text string) (*big.Rat, error) {
+	for i := 0; i < len(text); i++ {
+		if text[i] == '_' && (i == 0 || i == len(text)-1 || !isDigit(text[i-1]) || !isDigit(text[i+1])) {
+			return nil, errUnderscore
+		}
+	}
 	t := strings.ReplaceAll(text, "_", "")
-	if strings.Count(t, ".") > 1 || t == "." || strings.HasPrefix(text, "_") {
+	if strings.Count(t, ".") > 1 || t == "." {
 		return nil, ErrSyntax
 	}
 	mant, exp := t, ""
@@ -342,6 +357,8 @@ func parseNumber(text string) (*big.Rat, error) {
 	}
 	return v, nil
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func abs(i int) int {
 	if i < 0 {
