@@ -653,3 +653,50 @@ func TestIngestTellsOfBrokenLinksAndRefusedFiles(t *testing.T) {
 		t.Fatalf("the old version still answers: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// `sleep 30 | ponder ingest -`: the first SIGINT or SIGTERM stops the read
+// of stdin, whose writer neither writes more nor closes it, and ingest
+// exits with the signal's status. Reading stdin heeded no signal: ingest
+// ran until the input ended, and only a second signal quit.
+func TestIngestStdinStopsAtFirstSignal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sig    syscall.Signal
+		status int
+		says   string
+	}{
+		{syscall.SIGINT, 130, "ponder: ingest stopped: interrupted"},
+		{syscall.SIGTERM, 143, "ponder: ingest stopped: terminated"},
+	} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(ponderBin, "ingest", "-q", "-")
+			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir())
+			cmd.Dir = t.TempDir()
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stdin.Close() // only once the test is over
+			var log testutil.LockedBuffer
+			cmd.Stderr = &log
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			if _, err := io.WriteString(stdin, "a document whose end never comes"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // ingest is reading stdin
+			_ = cmd.Process.Signal(tc.sig)
+			if code := exited(waited, 10*time.Second); code != tc.status {
+				t.Fatalf("exit %d (-1: still running) after one %s with stdin still open, want %d; stderr:\n%s", code, tc.sig, tc.status, log.String())
+			}
+			if !strings.Contains(log.String(), tc.says) {
+				t.Errorf("stderr does not say %q:\n%s", tc.says, log.String())
+			}
+		})
+	}
+}

@@ -486,6 +486,9 @@ type readResult struct {
 // Run ingests paths (see Expand); stdin is read for "-". It returns the
 // summary and an error only when the run could not go on (the store
 // failed, ctx ended); bad files are skipped with a reason in the summary.
+// When ctx ends while stdin is being read, Run returns without waiting for
+// the read, which cannot be stopped (see readAll): stdin must not be read
+// again.
 func (in *Ingester) Run(ctx context.Context, paths []string, stdin io.Reader) (Summary, error) {
 	start := time.Now()
 	sum := Summary{Collection: in.o.Collection, Files: []FileResult{}}
@@ -789,6 +792,30 @@ func (in *Ingester) unpacked(old retrieval.DocInfo, typ string) bool {
 	return int64(old.Chunks) > most
 }
 
+// readAll reads r to its end, or until ctx ends. A read of a process's
+// stdin blocks and heeds no signal: `sleep 30 | ponder ingest -` ran until
+// its input ended, whatever Ctrl-C or SIGTERM said. So the read runs aside
+// and ctx ends the wait. A blocked read cannot be undone: that goroutine
+// ends when r does (a process's stdin: the process exits right after; an
+// in-memory reader: at once), and r must not be read again.
+func readAll(ctx context.Context, r io.Reader) ([]byte, error) {
+	type read struct {
+		b   []byte
+		err error
+	}
+	got := make(chan read, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		got <- read{b, err}
+	}()
+	select {
+	case res := <-got:
+		return res.b, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // read loads, checks and chunks one input.
 func (in *Ingester) read(ctx context.Context, j input) readResult {
 	r := readResult{FileResult: FileResult{Path: j.path}}
@@ -819,8 +846,12 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 		if filepath.IsAbs(j.path) {
 			return skip("the name %q is an absolute path, which names an ingested file: give a relative name (notes/page.md)", j.path)
 		}
-		b, err := io.ReadAll(io.LimitReader(j.stdin, in.o.MaxFileBytes+1))
+		b, err := readAll(ctx, io.LimitReader(j.stdin, in.o.MaxFileBytes+1))
 		if err != nil {
+			if ctx.Err() != nil {
+				r.Status, r.Reason = Failed, "not read: stopped while reading it: "+context.Cause(ctx).Error()
+				return r
+			}
 			return skip("unreadable: %v", err)
 		}
 		data = b

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -514,5 +515,50 @@ func TestHeadingOnlySections(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%q: chunks %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// Cancelling the run while stdin is being read (a pipe whose writer never
+// closes it: `sleep 30 | ponder ingest -`) ends it: the read heeded
+// nothing, and Run waited for the input to end.
+func TestStdinReadStopsWithContext(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	pr, pw := io.Pipe()
+	defer pw.Close() // ends the read left behind
+	if _, err := New(st, &Options{Collection: "c"}).Run(context.Background(), []string{"-"}, strings.NewReader("# Note\n\nA first text.\n")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		sum Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := New(st, &Options{Collection: "c"}).Run(ctx, []string{"-"}, pr)
+		done <- result{sum, err}
+	}()
+	if _, err := pw.Write([]byte("the start of a text that never ends")); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, context.Canceled) {
+			t.Errorf("Run = %v, want context.Canceled", r.err)
+		}
+		for _, f := range r.sum.Files {
+			if f.Status != Failed || !strings.Contains(f.Reason, "stopped while reading") {
+				t.Errorf("%s: %s %q, want failed: stopped while reading", f.Path, f.Status, f.Reason)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still reads stdin 10s after its context was cancelled")
+	}
+	// What was stored before is untouched.
+	docs, err := st.ListDocuments(context.Background(), "c")
+	if err != nil || len(docs) != 1 {
+		t.Errorf("after the stopped run: %d documents, %v; want the 1 stored before", len(docs), err)
 	}
 }
