@@ -588,6 +588,20 @@ func (e *llmError) Unwrap() []error { return e.errs }
 // passes it on to its own clients.
 func (e *llmError) RetryAfter() time.Duration { return e.retryAfter }
 
+// HTTPStatus is the status of the endpoint's answer that failed the
+// request (404 for a model it does not serve), 0 when no answer came (a
+// refused connection, a timeout): a server tells its own clients' mistakes
+// from the endpoint's failures by it, without the HTTP client library's
+// error types.
+func (e *llmError) HTTPStatus() int {
+	for _, c := range e.errs {
+		if status, _, ok := httpError(c); ok {
+			return status
+		}
+	}
+	return 0
+}
+
 func newError(sentinel, cause error, format string, args ...any) error {
 	e := &llmError{msg: fmt.Sprintf(format, args...)}
 	if sentinel != nil {

@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	goopenai "github.com/sashabaranov/go-openai"
-
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
 )
@@ -391,13 +389,22 @@ type choiceTrace struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-func choiceTraceOf(i int, res core.Result) choiceTrace {
+// choiceTraceOf is ponder.choices[i] for res, a search of a request that
+// named model (the upstream model asked for, "" for the configured one):
+// its error as the client reads it (clientErrorFor), and its error and
+// warnings with the sources rewritten by mask (a remote client's, else
+// nil), as the rest of the choice is.
+func (s *Server) choiceTraceOf(ctx context.Context, i int, res core.Result, model string, mask *sourceMask) choiceTrace {
 	var msg string
 	if res.Error != "" {
-		msg = clientError(res)
+		msg = mask.Text(s.clientErrorFor(ctx, res, model))
+	}
+	ws := clientWarnings(res.Warnings)
+	for j := range ws {
+		ws[j] = mask.Text(ws[j])
 	}
 	return choiceTrace{Index: i, TraceID: res.TraceID, Strategy: res.Strategy, StoppedReason: res.Stopped,
-		LLMCalls: res.Usage.LLMCalls, ToolCalls: res.Usage.ToolCalls, Score: res.Score, Verified: res.Verified, Error: msg, Warnings: clientWarnings(res.Warnings)}
+		LLMCalls: res.Usage.LLMCalls, ToolCalls: res.Usage.ToolCalls, Score: res.Score, Verified: res.Verified, Error: msg, Warnings: ws}
 }
 
 // usageOf sums the token usage of every choice's search.
@@ -439,28 +446,54 @@ func allFailed(results []core.Result, errs []error) *core.Result {
 // with OpenAI's code model_not_found, the client's mistake (a misspelt
 // name), not a 502 that sends the client to the operator and that SDKs
 // retry.
-func (s *Server) failure(ctx context.Context, res *core.Result, model string) *apiError {
-	if model != "" && endpointStatus(res.Err) == http.StatusNotFound && !slices.Contains(s.models.get(ctx), model) {
-		why := operatorAdvice.ReplaceAllString(res.Error, "")
-		if i := strings.Index(why, "answered 404"); i >= 0 {
-			why = why[i:]
-		}
-		return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
-			msg: fmt.Sprintf("model %q not found: the LLM endpoint %s; GET /v1/models lists every name (trace %s)", model, why, res.TraceID)}
+//
+// Its message has the sources rewritten by mask, as the choices would.
+func (s *Server) failure(ctx context.Context, res *core.Result, model string, mask *sourceMask) *apiError {
+	var e *apiError
+	if s.notServed(ctx, *res, model) {
+		e = &apiError{status: http.StatusNotFound, typ: "invalid_request_error", param: "model", code: "model_not_found",
+			msg: modelNotFound(model, *res) + " (trace " + res.TraceID + ")"}
+	} else {
+		e = failure(res)
 	}
-	return failure(res)
+	e.msg = mask.Text(e.msg)
+	return e
+}
+
+// notServed reports whether res, a search of a request that named model,
+// failed on the LLM endpoint answering 404 for a model it does not list:
+// the client's mistake (a misspelt name), not the endpoint's failure.
+func (s *Server) notServed(ctx context.Context, res core.Result, model string) bool {
+	return model != "" && endpointStatus(res.Err) == http.StatusNotFound && !slices.Contains(s.models.get(ctx), model)
+}
+
+// modelNotFound says that the LLM endpoint does not serve model, with
+// what it answered, and where the names are.
+func modelNotFound(model string, res core.Result) string {
+	why := operatorAdvice.ReplaceAllString(res.Error, "")
+	if i := strings.Index(why, "answered 404"); i >= 0 {
+		why = why[i:]
+	}
+	return fmt.Sprintf("model %q not found: the LLM endpoint %s; GET /v1/models lists every name", model, why)
+}
+
+// clientErrorFor is clientError for a search of a request that named model
+// (notServed): a model the endpoint does not serve is said to be not
+// found, not that the server cannot reach its endpoint.
+func (s *Server) clientErrorFor(ctx context.Context, res core.Result, model string) string {
+	if s.notServed(ctx, res, model) {
+		return modelNotFound(model, res)
+	}
+	return clientError(res)
 }
 
 // endpointStatus is the HTTP status of the LLM endpoint's answer behind
-// err, 0 when there is none.
+// err, 0 when there is none. The llm package's errors say it (HTTPStatus):
+// the server needs no LLM client library's error types.
 func endpointStatus(err error) int {
-	var reqErr *goopenai.RequestError
-	if errors.As(err, &reqErr) {
-		return reqErr.HTTPStatusCode
-	}
-	var apiErr *goopenai.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.HTTPStatusCode
+	var st interface{ HTTPStatus() int }
+	if errors.As(err, &st) {
+		return st.HTTPStatus()
 	}
 	return 0
 }
@@ -533,9 +566,10 @@ func clientWarnings(ws []string) []string {
 }
 
 // failedNote is the reasoning_content line that says why a choice's
-// search failed, in a response and in a stream alike.
-func failedNote(res core.Result) string {
-	return "(search failed: " + clientError(res) + ")\n"
+// search failed (why: clientErrorFor), in a response and in a stream
+// alike.
+func failedNote(why string) string {
+	return "(search failed: " + why + ")\n"
 }
 
 // logFailures logs each failed search's error whole, the operator's
@@ -658,11 +692,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	local := s.loopbackBound()
 	if res := allFailed(results, errs); res != nil {
-		writeAPIError(w, s.failure(r.Context(), res, tasks[0].Model))
+		writeAPIError(w, s.failure(r.Context(), res, tasks[0].Model, traceMask(local, res.Trace)))
 		return
 	}
-	local := s.loopbackBound()
 	for i, res := range results {
 		// A remote client reads the sources retrieved by their names.
 		mask := traceMask(local, res.Trace)
@@ -678,13 +712,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			// ponder.choices. finish_reason stays in OpenAI's enum (see
 			// docs/server.md).
 			msg["content"] = nil
-			rt += failedNote(res)
+			rt += mask.Text(failedNote(s.clientErrorFor(r.Context(), res, tasks[i].Model)))
 		}
 		if rt != "" {
 			msg["reasoning_content"] = rt
 		}
 		choices = append(choices, map[string]any{"index": i, "message": msg, "finish_reason": finishOf(res.Stopped), "logprobs": nil})
-		meta = append(meta, choiceTraceOf(i, res))
+		meta = append(meta, s.choiceTraceOf(r.Context(), i, res, tasks[i].Model, mask))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
@@ -970,11 +1004,12 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 				if c := mask.Text(answerContent(res)); c != "" {
 					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": c}, nil)}, nil))
 				} else if res.Stopped == core.StopError {
-					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": failedNote(res)}, nil)}, nil))
+					note := mask.Text(failedNote(s.clientErrorFor(ctx, res, t.Model)))
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": note}, nil)}, nil))
 				}
 			}
 			sw.finish(i, chunk([]map[string]any{delta(i, map[string]any{}, finishOf(res.Stopped))},
-				map[string]any{"ponder": choiceTraceOf(i, res)}))
+				map[string]any{"ponder": s.choiceTraceOf(ctx, i, res, t.Model, mask)}))
 		}()
 	}
 	wg.Wait()
@@ -988,7 +1023,7 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 	// streaming (502 there); the 200 is sent already, so an error event
 	// says it, which OpenAI's clients raise.
 	if res := allFailed(results, errs); res != nil {
-		sw.data(map[string]any{"error": s.failure(ctx, res, tasks[0].Model).body()})
+		sw.data(map[string]any{"error": s.failure(ctx, res, tasks[0].Model, traceMask(s.loopbackBound(), res.Trace)).body()})
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		sw.data(chunk([]map[string]any{}, map[string]any{"usage": usageOf(results)}))

@@ -70,6 +70,18 @@ func TestChatUnknownUpstreamModelIsNotFound(t *testing.T) {
 			}
 			body := postJSON(t, url, req, want)
 			if stream {
+				// The choice's own failure, in its reasoning_content and
+				// ponder.choices[0].error, says so too (they sent the
+				// client to the operator, as for an endpoint down).
+				for _, s := range []string{`"reasoning_content":"(search failed: model \"servd-model\" not found: the LLM endpoint answered 404`,
+					`"error":"model \"servd-model\" not found: the LLM endpoint answered 404`} {
+					if !strings.Contains(body, s) {
+						t.Errorf("%s (stream): the choice does not say %s: %s", model, s, body)
+					}
+				}
+				if strings.Contains(body, "cannot reach") || strings.Contains(body, "operator") {
+					t.Errorf("%s (stream) says the endpoint cannot be reached: %s", model, body)
+				}
 				// The error event, which SDKs raise.
 				_, body, _ = strings.Cut(body, `data: {"error"`)
 				body, _, _ = strings.Cut(body, "\n")

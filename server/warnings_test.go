@@ -82,7 +82,8 @@ func TestSolveTextSaysWhenNothingWasFound(t *testing.T) {
 // as MCP's usage does (only the trace said before).
 func TestChoiceTraceCountsToolCalls(t *testing.T) {
 	t.Parallel()
-	b, err := json.Marshal(choiceTraceOf(0, core.Result{Usage: core.Usage{LLMCalls: 4, ToolCalls: 3}}))
+	e := newEnv(t, envOptions{noLLM: true})
+	b, err := json.Marshal(e.srv.choiceTraceOf(t.Context(), 0, core.Result{Usage: core.Usage{LLMCalls: 4, ToolCalls: 3}}, "", nil))
 	if err != nil || !strings.Contains(string(b), `"tool_calls":3`) {
 		t.Fatalf("%s %v", b, err)
 	}
