@@ -24,3 +24,6 @@ func killNow(pid int) {
 // killGroup: outside Linux the processes a plugin starts are its own
 // business.
 func killGroup(int) {}
+
+// reapGroup: outside Linux no orphan is re-parented to Ponder.
+func reapGroup(int) {}

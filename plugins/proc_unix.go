@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/ponder-rlm/ponder/tools/reap"
 )
 
 // isolation is how a plugin is kept together with the processes it starts.
@@ -99,3 +101,14 @@ func killGroup(pid int) {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 }
+
+// reapGroup waits, in the background, for the processes of the plugin
+// pid's group that were re-parented to Ponder: when Ponder is PID 1 (a
+// container's entrypoint) or a subreaper, a plugin's children outlive it
+// by the moment killGroup takes to kill them, and each stayed a zombie
+// counted against the uid's process limit, at every crash, restart and
+// stop. Call it once the plugin itself was waited for (go-plugin's Kill
+// returned), after killGroup: waiting earlier could take the plugin's
+// exit from go-plugin. In a PID namespace the plugin, its init, waits for
+// them instead, and this finds nothing to wait for.
+func reapGroup(pid int) { reap.Group(pid) }

@@ -399,6 +399,7 @@ func killClient(client *plugin.Client, pid int) {
 	}
 	killGroup(pid)
 	client.Kill()
+	reapGroup(pid)
 }
 
 // gracefulExit is how long go-plugin's Kill waits for a plugin asked to
@@ -424,6 +425,7 @@ func stopGracefully(client *plugin.Client, pid int) {
 		<-done
 	}
 	killGroup(pid)
+	reapGroup(pid)
 }
 
 // startedLocked puts a started process in service; p.mu is held.
@@ -510,6 +512,9 @@ func launch(ctx context.Context, opts *Options, name, path, dir string, args []s
 			killGroup(cmd.Process.Pid)
 		}
 		client.Kill()
+		if cmd.Process != nil {
+			reapGroup(cmd.Process.Pid)
+		}
 		if ctx.Err() != nil {
 			return nil, nil, fmt.Errorf("plugin %s: start of %s stopped: %w", name, path, ctx.Err())
 		}
