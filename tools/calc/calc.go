@@ -17,7 +17,8 @@
 // (also binomial, choose), perm, min, max, mod, numerator, denominator.
 // Results larger than Options.MaxBits (ErrTooLarge), or so near zero that
 // their denominator is (ErrTooSmall), and the exponents and factorials
-// that would make them, are refused before they are computed.
+// that would make them, are refused before they are computed. Sizes are
+// of fractions in lowest terms: factors that cancel are not too large.
 package calc
 
 import (
@@ -45,7 +46,7 @@ const (
 // defaults.
 type Options struct {
 	// MaxBits bounds the size of every intermediate numerator and
-	// denominator (default 2^20 bits).
+	// denominator, in lowest terms (default 2^20 bits).
 	MaxBits int
 	// MaxLen bounds the expression's length in bytes (default 10,000).
 	MaxLen int
@@ -84,9 +85,11 @@ func Eval(expr string, opts *Options) (*big.Rat, error) {
 }
 
 // EvalContext is Eval that stops, with ctx's error, soon after ctx is done:
-// between operations and within long root computations. An expression
-// within the limits can still take seconds (a 1024th root of a number of
-// 2^20 bits), so callers with a deadline should use it.
+// between operations, between the steps of one (the GCDs of a sum or a
+// product of fractions, each of two numbers of at most MaxBits: up to
+// about a second at the default) and within long root computations. An
+// expression within the limits can still take seconds (a 1024th root of a
+// number of 2^20 bits), so callers with a deadline should use it.
 func EvalContext(ctx context.Context, expr string, opts *Options) (*big.Rat, error) {
 	o := opts.withDefaults()
 	if len(expr) > o.MaxLen {
@@ -439,10 +442,8 @@ func (p *parser) sum() (*big.Rat, error) {
 		if err != nil {
 			return nil, err
 		}
-		if op == "+" {
-			v = new(big.Rat).Add(v, w)
-		} else {
-			v = new(big.Rat).Sub(v, w)
+		if v, err = add(p.ctx, v, w, op == "-", p.maxBits); err != nil {
+			return nil, err
 		}
 		if v, err = p.check(v); err != nil {
 			return nil, err
@@ -464,30 +465,26 @@ func (p *parser) product() (*big.Rat, error) {
 		}
 		switch op.text {
 		case "*":
-			nb, db := v.Num().BitLen()+w.Num().BitLen(), v.Denom().BitLen()+w.Denom().BitLen()
-			if nb > p.maxBits+1 || db > p.maxBits+1 {
-				if v.Sign() != 0 && w.Sign() != 0 && db > nb {
-					// Near zero (1e-99999 * 1e-99999 * ...): its size is
-					// in its denominator, as check says.
-					return nil, fmt.Errorf("%w: a product's denominator has more than %d bits", ErrTooSmall, p.maxBits)
-				}
-				return nil, fmt.Errorf("%w: a product has more than %d bits", ErrTooLarge, p.maxBits)
+			// Sized once reduced: factors that cancel are not too large.
+			if v, err = mul(p.ctx, v, w, p.maxBits); err != nil {
+				return nil, err
 			}
-			v = new(big.Rat).Mul(v, w)
 		case "/":
 			if w.Sign() == 0 {
 				return nil, fmt.Errorf("%w at offset %d", ErrDivByZero, op.pos)
 			}
-			v = new(big.Rat).Quo(v, w)
+			if v, err = mul(p.ctx, v, inverse(w), p.maxBits); err != nil {
+				return nil, err
+			}
 		case "%":
-			if v, err = mod(v, w); err != nil {
+			if v, err = mod(p.ctx, v, w); err != nil {
 				return nil, fmt.Errorf("%w at offset %d", err, op.pos)
 			}
 		case "//":
 			if w.Sign() == 0 {
 				return nil, fmt.Errorf("%w at offset %d", ErrDivByZero, op.pos)
 			}
-			v = new(big.Rat).SetInt(floor(new(big.Rat).Quo(v, w)))
+			v = new(big.Rat).SetInt(floorQuo(v, w))
 		}
 		if v, err = p.check(v); err != nil {
 			return nil, err
@@ -624,14 +621,6 @@ func ceil(v *big.Rat) *big.Int {
 	return f
 }
 
-func mod(a, b *big.Rat) (*big.Rat, error) {
-	if b.Sign() == 0 {
-		return nil, ErrDivByZero
-	}
-	q := floor(new(big.Rat).Quo(a, b))
-	return new(big.Rat).Sub(a, new(big.Rat).Mul(b, new(big.Rat).SetInt(q))), nil
-}
-
 func pow(ctx context.Context, base, exp *big.Rat, maxBits int) (*big.Rat, error) {
 	if !exp.IsInt() {
 		// base^(p/q) = (q-th root of base)^p when the root is rational.
@@ -677,8 +666,13 @@ func pow(ctx context.Context, base, exp *big.Rat, maxBits int) (*big.Rat, error)
 	den := new(big.Int).Exp(base.Denom(), ae, nil)
 	if e.Sign() < 0 {
 		num, den = den, num
+		if den.Sign() < 0 {
+			num.Neg(num)
+			den.Neg(den)
+		}
 	}
-	return new(big.Rat).SetFrac(num, den), nil
+	// Powers of coprime numbers are coprime: no GCD to reduce them.
+	return fraction(num, den), nil
 }
 
 // iroot returns the n-th root of x >= 0 when it is an integer. It stops
@@ -734,7 +728,8 @@ func root(ctx context.Context, v *big.Rat, n int) (*big.Rat, error) {
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("%w: the root of degree %d of %s is irrational", ErrNotExact, n, brief(v))
 	}
-	r := new(big.Rat).SetFrac(num, den)
+	// Roots of coprime numbers are coprime: no GCD to reduce them.
+	r := fraction(num, den)
 	if neg {
 		r.Neg(r)
 	}
@@ -884,9 +879,10 @@ func call(ctx context.Context, name string, args []*big.Rat, maxBits int) (*big.
 			r = ceil(v)
 		case "trunc":
 			r = new(big.Int).Quo(v.Num(), v.Denom())
-		case "round": // half away from zero
-			a := new(big.Rat).Abs(v)
-			r = floor(a.Add(a, big.NewRat(1, 2)))
+		case "round": // half away from zero: floor((2|p| + q) / 2q)
+			n := new(big.Int).Lsh(new(big.Int).Abs(v.Num()), 1)
+			n.Add(n, v.Denom())
+			r = n.Quo(n, new(big.Int).Lsh(v.Denom(), 1))
 			if v.Sign() < 0 {
 				r.Neg(r)
 			}
@@ -1010,7 +1006,7 @@ func call(ctx context.Context, name string, args []*big.Rat, maxBits int) (*big.
 		if err := want(2); err != nil {
 			return nil, err
 		}
-		return mod(args[0], args[1])
+		return mod(ctx, args[0], args[1])
 	case "numerator", "denominator":
 		if err := want(1); err != nil {
 			return nil, err

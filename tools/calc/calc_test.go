@@ -451,3 +451,146 @@ func TestDecimalOfHugeDenominators(t *testing.T) {
 		t.Fatal("the decimal of 1/5^450000 took over 5s")
 	}
 }
+
+// BenchmarkHugeFractions is the cost of one operation on two fractions
+// of about a million bits each: a sum and a quotient whose results are
+// over the limit (coprime denominators), and a product and a quotient
+// whose factors cancel to 1. One such operation took 4–4.5 s, between
+// two of the checks of the call's deadline.
+//
+//	go test -run '^$' -bench HugeFractions -benchtime 3x ./tools/calc/
+func BenchmarkHugeFractions(b *testing.B) {
+	x, y := "(2^600000/3^400000)", "(5^400000/7^350000)"
+	for _, bm := range []struct{ name, expr string }{
+		{"operands-only", "max(" + x + ", " + y + ")"}, // what the others spend before their operation
+		{"sum", x + " + " + y},
+		{"quotient", x + " / " + y},
+		{"product-cancels", x + " * (3^400000/2^600000)"},
+		{"quotient-cancels", x + " / " + x},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			for b.Loop() {
+				_, _ = Eval(bm.expr, nil)
+			}
+		})
+	}
+}
+
+// A product or quotient is sized once reduced, as the docs say of every
+// intermediate result: factors that cancel are not too large. The
+// product was refused from its factors' sizes, before it was reduced,
+// while the same written with / gave 1.
+func TestProductsAreSizedOnceReduced(t *testing.T) {
+	t.Parallel()
+	o := &Options{MaxBits: 64}
+	for _, tt := range []struct{ expr, want string }{
+		{"(2^60/3^30) * (3^30/2^60)", "1"},
+		{"(2^60/3^30) / (2^60/3^30)", "1"},
+		{"(2^60/3^30) * (3^30/5)", "1152921504606846976/5"},
+		{"(3^30/2^60) * (-2^60/7)", "-205891132094649/7"},
+		{"(2^60/3^30) / (5/3^30)", "1152921504606846976/5"},
+		{"(2^63-1)/3^40 * 3^40", "9223372036854775807"},
+	} {
+		v, err := Eval(tt.expr, o)
+		if err != nil || Format(v) != tt.want {
+			t.Errorf("Eval(%q) with 64 bits = %v, %v; want %s", tt.expr, v, err, tt.want)
+		}
+	}
+	// At the default limit, as the docs' example writes it.
+	v, err := Eval("(2^600000/3^400000) * (3^400000/2^600000)", nil)
+	if err != nil || Format(v) != "1" {
+		t.Errorf("(2^600000/3^400000) * (3^400000/2^600000) = %v, %v; want 1", v, err)
+	}
+	// What does not cancel is still refused, too large or too small.
+	for expr, want := range map[string]error{
+		"(2^60/3^30) * (2^10/5)": ErrTooLarge, "(3^30/2^60) * (5/2^10)": ErrTooSmall,
+		"(3^30/2^60) / (2^10/5)": ErrTooSmall, "1/3^30 + 1/5^20": ErrTooSmall, "3^39/2^40 - 5^26/7^12": ErrTooLarge,
+	} {
+		if _, err := Eval(expr, o); !errors.Is(err, want) {
+			t.Errorf("Eval(%q) with 64 bits: %v, want %v", expr, err, want)
+		}
+	}
+}
+
+// The operations on fractions agree with big.Rat's on random operands.
+func TestArithmeticMatchesBigRat(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(5, 6))
+	frac := func() *big.Rat {
+		num := big.NewInt(r.Int64N(2_000_001) - 1_000_000)
+		num.Mul(num, new(big.Int).Exp(big.NewInt(int64(r.IntN(5)+2)), big.NewInt(int64(r.IntN(40))), nil))
+		den := new(big.Int).Exp(big.NewInt(int64(r.IntN(6)+1)), big.NewInt(int64(r.IntN(30))), nil)
+		den.Mul(den, big.NewInt(r.Int64N(1000)+1))
+		return new(big.Rat).SetFrac(num, den)
+	}
+	ctx := context.Background()
+	for i := 0; i < 3000; i++ {
+		x, y := frac(), frac()
+		sum, err1 := add(ctx, x, y, false, DefaultMaxBits)
+		diff, err2 := add(ctx, x, y, true, DefaultMaxBits)
+		prod, err3 := mul(ctx, x, y, DefaultMaxBits)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		check := func(op string, got, want *big.Rat) {
+			t.Helper()
+			// RatString of a fraction not in lowest terms differs.
+			if got.RatString() != want.RatString() || got.Cmp(want) != 0 {
+				t.Fatalf("%s %s %s = %s, want %s", x.RatString(), op, y.RatString(), got.RatString(), want.RatString())
+			}
+		}
+		check("+", sum, new(big.Rat).Add(x, y))
+		check("-", diff, new(big.Rat).Sub(x, y))
+		check("*", prod, new(big.Rat).Mul(x, y))
+		if y.Sign() == 0 {
+			continue
+		}
+		q, err := mul(ctx, x, inverse(y), DefaultMaxBits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("/", q, new(big.Rat).Quo(x, y))
+		k := new(big.Rat).Quo(x, y)
+		fl := new(big.Int).Div(k.Num(), k.Denom()) // Euclidean: floor for a positive denominator
+		check("//", new(big.Rat).SetInt(floorQuo(x, y)), new(big.Rat).SetInt(fl))
+		m, err := mod(ctx, x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("%", m, new(big.Rat).Sub(x, new(big.Rat).Mul(y, new(big.Rat).SetInt(fl))))
+	}
+}
+
+// cancelledAfter is a context whose Err is nil for its first n calls and
+// context.Canceled from then on: a deadline that passes at a known step.
+type cancelledAfter struct {
+	context.Context
+	n int
+}
+
+func (c *cancelledAfter) Err() error {
+	if c.n <= 0 {
+		return context.Canceled
+	}
+	c.n--
+	return nil
+}
+
+// An operation on fractions checks the deadline between its GCDs (each up
+// to a second's work at the size limit), not only once it is done: the
+// call's deadline stopped nothing inside a 4 s sum.
+func TestOperationsStopBetweenTheirSteps(t *testing.T) {
+	t.Parallel()
+	x, y := big.NewRat(2, 15), big.NewRat(7, 10) // a GCD of the denominators, then one of it and the numerator
+	for steps := 0; steps < 2; steps++ {
+		if v, err := add(&cancelledAfter{context.Background(), steps}, x, y, false, DefaultMaxBits); !errors.Is(err, context.Canceled) {
+			t.Errorf("sum cancelled after %d steps: %v, %v", steps, v, err)
+		}
+		if v, err := mul(&cancelledAfter{context.Background(), steps}, x, y, DefaultMaxBits); !errors.Is(err, context.Canceled) {
+			t.Errorf("product cancelled after %d steps: %v, %v", steps, v, err)
+		}
+	}
+	if v, err := add(&cancelledAfter{context.Background(), 2}, x, y, false, DefaultMaxBits); err != nil || v.RatString() != "5/6" {
+		t.Errorf("2/15 + 7/10 = %v, %v", v, err)
+	}
+}
