@@ -162,25 +162,114 @@ func Decimal(v *big.Rat, digits int) (string, bool) {
 		d = q
 		fives++
 	}
+	small := belowSciLimit(v)
 	if n := max(twos, fives); n <= maxExactDigits && d.Cmp(big.NewInt(1)) == 0 {
-		return strings.TrimRight(strings.TrimRight(v.FloatString(n), "0"), "."), true
+		s := strings.TrimRight(strings.TrimRight(v.FloatString(n), "0"), ".")
+		if small {
+			s = scientificOf(s)
+		}
+		return s, true
 	}
-	// Significant digits: shift past the leading zeros of a small value.
+	if small {
+		return scientific(v, max(digits, 1))
+	}
+	// Significant digits: shift past the leading zeros of a small value
+	// (at most sciZeros of them; its float64 is not 0).
 	lead := 0
 	abs := new(big.Rat).Abs(v)
 	if abs.Cmp(big.NewRat(1, 1)) < 0 && abs.Sign() != 0 {
 		f, _ := abs.Float64()
-		if f > 0 {
-			lead = int(-math.Floor(math.Log10(f))) - 1
-		} else {
-			lead = 300
-		}
+		lead = int(-math.Floor(math.Log10(f))) - 1
 	}
 	s := v.FloatString(digits + max(lead, 0))
 	if strings.Contains(s, ".") {
 		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
 	}
 	return s, false
+}
+
+// A value whose decimal would start with more than sciZeros zeros after
+// the point is written in scientific notation: 1/3^600000 was "≈ 0" (its
+// float64 is 0, so the leading zeros were guessed at 300), and 300 zeros
+// before the digits are unreadable anyway.
+const sciZeros = 20
+
+// belowSciLimit reports whether 0 < |v| < 10^-sciZeros.
+func belowSciLimit(v *big.Rat) bool {
+	if v.Sign() == 0 {
+		return false
+	}
+	n := new(big.Int).Abs(v.Num())
+	n.Mul(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(sciZeros), nil))
+	return n.Cmp(v.Denom()) < 0
+}
+
+// scientificOf rewrites a decimal 0.000ddd (what FloatString writes of a
+// small value, exactly) as d.dde-N.
+func scientificOf(s string) string {
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	frac := strings.TrimPrefix(s, "0.")
+	digits := strings.TrimLeft(frac, "0")
+	exp := -(len(frac) - len(digits) + 1)
+	return sign + mantissa(digits) + "e" + fmt.Sprint(exp)
+}
+
+// mantissa writes the digits d… as d.…, without trailing zeros.
+func mantissa(digits string) string {
+	if rest := strings.TrimRight(digits[1:], "0"); rest != "" {
+		return digits[:1] + "." + rest
+	}
+	return digits[:1]
+}
+
+// scientific writes v ≠ 0 as d.ddde-N with sig significant digits,
+// rounded half up, and reports whether that is exact. It divides
+// integers once or twice: a Rat's arithmetic would reduce fractions of a
+// million bits.
+func scientific(v *big.Rat, sig int) (string, bool) {
+	num, den := new(big.Int).Abs(v.Num()), v.Denom()
+	// 10^e ≤ |v| < 10^(e+1); the bit lengths give e to within one.
+	e := int(math.Floor(float64(num.BitLen()-den.BitLen()) * math.Log10(2)))
+	lo := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(sig-1)), nil)
+	hi := new(big.Int).Mul(lo, big.NewInt(10))
+	ten := big.NewInt(10)
+	var q, r big.Int
+	for {
+		// q = |v|·10^(sig-1-e), sig digits when e is right.
+		k := sig - 1 - e
+		p := new(big.Int).Exp(ten, big.NewInt(int64(abs(k))), nil)
+		n, d := new(big.Int).Set(num), new(big.Int).Set(den)
+		if k >= 0 {
+			n.Mul(n, p)
+		} else {
+			d.Mul(d, p)
+		}
+		q.QuoRem(n, d, &r)
+		switch {
+		case q.Cmp(hi) >= 0:
+			e++
+			continue
+		case q.Cmp(lo) < 0:
+			e--
+			continue
+		}
+		exact := r.Sign() == 0
+		if r.Lsh(&r, 1).Cmp(d) >= 0 {
+			q.Add(&q, big.NewInt(1))
+			if q.Cmp(hi) == 0 {
+				q.Set(lo)
+				e++
+			}
+		}
+		sign := ""
+		if v.Sign() < 0 {
+			sign = "-"
+		}
+		return sign + mantissa(q.String()) + "e" + fmt.Sprint(e), exact
+	}
 }
 
 // --- lexer ---
