@@ -2,10 +2,13 @@ package server
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,23 +33,7 @@ import (
 // ingest, embedded store, retriever, simulator and server.
 func TestTracesHideServerPathsFromRemoteClients(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	dir := filepath.Join(root, "handbook")
-	if err := os.MkdirAll(filepath.Join(dir, "ops"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "ops", "ports.md")
-	if err := os.WriteFile(file, []byte("# Ports\n\nThe admin console listens on port 7443.\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := ingest.New(st, &ingest.Options{Collection: "docs"}).Run(t.Context(), []string{dir}, nil); err != nil {
-		t.Fatal(err)
-	}
+	root, file, st := ingestHandbook(t)
 	const question = "Which port does the admin console listen on?"
 	for _, tc := range []struct {
 		name, addr, token, want string
@@ -154,7 +141,96 @@ func TestTracesHideServerPathsFromRemoteClients(t *testing.T) {
 			if err != nil || !strings.Contains(string(raw), file) {
 				t.Errorf("the stored trace lost the source's path %s (%v)", file, err)
 			}
+
+			// A trace over the resource cap is read as its summary, whose
+			// answer (here quoting the source) is rewritten too, learnt
+			// from the stored trace (it was sent as it is).
+			small, err := e.traces.Get(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			big := *small
+			big.ID = "feedfacefeedface"
+			big.Answer = "7443, from " + file
+			big.Meta = map[string]any{"padding": strings.Repeat("x", maxTraceResourceBytes)}
+			e.traces.Finish(&big)
+			msgs, _ = c.post(map[string]any{"jsonrpc": "2.0", "id": 8, "method": "resources/read",
+				"params": map[string]any{"uri": "ponder://traces/" + big.ID}})
+			sum := mustJSONString(result(t, msgs))
+			if !strings.Contains(sum, "truncated") {
+				t.Fatalf("the trace over the cap was not summarized: %.300s", sum)
+			}
+			check("the summary of a trace over the cap", sum)
 		})
+	}
+}
+
+// ingestHandbook ingests a folder with one document, handbook/ops/ports.md,
+// into the collection "docs" of an embedded store.
+func ingestHandbook(t *testing.T) (root, file string, st *embedded.Store) {
+	t.Helper()
+	root = t.TempDir()
+	dir := filepath.Join(root, "handbook")
+	if err := os.MkdirAll(filepath.Join(dir, "ops"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(dir, "ops", "ports.md")
+	if err := os.WriteFile(file, []byte("# Ports\n\nThe admin console listens on port 7443.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := ingest.New(st, &ingest.Options{Collection: "docs"}).Run(t.Context(), []string{dir}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return root, file, st
+}
+
+// A search that fails with an error quoting a source (an endpoint that
+// echoes the prompt's line it rejects) is reported to a remote client with
+// the source by its name: in ponder.choices[i].error, the choice's
+// reasoning_content and the request's error, streamed or not (the error
+// was sent as it was).
+func TestFailedChoiceHidesServerPaths(t *testing.T) {
+	t.Parallel()
+	root, _, st := ingestHandbook(t)
+	pol := core.PolicyFunc(func(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+		for _, m := range req.Messages {
+			for _, line := range strings.Split(m.Content, "\n") {
+				if strings.HasPrefix(line, "[1] /") {
+					return core.Completion{}, fmt.Errorf("%w: the LLM endpoint answered 400: cannot read %q", core.ErrLLMRejected, line)
+				}
+			}
+		}
+		return core.Completion{}, fmt.Errorf("%w: no passage in the prompt", core.ErrLLMRejected)
+	})
+	e := newEnv(t, envOptions{policy: pol, retriever: retrieval.NewRetriever(st, nil),
+		cfg: func(c *config.Server) { c.Addr, c.Token = "0.0.0.0:7800", "s3cret" }})
+	for _, stream := range []bool{false, true} {
+		body := `{"model":"cot","stream":` + strconv.FormatBool(stream) + `,"messages":[{"role":"user","content":"Which port does the admin console listen on?"}],"ponder":{"collection":"docs"}}`
+		req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer s3cret")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := string(b)
+		// The request's error; streamed, the choice's note and
+		// ponder.choices[0].error before it.
+		const named = `cannot read \"[1] handbook/ops/ports.md`
+		if n, want := strings.Count(got, named), map[bool]int{false: 1, true: 3}[stream]; n != want ||
+			(stream && !strings.Contains(got, `"reasoning_content":"(search failed: `)) {
+			t.Errorf("stream %v: %d times %s, want %d: %s", stream, n, named, want, got)
+		}
+		if strings.Contains(got, root) {
+			t.Errorf("stream %v: a remote client is shown the server's path %s: %s", stream, root, got)
+		}
 	}
 }
 

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -52,8 +55,9 @@ func (s *Server) readTrace(ctx context.Context, req mcp.ReadResourceRequest) ([]
 	if s.opts.Traces == nil {
 		return nil, fmt.Errorf("%w: this server keeps no traces", mcpserver.ErrResourceNotFound)
 	}
+	local := s.localClient(ctx)
 	if n, err := s.opts.Traces.Size(id); err == nil && n > maxTraceResourceBytes {
-		return s.traceSummary(uri, id, n, nil)
+		return s.traceSummary(uri, id, n, nil, local)
 	}
 	t, err := s.opts.Traces.Get(id)
 	if err != nil {
@@ -68,16 +72,18 @@ func (s *Server) readTrace(ctx context.Context, req mcp.ReadResourceRequest) ([]
 		return nil, fmt.Errorf("encode %s: %w", uri, err)
 	}
 	if len(b) > maxTraceResourceBytes { // a running trace, rebuilt from its events
-		return s.traceSummary(uri, id, int64(len(b)), t)
+		return s.traceSummary(uri, id, int64(len(b)), t, local)
 	}
 	// A remote client reads the sources retrieved by their names.
-	b = traceMask(s.localClient(ctx), t).JSON(b)
+	b = traceMask(local, t).JSON(b)
 	return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: string(b)}}, nil
 }
 
 // traceSummary answers a read of a trace of size bytes over the cap: the
-// summary from t when it was read, else from the store's list.
-func (s *Server) traceSummary(uri, id string, size int64, t *core.Trace) ([]mcp.ResourceContents, error) {
+// summary from t when it was read, else from the store's list. A client
+// not on the server's machine (local false) reads the sources its problem
+// and answer quote by their names, as in the whole trace.
+func (s *Server) traceSummary(uri, id string, size int64, t *core.Trace, local bool) ([]mcp.ResourceContents, error) {
 	out := traceTooLarge{ID: id, Truncated: true, TraceBytes: size, LimitBytes: maxTraceResourceBytes,
 		Note: fmt.Sprintf("The trace is %s, more than the %s a resource read returns: this is its summary. "+
 			"Get the whole trace over HTTP with GET /ui/api/runs/%s (the server token as \"Authorization: Bearer <token>\"), "+
@@ -95,7 +101,108 @@ func (s *Server) traceSummary(uri, id string, size int64, t *core.Trace) ([]mcp.
 			}
 		}
 	}
+	if !local && (absPath.MatchString(out.Problem) || absPath.MatchString(out.Answer)) {
+		mask := traceMask(false, t)
+		if t == nil {
+			var err error
+			if mask, err = s.storedMask(id); err != nil {
+				// Which paths are sources cannot be told: none is sent.
+				s.log.Warn().Err(err).Str("trace", id).Msg("trace summary: could not learn the trace's sources: problem and answer left out")
+				out.Problem, out.Answer = "", ""
+			}
+		}
+		out.Problem, out.Answer = mask.Text(out.Problem), mask.Text(out.Answer)
+	}
 	return jsonResource(uri, out)
+}
+
+// absPath finds what may be an absolute path ("/srv/docs/a.md", not the
+// "/" of "1/2"): only text holding one can quote a source.
+var absPath = regexp.MustCompile(`(?:^|[^\w.~/-])/[\w.~-]`)
+
+// storedMask is the mask of the stored trace id, learnt from its document
+// one event and one node at a time: a trace over the cap is not loaded
+// whole for the names its summary needs.
+func (s *Server) storedMask(id string) (*sourceMask, error) {
+	rc, err := s.opts.Traces.Open(id)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	m := newSourceMask()
+	if err := learnStream(m, rc); err != nil {
+		return nil, fmt.Errorf("read trace %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// learnStream has m learn from a trace document read from r: "events" and
+// "structure"'s "nodes" element by element, everything else whole (see
+// docs/trace.schema.json), so that what is held at once is one event or
+// node.
+func learnStream(m *sourceMask, r io.Reader) error {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	add := func() error {
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		m.add(v)
+		return nil
+	}
+	return eachField(dec, func(key string) error {
+		switch key {
+		case "events":
+			return eachElement(dec, add)
+		case "structure":
+			return eachField(dec, func(key string) error {
+				if key == "nodes" {
+					return eachElement(dec, add)
+				}
+				return add()
+			})
+		}
+		return add()
+	})
+}
+
+// eachField calls f with dec at each value of the JSON object dec reads
+// next (nothing for null); f reads the value.
+func eachField(dec *json.Decoder, f func(key string) error) error {
+	return walk(dec, '{', func() error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		return f(key)
+	})
+}
+
+// eachElement calls f with dec at each element of the JSON array dec
+// reads next (nothing for null); f reads the element.
+func eachElement(dec *json.Decoder, f func() error) error {
+	return walk(dec, '[', f)
+}
+
+func walk(dec *json.Decoder, open json.Delim, each func() error) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return nil
+	}
+	if tok != open {
+		return fmt.Errorf("trace document: want %v, found %v", open, tok)
+	}
+	for dec.More() {
+		if err := each(); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
 }
 
 // sizeText writes a size in bytes, KiB or MiB.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/retrieval"
 )
 
 // A ponder://traces/{id} read of a trace over the cap returns the trace's
@@ -62,5 +63,36 @@ func TestTraceResourceIsCapped(t *testing.T) {
 	r = result(t, c.call("get_trace", map[string]any{"trace_id": big.ID, "detail": "full"}, nil))
 	if got := toolText(r); !strings.Contains(got, "GET /ui/api/runs/"+big.ID) || !strings.Contains(got, "up to 8.0 MiB") {
 		t.Errorf("get_trace of a trace over both caps: %.300s", got[max(0, len(got)-400):])
+	}
+}
+
+// learnStream learns a stored trace's sources one event and one node at a
+// time: the names its chunk records give, from the events and the nodes
+// alike; a document without structure or events is no error, a damaged
+// one is (the summary then leaves the problem and answer out).
+func TestLearnStream(t *testing.T) {
+	t.Parallel()
+	const rec = `{"source":"/srv/docs/handbook/a.md","` + retrieval.MetaName + `":"handbook/a.md"}`
+	for _, tc := range []struct {
+		name, doc string
+		err       bool
+		want      string
+	}{
+		{"in an event", `{"id":"x","problem":"p","structure":{"kind":"tree","nodes":[{"id":0}]},"events":[{"seq":1,"data":{"chunks":[` + rec + `]}}],"answer":"a"}`, false, "handbook/a.md"},
+		{"in a node", `{"structure":{"kind":"tree","nodes":[{"id":0,"meta":{"sources":[` + rec + `]}}]},"events":[]}`, false, "handbook/a.md"},
+		{"nulls", `{"structure":null,"events":null}`, false, "/srv/docs/handbook/a.md"},
+		{"damaged", `{"structure":{"kind":"tree","nodes":[{"id":0},`, true, ""},
+		{"not an object", `[1,2]`, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newSourceMask()
+			err := learnStream(m, strings.NewReader(tc.doc))
+			if (err != nil) != tc.err {
+				t.Fatalf("err %v, want an error: %v", err, tc.err)
+			}
+			if got := m.Text("/srv/docs/handbook/a.md"); !tc.err && got != tc.want {
+				t.Errorf("the source reads %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -531,6 +532,31 @@ func (s *Store) Raw(id string) ([]byte, error) {
 		return nil, fmt.Errorf("read trace %s: %w", id, err)
 	}
 	return b, nil
+}
+
+// Open opens the stored JSON document of a finished trace, for readers
+// that go through a large one as a stream rather than hold it whole (Raw).
+// The caller closes it. Running traces have none: use Get.
+func (s *Store) Open(id string) (io.ReadCloser, error) {
+	if !validID.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
+	}
+	s.mu.Lock()
+	s.refreshLocked()
+	_, isDone := s.finished[id]
+	s.mu.Unlock()
+	if !isDone || s.dir == "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	f, err := os.Open(filepath.Join(s.dir, id+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		s.forget(id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id) // evicted meanwhile
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open trace %s: %w", id, err)
+	}
+	return f, nil
 }
 
 // Size returns the size in bytes of a finished trace's stored document,
