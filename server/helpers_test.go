@@ -30,7 +30,9 @@ type env struct {
 	srv    *Server
 	ts     *httptest.Server
 	traces *traces.Store
-	simURL string
+	// tracesDir is where traces holds finished traces.
+	tracesDir string
+	simURL    string
 }
 
 type envOptions struct {
@@ -65,7 +67,8 @@ func newEnv(t testing.TB, eo envOptions) *env {
 			models = c.Models
 		}
 	}
-	st, err := traces.Open(t.TempDir(), 100, nil)
+	e.tracesDir = t.TempDir()
+	st, err := traces.Open(e.tracesDir, 100, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -472,6 +472,9 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 		res.Warnings = clientWarnings(res.Warnings)
 	}
 	out := resultOf(res, task.Pack, args.Session, policy)
+	if s.unsaved(res.TraceID) != "" {
+		out.TraceURI = "" // nothing there to read (the warnings say why)
+	}
 	// A remote client reads the sources retrieved by their names.
 	mask := traceMask(s.localClient(ctx), res.Trace)
 	level := mcp.LoggingLevelInfo
@@ -863,6 +866,9 @@ func (s *Server) handleGetTrace(ctx context.Context, req mcp.CallToolRequest) (*
 	}
 	t, err := s.opts.Traces.Get(args.TraceID)
 	if err != nil {
+		if why := s.unsaved(args.TraceID); why != "" {
+			return toolError("get_trace: trace %q was not saved (%s): the server could not write it to its data directory", args.TraceID, why), nil
+		}
 		if errors.Is(err, traces.ErrNotFound) {
 			return toolError("get_trace: no trace %q: pass the trace_id of a solve result (older traces are removed beyond the server's limit)", args.TraceID), nil
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/tasks"
+	"github.com/ponder-rlm/ponder/traces"
 )
 
 // errBusy is returned for requests that would take the server past
@@ -322,8 +324,35 @@ func (s *Server) run(ctx context.Context, eng *core.Engine, task core.Task, ro r
 	}
 	if err == nil {
 		s.metrics.observeSolve(ro.via, res, time.Since(start))
+		res.Warnings = s.unsavedWarning(ro.via, res)
 	}
 	return res, err
+}
+
+// unsavedWarning is res's warnings with one saying that its trace was not
+// saved (a full or read-only data directory), when it was not, which the
+// log says too: the result hands out a trace_id that get_trace, the trace
+// resource and the viewer will not find, and nothing said so.
+func (s *Server) unsavedWarning(via string, res core.Result) []string {
+	why := s.unsaved(res.TraceID)
+	if why == "" {
+		return res.Warnings
+	}
+	s.log.Warn().Str("via", via).Str("trace", res.TraceID).Str("why", why).
+		Msg("answered, but the trace was not saved: get_trace and the viewer will not find it")
+	return append(slices.Clip(res.Warnings), "trace "+res.TraceID+" was not saved ("+why+"): get_trace, ponder://traces and the viewer will not find it")
+}
+
+// unsaved says briefly why the trace of the finished run id was not saved
+// (traces.UnsavedReason), "" when it was or the server keeps no traces.
+func (s *Server) unsaved(id string) string {
+	if s.opts.Traces == nil || id == "" {
+		return ""
+	}
+	if err := s.opts.Traces.SaveError(id); err != nil {
+		return traces.UnsavedReason(err)
+	}
+	return ""
 }
 
 // problemTask builds the core task for a request: the pack is detected when

@@ -61,6 +61,9 @@ func (s *Server) readTrace(ctx context.Context, req mcp.ReadResourceRequest) ([]
 	}
 	t, err := s.opts.Traces.Get(id)
 	if err != nil {
+		if why := s.unsaved(id); why != "" {
+			return nil, fmt.Errorf("%w: %s: the trace was not saved (%s)", mcpserver.ErrResourceNotFound, uri, why)
+		}
 		if errors.Is(err, traces.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %s", mcpserver.ErrResourceNotFound, uri)
 		}

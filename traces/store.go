@@ -408,6 +408,18 @@ func (s *Store) SaveError(id string) error {
 	return s.unsaved[id]
 }
 
+// UnsavedReason says briefly why a trace was not saved (an error of
+// SaveError), for clients: the system's words ("no space left on
+// device", "read-only file system"), without the data directory's path,
+// which the log has with the whole error.
+func UnsavedReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return "it could not be written (the server's log says why)"
+}
+
 // Live returns the tracer of a running run.
 func (s *Store) Live(id string) (*core.Tracer, bool) {
 	s.mu.Lock()

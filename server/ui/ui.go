@@ -244,7 +244,10 @@ func (h *handler) trace(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	t, err := h.store.Get(id)
-	switch {
+	switch serr := h.store.SaveError(id); {
+	case serr != nil:
+		// Its result handed out the id: say why it is not here.
+		apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q was not saved: %s", id, traces.UnsavedReason(serr)))
 	case errors.Is(err, traces.ErrNotFound):
 		apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q not found: pick a run from the list (it may have been evicted)", text.Clip(id, 40)))
 	case err != nil:
@@ -511,6 +514,10 @@ func (h *handler) traceEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	tr, live := h.store.Live(id)
 	if !live && !h.known(id) {
+		if serr := h.store.SaveError(id); serr != nil {
+			apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q was not saved: %s", id, traces.UnsavedReason(serr)))
+			return
+		}
 		apiError(w, http.StatusNotFound, fmt.Sprintf("trace %q not found: pick a run from the list", text.Clip(id, 40)))
 		return
 	}
