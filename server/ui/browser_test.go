@@ -379,3 +379,74 @@ func TestBrowserFollowsTheAddressFragment(t *testing.T) {
 	b.Do(t, chromedp.Navigate(fmt.Sprintf("%s/ui/#run=%s&node=%d", srv.URL, second.ID, other)))
 	b.WaitFor(t, "the other node selected", fmt.Sprintf(`document.getElementById("details").textContent.includes("Node %d")`, other))
 }
+
+// fanTrace is a finished trace of a root whose text is problem and the
+// given number of answer children.
+func fanTrace(problem string, children int) *core.Trace {
+	tr := core.NewTracer(true)
+	st := core.NewStructure(core.Tree, problem, tr)
+	for i := range children {
+		if _, err := st.Add([]core.NodeID{0}, core.Node{Kind: core.KindAnswer, Terminal: true,
+			Content: fmt.Sprintf("Option %d: half of 48 is 24, and 48 + 24 = 72 clips in all.", i), Answer: "72"}); err != nil {
+			panic(err)
+		}
+	}
+	tr.Close()
+	return &core.Trace{Schema: core.TraceSchema, ID: core.NewTraceID(), Problem: problem, Pack: "gsm8k", Strategy: "best-of-n",
+		Params: core.Params{}, Started: time.Now(), Ended: time.Now(), Status: core.StopDone, Answer: "72",
+		Structure: st, Events: tr.Since(0), Usage: core.Usage{Nodes: int64(children)}}
+}
+
+// Fitting shows the whole tree, whatever the zoom it takes: no circle or
+// label is cut off at the tree's edges (the margins were counted in the
+// tree's units, so below 100% the last leaves fell off the bottom).
+func TestBrowserFitsTheTreeAndItsLabels(t *testing.T) {
+	t.Parallel()
+	tall := fanTrace("How many clips did Natalia sell altogether in April and May?", 30)
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Finish(tall)
+	done := make(chan struct{})
+	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) })
+	b := uitest.NewBrowser(t, 1280, 800)
+	for _, tc := range []struct {
+		name   string
+		tr     *core.Trace
+		labels bool
+	}{{"tall", tall, false}} {
+		b.Do(t, chromedp.Navigate(fmt.Sprintf("%s/ui/?%s#run=%s", srv.URL, tc.name, tc.tr.ID)))
+		b.WaitFor(t, "the "+tc.name+" tree", fmt.Sprintf(`document.body.dataset.state === "ready" && document.getElementById("tree").dataset.run === %q`, tc.tr.ID))
+		for _, fit := range []string{"as opened", "after f"} {
+			if fit == "after f" {
+				uitest.Eval[chromedp.Void](t, b, `document.activeElement && document.activeElement.blur()`)
+				b.Do(t, chromedp.KeyEvent("f"))
+			}
+			got := uitest.Eval[[]string](t, b, `(() => {
+				const box = document.getElementById("tree").getBoundingClientRect(), out = [];
+				const circles = [...document.querySelectorAll("#nodes circle")], labels = [...document.querySelectorAll("#labels text")];
+				for (const e of circles.concat(labels)) {
+					const r = e.getBoundingClientRect(), name = e.tagName + " " + (e.dataset.key || e.textContent);
+					if (r.top < box.top || r.bottom > box.bottom || r.left < box.left || r.right > box.right) out.push(name + " is cut off");
+					for (const c of circles) {
+						const q = c.getBoundingClientRect();
+						if (e.tagName === "text" && r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom) out.push(name + " covers node " + c.dataset.key);
+					}
+				}
+				return out.concat(["circles " + circles.length, "labels " + labels.length]);
+			})()`)
+			want := []string{fmt.Sprintf("circles %d", len(tc.tr.Structure.Nodes()))}
+			if tc.labels {
+				want = append(want, fmt.Sprintf("labels %d", len(tc.tr.Structure.Nodes())))
+			} else {
+				want = append(want, "labels 0")
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("%s tree, %s: %s", tc.name, fit, strings.Join(got, "; "))
+			}
+		}
+	}
+}

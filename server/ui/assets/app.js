@@ -13,6 +13,8 @@
   const AUTO_DEPTH_SHOWN = 2500; // ... to about this many nodes
   const ROW = 20; // timeline row height
   const MIN_FIT = 0.2; // fitting never zooms out further than this
+  const FIT_PAD = 24; // fitting leaves this many pixels free around the tree
+  const R_MAX = 16; // the largest circle's radius (radiusOf)
 
   const $ = (id) => document.getElementById(id);
 
@@ -287,7 +289,7 @@
     return `hsl(${h.toFixed(0)},${h > 90 ? 60 : 70}%,${h > 90 ? 38 : 48}%)`;
   }
   function radiusOf(n) {
-    return Math.min(16, 5 + 2 * Math.log2(1 + (n.d.visits || 0)));
+    return Math.min(R_MAX, 5 + 2 * Math.log2(1 + (n.d.visits || 0)));
   }
 
   const svg = () => $('tree');
@@ -425,16 +427,20 @@
     if (!S.shown.length) return;
     const b = bounds();
     const W = svg().clientWidth || 800, H = svg().clientHeight || 400;
-    const w = b.x1 - b.x0 + 260, h = b.y1 - b.y0 + 60;
-    const s = Math.min(1.4, Math.min(W / w, H / h));
+    // The tree's extent in its own units (the nodes' centres, room for
+    // the largest circles and the last labels), which zooming scales,
+    // inside a margin of FIT_PAD screen pixels on every side, which it
+    // does not.
+    const w = b.x1 - b.x0 + 2 * R_MAX + DX, h = b.y1 - b.y0 + 2 * R_MAX;
+    const s = Math.min(1.4, Math.max(1e-3, W - 2 * FIT_PAD) / w, Math.max(1e-3, H - 2 * FIT_PAD) / h);
     if (s >= MIN_FIT || whole || S.fitWhole) {
-      S.view = { s, tx: 30 - b.x0 * s + Math.max(0, (W - w * s) / 2), ty: 30 - b.y0 * s + Math.max(0, (H - h * s) / 2) };
+      S.view = { s, tx: FIT_PAD + (R_MAX - b.x0) * s + Math.max(0, (W - 2 * FIT_PAD - w * s) / 2), ty: FIT_PAD + (R_MAX - b.y0) * s + Math.max(0, (H - 2 * FIT_PAD - h * s) / 2) };
     } else {
       // Too tall to show whole and still tell nodes apart: show the
       // part around the root, readable, and let the user scroll.
       const root = S.nodes.get('0');
-      const fs = Math.min(MIN_FIT, W / w);
-      S.view = { s: fs, tx: 30 - b.x0 * fs, ty: H / 2 - (root ? root.y : b.y0) * fs };
+      const fs = Math.min(MIN_FIT, Math.max(1e-3, W - 2 * FIT_PAD) / w);
+      S.view = { s: fs, tx: FIT_PAD + (R_MAX - b.x0) * fs, ty: H / 2 - (root ? root.y : b.y0) * fs };
     }
     if (draw) render();
   }
