@@ -399,15 +399,20 @@ func fanTrace(problem string, children int) *core.Trace {
 
 // Fitting shows the whole tree, whatever the zoom it takes: no circle or
 // label is cut off at the tree's edges (the margins were counted in the
-// tree's units, so below 100% the last leaves fell off the bottom).
+// tree's units, so below 100% the last leaves fell off the bottom). And a
+// label ends before the next depth's circles at any zoom (its length grew
+// with the zoom while its letters grew too, so at 140% the root's text ran
+// over its children).
 func TestBrowserFitsTheTreeAndItsLabels(t *testing.T) {
 	t.Parallel()
 	tall := fanTrace("How many clips did Natalia sell altogether in April and May?", 30)
+	small := fanTrace("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?", 3)
 	st, err := traces.Open(t.TempDir(), 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.Finish(tall)
+	st.Finish(small)
 	done := make(chan struct{})
 	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
 	t.Cleanup(srv.Close)
@@ -417,7 +422,7 @@ func TestBrowserFitsTheTreeAndItsLabels(t *testing.T) {
 		name   string
 		tr     *core.Trace
 		labels bool
-	}{{"tall", tall, false}} {
+	}{{"tall", tall, false}, {"small", small, true}} {
 		b.Do(t, chromedp.Navigate(fmt.Sprintf("%s/ui/?%s#run=%s", srv.URL, tc.name, tc.tr.ID)))
 		b.WaitFor(t, "the "+tc.name+" tree", fmt.Sprintf(`document.body.dataset.state === "ready" && document.getElementById("tree").dataset.run === %q`, tc.tr.ID))
 		for _, fit := range []string{"as opened", "after f"} {

@@ -15,6 +15,7 @@
   const MIN_FIT = 0.2; // fitting never zooms out further than this
   const FIT_PAD = 24; // fitting leaves this many pixels free around the tree
   const R_MAX = 16; // the largest circle's radius (radiusOf)
+  const LABEL_CHAR = 6; // a label character's width, about (10px font, in tree units)
 
   const $ = (id) => document.getElementById(id);
 
@@ -317,7 +318,6 @@
     let inside = 0;
     for (const n of S.shown) if (inView(n.x, n.y)) inside++;
     const labelled = s >= 0.55 && inside <= 1500;
-    const chars = Math.floor((DX * s - 26) / 6.2);
     for (const n of S.shown) {
       for (const ck of n.vk) {
         const c = S.nodes.get(ck);
@@ -345,8 +345,12 @@
       if (S.matchSet.has(n.key)) cls += ' match';
       if (S.selected === n.key) cls += ' selected';
       nodes.append(svgEl('circle', { class: cls, 'data-key': n.key, cx: n.x, cy: n.y, r: Math.max(radiusOf(n), minR).toFixed(2), fill: colourOf(n) }));
-      if (labelled && chars >= 4) {
-        const lbl = svgEl('text', { class: 'lbl', x: n.x + radiusOf(n) + 4, y: n.y + 3.5 });
+      if (labelled) {
+        // A label ends before the next depth's circles: both scale with
+        // the zoom, so how many characters fit does not depend on it.
+        const r = radiusOf(n);
+        const chars = Math.floor((DX - r - 8 - R_MAX) / LABEL_CHAR);
+        const lbl = svgEl('text', { class: 'lbl', x: n.x + r + 4, y: n.y + 3.5 });
         const v = n.d.visits ? `n=${n.d.visits} ` : '';
         lbl.textContent = v + clip(firstLine(n.d.answer && n.d.terminal ? '⇒ ' + n.d.answer : n.d.content), Math.max(4, chars - v.length));
         labels.append(lbl);
