@@ -652,9 +652,16 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 	// them at once.
 	block := make([]mnode, len(kids))
 	leaf.children = slices.Grow(leaf.children, len(kids))
+	var dropped []core.NodeID
 	for i, k := range kids {
-		if t.cancelled && !k.scored {
-			continue // its valuation was cancelled by the stop
+		if t.cancelled && !k.scored && !k.terminal {
+			// Its valuation was cancelled by the stop: a step without a
+			// value is of no use to a search that is over, and the trace
+			// shows it pruned rather than as a node of the tree. An
+			// answer is kept, unscored: the search found it, and a stop
+			// (Ctrl-C, a timeout) returns the best answer so far.
+			dropped = append(dropped, k.id)
+			continue
 		}
 		c := &block[i]
 		*c = mnode{id: k.id, parent: leaf, depth: leaf.depth + 1, seed: t.env.Seed(leaf.seed, int64(first+i)),
@@ -675,6 +682,7 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 			t.writeUnscored(c)
 		}
 	}
+	core.Prune(t.env, dropped...)
 	t.adjust(leaf, avail, open-1) // the leaf was one open leaf, pending
 	var path [16]*mnode
 	for _, s := range m.backup(leaf, path[:0]) {
