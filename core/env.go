@@ -393,20 +393,9 @@ func (e *Env) ValidateSub(sub Task) error {
 // bound it further), and its events are recorded in this run's trace under
 // node's scope.
 func (e *Env) SolveSub(ctx context.Context, node NodeID, sub Task) (Result, error) {
-	if sub.Pack == "" {
-		sub.Pack = e.Task.Pack
-	}
+	sub = inherit(sub, e.Task)
 	if sub.Seed == 0 {
 		sub.Seed = e.Seed(int64(node), -7)
-	}
-	if sub.Model == "" {
-		sub.Model = e.Task.Model
-	}
-	if sub.Tools == nil {
-		sub.Tools = e.Task.Tools
-	}
-	if sub.Collection == "" {
-		sub.Collection = e.Task.Collection
 	}
 	p, err := e.engine.prepare(sub)
 	if err != nil {

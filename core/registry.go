@@ -338,11 +338,28 @@ func (p Preflight) Tool(name string) (ToolSpec, bool) {
 // ValidateSub reports whether a nested search of sub would be accepted
 // (Env.ValidateSub during the run).
 func (p Preflight) ValidateSub(sub Task) error {
-	if sub.Pack == "" {
-		sub.Pack = p.Task.Pack
-	}
-	_, err := p.engine.prepare(sub)
+	_, err := p.engine.prepare(inherit(sub, p.Task))
 	return err
+}
+
+// inherit gives a nested search what its task leaves unset of its
+// parent's: the pack, the model, the tools and the document collection (a
+// check without the tools refused react as a sub-strategy that would have
+// run with them).
+func inherit(sub, parent Task) Task {
+	if sub.Pack == "" {
+		sub.Pack = parent.Pack
+	}
+	if sub.Model == "" {
+		sub.Model = parent.Model
+	}
+	if sub.Tools == nil {
+		sub.Tools = parent.Tools
+	}
+	if sub.Collection == "" {
+		sub.Collection = parent.Collection
+	}
+	return sub
 }
 
 // Outcome is what a strategy found.

@@ -431,3 +431,19 @@ func TestUnknownToolNamesTheKnownOnes(t *testing.T) {
 		t.Errorf("%v; want the known tools named", err)
 	}
 }
+
+// A nested search is checked with the tools it will run with, its
+// parent's: decompose with react for its sub-questions was refused
+// ("react needs tools") though the task gave them.
+func TestSubStrategyIsCheckedWithTheTasksTools(t *testing.T) {
+	t.Parallel()
+	eng := toolEngine(t, &textModel{replies: []string{"\\boxed{1}"}}, calc.New(nil))
+	task := core.Task{Problem: "1?", Strategy: "decompose", Params: core.Params{"sub_strategy": "react", "verifier": "none"}}
+	if err := eng.Validate(task); err == nil || !strings.Contains(err.Error(), "react needs tools") {
+		t.Errorf("without tools: %v; want react's refusal", err)
+	}
+	task.Tools = []string{"calc"}
+	if err := eng.Validate(task); err != nil {
+		t.Errorf("with tools: %v", err)
+	}
+}
