@@ -217,3 +217,37 @@ func TestSearchesGoOnWhenTheEvaluatorFails(t *testing.T) {
 		}
 	}
 }
+
+// n sampled steps at temperature 0 are one step n times and are refused;
+// one propose call lists distinct steps at any temperature, so expanding
+// or generating by the pack's propose prompt (propose, or auto on a pack
+// that has one: Game of 24) is not (beam, mcts and tree of thoughts
+// refused it, the last saying "0 samples" for its default of 3).
+func TestTemperatureZeroRefusedOnlyWhereStepsAreSampled(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(nil)
+	for _, c := range []struct {
+		strategy, pack string
+		params         core.Params
+		refused        string // "" accepted
+	}{
+		{"beam", "game24", core.Params{"temperature": 0, "expand": "propose"}, ""},
+		{"beam", "game24", core.Params{"temperature": 0, "expand": "auto"}, ""},
+		{"beam", "game24", core.Params{"temperature": 0, "expand": "sample"}, "2 expansions at temperature 0"},
+		{"beam", "gsm8k", core.Params{"temperature": 0, "expand": "auto"}, "2 expansions at temperature 0"},
+		{"beam", "gsm8k", core.Params{"temperature": 0, "expansions": 1}, ""},
+		{"mcts", "game24", core.Params{"temperature": 0, "expand": "propose"}, ""},
+		{"mcts", "gsm8k", core.Params{"temperature": 0}, "2 children at temperature 0"},
+		{"tot-bfs", "game24", core.Params{"temperature": 0}, ""},
+		{"tot-bfs", "gsm8k", core.Params{"temperature": 0}, "3 samples at temperature 0"},
+		{"tot-dfs", "game24", core.Params{"temperature": 0, "generate": "sample", "samples": 2}, "2 samples at temperature 0"},
+	} {
+		err := eng.Validate(core.Task{Problem: "4 9 10 13", Pack: c.pack, Strategy: c.strategy, Params: c.params})
+		switch {
+		case c.refused == "" && err != nil:
+			t.Errorf("%s on %s %v: %v; want it accepted", c.strategy, c.pack, c.params, err)
+		case c.refused != "" && (!errors.Is(err, core.ErrInvalidParam) || !strings.Contains(err.Error(), c.refused)):
+			t.Errorf("%s on %s %v: %v; want %q", c.strategy, c.pack, c.params, err, c.refused)
+		}
+	}
+}

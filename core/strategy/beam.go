@@ -79,9 +79,6 @@ func beamSpec() core.StrategySpec {
 			b := beam{width: p.Int("beam_width"), k: p.Int("expansions"), maxDepth: p.Int("max_depth"), passes: p.Int("passes"),
 				temp: p.Float("temperature"), aggregate: p.String("aggregate"), stopOnCorrect: p.Bool("stop_on_correct"),
 				overlap: p.Int("overlap_passes")}
-			if b.k > 1 && b.temp == 0 && p.String("step_strategy") == "" {
-				return nil, fmt.Errorf("%w \"temperature\": %d expansions at temperature 0 are the same step: set temperature (e.g. 0.7) or expansions=1", core.ErrInvalidParam, b.k)
-			}
 			var err error
 			if b.ev, err = parseEvalRef("evaluator", p.String("evaluator")); err != nil {
 				return nil, err
@@ -288,6 +285,11 @@ type beamSearch struct {
 
 // Check rejects unknown evaluators and nested strategies before the run.
 func (b beam) Check(p core.Preflight) error {
+	if b.nested.strategy == "" {
+		if err := sameAtZero(p, "expand", b.nested.mode, b.k, b.temp, "expansions", "expansions=1"); err != nil {
+			return err
+		}
+	}
 	if err := checkRefs(p, b.ev, b.verifier); err != nil {
 		return err
 	}

@@ -116,9 +116,6 @@ func newMCTS(p core.Params) (core.Strategy, error) {
 	if m.vmax <= m.vmin {
 		return nil, fmt.Errorf("%w \"value_max\": must be greater than value_min (%v), got %v", core.ErrInvalidParam, m.vmin, m.vmax)
 	}
-	if m.k > 1 && m.temp == 0 && p.String("step_strategy") == "" {
-		return nil, fmt.Errorf("%w \"temperature\": %d children at temperature 0 are the same step: set temperature (e.g. 0.7) or children=1", core.ErrInvalidParam, m.k)
-	}
 	if m.rollouts > 0 && m.temp == 0 && m.rollouts > 1 {
 		return nil, fmt.Errorf("%w \"rollouts\": %d rollouts at temperature 0 are the same rollout", core.ErrInvalidParam, m.rollouts)
 	}
@@ -268,6 +265,11 @@ func (m mcts) selectable(c *mnode) bool {
 
 // Check rejects unknown evaluators and nested strategies before the run.
 func (m mcts) Check(p core.Preflight) error {
+	if m.nested.strategy == "" {
+		if err := sameAtZero(p, "expand", m.nested.mode, m.k, m.temp, "children", "children=1"); err != nil {
+			return err
+		}
+	}
 	if err := checkRefs(p, m.ev, m.verifier); err != nil {
 		return err
 	}

@@ -209,6 +209,21 @@ func parseNested(p core.Params) (nestedOpts, error) {
 // otherwise.
 var multiPass = map[string]bool{"beam": true, "tot-bfs": true}
 
+// sameAtZero refuses n sampled steps at temperature 0, which are one step
+// n times, where steps are sampled: expand or generate "sample", or "auto"
+// on a pack without a propose prompt. One propose call lists distinct
+// steps at any temperature, so it is no reason to refuse.
+func sameAtZero(p core.Preflight, modeParam, mode string, n int, temp float64, what, one string) error {
+	if n <= 1 || temp != 0 || mode == GenPropose {
+		return nil
+	}
+	if _, ok := p.Pack.(tasks.Proposer); ok && mode == GenAuto {
+		return nil
+	}
+	return fmt.Errorf("%w \"temperature\": %d %s at temperature 0 are the same step: set temperature (e.g. 0.7), %s, or %s=propose on a pack with a propose prompt",
+		core.ErrInvalidParam, n, what, one, modeParam)
+}
+
 // validate checks the pack and the nested strategy and its parameters when
 // the engine validates the task (the strategy's Check).
 func (o nestedOpts) validate(p core.Preflight) error {

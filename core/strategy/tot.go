@@ -84,9 +84,6 @@ func newTot(dfs bool) func(core.Params) (core.Strategy, error) {
 		t := tot{dfs: dfs, breadth: p.Int("breadth"), k: p.Int("samples"), maxDepth: p.Int("max_depth"), maxStates: p.Int("max_states"),
 			threshold: p.Float("threshold"), gen: p.String("generate"), temp: p.Float("temperature"), stopOnCorrect: p.Bool("stop_on_correct"),
 			check: p.Bool("check_steps"), passes: max(p.Int("passes"), 1), penalty: p.Float("retry_penalty")}
-		if t.gen != GenPropose && t.k != 1 && t.temp == 0 {
-			return nil, fmt.Errorf("%w \"temperature\": %d samples at temperature 0 are the same step: set temperature (e.g. 0.7) or samples=1", core.ErrInvalidParam, t.k)
-		}
 		var err error
 		if t.ev, err = parseEvalRef("evaluator", p.String("evaluator")); err != nil {
 			return nil, err
@@ -158,7 +155,16 @@ type tstate struct {
 }
 
 // Check rejects unknown evaluators before the run.
-func (t tot) Check(p core.Preflight) error { return checkRefs(p, t.ev, t.verifier) }
+func (t tot) Check(p core.Preflight) error {
+	n := t.k
+	if n == 0 {
+		n = 3 // the default of sampling
+	}
+	if err := sameAtZero(p, "generate", t.gen, n, t.temp, "samples", "samples=1"); err != nil {
+		return err
+	}
+	return checkRefs(p, t.ev, t.verifier)
+}
 
 func (t tot) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 	sc, err := buildScorers(env, t.ev, t.verifier)
