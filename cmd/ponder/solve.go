@@ -112,7 +112,12 @@ func parseParams(kvs []string) (core.Params, error) {
 			}
 			v = string(b)
 		}
-		p[strings.TrimSpace(k)] = v
+		k = strings.TrimSpace(k)
+		if _, twice := p[k]; twice {
+			// The last would win without a word, as eval refuses too.
+			return nil, usageError("--param %s is given twice: keep one", k)
+		}
+		p[k] = v
 	}
 	return p, nil
 }
@@ -329,6 +334,9 @@ func printHuman(w, ew io.Writer, out solveOutput) {
 func solveExit(res core.Result, llmURL, embedURL string) error {
 	switch res.Stopped {
 	case core.StopCancelled:
+		if res.Answer == "" {
+			return exitError{code: 130, err: errors.New("cancelled before an answer was found")}
+		}
 		return exitError{code: 130, err: errors.New("cancelled; printed the best answer so far")}
 	case core.StopError:
 		if res.Answer == "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -290,6 +291,31 @@ func TestSolveSaysWhetherThePackAcceptsTheAnswer(t *testing.T) {
 		}
 		if got := fmt.Sprint(out.Verified != nil && *out.Verified); (out.Verified == nil) != (c.verified == "") || (out.Verified != nil && got != c.verified) {
 			t.Errorf("truth %q: verified %v, want %q", c.truth, out.Verified, c.verified)
+		}
+	}
+}
+
+// A parameter given twice is a mistake to show, not a last-one-wins (eval
+// refuses repeated settings too).
+func TestSolveParamGivenTwiceIsRefused(t *testing.T) {
+	t.Parallel()
+	if _, err := parseParams([]string{"k=1", "k=2"}); err == nil || !strings.Contains(err.Error(), "--param k is given twice") {
+		t.Errorf("k twice: %v", err)
+	}
+	if p, err := parseParams([]string{"k=1", "temperature=0.5"}); err != nil || len(p) != 2 {
+		t.Errorf("two parameters: %v %v", p, err)
+	}
+}
+
+// A cancelled search says whether it printed an answer: "printed the best
+// answer so far" followed "(no answer)".
+func TestSolveCancelledSaysWhetherItHadAnAnswer(t *testing.T) {
+	t.Parallel()
+	for answer, want := range map[string]string{"": "cancelled before an answer was found", "42": "cancelled; printed the best answer so far"} {
+		err := solveExit(core.Result{Stopped: core.StopCancelled, Answer: answer}, "", "")
+		var ee exitError
+		if !errors.As(err, &ee) || ee.code != 130 || err.Error() != want {
+			t.Errorf("answer %q: %v; want exit 130 saying %q", answer, err, want)
 		}
 	}
 }

@@ -1123,18 +1123,30 @@ func (s *beamSearch) result() (core.Outcome, error) {
 	if err == nil {
 		err = s.llmErr
 	}
+	out := core.Outcome{}
+	if err == nil {
+		// A bare "done" without an answer leaves the caller guessing.
+		passes := fmt.Sprintf("%d passes", s.pass)
+		if s.pass == 1 {
+			passes = "1 pass"
+		}
+		out.Note = fmt.Sprintf("no answer: %s ended without one (max_depth %d); a higher max_depth, or more passes, searches further",
+			passes, s.maxDepth)
+	}
 	for d := len(s.levels) - 1; d >= 1; d-- {
 		lv := s.levels[d]
 		for _, n := range lv.known {
 			if ran(n) {
-				return core.Outcome{Best: n.id}, err
+				out.Best = n.id
+				return out, err
 			}
 		}
 		for _, n := range lv.nodes {
 			if ran(n) {
-				return core.Outcome{Best: n.id}, err
+				out.Best = n.id
+				return out, err
 			}
 		}
 	}
-	return core.Outcome{}, err
+	return out, err
 }

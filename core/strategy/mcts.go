@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/text"
 )
 
 func init() {
@@ -78,7 +79,7 @@ func mctsSpec() core.StrategySpec {
 			{Name: "iterations", Type: core.ParamInt, Default: int64(100), Description: "most expansions (x1's max_search_iterations)", Min: core.Bound(1), Max: core.Bound(1e6)},
 			{Name: "children", Type: core.ParamInt, Default: int64(2), Description: "new children per expansion (x1's num_new_children)", Min: core.Bound(1), Max: core.Bound(128)},
 			{Name: "c1", Type: core.ParamFloat, Default: 1.25, Description: "exploration constant c1", Min: core.Bound(0)},
-			{Name: "c2", Type: core.ParamFloat, Default: 19652.0, Description: "exploration constant c2 (> 0)", Min: core.Bound(0)},
+			{Name: "c2", Type: core.ParamFloat, Default: 19652.0, Description: "exploration constant c2 (> 0)"},
 			{Name: "gamma", Type: core.ParamFloat, Default: 0.96, Description: "discount γ of children's values in backups", Min: core.Bound(0), Max: core.Bound(1)},
 			{Name: "lr_td", Type: core.ParamFloat, Default: 1.0, Description: "learning rate of the backup Q(s) ← (1 − lr)·Q(s) + lr·Σ N_i·γ·Q_i / Σ N_i (0: backups never change Q, which keeps each node's first value)", Min: core.Bound(0), Max: core.Bound(1)},
 			{Name: "rollouts", Type: core.ParamInt, Default: int64(0), Description: "rollouts to the end per new non-terminal child (x1's num_simulations_per_node)", Min: core.Bound(0), Max: core.Bound(64)},
@@ -855,6 +856,11 @@ func (t *mctsTree) finish() (core.Outcome, error) {
 		out = core.Outcome{Best: leaf.id}
 		if err == nil && t.llmErr != nil {
 			err = t.llmErr
+		}
+		if err == nil {
+			// A bare "done" without an answer leaves the caller guessing.
+			out.Note = fmt.Sprintf("no answer: %s (max_depth %d) found none; more iterations or a higher max_depth search further",
+				text.Count(t.started, "iteration"), m.maxDepth)
 		}
 	}
 	return out, err

@@ -202,9 +202,11 @@ func (t tot) Run(ctx context.Context, env *core.Env) (core.Outcome, error) {
 		r.mu.Unlock()
 		if outOfStates {
 			out.Note = fmt.Sprintf("no answer: the search expanded max_states (%d) states without one", t.maxStates)
-		} else {
+		} else if t.threshold > -1 {
 			out.Note = fmt.Sprintf("no answer: every path was pruned (valued below threshold %g) or reached max_depth %d "+
-				"without one; a lower threshold searches further", t.threshold, t.maxDepth)
+				"without one; a lower threshold or a higher max_depth searches further", t.threshold, t.maxDepth)
+		} else {
+			out.Note = fmt.Sprintf("no answer: every path reached max_depth %d without one; a higher max_depth searches further", t.maxDepth)
 		}
 	}
 	return out, err
