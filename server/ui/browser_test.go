@@ -66,6 +66,17 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 	if got := uitest.Eval[string](t, b, `document.getElementById("run-status").textContent`); got != "running" {
 		t.Fatalf("status shows %q mid-run", got)
 	}
+	// The usage so far grows with the events too: the judge's call came
+	// after the page loaded the run (it showed the calls and tokens of
+	// that moment, and counted the problem as a node).
+	u := live.Usage
+	want := fmt.Sprintf("%d calls · %d tok · %d nodes · ", u.LLMCalls, u.PromptTokens+u.CompletionTokens, u.Nodes)
+	if u.PromptTokens+u.CompletionTokens >= 1000 {
+		t.Fatalf("%d tokens: the page shortens them", u.PromptTokens+u.CompletionTokens)
+	}
+	if got := uitest.Eval[string](t, b, `document.getElementById("run-usage").textContent`); !strings.HasPrefix(got, want) {
+		t.Errorf("mid-run the usage reads %q, want the run's so far: %q…", got, want)
+	}
 
 	r.llm.release()
 	res := wait()

@@ -164,8 +164,9 @@
     return true;
   }
 
+  // applyEvent applies a streamed event; false for one already applied.
   function applyEvent(e) {
-    if (!indexEvent(e)) return;
+    if (!indexEvent(e)) return false;
     if ((e.op === 'node' || e.op === 'update') && e.node) {
       const n = putNode(e.scope || [], e.node, e.op === 'node' ? e.seq : 0);
       if (e.op === 'update') S.dirty = true;
@@ -177,6 +178,7 @@
     if (S.opFilter === '' || S.opFilter === e.op) {
       if (!S.nodeOnly || eventTouches(e, S.selected)) S.evFiltered.push(e);
     }
+    return true;
   }
 
   function loadTrace(t) {
@@ -1078,9 +1080,10 @@
     es.addEventListener('events', (m) => {
       if (S.runId !== id) return;
       const batch = JSON.parse(m.data);
-      for (const e of batch) applyEvent(e);
+      const u = Object.assign({}, S.trace.usage);
+      for (const e of batch) if (applyEvent(e)) addUsage(u, e);
       for (const e of batch) if (e.op === 'end' && e.data && !(e.scope && e.scope.length)) { S.trace.answer = e.data.answer; S.trace.status = e.data.stopped; }
-      S.trace.usage = Object.assign({}, S.trace.usage, { nodes: S.nodes.size });
+      S.trace.usage = u;
       S.trace.fromStream = true;
       showHead();
       scheduleRender();
@@ -1095,6 +1098,25 @@
       if (es.readyState !== EventSource.CLOSED) return; // the browser resumes with Last-Event-ID
       setTimeout(() => { if (S.es === es && S.runId === id) openRun(id); }, 3000);
     });
+  }
+  // addUsage counts a live run's event into its usage so far, as the
+  // server counts a running trace's (traces.usageOf): the samples and
+  // requests of LLM calls that came back or that the search gave up
+  // (calls the LLM failed are refunded), their tokens, tool calls, and the
+  // nodes added (not the roots: the problem's and each nested search's).
+  function addUsage(u, e) {
+    const d = e.data || {};
+    const num = (v) => (typeof v === 'number' && isFinite(v) ? v : 0);
+    if (e.op === 'llm_call') {
+      if (d.error == null || d.cancelled === true) { u.llm_calls = num(u.llm_calls) + num(d.n); u.requests = num(u.requests) + 1; }
+      u.prompt_tokens = num(u.prompt_tokens) + num(d.prompt_tokens);
+      u.completion_tokens = num(u.completion_tokens) + num(d.completion_tokens);
+    } else if (e.op === 'tool_call') {
+      u.tool_calls = num(u.tool_calls) + 1;
+    } else if (e.op === 'node' && e.node && e.node.id !== 0) {
+      u.nodes = num(u.nodes) + 1;
+    }
+    if (num(e.t_ms) > num(u.wall_ms)) u.wall_ms = e.t_ms;
   }
   let evTimer = 0;
   function drawEventsSoon() {
