@@ -67,8 +67,8 @@ type Result struct {
 	// Task.Truth), nil when it cannot or there is no answer. A rejected
 	// answer also has a warning, so that every reader is told.
 	Verified *bool `json:"verified,omitempty"`
-	// failed counts the failed evaluations and LLM requests behind
-	// Warnings, for the log.
+	// failed counts the failed evaluations and LLM requests, and the
+	// requests that came back short, behind Warnings, for the log.
 	failed failureCounts
 	// Err is the error behind Error, for errors.Is (an LLM that rate
 	// limits, say); nil when the run did not stop on one.
