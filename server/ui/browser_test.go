@@ -466,3 +466,30 @@ func TestBrowserFitsTheTreeAndItsLabels(t *testing.T) {
 		}
 	}
 }
+
+// The runs list is drawn again whenever it changes (every 2 s while a run
+// is live): a run the keyboard is on keeps the focus, so that a keyboard
+// user does not fall back to the top of the page.
+func TestBrowserRunsListKeepsTheFocus(t *testing.T) {
+	t.Parallel()
+	first, second := bigTrace(10, 11), bigTrace(10, 12)
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Finish(first)
+	done := make(chan struct{})
+	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) })
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+first.ID))
+	b.WaitFor(t, "the run", `document.body.dataset.state === "ready" && document.querySelectorAll("#run-list li").length === 1`)
+	li := fmt.Sprintf(`document.querySelector('#run-list li[data-id=%q]')`, first.ID)
+	uitest.Eval[chromedp.Void](t, b, li+`.focus()`)
+	st.Finish(second)
+	b.WaitFor(t, "the new run in the list", `document.querySelectorAll("#run-list li").length === 2`)
+	if !uitest.Eval[bool](t, b, `document.activeElement === `+li) {
+		t.Errorf("after the list changed the focus is on %s, not on the run it was on", uitest.Eval[string](t, b, `document.activeElement.outerHTML.slice(0, 80)`))
+	}
+}

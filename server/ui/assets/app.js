@@ -974,7 +974,11 @@
         el('span', { class: 'meta' }, r.answer ? el('span', { class: 'answer', text: '→ ' + iso(clip(r.answer, 40)) }) : null, (r.answer ? ' · ' : '') + usageText(r.usage)));
       items.push(li);
     }
+    // The list is drawn again whenever it changes (every 2 s while a run
+    // is live): a run that had the keyboard's focus keeps it.
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#run-list li');
     $('run-list').replaceChildren(...items);
+    if (focused) { const li = items.find((x) => x.dataset.id === focused.dataset.id); if (li) li.focus({ preventScroll: true }); }
     $('runs-empty').hidden = S.runs.length > 0;
   }
   function initRuns() {
