@@ -525,23 +525,13 @@ func (s *Store) forget(id string) {
 // viewers that serve it without decoding it. Running traces have none: use
 // Get.
 func (s *Store) Raw(id string) ([]byte, error) {
-	if !validID.MatchString(id) {
-		return nil, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
-	}
-	s.mu.Lock()
-	s.refreshLocked()
-	_, isDone := s.finished[id]
-	s.mu.Unlock()
-	if !isDone || s.dir == "" {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	b, err := os.ReadFile(filepath.Join(s.dir, id+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		s.forget(id)
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id) // evicted meanwhile
-	}
+	path, err := s.donePath(id)
 	if err != nil {
-		return nil, fmt.Errorf("read trace %s: %w", id, err)
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, s.fileErr(id, "read", err)
 	}
 	return b, nil
 }
@@ -550,23 +540,13 @@ func (s *Store) Raw(id string) ([]byte, error) {
 // that go through a large one as a stream rather than hold it whole (Raw).
 // The caller closes it. Running traces have none: use Get.
 func (s *Store) Open(id string) (io.ReadCloser, error) {
-	if !validID.MatchString(id) {
-		return nil, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
-	}
-	s.mu.Lock()
-	s.refreshLocked()
-	_, isDone := s.finished[id]
-	s.mu.Unlock()
-	if !isDone || s.dir == "" {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	f, err := os.Open(filepath.Join(s.dir, id+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		s.forget(id)
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id) // evicted meanwhile
-	}
+	path, err := s.donePath(id)
 	if err != nil {
-		return nil, fmt.Errorf("open trace %s: %w", id, err)
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, s.fileErr(id, "open", err)
 	}
 	return f, nil
 }
@@ -575,21 +555,42 @@ func (s *Store) Open(id string) (io.ReadCloser, error) {
 // without reading it, for callers that cap what they return. Running
 // traces have none: use Get.
 func (s *Store) Size(id string) (int64, error) {
+	path, err := s.donePath(id)
+	if err != nil {
+		return 0, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, s.fileErr(id, "stat", err)
+	}
+	return st.Size(), nil
+}
+
+// donePath is the file of a finished trace the store keeps, or
+// ErrNotFound: an id that is not one, a running or unknown run, or a
+// store that writes nothing.
+func (s *Store) donePath(id string) (string, error) {
 	if !validID.MatchString(id) {
-		return 0, fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
+		return "", fmt.Errorf("%w: %q is not a trace id", ErrNotFound, id)
 	}
 	s.mu.Lock()
 	s.refreshLocked()
 	_, isDone := s.finished[id]
 	s.mu.Unlock()
 	if !isDone || s.dir == "" {
-		return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return "", fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	st, err := os.Stat(filepath.Join(s.dir, id+".json"))
-	if err != nil {
-		return 0, fmt.Errorf("trace %s: %w", id, err)
+	return filepath.Join(s.dir, id+".json"), nil
+}
+
+// fileErr is the error of reading a finished trace's file: a file gone
+// (evicted meanwhile, or removed by hand) is forgotten and ErrNotFound.
+func (s *Store) fileErr(id, op string, err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		s.forget(id)
+		return fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return st.Size(), nil
+	return fmt.Errorf("%s trace %s: %w", op, id, err)
 }
 
 // ReadFile reads a trace document written by WriteFile (or `ponder solve
