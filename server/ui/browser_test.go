@@ -493,3 +493,23 @@ func TestBrowserRunsListKeepsTheFocus(t *testing.T) {
 		t.Errorf("after the list changed the focus is on %s, not on the run it was on", uitest.Eval[string](t, b, `document.activeElement.outerHTML.slice(0, 80)`))
 	}
 }
+
+// The tree can be walked without a mouse: it takes the keyboard's focus
+// (Tab reaches it), the first arrow selects the root, the next ones move
+// from node to node.
+func TestBrowserTreeByKeyboard(t *testing.T) {
+	t.Parallel()
+	tr := fanTrace("How many clips did Natalia sell altogether in April and May?", 3)
+	srv := serveFinished(t, tr)
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	b.WaitFor(t, "the run", `document.body.dataset.state === "ready"`)
+	if got := uitest.Eval[int](t, b, `document.getElementById("tree").tabIndex`); got != 0 {
+		t.Errorf("the tree's tabIndex is %d: Tab never reaches it", got)
+	}
+	uitest.Eval[chromedp.Void](t, b, `document.getElementById("tree").focus()`)
+	for _, step := range []struct{ key, node string }{{kb.ArrowRight, "0"}, {kb.ArrowRight, "1"}, {kb.ArrowDown, "2"}, {kb.ArrowLeft, "0"}} {
+		b.Do(t, chromedp.KeyEvent(step.key))
+		b.WaitFor(t, "node "+step.node+" selected by keyboard", fmt.Sprintf(`document.getElementById("details").dataset.node === %q`, step.node))
+	}
+}

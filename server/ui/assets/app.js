@@ -595,7 +595,12 @@
     if (e.key === '+' || e.key === '=') { zoomCentre(1.25); return; }
     if (e.key === '-' || e.key === '_') { zoomCentre(0.8); return; }
     const n = S.selected && S.nodes.get(S.selected);
-    if (!n) return;
+    if (!n) {
+      // Nothing selected yet: the first arrow (or Enter) picks the root,
+      // so the tree can be walked without a mouse.
+      if (S.nodes.has('0') && /^(Arrow(Left|Right|Up|Down)|Enter)$/.test(e.key)) { e.preventDefault(); selectNode('0', true); }
+      return;
+    }
     let to = null;
     if (e.key === 'ArrowLeft') to = n.parent;
     else if (e.key === 'ArrowRight') to = n.vk[0] || null;
