@@ -2,15 +2,11 @@ package server
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/retrieval"
-	"github.com/ponder-rlm/ponder/retrieval/embedded"
-	"github.com/ponder-rlm/ponder/retrieval/ingest"
 )
 
 // search_documents shows a client on another machine (a server bound
@@ -21,23 +17,7 @@ import (
 // the file. Real files, ingest, embedded store, retriever and server.
 func TestSearchDocumentsHidesServerPathsFromRemoteClients(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	dir := filepath.Join(root, "handbook")
-	if err := os.MkdirAll(filepath.Join(dir, "ops"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "ops", "ports.md")
-	if err := os.WriteFile(file, []byte("# Ports\n\nThe admin console listens on port 7443.\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := ingest.New(st, &ingest.Options{Collection: "docs"}).Run(t.Context(), []string{dir}, nil); err != nil {
-		t.Fatal(err)
-	}
+	root, file, st := ingestHandbook(t)
 	for _, tc := range []struct {
 		name, addr, token, want string
 	}{
