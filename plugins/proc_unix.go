@@ -46,22 +46,32 @@ func (i isolation) String() string {
 // not be used (isolateGroup).
 var pluginIsolation = sync.OnceValues(probeIsolation)
 
-// probeIsolation tries each namespace setting with a process that execs a
-// path that does not exist: clone failing (EPERM without the capability,
-// EINVAL or ENOSPC where namespaces are off or used up, a seccomp filter)
-// fails the fork, while a fork that worked fails the exec with ENOENT.
-// Nothing runs and nothing is left behind (ForkExec reaps the child).
+// probeIsolation picks the first namespace setting this host allows
+// (allowed).
 func probeIsolation() (isolation, error) {
 	var errs []error
 	for _, iso := range []isolation{isolatePID, isolateUserPID} {
-		_, err := syscall.ForkExec("/nonexistent/ponder-namespace-probe", nil,
-			&syscall.ProcAttr{Sys: procAttr(iso)})
-		if errors.Is(err, syscall.ENOENT) {
+		err := allowed(iso)
+		if err == nil {
 			return iso, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", iso, err))
 	}
 	return isolateGroup, errors.Join(errs...)
+}
+
+// allowed tries iso with a process that execs a path that does not exist:
+// clone failing (EPERM without the capability, EINVAL or ENOSPC where
+// namespaces are off or used up, a seccomp filter) fails the fork, while
+// a fork that worked fails the exec with ENOENT, which gives nil. Nothing
+// runs and nothing is left behind (ForkExec reaps the child).
+func allowed(iso isolation) error {
+	_, err := syscall.ForkExec("/nonexistent/ponder-namespace-probe", nil,
+		&syscall.ProcAttr{Sys: procAttr(iso)})
+	if errors.Is(err, syscall.ENOENT) {
+		return nil
+	}
+	return err
 }
 
 // childProcAttr makes the kernel kill a plugin when Ponder dies, even by
