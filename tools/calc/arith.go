@@ -62,8 +62,8 @@ func bitsLowerBound(bits ...int) int {
 
 // refuse is the error for a result whose numerator or denominator has more
 // than maxBits: too small when it is below 1 in size (its size is its
-// denominator's), else too large. It is the error check gives for a
-// result formed, said of one known before it is formed.
+// denominator's), else too large: check's error for a result formed, and
+// add's and mul's for one known to be over before it is formed.
 func refuse(tiny bool, maxBits int) error {
 	if tiny {
 		return fmt.Errorf("%w: an intermediate result's denominator has more than %d bits", ErrTooSmall, maxBits)

@@ -494,10 +494,7 @@ func (p *parser) check(v *big.Rat) (*big.Rat, error) {
 		return nil, err
 	}
 	if v.Num().BitLen() > p.maxBits || v.Denom().BitLen() > p.maxBits {
-		if tiny(v) {
-			return nil, fmt.Errorf("%w: an intermediate result's denominator has more than %d bits", ErrTooSmall, p.maxBits)
-		}
-		return nil, fmt.Errorf("%w: an intermediate result has more than %d bits", ErrTooLarge, p.maxBits)
+		return nil, refuse(tiny(v), p.maxBits)
 	}
 	return v, nil
 }
