@@ -566,8 +566,8 @@ func clientWarnings(ws []string) []string {
 }
 
 // failedNote is the reasoning_content line that says why a choice's
-// search failed (why: clientErrorFor), in a response and in a stream
-// alike.
+// search failed (why: its ponder.choices[i].error, choiceTraceOf), in a
+// response and in a stream alike.
 func failedNote(why string) string {
 	return "(search failed: " + why + ")\n"
 }
@@ -703,6 +703,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		content := mask.Text(answerContent(res))
 		msg := map[string]any{"role": "assistant", "content": content}
 		rt := mask.Text(reasoningText(res))
+		ct := s.choiceTraceOf(r.Context(), i, res, tasks[i].Model, mask)
 		if content == "" && res.Stopped == core.StopError {
 			// One of n searches failed (all failing is an error above):
 			// its choice has no answer, content null as OpenAI's schema
@@ -712,13 +713,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			// ponder.choices. finish_reason stays in OpenAI's enum (see
 			// docs/server.md).
 			msg["content"] = nil
-			rt += mask.Text(failedNote(s.clientErrorFor(r.Context(), res, tasks[i].Model)))
+			rt += failedNote(ct.Error)
 		}
 		if rt != "" {
 			msg["reasoning_content"] = rt
 		}
 		choices = append(choices, map[string]any{"index": i, "message": msg, "finish_reason": finishOf(res.Stopped), "logprobs": nil})
-		meta = append(meta, s.choiceTraceOf(r.Context(), i, res, tasks[i].Model, mask))
+		meta = append(meta, ct)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
@@ -1000,16 +1001,16 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, id string, r
 			if mask != nil {
 				mask.addTrace(res.Trace)
 			}
+			ct := s.choiceTraceOf(ctx, i, res, t.Model, mask)
 			if !answered {
 				if c := mask.Text(answerContent(res)); c != "" {
 					sw.data(chunk([]map[string]any{delta(i, map[string]any{"content": c}, nil)}, nil))
 				} else if res.Stopped == core.StopError {
-					note := mask.Text(failedNote(s.clientErrorFor(ctx, res, t.Model)))
-					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": note}, nil)}, nil))
+					sw.data(chunk([]map[string]any{delta(i, map[string]any{"reasoning_content": failedNote(ct.Error)}, nil)}, nil))
 				}
 			}
 			sw.finish(i, chunk([]map[string]any{delta(i, map[string]any{}, finishOf(res.Stopped))},
-				map[string]any{"ponder": s.choiceTraceOf(ctx, i, res, t.Model, mask)}))
+				map[string]any{"ponder": ct}))
 		}()
 	}
 	wg.Wait()
