@@ -513,3 +513,24 @@ func TestBrowserTreeByKeyboard(t *testing.T) {
 		b.WaitFor(t, "node "+step.node+" selected by keyboard", fmt.Sprintf(`document.getElementById("details").dataset.node === %q`, step.node))
 	}
 }
+
+// When the drawing area changes size (the problem opened in full, the
+// window resized), a view the user has not moved fits the tree again: it
+// stayed where it was, outside the smaller area.
+func TestBrowserRefitsWhenTheAreaChanges(t *testing.T) {
+	t.Parallel()
+	tr := fanTrace(strings.Repeat("How many clips did Natalia sell altogether in April and May? ", 40), 3)
+	srv := serveFinished(t, tr)
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	b.WaitFor(t, "the run", `document.body.dataset.state === "ready"`)
+	inside := `(() => {
+		const box = document.getElementById("tree").getBoundingClientRect(), cs = [...document.querySelectorAll("#nodes circle")];
+		return cs.length === 4 && cs.every((c) => { const r = c.getBoundingClientRect(); return r.top >= box.top && r.bottom <= box.bottom && r.left >= box.left && r.right <= box.right; });
+	})()`
+	b.WaitFor(t, "the tree in view", inside)
+	before := uitest.Eval[float64](t, b, `document.getElementById("tree").clientHeight`)
+	b.Do(t, chromedp.Click(chromedp.ID("run-problem")))
+	b.WaitFor(t, "a smaller drawing area", fmt.Sprintf(`document.getElementById("tree").clientHeight < %v / 2`, before))
+	b.WaitFor(t, "the tree in the smaller area", inside)
+}

@@ -522,7 +522,19 @@
       tip.hidden = false;
     });
     t.addEventListener('mouseleave', () => { tip.hidden = true; });
-    window.addEventListener('resize', () => scheduleViewRender());
+    // The drawing area changes size with the window, and with the page
+    // around it (the problem opened in full, an error line, the toolbar
+    // wrapping): a view the user has not moved fits the tree again, so it
+    // never sits outside a smaller area.
+    let size = '';
+    new ResizeObserver(() => {
+      const now = t.clientWidth + 'x' + t.clientHeight;
+      if (now === size) return;
+      size = now;
+      if (!S.trace) return;
+      if (S.userMoved) scheduleViewRender();
+      else fit(true);
+    }).observe(t);
   }
 
   function zoomAt(px, py, f) {
