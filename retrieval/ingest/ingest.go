@@ -226,7 +226,7 @@ func (a anchor) place(path string) (string, error) {
 	if real == path {
 		return path, nil
 	}
-	if rel, err := filepath.Rel(a.real, real); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	if rel, ok := relUnder(a.real, real); ok {
 		return filepath.Join(a.given, rel), nil
 	}
 	return real, nil
@@ -237,11 +237,20 @@ func (a anchor) place(path string) (string, error) {
 // named, else the path it was found at (a link to a file elsewhere).
 func (a anchor) name(src, path string) string {
 	for _, p := range []string{src, path} {
-		if rel, err := filepath.Rel(a.base, p); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		if rel, ok := relUnder(a.base, p); ok {
 			return filepath.ToSlash(rel)
 		}
 	}
 	return filepath.Base(path)
+}
+
+// relUnder is p relative to base when p lies under base (or is base).
+func relUnder(base, p string) (string, bool) {
+	rel, err := filepath.Rel(base, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return rel, true
 }
 
 // brokenLink says why path, which os.Stat could not read, is a broken
@@ -419,8 +428,8 @@ func deepGlob(pattern string, i int) (root, rest string) {
 // matchDeep says whether path, under root, matches root/**/rest: some tail
 // of its path below root matches rest.
 func matchDeep(root, rest, path string) bool {
-	rel, err := filepath.Rel(root, path)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	rel, ok := relUnder(root, path)
+	if !ok {
 		return false
 	}
 	parts := strings.Split(rel, string(filepath.Separator))
@@ -918,8 +927,9 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	if len(strings.TrimSpace(string(data[:min(len(data), 4096)]))) == 0 && len(strings.TrimSpace(string(data))) == 0 {
 		return gone("empty")
 	}
-	repack := exists && old.Hash == hash && old.Params == params && in.unpacked(old, TypeOf(j.path))
-	if exists && old.Hash == hash && old.Params == params && !repack {
+	same := exists && old.Hash == hash && old.Params == params
+	repack := same && in.unpacked(old, TypeOf(j.path))
+	if same && !repack {
 		r.Status, r.Chunks = Unchanged, old.Chunks
 		return r
 	}
@@ -952,20 +962,18 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	if j.name != "" {
 		doc.Meta[retrieval.MetaName] = j.name
 	}
-	r.Note = ex.Note
+	var notes []string
 	if repack {
-		r.Note = "chunked again: it was stored before documents of tiny sections were packed, with " + strconv.Itoa(old.Chunks) + " chunks"
-		if ex.Note != "" {
-			r.Note += "; " + ex.Note
-		}
+		notes = append(notes, "chunked again: it was stored before documents of tiny sections were packed, with "+strconv.Itoa(old.Chunks)+" chunks")
+	}
+	if ex.Note != "" {
+		notes = append(notes, ex.Note)
 	}
 	if packed > 0 {
-		if r.Note != "" {
-			r.Note += "; "
-		}
-		r.Note += fmt.Sprintf("its %d sections average %d bytes (under %d): neighbouring sections were packed into %d chunks of up to %d bytes, so that it costs memory and store space by its size rather than its section count",
-			packed, len(ex.Text)/packed, min(minSectionBytes, in.o.Chunk.Size/4), len(chunks), in.o.Chunk.Size)
+		notes = append(notes, fmt.Sprintf("its %d sections average %d bytes (under %d): neighbouring sections were packed into %d chunks of up to %d bytes, so that it costs memory and store space by its size rather than its section count",
+			packed, len(ex.Text)/packed, min(minSectionBytes, in.o.Chunk.Size/4), len(chunks), in.o.Chunk.Size))
 	}
+	r.Note = strings.Join(notes, "; ")
 	if ex.Encoding != "" && ex.Encoding != encUTF8BOM {
 		// Offsets are into the decoded text, not the file: the encoding
 		// on every chunk says so (and can be filtered on).
@@ -976,10 +984,7 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	}
 	for i := range chunks {
 		if j.name != "" {
-			if chunks[i].Meta == nil {
-				chunks[i].Meta = map[string]string{}
-			}
-			chunks[i].Meta[retrieval.MetaName] = j.name
+			chunks[i].Meta[retrieval.MetaName] = j.name // chunkDoc made Meta
 		}
 		chunks[i].Title = ex.Title
 		chunks[i].Source = j.path
