@@ -939,7 +939,10 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	ex, err := extract(ctx, j.path, data, enc, in.o.MaxFileBytes)
 	if err != nil {
 		if errors.Is(err, errTextTooLarge) {
-			return tooLarge("%v (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", err)
+			// As tooLarge, with the version stored before looked up.
+			res := skip("%v (raise retrieval.max_file_bytes, PONDER_MAX_FILE_BYTES)", err)
+			res.remove = exists
+			return res
 		}
 		if errors.Is(err, ErrUnsupported) {
 			return skip("unsupported file type %q (ingest reads .md .txt .html .pdf and source files)", filepath.Ext(j.path))

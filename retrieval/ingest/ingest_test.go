@@ -411,6 +411,46 @@ func TestPDFTextOverLimitIsSkipped(t *testing.T) {
 	}
 }
 
+// A PDF that changed since it was stored, whose text is now over the
+// limit, loses the version stored before, as a file over the limit does
+// (TestTooLargeRemovesTheVersionStoredBefore).
+func TestPDFTextOverLimitRemovesTheVersionStoredBefore(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/repeated-pages.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "r.pdf")
+	st := openStore(t)
+	ctx := context.Background()
+	run := func(content []byte, limit int64) Summary {
+		t.Helper()
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum, err := New(st, &Options{Collection: "c", MaxFileBytes: limit}).Run(ctx, []string{path}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	if sum := run(append(slices.Clip(data), '\n'), 2<<20); sum.Added != 1 {
+		t.Fatalf("under the limit: %+v", sum)
+	}
+	sum := run(data, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := byPath(sum)["r.pdf"]
+	if f.Status != Skipped || !strings.Contains(f.Reason, "its text is more than 1048576 bytes") ||
+		!strings.HasSuffix(f.Reason, "; the version ingested before was removed from the collection") {
+		t.Errorf("r.pdf: %s %q, want skipped as too large, saying the old version was removed", f.Status, f.Reason)
+	}
+	if docs, err := st.Documents(ctx, "c", []string{path}); err != nil || len(docs) != 0 {
+		t.Errorf("the old version is still stored: %+v, %v", docs, err)
+	}
+}
+
 // Text whose only spaces are multi-byte (no-break spaces from HTML and
 // PDFs, ideographic spaces) is never cut inside a character.
 func TestChunkCutsWholeRunes(t *testing.T) {
