@@ -46,10 +46,15 @@ type runResult struct {
 // data dir.
 func runPonder(t *testing.T, stdin string, env []string, args ...string) runResult {
 	t.Helper()
+	return runPonderAt(t, t.TempDir(), stdin, env, args...)
+}
+
+// runPonderAt is runPonder with dir as the working directory.
+func runPonderAt(t *testing.T, dir, stdin string, env []string, args ...string) runResult {
+	t.Helper()
 	cmd := exec.Command(ponderBin, args...)
-	cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LOG_LEVEL=warn")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Dir = t.TempDir()
+	cmd.Env = append(append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LOG_LEVEL=warn"), env...)
+	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -670,32 +670,12 @@ func TestIngestStdinStopsAtFirstSignal(t *testing.T) {
 	} {
 		t.Run(tc.sig.String(), func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(ponderBin, "ingest", "-q", "-")
-			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir())
-			cmd.Dir = t.TempDir()
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
+			code, log := signalWhileReadingStdin(t, tc.sig, nil, "a document whose end never comes", "ingest", "-q", "-")
+			if code != tc.status {
+				t.Fatalf("exit %d (-1: still running) after one %s with stdin still open, want %d; stderr:\n%s", code, tc.sig, tc.status, log)
 			}
-			defer stdin.Close() // only once the test is over
-			var log testutil.LockedBuffer
-			cmd.Stderr = &log
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill() })
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			if _, err := io.WriteString(stdin, "a document whose end never comes"); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(300 * time.Millisecond) // ingest is reading stdin
-			_ = cmd.Process.Signal(tc.sig)
-			if code := exited(waited, 10*time.Second); code != tc.status {
-				t.Fatalf("exit %d (-1: still running) after one %s with stdin still open, want %d; stderr:\n%s", code, tc.sig, tc.status, log.String())
-			}
-			if !strings.Contains(log.String(), tc.says) {
-				t.Errorf("stderr does not say %q:\n%s", tc.says, log.String())
+			if !strings.Contains(log, tc.says) {
+				t.Errorf("stderr does not say %q:\n%s", tc.says, log)
 			}
 		})
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net"
@@ -214,39 +213,11 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(ponderBin, "serve", "--addr", "127.0.0.1:0")
 			data := t.TempDir()
-			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+data, "PONDER_LOG_FORMAT=json",
-				"PONDER_SHUTDOWN_TIMEOUT=2m", "PONDER_LLM_BASE_URL="+closedPort(t))
-			cmd.Dir = t.TempDir()
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waited := make(chan error, 1)
-			var log testutil.LockedBuffer
-			addr := make(chan string, 1)
-			go func() {
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					log.Write(append(sc.Bytes(), '\n'))
-					var m struct{ Message, Addr string }
-					if json.Unmarshal(sc.Bytes(), &m) == nil && m.Message == "ponder serving" {
-						addr <- strings.TrimPrefix(m.Addr, "http://")
-					}
-				}
-				waited <- cmd.Wait()
-			}()
-			t.Cleanup(func() { _ = cmd.Process.Kill() })
-			var a string
-			select {
-			case a = <-addr:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("ponder serve did not start: %s", log.String())
-			}
+			serving, log, cmd, waited := startServe(t, data, "PONDER_SHUTDOWN_TIMEOUT=2m")
+			var m struct{ Addr string }
+			_ = json.Unmarshal(serving, &m)
+			a := strings.TrimPrefix(m.Addr, "http://")
 			// The start says where the data goes.
 			if want, _ := json.Marshal(data); !strings.Contains(log.String(), `"data_dir":`+string(want)) {
 				t.Errorf("the start does not name the data dir %s:\n%s", data, log.String())
@@ -296,14 +267,29 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 // never closes it) ends the wait: reading stdin did not heed it.
 func TestSolveInterruptedWhileReadingStdin(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(ponderBin, "solve")
-	cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LLM_BASE_URL="+closedPort(t))
+	code, log := signalWhileReadingStdin(t, os.Interrupt, []string{"PONDER_LLM_BASE_URL=" + closedPort(t)}, "What is 2+", "solve")
+	if code != 130 {
+		t.Fatalf("exit %d (-1: still running) after one Ctrl-C, want 130; stderr:\n%s", code, log)
+	}
+	if !strings.Contains(log, "interrupted while reading the problem from stdin") {
+		t.Errorf("stderr does not say what was interrupted:\n%s", log)
+	}
+}
+
+// signalWhileReadingStdin starts ponder with args and a private data dir,
+// writes input to its stdin, a pipe it leaves open until the test is over,
+// sends sig once ponder is reading it, and returns the exit status (-1:
+// still running 10s later) and stderr.
+func signalWhileReadingStdin(t *testing.T, sig os.Signal, env []string, input string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(ponderBin, args...)
+	cmd.Env = append(append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir()), env...)
 	cmd.Dir = t.TempDir()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stdin.Close()
+	t.Cleanup(func() { _ = stdin.Close() })
 	var log testutil.LockedBuffer
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {
@@ -312,17 +298,12 @@ func TestSolveInterruptedWhileReadingStdin(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
-	if _, err := io.WriteString(stdin, "What is 2+"); err != nil {
+	if _, err := io.WriteString(stdin, input); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // ponder is reading stdin
-	_ = cmd.Process.Signal(os.Interrupt)
-	if code := exited(waited, 10*time.Second); code != 130 {
-		t.Fatalf("exit %d (-1: still running) after one Ctrl-C, want 130; stderr:\n%s", code, log.String())
-	}
-	if !strings.Contains(log.String(), "interrupted while reading the problem from stdin") {
-		t.Errorf("stderr does not say what was interrupted:\n%s", log.String())
-	}
+	_ = cmd.Process.Signal(sig)
+	return exited(waited, 10*time.Second), log.String()
 }
 
 // `ponder config` warns of a PONDER_* variable no setting reads and prints
@@ -390,33 +371,12 @@ func TestCommandStoppedBySignalExitsWithItsStatus(t *testing.T) {
 	} {
 		t.Run(tc.sig.String(), func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(ponderBin, "ingest", "-q", "-")
-			cmd.Env = append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir())
-			cmd.Dir = t.TempDir()
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
+			code, log := signalWhileReadingStdin(t, tc.sig, nil, "a document that is still being written", "ingest", "-q", "-")
+			if code != tc.status {
+				t.Fatalf("exit %d (-1: still running) after %s, want %d; stderr:\n%s", code, tc.sig, tc.status, log)
 			}
-			var log testutil.LockedBuffer
-			cmd.Stderr = &log
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill() })
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			if _, err := io.WriteString(stdin, "a document that is still being written"); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(300 * time.Millisecond) // ingest is reading stdin
-			_ = cmd.Process.Signal(tc.sig)
-			// stdin stays open: the signal alone stops the read.
-			defer stdin.Close()
-			if code := exited(waited, 10*time.Second); code != tc.status {
-				t.Fatalf("exit %d (-1: still running) after %s, want %d; stderr:\n%s", code, tc.sig, tc.status, log.String())
-			}
-			if !strings.Contains(log.String(), tc.says) {
-				t.Errorf("stderr does not say %q:\n%s", tc.says, log.String())
+			if !strings.Contains(log, tc.says) {
+				t.Errorf("stderr does not say %q:\n%s", tc.says, log)
 			}
 		})
 	}

@@ -404,24 +404,6 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
-// runPonderIn is runPonder with dir as the working directory.
-func runPonderIn(t *testing.T, dir string, env []string, args ...string) runResult {
-	t.Helper()
-	cmd := exec.Command(ponderBin, args...)
-	cmd.Env = append(append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LOG_LEVEL=warn"), env...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return runResult{out.String(), errb.String(), code}
-}
-
 // The same plugin in two --plugin-dir directories: the second is valid
 // but unused. It was listed as a nameless "? invalid" row without a
 // directory; it is listed as itself, "shadowed", saying by which.
@@ -531,7 +513,7 @@ func TestPluginsNameOrPath(t *testing.T) {
 		{work, []string{"remove", installed}, 2, nil, []string{"remove takes an installed plugin's name, not a path: run `ponder plugins remove wordcount`"}},
 		{work, []string{"remove", "wordcount"}, 0, []string{"removed wordcount"}, nil},
 	} {
-		r := runPonderIn(t, tt.dir, env, append([]string{"plugins"}, tt.args...)...)
+		r := runPonderAt(t, tt.dir, "", env, append([]string{"plugins"}, tt.args...)...)
 		ok := r.code == tt.code
 		for _, w := range tt.stdout {
 			ok = ok && strings.Contains(r.stdout, w)

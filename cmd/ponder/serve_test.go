@@ -31,45 +31,57 @@ func TestServeSaysWhetherATokenIsNeeded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(ponderBin, "serve", "--addr", "127.0.0.1:0")
-			cmd.Env = append(append(cleanEnv(), "PONDER_DATA_DIR="+t.TempDir(), "PONDER_LOG_FORMAT=json",
-				"PONDER_LLM_BASE_URL="+closedPort(t)), tc.env...)
-			cmd.Dir = t.TempDir()
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var log testutil.LockedBuffer
-			token := make(chan bool, 1)
-			read := make(chan struct{})
-			// Wait closes stderr: only once all of it has been read.
-			t.Cleanup(func() { _ = cmd.Process.Kill(); <-read; _ = cmd.Wait() })
-			go func() {
-				defer close(read)
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					log.Write(append(sc.Bytes(), '\n'))
-					var m struct {
-						Message string
-						Token   bool
-					}
-					if json.Unmarshal(sc.Bytes(), &m) == nil && m.Message == "ponder serving" {
-						token <- m.Token
-					}
-				}
-			}()
-			select {
-			case got := <-token:
-				if got != tc.want {
-					t.Errorf("ponder serving says token=%v, want %v:\n%s", got, tc.want, log.String())
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("ponder serve did not start: %s", log.String())
+			serving, log, _, _ := startServe(t, t.TempDir(), tc.env...)
+			var m struct{ Token bool }
+			_ = json.Unmarshal(serving, &m)
+			if m.Token != tc.want {
+				t.Errorf("ponder serving says token=%v, want %v:\n%s", m.Token, tc.want, log.String())
 			}
 		})
+	}
+}
+
+// startServe starts `ponder serve` on a free loopback port with data as
+// its data dir, JSON logs, an LLM that is not there and env, and waits
+// for its "ponder serving" log line, which it returns with its stderr so
+// far and from then on, the process, and its exit once all of stderr was
+// read.
+func startServe(t *testing.T, data string, env ...string) ([]byte, *testutil.LockedBuffer, *exec.Cmd, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(ponderBin, "serve", "--addr", "127.0.0.1:0")
+	cmd.Env = append(append(cleanEnv(), "PONDER_DATA_DIR="+data, "PONDER_LOG_FORMAT=json",
+		"PONDER_LLM_BASE_URL="+closedPort(t)), env...)
+	cmd.Dir = t.TempDir()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	log := new(testutil.LockedBuffer)
+	serving := make(chan []byte, 1)
+	waited, done := make(chan error, 1), make(chan struct{})
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.Write(append(sc.Bytes(), '\n'))
+			var m struct{ Message string }
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m.Message == "ponder serving" {
+				serving <- append([]byte(nil), sc.Bytes()...)
+			}
+		}
+		// Wait closes stderr: only once all of it has been read.
+		waited <- cmd.Wait()
+	}()
+	select {
+	case line := <-serving:
+		return line, log, cmd, waited
+	case <-time.After(10 * time.Second):
+		t.Fatalf("ponder serve did not start: %s", log.String())
+		return nil, nil, nil, nil
 	}
 }
 
