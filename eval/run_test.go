@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
 	"github.com/ponder-rlm/ponder/traces"
@@ -742,12 +742,7 @@ func TestMostSamplesLostIsAnError(t *testing.T) {
 // problem left, and says how to go on; --retry-errors then finishes it.
 func TestRunStopsWhenTheLLMCannotBeReached(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String() + "/v1"
-	ln.Close() // nothing listens: connection refused
+	url := "http://" + endpointtest.ClosedPort(t) + "/v1" // connection refused
 	out := t.TempDir()
 	o := game24Options(t, out)
 	o.Limit, o.Budgets, o.Strategies, o.Concurrency = 12, []int64{2}, []string{"cot", "self-consistency"}, 2

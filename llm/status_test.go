@@ -3,10 +3,10 @@ package llm_test
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 
 	"github.com/ponder-rlm/ponder/core"
+	"github.com/ponder-rlm/ponder/internal/endpoint/endpointtest"
 	"github.com/ponder-rlm/ponder/llm"
 )
 
@@ -15,12 +15,7 @@ import (
 // endpoint does not serve (404) without go-openai's error types.
 func TestErrorSaysTheEndpointsStatus(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String() + "/v1"
-	ln.Close()
+	refused := "http://" + endpointtest.ClosedPort(t) + "/v1"
 	for _, tc := range []struct {
 		name string
 		url  func(t *testing.T) string
