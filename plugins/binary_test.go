@@ -1,14 +1,12 @@
 package plugins
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/sdk"
 )
 
@@ -16,34 +14,12 @@ import (
 // binary that runs this test binary as the plugin mode names, at mode.
 func installScript(t *testing.T, root, name string, kind sdk.Kind, mode string, perm os.FileMode) Manifest {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(root, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "plugin.sh")
-	body := "#!/bin/sh\nexec '" + strings.ReplaceAll(self, "'", `'\''`) + "' " + modeFlag + mode + "\n"
-	if err := os.WriteFile(bin, []byte(body), perm); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(bin, perm); err != nil { // past the umask
-		t.Fatal(err)
-	}
-	sum, err := FileSHA256(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := Manifest{Name: name, Kind: kind, Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion, Binary: "plugin.sh", SHA256: sum, Dir: dir}
-	if kind == sdk.KindTool {
-		m.Tool = &core.ToolSpec{Name: name, Description: "echoes text", Schema: json.RawMessage(`{"type":"object"}`)}
-	}
-	if err := WriteManifest(m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	writeScript(t, filepath.Join(dir, "plugin.sh"), mode, true, perm)
+	return writeTestManifest(t, dir, name, kind, "plugin.sh", nil)
 }
 
 // A plugin binary without its execute permission (a copy that lost it, a

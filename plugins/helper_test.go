@@ -125,18 +125,12 @@ func TestFailedStartStopsThePluginsChildren(t *testing.T) {
 // Kill wait for pipes that never close, and the install hung.
 func TestInspectStopsAPluginWithAHelper(t *testing.T) {
 	t.Parallel()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	pidfile := filepath.Join(t.TempDir(), "helper.pid")
 	script := filepath.Join(dir, "plugin.sh")
-	body := "#!/bin/sh\nexec '" + strings.ReplaceAll(self, "'", `'\''`) + "' " + modeFlag + "tool-helper\n"
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	writeScript(t, script, "tool-helper", true, 0o755)
 	var m Manifest
+	var err error
 	within(t, 8*time.Second, "Inspect of a plugin whose helper holds its output", func() {
 		m, _, err = Inspect(context.Background(), script, &Options{Env: []string{"ECHO_HELPER_PIDFILE=" + pidfile}})
 	})

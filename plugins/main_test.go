@@ -449,12 +449,19 @@ func installMode(t testing.TB, root, name string, kind sdk.Kind, mode string) Ma
 	if err := os.Symlink(self, filepath.Join(dir, "plugin")); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := FileSHA256(self)
+	return writeTestManifest(t, dir, name, kind, "plugin", []string{modeFlag + mode})
+}
+
+// writeTestManifest writes the manifest install would of the plugin name
+// in dir, whose binary is there, run with args.
+func writeTestManifest(t testing.TB, dir, name string, kind sdk.Kind, binary string, args []string) Manifest {
+	t.Helper()
+	sum, err := FileSHA256(filepath.Join(dir, binary))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := Manifest{Name: name, Kind: kind, Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion, Binary: "plugin", SHA256: sum,
-		Args: []string{modeFlag + mode}, Dir: dir}
+	m := Manifest{Name: name, Kind: kind, Version: "0.1.0", ProtocolVersion: sdk.ProtocolVersion, Binary: binary, SHA256: sum,
+		Args: args, Dir: dir}
 	if kind == sdk.KindTool {
 		m.Tool = &core.ToolSpec{Name: name, Description: "echoes text", Schema: json.RawMessage(`{"type":"object"}`)}
 	}
@@ -462,6 +469,28 @@ func installMode(t testing.TB, root, name string, kind sdk.Kind, mode string) Ma
 		t.Fatal(err)
 	}
 	return m
+}
+
+// writeScript writes at path, with perm, a shell script that runs this
+// test binary as the plugin mode names: as the script itself (exec), or as
+// its child (the plugin outlives a script killed alone).
+func writeScript(t testing.TB, path, mode string, exec bool, perm os.FileMode) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := ""
+	if exec {
+		run = "exec "
+	}
+	body := "#!/bin/sh\n" + run + "'" + strings.ReplaceAll(self, "'", `'\''`) + "' " + modeFlag + mode + "\n"
+	if err := os.WriteFile(path, []byte(body), perm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, perm); err != nil { // past the umask
+		t.Fatal(err)
+	}
 }
 
 // loggedManager is newTestManager logging into a buffer the test reads,

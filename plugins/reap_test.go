@@ -5,7 +5,6 @@ package plugins
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,10 +28,6 @@ func TestNoZombiesWhenReaper(t *testing.T) {
 	// Not parallel: the subreaper attribute and pluginIsolation are the
 	// whole test process's, and parallel tests wait for this one.
 	toolstest.AsReaper(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, iso := range []isolation{isolateGroup, isolatePID, isolateUserPID} {
 		t.Run(strings.ReplaceAll(iso.String(), " ", "-"), func(t *testing.T) {
 			if iso != isolateGroup {
@@ -57,17 +52,8 @@ func TestNoZombiesWhenReaper(t *testing.T) {
 			installMode(t, dir, "echo", sdk.KindTool, "tool")
 			wm := installMode(t, wdir, "echo", sdk.KindTool, "tool")
 			script := filepath.Join(wm.Dir, "plugin.sh")
-			body := "#!/bin/sh\n'" + strings.ReplaceAll(self, "'", `'\''`) + "' " + modeFlag + "tool\n"
-			if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if wm.SHA256, err = FileSHA256(script); err != nil {
-				t.Fatal(err)
-			}
-			wm.Binary, wm.Args = "plugin.sh", nil
-			if err := WriteManifest(wm); err != nil {
-				t.Fatal(err)
-			}
+			writeScript(t, script, "tool", false, 0o755)
+			writeTestManifest(t, wm.Dir, "echo", sdk.KindTool, "plugin.sh", nil)
 			for _, d := range []string{dir, wdir} {
 				m := newTestManager(t, Options{Dirs: []string{d}, CallTimeout: 300 * time.Millisecond,
 					AbandonGrace: 100 * time.Millisecond, HealthInterval: -1})
