@@ -653,30 +653,3 @@ func TestIngestTellsOfBrokenLinksAndRefusedFiles(t *testing.T) {
 		t.Fatalf("the old version still answers: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
-
-// `sleep 30 | ponder ingest -`: the first SIGINT or SIGTERM stops the read
-// of stdin, whose writer neither writes more nor closes it, and ingest
-// exits with the signal's status. Reading stdin heeded no signal: ingest
-// ran until the input ended, and only a second signal quit.
-func TestIngestStdinStopsAtFirstSignal(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		sig    syscall.Signal
-		status int
-		says   string
-	}{
-		{syscall.SIGINT, 130, "ponder: ingest stopped: interrupted"},
-		{syscall.SIGTERM, 143, "ponder: ingest stopped: terminated"},
-	} {
-		t.Run(tc.sig.String(), func(t *testing.T) {
-			t.Parallel()
-			code, log := signalWhileReadingStdin(t, tc.sig, nil, "a document whose end never comes", "ingest", "-q", "-")
-			if code != tc.status {
-				t.Fatalf("exit %d (-1: still running) after one %s with stdin still open, want %d; stderr:\n%s", code, tc.sig, tc.status, log)
-			}
-			if !strings.Contains(log, tc.says) {
-				t.Errorf("stderr does not say %q:\n%s", tc.says, log)
-			}
-		})
-	}
-}

@@ -358,7 +358,9 @@ func TestConfigCommandSources(t *testing.T) {
 // A command that returns its context's error when a signal stops it
 // (ingest, tools call) exits with the signal's status and names the
 // signal: it exited 1 saying "ingest stopped: context canceled", so a
-// service manager or script read a stopped run as a failed one.
+// service manager or script read a stopped run as a failed one. The one
+// signal stops ingest reading a stdin whose writer neither writes more
+// nor closes it (`sleep 30 | ponder ingest -` ran until the input ended).
 func TestCommandStoppedBySignalExitsWithItsStatus(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
