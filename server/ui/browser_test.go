@@ -146,6 +146,10 @@ func TestBrowserWatchesALiveSearch(t *testing.T) {
 				t.Errorf("%s node details lack %q:\n%.800s", n.Kind, w, d)
 			}
 		}
+		// No LLM made it: the call before it is not shown as its maker.
+		if strings.Contains(d, "nearest earlier call") {
+			t.Errorf("%s node details guess an LLM call made it:\n%.800s", n.Kind, d)
+		}
 	}
 
 	// Search by text finds the node and selects it.

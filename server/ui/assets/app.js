@@ -779,10 +779,13 @@
     }
     if (Object.keys(meta).length) parts.push(el('h3', { text: 'Meta' }), pre(json(meta)));
     // The LLM call that made the node.
-    if (d.kind !== 'problem') {
+    // A tool's result and retrieved passages come from no LLM: the call
+    // before them is not guessed as theirs.
+    const byLLM = d.kind !== 'problem' && d.kind !== 'tool-result' && d.kind !== 'retrieval';
+    if (d.kind !== 'problem' && (byLLM || callSeq)) {
       parts.push(el('h3', { text: 'LLM call' }));
       const exact = callSeq && S.bySeq.get(callSeq);
-      const near = !exact && nearEvent(n, 'llm_call', -1);
+      const near = !exact && byLLM && nearEvent(n, 'llm_call', -1);
       if (exact) parts.push(renderCall(exact, 'made this node', true, d.content));
       else if (near) parts.push(renderCall(near, 'nearest earlier call (not linked in this trace)', false, d.content));
       else parts.push(el('p', { class: 'muted', text: 'No LLM call made this node.' }));
