@@ -8,11 +8,23 @@ import (
 	"syscall"
 )
 
+// isolation: outside Linux a plugin is isolated by nothing more than a
+// process group, and only as far as Manager.Close stops it.
+type isolation int
+
+const isolateGroup isolation = 0
+
+// pluginIsolation: outside Linux there is no PID namespace.
+func pluginIsolation() (isolation, error) {
+	return isolateGroup, errors.New("only Linux has PID namespaces")
+}
+
 // childProcAttr: outside Linux there is no parent-death signal nor PID
 // namespace; plugins are stopped by Manager.Close, and what they start is
 // their own business.
 func childProcAttr() (*syscall.SysProcAttr, error) {
-	return nil, errors.New("only Linux has PID namespaces")
+	_, err := pluginIsolation()
+	return nil, err
 }
 
 func killNow(pid int) {
