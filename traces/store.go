@@ -61,6 +61,10 @@ const staleAfter = time.Hour
 
 var validID = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
+// ValidID reports whether id is a trace id (16 hex digits), as the store
+// names its files.
+func ValidID(id string) bool { return validID.MatchString(id) }
+
 type live struct {
 	sum    Summary
 	task   core.Task
@@ -269,6 +273,16 @@ func (s *Store) Start(id string, task core.Task, tr *core.Tracer) {
 // and evicts nothing: the runs kept stay kept, and SaveError says why.
 func (s *Store) Finish(t *core.Trace) {
 	var saveErr error
+	if !validID.MatchString(t.ID) {
+		// The id names the trace's files: one read from elsewhere (a
+		// file given to `ponder trace view`) with "../../x" wrote
+		// outside the store.
+		s.log.Error().Str("trace", text.Clip(t.ID, 40)).Msg("trace not saved: not a trace id")
+		s.mu.Lock()
+		delete(s.live, t.ID)
+		s.mu.Unlock()
+		return
+	}
 	if s.dir != "" {
 		saveErr = s.write(t)
 		if saveErr != nil {

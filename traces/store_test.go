@@ -442,3 +442,29 @@ func TestLiveTraceHasItsUsageSoFar(t *testing.T) {
 		}
 	}
 }
+
+// A trace whose id is no trace id (one read from a file someone sent:
+// `ponder trace view` of a trace with "id": "../../x") is not written: its
+// id named the files, and the trace landed outside the store.
+func TestStoreFinishRefusesIDsThatAreNoTraceIDs(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b")
+	st, err := traces.Open(dir, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"../../x", "../escape", "/abs", "ABCDEF0123456789", ""} {
+		st.Finish(&core.Trace{ID: id, Problem: "p", Structure: core.NewStructure(core.Tree, "p", nil)})
+	}
+	var written []string
+	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			written = append(written, path)
+		}
+		return nil
+	})
+	if len(written) != 0 || len(st.List()) != 0 {
+		t.Errorf("wrote %q and lists %d runs; want nothing", written, len(st.List()))
+	}
+}

@@ -263,7 +263,15 @@ func viewStore(cfg config.Config, args []string, log zerolog.Logger) (*traces.St
 		cleanup()
 		return nil, "", nil, err
 	}
+	seen := map[string]bool{}
 	for _, t := range loaded {
+		// A file's id names it in the store: one that is no trace id
+		// ("../../x" wrote outside the store), or that two files share,
+		// is replaced for the viewer, which does not write the file.
+		if !traces.ValidID(t.ID) || seen[t.ID] {
+			t.ID = core.NewTraceID()
+		}
+		seen[t.ID] = true
 		st.Finish(t)
 	}
 	return st, loaded[0].ID, cleanup, nil

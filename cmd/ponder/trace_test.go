@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +17,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
 
+	"github.com/ponder-rlm/ponder/config"
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/llm/sim"
 	"github.com/ponder-rlm/ponder/llm/sim/simtest"
@@ -199,5 +202,34 @@ func TestTraceGetSaysATraceIsDamaged(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, "cannot be read") || strings.Contains(r.stderr, "is not in") {
 			t.Errorf("%v: exit %d, stderr %q; want it to say the trace cannot be read", args, r.code, r.stderr)
 		}
+	}
+}
+
+// `ponder trace view FILE` of a trace whose id is no trace id ("../../x",
+// in a file someone sent) shows it under an id of its own and writes
+// nothing outside its temporary store: the id named the files, and the
+// viewer wrote x.json two folders up. Two files of one id are both shown.
+func TestTraceViewOfAFileWithAHostileID(t *testing.T) {
+	_, file, tr := solvedTrace(t)
+	tmp := filepath.Join(t.TempDir(), "a", "b")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp) // the viewer's store is made here
+	tr.ID = "../../x"
+	hostile := filepath.Join(t.TempDir(), "hostile.json")
+	if err := traces.WriteFile(hostile, tr); err != nil {
+		t.Fatal(err)
+	}
+	st, first, cleanup, err := viewStore(config.Config{}, []string{hostile, file, file}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if !traces.ValidID(first) || len(st.List()) != 3 {
+		t.Errorf("first %q, %d runs listed; want a trace id and 3 runs", first, len(st.List()))
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(filepath.Dir(tmp)), "x.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("x.json written outside the viewer's store: %v", err)
 	}
 }
