@@ -278,6 +278,7 @@ func (e *Engine) Solve(ctx context.Context, t Task) (Result, error) {
 	tr := NewTracer(e.opts.RecordPrompts)
 	id := NewTraceID()
 	budget := NewBudget(p.task.Limits)
+	tr.log.usage = budget.Used
 	if e.opts.OnStart != nil {
 		e.opts.OnStart(id, p.task, tr)
 	}

@@ -297,12 +297,25 @@ type eventLog struct {
 	waited  bool // changed was handed out since the last event
 	closed  bool
 	prompts bool
+	// usage is the run's usage so far (its budget's), set by the engine
+	// before the run starts; nil for a tracer made elsewhere.
+	usage func() Usage
 }
 
 // NewTracer returns a tracer. recordPrompts keeps full prompts and responses
 // of LLM calls in the trace (the trace is the user's own data, not a log).
 func NewTracer(recordPrompts bool) *Tracer {
 	return &Tracer{log: &eventLog{changed: make(chan struct{}), prompts: recordPrompts}, start: time.Now()}
+}
+
+// Usage returns the run's usage so far, as its budget counts it (calls in
+// flight included), and false for a tracer no engine run owns: a list of
+// live runs reads it without copying their events.
+func (t *Tracer) Usage() (Usage, bool) {
+	if t == nil || t.log.usage == nil {
+		return Usage{}, false
+	}
+	return t.log.usage(), true
 }
 
 // Scope returns a tracer for the structure nested in node id.

@@ -394,10 +394,16 @@ func (s *Store) List() []Summary {
 	out := make([]Summary, 0, len(s.live)+len(s.finished))
 	for _, l := range s.live {
 		sum := l.sum
-		if n := l.tracer.Nodes(); n > 1 {
+		if u, ok := l.tracer.Usage(); ok {
+			// Its budget's count so far: the runs list showed 0 calls
+			// and 0 tokens for every running run.
+			sum.Usage = u
+		}
+		if n := int64(l.tracer.Nodes()) - 1; n > sum.Usage.Nodes {
 			// usage.nodes counts the nodes the search added, not the
-			// root (docs/trace.md), as the finished run's will.
-			sum.Usage.Nodes = int64(n - 1)
+			// root (docs/trace.md); a strategy may add nodes its budget
+			// is not charged for.
+			sum.Usage.Nodes = n
 		}
 		out = append(out, sum)
 	}

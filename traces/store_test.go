@@ -468,3 +468,47 @@ func TestStoreFinishRefusesIDsThatAreNoTraceIDs(t *testing.T) {
 		t.Errorf("wrote %q and lists %d runs; want nothing", written, len(st.List()))
 	}
 }
+
+// A running run is listed with the calls and tokens it has spent so far
+// (the viewer's runs list showed "0 calls · 0 tok" for every running run).
+func TestStoreListsALiveRunsUsage(t *testing.T) {
+	t.Parallel()
+	st, err := traces.Open(t.TempDir(), 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	called, release := make(chan struct{}), make(chan struct{})
+	reg := core.NewRegistry()
+	reg.RegisterStrategy(core.StrategySpec{Name: "call-then-wait", New: func(core.Params) (core.Strategy, error) {
+		return core.StrategyFunc(func(ctx context.Context, env *core.Env) (core.Outcome, error) {
+			if _, err := core.Generate(ctx, env, 0, 3, core.GenerateOptions{}); err != nil {
+				return core.Outcome{}, err
+			}
+			close(called)
+			<-release
+			return core.Outcome{}, nil
+		}), nil
+	}})
+	pol := core.PolicyFunc(func(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+		c := core.Completion{PromptTokens: 10, CompletionTokens: 5}
+		for i := 0; i < req.N; i++ {
+			c.Choices = append(c.Choices, core.Choice{Text: "step"})
+		}
+		return c, nil
+	})
+	eng := core.NewEngine(pol, reg, &core.EngineOptions{OnStart: st.Start, OnEnd: st.Finish, DefaultStrategy: "call-then-wait"})
+	done := make(chan error, 1)
+	go func() {
+		_, err := eng.Solve(context.Background(), core.Task{Problem: "p"})
+		done <- err
+	}()
+	<-called
+	list := st.List()
+	close(release)
+	if len(list) != 1 || list[0].Usage.LLMCalls != 3 || list[0].Usage.PromptTokens != 10 || list[0].Usage.CompletionTokens != 5 || list[0].Usage.Nodes != 3 {
+		t.Errorf("live run listed with usage %+v, want 3 calls, 10+5 tokens, 3 nodes", list[0].Usage)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
