@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"math"
 	"net"
@@ -368,6 +369,12 @@ func deny(w http.ResponseWriter, r *http.Request, status int, code, msg string) 
 		writeRPCError(w, status, -32600, msg)
 	case strings.HasPrefix(r.URL.Path, "/v1/"):
 		writeAPIError(w, denial(status, code, msg))
+	case isUI(r.URL.Path) && !strings.HasPrefix(r.URL.Path, "/ui/api/") && strings.Contains(r.Header.Get("Accept"), "text/html"):
+		// A browser opening the viewer reads a page, not raw JSON.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<!doctype html>\n<meta charset=\"utf-8\">\n<title>Ponder: %d %s</title>\n<h1>%d %s</h1>\n<p>%s</p>\n",
+			status, http.StatusText(status), status, http.StatusText(status), html.EscapeString(msg))
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)

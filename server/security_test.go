@@ -174,6 +174,16 @@ func TestTokenRequiredAndCookieLogin(t *testing.T) {
 			t.Errorf("%s without a token: %d %s; want a 401 saying to open /ui/?token=", p, resp.StatusCode, text)
 		}
 	}
+	// A browser asking for the page reads one, not raw JSON; the API
+	// stays JSON whatever it asks for.
+	for p, want := range map[string]string{"/ui/": "text/html", "/ui/api/runs": "application/json"} {
+		req := newReq(t, "GET", e.ts.URL+p, "", nil)
+		req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+		resp, text := do(t, req)
+		if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || !strings.Contains(text, "/ui/?token=") {
+			t.Errorf("%s from a browser without a token: %d %s %s; want a 401 of %s saying to open /ui/?token=", p, resp.StatusCode, resp.Header.Get("Content-Type"), text, want)
+		}
+	}
 	if resp, _ := do(t, newReq(t, "GET", e.ts.URL+"/ui/?token=wrong", "", nil)); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("wrong token login: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
