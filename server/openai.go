@@ -779,7 +779,7 @@ func (s *Server) chatTasks(ctx context.Context, body []byte) (tasks []core.Task,
 		return nil, req, "", err
 	}
 	if err := s.validate(ctx, base); err != nil {
-		return nil, req, "", badRequest("ponder", "%v", err)
+		return nil, req, "", badRequest(paramOf(err), "%v", err)
 	}
 	n := 1
 	if req.N != nil {
@@ -830,6 +830,22 @@ func (s *Server) requestTemperature(t *core.Task, temp *float64) *apiError {
 		t.Params["temperature"] = *temp
 	}
 	return nil
+}
+
+// paramNamed finds the parameter a core.ErrInvalidParam error names.
+var paramNamed = regexp.MustCompile(`(?:invalid|unknown) parameter "([A-Za-z0-9_.-]+)"`)
+
+// paramOf is the request field an invalid task's error is about, as
+// OpenAI's errors name it: ponder.params.<name> for a strategy parameter
+// (SDKs show param, and "ponder" alone left the client to read the
+// message), else ponder.
+func paramOf(err error) string {
+	if errors.Is(err, core.ErrInvalidParam) {
+		if m := paramNamed.FindStringSubmatch(err.Error()); m != nil {
+			return "ponder.params." + m[1]
+		}
+	}
+	return "ponder"
 }
 
 func asAPIError(err error) *apiError {
