@@ -64,6 +64,11 @@ func (r *Retriever) Store() Store { return r.store }
 // refused before it starts; a store it cannot ask reports false (the run
 // then says what went wrong).
 func (r *Retriever) MissingCollection(ctx context.Context, name string) bool {
+	// A name no collection can have is not "missing" (whose advice is to
+	// ingest into it, which fails): the search says what is wrong with it.
+	if ValidateCollection(name) != nil {
+		return false
+	}
 	_, err := r.store.Collection(ctx, name)
 	return errors.Is(err, ErrNoCollection)
 }
@@ -92,6 +97,11 @@ func (r *Retriever) Search(ctx context.Context, req SearchRequest) ([]Hit, error
 	}
 	if req.K > r.o.MaxK {
 		return nil, fmt.Errorf("%w: k=%d is above the limit of %d", ErrBadQuery, req.K, r.o.MaxK)
+	}
+	// A name no collection can have says so; the store would say "no such
+	// collection" and advise ingesting into it, which fails.
+	if err := ValidateCollection(req.Collection); err != nil {
+		return nil, err
 	}
 	info, err := r.store.Collection(ctx, req.Collection)
 	if err != nil {
