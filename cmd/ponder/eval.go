@@ -106,6 +106,10 @@ func parseBudgets(ss []string) ([]int64, error) {
 			if part == "" {
 				continue
 			}
+			if err := checkDecimal(part); err != nil {
+				// As every integer flag (decimalFlags).
+				return nil, usageError("--budget-calls: %v", err)
+			}
 			v, err := strconv.ParseInt(part, 10, 64)
 			if err != nil || v < 1 {
 				return nil, usageError("--budget-calls %q: want positive whole numbers such as 10,20,40", s)

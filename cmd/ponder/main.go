@@ -239,6 +239,7 @@ func newRootCmd() *cobra.Command {
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	strictArgs(root)
+	decimalFlags(root)
 	// A group is runnable only so that its arguments are checked (see
 	// strictArgs); its help shows "ponder trace [command]", not the
 	// "ponder trace [flags]" cobra writes for a runnable command.
