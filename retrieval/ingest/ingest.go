@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -253,16 +254,23 @@ func relUnder(base, p string) (string, bool) {
 	return rel, true
 }
 
-// brokenLink says why path, which os.Stat could not read, is a broken
-// symbolic link ("" if it is not one).
-func brokenLink(path string) string {
+// brokenLink says why path, which os.Stat could not read (statErr), is a
+// broken symbolic link ("" if it is not one): its target is missing, the
+// links loop (which read as "does not exist" of a target that does), or
+// the target cannot be reached.
+func brokenLink(path string, statErr error) string {
 	lst, err := os.Lstat(path)
 	if err != nil || lst.Mode()&fs.ModeSymlink == 0 {
 		return ""
 	}
 	target, err := os.Readlink(path)
-	if err != nil {
+	switch {
+	case err != nil:
 		return "a broken symbolic link"
+	case errors.Is(statErr, syscall.ELOOP):
+		return fmt.Sprintf("a broken symbolic link: its target %s leads back to it (a loop of symbolic links)", target)
+	case statErr != nil && !errors.Is(statErr, fs.ErrNotExist):
+		return fmt.Sprintf("a symbolic link whose target %s cannot be read: %s", target, errText(statErr))
 	}
 	return fmt.Sprintf("a broken symbolic link: its target %s does not exist", target)
 }
@@ -279,7 +287,7 @@ func expand(paths []string) (files []placed, missing []FileResult, dirs []walked
 		}
 		src := p
 		if st, err := os.Stat(p); err != nil {
-			if why := brokenLink(p); why != "" {
+			if why := brokenLink(p, err); why != "" {
 				missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: why})
 				return
 			}
@@ -375,7 +383,7 @@ func expand(paths []string) (files []placed, missing []FileResult, dirs []walked
 			}
 		default:
 			reason := "unreadable: " + errText(err)
-			if why := brokenLink(p); why != "" {
+			if why := brokenLink(p, err); why != "" {
 				reason = why
 			}
 			missing = append(missing, FileResult{Path: p, Status: Skipped, Reason: reason})

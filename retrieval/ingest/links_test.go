@@ -132,6 +132,24 @@ func TestBrokenLinksAreReported(t *testing.T) {
 			if !ok || f.Status != Skipped || f.Reason != "a broken symbolic link: its target "+filepath.Join(dir, "moved.md")+" does not exist" {
 				t.Errorf("broken link: %+v (in %+v), want skipped naming its target", f, sum.Files)
 			}
+			// Two links to each other: their targets exist, so "does not
+			// exist" (what was said) is wrong; the loop is named.
+			loop := t.TempDir()
+			symlink(t, filepath.Join(loop, "b.md"), filepath.Join(loop, "a.md"))
+			symlink(t, filepath.Join(loop, "a.md"), filepath.Join(loop, "b.md"))
+			write(t, loop, "ok.md", "# OK\n\nfine\n")
+			path := tc.path(loop)
+			if tc.name == "named" {
+				path = filepath.Join(loop, "a.md")
+			}
+			sum, err = New(openStore(t), &Options{Collection: "c"}).Run(ctx, []string{path}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, ok = byPath(sum)["a.md"]
+			if !ok || f.Status != Skipped || f.Reason != "a broken symbolic link: its target "+filepath.Join(loop, "b.md")+" leads back to it (a loop of symbolic links)" {
+				t.Errorf("loop of links: %+v (in %+v), want skipped naming the loop", f, sum.Files)
+			}
 		})
 	}
 }
