@@ -466,7 +466,14 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 		// started this server with its own environment: the advice is
 		// for it, and it has no other log to read.
 		s.logFailures("mcp", []core.Result{res})
-		res.Error = clientError(res)
+		if policy == "sampling" {
+			// The model that failed is the client's own (its user
+			// refused the request, it answered an image, ...): there is
+			// no endpoint of the operator's to blame.
+			res.Error = operatorAdvice.ReplaceAllString(res.Error, "")
+		} else {
+			res.Error = clientError(res)
+		}
 	}
 	if !clientIsOperator(ctx) {
 		res.Warnings = clientWarnings(res.Warnings)

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -35,5 +37,39 @@ func TestSamplingAnswerWithoutTextIsAnError(t *testing.T) {
 	}
 	if !res.IsError || !strings.Contains(msg.String(), "answered with image content, not text") {
 		t.Fatalf("solve whose sampling answers were images: isError %v, %q", res.IsError, msg.String())
+	}
+}
+
+// A client whose model refuses a sampling request (its user said no) is
+// told that its sampling failed, over HTTP too: not that the server cannot
+// reach its LLM endpoint and to contact its operator (the server has no
+// endpoint; the model that failed is the client's).
+func TestRefusedSamplingIsNotBlamedOnTheOperator(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{noLLM: true})
+	handler := samplingFunc(func(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+		return nil, errors.New("the user denied the request")
+	})
+	ctx := ctxTimeout(t, 30*time.Second)
+	c := samplingClient(ctx, t, e, handler)
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "solve"
+	req.Params.Arguments = map[string]any{"problem": "What is 17 * 23?", "strategy": "cot"}
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg strings.Builder
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			msg.WriteString(tc.Text)
+		}
+	}
+	sc, _ := res.StructuredContent.(map[string]any)
+	for _, text := range []string{msg.String(), fmt.Sprint(sc["error"])} {
+		if !res.IsError || !strings.Contains(text, "the MCP client's sampling failed") ||
+			strings.Contains(text, "operator") || strings.Contains(text, "LLM endpoint") {
+			t.Fatalf("solve whose sampling request the client refused: isError %v, %q", res.IsError, text)
+		}
 	}
 }
