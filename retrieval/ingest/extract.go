@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"golang.org/x/net/html"
 )
@@ -373,6 +374,14 @@ func extractHTML(src string) Extracted {
 // elsewhere.
 var PDFToText = "pdftotext"
 
+// PDFTimeout bounds one PDF's text extraction. A PDF of a few hundred KiB
+// whose pages repeat one long drawing (no text) kept pdftotext busy for
+// about 7s a page, minutes for 40 pages and hours for thousands, with
+// nothing written that the text cap could stop, and the ingest waited for
+// it on every run (a PDF with no text is skipped, so read again). Real
+// PDFs take seconds even at thousands of pages. Tests may lower it.
+var PDFTimeout = 2 * time.Minute
+
 func extractPDF(ctx context.Context, data []byte, maxText int64) (Extracted, error) {
 	if !bytes.HasPrefix(bytes.TrimLeft(data[:min(len(data), 1024)], "\x00\t\r\n "), []byte("%PDF-")) {
 		return Extracted{}, fmt.Errorf("%w: not a PDF (no %%PDF- header)", ErrMalformed)
@@ -383,7 +392,9 @@ func extractPDF(ctx context.Context, data []byte, maxText int64) (Extracted, err
 	}
 	// Not -q: it silences the error messages too, and they are the reason
 	// a PDF is skipped.
-	cmd := exec.CommandContext(ctx, bin, "-enc", "UTF-8", "-", "-")
+	runCtx, cancel := context.WithTimeout(ctx, PDFTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, bin, "-enc", "UTF-8", "-", "-")
 	cmd.Stdin = bytes.NewReader(data)
 	if maxText <= 0 {
 		maxText = 50 << 20
@@ -400,6 +411,9 @@ func extractPDF(ctx context.Context, data []byte, maxText int64) (Extracted, err
 	if err != nil {
 		if ctx.Err() != nil {
 			return Extracted{}, ctx.Err()
+		}
+		if runCtx.Err() != nil {
+			return Extracted{}, fmt.Errorf("%w: pdftotext did not finish reading it within %v (a PDF made to be slow to read, such as pages that repeat one long drawing?)", ErrMalformed, PDFTimeout)
 		}
 		return Extracted{}, fmt.Errorf("%w: pdftotext: %s", ErrMalformed, pdfError(stderr.String(), err))
 	}
