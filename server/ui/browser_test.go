@@ -538,3 +538,30 @@ func TestBrowserRefitsWhenTheAreaChanges(t *testing.T) {
 	b.WaitFor(t, "a smaller drawing area", fmt.Sprintf(`document.getElementById("tree").clientHeight < %v / 2`, before))
 	b.WaitFor(t, "the tree in the smaller area", inside)
 }
+
+// Going back in the browser's history to the run without `&node=` leaves
+// no node selected (the node of the later address stayed selected, its
+// details shown), and forward selects it again. Esc clears the node from
+// the address too, so that a copied link names what the page shows.
+func TestBrowserHistoryBackClearsTheNode(t *testing.T) {
+	t.Parallel()
+	tr := bigTrace(30, 13)
+	srv := serveFinished(t, tr)
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	b.WaitFor(t, "the run", `document.body.dataset.state === "ready"`)
+	selected := func(node string) string {
+		return fmt.Sprintf(`document.getElementById("details").dataset.node === %q && `+
+			`[...document.querySelectorAll("#nodes circle.selected")].map((c) => c.dataset.key).join() === %q`, node, node)
+	}
+	b.Do(t, chromedp.Navigate(fmt.Sprintf("%s/ui/#run=%s&node=3", srv.URL, tr.ID)))
+	b.WaitFor(t, "node 3 selected by the address", selected("3"))
+	uitest.Eval[chromedp.Void](t, b, `history.back()`)
+	b.WaitFor(t, "no node selected after going back", fmt.Sprintf(`location.hash === "#run=%s" && %s && `+
+		`document.querySelector("#details .placeholder") !== null`, tr.ID, selected("")))
+	uitest.Eval[chromedp.Void](t, b, `history.forward()`)
+	b.WaitFor(t, "node 3 selected again going forward", selected("3"))
+	uitest.Eval[chromedp.Void](t, b, `document.getElementById("tree").focus()`)
+	b.Do(t, chromedp.KeyEvent(kb.Escape))
+	b.WaitFor(t, "Esc clearing the node, in the address too", fmt.Sprintf(`location.hash === "#run=%s" && %s`, tr.ID, selected("")))
+}

@@ -596,6 +596,15 @@
     if (S.nodeOnly) refilterEvents();
   }
 
+  // clearSelection leaves no node selected, and the address naming none.
+  function clearSelection() {
+    S.selected = null;
+    render();
+    showPlaceholder();
+    setHash();
+    if (S.nodeOnly) refilterEvents();
+  }
+
   function keyNav(e) {
     // Keys belong to the tree only when nothing else has the focus
     // (inputs, buttons, the runs list, links in the details keep theirs).
@@ -620,7 +629,7 @@
       const p = n.parent && S.nodes.get(n.parent);
       if (p) { const i = p.vk.indexOf(n.key); to = p.vk[i + (e.key === 'ArrowUp' ? -1 : 1)] || null; }
     } else if (e.key === 'c' || e.key === 'Enter') { toggleCollapse(n.key); return; }
-    else if (e.key === 'Escape') { S.selected = null; render(); showPlaceholder(); return; }
+    else if (e.key === 'Escape') { clearSelection(); return; }
     if (to) { e.preventDefault(); selectNode(to, true); }
   }
 
@@ -663,6 +672,7 @@
   // ---- details panel -------------------------------------------------------
   function showPlaceholder() {
     $('details').replaceChildren(el('p', { class: 'placeholder', text: 'Click a node or an event to see its text, scores, the LLM call that made it, tool calls and retrieved chunks.' }));
+    $('details').dataset.node = '';
   }
   function kv(pairs) {
     const dl = el('dl', { class: 'kv' });
@@ -1229,6 +1239,8 @@
       if (!run) return;
       if (run !== S.runId) { S.follow = false; $('follow').checked = false; openRun(run, node); }
       else if (node && node !== S.selected) selectNode(node, true);
+      // Back (or a link) to the run without a node: nothing is selected.
+      else if (!node && S.selected) clearSelection();
     });
     const p = hashParams();
     if (p.get('run')) { S.follow = false; $('follow').checked = false; openRun(p.get('run'), p.get('node') || undefined); }
