@@ -445,7 +445,11 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	defer release()
 	log := s.log.With().Str("via", "mcp").Str("transport", string(transportOf(ctx))).Logger()
 	p := newProgressSender(s, ctx, req)
-	s.logToClient(ctx, mcp.LoggingLevelInfo, map[string]any{"event": "solve started", "strategy": task.Strategy,
+	strategy := task.Strategy
+	if strategy == "" {
+		strategy = eng.DefaultStrategy() // the one the search runs, not ""
+	}
+	s.logToClient(ctx, mcp.LoggingLevelInfo, map[string]any{"event": "solve started", "strategy": strategy,
 		"pack": task.Pack, "policy": policy})
 	res, err := s.run(ctx, eng, task, runOptions{via: "mcp", onUpdate: p.update, onFinal: p.final})
 	if err != nil {

@@ -935,6 +935,21 @@ func TestSolveLogsPrecedeResultOnItsStream(t *testing.T) {
 	}
 }
 
+// A solve that names no strategy logs the one it runs ("solve started"
+// said "strategy": "").
+func TestSolveStartedLogNamesTheDefaultStrategy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	c := e.rpc(t)
+	c.post(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel", "params": map[string]any{"level": "info"}})
+	msgs := c.call("solve", map[string]any{"problem": gsm8kProblem, "budget": map[string]any{"llm_calls": 1}}, nil)
+	started, _ := solveLogs(t, msgs)
+	sc := result(t, msgs)["structuredContent"].(map[string]any)
+	if got := started["data"].(map[string]any)["strategy"]; got == "" || got != sc["strategy"] {
+		t.Fatalf("solve started names strategy %q, the result %q", got, sc["strategy"])
+	}
+}
+
 func TestStdioSolveLogsPrecedeResult(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	c := startStdio(t, e)
