@@ -565,3 +565,31 @@ func TestBrowserHistoryBackClearsTheNode(t *testing.T) {
 	b.Do(t, chromedp.KeyEvent(kb.Escape))
 	b.WaitFor(t, "Esc clearing the node, in the address too", fmt.Sprintf(`location.hash === "#run=%s" && %s`, tr.ID, selected("")))
 }
+
+// An event's data in its timeline row is model text among the row's own:
+// the end event's answer with U+202E (after a stray U+2069, which would
+// close a plain isolate early) does not reverse the rest of the row.
+func TestBrowserIsolatesBidiTextInEventRows(t *testing.T) {
+	t.Parallel()
+	tr := bigTrace(8, 14)
+	last := tr.Events[len(tr.Events)-1]
+	tr.Events = append(tr.Events, core.Event{Seq: last.Seq + 1, TimeMS: last.TimeMS + 1, Op: core.OpEnd,
+		Data: map[string]any{"answer": "12\u2069\u202e", "stopped": "done"}})
+	srv := serveFinished(t, tr)
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	b.WaitFor(t, "the run", `document.body.dataset.state === "ready" && document.getElementById("event-count").textContent !== ""`)
+	uitest.Eval[chromedp.Void](t, b, `(() => { const s = document.getElementById("op-filter"); s.value = "end"; s.dispatchEvent(new Event("change")); })()`)
+	row := fmt.Sprintf(`document.querySelector('#event-spacer .ev[data-seq="%d"]')`, last.Seq+1)
+	b.WaitFor(t, "the end event's row", row+` !== null`)
+	// The row's words after the answer keep their order: "stopped" is
+	// drawn left of the closing brace, not mirrored right of it.
+	got := uitest.Eval[[]float64](t, b, `(() => {
+		const text = `+row+`.lastChild, r = document.createRange(), at = (i) => { r.setStart(text, i); r.setEnd(text, i + 1); return r.getBoundingClientRect().left; };
+		return [at(text.data.indexOf("stopped")), at(text.data.indexOf("done")), at(text.data.lastIndexOf("}"))];
+	})()`)
+	if len(got) != 3 || !(got[0] < got[1] && got[1] < got[2]) {
+		t.Errorf("the end event's row draws \"stopped\", \"done\" and its closing brace at x %v: "+
+			"the answer's U+202E reorders the row's own text (%q)", got, uitest.Eval[string](t, b, row+`.textContent`))
+	}
+}

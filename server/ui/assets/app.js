@@ -44,8 +44,34 @@
     return s.length > n ? s.slice(0, n - 1) + '…' : s;
   };
   // iso isolates text set among the page's own words, so bidi controls in
-  // it (U+202E RIGHT-TO-LEFT OVERRIDE...) cannot reorder what follows.
-  const iso = (s) => '\u2068' + s + '\u2069';
+  // it (U+202E RIGHT-TO-LEFT OVERRIDE...) cannot reorder what follows. The
+  // text's own isolates are balanced first: a stray U+2069 would end ours
+  // early, and one it leaves open would take our end for its own.
+  function iso(s) {
+    s = String(s);
+    if (!/[\u2066-\u2069]/.test(s)) return '\u2068' + s + '\u2069';
+    let open = 0, out = '';
+    for (const ch of s) {
+      if (ch >= '\u2066' && ch <= '\u2068') open++;
+      else if (ch === '\u2069') { if (!open) continue; open--; }
+      out += ch;
+    }
+    return '\u2068' + out + '\u2069'.repeat(open + 1);
+  }
+  // isoJSON is v as JSON on one line among the page's words (an event's
+  // data in its timeline row): every string, keys too (a vote count keyed
+  // by answer), is isolated.
+  function isoJSON(v) {
+    return JSON.stringify(v, (k, x) => {
+      if (typeof x === 'string') return iso(x);
+      if (x && typeof x === 'object' && !Array.isArray(x)) {
+        const o = {};
+        for (const [kk, vv] of Object.entries(x)) o[iso(kk)] = vv;
+        return o;
+      }
+      return x;
+    });
+  }
   const firstLine = (s) => String(s || '').trim().split('\n', 1)[0];
   const fmtNum = (n) => (n >= 1e6 ? (n / 1e6).toFixed(1) + 'M' : n >= 1e4 ? Math.round(n / 1e3) + 'k' : n >= 1e3 ? (n / 1e3).toFixed(1) + 'k' : String(n));
   const fmtMs = (ms) => (ms >= 60000 ? (ms / 60000).toFixed(1) + ' min' : ms >= 1000 ? (ms / 1000).toFixed(1) + ' s' : Math.round(ms) + ' ms');
@@ -906,7 +932,9 @@
       case 'evaluate': return d.error ? `error: ${clip(d.error, 80)}` : `${d.kind || ''} ${fmtScore(d.score)}`;
       case 'tool_call': return `${iso(d.tool || '')} ${d.error ? 'error' : d.is_error ? 'failed' : 'ok'}`;
       case 'retrieve': return `${iso(clip(d.query || '', 60))} → ${d.chunks != null ? d.chunks : '?'} chunks`;
-      default: return d && Object.keys(d).length ? clip(JSON.stringify(d), 140) : '';
+      // Data such as the end event's answer is model text, followed by
+      // more of the row: isolated, so that U+202E in it reorders nothing.
+      default: return d && Object.keys(d).length ? clip(isoJSON(d), 140) : '';
     }
   }
   function drawEvents() {
