@@ -338,7 +338,11 @@ func expand(paths []string) (files []placed, missing []FileResult, dirs []walked
 					}
 					return nil
 				}
-				if d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0 && !d.IsDir() {
+				// Not only regular files and links: a named pipe, socket
+				// or device in the folder is reported as skipped (read
+				// says what it is), as it is when named or globbed; the
+				// walk passed over it without a word.
+				if !d.IsDir() {
 					add(path, w.at)
 				}
 				return nil

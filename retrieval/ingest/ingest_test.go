@@ -302,6 +302,10 @@ func TestIngestPipeAndLinkedFolder(t *testing.T) {
 	if err := os.Symlink(pipe, filepath.Join(dir, "pipelink.md")); err != nil {
 		t.Fatal(err)
 	}
+	// A pipe in the folder walked is reported too (the walk passed over it).
+	if err := syscall.Mkfifo(filepath.Join(dir, "inside.md"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	st := openStore(t)
 	done := make(chan struct{})
 	var sum Summary
@@ -323,7 +327,7 @@ func TestIngestPipeAndLinkedFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := byPath(sum)
-	for _, name := range []string{"pipe.md", "pipelink.md"} {
+	for _, name := range []string{"pipe.md", "pipelink.md", "inside.md"} {
 		if f := files[name]; f.Status != Skipped || !strings.Contains(f.Reason, "named pipe") {
 			t.Errorf("%s: %s %q, want skipped as a named pipe", name, f.Status, f.Reason)
 		}
