@@ -7,6 +7,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	txt "github.com/ponder-rlm/ponder/internal/text"
 )
 
 // Text encodings a text file is read as. Old team documents are often
@@ -128,7 +130,11 @@ func decodeText(data []byte, enc string) (text, note string) {
 		}
 		i += size
 	}
-	return strings.ToValidUTF8(string(data), "\uFFFD"), fmt.Sprintf("read as UTF-8: %d bytes that are not valid UTF-8 became U+FFFD", n)
+	verb := "are"
+	if n == 1 {
+		verb = "is"
+	}
+	return strings.ToValidUTF8(string(data), "\uFFFD"), fmt.Sprintf("read as UTF-8: %s that %s not valid UTF-8 became U+FFFD", txt.Count(n, "byte"), verb)
 }
 
 // decodeUTF16 decodes UTF-16 (after its byte order mark); unpaired

@@ -64,7 +64,7 @@ func TestEncodings(t *testing.T) {
 		{"utf-8-bom.md", Added, "", "", "Reykjavík office", "The Reykjavík office opens at nine.", "Überblick"},
 		// Mostly UTF-8 with one stray Latin-1 byte: read as UTF-8, not
 		// garbled into Windows-1252.
-		{"stray-byte.txt", Added, "1 bytes that are not valid UTF-8 became U+FFFD", "", "Malmö São Paulo",
+		{"stray-byte.txt", Added, "1 byte that is not valid UTF-8 became U+FFFD", "", "Malmö São Paulo",
 			"Naïve café résumé in São Paulo: Kyōto and Malmö are twinned. One stray \uFFFD byte.", "stray-byte.txt"},
 		// No byte order mark: guessed from where the NUL bytes fall.
 		{"utf-16le-nobom.txt", Added, "read as UTF-16LE (no byte order mark: guessed from its NUL bytes)", "utf-16le", "Szczecin ferry",
