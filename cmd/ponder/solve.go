@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -238,6 +239,15 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	// parameter is the first thing to fix.
 	if err := a.engine.Validate(task); err != nil {
 		return exitError{code: 2, err: err}
+	}
+	// A collection that is not there is said before the run, as MCP's
+	// solve says it: the run started, printed "(no answer)" and kept a
+	// trace first.
+	if f, ok := a.retriever.(interface {
+		MissingCollection(context.Context, string) bool
+	}); ok && task.Collection != "" && f.MissingCollection(cmd.Context(), task.Collection) {
+		return fmt.Errorf("collection %q does not exist: ingest documents into it first (`ponder ingest --collection %s PATH`; `ponder collections list` shows those there are)",
+			task.Collection, task.Collection)
 	}
 	if err := a.requireLLM(); err != nil {
 		return err

@@ -319,3 +319,22 @@ func TestSolveCancelledSaysWhetherItHadAnAnswer(t *testing.T) {
 		}
 	}
 }
+
+// A collection that is not there is refused before the run, as MCP's solve
+// refuses it: the run started, printed "(no answer)" and kept a trace.
+func TestSolveOnAMissingCollectionIsRefusedFirst(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	url, calls := countingLLM(t, nil)
+	env := []string{"PONDER_LLM_BASE_URL=" + url, "PONDER_DATA_DIR=" + data}
+	if r := runPonder(t, "The service listens on port 8080.", env, "ingest", "--collection", "there", "-"); r.code != 0 {
+		t.Fatalf("ingest: %d %s", r.code, r.stderr)
+	}
+	r := runPonder(t, "", env, "solve", "--collection", "nope", "What is 6 times 7?")
+	if r.code != 1 || !strings.Contains(r.stderr, `collection "nope" does not exist`) || calls.Load() != 0 {
+		t.Fatalf("exit %d, %d LLM calls, stderr %q; want exit 1 before any call", r.code, calls.Load(), r.stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(data, "traces")); len(entries) != 0 {
+		t.Errorf("a trace was kept: %v", entries)
+	}
+}
