@@ -593,3 +593,63 @@ func TestBrowserIsolatesBidiTextInEventRows(t *testing.T) {
 			"the answer's U+202E reorders the row's own text (%q)", got, uitest.Eval[string](t, b, row+`.textContent`))
 	}
 }
+
+// In a chain each step's edge to the next runs straight out of its right
+// side, where the label is: the best path's thick gold edge struck
+// through every label. A label with an edge straight out of its node sits
+// above the edge.
+func TestBrowserChainLabelsClearTheBestPath(t *testing.T) {
+	t.Parallel()
+	tr := chainTrace(3)
+	srv := serveFinished(t, tr)
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	b.WaitFor(t, "the chain, labelled", fmt.Sprintf(`document.body.dataset.state === "ready" && document.querySelectorAll("#labels text").length === %d`, len(tr.BestPath)))
+	onEdge := `(() => {
+		const edge = document.querySelector("#edges .edges.best"), out = [];
+		if (!edge || edge.getAttribute("d").split("M").length - 1 !== ` + fmt.Sprint(len(tr.BestPath)-1) + `) return ["no best-path edges"];
+		// The chain's edges run level through the circles' centres, from
+		// the first circle to the last, as wide as the edge's stroke.
+		const cs = [...document.querySelectorAll("#nodes circle")].map((c) => c.getBoundingClientRect());
+		const y = (cs[0].top + cs[0].bottom) / 2, half = parseFloat(getComputedStyle(edge).strokeWidth) / 2;
+		const x0 = Math.min(...cs.map((r) => (r.left + r.right) / 2)), x1 = Math.max(...cs.map((r) => (r.left + r.right) / 2));
+		for (const l of document.querySelectorAll("#labels text")) {
+			const r = l.getBoundingClientRect();
+			if (r.left < x1 && r.right > x0 && r.top < y + half && r.bottom > y - half) out.push(l.textContent + " lies on the best path's edge");
+		}
+		return out;
+	})()`
+	if got := uitest.Eval[[]string](t, b, onEdge); len(got) > 0 {
+		t.Errorf("as fitted: %s", strings.Join(got, "; "))
+	}
+	// Zoomed out to near the smallest zoom with labels (0.55), where the
+	// edge's 4px are the most tree units.
+	scale := `+document.getElementById("viewport").getAttribute("transform").match(/scale\(([^)]+)\)/)[1]`
+	for uitest.Eval[float64](t, b, scale)*0.8 >= 0.56 {
+		b.Do(t, chromedp.Click(chromedp.ID("zoom-out")))
+	}
+	b.WaitFor(t, "labels clear of the edge zoomed out", fmt.Sprintf(`%s < 0.7 && document.querySelectorAll("#labels text").length === %d && %s.length === 0`, scale, len(tr.BestPath), onEdge))
+}
+
+// chainTrace is a finished chain-of-thought trace: the problem, steps
+// one under the other and the answer, all on the best path.
+func chainTrace(steps int) *core.Trace {
+	tr := core.NewTracer(true)
+	st := core.NewStructure(core.Chain, "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?", tr)
+	path := []core.NodeID{0}
+	for i := range steps + 1 {
+		n := core.Node{Kind: core.KindStep, Content: fmt.Sprintf("Step %d: half of 48 is 24, so the running total grows by another few clips.", i+1)}
+		if i == steps {
+			n = core.Node{Kind: core.KindAnswer, Terminal: true, Content: "48 + 24 = 72 clips in all.", Answer: "72"}
+		}
+		id, err := st.Add(path[len(path)-1:], n)
+		if err != nil {
+			panic(err)
+		}
+		path = append(path, id)
+	}
+	tr.Close()
+	return &core.Trace{Schema: core.TraceSchema, ID: core.NewTraceID(), Problem: st.MustNode(0).Content, Pack: "gsm8k", Strategy: "cot",
+		Params: core.Params{}, Started: time.Now(), Ended: time.Now(), Status: core.StopDone, Answer: "72",
+		Structure: st, Events: tr.Since(0), BestPath: path, Usage: core.Usage{Nodes: int64(steps + 1)}}
+}

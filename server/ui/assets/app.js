@@ -16,6 +16,11 @@
   const FIT_PAD = 24; // fitting leaves this many pixels free around the tree
   const R_MAX = 16; // the largest circle's radius (radiusOf)
   const LABEL_CHAR = 6; // a label character's width, about (10px font, in tree units)
+  // A label whose node has a child straight to its right (a chain's next
+  // step) sits above the edge, not on it: its baseline this far above the
+  // centre keeps its descenders clear of the widest edge (the best path's
+  // 4px, 2px a side, 3.6 tree units at the smallest zoom with labels, 0.55).
+  const LABEL_LIFT = 8;
 
   const $ = (id) => document.getElementById(id);
 
@@ -378,7 +383,8 @@
         // the zoom, so how many characters fit does not depend on it.
         const r = radiusOf(n);
         const chars = Math.floor((DX - r - 8 - R_MAX) / LABEL_CHAR);
-        const lbl = svgEl('text', { class: 'lbl', x: n.x + r + 4, y: n.y + 3.5 });
+        const straight = n.vk.some((k) => Math.abs(S.nodes.get(k).y - n.y) < 0.5);
+        const lbl = svgEl('text', { class: 'lbl', x: n.x + r + 4, y: straight ? n.y - LABEL_LIFT : n.y + 3.5 });
         const v = n.d.visits ? `n=${n.d.visits} ` : '';
         lbl.textContent = v + clip(firstLine(n.d.answer && n.d.terminal ? '⇒ ' + n.d.answer : n.d.content), Math.max(4, chars - v.length));
         labels.append(lbl);
