@@ -246,7 +246,7 @@ func runSolve(cmd *cobra.Command, args []string, f solveFlags) error {
 	if f, ok := a.retriever.(interface {
 		MissingCollection(context.Context, string) bool
 	}); ok && task.Collection != "" && f.MissingCollection(cmd.Context(), task.Collection) {
-		return fmt.Errorf("collection %q does not exist: ingest documents into it first (`ponder ingest --collection %s PATH`; `ponder collections list` shows those there are)",
+		return fmt.Errorf("no such collection %q: ingest documents into it first (`ponder ingest --collection %s PATH`; `ponder collections list` shows those there are)",
 			task.Collection, task.Collection)
 	}
 	if err := a.requireLLM(); err != nil {

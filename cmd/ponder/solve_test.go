@@ -331,7 +331,7 @@ func TestSolveOnAMissingCollectionIsRefusedFirst(t *testing.T) {
 		t.Fatalf("ingest: %d %s", r.code, r.stderr)
 	}
 	r := runPonder(t, "", env, "solve", "--collection", "nope", "What is 6 times 7?")
-	if r.code != 1 || !strings.Contains(r.stderr, `collection "nope" does not exist`) || calls.Load() != 0 {
+	if r.code != 1 || !strings.Contains(r.stderr, `no such collection "nope"`) || calls.Load() != 0 {
 		t.Fatalf("exit %d, %d LLM calls, stderr %q; want exit 1 before any call", r.code, calls.Load(), r.stderr)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(data, "traces")); len(entries) != 0 {
