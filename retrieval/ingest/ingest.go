@@ -166,7 +166,8 @@ type input struct {
 
 // Expand turns the command line's paths into files: folders are walked
 // (hidden entries and node_modules skipped), globs expanded ("**" matches
-// any depth), "-" is stdin. A symbolic link to a file is followed and the
+// any depth; neither it nor a wildcard reaches what the walk skips unless
+// the pattern names it), "-" is stdin. A symbolic link to a file is followed and the
 // file listed once, under its own path (see anchor.place). Paths that
 // match nothing, and broken links, are reported as skipped.
 func Expand(paths []string) (files []string, missing []FileResult) {
@@ -331,8 +332,7 @@ func expand(paths []string) (files []placed, missing []FileResult, dirs []walked
 					}
 					return nil
 				}
-				name := d.Name()
-				if path != root && (strings.HasPrefix(name, ".") || name == "node_modules") {
+				if path != root && walkSkips(d.Name()) {
 					if d.IsDir() {
 						return filepath.SkipDir
 					}
@@ -396,26 +396,79 @@ func expand(paths []string) (files []placed, missing []FileResult, dirs []walked
 	return files, missing, dirs
 }
 
-// glob is filepath.Glob with "**" matching any number of folders. It also
-// returns the folders a "**" walk could not read (filepath.Glob reports
-// none: pruning then relies on a file under an unreadable folder not
-// reading as absent).
+// walkSkips says whether a folder walk passes over an entry of this name:
+// hidden entries, and node_modules (a package manager's copy of other
+// people's files, often tens of thousands of them). Globs use the same
+// rule for what their wildcards reach (see named).
+func walkSkips(name string) bool {
+	return strings.HasPrefix(name, ".") || name == "node_modules"
+}
+
+// named says whether the pattern part p, which matches the path part s,
+// may match it: a name a folder walk skips (walkSkips) is matched only by
+// a part that spells out its first character (".git", ".*",
+// "node_modules"), as a shell's "*" leaves out hidden names. "**", "*",
+// "?" and "[...]" reach no further than a folder walk does: "docs/**/*.md"
+// took in docs/.git/x.md and docs/node_modules/pkg/r.md, which
+// `ingest docs` leaves out.
+func named(p, s string) bool {
+	return !walkSkips(s) || (p != "" && !strings.ContainsRune("*?[", rune(p[0])))
+}
+
+// matchParts says whether the path parts match the pattern parts one by
+// one, each as named allows.
+func matchParts(pat, parts []string) bool {
+	if len(pat) != len(parts) {
+		return false
+	}
+	for i, p := range pat {
+		if ok, _ := filepath.Match(p, parts[i]); !ok || !named(p, parts[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// split is a path's parts.
+func split(p string) []string { return strings.Split(p, string(filepath.Separator)) }
+
+// glob is filepath.Glob with "**" matching any number of folders. Neither
+// wildcards nor "**" reach a name a folder walk skips unless the pattern
+// names it (see named). It also returns the folders a "**" walk could not
+// read (filepath.Glob reports none: pruning then relies on a file under
+// an unreadable folder not reading as absent).
 func glob(pattern string) (matches, unreadable []string, err error) {
 	i := strings.Index(pattern, "**")
 	if i < 0 {
-		matches, err = filepath.Glob(pattern)
+		all, err := filepath.Glob(pattern)
+		for _, m := range all {
+			if globMatch(pattern, m) {
+				matches = append(matches, m)
+			}
+		}
 		return matches, nil, err
 	}
 	root, rest := deepGlob(pattern, i)
 	if _, err := filepath.Match(rest, ""); err != nil {
 		return nil, nil, err
 	}
+	restParts := split(rest)
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			unreadable = append(unreadable, path)
 			return nil
 		}
 		if d.IsDir() {
+			// A folder "**" may not enter and no part of rest names
+			// (a folder is never the last part, the file's) holds no
+			// match: it is not read at all, as a folder walk does not
+			// read it (node_modules can hold tens of thousands of files).
+			if path != root && walkSkips(d.Name()) && !slices.ContainsFunc(restParts[:len(restParts)-1], func(p string) bool {
+				ok, _ := filepath.Match(p, d.Name())
+				return ok && named(p, d.Name())
+			}) {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		if matchDeep(root, rest, path) {
@@ -428,29 +481,36 @@ func glob(pattern string) (matches, unreadable []string, err error) {
 }
 
 // deepGlob splits a pattern at its first "**" (at i): the folder before it
-// and the pattern after it.
+// and the pattern after it. A pattern ending in "**" ("docs/**") matches
+// every file under the folder, as a shell's globstar does.
 func deepGlob(pattern string, i int) (root, rest string) {
 	root = filepath.Clean(pattern[:i])
 	if pattern[:i] == "" {
 		root = "."
 	}
-	return root, strings.TrimLeft(pattern[i+2:], string(filepath.Separator))
+	rest = strings.TrimLeft(pattern[i+2:], string(filepath.Separator))
+	if rest == "" {
+		rest = "*"
+	}
+	return root, rest
 }
 
 // matchDeep says whether path, under root, matches root/**/rest: some tail
-// of its path below root matches rest.
+// of its path below root matches rest, and the folders "**" stands for
+// are none a folder walk skips (see named).
 func matchDeep(root, rest, path string) bool {
 	rel, ok := relUnder(root, path)
 	if !ok {
 		return false
 	}
-	parts := strings.Split(rel, string(filepath.Separator))
-	for j := range parts {
-		if ok, _ := filepath.Match(rest, filepath.Join(parts[j:]...)); ok {
-			return true
-		}
+	// rest's parts ("*" crosses no separator) match the path's last
+	// ones; "**" stands for those before.
+	parts, pat := split(rel), split(rest)
+	j := len(parts) - len(pat)
+	if j < 0 || slices.ContainsFunc(parts[:j], walkSkips) {
+		return false
 	}
-	return false
+	return matchParts(pat, parts[j:])
 }
 
 // globMatch says whether path matches pattern as glob matches files: the
@@ -460,8 +520,14 @@ func globMatch(pattern, path string) bool {
 		root, rest := deepGlob(pattern, i)
 		return matchDeep(root, rest, path)
 	}
-	ok, _ := filepath.Match(pattern, path)
-	return ok
+	pat, parts := split(filepath.Clean(pattern)), split(filepath.Clean(path))
+	if len(pat) != len(parts) {
+		// A ".." after a wildcard ("docs/*/../x.md") lines the parts
+		// up no more: filepath.Match decides alone.
+		ok, _ := filepath.Match(pattern, path)
+		return ok
+	}
+	return matchParts(pat, parts)
 }
 
 // globRoot is the folder every match of an absolute pattern lies under:
