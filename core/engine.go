@@ -223,8 +223,25 @@ func (e *Engine) prepare(t Task) (*prepared, error) {
 
 // Validate reports whether t would be accepted by Solve.
 func (e *Engine) Validate(t Task) error {
-	_, err := e.prepare(t)
+	_, err := e.prepareTop(t)
 	return err
+}
+
+// prepareTop prepares a task asked for by a user, not a nested search:
+// its problem must also be one its pack can read (ProblemChecker). A
+// nested search's problem is a step or a sub-question, in the pack's
+// terms or not.
+func (e *Engine) prepareTop(t Task) (*prepared, error) {
+	p, err := e.prepare(t)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := p.pack.(ProblemChecker); ok {
+		if err := c.CheckProblem(p.task.Problem); err != nil {
+			return nil, fmt.Errorf("%w: the %s pack cannot pose this problem: %v", ErrInvalidTask, p.pack.Name(), err)
+		}
+	}
+	return p, nil
 }
 
 func (e *Engine) pack(name string) (Pack, error) {
@@ -271,7 +288,7 @@ func mergeLimits(l, d Limits) Limits {
 // other failure (LLM faults, budget, timeout, cancellation) is reported in
 // the Result with the best answer found so far, and a nil error.
 func (e *Engine) Solve(ctx context.Context, t Task) (Result, error) {
-	p, err := e.prepare(t)
+	p, err := e.prepareTop(t)
 	if err != nil {
 		return Result{}, err
 	}

@@ -243,6 +243,14 @@ type Pack interface {
 	Normalize(answer string) string
 }
 
+// ProblemChecker is optionally implemented by a Pack that reads its
+// problems in a fixed form (Game of 24: four numbers): a problem it cannot
+// read is refused before the search, which would otherwise run on it and
+// return an answer nothing could check.
+type ProblemChecker interface {
+	CheckProblem(problem string) error
+}
+
 // Verifier is optionally implemented by a Pack that can check an answer
 // without a ground truth (Game of 24) or against one (GSM8K).
 type Verifier interface {

@@ -188,6 +188,15 @@ func (Game24) Verify(problem, answer, truth string) (bool, bool) {
 	return Check24(problem, answer) == nil, true
 }
 
+// CheckProblem implements core.ProblemChecker: a Game of 24 puzzle is its
+// four numbers.
+func (Game24) CheckProblem(problem string) error {
+	if _, ok := Game24Numbers(problem); !ok {
+		return fmt.Errorf("a Game of 24 puzzle is its four numbers and nothing else, such as \"4 9 10 13\"; got %q", text.Clip(strings.TrimSpace(problem), 80))
+	}
+	return nil
+}
+
 // Errors of Check24.
 var (
 	ErrNot24        = errors.New("expression does not evaluate to 24")

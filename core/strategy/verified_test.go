@@ -2,6 +2,7 @@ package strategy_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -55,4 +56,25 @@ func fmtBool(b *bool) string {
 		return "true"
 	}
 	return "false"
+}
+
+// A problem the Game of 24 pack cannot read is refused before the search:
+// forced onto "Use 4 9 10 13 to make 24", a search answered "70" with
+// nothing checked and no warning.
+func TestGame24PackRefusesAProblemItCannotRead(t *testing.T) {
+	t.Parallel()
+	pol := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{Choices: []core.Choice{{Text: `\boxed{70}`}}}, nil
+	})
+	eng := newEngine(pol)
+	_, err := eng.Solve(context.Background(), core.Task{Problem: "Use 4 9 10 13 to make 24", Pack: "game24", Strategy: "cot"})
+	if !errors.Is(err, core.ErrInvalidTask) || !strings.Contains(err.Error(), `the game24 pack cannot pose this problem: a Game of 24 puzzle is its four numbers`) {
+		t.Errorf("solve: %v; want an invalid task", err)
+	}
+	if err := eng.Validate(core.Task{Problem: "Use 4 9 10 13 to make 24", Pack: "game24"}); !errors.Is(err, core.ErrInvalidTask) {
+		t.Errorf("validate: %v; want an invalid task", err)
+	}
+	if res, err := eng.Solve(context.Background(), core.Task{Problem: " 4 9 10 13 ", Pack: "game24", Strategy: "cot"}); err != nil || res.Verified == nil {
+		t.Errorf("four numbers: %v, verified %v", err, res.Verified)
+	}
 }
