@@ -685,7 +685,9 @@ func (t *mctsTree) complete(leaf *mnode, kids []child, err error) {
 			t.writeUnscored(c)
 		}
 	}
-	core.Prune(t.env, dropped...)
+	if len(dropped) > 0 {
+		core.Prune(t.env, dropped...)
+	}
 	t.adjust(leaf, avail, open-1) // the leaf was one open leaf, pending
 	var path [16]*mnode
 	for _, s := range m.backup(leaf, path[:0]) {
