@@ -131,7 +131,15 @@ func (r *Retriever) Search(ctx context.Context, req SearchRequest) ([]Hit, error
 	} else if info.Dim > 0 && r.o.Embedder == nil {
 		r.o.Logger.Debug().Str("collection", req.Collection).Msg("collection has vectors but no embedder is configured: lexical search only")
 	}
-	return r.store.Search(ctx, req.Collection, q)
+	hits, err := r.store.Search(ctx, req.Collection, q)
+	if err != nil || len(hits) > 0 || len(req.Filter) == 0 {
+		return hits, err
+	}
+	// Nothing found: a key no chunk carries is why, and is said.
+	if err := CheckFilter(ctx, r.store, req.Collection, req.Filter); err != nil {
+		return nil, err
+	}
+	return hits, nil
 }
 
 // Retrieve implements core.Retriever.
@@ -227,7 +235,10 @@ type Lazy struct {
 	st   Store
 }
 
-var _ Store = (*Lazy)(nil)
+var (
+	_ Store     = (*Lazy)(nil)
+	_ MetaKeyer = (*Lazy)(nil)
+)
 
 // NewLazy returns a Store that calls open on first use.
 func NewLazy(open func(ctx context.Context) (Store, error)) *Lazy { return &Lazy{open: open} }
@@ -332,6 +343,20 @@ func (l *Lazy) Search(ctx context.Context, collection string, q Query) ([]Hit, e
 		return nil, err
 	}
 	return st.Search(ctx, collection, q)
+}
+
+// MetaKeys implements MetaKeyer when the store it opens does
+// (errors.ErrUnsupported otherwise).
+func (l *Lazy) MetaKeys(ctx context.Context, collection string) ([]string, error) {
+	st, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mk, ok := st.(MetaKeyer)
+	if !ok {
+		return nil, fmt.Errorf("list the metadata keys of %q: %w", collection, errors.ErrUnsupported)
+	}
+	return mk.MetaKeys(ctx, collection)
 }
 
 // Close closes the store if it was opened.

@@ -335,7 +335,7 @@ func newSearchCmd() *cobra.Command {
 	fl.StringVarP(&collection, "collection", "c", "", "collection to search (default from config: docs)")
 	fl.IntVarP(&k, "k", "k", 0, "number of chunks, 1 to 50 (default from config: 5)")
 	fl.BoolVar(&jsonOut, "json", false, "print JSON: the chunks with source, score and metadata")
-	fl.StringArrayVar(&filters, "filter", nil, "metadata that must match, key=value (repeatable): type, source, title, page, ...")
+	fl.StringArrayVar(&filters, "filter", nil, "metadata that must match, key=value (repeatable): type, source, name, title, page, encoding, doc_hash")
 	fl.StringVar(&mode, "mode", "", "lexical, dense or hybrid (default: hybrid when the collection has vectors and an embedder is set)")
 	return cmd
 }

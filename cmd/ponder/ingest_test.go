@@ -103,6 +103,17 @@ func TestDocumentsEndToEnd(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "guide.md") || !strings.Contains(r.stdout, "Network › Ports") {
 		t.Fatalf("human search: %s %s", r.stdout, r.stderr)
 	}
+	// A key no chunk records is refused, naming those that work (it
+	// printed "no matching chunks"); one that does, on a page no chunk
+	// has, is just empty.
+	r = runPonder(t, "", []string{data}, "search", "--filter", "nokey=1", "admin console port")
+	if r.code == 0 || !strings.Contains(r.stderr, `filter key "nokey" is not recorded on any chunk of collection "docs": filter on source, name, title, type, page, encoding, doc_hash`) {
+		t.Fatalf("search --filter nokey=1: code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = runPonder(t, "", []string{data}, "search", "--filter", "page=99", "admin console port")
+	if r.code != 0 || !strings.Contains(r.stdout, "no matching chunks") {
+		t.Fatalf("search --filter page=99: code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
 
 	trace := filepath.Join(t.TempDir(), "trace.json")
 	r = runPonder(t, "", []string{data, llmURL}, "solve", "--collection", "docs", "--json", "--trace", trace,

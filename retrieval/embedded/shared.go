@@ -91,7 +91,10 @@ type Shared struct {
 	beforeSnapshot func()
 }
 
-var _ retrieval.Store = (*Shared)(nil)
+var (
+	_ retrieval.Store     = (*Shared)(nil)
+	_ retrieval.MetaKeyer = (*Shared)(nil)
+)
 
 const (
 	// maxHold is how long this process holds the file's lock before it
@@ -498,6 +501,11 @@ func (s *Shared) Put(ctx context.Context, collection string, docs []retrieval.Do
 // DeleteDocument implements retrieval.Store.
 func (s *Shared) DeleteDocument(ctx context.Context, collection, source string) (bool, error) {
 	return with(ctx, s, true, func(st *Store) (bool, error) { return st.DeleteDocument(ctx, collection, source) })
+}
+
+// MetaKeys implements retrieval.MetaKeyer.
+func (s *Shared) MetaKeys(ctx context.Context, collection string) ([]string, error) {
+	return with(ctx, s, false, func(st *Store) ([]string, error) { return st.MetaKeys(ctx, collection) })
 }
 
 // Search implements retrieval.Store.

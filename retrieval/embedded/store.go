@@ -22,9 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -96,7 +98,10 @@ type Store struct {
 	deferBuild func(collection string, d *denseIndex) bool
 }
 
-var _ retrieval.Store = (*Store)(nil)
+var (
+	_ retrieval.Store     = (*Store)(nil)
+	_ retrieval.MetaKeyer = (*Store)(nil)
+)
 
 var (
 	bCollections = []byte("collections")
@@ -487,6 +492,38 @@ func (s *Store) ListDocuments(ctx context.Context, collection string) ([]retriev
 		})
 	})
 	return out, err
+}
+
+// MetaKeys implements retrieval.MetaKeyer: it reads every chunk's record
+// (only when a filtered search found nothing: see retrieval.CheckFilter).
+func (s *Store) MetaKeys(ctx context.Context, collection string) ([]string, error) {
+	seen := map[string]bool{}
+	err := s.view(func(tx *bolt.Tx) error {
+		_, b, err := s.meta(tx, collection)
+		if err != nil {
+			return err
+		}
+		n := 0
+		return b.Bucket(bChunks).ForEach(func(k, v []byte) error {
+			if n++; n%1024 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var c struct {
+				Meta map[string]json.RawMessage `json:"meta"`
+			}
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("chunk %x: damaged record: %w", k, err)
+			}
+			for m := range c.Meta {
+				seen[m] = true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the metadata keys of %q: %w", collection, err)
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // Sources implements retrieval.Store: the docs bucket is keyed by source,

@@ -153,10 +153,10 @@ func chunkDoc(ex Extracted, o ChunkOptions) (out []retrieval.Chunk, packedSectio
 	add := func(start, end int, trail []string) {
 		text := ex.Text[start:end]
 		c := retrieval.Chunk{Ordinal: len(out), Text: text, Headings: trail, Start: start, End: end,
-			Meta: map[string]string{"type": ex.Type}}
+			Meta: map[string]string{retrieval.MetaType: ex.Type}}
 		if len(ex.Pages) > 0 {
 			page := sort.SearchInts(ex.Pages, start+1) + 1
-			c.Meta["page"] = strconv.Itoa(page)
+			c.Meta[retrieval.MetaPage] = strconv.Itoa(page)
 		}
 		out = append(out, c)
 	}

@@ -1039,7 +1039,7 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	}
 	now := in.o.Now().UTC()
 	doc := &retrieval.Document{Source: j.path, Hash: hash, Params: params, Title: ex.Title, Bytes: int64(len(data)),
-		IngestedAt: now, Meta: map[string]string{"type": ex.Type}}
+		IngestedAt: now, Meta: map[string]string{retrieval.MetaType: ex.Type}}
 	if j.name != "" {
 		doc.Meta[retrieval.MetaName] = j.name
 	}
@@ -1058,9 +1058,9 @@ func (in *Ingester) read(ctx context.Context, j input) readResult {
 	if ex.Encoding != "" && ex.Encoding != encUTF8BOM {
 		// Offsets are into the decoded text, not the file: the encoding
 		// on every chunk says so (and can be filtered on).
-		doc.Meta["encoding"] = ex.Encoding
+		doc.Meta[retrieval.MetaEncoding] = ex.Encoding
 		for i := range chunks {
-			chunks[i].Meta["encoding"] = ex.Encoding
+			chunks[i].Meta[retrieval.MetaEncoding] = ex.Encoding
 		}
 	}
 	for i := range chunks {

@@ -20,7 +20,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,7 +67,10 @@ type Store struct {
 	ep *endpoint.Endpoint
 }
 
-var _ retrieval.Store = (*Store)(nil)
+var (
+	_ retrieval.Store     = (*Store)(nil)
+	_ retrieval.MetaKeyer = (*Store)(nil)
+)
 
 // serverName is how messages name the Qdrant server. Not its URL: these
 // messages reach the clients of `ponder serve` (MCP tool results of
@@ -482,6 +487,36 @@ func (s *Store) Sources(ctx context.Context, collection, prefix string) ([]strin
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// MetaKeys implements retrieval.MetaKeyer: it pages through every point's
+// meta (only when a filtered search found nothing: see
+// retrieval.CheckFilter).
+func (s *Store) MetaKeys(ctx context.Context, collection string) ([]string, error) {
+	if _, err := s.Collection(ctx, collection); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var offset *qc.PointId
+	for {
+		cctx, cancel := s.ctx(ctx)
+		pts, next, err := s.c.ScrollAndOffset(cctx, &qc.ScrollPoints{CollectionName: collection, Limit: qc.PtrOf(uint32(1024)), Offset: offset,
+			WithPayload: qc.NewWithPayloadInclude("meta")})
+		cancel()
+		if err != nil {
+			return nil, s.wrap(err, "list the metadata keys of "+collection)
+		}
+		for _, p := range pts {
+			for k := range p.GetPayload()["meta"].GetStructValue().GetFields() {
+				seen[k] = true
+			}
+		}
+		if next == nil || len(pts) == 0 {
+			break
+		}
+		offset = next
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 func filterOf(f map[string]string) *qc.Filter {

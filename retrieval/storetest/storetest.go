@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) retrieval.Store) {
 		{"Delete", testDelete},
 		{"Sources", testSources},
 		{"Filter", testFilter},
+		{"MetaKeys", testMetaKeys},
 		{"Dense", testDense},
 		{"Errors", testErrors},
 	} {
@@ -321,6 +322,34 @@ func testFilter(t *testing.T, ctx context.Context, st retrieval.Store, coll stri
 	}
 	if hits := search(t, ctx, st, coll, retrieval.Query{Text: q, K: 10, Filter: map[string]string{"type": "pdf"}}); len(hits) != 0 {
 		t.Fatalf("filter type=pdf: %v", sources(hits))
+	}
+}
+
+// testMetaKeys: a store that lists its chunks' Meta keys (so that a
+// filter naming none of them is refused) lists each key once, a key only
+// some chunks carry included, and none of a document's own Meta that its
+// chunks lack; a missing collection is ErrNoCollection.
+func testMetaKeys(t *testing.T, ctx context.Context, st retrieval.Store, coll string) {
+	mk, ok := st.(retrieval.MetaKeyer)
+	if !ok {
+		t.Skip("the store does not list metadata keys")
+	}
+	if _, err := mk.MetaKeys(ctx, coll); !errors.Is(err, retrieval.ErrNoCollection) {
+		t.Fatalf("MetaKeys of a missing collection: %v, want ErrNoCollection", err)
+	}
+	if _, err := st.EnsureCollection(ctx, retrieval.CollectionSpec{Name: coll}); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := mk.MetaKeys(ctx, coll); err != nil || len(keys) != 0 {
+		t.Fatalf("MetaKeys of an empty collection: %q, %v", keys, err)
+	}
+	d := doc("/docs/team.md", "The platform team owns the deploy pipeline.", "On-call rotates weekly.")
+	d.Meta["doc_only"] = "x"
+	d.Chunks[1].Meta["team"] = "platform"
+	mustPut(t, ctx, st, coll, append(slices.Clone(corpus), d)...)
+	keys, err := mk.MetaKeys(ctx, coll)
+	if err != nil || !slices.Equal(keys, []string{"team", "type"}) {
+		t.Fatalf("MetaKeys = %q, %v, want [team type]", keys, err)
 	}
 }
 
