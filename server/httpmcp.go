@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -20,15 +19,14 @@ import (
 //   - a cancelled request gets no response: the POST carrying
 //     notifications/cancelled marks the exchange of the request it names,
 //     and that request's response writer then drops the response;
-//   - the last progress notification of a solve is on the wire before its
-//     result: writers record the progress notifications they write, and the
-//     handler waits for its last one before returning (mcp-go forwards
-//     notifications from another goroutine);
-//   - log notifications a request sends go out on its own POST stream,
-//     written by its handler (postStream.notify), before its response:
-//     mcp-go would hand them to whichever of the session's streams takes
-//     them first, and one taken by this POST's forwarder as the handler
-//     returns is dropped (the response closes the stream first);
+//   - the progress and log notifications a request sends go out on its own
+//     POST stream, written by its handler (postStream.notify), before its
+//     response: mcp-go would hand them to whichever of the session's
+//     streams takes them first (another request's POST stream, which MCP
+//     2025-06-18 says should carry only what relates to its request, or
+//     the GET stream, which the client reads apart from the response), and
+//     one taken by this POST's forwarder as the handler returns is dropped
+//     (the response closes the stream first);
 //   - the body is read here, capped, before mcp-go (which reads all of it)
 //     sees the request.
 
@@ -98,9 +96,6 @@ func (s *Server) mcpHandler() http.Handler {
 					ex := s.exchanges.add(key)
 					defer s.exchanges.remove(key, ex)
 					mw.ex = ex
-					// The handler learns its exchange, to tell whether its
-					// last progress went out on its own stream.
-					r = r.WithContext(context.WithValue(r.Context(), exchangeCtxKey{}, ex))
 				}
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -323,9 +318,6 @@ func (w *mcpWriter) write(p []byte) (int, error) {
 	if w.ex != nil && w.ex.cancelled.Load() && isResponse(p) {
 		return len(p), nil // the response to a cancelled request
 	}
-	if w.s.deliveries.watching() && bytes.Contains(p, []byte("notifications/progress")) {
-		defer w.recordProgress(p)
-	}
 	if w.codes != nil {
 		if q, changed := w.codes.rewrite(p); changed {
 			if _, err := w.ResponseWriter.Write(q); err != nil {
@@ -351,20 +343,6 @@ func isResponse(p []byte) bool {
 	return !bytes.Contains(data, []byte(`"method"`)) && bytes.Contains(data, []byte(`"id"`))
 }
 
-func (w *mcpWriter) recordProgress(p []byte) {
-	for _, line := range bytes.Split(p, []byte("\n")) {
-		data, ok := bytes.CutPrefix(line, []byte("data: "))
-		if !ok {
-			continue
-		}
-		var m wireMessage
-		if json.Unmarshal(data, &m) != nil || m.Method != "notifications/progress" || m.Params.Progress == nil {
-			continue
-		}
-		w.s.deliveries.record(w.session, string(bytes.TrimSpace(m.Params.ProgressToken)), *m.Params.Progress, w.ex)
-	}
-}
-
 func (w *mcpWriter) Flush() {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
@@ -382,14 +360,6 @@ func (w *mcpWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // exchange is one tools/call in flight over HTTP.
 type exchange struct{ cancelled atomic.Bool }
 
-type exchangeCtxKey struct{}
-
-// exchangeFrom returns the exchange of the tools/call that ctx handles.
-func exchangeFrom(ctx context.Context) *exchange {
-	ex, _ := ctx.Value(exchangeCtxKey{}).(*exchange)
-	return ex
-}
-
 type exchanges struct {
 	mu sync.Mutex
 	m  map[string]*exchange
@@ -397,7 +367,7 @@ type exchanges struct {
 
 func newExchanges() *exchanges { return &exchanges{m: map[string]*exchange{}} }
 
-// sessionKey keys a request id or progress token by its MCP session.
+// sessionKey keys a request id by its MCP session.
 func sessionKey(session, id string) string { return session + "\x00" + id }
 
 func (e *exchanges) add(key string) *exchange {
@@ -422,79 +392,4 @@ func (e *exchanges) cancel(session, id string) {
 		ex.cancelled.Store(true)
 	}
 	e.mu.Unlock()
-}
-
-// deliveries records the progress notifications written to HTTP streams
-// while a handler waits for one of them.
-type deliveries struct {
-	n       atomic.Int32 // waiters
-	mu      sync.Mutex
-	last    map[string]float64   // session \x00 token -> highest progress written
-	via     map[string]*exchange // ... and the tools/call stream it went out on (nil: another stream)
-	changed chan struct{}
-}
-
-func newDeliveries() *deliveries {
-	return &deliveries{last: map[string]float64{}, via: map[string]*exchange{}, changed: make(chan struct{})}
-}
-
-// tokenKey is a progress token as it appears in JSON.
-func tokenKey(tok any) string {
-	b, _ := json.Marshal(tok)
-	return string(b)
-}
-
-func (d *deliveries) watching() bool { return d.n.Load() > 0 }
-
-func (d *deliveries) record(session, token string, v float64, via *exchange) {
-	d.mu.Lock()
-	k := sessionKey(session, token)
-	if old, ok := d.last[k]; ok && v > old {
-		d.last[k] = v
-		d.via[k] = via
-		close(d.changed)
-		d.changed = make(chan struct{})
-	}
-	d.mu.Unlock()
-}
-
-// expect starts recording writes of token's notifications; wait waits for
-// one of progress v or more, then stops recording.
-func (d *deliveries) expect(session, token string) {
-	d.mu.Lock()
-	d.last[sessionKey(session, token)] = -1
-	d.mu.Unlock()
-	d.n.Add(1)
-}
-
-// It returns whether the notification was written, and the tools/call
-// stream it went out on (nil: another one, such as the session's GET
-// stream, whose events the client may handle after the response).
-func (d *deliveries) wait(ctx context.Context, session, token string, v float64, timeout time.Duration) (bool, *exchange) {
-	k := sessionKey(session, token)
-	defer func() {
-		d.mu.Lock()
-		delete(d.last, k)
-		delete(d.via, k)
-		d.mu.Unlock()
-		d.n.Add(-1)
-	}()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		d.mu.Lock()
-		got, via := d.last[k], d.via[k]
-		ch := d.changed
-		d.mu.Unlock()
-		if got >= v {
-			return true, via
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			return false, nil
-		case <-ctx.Done():
-			return false, nil
-		}
-	}
 }

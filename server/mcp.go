@@ -550,14 +550,12 @@ func logWanted(ctx context.Context, cs mcpserver.ClientSession, level mcp.Loggin
 }
 
 // How long the final progress notification is given to reach the client
-// before the response: stdioReadWait bounds the wait for the client to read
-// it off a stdio pipe; stdioProgressGap is the pause when stdout is not a
-// pipe; httpProgressGap the pause when it went out on another HTTP stream
-// than the response.
+// before the response on stdio: stdioReadWait bounds the wait for the
+// client to read it off a pipe; stdioProgressGap is the pause when stdout
+// is not a pipe.
 const (
 	stdioProgressGap = 15 * time.Millisecond
 	stdioReadWait    = 2 * time.Second
-	httpProgressGap  = 100 * time.Millisecond
 )
 
 // progressSender turns search snapshots into notifications/progress for a
@@ -631,36 +629,19 @@ func (p *progressSender) send(v float64, snap progress, final bool) {
 		}
 		return
 	}
-	var session string
-	cs := mcpserver.ClientSessionFromContext(p.ctx)
-	await := final && cs != nil && transportOf(p.ctx) == transportHTTP
-	if await {
-		// mcp-go writes notifications from another goroutine: record this
-		// one's delivery and wait for it, so the result cannot overtake it.
-		session = cs.SessionID()
-		p.s.deliveries.expect(session, tokenKey(p.token))
+	if w := postStream(p.ctx); w != nil {
+		// Written now on the request's own POST stream, as its log
+		// notifications are (logToClient), so it precedes the response
+		// there: mcp-go would hand it to whichever of the session's
+		// streams takes it first, another request's among them, which
+		// MCP 2025-06-18 says a POST stream should not carry.
+		if err := w.notify(mcpserver.ClientSessionFromContext(p.ctx), "notifications/progress", params); err != nil {
+			p.s.log.Debug().Err(err).Msg("progress not sent")
+		}
+		return
 	}
-	err := p.s.mcp.SendNotificationToClient(p.ctx, "notifications/progress", params)
-	if err != nil {
+	if err := p.s.mcp.SendNotificationToClient(p.ctx, "notifications/progress", params); err != nil {
 		p.s.log.Debug().Err(err).Msg("progress not sent")
-	}
-	if await {
-		timeout := 2 * time.Second
-		if err != nil {
-			timeout = 0
-		}
-		written, via := p.s.deliveries.wait(p.ctx, session, tokenKey(p.token), v, timeout)
-		if written && via != exchangeFrom(p.ctx) {
-			// mcp-go hands a session's notifications to whichever of its
-			// streams takes them first: this one went out on another
-			// stream (the GET stream, or a POST answering a sampling
-			// request), which the client reads independently of this
-			// response. Give it a moment to be read first.
-			select {
-			case <-time.After(httpProgressGap):
-			case <-p.ctx.Done():
-			}
-		}
 	}
 }
 

@@ -136,11 +136,9 @@ type Server struct {
 	idle       chan struct{}
 
 	// exchanges tracks in-flight MCP tool calls over HTTP, so that a
-	// cancelled one gets no response, and deliveries tracks which progress
-	// notifications reached the wire.
-	exchanges  *exchanges
-	deliveries *deliveries
-	samplers   sync.Map // MCP session id -> chan struct{} (sampling slots)
+	// cancelled one gets no response.
+	exchanges *exchanges
+	samplers  sync.Map // MCP session id -> chan struct{} (sampling slots)
 	// sampleWatch learns the ids of the sampling requests sent, to
 	// cancel those a search no longer needs.
 	sampleWatch *sampleWatch
@@ -205,7 +203,6 @@ func New(opts Options) (*Server, error) {
 		base:        base,
 		cancelBase:  cancel,
 		exchanges:   newExchanges(),
-		deliveries:  newDeliveries(),
 		sampleWatch: newSampleWatch(),
 	}
 	s.bodyTimeout, s.writeTimeout = bodyTimeout, writeTimeout
