@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -154,7 +155,7 @@ func (s *Server) newMCPServer() *mcpserver.MCPServer {
 	m.AddResource(mcp.NewResource("ponder://traces", "traces",
 		mcp.WithResourceDescription("The most recent reasoning runs, newest first: id, strategy, status, answer, usage (JSON)."),
 		mcp.WithMIMEType("application/json")), s.readTraceList)
-	m.AddResourceTemplate(mcp.NewResourceTemplate("ponder://traces/{id}", "trace",
+	m.AddResourceTemplate(mcp.NewResourceTemplate(traceTemplate, "trace",
 		mcp.WithTemplateDescription("One reasoning run's full trace (docs/trace.schema.json): problem, structure, best path, events, usage."),
 		mcp.WithTemplateMIMEType("application/json")), s.readTrace)
 
@@ -996,10 +997,30 @@ func (s *Server) promptDocuments(_ context.Context, req mcp.GetPromptRequest) (*
 }
 
 // completer suggests argument values: strategy names for the prompts'
-// strategy argument, recent trace ids for ponder://traces/{id}.
+// strategy argument, recent trace ids for ponder://traces/{id}. A prompt,
+// argument or resource template this server does not have is -32602, as
+// the spec says (mcp-go's default answers it with no values, which a
+// client cannot tell from "nothing matches"); an argument it has with
+// nothing to suggest (a problem's text) gets no values.
 type completer struct{ s *Server }
 
+// traceTemplate is the URI template of one trace's resource.
+const traceTemplate = "ponder://traces/{id}"
+
 func (c completer) CompletePromptArgument(_ context.Context, prompt string, arg mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
+	sp, ok := c.s.mcp.ListPrompts()[prompt]
+	if !ok {
+		return nil, fmt.Errorf("completion/complete: %w: no prompt %q (prompts/list names them: %s)", mcp.ErrInvalidParams,
+			text.Clip(prompt, 100), strings.Join(slices.Sorted(maps.Keys(c.s.mcp.ListPrompts())), ", "))
+	}
+	var takes []string
+	for _, a := range sp.Prompt.Arguments {
+		takes = append(takes, a.Name)
+	}
+	if !slices.Contains(takes, arg.Name) {
+		return nil, fmt.Errorf("completion/complete: %w: prompt %s takes no argument %q (it takes %s)", mcp.ErrInvalidParams,
+			prompt, text.Clip(arg.Name, 100), strings.Join(takes, ", "))
+	}
 	if prompt == "solve_step_by_step" && arg.Name == "strategy" {
 		return completion(c.s.strategyNames(), arg.Value), nil
 	}
@@ -1007,14 +1028,21 @@ func (c completer) CompletePromptArgument(_ context.Context, prompt string, arg 
 }
 
 func (c completer) CompleteResourceArgument(_ context.Context, uri string, arg mcp.CompleteArgument, _ mcp.CompleteContext) (*mcp.Completion, error) {
-	if uri == "ponder://traces/{id}" && arg.Name == "id" && c.s.opts.Traces != nil {
-		var ids []string
+	if uri != traceTemplate {
+		return nil, fmt.Errorf("completion/complete: %w: no resource template %q (resources/templates/list names them: %s)",
+			mcp.ErrInvalidParams, text.Clip(uri, 200), traceTemplate)
+	}
+	if arg.Name != "id" {
+		return nil, fmt.Errorf("completion/complete: %w: template %s takes no argument %q (it takes id)",
+			mcp.ErrInvalidParams, traceTemplate, text.Clip(arg.Name, 100))
+	}
+	var ids []string
+	if c.s.opts.Traces != nil {
 		for _, t := range c.s.opts.Traces.List() {
 			ids = append(ids, t.ID)
 		}
-		return completion(ids, arg.Value), nil
 	}
-	return &mcp.Completion{Values: []string{}}, nil
+	return completion(ids, arg.Value), nil
 }
 
 // completion returns the values starting with prefix, at most 100 (the

@@ -21,7 +21,6 @@ var mustPass = []string{
 	"server-initialize",
 	"ping",
 	"logging-set-level",
-	"completion-complete",
 	"tools-list",
 	"resources-list",
 	"prompts-list",

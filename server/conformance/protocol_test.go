@@ -19,20 +19,27 @@ type sdkProtocolReport struct {
 	ReadNoURI       sdkOutcome `json:"readNoURI"`
 	BadCursor       sdkOutcome `json:"badCursor"`
 	ForeignCursor   sdkOutcome `json:"foreignCursor"`
-	Reinitialize    sdkOutcome `json:"reinitialize"`
-	SessionBefore   string     `json:"sessionBefore"`
-	SessionAfter    string     `json:"sessionAfter"`
-	Tools           int        `json:"tools"`
-	Pinged          bool       `json:"pinged"`
+	// completion/complete of a prompt, prompt argument and resource
+	// template the server lacks, and the values for one it has.
+	CompleteUnknownPrompt   sdkOutcome `json:"completeUnknownPrompt"`
+	CompleteUnknownArgument sdkOutcome `json:"completeUnknownArgument"`
+	CompleteUnknownTemplate sdkOutcome `json:"completeUnknownTemplate"`
+	CompleteStrategy        []string   `json:"completeStrategy"`
+	Reinitialize            sdkOutcome `json:"reinitialize"`
+	SessionBefore           string     `json:"sessionBefore"`
+	SessionAfter            string     `json:"sessionAfter"`
+	Tools                   int        `json:"tools"`
+	Pinged                  bool       `json:"pinged"`
 }
 
 // TestTypeScriptSDKProtocolErrors: the official TypeScript SDK client gets
 // -32602 (invalid params) naming what to change for a prompt argument that
-// is not a string, a resources/read without a uri and a cursor this server
+// is not a string, a resources/read without a uri, a cursor this server
 // never issued (mcp-go answered -32600, -32002, and a base64 decoder's
-// message or a silently empty list), and a second initialize on its
-// session is refused (-32600; over HTTP with 400, as the SDK's own server
-// does), leaving the session as it was.
+// message or a silently empty list) and a completion of a prompt, prompt
+// argument or resource template it does not have (it answered values: []);
+// and a second initialize on its session is refused (-32600; over HTTP
+// with 400, as the SDK's own server does), leaving the session as it was.
 func TestTypeScriptSDKProtocolErrors(t *testing.T) {
 	node(t)
 	script, _ := filepath.Abs("testdata/sdkprotocol.mjs")
@@ -65,10 +72,16 @@ func TestTypeScriptSDKProtocolErrors(t *testing.T) {
 				{"resources/read without a uri", r.ReadNoURI, "params.uri is required"},
 				{"cursor that is not base64", r.BadCursor, "list again without a cursor"},
 				{"cursor this server never issued", r.ForeignCursor, "list again without a cursor"},
+				{"completion of a prompt it lacks", r.CompleteUnknownPrompt, `no prompt "test_prompt_with_arguments"`},
+				{"completion of an argument its prompt lacks", r.CompleteUnknownArgument, `takes no argument "strategi"`},
+				{"completion of a template it lacks", r.CompleteUnknownTemplate, `no resource template "test://template/{id}/data"`},
 			} {
 				if tc.got.Code != float64(-32602) || !strings.Contains(tc.got.Message, tc.says) {
 					t.Errorf("%s: %+v, want -32602 saying %q", tc.name, tc.got, tc.says)
 				}
+			}
+			if len(r.CompleteStrategy) != 1 || r.CompleteStrategy[0] != "self-consistency" {
+				t.Errorf("completion of the strategy argument: %v, want [self-consistency]", r.CompleteStrategy)
 			}
 			re := r.Reinitialize
 			if !strings.Contains(re.Message, "already initialized") {

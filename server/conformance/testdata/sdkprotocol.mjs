@@ -1,6 +1,6 @@
 // Protocol errors as the official MCP TypeScript SDK's client sees them,
 // driven by protocol_test.go: requests with bad params, a cursor the server
-// never issued, and a second initialize on a connected session. Each
+// never issued, completions of what the server does not have, and a second initialize on a connected session. Each
 // outcome is {code, message}; the report is one JSON line on stdout.
 //
 // env: SDK_DIR      the @modelcontextprotocol/sdk package folder
@@ -46,6 +46,14 @@ report.promptNonString = await outcome(() => client.request({ method: 'prompts/g
 report.readNoURI = await outcome(() => client.request({ method: 'resources/read', params: {} }, ReadResourceResultSchema));
 report.badCursor = await outcome(() => client.listTools({ cursor: 'not-a-cursor' }));
 report.foreignCursor = await outcome(() => client.listPrompts({ cursor: 'c29sdmVfc3RlcF9ieV9zdGVw' }));
+// completion/complete of a prompt, argument or template the server lacks,
+// and of one it has.
+const complete = (ref, name) => outcome(() => client.complete({ ref, argument: { name, value: '' } }));
+report.completeUnknownPrompt = await complete({ type: 'ref/prompt', name: 'test_prompt_with_arguments' }, 'arg1');
+report.completeUnknownArgument = await complete({ type: 'ref/prompt', name: 'solve_step_by_step' }, 'strategi');
+report.completeUnknownTemplate = await complete({ type: 'ref/resource', uri: 'test://template/{id}/data' }, 'id');
+report.completeStrategy = (await client.complete({ ref: { type: 'ref/prompt', name: 'solve_step_by_step' },
+  argument: { name: 'strategy', value: 'self' } })).completion.values;
 
 report.sessionBefore = transport.sessionId ?? null;
 report.reinitialize = await outcome(() => client.request({ method: 'initialize', params: {
