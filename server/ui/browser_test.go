@@ -518,6 +518,57 @@ func TestBrowserTreeByKeyboard(t *testing.T) {
 	}
 }
 
+// The timeline can be walked without a mouse, as the tree can: Tab
+// reaches the list, the arrows, Home and End move from event to event and
+// show each (scrolled into view), Enter opens one as a click does, its
+// node selected in the tree.
+func TestBrowserTimelineByKeyboard(t *testing.T) {
+	t.Parallel()
+	tr := bigTrace(60, 15)
+	srv := serveFinished(t, tr)
+	b := uitest.NewBrowser(t, 1280, 800)
+	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+tr.ID))
+	b.WaitFor(t, "the run", `document.body.dataset.state === "ready" && document.querySelectorAll("#event-spacer .ev").length > 0`)
+	if got := uitest.Eval[int](t, b, `document.getElementById("event-scroll").tabIndex`); got != 0 {
+		t.Errorf("the timeline's tabIndex is %d: Tab never reaches it", got)
+	}
+	uitest.Eval[chromedp.Void](t, b, `document.getElementById("event-scroll").focus()`)
+	shown := func(seq int64) string {
+		return fmt.Sprintf(`(document.querySelector("#details h2") || {textContent: ""}).textContent.startsWith("Event #%d ") && `+
+			`[...document.querySelectorAll("#event-spacer .ev.selected")].map((r) => r.dataset.seq).join() === "%d" && `+
+			`document.getElementById("event-scroll").getAttribute("aria-activedescendant") === "ev-%d" && (() => {
+				const r = document.getElementById("ev-%d").getBoundingClientRect(), box = document.getElementById("event-scroll").getBoundingClientRect();
+				return r.top >= box.top - 1 && r.bottom <= box.bottom + 1; // less a fraction of a pixel
+			})()`, seq, seq, seq, seq)
+	}
+	first, last := tr.Events[0].Seq, tr.Events[len(tr.Events)-1].Seq
+	for _, step := range []struct {
+		key string
+		seq int64
+	}{{kb.ArrowDown, first}, {kb.ArrowDown, first + 1}, {kb.ArrowDown, first + 2}, {kb.ArrowUp, first + 1}, {kb.End, last}, {kb.Home, first}} {
+		b.Do(t, chromedp.KeyEvent(step.key))
+		b.WaitFor(t, fmt.Sprintf("event #%d shown by keyboard", step.seq), shown(step.seq))
+	}
+	// Enter opens the event of a node: the node is selected in the tree,
+	// the event stays shown.
+	var node *core.Event
+	for i := range tr.Events {
+		if e := &tr.Events[i]; e.Op == core.OpNode && e.Seq > first+2 {
+			node = e
+			break
+		}
+	}
+	if node == nil {
+		t.Fatal("the trace has no node event to open")
+	}
+	for range node.Seq - first {
+		b.Do(t, chromedp.KeyEvent(kb.ArrowDown))
+	}
+	b.WaitFor(t, "the node's event", shown(node.Seq))
+	b.Do(t, chromedp.KeyEvent(kb.Enter))
+	b.WaitFor(t, "its node selected by Enter", fmt.Sprintf(`%s && [...document.querySelectorAll("#nodes circle.selected")].map((c) => c.dataset.key).join() === "%d"`, shown(node.Seq), node.Nodes[0]))
+}
+
 // When the drawing area changes size (the problem opened in full, the
 // window resized), a view the user has not moved fits the tree again: it
 // stayed where it was, outside the smaller area.

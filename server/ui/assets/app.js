@@ -953,7 +953,8 @@
     for (let i = first; i < last; i++) {
       const e = list[i];
       const scope = e.scope && e.scope.length ? `[${e.scope.join('/')}] ` : '';
-      const row = el('div', { class: 'ev' + (S.selectedEvent === e.seq ? ' selected' : ''), 'data-seq': e.seq },
+      const on = S.selectedEvent === e.seq;
+      const row = el('div', { class: 'ev' + (on ? ' selected' : ''), 'data-seq': e.seq, id: 'ev-' + e.seq, role: 'option', 'aria-selected': String(on) },
         el('span', { class: 't', text: `#${e.seq} ${(e.t_ms / 1000).toFixed(3)}s` }),
         el('span', { class: 'op op-' + e.op, text: e.op }),
         `${scope}${e.nodes && e.nodes.length ? '(' + clip(e.nodes.join(','), 30) + ') ' : ''}${eventSummary(e)}`);
@@ -961,6 +962,10 @@
       rows.push(row);
     }
     sp.replaceChildren(...rows);
+    // A screen reader follows the keyboard's event (the rows are redrawn
+    // as the list scrolls, so the focus stays on the list itself).
+    if (rows.some((r) => r.classList.contains('selected'))) sc.setAttribute('aria-activedescendant', 'ev-' + S.selectedEvent);
+    else sc.removeAttribute('aria-activedescendant');
     $('event-count').textContent = `${list.length} of ${S.events.length}`;
     const ops = new Set(S.events.map((e) => e.op));
     const sel = $('op-filter');
@@ -995,22 +1000,53 @@
       }
     });
   }
+  // openEvent shows an event and centres its node in the tree (a click on
+  // its row, or Enter).
+  function openEvent(e) {
+    showEvent(e);
+    const scope = e.scope || [];
+    const ids = e.nodes || [];
+    const id = e.op === 'generate' && ids.length > 1 ? ids[1] : ids[0];
+    if (id != null) {
+      const k = keyOf(scope, id);
+      if (S.nodes.has(k)) { S.selected = k; reveal(k); if (S.dirty) layout(); centre(k); }
+    }
+  }
+  // eventKey walks the timeline without a mouse, as the tree's arrows
+  // walk the tree: the list takes the focus (Tab), the arrows, Page keys,
+  // Home and End move to an event and show it, Enter opens it as a click
+  // does. With no event on, the first key picks the first row in view.
+  function eventKey(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const list = S.evFiltered;
+    if (!list.length || !/^(Arrow(Up|Down)|Page(Up|Down)|Home|End|Enter)$/.test(ev.key)) return;
+    ev.preventDefault();
+    const sc = $('event-scroll');
+    const page = Math.max(1, Math.floor(sc.clientHeight / ROW) - 1);
+    const at = list.findIndex((e) => e.seq === S.selectedEvent);
+    let to = Math.min(list.length - 1, Math.ceil(sc.scrollTop / ROW));
+    if (ev.key === 'Home') to = 0;
+    else if (ev.key === 'End') to = list.length - 1;
+    else if (at >= 0) {
+      const step = { ArrowUp: -1, ArrowDown: 1, PageUp: -page, PageDown: page, Enter: 0 }[ev.key];
+      to = Math.max(0, Math.min(list.length - 1, at + step));
+    }
+    // Into view, then drawn (showEvent redraws the rows).
+    const top = to * ROW;
+    if (top < sc.scrollTop) sc.scrollTop = top;
+    else if (top + ROW > sc.scrollTop + sc.clientHeight) sc.scrollTop = top + ROW - sc.clientHeight;
+    if (ev.key === 'Enter') openEvent(list[to]);
+    else showEvent(list[to]);
+  }
   function initTimeline() {
     $('event-scroll').addEventListener('scroll', () => drawEvents());
     $('event-spacer').addEventListener('click', (ev) => {
       const row = ev.target.closest('.ev');
       if (!row) return;
       const e = S.bySeq.get(+row.dataset.seq);
-      if (!e) return;
-      showEvent(e);
-      const scope = e.scope || [];
-      const ids = e.nodes || [];
-      const id = e.op === 'generate' && ids.length > 1 ? ids[1] : ids[0];
-      if (id != null) {
-        const k = keyOf(scope, id);
-        if (S.nodes.has(k)) { S.selected = k; reveal(k); if (S.dirty) layout(); centre(k); }
-      }
+      if (e) openEvent(e);
     });
+    $('event-scroll').addEventListener('keydown', eventKey);
     $('strip').addEventListener('click', (ev) => {
       const evs = S.evFiltered;
       if (!evs.length) return;
