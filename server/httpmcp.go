@@ -59,6 +59,9 @@ func (s *Server) mcpHandler() http.Handler {
 				writeRPCError(w, http.StatusNotFound, -32600, err.Error())
 				return
 			}
+			// Open while mcp-go serves it: sampling requests go out on
+			// it alone, and wait for one (samplingPolicy.request).
+			defer s.getStreams.opened(session)()
 		}
 		if r.Method == http.MethodPost {
 			body, err := readBody(r, s.cfg.MaxBodyBytes)

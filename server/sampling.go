@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -36,6 +37,11 @@ type samplingPolicy struct {
 	watch   *sampleWatch
 	session string
 	timeout time.Duration // server.sampling_timeout; 0: none of its own
+	// streams, over HTTP, tells whether the session has a GET stream open,
+	// the only one mcp-go sends sampling requests on; streamWait is how
+	// long a request waits for one to open. Nil on stdio.
+	streams    *getStreams
+	streamWait time.Duration
 }
 
 var _ core.Policy = (*samplingPolicy)(nil)
@@ -57,8 +63,12 @@ func (s *Server) samplingPolicy(ctx context.Context) core.Policy {
 	// mcp-go queues at most 10 sampling requests per HTTP session.
 	n := min(s.cfg.SamplingConcurrency, maxSamplingConcurrency)
 	slots, _ := s.samplers.LoadOrStore(cs.SessionID(), make(chan struct{}, n))
-	return &samplingPolicy{srv: s.mcp, slots: slots.(chan struct{}), watch: s.sampleWatch, session: cs.SessionID(),
+	p := &samplingPolicy{srv: s.mcp, slots: slots.(chan struct{}), watch: s.sampleWatch, session: cs.SessionID(),
 		timeout: s.cfg.SamplingTimeout}
+	if transportOf(ctx) == transportHTTP {
+		p.streams, p.streamWait = s.getStreams, s.samplingStreamWait
+	}
+	return p
 }
 
 // Complete implements core.Policy: one sampling request per sample, at
@@ -133,6 +143,15 @@ func (p *samplingPolicy) Complete(ctx context.Context, req core.CompletionReques
 // nothing, so the client's model went on generating, and its user on being
 // asked, for a search long gone.
 func (p *samplingPolicy) request(ctx context.Context, cm mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	if p.streams != nil && !p.streams.wait(ctx, p.session, p.streamWait) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// mcp-go would queue the request for a stream that may never
+		// open, and the solve waited out its deadline (10 minutes by
+		// default) to end "stopped: timeout" with no word of why.
+		return nil, errNoEventStream
+	}
 	rctx := ctx
 	if p.timeout > 0 {
 		// Off by default: a client may ask its user to approve each
@@ -169,6 +188,75 @@ func (p *samplingPolicy) request(ctx context.Context, cm mcp.CreateMessageReques
 	}
 	p.watch.remove(nonce)
 	return res, err
+}
+
+// errNoEventStream fails a sampling request over HTTP whose session has no
+// GET stream open: its client would never see it.
+var errNoEventStream = errors.New("the MCP client has no event stream open to receive sampling requests on: over HTTP, " +
+	"Ponder sends them (each LLM call of a solve the client's own model answers) on the session's GET /mcp stream; " +
+	"open it (GET /mcp with the Mcp-Session-Id header and Accept text/event-stream, as the TypeScript SDK does) and keep it open while " +
+	"solving, or have the server's operator configure an LLM endpoint for Ponder to use instead")
+
+// samplingStreamWait is how long a sampling request waits for its
+// session's GET stream to open: a client opens it just after initialize,
+// and may call solve at once.
+const samplingStreamWait = 2 * time.Second
+
+// getStreams counts the GET streams open for each MCP session over HTTP.
+type getStreams struct {
+	mu      sync.Mutex
+	open    map[string]int
+	changed chan struct{} // closed and replaced when a stream opens
+}
+
+func newGetStreams() *getStreams {
+	return &getStreams{open: map[string]int{}, changed: make(chan struct{})}
+}
+
+// opened counts a stream of session open until the function it returns
+// is called.
+func (g *getStreams) opened(session string) (closed func()) {
+	g.mu.Lock()
+	g.open[session]++
+	close(g.changed)
+	g.changed = make(chan struct{})
+	g.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			if g.open[session]--; g.open[session] <= 0 {
+				delete(g.open, session)
+			}
+			g.mu.Unlock()
+		})
+	}
+}
+
+// wait reports whether session has a stream open, waiting up to d for
+// one to open; false too when ctx ends first.
+func (g *getStreams) wait(ctx context.Context, session string, d time.Duration) bool {
+	var timeout <-chan time.Time
+	for {
+		g.mu.Lock()
+		n, ch := g.open[session], g.changed
+		g.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+		if timeout == nil {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // sampleNonceKey names the nonce in a sampling request's metadata.

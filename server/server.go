@@ -139,6 +139,11 @@ type Server struct {
 	// cancelled one gets no response.
 	exchanges *exchanges
 	samplers  sync.Map // MCP session id -> chan struct{} (sampling slots)
+	// getStreams counts each MCP session's open GET streams, on which
+	// alone mcp-go sends sampling requests; a sampling request waits
+	// samplingStreamWait for one (sampling.go).
+	getStreams         *getStreams
+	samplingStreamWait time.Duration
 	// sampleWatch learns the ids of the sampling requests sent, to
 	// cancel those a search no longer needs.
 	sampleWatch *sampleWatch
@@ -204,7 +209,9 @@ func New(opts Options) (*Server, error) {
 		cancelBase:  cancel,
 		exchanges:   newExchanges(),
 		sampleWatch: newSampleWatch(),
+		getStreams:  newGetStreams(),
 	}
+	s.samplingStreamWait = samplingStreamWait
 	s.bodyTimeout, s.writeTimeout = bodyTimeout, writeTimeout
 	s.models = &modelCache{fetch: opts.Models, fallback: opts.UpstreamModel, ttl: time.Minute}
 	s.mcp = s.newMCPServer()
