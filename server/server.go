@@ -331,11 +331,22 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 		ctx = context.WithValue(ctx, transportKey{}, transportStdio)
 		return context.WithValue(ctx, stdioKey{}, t)
 	})
+	// The searches a shutdown cancels are counted before they are: mcp-go
+	// cancels the requests in flight, and waits for them, before Listen
+	// returns, so a count taken then was always 0. The caller's
+	// cancellation reaches the requests through logShutdown, and the end
+	// of stdin is logged as the reader meets it (onEOF).
 	outer := ctx
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	stopOuter := context.AfterFunc(outer, func() {
+		s.logShutdown(context.Cause(outer))
+		cancel()
+	})
+	defer stopOuter()
 	stop := context.AfterFunc(s.base, cancel)
 	defer stop()
+	t.onEOF = func() { s.logShutdown(errStdinClosed) }
 	err := ss.Listen(ctx, t.reader(), t.writer())
 	switch {
 	case outer.Err() != nil:

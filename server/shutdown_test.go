@@ -42,6 +42,11 @@ func TestShutdownIsLogged(t *testing.T) {
 		{name: "another cause", cause: context.DeadlineExceeded, want: map[string]any{"reason": "context deadline exceeded"}},
 		{name: "stdio, SIGTERM", cause: sigCause{syscall.SIGTERM}, stdio: true, want: map[string]any{"signal": "SIGTERM"}},
 		{name: "stdio, stdin closed", stdio: true, want: map[string]any{"reason": "the client closed stdin"}},
+		// The searches are counted before they are cancelled: mcp-go
+		// cancels them, and waits for them, before ServeStdio returns, and
+		// the log said runs_cancelled 0 of a solve it had just cancelled.
+		{name: "stdio, SIGTERM, a solve running", cause: sigCause{syscall.SIGTERM}, stdio: true, runs: 1, want: map[string]any{"signal": "SIGTERM"}},
+		{name: "stdio, stdin closed, a solve running", stdio: true, runs: 1, want: map[string]any{"reason": "the client closed stdin"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -54,6 +59,9 @@ func TestShutdownIsLogged(t *testing.T) {
 			inR, inW := io.Pipe()
 			defer inW.Close()
 			if tc.stdio {
+				// mcp-go's stdio session is one for the process.
+				stdioMu.Lock()
+				defer stdioMu.Unlock()
 				go func() { served <- e.srv.ServeStdio(ctx, inR, io.Discard) }()
 			} else {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -63,15 +71,32 @@ func TestShutdownIsLogged(t *testing.T) {
 				go func() { served <- e.srv.Serve(ctx, ln) }()
 			}
 			answered := make(chan struct{})
-			if tc.runs > 0 {
+			if tc.runs > 0 && tc.stdio {
+				close(answered)
 				go func() {
-					defer close(answered)
-					resp, err := http.Post(e.ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(
-						`{"model":"self-consistency","messages":[{"role":"user","content":"What is 17 * 23?"}],"ponder":{"params":{"k":40},"budget":{"llm_calls":40}}}`))
-					if err == nil {
-						resp.Body.Close()
+					// The solve over stdio itself, by its client.
+					for _, line := range []string{
+						`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`,
+						`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+						`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"solve","arguments":{"problem":"What is 17 * 23?","strategy":"self-consistency","params":{"k":40},"budget":{"llm_calls":40}}}}`,
+					} {
+						if _, err := io.WriteString(inW, line+"\n"); err != nil {
+							return
+						}
 					}
 				}()
+			}
+			if tc.runs > 0 {
+				if !tc.stdio {
+					go func() {
+						defer close(answered)
+						resp, err := http.Post(e.ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(
+							`{"model":"self-consistency","messages":[{"role":"user","content":"What is 17 * 23?"}],"ponder":{"params":{"k":40},"budget":{"llm_calls":40}}}`))
+						if err == nil {
+							resp.Body.Close()
+						}
+					}()
+				}
 				waitFor(t, 5*time.Second, "the search to run", func() bool {
 					e.srv.runMu.Lock()
 					defer e.srv.runMu.Unlock()

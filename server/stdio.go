@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"strconv"
 	"sync"
@@ -41,6 +42,10 @@ type stdioTransport struct {
 	codes rpcCodes // error codes due for responses not yet written
 
 	samples *sampleWatch // learns the ids of sampling requests written
+
+	// onEOF, when set, is called once as the reader meets the end of in,
+	// before mcp-go is told and cancels the requests in flight.
+	onEOF func()
 
 	initialized atomic.Bool // an initialize succeeded: another is refused (refuseRequest)
 
@@ -90,6 +95,10 @@ func (r stdioReader) Read(p []byte) (int, error) {
 			if len(t.line) > 0 && !t.skipping {
 				t.ready, t.line = t.line, nil
 				break
+			}
+			if t.onEOF != nil && errors.Is(t.rerr, io.EOF) {
+				t.onEOF()
+				t.onEOF = nil
 			}
 			return 0, t.rerr
 		}
