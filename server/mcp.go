@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"github.com/ponder-rlm/ponder/core"
 	"github.com/ponder-rlm/ponder/internal/text"
 	"github.com/ponder-rlm/ponder/retrieval"
+	"github.com/ponder-rlm/ponder/tools"
 	"github.com/ponder-rlm/ponder/traces"
 )
 
@@ -219,9 +222,53 @@ func decodeArgs(req mcp.CallToolRequest, v any) error {
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
+		if msg := outOfRange(err); msg != "" {
+			return fmt.Errorf("%w: %s", tools.ErrInvalidArguments, msg)
+		}
 		return fmt.Errorf("bad arguments: %s", jsonErrText(err))
 	}
 	return nil
+}
+
+// outOfRange says, as the schema check does (tools.ValidateArgs), that an
+// argument is a whole number too large for its Go integer (a seed of
+// 1e30, which the schema's "integer" lets through), with the number as
+// written: `argument "seed": got 1e30, want at most 9223372036854775807`.
+// "" for any other error.
+func outOfRange(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" || te.Type == nil {
+		return ""
+	}
+	lit, ok := strings.CutPrefix(te.Value, "number ")
+	if !ok {
+		return ""
+	}
+	var lo, hi *big.Int
+	switch te.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		bits := uint(te.Type.Bits())
+		hi = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), bits-1), big.NewInt(1))
+		lo = new(big.Int).Neg(new(big.Int).Lsh(big.NewInt(1), bits-1))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		hi = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), uint(te.Type.Bits())), big.NewInt(1))
+		lo = big.NewInt(0)
+	default:
+		return ""
+	}
+	r, ok := new(big.Rat).SetString(lit)
+	if !ok {
+		return ""
+	}
+	want := "integer"
+	switch {
+	case !r.IsInt():
+	case r.Cmp(new(big.Rat).SetInt(hi)) > 0:
+		want = "at most " + hi.String()
+	case r.Cmp(new(big.Rat).SetInt(lo)) < 0:
+		want = "at least " + lo.String()
+	}
+	return fmt.Sprintf("argument %q: got %s, want %s", te.Field, text.Clip(lit, 40), want)
 }
 
 // jsonErrText makes encoding/json errors name the field in the caller's

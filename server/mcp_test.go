@@ -230,7 +230,14 @@ func TestSchemaErrorsSayWhatToChange(t *testing.T) {
 		{"solve", map[string]any{"problem": "x", "strategi": "cot"}, `solve: invalid arguments: argument "strategi": not accepted`},
 		{"solve", map[string]any{"problem": "x", "budget": map[string]any{"llm_calls": -1}}, `solve: invalid arguments: argument "budget.llm_calls": got -1, want at least 1`},
 		{"solve", map[string]any{"problem": "x", "budget": map[string]any{"timeout_seconds": 100000}}, `solve: invalid arguments: argument "budget.timeout_seconds": got 100000, want at most 86400`},
-		{"solve", map[string]any{"problem": "x", "pack": "zzz", "seed": 1.5}, `solve: invalid arguments: argument "pack": got "zzz", want one of "auto", "game24", "generic", "gsm8k", "math"; argument "seed": got number, want integer`},
+		{"solve", map[string]any{"problem": "x", "pack": "zzz", "seed": 1.5}, `solve: invalid arguments: argument "pack": got "zzz", want one of "auto", "game24", "generic", "gsm8k", "math"; argument "seed": got 1.5, want integer`},
+		// Numbers are quoted as written, short: 1e308 was a 309-digit
+		// integer, and a seed of 1.5 was "got number"; one too large for
+		// its Go integer reads as the schema's bounds do.
+		{"solve", map[string]any{"problem": "x", "budget": json.RawMessage(`{"timeout_seconds": 1e308}`)}, `solve: invalid arguments: argument "budget.timeout_seconds": got 1e308, want at most 86400`},
+		{"solve", map[string]any{"problem": "x", "seed": json.RawMessage(`1e30`)}, `solve: invalid arguments: argument "seed": got 1e30, want at most 9223372036854775807`},
+		{"solve", map[string]any{"problem": "x", "seed": json.RawMessage(`-1E30`)}, `solve: invalid arguments: argument "seed": got -1E30, want at least -9223372036854775808`},
+		{"solve", map[string]any{"problem": "x", "budget": json.RawMessage(`{"tokens": 100000000000000000000}`)}, `solve: invalid arguments: argument "budget.tokens": got 100000000000000000000, want at most 9223372036854775807`},
 		{"solve", map[string]any{"problem": "x", "session": "../x"}, `solve: invalid arguments: argument "session": got "../x", want a string matching ^[A-Za-z0-9._:-]{1,128}$`},
 		{"get_trace", map[string]any{"trace_id": "../../etc/passwd"}, `get_trace: invalid arguments: argument "trace_id": got "../../etc/passwd", want a string matching ^[0-9a-f]{16}$`},
 	} {

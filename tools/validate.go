@@ -51,7 +51,7 @@ func ValidateArgs(sch *jsonschema.Schema, args json.RawMessage) error {
 	seen := map[string]bool{}
 	for _, leaf := range ls {
 		// The branches of an anyOf or oneOf can break the same way.
-		if m := describe(leaf); !seen[m] {
+		if m := describe(leaf, v); !seen[m] {
 			seen[m] = true
 			msgs = append(msgs, m)
 		}
@@ -79,7 +79,11 @@ func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
 // property 'problem'" placed on the enclosing object) name a schema
 // keyword instead of the argument to fix, and its enum and const messages
 // leave out what was sent.
-func describe(e *jsonschema.ValidationError) string {
+//
+// args is the arguments as UnmarshalJSON read them, numbers as json.Number:
+// a number is quoted as the caller wrote it (1e308, not a 309-digit
+// integer).
+func describe(e *jsonschema.ValidationError, args any) string {
 	field := strings.Join(e.InstanceLocation, ".")
 	switch k := e.ErrorKind.(type) {
 	case *kind.Required:
@@ -87,13 +91,41 @@ func describe(e *jsonschema.ValidationError) string {
 	case *kind.AdditionalProperties:
 		return argNames(field, slices.Sorted(slices.Values(k.Properties))) + ": not accepted"
 	}
-	return argName(field) + ": " + problem(e.ErrorKind)
+	return argName(field) + ": " + problem(e.ErrorKind, written(args, e.InstanceLocation))
 }
 
-// problem is what is wrong with one value, in words.
-func problem(k jsonschema.ErrorKind) string {
+// written is the number at loc in args as the caller wrote it, clipped;
+// "" when what is there is no number.
+func written(args any, loc []string) string {
+	for _, k := range loc {
+		switch x := args.(type) {
+		case map[string]any:
+			args = x[k]
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(x) {
+				return ""
+			}
+			args = x[i]
+		default:
+			return ""
+		}
+	}
+	if n, ok := args.(json.Number); ok {
+		return text.Clip(string(n), 40)
+	}
+	return ""
+}
+
+// problem is what is wrong with one value, in words; num is the value as
+// written when it is a number.
+func problem(k jsonschema.ErrorKind, num string) string {
 	switch k := k.(type) {
 	case *kind.Type:
+		if num != "" && slices.Contains(k.Want, "integer") {
+			// "got number, want integer" of a number: which one.
+			return fmt.Sprintf("got %s, want %s", num, strings.Join(k.Want, " or "))
+		}
 		return fmt.Sprintf("got %s, want %s", k.Got, strings.Join(k.Want, " or "))
 	case *kind.Enum:
 		want := make([]string, len(k.Want))
@@ -107,15 +139,15 @@ func problem(k jsonschema.ErrorKind) string {
 	case *kind.Const:
 		return fmt.Sprintf("got %s, want %s", shortJSON(k.Got), shortJSON(k.Want))
 	case *kind.Minimum:
-		return number(k.Got, "at least", k.Want)
+		return number(num, k.Got, "at least", k.Want)
 	case *kind.Maximum:
-		return number(k.Got, "at most", k.Want)
+		return number(num, k.Got, "at most", k.Want)
 	case *kind.ExclusiveMinimum:
-		return number(k.Got, "more than", k.Want)
+		return number(num, k.Got, "more than", k.Want)
 	case *kind.ExclusiveMaximum:
-		return number(k.Got, "less than", k.Want)
+		return number(num, k.Got, "less than", k.Want)
 	case *kind.MultipleOf:
-		return number(k.Got, "a multiple of", k.Want)
+		return number(num, k.Got, "a multiple of", k.Want)
 	case *kind.MinLength:
 		return fmt.Sprintf("got %d characters, want at least %d", k.Got, k.Want)
 	case *kind.MaxLength:
@@ -168,9 +200,13 @@ func shortJSON(v any) string {
 	return text.Clip(string(b), 200)
 }
 
-// number is a numeric bound's message: "got -1, want at least 1".
-func number(got *big.Rat, rel string, want *big.Rat) string {
-	return fmt.Sprintf("got %s, want %s %s", ratString(got), rel, ratString(want))
+// number is a numeric bound's message: "got -1, want at least 1". The
+// value is quoted as written when known.
+func number(written string, got *big.Rat, rel string, want *big.Rat) string {
+	if written == "" {
+		written = ratString(got)
+	}
+	return fmt.Sprintf("got %s, want %s %s", written, rel, ratString(want))
 }
 
 // ratString is an exact number as the caller would write it: an integer
