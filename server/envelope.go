@@ -3,13 +3,16 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
+	"strings"
 )
 
 // envelopeError says what is wrong with the shape of a JSON-RPC message
 // that parses as JSON, for the transports to answer with -32600 (Invalid
 // Request) before mcp-go sees it; "" when its shape is fine or when it is
-// not JSON at all (mcp-go answers that with -32700 itself). id is the
+// not JSON at all (mcp-go answers that with -32700 itself). JSON nested
+// deeper than encoding/json reads is answered here too (errTooDeep). id is the
 // message's id when it has a usable one, else null.
 //
 // mcp-go answers a batch, or a message that is JSON but not an object,
@@ -24,6 +27,9 @@ func envelopeError(body []byte) (id json.RawMessage, msg string) {
 	if len(body) > 0 && body[0] != '{' {
 		switch {
 		case !json.Valid(body):
+			if tooDeep(json.Unmarshal(body, new(json.RawMessage))) {
+				return null, errTooDeep
+			}
 			return nil, ""
 		case body[0] == '[':
 			return null, "JSON-RPC batches are not supported (MCP has none from protocol 2025-06-18 on): send each message on its own"
@@ -31,7 +37,10 @@ func envelopeError(body []byte) (id json.RawMessage, msg string) {
 		return null, "a JSON-RPC message is a JSON object"
 	}
 	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil { // it checks the JSON as it goes: no json.Valid first
+	if err := json.Unmarshal(body, &m); err != nil { // it checks the JSON as it goes: no json.Valid first
+		if tooDeep(err) {
+			return null, errTooDeep
+		}
 		return nil, ""
 	}
 	rawID, hasID := m["id"]
@@ -61,6 +70,20 @@ func envelopeError(body []byte) (id json.RawMessage, msg string) {
 		return id, "a response's \"id\" must be the string or integer of the request it answers"
 	}
 	return nil, ""
+}
+
+// errTooDeep answers a message nested deeper than encoding/json reads
+// (10000 levels), which mcp-go answered -32700 "request body is not valid
+// json" although it may well be valid.
+const errTooDeep = "the message is nested too deeply: its JSON goes more than 10000 levels deep, deeper than this server " +
+	"reads (a JSON-RPC message for MCP needs a few dozen at most)"
+
+// tooDeep reports whether err is encoding/json's refusal of a value nested
+// deeper than it reads. It has no error of its own for that, only the
+// syntax error's text.
+func tooDeep(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se) && strings.Contains(se.Error(), "exceeded max depth")
 }
 
 // validID reports whether raw is an id MCP allows: a string, or a number

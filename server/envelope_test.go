@@ -32,7 +32,14 @@ var badEnvelopes = []struct {
 	{"id beyond 2^53", `{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"}`, float64(9007199254740993), "at most 2^53"},
 	{"id beyond int64", `{"jsonrpc":"2.0","id":-12345678901234567890123,"method":"ping"}`, float64(-12345678901234567890123), "at most 2^53"},
 	{"response with null id", `{"jsonrpc":"2.0","id":null,"result":{}}`, nil, `a response's "id"`},
+	// Valid JSON deeper than Go's decoder reads (10000 levels) was
+	// answered -32700 "request body is not valid json".
+	{"nested too deeply", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":` + deep + `}}`, nil, "nested too deeply"},
+	{"nested too deeply, not an object", deep, nil, "nested too deeply"},
 }
+
+// deep is valid JSON 100,000 levels deep.
+var deep = strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
 
 func TestBadEnvelopesHTTP(t *testing.T) {
 	t.Parallel()
