@@ -919,9 +919,10 @@ func (s *Server) handleGetTrace(ctx context.Context, req mcp.CallToolRequest) (*
 	// A remote client reads the sources retrieved by their names; what is
 	// stored keeps their paths.
 	mask := traceMask(s.localClient(ctx), t)
-	if t.Structure != nil {
-		out.Nodes = t.Structure.Len()
-	}
+	// The nodes the search added, nested searches' included, as usage
+	// counts them: the top structure's length counted its root and none of
+	// a nested search's nodes.
+	out.Nodes = int(t.Usage.Nodes)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Trace %s: strategy %s, status %s, %s, %s.\nProblem: %s\nAnswer: %s\n",
 		t.ID, t.Strategy, t.Status, text.Count(out.Nodes, "node"), text.Count(int(t.Usage.LLMCalls), "LLM call"), clipBytes(t.Problem, 2000), t.Answer)

@@ -64,7 +64,7 @@ var errShuttingDown = errors.New("the server is shutting down")
 // progress is a snapshot of a running search, built from its trace events.
 type progress struct {
 	Seq       int64 // last event seen
-	Nodes     int   // nodes of every structure, nested ones included
+	Nodes     int   // nodes the search added, nested searches' included, roots not (usage.nodes)
 	BestScore *float64
 	LLMCalls  int64  // samples generated so far
 	CallLimit int64  // the run's LLM call budget (0: none)
@@ -120,7 +120,10 @@ func (w *watcher) advance() []core.Event {
 		w.snap.Seq = e.Seq
 		switch e.Op {
 		case core.OpNode, core.OpUpdate:
-			if e.Op == core.OpNode {
+			// Each structure's root (id 0: the problem, or a nested
+			// search's) is no node the search added: usage.nodes, which
+			// the result reports, counts none.
+			if e.Op == core.OpNode && e.Node != nil && e.Node.ID != 0 {
 				w.snap.Nodes++
 			}
 			w.score(e.Node)
@@ -318,6 +321,7 @@ func (s *Server) run(ctx context.Context, eng *core.Engine, task core.Task, ro r
 				// of the 45 calls its usage did).
 				snap.LLMCalls = res.Usage.LLMCalls
 				snap.Tokens = res.Usage.PromptTokens + res.Usage.CompletionTokens
+				snap.Nodes = int(res.Usage.Nodes)
 			}
 			ro.onFinal(snap, evs)
 		}

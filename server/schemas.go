@@ -317,7 +317,8 @@ func getTraceOutputSchema() json.RawMessage {
 		"properties": obj{
 			"trace_id": obj{"type": "string"}, "status": obj{"type": "string"}, "strategy": obj{"type": "string"},
 			"pack": obj{"type": "string"}, "problem": obj{"type": "string"}, "answer": obj{"type": "string"},
-			"error": obj{"type": "string"}, "usage": usageSchema(), "nodes": obj{"type": "integer"},
+			"error": obj{"type": "string"}, "usage": usageSchema(),
+			"nodes":     obj{"type": "integer", "description": "The nodes the search added, nested searches' included, not the roots (usage.nodes)."},
 			"best_path": obj{"type": "array", "items": stepSchema()},
 			"trace":     obj{"type": "object", "description": "the full trace document (detail full)"},
 			"truncated": obj{"type": "boolean", "description": "the full trace was too large and was left out"},
