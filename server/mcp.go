@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -1004,6 +1005,16 @@ func promptArgs(req mcp.GetPromptRequest, takes ...string) error {
 	return nil
 }
 
+// promptArgCap refuses a prompt argument longer than the tool the prompt
+// leads to takes (in characters, as its schema's maxLength counts): the
+// prompt would only set the model up for a call that is refused.
+func promptArgCap(name, v string, max int, tool string) error {
+	if n := utf8.RuneCountInString(v); n > max {
+		return fmt.Errorf("%w: argument %s is %d characters, more than the %d the %s tool takes", mcp.ErrInvalidParams, name, n, max, tool)
+	}
+	return nil
+}
+
 func (s *Server) promptSolve(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 	if err := promptArgs(req, "problem", "strategy"); err != nil {
 		return nil, err
@@ -1011,6 +1022,9 @@ func (s *Server) promptSolve(_ context.Context, req mcp.GetPromptRequest) (*mcp.
 	problem := strings.TrimSpace(req.Params.Arguments["problem"])
 	if problem == "" {
 		return nil, fmt.Errorf("%w: argument problem is required", mcp.ErrInvalidParams)
+	}
+	if err := promptArgCap("problem", req.Params.Arguments["problem"], maxProblemChars, "solve"); err != nil {
+		return nil, err
 	}
 	how := "the server's default strategy"
 	if st := strings.TrimSpace(req.Params.Arguments["strategy"]); st != "" {
@@ -1032,6 +1046,9 @@ func (s *Server) promptDocuments(_ context.Context, req mcp.GetPromptRequest) (*
 	q := strings.TrimSpace(req.Params.Arguments["question"])
 	if q == "" {
 		return nil, fmt.Errorf("%w: argument question is required", mcp.ErrInvalidParams)
+	}
+	if err := promptArgCap("question", req.Params.Arguments["question"], maxQueryChars, "search_documents"); err != nil {
+		return nil, err
 	}
 	where := ""
 	if c := strings.TrimSpace(req.Params.Arguments["collection"]); c != "" {

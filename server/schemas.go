@@ -9,6 +9,15 @@ import (
 	"github.com/ponder-rlm/ponder/tasks"
 )
 
+// The longest problem solve takes and the longest query search_documents
+// takes, in characters (JSON Schema's maxLength counts code points); the
+// prompts that lead to them cap their arguments the same (promptSolve,
+// promptDocuments).
+const (
+	maxProblemChars = 200000
+	maxQueryChars   = 10000
+)
+
 // The tools' JSON Schemas (draft 2020-12, the MCP default dialect). They
 // are precise on purpose: a model reads them to build calls, and every
 // call is validated against them before a handler runs (validate.go).
@@ -108,7 +117,7 @@ func (s *Server) solveInputSchema() json.RawMessage {
 		"$schema": schemaDialect,
 		"type":    "object",
 		"properties": obj{
-			"problem": obj{"type": "string", "minLength": 1, "maxLength": 200000,
+			"problem": obj{"type": "string", "minLength": 1, "maxLength": maxProblemChars,
 				"description": "The question or task, stated completely: every number, condition and constraint the answer depends on. One problem per call."},
 			"strategy": strategy,
 			"params": obj{"type": "object",
@@ -222,7 +231,7 @@ func searchInputSchema() json.RawMessage {
 		"$schema": schemaDialect,
 		"type":    "object",
 		"properties": obj{
-			"query":      obj{"type": "string", "minLength": 1, "maxLength": 10000, "description": "What to look for, in words (a question or key phrases)."},
+			"query":      obj{"type": "string", "minLength": 1, "maxLength": maxQueryChars, "description": "What to look for, in words (a question or key phrases)."},
 			"collection": obj{"type": "string", "minLength": 1, "maxLength": 128, "description": "Collection to search (default: the server's)."},
 			"k":          obj{"type": "integer", "minimum": 1, "maximum": 50, "description": "How many passages to return (default 5)."},
 		},
