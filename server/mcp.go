@@ -531,6 +531,15 @@ func (s *Server) handleSolve(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	if !clientIsOperator(ctx) {
 		res.Warnings = clientWarnings(res.Warnings)
 	}
+	// The document store's errors, without its paths for a remote client
+	// (the mask below would rewrite them too, but not log them).
+	res.Error = s.storeErrorFor(ctx, "mcp", res.Error)
+	if len(res.Warnings) > 0 {
+		res.Warnings = slices.Clone(res.Warnings)
+		for i, w := range res.Warnings {
+			res.Warnings[i] = s.storeErrorFor(ctx, "mcp", w)
+		}
+	}
 	out := resultOf(res, task.Pack, args.Session, policy)
 	if s.unsaved(res.TraceID) != "" {
 		out.TraceURI = "" // nothing there to read (the warnings say why)
@@ -785,7 +794,7 @@ func (s *Server) handleSearch(ctx context.Context, req mcp.CallToolRequest) (*mc
 		K          int    `json:"k"`
 	}
 	if err := decodeArgs(req, &args); err != nil {
-		return toolError("search_documents: %v", err), nil
+		return toolError("search_documents: %s", s.storeErrorFor(ctx, "search_documents", err.Error())), nil
 	}
 	if strings.TrimSpace(args.Query) == "" {
 		return toolError("search_documents: the query is empty: say what to look for"), nil
@@ -801,7 +810,7 @@ func (s *Server) handleSearch(ctx context.Context, req mcp.CallToolRequest) (*mc
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return toolError("search_documents: %v", err), nil
+		return toolError("search_documents: %s", s.storeErrorFor(ctx, "search_documents", err.Error())), nil
 	}
 	// A remote client is shown each source's name (docs/guide.md), not the
 	// absolute path it is stored under, which tells how the server's disk
@@ -843,10 +852,13 @@ func (s *Server) handleIngest(ctx context.Context, req mcp.CallToolRequest) (*mc
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return toolError("ingest_documents: %v", err), nil
+		return toolError("ingest_documents: %s", s.storeErrorFor(ctx, "ingest_documents", err.Error())), nil
 	}
 	if res.Documents == nil {
 		res.Documents = []IngestedDoc{}
+	}
+	for i, d := range res.Documents {
+		res.Documents[i].Reason = s.storeErrorFor(ctx, "ingest_documents", d.Reason)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Collection %s: %d added, %d updated, %d unchanged, %d skipped, %d removed; %d chunks.", res.Collection,

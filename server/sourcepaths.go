@@ -227,12 +227,14 @@ func jsonInner(s string, html bool) string {
 	return strings.TrimSuffix(strings.TrimSpace(b.String()), `"`)[1:]
 }
 
-// Text returns s with the sources learnt replaced by their names. A nil
-// mask (a local client's) replaces nothing.
+// Text returns s with the sources learnt replaced by their names, and the
+// document store's errors as a remote client reads them (storefaults.go).
+// A nil mask (a local client's) replaces nothing.
 func (m *sourceMask) Text(s string) string {
 	if m == nil {
 		return s
 	}
+	s = publicStoreFaults(s, false)
 	m.build()
 	if m.text == nil {
 		return s
@@ -241,10 +243,14 @@ func (m *sourceMask) Text(s string) string {
 }
 
 // JSON returns the JSON document b with the sources learnt replaced by
-// their names in its strings.
+// their names in its strings, and the document store's errors as Text
+// does.
 func (m *sourceMask) JSON(b []byte) []byte {
 	if m == nil {
 		return b
+	}
+	if bytes.Contains(b, []byte("document store is ")) {
+		b = []byte(publicStoreFaults(string(b), true))
 	}
 	m.build()
 	if m.enc == nil {
