@@ -564,8 +564,13 @@
       if (now === size) return;
       size = now;
       if (!S.trace) return;
-      if (S.userMoved) scheduleViewRender();
-      else fit(true);
+      if (S.userMoved) { scheduleViewRender(); return; }
+      // Fit without drawing, and draw with the next scheduled render
+      // only if the view moved: the area settles as a trace loads (its
+      // header fills), and an immediate fit drew a 10,000-node tree twice.
+      const was = S.view && [S.view.s, S.view.tx, S.view.ty].join();
+      fit(false);
+      if ([S.view.s, S.view.tx, S.view.ty].join() !== was) scheduleViewRender();
     }).observe(t);
   }
 
