@@ -154,8 +154,15 @@ func denial(status int, kind, msg string) *apiError {
 
 // bodyError is a request body that does not decode into a chat completion
 // request. A value of the wrong type names its parameter in param, as
-// OpenAI's does (n, messages[1].role), with code invalid_type.
+// OpenAI's does (n, messages[1].role), with code invalid_type. JSON nested
+// deeper than encoding/json reads is said to be that, as MCP says it
+// (tooDeep): it was "malformed JSON", which a client whose JSON is valid
+// could not act on.
 func bodyError(body []byte, err error) *apiError {
+	if tooDeep(err) {
+		return badRequest("", "the request body is nested too deeply: its JSON goes more than 10000 levels deep, deeper than "+
+			"this server reads (a chat completion request needs a few dozen at most)")
+	}
 	var te *json.UnmarshalTypeError
 	if !errors.As(err, &te) || te.Field == "" {
 		return badRequest("", "the request body is not a valid chat completion request: %s", jsonErrText(err))
