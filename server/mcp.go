@@ -794,7 +794,7 @@ func (s *Server) handleSearch(ctx context.Context, req mcp.CallToolRequest) (*mc
 		K          int    `json:"k"`
 	}
 	if err := decodeArgs(req, &args); err != nil {
-		return toolError("search_documents: %s", s.storeErrorFor(ctx, "search_documents", err.Error())), nil
+		return toolError("search_documents: %v", err), nil
 	}
 	if strings.TrimSpace(args.Query) == "" {
 		return toolError("search_documents: the query is empty: say what to look for"), nil
