@@ -575,8 +575,7 @@ func (s *Server) logToClient(ctx context.Context, level mcp.LoggingLevel, data m
 	if cs == nil {
 		return
 	}
-	t, w := stdioFrom(ctx), postStream(ctx)
-	if t == nil && w == nil {
+	if stdioFrom(ctx) == nil && postStream(ctx) == nil {
 		_ = s.mcp.SendLogMessageToClient(ctx, mcp.NewLoggingMessageNotification(level, "ponder", data))
 		return
 	}
@@ -584,15 +583,25 @@ func (s *Server) logToClient(ctx context.Context, level mcp.LoggingLevel, data m
 		return
 	}
 	params := map[string]any{"level": level, "logger": "ponder", "data": data}
-	var err error
-	if t != nil {
-		err = t.notify("notifications/message", params)
-	} else {
-		err = w.notify(cs, "notifications/message", params)
-	}
-	if err != nil {
+	if _, err := notifyOwnStream(ctx, "notifications/message", params); err != nil {
 		s.log.Debug().Err(err).Msg("log notification not sent")
 	}
+}
+
+// notifyOwnStream writes a notification of the request ctx handles on
+// that request's own stream, now, so that it precedes the response there:
+// on stdio, or on its POST stream over HTTP (mcp-go would hand it to
+// whichever of the session's streams takes it first, another request's
+// among them, which MCP 2025-06-18 says a POST stream should not carry).
+// It reports false when the request has neither.
+func notifyOwnStream(ctx context.Context, method string, params map[string]any) (bool, error) {
+	if t := stdioFrom(ctx); t != nil {
+		return true, t.notify(method, params)
+	}
+	if w := postStream(ctx); w != nil {
+		return true, w.notify(mcpserver.ClientSessionFromContext(ctx), method, params)
+	}
+	return false, nil
 }
 
 // logWanted reports whether the client asked for log notifications of
@@ -670,36 +679,23 @@ func (p *progressSender) send(v float64, snap progress, final bool) {
 		params["total"] = float64(snap.CallLimit)
 	}
 	p.sent = v
-	if t := stdioFrom(p.ctx); t != nil {
-		// Written synchronously, so it precedes the response on stdout.
-		if err := t.notify("notifications/progress", params); err != nil {
-			p.s.log.Debug().Err(err).Msg("progress not sent")
-		}
-		if final {
-			// Clients that read the final notification and the response in
-			// one chunk may still act on the response first: the official
-			// TypeScript SDK handles notifications a microtask later than
-			// responses, and drops progress that arrives for a finished
-			// request. The response must come in a later read: on a pipe,
-			// wait until the client has read the notification; elsewhere,
-			// a short gap.
-			t.awaitRead(p.ctx, stdioProgressGap, stdioReadWait)
-		}
-		return
+	// On the request's own stream, as its log notifications are.
+	own, err := notifyOwnStream(p.ctx, "notifications/progress", params)
+	if !own {
+		err = p.s.mcp.SendNotificationToClient(p.ctx, "notifications/progress", params)
 	}
-	if w := postStream(p.ctx); w != nil {
-		// Written now on the request's own POST stream, as its log
-		// notifications are (logToClient), so it precedes the response
-		// there: mcp-go would hand it to whichever of the session's
-		// streams takes it first, another request's among them, which
-		// MCP 2025-06-18 says a POST stream should not carry.
-		if err := w.notify(mcpserver.ClientSessionFromContext(p.ctx), "notifications/progress", params); err != nil {
-			p.s.log.Debug().Err(err).Msg("progress not sent")
-		}
-		return
-	}
-	if err := p.s.mcp.SendNotificationToClient(p.ctx, "notifications/progress", params); err != nil {
+	if err != nil {
 		p.s.log.Debug().Err(err).Msg("progress not sent")
+	}
+	if t := stdioFrom(p.ctx); t != nil && final {
+		// Clients that read the final notification and the response in
+		// one chunk may still act on the response first: the official
+		// TypeScript SDK handles notifications a microtask later than
+		// responses, and drops progress that arrives for a finished
+		// request. The response must come in a later read: on a pipe,
+		// wait until the client has read the notification; elsewhere,
+		// a short gap.
+		t.awaitRead(p.ctx, stdioProgressGap, stdioReadWait)
 	}
 }
 
