@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -76,5 +77,103 @@ func TestIntegerFlagsOnTheCommandLine(t *testing.T) {
 	r := runPonder(t, "", nil, "--llm-concurrency", "10", "config")
 	if r.code != 0 || !strings.Contains(strings.Join(strings.Fields(r.stdout), " "), "llm.concurrency 10 flag --llm-concurrency") {
 		t.Errorf("--llm-concurrency 10: exit %d, stderr %q, stdout:\n%s\nwant llm.concurrency 10 from the flag", r.code, r.stderr, r.stdout)
+	}
+}
+
+// Every float flag refuses a leading zero before its point, as config
+// refuses one in a float setting and integer flags refuse one:
+// sim-llm --accuracy 01 read 1. Only refused values are set, as above.
+func TestEveryFloatFlagRefusesLeadingZero(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if _, ok := floatFlagTypes[f.Value.Type()]; !ok {
+				return
+			}
+			name := c.CommandPath() + " --" + f.Name
+			seen[name] = true
+			for _, tc := range []struct{ in, want string }{
+				{"01", "01 has a leading zero, refused as in a whole number and in ponder.yaml (where 010 reads as octal 8); write it without the leading zero: 1"},
+				{"00.5", "write it without the leading zero: 0.5"},
+				{"-007.25", "write it without the leading zero: -7.25"},
+				{"+01e-1", "write it without the leading zero: 1e-1"},
+				{"00", "write it without the leading zero: 0"},
+			} {
+				err := f.Value.Set(tc.in)
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s %s: error %v, want one saying %q (value now %s)", name, tc.in, err, tc.want, f.Value.String())
+				}
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+	for _, want := range []string{"ponder sim-llm --accuracy", "ponder sim-llm --error-500"} {
+		if !seen[want] {
+			t.Errorf("the walk met no flag %s (met %v)", want, seen)
+		}
+	}
+}
+
+// A float written without a leading zero reads as before, alone and in a
+// list; a leading zero is refused in a list too.
+func TestFloatFlagsRead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args  []string
+		want  float64
+		wantL []float64
+		err   string
+	}{
+		{args: []string{"--x", "0.5"}, want: 0.5},
+		{args: []string{"--x", "0"}, want: 0},
+		{args: []string{"--x", ".25"}, want: 0.25},
+		{args: []string{"--x", "-0.5"}, want: -0.5},
+		{args: []string{"--x", "10"}, want: 10},
+		{args: []string{"--x", "0e3"}, want: 0},
+		{args: []string{"--x", "1.5e2"}, want: 150},
+		{args: []string{"--l", "0.5,1,0"}, want: 1, wantL: []float64{0.5, 1, 0}},
+		{args: []string{"--l", "0.5", "--l", "2"}, want: 1, wantL: []float64{0.5, 2}},
+		{args: []string{"--x", "abc"}, err: `invalid argument "abc" for "--x" flag`},
+		{args: []string{"--x", "01"}, err: `invalid argument "01" for "--x" flag: 01 has a leading zero`},
+		{args: []string{"--l", "0.5,00.5"}, err: `for "--l" flag: 00.5 has a leading zero`},
+		{args: []string{"--l", "1", "--l", "02"}, err: `for "--l" flag: 02 has a leading zero`},
+	} {
+		var x float64
+		var l []float64
+		c := &cobra.Command{Use: "t", RunE: func(*cobra.Command, []string) error { return nil }, SilenceUsage: true, SilenceErrors: true}
+		c.Flags().Float64Var(&x, "x", 1, "")
+		c.Flags().Float64SliceVar(&l, "l", nil, "")
+		decimalFlags(c)
+		c.SetArgs(tc.args)
+		err := c.Execute()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: error %v, want %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || x != tc.want || fmt.Sprint(l) != fmt.Sprint(tc.wantL) {
+			t.Errorf("%v: x %v, l %v, error %v; want %v, %v", tc.args, x, l, err, tc.want, tc.wantL)
+		}
+	}
+}
+
+// From the command line: sim-llm --accuracy 01 is a usage error naming
+// the flag; 0.5 is read (--help stops after the flags are parsed).
+func TestFloatFlagsOnTheCommandLine(t *testing.T) {
+	t.Parallel()
+	// --help: sim-llm exits once its flags are parsed rather than serving,
+	// whether 01 is refused or not.
+	r := runPonder(t, "", nil, "sim-llm", "--accuracy", "01", "--help")
+	if want := `invalid argument "01" for "--accuracy" flag: 01 has a leading zero`; r.code != 2 || !strings.Contains(r.stderr, want) {
+		t.Errorf("--accuracy 01: exit %d, stderr %q; want 2 and %q", r.code, r.stderr, want)
+	}
+	if r := runPonder(t, "", nil, "sim-llm", "--accuracy", "0.5", "--help"); r.code != 0 {
+		t.Errorf("--accuracy 0.5 --help: exit %d, stderr %q; want 0", r.code, r.stderr)
 	}
 }
