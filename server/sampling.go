@@ -214,29 +214,27 @@ func newGetStreams() *getStreams {
 }
 
 // opened counts a stream of session open until the function it returns
-// is called.
+// is called (once: the GET handler defers it).
 func (g *getStreams) opened(session string) (closed func()) {
 	g.mu.Lock()
 	g.open[session]++
 	close(g.changed)
 	g.changed = make(chan struct{})
 	g.mu.Unlock()
-	var once sync.Once
 	return func() {
-		once.Do(func() {
-			g.mu.Lock()
-			if g.open[session]--; g.open[session] <= 0 {
-				delete(g.open, session)
-			}
-			g.mu.Unlock()
-		})
+		g.mu.Lock()
+		if g.open[session]--; g.open[session] <= 0 {
+			delete(g.open, session)
+		}
+		g.mu.Unlock()
 	}
 }
 
 // wait reports whether session has a stream open, waiting up to d for
 // one to open; false too when ctx ends first.
 func (g *getStreams) wait(ctx context.Context, session string, d time.Duration) bool {
-	var timeout <-chan time.Time
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
 	for {
 		g.mu.Lock()
 		n, ch := g.open[session], g.changed
@@ -244,14 +242,9 @@ func (g *getStreams) wait(ctx context.Context, session string, d time.Duration) 
 		if n > 0 {
 			return true
 		}
-		if timeout == nil {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			timeout = t.C
-		}
 		select {
 		case <-ch:
-		case <-timeout:
+		case <-timeout.C:
 			return false
 		case <-ctx.Done():
 			return false
