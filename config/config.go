@@ -523,8 +523,10 @@ func normaliseIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]textEdit) e
 		// YAML 1.1 reads 0123 as octal (83) and 08 as 8: a number that
 		// only looks decimal is refused rather than read as one base or
 		// the other, so the file cannot mean what its writer did not.
-		if n.Kind == yamlv3.ScalarNode && n.Style == 0 && leadingZero(n.Value) {
-			return leadingZeroError(at, n.Value)
+		if n.Kind == yamlv3.ScalarNode && n.Style == 0 {
+			if err := CheckNumber(n.Value); err != nil {
+				return fmt.Errorf("%s: %w", at, err)
+			}
 		}
 	case reflect.Pointer:
 		return normaliseIn(t.Elem(), n, at, edits)
@@ -569,39 +571,6 @@ func normaliseIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]textEdit) e
 		}
 	}
 	return nil
-}
-
-// leadingZero reports whether s is a whole number written with a leading
-// zero (0123, -007, 0_10, 00): digits and underscores after an optional
-// sign, the first a 0 that is not the only digit. 0, 0.5, 0x1f and 0b101
-// are not.
-func leadingZero(s string) bool {
-	s = strings.TrimLeft(s, "+-")
-	if len(s) < 2 || s[0] != '0' {
-		return false
-	}
-	for _, r := range s[1:] {
-		if (r < '0' || r > '9') && r != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-// leadingZeroError is the error for a number setting written with a
-// leading zero, the same in a file and in a variable.
-func leadingZeroError(at, value string) error {
-	sign := ""
-	if strings.HasPrefix(value, "-") {
-		sign = "-"
-	}
-	digits := strings.TrimLeft(strings.ReplaceAll(value, "_", ""), "+-0")
-	if digits == "" {
-		digits = "0"
-	} else {
-		digits = sign + digits
-	}
-	return fmt.Errorf("%s: %s has a leading zero, which YAML reads as octal (010 is 8); write it without the leading zero: %s", at, value, digits)
 }
 
 // fieldNamed is the field of struct t whose file name is name.
@@ -679,10 +648,12 @@ func applyEnv(v reflect.Value, env map[string]string) error {
 		if err := setField(fv, raw); err != nil {
 			return fmt.Errorf("%s=%q: %v", name, raw, err)
 		}
-		if k := fv.Kind(); (k == reflect.Int || k == reflect.Int64 || k == reflect.Float64) && fv.Type() != durationType && leadingZero(raw) {
+		if k := fv.Kind(); (k == reflect.Int || k == reflect.Int64 || k == reflect.Float64) && fv.Type() != durationType {
 			// Refused as in a file, so that one value reads the same
 			// wherever it is written.
-			return leadingZeroError(name, raw)
+			if err := CheckNumber(raw); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 		}
 	}
 	return nil

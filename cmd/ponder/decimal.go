@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ponder-rlm/ponder/config"
 )
 
 // Integer flags read decimal numbers only. pflag parses them in base 0, so
@@ -15,8 +17,9 @@ import (
 // variable reads decimal. decimalFlags wraps every integer flag of the
 // command tree in one place, so a flag added later is covered without its
 // file remembering to. Decimal (float) flags are wrapped there too: they
-// read 01 as 1, but config refuses a leading zero in a float setting (YAML
-// 1.1 reads 010 as 8), so --accuracy 01 is refused as accuracy: 01 would be.
+// read 01 as 1. Both kinds are held to config's rule
+// (config.CheckNumber), so a flag refuses what ponder.yaml and PONDER_*
+// variables refuse, in the same words.
 
 // intFlagTypes are the pflag value types holding whole numbers: true for
 // one number, false for a comma-separated list.
@@ -80,45 +83,17 @@ func checkDecimal(s string) error {
 		}
 		return fmt.Errorf("%s is not a whole number in decimal digits", s)
 	}
-	if len(digits) > 1 && digits[0] == '0' {
-		// As config refuses 0123 in a file or a PONDER_* variable: the
-		// writer may have meant octal (010 is 8) or decimal (10).
-		want := strings.TrimLeft(digits, "0")
-		if want == "" {
-			want = "0"
-		} else if strings.HasPrefix(s, "-") {
-			want = "-" + want
-		}
-		return fmt.Errorf("%s has a leading zero, which could be read as octal (010 is 8); write it without the leading zero: %s", s, want)
-	}
-	return nil
+	// A leading zero (010, -007, 00): as config refuses 0123 in a file or
+	// a PONDER_* variable.
+	return config.CheckNumber(s)
 }
 
-// checkFloat refuses a decimal fraction written with a leading zero
-// before its point or exponent (01, 00.5, -01e3), saying what to write;
-// 0, 0.5 and .5 are fine. Anything else is left to the flag's own parser,
-// whose error pflag already gives, so only a number it reads is refused
-// here and the number suggested reads too.
-func checkFloat(s string) error {
-	if _, err := strconv.ParseFloat(s, 64); err != nil {
-		return nil
-	}
-	unsigned := strings.TrimLeft(s, "+-")
-	whole := unsigned[:len(unsigned)-len(strings.TrimLeft(unsigned, "0123456789"))]
-	if len(whole) < 2 || whole[0] != '0' {
-		return nil
-	}
-	trimmed := strings.TrimLeft(whole, "0")
-	if trimmed == "" {
-		trimmed = "0"
-	}
-	want := trimmed + unsigned[len(whole):]
-	if strings.HasPrefix(s, "-") {
-		want = "-" + want
-	}
-	return fmt.Errorf("%s has a leading zero, refused as in a whole number and in ponder.yaml (where 010 reads as octal 8); "+
-		"write it without the leading zero: %s", s, want)
-}
+// checkFloat holds a decimal fraction flag to config's rule: a leading
+// zero before its point or exponent (01, 00.5, -01e3) is refused, saying
+// what to write; 0, 0.5 and .5 are fine.
+// Anything else is left to the flag's own parser, whose error pflag
+// already gives.
+func checkFloat(s string) error { return config.CheckNumber(s) }
 
 // decimalValue is a number flag's value, checked by check (checkDecimal
 // or checkFloat) before the flag's own parser reads it (an integer in base

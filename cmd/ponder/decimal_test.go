@@ -2,11 +2,15 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ponder-rlm/ponder/config"
 )
 
 // Every integer flag of every command reads decimal numbers only: pflag
@@ -27,7 +31,7 @@ func TestEveryIntegerFlagReadsDecimal(t *testing.T) {
 			// Only refused values are set: a value taken would change the
 			// variable the flag is bound to, shared with other tests.
 			for _, tc := range []struct{ in, want string }{
-				{"010", "010 has a leading zero, which could be read as octal (010 is 8); write it without the leading zero: 10"},
+				{"010", "010 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: 10"},
 				{"-007", "write it without the leading zero: -7"},
 				{"00", "write it without the leading zero: 0"},
 				{"0x10", "0x10 is not a decimal number; write it in decimal digits: 16"},
@@ -95,7 +99,7 @@ func TestEveryFloatFlagRefusesLeadingZero(t *testing.T) {
 			name := c.CommandPath() + " --" + f.Name
 			seen[name] = true
 			for _, tc := range []struct{ in, want string }{
-				{"01", "01 has a leading zero, refused as in a whole number and in ponder.yaml (where 010 reads as octal 8); write it without the leading zero: 1"},
+				{"01", "01 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: 1"},
 				{"00.5", "write it without the leading zero: 0.5"},
 				{"-007.25", "write it without the leading zero: -7.25"},
 				{"+01e-1", "write it without the leading zero: 1e-1"},
@@ -175,5 +179,42 @@ func TestFloatFlagsOnTheCommandLine(t *testing.T) {
 	}
 	if r := runPonder(t, "", nil, "sim-llm", "--accuracy", "0.5", "--help"); r.code != 0 {
 		t.Errorf("--accuracy 0.5 --help: exit %d, stderr %q; want 0", r.code, r.stderr)
+	}
+}
+
+// A flag, a PONDER_* variable and a config file refuse the same forms in
+// the same words (one rule, config.CheckNumber), only the name in front
+// differing: flags refused 00.5 while ponder.yaml read it as 0.5.
+func TestFlagsVariablesAndFilesRefuseNumbersAlike(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		in    string
+		float bool // a fraction or not a number: float flags and settings only
+	}{
+		{"010", false}, {"-007", false}, {"00", false},
+		{"00.5", true}, {"-01e2", true},
+	} {
+		flagErr := checkFloat(tc.in)
+		if flagErr == nil {
+			t.Errorf("float flag %s: taken", tc.in)
+			continue
+		}
+		want := flagErr.Error()
+		if !tc.float {
+			if err := checkDecimal(tc.in); err == nil || err.Error() != want {
+				t.Errorf("integer flag %s: %v, want %q", tc.in, err, want)
+			}
+		}
+		if _, err := config.Load("", []string{"PONDER_RATE_LIMIT=" + tc.in}); err == nil || err.Error() != "PONDER_RATE_LIMIT: "+want {
+			t.Errorf("PONDER_RATE_LIMIT=%s: %v, want %q", tc.in, err, "PONDER_RATE_LIMIT: "+want)
+		}
+		file := filepath.Join(dir, "ponder.yaml")
+		if err := os.WriteFile(file, []byte("llm:\n  temperature: "+tc.in+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(file, nil); err == nil || !strings.HasSuffix(err.Error(), ": llm.temperature: "+want) {
+			t.Errorf("temperature: %s: %v, want one ending %q", tc.in, err, "llm.temperature: "+want)
+		}
 	}
 }
