@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -522,7 +523,8 @@ func normaliseIn(t reflect.Type, n *yamlv3.Node, at string, edits *[]textEdit) e
 	case reflect.Int, reflect.Int64, reflect.Float64:
 		// YAML 1.1 reads 0123 as octal (83) and 08 as 8: a number that
 		// only looks decimal is refused rather than read as one base or
-		// the other, so the file cannot mean what its writer did not.
+		// the other, so the file cannot mean what its writer did not;
+		// .nan and .inf were refused by the decoder without the setting.
 		if n.Kind == yamlv3.ScalarNode && n.Style == 0 {
 			if err := CheckNumber(n.Value); err != nil {
 				return fmt.Errorf("%s: %w", at, err)
@@ -755,7 +757,7 @@ func (c Config) Validate() error {
 	default:
 		bad("llm.n (PONDER_LLM_N): want auto, yes or no, got %q", c.LLM.N)
 	}
-	if c.LLM.Temperature < 0 || c.LLM.Temperature > 2 {
+	if !(c.LLM.Temperature >= 0 && c.LLM.Temperature <= 2) { // NaN too
 		bad("llm.temperature (PONDER_LLM_TEMPERATURE): want 0 to 2, got %v", c.LLM.Temperature)
 	}
 	if c.Server.Token != "" && strings.TrimSpace(c.Server.Token) != c.Server.Token {
@@ -780,8 +782,9 @@ func (c Config) Validate() error {
 	if c.Server.MaxBodyBytes <= 0 {
 		bad("server.max_body_bytes (PONDER_MAX_BODY_BYTES): want a positive size, got %d", c.Server.MaxBodyBytes)
 	}
-	if c.Server.RateLimit < 0 || c.Server.RateBurst < 0 {
-		bad("server.rate_limit and server.rate_burst (PONDER_RATE_LIMIT, PONDER_RATE_BURST): want 0 (no limit) or more, got %v and %d", c.Server.RateLimit, c.Server.RateBurst)
+	if !(c.Server.RateLimit >= 0 && c.Server.RateLimit <= math.MaxFloat64) || c.Server.RateBurst < 0 {
+		// Not NaN nor +Inf, whose token buckets refused every request.
+		bad("server.rate_limit and server.rate_burst (PONDER_RATE_LIMIT, PONDER_RATE_BURST): want 0 (no limit) or more, finite, got %v and %d", c.Server.RateLimit, c.Server.RateBurst)
 	}
 	if c.Server.SessionTTL <= 0 || c.Server.MaxSessions < 1 || c.Server.SessionMaxTurns < 1 || c.Server.SessionMaxBytes < 1 {
 		bad("server.session_ttl, max_sessions, session_max_turns, session_max_bytes (PONDER_SESSION_TTL, PONDER_MAX_SESSIONS, PONDER_SESSION_MAX_TURNS, PONDER_SESSION_MAX_BYTES): want positive values, got %s, %d, %d, %d",

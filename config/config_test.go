@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,6 +133,11 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"token with a trailing newline", func(c *config.Config) { c.Server.Token = "secret\n" }, "server.token"},
 		{"an empty one of the tokens", func(c *config.Config) { c.Server.Tokens = []string{"a", ""} }, "server.tokens (PONDER_TOKENS): token 2 is empty"},
 		{"negative max connections", func(c *config.Config) { c.Server.MaxConnections = -1 }, "server.max_connections (PONDER_MAX_CONNECTIONS)"},
+		// NaN passed temperature < 0 || > 2 and rate_limit < 0; a NaN or
+		// +Inf rate limit refused every request.
+		{"NaN temperature", func(c *config.Config) { c.LLM.Temperature = math.NaN() }, "llm.temperature (PONDER_LLM_TEMPERATURE): want 0 to 2, got NaN"},
+		{"NaN rate limit", func(c *config.Config) { c.Server.RateLimit = math.NaN() }, "server.rate_limit and server.rate_burst (PONDER_RATE_LIMIT, PONDER_RATE_BURST): want 0 (no limit) or more, finite, got NaN"},
+		{"infinite rate limit", func(c *config.Config) { c.Server.RateLimit = math.Inf(1) }, "got +Inf"},
 		{"llm timeout", func(c *config.Config) { c.LLM.Timeout = 0 }, "llm.timeout (PONDER_LLM_TIMEOUT)"},
 		{"llm retries", func(c *config.Config) { c.LLM.MaxRetries = -1 }, "llm.max_retries (PONDER_LLM_MAX_RETRIES)"},
 		{"embed timeout", func(c *config.Config) { c.Retrieval.EmbedTimeout = 0 }, "retrieval.embed_timeout (PONDER_EMBED_TIMEOUT)"},
@@ -221,6 +227,12 @@ func TestLoadRefusesLeadingZeroNumbers(t *testing.T) {
 		{"llm:\n  temperature: 00.5\n", "llm.temperature: 00.5 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: 0.5"},
 		{"server:\n  rate_limit: -01e2\n", "server.rate_limit: -01e2 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: -1e2"},
 		{"server:\n  rate_limit: 0_0.5\n", "write it without the leading zero: 0.5"},
+		// The decoder refused these without naming the setting
+		// ("unsupported value: NaN"); plain NaN was "got a string".
+		{"llm:\n  temperature: .nan\n", "llm.temperature: .nan is not a finite number; write one in decimal digits"},
+		{"server:\n  rate_limit: .inf\n", "server.rate_limit: .inf is not a finite number"},
+		{"server:\n  rate_limit: -.Inf\n", "server.rate_limit: -.Inf is not a finite number"},
+		{"llm:\n  temperature: NaN\n", "llm.temperature: NaN is not a finite number"},
 	} {
 		file := filepath.Join(dir, "ponder.yaml")
 		if err := os.WriteFile(file, []byte(tc.body), 0o600); err != nil {
@@ -235,6 +247,10 @@ func TestLoadRefusesLeadingZeroNumbers(t *testing.T) {
 		{"PONDER_RATE_LIMIT=010", "PONDER_RATE_LIMIT: 010 has a leading zero"},
 		{"PONDER_BUDGET_CALLS=-07", "PONDER_BUDGET_CALLS: -07 has a leading zero"},
 		{"PONDER_LLM_TEMPERATURE=00.5", "PONDER_LLM_TEMPERATURE: 00.5 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: 0.5"},
+		// strconv.ParseFloat reads these; NaN passed every range check.
+		{"PONDER_LLM_TEMPERATURE=NaN", "PONDER_LLM_TEMPERATURE: NaN is not a finite number; write one in decimal digits"},
+		{"PONDER_RATE_LIMIT=Inf", "PONDER_RATE_LIMIT: Inf is not a finite number"},
+		{"PONDER_RATE_LIMIT=-infinity", "PONDER_RATE_LIMIT: -infinity is not a finite number"},
 	} {
 		if _, err := config.Load("", []string{tc.kv}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error containing %q", tc.kv, err, tc.want)

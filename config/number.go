@@ -16,7 +16,9 @@ import (
 // a fraction 00.5 or 01e3): YAML 1.1 reads 010 as octal 8 and a Go flag
 // in base 0 did too, while the writer may have meant 10; a fraction is
 // held to the same rule so that no number reads one way and the next one
-// another.
+// another. It refuses NaN and infinities (NaN, Inf, -Infinity, .nan,
+// .inf), which strconv and pflag read as floats: a NaN rate limit refused
+// every request and a NaN temperature passed every range check.
 //
 // Anything else (0, 0.5, .5, 0x1f, 1_000, words) is left to the parser
 // of where it was written, whose own error names what it wants; so only a
@@ -25,6 +27,10 @@ func CheckNumber(s string) error {
 	unsigned := strings.TrimLeft(s, "+-")
 	if len(s)-len(unsigned) > 1 {
 		return nil // +-1: not a number; the parser says so
+	}
+	switch strings.ToLower(strings.TrimPrefix(unsigned, ".")) {
+	case "nan", "inf", "infinity":
+		return fmt.Errorf("%s is not a finite number; write one in decimal digits", s)
 	}
 	whole := unsigned[:len(unsigned)-len(strings.TrimLeft(unsigned, "0123456789_"))]
 	rest := strings.ReplaceAll(unsigned[len(whole):], "_", "")

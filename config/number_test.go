@@ -24,6 +24,13 @@ func TestCheckNumber(t *testing.T) {
 		{"01e3", "write it without the leading zero: 1e3"},
 		{"007.25", "write it without the leading zero: 7.25"},
 		{"00.", "write it without the leading zero: 0."},
+		{"NaN", "NaN is not a finite number; write one in decimal digits"},
+		{"nan", "nan is not a finite number"},
+		{"-Inf", "-Inf is not a finite number"},
+		{"+Infinity", "+Infinity is not a finite number"},
+		{".inf", ".inf is not a finite number"},
+		{"-.INF", "-.INF is not a finite number"},
+		{".NaN", ".NaN is not a finite number"},
 		// Left alone: read as written, or refused by their parser.
 		{"0", ""}, {"-0", ""}, {"0.5", ""}, {".5", ""}, {"-0.5", ""}, {"10", ""}, {"0e3", ""},
 		{"1.5e2", ""}, {"0x1f", ""}, {"0b101", ""}, {"0o17", ""}, {"1_000", ""}, {"", ""},

@@ -17,7 +17,7 @@ import (
 // variable reads decimal. decimalFlags wraps every integer flag of the
 // command tree in one place, so a flag added later is covered without its
 // file remembering to. Decimal (float) flags are wrapped there too: they
-// read 01 as 1. Both kinds are held to config's rule
+// read 01 as 1 and NaN as a number. Both kinds are held to config's rule
 // (config.CheckNumber), so a flag refuses what ponder.yaml and PONDER_*
 // variables refuse, in the same words.
 
@@ -38,7 +38,8 @@ var floatFlagTypes = map[string]bool{
 
 // decimalFlags makes every integer flag of c and its subcommands (their
 // own and their persistent ones) read decimal and refuse a leading zero,
-// and every float flag refuse a leading zero before its point.
+// and every float flag refuse a leading zero before its point, and NaN and
+// infinities.
 // It runs before any parsing: cobra shares a parent's persistent *Flag
 // with its children, so wrapping it once covers them.
 func decimalFlags(c *cobra.Command) {
@@ -89,8 +90,8 @@ func checkDecimal(s string) error {
 }
 
 // checkFloat holds a decimal fraction flag to config's rule: a leading
-// zero before its point or exponent (01, 00.5, -01e3) is refused, saying
-// what to write; 0, 0.5 and .5 are fine.
+// zero before its point or exponent (01, 00.5, -01e3) and NaN or an
+// infinity are refused, saying what to write; 0, 0.5 and .5 are fine.
 // Anything else is left to the flag's own parser, whose error pflag
 // already gives.
 func checkFloat(s string) error { return config.CheckNumber(s) }

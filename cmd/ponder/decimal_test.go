@@ -104,6 +104,12 @@ func TestEveryFloatFlagRefusesLeadingZero(t *testing.T) {
 				{"-007.25", "write it without the leading zero: -7.25"},
 				{"+01e-1", "write it without the leading zero: 1e-1"},
 				{"00", "write it without the leading zero: 0"},
+				// pflag reads these as floats; a range check such as
+				// v < 0 || v > 1 lets NaN through.
+				{"NaN", "NaN is not a finite number; write one in decimal digits"},
+				{"Inf", "Inf is not a finite number"},
+				{"-Inf", "-Inf is not a finite number"},
+				{"+infinity", "+infinity is not a finite number"},
 			} {
 				err := f.Value.Set(tc.in)
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -146,6 +152,8 @@ func TestFloatFlagsRead(t *testing.T) {
 		{args: []string{"--x", "01"}, err: `invalid argument "01" for "--x" flag: 01 has a leading zero`},
 		{args: []string{"--l", "0.5,00.5"}, err: `for "--l" flag: 00.5 has a leading zero`},
 		{args: []string{"--l", "1", "--l", "02"}, err: `for "--l" flag: 02 has a leading zero`},
+		{args: []string{"--l", "0.5,NaN"}, err: `for "--l" flag: NaN is not a finite number`},
+		{args: []string{"--x", "-inf"}, err: `invalid argument "-inf" for "--x" flag: -inf is not a finite number`},
 	} {
 		var x float64
 		var l []float64
@@ -193,7 +201,7 @@ func TestFlagsVariablesAndFilesRefuseNumbersAlike(t *testing.T) {
 		float bool // a fraction or not a number: float flags and settings only
 	}{
 		{"010", false}, {"-007", false}, {"00", false},
-		{"00.5", true}, {"-01e2", true},
+		{"00.5", true}, {"-01e2", true}, {"NaN", true}, {"-Inf", true},
 	} {
 		flagErr := checkFloat(tc.in)
 		if flagErr == nil {
