@@ -594,12 +594,15 @@ func (s *Server) logFailures(via string, results []core.Result) {
 // step of the best path when no answer was extracted (a budget or time
 // limit stopped the search: finish_reason length). A search that failed
 // before it chose an answer has none: its last step is not one, and the
-// request fails as MCP's solve does.
+// request fails as MCP's solve does. Nor has one cancelled before an
+// answer (the server shutting down): its last step, a half-way move, went
+// out as the answer with finish_reason stop; its steps are in
+// reasoning_content.
 func answerContent(res core.Result) string {
 	if res.Answer != "" {
 		return res.Answer
 	}
-	if res.Stopped == core.StopError {
+	if res.Stopped == core.StopError || res.Stopped == core.StopCancelled {
 		return ""
 	}
 	for i := len(res.BestPath) - 1; i >= 0; i-- {
