@@ -373,6 +373,11 @@ func (e *Engine) run(ctx context.Context, p *prepared, budget *Budget, tr *Trace
 	}
 	if out.Note != "" {
 		res.Warnings = append(res.Warnings, out.Note)
+	} else if parentEnv == nil && res.Stopped == StopDone && res.Answer == "" {
+		// A strategy that ends by itself without an answer and says
+		// nothing (cot, self-consistency, a plugin's) left "done" and an
+		// empty answer unexplained.
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no answer: the search ended without one: no reply held a final answer the %s pack could read", p.pack.Name()))
 	}
 	if parentEnv == nil {
 		res.Verified = verify(p.pack, p.task, res.Answer)

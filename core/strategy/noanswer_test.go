@@ -44,3 +44,26 @@ func TestSearchesWithoutAnAnswerSayWhy(t *testing.T) {
 		}
 	}
 }
+
+// A strategy that ends without an answer and says nothing of why (cot,
+// self-consistency) gets a warning saying so: "done" and an empty answer
+// were all a client saw.
+func TestSearchWithoutAnAnswerOrANoteIsWarned(t *testing.T) {
+	t.Parallel()
+	noAnswer := core.PolicyFunc(func(_ context.Context, req core.CompletionRequest) (core.Completion, error) {
+		c := core.Completion{}
+		for i := 0; i < max(req.N, 1); i++ {
+			c.Choices = append(c.Choices, core.Choice{Text: "I am not sure."})
+		}
+		return c, nil
+	})
+	for _, s := range []string{"cot", "self-consistency"} {
+		res, err := newEngine(noAnswer).Solve(context.Background(), core.Task{Problem: "What is 2+3?", Pack: "gsm8k", Strategy: s})
+		if err != nil || res.Stopped != core.StopDone || res.Answer != "" {
+			t.Fatalf("%s: %v, stopped %s, answer %q", s, err, res.Stopped, res.Answer)
+		}
+		if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, "no answer: the search ended without one: no reply held a final answer the gsm8k pack could read") {
+			t.Errorf("%s: warnings %q", s, res.Warnings)
+		}
+	}
+}
