@@ -19,27 +19,37 @@ import (
 // decimal. The walk covers flags added later too.
 func TestEveryIntegerFlagReadsDecimal(t *testing.T) {
 	t.Parallel()
+	everyFlagRefuses(t, intFlagTypes, []refusal{
+		{"010", "010 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: 10"},
+		{"-007", "write it without the leading zero: -7"},
+		{"00", "write it without the leading zero: 0"},
+		{"0x10", "0x10 is not a decimal number; write it in decimal digits: 16"},
+		{"0o17", "write it in decimal digits: 15"},
+		{"1_000", "write it in decimal digits: 1000"},
+		{"12abc", "12abc is not a whole number in decimal digits"},
+		{"+-1", "+-1 is not a whole number in decimal digits"},
+	}, "ponder --llm-concurrency", "ponder search --k", "ponder solve --budget-calls", "ponder eval report --pass-k", "ponder sim-llm --seed")
+}
+
+// refusal is a value a number flag refuses and what its error says.
+type refusal struct{ in, want string }
+
+// everyFlagRefuses sets each refused value on every flag of the command
+// tree whose type is in types, and checks the walk met the flags named in
+// mustMeet. Only refused values are set: a value taken would change the
+// variable the flag is bound to, shared with other tests.
+func everyFlagRefuses(t *testing.T, types map[string]bool, refused []refusal, mustMeet ...string) {
+	t.Helper()
 	seen := map[string]bool{}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
-			if _, ok := intFlagTypes[f.Value.Type()]; !ok {
+			if _, ok := types[f.Value.Type()]; !ok {
 				return
 			}
 			name := c.CommandPath() + " --" + f.Name
 			seen[name] = true
-			// Only refused values are set: a value taken would change the
-			// variable the flag is bound to, shared with other tests.
-			for _, tc := range []struct{ in, want string }{
-				{"010", "010 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: 10"},
-				{"-007", "write it without the leading zero: -7"},
-				{"00", "write it without the leading zero: 0"},
-				{"0x10", "0x10 is not a decimal number; write it in decimal digits: 16"},
-				{"0o17", "write it in decimal digits: 15"},
-				{"1_000", "write it in decimal digits: 1000"},
-				{"12abc", "12abc is not a whole number in decimal digits"},
-				{"+-1", "+-1 is not a whole number in decimal digits"},
-			} {
+			for _, tc := range refused {
 				err := f.Value.Set(tc.in)
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("%s %s: error %v, want one saying %q (value now %s)", name, tc.in, err, tc.want, f.Value.String())
@@ -51,7 +61,7 @@ func TestEveryIntegerFlagReadsDecimal(t *testing.T) {
 		}
 	}
 	walk(newRootCmd())
-	for _, want := range []string{"ponder --llm-concurrency", "ponder search --k", "ponder solve --budget-calls", "ponder eval report --pass-k", "ponder sim-llm --seed"} {
+	for _, want := range mustMeet {
 		if !seen[want] {
 			t.Errorf("the walk met no flag %s (met %v)", want, seen)
 		}
@@ -86,47 +96,22 @@ func TestIntegerFlagsOnTheCommandLine(t *testing.T) {
 
 // Every float flag refuses a leading zero before its point, as config
 // refuses one in a float setting and integer flags refuse one:
-// sim-llm --accuracy 01 read 1. Only refused values are set, as above.
+// sim-llm --accuracy 01 read 1.
 func TestEveryFloatFlagRefusesLeadingZero(t *testing.T) {
 	t.Parallel()
-	seen := map[string]bool{}
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
-			if _, ok := floatFlagTypes[f.Value.Type()]; !ok {
-				return
-			}
-			name := c.CommandPath() + " --" + f.Name
-			seen[name] = true
-			for _, tc := range []struct{ in, want string }{
-				{"01", "01 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: 1"},
-				{"00.5", "write it without the leading zero: 0.5"},
-				{"-007.25", "write it without the leading zero: -7.25"},
-				{"+01e-1", "write it without the leading zero: 1e-1"},
-				{"00", "write it without the leading zero: 0"},
-				// pflag reads these as floats; a range check such as
-				// v < 0 || v > 1 lets NaN through.
-				{"NaN", "NaN is not a finite number; write one in decimal digits"},
-				{"Inf", "Inf is not a finite number"},
-				{"-Inf", "-Inf is not a finite number"},
-				{"+infinity", "+infinity is not a finite number"},
-			} {
-				err := f.Value.Set(tc.in)
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Errorf("%s %s: error %v, want one saying %q (value now %s)", name, tc.in, err, tc.want, f.Value.String())
-				}
-			}
-		})
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(newRootCmd())
-	for _, want := range []string{"ponder sim-llm --accuracy", "ponder sim-llm --error-500"} {
-		if !seen[want] {
-			t.Errorf("the walk met no flag %s (met %v)", want, seen)
-		}
-	}
+	everyFlagRefuses(t, floatFlagTypes, []refusal{
+		{"01", "01 has a leading zero, which could be read as octal (010 is 8) and is refused in every number; write it without the leading zero: 1"},
+		{"00.5", "write it without the leading zero: 0.5"},
+		{"-007.25", "write it without the leading zero: -7.25"},
+		{"+01e-1", "write it without the leading zero: 1e-1"},
+		{"00", "write it without the leading zero: 0"},
+		// pflag reads these as floats; a range check such as
+		// v < 0 || v > 1 lets NaN through.
+		{"NaN", "NaN is not a finite number; write one in decimal digits"},
+		{"Inf", "Inf is not a finite number"},
+		{"-Inf", "-Inf is not a finite number"},
+		{"+infinity", "+infinity is not a finite number"},
+	}, "ponder sim-llm --accuracy", "ponder sim-llm --error-500")
 }
 
 // A float written without a leading zero reads as before, alone and in a
