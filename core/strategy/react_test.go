@@ -209,12 +209,7 @@ func TestReActArgumentsThatDoNotParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var obs []string
-	for _, n := range res.BestPath {
-		if n.Kind == core.KindToolResult {
-			obs = append(obs, n.Content)
-		}
-	}
+	obs := observations(res)
 	if len(obs) != 2 || !strings.HasPrefix(obs[0], "error: the arguments are not a JSON object (invalid character '+'") || obs[1] != "3" {
 		t.Errorf("observations %q; want the parse error, then 3", obs)
 	}
@@ -292,12 +287,7 @@ func TestReActArgumentsNotAnObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var obs []string
-	for _, n := range res.BestPath {
-		if n.Kind == core.KindToolResult {
-			obs = append(obs, n.Content)
-		}
-	}
+	obs := observations(res)
 	want := "error: the arguments are not a JSON object; send them as one JSON object"
 	if len(obs) != 4 || obs[0] != want || obs[1] != want || obs[2] != want || obs[3] != "3" {
 		t.Errorf("observations %q; want the error three times, then 3", obs)
@@ -408,12 +398,7 @@ func TestReActToolErrorsNameAvailableToolsOnlyForUnknownNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var obs []string
-	for _, n := range res.BestPath {
-		if n.Kind == core.KindToolResult {
-			obs = append(obs, n.Content)
-		}
-	}
+	obs := observations(res)
 	if len(obs) != 2 || strings.Contains(obs[0], "available tools") || !strings.Contains(obs[0], "connection lost") ||
 		!strings.Contains(obs[1], "(available tools: remote.add, calc)") {
 		t.Errorf("observations %q; want the lost connection alone, then the unknown name with the tools offered once each", obs)
@@ -446,4 +431,15 @@ func TestSubStrategyIsCheckedWithTheTasksTools(t *testing.T) {
 	if err := eng.Validate(task); err != nil {
 		t.Errorf("with tools: %v", err)
 	}
+}
+
+// observations are the tool results on a search's best path.
+func observations(res core.Result) []string {
+	var obs []string
+	for _, n := range res.BestPath {
+		if n.Kind == core.KindToolResult {
+			obs = append(obs, n.Content)
+		}
+	}
+	return obs
 }
