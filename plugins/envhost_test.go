@@ -18,17 +18,7 @@ import (
 // of a large node, pass.
 func TestStrategyPluginAdditionsAreBounded(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	installMode(t, dir, "hoard", sdk.KindStrategy, "strategy-hoard")
-	m := newTestManager(t, Options{Dirs: []string{dir}})
-	reg := core.NewRegistry()
-	if errs := m.Register(reg); len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	policy := core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
-		return core.Completion{Choices: []core.Choice{{Text: "The answer is 7."}}}, nil
-	})
-	eng := core.NewEngine(policy, reg, nil)
+	eng := hoardEngine(t)
 	tests := []struct {
 		problem string
 		want    []string // in the answer
@@ -70,16 +60,7 @@ func TestStrategyPluginAdditionsAreBounded(t *testing.T) {
 // kept whole and said nothing of.
 func TestStrategyPluginAnswerIsCapped(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	installMode(t, dir, "hoard", sdk.KindStrategy, "strategy-hoard")
-	m := newTestManager(t, Options{Dirs: []string{dir}})
-	reg := core.NewRegistry()
-	if errs := m.Register(reg); len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	eng := core.NewEngine(core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
-		return core.Completion{Choices: []core.Choice{{Text: "The answer is 7."}}}, nil
-	}), reg, nil)
+	eng := hoardEngine(t)
 	// 74 nodes of 900,000 bytes (and their kind, "step") leave this much
 	// of MaxRunBytes.
 	left := MaxRunBytes - 74*(900000+len(core.KindStep))
@@ -113,4 +94,20 @@ func TestStrategyPluginAnswerIsCapped(t *testing.T) {
 			t.Errorf("%s: warnings %q, want %q", tt.problem, warnings, tt.warning)
 		}
 	}
+}
+
+// hoardEngine is an engine with the strategy-hoard test plugin installed
+// as "hoard", over a policy that answers 7.
+func hoardEngine(t *testing.T) *core.Engine {
+	t.Helper()
+	dir := t.TempDir()
+	installMode(t, dir, "hoard", sdk.KindStrategy, "strategy-hoard")
+	m := newTestManager(t, Options{Dirs: []string{dir}})
+	reg := core.NewRegistry()
+	if errs := m.Register(reg); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return core.NewEngine(core.PolicyFunc(func(context.Context, core.CompletionRequest) (core.Completion, error) {
+		return core.Completion{Choices: []core.Choice{{Text: "The answer is 7."}}}, nil
+	}), reg, nil)
 }
