@@ -346,16 +346,27 @@ func TestBrowserTellsCancelledCallsFromFailedOnes(t *testing.T) {
 // server and the page's event streams end with the test.
 func serveFinished(t *testing.T, tr *core.Trace) *httptest.Server {
 	t.Helper()
+	srv, _ := serveStore(t, tr)
+	return srv
+}
+
+// serveStore serves the viewer over a store holding the traces given,
+// finished, and returns it for more; the server and the page's event
+// streams end with the test.
+func serveStore(t *testing.T, finished ...*core.Trace) (*httptest.Server, *traces.Store) {
+	t.Helper()
 	st, err := traces.Open(t.TempDir(), 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Finish(tr)
+	for _, tr := range finished {
+		st.Finish(tr)
+	}
 	done := make(chan struct{})
 	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(done) }) // runs first: srv.Close waits for the page's event stream
-	return srv
+	return srv, st
 }
 
 // A link to another run or node pasted into a tab already showing the
@@ -365,16 +376,7 @@ func serveFinished(t *testing.T, tr *core.Trace) *httptest.Server {
 func TestBrowserFollowsTheAddressFragment(t *testing.T) {
 	t.Parallel()
 	first, second := bigTrace(30, 7), bigTrace(40, 8)
-	st, err := traces.Open(t.TempDir(), 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Finish(first)
-	st.Finish(second)
-	done := make(chan struct{})
-	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(done) })
+	srv, _ := serveStore(t, first, second)
 	b := uitest.NewBrowser(t, 1280, 800)
 	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+first.ID))
 	b.WaitFor(t, "the first run", fmt.Sprintf(`document.getElementById("tree").dataset.run === %q`, first.ID))
@@ -422,16 +424,7 @@ func TestBrowserFitsTheTreeAndItsLabels(t *testing.T) {
 	t.Parallel()
 	tall := fanTrace("How many clips did Natalia sell altogether in April and May?", 30)
 	small := fanTrace("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?", 3)
-	st, err := traces.Open(t.TempDir(), 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Finish(tall)
-	st.Finish(small)
-	done := make(chan struct{})
-	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(done) })
+	srv, _ := serveStore(t, tall, small)
 	b := uitest.NewBrowser(t, 1280, 800)
 	for _, tc := range []struct {
 		name   string
@@ -477,15 +470,7 @@ func TestBrowserFitsTheTreeAndItsLabels(t *testing.T) {
 func TestBrowserRunsListKeepsTheFocus(t *testing.T) {
 	t.Parallel()
 	first, second := bigTrace(10, 11), bigTrace(10, 12)
-	st, err := traces.Open(t.TempDir(), 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Finish(first)
-	done := make(chan struct{})
-	srv := httptest.NewServer(ui.Handler(st, &ui.Options{Done: done}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(done) })
+	srv, st := serveStore(t, first)
 	b := uitest.NewBrowser(t, 1280, 800)
 	b.Do(t, chromedp.Navigate(srv.URL+"/ui/#run="+first.ID))
 	b.WaitFor(t, "the run", `document.body.dataset.state === "ready" && document.querySelectorAll("#run-list li").length === 1`)
